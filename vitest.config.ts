@@ -1,0 +1,16 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  resolve: {
+    // Tests run against sources: package exports carry an `aviary-source` condition pointing at .ts files.
+    conditions: ['aviary-source'],
+  },
+  ssr: { resolve: { conditions: ['aviary-source'] } },
+  test: {
+    include: ['test/**/*.test.ts'],
+    environment: 'node',
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    pool: 'forks',
+  },
+});
