@@ -3,7 +3,7 @@
  * Defined once here and imported by the server, so both sides agree on the wire format.
  * (The stream's message envelope — hydrate, delta, ack, heartbeat — is built on these.)
  */
-import type { FlagConfig, Segment } from './core/types.js';
+import type { EnvironmentSnapshot, FlagConfig, Segment } from './core/types.js';
 
 /** One change visible to SDKs. Segments are shared by all environments, so a segment change reaches each of them. */
 export type Change =
@@ -51,4 +51,232 @@ export interface VariantStats {
   /** Sum and count of numeric `value` outcomes. */
   valueSum?: number;
   valueCount?: number;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The stream (`GET /sdk/v1/stream`): message envelope shared by the server hub and the SDK's stream client.
+// Documented in docs/stream-protocol.md.
+// ---------------------------------------------------------------------------------------------------------------
+
+
+/** Version of the stream protocol; offered by browsers as the `aviary.v1` subprotocol. */
+export const STREAM_PROTOCOL = 'aviary.v1';
+/** Prefix of the subprotocol that carries a browser's SDK key (base64url of the key), since browsers cannot set headers. */
+export const KEY_PROTOCOL_PREFIX = 'aviary.key.';
+
+/**
+ * Close codes the hub uses. 4001/4003 are final (the client does not retry: a bad or revoked key stays bad);
+ * every other code makes the client reconnect with backoff and resume from its last applied version.
+ */
+export const CloseCode = {
+  /** The server is shutting down or restarting: reconnect and resume. */
+  GOING_AWAY: 1001,
+  /** Missing or unknown SDK key. Final. */
+  UNAUTHORIZED: 4001,
+  /** The key was revoked or may not read this environment. Final. */
+  FORBIDDEN: 4003,
+  /** The client read too slowly and its send buffer passed the bound: reconnect after `retryAfterMs` and resume. */
+  SLOW_CONSUMER: 4008,
+  /** The client sent something the server could not parse, or never said hello. */
+  PROTOCOL_ERROR: 4000,
+} as const;
+
+/** Close codes after which a client must not reconnect. */
+export function isFinalCloseCode(code: number): boolean {
+  return code === CloseCode.UNAUTHORIZED || code === CloseCode.FORBIDDEN;
+}
+
+/** First message on a connection: the full environment. Everything before it is replaced. */
+export interface HydrateMessage {
+  type: 'hydrate';
+  version: number;
+  snapshot: EnvironmentSnapshot;
+  /** The interval at which the server sends heartbeats, so the client can set its read timeout. */
+  heartbeatMs: number;
+}
+
+/** One committed write. `prev` is the version it builds on: a client whose version differs has missed something. */
+export interface DeltaMessage {
+  type: 'delta';
+  version: number;
+  prev: number;
+  changes: Change[];
+}
+
+/** Sent every `heartbeatMs` when nothing else was: proves the connection is alive. */
+export interface HeartbeatMessage {
+  type: 'heartbeat';
+  /** The environment's current version (a client behind it resyncs). */
+  version: number;
+}
+
+/** The server explains why it is about to close the connection (the close code says whether to retry). */
+export interface ErrorMessage {
+  type: 'error';
+  code: string;
+  message: string;
+  /** For retryable errors: reconnect no sooner than this. */
+  retryAfterMs?: number;
+}
+
+/** Everything the server sends on the stream. */
+export type ServerMessage = HydrateMessage | DeltaMessage | HeartbeatMessage | ErrorMessage;
+
+/** First message from the client. `lastVersion` asks to resume: only what was missed is sent, or a snapshot. */
+export interface HelloMessage {
+  type: 'hello';
+  /** Random per SDK instance; the same id is used for metrics reports. */
+  sdkId: string;
+  app?: { name?: string; version?: string };
+  sdkVersion: string;
+  lastVersion?: number;
+}
+
+/** A delivery receipt: the client applied `version` at `appliedAt` (epoch milliseconds, client clock). */
+export interface AckMessage {
+  type: 'ack';
+  version: number;
+  appliedAt: number;
+}
+
+/** The client lost track (a gap, a message it could not parse): send a fresh snapshot. */
+export interface ResyncMessage {
+  type: 'resync';
+  reason: string;
+}
+
+/** Everything the client sends on the stream. */
+export type ClientMessage = HelloMessage | AckMessage | ResyncMessage;
+
+/** The outcome of parsing: a message, or why it was rejected (parsing never throws). */
+export type ParseResult<T> = { ok: true; message: T } | { ok: false; error: string };
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isVersion(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+function isKey(v: unknown): v is string {
+  return typeof v === 'string' && v.length > 0 && v.length <= 256;
+}
+
+/** Structural check of a change; the flag and segment bodies are validated by the core when they are compiled. */
+function changeError(c: unknown, i: number): string | null {
+  if (!isObject(c)) return `changes/${i}: not an object`;
+  switch (c.type) {
+    case 'flag.upsert':
+      return isObject(c.flag) && isKey(c.flag.key) && isObject(c.flag.state) && Array.isArray(c.flag.variants)
+        ? null
+        : `changes/${i}/flag: not a flag config`;
+    case 'segment.upsert':
+      return isObject(c.segment) && isKey(c.segment.key) ? null : `changes/${i}/segment: not a segment`;
+    case 'flag.delete':
+    case 'segment.delete':
+      return isKey(c.key) ? null : `changes/${i}/key: not a key`;
+    default:
+      return `changes/${i}/type: unknown change type`;
+  }
+}
+
+function snapshotError(s: unknown): string | null {
+  if (!isObject(s)) return 'snapshot: not an object';
+  if (!isVersion(s.version)) return 'snapshot/version: not a version';
+  if (!Array.isArray(s.flags)) return 'snapshot/flags: not an array';
+  if (!Array.isArray(s.segments)) return 'snapshot/segments: not an array';
+  for (let i = 0; i < s.flags.length; i++) {
+    const f: unknown = s.flags[i];
+    if (!isObject(f) || !isKey(f.key) || !isObject(f.state) || !Array.isArray(f.variants)) return `snapshot/flags/${i}: not a flag config`;
+  }
+  for (let i = 0; i < s.segments.length; i++) {
+    const g: unknown = s.segments[i];
+    if (!isObject(g) || !isKey(g.key)) return `snapshot/segments/${i}: not a segment`;
+  }
+  return null;
+}
+
+function parseJson(data: string): ParseResult<Record<string, unknown>> {
+  let v: unknown;
+  try {
+    v = JSON.parse(data);
+  } catch {
+    return { ok: false, error: 'not JSON' };
+  }
+  return isObject(v) ? { ok: true, message: v } : { ok: false, error: 'not an object' };
+}
+
+/** Parses and validates a message from the server. Never throws: anything malformed is `{ ok: false }`. */
+export function parseServerMessage(data: string): ParseResult<ServerMessage> {
+  const r = parseJson(data);
+  if (!r.ok) return r;
+  const m = r.message;
+  switch (m.type) {
+    case 'hydrate': {
+      if (!isVersion(m.version)) return { ok: false, error: 'hydrate/version: not a version' };
+      const e = snapshotError(m.snapshot);
+      if (e) return { ok: false, error: `hydrate/${e}` };
+      if ((m.snapshot as { version: number }).version !== m.version) return { ok: false, error: 'hydrate/snapshot/version: differs from version' };
+      const hb = typeof m.heartbeatMs === 'number' && m.heartbeatMs > 0 ? m.heartbeatMs : 15_000;
+      return { ok: true, message: { type: 'hydrate', version: m.version, snapshot: m.snapshot as unknown as EnvironmentSnapshot, heartbeatMs: hb } };
+    }
+    case 'delta': {
+      if (!isVersion(m.version)) return { ok: false, error: 'delta/version: not a version' };
+      if (!isVersion(m.prev) || m.prev >= m.version) return { ok: false, error: 'delta/prev: not a version before version' };
+      if (!Array.isArray(m.changes)) return { ok: false, error: 'delta/changes: not an array' };
+      for (let i = 0; i < m.changes.length; i++) {
+        const e = changeError(m.changes[i], i);
+        if (e) return { ok: false, error: `delta/${e}` };
+      }
+      return { ok: true, message: { type: 'delta', version: m.version, prev: m.prev, changes: m.changes as Change[] } };
+    }
+    case 'heartbeat':
+      if (!isVersion(m.version)) return { ok: false, error: 'heartbeat/version: not a version' };
+      return { ok: true, message: { type: 'heartbeat', version: m.version } };
+    case 'error': {
+      const msg: ErrorMessage = { type: 'error', code: String(m.code ?? 'unknown'), message: String(m.message ?? '') };
+      if (typeof m.retryAfterMs === 'number' && m.retryAfterMs >= 0) msg.retryAfterMs = m.retryAfterMs;
+      return { ok: true, message: msg };
+    }
+    default:
+      return { ok: false, error: 'type: unknown message type' };
+  }
+}
+
+/** Parses and validates a message from a client. Never throws. */
+export function parseClientMessage(data: string): ParseResult<ClientMessage> {
+  if (data.length > 4096) return { ok: false, error: 'message too large' };
+  const r = parseJson(data);
+  if (!r.ok) return r;
+  const m = r.message;
+  switch (m.type) {
+    case 'hello': {
+      if (typeof m.sdkId !== 'string' || m.sdkId.length === 0 || m.sdkId.length > 128) return { ok: false, error: 'hello/sdkId: not an id' };
+      if (typeof m.sdkVersion !== 'string' || m.sdkVersion.length > 64) return { ok: false, error: 'hello/sdkVersion: not a string' };
+      if (m.lastVersion !== undefined && !isVersion(m.lastVersion)) return { ok: false, error: 'hello/lastVersion: not a version' };
+      const hello: HelloMessage = { type: 'hello', sdkId: m.sdkId, sdkVersion: m.sdkVersion };
+      if (isObject(m.app)) {
+        const app: { name?: string; version?: string } = {};
+        if (typeof m.app.name === 'string') app.name = m.app.name.slice(0, 128);
+        if (typeof m.app.version === 'string') app.version = m.app.version.slice(0, 64);
+        hello.app = app;
+      }
+      if (m.lastVersion !== undefined) hello.lastVersion = m.lastVersion as number;
+      return { ok: true, message: hello };
+    }
+    case 'ack':
+      if (!isVersion(m.version)) return { ok: false, error: 'ack/version: not a version' };
+      if (typeof m.appliedAt !== 'number' || !Number.isFinite(m.appliedAt)) return { ok: false, error: 'ack/appliedAt: not a time' };
+      return { ok: true, message: { type: 'ack', version: m.version, appliedAt: m.appliedAt } };
+    case 'resync':
+      return { ok: true, message: { type: 'resync', reason: String(m.reason ?? '').slice(0, 256) } };
+    default:
+      return { ok: false, error: 'type: unknown message type' };
+  }
+}
+
+/** Serializes a message for the wire (both directions). */
+export function encodeMessage(message: ServerMessage | ClientMessage): string {
+  return JSON.stringify(message);
 }

@@ -1,0 +1,67 @@
+/**
+ * Reconnect policy: capped exponential backoff with full jitter (AWS architecture blog, "Exponential Backoff And
+ * Jitter"), reset once a connection has stayed up long enough to count as stable. Pure: the clock and the random
+ * source are injected, so tests drive it without sleeping.
+ */
+
+/** Tuning of the reconnect policy. */
+export interface BackoffOptions {
+  /** Upper bound of the first delay (ms). Default 500. */
+  initialMs?: number;
+  /** No delay exceeds this (ms). Default 30,000. */
+  maxMs?: number;
+  /** A connection that stayed up this long resets the attempt count (ms). Default 30,000. */
+  stableAfterMs?: number;
+}
+
+export class Backoff {
+  readonly initialMs: number;
+  readonly maxMs: number;
+  readonly stableAfterMs: number;
+  private attempt = 0;
+  private connectedAt: number | null = null;
+
+  constructor(
+    options: BackoffOptions = {},
+    private readonly random: () => number = Math.random,
+  ) {
+    this.initialMs = Math.max(1, options.initialMs ?? 500);
+    this.maxMs = Math.max(this.initialMs, options.maxMs ?? 30_000);
+    this.stableAfterMs = options.stableAfterMs ?? 30_000;
+  }
+
+  /** The number of consecutive failed attempts so far. */
+  get attempts(): number {
+    return this.attempt;
+  }
+
+  /**
+   * The delay before the next attempt: uniform in [0, min(max, initial × 2^attempt)). Full jitter spreads a crowd of
+   * clients that lost the same server evenly over the window instead of bunching them at its edges.
+   */
+  next(): number {
+    const ceiling = Math.min(this.maxMs, this.initialMs * 2 ** Math.min(this.attempt, 30));
+    this.attempt++;
+    return Math.floor(this.random() * ceiling);
+  }
+
+  /** The connection is up (it only counts as a success once it has been up `stableAfterMs`). */
+  connected(now: number): void {
+    this.connectedAt = now;
+  }
+
+  /**
+   * The connection went down. If it had been up long enough, start over from the first delay; a server that
+   * accepts and then drops connections at once must not reset the backoff, or clients would hammer it.
+   */
+  disconnected(now: number): void {
+    if (this.connectedAt !== null && now - this.connectedAt >= this.stableAfterMs) this.attempt = 0;
+    this.connectedAt = null;
+  }
+
+  /** Start over (e.g. after the application explicitly reconnects). */
+  reset(): void {
+    this.attempt = 0;
+    this.connectedAt = null;
+  }
+}

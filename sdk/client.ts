@@ -1,0 +1,397 @@
+/**
+ * `createClient` (CONTRACT §7): local evaluation of one environment's flags, kept current by the stream, with
+ * evaluation counts and outcomes reported in the background.
+ */
+import type { EnvironmentSnapshot, EvaluationContext, EvaluationDetail, FlagKind, JsonValue } from './core/types.js';
+import { Emitter } from './emitter.js';
+import { FlagStore } from './flag-store.js';
+import { MetricsReporter, type ReporterStats } from './metrics-reporter.js';
+import { OutcomeRecorder, type Outcome } from './outcomes.js';
+import type { VariantStats } from './protocol.js';
+import { StreamClient, unref, type WebSocketConstructor } from './stream-client.js';
+import type { BackoffOptions } from './backoff.js';
+
+/** The SDK's version, sent in hello messages and metrics reports. */
+export const SDK_VERSION = '0.1.0';
+
+/** Options of `createClient` (and of `new AviaryProvider(...)`). */
+export interface ClientOptions {
+  /** `http(s)://host:port` of the Aviary server. */
+  baseUrl: string;
+  /** The environment's SDK key. */
+  sdkKey: string;
+  /** Shown in `GET /api/v1/environments/{env}/sdks` and metrics. */
+  app?: { name?: string; version?: string };
+  /** A snapshot to serve before (or instead of) the first one from the server, e.g. rendered into a page. */
+  bootstrap?: EnvironmentSnapshot;
+  /** No network at all: serve `bootstrap` (or defaults), count nothing anywhere. */
+  offline?: boolean;
+  /** `ready()` rejects after this long (ms). Default 10,000. */
+  readyTimeoutMs?: number;
+  /** Reconnect backoff. Defaults: first delay up to 500 ms, at most 30 s, reset after 30 s of stable connection. */
+  backoff?: BackoffOptions;
+  /** WebSocket constructor. Default: the global `WebSocket`, else the `ws` package (Node 20). */
+  WebSocket?: WebSocketConstructor;
+  /** How the stream sends the key: `header` (Authorization; Node `ws` only) or `protocol` (Sec-WebSocket-Protocol). */
+  webSocketAuth?: 'header' | 'protocol';
+  /** HTTP client for metrics. Default: the global `fetch`. */
+  fetch?: typeof fetch;
+  /** Background metrics flush interval (ms); 0 disables background flushing. Default 10,000. */
+  flushIntervalMs?: number;
+  /** Reports kept while the server is unreachable. Default 32. */
+  maxPendingReports?: number;
+  /** Distinct (flag, variant) pairs counted between flushes. Default 10,000. */
+  maxCountedPairs?: number;
+  /** Clock (epoch ms), injectable for tests. */
+  now?: () => number;
+}
+
+/** The value type a caller's default implies: `variation('f', ctx, false)` returns `boolean`. */
+export type Widen<T> = T extends boolean ? boolean : T extends string ? string : T extends number ? number : T;
+
+/** Events of a client. */
+export interface ClientEvents extends Record<string, unknown[]> {
+  /** Flags changed by a streamed update (after it was applied). */
+  change: [flagKeys: string[]];
+  /** The first snapshot is in place. */
+  ready: [];
+  /** A stream or reporting problem. `fatal` errors (bad or revoked key) stop the stream for good. */
+  error: [error: Error];
+  /** The stream dropped: values are the last known ones and may be stale until it reconnects. */
+  stale: [];
+}
+
+/** Diagnostics of a client. */
+export interface ClientStatus {
+  ready: boolean;
+  connected: boolean;
+  version: number | undefined;
+  environment: string;
+  reports: ReporterStats;
+  droppedCounts: number;
+  droppedOutcomes: number;
+  stream: { connects: number; resyncs: number; garbled: number; ignored: number; gaps: number } | null;
+}
+
+/** An Aviary SDK client. Create with `createClient(options)`. */
+export interface AviaryClient {
+  /** Random id of this SDK instance (in receipts and metrics reports). */
+  readonly sdkId: string;
+  /**
+   * Resolves once the first snapshot is in place (at once with `bootstrap` or `offline`). Rejects after
+   * `timeoutMs` (default `readyTimeoutMs`) or on a fatal error; the client keeps serving defaults meanwhile and
+   * becomes ready whenever a snapshot arrives.
+   */
+  ready(timeoutMs?: number): Promise<void>;
+  /** The flag's value for `context`, or `defaultValue` (unknown flag, wrong type, not ready). Never throws. */
+  variation<T extends JsonValue>(flagKey: string, context: EvaluationContext, defaultValue: T): Widen<T>;
+  /** Like `variation`, with the variant and the reason (`ERROR`/`NOT_READY` before the first snapshot). */
+  variationDetail<T extends JsonValue>(flagKey: string, context: EvaluationContext, defaultValue: T): EvaluationDetail<Widen<T>>;
+  /** Every flag evaluated for `context` (counted like `variation`). */
+  allFlags(context: EvaluationContext): Record<string, EvaluationDetail>;
+  /** Subscribes to an event; returns a function that unsubscribes. */
+  on<E extends keyof ClientEvents>(event: E, listener: (...args: ClientEvents[E]) => void): () => void;
+  off<E extends keyof ClientEvents>(event: E, listener: (...args: ClientEvents[E]) => void): void;
+  /** Records an outcome for the variant `context` is served (the evaluation itself is not counted again). */
+  track(flagKey: string, context: EvaluationContext, outcome: Outcome): void;
+  /**
+   * Runs `fn` with the flag's value for `context` and records its latency and whether it threw (or its promise
+   * rejected) as an outcome of the served variant; rethrows. The evaluation is counted once.
+   */
+  measure<T extends JsonValue, R>(flagKey: string, context: EvaluationContext, defaultValue: T, fn: (value: Widen<T>) => R): R;
+  /** Sends pending counts and outcomes now. Resolves true when nothing is left pending. */
+  flush(): Promise<boolean>;
+  /** Stops the stream and the background flush, and sends what is pending. */
+  close(): Promise<void>;
+  /** The current snapshot (e.g. to bootstrap a browser client). */
+  snapshot(): EnvironmentSnapshot | undefined;
+  /** Diagnostics. */
+  status(): ClientStatus;
+}
+
+function expectedKind(v: JsonValue): FlagKind {
+  switch (typeof v) {
+    case 'boolean':
+      return 'boolean';
+    case 'string':
+      return 'string';
+    case 'number':
+      return 'number';
+    default:
+      return 'json';
+  }
+}
+
+function randomId(): string {
+  const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
+  if (c?.randomUUID) return c.randomUUID();
+  return Math.random().toString(36).slice(2) + Date.now().toString(36);
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
+}
+
+const NOT_READY = { kind: 'ERROR', errorCode: 'NOT_READY' } as const;
+
+class Client implements AviaryClient {
+  readonly sdkId = randomId();
+  private readonly store: FlagStore;
+  private readonly outcomes: OutcomeRecorder;
+  private readonly events = new Emitter<ClientEvents>();
+  private readonly stream: StreamClient | null = null;
+  private readonly reporter: MetricsReporter | null = null;
+  private readonly now: () => number;
+  private flushTimer: ReturnType<typeof setInterval> | null = null;
+  private readyPromise: Promise<void>;
+  private resolveReady!: () => void;
+  private rejectReady!: (e: Error) => void;
+  private fatal: Error | null = null;
+  private closed = false;
+
+  constructor(private readonly options: ClientOptions) {
+    this.now = options.now ?? Date.now;
+    this.store = new FlagStore(options.maxCountedPairs);
+    this.outcomes = new OutcomeRecorder(options.maxCountedPairs);
+    this.readyPromise = new Promise<void>((resolve, reject) => {
+      this.resolveReady = resolve;
+      this.rejectReady = reject;
+    });
+    // Nobody may be awaiting ready(); a fatal error must not become an unhandled rejection.
+    this.readyPromise.catch(() => {});
+    if (options.bootstrap) {
+      this.store.load(options.bootstrap);
+      this.resolveReady();
+    }
+    if (options.offline) {
+      this.resolveReady();
+      return;
+    }
+    const baseUrl = options.baseUrl.replace(/\/+$/, '');
+    const fetchImpl = options.fetch ?? globalThis.fetch?.bind(globalThis);
+    if (fetchImpl) {
+      this.reporter = new MetricsReporter({
+        url: `${baseUrl}/sdk/v1/metrics`,
+        sdkKey: options.sdkKey,
+        sdkId: this.sdkId,
+        sdkVersion: SDK_VERSION,
+        ...(options.app ? { app: options.app } : {}),
+        fetch: fetchImpl,
+        ...(options.maxPendingReports !== undefined ? { maxPendingReports: options.maxPendingReports } : {}),
+      });
+    }
+    this.stream = new StreamClient(
+      {
+        baseUrl,
+        sdkKey: options.sdkKey,
+        sdkId: this.sdkId,
+        sdkVersion: SDK_VERSION,
+        ...(options.app ? { app: options.app } : {}),
+        ...(options.backoff ? { backoff: options.backoff } : {}),
+        now: this.now,
+        webSocket: () => resolveWebSocket(options),
+      },
+      {
+        version: () => this.store.version,
+        hydrate: (m) => {
+          if (m.snapshot.version !== m.version) return false;
+          const first = !this.store.ready || this.store.environment === '';
+          const changed = this.store.load(m.snapshot);
+          this.resolveReady();
+          if (first) this.events.emit('ready');
+          if (changed.length > 0 && !first) this.events.emit('change', changed);
+          return true;
+        },
+        delta: (m) => {
+          const changed = this.store.apply(m.version, m.changes);
+          if (changed.length > 0) this.events.emit('change', changed);
+          return true;
+        },
+        connection: (up) => {
+          if (!up && !this.closed) this.events.emit('stale');
+        },
+        error: (err, fatal) => {
+          if (fatal) {
+            this.fatal = err;
+            this.rejectReady(err);
+          }
+          this.events.emit('error', err);
+        },
+      },
+    );
+    this.stream.start();
+    const interval = options.flushIntervalMs ?? 10_000;
+    if (interval > 0 && this.reporter) {
+      this.flushTimer = setInterval(() => void this.flush(), interval);
+      unref(this.flushTimer);
+    }
+  }
+
+  ready(timeoutMs = this.options.readyTimeoutMs ?? 10_000): Promise<void> {
+    if (this.store.ready) return Promise.resolve();
+    if (this.fatal) return Promise.reject(this.fatal);
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`Aviary client not ready after ${timeoutMs} ms (serving defaults)`)), timeoutMs);
+      unref(timer);
+      this.readyPromise.then(
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    });
+  }
+
+  variation<T extends JsonValue>(flagKey: string, context: EvaluationContext, defaultValue: T): Widen<T> {
+    return this.variationDetail(flagKey, context, defaultValue).value;
+  }
+
+  variationDetail<T extends JsonValue>(flagKey: string, context: EvaluationContext, defaultValue: T): EvaluationDetail<Widen<T>> {
+    return this.evaluate(flagKey, context, defaultValue, expectedKind(defaultValue), true) as EvaluationDetail<Widen<T>>;
+  }
+
+  private evaluate(flagKey: string, context: EvaluationContext, defaultValue: JsonValue, expected: FlagKind | undefined, count: boolean): EvaluationDetail {
+    if (!this.store.ready) {
+      if (count) this.store.count(flagKey, null, 'ERROR');
+      return { value: defaultValue, reason: NOT_READY, errorCode: 'NOT_READY' };
+    }
+    return this.store.evaluate(flagKey, context ?? {}, defaultValue, expected, count);
+  }
+
+  allFlags(context: EvaluationContext): Record<string, EvaluationDetail> {
+    const out: Record<string, EvaluationDetail> = {};
+    for (const key of this.store.keys()) out[key] = this.store.evaluate(key, context ?? {}, null, undefined, true);
+    return out;
+  }
+
+  on<E extends keyof ClientEvents>(event: E, listener: (...args: ClientEvents[E]) => void): () => void {
+    return this.events.on(event, listener);
+  }
+
+  off<E extends keyof ClientEvents>(event: E, listener: (...args: ClientEvents[E]) => void): void {
+    this.events.off(event, listener);
+  }
+
+  track(flagKey: string, context: EvaluationContext, outcome: Outcome): void {
+    try {
+      const d = this.evaluate(flagKey, context, null, undefined, false);
+      this.outcomes.record(flagKey, d.variant ?? null, outcome ?? {});
+    } catch {
+      // tracking must never break the application
+    }
+  }
+
+  measure<T extends JsonValue, R>(flagKey: string, context: EvaluationContext, defaultValue: T, fn: (value: Widen<T>) => R): R {
+    const d = this.evaluate(flagKey, context, defaultValue, expectedKind(defaultValue), true);
+    const variant = d.variant ?? null;
+    const start = performance.now();
+    const done = (error: boolean) => this.outcomes.record(flagKey, variant, { error, latencyMs: performance.now() - start });
+    let result: R;
+    try {
+      result = fn(d.value as Widen<T>);
+    } catch (err) {
+      done(true);
+      throw err;
+    }
+    if (isThenable(result)) {
+      return result.then(
+        (v) => {
+          done(false);
+          return v;
+        },
+        (err: unknown) => {
+          done(true);
+          throw err;
+        },
+      ) as R;
+    }
+    done(false);
+    return result;
+  }
+
+  /** Cuts what was counted since the last flush into a report. Outcomes are merged into the count rows. */
+  private cut(): VariantStats[] {
+    const minute = Math.floor(this.now() / 60_000) * 60_000;
+    const rows = this.store.drain(minute);
+    const byPair = new Map<string, VariantStats>();
+    for (const r of rows) byPair.set(r.flag + '\u0000' + (r.variant ?? ''), r);
+    for (const o of this.outcomes.drain()) {
+      const id = o.flag + '\u0000' + (o.variant ?? '');
+      let row = byPair.get(id);
+      if (!row) {
+        row = { flag: o.flag, variant: o.variant, minute, evaluations: 0, outcomes: 0, errors: 0 };
+        byPair.set(id, row);
+        rows.push(row);
+      }
+      row.outcomes += o.outcomes;
+      row.errors += o.errors;
+      if (o.latency) row.latency = o.latency;
+      if (o.valueCount) {
+        row.valueSum = o.valueSum ?? 0;
+        row.valueCount = o.valueCount;
+      }
+    }
+    return rows;
+  }
+
+  async flush(): Promise<boolean> {
+    if (!this.reporter) {
+      // Offline: counts are not sent anywhere, but must not pile up either.
+      this.cut();
+      return true;
+    }
+    const rows = this.cut();
+    if (rows.length > 0) this.reporter.enqueue(rows);
+    const ok = await this.reporter.send();
+    if (!ok) this.events.emit('error', new Error('metrics report could not be sent; kept for the next flush'));
+    return ok;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.flushTimer) clearInterval(this.flushTimer);
+    this.stream?.stop();
+    await this.flush().catch(() => false);
+  }
+
+  snapshot(): EnvironmentSnapshot | undefined {
+    return this.store.ready ? this.store.snapshot() : undefined;
+  }
+
+  status(): ClientStatus {
+    return {
+      ready: this.store.ready,
+      connected: this.stream?.connected ?? false,
+      version: this.store.version,
+      environment: this.store.environment,
+      reports: this.reporter?.stats ?? { sent: 0, failedAttempts: 0, droppedReports: 0, pending: 0 },
+      droppedCounts: this.store.droppedCounts,
+      droppedOutcomes: this.outcomes.dropped,
+      stream: this.stream ? { ...this.stream.stats } : null,
+    };
+  }
+}
+
+/** Picks the WebSocket implementation: injected, global (browsers, Node ≥ 22), or `ws` imported lazily on Node 20. */
+async function resolveWebSocket(options: ClientOptions): Promise<{ ctor: WebSocketConstructor; headers: boolean }> {
+  if (options.WebSocket) return { ctor: options.WebSocket, headers: options.webSocketAuth === 'header' };
+  const global = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+  if (global && options.webSocketAuth !== 'header') return { ctor: global, headers: false };
+  // A variable specifier keeps bundlers from pulling `ws` into the browser build.
+  const specifier = 'ws';
+  const mod = (await import(/* @vite-ignore */ specifier)) as { WebSocket: WebSocketConstructor };
+  return { ctor: mod.WebSocket, headers: options.webSocketAuth !== 'protocol' };
+}
+
+/** Creates a client (CONTRACT §7). It connects at once; `await client.ready()` before relying on flag values. */
+export function createClient(options: ClientOptions): AviaryClient {
+  if (!options || typeof options.baseUrl !== 'string' || (!options.offline && typeof options.sdkKey !== 'string')) {
+    throw new TypeError('createClient: baseUrl and sdkKey are required');
+  }
+  return new Client(options);
+}
