@@ -1,0 +1,416 @@
+/**
+ * Compilation: a validated flag becomes a tree of plain closures and precomputed tables (sets for `in`, bucket
+ * edges, parsed semvers and dates, targets as a map) once, when a snapshot or change arrives, so evaluation does no
+ * parsing. Compilation never throws: a flag that fails validation or references a missing or malformed segment
+ * compiles to a flag that evaluates to the caller's default with ERROR / MALFORMED_FLAG.
+ */
+import { BUCKETS, SaltedBucketer } from './bucket.js';
+import { compileScalarTest } from './operators/index.js';
+import type {
+  AttributeCondition,
+  Condition,
+  EvaluationContext,
+  EvaluationDetail,
+  EvaluationReason,
+  FlagConfig,
+  FlagKind,
+  JsonValue,
+  Segment,
+  Serve,
+} from './types.js';
+import { validateFlagDefinition, validateFlagState, validateSegment } from './validate.js';
+
+/** Reason kinds as small integers, the index evaluation counters use (order of `REASON_KINDS`). */
+export const REASON_OFF = 0;
+export const REASON_TARGET_MATCH = 1;
+export const REASON_RULE_MATCH = 2;
+export const REASON_FALLTHROUGH = 3;
+export const REASON_ERROR = 4;
+export const REASON_KINDS = ['OFF', 'TARGET_MATCH', 'RULE_MATCH', 'FALLTHROUGH', 'ERROR'] as const;
+
+/** A compiled predicate over a context. */
+export type Predicate = (ctx: EvaluationContext) => boolean;
+
+/** A compiled segment: membership test for one context. */
+export interface CompiledSegment {
+  readonly key: string;
+  readonly source: Segment;
+  /** Set when the segment failed validation: flags using it are malformed. */
+  readonly error?: string;
+  readonly contains: Predicate;
+}
+
+/** A compiled rollout: consecutive bucket ranges per CONTRACT §3. */
+export interface CompiledRollout {
+  readonly bucketBy: string;
+  readonly bucketer: SaltedBucketer;
+  /** `ends[i]` is the exclusive upper bucket of weight i; the last weight takes any remainder. */
+  readonly ends: Int32Array;
+  /** Variant index of weight i. */
+  readonly variants: Int32Array;
+}
+
+/** A compiled serve: a fixed variant (`rollout` null) or a rollout (`variant` -1). */
+export interface CompiledServe {
+  readonly variant: number;
+  readonly rollout: CompiledRollout | null;
+}
+
+export interface CompiledRule {
+  readonly id: string;
+  readonly index: number;
+  readonly conditions: readonly Predicate[];
+  readonly serve: CompiledServe;
+  /** Frozen detail for a fixed-variant serve. */
+  readonly detail: EvaluationDetail | null;
+  /** Frozen detail for a rollout whose bucketBy attribute is missing (serves offVariant). */
+  readonly missingDetail: EvaluationDetail | null;
+}
+
+/**
+ * A flag ready to evaluate. Details that do not depend on the context's bucket are built once and frozen, so most
+ * evaluations return a shared object; callers must not (and cannot) mutate them.
+ */
+export interface CompiledFlag {
+  readonly key: string;
+  readonly kind: FlagKind;
+  readonly version: number;
+  readonly config: FlagConfig;
+  /** Variant keys and (deep-frozen) values, in the flag's order. */
+  readonly variantKeys: readonly string[];
+  readonly variantValues: readonly JsonValue[];
+  /** Segments this flag references (so a segment change recompiles it). */
+  readonly segmentKeys: readonly string[];
+  /** Why the flag cannot be evaluated; set means every evaluation answers ERROR / MALFORMED_FLAG. */
+  readonly error: string | null;
+  readonly enabled: boolean;
+  readonly offIndex: number;
+  readonly targets: ReadonlyMap<string, number>;
+  readonly rules: readonly CompiledRule[];
+  readonly fallthrough: CompiledServe;
+  readonly offDetail: EvaluationDetail | null;
+  readonly targetDetails: readonly EvaluationDetail[];
+  readonly fallthroughDetail: EvaluationDetail | null;
+  readonly fallthroughMissingDetail: EvaluationDetail | null;
+}
+
+/** One environment's flags and segments, compiled. Immutable: `applyChanges` returns a new one. */
+export interface CompiledEnvironment {
+  readonly environment: string;
+  readonly version: number;
+  readonly flags: ReadonlyMap<string, CompiledFlag>;
+  readonly segments: ReadonlyMap<string, CompiledSegment>;
+}
+
+function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
+  }
+  return v;
+}
+
+function cloneJson(v: JsonValue): JsonValue {
+  if (typeof v !== 'object' || v === null) return v;
+  if (Array.isArray(v)) return v.map(cloneJson);
+  const out: { [k: string]: JsonValue } = {};
+  for (const k of Object.keys(v)) out[k] = cloneJson(v[k]!);
+  return out;
+}
+
+function isScalar(v: unknown): boolean {
+  const t = typeof v;
+  return t === 'string' || t === 'number' || t === 'boolean';
+}
+
+/**
+ * Compiles an attribute condition. A context that lacks the attribute (or holds something that is not a scalar or
+ * an array of scalars there) fails the condition whatever `negate` says; only `exists` looks at presence.
+ */
+export function compileAttributeCondition(c: AttributeCondition): Predicate {
+  const attr = c.attribute;
+  const negate = c.negate === true;
+  if (c.op === 'exists') {
+    return negate ? (ctx) => !isPresent(ctx[attr]) : (ctx) => isPresent(ctx[attr]);
+  }
+  const test = compileScalarTest(c.op, c.values ?? []);
+  return (ctx) => {
+    const v = ctx[attr];
+    if (v === undefined || v === null) return false;
+    const t = typeof v;
+    if (t === 'string' || t === 'number' || t === 'boolean') return test(v as string) !== negate;
+    if (!Array.isArray(v)) return false;
+    for (let i = 0; i < v.length; i++) {
+      const e = v[i];
+      if (isScalar(e) && test(e)) return !negate;
+    }
+    return negate;
+  };
+}
+
+function isPresent(v: unknown): boolean {
+  return v !== undefined && v !== null && (isScalar(v) || Array.isArray(v));
+}
+
+function allHold(conditions: readonly Predicate[], ctx: EvaluationContext): boolean {
+  for (let i = 0; i < conditions.length; i++) if (!conditions[i]!(ctx)) return false;
+  return true;
+}
+
+/** Compiles a segment. Never throws: an invalid segment compiles to one that contains nobody and carries `error`. */
+export function compileSegment(segment: Segment): CompiledSegment {
+  const checked = validateSegment(segment);
+  const key = typeof (segment as { key?: unknown })?.key === 'string' ? segment.key : '';
+  if (!checked.ok) {
+    const error = `segment "${key}" is invalid: ${checked.issues.map((i) => `${i.path} ${i.message}`).join('; ')}`;
+    return { key, source: segment, error, contains: () => false };
+  }
+  const s = checked.value;
+  const included = new Set(s.included);
+  const excluded = new Set(s.excluded);
+  const rules = s.rules.map((r) => r.conditions.map(compileAttributeCondition));
+  const contains: Predicate = (ctx) => {
+    const k = ctx.key;
+    if (typeof k === 'string') {
+      if (included.has(k)) return true;
+      if (excluded.has(k)) return false;
+    }
+    for (let i = 0; i < rules.length; i++) if (allHold(rules[i]!, ctx)) return true;
+    return false;
+  };
+  return { key: s.key, source: segment, contains };
+}
+
+function compileCondition(c: Condition, segments: ReadonlyMap<string, CompiledSegment>): Predicate {
+  if ('segment' in c) {
+    const seg = segments.get(c.segment);
+    if (seg === undefined) throw new Error(`unknown segment "${c.segment}"`);
+    if (seg.error !== undefined) throw new Error(seg.error);
+    const contains = seg.contains;
+    return c.negate === true ? (ctx) => !contains(ctx) : contains;
+  }
+  return compileAttributeCondition(c);
+}
+
+function compileServe(serve: Serve, variantIndex: ReadonlyMap<string, number>, flagKey: string): CompiledServe {
+  if ('variant' in serve) return { variant: variantIndex.get(serve.variant)!, rollout: null };
+  const r = serve.rollout;
+  const ends = new Int32Array(r.weights.length);
+  const variants = new Int32Array(r.weights.length);
+  let edge = 0;
+  r.weights.forEach((w, i) => {
+    edge += Math.round(w.percent * 1000);
+    ends[i] = i === r.weights.length - 1 ? BUCKETS : Math.min(edge, BUCKETS);
+    variants[i] = variantIndex.get(w.variant)!;
+  });
+  return {
+    variant: -1,
+    rollout: { bucketBy: r.bucketBy ?? 'key', bucketer: new SaltedBucketer(r.salt ?? flagKey), ends, variants },
+  };
+}
+
+function detail(value: JsonValue, variant: string, reason: EvaluationReason): EvaluationDetail {
+  return deepFreeze({ value, variant, reason });
+}
+
+function malformed(config: FlagConfig, error: string): CompiledFlag {
+  const key = typeof (config as { key?: unknown })?.key === 'string' ? config.key : '';
+  const kinds: readonly string[] = ['boolean', 'string', 'number', 'json'];
+  const kind = kinds.includes((config as { kind?: unknown })?.kind as string) ? config.kind : 'json';
+  const version = typeof config?.state?.version === 'number' ? config.state.version : 0;
+  return {
+    key,
+    kind,
+    version,
+    config,
+    variantKeys: [],
+    variantValues: [],
+    segmentKeys: segmentKeysOf(config),
+    error,
+    enabled: false,
+    offIndex: -1,
+    targets: new Map(),
+    rules: [],
+    fallthrough: { variant: -1, rollout: null },
+    offDetail: null,
+    targetDetails: [],
+    fallthroughDetail: null,
+    fallthroughMissingDetail: null,
+  };
+}
+
+function segmentKeysOf(config: FlagConfig): string[] {
+  const keys = new Set<string>();
+  const rules: unknown = config?.state?.rules;
+  if (Array.isArray(rules)) {
+    for (const r of rules) {
+      const conds: unknown = (r as { conditions?: unknown })?.conditions;
+      if (!Array.isArray(conds)) continue;
+      for (const c of conds) {
+        const s: unknown = (c as { segment?: unknown })?.segment;
+        if (typeof s === 'string') keys.add(s);
+      }
+    }
+  }
+  return [...keys];
+}
+
+function issuesText(issues: readonly { path: string; message: string }[]): string {
+  return issues.map((i) => `${i.path} ${i.message}`).join('; ');
+}
+
+/**
+ * Compiles one flag against the environment's compiled segments. Never throws: anything wrong yields a flag
+ * whose `error` is set.
+ */
+export function compileFlag(config: FlagConfig, segments: ReadonlyMap<string, CompiledSegment>): CompiledFlag {
+  try {
+    const def = validateFlagDefinition(config);
+    if (!def.ok) return malformed(config, `invalid flag: ${issuesText(def.issues)}`);
+    const segmentKeys = new Set<string>();
+    for (const [k, s] of segments) if (s.error === undefined) segmentKeys.add(k);
+    const st = validateFlagState(config.state, def.value, segmentKeys);
+    if (!st.ok) {
+      const missing = segmentKeysOf(config).filter((k) => segments.get(k)?.error !== undefined);
+      const why = missing.length > 0 ? `${segments.get(missing[0]!)!.error}; ` : '';
+      return malformed(config, `invalid state: ${why}${issuesText(st.issues)}`);
+    }
+    const flag = def.value;
+    const state = st.value;
+    const variantKeys = flag.variants.map((v) => v.key);
+    const variantValues = flag.variants.map((v) => deepFreeze(cloneJson(v.value)));
+    const variantIndex = new Map(variantKeys.map((k, i) => [k, i]));
+    const offIndex = variantIndex.get(state.offVariant)!;
+    const offValue = variantValues[offIndex]!;
+    const offKey = variantKeys[offIndex]!;
+    const targets = new Map<string, number>();
+    for (const t of state.targets) for (const k of t.keys) targets.set(k, variantIndex.get(t.variant)!);
+    const rules: CompiledRule[] = state.rules.map((r, index) => {
+      const serve = compileServe(r.serve, variantIndex, flag.key);
+      return {
+        id: r.id,
+        index,
+        conditions: r.conditions.map((c) => compileCondition(c, segments)),
+        serve,
+        detail:
+          serve.rollout === null
+            ? detail(variantValues[serve.variant]!, variantKeys[serve.variant]!, { kind: 'RULE_MATCH', ruleId: r.id, ruleIndex: index })
+            : null,
+        missingDetail:
+          serve.rollout === null
+            ? null
+            : detail(offValue, offKey, { kind: 'RULE_MATCH', ruleId: r.id, ruleIndex: index, bucketByMissing: true }),
+      };
+    });
+    const fallthrough = compileServe(state.fallthrough, variantIndex, flag.key);
+    const version = typeof config.state.version === 'number' ? config.state.version : 0;
+    return {
+      key: flag.key,
+      kind: flag.kind,
+      version,
+      config,
+      variantKeys,
+      variantValues,
+      segmentKeys: segmentKeysOf(config),
+      error: null,
+      enabled: state.enabled,
+      offIndex,
+      targets,
+      rules,
+      fallthrough,
+      offDetail: detail(offValue, offKey, { kind: 'OFF' }),
+      targetDetails: variantKeys.map((k, i) => detail(variantValues[i]!, k, { kind: 'TARGET_MATCH' })),
+      fallthroughDetail:
+        fallthrough.rollout === null
+          ? detail(variantValues[fallthrough.variant]!, variantKeys[fallthrough.variant]!, { kind: 'FALLTHROUGH' })
+          : null,
+      fallthroughMissingDetail:
+        fallthrough.rollout === null ? null : detail(offValue, offKey, { kind: 'FALLTHROUGH', bucketByMissing: true }),
+    };
+  } catch (e) {
+    return malformed(config, `cannot compile: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+/** Compiles a whole snapshot. Never throws. */
+export function compileEnvironment(snapshot: import('./types.js').EnvironmentSnapshot): CompiledEnvironment {
+  const segments = new Map<string, CompiledSegment>();
+  const rawSegments: unknown = snapshot?.segments;
+  if (Array.isArray(rawSegments)) {
+    for (const s of rawSegments) {
+      const c = compileSegment(s as Segment);
+      if (c.key !== '') segments.set(c.key, c);
+    }
+  }
+  const flags = new Map<string, CompiledFlag>();
+  const rawFlags: unknown = snapshot?.flags;
+  if (Array.isArray(rawFlags)) {
+    for (const f of rawFlags) {
+      const c = compileFlag(f as FlagConfig, segments);
+      if (c.key !== '') flags.set(c.key, c);
+    }
+  }
+  return {
+    environment: typeof snapshot?.environment === 'string' ? snapshot.environment : '',
+    version: typeof snapshot?.version === 'number' ? snapshot.version : 0,
+    flags,
+    segments,
+  };
+}
+
+/** Keys of the flags in `env` whose rules reference segment `segmentKey`. */
+export function flagKeysUsingSegment(env: CompiledEnvironment, segmentKey: string): string[] {
+  const out: string[] = [];
+  for (const f of env.flags.values()) if (f.segmentKeys.includes(segmentKey)) out.push(f.key);
+  return out;
+}
+
+/**
+ * Applies changes in order and returns a new environment (the given one is left intact, so a reader holding it
+ * keeps a consistent view). Only what changed is recompiled: an upserted flag, and every flag that references a
+ * changed or deleted segment. `version`, if given, becomes the new environment's version. Never throws.
+ */
+export function applyChanges(
+  env: CompiledEnvironment,
+  changes: readonly import('../protocol.js').Change[],
+  version?: number,
+): CompiledEnvironment {
+  const flags = new Map(env.flags);
+  const segments = new Map(env.segments);
+  const dirtyFlags = new Map<string, FlagConfig>();
+  const dirtySegments = new Set<string>();
+  for (const ch of Array.isArray(changes) ? changes : []) {
+    if (ch === null || typeof ch !== 'object') continue;
+    switch (ch.type) {
+      case 'flag.upsert': {
+        const key = ch.flag?.key;
+        if (typeof key === 'string') dirtyFlags.set(key, ch.flag);
+        break;
+      }
+      case 'flag.delete':
+        dirtyFlags.delete(ch.key);
+        flags.delete(ch.key);
+        break;
+      case 'segment.upsert': {
+        const c = compileSegment(ch.segment);
+        if (c.key !== '') {
+          segments.set(c.key, c);
+          dirtySegments.add(c.key);
+        }
+        break;
+      }
+      case 'segment.delete':
+        segments.delete(ch.key);
+        dirtySegments.add(ch.key);
+        break;
+    }
+  }
+  if (dirtySegments.size > 0) {
+    for (const f of flags.values()) {
+      if (dirtyFlags.has(f.key)) continue;
+      if (f.segmentKeys.some((k) => dirtySegments.has(k))) dirtyFlags.set(f.key, f.config);
+    }
+  }
+  for (const [key, config] of dirtyFlags) flags.set(key, compileFlag(config, segments));
+  return { environment: env.environment, version: version ?? env.version, flags, segments };
+}

@@ -1,0 +1,56 @@
+/**
+ * Semantic versions (semver.org 2.0.0), strict: `MAJOR.MINOR.PATCH[-pre][+build]`, no leading `v`, no missing
+ * parts, no leading zeros. Precedence follows §11: pre-release versions sort before the release, identifiers
+ * compare numerically when both are numeric, numeric identifiers sort before alphanumeric ones, a shorter set of
+ * identifiers sorts first when all else is equal, and build metadata is ignored.
+ */
+
+/** A parsed version. `pre` is empty for a release. */
+export interface SemVer {
+  major: number;
+  minor: number;
+  patch: number;
+  pre: readonly (string | number)[];
+}
+
+const SEMVER =
+  /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
+
+/** Longest string considered: keeps the parse cheap whatever a context sends. */
+const MAX_LENGTH = 256;
+
+/** Parses a strict semantic version, or returns undefined. */
+export function parseSemver(s: string): SemVer | undefined {
+  if (s.length > MAX_LENGTH) return undefined;
+  const m = SEMVER.exec(s);
+  if (m === null) return undefined;
+  const major = Number(m[1]);
+  const minor = Number(m[2]);
+  const patch = Number(m[3]);
+  if (!Number.isSafeInteger(major) || !Number.isSafeInteger(minor) || !Number.isSafeInteger(patch)) return undefined;
+  const pre = m[4] === undefined ? [] : m[4].split('.').map((id) => (/^\d+$/.test(id) ? Number(id) : id));
+  return { major, minor, patch, pre };
+}
+
+/** Precedence comparison: negative, zero or positive like `Array.prototype.sort`'s comparator. */
+export function compareSemver(a: SemVer, b: SemVer): number {
+  if (a.major !== b.major) return a.major < b.major ? -1 : 1;
+  if (a.minor !== b.minor) return a.minor < b.minor ? -1 : 1;
+  if (a.patch !== b.patch) return a.patch < b.patch ? -1 : 1;
+  const ap = a.pre;
+  const bp = b.pre;
+  if (ap.length === 0 || bp.length === 0) return bp.length - ap.length; // a release outranks its pre-releases
+  const n = Math.min(ap.length, bp.length);
+  for (let i = 0; i < n; i++) {
+    const x = ap[i]!;
+    const y = bp[i]!;
+    if (x === y) continue;
+    const xn = typeof x === 'number';
+    const yn = typeof y === 'number';
+    if (xn && yn) return x < y ? -1 : 1;
+    if (xn) return -1;
+    if (yn) return 1;
+    return x < y ? -1 : 1;
+  }
+  return ap.length - bp.length;
+}
