@@ -1,0 +1,168 @@
+/**
+ * buildApp(options): the configured fastify instance, for main.ts and for tests.
+ *
+ * What other parts of the server can rely on (stable; ask in a code comment if you need a change):
+ * - `app.db` (drizzle, schema in server/storage/schema.ts) and `app.sqlite` (raw better-sqlite3): one connection;
+ *   keep transaction bodies synchronous. Write SDK-visible data only through `app.writer.write(actor, w => ...)`
+ *   (server/storage/writer.ts): it audits, bumps the environment version, appends the change log, emits the feed.
+ * - `app.stores`: environments, tokens, flags, segments, audit (server/storage/*-store.ts, server/auth/token-store.ts).
+ * - `app.snapshots.get(env)` → EnvironmentSnapshot | null, `app.snapshots.version(env)`, and
+ *   `app.snapshots.changesSince(env, version)` → Delta[] | null (null: the change log no longer reaches back; resync).
+ * - `app.changeFeed` (server/storage/change-feed.ts): 'change' { environment, delta } after every commit, in commit
+ *   order; 'token.revoked' { tokenId }; 'auth.failure' { ip, scope, reason }; 'environment.created'.
+ * - `app.auth.admin(request)` / `app.auth.sdk(request)` → principal or a problem error (server/auth/authenticate.ts);
+ *   hooks `adminAuthHook` / `sdkAuthHook` in server/auth/hooks.ts set `request.actor` / `request.sdk`. SDK keys may
+ *   also arrive as websocket subprotocol `aviary-sdk-key.<key>`.
+ * - `app.stores.flags.updateFlagState(env, flagKey, mutate, actor, reason)`: one transaction with audit, change log,
+ *   version bump (what the canary guard drives, actor { tokenId: null, name: 'canary-guard' }).
+ * - `app.receipts`: optional, decorated by the stream hub (`waitFor(env, version, timeoutMs)`); the kill route awaits
+ *   it when present to report delivery.
+ * - Errors: throw `problem(kind, detail)` / `validationError(issues)` from server/errors.ts.
+ * - `app.now()`: the injected clock.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type Database from 'better-sqlite3';
+import type { Delta } from '@aviary/sdk/protocol';
+import type { EnvironmentSnapshot } from '@aviary/sdk/core';
+import { adminAuthHook, sdkAuthHook } from './auth/hooks.js';
+import { createAuthenticator, type Authenticator, type SdkPrincipal } from './auth/authenticate.js';
+import { TokenStore } from './auth/token-store.js';
+import { problemErrorHandler, problemNotFoundHandler } from './errors.js';
+import { environmentRoutes } from './admin/environment-routes.js';
+import { tokenRoutes } from './admin/token-routes.js';
+import { snapshotRoutes } from './sdk/snapshot-routes.js';
+import { ChangeFeed } from './storage/change-feed.js';
+import { openDatabase, type AviaryDb, type OpenDatabase } from './storage/db.js';
+import { EnvironmentStore } from './storage/environment-store.js';
+import { readChangesSince, readEnvironmentVersion, readSnapshot } from './storage/snapshot.js';
+import { Writer, type Actor, DEFAULT_CHANGE_LOG_LIMIT } from './storage/writer.js';
+
+/** Options of {@link buildApp}. */
+export interface BuildAppOptions {
+  /** SQLite file to open (and migrate). Ignored when `database` is given. */
+  dbPath?: string;
+  /** An already open (and migrated) database. The app closes it on `app.close()` either way. */
+  database?: OpenDatabase;
+  /** Accepted as an admin token (`AVIARY_ADMIN_TOKEN`). */
+  adminToken?: string;
+  /** Environment key → SDK key (`AVIARY_SDK_KEY_<ENV>`). */
+  sdkKeys?: Record<string, string>;
+  /** Clock (epoch ms); tests inject one. */
+  now?: () => number;
+  /** fastify logger option, or a pino-compatible logger instance. Default: no logging. */
+  logger?: FastifyServerOptions['logger'] | FastifyBaseLogger;
+  /** Change-log versions kept per environment. */
+  changeLogLimit?: number;
+}
+
+/** What an app's boot produced, for main.ts to print. */
+export interface BootInfo {
+  /** Set only on the boot that created the first admin token: print it once. */
+  generatedAdminToken?: string;
+}
+
+/** The stores decorated as `app.stores`. */
+export interface Stores {
+  environments: EnvironmentStore;
+  tokens: TokenStore;
+}
+
+/** Snapshot access decorated as `app.snapshots`. */
+export interface Snapshots {
+  get(environment: string): EnvironmentSnapshot | null;
+  version(environment: string): number | null;
+  changesSince(environment: string, version: number): Delta[] | null;
+}
+
+/** Delivery receipts (decorated by the stream hub when it is registered). */
+export interface Receipts {
+  /** Resolves with how many subscribers acknowledged `version` of `environment` within `timeoutMs`. */
+  waitFor(environment: string, version: number, timeoutMs: number): Promise<unknown>;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    db: AviaryDb;
+    sqlite: Database.Database;
+    writer: Writer;
+    stores: Stores;
+    snapshots: Snapshots;
+    changeFeed: ChangeFeed;
+    auth: Authenticator;
+    now: () => number;
+    boot: BootInfo;
+    receipts?: Receipts;
+  }
+  interface FastifyRequest {
+    /** Set by adminAuthHook. */
+    actor?: Actor;
+    /** Set by sdkAuthHook. */
+    sdk?: SdkPrincipal;
+  }
+}
+
+/** Builds the app: opens/migrates the database, boots defaults and tokens, registers every route plugin. */
+export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyInstance> {
+  const database = options.database ?? openDatabase(options.dbPath ?? './data/aviary.db');
+  const now = options.now ?? Date.now;
+  const loggerOption = options.logger ?? false;
+  const isLoggerInstance = typeof loggerOption === 'object' && loggerOption !== null && 'child' in loggerOption;
+  const app = Fastify({
+    ...(isLoggerInstance ? { loggerInstance: loggerOption as FastifyBaseLogger } : { logger: loggerOption as FastifyServerOptions['logger'] }),
+    // Behind a proxy, set AVIARY_TRUST_PROXY so request.ip (rate limits, logs) is the client's address.
+    trustProxy: process.env.AVIARY_TRUST_PROXY === 'true',
+    return503OnClosing: true,
+  });
+
+  const feed = new ChangeFeed();
+  const writer = new Writer(database.db, database.sqlite, feed, now, options.changeLogLimit ?? DEFAULT_CHANGE_LOG_LIMIT, app.log);
+  const environments = new EnvironmentStore(database.sqlite, writer, feed);
+  const tokens = new TokenStore(database.sqlite, writer, feed, now);
+
+  environments.ensureDefaults();
+  const boot: BootInfo = tokens.bootstrap({
+    adminToken: options.adminToken,
+    sdkKeys: options.sdkKeys ?? {},
+    environments: environments.list().map((e) => e.key),
+  });
+
+  app.decorate('db', database.db);
+  app.decorate('sqlite', database.sqlite);
+  app.decorate('writer', writer);
+  app.decorate('changeFeed', feed);
+  app.decorate('now', now);
+  app.decorate('boot', boot);
+  app.decorate('stores', { environments, tokens } satisfies Stores);
+  app.decorate('snapshots', {
+    get: (env: string) => readSnapshot(database.sqlite, env),
+    version: (env: string) => readEnvironmentVersion(database.sqlite, env),
+    changesSince: (env: string, version: number) => readChangesSince(database.sqlite, env, version),
+  } satisfies Snapshots);
+  app.decorate('auth', createAuthenticator(tokens, feed));
+  app.decorateRequest('actor', undefined);
+  app.decorateRequest('sdk', undefined);
+
+  app.setErrorHandler(problemErrorHandler);
+  app.setNotFoundHandler(problemNotFoundHandler);
+  app.addHook('onClose', async () => {
+    if (database.sqlite.open) database.sqlite.close();
+  });
+
+  await app.register(
+    async (admin) => {
+      admin.addHook('onRequest', adminAuthHook);
+      await admin.register(environmentRoutes);
+      await admin.register(tokenRoutes);
+    },
+    { prefix: '/api/v1' },
+  );
+  await app.register(
+    async (sdk) => {
+      sdk.addHook('onRequest', sdkAuthHook);
+      await sdk.register(snapshotRoutes);
+    },
+    { prefix: '/sdk/v1' },
+  );
+
+  return app;
+}

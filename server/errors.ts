@@ -1,0 +1,195 @@
+/**
+ * Coded errors and their RFC 9457 rendering. Every 4xx/5xx the server sends is `application/problem+json` with a
+ * stable `type` URI (documented in docs/operations.md), a `title` that never varies for a type, the `status`, a
+ * human `detail`, and for validation failures `errors: [{ path, message }]` (JSON-pointer paths into the body).
+ */
+import createError, { type FastifyError } from '@fastify/error';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+
+/** Base of the problem type URIs. They identify the kind of problem; they are not fetched by clients. */
+export const PROBLEM_BASE = 'https://aviary.dev/problems/';
+
+/** One field-level problem. `path` is a JSON pointer into the request body (or `/query/x`, `/params/x`, `/headers/x`). */
+export interface ProblemIssue {
+  path: string;
+  message: string;
+}
+
+/** The RFC 9457 body Aviary sends. */
+export interface ProblemDocument {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance?: string;
+  errors?: ProblemIssue[];
+  [extension: string]: unknown;
+}
+
+/** Stable problem kinds: slug → [status, title]. */
+export const PROBLEMS = {
+  'validation': [400, 'Request validation failed'],
+  'malformed-body': [400, 'Malformed request body'],
+  'unauthorized': [401, 'Authentication required'],
+  'forbidden': [403, 'Not allowed with this token'],
+  'not-found': [404, 'Not found'],
+  'method-not-allowed': [405, 'Method not allowed'],
+  'conflict': [409, 'Conflict'],
+  'in-use': [409, 'Resource in use'],
+  'precondition-failed': [412, 'Precondition failed'],
+  'payload-too-large': [413, 'Payload too large'],
+  'unsupported-media-type': [415, 'Unsupported media type'],
+  'too-many-requests': [429, 'Too many requests'],
+  'unavailable': [503, 'Service unavailable'],
+  'internal': [500, 'Internal server error'],
+} as const satisfies Record<string, readonly [number, string]>;
+
+/** A problem slug (the last segment of the `type` URI). */
+export type ProblemKind = keyof typeof PROBLEMS;
+
+/** An error that renders as a problem document. */
+export interface AviaryError extends FastifyError {
+  problem: ProblemKind;
+  errors?: ProblemIssue[];
+  /** Extra members merged into the problem document (e.g. `flags` for a segment in use). */
+  extensions?: Record<string, unknown>;
+}
+
+const ctor = {
+  'validation': createError('AVIARY_VALIDATION', '%s', 400),
+  'malformed-body': createError('AVIARY_MALFORMED_BODY', '%s', 400),
+  'unauthorized': createError('AVIARY_UNAUTHORIZED', '%s', 401),
+  'forbidden': createError('AVIARY_FORBIDDEN', '%s', 403),
+  'not-found': createError('AVIARY_NOT_FOUND', '%s', 404),
+  'method-not-allowed': createError('AVIARY_METHOD_NOT_ALLOWED', '%s', 405),
+  'conflict': createError('AVIARY_CONFLICT', '%s', 409),
+  'in-use': createError('AVIARY_IN_USE', '%s', 409),
+  'precondition-failed': createError('AVIARY_PRECONDITION_FAILED', '%s', 412),
+  'payload-too-large': createError('AVIARY_PAYLOAD_TOO_LARGE', '%s', 413),
+  'unsupported-media-type': createError('AVIARY_UNSUPPORTED_MEDIA_TYPE', '%s', 415),
+  'too-many-requests': createError('AVIARY_TOO_MANY_REQUESTS', '%s', 429),
+  'unavailable': createError('AVIARY_UNAVAILABLE', '%s', 503),
+  'internal': createError('AVIARY_INTERNAL', '%s', 500),
+} satisfies Record<ProblemKind, unknown>;
+
+/** Creates a coded error of the given kind; throw it from a route and the error handler renders it. */
+export function problem(
+  kind: ProblemKind,
+  detail: string,
+  extra: { errors?: ProblemIssue[]; extensions?: Record<string, unknown> } = {},
+): AviaryError {
+  const err = new ctor[kind](detail) as AviaryError;
+  err.problem = kind;
+  if (extra.errors) err.errors = extra.errors;
+  if (extra.extensions) err.extensions = extra.extensions;
+  return err;
+}
+
+/** A 400 validation problem listing each bad field. */
+export function validationError(issues: ProblemIssue[], detail?: string): AviaryError {
+  const first = issues[0];
+  return problem('validation', detail ?? (first ? `${first.path || '/'}: ${first.message}` : 'invalid request'), {
+    errors: issues,
+  });
+}
+
+/** Type guard for errors created by {@link problem}. */
+export function isAviaryError(err: unknown): err is AviaryError {
+  return err instanceof Error && typeof (err as Partial<AviaryError>).problem === 'string';
+}
+
+/** Builds the problem document for a kind. */
+export function problemDocument(
+  kind: ProblemKind,
+  detail: string,
+  extra: { errors?: ProblemIssue[]; extensions?: Record<string, unknown>; instance?: string } = {},
+): ProblemDocument {
+  const [status, title] = PROBLEMS[kind];
+  return {
+    ...extra.extensions,
+    type: PROBLEM_BASE + kind,
+    title,
+    status,
+    detail,
+    ...(extra.instance ? { instance: extra.instance } : {}),
+    ...(extra.errors ? { errors: extra.errors } : {}),
+  };
+}
+
+/** Sends a problem document. */
+export function sendProblem(reply: FastifyReply, doc: ProblemDocument): FastifyReply {
+  return reply.code(doc.status).type('application/problem+json').send(doc);
+}
+
+interface AjvIssue {
+  instancePath?: string;
+  message?: string;
+  keyword?: string;
+  params?: Record<string, unknown>;
+}
+
+/** Converts fastify/ajv schema-validation issues into `{ path, message }` with JSON-pointer paths. */
+export function issuesFromAjv(validation: AjvIssue[], context?: string): ProblemIssue[] {
+  const prefix = context && context !== 'body' ? `/${context}` : '';
+  return validation.map((v) => {
+    let path = prefix + (v.instancePath ?? '');
+    const params = v.params ?? {};
+    if (v.keyword === 'required' && typeof params.missingProperty === 'string') {
+      path += `/${params.missingProperty}`;
+    } else if (v.keyword === 'additionalProperties' && typeof params.additionalProperty === 'string') {
+      path += `/${params.additionalProperty}`;
+    }
+    return { path, message: v.message ?? 'is invalid' };
+  });
+}
+
+/** Maps a status code to the problem kind used when an error carries no kind of its own. */
+function kindForStatus(status: number): ProblemKind {
+  switch (status) {
+    case 400: return 'malformed-body';
+    case 401: return 'unauthorized';
+    case 403: return 'forbidden';
+    case 404: return 'not-found';
+    case 405: return 'method-not-allowed';
+    case 409: return 'conflict';
+    case 412: return 'precondition-failed';
+    case 413: return 'payload-too-large';
+    case 415: return 'unsupported-media-type';
+    case 429: return 'too-many-requests';
+    case 503: return 'unavailable';
+    default: return status >= 500 ? 'internal' : 'malformed-body';
+  }
+}
+
+/** fastify error handler: everything becomes a problem document; 5xx details are logged, never sent. */
+export function problemErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const instance = request.url.split('?')[0];
+  if (isAviaryError(error)) {
+    if (error.statusCode && error.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    return sendProblem(reply, problemDocument(error.problem, error.message, {
+      ...(error.errors ? { errors: error.errors } : {}),
+      ...(error.extensions ? { extensions: error.extensions } : {}),
+      ...(instance ? { instance } : {}),
+    }));
+  }
+  if (error.validation) {
+    const errors = issuesFromAjv(error.validation as AjvIssue[], error.validationContext);
+    const first = errors[0];
+    return sendProblem(reply, problemDocument('validation', first ? `${first.path || '/'}: ${first.message}` : error.message, {
+      errors,
+      ...(instance ? { instance } : {}),
+    }));
+  }
+  const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
+  if (status >= 500) {
+    request.log.error({ err: error }, 'request failed');
+    return sendProblem(reply, problemDocument('internal', 'The server failed to handle this request; see its log.', instance ? { instance } : {}));
+  }
+  return sendProblem(reply, problemDocument(kindForStatus(status), error.message, instance ? { instance } : {}));
+}
+
+/** fastify not-found handler. */
+export function problemNotFoundHandler(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const instance = request.url.split('?')[0];
+  return sendProblem(reply, problemDocument('not-found', `No route ${request.method} ${instance}`, instance ? { instance } : {}));
+}

@@ -1,0 +1,61 @@
+/**
+ * `npm start`: environment → open the database (pragmas, migrations) → buildApp → listen. SIGTERM/SIGINT drain:
+ * stop accepting, let in-flight requests (and their write transactions) finish, close the database, exit.
+ */
+import { buildApp } from './app.js';
+import { readConfig } from './config.js';
+import { openDatabase } from './storage/db.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = readConfig();
+  } catch (err) {
+    process.stderr.write(`aviary: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  const database = openDatabase(config.dbPath);
+  const app = await buildApp({
+    database,
+    ...(config.adminToken ? { adminToken: config.adminToken } : {}),
+    sdkKeys: config.sdkKeys,
+    logger: { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers["sec-websocket-protocol"]'] },
+  });
+  if (app.boot.generatedAdminToken) {
+    // Printed once, on the boot that created it, outside the structured log so it never lands in log storage.
+    process.stdout.write(
+      `\nAviary created an admin token (shown only now; store it safely):\n\n  ${app.boot.generatedAdminToken}\n\n` +
+        'Use it as "Authorization: Bearer <token>" on /api/v1. Set AVIARY_ADMIN_TOKEN to choose your own.\n\n',
+    );
+  }
+
+  let closing = false;
+  const shutdown = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, 'shutting down: draining in-flight requests');
+    const timer = setTimeout(() => {
+      app.log.error('drain timed out; closing the database and exiting');
+      if (app.sqlite.open) app.sqlite.close();
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    timer.unref();
+    app.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        app.log.error({ err }, 'error while closing');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+
+  const address = await app.listen({ host: config.host, port: config.port });
+  app.log.info({ address, db: config.dbPath }, 'aviary listening');
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`aviary: failed to start: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

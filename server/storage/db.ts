@@ -1,0 +1,44 @@
+/**
+ * Opening the database: pragmas, drizzle, migrations. Synchronous on purpose: `main.ts` migrates before it listens.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
+import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
+import * as schema from './schema.js';
+
+/** The drizzle database with Aviary's schema. */
+export type AviaryDb = BetterSQLite3Database<typeof schema>;
+
+/** An open database: the drizzle handle and the raw better-sqlite3 connection under it. */
+export interface OpenDatabase {
+  db: AviaryDb;
+  sqlite: Database.Database;
+}
+
+/** Where the generated SQL migrations live (repo root `migrations/`). */
+export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', import.meta.url));
+
+/**
+ * Opens (creating if needed) the SQLite file at `path` and applies pending migrations.
+ *
+ * - `journal_mode=WAL`: readers (SDK snapshot, evaluate) never block the writer, and a commit is one append.
+ * - `synchronous=FULL`: a write is acknowledged only after the WAL is fsynced, so an acknowledged kill switch
+ *   survives power loss, not only a process crash. Admin writes are rare; the fsync is the price of "nothing
+ *   acknowledged is ever lost". (NORMAL would survive SIGKILL but could lose the last commits on power loss.)
+ * - `foreign_keys=ON`: flag states, tokens and canaries cannot point at environments or flags that do not exist.
+ * - `busy_timeout=5000`: another process (a backup, the sqlite3 shell) holding a lock makes us wait, not fail.
+ */
+export function openDatabase(path: string, options: { migrate?: boolean } = {}): OpenDatabase {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const sqlite = new Database(path);
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = FULL');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('busy_timeout = 5000');
+  const db = drizzle(sqlite, { schema });
+  if (options.migrate !== false) migrate(db, { migrationsFolder: MIGRATIONS_FOLDER });
+  return { db, sqlite };
+}

@@ -1,0 +1,184 @@
+/**
+ * The SQLite schema (drizzle). Migrations in `migrations/` are generated from this file with `npm run db:generate`
+ * and applied at boot; never edit a generated migration, add a new one.
+ *
+ * Conventions: times are epoch milliseconds (INTEGER); JSON columns hold the wire shapes of `sdk/core/types.ts`
+ * and `sdk/protocol.ts` as text. Every table other engineers use is here so there is one migration history.
+ */
+import { sql } from 'drizzle-orm';
+import { index, integer, primaryKey, real, sqliteTable, text } from 'drizzle-orm/sqlite-core';
+import type { JsonValue, Rule, SegmentRule, Serve, Target, Variant } from '@aviary/sdk/core';
+import type { Change } from '@aviary/sdk/protocol';
+
+/** An environment. `version` is bumped inside every writing transaction that changes what its SDKs see. */
+export const environments = sqliteTable('environments', {
+  key: text('key').primaryKey(),
+  name: text('name').notNull(),
+  version: integer('version').notNull().default(0),
+  createdAt: integer('created_at').notNull(),
+});
+
+/** A flag's definition, shared by all environments. `revision` is bumped on every definition change (ETag). */
+export const flags = sqliteTable(
+  'flags',
+  {
+    key: text('key').primaryKey(),
+    kind: text('kind', { enum: ['boolean', 'string', 'number', 'json'] }).notNull(),
+    variants: text('variants', { mode: 'json' }).$type<Variant[]>().notNull(),
+    description: text('description').notNull().default(''),
+    tags: text('tags', { mode: 'json' }).$type<string[]>().notNull().default(sql`'[]'`),
+    archived: integer('archived', { mode: 'boolean' }).notNull().default(false),
+    revision: integer('revision').notNull().default(1),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [index('flags_archived_idx').on(t.archived)],
+);
+
+/** The part of a FlagState stored as JSON; `version` lives in its own column. */
+export interface StoredFlagState {
+  enabled: boolean;
+  offVariant: string;
+  targets: Target[];
+  rules: Rule[];
+  fallthrough: Serve;
+}
+
+/** A flag's state in one environment, plus kill-switch bookkeeping. */
+export const flagStates = sqliteTable(
+  'flag_states',
+  {
+    environment: text('environment')
+      .notNull()
+      .references(() => environments.key, { onDelete: 'cascade' }),
+    flag: text('flag')
+      .notNull()
+      .references(() => flags.key, { onDelete: 'cascade' }),
+    state: text('state', { mode: 'json' }).$type<StoredFlagState>().notNull(),
+    version: integer('version').notNull().default(1),
+    killedAt: integer('killed_at'),
+    killReason: text('kill_reason'),
+    /** The exact state before `kill-all`, restored by `revive-all`; null when the flag was not killed by a panic. */
+    panicSavedState: text('panic_saved_state', { mode: 'json' }).$type<StoredFlagState>(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.environment, t.flag] }), index('flag_states_flag_idx').on(t.flag)],
+);
+
+/** A segment (cohort), shared by all environments. */
+export const segments = sqliteTable('segments', {
+  key: text('key').primaryKey(),
+  description: text('description').notNull().default(''),
+  included: text('included', { mode: 'json' }).$type<string[]>().notNull(),
+  excluded: text('excluded', { mode: 'json' }).$type<string[]>().notNull(),
+  rules: text('rules', { mode: 'json' }).$type<SegmentRule[]>().notNull(),
+  revision: integer('revision').notNull().default(1),
+  createdAt: integer('created_at').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+});
+
+/** An API token. Only the SHA-256 of the secret is stored; `prefix` is shown so people can tell tokens apart. */
+export const tokens = sqliteTable(
+  'tokens',
+  {
+    id: text('id').primaryKey(),
+    kind: text('kind', { enum: ['admin', 'sdk'] }).notNull(),
+    environment: text('environment').references(() => environments.key, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    hash: text('hash').notNull(),
+    prefix: text('prefix').notNull(),
+    createdAt: integer('created_at').notNull(),
+    lastUsedAt: integer('last_used_at'),
+    revokedAt: integer('revoked_at'),
+  },
+  (t) => [index('tokens_hash_idx').on(t.hash)],
+);
+
+/** Every mutation: who, when, what, before and after. Append-only. */
+export const auditLog = sqliteTable(
+  'audit_log',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    at: integer('at').notNull(),
+    actorTokenId: text('actor_token_id'),
+    actorName: text('actor_name').notNull(),
+    action: text('action').notNull(),
+    resourceType: text('resource_type').notNull(),
+    resourceKey: text('resource_key').notNull(),
+    environment: text('environment'),
+    before: text('before', { mode: 'json' }).$type<JsonValue>(),
+    after: text('after', { mode: 'json' }).$type<JsonValue>(),
+    reason: text('reason'),
+  },
+  (t) => [
+    index('audit_at_idx').on(t.at),
+    index('audit_resource_idx').on(t.resourceType, t.resourceKey),
+    index('audit_env_idx').on(t.environment),
+  ],
+);
+
+/** One row per committed write per environment: the Delta SDKs resume from. Pruned to the last N versions. */
+export const changeLog = sqliteTable(
+  'change_log',
+  {
+    environment: text('environment')
+      .notNull()
+      .references(() => environments.key, { onDelete: 'cascade' }),
+    version: integer('version').notNull(),
+    changes: text('changes', { mode: 'json' }).$type<Change[]>().notNull(),
+    at: integer('at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.environment, t.version] })],
+);
+
+/** Metrics reports already counted: the primary key makes ingestion exactly-once. */
+export const sdkReports = sqliteTable(
+  'sdk_reports',
+  {
+    sdkId: text('sdk_id').notNull(),
+    seq: integer('seq').notNull(),
+    receivedAt: integer('received_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.sdkId, t.seq] }), index('sdk_reports_received_idx').on(t.receivedAt)],
+);
+
+/** Evaluations and outcomes per flag variant per minute. `variant` is '' for the caller's default. */
+export const metricsMinute = sqliteTable(
+  'metrics_minute',
+  {
+    environment: text('environment').notNull(),
+    flag: text('flag').notNull(),
+    variant: text('variant').notNull(),
+    minute: integer('minute').notNull(),
+    evaluations: integer('evaluations').notNull().default(0),
+    reasons: text('reasons', { mode: 'json' }).$type<Record<string, number>>().notNull().default(sql`'{}'`),
+    outcomes: integer('outcomes').notNull().default(0),
+    errors: integer('errors').notNull().default(0),
+    latency: text('latency', { mode: 'json' }).$type<JsonValue>(),
+    valueSum: real('value_sum').notNull().default(0),
+    valueCount: integer('value_count').notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.environment, t.flag, t.variant, t.minute] })],
+);
+
+/** A canary of one flag in one environment. `document` is the CONTRACT §4 document. */
+export const canaries = sqliteTable(
+  'canaries',
+  {
+    environment: text('environment')
+      .notNull()
+      .references(() => environments.key, { onDelete: 'cascade' }),
+    flag: text('flag')
+      .notNull()
+      .references(() => flags.key, { onDelete: 'cascade' }),
+    document: text('document', { mode: 'json' }).$type<JsonValue>().notNull(),
+    state: text('state', { enum: ['running', 'paused', 'rolled_back', 'promoted', 'completed'] }).notNull(),
+    stageIndex: integer('stage_index').notNull().default(0),
+    stageStartedAt: integer('stage_started_at').notNull(),
+    pausedAt: integer('paused_at'),
+    lastDecision: text('last_decision', { mode: 'json' }).$type<JsonValue>(),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.environment, t.flag] })],
+);
