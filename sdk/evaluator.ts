@@ -1,0 +1,202 @@
+/**
+ * The SDK's hot evaluation path: holds a compiled environment, evaluates locally, and counts evaluations per flag,
+ * variant and reason on preallocated counters (an integer increment per call, no allocation beyond the result;
+ * results that do not carry a bucket are shared frozen objects). `drain` hands the counts over as the
+ * `VariantStats` of `POST /sdk/v1/metrics`.
+ */
+import {
+  applyChanges,
+  compileEnvironment,
+  evaluateFlag,
+  lastOutcome,
+  REASON_KINDS,
+  type CompiledEnvironment,
+  type CompiledFlag,
+  type EnvironmentSnapshot,
+  type EvaluationContext,
+  type EvaluationDetail,
+  type JsonValue,
+  type ReasonKind,
+} from './core/index.js';
+import type { Change, VariantStats } from './protocol.js';
+
+const REASONS = REASON_KINDS.length;
+const FLAG_NOT_FOUND = 'FLAG_NOT_FOUND' as const;
+
+/** Counters of one compiled flag's variants; row 0 counts evaluations that returned the caller's default. */
+interface Slot {
+  flag: CompiledFlag;
+  readonly key: string;
+  readonly variantKeys: readonly string[];
+  /** `(variantIndex + 1) * REASONS + reasonIndex`. Float64 so a busy minute cannot overflow. */
+  counts: Float64Array;
+  dirty: boolean;
+}
+
+/** Options of an `Evaluator`. */
+export interface EvaluatorOptions {
+  /**
+   * How many distinct unknown flag keys are counted between two drains (default 100). Evaluations of further
+   * unknown keys still answer FLAG_NOT_FOUND but are only added to `droppedUnknownEvaluations`, so a caller that
+   * asks for ever-new keys cannot grow memory without bound.
+   */
+  maxUnknownFlags?: number;
+}
+
+const EMPTY_SNAPSHOT: EnvironmentSnapshot = { environment: '', version: 0, flags: [], segments: [] };
+
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * Local evaluation with per-variant counting. Not thread-shared: one per client.
+ */
+export class Evaluator {
+  private env: CompiledEnvironment;
+  private readonly slots = new Map<string, Slot>();
+  /** Counters of flags deleted or whose variants changed since the last drain; reported once, then dropped. */
+  private retired: Slot[] = [];
+  private unknown = new Map<string, number>();
+  private readonly maxUnknown: number;
+  /** Evaluations of unknown flag keys beyond `maxUnknownFlags` since the last drain (not reported per key). */
+  droppedUnknownEvaluations = 0;
+
+  /** @param env a compiled environment or a snapshot to compile (default: empty, every flag is unknown) */
+  constructor(env: CompiledEnvironment | EnvironmentSnapshot = EMPTY_SNAPSHOT, options: EvaluatorOptions = {}) {
+    this.maxUnknown = options.maxUnknownFlags ?? 100;
+    this.env = isCompiled(env) ? env : compileEnvironment(env);
+    this.reconcile();
+  }
+
+  /** The compiled environment currently served. */
+  get environment(): CompiledEnvironment {
+    return this.env;
+  }
+
+  /** Replaces the whole environment (a fresh snapshot). Counts of flags that keep their variants carry on. */
+  setEnvironment(env: CompiledEnvironment | EnvironmentSnapshot): void {
+    this.env = isCompiled(env) ? env : compileEnvironment(env);
+    this.reconcile();
+  }
+
+  /**
+   * Applies streamed changes (recompiling only what changed) and returns the keys of the flags whose compiled
+   * form changed, including flags recompiled because a segment they use changed, and deleted flags.
+   */
+  applyChanges(changes: readonly Change[], version?: number): string[] {
+    const before = this.env;
+    this.env = applyChanges(before, changes, version);
+    const changed: string[] = [];
+    for (const [key, f] of this.env.flags) if (before.flags.get(key) !== f) changed.push(key);
+    for (const key of before.flags.keys()) if (!this.env.flags.has(key)) changed.push(key);
+    this.reconcile();
+    return changed;
+  }
+
+  /**
+   * Evaluates a flag and counts the evaluation. The default's JS type decides the kind expected (see core
+   * `evaluate`). Never throws. Results are frozen and may be shared between calls.
+   */
+  evaluate<T>(flagKey: string, context: EvaluationContext, defaultValue: T): EvaluationDetail<T> {
+    const slot = this.slots.get(flagKey);
+    if (slot === undefined) return this.unknownFlag(flagKey, defaultValue);
+    const d = evaluateFlag(slot.flag, context, defaultValue);
+    slot.counts[(lastOutcome.variant + 1) * REASONS + lastOutcome.reason]!++;
+    slot.dirty = true;
+    return d;
+  }
+
+  /** Evaluates without counting (e.g. to attribute an outcome to the variant a context gets). Never throws. */
+  peek<T>(flagKey: string, context: EvaluationContext, defaultValue: T): EvaluationDetail<T> {
+    const slot = this.slots.get(flagKey);
+    if (slot === undefined) return { value: defaultValue, reason: { kind: 'ERROR', errorCode: FLAG_NOT_FOUND }, errorCode: FLAG_NOT_FOUND };
+    return evaluateFlag(slot.flag, context, defaultValue);
+  }
+
+  /**
+   * Evaluates every flag for `context` without counting: listing flags (bootstrap, `allFlags`) is not a use of
+   * any one of them. Never throws.
+   */
+  evaluateAll(context: EvaluationContext): Record<string, EvaluationDetail> {
+    const out: Record<string, EvaluationDetail> = {};
+    for (const [key, slot] of this.slots) out[key] = evaluateFlag<JsonValue>(slot.flag, context, null, true);
+    return out;
+  }
+
+  /**
+   * Takes the counts since the last drain, labelled with `minuteStart` (epoch ms, a multiple of 60,000), and resets
+   * them. One entry per flag and served variant (`variant: null` for evaluations that returned the caller's
+   * default); outcome fields are 0 (outcomes are counted by the client's `track`).
+   */
+  drain(minuteStart: number): VariantStats[] {
+    const out: VariantStats[] = [];
+    for (const slot of this.retired) this.emit(slot, minuteStart, out);
+    this.retired = [];
+    for (const slot of this.slots.values()) {
+      if (!slot.dirty) continue;
+      this.emit(slot, minuteStart, out);
+      slot.counts.fill(0);
+      slot.dirty = false;
+    }
+    for (const [flag, n] of this.unknown) {
+      out.push({ flag, variant: null, minute: minuteStart, evaluations: n, reasons: { ERROR: n }, outcomes: 0, errors: 0 });
+    }
+    this.unknown = new Map();
+    this.droppedUnknownEvaluations = 0;
+    return out;
+  }
+
+  private emit(slot: Slot, minute: number, out: VariantStats[]): void {
+    const c = slot.counts;
+    for (let row = 0; row <= slot.variantKeys.length; row++) {
+      let total = 0;
+      let reasons: Partial<Record<ReasonKind, number>> | undefined;
+      for (let r = 0; r < REASONS; r++) {
+        const n = c[row * REASONS + r]!;
+        if (n === 0) continue;
+        total += n;
+        (reasons ??= {})[REASON_KINDS[r]!] = n;
+      }
+      if (total === 0) continue;
+      const variant = row === 0 ? null : slot.variantKeys[row - 1]!;
+      out.push({ flag: slot.key, variant, minute, evaluations: total, reasons: reasons!, outcomes: 0, errors: 0 });
+    }
+  }
+
+  private unknownFlag<T>(flagKey: string, defaultValue: T): EvaluationDetail<T> {
+    const n = this.unknown.get(flagKey);
+    if (n !== undefined) this.unknown.set(flagKey, n + 1);
+    else if (this.unknown.size < this.maxUnknown && typeof flagKey === 'string') this.unknown.set(flagKey, 1);
+    else this.droppedUnknownEvaluations++;
+    return { value: defaultValue, reason: { kind: 'ERROR', errorCode: FLAG_NOT_FOUND }, errorCode: FLAG_NOT_FOUND };
+  }
+
+  /** Points slots at the current compiled flags; retires counters whose flag went away or changed its variants. */
+  private reconcile(): void {
+    const flags = this.env.flags;
+    for (const [key, slot] of this.slots) {
+      const f = flags.get(key);
+      if (f === undefined || !sameKeys(f.variantKeys, slot.variantKeys)) {
+        if (slot.dirty) this.retired.push(slot);
+        this.slots.delete(key);
+      } else slot.flag = f;
+    }
+    for (const [key, f] of flags) {
+      if (this.slots.has(key)) continue;
+      this.slots.set(key, {
+        flag: f,
+        key,
+        variantKeys: f.variantKeys,
+        counts: new Float64Array((f.variantKeys.length + 1) * REASONS),
+        dirty: false,
+      });
+    }
+  }
+}
+
+function isCompiled(env: CompiledEnvironment | EnvironmentSnapshot): env is CompiledEnvironment {
+  return env !== null && typeof env === 'object' && env.flags instanceof Map;
+}
