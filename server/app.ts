@@ -29,6 +29,7 @@ import { createAuthenticator, type Authenticator, type SdkPrincipal } from './au
 import { TokenStore } from './auth/token-store.js';
 import { problemErrorHandler, problemNotFoundHandler } from './errors.js';
 import { environmentRoutes } from './admin/environment-routes.js';
+import { consolePlugin } from './console/console-plugin.js';
 import { tokenRoutes } from './admin/token-routes.js';
 import { snapshotRoutes } from './sdk/snapshot-routes.js';
 import { ChangeFeed } from './storage/change-feed.js';
@@ -163,6 +164,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     },
     { prefix: '/sdk/v1' },
   );
+
+  await app.register(consolePlugin);
 
   return app;
 }

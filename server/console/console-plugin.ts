@@ -75,16 +75,11 @@ export async function consolePlugin(app: FastifyInstance, opts: ConsolePluginOpt
 
   app.get('/', async (_req, reply) => page(reply));
   app.get('/*', async (req, reply) => {
-    if (isReservedPath(req.url)) {
-      return reply
-        .code(404)
-        .type('application/problem+json')
-        .send({ type: 'https://aviary.dev/problems/not-found', title: 'Not found', status: 404, detail: `no route for GET ${req.url.split('?', 1)[0]}` });
-    }
-    // A missing asset (an old tab asking for a previous build's file) is a 404, not the page in disguise.
-    if (/\.[a-z0-9]{1,8}$/i.test(req.url.split('?', 1)[0] ?? '')) {
-      return reply.code(404).type('application/problem+json').send({ type: 'https://aviary.dev/problems/not-found', title: 'Not found', status: 404, detail: 'no such file' });
-    }
+    const path = req.url.split('?', 1)[0] ?? '';
+    // Unknown API paths, missing assets (an old tab asking for a previous build's file) and, before a build, every
+    // path but `/` get the server's own problem+json 404, not the page in disguise. (Flag keys may contain dots, so
+    // only asset extensions count as files.)
+    if (!built || isReservedPath(path) || /\.(js|mjs|css|map|png|svg|ico|jpg|webp|woff2?|txt|webmanifest)$/i.test(path)) return reply.callNotFound();
     return page(reply);
   });
 }
