@@ -32,6 +32,9 @@ import { environmentRoutes } from './admin/environment-routes.js';
 import { consolePlugin } from './console/console-plugin.js';
 import { tokenRoutes } from './admin/token-routes.js';
 import { snapshotRoutes } from './sdk/snapshot-routes.js';
+import { opsPlugin } from './ops/ops-plugin.js';
+import { openapiRoute } from './openapi/openapi-route.js';
+import { installValidation } from './openapi/validation.js';
 import { ChangeFeed } from './storage/change-feed.js';
 import { openDatabase, type AviaryDb, type OpenDatabase } from './storage/db.js';
 import { EnvironmentStore } from './storage/environment-store.js';
@@ -145,6 +148,11 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
 
   app.setErrorHandler(problemErrorHandler);
   app.setNotFoundHandler(problemNotFoundHandler);
+  // Request bodies are validated with the OpenAPI spec's schemas, strictly (no coercion): server/openapi/.
+  installValidation(app);
+  // First, so its hooks (request metrics, failed-auth rate limit) cover every route registered after it.
+  await app.register(opsPlugin);
+  await app.register(openapiRoute);
   app.addHook('onClose', async () => {
     if (database.sqlite.open) database.sqlite.close();
   });

@@ -4,6 +4,7 @@
  */
 import { buildApp } from './app.js';
 import { readConfig } from './config.js';
+import { loggerOptions } from './ops/logging.js';
 import { openDatabase } from './storage/db.js';
 
 async function main(): Promise<void> {
@@ -19,7 +20,7 @@ async function main(): Promise<void> {
     database,
     ...(config.adminToken ? { adminToken: config.adminToken } : {}),
     sdkKeys: config.sdkKeys,
-    logger: { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers["sec-websocket-protocol"]'] },
+    logger: loggerOptions(config.logLevel),
   });
   if (app.boot.generatedAdminToken) {
     // Printed once, on the boot that created it, outside the structured log so it never lands in log storage.

@@ -1,0 +1,85 @@
+/**
+ * Logger configuration (pino, through fastify) that never writes a secret: bearer tokens, websocket subprotocols
+ * carrying SDK keys, cookies, and token secrets in bodies are redacted wherever a log call might put them, and
+ * query-string values whose names suggest a credential are masked in logged URLs.
+ */
+import type { FastifyServerOptions } from 'fastify';
+
+const CENSOR = '[redacted]';
+
+/** Log paths that may hold a secret. pino's redaction is path-based, so each place a header or body can appear is listed. */
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers["sec-websocket-protocol"]',
+  'req.headers.cookie',
+  'req.headers["x-api-key"]',
+  'headers.authorization',
+  'headers["sec-websocket-protocol"]',
+  'headers.cookie',
+  'res.headers["set-cookie"]',
+  'token',
+  'secret',
+  'sdkKey',
+  'adminToken',
+  'sdkKeys',
+  '*.token',
+  '*.secret',
+  '*.sdkKey',
+  '*.adminToken',
+  '*.sdkKeys',
+  'body.token',
+  'req.body.token',
+];
+
+const SECRET_QUERY_NAME = /token|key|secret|auth|password/i;
+
+/** A URL with the values of credential-like query parameters masked (`/x?token=abc` → `/x?token=[redacted]`). */
+export function redactUrl(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const query = url
+    .slice(q + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      const name = eq < 0 ? pair : pair.slice(0, eq);
+      let decoded = name;
+      try {
+        decoded = decodeURIComponent(name);
+      } catch {
+        // a malformed escape is still a name; test it as sent
+      }
+      return eq >= 0 && SECRET_QUERY_NAME.test(decoded) ? `${name}=${CENSOR}` : pair;
+    })
+    .join('&');
+  return `${url.slice(0, q)}?${query}`;
+}
+
+interface LoggedRequest {
+  method?: string;
+  url?: string;
+  ip?: string;
+  socket?: { remotePort?: number };
+  routeOptions?: { url?: string };
+}
+
+/**
+ * fastify `logger` options: JSON lines at `level`, secrets redacted. Pass `stream` to capture the output (tests).
+ */
+export function loggerOptions(level = 'info', stream?: { write(line: string): void }): NonNullable<FastifyServerOptions['logger']> {
+  return {
+    level,
+    redact: { paths: REDACT_PATHS, censor: CENSOR },
+    serializers: {
+      req(request: LoggedRequest) {
+        return {
+          method: request.method,
+          url: redactUrl(request.url ?? ''),
+          route: request.routeOptions?.url,
+          remoteAddress: request.ip,
+        };
+      },
+    },
+    ...(stream ? { stream } : {}),
+  };
+}

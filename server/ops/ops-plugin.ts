@@ -1,0 +1,150 @@
+/**
+ * Operations: `/healthz`, `/readyz`, `/metrics` (Prometheus), request metrics for every route, and the
+ * failed-authentication rate limit. Registered on the root instance *before* the route plugins, and not
+ * encapsulated, so its hooks run for every route (and before the admin and SDK auth hooks).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import { register as globalRegistry } from 'prom-client';
+import { problemDocument, sendProblem } from '../errors.js';
+import { AuthFailureLimiter, type AuthFailureLimiterOptions } from '../rate-limit/auth-failure-limiter.js';
+import type { AuthFailureEvent } from '../storage/change-feed.js';
+import { MIGRATIONS_FOLDER } from '../storage/db.js';
+import { createServerMetrics, type ServerMetrics } from './prometheus.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Prometheus registry and the server's metrics; plugins may register more metrics in `registry`. */
+    prometheus: ServerMetrics;
+    /** Failed-authentication rate limit per client address. */
+    authLimiter: AuthFailureLimiter;
+    /** Every route registered after the ops plugin (method and URL template), for the spec-coverage test and tools. */
+    routeTable: RouteEntry[];
+  }
+}
+
+/** A registered route. */
+export interface RouteEntry {
+  method: string;
+  url: string;
+  /** Registered with `{ websocket: true }` (@fastify/websocket). */
+  websocket: boolean;
+}
+
+/** Options of {@link opsPlugin}. */
+export interface OpsOptions {
+  /** Failed-authentication rate limit. Defaults: 30 failures per 60 s (env `AVIARY_AUTH_FAILURE_LIMIT`, `AVIARY_AUTH_FAILURE_WINDOW_SECONDS`). */
+  authFailures?: AuthFailureLimiterOptions;
+}
+
+// Routes under these prefixes take a token; only they are refused to an address over its failure limit, so a
+// locked-out address can still be probed by health checks and scraped.
+const AUTHENTICATED_PREFIXES = ['/api/', '/sdk/', '/ofrep/'];
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/** The `when` of the newest migration in `migrations/meta/_journal.json`: the database must have applied it. */
+function latestMigration(): number {
+  const journal = JSON.parse(readFileSync(join(MIGRATIONS_FOLDER, 'meta', '_journal.json'), 'utf8')) as {
+    entries: { when: number }[];
+  };
+  return Math.max(0, ...journal.entries.map((e) => e.when));
+}
+
+function envNumber(name: string): number | undefined {
+  const v = process.env[name];
+  const n = v === undefined || v === '' ? NaN : Number(v);
+  return Number.isFinite(n) && n > 0 ? n : undefined;
+}
+
+const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, options) => {
+  const metrics = createServerMetrics(app.sqlite);
+  const limitFromEnv = envNumber('AVIARY_AUTH_FAILURE_LIMIT');
+  const windowFromEnv = envNumber('AVIARY_AUTH_FAILURE_WINDOW_SECONDS');
+  const limiter = new AuthFailureLimiter({
+    ...(limitFromEnv ? { limit: limitFromEnv } : {}),
+    ...(windowFromEnv ? { windowMs: windowFromEnv * 1000 } : {}),
+    now: app.now,
+    ...options.authFailures,
+  });
+  app.decorate('prometheus', metrics);
+  app.decorate('authLimiter', limiter);
+  const routeTable: RouteEntry[] = [];
+  app.decorate('routeTable', routeTable);
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const websocket = (route as { websocket?: boolean }).websocket === true;
+    for (const method of methods) routeTable.push({ method: String(method), url: route.url, websocket });
+  });
+
+  const onAuthFailure = (event: AuthFailureEvent) => {
+    metrics.authFailures.inc({ scope: event.scope, reason: event.reason });
+    limiter.recordFailure(event.ip);
+  };
+  app.changeFeed.on('auth.failure', onAuthFailure);
+  app.addHook('onClose', async () => {
+    app.changeFeed.off('auth.failure', onAuthFailure);
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (!AUTHENTICATED_PREFIXES.some((p) => request.url.startsWith(p))) return;
+    const waitMs = limiter.blockedForMs(request.ip);
+    if (waitMs <= 0) return;
+    metrics.authRateLimited.inc();
+    const seconds = Math.ceil(waitMs / 1000);
+    reply.header('retry-after', String(seconds));
+    const instance = request.url.split('?')[0];
+    return sendProblem(
+      reply,
+      problemDocument(
+        'too-many-requests',
+        `Too many failed authentications from this address (${limiter.limit} per ${limiter.windowMs / 1000} s); retry in ${seconds} s.`,
+        instance ? { instance } : {},
+      ),
+    );
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    const method = KNOWN_METHODS.has(request.method) ? request.method : 'OTHER';
+    // The route template, never the raw URL: label values must stay few, whatever paths clients send.
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.requests.inc({ method, route, status: String(reply.statusCode) });
+    metrics.duration.observe({ method, route }, reply.elapsedTime / 1000);
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' as const }));
+
+  const required = latestMigration();
+  app.get('/readyz', async (request, reply) => {
+    const instance = '/readyz';
+    if (!app.sqlite.open) {
+      return sendProblem(reply, problemDocument('unavailable', 'The database is not open.', { instance, extensions: { checks: { database: 'closed' } } }));
+    }
+    let applied = 0;
+    try {
+      const row = app.sqlite.prepare('SELECT max(created_at) AS at FROM __drizzle_migrations').get() as { at: number | null } | undefined;
+      applied = row?.at ?? 0;
+    } catch (err) {
+      request.log.warn({ err }, 'readiness: cannot read the migrations table');
+      return sendProblem(reply, problemDocument('unavailable', 'The database has not been migrated.', { instance, extensions: { checks: { database: 'ok', migrations: 'missing' } } }));
+    }
+    if (applied < required) {
+      return sendProblem(reply, problemDocument('unavailable', 'The database is missing migrations.', { instance, extensions: { checks: { database: 'ok', migrations: 'pending' } } }));
+    }
+    return { status: 'ok' as const, checks: { database: 'ok', migrations: 'ok' } };
+  });
+
+  // Per-app metrics, then the process-wide ones other plugins keep on prom-client's default registry
+  // (ingestion, canary decisions: server/metrics/prometheus.ts).
+  app.get('/metrics', async (_request, reply) => {
+    const own = await metrics.registry.metrics();
+    const shared = await globalRegistry.metrics();
+    return reply.type(metrics.registry.contentType).send(shared ? `${own}\n${shared}` : own);
+  });
+};
+
+// Not encapsulated (what fastify-plugin does): the hooks and decorators belong to the instance it is registered on.
+(plugin as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;
+
+/** Register on the root instance before the route plugins: `await app.register(opsPlugin)`. */
+export const opsPlugin = plugin;

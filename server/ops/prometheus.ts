@@ -1,0 +1,80 @@
+/**
+ * The server's Prometheus metrics (prom-client). Each app gets its own registry rather than prom-client's global
+ * one, so several apps in one process (tests, benchmarks) do not collide; other plugins add their own metrics to
+ * `app.prometheus.registry`.
+ */
+import type Database from 'better-sqlite3';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The metrics every Aviary server exposes on `/metrics`. */
+export interface ServerMetrics {
+  registry: Registry;
+  /** `aviary_http_requests_total{method,route,status}`. */
+  requests: Counter<'method' | 'route' | 'status'>;
+  /** `aviary_http_request_duration_seconds{method,route}`. */
+  duration: Histogram<'method' | 'route'>;
+  /** `aviary_auth_failures_total{scope,reason}`. */
+  authFailures: Counter<'scope' | 'reason'>;
+  /** `aviary_auth_rate_limited_total`: requests refused because their address failed authentication too often. */
+  authRateLimited: Counter;
+}
+
+/**
+ * Creates the registry and the server's metrics. `sqlite` is read at scrape time for `aviary_flags` (flag counts per
+ * environment and kill-switch state), so the gauge is always what the database says, with no bookkeeping on writes.
+ */
+export function createServerMetrics(sqlite: Database.Database): ServerMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'aviary_' });
+  const requests = new Counter({
+    name: 'aviary_http_requests_total',
+    help: 'HTTP requests answered, by route template and status code.',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'aviary_http_request_duration_seconds',
+    help: 'Time from receiving a request to sending the response, by route template.',
+    labelNames: ['method', 'route'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const authFailures = new Counter({
+    name: 'aviary_auth_failures_total',
+    help: 'Requests that failed token authentication, by API scope and reason.',
+    labelNames: ['scope', 'reason'] as const,
+    registers: [registry],
+  });
+  const authRateLimited = new Counter({
+    name: 'aviary_auth_rate_limited_total',
+    help: 'Requests refused with 429 because their client address failed authentication too often.',
+    registers: [registry],
+  });
+  const countFlags = sqlite.prepare<[], { environment: string; enabled: number; n: number }>(
+    `SELECT fs.environment AS environment, CASE WHEN json_extract(fs.state, '$.enabled') THEN 1 ELSE 0 END AS enabled,
+            count(*) AS n
+       FROM flag_states fs JOIN flags f ON f.key = fs.flag
+      WHERE f.archived = 0
+      GROUP BY 1, 2`,
+  );
+  const listEnvironments = sqlite.prepare<[], { key: string }>('SELECT key FROM environments');
+  new Gauge({
+    name: 'aviary_flags',
+    help: 'Flags (not archived) per environment, by kill-switch state (enabled="false": killed).',
+    labelNames: ['environment', 'enabled'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      if (!sqlite.open) return;
+      // Environments without flags report 0 rather than vanishing from dashboards.
+      for (const { key } of listEnvironments.all()) {
+        this.set({ environment: key, enabled: 'true' }, 0);
+        this.set({ environment: key, enabled: 'false' }, 0);
+      }
+      for (const row of countFlags.all()) {
+        this.set({ environment: row.environment, enabled: row.enabled ? 'true' : 'false' }, row.n);
+      }
+    },
+  });
+  return { registry, requests, duration, authFailures, authRateLimited };
+}

@@ -1,0 +1,196 @@
+import { Writable } from 'node:stream';
+import Fastify from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loggerOptions, redactUrl } from '../../server/ops/logging.js';
+import { AuthFailureLimiter } from '../../server/rate-limit/auth-failure-limiter.js';
+import { api, request, startServer, type TestServer } from '../helpers/server.js';
+
+/** The value of one sample line of a Prometheus text exposition, or undefined when the series is absent. */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  const wanted = Object.entries(labels);
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    const m = /^([^{ ]+)(?:\{(.*)\})? (.+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
+    if (wanted.every(([k, v]) => have[k] === v)) return Number(m[3]);
+  }
+  return undefined;
+}
+
+let srv: TestServer | undefined;
+afterEach(async () => {
+  await srv?.close();
+  srv = undefined;
+});
+
+describe('health and readiness', () => {
+  it('answers /healthz and /readyz without a token on a migrated database', async () => {
+    srv = await startServer();
+    const health = await request(srv, 'GET', '/healthz', { token: null });
+    expect(health.status).toBe(200);
+    expect(health.body).toEqual({ status: 'ok' });
+    const ready = await request(srv, 'GET', '/readyz', { token: null });
+    expect(ready.status).toBe(200);
+    expect(ready.body).toMatchObject({ status: 'ok', checks: { database: 'ok', migrations: 'ok' } });
+  });
+
+  it('is not ready (503 problem) when the database lacks the latest migration', async () => {
+    srv = await startServer();
+    srv.app.sqlite.prepare('DELETE FROM __drizzle_migrations').run();
+    const ready = await request(srv, 'GET', '/readyz', { token: null });
+    expect(ready.status).toBe(503);
+    expect(ready.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(ready.body).toMatchObject({ type: 'https://aviary.dev/problems/unavailable', status: 503, checks: { migrations: 'pending' } });
+    // Liveness is a different question: the process still serves.
+    expect((await request(srv, 'GET', '/healthz', { token: null })).status).toBe(200);
+  });
+});
+
+describe('Prometheus metrics', () => {
+  it('counts requests by route template and status, latency, and token authentication failures', async () => {
+    srv = await startServer();
+    await request(srv, 'GET', '/api/v1/environments', { token: null });
+    await request(srv, 'GET', '/api/v1/environments', { token: 'not-a-token' });
+    await request(srv, 'GET', '/api/v1/environments', { token: srv.sdkKeys.production });
+    expect((await api(srv).get('/api/v1/environments')).status).toBe(200);
+    expect((await api(srv).get('/api/v1/environments')).status).toBe(200);
+    await request(srv, 'GET', '/api/v1/tokens/no-such-token-1');
+    await request(srv, 'GET', '/api/v1/tokens/no-such-token-2');
+
+    const res = await fetch(`${srv.url}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+    const text = await res.text();
+    const requests = (status: string, route = '/api/v1/environments') =>
+      sample(text, 'aviary_http_requests_total', { method: 'GET', route, status });
+    expect(requests('200')).toBe(2);
+    expect(requests('401')).toBe(2);
+    expect(requests('403')).toBe(1);
+    // Route templates, not raw URLs: two different ids are one series.
+    expect(requests('404', '/api/v1/tokens/:id')).toBe(2);
+    expect(sample(text, 'aviary_http_request_duration_seconds_count', { method: 'GET', route: '/api/v1/environments' })).toBe(5);
+    expect(sample(text, 'aviary_auth_failures_total', { scope: 'admin', reason: 'missing' })).toBe(1);
+    expect(sample(text, 'aviary_auth_failures_total', { scope: 'admin', reason: 'invalid' })).toBe(1);
+    expect(sample(text, 'aviary_auth_failures_total', { scope: 'admin', reason: 'wrong-kind' })).toBe(1);
+    // Every environment reports its flag count, even when it is zero.
+    for (const env of ['development', 'staging', 'production']) {
+      expect(sample(text, 'aviary_flags', { environment: env, enabled: 'true' })).toBeGreaterThanOrEqual(0);
+    }
+    expect(sample(text, 'aviary_process_cpu_seconds_total')).toBeGreaterThan(0);
+  });
+
+  it('reports flags per environment and kill-switch state from the database', async () => {
+    srv = await startServer();
+    const { sqlite } = srv.app;
+    const now = Date.now();
+    const state = (enabled: boolean) => JSON.stringify({ enabled, offVariant: 'off', targets: [], rules: [], fallthrough: { variant: 'on' } });
+    const variants = JSON.stringify([{ key: 'on', value: true }, { key: 'off', value: false }]);
+    const insertFlag = sqlite.prepare('INSERT INTO flags (key, kind, variants, created_at, updated_at, archived) VALUES (?, ?, ?, ?, ?, ?)');
+    const insertState = sqlite.prepare('INSERT INTO flag_states (environment, flag, state, updated_at) VALUES (?, ?, ?, ?)');
+    insertFlag.run('a', 'boolean', variants, now, now, 0);
+    insertFlag.run('b', 'boolean', variants, now, now, 0);
+    insertFlag.run('gone', 'boolean', variants, now, now, 1);
+    insertState.run('production', 'a', state(true), now);
+    insertState.run('production', 'b', state(false), now);
+    insertState.run('staging', 'a', state(true), now);
+    insertState.run('production', 'gone', state(true), now);
+    const text = await (await fetch(`${srv.url}/metrics`)).text();
+    expect(sample(text, 'aviary_flags', { environment: 'production', enabled: 'true' })).toBe(1);
+    expect(sample(text, 'aviary_flags', { environment: 'production', enabled: 'false' })).toBe(1);
+    expect(sample(text, 'aviary_flags', { environment: 'staging', enabled: 'true' })).toBe(1);
+    expect(sample(text, 'aviary_flags', { environment: 'development', enabled: 'true' })).toBe(0);
+  });
+});
+
+describe('failed authentication rate limit', () => {
+  it('refuses an address with 429 and Retry-After after too many failures, until the window ends', async () => {
+    let t = 1_000_000;
+    srv = await startServer({ now: () => t });
+    const limit = srv.app.authLimiter.limit;
+    for (let i = 0; i < limit; i++) {
+      const res = await request(srv, 'GET', '/api/v1/environments', { token: `wrong-${i}` });
+      expect(res.status).toBe(401);
+    }
+    // Over the limit: refused before authentication, even with a valid token, and on the SDK API too.
+    const refused = await api(srv).get('/api/v1/environments');
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(refused.body).toMatchObject({ type: 'https://aviary.dev/problems/too-many-requests', status: 429 });
+    expect(Number(refused.headers.get('retry-after'))).toBe(60);
+    expect((await request(srv, 'GET', '/sdk/v1/flags', { token: srv.sdkKeys.production })).status).toBe(429);
+    // Operations endpoints stay reachable for health checks and scrapes.
+    expect((await request(srv, 'GET', '/healthz', { token: null })).status).toBe(200);
+    const text = await (await fetch(`${srv.url}/metrics`)).text();
+    expect(sample(text, 'aviary_auth_rate_limited_total')).toBe(2);
+
+    t += 30_000;
+    expect(Number((await api(srv).get('/api/v1/environments')).headers.get('retry-after'))).toBe(30);
+    t += 30_000;
+    expect((await api(srv).get('/api/v1/environments')).status).toBe(200);
+  });
+
+  it('keeps one window per address, forgets expired ones, and bounds how many it tracks', () => {
+    let t = 0;
+    const limiter = new AuthFailureLimiter({ limit: 3, windowMs: 1000, maxClients: 2, now: () => t });
+    for (let i = 0; i < 3; i++) limiter.recordFailure('10.0.0.1');
+    limiter.recordFailure('10.0.0.2');
+    expect(limiter.blockedForMs('10.0.0.1')).toBe(1000);
+    expect(limiter.blockedForMs('10.0.0.2')).toBe(0);
+    t = 400;
+    expect(limiter.blockedForMs('10.0.0.1')).toBe(600);
+    // A third address pushes out the oldest window.
+    limiter.recordFailure('10.0.0.3');
+    expect(limiter.size).toBe(2);
+    expect(limiter.blockedForMs('10.0.0.1')).toBe(0);
+    t = 2000;
+    limiter.recordFailure('10.0.0.2');
+    expect(limiter.blockedForMs('10.0.0.2')).toBe(0);
+  });
+});
+
+describe('logging', () => {
+  it('never writes tokens, SDK keys or secrets from headers, bodies or query strings', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(chunk.toString('utf8'));
+        done();
+      },
+    });
+    srv = await startServer({ logger: loggerOptions('trace', sink) });
+    await api(srv).get('/api/v1/environments');
+    await request(srv, 'GET', '/sdk/v1/flags?sdkKey=leaked-in-url-0123456789', {
+      token: null,
+      headers: { 'sec-websocket-protocol': `aviary-sdk-key.${srv.sdkKeys.staging}` },
+    });
+    const created = await api(srv).post('/api/v1/tokens', { kind: 'sdk', environment: 'production', name: 'ci' });
+    expect(created.status).toBe(201);
+    const secret: string = created.body.token;
+    expect(await request(srv, 'GET', '/api/v1/environments', { token: secret })).toMatchObject({ status: 403 });
+
+    // The request log lines are there (so the absence of secrets below means something)...
+    const log = lines.join('');
+    expect(log).toContain('/api/v1/tokens');
+    expect(log).toContain('sdkKey=[redacted]');
+    // ...and no secret is in them.
+    for (const s of [srv.adminToken, srv.sdkKeys.staging, 'leaked-in-url-0123456789', secret]) expect(log).not.toContain(s);
+
+    // Whatever a handler logs explicitly is redacted too.
+    const out: string[] = [];
+    const app = Fastify({ logger: loggerOptions('info', { write: (l: string) => void out.push(l) }) });
+    app.log.info({ req: { headers: { authorization: 'Bearer s3cret-a', 'sec-websocket-protocol': 'aviary-sdk-key.s3cret-b' } } }, 'headers');
+    app.log.info({ body: { token: 's3cret-c', name: 'x' }, sdkKeys: { production: 's3cret-d' }, adminToken: 's3cret-e' }, 'body');
+    app.log.info({ created: { token: 's3cret-f' } }, 'nested');
+    await app.close();
+    const explicit = out.join('');
+    expect(explicit).toContain('[redacted]');
+    expect(explicit).not.toMatch(/s3cret/);
+  });
+
+  it('masks credential-like query parameters in logged URLs', () => {
+    expect(redactUrl('/sdk/v1/stream?since=4&token=abc&apiKey=def')).toBe('/sdk/v1/stream?since=4&token=[redacted]&apiKey=[redacted]');
+    expect(redactUrl('/api/v1/audit?flag=a&limit=5')).toBe('/api/v1/audit?flag=a&limit=5');
+    expect(redactUrl('/x?%E0=1&auth')).toBe('/x?%E0=1&auth');
+  });
+});
