@@ -2,7 +2,7 @@
  * `createClient` (CONTRACT §7): local evaluation of one environment's flags, kept current by the stream, with
  * evaluation counts and outcomes reported in the background.
  */
-import type { EnvironmentSnapshot, EvaluationContext, EvaluationDetail, FlagKind, JsonValue } from './core/types.js';
+import type { EnvironmentSnapshot, EvaluationContext, EvaluationDetail, JsonValue } from './core/types.js';
 import { Emitter } from './emitter.js';
 import { FlagStore } from './flag-store.js';
 import { MetricsReporter, type ReporterStats } from './metrics-reporter.js';
@@ -87,7 +87,7 @@ export interface AviaryClient {
   variation<T extends JsonValue>(flagKey: string, context: EvaluationContext, defaultValue: T): Widen<T>;
   /** Like `variation`, with the variant and the reason (`ERROR`/`NOT_READY` before the first snapshot). */
   variationDetail<T extends JsonValue>(flagKey: string, context: EvaluationContext, defaultValue: T): EvaluationDetail<Widen<T>>;
-  /** Every flag evaluated for `context` (counted like `variation`). */
+  /** Every flag evaluated for `context` (not counted: listing flags is not a use of any one of them). */
   allFlags(context: EvaluationContext): Record<string, EvaluationDetail>;
   /** Subscribes to an event; returns a function that unsubscribes. */
   on<E extends keyof ClientEvents>(event: E, listener: (...args: ClientEvents[E]) => void): () => void;
@@ -107,19 +107,6 @@ export interface AviaryClient {
   snapshot(): EnvironmentSnapshot | undefined;
   /** Diagnostics. */
   status(): ClientStatus;
-}
-
-function expectedKind(v: JsonValue): FlagKind {
-  switch (typeof v) {
-    case 'boolean':
-      return 'boolean';
-    case 'string':
-      return 'string';
-    case 'number':
-      return 'number';
-    default:
-      return 'json';
-  }
 }
 
 function randomId(): string {
@@ -151,7 +138,7 @@ class Client implements AviaryClient {
 
   constructor(private readonly options: ClientOptions) {
     this.now = options.now ?? Date.now;
-    this.store = new FlagStore(options.maxCountedPairs);
+    this.store = new FlagStore();
     this.outcomes = new OutcomeRecorder(options.maxCountedPairs);
     this.readyPromise = new Promise<void>((resolve, reject) => {
       this.resolveReady = resolve;
@@ -251,21 +238,18 @@ class Client implements AviaryClient {
   }
 
   variationDetail<T extends JsonValue>(flagKey: string, context: EvaluationContext, defaultValue: T): EvaluationDetail<Widen<T>> {
-    return this.evaluate(flagKey, context, defaultValue, expectedKind(defaultValue), true) as EvaluationDetail<Widen<T>>;
+    return this.evaluate(flagKey, context, defaultValue) as EvaluationDetail<Widen<T>>;
   }
 
-  private evaluate(flagKey: string, context: EvaluationContext, defaultValue: JsonValue, expected: FlagKind | undefined, count: boolean): EvaluationDetail {
-    if (!this.store.ready) {
-      if (count) this.store.count(flagKey, null, 'ERROR');
-      return { value: defaultValue, reason: NOT_READY, errorCode: 'NOT_READY' };
-    }
-    return this.store.evaluate(flagKey, context ?? {}, defaultValue, expected, count);
+  private evaluate<T>(flagKey: string, context: EvaluationContext, defaultValue: T): EvaluationDetail<T> {
+    const d = this.store.evaluate(flagKey, context ?? {}, defaultValue);
+    // Before the first snapshot every flag is unknown to the store (and counted as such); say why, never silently.
+    if (!this.store.ready) return { value: defaultValue, reason: NOT_READY, errorCode: 'NOT_READY' };
+    return d;
   }
 
   allFlags(context: EvaluationContext): Record<string, EvaluationDetail> {
-    const out: Record<string, EvaluationDetail> = {};
-    for (const key of this.store.keys()) out[key] = this.store.evaluate(key, context ?? {}, null, undefined, true);
-    return out;
+    return this.store.evaluateAll(context ?? {});
   }
 
   on<E extends keyof ClientEvents>(event: E, listener: (...args: ClientEvents[E]) => void): () => void {
@@ -278,15 +262,14 @@ class Client implements AviaryClient {
 
   track(flagKey: string, context: EvaluationContext, outcome: Outcome): void {
     try {
-      const d = this.evaluate(flagKey, context, null, undefined, false);
-      this.outcomes.record(flagKey, d.variant ?? null, outcome ?? {});
+      this.outcomes.record(flagKey, this.store.servedVariant(flagKey, context ?? {}), outcome ?? {});
     } catch {
       // tracking must never break the application
     }
   }
 
   measure<T extends JsonValue, R>(flagKey: string, context: EvaluationContext, defaultValue: T, fn: (value: Widen<T>) => R): R {
-    const d = this.evaluate(flagKey, context, defaultValue, expectedKind(defaultValue), true);
+    const d = this.evaluate(flagKey, context, defaultValue);
     const variant = d.variant ?? null;
     const start = performance.now();
     const done = (error: boolean) => this.outcomes.record(flagKey, variant, { error, latencyMs: performance.now() - start });

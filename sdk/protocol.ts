@@ -61,8 +61,11 @@ export interface VariantStats {
 
 /** Version of the stream protocol; offered by browsers as the `aviary.v1` subprotocol. */
 export const STREAM_PROTOCOL = 'aviary.v1';
-/** Prefix of the subprotocol that carries a browser's SDK key (base64url of the key), since browsers cannot set headers. */
-export const KEY_PROTOCOL_PREFIX = 'aviary.key.';
+/**
+ * Prefix of the subprotocol that carries a browser's SDK key, since browsers cannot set headers on a websocket
+ * (SDK keys are base64url, which is valid in a subprotocol token). The server never echoes it.
+ */
+export const KEY_PROTOCOL_PREFIX = 'aviary-sdk-key.';
 
 /**
  * Close codes the hub uses. 4001/4003 are final (the client does not retry: a bad or revoked key stays bad);
@@ -103,6 +106,16 @@ export interface DeltaMessage {
   changes: Change[];
 }
 
+/**
+ * Ends a resume: the deltas the client missed (possibly none) were sent before it, and the client is now at
+ * `version`. (A client that could not resume gets a `hydrate` instead.)
+ */
+export interface ResumedMessage {
+  type: 'resumed';
+  version: number;
+  heartbeatMs: number;
+}
+
 /** Sent every `heartbeatMs` when nothing else was: proves the connection is alive. */
 export interface HeartbeatMessage {
   type: 'heartbeat';
@@ -120,7 +133,7 @@ export interface ErrorMessage {
 }
 
 /** Everything the server sends on the stream. */
-export type ServerMessage = HydrateMessage | DeltaMessage | HeartbeatMessage | ErrorMessage;
+export type ServerMessage = HydrateMessage | DeltaMessage | ResumedMessage | HeartbeatMessage | ErrorMessage;
 
 /** First message from the client. `lastVersion` asks to resume: only what was missed is sent, or a snapshot. */
 export interface HelloMessage {
@@ -231,6 +244,9 @@ export function parseServerMessage(data: string): ParseResult<ServerMessage> {
       }
       return { ok: true, message: { type: 'delta', version: m.version, prev: m.prev, changes: m.changes as Change[] } };
     }
+    case 'resumed':
+      if (!isVersion(m.version)) return { ok: false, error: 'resumed/version: not a version' };
+      return { ok: true, message: { type: 'resumed', version: m.version, heartbeatMs: typeof m.heartbeatMs === 'number' && m.heartbeatMs > 0 ? m.heartbeatMs : 15_000 } };
     case 'heartbeat':
       if (!isVersion(m.version)) return { ok: false, error: 'heartbeat/version: not a version' };
       return { ok: true, message: { type: 'heartbeat', version: m.version } };

@@ -65,13 +65,6 @@ const OPEN = 1;
 /** How many consecutive resyncs without a good snapshot before the stream reconnects instead. */
 const MAX_RESYNCS = 3;
 
-function base64url(s: string): string {
-  const bytes = new TextEncoder().encode(s);
-  let bin = '';
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-}
-
 export class StreamClient {
   private socket: WebSocketLike | null = null;
   private readonly backoff: Backoff;
@@ -140,7 +133,7 @@ export class StreamClient {
     try {
       socket = ws.headers
         ? new ws.ctor(url, [STREAM_PROTOCOL], { headers: { authorization: `Bearer ${this.options.sdkKey}` }, perMessageDeflate: false })
-        : new ws.ctor(url, [STREAM_PROTOCOL, KEY_PROTOCOL_PREFIX + base64url(this.options.sdkKey)]);
+        : new ws.ctor(url, [STREAM_PROTOCOL, KEY_PROTOCOL_PREFIX + this.options.sdkKey]);
     } catch (err) {
       this.handlers.error(new Error(`cannot open stream: ${String(err)}`), false);
       this.scheduleReconnect();
@@ -212,6 +205,20 @@ export class StreamClient {
           this.resync('delta could not be applied');
           return;
         }
+        this.ack(m.version);
+        return;
+      }
+      case 'resumed': {
+        this.readTimeoutMs = m.heartbeatMs * 2 + 1_000;
+        this.armReadTimer();
+        if (this.handlers.version() !== m.version) {
+          this.resync(`resumed at ${m.version}, have ${this.handlers.version() ?? 'nothing'}`);
+          return;
+        }
+        this.resyncing = false;
+        this.resyncs = 0;
+        this.backoff.connected(this.now());
+        this.setUp(true);
         this.ack(m.version);
         return;
       }

@@ -32,6 +32,7 @@ import { environmentRoutes } from './admin/environment-routes.js';
 import { consolePlugin } from './console/console-plugin.js';
 import { tokenRoutes } from './admin/token-routes.js';
 import { snapshotRoutes } from './sdk/snapshot-routes.js';
+import { streamRoutes, type StreamPluginOptions } from './stream/stream-routes.js';
 import { opsPlugin } from './ops/ops-plugin.js';
 import { openapiRoute } from './openapi/openapi-route.js';
 import { installValidation } from './openapi/validation.js';
@@ -57,6 +58,8 @@ export interface BuildAppOptions {
   logger?: FastifyServerOptions['logger'] | FastifyBaseLogger;
   /** Change-log versions kept per environment. */
   changeLogLimit?: number;
+  /** Stream hub tuning (heartbeat interval, slow-consumer bound); tests shorten them. */
+  stream?: StreamPluginOptions;
 }
 
 /** What an app's boot produced, for main.ts to print. */
@@ -157,6 +160,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     if (database.sqlite.open) database.sqlite.close();
   });
 
+  // Before the admin routes: it decorates `receipts`, which the kill route awaits.
+  await app.register(streamRoutes, options.stream ?? {});
   await app.register(
     async (admin) => {
       admin.addHook('onRequest', adminAuthHook);

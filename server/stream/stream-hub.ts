@@ -1,0 +1,444 @@
+/**
+ * The stream hub: every open SDK stream, grouped by environment. It turns the change feed into delta messages
+ * (serialized once per environment, sent to every subscriber in commit order), resumes reconnecting clients from
+ * the change log, sends heartbeats, drops slow consumers instead of buffering for them, closes streams of revoked
+ * keys, and keeps delivery receipts: which version each connected SDK has applied, and how fast.
+ */
+import type { WebSocket } from 'ws';
+import type { EnvironmentSnapshot } from '@aviary/sdk/core';
+import {
+  CloseCode,
+  encodeMessage,
+  parseClientMessage,
+  type HelloMessage,
+  type ServerMessage,
+} from '@aviary/sdk/protocol';
+import type { Delta } from '@aviary/sdk/protocol';
+
+/** Where the hub reads what SDKs see (app.snapshots). */
+export interface HubSource {
+  get(environment: string): EnvironmentSnapshot | null;
+  version(environment: string): number | null;
+  changesSince(environment: string, version: number): Delta[] | null;
+}
+
+export interface HubOptions {
+  /** Heartbeat (and server-side ping) interval. Default 15,000 ms. */
+  heartbeatMs?: number;
+  /** A subscriber whose unsent data exceeds this is dropped (close 4008) and resumes later. Default 1 MiB. */
+  maxBufferedBytes?: number;
+  /** A connection that has not said hello by then is closed. Default 10,000 ms. */
+  helloTimeoutMs?: number;
+  /** Versions per environment for which receipts keep apply latencies. Default 64. */
+  receiptVersions?: number;
+  now?: () => number;
+}
+
+/** How far one environment version has reached the SDKs connected to its stream. */
+export interface DeliveryReceipt {
+  environment: string;
+  version: number;
+  /** SDKs connected (and past hello) now. */
+  connected: number;
+  /** Of those, how many have applied `version` or a later one. */
+  applied: number;
+  /** Every connected SDK has applied it. */
+  complete: boolean;
+  /** Time from the commit to each SDK's acknowledgement arriving at the server (ms); null when none yet. */
+  p50Ms: number | null;
+  p99Ms: number | null;
+  maxMs: number | null;
+  /** Milliseconds from the commit to the last acknowledgement counted (= maxMs). */
+  elapsedMs: number | null;
+  /** Where to follow further acknowledgements. */
+  url: string;
+}
+
+/** One connected SDK, as `GET /api/v1/environments/{env}/sdks` lists it. */
+export interface ConnectedSdkInfo {
+  id: string;
+  app?: { name?: string; version?: string };
+  sdk: { name: string; version: string };
+  connectedAt: string;
+  appliedVersion: number | null;
+  appliedAt: string | null;
+}
+
+const OPEN = 1;
+const enum Phase {
+  Hello = 0,
+  Live = 1,
+  Closed = 2,
+}
+
+/** Per-connection state. Kept small: idle connections are the hub's main memory cost. */
+class Connection {
+  phase = Phase.Hello;
+  alive = true;
+  sdkId = '';
+  app: HelloMessage['app'] = undefined;
+  sdkVersion = '';
+  appliedVersion = -1;
+  appliedAt = 0;
+  helloTimer: ReturnType<typeof setTimeout> | null = null;
+  constructor(
+    readonly socket: WebSocket,
+    readonly channel: Channel,
+    readonly tokenId: string,
+    readonly connectedAt: number,
+  ) {}
+}
+
+interface Waiter {
+  version: number;
+  resolve: () => void;
+}
+
+class Channel {
+  readonly conns = new Set<Connection>();
+  hydrate: { version: number; text: string } | null = null;
+  /** version → commit time, for the last `receiptVersions` versions. */
+  readonly commits = new Map<number, number>();
+  /** version → apply latencies (ms) of the SDKs that acknowledged it. */
+  readonly latencies = new Map<number, number[]>();
+  readonly waiters = new Set<Waiter>();
+  constructor(
+    readonly environment: string,
+    public version: number,
+  ) {}
+}
+
+function quantile(sorted: number[], q: number): number | null {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? null;
+}
+
+export class StreamHub {
+  private readonly channels = new Map<string, Channel>();
+  private readonly heartbeatMs: number;
+  private readonly maxBuffered: number;
+  private readonly helloTimeoutMs: number;
+  private readonly receiptVersions: number;
+  private readonly now: () => number;
+  private readonly timer: ReturnType<typeof setInterval>;
+  /** Counters for /metrics and tests. */
+  readonly stats = { connections: 0, slowConsumersDropped: 0, resumes: 0, hydrates: 0, deltasSent: 0 };
+
+  constructor(
+    private readonly source: HubSource,
+    options: HubOptions = {},
+  ) {
+    this.heartbeatMs = options.heartbeatMs ?? 15_000;
+    this.maxBuffered = options.maxBufferedBytes ?? 1024 * 1024;
+    this.helloTimeoutMs = options.helloTimeoutMs ?? 10_000;
+    this.receiptVersions = options.receiptVersions ?? 64;
+    this.now = options.now ?? Date.now;
+    this.timer = setInterval(() => this.heartbeat(), this.heartbeatMs);
+    this.timer.unref();
+  }
+
+  /** Number of open streams (all environments, or one). */
+  count(environment?: string): number {
+    if (environment !== undefined) return this.channels.get(environment)?.conns.size ?? 0;
+    let n = 0;
+    for (const ch of this.channels.values()) n += ch.conns.size;
+    return n;
+  }
+
+  /**
+   * Takes an authenticated websocket. Must be called synchronously from the route handler: the message listener is
+   * attached here, before anything else can run, so no client message is lost.
+   */
+  accept(socket: WebSocket, principal: { tokenId: string; environment: string }, since?: number): void {
+    const ch = this.channel(principal.environment);
+    if (!ch) {
+      this.reject(socket, CloseCode.FORBIDDEN, 'environment-gone', `Environment "${principal.environment}" no longer exists.`);
+      return;
+    }
+    const conn = new Connection(socket, ch, principal.tokenId, this.now());
+    ch.conns.add(conn);
+    this.stats.connections++;
+    socket.on('message', (data, isBinary) => this.onMessage(conn, isBinary ? '' : data.toString(), since));
+    socket.on('close', () => this.onClose(conn));
+    socket.on('error', () => this.onClose(conn));
+    socket.on('pong', () => {
+      conn.alive = true;
+    });
+    conn.helloTimer = setTimeout(() => {
+      if (conn.phase === Phase.Hello) this.reject(socket, CloseCode.PROTOCOL_ERROR, 'no-hello', 'Send a hello message first.');
+    }, this.helloTimeoutMs);
+    conn.helloTimer.unref();
+  }
+
+  /** Closes a socket with a reason the client can read (an `error` message, then the close code). */
+  reject(socket: WebSocket, code: number, errorCode: string, message: string): void {
+    if (socket.readyState === OPEN) {
+      socket.send(encodeMessage({ type: 'error', code: errorCode, message }));
+      socket.close(code, errorCode);
+    }
+  }
+
+  /** A committed change (from the change feed): one message, serialized once, to every live subscriber. */
+  publish(environment: string, delta: Delta): void {
+    const ch = this.channels.get(environment);
+    if (!ch || delta.version <= ch.version) return;
+    const prev = ch.version;
+    ch.version = delta.version;
+    ch.hydrate = null;
+    ch.commits.set(delta.version, this.now());
+    if (ch.commits.size > this.receiptVersions) {
+      const oldest = ch.commits.keys().next().value as number;
+      ch.commits.delete(oldest);
+      ch.latencies.delete(oldest);
+    }
+    const text = encodeMessage({ type: 'delta', version: delta.version, prev, changes: delta.changes });
+    for (const conn of ch.conns) if (conn.phase === Phase.Live && this.send(conn, text)) this.stats.deltasSent++;
+  }
+
+  /** Closes every stream opened with a revoked token. */
+  revokeToken(tokenId: string): void {
+    for (const ch of this.channels.values()) {
+      for (const conn of ch.conns) {
+        if (conn.tokenId === tokenId) {
+          this.reject(conn.socket, CloseCode.FORBIDDEN, 'revoked', 'This SDK key has been revoked.');
+          this.onClose(conn);
+        }
+      }
+    }
+  }
+
+  /** The receipt for `version` of `environment` now. */
+  receipt(environment: string, version: number): DeliveryReceipt {
+    const ch = this.channels.get(environment);
+    let connected = 0;
+    let applied = 0;
+    if (ch) {
+      for (const c of ch.conns) {
+        if (c.phase !== Phase.Live) continue;
+        connected++;
+        if (c.appliedVersion >= version) applied++;
+      }
+    }
+    const lat = [...(ch?.latencies.get(version) ?? [])].sort((a, b) => a - b);
+    const max = lat.length ? lat[lat.length - 1]! : null;
+    return {
+      environment,
+      version,
+      connected,
+      applied,
+      complete: applied >= connected,
+      p50Ms: quantile(lat, 0.5),
+      p99Ms: quantile(lat, 0.99),
+      maxMs: max,
+      elapsedMs: max,
+      url: `/api/v1/environments/${encodeURIComponent(environment)}/sdks`,
+    };
+  }
+
+  /** Waits up to `timeoutMs` for every connected SDK to apply `version`, then answers the receipt (complete or not). */
+  async waitFor(environment: string, version: number, timeoutMs: number): Promise<DeliveryReceipt> {
+    const first = this.receipt(environment, version);
+    if (first.complete || timeoutMs <= 0) return first;
+    const ch = this.channels.get(environment);
+    if (!ch) return first;
+    await new Promise<void>((resolve) => {
+      const waiter: Waiter = { version, resolve: () => {} };
+      const timer = setTimeout(() => waiter.resolve(), timeoutMs);
+      timer.unref();
+      waiter.resolve = () => {
+        clearTimeout(timer);
+        ch.waiters.delete(waiter);
+        resolve();
+      };
+      ch.waiters.add(waiter);
+    });
+    return this.receipt(environment, version);
+  }
+
+  /** The SDKs connected to an environment's stream. */
+  list(environment: string): ConnectedSdkInfo[] {
+    const ch = this.channels.get(environment);
+    if (!ch) return [];
+    const out: ConnectedSdkInfo[] = [];
+    for (const c of ch.conns) {
+      if (c.phase !== Phase.Live) continue;
+      const info: ConnectedSdkInfo = {
+        id: c.sdkId,
+        sdk: { name: '@aviary/sdk', version: c.sdkVersion },
+        connectedAt: new Date(c.connectedAt).toISOString(),
+        appliedVersion: c.appliedVersion >= 0 ? c.appliedVersion : null,
+        appliedAt: c.appliedAt ? new Date(c.appliedAt).toISOString() : null,
+      };
+      if (c.app) info.app = c.app;
+      out.push(info);
+    }
+    return out;
+  }
+
+  /** Closes every stream (server shutdown): clients reconnect with backoff and resume. */
+  close(): void {
+    clearInterval(this.timer);
+    for (const ch of this.channels.values()) {
+      for (const conn of ch.conns) {
+        try {
+          conn.socket.close(CloseCode.GOING_AWAY, 'server shutting down');
+        } catch {
+          // already closed
+        }
+        this.onClose(conn);
+      }
+    }
+  }
+
+  private channel(environment: string): Channel | null {
+    let ch = this.channels.get(environment);
+    if (ch) return ch;
+    const version = this.source.version(environment);
+    if (version === null) return null;
+    ch = new Channel(environment, version);
+    this.channels.set(environment, ch);
+    return ch;
+  }
+
+  private onMessage(conn: Connection, text: string, since: number | undefined): void {
+    if (conn.phase === Phase.Closed) return;
+    const parsed = parseClientMessage(text);
+    if (!parsed.ok) {
+      this.reject(conn.socket, CloseCode.PROTOCOL_ERROR, 'bad-message', parsed.error);
+      return;
+    }
+    const m = parsed.message;
+    if (conn.phase === Phase.Hello) {
+      if (m.type !== 'hello') {
+        this.reject(conn.socket, CloseCode.PROTOCOL_ERROR, 'no-hello', 'Send a hello message first.');
+        return;
+      }
+      if (conn.helloTimer) clearTimeout(conn.helloTimer);
+      conn.helloTimer = null;
+      conn.sdkId = m.sdkId;
+      conn.sdkVersion = m.sdkVersion;
+      conn.app = m.app;
+      conn.phase = Phase.Live;
+      this.start(conn, m.lastVersion ?? since);
+      return;
+    }
+    switch (m.type) {
+      case 'ack':
+        this.ack(conn, m.version);
+        return;
+      case 'resync':
+        this.sendHydrate(conn);
+        return;
+      case 'hello':
+        this.reject(conn.socket, CloseCode.PROTOCOL_ERROR, 'repeated-hello', 'hello may be sent once.');
+        return;
+    }
+  }
+
+  /** Resumes from `lastVersion` when the change log still reaches back that far; otherwise hydrates. */
+  private start(conn: Connection, lastVersion: number | undefined): void {
+    const ch = conn.channel;
+    if (lastVersion !== undefined && lastVersion <= ch.version) {
+      const deltas = this.source.changesSince(ch.environment, lastVersion);
+      if (deltas) {
+        let prev = lastVersion;
+        for (const d of deltas) {
+          if (!this.send(conn, encodeMessage({ type: 'delta', version: d.version, prev, changes: d.changes }))) return;
+          prev = d.version;
+        }
+        this.stats.resumes++;
+        this.send(conn, encodeMessage({ type: 'resumed', version: prev, heartbeatMs: this.heartbeatMs }));
+        return;
+      }
+    }
+    this.sendHydrate(conn);
+  }
+
+  private sendHydrate(conn: Connection): void {
+    const ch = conn.channel;
+    let h = ch.hydrate;
+    if (!h || h.version !== ch.version) {
+      const snapshot = this.source.get(ch.environment);
+      if (!snapshot) {
+        this.reject(conn.socket, CloseCode.FORBIDDEN, 'environment-gone', `Environment "${ch.environment}" no longer exists.`);
+        return;
+      }
+      // The snapshot is read synchronously, in the same tick as the feed, so it is exactly at ch.version.
+      ch.version = Math.max(ch.version, snapshot.version);
+      const message: ServerMessage = { type: 'hydrate', version: snapshot.version, snapshot, heartbeatMs: this.heartbeatMs };
+      h = ch.hydrate = { version: snapshot.version, text: encodeMessage(message) };
+    }
+    this.stats.hydrates++;
+    this.send(conn, h.text);
+  }
+
+  private ack(conn: Connection, version: number): void {
+    const ch = conn.channel;
+    // Acknowledging a version that does not exist yet is a confused client; ignore rather than trust it.
+    if (version > ch.version || version <= conn.appliedVersion) return;
+    const before = conn.appliedVersion;
+    const t = this.now();
+    conn.appliedVersion = version;
+    conn.appliedAt = t;
+    for (const [v, committedAt] of ch.commits) {
+      if (v > before && v <= version) {
+        let l = ch.latencies.get(v);
+        if (!l) ch.latencies.set(v, (l = []));
+        l.push(t - committedAt);
+      }
+    }
+    this.checkWaiters(ch);
+  }
+
+  private checkWaiters(ch: Channel): void {
+    for (const w of [...ch.waiters]) if (this.receipt(ch.environment, w.version).complete) w.resolve();
+  }
+
+  /** Sends unless the client is too far behind, in which case it is dropped and will resume later. */
+  private send(conn: Connection, text: string): boolean {
+    const s = conn.socket;
+    if (s.readyState !== OPEN || conn.phase === Phase.Closed) return false;
+    if (s.bufferedAmount > this.maxBuffered) {
+      this.stats.slowConsumersDropped++;
+      s.close(CloseCode.SLOW_CONSUMER, 'slow consumer');
+      // The close frame waits behind the unsent data; a reader that stalled may never take it.
+      setTimeout(() => s.terminate(), 2_000).unref();
+      this.onClose(conn);
+      return false;
+    }
+    s.send(text);
+    return true;
+  }
+
+  private heartbeat(): void {
+    for (const ch of this.channels.values()) {
+      const text = encodeMessage({ type: 'heartbeat', version: ch.version });
+      for (const conn of ch.conns) {
+        if (conn.phase !== Phase.Live) continue;
+        if (!conn.alive) {
+          // No pong for a whole interval: the peer is gone without a close (network cut, process frozen).
+          conn.socket.terminate();
+          this.onClose(conn);
+          continue;
+        }
+        conn.alive = false;
+        try {
+          conn.socket.ping();
+        } catch {
+          // closing
+        }
+        this.send(conn, text);
+      }
+    }
+  }
+
+  private onClose(conn: Connection): void {
+    if (conn.phase === Phase.Closed) return;
+    conn.phase = Phase.Closed;
+    if (conn.helloTimer) clearTimeout(conn.helloTimer);
+    const ch = conn.channel;
+    ch.conns.delete(conn);
+    this.checkWaiters(ch);
+    if (ch.conns.size === 0 && ch.waiters.size === 0) this.channels.delete(ch.environment);
+  }
+}

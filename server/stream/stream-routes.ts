@@ -1,0 +1,80 @@
+/**
+ * `GET /sdk/v1/stream` (the websocket), `GET /api/v1/environments/{env}/sdks` (who is connected, what they applied),
+ * and `app.receipts` / `app.streamHub` for the routes that change state (the kill route waits on receipts).
+ * Registered by buildApp before the admin routes; not encapsulated, so its decorations are visible app-wide.
+ */
+import websocket from '@fastify/websocket';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import { CloseCode, KEY_PROTOCOL_PREFIX, STREAM_PROTOCOL } from '@aviary/sdk/protocol';
+import { adminAuthHook } from '../auth/hooks.js';
+import { problem } from '../errors.js';
+import { StreamHub, type HubOptions } from './stream-hub.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    streamHub: StreamHub;
+  }
+}
+
+/** Options of the stream plugin (tests shorten the heartbeat and the slow-consumer bound). */
+export type StreamPluginOptions = HubOptions;
+
+const plugin: FastifyPluginAsync<StreamPluginOptions> = async (app: FastifyInstance, options) => {
+  const hub = new StreamHub(app.snapshots, { now: app.now, ...options });
+  app.decorate('streamHub', hub);
+  if (!app.hasDecorator('receipts')) app.decorate('receipts', { waitFor: (env: string, version: number, timeoutMs: number) => hub.waitFor(env, version, timeoutMs) });
+  else app.receipts = { waitFor: (env, version, timeoutMs) => hub.waitFor(env, version, timeoutMs) };
+
+  const onChange = ({ environment, delta }: { environment: string; delta: Parameters<StreamHub['publish']>[1] }) => hub.publish(environment, delta);
+  const onRevoked = ({ tokenId }: { tokenId: string }) => hub.revokeToken(tokenId);
+  app.changeFeed.on('change', onChange);
+  app.changeFeed.on('token.revoked', onRevoked);
+  app.addHook('preClose', async () => {
+    app.changeFeed.off('change', onChange);
+    app.changeFeed.off('token.revoked', onRevoked);
+    hub.close();
+  });
+
+  await app.register(websocket, {
+    options: {
+      // Compression costs ~300 KB of zlib state per connection in the worst case; deltas are small.
+      perMessageDeflate: false,
+      maxPayload: 64 * 1024,
+      // Echo the protocol version, never the subprotocol that carries a browser's SDK key.
+      handleProtocols: (protocols) => (protocols.has(STREAM_PROTOCOL) ? STREAM_PROTOCOL : false),
+    },
+  });
+
+  app.get<{ Querystring: { since?: string } }>('/sdk/v1/stream', { websocket: true }, (socket, request) => {
+    // Browsers cannot read the HTTP status of a refused upgrade, so authentication failures are reported after the
+    // upgrade, with a final close code (4001/4003) every client can see and will not retry.
+    const principal = app.auth.sdk(request);
+    if (principal instanceof Error) {
+      hub.reject(socket, principal.statusCode === 403 ? CloseCode.FORBIDDEN : CloseCode.UNAUTHORIZED, principal.statusCode === 403 ? 'forbidden' : 'unauthorized', principal.message);
+      return;
+    }
+    const raw = request.query.since;
+    const since = raw !== undefined && /^\d{1,15}$/.test(raw) ? Number(raw) : undefined;
+    hub.accept(socket, principal, since);
+  });
+
+  await app.register(
+    async (admin) => {
+      admin.addHook('onRequest', adminAuthHook);
+      admin.get<{ Params: { env: string } }>('/api/v1/environments/:env/sdks', async (request) => {
+        const env = request.params.env;
+        const version = app.snapshots.version(env);
+        if (version === null) throw problem('not-found', `No environment "${env}".`);
+        return { environment: env, version, items: hub.list(env) };
+      });
+    },
+  );
+};
+
+// Not encapsulated (what fastify-plugin does): `streamHub` and `receipts` must be visible to the admin routes.
+(plugin as unknown as Record<symbol, unknown>)[Symbol.for('skip-override')] = true;
+(plugin as unknown as Record<symbol, unknown>)[Symbol.for('fastify.display-name')] = 'aviary-stream';
+
+export const streamRoutes = plugin;
+/** The key subprotocol prefix, re-exported for tests of browser-style auth. */
+export { KEY_PROTOCOL_PREFIX };
