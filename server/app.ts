@@ -31,14 +31,22 @@ import { problemErrorHandler, problemNotFoundHandler } from './errors.js';
 import { environmentRoutes } from './admin/environment-routes.js';
 import { consolePlugin } from './console/console-plugin.js';
 import { tokenRoutes } from './admin/token-routes.js';
+import { flagRoutes } from './admin/flag-routes.js';
+import { flagStateRoutes } from './admin/flag-state-routes.js';
+import { segmentRoutes } from './admin/segment-routes.js';
+import { auditRoutes } from './admin/audit-routes.js';
 import { snapshotRoutes } from './sdk/snapshot-routes.js';
-import { streamRoutes, type StreamPluginOptions } from './stream/stream-routes.js';
+import { evaluateRoutes } from './sdk/evaluate-routes.js';
 import { opsPlugin } from './ops/ops-plugin.js';
 import { openapiRoute } from './openapi/openapi-route.js';
 import { installValidation } from './openapi/validation.js';
+import { streamRoutes, type StreamPluginOptions } from './stream/stream-routes.js';
 import { ChangeFeed } from './storage/change-feed.js';
 import { openDatabase, type AviaryDb, type OpenDatabase } from './storage/db.js';
 import { EnvironmentStore } from './storage/environment-store.js';
+import { AuditStore } from './storage/audit-store.js';
+import { FlagStore } from './storage/flag-store.js';
+import { SegmentStore } from './storage/segment-store.js';
 import { readChangesSince, readEnvironmentVersion, readSnapshot } from './storage/snapshot.js';
 import { Writer, type Actor, DEFAULT_CHANGE_LOG_LIMIT } from './storage/writer.js';
 
@@ -72,6 +80,9 @@ export interface BootInfo {
 export interface Stores {
   environments: EnvironmentStore;
   tokens: TokenStore;
+  flags: FlagStore;
+  segments: SegmentStore;
+  audit: AuditStore;
 }
 
 /** Snapshot access decorated as `app.snapshots`. */
@@ -125,6 +136,9 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const writer = new Writer(database.db, database.sqlite, feed, now, options.changeLogLimit ?? DEFAULT_CHANGE_LOG_LIMIT, app.log);
   const environments = new EnvironmentStore(database.sqlite, writer, feed);
   const tokens = new TokenStore(database.sqlite, writer, feed, now);
+  const flags = new FlagStore(database.sqlite, writer);
+  const segments = new SegmentStore(database.sqlite, writer, (key) => flags.usingSegment(key));
+  const audit = new AuditStore(database.sqlite);
 
   environments.ensureDefaults();
   const boot: BootInfo = tokens.bootstrap({
@@ -139,7 +153,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   app.decorate('changeFeed', feed);
   app.decorate('now', now);
   app.decorate('boot', boot);
-  app.decorate('stores', { environments, tokens } satisfies Stores);
+  app.decorate('stores', { environments, tokens, flags, segments, audit } satisfies Stores);
   app.decorate('snapshots', {
     get: (env: string) => readSnapshot(database.sqlite, env),
     version: (env: string) => readEnvironmentVersion(database.sqlite, env),
@@ -165,8 +179,14 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(
     async (admin) => {
       admin.addHook('onRequest', adminAuthHook);
+      // PATCH bodies may be sent as JSON merge patches (RFC 7396); they parse like JSON.
+      admin.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, admin.getDefaultJsonParser('error', 'error'));
       await admin.register(environmentRoutes);
+      await admin.register(flagRoutes);
+      await admin.register(flagStateRoutes);
+      await admin.register(segmentRoutes);
       await admin.register(tokenRoutes);
+      await admin.register(auditRoutes);
     },
     { prefix: '/api/v1' },
   );
@@ -174,6 +194,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     async (sdk) => {
       sdk.addHook('onRequest', sdkAuthHook);
       await sdk.register(snapshotRoutes);
+      await sdk.register(evaluateRoutes);
     },
     { prefix: '/sdk/v1' },
   );

@@ -64,8 +64,8 @@ export class EnvironmentStore {
       this.stmts.insert.run(input.key, input.name, w.now);
       for (const f of this.stmts.flags.all()) {
         const def: FlagDefinition = { key: f.key, kind: f.kind, variants: JSON.parse(f.variants) as FlagDefinition['variants'] };
-        const { version: _v, ...state } = defaultFlagState(def);
-        this.stmts.insertState.run(input.key, f.key, JSON.stringify(state satisfies StoredFlagState), w.now);
+        const state: StoredFlagState = defaultFlagState(def);
+        this.stmts.insertState.run(input.key, f.key, JSON.stringify(state), w.now);
       }
       const created = toInfo(this.stmts.one.get(input.key)!);
       w.audit({ action: 'environment.create', resourceType: 'environment', resourceKey: input.key, environment: input.key, after: created });

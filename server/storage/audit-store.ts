@@ -1,0 +1,120 @@
+/** Reading the audit log: filters and cursor pagination (newest first). Writing happens in the Writer only. */
+import type Database from 'better-sqlite3';
+import type { JsonValue } from '@aviary/sdk/core';
+
+/** One audit entry as the API shows it. */
+export interface AuditEntry {
+  id: number;
+  /** Epoch ms. */
+  at: number;
+  actor: { tokenId: string | null; name: string };
+  action: string;
+  resourceType: string;
+  resourceKey: string;
+  environment: string | null;
+  before: JsonValue | null;
+  after: JsonValue | null;
+  reason: string | null;
+}
+
+/** Filters of the audit listing. */
+export interface AuditFilter {
+  /** Entries about this flag (definition and states). */
+  flag?: string;
+  resourceType?: string;
+  resourceKey?: string;
+  environment?: string;
+  action?: string;
+  /** Inclusive lower bound, epoch ms. */
+  from?: number;
+  /** Exclusive upper bound, epoch ms. */
+  to?: number;
+  /** Entries older than this cursor (from a previous page's `nextCursor`). */
+  cursor?: number;
+  limit?: number;
+}
+
+interface AuditRow {
+  id: number;
+  at: number;
+  actor_token_id: string | null;
+  actor_name: string;
+  action: string;
+  resource_type: string;
+  resource_key: string;
+  environment: string | null;
+  before: string | null;
+  after: string | null;
+  reason: string | null;
+}
+
+export const encodeCursor = (id: number) => Buffer.from(`a${id}`).toString('base64url');
+export function decodeCursor(cursor: string): number | null {
+  const m = /^a(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  return m?.[1] ? Number(m[1]) : null;
+}
+
+export class AuditStore {
+  constructor(private readonly sqlite: Database.Database) {}
+
+  /** A page of entries, newest first, and the cursor of the next page (null on the last page). */
+  list(filter: AuditFilter = {}): { entries: AuditEntry[]; nextCursor: string | null } {
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    if (filter.flag !== undefined) {
+      where.push("resource_type = 'flag' AND resource_key = ?");
+      params.push(filter.flag);
+    }
+    if (filter.resourceType !== undefined) {
+      where.push('resource_type = ?');
+      params.push(filter.resourceType);
+    }
+    if (filter.resourceKey !== undefined) {
+      where.push('resource_key = ?');
+      params.push(filter.resourceKey);
+    }
+    if (filter.environment !== undefined) {
+      where.push('environment = ?');
+      params.push(filter.environment);
+    }
+    if (filter.action !== undefined) {
+      where.push('action = ?');
+      params.push(filter.action);
+    }
+    if (filter.from !== undefined) {
+      where.push('at >= ?');
+      params.push(filter.from);
+    }
+    if (filter.to !== undefined) {
+      where.push('at < ?');
+      params.push(filter.to);
+    }
+    if (filter.cursor !== undefined) {
+      where.push('id < ?');
+      params.push(filter.cursor);
+    }
+    const limit = Math.min(Math.max(filter.limit ?? 50, 1), 500);
+    const rows = this.sqlite
+      .prepare<(string | number)[], AuditRow>(
+        `SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ${limit + 1}`,
+      )
+      .all(...params);
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return {
+      entries: page.map((r) => ({
+        id: r.id,
+        at: r.at,
+        actor: { tokenId: r.actor_token_id, name: r.actor_name },
+        action: r.action,
+        resourceType: r.resource_type,
+        resourceKey: r.resource_key,
+        environment: r.environment,
+        before: r.before === null ? null : (JSON.parse(r.before) as JsonValue),
+        after: r.after === null ? null : (JSON.parse(r.after) as JsonValue),
+        reason: r.reason,
+      })),
+      nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null,
+    };
+  }
+}

@@ -1,0 +1,503 @@
+/**
+ * Flags and their per-environment state: definitions (create, list, get, patch, archive), states (get, put),
+ * kill switches, and the panic button. Every write goes through the Writer: one transaction with the audit entry,
+ * the environment version bump and the change-log row.
+ */
+import type Database from 'better-sqlite3';
+import type { FlagDefinition, FlagState } from '@aviary/sdk/core';
+import { problem, type ProblemIssue } from '../errors.js';
+import { defaultFlagState, validateFlagDefinition, validateFlagState } from './core-api.js';
+import type { StoredFlagState } from './schema.js';
+import { toFlagState } from './snapshot.js';
+import type { Actor, WriteContext, Writer } from './writer.js';
+
+/** A flag's state in one environment, as the API shows it in a flag listing. */
+export interface EnvironmentSummary {
+  enabled: boolean;
+  version: number;
+  killedAt: number | null;
+}
+
+/** A flag as the admin API shows it. */
+export interface FlagResource extends FlagDefinition {
+  description: string;
+  tags: string[];
+  archived: boolean;
+  /** Bumped on every definition change; the flag's ETag is `"r<revision>"`. */
+  revision: number;
+  createdAt: number;
+  updatedAt: number;
+  environments: Record<string, EnvironmentSummary>;
+}
+
+/** A flag's state in one environment as the admin API shows it: the FlagState plus read-only bookkeeping. */
+export interface FlagStateResource extends FlagState {
+  flag: string;
+  environment: string;
+  /** When the kill switch was last thrown (null when the flag is enabled or was never killed). */
+  killedAt: number | null;
+  killReason: string | null;
+  /** True while the flag is held off by `kill-all` (revive-all will restore it). */
+  panicked: boolean;
+  updatedAt: number;
+}
+
+/** Filters of the flag listing. */
+export interface FlagFilter {
+  tag?: string;
+  /** Default false (only live flags); 'all' lists both. */
+  archived?: boolean | 'all';
+  /** Case-insensitive substring of key or description. */
+  q?: string;
+  /** With `enabled`/`killed`: filter on the state in this environment. */
+  environment?: string;
+  enabled?: boolean;
+  killed?: boolean;
+}
+
+/** The result of a state write: the new state, whether anything changed, the environment's version after it. */
+export interface StateWriteResult {
+  state: FlagStateResource;
+  changed: boolean;
+  environmentVersion: number;
+}
+
+/** What a state mutation returns: the new state, or null for "no change" (idempotent operations). */
+export type StateMutation = (current: FlagStateResource, now: number) => {
+  state: StoredFlagState;
+  killedAt?: number | null;
+  killReason?: string | null;
+  panicSavedState?: StoredFlagState | null;
+} | null;
+
+interface FlagRow {
+  key: string;
+  kind: FlagDefinition['kind'];
+  variants: string;
+  description: string;
+  tags: string;
+  archived: number;
+  revision: number;
+  created_at: number;
+  updated_at: number;
+}
+
+interface StateRow {
+  environment: string;
+  flag: string;
+  state: string;
+  version: number;
+  killed_at: number | null;
+  kill_reason: string | null;
+  panic_saved_state: string | null;
+  updated_at: number;
+}
+
+/** Parses an `If-Match` header into the list of entity tags (without W/ and quotes); undefined when absent. */
+export function parseIfMatch(header: string | string[] | undefined): string[] | undefined {
+  if (header === undefined) return undefined;
+  return (Array.isArray(header) ? header.join(',') : header)
+    .split(',')
+    .map((s) => s.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1'))
+    .filter((s) => s.length > 0);
+}
+
+/** Throws 412 unless `ifMatch` (when given) lists `current` or `*`. */
+export function checkPrecondition(ifMatch: string[] | undefined, current: string, what: string): void {
+  if (ifMatch === undefined) return;
+  if (ifMatch.includes('*') || ifMatch.includes(current)) return;
+  throw problem('precondition-failed', `${what} has changed (its ETag is now "${current}"); re-read it and retry.`, {
+    extensions: { currentETag: `"${current}"` },
+  });
+}
+
+export const flagETag = (revision: number) => `r${revision}`;
+export const stateETag = (version: number) => `v${version}`;
+
+function definitionOf(row: FlagRow): FlagDefinition {
+  return { key: row.key, kind: row.kind, variants: JSON.parse(row.variants) as FlagDefinition['variants'] };
+}
+
+export class FlagStore {
+  private readonly stmts;
+
+  constructor(
+    private readonly sqlite: Database.Database,
+    private readonly writer: Writer,
+  ) {
+    this.stmts = {
+      flag: sqlite.prepare<[string], FlagRow>('SELECT * FROM flags WHERE key = ?'),
+      flags: sqlite.prepare<[], FlagRow>('SELECT * FROM flags ORDER BY key'),
+      insertFlag: sqlite.prepare(
+        `INSERT INTO flags (key, kind, variants, description, tags, archived, revision, created_at, updated_at)
+         VALUES (@key, @kind, @variants, @description, @tags, @archived, 1, @now, @now)`,
+      ),
+      updateFlag: sqlite.prepare(
+        `UPDATE flags SET variants = @variants, description = @description, tags = @tags, archived = @archived,
+         revision = revision + 1, updated_at = @now WHERE key = @key`,
+      ),
+      envKeys: sqlite.prepare<[], { key: string }>('SELECT key FROM environments'),
+      envExists: sqlite.prepare<[string], { key: string }>('SELECT key FROM environments WHERE key = ?'),
+      state: sqlite.prepare<[string, string], StateRow>('SELECT * FROM flag_states WHERE environment = ? AND flag = ?'),
+      statesOfFlag: sqlite.prepare<[string], StateRow>('SELECT * FROM flag_states WHERE flag = ?'),
+      statesOfEnv: sqlite.prepare<[string], StateRow & { archived: number }>(
+        'SELECT s.*, f.archived FROM flag_states s JOIN flags f ON f.key = s.flag WHERE s.environment = ? ORDER BY s.flag',
+      ),
+      allStates: sqlite.prepare<[], StateRow>('SELECT * FROM flag_states'),
+      insertState: sqlite.prepare('INSERT INTO flag_states (environment, flag, state, version, updated_at) VALUES (?, ?, ?, 1, ?)'),
+      updateState: sqlite.prepare(
+        `UPDATE flag_states SET state = @state, version = version + 1, killed_at = @killedAt, kill_reason = @killReason,
+         panic_saved_state = @panicSavedState, updated_at = @now WHERE environment = @environment AND flag = @flag`,
+      ),
+      segmentKeys: sqlite.prepare<[], { key: string }>('SELECT key FROM segments'),
+    };
+  }
+
+  private resource(row: FlagRow): FlagResource {
+    const environments: Record<string, EnvironmentSummary> = {};
+    for (const s of this.stmts.statesOfFlag.all(row.key)) {
+      const st = JSON.parse(s.state) as StoredFlagState;
+      environments[s.environment] = { enabled: st.enabled, version: s.version, killedAt: s.killed_at };
+    }
+    return {
+      key: row.key,
+      kind: row.kind,
+      variants: JSON.parse(row.variants) as FlagDefinition['variants'],
+      description: row.description,
+      tags: JSON.parse(row.tags) as string[],
+      archived: row.archived === 1,
+      revision: row.revision,
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+      environments,
+    };
+  }
+
+  private stateResource(row: StateRow): FlagStateResource {
+    return {
+      ...toFlagState(JSON.parse(row.state) as StoredFlagState, row.version),
+      flag: row.flag,
+      environment: row.environment,
+      killedAt: row.killed_at,
+      killReason: row.kill_reason,
+      panicked: row.panic_saved_state !== null,
+      updatedAt: row.updated_at,
+    };
+  }
+
+  segmentKeys(): Set<string> {
+    return new Set(this.stmts.segmentKeys.all().map((r) => r.key));
+  }
+
+  get(key: string): FlagResource | null {
+    const row = this.stmts.flag.get(key);
+    return row ? this.resource(row) : null;
+  }
+
+  list(filter: FlagFilter = {}): FlagResource[] {
+    const q = filter.q?.toLowerCase();
+    const archived = filter.archived ?? false;
+    const out: FlagResource[] = [];
+    for (const row of this.stmts.flags.all()) {
+      if (archived !== 'all' && (row.archived === 1) !== archived) continue;
+      if (filter.tag !== undefined && !(JSON.parse(row.tags) as string[]).includes(filter.tag)) continue;
+      if (q && !row.key.toLowerCase().includes(q) && !row.description.toLowerCase().includes(q)) continue;
+      const res = this.resource(row);
+      if (filter.environment !== undefined) {
+        const st = res.environments[filter.environment];
+        if (!st) continue;
+        if (filter.enabled !== undefined && st.enabled !== filter.enabled) continue;
+        if (filter.killed !== undefined && (st.killedAt !== null && !st.enabled) !== filter.killed) continue;
+      }
+      out.push(res);
+    }
+    return out;
+  }
+
+  /** Creates a flag (input validated by the core) with its default state in every environment. */
+  create(actor: Actor, input: unknown): FlagResource {
+    const v = validateFlagDefinition(input);
+    if (!v.ok) throw validation(v.issues);
+    const def = v.value;
+    return this.writer.write(actor, (w) => {
+      if (this.stmts.flag.get(def.key)) throw problem('conflict', `Flag "${def.key}" already exists.`);
+      this.stmts.insertFlag.run({
+        key: def.key,
+        kind: def.kind,
+        variants: JSON.stringify(def.variants),
+        description: def.description ?? '',
+        tags: JSON.stringify(def.tags ?? []),
+        archived: def.archived ? 1 : 0,
+        now: w.now,
+      });
+      const state: StoredFlagState = defaultFlagState(def);
+      for (const env of this.stmts.envKeys.all()) this.stmts.insertState.run(env.key, def.key, JSON.stringify(state), w.now);
+      const created = this.resource(this.stmts.flag.get(def.key)!);
+      w.audit({ action: 'flag.create', resourceType: 'flag', resourceKey: def.key, after: definitionJson(created) });
+      if (!created.archived) w.touchFlag(def.key);
+      return created;
+    }).value;
+  }
+
+  /**
+   * Changes a flag's definition (`description`, `tags`, `variants`, `archived`; `key` and `kind` are fixed). New
+   * variants must keep every environment's state valid, otherwise 409 naming each state that would break.
+   */
+  patch(actor: Actor, key: string, patch: Record<string, unknown>, ifMatch?: string[], action = 'flag.update'): FlagResource {
+    return this.writer.write(actor, (w) => {
+      const row = this.stmts.flag.get(key);
+      if (!row) throw problem('not-found', `No flag "${key}".`);
+      checkPrecondition(ifMatch, flagETag(row.revision), `Flag "${key}"`);
+      const before = this.resource(row);
+      const issues: ProblemIssue[] = [];
+      if ('key' in patch && patch.key !== key) issues.push({ path: '/key', message: 'cannot be changed' });
+      if ('kind' in patch && patch.kind !== row.kind) issues.push({ path: '/kind', message: 'cannot be changed; create a new flag' });
+      for (const k of Object.keys(patch)) {
+        if (!['key', 'kind', 'variants', 'description', 'tags', 'archived'].includes(k)) issues.push({ path: `/${k}`, message: 'is not a known property' });
+      }
+      if (issues.length) throw validation(issues);
+      const merged = {
+        key,
+        kind: row.kind,
+        variants: 'variants' in patch ? patch.variants : before.variants,
+        description: 'description' in patch ? patch.description : before.description,
+        tags: 'tags' in patch ? patch.tags : before.tags,
+        archived: 'archived' in patch ? patch.archived : before.archived,
+      };
+      const v = validateFlagDefinition(merged);
+      if (!v.ok) throw validation(v.issues);
+      const def = v.value;
+      if ('variants' in patch) {
+        const segmentKeys = this.segmentKeys();
+        const broken: ProblemIssue[] = [];
+        for (const s of this.stmts.statesOfFlag.all(key)) {
+          const check = validateFlagState(JSON.parse(s.state), def, segmentKeys);
+          if (!check.ok) for (const i of check.issues) broken.push({ path: `/environments/${s.environment}/state${i.path}`, message: i.message });
+        }
+        if (broken.length) {
+          throw problem('conflict', `The new variants would break the state of flag "${key}" in ${new Set(broken.map((b) => b.path.split('/')[2])).size} environment(s); change those states first.`, { errors: broken });
+        }
+      }
+      this.stmts.updateFlag.run({
+        key,
+        variants: JSON.stringify(def.variants),
+        description: def.description ?? '',
+        tags: JSON.stringify(def.tags ?? []),
+        archived: def.archived ? 1 : 0,
+        now: w.now,
+      });
+      const after = this.resource(this.stmts.flag.get(key)!);
+      const archivedChanged = before.archived !== after.archived;
+      w.audit({
+        action: archivedChanged ? (after.archived ? 'flag.archive' : 'flag.unarchive') : action,
+        resourceType: 'flag',
+        resourceKey: key,
+        before: definitionJson(before),
+        after: definitionJson(after),
+      });
+      // Archived flags are invisible to SDKs: archiving is a flag.delete, un-archiving an upsert.
+      if (!(before.archived && after.archived)) w.touchFlag(key);
+      return after;
+    }).value;
+  }
+
+  /** Archives a flag (idempotent). */
+  archive(actor: Actor, key: string, ifMatch?: string[]): FlagResource {
+    const row = this.stmts.flag.get(key);
+    if (row && row.archived === 1 && ifMatch === undefined) return this.resource(row);
+    return this.patch(actor, key, { archived: true }, ifMatch);
+  }
+
+  getState(environment: string, key: string): FlagStateResource | null {
+    const row = this.stmts.state.get(environment, key);
+    return row ? this.stateResource(row) : null;
+  }
+
+  /**
+   * The one function that changes a flag's state: reads the current state, lets `mutate` compute the next one
+   * (null: nothing to do), writes it with the audit entry, bumps versions and appends the change log, all in one
+   * transaction. The canary guard calls it with actor `{ tokenId: null, name: 'canary-guard' }`.
+   */
+  updateFlagState(
+    environment: string,
+    key: string,
+    mutate: StateMutation,
+    actor: Actor,
+    reason: string | null = null,
+    options: { action?: string; ifMatch?: string[] } = {},
+  ): StateWriteResult {
+    const { value, versions } = this.writer.write(actor, (w) => this.mutateState(w, environment, key, mutate, reason, options));
+    return { ...value, environmentVersion: versions.get(environment) ?? value.environmentVersion };
+  }
+
+  /** `updateFlagState` inside an existing write (several flags in one transaction). */
+  mutateState(
+    w: WriteContext,
+    environment: string,
+    key: string,
+    mutate: StateMutation,
+    reason: string | null,
+    options: { action?: string; ifMatch?: string[] } = {},
+  ): StateWriteResult {
+    const flag = this.stmts.flag.get(key);
+    if (!flag) throw problem('not-found', `No flag "${key}".`);
+    if (!this.stmts.envExists.get(environment)) throw problem('not-found', `No environment "${environment}".`);
+    const row = this.stmts.state.get(environment, key);
+    if (!row) throw problem('not-found', `Flag "${key}" has no state in "${environment}".`);
+    checkPrecondition(options.ifMatch, stateETag(row.version), `The state of "${key}" in "${environment}"`);
+    if (flag.archived === 1) throw problem('conflict', `Flag "${key}" is archived; un-archive it before changing its state.`);
+    const current = this.stateResource(row);
+    const next = mutate(current, w.now);
+    const envVersion = () => (w.sqlite.prepare('SELECT version FROM environments WHERE key = ?').get(environment) as { version: number }).version;
+    if (next === null) return { state: current, changed: false, environmentVersion: envVersion() };
+    // Defence in depth: whatever computed it (a route, the canary guard), no state SDKs cannot evaluate is stored.
+    const check = validateFlagState(next.state, definitionOf(flag), this.segmentKeys());
+    if (!check.ok) throw validation(check.issues);
+    this.stmts.updateState.run({
+      environment,
+      flag: key,
+      state: JSON.stringify(check.value),
+      killedAt: next.killedAt !== undefined ? next.killedAt : row.killed_at,
+      killReason: next.killReason !== undefined ? next.killReason : row.kill_reason,
+      panicSavedState: next.panicSavedState !== undefined ? (next.panicSavedState === null ? null : JSON.stringify(next.panicSavedState)) : row.panic_saved_state,
+      now: w.now,
+    });
+    const after = this.stateResource(this.stmts.state.get(environment, key)!);
+    w.audit({ action: options.action ?? 'flag-state.update', resourceType: 'flag', resourceKey: key, environment, before: stateJson(current), after: stateJson(after), reason });
+    w.touchFlag(key, environment);
+    return { state: after, changed: true, environmentVersion: envVersion() };
+  }
+
+  /** Replaces a flag's state in an environment (validated by the core). Clears any panic hold on it. */
+  putState(actor: Actor, environment: string, key: string, input: unknown, ifMatch?: string[], reason: string | null = null): StateWriteResult {
+    const flag = this.stmts.flag.get(key);
+    if (!flag) throw problem('not-found', `No flag "${key}".`);
+    const body = stripReadOnly(input);
+    const v = validateFlagState(body, definitionOf(flag), this.segmentKeys());
+    if (!v.ok) throw validation(v.issues);
+    const state: StoredFlagState = v.value;
+    return this.updateFlagState(
+      environment,
+      key,
+      (cur) => ({
+        state,
+        // Turning a killed flag back on by a PUT ends the kill; a PUT is an operator taking over from a panic.
+        ...(state.enabled ? { killedAt: null, killReason: null } : cur.enabled ? { killedAt: null, killReason: null } : {}),
+        panicSavedState: null,
+      }),
+      actor,
+      reason,
+      { action: 'flag-state.update', ...(ifMatch ? { ifMatch } : {}) },
+    );
+  }
+
+  /** The kill switch: `enabled: false`. Idempotent: killing a disabled flag changes nothing. */
+  kill(actor: Actor, environment: string, key: string, reason: string | null): StateWriteResult {
+    return this.updateFlagState(
+      environment,
+      key,
+      (cur, now) => (cur.enabled ? { state: { ...storedOf(cur), enabled: false }, killedAt: now, killReason: reason } : null),
+      actor,
+      reason,
+      { action: 'flag.kill' },
+    );
+  }
+
+  /** Undoes the kill switch: `enabled: true`. Idempotent. Clears a panic hold on this flag. */
+  revive(actor: Actor, environment: string, key: string, reason: string | null): StateWriteResult {
+    return this.updateFlagState(
+      environment,
+      key,
+      (cur) => (cur.enabled ? null : { state: { ...storedOf(cur), enabled: true }, killedAt: null, killReason: null, panicSavedState: null }),
+      actor,
+      reason,
+      { action: 'flag.revive' },
+    );
+  }
+
+  /**
+   * The panic button: in one transaction, disables every enabled, live flag of the environment except `except`,
+   * saving each one's exact state so `reviveAll` can restore it. Flags already off are left alone (and so are
+   * restored "exactly" by doing nothing).
+   */
+  killAll(actor: Actor, environment: string, options: { reason: string | null; except: string[] }): { killed: string[]; spared: string[]; environmentVersion: number } {
+    const except = new Set(options.except);
+    const { value, versions } = this.writer.write(actor, (w) => {
+      if (!this.stmts.envExists.get(environment)) throw problem('not-found', `No environment "${environment}".`);
+      const killed: string[] = [];
+      const spared: string[] = [];
+      for (const row of this.stmts.statesOfEnv.all(environment)) {
+        if (row.archived === 1) continue;
+        const stored = JSON.parse(row.state) as StoredFlagState;
+        if (!stored.enabled) continue;
+        if (except.has(row.flag)) {
+          spared.push(row.flag);
+          continue;
+        }
+        this.mutateState(w, environment, row.flag, () => ({ state: { ...stored, enabled: false }, killedAt: w.now, killReason: options.reason, panicSavedState: stored }), options.reason, { action: 'flag.kill-all' });
+        killed.push(row.flag);
+      }
+      w.audit({ action: 'environment.kill-all', resourceType: 'environment', resourceKey: environment, environment, after: { killed, spared }, reason: options.reason });
+      return { killed, spared };
+    });
+    return { ...value, environmentVersion: versions.get(environment) ?? this.envVersion(environment) };
+  }
+
+  /** Restores every flag held by `killAll` to exactly the state it had before, in one transaction. */
+  reviveAll(actor: Actor, environment: string, reason: string | null): { revived: string[]; environmentVersion: number } {
+    const { value, versions } = this.writer.write(actor, (w) => {
+      if (!this.stmts.envExists.get(environment)) throw problem('not-found', `No environment "${environment}".`);
+      const revived: string[] = [];
+      for (const row of this.stmts.statesOfEnv.all(environment)) {
+        if (row.panic_saved_state === null || row.archived === 1) continue;
+        const saved = JSON.parse(row.panic_saved_state) as StoredFlagState;
+        this.mutateState(w, environment, row.flag, () => ({ state: saved, killedAt: null, killReason: null, panicSavedState: null }), reason, { action: 'flag.revive-all' });
+        revived.push(row.flag);
+      }
+      w.audit({ action: 'environment.revive-all', resourceType: 'environment', resourceKey: environment, environment, after: { revived }, reason });
+      return { revived };
+    });
+    return { ...value, environmentVersion: versions.get(environment) ?? this.envVersion(environment) };
+  }
+
+  /** Flags (in any environment, archived or not) whose state references the segment. */
+  usingSegment(segmentKey: string): { flag: string; environment: string }[] {
+    const out: { flag: string; environment: string }[] = [];
+    for (const s of this.stmts.allStates.all()) {
+      const st = JSON.parse(s.state) as StoredFlagState;
+      if (st.rules.some((r) => r.conditions.some((c) => 'segment' in c && c.segment === segmentKey))) out.push({ flag: s.flag, environment: s.environment });
+    }
+    return out;
+  }
+
+  private envVersion(environment: string): number {
+    return (this.sqlite.prepare('SELECT version FROM environments WHERE key = ?').get(environment) as { version: number } | undefined)?.version ?? 0;
+  }
+}
+
+function validation(issues: ProblemIssue[]) {
+  const first = issues[0];
+  return problem('validation', first ? `${first.path || '/'}: ${first.message}` : 'invalid', { errors: issues });
+}
+
+function storedOf(s: FlagState): StoredFlagState {
+  return { enabled: s.enabled, offVariant: s.offVariant, targets: s.targets, rules: s.rules, fallthrough: s.fallthrough };
+}
+
+/** Read-only members a client may echo back from a GET; they are ignored on PUT. */
+const READ_ONLY_STATE_FIELDS = ['version', 'flag', 'environment', 'killedAt', 'killReason', 'panicked', 'updatedAt', 'environmentVersion'];
+
+function stripReadOnly(input: unknown): unknown {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return input;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(input)) if (!READ_ONLY_STATE_FIELDS.includes(k)) out[k] = v;
+  return out;
+}
+
+function definitionJson(f: FlagResource) {
+  return { key: f.key, kind: f.kind, variants: f.variants, description: f.description, tags: f.tags, archived: f.archived, revision: f.revision };
+}
+
+function stateJson(s: FlagStateResource) {
+  return { ...storedOf(s), version: s.version, killedAt: s.killedAt, killReason: s.killReason, panicked: s.panicked } as unknown as import('@aviary/sdk/core').JsonValue;
+}
