@@ -4,13 +4,14 @@
  * (`Sec-WebSocket-Protocol: aviary-sdk-key.<key>`), because browsers cannot set headers on a websocket.
  */
 import type { FastifyRequest } from 'fastify';
+import { KEY_PROTOCOL_PREFIX } from '@aviary/sdk/protocol';
 import { problem, type AviaryError } from '../errors.js';
 import type { AuthFailureEvent, ChangeFeed } from '../storage/change-feed.js';
 import type { Actor } from '../storage/writer.js';
 import type { TokenInfo, TokenStore } from './token-store.js';
 
 /** Subprotocol prefix carrying an SDK key on websocket upgrades. */
-export const SDK_KEY_SUBPROTOCOL_PREFIX = 'aviary-sdk-key.';
+export const SDK_KEY_SUBPROTOCOL_PREFIX = KEY_PROTOCOL_PREFIX;
 
 /** Who an SDK request is: the token and the one environment it may read. */
 export interface SdkPrincipal {
