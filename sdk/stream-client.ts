@@ -77,6 +77,7 @@ export class StreamClient {
   private retryAfterMs = 0;
   private stopped = false;
   private up = false;
+  private serverError: string | null = null;
   /** Counters for diagnostics and tests. */
   readonly stats = { connects: 0, resyncs: 0, garbled: 0, ignored: 0, gaps: 0 };
 
@@ -231,8 +232,9 @@ export class StreamClient {
         return;
       }
       case 'error':
+        // The close that follows decides what it means (final or not); keep the explanation for it.
         if (m.retryAfterMs !== undefined) this.retryAfterMs = m.retryAfterMs;
-        this.handlers.error(new Error(`stream: ${m.code}: ${m.message}`), false);
+        this.serverError = `${m.code}: ${m.message}`;
         return;
     }
   }
@@ -270,11 +272,14 @@ export class StreamClient {
     this.backoff.disconnected(this.now());
     this.setUp(false);
     if (this.stopped) return;
+    const why = this.serverError ?? (reason || 'no reason given');
+    this.serverError = null;
     if (isFinalCloseCode(code)) {
       this.stopped = true;
-      this.handlers.error(new Error(`stream closed by server: ${code} ${reason || (code === CloseCode.UNAUTHORIZED ? 'unauthorized' : 'forbidden')}`), true);
+      this.handlers.error(new Error(`stream closed by server with ${code} (${why}); not reconnecting`), true);
       return;
     }
+    if (code >= 4000) this.handlers.error(new Error(`stream closed by server with ${code} (${why}); reconnecting`), false);
     this.scheduleReconnect();
   }
 
