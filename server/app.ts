@@ -41,6 +41,10 @@ import { opsPlugin } from './ops/ops-plugin.js';
 import { openapiRoute } from './openapi/openapi-route.js';
 import { installValidation } from './openapi/validation.js';
 import { streamRoutes, type StreamPluginOptions } from './stream/stream-routes.js';
+import { setupMetrics, type MetricsOptions } from './metrics/metrics-setup.js';
+import { metricsAdminRoutes, metricsIngestRoutes } from './metrics/metrics-routes.js';
+import { setupCanaries, type CanaryOptions } from './canary/canary-setup.js';
+import { canaryRoutes } from './canary/canary-routes.js';
 import { ChangeFeed } from './storage/change-feed.js';
 import { openDatabase, type AviaryDb, type OpenDatabase } from './storage/db.js';
 import { EnvironmentStore } from './storage/environment-store.js';
@@ -68,6 +72,10 @@ export interface BuildAppOptions {
   changeLogLimit?: number;
   /** Stream hub tuning (heartbeat interval, slow-consumer bound); tests shorten them. */
   stream?: StreamPluginOptions;
+  /** Metrics ingestion batching and retention (server/metrics/metrics-setup.ts). */
+  metrics?: MetricsOptions;
+  /** Canary guard timer (server/canary/canary-setup.ts). */
+  canary?: CanaryOptions;
 }
 
 /** What an app's boot produced, for main.ts to print. */
@@ -173,6 +181,9 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   app.addHook('onClose', async () => {
     if (database.sqlite.open) database.sqlite.close();
   });
+  // Metrics ingestion and canaries: the guard runs after every ingest batch that touched a flag.
+  setupMetrics(app, options.metrics ?? {}, (touched) => app.canaries.outcomesArrived(touched));
+  setupCanaries(app, flags, options.canary ?? {});
 
   // Before the admin routes: it decorates `receipts`, which the kill route awaits.
   await app.register(streamRoutes, options.stream ?? {});
@@ -187,6 +198,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       await admin.register(segmentRoutes);
       await admin.register(tokenRoutes);
       await admin.register(auditRoutes);
+      await admin.register(metricsAdminRoutes);
+      await admin.register(canaryRoutes);
     },
     { prefix: '/api/v1' },
   );
@@ -195,6 +208,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       sdk.addHook('onRequest', sdkAuthHook);
       await sdk.register(snapshotRoutes);
       await sdk.register(evaluateRoutes);
+      await sdk.register(metricsIngestRoutes);
     },
     { prefix: '/sdk/v1' },
   );

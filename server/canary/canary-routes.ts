@@ -1,0 +1,54 @@
+/**
+ * Canary routes (CONTRACT §6), registered inside the admin scope (`/api/v1`, admin auth):
+ * `GET|PUT|DELETE /flags/{key}/environments/{env}/canary` and `POST .../canary/{pause|resume|advance|rollback|promote}`.
+ * Bodies are checked against the OpenAPI schemas, then semantically (variants, segments, ramp) by the document
+ * validator; any problem is a problem+json with the field path, and nothing changes.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { problem } from '../errors.js';
+import { requestBody } from '../openapi/validation.js';
+import type { ManualAction } from './state-machine.js';
+
+type Params = { key: string; env: string };
+
+const ACTIONS: Record<ManualAction, string> = {
+  pause: 'pauseCanary',
+  resume: 'resumeCanary',
+  advance: 'advanceCanary',
+  rollback: 'rollbackCanary',
+  promote: 'promoteCanary',
+};
+
+function actorOf(request: FastifyRequest) {
+  if (!request.actor) throw problem('unauthorized', 'An admin token is required.');
+  return request.actor;
+}
+
+export async function canaryRoutes(app: FastifyInstance): Promise<void> {
+  const path = '/flags/:key/environments/:env/canary';
+
+  app.get<{ Params: Params }>(path, async (request) => app.canaries.status(request.params.env, request.params.key));
+
+  app.put<{ Params: Params }>(path, { schema: { body: requestBody('putCanary') } }, async (request, reply) => {
+    const { env, key } = request.params;
+    const { run, created } = app.canaries.put(env, key, request.body, actorOf(request));
+    return reply.code(created ? 201 : 200).send(app.canaries.statusOf(env, key, run));
+  });
+
+  app.delete<{ Params: Params }>(path, async (request, reply) => {
+    app.canaries.remove(request.params.env, request.params.key, actorOf(request));
+    return reply.code(204).send();
+  });
+
+  for (const [action, operationId] of Object.entries(ACTIONS) as Array<[ManualAction, string]>) {
+    app.post<{ Params: Params; Body: { reason?: string } | null }>(
+      `${path}/${action}`,
+      { schema: { body: requestBody(operationId) } },
+      async (request) => {
+        const { env, key } = request.params;
+        const run = app.canaries.manual(env, key, action, actorOf(request), request.body?.reason);
+        return app.canaries.statusOf(env, key, run);
+      },
+    );
+  }
+}

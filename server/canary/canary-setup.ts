@@ -1,0 +1,36 @@
+/**
+ * Wires the canary runtime into an app: decorates `app.canaries`, starts its timer when the server is ready and
+ * stops it before close. Canaries that were running when the server stopped continue from their stored clocks.
+ */
+import type { FastifyInstance } from 'fastify';
+import { CanaryService, type FlagStateMutator } from './canary-service.js';
+
+/** Canary options of buildApp. */
+export interface CanaryOptions {
+  /** How often the guard checks holds and hand edits (ms). Default 1,000. */
+  tickMs?: number;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    canaries: CanaryService;
+  }
+}
+
+/** Decorates `app.canaries`. Needs `app.metrics` (setupMetrics) and the flag store. Call before registering routes. */
+export function setupCanaries(app: FastifyInstance, flags: FlagStateMutator, options: CanaryOptions = {}): CanaryService {
+  const service = new CanaryService({
+    sqlite: app.sqlite,
+    writer: app.writer,
+    flags,
+    metrics: app.metrics.store,
+    now: app.now,
+    instruments: app.metrics.instruments,
+    log: app.log,
+    ...(options.tickMs ? { tickMs: options.tickMs } : {}),
+  });
+  app.decorate('canaries', service);
+  app.addHook('onReady', async () => service.start());
+  app.addHook('preClose', async () => service.stop());
+  return service;
+}

@@ -1,0 +1,82 @@
+/**
+ * Wires metrics ingestion into an app: decorates `app.metrics` (ingester, store, instruments), runs the retention
+ * policy, and drains the ingestion queue before the server stops (every report acknowledged is committed; reports
+ * arriving during shutdown get 503 and are retried by their SDK).
+ */
+import type { FastifyInstance } from 'fastify';
+import { MetricsIngester, type MetricsIngesterOptions, type TouchedFlag } from './metrics-ingester.js';
+import { MetricsStore } from './metrics-store.js';
+import { createIngestInstruments, type IngestInstruments } from './prometheus.js';
+
+/** Metrics options of buildApp. */
+export interface MetricsOptions extends Pick<MetricsIngesterOptions, 'maxBatchReports' | 'maxDelayMs' | 'maxQueuedReports'> {
+  /** Per-minute rows older than this many days are deleted (`AVIARY_METRICS_RETENTION_DAYS`). Default 30. */
+  retentionDays?: number;
+  /** How long (hours) a report's (sdkId, seq) is remembered for exactly-once. Default 24. */
+  dedupeHours?: number;
+  /** How often retention runs (ms). Default 10 minutes. */
+  retentionIntervalMs?: number;
+}
+
+/** `app.metrics`. */
+export interface MetricsRuntime {
+  ingester: MetricsIngester;
+  store: MetricsStore;
+  instruments: IngestInstruments;
+  /** Applies the retention policy now; answers the number of per-minute rows deleted. */
+  prune(): number;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: MetricsRuntime;
+  }
+}
+
+function envNumber(name: string): number | undefined {
+  const v = process.env[name];
+  const n = v === undefined || v === '' ? NaN : Number(v);
+  return Number.isFinite(n) && n > 0 ? n : undefined;
+}
+
+/**
+ * Decorates `app.metrics`. `onCommitted` is called after every committed batch with the flags that received rows
+ * (the canary guard subscribes). Call before registering routes.
+ */
+export function setupMetrics(app: FastifyInstance, options: MetricsOptions = {}, onCommitted?: (touched: TouchedFlag[]) => void): MetricsRuntime {
+  const instruments = createIngestInstruments(app.prometheus.registry);
+  const store = new MetricsStore(app.sqlite);
+  const ingester = new MetricsIngester(app.sqlite, {
+    now: app.now,
+    instruments,
+    ...(options.maxBatchReports ? { maxBatchReports: options.maxBatchReports } : {}),
+    ...(options.maxDelayMs !== undefined ? { maxDelayMs: options.maxDelayMs } : {}),
+    ...(options.maxQueuedReports ? { maxQueuedReports: options.maxQueuedReports } : {}),
+    ...(onCommitted ? { onCommitted } : {}),
+  });
+  const keepMs = (options.retentionDays ?? envNumber('AVIARY_METRICS_RETENTION_DAYS') ?? 30) * 86_400_000;
+  const dedupeMs = (options.dedupeHours ?? 24) * 3_600_000;
+  const prune = () => {
+    const deleted = store.prune(app.now(), keepMs, dedupeMs);
+    instruments.retentionDeleted.inc(deleted);
+    return deleted;
+  };
+  const runtime: MetricsRuntime = { ingester, store, instruments, prune };
+  app.decorate('metrics', runtime);
+
+  const timer = setInterval(() => {
+    try {
+      prune();
+    } catch (err) {
+      app.log.error({ err }, 'metrics retention failed');
+    }
+  }, options.retentionIntervalMs ?? 600_000);
+  timer.unref();
+  app.addHook('onReady', async () => void prune());
+  // preClose runs while the database is still open: commit what was acknowledged-to-be before closing.
+  app.addHook('preClose', async () => {
+    clearInterval(timer);
+    ingester.close();
+  });
+  return runtime;
+}
