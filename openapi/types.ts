@@ -22,6 +22,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/environments/{env}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The environment key. */
+                env: components["parameters"]["Env"];
+            };
+            cookie?: never;
+        };
+        /** Get an environment */
+        get: operations["getEnvironment"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/environments/{env}/kill-all": {
         parameters: {
             query?: never;
@@ -36,7 +56,7 @@ export interface paths {
         put?: never;
         /**
          * Kill every flag of an environment (panic button)
-         * @description Disables every flag of the environment in one transaction, except those listed in `spare`. The state of
+         * @description Disables every enabled flag of the environment in one transaction, except those listed in `except`. The state of
          *     each flag before the panic is remembered, so that `revive-all` restores it exactly. Audited.
          */
         post: operations["killAll"];
@@ -104,7 +124,7 @@ export interface paths {
         put?: never;
         /**
          * Create a flag
-         * @description Creates the flag in every environment, disabled (serving `offVariant`) unless `environments` gives a state.
+         * @description Creates the flag with a default state in every environment (disabled, serving `offVariant`).
          *     A boolean flag created without variants gets `on`=true and `off`=false.
          */
         post: operations["createFlag"];
@@ -129,8 +149,9 @@ export interface paths {
         put?: never;
         post?: never;
         /**
-         * Delete a flag
-         * @description Removes the flag from every environment (SDKs receive a `flag.delete`). Honours `If-Match`.
+         * Archive a flag
+         * @description Archives the flag (idempotent): SDKs stop seeing it (they receive a `flag.delete`), its states and history
+         *     are kept, and `PATCH {"archived": false}` brings it back. Honours `If-Match`.
          */
         delete: operations["deleteFlag"];
         options?: never;
@@ -160,8 +181,9 @@ export interface paths {
         /**
          * Replace a flag's state in an environment
          * @description Validated by the evaluation core (variants exist, percents sum to 100, regular expressions are safe,
-         *     segments exist), so every stored state is one SDKs can evaluate. `version` in the body is ignored: the
-         *     server assigns it. Honours `If-Match` (412 when stale).
+         *     segments exist), so every stored state is one SDKs can evaluate. `version` and the other read-only members
+         *     of a `GET` answer may be sent back and are ignored: the server assigns them. `reason` goes to the audit log.
+         *     Honours `If-Match` (412 when stale).
          */
         put: operations["putFlagState"];
         post?: never;
@@ -188,7 +210,7 @@ export interface paths {
         /**
          * Kill switch on
          * @description Sets `enabled: false` in one transaction: every evaluation serves `offVariant` with reason `OFF`.
-         *     Idempotent, no `If-Match` needed. The response carries a delivery receipt for the new version.
+         *     Idempotent, no `If-Match` needed. With `waitMs`, the response carries a delivery receipt for the new version.
          */
         post: operations["killFlag"];
         delete?: never;
@@ -434,7 +456,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a segment
-         * @description A segment that a flag uses cannot be deleted (409 naming the flags).
+         * @description A segment that a flag uses cannot be deleted (409 `in-use`, naming the flags).
          */
         delete: operations["deleteSegment"];
         options?: never;
@@ -490,12 +512,14 @@ export interface paths {
             };
             cookie?: never;
         };
-        get?: never;
+        /** Get a token (never its secret) */
+        get: operations["getToken"];
         put?: never;
         post?: never;
         /**
          * Revoke a token
-         * @description The token stops working at once; streams opened with it are closed.
+         * @description The token stops working at once; streams opened with it are closed. Tokens set by environment variables
+         *     and the last active admin token cannot be revoked (409).
          */
         delete: operations["deleteToken"];
         options?: never;
@@ -744,21 +768,24 @@ export interface components {
         } & {
             [key: string]: components["schemas"]["AttributeValue"];
         };
+        /** @description Epoch milliseconds. */
+        Timestamp: number;
         /**
          * Format: date-time
          * @description ISO-8601 date-time in UTC.
          */
-        Timestamp: string;
+        DateTime: string;
         Environment: {
             key: components["schemas"]["EnvironmentKey"];
             /** @description A display name. */
-            name?: string;
+            name: string;
             /** @description The environment's version counter, bumped by every change visible to SDKs. */
             version: number;
-            createdAt?: components["schemas"]["Timestamp"];
+            createdAt: components["schemas"]["Timestamp"];
         };
         EnvironmentCreate: {
             key: components["schemas"]["EnvironmentKey"];
+            /** @description Display name (default the key). */
             name?: string;
         };
         /** @enum {string} */
@@ -768,22 +795,28 @@ export interface components {
             value: components["schemas"]["JsonValue"];
             description?: string;
         };
-        /** @description A flag definition, shared by all environments, with its state in each environment. */
+        /** @description A flag definition, shared by all environments, with a summary of its state in each environment. */
         Flag: {
             key: components["schemas"]["FlagKey"];
             kind: components["schemas"]["FlagKind"];
             variants: components["schemas"]["Variant"][];
-            description?: string;
-            tags?: string[];
-            archived?: boolean;
-            /** @description Bumped on every change of the definition. */
-            version?: number;
-            createdAt?: components["schemas"]["Timestamp"];
-            updatedAt?: components["schemas"]["Timestamp"];
-            /** @description The flag's state in each environment, by environment key. */
-            environments?: {
-                [key: string]: components["schemas"]["FlagState"];
+            description: string;
+            tags: string[];
+            archived: boolean;
+            /** @description Bumped on every change of the definition; the ETag is `"r<revision>"`. */
+            revision: number;
+            createdAt: components["schemas"]["Timestamp"];
+            updatedAt: components["schemas"]["Timestamp"];
+            /** @description The flag's state in each environment, by environment key, in brief. */
+            environments: {
+                [key: string]: components["schemas"]["EnvironmentSummary"];
             };
+        };
+        EnvironmentSummary: {
+            enabled: boolean;
+            version: number;
+            /** @description When the kill switch was thrown, or null. */
+            killedAt: components["schemas"]["Timestamp"] | null;
         };
         FlagCreate: {
             key: components["schemas"]["FlagKey"];
@@ -792,12 +825,12 @@ export interface components {
             variants?: components["schemas"]["Variant"][];
             description?: string;
             tags?: string[];
-            /** @description Initial state per environment key (others start disabled). */
-            environments?: {
-                [key: string]: components["schemas"]["FlagStateInput"];
-            };
+            archived?: boolean;
         };
+        /** @description `key` and `kind` cannot change; they may be sent with their current values. */
         FlagPatch: {
+            key?: components["schemas"]["FlagKey"];
+            kind?: components["schemas"]["FlagKind"];
             variants?: components["schemas"]["Variant"][];
             description?: string;
             tags?: string[];
@@ -856,14 +889,42 @@ export interface components {
             /** @description Bumped on every change of this flag's state in this environment. */
             version: number;
         };
-        /** @description A flag state to store; `version` is assigned by the server (a given one is ignored). */
+        /** @description A flag's state in one environment as the admin API shows it, with read-only bookkeeping. */
+        FlagStateResource: components["schemas"]["FlagState"] & {
+            flag: components["schemas"]["FlagKey"];
+            environment: components["schemas"]["EnvironmentKey"];
+            /** @description When the kill switch was last thrown (null when enabled or never killed). */
+            killedAt: components["schemas"]["Timestamp"] | null;
+            killReason: string | null;
+            /** @description Held off by `kill-all`; `revive-all` restores it. */
+            panicked: boolean;
+            updatedAt: components["schemas"]["Timestamp"];
+        };
+        /** @description The stored state and the environment version that carries it. */
+        FlagStateWriteResult: components["schemas"]["FlagStateResource"] & {
+            /** @description The environment's version after the write (what SDKs acknowledge). */
+            environmentVersion: number;
+        };
+        /**
+         * @description A flag state to store. The read-only members of a `GET` answer (`version`, `flag`, `environment`, `killedAt`,
+         *     `killReason`, `panicked`, `updatedAt`, `environmentVersion`) may be sent back and are ignored.
+         */
         FlagStateInput: {
             enabled: boolean;
             offVariant: components["schemas"]["VariantKey"];
             targets?: components["schemas"]["Target"][];
             rules?: components["schemas"]["Rule"][];
             fallthrough: components["schemas"]["Serve"];
-            version?: number;
+            /** @description Why, recorded in the audit log. */
+            reason?: string;
+            readonly version?: unknown;
+            readonly flag?: unknown;
+            readonly environment?: unknown;
+            readonly killedAt?: unknown;
+            readonly killReason?: unknown;
+            readonly panicked?: unknown;
+            readonly updatedAt?: unknown;
+            readonly environmentVersion?: unknown;
         };
         ReasonRequest: {
             /** @description Why, recorded in the audit log. */
@@ -872,39 +933,45 @@ export interface components {
         KillAllRequest: {
             reason?: string;
             /** @description Flags to leave as they are. */
-            spare?: components["schemas"]["FlagKey"][];
+            except?: components["schemas"]["FlagKey"][];
         };
         /** @description How many of the connected SDKs have applied an environment version, and how fast. */
         DeliveryReceipt: {
+            environment: components["schemas"]["EnvironmentKey"];
             /** @description The environment version the change produced. */
             version: number;
-            /** @description SDKs connected to the environment's stream when the change was made. */
+            /** @description SDKs connected to the environment's stream. */
             connected: number;
-            /** @description Of those, how many acknowledged the version. */
+            /** @description Of those, how many have applied the version (or a later one). */
             applied: number;
             /** @description `true` when every connected SDK has applied it. */
-            complete?: boolean;
+            complete: boolean;
+            p50Ms?: number | null;
+            p99Ms?: number | null;
+            maxMs?: number | null;
             /** @description Milliseconds from the commit to the last acknowledgement counted. */
-            elapsedMs?: number;
+            elapsedMs?: number | null;
             /** @description Where to follow further acknowledgements (`GET /api/v1/environments/{env}/sdks`). */
             url?: string;
         };
-        KillResult: {
-            flag: components["schemas"]["FlagKey"];
-            environment: components["schemas"]["EnvironmentKey"];
+        /** @description The state after a kill or revive, whether it changed, and (with `waitMs`) its delivery. */
+        KillResult: components["schemas"]["FlagStateResource"] & {
             /** @description `false` when the flag was already in the requested state (idempotent repeat). */
-            changed?: boolean;
-            state: components["schemas"]["FlagState"];
-            environmentVersion?: number;
-            receipt?: components["schemas"]["DeliveryReceipt"];
+            changed: boolean;
+            environmentVersion: number;
+            delivery?: components["schemas"]["DeliveryReceipt"];
         };
-        PanicResult: {
-            environment: components["schemas"]["EnvironmentKey"];
-            /** @description The flags the operation changed. */
-            flags: components["schemas"]["FlagKey"][];
-            spared?: components["schemas"]["FlagKey"][];
-            environmentVersion?: number;
-            receipt?: components["schemas"]["DeliveryReceipt"];
+        KillAllResult: {
+            /** @description The flags the panic turned off. */
+            killed: components["schemas"]["FlagKey"][];
+            /** @description Enabled flags left on because they were listed in `except`. */
+            spared: components["schemas"]["FlagKey"][];
+            environmentVersion: number;
+        };
+        ReviveAllResult: {
+            /** @description The flags restored to their state before the panic. */
+            revived: components["schemas"]["FlagKey"][];
+            environmentVersion: number;
         };
         SegmentRule: {
             id?: string;
@@ -913,23 +980,32 @@ export interface components {
         /** @description A cohort, shared by all environments. */
         Segment: {
             key: components["schemas"]["SegmentKey"];
-            description?: string;
+            description: string;
             /** @description Always in the segment. */
-            included?: string[];
+            included: string[];
             /** @description Never in the segment through its rules (an included key still wins). */
-            excluded?: string[];
-            rules?: components["schemas"]["SegmentRule"][];
-            /** @description Bumped on every change (server-assigned). */
-            readonly version?: number;
-            readonly createdAt?: components["schemas"]["Timestamp"];
-            readonly updatedAt?: components["schemas"]["Timestamp"];
+            excluded: string[];
+            rules: components["schemas"]["SegmentRule"][];
+            /** @description Bumped on every change; the ETag is `"r<revision>"`. */
+            revision: number;
+            createdAt: components["schemas"]["Timestamp"];
+            updatedAt: components["schemas"]["Timestamp"];
         };
+        /** @description A new segment (`key` required). */
+        SegmentCreate: components["schemas"]["SegmentInput"] & Record<string, never>;
+        /**
+         * @description A segment to store. In a `PUT`, `key` (if given) must equal the path's. The read-only members of a `GET`
+         *     answer (`revision`, `createdAt`, `updatedAt`) may be sent back and are ignored.
+         */
         SegmentInput: {
             key?: components["schemas"]["SegmentKey"];
             description?: string;
             included?: string[];
             excluded?: string[];
             rules?: components["schemas"]["SegmentRule"][];
+            readonly revision?: unknown;
+            readonly createdAt?: unknown;
+            readonly updatedAt?: unknown;
         };
         /** @description A cohort stage (a segment that gets the canary before any percent does) or a percent stage. */
         CanaryStage: {
@@ -1074,30 +1150,29 @@ export interface components {
         Actor: {
             /** @description The token's id (null for the system, e.g. the canary guard). */
             tokenId: string | null;
-            /** @description The token's name, or `system:<component>`. */
+            /** @description The token's name, or the system component (`canary-guard`). */
             name: string;
         };
         AuditEntry: {
-            id: number | string;
+            id: number;
             at: components["schemas"]["Timestamp"];
             actor: components["schemas"]["Actor"];
             /** @description What was done (`flag.create`, `flag.state.update`, `flag.kill`, `segment.delete`, ...). */
             action: string;
-            flag?: string | null;
-            environment?: string | null;
-            segment?: string | null;
+            /** @description `flag`, `flag-state`, `segment`, `token`, `environment`, `canary`, ... */
+            resourceType: string;
+            resourceKey: string;
+            environment: string | null;
             /** @description The changed resource before (null on create). */
-            before?: unknown;
+            before: unknown;
             /** @description The changed resource after (null on delete). */
-            after?: unknown;
-            reason?: string | null;
-        } & {
-            [key: string]: unknown;
+            after: unknown;
+            reason: string | null;
         };
         AuditPage: {
-            items: components["schemas"]["AuditEntry"][];
-            /** @description Pass as `cursor` for the next page; null on the last page. */
-            nextCursor?: string | null;
+            entries: components["schemas"]["AuditEntry"][];
+            /** @description Pass as `cursor` for the next (older) page; null on the last page. */
+            nextCursor: string | null;
         };
         /** @enum {string} */
         TokenKind: "admin" | "sdk";
@@ -1105,17 +1180,22 @@ export interface components {
         Token: {
             id: string;
             kind: components["schemas"]["TokenKind"];
-            name: string;
             /** @description The environment an SDK key reads (null for admin tokens). */
-            environment?: string | null;
+            environment: string | null;
+            name: string;
+            /** @description The first characters of the secret, to tell tokens apart. */
+            prefix: string;
             createdAt: components["schemas"]["Timestamp"];
-            lastUsedAt?: components["schemas"]["Timestamp"] | null;
-            revokedAt?: components["schemas"]["Timestamp"] | null;
+            /** @description Updated at most once a minute. */
+            lastUsedAt: components["schemas"]["Timestamp"] | null;
+            revokedAt: components["schemas"]["Timestamp"] | null;
+            /** @description Set by `AVIARY_ADMIN_TOKEN` / `AVIARY_SDK_KEY_<ENV>`; managed by configuration, not the API. */
+            configured: boolean;
         };
         TokenCreate: {
             kind: components["schemas"]["TokenKind"];
-            /** @description Required for `sdk`, not allowed for `admin`. */
-            environment?: components["schemas"]["EnvironmentKey"];
+            /** @description Required for `sdk`, not allowed for `admin` (null is accepted). */
+            environment?: components["schemas"]["EnvironmentKey"] | null;
             name: string;
         };
         /** @description The new token with its secret, shown this once. */
@@ -1174,8 +1254,8 @@ export interface components {
             errorCode?: components["schemas"]["ErrorCode"];
         };
         EvaluateResponse: {
-            environment?: components["schemas"]["EnvironmentKey"];
-            version?: number;
+            environment: components["schemas"]["EnvironmentKey"];
+            version: number;
             flags: {
                 [key: string]: components["schemas"]["EvaluationResult"];
             };
@@ -1187,16 +1267,14 @@ export interface components {
                 name?: string;
                 version?: string;
             };
-            sdk?: {
-                name?: string;
-                version?: string;
+            sdk: {
+                name: string;
+                version: string;
             };
-            connectedAt: components["schemas"]["Timestamp"];
+            connectedAt: components["schemas"]["DateTime"];
             /** @description The last environment version the SDK acknowledged. */
-            appliedVersion?: number | null;
-            appliedAt?: components["schemas"]["Timestamp"] | null;
-        } & {
-            [key: string]: unknown;
+            appliedVersion: number | null;
+            appliedAt: components["schemas"]["DateTime"] | null;
         };
         ConnectedSdkList: {
             environment: components["schemas"]["EnvironmentKey"];
@@ -1380,7 +1458,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        items: components["schemas"]["Environment"][];
+                        environments: components["schemas"]["Environment"][];
                     };
                 };
             };
@@ -1418,6 +1496,33 @@ export interface operations {
             429: components["responses"]["TooManyRequests"];
         };
     };
+    getEnvironment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The environment key. */
+                env: components["parameters"]["Env"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The environment and its current version. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Environment"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
     killAll: {
         parameters: {
             query?: never;
@@ -1440,7 +1545,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["PanicResult"];
+                    "application/json": components["schemas"]["KillAllResult"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -1472,7 +1577,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["PanicResult"];
+                    "application/json": components["schemas"]["ReviveAllResult"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -1515,10 +1620,16 @@ export interface operations {
             query?: {
                 /** @description Only flags carrying this tag. */
                 tag?: string;
-                /** @description `true` lists only archived flags, `false` (default) only live ones. */
-                archived?: boolean;
-                /** @description Substring of the key or description. */
+                /** @description `true` lists only archived flags, `false` (default) only live ones, `all` both. */
+                archived?: "true" | "false" | "all";
+                /** @description Case-insensitive substring of the key or description. */
                 q?: string;
+                /** @description With `enabled` or `killed`, the environment whose state is filtered on. */
+                environment?: string;
+                /** @description Only flags enabled (`true`) or disabled (`false`) in `environment`. */
+                enabled?: "true" | "false";
+                /** @description Only flags whose kill switch is (`true`) or is not (`false`) thrown in `environment`. */
+                killed?: "true" | "false";
             };
             header?: never;
             path?: never;
@@ -1533,7 +1644,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        items: components["schemas"]["Flag"][];
+                        flags: components["schemas"]["Flag"][];
                     };
                 };
             };
@@ -1616,12 +1727,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The flag was deleted. */
-            204: {
+            /** @description The archived flag. */
+            200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Flag"];
+                };
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -1689,7 +1803,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["FlagState"];
+                    "application/json": components["schemas"]["FlagStateResource"];
                 };
             };
             401: components["responses"]["Unauthorized"];
@@ -1726,7 +1840,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["FlagState"];
+                    "application/json": components["schemas"]["FlagStateWriteResult"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -1765,6 +1879,7 @@ export interface operations {
             /** @description The flag is off in this environment. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1805,6 +1920,7 @@ export interface operations {
             /** @description The flag is on in this environment. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2144,7 +2260,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        items: components["schemas"]["Segment"][];
+                        segments: components["schemas"]["Segment"][];
                     };
                 };
             };
@@ -2162,7 +2278,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["Segment"];
+                "application/json": components["schemas"]["SegmentCreate"];
             };
         };
         responses: {
@@ -2291,10 +2407,14 @@ export interface operations {
     listAudit: {
         parameters: {
             query?: {
-                /** @description Only entries about this flag. */
+                /** @description Only entries about this flag (its definition and its states). */
                 flag?: string;
                 /** @description Only entries about this environment. */
                 environment?: string;
+                /** @description Only entries about this kind of resource (`flag`, `flag-state`, `segment`, `token`, `environment`, `canary`). */
+                resourceType?: string;
+                /** @description Only entries of this action (`flag.kill`, `segment.update`, ...). */
+                action?: string;
                 /** @description Only entries at or after this time (ISO-8601 or epoch milliseconds). */
                 from?: string;
                 /** @description Only entries before this time (ISO-8601 or epoch milliseconds). */
@@ -2341,7 +2461,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        items: components["schemas"]["Token"][];
+                        tokens: components["schemas"]["Token"][];
                     };
                 };
             };
@@ -2379,7 +2499,7 @@ export interface operations {
             429: components["responses"]["TooManyRequests"];
         };
     };
-    deleteToken: {
+    getToken: {
         parameters: {
             query?: never;
             header?: never;
@@ -2391,16 +2511,51 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The token was revoked. */
-            204: {
+            /** @description The token. */
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Token"];
+                };
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    deleteToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The token's id (not its secret). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ReasonRequest"];
+            };
+        };
+        responses: {
+            /** @description The revoked token. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Token"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
         };
     };
@@ -2450,16 +2605,17 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Switching protocols to a websocket. */
+            /**
+             * @description Switching protocols to a websocket. A bad or missing SDK key is reported after the upgrade, with close
+             *     code 4001 (unauthorized) or 4003 (forbidden), because browsers cannot read the status of a refused upgrade.
+             */
             101: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
         };
     };
