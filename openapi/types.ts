@@ -598,7 +598,8 @@ export interface paths {
         /**
          * Report evaluation counts and outcomes
          * @description Each report is counted exactly once per (`sdkId`, `seq`): a report retried after a lost response is
-         *     acknowledged again (`duplicate: true`) and not counted twice.
+         *     acknowledged again (`duplicate: true`) and not counted twice. The answer comes only after the report is
+         *     committed; on 503 the SDK keeps the report and retries it.
          */
         post: operations["sdkMetrics"];
         delete?: never;
@@ -1014,92 +1015,165 @@ export interface components {
             percent: number;
         };
         CanaryGuard: {
-            /** @description Largest tolerated increase of the canary's error rate over the control's (absolute). */
+            /** @description Largest tolerated increase of the canary's error rate over the control's (absolute). Default 0.01. */
             maxErrorRateIncrease?: number;
-            /** @description Largest tolerated increase of the canary's p95 latency over the control's, in percent. */
+            /** @description Largest tolerated latency increase of the canary over the control, in percent. Default 20. */
             maxLatencyIncreasePercent?: number;
-            /** @description Outcomes needed on each side before the guard may decide. */
+            /** @description Outcomes needed on each side before the guard may decide. Default 500. */
             minSamples?: number;
-            /** @description Confidence of the sequential test (1 − false-rollback rate). */
+            /** @description Confidence of the sequential test (1 − false-rollback rate). Default 0.95. */
             confidence?: number;
         };
-        /** @description The canary document (fixed field names). */
+        /**
+         * @description The canary document (fixed field names). The read-only members of a `GET` answer may be sent back and are
+         *     ignored.
+         */
         Canary: {
             control: components["schemas"]["VariantKey"];
             canary: components["schemas"]["VariantKey"];
             /** @description Context attribute the percent stages bucket by (default `key`). */
             bucketBy?: string;
+            /** @description Cohort stages, then increasing percent stages; each stage keeps what the earlier ones served. */
             stages: components["schemas"]["CanaryStage"][];
             /** @description Each stage is held at least this long (default 1800). */
             stageDurationSeconds?: number;
             guard?: components["schemas"]["CanaryGuard"];
+            readonly state?: unknown;
+            readonly stage?: unknown;
+            readonly percent?: unknown;
+            readonly cohorts?: unknown;
+            readonly comparison?: unknown;
+            readonly startedAt?: unknown;
+            readonly updatedAt?: unknown;
+            readonly stageStartedAt?: unknown;
+            readonly pausedAt?: unknown;
+            readonly holdRemainingSeconds?: unknown;
+            readonly heldSeconds?: unknown;
+            readonly windowStartedAt?: unknown;
+            readonly lastDecision?: unknown;
+            readonly history?: unknown;
         };
         /** @enum {string} */
         CanaryState: "running" | "paused" | "rolled_back" | "promoted" | "completed";
-        /** @description Outcomes of one side (canary or control) over the comparison window. */
-        SideStats: {
-            samples?: number;
-            errors?: number;
-            errorRate?: number;
-            latencyMs?: components["schemas"]["Percentiles"];
-        };
         Percentiles: {
-            p50?: number | null;
-            p95?: number | null;
-            p99?: number | null;
+            p50: number | null;
+            p95: number | null;
+            p99: number | null;
         };
-        /** @description The latest canary-versus-control comparison and the guard's decision. */
+        /** @description One side (canary or control) of the comparison over the guard's window. */
+        SideSummary: {
+            variant: components["schemas"]["VariantKey"];
+            evaluations: number;
+            outcomes: number;
+            errors: number;
+            /** @description errors / outcomes, null without outcomes. */
+            errorRate: number | null;
+            latencySamples: number;
+            latencyMs: components["schemas"]["Percentiles"] | null;
+        };
+        /** @description One always-valid sequential test (mSPRT) of canary against control. */
+        SequentialTest: {
+            /** @description Error rate: canary − control (absolute). Latency: percent change of the geometric mean. */
+            difference: number;
+            /** @description Always-valid confidence interval of `difference` (lower, upper). */
+            interval: number[];
+            limit: number;
+            /** @description The error probability this test spends. */
+            alpha: number;
+            enoughSamples: boolean;
+            /** @description The interval lies entirely above the limit. */
+            breach: boolean;
+        };
+        /** @description The live canary-versus-control comparison and the guard's decision. */
         CanaryComparison: {
-            at?: components["schemas"]["Timestamp"];
-            control?: components["schemas"]["SideStats"];
-            canary?: components["schemas"]["SideStats"];
-            /** @description What the guard concluded (e.g. `wait`, `healthy`, `advance`, `rollback`). */
-            decision?: string;
-            /** @description The evidence for the decision, in words. */
-            why?: string;
-        } & {
-            [key: string]: unknown;
+            at: components["schemas"]["DateTime"];
+            /** @enum {string} */
+            decision: "healthy" | "regression" | "insufficient";
+            /** @description The evidence for the decision, in words (also written to the audit log). */
+            why: string;
+            canary: components["schemas"]["SideSummary"];
+            control: components["schemas"]["SideSummary"];
+            errorRate: components["schemas"]["SequentialTest"];
+            /** @description Null while either side has no latency samples. */
+            latency: (components["schemas"]["SequentialTest"] & {
+                p95IncreasePercent: number | null;
+            }) | null;
+            /** @description The statistical method used. */
+            method: string;
         };
-        /** @description The canary document plus its state. */
+        /** @description The canary document (with defaults filled in) plus where the canary stands. */
         CanaryStatus: {
             control: components["schemas"]["VariantKey"];
             canary: components["schemas"]["VariantKey"];
-            bucketBy?: string;
+            bucketBy: string;
             stages: components["schemas"]["CanaryStage"][];
-            stageDurationSeconds?: number;
-            guard?: components["schemas"]["CanaryGuard"];
+            stageDurationSeconds: number;
+            guard: components["schemas"]["CanaryGuard"];
             state: components["schemas"]["CanaryState"];
             /** @description Index of the current stage. */
             stage: number;
             /** @description The canary's current share of traffic outside cohorts. */
             percent: number;
-            /** @description The latest comparison, or null before any outcome arrived. */
-            comparison?: components["schemas"]["CanaryComparison"] | null;
-        } & {
-            [key: string]: unknown;
+            /** @description Segments that get the canary now. */
+            cohorts: components["schemas"]["SegmentKey"][];
+            startedAt: components["schemas"]["DateTime"];
+            updatedAt: components["schemas"]["DateTime"];
+            stageStartedAt: components["schemas"]["DateTime"];
+            pausedAt: components["schemas"]["DateTime"] | null;
+            /** @description Seconds before the guard may advance (0 once the hold has passed); null when not active. */
+            holdRemainingSeconds: number | null;
+            /** @description Time held in the current stage, paused time excluded. */
+            heldSeconds: number;
+            windowStartedAt: components["schemas"]["DateTime"];
+            /** @description The live comparison, or null once the canary is no longer active. */
+            comparison: components["schemas"]["CanaryComparison"] | null;
+            lastDecision: {
+                at: components["schemas"]["DateTime"];
+                decision: string;
+                why: string;
+            } | null;
         };
         VariantTotals: {
             evaluations: number;
-            outcomes?: number;
+            /** @description Outcomes recorded with `track()`. */
+            outcomes: number;
             errors: number;
+            /** @description errors / outcomes, null without outcomes. */
+            errorRate: number | null;
+            /** @description Evaluations by reason kind. */
+            reasons: {
+                [key: string]: number;
+            };
             latencyMs: components["schemas"]["Percentiles"];
-        } & {
-            [key: string]: unknown;
+            latencySamples: number;
+            /** @description Numeric `value` outcomes. */
+            value: {
+                sum: number;
+                count: number;
+                mean: number | null;
+            };
         };
-        /** @description CONTRACT §5 (fixed minimum shape). */
+        /**
+         * @description CONTRACT §5 (fixed minimum shape). Variant key `(default)` holds evaluations that served the caller's
+         *     default (unknown flag, wrong type).
+         */
         FlagMetrics: {
-            from?: components["schemas"]["Timestamp"];
-            to?: components["schemas"]["Timestamp"];
-            /** @description Per variant key. */
+            flag: components["schemas"]["FlagKey"];
+            environment: components["schemas"]["EnvironmentKey"];
+            from: components["schemas"]["DateTime"];
+            to: components["schemas"]["DateTime"];
+            stepSeconds: number;
+            /** @description Per variant key, over the window. */
             totals: {
                 [key: string]: components["schemas"]["VariantTotals"];
             };
-            /** @description Per minute and variant. */
+            /** @description Per step (one minute by default), the variants that had data. */
             series: {
-                [key: string]: unknown;
+                start: components["schemas"]["DateTime"];
+                variants: {
+                    [key: string]: components["schemas"]["VariantTotals"];
+                };
             }[];
-        } & {
-            [key: string]: unknown;
         };
         /** @description Latency bucket index (see `sdk/core/histogram.ts`) → count. */
         SparseHistogram: {
@@ -1394,6 +1468,16 @@ export interface components {
         };
         /** @description Too many failed authentications from this client address; try again after `Retry-After`. */
         TooManyRequests: {
+            headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The server cannot take this now (a full queue, a failed commit); retry after `Retry-After`. Nothing was counted. */
+        Unavailable: {
             headers: {
                 "Retry-After": components["headers"]["RetryAfter"];
                 [name: string]: unknown;
@@ -2216,6 +2300,8 @@ export interface operations {
                 from?: string;
                 /** @description Window end (ISO-8601 or epoch milliseconds). Default now. */
                 to?: string;
+                /** @description Series step in seconds, a whole number of minutes (default one minute, coarser for long windows). */
+                step?: string;
             };
             header?: never;
             path: {
@@ -2660,17 +2746,8 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The report is stored (or was already). */
+            /** @description The report is committed (or already was). */
             200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["MetricsReceipt"];
-                };
-            };
-            /** @description The report is accepted and will be stored in the next batch. */
-            202: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2683,6 +2760,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
         };
     };
     ofrepEvaluateFlag: {
