@@ -68,7 +68,7 @@ export function toConnectedSdk(v: unknown): ConnectedSdk | null {
   return {
     id,
     app: appName || String(o.appName ?? ''),
-    sdkVersion: String(o.sdkVersion ?? (sdk ? sdk.version : '') ?? ''),
+    sdkVersion: typeof o.sdkVersion === 'string' ? o.sdkVersion : typeof sdk?.version === 'string' ? [sdk.name, sdk.version].filter((x) => typeof x === 'string').join(' ') : '',
     connectedAt: time(o.connectedAt ?? o.connectedSince ?? o.since),
     appliedVersion: num(o.lastAppliedVersion, o.appliedVersion, o.lastVersion, o.version),
     appliedAt: time(o.lastAppliedAt ?? o.appliedAt ?? o.ackedAt),
@@ -109,13 +109,15 @@ export function receiptFromResponse(body: unknown): DeliveryReceipt | null {
   const lat = Array.isArray(r.latenciesMs) ? r.latenciesMs.filter((x): x is number => typeof x === 'number').sort((a, b) => a - b) : [];
   if (lat.length === 0) {
     // Servers that summarize instead of listing: keep the summary points so "how fast" still shows.
-    for (const v of [r.p50Ms, r.p95Ms, r.p99Ms, r.maxMs, r.slowestMs]) if (typeof v === 'number') lat.push(v);
+    // (`elapsedMs` in the spec's DeliveryReceipt: commit to the last acknowledgement counted.)
+    for (const v of [r.p50Ms, r.p95Ms, r.p99Ms, r.maxMs, r.slowestMs, r.elapsedMs]) if (typeof v === 'number') lat.push(v);
     lat.sort((a, b) => a - b);
   }
   const pending = Array.isArray(r.pending) ? r.pending.filter((x): x is string => typeof x === 'string') : [];
   const state = obj(o.state);
   const version = num(r.version, r.environmentVersion, o.environmentVersion, state?.environmentVersion);
-  return { version, connected, applied, latenciesMs: lat, pending };
+  // A receipt that says it is complete is trusted even if the counts were taken at different instants.
+  return { version, connected, applied: r.complete === true ? Math.max(applied, connected) : applied, latenciesMs: lat, pending };
 }
 
 /** True when every connected SDK has applied the change (vacuously true with none connected). */
@@ -136,6 +138,7 @@ export function describeReceipt(r: DeliveryReceipt): string {
   if (r.connected === 0) return `no SDKs connected: nothing to confirm (${v} will be served on their next connect)`;
   const p50 = quantile(r.latenciesMs, 0.5);
   const max = r.latenciesMs.at(-1) ?? null;
-  const speed = p50 !== null && max !== null ? ` (p50 ${Math.round(p50)} ms, max ${Math.round(max)} ms)` : '';
+  const speed =
+    p50 !== null && max !== null ? (r.latenciesMs.length === 1 ? ` in ${Math.round(max)} ms` : ` (p50 ${Math.round(p50)} ms, max ${Math.round(max)} ms)`) : '';
   return `${r.applied}/${r.connected} SDKs applied ${v}${speed}`;
 }

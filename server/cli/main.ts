@@ -14,6 +14,7 @@ import {
   listOf,
   receiptFromResponse,
   receiptFromSdks,
+  toConnectedSdk,
   type DeliveryReceipt,
 } from './delivery-receipt.js';
 import { renderPairs, renderTable } from './table.js';
@@ -70,8 +71,9 @@ async function environments(api: ApiClient): Promise<string[]> {
 }
 
 /** The per-environment states of a flag: embedded in the flag when the server includes them, fetched otherwise. */
-async function statesOf(api: ApiClient, flag: Json, envs: string[]): Promise<Record<string, Json>> {
-  const embedded = asObj(flag.environments ?? flag.states);
+async function statesOf(api: ApiClient, flag: Json, envs: string[], full = false): Promise<Record<string, Json>> {
+  // The flag list embeds a summary per environment (enabled, version); `full` fetches the whole state.
+  const embedded = full ? {} : asObj(flag.environments ?? flag.states);
   const states: Record<string, Json> = {};
   await Promise.all(
     envs.map(async (env) => {
@@ -90,6 +92,8 @@ async function statesOf(api: ApiClient, flag: Json, envs: string[]): Promise<Rec
   return states;
 }
 
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -98,7 +102,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 async function awaitDelivery(api: ApiClient, env: string, response: unknown, changedAt: number, waitMs: number): Promise<DeliveryReceipt | null> {
   let receipt = receiptFromResponse(response);
-  const version = receipt?.version ?? (await currentEnvVersion(api, env));
+  const version = receipt?.version ?? num(asObj(response).environmentVersion) ?? (await currentEnvVersion(api, env));
   if (version === null) return receipt;
   if (receipt && isComplete(receipt)) return receipt;
   const deadline = Date.now() + waitMs;
@@ -207,7 +211,7 @@ export function buildProgram(): Command {
       const { api, g } = client(cmd);
       const flag = asObj(await api.get(`/flags/${seg(key)}`));
       const envs = o.env ? [o.env] : await environments(api);
-      const states = await statesOf(api, flag, envs);
+      const states = await statesOf(api, flag, envs, true);
       print(g, { ...flag, environments: states }, () => {
         const variants = Array.isArray(flag.variants) ? flag.variants.map(asObj) : [];
         const lines = [
@@ -255,7 +259,8 @@ export function buildProgram(): Command {
     const { api, g } = client(cmd);
     const waitMs = seconds(o.wait) * 1000;
     const at = Date.now();
-    const res = await api.post(`/flags/${seg(key)}/environments/${seg(o.env)}/${action}`, o.reason ? { reason: o.reason } : {});
+    // `waitMs` lets the server hold the answer until the SDKs acknowledge (at most 10 s); we poll for the rest.
+    const res = await api.post(`/flags/${seg(key)}/environments/${seg(o.env)}/${action}?waitMs=${Math.min(waitMs, 10_000)}`, o.reason ? { reason: o.reason } : {});
     const receipt = await awaitDelivery(api, o.env, res, at, waitMs);
     const state = asObj(asObj(res).state ?? res);
     print(g, { flag: key, environment: o.env, action, state, receipt }, () =>
@@ -294,8 +299,9 @@ export function buildProgram(): Command {
       if (o.reason) body.reason = o.reason;
       if (o.spare) body.spare = o.spare.split(',').map((s) => s.trim()).filter(Boolean);
       const at = Date.now();
-      const res = await api.post(`/environments/${seg(environment)}/kill-all`, body);
-      const receipt = await awaitDelivery(api, environment, res, at, seconds(o.wait) * 1000);
+      const waitMs = seconds(o.wait) * 1000;
+      const res = await api.post(`/environments/${seg(environment)}/kill-all?waitMs=${Math.min(waitMs, 10_000)}`, body);
+      const receipt = await awaitDelivery(api, environment, res, at, waitMs);
       const r = asObj(res);
       const killed = listOf(r.killed ?? r.flags);
       print(g, { environment, result: res, receipt }, () =>
@@ -314,10 +320,11 @@ export function buildProgram(): Command {
     .action(async (environment: string, o: { reason?: string; wait: string }, cmd: Command) => {
       const { api, g } = client(cmd);
       const at = Date.now();
-      const res = await api.post(`/environments/${seg(environment)}/revive-all`, o.reason ? { reason: o.reason } : {});
-      const receipt = await awaitDelivery(api, environment, res, at, seconds(o.wait) * 1000);
+      const waitMs = seconds(o.wait) * 1000;
+      const res = await api.post(`/environments/${seg(environment)}/revive-all?waitMs=${Math.min(waitMs, 10_000)}`, o.reason ? { reason: o.reason } : {});
+      const receipt = await awaitDelivery(api, environment, res, at, waitMs);
       print(g, { environment, result: res, receipt }, () =>
-        [`restored ${environment} to its state before the panic`, `delivery: ${receipt ? describeReceipt(receipt) : 'the server sent no delivery receipt'}`].join('\n'),
+        [`restored ${listOf(asObj(res).revived).length} flag(s) in ${environment} to their state before the panic`, `delivery: ${receipt ? describeReceipt(receipt) : 'the server sent no delivery receipt'}`].join('\n'),
       );
       process.exitCode = receiptExit(receipt);
     });
@@ -331,7 +338,10 @@ export function buildProgram(): Command {
       print(g, body, () =>
         list.length === 0
           ? 'no SDKs connected'
-          : renderTable(['ID', 'APP', 'SDK', 'CONNECTED', 'APPLIED'], list.map((s) => [str(s.id ?? s.sdkId), str(asObj(s.app).name ?? s.app), str(s.sdkVersion), str(s.connectedAt ?? s.connectedSince), str(s.lastAppliedVersion ?? s.appliedVersion)])),
+          : renderTable(
+              ['ID', 'APP', 'SDK', 'CONNECTED', 'APPLIED VERSION', 'APPLIED AT'],
+              list.map(toConnectedSdk).filter((s) => s !== null).map((s) => [s.id, s.app || '-', s.sdkVersion || '-', iso(s.connectedAt), str(s.appliedVersion ?? '-'), iso(s.appliedAt)]),
+            ),
       );
     });
 
@@ -369,7 +379,7 @@ export function buildProgram(): Command {
       const { api, g } = client(cmd);
       const list = listOf(await api.get('/tokens'), 'tokens').map(asObj);
       print(g, list, () =>
-        renderTable(['ID', 'KIND', 'ENVIRONMENT', 'NAME', 'CREATED', 'LAST USED', 'REVOKED'], list.map((t) => [str(t.id), str(t.kind), str(t.environment) || '-', str(t.name), str(t.createdAt), str(t.lastUsedAt) || '-', str(t.revokedAt) || '-'])),
+        renderTable(['ID', 'KIND', 'ENVIRONMENT', 'NAME', 'CREATED', 'LAST USED', 'REVOKED'], list.map((t) => [str(t.id), str(t.kind), str(t.environment) || '-', str(t.name), iso(num(t.createdAt)), iso(num(t.lastUsedAt)), iso(num(t.revokedAt))])),
       );
     });
   tokens
@@ -431,7 +441,8 @@ function describeCanary(flag: string, env: string, c: Json): string {
       return i === idx ? `>${label}<` : label;
     })
     .join(' → ');
-  const cmp = asObj(c.comparison ?? c.analysis ?? c.guard);
+  // While active, `comparison` is live; afterwards `lastDecision` keeps the guard's final word.
+  const cmp = asObj(c.comparison ?? c.lastDecision);
   const decision = asObj(cmp.decision);
   const lines = [
     renderPairs([
@@ -439,8 +450,8 @@ function describeCanary(flag: string, env: string, c: Json): string {
       ['state', str(c.state)],
       ['stage', `${idx >= 0 ? idx + 1 : '-'} of ${stages.length}${c.percent !== undefined ? ` (${str(c.percent)}% of traffic)` : ''}`],
       ['timeline', timeline || '-'],
-      ['decision', str(decision.action ?? decision.kind ?? cmp.decision ?? cmp.verdict) || '-'],
-      ['why', str(decision.reason ?? cmp.reason ?? cmp.why) || '-'],
+      ['decision', str(typeof cmp.decision === 'string' ? cmp.decision : decision.action ?? decision.kind) || '-'],
+      ['why', str(cmp.why ?? decision.reason ?? cmp.reason) || '-'],
     ]),
   ];
   const sides = ['control', 'canary'].map((k) => [k, asObj(cmp[k])] as const).filter(([, v]) => Object.keys(v).length);
@@ -454,6 +465,10 @@ function describeCanary(flag: string, env: string, c: Json): string {
     );
   }
   return lines.join('\n');
+}
+
+function iso(t: number | null): string {
+  return t === null ? '-' : new Date(t).toISOString();
 }
 
 function fmtRate(v: unknown): string {

@@ -1,0 +1,83 @@
+/** The console shell: sign-in gate, header (environment switcher, panic button, live status), navigation, pages. */
+import { useEffect, useState } from 'preact/hooks';
+import { PanicButton } from './components/panic-button.js';
+import { LiveContext, useLivePoller } from './lib/live.js';
+import { onLinkClick, useRoute } from './lib/router.js';
+import { getEnvironment, getToken, setEnvironment, setToken } from './lib/session.js';
+import { AuditPage } from './pages/audit-page.js';
+import { CanaryPage } from './pages/canary-page.js';
+import { FlagPage } from './pages/flag-page.js';
+import { FlagsPage } from './pages/flags-page.js';
+import { SegmentsPage } from './pages/segments-page.js';
+import { SignIn } from './pages/sign-in.js';
+import { TokensPage } from './pages/tokens-page.js';
+
+export function App() {
+  const [signedIn, setSignedIn] = useState(getToken() !== null);
+  const signOut = () => {
+    setToken(null);
+    setSignedIn(false);
+  };
+  const live = useLivePoller(signedIn, signOut);
+  const route = useRoute();
+  const [env, setEnv] = useState<string>(getEnvironment() ?? 'production');
+
+  useEffect(() => {
+    // Keep the selection valid when environments load (or one is removed).
+    if (live.environments.length && !live.environments.some((e) => e.key === env)) setEnv(live.environments.at(-1)!.key);
+  }, [live.environments]);
+  useEffect(() => setEnvironment(env), [env]);
+
+  if (!signedIn) return <SignIn onSignedIn={() => setSignedIn(true)} />;
+
+  const nav = (href: string, label: string, active: boolean) => (
+    <a href={href} onClick={onLinkClick} aria-current={active ? 'page' : undefined}>
+      {label}
+    </a>
+  );
+
+  return (
+    <LiveContext.Provider value={live}>
+      <a class="skip" href="#main">
+        Skip to content
+      </a>
+      <header class="top">
+        <a class="brand" href="/" onClick={onLinkClick}>
+          Aviary
+        </a>
+        <nav aria-label="Main">
+          {nav('/', 'Flags', route.page === 'flags' || route.page === 'flag' || route.page === 'canary')}
+          {nav('/audit', 'Audit log', route.page === 'audit')}
+          {nav('/segments', 'Segments', route.page === 'segments')}
+          {nav('/tokens', 'Tokens', route.page === 'tokens')}
+        </nav>
+        <div class="env">
+          <label for="env-select">Environment</label>
+          <select id="env-select" value={env} onChange={(e) => setEnv((e.currentTarget as HTMLSelectElement).value)}>
+            {(live.environments.length ? live.environments : [{ key: env, version: 0 }]).map((e) => (
+              <option value={e.key} key={e.key}>
+                {e.key}
+              </option>
+            ))}
+          </select>
+        </div>
+        <PanicButton environment={env} />
+        <span class={`live ${live.error ? 'down' : ''}`} role="status" title={live.error ?? 'Polling the server every 2 s'}>
+          {live.error ? 'offline' : live.lastOk ? 'live' : '…'}
+        </span>
+        <button type="button" class="link" onClick={signOut}>
+          Sign out
+        </button>
+      </header>
+      <main id="main" tabIndex={-1}>
+        {route.page === 'flags' && <FlagsPage environment={env} environments={live.environments.map((e) => e.key)} />}
+        {route.page === 'flag' && <FlagPage flagKey={route.key} environment={env} environments={live.environments.map((e) => e.key)} />}
+        {route.page === 'canary' && <CanaryPage flagKey={route.key} environment={env} />}
+        {route.page === 'audit' && <AuditPage environment={env} />}
+        {route.page === 'segments' && <SegmentsPage />}
+        {route.page === 'tokens' && <TokensPage environments={live.environments.map((e) => e.key)} />}
+        {route.page === 'not-found' && <p>No such page.</p>}
+      </main>
+    </LiveContext.Provider>
+  );
+}

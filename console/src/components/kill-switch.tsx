@@ -1,0 +1,109 @@
+/**
+ * The kill switch of one flag in one environment: asks for a reason, kills, then shows delivery progress. Revive
+ * uses the same flow (a reason is optional there: undoing a kill is the safe direction).
+ */
+import { useState } from 'preact/hooks';
+import { api, errorText, seg } from '../lib/api.js';
+import { useLive } from '../lib/live.js';
+import type { KillResult } from '../lib/types.js';
+import { DeliveryProgress } from './delivery-progress.js';
+import { Modal } from './modal.js';
+
+export interface KillSwitchProps {
+  flag: string;
+  environment: string;
+  enabled: boolean;
+  onDone?: () => void;
+  compact?: boolean;
+}
+
+export function KillSwitch({ flag, environment, enabled, onDone, compact }: KillSwitchProps) {
+  const live = useLive();
+  const [open, setOpen] = useState(false);
+  const [reason, setReason] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [result, setResult] = useState<{ response: KillResult; sentAt: number } | null>(null);
+  const action = enabled ? 'kill' : 'revive';
+
+  const close = () => {
+    setOpen(false);
+    setResult(null);
+    setError(null);
+    setReason('');
+  };
+
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    if (action === 'kill' && reason.trim() === '') return setError('Say why: the reason goes to the audit log and the incident timeline.');
+    setBusy(true);
+    setError(null);
+    const sentAt = Date.now();
+    try {
+      const response = await api.post<KillResult>(`/flags/${seg(flag)}/environments/${seg(environment)}/${action}`, reason.trim() ? { reason: reason.trim() } : {});
+      setResult({ response, sentAt });
+      live.refresh();
+      onDone?.();
+    } catch (err) {
+      setError(errorText(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const label = enabled ? `Kill ${flag} in ${environment}` : `Revive ${flag} in ${environment}`;
+  return (
+    <>
+      <button type="button" class={enabled ? 'kill' : 'revive'} aria-label={label} title={label} onClick={() => setOpen(true)}>
+        {enabled ? (compact ? 'Kill' : 'Kill switch') : 'Revive'}
+      </button>
+      <Modal title={label} open={open} onClose={close} danger={enabled}>
+        {result ? (
+          <div>
+            <p>
+              <strong>{flag}</strong> is {result.response.enabled ? 'serving its targeting again' : <>off: everyone gets <code>{result.response.offVariant}</code></>} in{' '}
+              <strong>{environment}</strong>.
+            </p>
+            <DeliveryProgress environment={environment} response={result.response} sentAt={result.sentAt} />
+            <div class="actions">
+              <button type="button" onClick={close} autofocus>
+                Close
+              </button>
+            </div>
+          </div>
+        ) : (
+          <form onSubmit={submit}>
+            <p>
+              {enabled
+                ? `Every evaluation of ${flag} in ${environment} will serve its off variant, at once, in every connected SDK.`
+                : `${flag} will serve its targeting again in ${environment}.`}
+            </p>
+            <label for={`reason-${flag}-${environment}`}>Reason{enabled ? '' : ' (optional)'}</label>
+            <textarea
+              id={`reason-${flag}-${environment}`}
+              rows={2}
+              maxLength={1000}
+              value={reason}
+              onInput={(e) => setReason((e.currentTarget as HTMLTextAreaElement).value)}
+              placeholder={enabled ? 'e.g. INC-1234: checkout errors after deploy' : ''}
+              autofocus
+            />
+            {error && (
+              <p class="error" role="alert">
+                {error}
+              </p>
+            )}
+            <div class="actions">
+              <button type="button" onClick={close}>
+                Cancel
+              </button>
+              <button type="submit" class={enabled ? 'kill' : 'revive'} disabled={busy}>
+                {busy ? 'Working…' : enabled ? 'Kill flag' : 'Revive flag'}
+              </button>
+            </div>
+          </form>
+        )}
+      </Modal>
+    </>
+  );
+}

@@ -1,0 +1,95 @@
+/**
+ * A small uPlot line chart of per-variant series over time, with the same numbers in a table for screen readers
+ * (and for anyone who wants the exact values).
+ */
+import { useEffect, useRef } from 'preact/hooks';
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+
+export interface ChartSeries {
+  label: string;
+  values: Array<number | null>;
+}
+
+export interface TimeChartProps {
+  title: string;
+  /** Epoch seconds, ascending. */
+  times: number[];
+  series: ChartSeries[];
+  unit: string;
+  format: (v: number) => string;
+}
+
+// Distinguishable for common colour-vision deficiencies (Okabe–Ito), dark enough on white.
+const COLOURS = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9'];
+
+export function TimeChart({ title, times, series, unit, format }: TimeChartProps) {
+  const box = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const el = box.current;
+    if (!el || times.length === 0) return;
+    const width = Math.max(280, Math.min(el.clientWidth || 600, 900));
+    const plot = new uPlot(
+      {
+        width,
+        height: 220,
+        series: [
+          {},
+          ...series.map((s, i) => ({
+            label: s.label,
+            stroke: COLOURS[i % COLOURS.length]!,
+            width: 2,
+            points: { show: true, size: 6 },
+            value: (_u: uPlot, v: number | null) => (v === null ? '–' : format(v)),
+          })),
+        ],
+        axes: [{}, { values: (_u: uPlot, vs: number[]) => vs.map((v) => format(v)), size: 60 }],
+        scales: { x: { time: true } },
+      },
+      [times, ...series.map((s) => s.values)] as uPlot.AlignedData,
+      el,
+    );
+    const resize = () => plot.setSize({ width: Math.max(280, Math.min(el.clientWidth, 900)), height: 220 });
+    window.addEventListener('resize', resize);
+    return () => {
+      window.removeEventListener('resize', resize);
+      plot.destroy();
+    };
+  }, [times, series]);
+
+  return (
+    <figure class="chart" aria-label={title}>
+      <figcaption>{title}</figcaption>
+      {times.length === 0 ? <p class="muted">No outcomes reported yet.</p> : <div ref={box} class="plot" aria-hidden="true" />}
+      {times.length > 0 && (
+        <details>
+          <summary>Data ({unit})</summary>
+          <table class="small">
+            <thead>
+              <tr>
+                <th scope="col">Time</th>
+                {series.map((s) => (
+                  <th scope="col" key={s.label}>
+                    {s.label}
+                  </th>
+                ))}
+              </tr>
+            </thead>
+            <tbody>
+              {times.map((t, i) => (
+                <tr key={t}>
+                  <th scope="row">{new Date(t * 1000).toLocaleTimeString()}</th>
+                  {series.map((s) => (
+                    <td key={s.label} data-series={s.label}>
+                      {s.values[i] === null || s.values[i] === undefined ? '–' : format(s.values[i]!)}
+                    </td>
+                  ))}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </details>
+      )}
+    </figure>
+  );
+}

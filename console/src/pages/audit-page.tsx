@@ -1,0 +1,140 @@
+/** The audit log, newest first: who changed what, when, why, with before and after. Filters and paging. */
+import { useEffect, useState } from 'preact/hooks';
+import { api, errorText } from '../lib/api.js';
+import { useLive } from '../lib/live.js';
+import { flagPath, onLinkClick } from '../lib/router.js';
+import type { AuditEntry, AuditPage as Page } from '../lib/types.js';
+
+export function AuditPage({ environment }: { environment: string }) {
+  const live = useLive();
+  const [flag, setFlag] = useState('');
+  const [onlyEnv, setOnlyEnv] = useState(false);
+  const [items, setItems] = useState<AuditEntry[]>([]);
+  const [cursor, setCursor] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  const query = (c: string | null) => {
+    const q = new URLSearchParams({ limit: '50' });
+    if (flag.trim()) q.set('flag', flag.trim());
+    if (onlyEnv) q.set('environment', environment);
+    if (c) q.set('cursor', c);
+    return `/audit?${q}`;
+  };
+
+  useEffect(() => {
+    let stopped = false;
+    api.get<Page>(query(null)).then(
+      (p) => {
+        if (stopped) return;
+        setItems(p.entries);
+        setCursor(p.nextCursor ?? null);
+        setError(null);
+      },
+      (e) => !stopped && setError(errorText(e)),
+    );
+    return () => {
+      stopped = true;
+    };
+  }, [flag, onlyEnv, environment, live.tick]);
+
+  const more = async () => {
+    try {
+      const p = await api.get<Page>(query(cursor));
+      setItems((xs) => [...xs, ...p.entries]);
+      setCursor(p.nextCursor ?? null);
+    } catch (e) {
+      setError(errorText(e));
+    }
+  };
+
+  return (
+    <section aria-labelledby="audit-title">
+      <div class="page-head">
+        <h1 id="audit-title">Audit log</h1>
+        <div class="row">
+          <label>
+            Flag <input value={flag} size={18} onChange={(e) => setFlag((e.currentTarget as HTMLInputElement).value)} placeholder="any" />
+          </label>
+          <label>
+            <input type="checkbox" checked={onlyEnv} onChange={(e) => setOnlyEnv((e.currentTarget as HTMLInputElement).checked)} /> only {environment}
+          </label>
+        </div>
+      </div>
+      {error && <p class="error" role="alert">{error}</p>}
+      <div class="table-wrap">
+        <table class="audit">
+          <thead>
+            <tr>
+              <th scope="col">When</th>
+              <th scope="col">Who</th>
+              <th scope="col">What</th>
+              <th scope="col">Where</th>
+              <th scope="col">Why</th>
+              <th scope="col">Change</th>
+            </tr>
+          </thead>
+          <tbody>
+            {items.map((e) => (
+              <tr key={String(e.id)} data-action={e.action}>
+                <td>
+                  <time dateTime={new Date(e.at).toISOString()}>{new Date(e.at).toLocaleString()}</time>
+                </td>
+                <td>{e.actor.name}</td>
+                <td>
+                  <code>{e.action}</code>
+                </td>
+                <td>
+                  {e.resourceType === 'flag' || e.resourceType === 'flag-state' || e.resourceType === 'canary' ? (
+                    <a href={flagPath(e.resourceKey)} onClick={onLinkClick}>
+                      {e.resourceKey}
+                    </a>
+                  ) : (
+                    <span>
+                      {e.resourceType} {e.resourceKey}
+                    </span>
+                  )}
+                  {e.environment && <span class="muted"> in {e.environment}</span>}
+                </td>
+                <td>{e.reason ?? ''}</td>
+                <td>
+                  {(e.before !== undefined || e.after !== undefined) && (
+                    <details>
+                      <summary>{summarize(e)}</summary>
+                      <div class="diff">
+                        <div>
+                          <h4>Before</h4>
+                          <pre>{JSON.stringify(e.before ?? null, null, 1)}</pre>
+                        </div>
+                        <div>
+                          <h4>After</h4>
+                          <pre>{JSON.stringify(e.after ?? null, null, 1)}</pre>
+                        </div>
+                      </div>
+                    </details>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      {items.length === 0 && !error && <p class="muted">No entries.</p>}
+      {cursor && (
+        <button type="button" onClick={more}>
+          Load older entries
+        </button>
+      )}
+    </section>
+  );
+}
+
+/** The top-level fields that differ, so the row says what changed without opening it. */
+function summarize(e: AuditEntry): string {
+  const b = e.before, a = e.after;
+  if (b === null || b === undefined) return 'created';
+  if (a === null || a === undefined) return 'deleted';
+  if (typeof a !== 'object' || typeof b !== 'object') return 'changed';
+  const keys = new Set([...Object.keys(a as object), ...Object.keys(b as object)]);
+  const changed = [...keys].filter((k) => k !== 'version' && JSON.stringify((a as Record<string, unknown>)[k]) !== JSON.stringify((b as Record<string, unknown>)[k]));
+  return changed.length ? changed.join(', ') : 'no change';
+}

@@ -1,0 +1,360 @@
+/**
+ * A canary: stage timeline, per-variant error rate and p95 latency over time (from the metrics route, i.e. the SDKs'
+ * own outcomes), the guard's latest decision with its evidence, and the controls.
+ */
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import { Modal } from '../components/modal.js';
+import { TimeChart } from '../components/time-chart.js';
+import { api, ApiError, errorText, seg } from '../lib/api.js';
+import { useLive } from '../lib/live.js';
+import { seriesByVariant } from '../lib/metrics-series.js';
+import { flagPath, onLinkClick } from '../lib/router.js';
+import type { Canary, CanaryStage, CanaryStatus, Flag, FlagMetrics, SideSummary } from '../lib/types.js';
+import { useResource } from '../lib/use-resource.js';
+
+const pct = (v: number) => `${(v * 100).toFixed(2)}%`;
+const ms = (v: number) => `${v < 10 ? v.toFixed(1) : Math.round(v)} ms`;
+
+type Action = 'pause' | 'resume' | 'advance' | 'rollback' | 'promote';
+const ACTIONS: Record<Action, { label: string; what: string; danger?: boolean }> = {
+  pause: { label: 'Pause', what: 'Hold the current stage. The guard keeps watching and still rolls back on a regression.' },
+  resume: { label: 'Resume', what: 'Continue the rollout; the stage clock continues where it stopped.' },
+  advance: { label: 'Advance', what: 'Move to the next stage now, skipping the rest of the hold time.' },
+  rollback: { label: 'Roll back', what: 'Send all of the canary’s traffic to the control variant at once.', danger: true },
+  promote: { label: 'Promote', what: 'Serve the canary variant to everyone and finish the canary.', danger: true },
+};
+
+export function CanaryPage({ flagKey, environment }: { flagKey: string; environment: string }) {
+  const live = useLive();
+  const base = `/flags/${seg(flagKey)}/environments/${seg(environment)}`;
+  const canary = useResource(
+    () => api.get<CanaryStatus>(`${base}/canary`).catch((e) => (e instanceof ApiError && e.status === 404 ? null : Promise.reject(e))),
+    [base, live.tick],
+  );
+  // Outcomes arrive without changing the environment's version, so the charts refresh on their own clock too.
+  const [chartTick, setChartTick] = useState(0);
+  useEffect(() => {
+    const t = setInterval(() => setChartTick((n) => n + 1), 5000);
+    return () => clearInterval(t);
+  }, []);
+  const metrics = useResource(() => api.get<FlagMetrics>(`${base}/metrics?from=${Date.now() - 3600_000}`), [base, live.tick, chartTick]);
+  const flag = useResource(() => api.get<Flag>(`/flags/${seg(flagKey)}`), [flagKey]);
+
+  const c = canary.data;
+  const variants = c ? [c.control, c.canary] : [];
+  const series = useMemo(() => (metrics.data && c ? seriesByVariant(metrics.data, variants) : null), [metrics.data, c?.control, c?.canary]);
+
+  return (
+    <section aria-labelledby="canary-title">
+      <p>
+        <a href={flagPath(flagKey)} onClick={onLinkClick}>
+          ← {flagKey}
+        </a>
+      </p>
+      <h1 id="canary-title">
+        Canary: {flagKey} in {environment}
+      </h1>
+      {canary.error && <p class="error" role="alert">{canary.error}</p>}
+      {canary.data === null && flag.data && <StartCanary flag={flag.data} base={base} onStarted={canary.reload} />}
+      {c && (
+        <>
+          <div class="canary-head">
+            <span class={`badge state-${c.state}`} data-testid="canary-state">
+              {c.state.replace('_', ' ')}
+            </span>
+            <span>
+              <strong>{c.canary}</strong> against <strong>{c.control}</strong>, now at <strong>{c.percent}%</strong> of traffic
+            </span>
+          </div>
+          <Timeline stages={c.stages} current={c.stage} state={c.state} />
+          <Decision c={c} />
+          <Controls c={c} base={base} onDone={canary.reload} />
+          <h2>Outcomes per variant</h2>
+          {metrics.error && <p class="error">{metrics.error}</p>}
+          {series && (
+            <div class="charts" data-testid="charts">
+              <TimeChart
+                title="Error rate"
+                unit="errors ÷ outcomes per minute"
+                times={series.times}
+                series={variants.map((v) => ({ label: v, values: series.errorRate[v] ?? [] }))}
+                format={pct}
+              />
+              <TimeChart title="p95 latency" unit="milliseconds" times={series.times} series={variants.map((v) => ({ label: v, values: series.p95[v] ?? [] }))} format={ms} />
+            </div>
+          )}
+          {metrics.data && (
+            <table class="totals" data-testid="totals">
+              <caption>Last hour, all stages</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Variant</th>
+                  <th scope="col">Evaluations</th>
+                  <th scope="col">Outcomes</th>
+                  <th scope="col">Errors</th>
+                  <th scope="col">p50</th>
+                  <th scope="col">p95</th>
+                  <th scope="col">p99</th>
+                </tr>
+              </thead>
+              <tbody>
+                {Object.entries(metrics.data.totals).map(([v, t]) => (
+                  <tr key={v} data-variant={v}>
+                    <th scope="row">{v}</th>
+                    <td>{t.evaluations}</td>
+                    <td>{t.outcomes ?? '–'}</td>
+                    <td>{t.errors}</td>
+                    <td>{t.latencyMs.p50 === null || t.latencyMs.p50 === undefined ? '–' : ms(t.latencyMs.p50)}</td>
+                    <td>{t.latencyMs.p95 === null || t.latencyMs.p95 === undefined ? '–' : ms(t.latencyMs.p95)}</td>
+                    <td>{t.latencyMs.p99 === null || t.latencyMs.p99 === undefined ? '–' : ms(t.latencyMs.p99)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </>
+      )}
+    </section>
+  );
+}
+
+function stageLabel(s: CanaryStage): string {
+  return 'segment' in s ? `cohort “${s.segment}”` : `${s.percent}%`;
+}
+
+function Timeline({ stages, current, state }: { stages: CanaryStage[]; current: number; state: string }) {
+  return (
+    <ol class="timeline" aria-label="Stages">
+      {stages.map((s, i) => {
+        const status = i < current || state === 'promoted' || state === 'completed' ? 'done' : i === current ? (state === 'rolled_back' ? 'failed' : 'current') : 'todo';
+        return (
+          <li key={i} class={status} aria-current={i === current ? 'step' : undefined}>
+            <span class="dot" aria-hidden="true" />
+            {stageLabel(s)}
+            <span class="sr-only"> ({status})</span>
+          </li>
+        );
+      })}
+    </ol>
+  );
+}
+
+function Decision({ c }: { c: CanaryStatus }) {
+  const cmp = c.comparison;
+  if (!cmp) {
+    const last = c.lastDecision;
+    return last ? (
+      <section class={`decision d-${last.decision}`} aria-labelledby="decision-title" data-testid="decision">
+        <h2 id="decision-title">
+          Guard's last decision: <span class="badge">{last.decision}</span>
+        </h2>
+        <p>{last.why}</p>
+        <p class="muted small">at {new Date(last.at).toLocaleString()}</p>
+      </section>
+    ) : (
+      <p class="muted">The guard has no outcomes to compare yet.</p>
+    );
+  }
+  const side = (name: string, s: SideSummary) => (
+    <tr>
+      <th scope="row">{name}</th>
+      <td>{s.evaluations}</td>
+      <td>{s.outcomes}</td>
+      <td>{s.errors}</td>
+      <td>{typeof s.errorRate === 'number' ? pct(s.errorRate) : '–'}</td>
+      <td>{typeof s.latencyMs?.p50 === 'number' ? ms(s.latencyMs.p50) : '–'}</td>
+      <td>{typeof s.latencyMs?.p95 === 'number' ? ms(s.latencyMs.p95) : '–'}</td>
+    </tr>
+  );
+  const er = cmp.errorRate;
+  const lat = cmp.latency;
+  return (
+    <section class={`decision d-${cmp.decision}`} aria-labelledby="decision-title" data-testid="decision">
+      <h2 id="decision-title">
+        Guard: <span class="badge">{cmp.decision}</span>
+      </h2>
+      <p>{cmp.why}</p>
+      <div class="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Side</th>
+              <th scope="col">Evaluations</th>
+              <th scope="col">Outcomes</th>
+              <th scope="col">Errors</th>
+              <th scope="col">Error rate</th>
+              <th scope="col">p50</th>
+              <th scope="col">p95</th>
+            </tr>
+          </thead>
+          <tbody>
+            {side(`control (${c.control})`, cmp.control)}
+            {side(`canary (${c.canary})`, cmp.canary)}
+          </tbody>
+        </table>
+      </div>
+      <dl class="evidence">
+        <div>
+          <dt>Error rate, canary − control</dt>
+          <dd>
+            {pp(er.difference)} (interval {pp(er.interval[0]!)} to {pp(er.interval[1]!)}; limit {pp(er.limit)})
+            {er.breach ? ' — breach' : er.enoughSamples ? ' — within limit' : ' — not enough samples yet'}
+          </dd>
+        </div>
+        <div>
+          <dt>Latency, canary vs control</dt>
+          <dd>
+            {lat
+              ? `${signed(lat.difference)}% (interval ${signed(lat.interval[0]!)}% to ${signed(lat.interval[1]!)}%; limit ${lat.limit}%)${
+                  lat.p95IncreasePercent !== null ? `, p95 ${signed(lat.p95IncreasePercent)}%` : ''
+                }${lat.breach ? ' — breach' : lat.enoughSamples ? ' — within limit' : ' — not enough samples yet'}`
+              : 'no latency samples yet'}
+          </dd>
+        </div>
+        <div>
+          <dt>Method</dt>
+          <dd>{cmp.method}</dd>
+        </div>
+        {c.holdRemainingSeconds !== null && (
+          <div>
+            <dt>Hold</dt>
+            <dd>
+              {Math.round(c.heldSeconds)} s in this stage; {Math.ceil(c.holdRemainingSeconds)} s before it may advance
+            </dd>
+          </div>
+        )}
+      </dl>
+      <p class="muted small">as of {new Date(cmp.at).toLocaleTimeString()}</p>
+    </section>
+  );
+}
+
+/** Percentage points, signed. */
+function pp(v: number): string {
+  return `${v >= 0 ? '+' : ''}${(v * 100).toFixed(2)} pp`;
+}
+
+function signed(v: number): string {
+  return `${v >= 0 ? '+' : ''}${v.toFixed(1)}`;
+}
+
+function Controls({ c, base, onDone }: { c: CanaryStatus; base: string; onDone: () => void }) {
+  const live = useLive();
+  const [action, setAction] = useState<Action | null>(null);
+  const [reason, setReason] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const available: Action[] = c.state === 'running' ? ['pause', 'advance', 'rollback', 'promote'] : c.state === 'paused' ? ['resume', 'advance', 'rollback', 'promote'] : [];
+  const run = async (e: Event) => {
+    e.preventDefault();
+    if (!action) return;
+    setBusy(true);
+    setError(null);
+    try {
+      await api.post(`${base}/canary/${action}`, reason.trim() ? { reason: reason.trim() } : {});
+      setAction(null);
+      setReason('');
+      live.refresh();
+      onDone();
+    } catch (err) {
+      setError(errorText(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  if (available.length === 0) return <p class="muted">This canary is {c.state.replace('_', ' ')}; nothing to steer.</p>;
+  return (
+    <div class="controls" role="group" aria-label="Canary controls">
+      {available.map((a) => (
+        <button type="button" key={a} class={ACTIONS[a].danger ? (a === 'rollback' ? 'kill' : 'revive') : ''} onClick={() => setAction(a)}>
+          {ACTIONS[a].label}
+        </button>
+      ))}
+      <Modal title={action ? `${ACTIONS[action].label} the canary` : ''} open={action !== null} onClose={() => setAction(null)} danger={action === 'rollback'}>
+        {action && (
+          <form onSubmit={run}>
+            <p>{ACTIONS[action].what}</p>
+            <label for="canary-reason">Reason (audit log)</label>
+            <input id="canary-reason" value={reason} maxLength={1000} onInput={(e) => setReason((e.currentTarget as HTMLInputElement).value)} autofocus />
+            {error && (
+              <p class="error" role="alert">
+                {error}
+              </p>
+            )}
+            <div class="actions">
+              <button type="button" onClick={() => setAction(null)}>
+                Cancel
+              </button>
+              <button type="submit" disabled={busy}>
+                {ACTIONS[action].label}
+              </button>
+            </div>
+          </form>
+        )}
+      </Modal>
+    </div>
+  );
+}
+
+function StartCanary({ flag, base, onStarted }: { flag: Flag; base: string; onStarted: () => void }) {
+  const variants = flag.variants.map((v) => v.key);
+  const [control, setControl] = useState(variants.includes('off') ? 'off' : variants[0] ?? '');
+  const [canaryV, setCanary] = useState(variants.includes('on') ? 'on' : variants[1] ?? variants[0] ?? '');
+  const [stages, setStages] = useState('1, 5, 25, 50, 100');
+  const [duration, setDuration] = useState('1800');
+  const [error, setError] = useState<string | null>(null);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    const parsed: CanaryStage[] = stages
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
+      .map((s) => (s.startsWith('segment:') ? { segment: s.slice(8) } : { percent: Number(s) }));
+    const doc: Canary = { control, canary: canaryV, stages: parsed, stageDurationSeconds: Number(duration) };
+    try {
+      await api.put(`${base}/canary`, doc);
+      onStarted();
+    } catch (err) {
+      setError(errorText(err));
+    }
+  };
+  return (
+    <form class="editor" onSubmit={submit} aria-labelledby="start-title">
+      <h2 id="start-title">Start a canary</h2>
+      <div class="row">
+        <label>
+          Control{' '}
+          <select value={control} onChange={(e) => setControl((e.currentTarget as HTMLSelectElement).value)}>
+            {variants.map((v) => (
+              <option key={v}>{v}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Canary{' '}
+          <select value={canaryV} onChange={(e) => setCanary((e.currentTarget as HTMLSelectElement).value)}>
+            {variants.map((v) => (
+              <option key={v}>{v}</option>
+            ))}
+          </select>
+        </label>
+      </div>
+      <label class="block">
+        Stages (percents; <code>segment:internal</code> for a cohort)
+        <input value={stages} onInput={(e) => setStages((e.currentTarget as HTMLInputElement).value)} />
+      </label>
+      <label>
+        Hold each stage (seconds) <input type="number" min={0} value={duration} onInput={(e) => setDuration((e.currentTarget as HTMLInputElement).value)} />
+      </label>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      <div class="actions">
+        <button type="submit">Start canary</button>
+      </div>
+    </form>
+  );
+}

@@ -1,0 +1,440 @@
+/**
+ * One flag: definition and variants, state in each environment with its kill switch, the targeting editor for the
+ * selected environment with a live preview of re-assignment, and a warning when a change would move contexts out of
+ * a running canary.
+ */
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import type { FlagDefinition, FlagState as CoreFlagState, Segment as CoreSegment } from '@aviary/sdk/core';
+import { KillSwitch } from '../components/kill-switch.js';
+import { ServeEditor } from '../components/serve-editor.js';
+import { api, ApiError, errorText, seg } from '../lib/api.js';
+import { useLive } from '../lib/live.js';
+import { previewReassignment } from '../lib/preview.js';
+import { canaryPath, onLinkClick } from '../lib/router.js';
+import type { CanaryStatus, Condition, Flag, FlagState, FlagStateResource, Page, Rule, Segment } from '../lib/types.js';
+import { useResource } from '../lib/use-resource.js';
+import { StateBadge } from './flags-page.js';
+
+const clone = <T,>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
+
+export function FlagPage({ flagKey, environment, environments }: { flagKey: string; environment: string; environments: string[] }) {
+  const live = useLive();
+  const flag = useResource(() => api.get<Flag>(`/flags/${seg(flagKey)}`), [flagKey, live.tick]);
+  const canary = useResource(
+    () => api.get<CanaryStatus>(`/flags/${seg(flagKey)}/environments/${seg(environment)}/canary`).catch((e) => (e instanceof ApiError && e.status === 404 ? null : Promise.reject(e))),
+    [flagKey, environment, live.tick],
+  );
+  const segments = useResource(() => api.get<Page<Segment>>('/segments'), [live.tick]);
+  // The full state, with the ETag the editor sends back as If-Match (so a concurrent change is refused, not lost).
+  const full = useResource(() => api.request<FlagStateResource>('GET', `/flags/${seg(flagKey)}/environments/${seg(environment)}`), [flagKey, environment, live.tick]);
+
+  if (flag.error) return <p class="error" role="alert">{flag.error}</p>;
+  if (!flag.data) return <p class="muted">Loading…</p>;
+  const f = flag.data;
+  const state = full.data?.body.environment === environment ? full.data.body : null;
+  const envs = environments.length ? environments : Object.keys(f.environments ?? {});
+  const c = canary.data;
+  const canaryActive = c !== null && c !== undefined && (c.state === 'running' || c.state === 'paused');
+
+  return (
+    <section aria-labelledby="flag-title">
+      <div class="page-head">
+        <h1 id="flag-title">
+          {f.key} <span class="kind">{f.kind}</span>
+        </h1>
+        <a href={canaryPath(f.key)} onClick={onLinkClick} class="button">
+          {c ? `Canary in ${environment}: ${c.state}` : `Canary in ${environment}`}
+        </a>
+      </div>
+      {f.description && <p>{f.description}</p>}
+      {f.tags && f.tags.length > 0 && (
+        <p>
+          {f.tags.map((t) => (
+            <span class="tag" key={t}>
+              {t}
+            </span>
+          ))}
+        </p>
+      )}
+      <div class="grid2">
+        <div>
+          <h2>Variants</h2>
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Key</th>
+                <th scope="col">Value</th>
+              </tr>
+            </thead>
+            <tbody>
+              {f.variants.map((v) => (
+                <tr key={v.key}>
+                  <th scope="row">{v.key}</th>
+                  <td>
+                    <code>{JSON.stringify(v.value)}</code>
+                    {v.description && <div class="muted small">{v.description}</div>}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+        <div>
+          <h2>Environments</h2>
+          <table>
+            <tbody>
+              {envs.map((e) => {
+                const s = f.environments?.[e];
+                return (
+                  <tr key={e} class={e === environment ? 'current' : ''}>
+                    <th scope="row">{e}</th>
+                    <td>
+                      <StateBadge enabled={s?.enabled} />
+                    </td>
+                    <td class="muted small">{s ? `v${s.version}` : ''}</td>
+                    <td>
+                      {s && <KillSwitch flag={f.key} environment={e} enabled={s.enabled} onDone={() => (flag.reload(), full.reload())} compact />}
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      </div>
+      {canaryActive && (
+        <p class="notice" role="note">
+          A canary is {c!.state} in {environment}: <strong>{c!.canary}</strong> against <strong>{c!.control}</strong> at {c!.percent}%. It manages this flag's targeting; edits
+          that move contexts out of it are flagged below.
+        </p>
+      )}
+      {state ? (
+        <TargetingEditor
+          key={environment}
+          flag={f}
+          environment={environment}
+          state={state}
+          etag={full.data?.etag ?? null}
+          segments={segments.data?.items ?? []}
+          canaryVariant={canaryActive ? c!.canary : undefined}
+          onSaved={() => (flag.reload(), full.reload())}
+        />
+      ) : (
+        <p class="muted">{full.error ?? 'Loading…'}</p>
+      )}
+    </section>
+  );
+}
+
+interface EditorProps {
+  flag: Flag;
+  environment: string;
+  state: FlagStateResource;
+  etag: string | null;
+  segments: Segment[];
+  canaryVariant: string | undefined;
+  onSaved: () => void;
+}
+
+/** The writable part of a state resource (what PUT takes). */
+function editable(s: FlagStateResource): FlagState {
+  return { enabled: s.enabled, offVariant: s.offVariant, targets: s.targets, rules: s.rules, fallthrough: s.fallthrough, version: s.version };
+}
+
+function TargetingEditor({ flag, environment, state: resource, etag, segments, canaryVariant, onSaved }: EditorProps) {
+  const live = useLive();
+  const state = useMemo(() => editable(resource), [resource]);
+  const [base, setBase] = useState<{ state: FlagState; etag: string | null }>(() => ({ state: clone(state), etag }));
+  const [draft, setDraft] = useState<FlagState>(() => clone(state));
+  const [saving, setSaving] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [saved, setSaved] = useState(false);
+  const [sampleAttrs, setSampleAttrs] = useState('{}');
+  const variants = flag.variants.map((v) => v.key);
+  const dirty = JSON.stringify(draft) !== JSON.stringify(base.state);
+  // A change made elsewhere (another operator, the canary guard, a kill): adopt it unless we are mid-edit; then
+  // say so, and let If-Match refuse the save rather than overwrite it.
+  const changedElsewhere = state.version !== base.state.version;
+  useEffect(() => {
+    if (changedElsewhere && !dirty) {
+      setBase({ state: clone(state), etag });
+      setDraft(clone(state));
+    }
+  }, [state.version, etag]);
+
+  useEffect(() => setSaved(false), [draft]);
+
+  const attrs = useMemo(() => {
+    try {
+      const v: unknown = JSON.parse(sampleAttrs);
+      return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, string>) : null;
+    } catch {
+      return null;
+    }
+  }, [sampleAttrs]);
+
+  const preview = useMemo(() => {
+    if (!dirty) return null;
+    try {
+      return previewReassignment(flag as FlagDefinition, base.state as CoreFlagState, draft as CoreFlagState, segments as CoreSegment[], {
+        sample: 10_000,
+        attributes: attrs ?? {},
+        ...(canaryVariant !== undefined ? { canaryVariant } : {}),
+      });
+    } catch (e) {
+      return { error: errorText(e) };
+    }
+  }, [draft, base, segments, attrs, canaryVariant, dirty]);
+
+  const update = (fn: (d: FlagState) => void) =>
+    setDraft((d) => {
+      const n = clone(d);
+      fn(n);
+      return n;
+    });
+
+  const save = async (e: Event) => {
+    e.preventDefault();
+    setSaving(true);
+    setError(null);
+    try {
+      // If-Match with the version we started from: a change made meanwhile elsewhere is a 412, not overwritten.
+      const { version: _v, ...body } = draft;
+      await api.put(`/flags/${seg(flag.key)}/environments/${seg(environment)}`, body, base.etag ?? undefined);
+      setSaved(true);
+      live.refresh();
+      onSaved();
+    } catch (err) {
+      setError(errorText(err));
+    } finally {
+      setSaving(false);
+    }
+  };
+
+  return (
+    <form class="editor" onSubmit={save} aria-labelledby="editor-title">
+      <h2 id="editor-title">Targeting in {environment}</h2>
+      <label>
+        Off variant (served when killed){' '}
+        <select value={draft.offVariant} onChange={(e) => update((d) => (d.offVariant = (e.currentTarget as HTMLSelectElement).value))}>
+          {variants.map((v) => (
+            <option key={v}>{v}</option>
+          ))}
+        </select>
+      </label>
+
+      <fieldset>
+        <legend>Individual targets</legend>
+        {variants.map((v) => {
+          const t = draft.targets.find((x) => x.variant === v);
+          return (
+            <label key={v} class="block">
+              Context keys served <strong>{v}</strong> (comma or newline separated)
+              <textarea
+                rows={2}
+                value={(t?.keys ?? []).join('\n')}
+                onChange={(e) =>
+                  update((d) => {
+                    const keys = (e.currentTarget as HTMLTextAreaElement).value
+                      .split(/[\n,]/)
+                      .map((k) => k.trim())
+                      .filter(Boolean);
+                    d.targets = d.targets.filter((x) => x.variant !== v);
+                    if (keys.length) d.targets.push({ variant: v, keys });
+                  })
+                }
+              />
+            </label>
+          );
+        })}
+      </fieldset>
+
+      <fieldset>
+        <legend>Rules (first match serves)</legend>
+        {draft.rules.length === 0 && <p class="muted">No rules.</p>}
+        {draft.rules.map((r, i) => (
+          <RuleEditor
+            key={`${i}:${r.id}`}
+            rule={r}
+            index={i}
+            count={draft.rules.length}
+            variants={variants}
+            segments={segments}
+            onChange={(nr) => update((d) => (d.rules[i] = nr))}
+            onMove={(delta) =>
+              update((d) => {
+                const [x] = d.rules.splice(i, 1);
+                d.rules.splice(i + delta, 0, x!);
+              })
+            }
+            onRemove={() => update((d) => d.rules.splice(i, 1))}
+          />
+        ))}
+        <button
+          type="button"
+          onClick={() => update((d) => d.rules.push({ id: `rule-${d.rules.length + 1}`, conditions: [], serve: { variant: variants[0] ?? '' } }))}
+        >
+          Add rule
+        </button>
+      </fieldset>
+
+      <ServeEditor id="fallthrough" label="Everyone else (fallthrough)" serve={draft.fallthrough} variants={variants} onChange={(s) => update((d) => (d.fallthrough = s))} />
+
+      <section class="preview" aria-labelledby="preview-title" aria-live="polite">
+        <h3 id="preview-title">Preview</h3>
+        <label class="block">
+          Attributes of the sample contexts (JSON), so rules on them can match
+          <input value={sampleAttrs} onInput={(e) => setSampleAttrs((e.currentTarget as HTMLInputElement).value)} aria-invalid={attrs === null} />
+        </label>
+        {!dirty && <p class="muted">Change something to see how 10,000 sample contexts would be re-assigned.</p>}
+        {preview && 'error' in preview && <p class="error">{preview.error}</p>}
+        {preview && !('error' in preview) && (
+          <div data-testid="preview">
+            {preview.leavingCanary > 0 && (
+              <p class="warn" role="alert" data-testid="canary-warning">
+                This change moves {preview.leavingCanary} of {preview.sample} sample contexts out of the running canary (<code>{canaryVariant}</code>), e.g.{' '}
+                {preview.leavingExamples.join(', ')}. Their outcomes will stop counting for the canary, and they switch variant mid-rollout.
+              </p>
+            )}
+            <p>
+              {preview.moved} of {preview.sample} sample contexts ({((100 * preview.moved) / preview.sample).toFixed(1)}%) would change variant.
+            </p>
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Variant</th>
+                  <th scope="col">Now</th>
+                  <th scope="col">After</th>
+                </tr>
+              </thead>
+              <tbody>
+                {[...new Set([...Object.keys(preview.before), ...Object.keys(preview.after)])].map((v) => (
+                  <tr key={v}>
+                    <th scope="row">{v}</th>
+                    <td>{preview.before[v] ?? 0}</td>
+                    <td>{preview.after[v] ?? 0}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            {preview.transitions.length > 0 && (
+              <ul>
+                {preview.transitions.map((t) => (
+                  <li key={t.from + t.to}>
+                    {t.count} move from <code>{t.from}</code> to <code>{t.to}</code>
+                  </li>
+                ))}
+              </ul>
+            )}
+          </div>
+        )}
+      </section>
+
+      {changedElsewhere && dirty && (
+        <p class="warn" role="alert">
+          This state changed elsewhere (now version {state.version}) while you were editing. Saving will be refused; discard to load the latest.
+        </p>
+      )}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      <div class="actions">
+        <button
+          type="button"
+          disabled={!(dirty || changedElsewhere) || saving}
+          onClick={() => {
+            setBase({ state: clone(state), etag });
+            setDraft(clone(state));
+          }}
+        >
+          {changedElsewhere ? 'Discard and load the latest' : 'Discard changes'}
+        </button>
+        <button type="submit" disabled={!dirty || saving}>
+          {saving ? 'Saving…' : preview && !('error' in preview) && preview.leavingCanary > 0 ? 'Save anyway' : 'Save targeting'}
+        </button>
+        {saved && <span role="status">Saved.</span>}
+      </div>
+    </form>
+  );
+}
+
+interface RuleEditorProps {
+  rule: Rule;
+  index: number;
+  count: number;
+  variants: string[];
+  segments: Segment[];
+  onChange: (r: Rule) => void;
+  onMove: (delta: number) => void;
+  onRemove: () => void;
+}
+
+function RuleEditor({ rule, index, count, variants, segments, onChange, onMove, onRemove }: RuleEditorProps) {
+  const [text, setText] = useState(JSON.stringify(rule.conditions, null, 1));
+  const [bad, setBad] = useState<string | null>(null);
+  const inSegments = rule.conditions.filter((c): c is Extract<Condition, { segment: string }> => 'segment' in c).map((c) => c.segment);
+  const setConditions = (conditions: Condition[]) => {
+    setText(JSON.stringify(conditions, null, 1));
+    onChange({ ...rule, conditions });
+  };
+  return (
+    <div class="rule" role="group" aria-label={`Rule ${index + 1}: ${rule.id}`}>
+      <div class="row">
+        <label>
+          Rule id <input value={rule.id} size={14} onInput={(e) => onChange({ ...rule, id: (e.currentTarget as HTMLInputElement).value })} />
+        </label>
+        <button type="button" disabled={index === 0} onClick={() => onMove(-1)} aria-label={`Move rule ${rule.id} up`}>
+          ↑
+        </button>
+        <button type="button" disabled={index === count - 1} onClick={() => onMove(1)} aria-label={`Move rule ${rule.id} down`}>
+          ↓
+        </button>
+        <button type="button" class="link" onClick={onRemove} aria-label={`Remove rule ${rule.id}`}>
+          Remove
+        </button>
+      </div>
+      <label class="block">
+        Conditions (JSON; all must hold), e.g. <code>{'{"attribute":"country","op":"in","values":["NL"]}'}</code>
+        <textarea
+          rows={3}
+          value={text}
+          aria-invalid={bad !== null}
+          onInput={(e) => setText((e.currentTarget as HTMLTextAreaElement).value)}
+          onBlur={() => {
+            try {
+              const v: unknown = JSON.parse(text);
+              if (!Array.isArray(v)) throw new Error('must be a JSON array of conditions');
+              setBad(null);
+              onChange({ ...rule, conditions: v as Condition[] });
+            } catch (err) {
+              setBad(errorText(err));
+            }
+          }}
+        />
+      </label>
+      {bad && <p class="error">{bad}</p>}
+      <label>
+        In segment{' '}
+        <select
+          value=""
+          onChange={(e) => {
+            const k = (e.currentTarget as HTMLSelectElement).value;
+            if (k) setConditions([...rule.conditions, { segment: k }]);
+          }}
+        >
+          <option value="">add a segment condition…</option>
+          {segments
+            .filter((s) => !inSegments.includes(s.key))
+            .map((s) => (
+              <option key={s.key} value={s.key}>
+                {s.key}
+              </option>
+            ))}
+        </select>
+      </label>
+      <ServeEditor id={`rule-${index}`} label={`Rule ${rule.id} serves`} serve={rule.serve} variants={variants} onChange={(s) => onChange({ ...rule, serve: s })} />
+    </div>
+  );
+}

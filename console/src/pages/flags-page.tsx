@@ -1,0 +1,81 @@
+/** Flag list: search, each flag's state in every environment, and the kill switch for the selected environment. */
+import { useMemo, useState } from 'preact/hooks';
+import { KillSwitch } from '../components/kill-switch.js';
+import { api } from '../lib/api.js';
+import { useLive } from '../lib/live.js';
+import { flagPath, onLinkClick } from '../lib/router.js';
+import type { Flag, Page } from '../lib/types.js';
+import { useResource } from '../lib/use-resource.js';
+
+export function matchesSearch(f: Flag, q: string): boolean {
+  if (!q) return true;
+  const needle = q.toLowerCase();
+  return [f.key, f.description ?? '', ...(f.tags ?? [])].some((s) => s.toLowerCase().includes(needle));
+}
+
+export function FlagsPage({ environment, environments }: { environment: string; environments: string[] }) {
+  const live = useLive();
+  const [q, setQ] = useState('');
+  const flags = useResource(() => api.get<Page<Flag>>('/flags'), [live.tick]);
+  const shown = useMemo(() => (flags.data?.items ?? []).filter((f) => matchesSearch(f, q.trim())), [flags.data, q]);
+  const envs = environments.length ? environments : [environment];
+
+  return (
+    <section aria-labelledby="flags-title">
+      <div class="page-head">
+        <h1 id="flags-title">Flags</h1>
+        <div class="search">
+          <label for="flag-search">Search flags</label>
+          <input id="flag-search" type="search" placeholder="key, description or tag" value={q} onInput={(e) => setQ((e.currentTarget as HTMLInputElement).value)} />
+        </div>
+      </div>
+      {flags.error && <p class="error" role="alert">{flags.error}</p>}
+      {flags.data && shown.length === 0 && <p class="muted">{q ? `No flag matches “${q}”.` : 'No flags yet.'}</p>}
+      {shown.length > 0 && (
+        <div class="table-wrap">
+          <table class="flags">
+            <caption class="sr-only">Flags and their state per environment</caption>
+            <thead>
+              <tr>
+                <th scope="col">Flag</th>
+                {envs.map((e) => (
+                  <th scope="col" key={e} class={e === environment ? 'current' : ''}>
+                    {e}
+                  </th>
+                ))}
+                <th scope="col">Kill switch ({environment})</th>
+              </tr>
+            </thead>
+            <tbody>
+              {shown.map((f) => {
+                const state = f.environments?.[environment];
+                return (
+                  <tr key={f.key} data-flag={f.key}>
+                    <th scope="row">
+                      <a href={flagPath(f.key)} onClick={onLinkClick}>
+                        {f.key}
+                      </a>
+                      <span class="kind">{f.kind}</span>
+                      {f.description && <div class="muted small">{f.description}</div>}
+                    </th>
+                    {envs.map((e) => (
+                      <td key={e} class={e === environment ? 'current' : ''}>
+                        <StateBadge enabled={f.environments?.[e]?.enabled} />
+                      </td>
+                    ))}
+                    <td>{state && <KillSwitch flag={f.key} environment={environment} enabled={state.enabled} onDone={flags.reload} compact />}</td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}
+
+export function StateBadge({ enabled }: { enabled: boolean | undefined }) {
+  if (enabled === undefined) return <span class="badge muted">–</span>;
+  return enabled ? <span class="badge on">on</span> : <span class="badge off">killed</span>;
+}

@@ -1,0 +1,151 @@
+/** Segments (cohorts shared by all environments): list, create, edit, delete (a segment in use cannot be deleted). */
+import { useState } from 'preact/hooks';
+import { api, errorText, seg } from '../lib/api.js';
+import { useLive } from '../lib/live.js';
+import type { Page, Segment } from '../lib/types.js';
+import { useResource } from '../lib/use-resource.js';
+
+const lines = (s: string) =>
+  s
+    .split(/[\n,]/)
+    .map((x) => x.trim())
+    .filter(Boolean);
+
+export function SegmentsPage() {
+  const live = useLive();
+  const list = useResource(() => api.get<Page<Segment>>('/segments'), [live.tick]);
+  const [editing, setEditing] = useState<Segment | 'new' | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  const remove = async (key: string) => {
+    if (!confirm(`Delete segment ${key}?`)) return;
+    setError(null);
+    try {
+      await api.del(`/segments/${seg(key)}`);
+      live.refresh();
+      list.reload();
+    } catch (e) {
+      setError(errorText(e));
+    }
+  };
+
+  return (
+    <section aria-labelledby="segments-title">
+      <div class="page-head">
+        <h1 id="segments-title">Segments</h1>
+        <button type="button" onClick={() => setEditing('new')}>
+          New segment
+        </button>
+      </div>
+      {(error ?? list.error) && <p class="error" role="alert">{error ?? list.error}</p>}
+      {editing && (
+        <SegmentForm
+          segment={editing === 'new' ? null : editing}
+          onDone={() => {
+            setEditing(null);
+            live.refresh();
+            list.reload();
+          }}
+          onCancel={() => setEditing(null)}
+        />
+      )}
+      <div class="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Key</th>
+              <th scope="col">Description</th>
+              <th scope="col">Included</th>
+              <th scope="col">Excluded</th>
+              <th scope="col">Rules</th>
+              <th scope="col">
+                <span class="sr-only">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {(list.data?.items ?? []).map((s) => (
+              <tr key={s.key}>
+                <th scope="row">{s.key}</th>
+                <td>{s.description ?? ''}</td>
+                <td>{s.included.length}</td>
+                <td>{s.excluded.length}</td>
+                <td>{s.rules.length}</td>
+                <td class="row">
+                  <button type="button" onClick={() => setEditing(s)} aria-label={`Edit segment ${s.key}`}>
+                    Edit
+                  </button>
+                  <button type="button" class="link" onClick={() => remove(s.key)} aria-label={`Delete segment ${s.key}`}>
+                    Delete
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      {list.data && list.data.items.length === 0 && <p class="muted">No segments yet.</p>}
+    </section>
+  );
+}
+
+function SegmentForm({ segment, onDone, onCancel }: { segment: Segment | null; onDone: () => void; onCancel: () => void }) {
+  const [key, setKey] = useState(segment?.key ?? '');
+  const [description, setDescription] = useState(segment?.description ?? '');
+  const [included, setIncluded] = useState((segment?.included ?? []).join('\n'));
+  const [excluded, setExcluded] = useState((segment?.excluded ?? []).join('\n'));
+  const [rules, setRules] = useState(JSON.stringify(segment?.rules ?? [], null, 1));
+  const [error, setError] = useState<string | null>(null);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    let parsedRules: unknown;
+    try {
+      parsedRules = JSON.parse(rules);
+    } catch (err) {
+      return setError(`Rules: ${errorText(err)}`);
+    }
+    try {
+      await api.put(`/segments/${seg(key.trim())}`, { key: key.trim(), description, included: lines(included), excluded: lines(excluded), rules: parsedRules });
+      onDone();
+    } catch (err) {
+      setError(errorText(err));
+    }
+  };
+  return (
+    <form class="editor" onSubmit={submit} aria-labelledby="segment-form-title">
+      <h2 id="segment-form-title">{segment ? `Edit ${segment.key}` : 'New segment'}</h2>
+      <label class="block">
+        Key <input value={key} disabled={segment !== null} required onInput={(e) => setKey((e.currentTarget as HTMLInputElement).value)} />
+      </label>
+      <label class="block">
+        Description <input value={description} onInput={(e) => setDescription((e.currentTarget as HTMLInputElement).value)} />
+      </label>
+      <div class="grid2">
+        <label class="block">
+          Included keys (always in)
+          <textarea rows={3} value={included} onInput={(e) => setIncluded((e.currentTarget as HTMLTextAreaElement).value)} />
+        </label>
+        <label class="block">
+          Excluded keys (never in through rules)
+          <textarea rows={3} value={excluded} onInput={(e) => setExcluded((e.currentTarget as HTMLTextAreaElement).value)} />
+        </label>
+      </div>
+      <label class="block">
+        Rules (JSON), e.g. <code>{'[{"conditions":[{"attribute":"email","op":"endsWith","values":["@acme.com"]}]}]'}</code>
+        <textarea rows={3} value={rules} onInput={(e) => setRules((e.currentTarget as HTMLTextAreaElement).value)} />
+      </label>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      <div class="actions">
+        <button type="button" onClick={onCancel}>
+          Cancel
+        </button>
+        <button type="submit">Save segment</button>
+      </div>
+    </form>
+  );
+}

@@ -1,0 +1,44 @@
+import { useState } from 'preact/hooks';
+import { api, errorText } from '../lib/api.js';
+import { setToken } from '../lib/session.js';
+
+/** Sign-in with an admin token. The token is checked against the API before it is kept (in sessionStorage only). */
+export function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
+  const [token, setValue] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    setToken(token.trim());
+    try {
+      await api.get('/environments');
+      onSignedIn();
+    } catch (err) {
+      setToken(null);
+      const status = (err as { status?: number }).status;
+      setError(status === 401 || status === 403 ? 'That token was not accepted. Use an admin token (SDK keys cannot sign in).' : errorText(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <main class="signin" id="main">
+      <h1>Aviary</h1>
+      <form onSubmit={submit} method="post" action="#">
+        <label for="token">Admin token</label>
+        <input id="token" type="password" autocomplete="current-password" value={token} onInput={(e) => setValue((e.currentTarget as HTMLInputElement).value)} required autofocus />
+        <p class="muted">Kept in this tab only (sessionStorage) and sent as a bearer header; never put in a URL.</p>
+        {error && (
+          <p class="error" role="alert">
+            {error}
+          </p>
+        )}
+        <button type="submit" disabled={busy || token.trim() === ''}>
+          {busy ? 'Checking…' : 'Sign in'}
+        </button>
+      </form>
+    </main>
+  );
+}
