@@ -151,6 +151,8 @@ class Client implements AviaryClient {
       this.resolveReady();
     }
     if (options.offline) {
+      // Nothing will ever arrive: an empty environment, so unknown flags say FLAG_NOT_FOUND rather than NOT_READY.
+      if (!options.bootstrap) this.store.load({ environment: '', version: 0, flags: [], segments: [] });
       this.resolveReady();
       return;
     }
