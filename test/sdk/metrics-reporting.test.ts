@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createClient, type AviaryClient, type ClientOptions, type EnvironmentSnapshot } from '@aviary/sdk';
+import { createClient, type AviaryClient, type ClientOptions, type EnvironmentSnapshot, type VariantStats } from '@aviary/sdk';
 import { latencyBucket } from '@aviary/sdk/core';
 import { reportSink, type ReportSink } from './reports.js';
 
@@ -31,8 +31,7 @@ async function setup(extra: Partial<ClientOptions> = {}): Promise<{ sink: Report
   return { sink, c };
 }
 
-const byVariant = (rows: Array<{ flag: string; variant: string | null }>) =>
-  Object.fromEntries(rows.map((r) => [`${r.flag}/${r.variant}`, r]));
+const byVariant = (rows: VariantStats[]): Record<string, VariantStats> => Object.fromEntries(rows.map((r) => [`${r.flag}/${r.variant}`, r]));
 
 describe('evaluation counts and outcomes', () => {
   it('counts evaluations per flag, variant and reason, and attributes outcomes to the served variant', async () => {
