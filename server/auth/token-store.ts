@@ -91,6 +91,7 @@ export class TokenStore {
       ),
       revoke: sqlite.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
       touch: sqlite.prepare('UPDATE tokens SET last_used_at = ? WHERE id = ?'),
+      revokedByHash: sqlite.prepare<[string], { id: string }>('SELECT id FROM tokens WHERE hash = ? AND revoked_at IS NOT NULL LIMIT 1'),
       activeAdmins: sqlite.prepare<[], { n: number }>("SELECT count(*) AS n FROM tokens WHERE kind = 'admin' AND revoked_at IS NULL"),
     };
     this.reload();
@@ -124,8 +125,8 @@ export class TokenStore {
 
   /** True when this secret belongs to a token that exists but was revoked (for a clearer 401). */
   isRevoked(secret: string): boolean {
-    const hash = sha256(secret).toString('hex');
-    return this.stmts.all.all().some((r) => r.hash === hash && r.revoked_at !== null);
+    if (!secret || secret.length > 512) return false;
+    return this.stmts.revokedByHash.get(sha256(secret).toString('hex')) !== undefined;
   }
 
   list(): TokenInfo[] {

@@ -150,6 +150,7 @@ export class FlagStore {
          panic_saved_state = @panicSavedState, updated_at = @now WHERE environment = @environment AND flag = @flag`,
       ),
       segmentKeys: sqlite.prepare<[], { key: string }>('SELECT key FROM segments'),
+      envVersion: sqlite.prepare<[string], { version: number }>('SELECT version FROM environments WHERE key = ?'),
     };
   }
 
@@ -348,8 +349,7 @@ export class FlagStore {
     if (flag.archived === 1) throw problem('conflict', `Flag "${key}" is archived; un-archive it before changing its state.`);
     const current = this.stateResource(row);
     const next = mutate(current, w.now);
-    const envVersion = () => (w.sqlite.prepare('SELECT version FROM environments WHERE key = ?').get(environment) as { version: number }).version;
-    if (next === null) return { state: current, changed: false, environmentVersion: envVersion() };
+    if (next === null) return { state: current, changed: false, environmentVersion: this.envVersion(environment) };
     // Defence in depth: whatever computed it (a route, the canary guard), no state SDKs cannot evaluate is stored.
     const check = validateFlagState(next.state, definitionOf(flag), this.segmentKeys());
     if (!check.ok) throw validation(check.issues);
@@ -365,7 +365,8 @@ export class FlagStore {
     const after = this.stateResource(this.stmts.state.get(environment, key)!);
     w.audit({ action: options.action ?? 'flag-state.update', resourceType: 'flag', resourceKey: key, environment, before: stateJson(current), after: stateJson(after), reason });
     w.touchFlag(key, environment);
-    return { state: after, changed: true, environmentVersion: envVersion() };
+    // The writer bumps the version at commit; updateFlagState reports the bumped one.
+    return { state: after, changed: true, environmentVersion: this.envVersion(environment) };
   }
 
   /** Replaces a flag's state in an environment (validated by the core). Clears any panic hold on it. */
@@ -471,7 +472,7 @@ export class FlagStore {
   }
 
   private envVersion(environment: string): number {
-    return (this.sqlite.prepare('SELECT version FROM environments WHERE key = ?').get(environment) as { version: number } | undefined)?.version ?? 0;
+    return this.stmts.envVersion.get(environment)?.version ?? 0;
   }
 }
 
