@@ -102,6 +102,8 @@ export interface Scenario {
   outcomesPerSecond: number;
   /** Canary share of traffic per stage, in percent. */
   stagePercents: number[];
+  /** Stages the guard splits α over (default: stagePercents.length). */
+  alphaStages?: number;
   holdSeconds: number;
   /** The guard checks after every batch (one SDK flush interval). */
   batchSeconds: number;
@@ -146,7 +148,7 @@ function zQuantile(p: number): number {
 
 /** Runs one canary through its stages, checking the guard after every batch; stops at the first rollback. */
 export function simulateCanary(s: Scenario, rng: () => number): RunResult {
-  const alpha = testAlpha(s.guard, s.stagePercents.length);
+  const alpha = testAlpha(s.guard, s.alphaStages ?? s.stagePercents.length);
   const z = zQuantile(1 - alpha);
   const controlProbs = bucketProbabilities(s.control.latency);
   const canaryProbs = bucketProbabilities(s.canary.latency);

@@ -34,7 +34,7 @@ export interface MetricsIngesterOptions {
   now: () => number;
   /** Reports per transaction. Default 256. */
   maxBatchReports?: number;
-  /** How long the first report of a batch waits for company (ms). Default 5. */
+  /** How long the first report of a batch waits for company (ms). Default 20: fewer, larger commits (each one fsyncs). */
   maxDelayMs?: number;
   /** Reports waiting before new ones are refused with 503 (the SDK keeps and retries them). Default 20,000. */
   maxQueuedReports?: number;
@@ -84,7 +84,7 @@ export class MetricsIngester {
     private readonly options: MetricsIngesterOptions,
   ) {
     this.maxBatch = options.maxBatchReports ?? 256;
-    this.maxDelay = options.maxDelayMs ?? 5;
+    this.maxDelay = options.maxDelayMs ?? 20;
     this.maxQueued = options.maxQueuedReports ?? 20_000;
     this.m = options.instruments ?? detachedInstruments();
     this.stmts = {
