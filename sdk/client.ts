@@ -53,7 +53,7 @@ export type Widen<T> = T extends boolean ? boolean : T extends string ? string :
 export interface ClientEvents extends Record<string, unknown[]> {
   /** Flags changed by a streamed update (after it was applied). */
   change: [flagKeys: string[]];
-  /** The first snapshot is in place. */
+  /** The first snapshot is in place; emitted again when the stream recovers after `stale`. */
   ready: [];
   /** A stream or reporting problem. `fatal` errors (bad or revoked key) stop the stream for good. */
   error: [error: Error];
@@ -135,6 +135,7 @@ class Client implements AviaryClient {
   private rejectReady!: (e: Error) => void;
   private fatal: Error | null = null;
   private closed = false;
+  private stale = false;
 
   constructor(private readonly options: ClientOptions) {
     this.now = options.now ?? Date.now;
@@ -197,7 +198,15 @@ class Client implements AviaryClient {
           return true;
         },
         connection: (up) => {
-          if (!up && !this.closed) this.events.emit('stale');
+          if (this.closed) return;
+          if (!up) {
+            this.stale = true;
+            this.events.emit('stale');
+          } else if (this.stale) {
+            // Current again after a stale period (the first snapshot's 'ready' is emitted by hydrate).
+            this.stale = false;
+            this.events.emit('ready');
+          }
         },
         error: (err, fatal) => {
           if (fatal) {
