@@ -877,6 +877,7 @@ export interface components {
         };
         Target: {
             variant: components["schemas"]["VariantKey"];
+            /** @description Context keys (at most 100,000 across all targets of a state). */
             keys: string[];
         };
         /** @description A flag's state in one environment (fixed field names). */

@@ -2,11 +2,12 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { problem, validationError, type ProblemIssue } from '../errors.js';
 import { KEY_PATTERN, requireBodyObject } from './body.js';
+import { requestBody } from '../openapi/validation.js';
 
 export const environmentRoutes: FastifyPluginAsync = async (app) => {
   app.get('/environments', async () => ({ environments: app.stores.environments.list() }));
 
-  app.post('/environments', async (request, reply) => {
+  app.post('/environments', { schema: { body: requestBody('createEnvironment') } }, async (request, reply) => {
     const body = requireBodyObject(request.body);
     const issues: ProblemIssue[] = [];
     if (typeof body.key !== 'string' || !KEY_PATTERN.test(body.key)) issues.push({ path: '/key', message: 'must match ^[a-z0-9][a-z0-9._-]{0,127}$' });

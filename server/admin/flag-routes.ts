@@ -8,6 +8,7 @@ import { problem, validationError, type ProblemIssue } from '../errors.js';
 import { flagETag, parseIfMatch } from '../storage/flag-store.js';
 import { requireBodyObject } from './body.js';
 import { queryBoolean, queryString, type Query } from './query.js';
+import { requestBody } from '../openapi/validation.js';
 
 export const flagRoutes: FastifyPluginAsync = async (app) => {
   app.get('/flags', async (request) => {
@@ -41,7 +42,7 @@ export const flagRoutes: FastifyPluginAsync = async (app) => {
     };
   });
 
-  app.post('/flags', async (request, reply) => {
+  app.post('/flags', { schema: { body: requestBody('createFlag') } }, async (request, reply) => {
     const flag = app.stores.flags.create(request.actor!, requireBodyObject(request.body));
     return reply.code(201).header('etag', `"${flagETag(flag.revision)}"`).header('location', `/api/v1/flags/${flag.key}`).send(flag);
   });
@@ -52,7 +53,7 @@ export const flagRoutes: FastifyPluginAsync = async (app) => {
     return reply.header('etag', `"${flagETag(flag.revision)}"`).send(flag);
   });
 
-  app.patch<{ Params: { key: string } }>('/flags/:key', async (request, reply) => {
+  app.patch<{ Params: { key: string } }>('/flags/:key', { schema: { body: requestBody('updateFlag') } }, async (request, reply) => {
     const body = requireBodyObject(request.body);
     const flag = app.stores.flags.patch(request.actor!, request.params.key, body, parseIfMatch(request.headers['if-match']));
     return reply.header('etag', `"${flagETag(flag.revision)}"`).send(flag);

@@ -10,6 +10,7 @@ import { problem, validationError, type ProblemIssue } from '../errors.js';
 import { parseIfMatch, stateETag, type StateWriteResult } from '../storage/flag-store.js';
 import { checkKnown, KEY_PATTERN, optionalBodyObject, readReason, requireBodyObject } from './body.js';
 import { queryInt, type Query } from './query.js';
+import { requestBody } from '../openapi/validation.js';
 
 type Params = { key: string; env: string };
 
@@ -35,7 +36,7 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
     return reply.header('etag', `"${stateETag(state.version)}"`).send(state);
   });
 
-  app.put<{ Params: Params }>('/flags/:key/environments/:env', async (request, reply) => {
+  app.put<{ Params: Params }>('/flags/:key/environments/:env', { schema: { body: requestBody('putFlagState') } }, async (request, reply) => {
     const { key, env } = request.params;
     const body = requireBodyObject(request.body);
     requireEnv(env);
@@ -56,7 +57,7 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
     return reason;
   };
 
-  app.post<{ Params: Params }>('/flags/:key/environments/:env/kill', async (request, reply) => {
+  app.post<{ Params: Params }>('/flags/:key/environments/:env/kill', { schema: { body: requestBody('killFlag') } }, async (request, reply) => {
     const { key, env } = request.params;
     const issues: ProblemIssue[] = [];
     const waitMs = queryInt(request.query as Query, 'waitMs', issues, 0, 30_000);
@@ -65,7 +66,7 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
     return switchReply(reply, env, result, waitMs);
   });
 
-  app.post<{ Params: Params }>('/flags/:key/environments/:env/revive', async (request, reply) => {
+  app.post<{ Params: Params }>('/flags/:key/environments/:env/revive', { schema: { body: requestBody('reviveFlag') } }, async (request, reply) => {
     const { key, env } = request.params;
     const issues: ProblemIssue[] = [];
     const waitMs = queryInt(request.query as Query, 'waitMs', issues, 0, 30_000);
@@ -74,7 +75,7 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
     return switchReply(reply, env, result, waitMs);
   });
 
-  app.post<{ Params: { env: string } }>('/environments/:env/kill-all', async (request) => {
+  app.post<{ Params: { env: string } }>('/environments/:env/kill-all', { schema: { body: requestBody('killAll') } }, async (request) => {
     const { env } = request.params;
     const body = optionalBodyObject(request.body);
     const issues: ProblemIssue[] = [];
@@ -96,7 +97,7 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
     return app.stores.flags.killAll(request.actor!, env, { reason, except });
   });
 
-  app.post<{ Params: { env: string } }>('/environments/:env/revive-all', async (request) => {
+  app.post<{ Params: { env: string } }>('/environments/:env/revive-all', { schema: { body: requestBody('reviveAll') } }, async (request) => {
     const { env } = request.params;
     const body = optionalBodyObject(request.body);
     const issues: ProblemIssue[] = [];

@@ -2,11 +2,12 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { problem, validationError, type ProblemIssue } from '../errors.js';
 import { checkKnown, optionalBodyObject, readReason, requireBodyObject } from './body.js';
+import { requestBody } from '../openapi/validation.js';
 
 export const tokenRoutes: FastifyPluginAsync = async (app) => {
   app.get('/tokens', async () => ({ tokens: app.stores.tokens.list() }));
 
-  app.post('/tokens', async (request, reply) => {
+  app.post('/tokens', { schema: { body: requestBody('createToken') } }, async (request, reply) => {
     const body = requireBodyObject(request.body);
     const issues: ProblemIssue[] = [];
     checkKnown(body, ['kind', 'environment', 'name'], issues);
@@ -34,7 +35,7 @@ export const tokenRoutes: FastifyPluginAsync = async (app) => {
     return token;
   });
 
-  app.delete<{ Params: { id: string } }>('/tokens/:id', async (request) => {
+  app.delete<{ Params: { id: string } }>('/tokens/:id', { schema: { body: requestBody('deleteToken') } }, async (request) => {
     const { id } = request.params;
     const issues: ProblemIssue[] = [];
     const reason = readReason(optionalBodyObject(request.body), issues);

@@ -110,6 +110,13 @@ export function resolveSchema(schema: unknown, spec: LoadedSpec = loadSpec(), se
   }
   for (const [k, v] of Object.entries(src)) {
     if (k === '$ref' || OPENAPI_ONLY_KEYWORDS.has(k)) continue;
+    if (k === 'oneOf' && Array.isArray(v)) {
+      const branches = v.map((b) => resolveSchema(b, spec, seen) as JsonObject);
+      const chain = discriminatedChain(branches);
+      if (chain) Object.assign(out, chain);
+      else out.oneOf = branches;
+      continue;
+    }
     if (SCHEMA_MAPS.has(k) && v && typeof v === 'object') {
       out[k] = Object.fromEntries(Object.entries(v as JsonObject).map(([name, s]) => [name, resolveSchema(s, spec, seen)]));
     } else if (SCHEMA_VALUES.has(k)) {
@@ -119,6 +126,30 @@ export function resolveSchema(schema: unknown, spec: LoadedSpec = loadSpec(), se
     }
   }
   return out;
+}
+
+/**
+ * A `oneOf` of object schemas that each require a property no other branch requires (`{ variant }` or
+ * `{ rollout }`; an attribute condition or `{ segment }`) becomes an if/then/else chain on those properties. Same
+ * accepted documents, but a bad value is reported against the one branch it was meant to be, not as a failure of
+ * every branch ("must have required property 'segment'" for an attribute condition with a bad `op`).
+ */
+function discriminatedChain(branches: JsonObject[]): JsonObject | undefined {
+  if (branches.length < 2) return undefined;
+  const requiredOf = (b: JsonObject) => (Array.isArray(b.required) ? (b.required as string[]) : []);
+  const keys: string[] = [];
+  for (const [i, b] of branches.entries()) {
+    if (b.type !== 'object') return undefined;
+    const others = new Set(branches.flatMap((o, j) => (j === i ? [] : requiredOf(o))));
+    const own = requiredOf(b).find((k) => !others.has(k));
+    if (!own) return undefined;
+    keys.push(own);
+  }
+  let chain: JsonObject = branches[branches.length - 1]!;
+  for (let i = branches.length - 2; i >= 0; i--) {
+    chain = { if: { type: 'object', required: [keys[i]] }, then: branches[i], else: chain };
+  }
+  return chain;
 }
 
 function resolvePointer(document: JsonObject, ref: string): unknown {

@@ -7,6 +7,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { evaluate, evaluateFlag, type EvaluationContext, type EvaluationDetail } from '@aviary/sdk/core';
 import { problem, validationError, type ProblemIssue } from '../errors.js';
 import { CompiledEnvironmentCache } from './compiled-cache.js';
+import { requestBody } from '../openapi/validation.js';
 
 const MAX_FLAGS = 1000;
 
@@ -29,7 +30,7 @@ export const evaluateRoutes: FastifyPluginAsync = async (app) => {
   const cache = new CompiledEnvironmentCache(app.snapshots, app.changeFeed);
   app.addHook('onClose', async () => cache.close());
 
-  app.post('/evaluate', async (request) => {
+  app.post('/evaluate', { schema: { body: requestBody('sdkEvaluate') } }, async (request) => {
     const body = request.body;
     const issues: ProblemIssue[] = [];
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw validationError([{ path: '', message: 'the body must be a JSON object' }]);
