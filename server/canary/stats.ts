@@ -43,11 +43,11 @@ export interface OutcomeTotals {
   latency: SparseHistogram;
 }
 
-/** Latency percentiles in milliseconds, read from a merged histogram. */
+/** Latency percentiles in milliseconds, read from a merged histogram (null without latency samples). */
 export interface LatencyPercentiles {
-  p50: number;
-  p95: number;
-  p99: number;
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
 }
 
 /** One side of the comparison, as shown by `GET .../canary`. */
@@ -55,11 +55,13 @@ export interface SideSummary {
   variant: string;
   evaluations: number;
   outcomes: number;
+  /** Same as `outcomes`: what the error-rate test counts. */
+  samples: number;
   errors: number;
   /** errors / outcomes, or null without outcomes. */
   errorRate: number | null;
   latencySamples: number;
-  latencyMs: LatencyPercentiles | null;
+  latencyMs: LatencyPercentiles;
 }
 
 /** One sequential test: an estimate with its always-valid confidence interval, against a limit. */
@@ -159,16 +161,16 @@ function histogramCount(h: SparseHistogram): number {
 }
 
 function summarize(variant: string, t: OutcomeTotals): SideSummary {
-  const latencySamples = histogramCount(t.latency);
-  const q = (p: number) => histogramQuantile(t.latency, p) ?? 0;
+  const q = (p: number) => histogramQuantile(t.latency, p);
   return {
     variant,
     evaluations: t.evaluations,
     outcomes: t.outcomes,
+    samples: t.outcomes,
     errors: t.errors,
     errorRate: t.outcomes > 0 ? t.errors / t.outcomes : null,
-    latencySamples,
-    latencyMs: latencySamples > 0 ? { p50: q(0.5), p95: q(0.95), p99: q(0.99) } : null,
+    latencySamples: histogramCount(t.latency),
+    latencyMs: { p50: q(0.5), p95: q(0.95), p99: q(0.99) },
   };
 }
 
@@ -274,8 +276,8 @@ export function compare(
     return {
       decision: 'regression',
       why:
-        `latency +${lat.difference.toFixed(1)}% (geometric mean; p95 ${base.canary.latencyMs?.p95.toFixed(1)} ms vs ` +
-        `${base.control.latencyMs?.p95.toFixed(1)} ms) on ${base.canary.latencySamples} vs ${base.control.latencySamples} samples: ` +
+        `latency +${lat.difference.toFixed(1)}% (geometric mean; p95 ${base.canary.latencyMs.p95?.toFixed(1)} ms vs ` +
+        `${base.control.latencyMs.p95?.toFixed(1)} ms) on ${base.canary.latencySamples} vs ${base.control.latencySamples} samples: ` +
         `always-valid interval [${lat.interval[0].toFixed(1)}%, ${lat.interval[1].toFixed(1)}%] entirely above the limit ${lat.limit}%`,
       ...base,
     };

@@ -90,7 +90,7 @@ describe('latency guard', () => {
     expect(t?.p95IncreasePercent).toBeGreaterThan(30);
     const c = compare({ variant: 'on', totals: totals(3000, 0, canary) }, { variant: 'off', totals: totals(3000, 0, control) }, guard, 0.005);
     expect(c.decision).toBe('regression');
-    expect(c.canary.latencyMs!.p95).toBeGreaterThan(c.control.latencyMs!.p95);
+    expect(c.canary.latencyMs.p95!).toBeGreaterThan(c.control.latencyMs.p95!);
   });
 
   it('keeps a 10% slowdown within a 20% limit', () => {
