@@ -7,7 +7,7 @@
 import { createContext } from 'preact';
 import { useContext, useEffect, useRef, useState } from 'preact/hooks';
 import { api } from './api.js';
-import type { AuditPage, Environment, Page } from './types.js';
+import type { AuditPage, Environment, EnvironmentList } from './types.js';
 
 export const POLL_MS = 2000;
 
@@ -44,14 +44,14 @@ export function useLivePoller(enabled: boolean, onAuthFailure: () => void): Live
       if (timer.current) clearTimeout(timer.current);
       try {
         const [envs, audit] = await Promise.all([
-          api.get<Page<Environment>>('/environments'),
+          api.get<EnvironmentList>('/environments'),
           api.get<AuditPage>('/audit?limit=1').catch(() => ({ entries: [], nextCursor: null }) as AuditPage),
         ]);
         if (stopped) return;
-        const fp = JSON.stringify([envs.items.map((e) => [e.key, e.version]), audit.entries[0]?.id ?? null]);
+        const fp = JSON.stringify([envs.environments.map((e) => [e.key, e.version]), audit.entries[0]?.id ?? null]);
         if (fp !== fingerprint.current) {
           fingerprint.current = fp;
-          setEnvironments(envs.items);
+          setEnvironments(envs.environments);
           setTick((t) => t + 1);
         }
         setLastOk(Date.now());

@@ -1,5 +1,5 @@
 /** Wire types of the admin API, from the generated OpenAPI types (openapi/types.ts is the source of truth). */
-import type { components } from '../../../openapi/types.js';
+import type { components, operations } from '../../../openapi/types.js';
 
 type S = components['schemas'];
 export type Environment = S['Environment'];
@@ -27,7 +27,9 @@ export type Token = S['Token'];
 export type TokenCreated = S['TokenCreated'];
 export type FlagMetrics = S['FlagMetrics'];
 export type ConnectedSdkList = S['ConnectedSdkList'];
-/** A list answer (`{ items }`). */
-export interface Page<T> {
-  items: T[];
-}
+/** The JSON body of an operation's 200 answer, straight from the spec. */
+type Ok<Op extends keyof operations> = operations[Op]['responses'] extends { 200: { content: { 'application/json': infer B } } } ? B : never;
+export type EnvironmentList = Ok<'listEnvironments'>;
+export type FlagList = Ok<'listFlags'>;
+export type SegmentList = Ok<'listSegments'>;
+export type TokenList = Ok<'listTokens'>;

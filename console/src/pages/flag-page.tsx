@@ -11,7 +11,7 @@ import { api, ApiError, errorText, seg } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
 import { previewReassignment } from '../lib/preview.js';
 import { canaryPath, onLinkClick } from '../lib/router.js';
-import type { CanaryStatus, Condition, Flag, FlagState, FlagStateResource, Page, Rule, Segment } from '../lib/types.js';
+import type { CanaryStatus, Condition, Flag, FlagState, FlagStateResource, Rule, Segment, SegmentList } from '../lib/types.js';
 import { useResource } from '../lib/use-resource.js';
 import { StateBadge } from './flags-page.js';
 
@@ -24,7 +24,7 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
     () => api.get<CanaryStatus>(`/flags/${seg(flagKey)}/environments/${seg(environment)}/canary`).catch((e) => (e instanceof ApiError && e.status === 404 ? null : Promise.reject(e))),
     [flagKey, environment, live.tick],
   );
-  const segments = useResource(() => api.get<Page<Segment>>('/segments'), [live.tick]);
+  const segments = useResource(() => api.get<SegmentList>('/segments'), [live.tick]);
   // The full state, with the ETag the editor sends back as If-Match (so a concurrent change is refused, not lost).
   const full = useResource(() => api.request<FlagStateResource>('GET', `/flags/${seg(flagKey)}/environments/${seg(environment)}`), [flagKey, environment, live.tick]);
 
@@ -89,7 +89,7 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
                   <tr key={e} class={e === environment ? 'current' : ''}>
                     <th scope="row">{e}</th>
                     <td>
-                      <StateBadge enabled={s?.enabled} />
+                      <StateBadge enabled={s?.enabled} killedAt={s?.killedAt ?? null} />
                     </td>
                     <td class="muted small">{s ? `v${s.version}` : ''}</td>
                     <td>
@@ -115,7 +115,7 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
           environment={environment}
           state={state}
           etag={full.data?.etag ?? null}
-          segments={segments.data?.items ?? []}
+          segments={segments.data?.segments ?? []}
           canaryVariant={canaryActive ? c!.canary : undefined}
           onSaved={() => (flag.reload(), full.reload())}
         />

@@ -4,7 +4,7 @@ import { KillSwitch } from '../components/kill-switch.js';
 import { api } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
 import { flagPath, onLinkClick } from '../lib/router.js';
-import type { Flag, Page } from '../lib/types.js';
+import type { Flag, FlagList } from '../lib/types.js';
 import { useResource } from '../lib/use-resource.js';
 
 export function matchesSearch(f: Flag, q: string): boolean {
@@ -16,8 +16,8 @@ export function matchesSearch(f: Flag, q: string): boolean {
 export function FlagsPage({ environment, environments }: { environment: string; environments: string[] }) {
   const live = useLive();
   const [q, setQ] = useState('');
-  const flags = useResource(() => api.get<Page<Flag>>('/flags'), [live.tick]);
-  const shown = useMemo(() => (flags.data?.items ?? []).filter((f) => matchesSearch(f, q.trim())), [flags.data, q]);
+  const flags = useResource(() => api.get<FlagList>('/flags'), [live.tick]);
+  const shown = useMemo(() => (flags.data?.flags ?? []).filter((f) => matchesSearch(f, q.trim())), [flags.data, q]);
   const envs = environments.length ? environments : [environment];
 
   return (
@@ -60,7 +60,7 @@ export function FlagsPage({ environment, environments }: { environment: string; 
                     </th>
                     {envs.map((e) => (
                       <td key={e} class={e === environment ? 'current' : ''}>
-                        <StateBadge enabled={f.environments?.[e]?.enabled} />
+                        <StateBadge enabled={f.environments?.[e]?.enabled} killedAt={f.environments?.[e]?.killedAt ?? null} />
                       </td>
                     ))}
                     <td>{state && <KillSwitch flag={f.key} environment={environment} enabled={state.enabled} onDone={flags.reload} compact />}</td>
@@ -75,7 +75,15 @@ export function FlagsPage({ environment, environments }: { environment: string; 
   );
 }
 
-export function StateBadge({ enabled }: { enabled: boolean | undefined }) {
+/** "killed" only when a kill switch was thrown; a flag that was never turned on is just "off". */
+export function StateBadge({ enabled, killedAt }: { enabled: boolean | undefined; killedAt?: number | null }) {
   if (enabled === undefined) return <span class="badge muted">–</span>;
-  return enabled ? <span class="badge on">on</span> : <span class="badge off">killed</span>;
+  if (enabled) return <span class="badge on">on</span>;
+  return killedAt ? (
+    <span class="badge off" title={`killed at ${new Date(killedAt).toLocaleString()}`}>
+      killed
+    </span>
+  ) : (
+    <span class="badge idle">off</span>
+  );
 }

@@ -2,7 +2,7 @@
 import { useState } from 'preact/hooks';
 import { api, errorText, seg } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
-import type { Page, Segment } from '../lib/types.js';
+import type { Segment, SegmentList } from '../lib/types.js';
 import { useResource } from '../lib/use-resource.js';
 
 const lines = (s: string) =>
@@ -13,7 +13,7 @@ const lines = (s: string) =>
 
 export function SegmentsPage() {
   const live = useLive();
-  const list = useResource(() => api.get<Page<Segment>>('/segments'), [live.tick]);
+  const list = useResource(() => api.get<SegmentList>('/segments'), [live.tick]);
   const [editing, setEditing] = useState<Segment | 'new' | null>(null);
   const [error, setError] = useState<string | null>(null);
 
@@ -64,7 +64,7 @@ export function SegmentsPage() {
             </tr>
           </thead>
           <tbody>
-            {(list.data?.items ?? []).map((s) => (
+            {(list.data?.segments ?? []).map((s) => (
               <tr key={s.key}>
                 <th scope="row">{s.key}</th>
                 <td>{s.description ?? ''}</td>
@@ -84,7 +84,7 @@ export function SegmentsPage() {
           </tbody>
         </table>
       </div>
-      {list.data && list.data.items.length === 0 && <p class="muted">No segments yet.</p>}
+      {list.data && list.data.segments.length === 0 && <p class="muted">No segments yet.</p>}
     </section>
   );
 }

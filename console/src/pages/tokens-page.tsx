@@ -3,12 +3,12 @@ import { useState } from 'preact/hooks';
 import { Modal } from '../components/modal.js';
 import { api, errorText, seg } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
-import type { Page, Token, TokenCreated } from '../lib/types.js';
+import type { Token, TokenCreated, TokenList } from '../lib/types.js';
 import { useResource } from '../lib/use-resource.js';
 
 export function TokensPage({ environments }: { environments: string[] }) {
   const live = useLive();
-  const list = useResource(() => api.get<Page<Token>>('/tokens'), [live.tick]);
+  const list = useResource(() => api.get<TokenList>('/tokens'), [live.tick]);
   const [kind, setKind] = useState<'admin' | 'sdk'>('sdk');
   const [env, setEnv] = useState(environments[0] ?? 'production');
   const [name, setName] = useState('');
@@ -100,7 +100,7 @@ export function TokensPage({ environments }: { environments: string[] }) {
             </tr>
           </thead>
           <tbody>
-            {(list.data?.items ?? []).map((t) => (
+            {(list.data?.tokens ?? []).map((t) => (
               <tr key={t.id} data-token={t.id}>
                 <th scope="row">
                   {t.name} <span class="muted small">{t.id}</span>
