@@ -123,6 +123,8 @@ export interface RunResult {
   canarySamples: number;
   /** A naive fixed-sample one-sided z-test at the same α, peeked after every batch, would have rolled back. */
   naiveRolledBack: boolean;
+  /** The same naive z-test at the whole 1 − confidence (no split over stages and metrics), peeked after every batch. */
+  naiveUnsplitRolledBack: boolean;
 }
 
 const emptyTotals = (): OutcomeTotals => ({ evaluations: 0, outcomes: 0, errors: 0, latency: {} });
@@ -150,10 +152,12 @@ function zQuantile(p: number): number {
 export function simulateCanary(s: Scenario, rng: () => number): RunResult {
   const alpha = testAlpha(s.guard, s.alphaStages ?? s.stagePercents.length);
   const z = zQuantile(1 - alpha);
+  const zUnsplit = zQuantile(s.guard.confidence);
   const controlProbs = bucketProbabilities(s.control.latency);
   const canaryProbs = bucketProbabilities(s.canary.latency);
   const perBatch = s.outcomesPerSecond * s.batchSeconds;
   let naive = false;
+  let naiveUnsplit = false;
   for (const percent of s.stagePercents) {
     const canary = emptyTotals();
     const control = emptyTotals();
@@ -167,14 +171,16 @@ export function simulateCanary(s: Scenario, rng: () => number): RunResult {
         const pc = canary.errors / canary.outcomes;
         const pk = control.errors / control.outcomes;
         const se = Math.sqrt((pc * (1 - pc)) / canary.outcomes + (pk * (1 - pk)) / control.outcomes);
-        if (se > 0 && (pc - pk - s.guard.maxErrorRateIncrease) / se > z) naive = true;
+        const zScore = se > 0 ? (pc - pk - s.guard.maxErrorRateIncrease) / se : 0;
+        if (zScore > z) naive = true;
+        if (zScore > zUnsplit) naiveUnsplit = true;
       }
       if (err.breach || lat?.breach) {
-        return { rolledBack: true, by: err.breach ? 'errorRate' : 'latency', seconds: t, canarySamples: canary.outcomes, naiveRolledBack: true };
+        return { rolledBack: true, by: err.breach ? 'errorRate' : 'latency', seconds: t, canarySamples: canary.outcomes, naiveRolledBack: true, naiveUnsplitRolledBack: true };
       }
     }
   }
-  return { rolledBack: false, by: null, seconds: s.holdSeconds * s.stagePercents.length, canarySamples: 0, naiveRolledBack: naive };
+  return { rolledBack: false, by: null, seconds: s.holdSeconds * s.stagePercents.length, canarySamples: 0, naiveRolledBack: naive, naiveUnsplitRolledBack: naiveUnsplit };
 }
 
 /** Median and 90th percentile of a list of numbers. */
