@@ -41,6 +41,7 @@ import { opsPlugin } from './ops/ops-plugin.js';
 import { openapiRoute } from './openapi/openapi-route.js';
 import { installValidation } from './openapi/validation.js';
 import { streamRoutes, type StreamPluginOptions } from './stream/stream-routes.js';
+import { ofrepRoutes } from './ofrep/ofrep-routes.js';
 import { setupMetrics, type MetricsOptions } from './metrics/metrics-setup.js';
 import { metricsAdminRoutes, metricsIngestRoutes } from './metrics/metrics-routes.js';
 import { setupCanaries, type CanaryOptions } from './canary/canary-setup.js';
@@ -213,6 +214,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     { prefix: '/sdk/v1' },
   );
 
+  await app.register(ofrepRoutes, { prefix: '/ofrep/v1' });
   await app.register(consolePlugin);
 
   return app;

@@ -1,0 +1,121 @@
+/**
+ * OFREP, the OpenFeature Remote Evaluation Protocol (https://github.com/open-feature/protocol), with SDK-key auth:
+ *   POST /ofrep/v1/evaluate/flags/{key}   one flag → 200 { key, value, reason, variant, metadata }
+ *                                          | 404 { key, errorCode: FLAG_NOT_FOUND } | 400 { key, errorCode, errorDetails }
+ *   POST /ofrep/v1/evaluate/flags          every flag → 200 { flags: [...] } with an ETag, 304 on If-None-Match
+ * so the published OFREP providers work against Aviary unchanged. Evaluation is the shared core's; the flag's own
+ * kind is served (OFREP providers check the type on their side and report TYPE_MISMATCH).
+ */
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import { createHash } from 'node:crypto';
+import { evaluateFlag, type EvaluationContext, type EvaluationDetail, type JsonValue } from '@aviary/sdk/core';
+import { sdkAuthHook } from '../auth/hooks.js';
+import { CompiledEnvironmentCache } from '../sdk/compiled-cache.js';
+
+type OfrepErrorCode = 'PARSE_ERROR' | 'TARGETING_KEY_MISSING' | 'INVALID_CONTEXT' | 'GENERAL' | 'FLAG_NOT_FOUND';
+
+/** OpenFeature reasons for Aviary's (the same mapping as the SDK's OpenFeature provider). */
+export function ofrepReason(d: EvaluationDetail): string {
+  const r = d.reason;
+  switch (r.kind) {
+    case 'OFF':
+      return 'DISABLED';
+    case 'TARGET_MATCH':
+      return 'TARGETING_MATCH';
+    case 'RULE_MATCH':
+      return r.inRollout ? 'SPLIT' : 'TARGETING_MATCH';
+    case 'FALLTHROUGH':
+      return r.inRollout ? 'SPLIT' : 'DEFAULT';
+    default:
+      return 'ERROR';
+  }
+}
+
+/**
+ * An OFREP request's context → an Aviary context. `targetingKey` becomes `key`. Values must be what Aviary
+ * conditions can test (strings, numbers, booleans, arrays of those); anything else is an INVALID_CONTEXT naming
+ * the attribute, rather than being silently ignored.
+ */
+export function toContext(body: unknown): { ok: true; context: EvaluationContext } | { ok: false; code: OfrepErrorCode; details: string } {
+  if (body === undefined || body === null) return { ok: true, context: {} };
+  if (typeof body !== 'object' || Array.isArray(body)) return { ok: false, code: 'PARSE_ERROR', details: 'the body must be a JSON object' };
+  const raw = (body as { context?: unknown }).context;
+  if (raw === undefined) return { ok: true, context: {} };
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { ok: false, code: 'INVALID_CONTEXT', details: '/context: must be an object' };
+  const context: EvaluationContext = {};
+  for (const [name, v] of Object.entries(raw as Record<string, unknown>)) {
+    if (name === 'targetingKey') {
+      if (typeof v !== 'string') return { ok: false, code: 'INVALID_CONTEXT', details: '/context/targetingKey: must be a string' };
+      context.key = v;
+      continue;
+    }
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') context[name] = v;
+    else if (Array.isArray(v) && v.every((e) => typeof e === 'string' || typeof e === 'number' || typeof e === 'boolean')) context[name] = v as string[];
+    else return { ok: false, code: 'INVALID_CONTEXT', details: `/context/${name.replaceAll('~', '~0').replaceAll('/', '~1')}: must be a string, number, boolean, or an array of those` };
+  }
+  return { ok: true, context };
+}
+
+function success(key: string, d: EvaluationDetail, version: number) {
+  const metadata: Record<string, string | number | boolean> = { aviaryReason: d.reason.kind, environmentVersion: version };
+  if (d.reason.ruleId !== undefined) metadata.ruleId = d.reason.ruleId;
+  if (d.reason.bucket !== undefined) metadata.bucket = d.reason.bucket;
+  if (d.reason.bucketByMissing) metadata.bucketByMissing = true;
+  return { key, value: d.value as JsonValue, reason: ofrepReason(d), ...(d.variant !== undefined ? { variant: d.variant } : {}), metadata };
+}
+
+function failure(reply: FastifyReply, status: number, body: object) {
+  return reply.code(status).header('content-type', 'application/json; charset=utf-8').send(body);
+}
+
+/** A strong ETag per (environment version, context): the same context at the same version evaluates the same. */
+function bulkETag(environment: string, version: number, context: EvaluationContext): string {
+  const keys = Object.keys(context).sort();
+  const canonical = JSON.stringify(keys.map((k) => [k, context[k]]));
+  return `"${environment}-${version}-${createHash('sha1').update(canonical).digest('base64url').slice(0, 16)}"`;
+}
+
+function matches(header: string | string[] | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  return (Array.isArray(header) ? header.join(',') : header)
+    .split(',')
+    .map((s) => s.trim().replace(/^W\//, ''))
+    .some((t) => t === etag || t === '*');
+}
+
+export const ofrepRoutes: FastifyPluginAsync = async (app) => {
+  const cache = new CompiledEnvironmentCache(app.snapshots, app.changeFeed);
+  app.addHook('onClose', async () => cache.close());
+  app.addHook('onRequest', sdkAuthHook);
+
+  app.post<{ Params: { key: string } }>('/evaluate/flags/:key', async (request, reply) => {
+    const { key } = request.params;
+    const parsed = toContext(request.body);
+    if (!parsed.ok) return failure(reply, 400, { key, errorCode: parsed.code, errorDetails: parsed.details });
+    const env = cache.get(request.sdk!.environment);
+    const flag = env?.flags.get(key);
+    if (!env || !flag) return failure(reply, 404, { key, errorCode: 'FLAG_NOT_FOUND', errorDetails: `No flag "${key}" in this environment.` });
+    const d = evaluateFlag<JsonValue>(flag, parsed.context, null, true);
+    if (d.reason.kind === 'ERROR') {
+      return failure(reply, 400, { key, errorCode: d.errorCode === 'MALFORMED_FLAG' ? 'PARSE_ERROR' : 'GENERAL', errorDetails: d.errorCode ?? 'evaluation failed' });
+    }
+    return reply.header('cache-control', 'no-store').send(success(key, d, env.version));
+  });
+
+  app.post('/evaluate/flags', async (request, reply) => {
+    const parsed = toContext(request.body);
+    if (!parsed.ok) return failure(reply, 400, { errorCode: parsed.code, errorDetails: parsed.details });
+    const environment = request.sdk!.environment;
+    const env = cache.get(environment);
+    if (!env) return failure(reply, 400, { errorCode: 'GENERAL', errorDetails: `Environment "${environment}" no longer exists.` });
+    const etag = bulkETag(environment, env.version, parsed.context);
+    if (matches(request.headers['if-none-match'], etag)) return reply.code(304).header('etag', etag).send();
+    const flags: object[] = [];
+    for (const [key, flag] of env.flags) {
+      const d = evaluateFlag<JsonValue>(flag, parsed.context, null, true);
+      if (d.reason.kind === 'ERROR') flags.push({ key, errorCode: d.errorCode === 'MALFORMED_FLAG' ? 'PARSE_ERROR' : 'GENERAL', errorDetails: d.errorCode ?? 'evaluation failed' });
+      else flags.push(success(key, d, env.version));
+    }
+    return reply.header('etag', etag).header('cache-control', 'no-cache').send({ flags });
+  });
+};
