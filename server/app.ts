@@ -180,6 +180,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(opsPlugin);
   await app.register(openapiRoute);
   app.addHook('onClose', async () => {
+    writer.close();
     if (database.sqlite.open) database.sqlite.close();
   });
   // Metrics ingestion and canaries: the guard runs after every ingest batch that touched a flag.
@@ -191,6 +192,11 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(
     async (admin) => {
       admin.addHook('onRequest', adminAuthHook);
+      // A write is acknowledged only once it is on stable storage (see server/storage/wal-sync.ts).
+      admin.addHook('onSend', async (request, _reply, payload) => {
+        if (request.method !== 'GET' && request.method !== 'HEAD') await writer.durable();
+        return payload;
+      });
       // PATCH bodies may be sent as JSON merge patches (RFC 7396); they parse like JSON.
       admin.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, admin.getDefaultJsonParser('error', 'error'));
       await admin.register(environmentRoutes);

@@ -25,9 +25,10 @@ export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', impor
  * Opens (creating if needed) the SQLite file at `path` and applies pending migrations.
  *
  * - `journal_mode=WAL`: readers (SDK snapshot, evaluate) never block the writer, and a commit is one append.
- * - `synchronous=FULL`: a write is acknowledged only after the WAL is fsynced, so an acknowledged kill switch
- *   survives power loss, not only a process crash. Admin writes are rare; the fsync is the price of "nothing
- *   acknowledged is ever lost". (NORMAL would survive SIGKILL but could lose the last commits on power loss.)
+ * - `synchronous=NORMAL`: COMMIT appends to the WAL without an fsync, so it survives a crashed or killed process.
+ *   Surviving power loss is done per acknowledgement instead: write routes await `WalSync.durable()` (wal-sync.ts),
+ *   an fsync of the WAL on the thread pool, before answering. Same guarantee as FULL for everything acknowledged,
+ *   without blocking the event loop (and SDK traffic) for the fsync.
  * - `foreign_keys=ON`: flag states, tokens and canaries cannot point at environments or flags that do not exist.
  * - `busy_timeout=5000`: another process (a backup, the sqlite3 shell) holding a lock makes us wait, not fail.
  */
@@ -35,7 +36,7 @@ export function openDatabase(path: string, options: { migrate?: boolean } = {}):
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const sqlite = new Database(path);
   sqlite.pragma('journal_mode = WAL');
-  sqlite.pragma('synchronous = FULL');
+  sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
   const db = drizzle(sqlite, { schema });

@@ -12,6 +12,7 @@ import type { JsonValue } from '@aviary/sdk/core';
 import type { ChangeFeed, ChangeEvent } from './change-feed.js';
 import type { AviaryDb } from './db.js';
 import { readFlagConfig, readSegment } from './snapshot.js';
+import { WalSync } from './wal-sync.js';
 
 /** Who is writing: the token (id and name) or a system actor such as `canary-guard`. */
 export interface Actor {
@@ -55,6 +56,7 @@ export interface WriteResult<T> {
 
 export class Writer {
   private readonly stmts;
+  private readonly walSync: WalSync;
 
   constructor(
     private readonly db: AviaryDb,
@@ -64,6 +66,7 @@ export class Writer {
     private readonly changeLogLimit = DEFAULT_CHANGE_LOG_LIMIT,
     private readonly log: { error: (obj: unknown, msg: string) => void } = console,
   ) {
+    this.walSync = new WalSync(sqlite);
     this.stmts = {
       envKeys: sqlite.prepare<[], { key: string }>('SELECT key FROM environments ORDER BY key'),
       bump: sqlite.prepare<[string], { version: number }>('UPDATE environments SET version = version + 1 WHERE key = ? RETURNING version'),
@@ -74,6 +77,19 @@ export class Writer {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
     };
+  }
+
+  /**
+   * Resolves once everything committed so far is on stable storage (fsync of the WAL, off the event loop).
+   * Await it before acknowledging a write; the admin routes do so in an onSend hook.
+   */
+  durable(): Promise<void> {
+    return this.walSync.durable();
+  }
+
+  /** Releases the WAL file descriptor (the app calls it on close). */
+  close(): void {
+    this.walSync.close();
   }
 
   /**
