@@ -1,0 +1,36 @@
+// Builds the browser bundle of @aviary/sdk (dist/aviary.browser.js, ESM, minified) and reports its gzipped size.
+// The `ws` package is never bundled: browsers use their global WebSocket (the client imports `ws` lazily, on Node
+// only). Usage: node scripts/bundle.mjs [--json]
+import { build } from 'esbuild';
+import { gzipSync } from 'node:zlib';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const sdk = join(here, '..');
+const outfile = join(sdk, 'dist', 'aviary.browser.js');
+mkdirSync(dirname(outfile), { recursive: true });
+
+const result = await build({
+  entryPoints: [join(sdk, 'index.ts')],
+  outfile,
+  bundle: true,
+  format: 'esm',
+  platform: 'browser',
+  target: ['es2022'],
+  minify: true,
+  sourcemap: true,
+  external: ['ws'],
+  conditions: ['aviary-source'],
+  metafile: true,
+  logLevel: 'warning',
+});
+
+const code = readFileSync(outfile);
+const gzipped = gzipSync(code, { level: 9 }).length;
+const inputs = Object.keys(result.metafile.inputs).filter((p) => p.includes('node_modules'));
+const report = { file: 'sdk/dist/aviary.browser.js', bytes: code.length, gzipBytes: gzipped, gzipKB: +(gzipped / 1024).toFixed(2), thirdParty: inputs };
+writeFileSync(join(sdk, 'dist', 'aviary.browser.size.json'), JSON.stringify(report, null, 2) + '\n');
+if (process.argv.includes('--json')) console.log(JSON.stringify(report));
+else console.log(`browser bundle: ${code.length} bytes, ${gzipped} bytes gzipped (${report.gzipKB} KB)${inputs.length ? `; bundled packages: ${inputs.join(', ')}` : ''}`);
