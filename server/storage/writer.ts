@@ -158,12 +158,18 @@ export class Writer {
       return value;
     });
     const value = run.immediate();
-    for (const event of events) {
-      try {
-        this.feed.emit('change', event);
-      } catch (err) {
-        // The write is committed; a failing subscriber must not turn it into an error response.
-        this.log.error({ err, environment: event.environment }, 'change feed listener failed');
+    if (events.length) {
+      // Each listener separately: the write is committed, so a failing subscriber must neither turn it into an error
+      // response nor keep the subscribers after it from hearing about it.
+      const listeners = this.feed.listeners('change') as ((e: ChangeEvent) => void)[];
+      for (const event of events) {
+        for (const listener of listeners) {
+          try {
+            listener(event);
+          } catch (err) {
+            this.log.error({ err, environment: event.environment }, 'change feed listener failed');
+          }
+        }
       }
     }
     return { value, versions };
