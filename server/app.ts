@@ -213,6 +213,11 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(
     async (sdk) => {
       sdk.addHook('onRequest', sdkAuthHook);
+      // Metrics reports are acknowledged only once on stable storage, like admin writes (evaluate writes nothing).
+      sdk.addHook('onSend', async (request, _reply, payload) => {
+        if (request.method === 'POST' && request.routeOptions.url !== '/sdk/v1/evaluate') await writer.durable();
+        return payload;
+      });
       await sdk.register(snapshotRoutes);
       await sdk.register(evaluateRoutes);
       await sdk.register(metricsIngestRoutes);
