@@ -32,6 +32,10 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   if (adminToken !== undefined && adminToken.length < 16) {
     throw new Error('AVIARY_ADMIN_TOKEN must be at least 16 characters');
   }
+  const shutdownTimeoutMs = Number(env.AVIARY_SHUTDOWN_TIMEOUT_MS ?? 10_000);
+  if (!Number.isFinite(shutdownTimeoutMs) || shutdownTimeoutMs < 0) {
+    throw new Error(`AVIARY_SHUTDOWN_TIMEOUT_MS must be a non-negative number, got ${JSON.stringify(env.AVIARY_SHUTDOWN_TIMEOUT_MS)}`);
+  }
   return {
     host: env.AVIARY_HOST || '127.0.0.1',
     port,
@@ -39,6 +43,6 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     ...(adminToken ? { adminToken } : {}),
     sdkKeys,
     logLevel: env.AVIARY_LOG_LEVEL || 'info',
-    shutdownTimeoutMs: Number(env.AVIARY_SHUTDOWN_TIMEOUT_MS ?? 10_000),
+    shutdownTimeoutMs,
   };
 }

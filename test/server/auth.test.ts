@@ -70,6 +70,11 @@ describe('tokens', () => {
     expect(entry.token).toBeUndefined();
     expect(JSON.stringify(listed.body)).not.toContain(token);
 
+    // only a hash is stored
+    const stored = srv.app.sqlite.prepare('SELECT * FROM tokens WHERE id = ?').get(id) as Record<string, unknown>;
+    expect(JSON.stringify(stored)).not.toContain(token.slice(created.body.prefix.length));
+    expect(stored.hash).toMatch(/^[0-9a-f]{64}$/);
+
     const read = await a.get('/sdk/v1/flags', { token });
     expect(read.status).toBe(200);
     expect(read.body.environment).toBe('development');
