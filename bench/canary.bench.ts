@@ -243,6 +243,16 @@ async function ingestBench() {
     }
     // Every acknowledged flush was counted exactly once.
     const counted = (app.sqlite.prepare('SELECT COUNT(*) AS n FROM sdk_reports').get() as { n: number }).n;
+    // Histogram values carry their series name (`_sum`, `_count`, `_bucket`) at run time; prom-client's type omits it.
+    const batch = ((await app.prometheus.registry.getSingleMetric('aviary_metrics_batch_seconds')?.get())?.values ?? []) as Array<{
+      metricName?: string;
+      labels: Record<string, unknown>;
+      value: number;
+    }>;
+    const sum = batch.find((v) => v.metricName === 'aviary_metrics_batch_seconds_sum')?.value ?? 0;
+    const count = batch.find((v) => v.metricName === 'aviary_metrics_batch_seconds_count')?.value ?? 0;
+    const under5 = batch.find((v) => v.metricName === 'aviary_metrics_batch_seconds_bucket' && v.labels.le === 0.005)?.value ?? 0;
+    console.log(`  ingest batches: ${count.toLocaleString('en')}, mean commit ${((sum / Math.max(1, count)) * 1000).toFixed(2)} ms, ${pct(under5 / Math.max(1, count))} under 5 ms`);
     const rows = app.sqlite.prepare("SELECT SUM(evaluations) AS e FROM metrics_minute WHERE flag = 'bench-0' AND variant = 'on'").get() as { e: number };
     console.log(`  stored: ${counted.toLocaleString('en')} distinct reports; bench-0/on evaluations ${rows.e.toLocaleString('en')} = 40 × reports: ${rows.e === counted * 40 ? 'yes' : 'NO'}`);
   } finally {

@@ -113,3 +113,22 @@ describe('POST /sdk/v1/metrics', () => {
     expect(text).toMatch(/aviary_metrics_reports_total\{result="duplicate"\} 1/);
   });
 });
+
+describe('a batch that fails to commit', () => {
+  it('is not acknowledged, counts nothing, and its retry is counted once', async () => {
+    // A real SQLite failure inside the batch transaction (as a full disk would raise), on this connection only.
+    srv.app.sqlite.exec(`CREATE TEMP TRIGGER metrics_fail BEFORE INSERT ON metrics_minute WHEN NEW.flag = 'checkout'
+      BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END`);
+    const r = report('sdk-f', 1, [{ flag: 'checkout', variant: 'on', minute: T0, evaluations: 9, outcomes: 3, errors: 1 }]);
+    const failed = await post(r);
+    expect(failed.status).toBe(503);
+    expect(failed.headers.get('retry-after')).toBe('1');
+    expect(failed.headers.get('content-type')).toContain('application/problem+json');
+    srv.app.sqlite.exec('DROP TRIGGER metrics_fail');
+    const retried = await post(r);
+    expect(retried.body).toEqual({ accepted: true, duplicate: false });
+    expect((await post(r)).body).toEqual({ accepted: true, duplicate: true });
+    const m = await api(srv).get('/api/v1/flags/checkout/environments/production/metrics');
+    expect(m.body.totals.on).toMatchObject({ evaluations: 9, outcomes: 3, errors: 1 });
+  });
+});
