@@ -24,7 +24,9 @@ export function KillSwitch({ flag, environment, enabled, onDone, compact }: Kill
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [result, setResult] = useState<{ response: KillResult; sentAt: number } | null>(null);
-  const action = enabled ? 'kill' : 'revive';
+  // Fixed when the dialog opens: the flag's state flips under it (that is the point), the dialog must not.
+  const [action, setAction] = useState<'kill' | 'revive'>(enabled ? 'kill' : 'revive');
+  const killing = action === 'kill';
 
   const close = () => {
     setOpen(false);
@@ -51,13 +53,23 @@ export function KillSwitch({ flag, environment, enabled, onDone, compact }: Kill
     }
   };
 
-  const label = enabled ? `Kill ${flag} in ${environment}` : `Revive ${flag} in ${environment}`;
+  const buttonLabel = enabled ? `Kill ${flag} in ${environment}` : `Revive ${flag} in ${environment}`;
+  const title = killing ? `Kill ${flag} in ${environment}` : `Revive ${flag} in ${environment}`;
   return (
     <>
-      <button type="button" class={enabled ? 'kill' : 'revive'} aria-label={label} title={label} onClick={() => setOpen(true)}>
+      <button
+        type="button"
+        class={enabled ? 'kill' : 'revive'}
+        aria-label={buttonLabel}
+        title={buttonLabel}
+        onClick={() => {
+          setAction(enabled ? 'kill' : 'revive');
+          setOpen(true);
+        }}
+      >
         {enabled ? (compact ? 'Kill' : 'Kill switch') : 'Revive'}
       </button>
-      <Modal title={label} open={open} onClose={close} danger={enabled}>
+      <Modal title={title} open={open} onClose={close} danger={killing}>
         {result ? (
           <div>
             <p>
@@ -74,18 +86,18 @@ export function KillSwitch({ flag, environment, enabled, onDone, compact }: Kill
         ) : (
           <form onSubmit={submit}>
             <p>
-              {enabled
+              {killing
                 ? `Every evaluation of ${flag} in ${environment} will serve its off variant, at once, in every connected SDK.`
                 : `${flag} will serve its targeting again in ${environment}.`}
             </p>
-            <label for={`reason-${flag}-${environment}`}>Reason{enabled ? '' : ' (optional)'}</label>
+            <label for={`reason-${flag}-${environment}`}>Reason{killing ? '' : ' (optional)'}</label>
             <textarea
               id={`reason-${flag}-${environment}`}
               rows={2}
               maxLength={1000}
               value={reason}
               onInput={(e) => setReason((e.currentTarget as HTMLTextAreaElement).value)}
-              placeholder={enabled ? 'e.g. INC-1234: checkout errors after deploy' : ''}
+              placeholder={killing ? 'e.g. INC-1234: checkout errors after deploy' : ''}
               autofocus
             />
             {error && (
@@ -97,8 +109,8 @@ export function KillSwitch({ flag, environment, enabled, onDone, compact }: Kill
               <button type="button" onClick={close}>
                 Cancel
               </button>
-              <button type="submit" class={enabled ? 'kill' : 'revive'} disabled={busy}>
-                {busy ? 'Working…' : enabled ? 'Kill flag' : 'Revive flag'}
+              <button type="submit" class={killing ? 'kill' : 'revive'} disabled={busy}>
+                {busy ? 'Working…' : killing ? 'Kill flag' : 'Revive flag'}
               </button>
             </div>
           </form>

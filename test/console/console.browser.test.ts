@@ -1,0 +1,278 @@
+/**
+ * The web console in headless Chromium (playwright-core + Debian's chromium) against a real server serving the real
+ * console build, with a real SDK client connected to production: what an on-call engineer does in an incident, and
+ * what a release manager looks at during a canary. With AVIARY_SCREENSHOTS=1 it also refreshes docs/screenshots/.
+ */
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient, type AviaryClient } from '@aviary/sdk';
+import { api, startServer, type TestServer } from '../helpers/server.js';
+import { launchBrowser } from './browser.js';
+import { ensureConsoleBuilt } from './build-console.js';
+
+const SHOTS = process.env.AVIARY_SCREENSHOTS === '1';
+const SHOT_DIR = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
+
+let srv: TestServer;
+let browser: Browser;
+let page: Page;
+let sdk: AviaryClient;
+const pageErrors: string[] = [];
+
+const ON = { enabled: true, offVariant: 'off', targets: [], rules: [], fallthrough: { variant: 'on' } };
+
+async function shot(p: Page, name: string): Promise<void> {
+  if (!SHOTS) return;
+  mkdirSync(SHOT_DIR, { recursive: true });
+  await p.screenshot({ path: `${SHOT_DIR}${name}.png`, fullPage: false });
+}
+
+async function signIn(p: Page): Promise<void> {
+  await p.goto(srv.url + '/');
+  await p.getByLabel('Admin token').fill(srv.adminToken);
+  await p.getByRole('button', { name: 'Sign in' }).click();
+  await p.locator('table.flags').waitFor();
+}
+
+async function stateOf(flag: string, env = 'production') {
+  return (await api(srv).get(`/api/v1/flags/${flag}/environments/${env}`)).body as { enabled: boolean };
+}
+
+beforeAll(async () => {
+  await ensureConsoleBuilt();
+  srv = await startServer();
+  const a = api(srv);
+  const flags = [
+    { key: 'new-checkout', kind: 'boolean', description: 'The new checkout flow', tags: ['payments'] },
+    { key: 'search.v2', kind: 'boolean', description: 'Vector search', tags: ['search'] },
+    { key: 'ranking-v3', kind: 'boolean', description: 'New ranking model', tags: ['search'] },
+    { key: 'dark-mode', kind: 'boolean', description: 'Dark theme' },
+  ];
+  for (const f of flags) {
+    expect((await a.post('/api/v1/flags', f)).status).toBe(201);
+    expect((await a.put(`/api/v1/flags/${f.key}/environments/production`, ON)).status).toBe(200);
+    expect((await a.put(`/api/v1/flags/${f.key}/environments/staging`, ON)).status).toBe(200);
+  }
+  sdk = createClient({ baseUrl: srv.url, sdkKey: srv.sdkKeys.production, app: { name: 'storefront', version: '4.2.0' }, flushIntervalMs: 0 });
+  await sdk.ready();
+  browser = await launchBrowser();
+  page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  // Fail with the locator that did not show up, well before the test's own timeout.
+  page.setDefaultTimeout(8000);
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await sdk?.close();
+  await srv?.close();
+});
+
+describe('incident console', () => {
+  it('signs in with an admin token kept in sessionStorage, never in the URL', async () => {
+    await page.goto(srv.url + '/');
+    await page.getByLabel('Admin token').fill('wrong-token-0123456789');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('not accepted');
+    await shot(page, 'sign-in');
+
+    await signIn(page);
+    expect(page.url()).not.toContain(srv.adminToken);
+    expect(await page.evaluate(() => sessionStorage.getItem('aviary.token'))).toBe(srv.adminToken);
+    expect(await page.evaluate(() => localStorage.length)).toBe(0);
+    expect(await page.locator('table.flags tbody tr').count()).toBe(4);
+  });
+
+  it('finds a flag by search and kills it with a reason; the API shows it off and the connected SDK serves off', async () => {
+    expect(sdk.variation('new-checkout', { key: 'user-1' }, false)).toBe(true);
+    await page.getByLabel('Search flags').fill('checkout');
+    await expect.poll(() => page.locator('table.flags tbody tr').count()).toBe(1);
+    await shot(page, 'flags');
+
+    await page.getByRole('button', { name: 'Kill new-checkout in production' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Kill new-checkout in production' });
+    await dialog.getByRole('button', { name: 'Kill flag' }).click();
+    await expect.poll(() => dialog.getByRole('alert').textContent()).toContain('Say why');
+    expect((await stateOf('new-checkout')).enabled).toBe(true);
+
+    await dialog.getByLabel('Reason').fill('INC-7: checkout 500s after deploy');
+    await dialog.getByRole('button', { name: 'Kill flag' }).click();
+    const delivery = dialog.getByTestId('delivery-text');
+    await expect.poll(() => delivery.textContent(), { timeout: 10_000 }).toMatch(/^1\/1 SDKs applied version \d+/);
+    await shot(page, 'kill-delivery');
+
+    expect((await stateOf('new-checkout')).enabled).toBe(false);
+    expect(sdk.variation('new-checkout', { key: 'user-1' }, true)).toBe(false);
+    expect(sdk.variationDetail('new-checkout', { key: 'user-1' }, true).reason.kind).toBe('OFF');
+
+    await dialog.getByRole('button', { name: 'Close' }).click();
+    await expect.poll(() => page.locator('tr[data-flag="new-checkout"] td.current').textContent()).toBe('killed');
+  });
+
+  it('the audit view shows the kill with who, why and the change', async () => {
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    const row = page.locator('tr[data-action="flag.kill"]').first();
+    await row.waitFor();
+    const text = await row.textContent();
+    expect(text).toContain('new-checkout');
+    expect(text).toContain('INC-7: checkout 500s after deploy');
+    expect(text).toContain('in production');
+    await row.locator('summary').click();
+    expect(await row.locator('.diff').textContent()).toContain('"enabled": false');
+    await shot(page, 'audit');
+  });
+
+  it('reflects a change made elsewhere without reloading', async () => {
+    await page.getByRole('link', { name: 'Flags', exact: true }).click();
+    await page.locator('tr[data-flag="dark-mode"]').waitFor();
+    expect(await page.locator('tr[data-flag="dark-mode"] td.current').textContent()).toBe('on');
+    const navigations: string[] = [];
+    page.on('framenavigated', (f) => navigations.push(f.url()));
+    expect((await api(srv).post('/api/v1/flags/dark-mode/environments/production/kill', { reason: 'from the CLI' })).status).toBe(200);
+    await expect.poll(() => page.locator('tr[data-flag="dark-mode"] td.current').textContent(), { timeout: 6000 }).toBe('killed');
+    expect(navigations).toEqual([]);
+    expect((await api(srv).post('/api/v1/flags/dark-mode/environments/production/revive', {})).status).toBe(200);
+    await expect.poll(() => page.locator('tr[data-flag="dark-mode"] td.current').textContent(), { timeout: 6000 }).toBe('on');
+  });
+
+  it('panic kills every flag of the environment after a typed confirmation, and restore puts each back exactly', async () => {
+    await page.getByRole('button', { name: 'Panic: kill all in production' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Kill every flag in production' });
+    const go = dialog.getByRole('button', { name: 'Kill everything' });
+    expect(await go.isDisabled()).toBe(true);
+    await dialog.getByLabel('Type the environment name to confirm').fill('staging');
+    expect(await go.isDisabled()).toBe(true);
+    await dialog.getByLabel('Type the environment name to confirm').fill('production');
+    await dialog.getByLabel('Reason').fill('INC-8: everything is on fire');
+    await shot(page, 'panic-confirm');
+    await go.click();
+    await expect.poll(() => dialog.getByTestId('delivery-text').textContent(), { timeout: 10_000 }).toMatch(/^1\/1 SDKs applied/);
+    expect(await dialog.textContent()).toContain('Killed 3 flag(s)');
+    for (const f of ['search.v2', 'ranking-v3', 'dark-mode']) {
+      expect((await stateOf(f)).enabled).toBe(false);
+      expect(sdk.variation(f, { key: 'u' }, true)).toBe(false);
+    }
+    // Other environments are untouched.
+    expect((await stateOf('search.v2', 'staging')).enabled).toBe(true);
+    await dialog.getByRole('button', { name: 'Close' }).click();
+
+    await page.getByRole('button', { name: 'Restore production' }).click();
+    const restore = page.getByRole('dialog', { name: 'Restore production' });
+    await restore.getByRole('button', { name: 'Restore' }).click();
+    await expect.poll(() => restore.getByTestId('delivery-text').textContent(), { timeout: 10_000 }).toMatch(/^1\/1 SDKs applied/);
+    await restore.getByRole('button', { name: 'Close' }).click();
+    for (const f of ['search.v2', 'ranking-v3', 'dark-mode']) expect((await stateOf(f)).enabled).toBe(true);
+    // The flag killed before the panic stays killed: restore means "as before the panic".
+    expect((await stateOf('new-checkout')).enabled).toBe(false);
+    expect(sdk.variation('search.v2', { key: 'u' }, false)).toBe(true);
+    await expect.poll(() => page.getByRole('button', { name: 'Restore production' }).count()).toBe(0);
+  });
+
+  it("a running canary's page charts error rate and latency per variant from real SDK outcomes, and its controls work", async () => {
+    const a = api(srv);
+    const put = await a.put('/api/v1/flags/ranking-v3/environments/production/canary', {
+      control: 'off',
+      canary: 'on',
+      stages: [{ percent: 30 }, { percent: 60 }, { percent: 100 }],
+      stageDurationSeconds: 3600,
+      guard: { minSamples: 100000 },
+    });
+    expect(put.status, JSON.stringify(put.body)).toBeLessThan(300);
+    // Wait until the SDK has the canary's rollout (streamed), then produce outcomes on both sides.
+    await expect.poll(() => Array.from({ length: 200 }, (_, i) => sdk.variation('ranking-v3', { key: `user-${i}` }, false)).filter(Boolean).length, { timeout: 5000 }).toBeGreaterThan(20);
+    const served = { on: 0, off: 0 };
+    for (let i = 0; i < 600; i++) {
+      const ctx = { key: `user-${i}` };
+      const v = sdk.variation('ranking-v3', ctx, false);
+      served[v ? 'on' : 'off']++;
+      sdk.track('ranking-v3', ctx, { error: v ? i % 10 === 0 : i % 50 === 0, latencyMs: (v ? 120 : 80) + (i % 40) });
+    }
+    await sdk.flush();
+    const metricsPath = '/api/v1/flags/ranking-v3/environments/production/metrics';
+    await expect.poll(async () => (await a.get(metricsPath)).body.totals?.on?.outcomes ?? 0, { timeout: 10_000 }).toBe(served.on);
+    const metrics = (await a.get(metricsPath)).body as { totals: Record<string, { evaluations: number; outcomes: number }> };
+    expect(metrics.totals.off!.outcomes).toBe(served.off);
+
+    await page.goto(srv.url + '/flags/ranking-v3/canary');
+    await page.getByTestId('charts').waitFor();
+    expect(await page.getByTestId('canary-state').textContent()).toBe('running');
+    // Two uPlot charts, each with a line per variant, drawn on canvases.
+    await expect.poll(() => page.locator('[data-testid="charts"] .uplot canvas').count()).toBe(2);
+    const legend = await page.locator('[data-testid="charts"] .u-legend').first().textContent();
+    expect(legend).toContain('off');
+    expect(legend).toContain('on');
+    // The plotted numbers are the SDK's: error rates in the chart data table match what was tracked.
+    const onRate = await page.locator('figure[aria-label="Error rate"] td[data-series="on"]').first().textContent();
+    expect(onRate).toMatch(/^\d+\.\d\d%$/);
+    expect(await page.locator('[data-testid="totals"] tr[data-variant="on"] td').nth(1).textContent()).toBe(String(served.on));
+    expect(await page.locator('[data-testid="totals"] tr[data-variant="off"] td').nth(1).textContent()).toBe(String(served.off));
+    expect(await page.locator('ol.timeline li').count()).toBe(3);
+    expect(await page.locator('ol.timeline li[aria-current="step"]').textContent()).toContain('30%');
+    await page.getByTestId('decision').waitFor();
+    await shot(page, 'canary');
+
+    await page.getByRole('button', { name: 'Pause' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Pause the canary' });
+    await dialog.getByLabel('Reason (audit log)').fill('holding for the weekend');
+    await dialog.getByRole('button', { name: 'Pause' }).click();
+    await expect.poll(() => page.getByTestId('canary-state').textContent()).toBe('paused');
+    expect((await a.get('/api/v1/flags/ranking-v3/environments/production/canary')).body.state).toBe('paused');
+  });
+
+  it('the flag page previews how a targeting change re-assigns contexts and warns about moving them out of a canary', async () => {
+    await page.goto(srv.url + '/flags/ranking-v3');
+    await page.getByRole('heading', { name: 'Targeting in production' }).waitFor();
+    expect(await page.getByRole('note').textContent()).toContain('A canary is paused');
+    // Send everyone else to `off`: contexts that had the canary leave it.
+    const fallthrough = page.getByRole('group', { name: 'Everyone else (fallthrough)' });
+    await fallthrough.getByLabel('one variant').check();
+    await fallthrough.getByRole('combobox', { name: 'Variant' }).selectOption('off');
+    const preview = page.getByTestId('preview');
+    await preview.waitFor();
+    expect(await page.getByTestId('canary-warning').textContent()).toMatch(/moves \d+ of \d+ sample contexts out of the running canary/);
+    await shot(page, 'flag');
+    await page.getByRole('button', { name: 'Discard changes' }).click();
+    await expect.poll(() => page.getByTestId('preview').count()).toBe(0);
+  });
+
+  it('is keyboard operable: reach the search and a kill switch with Tab, open and dismiss the dialog without a mouse', async () => {
+    await page.goto(srv.url + '/');
+    await page.locator('table.flags').waitFor();
+    let reached = false;
+    for (let i = 0; i < 25 && !reached; i++) {
+      await page.keyboard.press('Tab');
+      reached = await page.evaluate(() => document.activeElement?.id === 'flag-search');
+    }
+    expect(reached).toBe(true);
+    await page.keyboard.type('search.v2');
+    await expect.poll(() => page.locator('table.flags tbody tr').count()).toBe(1);
+    let onKill = false;
+    for (let i = 0; i < 10 && !onKill; i++) {
+      await page.keyboard.press('Tab');
+      onKill = await page.evaluate(() => document.activeElement?.getAttribute('aria-label') === 'Kill search.v2 in production');
+    }
+    expect(onKill).toBe(true);
+    await page.keyboard.press('Enter');
+    const dialog = page.getByRole('dialog', { name: 'Kill search.v2 in production' });
+    await dialog.waitFor();
+    expect(await page.evaluate(() => document.activeElement?.tagName)).toBe('TEXTAREA');
+    await page.keyboard.press('Escape');
+    await expect.poll(() => dialog.isVisible()).toBe(false);
+    expect((await stateOf('search.v2')).enabled).toBe(true);
+  });
+
+  it('is usable at phone width: nothing overflows the viewport', async () => {
+    const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true });
+    try {
+      await signIn(phone);
+      const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      expect(overflow).toBeLessThanOrEqual(0);
+      await shot(phone, 'flags-phone');
+    } finally {
+      await phone.close();
+    }
+    expect(pageErrors).toEqual([]);
+  });
+});
