@@ -390,8 +390,12 @@ export class StreamHub {
     this.checkWaiters(ch);
   }
 
+  /** Resolves waiters whose version every live connection has applied. O(connections), no allocation: runs per ack. */
   private checkWaiters(ch: Channel): void {
-    for (const w of [...ch.waiters]) if (this.receipt(ch.environment, w.version).complete) w.resolve();
+    if (ch.waiters.size === 0) return;
+    let oldest = Infinity;
+    for (const c of ch.conns) if (c.phase === Phase.Live && c.appliedVersion < oldest) oldest = c.appliedVersion;
+    for (const w of [...ch.waiters]) if (w.version <= oldest) w.resolve();
   }
 
   /** Sends unless the client is too far behind, in which case it is dropped and will resume later. */
