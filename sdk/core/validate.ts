@@ -3,7 +3,7 @@
  * the validated document). Validators never throw; on success they return a clean copy holding only known fields.
  */
 import { toEpochMillis } from './operators/dates.js';
-import { compilePattern } from './operators/regex.js';
+import { compilePattern } from './operators/pattern.js';
 import { parseSemver } from './operators/semver.js';
 import {
   OPERATORS,

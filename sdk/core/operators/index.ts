@@ -4,7 +4,7 @@
  */
 import type { AttributeScalar, Operator } from '../types.js';
 import { toEpochMillis } from './dates.js';
-import { compilePattern } from './regex.js';
+import { compilePattern } from './pattern.js';
 import { compareSemver, parseSemver, type SemVer } from './semver.js';
 
 /** A compiled test of one attribute scalar against all of a condition's values ("any value matches"). */
@@ -52,7 +52,8 @@ export function compileScalarTest(op: Exclude<Operator, 'exists'>, values: reado
       const tests = strings(values).map((p) => {
         const r = compilePattern(p);
         if (!r.ok) throw new Error(`bad pattern: ${r.reason}`);
-        return r.test;
+        const pattern = r.pattern;
+        return (s: string) => pattern.test(s);
       });
       return (v) => {
         if (typeof v !== 'string') return false;

@@ -1,0 +1,99 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { compilePattern, MAX_MATCH_INPUT } from '../../sdk/core/operators/pattern.js';
+
+function compiled(source: string) {
+  const r = compilePattern(source);
+  if (!r.ok) throw new Error(`${source}: ${r.reason}`);
+  return r.pattern;
+}
+
+/** Random patterns from the accepted syntax, over a small alphabet so that matches are frequent. */
+const patternArb: fc.Arbitrary<string> = fc.letrec<{ alt: string; seq: string; atom: string; quantified: string }>((tie) => ({
+  atom: fc.oneof(
+    { maxDepth: 1, depthIdentifier: 'group' },
+    fc.constantFrom('a', 'b', '.', '[ab]', '[^a]', '\\d', '\\w', '\\s', '\\b', '\\B', '^', '$', '\\.', '[a-c]', '1', ' '),
+    tie('alt').map((a) => `(${a})`),
+    tie('alt').map((a) => `(?:${a})`),
+  ),
+  quantified: fc.tuple(tie('atom'), fc.constantFrom('', '', '*', '+', '?', '{2}', '{0,2}', '{1,}', '*?', '+?')).map(([a, q]) =>
+    /^(\^|\$|\\b|\\B)$/.test(a) ? a : a + q,
+  ),
+  seq: fc.array(tie('quantified'), { minLength: 0, maxLength: 3 }).map((xs) => xs.join('')),
+  alt: fc.array(tie('seq'), { minLength: 1, maxLength: 2 }).map((xs) => xs.join('|')),
+})).alt;
+
+const inputArb = fc.string({ unit: fc.constantFrom('a', 'b', 'c', '1', ' ', '.', '\n', 'é'), maxLength: 10 });
+
+describe('matches runs on a linear-time automaton', () => {
+  // Shallow patterns and short inputs: the backtracking RegExp used as the reference takes seconds on deeper ones.
+  it('agrees with JavaScript RegExp on every pattern of the accepted syntax', () => {
+    fc.assert(
+      fc.property(patternArb, fc.array(inputArb, { minLength: 1, maxLength: 8 }), (source, inputs) => {
+        const native = new RegExp(source);
+        const mine = compiled(source);
+        for (const s of inputs) expect(mine.test(s), `/${source}/ on ${JSON.stringify(s)}`).toBe(native.test(s));
+      }),
+      { numRuns: 1500 },
+    );
+  });
+
+  it.each([
+    ['^(a+)+$', 'a'.repeat(4000) + 'b', false],
+    ['(a|a)*b', 'a'.repeat(4000), false],
+    ['(a*)*c', 'a'.repeat(4000), false],
+    ['^(\\w+\\s?)*$', 'word '.repeat(800) + '!', false],
+    ['(.*a){20}', 'a'.repeat(4000), true],
+  ])('answers catastrophic pattern /%s/ quickly', (source, input, expected) => {
+    const p = compiled(source);
+    const started = performance.now();
+    const result = p.test(input);
+    const elapsed = performance.now() - started;
+    expect(result).toBe(expected);
+    expect(elapsed).toBeLessThan(500);
+  });
+
+  it('never matches an input longer than the bound', () => {
+    expect(compiled('a').test('a'.repeat(MAX_MATCH_INPUT))).toBe(true);
+    expect(compiled('a').test('a'.repeat(MAX_MATCH_INPUT + 1))).toBe(false);
+  });
+
+  it.each([
+    ['(a)\\1', 'backreferences'],
+    ['(?=a)', 'lookarounds'],
+    ['(?<!a)b', 'lookarounds'],
+    ['a**', 'nothing to repeat'],
+    ['*a', 'nothing to repeat'],
+    ['^*', 'nothing to repeat'],
+    ['(a', 'unterminated group'],
+    ['a)', 'unmatched'],
+    ['[a', 'unterminated character class'],
+    ['[z-a]', 'out of order'],
+    ['a{3,2}', 'out of order'],
+    ['a{2000}', 'repetition count'],
+    ['((a{1000}){1000})', 'more than'],
+    ['\\p{L}', 'unsupported escape'],
+    ['a{', 'not a quantifier'],
+    ['\\', 'ends with'],
+    ['\\x4', 'hex digits'],
+  ])('rejects /%s/ (%s)', (source, reason) => {
+    const r = compilePattern(source);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.reason).toContain(reason);
+  });
+
+  it.each([
+    ['^[a-z0-9._%+-]+@acme\\.com$', 'jo.doe+x@acme.com', true],
+    ['^[a-z0-9._%+-]+@acme\\.com$', 'jo@acme.com.evil', false],
+    ['\\bpro\\b', 'the pro plan', true],
+    ['\\bpro\\b', 'professional', false],
+    ['^\\u00e9t\\xe9$', 'été', true],
+    ['[^]', '\n', true],
+    ['.', '\n', false],
+    ['^(?<major>\\d+)\\.\\d+$', '12.3', true],
+    ['[\\d-]{3}', '1-2', true],
+  ])('/%s/ on %j is %s', (source, input, expected) => {
+    expect(compiled(source).test(input)).toBe(expected);
+    expect(new RegExp(source).test(input)).toBe(expected);
+  });
+});
