@@ -20,14 +20,14 @@
  * - Errors: throw `problem(kind, detail)` / `validationError(issues)` from server/errors.ts.
  * - `app.now()`: the injected clock.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type Database from 'better-sqlite3';
 import type { Delta } from '@aviary/sdk/protocol';
 import type { EnvironmentSnapshot } from '@aviary/sdk/core';
 import { adminAuthHook, sdkAuthHook } from './auth/hooks.js';
 import { createAuthenticator, type Authenticator, type SdkPrincipal } from './auth/authenticate.js';
 import { TokenStore } from './auth/token-store.js';
-import { problemErrorHandler, problemNotFoundHandler } from './errors.js';
+import { problemErrorHandler, problemFrameworkErrors, problemNotFoundHandler } from './errors.js';
 import { environmentRoutes } from './admin/environment-routes.js';
 import { consolePlugin } from './console/console-plugin.js';
 import { tokenRoutes } from './admin/token-routes.js';
@@ -139,6 +139,9 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     // Behind a proxy, set AVIARY_TRUST_PROXY so request.ip (rate limits, logs) is the client's address.
     trustProxy: process.env.AVIARY_TRUST_PROXY === 'true',
     return503OnClosing: true,
+    // Flag keys may be 128 characters (CONTRACT §1); fastify's default of 100 would make long keys unreachable.
+    maxParamLength: 512,
+    frameworkErrors: problemFrameworkErrors,
   });
 
   const feed = new ChangeFeed();
@@ -197,8 +200,17 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
         if (request.method !== 'GET' && request.method !== 'HEAD') await writer.durable();
         return payload;
       });
-      // PATCH bodies may be sent as JSON merge patches (RFC 7396); they parse like JSON.
-      admin.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, admin.getDefaultJsonParser('error', 'error'));
+      // An empty body with a JSON content type is "no body" (so `curl -X POST -H 'content-type: application/json' .../kill`
+      // works in an incident); anything else parses as JSON with prototype poisoning refused. PATCH bodies may be sent
+      // as JSON merge patches (RFC 7396); they parse the same way.
+      const parseJson = admin.getDefaultJsonParser('error', 'error');
+      const parseJsonOrEmpty = (request: FastifyRequest, body: string | Buffer, done: (err: Error | null, body?: unknown) => void) => {
+        if (String(body).trim() === '') return done(null, undefined);
+        parseJson(request, String(body), done);
+      };
+      admin.removeContentTypeParser('application/json');
+      admin.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonOrEmpty);
+      admin.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, parseJsonOrEmpty);
       await admin.register(environmentRoutes);
       await admin.register(flagRoutes);
       await admin.register(flagStateRoutes);

@@ -30,6 +30,7 @@ export interface ProblemDocument {
 export const PROBLEMS = {
   'validation': [400, 'Request validation failed'],
   'malformed-body': [400, 'Malformed request body'],
+  'bad-url': [400, 'Malformed URL'],
   'unauthorized': [401, 'Authentication required'],
   'forbidden': [403, 'Not allowed with this token'],
   'not-found': [404, 'Not found'],
@@ -38,6 +39,7 @@ export const PROBLEMS = {
   'in-use': [409, 'Resource in use'],
   'precondition-failed': [412, 'Precondition failed'],
   'payload-too-large': [413, 'Payload too large'],
+  'uri-too-long': [414, 'URI too long'],
   'unsupported-media-type': [415, 'Unsupported media type'],
   'too-many-requests': [429, 'Too many requests'],
   'unavailable': [503, 'Service unavailable'],
@@ -58,6 +60,7 @@ export interface AviaryError extends FastifyError {
 const ctor = {
   'validation': createError('AVIARY_VALIDATION', '%s', 400),
   'malformed-body': createError('AVIARY_MALFORMED_BODY', '%s', 400),
+  'bad-url': createError('AVIARY_BAD_URL', '%s', 400),
   'unauthorized': createError('AVIARY_UNAUTHORIZED', '%s', 401),
   'forbidden': createError('AVIARY_FORBIDDEN', '%s', 403),
   'not-found': createError('AVIARY_NOT_FOUND', '%s', 404),
@@ -66,6 +69,7 @@ const ctor = {
   'in-use': createError('AVIARY_IN_USE', '%s', 409),
   'precondition-failed': createError('AVIARY_PRECONDITION_FAILED', '%s', 412),
   'payload-too-large': createError('AVIARY_PAYLOAD_TOO_LARGE', '%s', 413),
+  'uri-too-long': createError('AVIARY_URI_TOO_LONG', '%s', 414),
   'unsupported-media-type': createError('AVIARY_UNSUPPORTED_MEDIA_TYPE', '%s', 415),
   'too-many-requests': createError('AVIARY_TOO_MANY_REQUESTS', '%s', 429),
   'unavailable': createError('AVIARY_UNAVAILABLE', '%s', 503),
@@ -154,6 +158,7 @@ function kindForStatus(status: number): ProblemKind {
     case 409: return 'conflict';
     case 412: return 'precondition-failed';
     case 413: return 'payload-too-large';
+    case 414: return 'uri-too-long';
     case 415: return 'unsupported-media-type';
     case 429: return 'too-many-requests';
     case 503: return 'unavailable';
@@ -192,4 +197,16 @@ export function problemErrorHandler(error: FastifyError, request: FastifyRequest
 export function problemNotFoundHandler(request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const instance = request.url.split('?')[0];
   return sendProblem(reply, problemDocument('not-found', `No route ${request.method} ${instance}`, instance ? { instance } : {}));
+}
+
+/**
+ * fastify `frameworkErrors`: errors raised by the router before any route runs (a malformed percent-escape, a path
+ * parameter over `maxParamLength`) would otherwise be sent as fastify's own JSON, not as problem documents.
+ */
+export function problemFrameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const instance = request.url.split('?')[0]?.slice(0, 200);
+  const extra = instance ? { instance } : {};
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') return sendProblem(reply, problemDocument('uri-too-long', 'A path segment is too long.', extra));
+  if (error.code === 'FST_ERR_BAD_URL') return sendProblem(reply, problemDocument('bad-url', 'The URL is not validly percent-encoded.', extra));
+  return problemErrorHandler(error, request, reply);
 }

@@ -305,7 +305,10 @@ export class FlagStore {
   /** Archives a flag (idempotent). */
   archive(actor: Actor, key: string, ifMatch?: string[]): FlagResource {
     const row = this.stmts.flag.get(key);
-    if (row && row.archived === 1 && ifMatch === undefined) return this.resource(row);
+    if (row && row.archived === 1) {
+      checkPrecondition(ifMatch, flagETag(row.revision), `Flag "${key}"`);
+      return this.resource(row);
+    }
     return this.patch(actor, key, { archived: true }, ifMatch);
   }
 

@@ -117,6 +117,15 @@ describe('kill switch', () => {
     expect(again.body.changed).toBe(false);
   });
 
+  it('kill works with an empty body even when a JSON content type is sent (curl in an incident)', async () => {
+    const res = await fetch(`${srv.url}/api/v1/flags/payments-v2/environments/development/kill`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${srv.adminToken}`, 'content-type': 'application/json' },
+    });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { enabled: boolean }).enabled).toBe(false);
+  });
+
   it('rejects a bad kill body with 400 and does not kill', async () => {
     const res = await a.post('/api/v1/flags/payments-v2/environments/production/kill', { reason: 42 });
     expect(res.status).toBe(400);

@@ -105,6 +105,19 @@ describe('flag definitions', () => {
     expect((await a.delete('/api/v1/flags/nope')).status).toBe(404);
   });
 
+  it('addresses a flag with the longest key the contract allows (128 characters); longer paths get problem details', async () => {
+    const key = `k${'x'.repeat(127)}`;
+    expect((await a.post('/api/v1/flags', { key, kind: 'boolean' })).status).toBe(201);
+    expect((await a.get(`/api/v1/flags/${key}`)).body.key).toBe(key);
+    expect((await a.post(`/api/v1/flags/${key}/environments/production/kill`)).status).toBe(200);
+    const tooLong = await a.get(`/api/v1/flags/${'y'.repeat(600)}`);
+    expect([404, 414]).toContain(tooLong.status);
+    expect(tooLong.headers.get('content-type')).toContain('application/problem+json');
+    const badEscape = await a.get('/api/v1/flags/%E0%A4%A');
+    expect(badEscape.status).toBe(400);
+    expect(badEscape.headers.get('content-type')).toContain('application/problem+json');
+  });
+
   it('rejects a body that is not JSON, or not an object, with problem details', async () => {
     const notJson = await a.post('/api/v1/flags', '{"key":');
     expect(notJson.status).toBe(400);
