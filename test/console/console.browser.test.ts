@@ -23,10 +23,10 @@ const pageErrors: string[] = [];
 
 const ON = { enabled: true, offVariant: 'off', targets: [], rules: [], fallthrough: { variant: 'on' } };
 
-async function shot(p: Page, name: string): Promise<void> {
+async function shot(p: Page, name: string, fullPage = false): Promise<void> {
   if (!SHOTS) return;
   mkdirSync(SHOT_DIR, { recursive: true });
-  await p.screenshot({ path: `${SHOT_DIR}${name}.png`, fullPage: false });
+  await p.screenshot({ path: `${SHOT_DIR}${name}.png`, fullPage });
 }
 
 async function signIn(p: Page): Promise<void> {
@@ -211,7 +211,7 @@ describe('incident console', () => {
     expect(await page.locator('ol.timeline li').count()).toBe(3);
     expect(await page.locator('ol.timeline li[aria-current="step"]').textContent()).toContain('30%');
     await page.getByTestId('decision').waitFor();
-    await shot(page, 'canary');
+    await shot(page, 'canary', true);
 
     await page.getByRole('button', { name: 'Pause' }).click();
     const dialog = page.getByRole('dialog', { name: 'Pause the canary' });
@@ -232,7 +232,7 @@ describe('incident console', () => {
     const preview = page.getByTestId('preview');
     await preview.waitFor();
     expect(await page.getByTestId('canary-warning').textContent()).toMatch(/moves \d+ of \d+ sample contexts out of the running canary/);
-    await shot(page, 'flag');
+    await shot(page, 'flag', true);
     await page.getByRole('button', { name: 'Discard changes' }).click();
     await expect.poll(() => page.getByTestId('preview').count()).toBe(0);
   });

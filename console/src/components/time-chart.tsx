@@ -18,12 +18,14 @@ export interface TimeChartProps {
   series: ChartSeries[];
   unit: string;
   format: (v: number) => string;
+  /** The time window to show (epoch seconds), so a single minute of data sits at its time, not mid-axis. */
+  window?: [number, number];
 }
 
 // Distinguishable for common colour-vision deficiencies (Okabe–Ito), dark enough on white.
 const COLOURS = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9'];
 
-export function TimeChart({ title, times, series, unit, format }: TimeChartProps) {
+export function TimeChart({ title, times, series, unit, format, window: win }: TimeChartProps) {
   const box = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const el = box.current;
@@ -44,7 +46,11 @@ export function TimeChart({ title, times, series, unit, format }: TimeChartProps
           })),
         ],
         axes: [{}, { values: (_u: uPlot, vs: number[]) => vs.map((v) => format(v)), size: 60 }],
-        scales: { x: { time: true } },
+        scales: {
+          x: { time: true, ...(win ? { range: (): uPlot.Range.MinMax => [Math.min(win[0], times[0]! - 60), Math.max(win[1], times.at(-1)! + 60)] } : {}) },
+          // Rates and latencies are compared against zero, not against each other's wiggles.
+          y: { range: (_u: uPlot, _min: number, max: number): uPlot.Range.MinMax => [0, max > 0 ? max * 1.15 : 1] },
+        },
       },
       [times, ...series.map((s) => s.values)] as uPlot.AlignedData,
       el,
@@ -55,7 +61,7 @@ export function TimeChart({ title, times, series, unit, format }: TimeChartProps
       window.removeEventListener('resize', resize);
       plot.destroy();
     };
-  }, [times, series]);
+  }, [times, series, win?.[0], win?.[1]]);
 
   return (
     <figure class="chart" aria-label={title}>

@@ -100,16 +100,7 @@ export function AuditPage({ environment }: { environment: string }) {
                   {(e.before !== undefined || e.after !== undefined) && (
                     <details>
                       <summary>{summarize(e)}</summary>
-                      <div class="diff">
-                        <div>
-                          <h4>Before</h4>
-                          <pre>{JSON.stringify(e.before ?? null, null, 1)}</pre>
-                        </div>
-                        <div>
-                          <h4>After</h4>
-                          <pre>{JSON.stringify(e.after ?? null, null, 1)}</pre>
-                        </div>
-                      </div>
+                      <Diff before={e.before} after={e.after} />
                     </details>
                   )}
                 </td>
@@ -125,6 +116,32 @@ export function AuditPage({ environment }: { environment: string }) {
         </button>
       )}
     </section>
+  );
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Before and after, reduced to the top-level fields that changed (whole documents for creates and deletes). */
+function Diff({ before, after }: { before: unknown; after: unknown }) {
+  let b = before ?? null;
+  let a = after ?? null;
+  if (isObj(b) && isObj(a)) {
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => JSON.stringify(a && (a as Obj)[k]) !== JSON.stringify((b as Obj)[k]));
+    b = Object.fromEntries(keys.map((k) => [k, (b as Obj)[k] ?? null]));
+    a = Object.fromEntries(keys.map((k) => [k, (a as Obj)[k] ?? null]));
+  }
+  return (
+    <div class="diff">
+      <div>
+        <h4>Before</h4>
+        <pre>{JSON.stringify(b, null, 1)}</pre>
+      </div>
+      <div>
+        <h4>After</h4>
+        <pre>{JSON.stringify(a, null, 1)}</pre>
+      </div>
+    </div>
   );
 }
 

@@ -43,6 +43,12 @@ export function CanaryPage({ flagKey, environment }: { flagKey: string; environm
   const c = canary.data;
   const variants = c ? [c.control, c.canary] : [];
   const series = useMemo(() => (metrics.data && c ? seriesByVariant(metrics.data, variants) : null), [metrics.data, c?.control, c?.canary]);
+  // From the canary's start (or the hour's start, for older canaries) to now.
+  const win = useMemo((): [number, number] | undefined => {
+    if (!c || !metrics.data) return undefined;
+    const from = Math.max(Date.parse(metrics.data.from), Date.parse(c.startedAt) - 60_000);
+    return [Math.floor(from / 1000), Math.floor(Date.parse(metrics.data.to) / 1000)];
+  }, [c?.startedAt, metrics.data]);
 
   return (
     <section aria-labelledby="canary-title">
@@ -79,8 +85,9 @@ export function CanaryPage({ flagKey, environment }: { flagKey: string; environm
                 times={series.times}
                 series={variants.map((v) => ({ label: v, values: series.errorRate[v] ?? [] }))}
                 format={pct}
+                window={win}
               />
-              <TimeChart title="p95 latency" unit="milliseconds" times={series.times} series={variants.map((v) => ({ label: v, values: series.p95[v] ?? [] }))} format={ms} />
+              <TimeChart title="p95 latency" unit="milliseconds" times={series.times} series={variants.map((v) => ({ label: v, values: series.p95[v] ?? [] }))} format={ms} window={win} />
             </div>
           )}
           {metrics.data && (
