@@ -13,14 +13,26 @@ export function noneMatch(header: string | string[] | undefined, etag: string): 
 }
 
 export const snapshotRoutes: FastifyPluginAsync = async (app) => {
+  // Every SDK-visible change bumps the version, so the serialized snapshot of a version can be reused by every poller.
+  const serialized = new Map<string, { version: number; json: string }>();
+
   app.get('/flags', async (request, reply) => {
     const { environment } = request.sdk!;
     const current = app.snapshots.version(environment);
     if (current === null) throw problem('not-found', `Environment "${environment}" no longer exists.`);
     const etag = versionETag(environment, current);
     if (noneMatch(request.headers['if-none-match'], etag)) return reply.code(304).header('etag', etag).send();
-    const snapshot = app.snapshots.get(environment);
-    if (!snapshot) throw problem('not-found', `Environment "${environment}" no longer exists.`);
-    return reply.header('etag', versionETag(environment, snapshot.version)).header('cache-control', 'no-cache').send(snapshot);
+    let cached = serialized.get(environment);
+    if (cached?.version !== current) {
+      const snapshot = app.snapshots.get(environment);
+      if (!snapshot) throw problem('not-found', `Environment "${environment}" no longer exists.`);
+      cached = { version: snapshot.version, json: JSON.stringify(snapshot) };
+      serialized.set(environment, cached);
+    }
+    return reply
+      .header('etag', versionETag(environment, cached.version))
+      .header('cache-control', 'no-cache')
+      .type('application/json; charset=utf-8')
+      .send(cached.json);
   });
 };
