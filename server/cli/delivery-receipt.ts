@@ -15,6 +15,9 @@ export interface DeliveryReceipt {
   applied: number;
   /** Milliseconds from the change to each SDK's acknowledgement, when known, ascending. */
   latenciesMs: number[];
+  /** The server's own summary of those latencies, when it sent one instead of (or besides) the list. */
+  p50Ms?: number;
+  maxMs?: number;
   /** Connected SDKs that have not applied it yet (ids, for the operator to chase). */
   pending: string[];
 }
@@ -107,17 +110,22 @@ export function receiptFromResponse(body: unknown): DeliveryReceipt | null {
   const applied = num(r.applied, r.acked, r.acknowledged, r.confirmed);
   if (connected === null || applied === null) return null;
   const lat = Array.isArray(r.latenciesMs) ? r.latenciesMs.filter((x): x is number => typeof x === 'number').sort((a, b) => a - b) : [];
-  if (lat.length === 0) {
-    // Servers that summarize instead of listing: keep the summary points so "how fast" still shows.
-    // (`elapsedMs` in the spec's DeliveryReceipt: commit to the last acknowledgement counted.)
-    for (const v of [r.p50Ms, r.p95Ms, r.p99Ms, r.maxMs, r.slowestMs, r.elapsedMs]) if (typeof v === 'number') lat.push(v);
-    lat.sort((a, b) => a - b);
-  }
+  // The spec's DeliveryReceipt summarizes: p50Ms, maxMs, and elapsedMs (commit to the last acknowledgement counted).
+  const p50Ms = num(r.p50Ms);
+  const maxMs = num(r.maxMs, r.elapsedMs);
   const pending = Array.isArray(r.pending) ? r.pending.filter((x): x is string => typeof x === 'string') : [];
   const state = obj(o.state);
   const version = num(r.version, r.environmentVersion, o.environmentVersion, state?.environmentVersion);
   // A receipt that says it is complete is trusted even if the counts were taken at different instants.
-  return { version, connected, applied: r.complete === true ? Math.max(applied, connected) : applied, latenciesMs: lat, pending };
+  return {
+    version,
+    connected,
+    applied: r.complete === true ? Math.max(applied, connected) : applied,
+    latenciesMs: lat,
+    pending,
+    ...(p50Ms !== null ? { p50Ms } : {}),
+    ...(maxMs !== null ? { maxMs } : {}),
+  };
 }
 
 /** True when every connected SDK has applied the change (vacuously true with none connected). */
@@ -136,9 +144,10 @@ export function quantile(sorted: number[], q: number): number | null {
 export function describeReceipt(r: DeliveryReceipt): string {
   const v = r.version === null ? 'the change' : `version ${r.version}`;
   if (r.connected === 0) return `no SDKs connected: nothing to confirm (${v} will be served on their next connect)`;
-  const p50 = quantile(r.latenciesMs, 0.5);
-  const max = r.latenciesMs.at(-1) ?? null;
+  const p50 = r.p50Ms ?? quantile(r.latenciesMs, 0.5);
+  const max = r.maxMs ?? r.latenciesMs.at(-1) ?? null;
+  const single = r.applied === 1 || (r.p50Ms === undefined && r.latenciesMs.length === 1);
   const speed =
-    p50 !== null && max !== null ? (r.latenciesMs.length === 1 ? ` in ${Math.round(max)} ms` : ` (p50 ${Math.round(p50)} ms, max ${Math.round(max)} ms)`) : '';
+    max === null ? '' : single || p50 === null ? ` in ${Math.round(max)} ms` : ` (p50 ${Math.round(p50)} ms, max ${Math.round(max)} ms)`;
   return `${r.applied}/${r.connected} SDKs applied ${v}${speed}`;
 }
