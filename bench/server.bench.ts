@@ -1,0 +1,329 @@
+/**
+ * `npm run bench:server`: Aviary's `POST /sdk/v1/evaluate` throughput against a bare fastify route, and the latency
+ * of a kill switch while that load runs.
+ *
+ * - The Aviary server runs as `npm start` does (child process, real SQLite file with WAL and synchronous=FULL,
+ *   log level `warn`), with a 10-flag environment: targets, attribute rules, a segment rule, rollouts.
+ * - The baseline is a bare fastify process whose one route parses the same JSON body and answers constant JSON.
+ * - autocannon (in this process) loads one server at a time; rounds alternate bare/Aviary so drift on this shared
+ *   machine hits both alike; the table reports each round and the medians.
+ * - During every Aviary round, a separate prober process alternates `POST .../kill` and `.../revive` on one of the
+ *   10 flags (every 50 ms) and reports each call's latency: p99 over all rounds.
+ *
+ * Options: --rounds 3 --duration 5 (seconds per measurement) --connections 32. Everything is bounded: the run aborts
+ * after a hard time limit and always stops its child processes.
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const SELF = fileURLToPath(import.meta.url);
+const ADMIN = 'bench-admin-token-0123456789abcdef';
+const SDK_KEY = 'bench-sdk-key-production-0123456789';
+const KILL_FLAG = 'flag-0';
+const BODY = JSON.stringify({ context: { key: 'user-4711', country: 'NL', plan: 'pro', email: 'a@acme.com', appVersion: '4.2.0' } });
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i >= 0 ? Number(process.argv[i + 1]) : NaN;
+  return Number.isFinite(v) && v > 0 ? v : fallback;
+}
+
+// ---------------------------------------------------------------------------------------------- child: bare server
+async function bareServer(port: number): Promise<void> {
+  const { default: Fastify } = await import('fastify');
+  const app = Fastify({ logger: false });
+  // The constant is Aviary's own answer to the benchmark request (sent over IPC), so both servers put the same
+  // bytes on the wire and the difference is Aviary's work: auth, validation, evaluation, metrics, serialization.
+  const answer = await new Promise<unknown>((resolve) => process.once('message', (m: { answer: unknown }) => resolve(m.answer)));
+  app.post('/sdk/v1/evaluate', async (request) => {
+    // Touch the parsed body so the parse cannot be optimized away.
+    if (typeof (request.body as { context?: unknown } | null)?.context !== 'object') throw new Error('no context');
+    return answer;
+  });
+  await app.listen({ port, host: '127.0.0.1' });
+  process.send?.('ready');
+}
+
+// ---------------------------------------------------------------------------------------------- child: kill prober
+async function killProber(base: string): Promise<void> {
+  const latencies: number[] = [];
+  let running = false;
+  let kill = true;
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const tick = async () => {
+    const path = `/api/v1/flags/${KILL_FLAG}/environments/production/${kill ? 'kill' : 'revive'}`;
+    kill = !kill;
+    const t0 = performance.now();
+    const res = await fetch(base + path, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } });
+    await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`${path} answered ${res.status}`);
+    latencies.push(performance.now() - t0);
+  };
+  process.on('message', (msg: string) => {
+    if (msg === 'start' && !running) {
+      running = true;
+      timer = setInterval(() => void tick().catch((err: unknown) => process.send?.({ error: String(err) })), 50);
+    } else if (msg === 'stop') {
+      running = false;
+      clearInterval(timer);
+      process.send?.({ latencies: latencies.splice(0) });
+    } else if (msg === 'exit') {
+      process.exit(0);
+    }
+  });
+  process.send?.('ready');
+}
+
+// ---------------------------------------------------------------------------------------------- main
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+function waitMessage<T>(child: ChildProcess, pred: (m: unknown) => m is T, timeoutMs: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('child did not answer in time')), timeoutMs);
+    const on = (m: unknown) => {
+      if (!pred(m)) return;
+      clearTimeout(timer);
+      child.off('message', on);
+      resolve(m);
+    };
+    child.on('message', on);
+  });
+}
+
+async function waitReady(url: string, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if ((await fetch(url)).status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > until) throw new Error(`${url} not ready after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function admin(base: string, method: string, path: string, body?: unknown): Promise<unknown> {
+  const res = await fetch(base + path, {
+    method,
+    headers: { authorization: `Bearer ${ADMIN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : undefined;
+}
+
+/** Ten flags of every kind, with targets, attribute rules, a segment rule and rollouts, all enabled in production. */
+async function seed(base: string): Promise<void> {
+  await admin(base, 'POST', '/api/v1/segments', { key: 'staff', included: ['user-1'], rules: [{ conditions: [{ attribute: 'email', op: 'endsWith', values: ['@acme.com'] }] }] });
+  for (let i = 0; i < 10; i++) {
+    const key = `flag-${i}`;
+    const kind = (['boolean', 'string', 'number', 'json'] as const)[i % 4]!;
+    const variants =
+      kind === 'boolean' ? undefined
+      : kind === 'string' ? [{ key: 'on', value: 'new' }, { key: 'off', value: 'old' }]
+      : kind === 'number' ? [{ key: 'on', value: 2 }, { key: 'off', value: 1 }]
+      : [{ key: 'on', value: { layout: 'grid', size: i } }, { key: 'off', value: { layout: 'list' } }];
+    await admin(base, 'POST', '/api/v1/flags', { key, kind, ...(variants ? { variants } : {}) });
+    await admin(base, 'PUT', `/api/v1/flags/${key}/environments/production`, {
+      enabled: true,
+      offVariant: 'off',
+      targets: [{ variant: 'on', keys: ['user-1', 'user-2', 'user-3'] }],
+      rules: [
+        { id: 'beta-countries', conditions: [{ attribute: 'country', op: 'in', values: ['DE', 'FR', 'BE'] }], serve: { variant: 'on' } },
+        { id: 'old-app', conditions: [{ attribute: 'appVersion', op: 'semverLt', values: ['4.0.0'] }], serve: { variant: 'off' } },
+        ...(i % 2 === 0 ? [{ id: 'staff', conditions: [{ segment: 'staff' }], serve: { rollout: { weights: [{ variant: 'on', percent: 50 }, { variant: 'off', percent: 50 }] } } }] : []),
+      ],
+      fallthrough: { rollout: { weights: [{ variant: 'on', percent: 10 + i }, { variant: 'off', percent: 90 - i }] } },
+    });
+  }
+}
+
+interface LoadResult {
+  rps: number;
+  /** Server CPU time (user + system) per request, in microseconds: robust to other load on the machine. */
+  cpuUsPerRequest: number;
+  p50: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+}
+
+/** CPU time (user + system) a process has used, in milliseconds (Linux /proc; NaN elsewhere). */
+function cpuMs(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+const CLOCK_TICKS = 100;
+
+async function load(url: string, seconds: number, connections: number, headers: Record<string, string>, pid?: number): Promise<LoadResult> {
+  const cpu0 = cpuMs(pid);
+  const r = await autocannon({
+    url,
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: BODY,
+    connections,
+    duration: seconds,
+  });
+  const cpu = cpuMs(pid) - cpu0;
+  return { rps: r.requests.average, cpuUsPerRequest: (cpu * 1000) / Math.max(1, r.requests.total), p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx, errors: r.errors + r.timeouts };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const quantile = (xs: number[], q: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]! : NaN;
+};
+
+async function main(): Promise<void> {
+  const rounds = arg('rounds', 3);
+  const seconds = arg('duration', 5);
+  const connections = arg('connections', 32);
+  const hardLimitMs = (rounds * 2 * (seconds + 2) + 60) * 1000;
+  const children: ChildProcess[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'aviary-bench-'));
+  const stopAll = () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const hardLimit = setTimeout(() => {
+    process.stderr.write(`bench:server exceeded its ${hardLimitMs / 1000} s limit; stopping\n`);
+    stopAll();
+    process.exit(1);
+  }, hardLimitMs);
+  hardLimit.unref();
+
+  try {
+    const aviaryPort = await freePort();
+    const barePort = await freePort();
+    // node itself (with tsx as a loader) rather than the tsx CLI, so the pid we stop is the server's own.
+    const aviary = spawn(process.execPath, ['--import', 'tsx', '--conditions=aviary-source', 'server/main.ts'], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        AVIARY_HOST: '127.0.0.1',
+        AVIARY_PORT: String(aviaryPort),
+        AVIARY_DB: join(dir, 'aviary.db'),
+        AVIARY_ADMIN_TOKEN: ADMIN,
+        AVIARY_SDK_KEY_PRODUCTION: SDK_KEY,
+        AVIARY_LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    children.push(aviary);
+    const tsxArgs = ['--import', 'tsx', '--conditions=aviary-source'];
+    const bare = fork(SELF, ['--bare-server', String(barePort)], { execArgv: tsxArgs, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    children.push(bare);
+    const aviaryBase = `http://127.0.0.1:${aviaryPort}`;
+    await waitReady(`${aviaryBase}/readyz`, 30_000);
+    await seed(aviaryBase);
+    const prober = fork(SELF, ['--kill-prober', aviaryBase], { execArgv: tsxArgs, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    children.push(prober);
+    await waitMessage(prober, (m): m is 'ready' => m === 'ready', 30_000);
+    prober.on('message', (m: unknown) => {
+      if (m && typeof m === 'object' && 'error' in m) process.stderr.write(`kill prober: ${(m as { error: string }).error}\n`);
+    });
+
+    const aviaryUrl = `${aviaryBase}/sdk/v1/evaluate`;
+    const bareUrl = `http://127.0.0.1:${barePort}/sdk/v1/evaluate`;
+    const auth = { authorization: `Bearer ${SDK_KEY}` };
+    // Sanity: both answer 200 to the benchmark request, and Aviary evaluates all ten flags.
+    const check = await fetch(aviaryUrl, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: BODY });
+    const evaluated = (await check.json()) as { flags: Record<string, unknown> };
+    if (check.status !== 200 || Object.keys(evaluated.flags).length !== 10) throw new Error(`unexpected evaluate answer ${check.status}`);
+    bare.send({ answer: evaluated });
+    await waitMessage(bare, (m): m is 'ready' => m === 'ready', 30_000);
+    // Warm both (JIT, connection pools) before measuring.
+    await load(bareUrl, 2, connections, {});
+    await load(aviaryUrl, 2, connections, auth);
+
+    // Kill latency with no other load, for reference: what the commit itself costs on this disk.
+    prober.send('start');
+    await new Promise((r) => setTimeout(r, 2000));
+    prober.send('stop');
+    const idleKills = (await waitMessage(prober, (m): m is { latencies: number[] } => !!m && typeof m === 'object' && 'latencies' in m, 10_000)).latencies;
+
+    const rows: { round: number; bare: LoadResult; aviary: LoadResult }[] = [];
+    const kills: number[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      const runBare = () => load(bareUrl, seconds, connections, {}, bare.pid);
+      const runAviary = async () => {
+        prober.send('start');
+        const r = await load(aviaryUrl, seconds, connections, auth, aviary.pid);
+        prober.send('stop');
+        const { latencies } = await waitMessage(prober, (m): m is { latencies: number[] } => !!m && typeof m === 'object' && 'latencies' in m, 10_000);
+        kills.push(...latencies);
+        return r;
+      };
+      // Alternate which goes first, so neither always runs on a warmer or cooler machine.
+      let bareResult: LoadResult;
+      let aviaryResult: LoadResult;
+      if (round % 2 === 1) {
+        bareResult = await runBare();
+        aviaryResult = await runAviary();
+      } else {
+        aviaryResult = await runAviary();
+        bareResult = await runBare();
+      }
+      rows.push({ round, bare: bareResult, aviary: aviaryResult });
+      process.stderr.write(`round ${round}: bare ${bareResult.rps.toFixed(0)} req/s, aviary ${aviaryResult.rps.toFixed(0)} req/s\n`);
+    }
+    prober.send('exit');
+
+    const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+    const lines = [
+      `## bench:server — POST /sdk/v1/evaluate (10 flags), ${rounds} interleaved rounds × ${seconds} s, ${connections} connections`,
+      '',
+      '| round | bare fastify req/s | Aviary req/s | ratio | bare CPU µs/req | Aviary CPU µs/req | CPU ratio (bare/Aviary) | bare p99 ms | Aviary p99 ms | Aviary non-2xx |',
+      '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ...rows.map(
+        (r) =>
+          `| ${r.round} | ${fmt(r.bare.rps)} | ${fmt(r.aviary.rps)} | ${(r.aviary.rps / r.bare.rps).toFixed(3)} | ${r.bare.cpuUsPerRequest.toFixed(1)} | ${r.aviary.cpuUsPerRequest.toFixed(1)} | ${(r.bare.cpuUsPerRequest / r.aviary.cpuUsPerRequest).toFixed(3)} | ${r.bare.p99} | ${r.aviary.p99} | ${r.aviary.non2xx + r.aviary.errors} |`,
+      ),
+      `| **median** | **${fmt(median(rows.map((r) => r.bare.rps)))}** | **${fmt(median(rows.map((r) => r.aviary.rps)))}** | **${median(rows.map((r) => r.aviary.rps / r.bare.rps)).toFixed(3)}** (goal ≥ 0.9) | ${median(rows.map((r) => r.bare.cpuUsPerRequest)).toFixed(1)} | ${median(rows.map((r) => r.aviary.cpuUsPerRequest)).toFixed(1)} | **${median(rows.map((r) => r.bare.cpuUsPerRequest / r.aviary.cpuUsPerRequest)).toFixed(3)}** | ${median(rows.map((r) => r.bare.p99))} | ${median(rows.map((r) => r.aviary.p99))} | |`,
+      '',
+      `Kill switch under that load (${kills.length} alternating kill/revive calls, durable commit each): ` +
+        `p50 ${quantile(kills, 0.5).toFixed(2)} ms, p99 **${quantile(kills, 0.99).toFixed(2)} ms** (goal < 20 ms), max ${Math.max(...kills).toFixed(2)} ms.`,
+      `Kill switch with no other load (${idleKills.length} calls): p50 ${quantile(idleKills, 0.5).toFixed(2)} ms, p99 ${quantile(idleKills, 0.99).toFixed(2)} ms.`,
+      `Machine load average at the end: ${loadavg().map((l) => l.toFixed(1)).join(' / ')} (1/5/15 min) on ${cpus().length} cores.`,
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } finally {
+    clearTimeout(hardLimit);
+    stopAll();
+  }
+}
+
+const mode = process.argv[2];
+if (mode === '--bare-server') {
+  await bareServer(Number(process.argv[3]));
+} else if (mode === '--kill-prober') {
+  await killProber(process.argv[3]!);
+} else {
+  await main();
+}
