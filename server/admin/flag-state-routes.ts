@@ -22,8 +22,9 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
   /** Kill/revive answer: the state, whether it changed, the environment version that carries it, and delivery. */
   const switchReply = async (reply: FastifyReply, env: string, result: StateWriteResult, waitMs: number | undefined) => {
     const body: Record<string, unknown> = { ...result.state, changed: result.changed, environmentVersion: result.environmentVersion };
-    // Delivery receipts (stream hub): opt-in with ?waitMs=, so the switch itself never waits on slow subscribers.
-    if (app.receipts && waitMs) body.delivery = await app.receipts.waitFor(env, result.environmentVersion, waitMs);
+    // Delivery receipts (stream hub): always the receipt as of now (with its `url` to follow); ?waitMs= waits up to
+    // that long for every connected SDK to apply the change, so the switch itself never waits unless asked.
+    if (app.receipts) body.delivery = await app.receipts.waitFor(env, result.environmentVersion, waitMs ?? 0);
     return reply.header('etag', `"${stateETag(result.state.version)}"`).send(body);
   };
 

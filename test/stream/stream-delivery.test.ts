@@ -115,6 +115,16 @@ describe('stream delivery', () => {
     }
   });
 
+  it('answers a kill without ?waitMs at once, with the receipt as of now and where to follow it', async () => {
+    await booleanFlag(srv, 'search');
+    const c = client();
+    await c.ready();
+    const body = await kill(srv, 'search');
+    expect(body.delivery).toMatchObject({ version: body.environmentVersion, connected: 1, url: '/api/v1/environments/production/sdks' });
+    expect(body.delivery.applied).toBeLessThanOrEqual(1);
+    await until(() => srv.app.streamHub.receipt('production', body.environmentVersion).complete, 'the ack');
+  });
+
   it('lists SDKs only for admins and known environments', async () => {
     expect((await api(srv).get('/api/v1/environments/production/sdks', { token: srv.sdkKeys.production })).status).toBe(403);
     expect((await api(srv).get('/api/v1/environments/production/sdks', { token: null })).status).toBe(401);
