@@ -23,7 +23,7 @@ export interface MetricsRuntime {
   ingester: MetricsIngester;
   store: MetricsStore;
   instruments: IngestInstruments;
-  /** Applies the retention policy now; answers the number of per-minute rows deleted. */
+  /** Applies the retention policy now, in one go (the timer does it in chunks); answers the per-minute rows deleted. */
   prune(): number;
 }
 
@@ -56,23 +56,41 @@ export function setupMetrics(app: FastifyInstance, options: MetricsOptions = {},
   });
   const keepMs = (options.retentionDays ?? envNumber('AVIARY_METRICS_RETENTION_DAYS') ?? 30) * 86_400_000;
   const dedupeMs = (options.dedupeHours ?? 24) * 3_600_000;
+  // One chunk per event-loop turn, so retention never holds up a kill or an ingest batch for long.
+  const pruneStep = () => store.pruneChunk(app.now(), keepMs, dedupeMs);
   const prune = () => {
-    const deleted = store.prune(app.now(), keepMs, dedupeMs);
+    let deleted = 0;
+    for (;;) {
+      const step = pruneStep();
+      deleted += step.minutes;
+      if (step.minutes === 0 && step.reports === 0) break;
+    }
     instruments.retentionDeleted.inc(deleted);
     return deleted;
+  };
+  let pruning = false;
+  const pruneInBackground = () => {
+    if (pruning || !app.sqlite.open) return;
+    pruning = true;
+    const step = () => {
+      try {
+        if (!app.sqlite.open) return void (pruning = false);
+        const r = pruneStep();
+        instruments.retentionDeleted.inc(r.minutes);
+        if (r.minutes > 0 || r.reports > 0) return void setImmediate(step);
+      } catch (err) {
+        app.log.error({ err }, 'metrics retention failed');
+      }
+      pruning = false;
+    };
+    step();
   };
   const runtime: MetricsRuntime = { ingester, store, instruments, prune };
   app.decorate('metrics', runtime);
 
-  const timer = setInterval(() => {
-    try {
-      prune();
-    } catch (err) {
-      app.log.error({ err }, 'metrics retention failed');
-    }
-  }, options.retentionIntervalMs ?? 600_000);
+  const timer = setInterval(pruneInBackground, options.retentionIntervalMs ?? 600_000);
   timer.unref();
-  app.addHook('onReady', async () => void prune());
+  app.addHook('onReady', async () => pruneInBackground());
   // preClose runs while the database is still open: commit what was acknowledged-to-be before closing.
   app.addHook('preClose', async () => {
     clearInterval(timer);

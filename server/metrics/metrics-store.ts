@@ -109,8 +109,13 @@ export class MetricsStore {
         `SELECT variant, minute, evaluations, reasons, outcomes, errors, latency, value_sum, value_count FROM metrics_minute
          WHERE environment = ? AND flag = ? AND variant IN (?, ?) AND minute >= ?`,
       ),
-      deleteMinutes: sqlite.prepare<[number]>('DELETE FROM metrics_minute WHERE minute < ?'),
-      deleteReports: sqlite.prepare<[number]>('DELETE FROM sdk_reports WHERE received_at < ?'),
+      // Chunks (by index) so one retention pass never holds the event loop or the write lock for long.
+      deleteMinutes: sqlite.prepare<[number, number]>(
+        'DELETE FROM metrics_minute WHERE rowid IN (SELECT rowid FROM metrics_minute WHERE minute < ? LIMIT ?)',
+      ),
+      deleteReports: sqlite.prepare<[number, number]>(
+        'DELETE FROM sdk_reports WHERE rowid IN (SELECT rowid FROM sdk_reports WHERE received_at < ? LIMIT ?)',
+      ),
     };
   }
 
@@ -166,12 +171,14 @@ export class MetricsStore {
   }
 
   /**
-   * Deletes minutes older than `keepMs` and dedupe records older than `dedupeMs` (a report retried later than that
-   * would be counted again; SDKs retry within seconds to minutes). Returns the number of metrics rows deleted.
+   * Deletes up to `chunk` minutes older than `keepMs` and up to `chunk` dedupe records older than `dedupeMs` (a
+   * report retried later than that would be counted again; SDKs retry within seconds to minutes). Answers how many
+   * of each went, so the caller can come back (after yielding) until both are 0.
    */
-  prune(now: number, keepMs: number, dedupeMs: number): number {
-    const deleted = this.stmts.deleteMinutes.run(now - keepMs).changes;
-    this.stmts.deleteReports.run(now - dedupeMs);
-    return deleted;
+  pruneChunk(now: number, keepMs: number, dedupeMs: number, chunk = 2000): { minutes: number; reports: number } {
+    return {
+      minutes: this.stmts.deleteMinutes.run(now - keepMs, chunk).changes,
+      reports: this.stmts.deleteReports.run(now - dedupeMs, chunk).changes,
+    };
   }
 }

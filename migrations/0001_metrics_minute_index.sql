@@ -1,0 +1,1 @@
+CREATE INDEX `metrics_minute_minute_idx` ON `metrics_minute` (`minute`);
