@@ -59,9 +59,11 @@ export interface ConnectedSdkInfo {
   id: string;
   app?: { name?: string; version?: string };
   sdk: { name: string; version: string };
-  connectedAt: string;
+  /** Epoch milliseconds. */
+  connectedAt: number;
   appliedVersion: number | null;
-  appliedAt: string | null;
+  /** When the server received the SDK's acknowledgement (epoch milliseconds, server clock). */
+  appliedAt: number | null;
 }
 
 const OPEN = 1;
@@ -265,9 +267,9 @@ export class StreamHub {
       const info: ConnectedSdkInfo = {
         id: c.sdkId,
         sdk: { name: '@aviary/sdk', version: c.sdkVersion },
-        connectedAt: new Date(c.connectedAt).toISOString(),
+        connectedAt: c.connectedAt,
         appliedVersion: c.appliedVersion >= 0 ? c.appliedVersion : null,
-        appliedAt: c.appliedAt ? new Date(c.appliedAt).toISOString() : null,
+        appliedAt: c.appliedAt || null,
       };
       if (c.app) info.app = c.app;
       out.push(info);

@@ -111,7 +111,8 @@ describe('stream delivery', () => {
     expect(new Set(list.body.items.map((s: { id: string }) => s.id))).toEqual(new Set(cs.map((c) => c.sdkId)));
     for (const s of list.body.items) {
       expect(s).toMatchObject({ app: { name: 'delivery-test', version: '1.2.3' }, sdk: { name: '@aviary/sdk' }, appliedVersion: body.environmentVersion });
-      expect(Date.parse(s.connectedAt)).toBeGreaterThan(0);
+      expect(s.connectedAt).toBeGreaterThan(Date.now() - 60_000);
+      expect(s.appliedAt).toBeGreaterThanOrEqual(s.connectedAt);
     }
   });
 
