@@ -620,7 +620,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** OFREP single-flag evaluation */
+        /**
+         * OFREP single-flag evaluation
+         * @description Evaluates one flag for the context (`targetingKey` is the context key). Errors use OFREP's bodies, not
+         *     problem+json, because OFREP providers read `errorCode`; authentication failures are problem+json.
+         */
         post: operations["ofrepEvaluateFlag"];
         delete?: never;
         options?: never;
@@ -637,7 +641,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** OFREP bulk evaluation */
+        /**
+         * OFREP bulk evaluation
+         * @description Evaluates every flag of the SDK key's environment. The ETag identifies (environment version, context), so
+         *     a provider polling with `If-None-Match` gets 304 until a flag changes.
+         */
         post: operations["ofrepEvaluateFlags"];
         delete?: never;
         options?: never;
@@ -2774,7 +2782,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["OfrepEvaluationRequest"];
             };
@@ -2822,7 +2830,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["OfrepEvaluationRequest"];
             };
