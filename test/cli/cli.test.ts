@@ -164,3 +164,40 @@ describe('exit codes on failure', () => {
     expect(res.stdout).toContain('5  server unreachable');
   });
 });
+
+describe('aviary serve', () => {
+  it('starts the server like npm start (migrations, environments, the configured admin token) and stops on SIGTERM', async () => {
+    const { spawn } = await import('node:child_process');
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'aviary-serve-'));
+    const token = 'serve-test-admin-token-0123456789';
+    // Through the bin shim, as `npx aviary serve` runs it.
+    const bin = new URL('../../server/cli/aviary.mjs', import.meta.url).pathname;
+    const child = spawn(process.execPath, [bin, 'serve', '--port', String(port), '--db', join(dir, 'aviary.db')], {
+      env: { PATH: process.env.PATH ?? '', AVIARY_ADMIN_TOKEN: token, AVIARY_LOG_LEVEL: 'warn' },
+      stdio: 'ignore',
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      const url = `http://127.0.0.1:${port}`;
+      await expect.poll(async () => (await fetch(`${url}/readyz`).catch(() => null))?.status ?? 0, { timeout: 20_000, interval: 200 }).toBe(200);
+      const list = await runCli(['env', 'list'], { AVIARY_URL: url, AVIARY_TOKEN: token });
+      expect(list.code, list.stderr).toBe(0);
+      expect(list.stdout).toMatch(/development[\s\S]*staging[\s\S]*production/);
+    } finally {
+      child.kill('SIGTERM');
+      const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000))]);
+      if (code === 'timeout') child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+      expect(code).toBe(0);
+    }
+  }, 40_000);
+});
