@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import type { EnvironmentSnapshot, FlagConfig } from '../../sdk/core/index.js';
+import { Evaluator } from '../../sdk/evaluator.js';
+
+const bool = [
+  { key: 'on', value: true },
+  { key: 'off', value: false },
+];
+function flag(key: string, over: Partial<FlagConfig['state']> = {}, variants = bool): FlagConfig {
+  return {
+    key,
+    kind: 'boolean',
+    variants,
+    state: {
+      enabled: true,
+      offVariant: 'off',
+      targets: [{ variant: 'on', keys: ['vip'] }],
+      rules: [],
+      fallthrough: { rollout: { weights: [{ variant: 'on', percent: 50 }, { variant: 'off', percent: 50 }] } },
+      version: 1,
+      ...over,
+    },
+  };
+}
+const snapshot: EnvironmentSnapshot = { environment: 'e', version: 1, segments: [], flags: [flag('a'), flag('b', { enabled: false })] };
+const minute = 1_700_000_040_000;
+
+describe('Evaluator', () => {
+  it('counts evaluations per flag, variant and reason, and drain resets them', () => {
+    const ev = new Evaluator(snapshot);
+    let on = 0;
+    for (let i = 0; i < 1000; i++) if (ev.evaluate('a', { key: `u${i}` }, false).value) on++;
+    ev.evaluate('a', { key: 'vip' }, false);
+    ev.evaluate('a', { key: 'vip' }, 'wrong type');
+    ev.evaluate('b', { key: 'u1' }, false);
+    ev.evaluate('missing', { key: 'u1' }, false);
+    const stats = ev.drain(minute);
+    expect(stats).toEqual(
+      expect.arrayContaining([
+        { flag: 'a', variant: 'on', minute, evaluations: on + 1, reasons: { FALLTHROUGH: on, TARGET_MATCH: 1 }, outcomes: 0, errors: 0 },
+        { flag: 'a', variant: 'off', minute, evaluations: 1000 - on, reasons: { FALLTHROUGH: 1000 - on }, outcomes: 0, errors: 0 },
+        { flag: 'a', variant: null, minute, evaluations: 1, reasons: { ERROR: 1 }, outcomes: 0, errors: 0 },
+        { flag: 'b', variant: 'off', minute, evaluations: 1, reasons: { OFF: 1 }, outcomes: 0, errors: 0 },
+        { flag: 'missing', variant: null, minute, evaluations: 1, reasons: { ERROR: 1 }, outcomes: 0, errors: 0 },
+      ]),
+    );
+    expect(stats).toHaveLength(5);
+    expect(ev.drain(minute + 60_000)).toEqual([]);
+  });
+
+  it('does not count peek or evaluateAll', () => {
+    const ev = new Evaluator(snapshot);
+    expect(ev.peek('a', { key: 'vip' }, false).variant).toBe('on');
+    expect(Object.keys(ev.evaluateAll({ key: 'vip' }))).toEqual(['a', 'b']);
+    expect(ev.drain(minute)).toEqual([]);
+  });
+
+  it('returns the same frozen detail for evaluations without a bucket', () => {
+    const ev = new Evaluator(snapshot);
+    const first = ev.evaluate('b', { key: 'x' }, false);
+    expect(ev.evaluate('b', { key: 'y' }, false)).toBe(first);
+    expect(Object.isFrozen(first) && Object.isFrozen(first.reason)).toBe(true);
+  });
+
+  it('keeps counting across updates and reports counts of flags that changed variants or went away', () => {
+    const ev = new Evaluator(snapshot);
+    ev.evaluate('a', { key: 'vip' }, false);
+    ev.evaluate('b', { key: 'vip' }, false);
+    const changed = ev.applyChanges([
+      { type: 'flag.upsert', flag: flag('a', { version: 2, fallthrough: { variant: 'on' } }) },
+      { type: 'flag.upsert', flag: flag('b', { version: 2, targets: [{ variant: 'yes', keys: ['vip'] }], fallthrough: { variant: 'off' } }, [{ key: 'yes', value: true }, { key: 'off', value: false }]) },
+    ]);
+    expect(changed.sort()).toEqual(['a', 'b']);
+    ev.evaluate('a', { key: 'vip' }, false);
+    ev.evaluate('b', { key: 'vip' }, false);
+    ev.setEnvironment({ ...snapshot, flags: [flag('a')] });
+    const stats = ev.drain(minute);
+    expect(stats).toContainEqual({ flag: 'a', variant: 'on', minute, evaluations: 2, reasons: { TARGET_MATCH: 2 }, outcomes: 0, errors: 0 });
+    expect(stats).toContainEqual({ flag: 'b', variant: 'off', minute, evaluations: 1, reasons: { OFF: 1 }, outcomes: 0, errors: 0 });
+    // b's second version served `yes` to the target; b was then removed, and its counts still arrive once.
+    expect(stats).toContainEqual({ flag: 'b', variant: 'yes', minute, evaluations: 1, reasons: { TARGET_MATCH: 1 }, outcomes: 0, errors: 0 });
+    expect(stats).toHaveLength(3);
+  });
+
+  it('bounds the memory spent on unknown flag keys', () => {
+    const ev = new Evaluator(snapshot, { maxUnknownFlags: 10 });
+    for (let i = 0; i < 10_000; i++) expect(ev.evaluate(`nope-${i}`, { key: 'u' }, 7).value).toBe(7);
+    expect(ev.droppedUnknownEvaluations).toBe(9_990);
+    const stats = ev.drain(minute);
+    expect(stats).toHaveLength(10);
+    expect(ev.droppedUnknownEvaluations).toBe(0);
+  });
+});
