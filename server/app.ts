@@ -52,6 +52,7 @@ import { EnvironmentStore } from './storage/environment-store.js';
 import { AuditStore } from './storage/audit-store.js';
 import { FlagStore } from './storage/flag-store.js';
 import { SegmentStore } from './storage/segment-store.js';
+import { markRunning, markStopped } from './storage/server-state.js';
 import { readChangesSince, readEnvironmentVersion, readSnapshot } from './storage/snapshot.js';
 import { Writer, type Actor, DEFAULT_CHANGE_LOG_LIMIT } from './storage/writer.js';
 
@@ -153,6 +154,9 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const audit = new AuditStore(database.sqlite);
 
   environments.ensureDefaults();
+  if (markRunning(database.sqlite, writer, now()).recovered) {
+    app.log.warn('the previous server process did not stop cleanly: environment versions moved forward so every SDK resyncs');
+  }
   const boot: BootInfo = tokens.bootstrap({
     adminToken: options.adminToken,
     sdkKeys: options.sdkKeys ?? {},
@@ -184,7 +188,10 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(openapiRoute);
   app.addHook('onClose', async () => {
     writer.close();
-    if (database.sqlite.open) database.sqlite.close();
+    if (database.sqlite.open) {
+      markStopped(database.sqlite);
+      database.sqlite.close();
+    }
   });
   // Metrics ingestion and canaries: the guard runs after every ingest batch that touched a flag.
   setupMetrics(app, options.metrics ?? {}, (touched) => app.canaries.outcomesArrived(touched));

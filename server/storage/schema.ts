@@ -183,3 +183,12 @@ export const canaries = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.environment, t.flag] })],
 );
+
+/**
+ * Small server bookkeeping. `running` is set at boot and removed on a clean shutdown: finding it at boot means the
+ * previous process died (or the file is a copy of a running database), see `recoverAfterUncleanStop`.
+ */
+export const serverState = sqliteTable('server_state', {
+  key: text('key').primaryKey(),
+  value: text('value').notNull(),
+});

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
+import { UNCLEAN_STOP_VERSION_GAP } from '../../server/storage/server-state.js';
 import { spawnServer } from '../helpers/child-server.js';
 import { api, startServer } from '../helpers/server.js';
 
@@ -76,13 +77,28 @@ describe('durability', () => {
       if (toggled.version === acked.version) expect(JSON.parse(toggled.state).enabled).toBe(acked.enabled);
     }
 
-    // And the server boots again on that file and serves all of it.
+    // And the server boots again on that file and serves all of it. Having found no clean stop, it moved every
+    // environment's version past anything an SDK could have seen before the crash, so every SDK resyncs.
     const again = await startServer({ dbPath });
     try {
       const listed = await api(again).get('/api/v1/flags?tag=burst');
       expect(listed.body.flags.length).toBe(flagKeys.size);
+      const production = envs.find((e) => e.key === 'production')!;
+      expect(again.app.snapshots.version('production')).toBe(production.version + UNCLEAN_STOP_VERSION_GAP);
+      for (const v of [production.version - 1, production.version, production.version + 1]) expect(again.app.snapshots.changesSince('production', v)).toBeNull();
+      const audit = await api(again).get('/api/v1/audit?action=server.recover');
+      expect(audit.body.entries).toHaveLength(1);
     } finally {
       await again.close();
+    }
+    // a clean stop leaves no gap
+    const third = await startServer({ dbPath });
+    try {
+      const before = third.app.snapshots.version('production');
+      expect((await api(third).get('/api/v1/audit?action=server.recover')).body.entries).toHaveLength(1);
+      expect(before).toBe(envs.find((e) => e.key === 'production')!.version + UNCLEAN_STOP_VERSION_GAP);
+    } finally {
+      await third.close();
     }
   });
 });

@@ -1,0 +1,40 @@
+/**
+ * Clean-stop bookkeeping and recovery after an unclean stop.
+ *
+ * Commits become visible (to the stream, to snapshot reads) as soon as they are in the WAL, and durable once the WAL
+ * is fsynced, a few milliseconds later (wal-sync.ts). A power loss in between can therefore forget versions that
+ * SDKs already applied; a database restored from a backup forgets more. Reusing those version numbers for different
+ * changes would let such an SDK resume as if it were current. So when a boot finds that the previous process did
+ * not stop cleanly, it moves every environment's version forward by a gap larger than anything that could have been
+ * seen but lost: every SDK then finds its version missing from the change log and takes a fresh snapshot.
+ */
+import type Database from 'better-sqlite3';
+import type { Writer } from './writer.js';
+
+/** Versions skipped after an unclean stop (more than the commits of any fsync window; see the file comment). */
+export const UNCLEAN_STOP_VERSION_GAP = 1000;
+
+/** Marks the database as in use; if it already was, applies the version gap (audited). Returns whether it did. */
+export function markRunning(sqlite: Database.Database, writer: Writer, now: number): { recovered: boolean } {
+  const previous = sqlite.prepare<[], { value: string }>("SELECT value FROM server_state WHERE key = 'running'").get();
+  const { value } = writer.write({ tokenId: null, name: 'system' }, (w) => {
+    if (previous) {
+      sqlite.prepare('UPDATE environments SET version = version + ?').run(UNCLEAN_STOP_VERSION_GAP);
+      w.audit({
+        action: 'server.recover',
+        resourceType: 'server',
+        resourceKey: 'database',
+        after: { versionGap: UNCLEAN_STOP_VERSION_GAP, previousStart: Number(previous.value) },
+        reason: 'the previous server process did not stop cleanly; SDKs will resync from a snapshot',
+      });
+    }
+    sqlite.prepare("INSERT INTO server_state (key, value) VALUES ('running', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(String(now));
+    return { recovered: previous !== undefined };
+  });
+  return value;
+}
+
+/** Marks a clean stop (call after the last write, before closing the database). */
+export function markStopped(sqlite: Database.Database): void {
+  sqlite.prepare("DELETE FROM server_state WHERE key = 'running'").run();
+}
