@@ -67,6 +67,9 @@ export interface ConnectedSdkInfo {
 }
 
 const OPEN = 1;
+/** A well-behaved SDK resyncs at most three times before reconnecting; more than this is a loop or abuse. */
+const MAX_RESYNCS_PER_WINDOW = 5;
+const RESYNC_WINDOW_MS = 10_000;
 const enum Phase {
   Hello = 0,
   Live = 1,
@@ -82,6 +85,9 @@ class Connection {
   sdkVersion = '';
   appliedVersion = -1;
   appliedAt = 0;
+  /** Start of the current resync window and the resyncs in it (a snapshot costs the server; bound it). */
+  resyncWindow = 0;
+  resyncs = 0;
   helloTimer: ReturnType<typeof setTimeout> | null = null;
   constructor(
     readonly socket: WebSocket,
@@ -328,9 +334,19 @@ export class StreamHub {
       case 'ack':
         this.ack(conn, m.version);
         return;
-      case 'resync':
+      case 'resync': {
+        const t = this.now();
+        if (t - conn.resyncWindow > RESYNC_WINDOW_MS) {
+          conn.resyncWindow = t;
+          conn.resyncs = 0;
+        }
+        if (++conn.resyncs > MAX_RESYNCS_PER_WINDOW) {
+          this.reject(conn.socket, CloseCode.PROTOCOL_ERROR, 'too-many-resyncs', `At most ${MAX_RESYNCS_PER_WINDOW} resyncs per ${RESYNC_WINDOW_MS / 1000} s.`);
+          return;
+        }
         this.sendHydrate(conn);
         return;
+      }
       case 'hello':
         this.reject(conn.socket, CloseCode.PROTOCOL_ERROR, 'repeated-hello', 'hello may be sent once.');
         return;

@@ -181,6 +181,18 @@ describe('stream delivery', () => {
     expect(srv.app.streamHub.count('production')).toBe(1);
   });
 
+  it('answers a resync with a fresh snapshot, and closes a client that keeps asking', async () => {
+    await booleanFlag(srv, 'f');
+    const r = raw();
+    await r.hello();
+    await r.next('hydrate');
+    r.send({ type: 'resync', reason: 'test' });
+    await until(() => r.messages.filter((m) => m.type === 'hydrate').length === 2, 'the second snapshot');
+    for (let i = 0; i < 10; i++) r.send({ type: 'resync', reason: 'loop' });
+    expect(await r.closed).toBe(CloseCode.PROTOCOL_ERROR);
+    expect(r.messages.at(-1)).toMatchObject({ type: 'error', code: 'too-many-resyncs' });
+  });
+
   it('closes a connection that never says hello, and one that sends garbage', async () => {
     const app = srv.app;
     await app.close();
