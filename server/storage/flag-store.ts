@@ -122,7 +122,7 @@ export class FlagStore {
   private readonly stmts;
 
   constructor(
-    private readonly sqlite: Database.Database,
+    sqlite: Database.Database,
     private readonly writer: Writer,
   ) {
     this.stmts = {
