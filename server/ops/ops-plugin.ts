@@ -86,15 +86,16 @@ const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, opti
     app.changeFeed.off('auth.failure', onAuthFailure);
   });
 
-  app.addHook('onRequest', async (request, reply) => {
-    if (!AUTHENTICATED_PREFIXES.some((p) => request.url.startsWith(p))) return;
+  // Callback-style hooks (no promise per request): these two run on every request, including the hot SDK routes.
+  app.addHook('onRequest', (request, reply, done) => {
+    if (limiter.size === 0 || !AUTHENTICATED_PREFIXES.some((p) => request.url.startsWith(p))) return done();
     const waitMs = limiter.blockedForMs(request.ip);
-    if (waitMs <= 0) return;
+    if (waitMs <= 0) return done();
     metrics.authRateLimited.inc();
     const seconds = Math.ceil(waitMs / 1000);
     reply.header('retry-after', String(seconds));
     const instance = request.url.split('?')[0];
-    return sendProblem(
+    sendProblem(
       reply,
       problemDocument(
         'too-many-requests',
@@ -104,12 +105,23 @@ const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, opti
     );
   });
 
-  app.addHook('onResponse', async (request, reply) => {
+  // Label children cached per (method, route, status): prom-client otherwise hashes the label object every time.
+  type Series = { count: ReturnType<ServerMetrics['requests']['labels']>; time: ReturnType<ServerMetrics['duration']['labels']> };
+  const series = new Map<string, Series>();
+  app.addHook('onResponse', (request, reply, done) => {
     const method = KNOWN_METHODS.has(request.method) ? request.method : 'OTHER';
     // The route template, never the raw URL: label values must stay few, whatever paths clients send.
     const route = request.routeOptions.url ?? 'unmatched';
-    metrics.requests.inc({ method, route, status: String(reply.statusCode) });
-    metrics.duration.observe({ method, route }, reply.elapsedTime / 1000);
+    const status = reply.statusCode;
+    const key = `${method} ${status} ${route}`;
+    let s = series.get(key);
+    if (s === undefined) {
+      s = { count: metrics.requests.labels({ method, route, status: String(status) }), time: metrics.duration.labels({ method, route }) };
+      series.set(key, s);
+    }
+    s.count.inc();
+    s.time.observe(reply.elapsedTime / 1000);
+    done();
   });
 
   app.get('/healthz', async () => ({ status: 'ok' as const }));
