@@ -72,6 +72,8 @@ export class StreamClient {
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private readTimer: ReturnType<typeof setTimeout> | null = null;
   private readTimeoutMs: number;
+  /** When the connection last said anything; the read timer checks it instead of being re-armed per message. */
+  private lastMessageAt = 0;
   private resyncing = false;
   private resyncs = 0;
   private retryAfterMs = 0;
@@ -162,7 +164,7 @@ export class StreamClient {
 
   private onMessage(socket: WebSocketLike, data: unknown): void {
     if (socket !== this.socket) return;
-    this.armReadTimer();
+    this.lastMessageAt = this.now();
     const text = typeof data === 'string' ? data : String(data);
     const parsed = parseServerMessage(text);
     if (!parsed.ok) {
@@ -307,12 +309,24 @@ export class StreamClient {
     unref(this.reconnectTimer);
   }
 
+  /**
+   * (Re)starts the read timeout from now. Messages only move `lastMessageAt`; when the timer fires early it re-arms
+   * for the remainder, so a busy connection costs no timer work per message.
+   */
   private armReadTimer(): void {
+    this.lastMessageAt = this.now();
     if (this.readTimer) clearTimeout(this.readTimer);
-    this.readTimer = setTimeout(() => {
+    const check = (): void => {
+      const idle = this.now() - this.lastMessageAt;
+      if (idle < this.readTimeoutMs) {
+        this.readTimer = setTimeout(check, this.readTimeoutMs - idle);
+        unref(this.readTimer);
+        return;
+      }
       this.readTimer = null;
       this.drop(CloseCode.GOING_AWAY, 'read timeout');
-    }, this.readTimeoutMs);
+    };
+    this.readTimer = setTimeout(check, this.readTimeoutMs);
     unref(this.readTimer);
   }
 
