@@ -38,6 +38,10 @@ export interface MetricsIngesterOptions {
   maxDelayMs?: number;
   /** Reports waiting before new ones are refused with 503 (the SDK keeps and retries them). Default 20,000. */
   maxQueuedReports?: number;
+  /** Stats rows per transaction: a batch closes early when its reports hold this many. Default 20,000. */
+  maxBatchRows?: number;
+  /** Stats rows waiting before new reports are refused with 503 (bounds memory). Default 500,000. */
+  maxQueuedRows?: number;
   /** Where the ingest counters go (default: a private registry). */
   instruments?: IngestInstruments;
   /** Called after every committed batch with the flags that got new rows (the canary guard listens). */
@@ -77,6 +81,9 @@ export class MetricsIngester {
   private readonly maxBatch: number;
   private readonly maxDelay: number;
   private readonly maxQueued: number;
+  private readonly maxBatchRows: number;
+  private readonly maxQueuedRows: number;
+  private queuedRows = 0;
   private readonly m: IngestInstruments;
 
   constructor(
@@ -86,6 +93,8 @@ export class MetricsIngester {
     this.maxBatch = options.maxBatchReports ?? 256;
     this.maxDelay = options.maxDelayMs ?? 20;
     this.maxQueued = options.maxQueuedReports ?? 20_000;
+    this.maxBatchRows = options.maxBatchRows ?? 20_000;
+    this.maxQueuedRows = options.maxQueuedRows ?? 500_000;
     this.m = options.instruments ?? detachedInstruments();
     this.stmts = {
       dedupe: sqlite.prepare('INSERT OR IGNORE INTO sdk_reports (sdk_id, seq, received_at) VALUES (?, ?, ?)'),
@@ -116,14 +125,15 @@ export class MetricsIngester {
   /** Queues a validated report of `environment` (the SDK key's); resolves once its batch has committed. */
   submit(environment: string, report: MetricsReport): Promise<IngestReceipt> {
     if (this.closed) return Promise.reject(new IngestUnavailable('the server is shutting down'));
-    if (this.queue.length >= this.maxQueued) {
+    if (this.queue.length >= this.maxQueued || (this.queuedRows > 0 && this.queuedRows + report.stats.length > this.maxQueuedRows)) {
       this.m.reports.inc({ result: 'refused' });
       return Promise.reject(new IngestUnavailable('too many metrics reports waiting; retry later'));
     }
     return new Promise<IngestReceipt>((resolve, reject) => {
       this.queue.push({ environment, report, resolve, reject });
+      this.queuedRows += report.stats.length;
       this.m.queued.set(this.queue.length);
-      if (this.queue.length >= this.maxBatch) this.scheduleNow();
+      if (this.queue.length >= this.maxBatch || this.queuedRows >= this.maxBatchRows) this.scheduleNow();
       else if (!this.timer && !this.immediate) this.timer = setTimeout(() => this.runBatch(), this.maxDelay);
     });
   }
@@ -160,7 +170,15 @@ export class MetricsIngester {
   }
 
   private commitBatch(): void {
-    const batch = this.queue.splice(0, this.maxBatch);
+    // Up to maxBatch reports and about maxBatchRows rows (at least one report), so one transaction stays short.
+    let take = 0;
+    let rows = 0;
+    while (take < this.queue.length && take < this.maxBatch && (take === 0 || rows + this.queue[take]!.report.stats.length <= this.maxBatchRows)) {
+      rows += this.queue[take]!.report.stats.length;
+      take++;
+    }
+    const batch = this.queue.splice(0, take);
+    this.queuedRows -= rows;
     this.m.queued.set(this.queue.length);
     if (batch.length === 0) return;
     const started = performance.now();

@@ -9,7 +9,8 @@ import { MetricsStore } from './metrics-store.js';
 import { createIngestInstruments, type IngestInstruments } from './prometheus.js';
 
 /** Metrics options of buildApp. */
-export interface MetricsOptions extends Pick<MetricsIngesterOptions, 'maxBatchReports' | 'maxDelayMs' | 'maxQueuedReports'> {
+export interface MetricsOptions
+  extends Pick<MetricsIngesterOptions, 'maxBatchReports' | 'maxDelayMs' | 'maxQueuedReports' | 'maxBatchRows' | 'maxQueuedRows'> {
   /** Per-minute rows older than this many days are deleted (`AVIARY_METRICS_RETENTION_DAYS`). Default 30. */
   retentionDays?: number;
   /** How long (hours) a report's (sdkId, seq) is remembered for exactly-once. Default 24. */
@@ -52,6 +53,8 @@ export function setupMetrics(app: FastifyInstance, options: MetricsOptions = {},
     ...(options.maxBatchReports ? { maxBatchReports: options.maxBatchReports } : {}),
     ...(options.maxDelayMs !== undefined ? { maxDelayMs: options.maxDelayMs } : {}),
     ...(options.maxQueuedReports ? { maxQueuedReports: options.maxQueuedReports } : {}),
+    ...(options.maxBatchRows ? { maxBatchRows: options.maxBatchRows } : {}),
+    ...(options.maxQueuedRows ? { maxQueuedRows: options.maxQueuedRows } : {}),
     ...(onCommitted ? { onCommitted } : {}),
   });
   const keepMs = (options.retentionDays ?? envNumber('AVIARY_METRICS_RETENTION_DAYS') ?? 30) * 86_400_000;

@@ -1,0 +1,60 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { MetricsReport } from '@aviary/sdk/protocol';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { IngestUnavailable, MetricsIngester, type TouchedFlag } from '../../server/metrics/metrics-ingester.js';
+import { MetricsStore } from '../../server/metrics/metrics-store.js';
+import { openDatabase, type OpenDatabase } from '../../server/storage/db.js';
+
+const MINUTE = Date.UTC(2026, 0, 1, 0, 0, 0);
+let dir: string;
+let db: OpenDatabase;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'aviary-ingester-'));
+  db = openDatabase(join(dir, 'aviary.db'));
+});
+afterEach(() => {
+  db.sqlite.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function report(seq: number, rows: number, flag = 'f'): MetricsReport {
+  return {
+    sdkId: 'sdk',
+    seq,
+    stats: Array.from({ length: rows }, (_, i) => ({ flag, variant: i % 2 ? 'on' : 'off', minute: MINUTE + Math.floor(i / 2) * 60_000, evaluations: 1, outcomes: 1, errors: 0 })),
+  };
+}
+
+describe('metrics ingester', () => {
+  it('keeps each transaction under maxBatchRows and still counts everything once', async () => {
+    const batches: TouchedFlag[][] = [];
+    const ingester = new MetricsIngester(db.sqlite, { now: () => MINUTE, maxBatchRows: 100, maxDelayMs: 1, onCommitted: (t) => batches.push(t) });
+    const receipts = await Promise.all(Array.from({ length: 10 }, (_, i) => ingester.submit('production', report(i + 1, 40))));
+    expect(receipts.every((r) => r.accepted && !r.duplicate)).toBe(true);
+    // 10 reports × 40 rows at ≤ 100 rows per transaction: at least 4 transactions.
+    expect(batches.length).toBeGreaterThanOrEqual(4);
+    const [on, off] = new MetricsStore(db.sqlite).variantTotals('production', 'f', ['on', 'off'], MINUTE);
+    expect(on.evaluations + off.evaluations).toBe(400);
+    ingester.close();
+  });
+
+  it('refuses reports beyond its queue bound instead of growing without limit', async () => {
+    const ingester = new MetricsIngester(db.sqlite, { now: () => MINUTE, maxQueuedReports: 2, maxDelayMs: 50 });
+    const first = ingester.submit('production', report(1, 1));
+    const second = ingester.submit('production', report(2, 1));
+    await expect(ingester.submit('production', report(3, 1))).rejects.toBeInstanceOf(IngestUnavailable);
+    await expect(Promise.all([first, second])).resolves.toHaveLength(2);
+    ingester.close();
+    await expect(ingester.submit('production', report(4, 1))).rejects.toBeInstanceOf(IngestUnavailable);
+  });
+
+  it('commits what is queued when it closes', async () => {
+    const ingester = new MetricsIngester(db.sqlite, { now: () => MINUTE, maxDelayMs: 10_000 });
+    const pending = ingester.submit('production', report(1, 2));
+    ingester.close();
+    await expect(pending).resolves.toEqual({ accepted: true, duplicate: false });
+  });
+});
