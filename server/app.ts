@@ -141,7 +141,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     trustProxy: process.env.AVIARY_TRUST_PROXY === 'true',
     return503OnClosing: true,
     // Flag keys may be 128 characters (CONTRACT §1); fastify's default of 100 would make long keys unreachable.
-    maxParamLength: 512,
+    routerOptions: { maxParamLength: 512 },
     frameworkErrors: problemFrameworkErrors,
   });
 
