@@ -73,12 +73,8 @@ export function validateCanaryDocument(
     return { value: null, issues };
   }
   const known = new Set(['control', 'canary', 'bucketBy', 'stages', 'stageDurationSeconds', 'guard']);
-  for (const k of Object.keys(input)) {
-    // Read-only fields a client may echo back from GET are tolerated; anything else is most likely a typo.
-    if (!known.has(k) && !['state', 'stage', 'percent', 'comparison', 'startedAt', 'updatedAt', 'stageStartedAt', 'pausedAt', 'lastDecision', 'history'].includes(k)) {
-      add(`/${k}`, 'unknown field');
-    }
-  }
+  // An unknown field is most likely a typo (`stageDuration`), and silently ignoring it would run a different canary.
+  for (const k of Object.keys(input)) if (!known.has(k)) add(`/${k}`, 'unknown field');
   const variantKeys = new Set(flag.variants.map((v) => v.key));
   for (const field of ['control', 'canary'] as const) {
     const v = input[field];
