@@ -10,6 +10,7 @@
  *    latency histograms each) at a paced rate and, separately, as fast as 64 connections go, while probing the
  *    latency of kill/revive. Rounds interleave idle / paced / max; medians over rounds are reported.
  * Seeded: the simulation reproduces exactly; the HTTP numbers are what this machine did.
+ * Flags: `--quick` (fewer canaries and rounds), `--only=sim` or `--only=ingest`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
