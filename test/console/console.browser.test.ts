@@ -263,6 +263,49 @@ describe('incident console', () => {
     expect((await stateOf('search.v2')).enabled).toBe(true);
   });
 
+  it('lists the connected SDKs and whether they run the latest version', async () => {
+    await page.goto(srv.url + '/');
+    const summary = page.getByTestId('connected-sdks').locator('summary');
+    await expect.poll(() => summary.textContent()).toMatch(/^1 of 1 connected SDK on the latest version \(\d+\) of production$/);
+    await summary.click();
+    expect(await page.getByTestId('connected-sdks').textContent()).toContain('storefront 4.2.0');
+  });
+
+  it('creates an SDK key whose secret is shown once, and revokes it', async () => {
+    await page.getByRole('link', { name: 'Tokens' }).click();
+    await page.getByLabel('Kind').selectOption('sdk');
+    await page.getByRole('combobox', { name: 'Environment' }).nth(1).selectOption('staging');
+    await page.getByLabel('Name').fill('checkout-service');
+    await page.getByRole('button', { name: 'Create' }).click();
+    const secret = (await page.getByTestId('new-secret').locator('code.token').textContent())!;
+    expect(secret.length).toBeGreaterThan(16);
+    const read = (key: string) => fetch(`${srv.url}/sdk/v1/flags`, { headers: { authorization: `Bearer ${key}` } }).then((r) => r.status);
+    expect(await read(secret)).toBe(200);
+    await shot(page, 'tokens');
+    await page.getByRole('button', { name: 'Done, hide it' }).click();
+    await page.reload();
+    await page.getByRole('button', { name: 'Revoke checkout-service' }).waitFor();
+    expect(await page.content()).not.toContain(secret);
+
+    await page.getByRole('button', { name: 'Revoke checkout-service' }).click();
+    await page.getByRole('dialog', { name: 'Revoke checkout-service' }).getByRole('button', { name: 'Revoke' }).click();
+    await expect.poll(() => page.getByRole('button', { name: 'Revoke checkout-service' }).count()).toBe(0);
+    expect(await read(secret)).toBe(401);
+  });
+
+  it('creates a segment from the segments page', async () => {
+    await page.getByRole('link', { name: 'Segments' }).click();
+    await page.getByRole('button', { name: 'New segment' }).click();
+    await page.getByLabel('Key', { exact: true }).fill('beta-testers');
+    await page.getByLabel('Description').fill('Opted into betas');
+    await page.getByLabel('Included keys (always in)').fill('user-1\nuser-2');
+    await page.getByRole('button', { name: 'Save segment' }).click();
+    await page.getByRole('button', { name: 'Edit segment beta-testers' }).waitFor();
+    const stored = (await api(srv).get('/api/v1/segments/beta-testers')).body as { included: string[]; description: string };
+    expect(stored.included).toEqual(['user-1', 'user-2']);
+    expect(stored.description).toBe('Opted into betas');
+  });
+
   it('is usable at phone width: nothing overflows the viewport', async () => {
     const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true });
     try {

@@ -1,5 +1,6 @@
 /** Flag list: search, each flag's state in every environment, and the kill switch for the selected environment. */
 import { useMemo, useState } from 'preact/hooks';
+import { ConnectedSdks } from '../components/connected-sdks.js';
 import { KillSwitch } from '../components/kill-switch.js';
 import { api } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
@@ -29,6 +30,7 @@ export function FlagsPage({ environment, environments }: { environment: string; 
           <input id="flag-search" type="search" placeholder="key, description or tag" value={q} onInput={(e) => setQ((e.currentTarget as HTMLInputElement).value)} />
         </div>
       </div>
+      <ConnectedSdks environment={environment} />
       {flags.error && <p class="error" role="alert">{flags.error}</p>}
       {flags.data && shown.length === 0 && <p class="muted">{q ? `No flag matches “${q}”.` : 'No flags yet.'}</p>}
       {shown.length > 0 && (
