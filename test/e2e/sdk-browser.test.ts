@@ -1,0 +1,72 @@
+/**
+ * The SDK in a real browser (headless Debian chromium): the browser build (esbuild, `ws` left out) connects with
+ * the browser's own WebSocket, authenticating through `Sec-WebSocket-Protocol`, and applies a streamed kill.
+ */
+import { build } from 'esbuild';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { Browser } from 'playwright-core';
+import { launchBrowser } from '../console/browser.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { booleanFlag, kill } from '../stream/fixtures.js';
+
+let browser: Browser;
+let srv: TestServer;
+let bundle: string;
+
+beforeAll(async () => {
+  const out = await build({
+    entryPoints: [join(import.meta.dirname, '../../sdk/index.ts')],
+    bundle: true,
+    format: 'iife',
+    globalName: 'Aviary',
+    platform: 'browser',
+    target: ['es2022'],
+    minify: true,
+    external: ['ws'],
+    conditions: ['aviary-source'],
+    write: false,
+    logLevel: 'silent',
+  });
+  bundle = out.outputFiles[0]!.text;
+  browser = await launchBrowser();
+  srv = await startServer();
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await srv?.close();
+});
+
+it('runs in a browser with its native WebSocket, the key in the subprotocol, and applies a streamed kill', async () => {
+  expect(bundle).not.toMatch(/require\(["']ws["']\)/);
+  await booleanFlag(srv, 'new-checkout');
+  const page = await browser.newPage();
+  // A page from the loopback server itself: chromium blocks public pages (about:blank) from reaching loopback.
+  await page.goto(srv.url + '/healthz');
+  await page.addScriptTag({ content: bundle });
+  const first = await page.evaluate(
+    async ({ baseUrl, sdkKey }) => {
+      const w = window as unknown as { Aviary: typeof import('@aviary/sdk'); client: import('@aviary/sdk').AviaryClient; changes: string[][] };
+      w.changes = [];
+      w.client = w.Aviary.createClient({ baseUrl, sdkKey, flushIntervalMs: 0 });
+      const before = w.client.variationDetail('new-checkout', { key: 'u' }, false);
+      await w.client.ready(5_000);
+      w.client.on('change', (keys) => w.changes.push(keys));
+      return { before, after: w.client.variationDetail('new-checkout', { key: 'u' }, false) };
+    },
+    { baseUrl: srv.url, sdkKey: srv.sdkKeys.production },
+  );
+  expect(first.before).toMatchObject({ value: false, reason: { kind: 'ERROR', errorCode: 'NOT_READY' } });
+  expect(first.after).toMatchObject({ value: true, reason: { kind: 'FALLTHROUGH' } });
+  expect(srv.app.streamHub.list('production')).toHaveLength(1);
+
+  const body = await kill(srv, 'new-checkout', 'production', 3_000);
+  expect(body.delivery).toMatchObject({ connected: 1, applied: 1, complete: true });
+  const after = await page.evaluate(() => {
+    const w = window as unknown as { client: import('@aviary/sdk').AviaryClient; changes: string[][] };
+    return { value: w.client.variation('new-checkout', { key: 'u' }, true), changes: w.changes };
+  });
+  expect(after).toEqual({ value: false, changes: [['new-checkout']] });
+  await page.close();
+});
