@@ -365,7 +365,7 @@ export function buildProgram(): Command {
       async (flag: string, o: { env: string; reason?: string }, cmd: Command) => {
         const { api, g } = client(cmd);
         const c = asObj(await api.post(`/flags/${seg(flag)}/environments/${seg(o.env)}/canary/${action}`, o.reason ? { reason: o.reason } : {}));
-        print(g, c, () => describeCanary(flag, o.env, asObj(c.canary ?? c)));
+        print(g, c, () => describeCanary(flag, o.env, c));
       },
     );
   }

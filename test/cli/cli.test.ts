@@ -201,3 +201,38 @@ describe('aviary serve', () => {
     }
   }, 40_000);
 });
+
+describe('aviary canary', () => {
+  it('shows a running canary and steers it: advance, roll back, promote', async () => {
+    const a = api(srv);
+    const put = await a.put('/api/v1/flags/search.v2/environments/production/canary', {
+      control: 'off',
+      canary: 'on',
+      stages: [{ percent: 10 }, { percent: 50 }, { percent: 100 }],
+      stageDurationSeconds: 3600,
+    });
+    expect(put.status, JSON.stringify(put.body)).toBeLessThan(300);
+
+    const status = await runCli(['canary', 'status', 'search.v2', '-e', 'production'], env);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/canary:\s+search\.v2 in production: on against off/);
+    expect(status.stdout).toMatch(/state:\s+running/);
+    expect(status.stdout).toMatch(/timeline:\s+>10%< → 50% → 100%/);
+
+    const advance = await runCli(['--json', 'canary', 'advance', 'search.v2', '-e', 'production', '-r', 'looks good'], env);
+    expect(advance.code, advance.stderr).toBe(0);
+    expect(JSON.parse(advance.stdout)).toMatchObject({ state: 'running', stage: 1, percent: 50 });
+
+    const rollback = await runCli(['canary', 'rollback', 'search.v2', '-e', 'production', '-r', 'errors up'], env);
+    expect(rollback.code, rollback.stderr).toBe(0);
+    expect(rollback.stdout).toMatch(/state:\s+rolled_back/);
+    expect((await a.get('/api/v1/flags/search.v2/environments/production/canary')).body.state).toBe('rolled_back');
+
+    // Start it again and promote it: everyone gets the canary variant.
+    expect((await a.put('/api/v1/flags/search.v2/environments/production/canary', { control: 'off', canary: 'on', stages: [{ percent: 10 }] })).status).toBeLessThan(300);
+    const promote = await runCli(['--json', 'canary', 'promote', 'search.v2', '-e', 'production'], env);
+    expect(promote.code, promote.stderr).toBe(0);
+    expect(JSON.parse(promote.stdout).state).toBe('promoted');
+    await expect.poll(() => sdk.variation('search.v2', { key: 'anyone' }, false)).toBe(true);
+  });
+});

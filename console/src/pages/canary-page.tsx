@@ -27,16 +27,17 @@ const ACTIONS: Record<Action, { label: string; what: string; danger?: boolean }>
 export function CanaryPage({ flagKey, environment }: { flagKey: string; environment: string }) {
   const live = useLive();
   const base = `/flags/${seg(flagKey)}/environments/${seg(environment)}`;
-  const canary = useResource(
-    () => api.get<CanaryStatus>(`${base}/canary`).catch((e) => (e instanceof ApiError && e.status === 404 ? null : Promise.reject(e))),
-    [base, live.tick],
-  );
-  // Outcomes arrive without changing the environment's version, so the charts refresh on their own clock too.
+  // Outcomes arrive without changing the environment's version, so the comparison and the charts refresh on their
+  // own clock too.
   const [chartTick, setChartTick] = useState(0);
   useEffect(() => {
     const t = setInterval(() => setChartTick((n) => n + 1), 5000);
     return () => clearInterval(t);
   }, []);
+  const canary = useResource(
+    () => api.get<CanaryStatus>(`${base}/canary`).catch((e) => (e instanceof ApiError && e.status === 404 ? null : Promise.reject(e))),
+    [base, live.tick, chartTick],
+  );
   const metrics = useResource(() => api.get<FlagMetrics>(`${base}/metrics?from=${Date.now() - 3600_000}`), [base, live.tick, chartTick]);
   const flag = useResource(() => api.get<Flag>(`/flags/${seg(flagKey)}`), [flagKey]);
 
