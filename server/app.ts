@@ -52,6 +52,7 @@ import { EnvironmentStore } from './storage/environment-store.js';
 import { AuditStore } from './storage/audit-store.js';
 import { FlagStore } from './storage/flag-store.js';
 import { SegmentStore } from './storage/segment-store.js';
+import { Checkpointer } from './storage/checkpointer.js';
 import { markRunning, markStopped } from './storage/server-state.js';
 import { readChangesSince, readEnvironmentVersion, readSnapshot } from './storage/snapshot.js';
 import { Writer, type Actor, DEFAULT_CHANGE_LOG_LIMIT } from './storage/writer.js';
@@ -153,6 +154,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const segments = new SegmentStore(database.sqlite, writer, (key) => flags.usingSegment(key));
   const audit = new AuditStore(database.sqlite);
 
+  const checkpointer = Checkpointer.start(database.sqlite, app.log);
   environments.ensureDefaults();
   if (markRunning(database.sqlite, writer, now()).recovered) {
     app.log.warn('the previous server process did not stop cleanly: environment versions moved forward so every SDK resyncs');
@@ -188,6 +190,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(openapiRoute);
   app.addHook('onClose', async () => {
     writer.close();
+    await checkpointer?.stop();
     if (database.sqlite.open) {
       markStopped(database.sqlite);
       database.sqlite.close();

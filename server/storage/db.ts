@@ -31,6 +31,7 @@ export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', impor
  *   without blocking the event loop (and SDK traffic) for the fsync.
  * - `foreign_keys=ON`: flag states, tokens and canaries cannot point at environments or flags that do not exist.
  * - `busy_timeout=5000`: another process (a backup, the sqlite3 shell) holding a lock makes us wait, not fail.
+ * - Checkpoints run on a worker thread (checkpointer.ts), not inside whichever COMMIT crosses the threshold.
  */
 export function openDatabase(path: string, options: { migrate?: boolean } = {}): OpenDatabase {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -39,6 +40,8 @@ export function openDatabase(path: string, options: { migrate?: boolean } = {}):
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
+  // After a burst of writes the WAL is truncated back to this size once checkpointed (else it keeps its peak size).
+  sqlite.pragma('journal_size_limit = 16777216');
   const db = drizzle(sqlite, { schema });
   if (options.migrate !== false) migrate(db, { migrationsFolder: MIGRATIONS_FOLDER });
   return { db, sqlite };
