@@ -3,9 +3,9 @@
  * Values are never coerced between types: a test only ever matches attribute scalars of the type its values have.
  */
 import type { AttributeScalar, Operator } from '../types.js';
-import { toEpochMillis } from './dates.js';
+import { toEpochMillis, toEpochMillisCached } from './dates.js';
 import { compilePattern } from './pattern.js';
-import { compareSemver, parseSemver, type SemVer } from './semver.js';
+import { compareSemver, parseSemver, parseSemverCached, type SemVer } from './semver.js';
 
 /** A compiled test of one attribute scalar against all of a condition's values ("any value matches"). */
 export type ScalarTest = (v: AttributeScalar) => boolean;
@@ -84,7 +84,7 @@ export function compileScalarTest(op: Exclude<Operator, 'exists'>, values: reado
       const want = op === 'semverEq' ? 0 : op === 'semverLt' ? -1 : 1;
       return (v) => {
         if (typeof v !== 'string') return false;
-        const p = parseSemver(v);
+        const p = parseSemverCached(v);
         if (p === undefined) return false;
         for (let i = 0; i < vs.length; i++) if (Math.sign(compareSemver(p, vs[i] as SemVer)) === want) return true;
         return false;
@@ -100,13 +100,13 @@ export function compileScalarTest(op: Exclude<Operator, 'exists'>, values: reado
       if (op === 'before') {
         const bound = Math.max(...ms);
         return (v) => {
-          const t = toEpochMillis(v);
+          const t = toEpochMillisCached(v);
           return t !== undefined && t < bound;
         };
       }
       const bound = Math.min(...ms);
       return (v) => {
-        const t = toEpochMillis(v);
+        const t = toEpochMillisCached(v);
         return t !== undefined && t > bound;
       };
     }
