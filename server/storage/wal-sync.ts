@@ -8,7 +8,7 @@
  * blocks the event loop: SDK requests keep being served while it runs, and concurrent writers share one fsync
  * (group commit).
  */
-import { fsync, open, openSync, fsyncSync, closeSync } from 'node:fs';
+import { fdatasync, open, openSync, fsyncSync, closeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 
@@ -52,7 +52,8 @@ export class WalSync {
 
   private async syncOnce(): Promise<void> {
     const fd = await this.walFd();
-    await new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
+    // fdatasync, as SQLite itself uses on Linux: the data and the file size, without the mtime (one journal write less).
+    await new Promise<void>((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
   }
 
   private async walFd(): Promise<number> {
