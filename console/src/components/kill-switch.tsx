@@ -13,11 +13,13 @@ export interface KillSwitchProps {
   flag: string;
   environment: string;
   enabled: boolean;
+  /** Off because a kill switch was thrown (then the way back is "Revive"), rather than never turned on. */
+  killed?: boolean;
   onDone?: () => void;
   compact?: boolean;
 }
 
-export function KillSwitch({ flag, environment, enabled, onDone, compact }: KillSwitchProps) {
+export function KillSwitch({ flag, environment, enabled, killed = true, onDone, compact }: KillSwitchProps) {
   const live = useLive();
   const [open, setOpen] = useState(false);
   const [reason, setReason] = useState('');
@@ -53,8 +55,9 @@ export function KillSwitch({ flag, environment, enabled, onDone, compact }: Kill
     }
   };
 
-  const buttonLabel = enabled ? `Kill ${flag} in ${environment}` : `Revive ${flag} in ${environment}`;
-  const title = killing ? `Kill ${flag} in ${environment}` : `Revive ${flag} in ${environment}`;
+  const back = killed ? 'Revive' : 'Turn on';
+  const buttonLabel = enabled ? `Kill ${flag} in ${environment}` : `${back} ${flag} in ${environment}`;
+  const title = killing ? `Kill ${flag} in ${environment}` : `${back} ${flag} in ${environment}`;
   return (
     <>
       <button
@@ -67,7 +70,7 @@ export function KillSwitch({ flag, environment, enabled, onDone, compact }: Kill
           setOpen(true);
         }}
       >
-        {enabled ? (compact ? 'Kill' : 'Kill switch') : 'Revive'}
+        {enabled ? (compact ? 'Kill' : 'Kill switch') : back}
       </button>
       <Modal title={title} open={open} onClose={close} danger={killing}>
         {result ? (
@@ -110,7 +113,7 @@ export function KillSwitch({ flag, environment, enabled, onDone, compact }: Kill
                 Cancel
               </button>
               <button type="submit" class={killing ? 'kill' : 'revive'} disabled={busy}>
-                {busy ? 'Working…' : killing ? 'Kill flag' : 'Revive flag'}
+                {busy ? 'Working…' : killing ? 'Kill flag' : `${back} flag`}
               </button>
             </div>
           </form>

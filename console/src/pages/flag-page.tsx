@@ -93,7 +93,7 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
                     </td>
                     <td class="muted small">{s ? `v${s.version}` : ''}</td>
                     <td>
-                      {s && <KillSwitch flag={f.key} environment={e} enabled={s.enabled} onDone={() => (flag.reload(), full.reload())} compact />}
+                      {s && <KillSwitch flag={f.key} environment={e} enabled={s.enabled} killed={s.killedAt !== null} onDone={() => (flag.reload(), full.reload())} compact />}
                     </td>
                   </tr>
                 );

@@ -41,7 +41,7 @@ export function FlagsPage({ environment, environments }: { environment: string; 
               <tr>
                 <th scope="col">Flag</th>
                 {envs.map((e) => (
-                  <th scope="col" key={e} class={e === environment ? 'current' : ''}>
+                  <th scope="col" key={e} class={e === environment ? 'env current' : 'env'}>
                     {e}
                   </th>
                 ))}
@@ -61,11 +61,13 @@ export function FlagsPage({ environment, environments }: { environment: string; 
                       {f.description && <div class="muted small">{f.description}</div>}
                     </th>
                     {envs.map((e) => (
-                      <td key={e} class={e === environment ? 'current' : ''}>
+                      <td key={e} class={e === environment ? 'env current' : 'env'}>
                         <StateBadge enabled={f.environments?.[e]?.enabled} killedAt={f.environments?.[e]?.killedAt ?? null} />
                       </td>
                     ))}
-                    <td>{state && <KillSwitch flag={f.key} environment={environment} enabled={state.enabled} onDone={flags.reload} compact />}</td>
+                    <td>
+                      {state && <KillSwitch flag={f.key} environment={environment} enabled={state.enabled} killed={state.killedAt !== null} onDone={flags.reload} compact />}
+                    </td>
                   </tr>
                 );
               })}
