@@ -79,7 +79,9 @@ async function subscribers(): Promise<void> {
   while (hydrated < count) await sleep(20);
   process.send!({ type: 'ready', count: aviary.length + bare.length });
   process.on('message', (m: { cmd: string }) => {
-    if (m.cmd === 'collect') {
+    if (m.cmd === 'count') {
+      process.send!({ type: 'count', aviary: aviaryTimes.length, bare: bareTimes.length });
+    } else if (m.cmd === 'collect') {
       process.send!({ type: 'times', aviary: aviaryTimes, bare: bareTimes });
       aviaryTimes = [];
       bareTimes = [];
@@ -359,6 +361,15 @@ async function main(): Promise<void> {
     const bareP99: number[] = [];
     const aviaryP50: number[] = [];
     const bareP50: number[] = [];
+    /** Waits until every subscriber has the message (or 10 s), so a slow round is measured, not cut off. */
+    const settle = async (kind: 'aviary' | 'bare') => {
+      const deadline = performance.now() + 10_000;
+      while (performance.now() < deadline) {
+        const counts = await Promise.all(subs.map((s) => request(s, { cmd: 'count' }, 'count')));
+        if (counts.reduce((n, c) => n + (c[kind] as number), 0) >= SUBS) return;
+        await sleep(50);
+      }
+    };
     const collect = async () => {
       const parts = await Promise.all(subs.map((s) => request(s, { cmd: 'collect' }, 'times')));
       return { aviary: parts.flatMap((p) => p.aviary as number[]), bare: parts.flatMap((p) => p.bare as number[]) };
@@ -367,7 +378,7 @@ async function main(): Promise<void> {
       // Aviary: one change, from the API call until every subscriber has the delta.
       let t = now();
       await admin('POST', `/api/v1/flags/kill-me/environments/production/${r % 2 === 0 ? 'kill' : 'revive'}`);
-      await sleep(1_500);
+      await settle('aviary');
       let got = await collect();
       const a = got.aviary.map((x) => x - t);
       if (a.length < SUBS) console.log(`aviary round ${r}: ${a.length}/${SUBS} delivered`);
@@ -377,7 +388,7 @@ async function main(): Promise<void> {
       // Bare: one 1 KB broadcast to the same number of clients.
       t = now();
       bare.send({ cmd: 'broadcast' });
-      await sleep(1_500);
+      await settle('bare');
       got = await collect();
       const b = got.bare.map((x) => x - t);
       if (b.length < SUBS) console.log(`bare round ${r}: ${b.length}/${SUBS} delivered`);
