@@ -155,15 +155,23 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const audit = new AuditStore(database.sqlite);
 
   const checkpointer = Checkpointer.start(database.sqlite, app.log);
-  environments.ensureDefaults();
-  if (markRunning(database.sqlite, writer, now()).recovered) {
-    app.log.warn('the previous server process did not stop cleanly: environment versions moved forward so every SDK resyncs');
+  let boot: BootInfo;
+  try {
+    environments.ensureDefaults();
+    if (markRunning(database.sqlite, writer, now()).recovered) {
+      app.log.warn('the previous server process did not stop cleanly: environment versions moved forward so every SDK resyncs');
+    }
+    boot = tokens.bootstrap({
+      adminToken: options.adminToken,
+      sdkKeys: options.sdkKeys ?? {},
+      environments: environments.list().map((e) => e.key),
+    });
+  } catch (err) {
+    // A configuration error (an SDK key for an unknown environment, say): release the database before failing.
+    await checkpointer?.stop();
+    if (database.sqlite.open) database.sqlite.close();
+    throw err;
   }
-  const boot: BootInfo = tokens.bootstrap({
-    adminToken: options.adminToken,
-    sdkKeys: options.sdkKeys ?? {},
-    environments: environments.list().map((e) => e.key),
-  });
 
   app.decorate('db', database.db);
   app.decorate('sqlite', database.sqlite);

@@ -34,3 +34,18 @@ describe('boot', () => {
     expect(res.body).toMatchObject({ type: 'https://aviary.dev/problems/not-found', status: 404 });
   });
 });
+
+describe('boot configuration errors', () => {
+  it('refuses an SDK key for an environment that does not exist, naming the variable', async () => {
+    const { buildApp } = await import('../../server/app.js');
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'aviary-boot-'));
+    try {
+      await expect(buildApp({ dbPath: join(dir, 'a.db'), sdkKeys: { 'eu-west': 'some-sdk-key-0123456789' } })).rejects.toThrow(/AVIARY_SDK_KEY_EU_WEST/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
