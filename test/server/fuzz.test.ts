@@ -136,7 +136,7 @@ function attackArb(): fc.Arbitrary<Attack> {
       }),
     );
     // Paths: each parameter replaced by something that cannot be a key.
-    const names = Object.keys(route.params);
+    const names = [...route.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);
     if (names.length > 0) {
       attacks.push(fc.tuple(fc.constantFrom(...names), badKey).map(([name, key]) => base(`path ${name}`, { path: fill({ ...params, [name]: key }) })));
     }
@@ -187,7 +187,8 @@ function attackArb(): fc.Arbitrary<Attack> {
       const text = JSON.stringify(route.valid);
       attacks.push(
         fc.oneof(
-          fc.integer({ min: 0, max: text.length - 1 }).map((n) => text.slice(0, n)),
+          // (An empty body is "no body", which the optional-body routes accept: incident-friendly `curl -X POST`.)
+          fc.integer({ min: route.optionalBody ? 1 : 0, max: text.length - 1 }).map((n) => text.slice(0, n)),
           fc.string({ minLength: 1, maxLength: 5 }).filter((g) => g.trim() !== '').map((g) => text + g),
           fc.constantFrom("{'single': 'quotes'}", '{"a":1,}', '[1,2', 'NaN', '{"a": undefined}'),
         ).map((body) => base('broken json', { body })),
