@@ -97,6 +97,9 @@ export class Writer {
    * process). `fn` must be synchronous: an `await` inside would commit early. If `fn` throws, nothing is written.
    */
   write<T>(actor: Actor, fn: (w: WriteContext) => T): WriteResult<T> {
+    // A nested write would become a savepoint whose deltas are emitted before the outer transaction commits (or rolls
+    // back). Pass the outer WriteContext down instead (e.g. FlagStore.mutateState).
+    if (this.sqlite.inTransaction) throw new Error('Writer.write cannot be nested in another transaction; pass the WriteContext down');
     const now = this.now();
     const events: ChangeEvent[] = [];
     const versions = new Map<string, number>();
