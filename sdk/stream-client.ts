@@ -177,7 +177,7 @@ export class StreamClient {
       case 'hydrate': {
         this.readTimeoutMs = m.heartbeatMs * 2 + 1_000;
         this.armReadTimer();
-        if (!this.handlers.hydrate(m)) {
+        if (!this.safely(() => this.handlers.hydrate(m))) {
           this.resync('snapshot could not be applied');
           return;
         }
@@ -204,7 +204,7 @@ export class StreamClient {
           this.resync(`gap: have ${current ?? 'nothing'}, delta builds on ${m.prev}`);
           return;
         }
-        if (!this.handlers.delta(m)) {
+        if (!this.safely(() => this.handlers.delta(m))) {
           this.resync('delta could not be applied');
           return;
         }
@@ -238,6 +238,15 @@ export class StreamClient {
         if (m.retryAfterMs !== undefined) this.retryAfterMs = m.retryAfterMs;
         this.serverError = `${m.code}: ${m.message}`;
         return;
+    }
+  }
+
+  /** Runs an apply step; one that throws counts as not applied (resync), never as an exception in the app. */
+  private safely(apply: () => boolean): boolean {
+    try {
+      return apply();
+    } catch {
+      return false;
     }
   }
 

@@ -120,6 +120,16 @@ describe('a misbehaving stream', () => {
     expect(c.status().stream!.ignored).toBeGreaterThanOrEqual(2);
   });
 
+  it('a snapshot with a semantically broken flag serves that flag as MALFORMED_FLAG and everything else normally', async () => {
+    const s = await scriptedServer();
+    const broken = { ...flag('broken', true), state: { ...flag('broken', true).state, fallthrough: { variant: 'nope' }, rules: [{ id: 'r', conditions: [{ attribute: 'x', op: 'teleports', values: [1] }], serve: { variant: 'on' } }] } };
+    s.onHello((ws) => s.send(ws, { type: 'hydrate', version: 5, snapshot: { environment: 'production', version: 5, flags: [flag('f', true), broken], segments: [] }, heartbeatMs: 10_000 }));
+    const c = sdk(s.url);
+    await c.ready();
+    expect(c.variationDetail('broken', { key: 'u' }, false)).toMatchObject({ value: false, reason: { kind: 'ERROR', errorCode: 'MALFORMED_FLAG' } });
+    expect(c.variation('f', { key: 'u' }, false)).toBe(true);
+  });
+
   it('a heartbeat ahead of the client means it missed something: it resyncs', async () => {
     const s = await scriptedServer();
     s.onHello((ws) => s.send(ws, { type: 'hydrate', version: 5, snapshot: snapshot(5, true), heartbeatMs: 10_000 }));
