@@ -30,8 +30,12 @@ async function shot(p: Page, name: string, fullPage = false): Promise<void> {
 }
 
 async function signIn(p: Page): Promise<void> {
-  await p.goto(srv.url + '/');
-  await p.getByLabel('Admin token').fill(srv.adminToken);
+  await signInTo(p, srv);
+}
+
+async function signInTo(p: Page, server: TestServer): Promise<void> {
+  await p.goto(server.url + '/');
+  await p.getByLabel('Admin token').fill(server.adminToken);
   await p.getByRole('button', { name: 'Sign in' }).click();
   await p.locator('table.flags').waitFor();
 }
@@ -211,7 +215,6 @@ describe('incident console', () => {
     expect(await page.locator('ol.timeline li').count()).toBe(3);
     expect(await page.locator('ol.timeline li[aria-current="step"]').textContent()).toContain('30%');
     await page.getByTestId('decision').waitFor();
-    await shot(page, 'canary', true);
 
     await page.getByRole('button', { name: 'Pause' }).click();
     const dialog = page.getByRole('dialog', { name: 'Pause the canary' });
@@ -219,6 +222,59 @@ describe('incident console', () => {
     await dialog.getByRole('button', { name: 'Pause' }).click();
     await expect.poll(() => page.getByTestId('canary-state').textContent()).toBe('paused');
     expect((await a.get('/api/v1/flags/ranking-v3/environments/production/canary')).body.state).toBe('paused');
+  });
+
+  it('charts a canary over time: a point per minute and variant, from SDK reports across its stages', async () => {
+    // A second server whose clock the test drives, so fourteen minutes of a canary take a second.
+    let t = Math.floor((Date.now() - 16 * 60_000) / 60_000) * 60_000 + 5_000;
+    const clocked = await startServer({ now: () => t });
+    const client = createClient({ baseUrl: clocked.url, sdkKey: clocked.sdkKeys.production, now: () => t, flushIntervalMs: 0 });
+    const viewer = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    try {
+      const a = api(clocked);
+      expect((await a.post('/api/v1/flags', { key: 'checkout-v2', kind: 'boolean', description: 'Checkout rewrite' })).status).toBe(201);
+      expect((await a.put('/api/v1/flags/checkout-v2/environments/production', ON)).status).toBe(200);
+      const canary = '/api/v1/flags/checkout-v2/environments/production/canary';
+      const started = await a.put(canary, { control: 'off', canary: 'on', stages: [{ percent: 10 }, { percent: 25 }, { percent: 50 }, { percent: 100 }], stageDurationSeconds: 3600, guard: { minSamples: 1_000_000 } });
+      expect(started.status, JSON.stringify(started.body)).toBeLessThan(300);
+      await client.ready();
+      const onShare = () => Array.from({ length: 400 }, (_, i) => client.variation('checkout-v2', { key: `user-${i}` }, false)).filter(Boolean).length;
+      await expect.poll(onShare, { timeout: 5000 }).toBeGreaterThan(10);
+      const minutes = 14;
+      for (let m = 0; m < minutes; m++) {
+        if (m === 5 || m === 10) {
+          const before = onShare();
+          expect((await a.post(`${canary}/advance`, { reason: 'manual step' })).status).toBe(200);
+          await expect.poll(onShare, { timeout: 5000 }).toBeGreaterThan(before);
+        }
+        for (let i = 0; i < 400; i++) {
+          const ctx = { key: `user-${i}` };
+          const on = client.variation('checkout-v2', ctx, false);
+          // Deterministic outcomes: the canary errs about twice as often and is ~25% slower.
+          const r = (i * 7919 + m * 104729) % 1000;
+          client.track('checkout-v2', ctx, { error: r < (on ? 30 : 15), latencyMs: (on ? 125 : 100) + (r % 60) });
+        }
+        await client.flush();
+        t += 60_000;
+      }
+      await signInTo(viewer, clocked);
+      await viewer.goto(clocked.url + '/flags/checkout-v2/canary');
+      const rows = viewer.locator('figure[aria-label="Error rate"] details tbody tr');
+      await expect.poll(() => rows.count()).toBe(minutes);
+      await expect.poll(() => viewer.locator('[data-testid="charts"] .uplot canvas').count()).toBe(2);
+      expect(await viewer.locator('ol.timeline li[aria-current="step"]').textContent()).toContain('50%');
+      expect(await viewer.locator('ol.timeline li.done').count()).toBe(2);
+      // Every minute has both sides; the canary's error rate is the higher one overall.
+      const rates = async (v: string) => (await viewer.locator(`figure[aria-label="Error rate"] td[data-series="${v}"]`).allTextContents()).map((x) => parseFloat(x));
+      const [on, off] = [await rates('on'), await rates('off')];
+      expect(on.every(Number.isFinite) && off.every(Number.isFinite)).toBe(true);
+      expect(on.reduce((x, y) => x + y) / minutes).toBeGreaterThan(off.reduce((x, y) => x + y) / minutes);
+      await shot(viewer, 'canary', true);
+    } finally {
+      await viewer.close();
+      await client.close();
+      await clocked.close();
+    }
   });
 
   it('the flag page previews how a targeting change re-assigns contexts and warns about moving them out of a canary', async () => {
