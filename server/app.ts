@@ -217,9 +217,9 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     async (admin) => {
       admin.addHook('onRequest', adminAuthHook);
       // A write is acknowledged only once it is on stable storage (see server/storage/wal-sync.ts).
-      admin.addHook('onSend', async (request, _reply, payload) => {
-        if (request.method !== 'GET' && request.method !== 'HEAD') await writer.durable();
-        return payload;
+      admin.addHook('onSend', (request, _reply, payload, done) => {
+        if (request.method === 'GET' || request.method === 'HEAD') return done(null, payload);
+        writer.durable().then(() => done(null, payload), done);
       });
       // An empty body with a JSON content type is "no body" (so `curl -X POST -H 'content-type: application/json' .../kill`
       // works in an incident); anything else parses as JSON with prototype poisoning refused. PATCH bodies may be sent
@@ -247,9 +247,9 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     async (sdk) => {
       sdk.addHook('onRequest', sdkAuthHook);
       // Metrics reports are acknowledged only once on stable storage, like admin writes (evaluate writes nothing).
-      sdk.addHook('onSend', async (request, _reply, payload) => {
-        if (request.method === 'POST' && request.routeOptions.url !== '/sdk/v1/evaluate') await writer.durable();
-        return payload;
+      sdk.addHook('onSend', (request, _reply, payload, done) => {
+        if (request.method !== 'POST' || request.routeOptions.url === '/sdk/v1/evaluate') return done(null, payload);
+        writer.durable().then(() => done(null, payload), done);
       });
       await sdk.register(snapshotRoutes);
       await sdk.register(evaluateRoutes);

@@ -4,7 +4,7 @@
  * Active tokens are cached in memory by hash, so authenticating a request costs one SHA-256 and no query (the SDK
  * routes are the hot path). The cache is only changed through this store, in the same process as the database.
  */
-import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { ChangeFeed } from '../storage/change-feed.js';
 import type { Actor, Writer } from '../storage/writer.js';
@@ -47,7 +47,8 @@ const LAST_USED_GRANULARITY_MS = 60_000;
 const PREFIX_LENGTH = 12;
 
 function sha256(secret: string): Buffer {
-  return createHash('sha256').update(secret, 'utf8').digest();
+  // One-shot hash: no Hash object per request (this runs on every SDK request).
+  return hash('sha256', secret, 'buffer');
 }
 
 function toInfo(row: TokenRow): TokenInfo {
