@@ -48,16 +48,21 @@ function falseRollbacks(label: string, scenario: Scenario, seed: number) {
   let rolledBack = 0;
   let naive = 0;
   let naiveUnsplit = 0;
+  const by: Record<string, number> = {};
   const t0 = performance.now();
   for (let i = 0; i < HEALTHY_CANARIES; i++) {
     const r = simulateCanary(scenario, rng);
-    if (r.rolledBack) rolledBack++;
+    if (r.rolledBack) {
+      rolledBack++;
+      by[r.by ?? '?'] = (by[r.by ?? '?'] ?? 0) + 1;
+    }
     if (r.naiveRolledBack) naive++;
     if (r.naiveUnsplitRolledBack) naiveUnsplit++;
   }
   const checks = HEALTHY_CANARIES * scenario.stagePercents.length * (scenario.holdSeconds / scenario.batchSeconds);
+  const byText = Object.entries(by).map(([k, v]) => `${k} ${v}`).join(', ');
   console.log(
-    `  ${label.padEnd(44)} false rollbacks ${String(rolledBack).padStart(4)}/${HEALTHY_CANARIES} = ${pct(rolledBack / HEALTHY_CANARIES, 2).padStart(6)}` +
+    `  ${label.padEnd(44)} false rollbacks ${String(rolledBack).padStart(4)}/${HEALTHY_CANARIES} = ${pct(rolledBack / HEALTHY_CANARIES, 2).padStart(6)}${byText ? ` (${byText})` : ''}` +
       `   naive z-test peeking (errors only): at the same α ${pct(naive / HEALTHY_CANARIES, 1).padStart(6)}, at α = 1 − confidence ${pct(naiveUnsplit / HEALTHY_CANARIES, 1).padStart(6)}   (${checks.toLocaleString('en')} checks, ${((performance.now() - t0) / 1000).toFixed(1)} s)`,
   );
   return rolledBack / HEALTHY_CANARIES;
@@ -91,10 +96,12 @@ function detection(label: string, scenario: Scenario, seed: number) {
   const rng = seededRandom(seed);
   const runs = Array.from({ length: RUNS }, () => simulateCanary(scenario, rng));
   const caught = runs.filter((r) => r.rolledBack);
+  const by: Record<string, number> = {};
+  for (const r of caught) by[r.by ?? '?'] = (by[r.by ?? '?'] ?? 0) + 1;
   const secs = medianP90(caught.map((r) => r.seconds));
   const samples = medianP90(caught.map((r) => r.canarySamples));
   console.log(
-    `  ${label.padEnd(58)} caught ${caught.length}/${RUNS}; canary samples median ${samples.median} (p90 ${samples.p90}); seconds median ${secs.median} (p90 ${secs.p90})`,
+    `  ${label.padEnd(58)} caught ${caught.length}/${RUNS} (${Object.entries(by).map(([k, v]) => `${k} ${v}`).join(', ')}); canary samples median ${samples.median} (p90 ${samples.p90}); seconds median ${secs.median} (p90 ${secs.p90})`,
   );
 }
 
@@ -104,6 +111,7 @@ console.log(
 );
 detection('error rate 1% → 2% (guard maxErrorRateIncrease 0.005)', { ...detectionBase, canary: { ...detectionBase.canary, errorRate: 0.02 } }, SEED + 2);
 detection('latency ×1.3, p95 +30% (guard maxLatencyIncreasePercent 20)', { ...detectionBase, canary: { ...detectionBase.canary, latency: { medianMs: 65, sigma: 0.5 } } }, SEED + 3);
+detection('10% of requests 3× slower (tail only; default guard)', { ...detectionBase, guard: { ...DEFAULT_GUARD }, canary: { ...detectionBase.canary, slowShare: 0.1, slowFactor: 3 } }, SEED + 5);
 detection('error rate 1% → 5% (default guard, +1 point)', { ...detectionBase, guard: { ...DEFAULT_GUARD }, canary: { ...detectionBase.canary, errorRate: 0.05 } }, SEED + 4);
 }
 

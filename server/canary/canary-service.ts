@@ -32,6 +32,9 @@ import {
 } from './state-machine.js';
 import { compare, testAlpha, type Comparison } from './stats.js';
 
+/** How far back before a window the tail test's reference p95 is taken from. */
+const REFERENCE_MS = 3_600_000;
+
 /** The system actor of automatic decisions. */
 export const GUARD_ACTOR: Actor = { tokenId: null, name: 'canary-guard' };
 
@@ -148,7 +151,17 @@ export class CanaryService {
   private comparisonOf(environment: string, flag: string, run: CanaryRun): Comparison {
     const doc = run.document;
     const [canary, control] = this.o.metrics.variantTotals(environment, flag, [doc.canary, doc.control], run.windowStartedAt);
-    return compare({ variant: doc.canary, totals: canary }, { variant: doc.control, totals: control }, doc.guard, testAlpha(doc.guard, doc.stages.length));
+    // The tail test's threshold comes from the control's latency in the hour before the window: data the window's
+    // verdicts cannot influence (minutes strictly before the window's first minute).
+    const windowMinute = Math.floor(run.windowStartedAt / 60_000) * 60_000;
+    const reference = this.o.metrics.variantHistogram(environment, flag, doc.control, windowMinute - REFERENCE_MS, windowMinute);
+    return compare(
+      { variant: doc.canary, totals: canary },
+      { variant: doc.control, totals: control },
+      doc.guard,
+      testAlpha(doc.guard, doc.stages.length),
+      reference,
+    );
   }
 
   /**

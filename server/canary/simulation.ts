@@ -4,7 +4,7 @@
  * long it takes to catch a real regression. Reproducible: everything draws from one seeded generator.
  */
 import { bucketLowerMs, LATENCY_BUCKETS, mergeHistogram, type SparseHistogram } from '@aviary/sdk/core';
-import { errorRateTest, latencyTest, testAlpha, type GuardConfig, type OutcomeTotals } from './stats.js';
+import { errorRateTest, latencyTest, tailTest, testAlpha, type GuardConfig, type OutcomeTotals } from './stats.js';
 
 /** mulberry32: small, fast, good enough for simulation; seeded so runs reproduce. */
 export function seededRandom(seed: number): () => number {
@@ -94,6 +94,9 @@ export function sampleHistogram(n: number, probs: Array<[number, number]>, rng: 
 export interface ArmModel {
   errorRate: number;
   latency: LatencyModel;
+  /** A share of requests that is `slowFactor` times slower (a slow shard, a timeout path). */
+  slowShare?: number;
+  slowFactor?: number;
 }
 
 /** A simulated canary: traffic, stages, how often the SDKs flush, and what the guard is. */
@@ -116,7 +119,7 @@ export interface Scenario {
 export interface RunResult {
   rolledBack: boolean;
   /** Which test caused the rollback. */
-  by: 'errorRate' | 'latency' | null;
+  by: 'errorRate' | 'latency' | 'tail' | null;
   /** Seconds from the start of the stage where the rollback happened. */
   seconds: number;
   /** Canary outcomes in the stage window at the rollback. */
@@ -129,11 +132,25 @@ export interface RunResult {
 
 const emptyTotals = (): OutcomeTotals => ({ evaluations: 0, outcomes: 0, errors: 0, latency: {} });
 
-function addBatch(t: OutcomeTotals, n: number, arm: ArmModel, probs: Array<[number, number]>, rng: () => number): void {
+interface ArmProbs {
+  normal: Array<[number, number]>;
+  slow: Array<[number, number]> | null;
+}
+
+function armProbs(arm: ArmModel): ArmProbs {
+  return {
+    normal: bucketProbabilities(arm.latency),
+    slow: arm.slowShare ? bucketProbabilities({ medianMs: arm.latency.medianMs * (arm.slowFactor ?? 1), sigma: arm.latency.sigma }) : null,
+  };
+}
+
+function addBatch(t: OutcomeTotals, n: number, arm: ArmModel, probs: ArmProbs, rng: () => number): void {
   t.outcomes += n;
   t.evaluations += n;
   t.errors += binomial(n, arm.errorRate, rng);
-  mergeHistogram(t.latency, sampleHistogram(n, probs, rng));
+  const slow = probs.slow ? binomial(n, arm.slowShare ?? 0, rng) : 0;
+  mergeHistogram(t.latency, sampleHistogram(n - slow, probs.normal, rng));
+  if (slow > 0 && probs.slow) mergeHistogram(t.latency, sampleHistogram(slow, probs.slow, rng));
 }
 
 // One-sided normal quantile by bisection on the CDF (only used for the naive comparison).
@@ -153,9 +170,13 @@ export function simulateCanary(s: Scenario, rng: () => number): RunResult {
   const alpha = testAlpha(s.guard, s.alphaStages ?? s.stagePercents.length);
   const z = zQuantile(1 - alpha);
   const zUnsplit = zQuantile(s.guard.confidence);
-  const controlProbs = bucketProbabilities(s.control.latency);
-  const canaryProbs = bucketProbabilities(s.canary.latency);
+  const controlProbs = armProbs(s.control);
+  const canaryProbs = armProbs(s.canary);
   const perBatch = s.outcomesPerSecond * s.batchSeconds;
+  // The tail test's reference: before the first stage, an hold's worth of all-control traffic; later, the previous
+  // stage's control outcomes (as the server takes the control's latency before the window).
+  let reference: OutcomeTotals = emptyTotals();
+  addBatch(reference, s.outcomesPerSecond * s.holdSeconds, s.control, controlProbs, rng);
   let naive = false;
   let naiveUnsplit = false;
   for (const percent of s.stagePercents) {
@@ -167,6 +188,7 @@ export function simulateCanary(s: Scenario, rng: () => number): RunResult {
       addBatch(control, perBatch - nc, s.control, controlProbs, rng);
       const err = errorRateTest(canary, control, s.guard, alpha);
       const lat = latencyTest(canary.latency, control.latency, s.guard, alpha);
+      const tail = tailTest(canary.latency, control.latency, reference.latency, s.guard, alpha);
       if (!naive && err.enoughSamples) {
         const pc = canary.errors / canary.outcomes;
         const pk = control.errors / control.outcomes;
@@ -175,10 +197,12 @@ export function simulateCanary(s: Scenario, rng: () => number): RunResult {
         if (zScore > z) naive = true;
         if (zScore > zUnsplit) naiveUnsplit = true;
       }
-      if (err.breach || lat?.breach) {
-        return { rolledBack: true, by: err.breach ? 'errorRate' : 'latency', seconds: t, canarySamples: canary.outcomes, naiveRolledBack: true, naiveUnsplitRolledBack: true };
+      if (err.breach || lat?.breach || tail?.breach) {
+        const by = err.breach ? 'errorRate' : lat?.breach ? 'latency' : 'tail';
+        return { rolledBack: true, by, seconds: t, canarySamples: canary.outcomes, naiveRolledBack: true, naiveUnsplitRolledBack: true };
       }
     }
+    reference = control;
   }
   return { rolledBack: false, by: null, seconds: s.holdSeconds * s.stagePercents.length, canarySamples: 0, naiveRolledBack: naive, naiveUnsplitRolledBack: naiveUnsplit };
 }

@@ -14,12 +14,16 @@
  *   of geometric means); a slowdown that scales latencies by a factor moves every percentile, p95 included, by that
  *   factor, and log-latency is close to normal so the approximation holds at small samples. Regression when the
  *   lower bound exceeds ln(1 + maxLatencyIncreasePercent / 100).
+ * - latency tail: a slowdown of a few percent of requests (timeouts, a slow shard) barely moves the mean but moves
+ *   p95. With T the control's p95 measured *before* the window (so fixed in advance), d = share of canary outcomes
+ *   slower than (1 + limit)·T − share of control outcomes slower than T; if the canary is no slower than (1 + limit)×
+ *   the control throughout its distribution, d ≤ 0, so a regression is a lower bound above 0.
  * Each interval is a valid test of "the canary is within the limit", so a regression verdict is a statistically
  * significant breach of the configured limit, not merely a significant difference.
  *
  * This module is pure: no I/O, no clock.
  */
-import { bucketMidMs, histogramQuantile, type SparseHistogram } from '@aviary/sdk/core';
+import { bucketLowerMs, bucketMidMs, histogramQuantile, LATENCY_BUCKETS, type SparseHistogram } from '@aviary/sdk/core';
 
 /** The guard of a canary document (CONTRACT §4, fixed field names). */
 export interface GuardConfig {
@@ -93,11 +97,26 @@ export interface Comparison {
   errorRate: SequentialTest;
   /** Null while either side has no latency samples at all. */
   latency: (SequentialTest & { p95IncreasePercent: number | null }) | null;
+  /** Null without a reference p95 (control latency before the window) or latency samples. */
+  tail: TailTest | null;
   method: string;
 }
 
+/** The tail test: shares of slow outcomes on each side, in proportion units (0.03 = 3 points). */
+export interface TailTest extends SequentialTest {
+  /** The control's p95 before the window (ms, a bucket edge): control outcomes at or above it count as slow. */
+  thresholdMs: number;
+  /** (1 + limit) × thresholdMs rounded up to a bucket edge: canary outcomes at or above it count as slow. */
+  canaryThresholdMs: number;
+  canarySlowShare: number;
+  controlSlowShare: number;
+}
+
 export const METHOD =
-  'mSPRT (Johari et al. 2017) with a normal mixture: always-valid confidence intervals, Bonferroni-split across stages and metrics';
+  'mSPRT (Johari et al. 2017) with a normal mixture: always-valid confidence intervals, Bonferroni-split across stages and tests';
+
+/** Sequential tests per stage: error rate, mean log-latency, latency tail. */
+export const TESTS_PER_STAGE = 3;
 
 /**
  * Half-width of the always-valid interval for a difference of means whose estimate has variance `variance`.
@@ -112,10 +131,10 @@ export function mixtureHalfWidth(variance: number, tau2: number, alpha: number):
 
 /**
  * The error probability of one test: 1 − confidence is split evenly over the canary's stages (each stage starts a
- * fresh window) and its two metrics, so the chance of any false rollback over the whole canary stays ≤ 1 − confidence.
+ * fresh window) and its three tests, so the chance of any false rollback over the whole canary stays ≤ 1 − confidence.
  */
 export function testAlpha(guard: GuardConfig, stageCount: number): number {
-  return (1 - guard.confidence) / (2 * Math.max(1, stageCount));
+  return (1 - guard.confidence) / (TESTS_PER_STAGE * Math.max(1, stageCount));
 }
 
 /**
@@ -242,6 +261,77 @@ export function latencyTest(
   };
 }
 
+/** Mixing scale of the tail test (shares of slow outcomes; a p95 breach moves the share by a few points). */
+const TAIL_TAU = 0.02;
+
+function countFrom(h: SparseHistogram, fromBucket: number): number {
+  let n = 0;
+  for (const k in h) if (Number(k) >= fromBucket) n += h[k] ?? 0;
+  return n;
+}
+
+/** Bucket index holding the q-quantile of a histogram, or null when it is empty. */
+function quantileBucket(h: SparseHistogram, q: number): number | null {
+  const entries = Object.keys(h)
+    .map((k) => [Number(k), h[k] ?? 0] as const)
+    .filter(([, c]) => c > 0)
+    .sort((a, b) => a[0] - b[0]);
+  const total = entries.reduce((a, [, c]) => a + c, 0);
+  if (total === 0) return null;
+  const rank = Math.max(1, Math.ceil(q * total));
+  let seen = 0;
+  for (const [i, c] of entries) {
+    seen += c;
+    if (seen >= rank) return i;
+  }
+  return entries[entries.length - 1]![0];
+}
+
+/**
+ * Always-valid test of the latency tail against `reference`, the control's latency before the window. Null without a
+ * reference of at least `minSamples` or without latency on both sides.
+ */
+export function tailTest(
+  canary: SparseHistogram,
+  control: SparseHistogram,
+  reference: SparseHistogram | null,
+  guard: GuardConfig,
+  alpha: number,
+): TailTest | null {
+  if (!reference || histogramCount(reference) < guard.minSamples) return null;
+  const nc = histogramCount(canary);
+  const nk = histogramCount(control);
+  if (nc === 0 || nk === 0) return null;
+  const p95Bucket = quantileBucket(reference, 0.95)!;
+  // Slow = at or above the upper edge of the reference p95's bucket; for the canary, (1 + limit) times that, rounded
+  // up to a bucket edge so that the null hypothesis stays on the safe side of the discretisation.
+  const controlFrom = Math.min(LATENCY_BUCKETS - 1, p95Bucket + 1);
+  const target = bucketLowerMs(controlFrom) * (1 + guard.maxLatencyIncreasePercent / 100);
+  let canaryFrom = controlFrom;
+  while (canaryFrom < LATENCY_BUCKETS - 1 && bucketLowerMs(canaryFrom) < target * (1 - 1e-12)) canaryFrom++;
+  const xc = countFrom(canary, canaryFrom);
+  const xk = countFrom(control, controlFrom);
+  const qc = xc / nc;
+  const qk = xk / nk;
+  const sc = (xc + 0.5) / (nc + 1);
+  const sk = (xk + 0.5) / (nk + 1);
+  const h = mixtureHalfWidth((sc * (1 - sc)) / nc + (sk * (1 - sk)) / nk, TAIL_TAU * TAIL_TAU, alpha);
+  const enoughSamples = nc >= guard.minSamples && nk >= guard.minSamples;
+  const difference = qc - qk;
+  return {
+    difference,
+    interval: [Math.max(-1, difference - h), Math.min(1, difference + h)],
+    limit: 0,
+    alpha,
+    enoughSamples,
+    breach: enoughSamples && difference - h > 0,
+    thresholdMs: bucketLowerMs(controlFrom),
+    canaryThresholdMs: bucketLowerMs(canaryFrom),
+    canarySlowShare: qc,
+    controlSlowShare: qk,
+  };
+}
+
 const pct = (x: number, digits = 2) => `${(x * 100).toFixed(digits)}%`;
 
 /**
@@ -252,14 +342,18 @@ export function compare(
   control: { variant: string; totals: OutcomeTotals },
   guard: GuardConfig,
   alpha: number,
+  /** The control's latency before the window, for the tail test (null: no tail test). */
+  reference: SparseHistogram | null = null,
 ): Comparison {
   const err = errorRateTest(canary.totals, control.totals, guard, alpha);
   const lat = latencyTest(canary.totals.latency, control.totals.latency, guard, alpha);
+  const tail = tailTest(canary.totals.latency, control.totals.latency, reference, guard, alpha);
   const base = {
     canary: summarize(canary.variant, canary.totals),
     control: summarize(control.variant, control.totals),
     errorRate: err,
     latency: lat,
+    tail,
     method: METHOD,
   };
   if (err.breach) {
@@ -282,6 +376,17 @@ export function compare(
       ...base,
     };
   }
+  if (tail?.breach) {
+    return {
+      decision: 'regression',
+      why:
+        `latency tail: ${pct(tail.canarySlowShare)} of ${base.canary.latencySamples} canary outcomes took ≥ ${tail.canaryThresholdMs.toFixed(1)} ms ` +
+        `(${(100 + guard.maxLatencyIncreasePercent).toFixed(0)}% of the control's earlier p95) vs ${pct(tail.controlSlowShare)} of ` +
+        `${base.control.latencySamples} control outcomes ≥ ${tail.thresholdMs.toFixed(1)} ms: always-valid interval ` +
+        `[${pct(tail.interval[0])}, ${pct(tail.interval[1])}] of the difference entirely above 0`,
+      ...base,
+    };
+  }
   if (!err.enoughSamples) {
     return {
       decision: 'insufficient',
@@ -294,11 +399,12 @@ export function compare(
       ? `, latency ${lat.difference >= 0 ? '+' : ''}${lat.difference.toFixed(1)}% [${lat.interval[0].toFixed(1)}%, ${lat.interval[1].toFixed(1)}%] within ${lat.limit}%`
       : `, latency not yet tested (${base.canary.latencySamples}/${base.control.latencySamples} samples)`
     : ', no latency reported';
+  const tailText = tail?.enoughSamples ? `, slow-tail share difference ${pct(tail.difference)} [${pct(tail.interval[0])}, ${pct(tail.interval[1])}] not above 0` : '';
   return {
     decision: 'healthy',
     why:
       `no significant regression: error rate difference ${pct(err.difference)} [${pct(err.interval[0])}, ${pct(err.interval[1])}] ` +
-      `not entirely above ${pct(err.limit)}${latText}`,
+      `not entirely above ${pct(err.limit)}${latText}${tailText}`,
     ...base,
   };
 }

@@ -110,6 +110,9 @@ export class MetricsStore {
          WHERE environment = ? AND flag = ? AND variant IN (?, ?) AND minute >= ?`,
       ),
       // Chunks (by index) so one retention pass never holds the event loop or the write lock for long.
+      histogram: sqlite.prepare<[string, string, string, number, number], { latency: string | null }>(
+        'SELECT latency FROM metrics_minute WHERE environment = ? AND flag = ? AND variant = ? AND minute >= ? AND minute < ?',
+      ),
       deleteMinutes: sqlite.prepare<[number, number]>(
         'DELETE FROM metrics_minute WHERE rowid IN (SELECT rowid FROM metrics_minute WHERE minute < ? LIMIT ?)',
       ),
@@ -168,6 +171,15 @@ export class MetricsStore {
       if (r.latency) mergeHistogram(t.latency, JSON.parse(r.latency) as SparseHistogram);
     }
     return out;
+  }
+
+  /** One variant's merged latency histogram over the minutes in [from, toExclusive) (minute starts). */
+  variantHistogram(environment: string, flag: string, variant: string, from: number, toExclusive: number): SparseHistogram {
+    const h: SparseHistogram = {};
+    for (const r of this.stmts.histogram.all(environment, flag, variant, from, toExclusive)) {
+      if (r.latency) mergeHistogram(h, JSON.parse(r.latency) as SparseHistogram);
+    }
+    return h;
   }
 
   /**

@@ -1,6 +1,6 @@
 import { latencyBucket, type SparseHistogram } from '@aviary/sdk/core';
 import { describe, expect, it } from 'vitest';
-import { compare, errorRateTest, latencyTest, mixtureHalfWidth, testAlpha, type GuardConfig, type OutcomeTotals } from '../../server/canary/stats.js';
+import { compare, errorRateTest, latencyTest, mixtureHalfWidth, tailTest, testAlpha, type GuardConfig, type OutcomeTotals } from '../../server/canary/stats.js';
 import { seededRandom, simulateCanary } from '../../server/canary/simulation.js';
 
 const guard: GuardConfig = { maxErrorRateIncrease: 0.01, maxLatencyIncreasePercent: 20, minSamples: 500, confidence: 0.95 };
@@ -37,8 +37,8 @@ describe('always-valid interval', () => {
     expect(mixtureHalfWidth(variance, 1e-4, 0.05)).toBeGreaterThan(1.96 * Math.sqrt(variance));
   });
 
-  it('splits 1 − confidence over stages and the two metrics', () => {
-    expect(testAlpha(guard, 5)).toBeCloseTo(0.005, 10);
+  it('splits 1 − confidence over stages and the three tests', () => {
+    expect(testAlpha(guard, 5)).toBeCloseTo(0.05 / 15, 10);
   });
 });
 
@@ -102,6 +102,43 @@ describe('latency guard', () => {
 
   it('is absent when a side reported no latency', () => {
     expect(latencyTest({}, histogramOf([1, 2, 3]), guard, 0.005)).toBeNull();
+  });
+});
+
+describe('latency tail guard', () => {
+  /** Like `latencies`, but a share of requests is `factor` times slower (a slow shard, a timeout path). */
+  function withSlowTail(n: number, medianMs: number, share: number, factor: number, seed: number): number[] {
+    const rng = seededRandom(seed + 1000);
+    return latencies(n, medianMs, seed).map((ms) => (rng() < share ? ms * factor : ms));
+  }
+
+  it('catches a slow tail that the mean of log-latency stays within the limit for', () => {
+    const reference = histogramOf(latencies(5000, 50, 21));
+    // 10% of requests 3× slower: p95 up by more than 30%, the geometric mean by about 12% (within the 20% limit).
+    const canary = histogramOf(withSlowTail(20_000, 50, 0.1, 3, 22));
+    const control = histogramOf(latencies(20_000, 50, 23));
+    const mean = latencyTest(canary, control, guard, 0.003);
+    expect(mean?.breach).toBe(false);
+    const tail = tailTest(canary, control, reference, guard, 0.003);
+    expect(tail?.breach).toBe(true);
+    expect(tail!.canaryThresholdMs).toBeGreaterThanOrEqual(tail!.thresholdMs * 1.2);
+    const c = compare({ variant: 'on', totals: totals(20_000, 0, canary) }, { variant: 'off', totals: totals(20_000, 0, control) }, guard, 0.003, reference);
+    expect(c.decision).toBe('regression');
+    expect(c.why).toMatch(/^latency tail: /);
+    expect(c.latency!.p95IncreasePercent!).toBeGreaterThan(30);
+    expect(c.latency!.difference).toBeLessThan(20);
+  });
+
+  it('stays quiet for identical distributions and without a reference', () => {
+    const reference = histogramOf(latencies(5000, 50, 31));
+    const canary = histogramOf(latencies(4000, 50, 32));
+    const control = histogramOf(latencies(4000, 50, 33));
+    const tail = tailTest(canary, control, reference, guard, 0.003);
+    expect(tail?.breach).toBe(false);
+    expect(tail!.controlSlowShare).toBeGreaterThan(0.02);
+    expect(tail!.controlSlowShare).toBeLessThan(0.08);
+    expect(tailTest(canary, control, null, guard, 0.003)).toBeNull();
+    expect(tailTest(canary, control, histogramOf(latencies(100, 50, 34)), guard, 0.003)).toBeNull();
   });
 });
 
