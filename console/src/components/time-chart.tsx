@@ -3,8 +3,14 @@
  * (and for anyone who wants the exact values).
  */
 import { useEffect, useRef } from 'preact/hooks';
-import uPlot from 'uplot';
-import 'uplot/dist/uPlot.min.css';
+import type uPlot from 'uplot';
+
+// uPlot is loaded with the first chart: the incident path (sign in, find, kill) never waits for it.
+let loading: Promise<typeof uPlot> | null = null;
+function loadUPlot(): Promise<typeof uPlot> {
+  loading ??= Promise.all([import('uplot'), import('uplot/dist/uPlot.min.css')]).then(([m]) => m.default);
+  return loading;
+}
 
 export interface ChartSeries {
   label: string;
@@ -30,8 +36,13 @@ export function TimeChart({ title, times, series, unit, format, window: win }: T
   useEffect(() => {
     const el = box.current;
     if (!el || times.length === 0) return;
-    const width = Math.max(280, Math.min(el.clientWidth || 600, 900));
-    const plot = new uPlot(
+    let plot: uPlot | null = null;
+    let stopped = false;
+    const resize = () => plot?.setSize({ width: Math.max(280, Math.min(el.clientWidth, 900)), height: 220 });
+    void loadUPlot().then((UPlot) => {
+      if (stopped) return;
+      const width = Math.max(280, Math.min(el.clientWidth || 600, 900));
+      plot = new UPlot(
       {
         width,
         height: 220,
@@ -54,12 +65,13 @@ export function TimeChart({ title, times, series, unit, format, window: win }: T
       },
       [times, ...series.map((s) => s.values)] as uPlot.AlignedData,
       el,
-    );
-    const resize = () => plot.setSize({ width: Math.max(280, Math.min(el.clientWidth, 900)), height: 220 });
-    window.addEventListener('resize', resize);
+      );
+      window.addEventListener('resize', resize);
+    });
     return () => {
+      stopped = true;
       window.removeEventListener('resize', resize);
-      plot.destroy();
+      plot?.destroy();
     };
   }, [times, series, win?.[0], win?.[1]]);
 
