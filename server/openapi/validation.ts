@@ -50,7 +50,8 @@ export function createValidatorCompiler(): FastifySchemaCompiler<unknown> {
         return true;
       }
       const ok = validate(data);
-      check.errors = validate.errors ? validate.errors.slice(0, MAX_ERRORS) : null;
+      // An `if`/`then` failure ("must match \"then\" schema") only restates the errors of its branch, listed anyway.
+      check.errors = validate.errors ? validate.errors.filter((e) => e.keyword !== 'if').slice(0, MAX_ERRORS) : null;
       return ok;
     }) as ((data: unknown) => boolean) & { errors: ValidateFunction['errors'] };
     check.errors = null;
