@@ -66,6 +66,11 @@ beforeAll(async () => {
   // Fail with the locator that did not show up, well before the test's own timeout.
   page.setDefaultTimeout(8000);
   page.on('pageerror', (e) => pageErrors.push(e.message));
+  // Console errors other than the expected 4xx answers (a refused token, a flag without a canary): CSP refusals
+  // and rendering warnings would show up here.
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) pageErrors.push(m.text());
+  });
 }, 60_000);
 
 afterAll(async () => {
