@@ -7,7 +7,7 @@ import websocket from '@fastify/websocket';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { CloseCode, KEY_PROTOCOL_PREFIX, STREAM_PROTOCOL } from '@aviary/sdk/protocol';
 import { adminAuthHook } from '../auth/hooks.js';
-import { problem } from '../errors.js';
+import { problem, PROBLEM_BASE } from '../errors.js';
 import { StreamHub, type HubOptions } from './stream-hub.js';
 
 declare module 'fastify' {
@@ -45,17 +45,35 @@ const plugin: FastifyPluginAsync<StreamPluginOptions> = async (app: FastifyInsta
     },
   });
 
-  app.get<{ Querystring: { since?: string } }>('/sdk/v1/stream', { websocket: true }, (socket, request) => {
-    // Browsers cannot read the HTTP status of a refused upgrade, so authentication failures are reported after the
-    // upgrade, with a final close code (4001/4003) every client can see and will not retry.
-    const principal = app.auth.sdk(request);
-    if (principal instanceof Error) {
-      hub.reject(socket, principal.statusCode === 403 ? CloseCode.FORBIDDEN : CloseCode.UNAUTHORIZED, principal.statusCode === 403 ? 'forbidden' : 'unauthorized', principal.message);
-      return;
-    }
-    const raw = request.query.since;
-    const since = raw !== undefined && /^\d{1,15}$/.test(raw) ? Number(raw) : undefined;
-    hub.accept(socket, principal, since);
+  app.route<{ Querystring: { since?: string } }>({
+    method: 'GET',
+    url: '/sdk/v1/stream',
+    // A plain GET (no upgrade): say what this is, as a problem document.
+    handler: async (request, reply) =>
+      reply
+        .code(426)
+        .header('upgrade', 'websocket')
+        .type('application/problem+json')
+        .send({
+          type: `${PROBLEM_BASE}upgrade-required`,
+          title: 'Upgrade required',
+          status: 426,
+          detail: 'GET /sdk/v1/stream is a websocket: send an Upgrade request (see docs/stream-protocol.md).',
+          instance: request.url,
+        }),
+    wsHandler: (socket, request) => {
+      // Browsers cannot read the HTTP status of a refused upgrade, so authentication failures are reported after
+      // the upgrade, with a final close code (4001/4003) every client can see and will not retry.
+      const principal = app.auth.sdk(request);
+      if (principal instanceof Error) {
+        const forbidden = principal.statusCode === 403;
+        hub.reject(socket, forbidden ? CloseCode.FORBIDDEN : CloseCode.UNAUTHORIZED, forbidden ? 'forbidden' : 'unauthorized', principal.message);
+        return;
+      }
+      const raw = request.query.since;
+      const since = raw !== undefined && /^\d{1,15}$/.test(raw) ? Number(raw) : undefined;
+      hub.accept(socket, principal, since);
+    },
   });
 
   await app.register(

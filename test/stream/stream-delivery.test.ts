@@ -126,6 +126,14 @@ describe('stream delivery', () => {
     await until(() => srv.app.streamHub.receipt('production', body.environmentVersion).complete, 'the ack');
   });
 
+  it('answers a plain GET without the upgrade with 426 as a problem document', async () => {
+    const res = await api(srv).get('/sdk/v1/stream', { token: srv.sdkKeys.production });
+    expect(res.status).toBe(426);
+    expect(res.headers.get('content-type')).toContain('application/problem+json');
+    expect(res.headers.get('upgrade')).toBe('websocket');
+    expect(res.body).toMatchObject({ status: 426, title: 'Upgrade required' });
+  });
+
   it('lists SDKs only for admins and known environments', async () => {
     expect((await api(srv).get('/api/v1/environments/production/sdks', { token: srv.sdkKeys.production })).status).toBe(403);
     expect((await api(srv).get('/api/v1/environments/production/sdks', { token: null })).status).toBe(401);
