@@ -29,7 +29,7 @@ describe('createClient', () => {
     expect(c.variationDetail('checkout', { key: 'u' }, true)).toEqual({ value: true, reason: { kind: 'ERROR', errorCode: 'NOT_READY' }, errorCode: 'NOT_READY' });
     const t0 = Date.now();
     await expect(c.ready(150)).rejects.toThrow(/not ready after 150 ms/);
-    expect(Date.now() - t0).toBeLessThan(1_000);
+    expect(Date.now() - t0).toBeLessThan(2_000);
     expect(c.variation('checkout', { key: 'u' }, 'fallback')).toBe('fallback');
     expect(c.allFlags({ key: 'u' })).toEqual({});
   });
