@@ -395,6 +395,10 @@ export class LinearPattern {
   private clist: Int32Array;
   private nlist: Int32Array;
   private readonly stack: Int32Array;
+  /** A literal every match contains (checked with `includes` before running the automaton), or ''. */
+  private required = '';
+  /** Set when the whole pattern is a literal: answered with string methods, no automaton. */
+  private literal: { text: string; start: boolean; end: boolean } | null = null;
   private readonly cc = new Int32Array(1);
   private readonly nc = new Int32Array(1);
 
@@ -450,10 +454,24 @@ export class LinearPattern {
     return false;
   }
 
+  /** Installs the literal shortcuts found by `literalFacts`. */
+  useLiterals(facts: LiteralFacts): void {
+    this.required = facts.required;
+    this.literal = facts.literal;
+  }
+
   /** Whether the pattern matches anywhere in `s` (false for strings longer than `MAX_MATCH_INPUT`). */
   test(s: string): boolean {
     const len = s.length;
     if (len > MAX_MATCH_INPUT) return false;
+    const lit = this.literal;
+    if (lit !== null) {
+      if (lit.start && lit.end) return s === lit.text;
+      if (lit.start) return s.startsWith(lit.text);
+      if (lit.end) return s.endsWith(lit.text);
+      return s.includes(lit.text);
+    }
+    if (this.required !== '' && !s.includes(this.required)) return false;
     if (this.gen > 1e15) {
       this.mark.fill(0);
       this.gen = 0;
@@ -507,7 +525,9 @@ export function compilePattern(source: string): PatternResult {
     c.p.y.push(0);
     c.p.sets.push(null);
     const anchored = startsAnchored(ast);
-    return { ok: true, pattern: new LinearPattern(c.p, anchored) };
+    const pattern = new LinearPattern(c.p, anchored);
+    pattern.useLiterals(literalFacts(ast));
+    return { ok: true, pattern };
   } catch (e) {
     if (e instanceof PatternError) return { ok: false, reason: e.message };
     return { ok: false, reason: 'invalid regular expression' };
@@ -520,4 +540,46 @@ function startsAnchored(n: Node): boolean {
   if (n.t === 'cat') return n.items.length > 0 && startsAnchored(n.items[0]!);
   if (n.t === 'alt') return n.items.every(startsAnchored);
   return false;
+}
+
+interface LiteralFacts {
+  required: string;
+  literal: { text: string; start: boolean; end: boolean } | null;
+}
+
+function literalChar(n: Node): string | undefined {
+  if (n.t !== 'set' || n.set.negated || n.set.ranges.length !== 2 || n.set.ranges[0] !== n.set.ranges[1]) return undefined;
+  return String.fromCharCode(n.set.ranges[0]!);
+}
+
+/**
+ * Literal shortcuts, sound for a search: a pattern that is only literal characters (optionally `^`-/`$`-anchored)
+ * is answered by string methods; otherwise the longest run of literal characters in the top-level sequence must
+ * occur in any matching input, so an input without it is refused before the automaton runs.
+ */
+function literalFacts(ast: Node): LiteralFacts {
+  const items = ast.t === 'cat' ? ast.items : [ast];
+  let required = '';
+  let run = '';
+  let allLiteral = true;
+  let start = false;
+  let end = false;
+  items.forEach((n, i) => {
+    const ch = literalChar(n);
+    if (ch !== undefined) {
+      run += ch;
+      if (run.length > required.length) required = run;
+      return;
+    }
+    run = '';
+    if (n.t === 'assert' && n.kind === 'bol' && i === 0) start = true;
+    else if (n.t === 'assert' && n.kind === 'eol' && i === items.length - 1) end = true;
+    else allLiteral = false;
+  });
+  if (allLiteral && ast.t !== 'alt') {
+    let text = '';
+    for (const n of items) text += literalChar(n) ?? '';
+    return { required: '', literal: { text, start, end } };
+  }
+  return { required, literal: null };
 }
