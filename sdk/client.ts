@@ -229,8 +229,8 @@ class Client implements AviaryClient {
     if (this.store.ready) return Promise.resolve();
     if (this.fatal) return Promise.reject(this.fatal);
     return new Promise<void>((resolve, reject) => {
+      // Not unref'd: `await client.ready()` must settle (reject) rather than let Node exit mid-await.
       const timer = setTimeout(() => reject(new Error(`Aviary client not ready after ${timeoutMs} ms (serving defaults)`)), timeoutMs);
-      unref(timer);
       this.readyPromise.then(
         () => {
           clearTimeout(timer);
