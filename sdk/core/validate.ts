@@ -40,6 +40,7 @@ export const LIMITS = {
   rules: 1000,
   conditionsPerRule: 100,
   valuesPerCondition: 10_000,
+  patternsPerCondition: 20,
   targetKeys: 100_000,
   segmentKeys: 100_000,
   stringLength: 1024,
@@ -315,6 +316,10 @@ function validateCondition(
     ok = false;
   } else if (values.length > LIMITS.valuesPerCondition) {
     issues.add(at(path, 'values'), `must have at most ${LIMITS.valuesPerCondition} values`);
+    ok = false;
+  } else if (op === 'matches' && values.length > LIMITS.patternsPerCondition) {
+    // Each pattern is an automaton evaluated in turn: keep one condition's work and memory bounded.
+    issues.add(at(path, 'values'), `must have at most ${LIMITS.patternsPerCondition} patterns for "matches"`);
     ok = false;
   } else {
     cleaned = [];

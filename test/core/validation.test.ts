@@ -97,6 +97,7 @@ describe('validateFlagState', () => {
     ['number for startsWith', withRules(rule([{ attribute: 'a', op: 'startsWith', values: [1] }])), '/rules/0/conditions/0/values/0', 'must be a string'],
     ['string for lt', withRules(rule([{ attribute: 'a', op: 'lt', values: ['3'] }])), '/rules/0/conditions/0/values/0', 'finite number'],
     ['bad regular expression', withRules(rule([{ attribute: 'a', op: 'matches', values: ['(a'] }])), '/rules/0/conditions/0/values/0', 'regular expression'],
+    ['too many patterns', withRules(rule([{ attribute: 'a', op: 'matches', values: Array.from({ length: 21 }, (_, i) => `p${i}`) }])), '/rules/0/conditions/0/values', 'at most 20 patterns'],
     ['backreference', withRules(rule([{ attribute: 'a', op: 'matches', values: ['(a)\\1'] }])), '/rules/0/conditions/0/values/0', 'backreferences'],
     ['bad semver', withRules(rule([{ attribute: 'v', op: 'semverLt', values: ['1.2'] }])), '/rules/0/conditions/0/values/0', 'semantic version'],
     ['semver with leading zero', withRules(rule([{ attribute: 'v', op: 'semverEq', values: ['01.2.3'] }])), '/rules/0/conditions/0/values/0', 'semantic version'],
