@@ -119,7 +119,7 @@ detection('error rate 1% → 5% (default guard, +1 point)', { ...detectionBase, 
 const workerSource = `
 const { parentPort, workerData } = require('node:worker_threads');
 const http = require('node:http');
-const { url, sdkKey, adminToken, mode, rate, durationMs, maxRequests, sdkPrefix } = workerData;
+const { url, sdkKey, adminToken, mode, rate, durationMs, maxRequests, sdkPrefix, role } = workerData;
 const target = new URL(url);
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 const probeAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -152,7 +152,8 @@ function report() {
   let sent = 0, done = 0, inflight = 0;
   const start = Date.now();
   const end = start + durationMs;
-  let probing = true;
+  // The probe runs in its own worker (role 'probe'), so the load generator's work never inflates its timings.
+  let probing = role === 'probe';
   const probe = (async () => {
     let k = 0;
     while (probing) {
@@ -162,7 +163,9 @@ function report() {
       await new Promise((r) => setTimeout(r, 50));
     }
   })();
-  if (mode !== 'idle') {
+  if (role === 'probe') {
+    await new Promise((r) => setTimeout(r, durationMs));
+  } else if (mode !== 'idle') {
     await new Promise((resolveAll) => {
       const pump = () => {
         const now = Date.now();
@@ -233,7 +236,9 @@ async function ingestBench() {
     for (let r = 0; r < rounds; r++) {
       for (const mode of ['idle', 'paced', 'max'] as const) {
         const durationMs = mode === 'idle' ? 3000 : mode === 'paced' ? paced.durationMs : quick ? 3000 : 5000;
-        const res = await runWorker({ url, sdkKey, adminToken, mode, rate: paced.rate, durationMs, maxRequests: 20_000, sdkPrefix: `bench-${round++}` });
+        const data = { url, sdkKey, adminToken, mode, rate: paced.rate, durationMs, maxRequests: 20_000, sdkPrefix: `bench-${round++}` };
+        const [load, probe] = await Promise.all([runWorker({ ...data, role: 'load' }), runWorker({ ...data, role: 'probe' })]);
+        const res = { ...load, kills: probe.kills };
         const ok = res.statuses['200'] ?? 0;
         const bad = res.done - ok;
         results[mode].push({ rate: ok / res.elapsed, p50: quantile(res.kills, 0.5), p99: quantile(res.kills, 0.99), max: Math.max(...res.kills), n: res.kills.length, bad });
