@@ -53,6 +53,19 @@ describe('matches runs on a linear-time automaton', () => {
     expect(elapsed).toBeLessThan(500);
   });
 
+  it('agrees with RegExp when the lazy DFA outgrows its cache and the Pike VM takes over', () => {
+    // "an a 13 characters from the end" needs 2^13 DFA states, more than the cache holds.
+    const source = '(a|b)*a(a|b){12}$';
+    const mine = compiled(source);
+    const native = new RegExp(source);
+    fc.assert(
+      fc.property(fc.string({ unit: fc.constantFrom('a', 'b'), minLength: 10, maxLength: 40 }), (s) => {
+        expect(mine.test(s)).toBe(native.test(s));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
   it('never matches an input longer than the bound', () => {
     expect(compiled('a').test('a'.repeat(MAX_MATCH_INPUT))).toBe(true);
     expect(compiled('a').test('a'.repeat(MAX_MATCH_INPUT + 1))).toBe(false);
