@@ -292,8 +292,8 @@ interface DState {
   wide: Map<number, DState> | null;
 }
 
-/** Most DFA states one pattern may build; beyond it evaluation uses the Pike VM (still linear, just slower). */
-export const MAX_DFA_STATES = 2000;
+/** Most DFA states one pattern may build (about 1 KB each); beyond it evaluation uses the Pike VM (still linear). */
+export const MAX_DFA_STATES = 256;
 
 /** A char set with an ASCII lookup table. */
 interface CompiledSet {
