@@ -236,3 +236,29 @@ describe('aviary canary', () => {
     await expect.poll(() => sdk.variation('search.v2', { key: 'anyone' }, false)).toBe(true);
   });
 });
+
+describe('aviary flags kill with an SDK that does not confirm', () => {
+  it('exits 6 after --wait and names the SDK that has not applied the kill', async () => {
+    const { default: WebSocket } = await import('ws');
+    // A real stream connection that says hello and then never acknowledges anything (a wedged client).
+    const ws = new WebSocket(`${srv.url.replace('http', 'ws')}/sdk/v1/stream`, { headers: { authorization: `Bearer ${srv.sdkKeys.production}` } });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    ws.send(JSON.stringify({ type: 'hello', sdkId: 'wedged-sdk', sdkVersion: '0.0.1', app: { name: 'legacy-batch' } }));
+    try {
+      await expect.poll(async () => ((await api(srv).get('/api/v1/environments/production/sdks')).body.items as Array<{ id: string }>).map((s) => s.id)).toContain('wedged-sdk');
+      const res = await runCli(['flags', 'kill', 'search.v2', '-e', 'production', '-r', 'drill', '--wait', '1'], env);
+      expect(res.code, res.stderr).toBe(6);
+      expect(res.stdout).toMatch(/delivery: 1\/2 SDKs applied version \d+/);
+      expect(res.stdout).toContain('not yet applied by: wedged-sdk');
+      // The kill itself happened, and the healthy SDK applied it.
+      expect((await api(srv).get('/api/v1/flags/search.v2/environments/production')).body.enabled).toBe(false);
+      expect(sdk.variation('search.v2', { key: 'u' }, true)).toBe(false);
+    } finally {
+      ws.close();
+      await api(srv).post('/api/v1/flags/search.v2/environments/production/revive', {});
+    }
+  });
+});
