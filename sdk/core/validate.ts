@@ -31,8 +31,11 @@ export type ValidationResult<T> = { ok: true; value: T } | { ok: false; issues: 
 
 /** Flag and segment keys (CONTRACT §1, fixed). */
 export const KEY_PATTERN = /^[a-z0-9][a-z0-9._-]{0,127}$/;
-/** Variant keys and rule ids: short, printable, no spaces. */
-export const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._:-]{0,63}$/;
+/**
+ * Variant keys and rule ids: printable, no spaces, and long enough to embed a flag or segment key (the canary
+ * renders rules named `canary-cohort-<segment>`).
+ */
+export const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._:-]{0,159}$/;
 export const FLAG_KINDS: readonly FlagKind[] = ['boolean', 'string', 'number', 'json'];
 /** Limits that keep one document's compile and evaluation cost bounded. */
 export const LIMITS = {
