@@ -477,6 +477,11 @@ function fmtRate(v: unknown): string {
 
 /** Runs the CLI with `argv` (as process.argv) and returns the exit code; never throws. */
 export async function run(argv: string[]): Promise<number> {
+  // `aviary flags list | head` closes the pipe early: that is the reader being done, not an error.
+  process.stdout.once('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(ExitCode.OK);
+    throw e;
+  });
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
