@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KEY_PATTERN, LIMITS, NAME_PATTERN } from '@aviary/sdk/core';
+import { bodySchema, componentSchema, type JsonObject } from '../../server/openapi/spec.js';
 import { api, startServer, type TestServer } from '../helpers/server.js';
 
 let srv: TestServer;
@@ -77,5 +79,25 @@ describe('request bodies are validated with the spec schemas', () => {
 
   it('lists every problem of a body, each with its own path', async () => {
     await rejected('post', '/api/v1/flags', { key: 'Bad Key', kind: 'bool', tags: 'web' }, ['/key', '/kind', '/tags']);
+  });
+});
+
+describe('the spec agrees with the evaluation core on what is valid', () => {
+  // The schemas run first: one stricter than the core would refuse documents the core (and SDKs) accept.
+  it('uses the core patterns for flag, segment and variant keys and rule ids', () => {
+    expect(componentSchema('FlagKey').pattern).toBe(KEY_PATTERN.source);
+    expect(componentSchema('SegmentKey').pattern).toBe(KEY_PATTERN.source);
+    expect(componentSchema('VariantKey').pattern).toBe(NAME_PATTERN.source);
+    expect((componentSchema('Rule').properties as Record<string, JsonObject>).id!.pattern).toBe(NAME_PATTERN.source);
+    expect((componentSchema('SegmentRule').properties as Record<string, JsonObject>).id!.pattern).toBe(NAME_PATTERN.source);
+  });
+
+  it('uses the core limits for rules, conditions, values, targets and variants', () => {
+    const state = bodySchema('putFlagState').properties as Record<string, JsonObject>;
+    expect(state.rules!.maxItems).toBe(LIMITS.rules);
+    expect(((componentSchema('Target').properties as Record<string, JsonObject>).keys!).maxItems).toBe(LIMITS.targetKeys);
+    expect(((componentSchema('Rule').properties as Record<string, JsonObject>).conditions!).maxItems).toBe(LIMITS.conditionsPerRule);
+    expect(((componentSchema('AttributeCondition').properties as Record<string, JsonObject>).values!).maxItems).toBe(LIMITS.valuesPerCondition);
+    expect(((bodySchema('createFlag').properties as Record<string, JsonObject>).variants!).maxItems).toBe(LIMITS.variants);
   });
 });
