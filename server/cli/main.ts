@@ -54,11 +54,11 @@ function print(g: GlobalOptions, json: unknown, text: () => string): void {
   out(g.json ? JSON.stringify(json, null, 2) : text());
 }
 
-/** A flag state in one word, the way an incident channel says it. */
+/** A flag state in one word, the way an incident channel says it: KILLED only when a kill switch was thrown. */
 function stateWord(s: Json): string {
   if (Object.keys(s).length === 0) return '-';
-  if (s.enabled === false) return 'KILLED';
-  return 'on';
+  if (s.enabled !== false) return 'on';
+  return s.killedAt !== null && s.killedAt !== undefined ? 'KILLED' : 'off';
 }
 
 function envKey(e: unknown): string {
@@ -265,7 +265,7 @@ export function buildProgram(): Command {
     const state = asObj(asObj(res).state ?? res);
     print(g, { flag: key, environment: o.env, action, state, receipt }, () =>
       [
-        `${action === 'kill' ? 'killed' : 'revived'} ${key} in ${o.env}${o.reason ? ` (reason: ${o.reason})` : ''}: now ${stateWord(state) === 'KILLED' ? `serving "${str(state.offVariant)}" to everyone` : 'serving its targeting'}`,
+        `${action === 'kill' ? 'killed' : 'revived'} ${key} in ${o.env}${o.reason ? ` (reason: ${o.reason})` : ''}: now ${state.enabled === false ? `serving "${str(state.offVariant)}" to everyone` : 'serving its targeting'}`,
         `delivery: ${receipt ? describeReceipt(receipt) : 'the server sent no delivery receipt'}`,
         ...(receipt && receipt.pending.length ? [`not yet applied by: ${receipt.pending.join(', ')}`] : []),
       ].join('\n'),

@@ -44,7 +44,7 @@ describe('aviary flags', () => {
     const table = await runCli(['flags', 'list'], env);
     expect(table.code, table.stderr).toBe(0);
     const line = table.stdout.split('\n').find((l) => l.startsWith('new-checkout'));
-    expect(line).toMatch(/new-checkout\s+boolean\s+KILLED\s+KILLED\s+on\s+The new checkout flow/);
+    expect(line).toMatch(/new-checkout\s+boolean\s+off\s+off\s+on\s+The new checkout flow/);
     expect(table.stdout.split('\n')[0]).toMatch(/^KEY\s+KIND\s+DEVELOPMENT\s+STAGING\s+PRODUCTION\s+DESCRIPTION$/);
 
     const json = await runCli(['--json', 'flags', 'list', '--search', 'checkout'], env);
