@@ -1034,8 +1034,8 @@ export interface components {
             confidence?: number;
         };
         /**
-         * @description The canary document (fixed field names). The read-only members of a `GET` answer may be sent back and are
-         *     ignored.
+         * @description The canary document (fixed field names). Every other member is refused, the read-only ones of a `GET`
+         *     answer included: a misspelt field would otherwise run a different canary than the operator meant.
          */
         Canary: {
             control: components["schemas"]["VariantKey"];
@@ -1047,20 +1047,6 @@ export interface components {
             /** @description Each stage is held at least this long (default 1800). */
             stageDurationSeconds?: number;
             guard?: components["schemas"]["CanaryGuard"];
-            readonly state?: unknown;
-            readonly stage?: unknown;
-            readonly percent?: unknown;
-            readonly cohorts?: unknown;
-            readonly comparison?: unknown;
-            readonly startedAt?: unknown;
-            readonly updatedAt?: unknown;
-            readonly stageStartedAt?: unknown;
-            readonly pausedAt?: unknown;
-            readonly holdRemainingSeconds?: unknown;
-            readonly heldSeconds?: unknown;
-            readonly windowStartedAt?: unknown;
-            readonly lastDecision?: unknown;
-            readonly history?: unknown;
         };
         /** @enum {string} */
         CanaryState: "running" | "paused" | "rolled_back" | "promoted" | "completed";
