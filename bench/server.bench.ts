@@ -190,6 +190,20 @@ async function load(url: string, seconds: number, connections: number, headers: 
   return { rps: r.requests.average, cpuUsPerRequest: (cpu * 1000) / Math.max(1, r.requests.total), p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx, errors: r.errors + r.timeouts };
 }
 
+/** p50/p99 upper bounds (ms) of one route's `aviary_http_request_duration_seconds` histogram (POST). */
+function histogramQuantiles(text: string, route: string): { p50: number; p99: number; count: number } {
+  const buckets: [number, number][] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('aviary_http_request_duration_seconds_bucket{') || !line.includes(`route="${route}"`) || !line.includes('method="POST"')) continue;
+    const le = /le="([^"]+)"/.exec(line)?.[1];
+    if (le) buckets.push([le === '+Inf' ? Infinity : Number(le) * 1000, Number(line.slice(line.lastIndexOf(' ') + 1))]);
+  }
+  buckets.sort((a, b) => a[0] - b[0]);
+  const count = buckets.at(-1)?.[1] ?? 0;
+  const at = (q: number) => buckets.find(([, c]) => c >= q * count)?.[0] ?? NaN;
+  return { p50: at(0.5), p99: at(0.99), count };
+}
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
@@ -294,6 +308,9 @@ async function main(): Promise<void> {
       process.stderr.write(`round ${round}: bare ${bareResult.rps.toFixed(0)} req/s, aviary ${aviaryResult.rps.toFixed(0)} req/s\n`);
     }
     prober.send('exit');
+    // The server's own view of the kill route (from request received to response sent), from its Prometheus
+    // histogram: separates server time from time the prober's request spent waiting for a CPU on this machine.
+    const serverKill = histogramQuantiles(await (await fetch(`${aviaryBase}/metrics`)).text(), '/api/v1/flags/:key/environments/:env/kill');
 
     const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
     const lines = [
@@ -310,6 +327,7 @@ async function main(): Promise<void> {
       `Kill switch under that load (${kills.length} alternating kill/revive calls, durable commit each): ` +
         `p50 ${quantile(kills, 0.5).toFixed(2)} ms, p99 **${quantile(kills, 0.99).toFixed(2)} ms** (goal < 20 ms), max ${Math.max(...kills).toFixed(2)} ms.`,
       `Kill switch with no other load (${idleKills.length} calls): p50 ${quantile(idleKills, 0.5).toFixed(2)} ms, p99 ${quantile(idleKills, 0.99).toFixed(2)} ms.`,
+      `Server-side time of the kill route over the whole run (Prometheus histogram, bucket upper bounds): p50 ≤ ${serverKill.p50} ms, p99 ≤ ${serverKill.p99} ms (${serverKill.count} calls).`,
       `Machine load average at the end: ${loadavg().map((l) => l.toFixed(1)).join(' / ')} (1/5/15 min) on ${cpus().length} cores.`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
