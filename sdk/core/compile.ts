@@ -5,9 +5,10 @@
  * compiles to a flag that evaluates to the caller's default with ERROR / MALFORMED_FLAG.
  */
 import { BUCKETS, SaltedBucketer } from './bucket.js';
-import { compileScalarTest } from './operators/index.js';
+import { compileScalarTest, hasPrefix, hasSuffix, type ScalarTest } from './operators/index.js';
 import type {
   AttributeCondition,
+  AttributeScalar,
   Condition,
   EvaluationContext,
   EvaluationDetail,
@@ -133,19 +134,87 @@ export function compileAttributeCondition(c: AttributeCondition): Predicate {
   if (c.op === 'exists') {
     return negate ? (ctx) => !isPresent(ctx[attr]) : (ctx) => isPresent(ctx[attr]);
   }
-  const test = compileScalarTest(c.op, c.values ?? []);
+  const values = c.values ?? [];
+  const test = compileScalarTest(c.op, values);
+  return specialized(c.op, values, attr, negate, test) ?? generic(attr, negate, test);
+}
+
+function generic(attr: string, negate: boolean, test: ScalarTest): Predicate {
   return (ctx) => {
     const v = ctx[attr];
-    if (v === undefined || v === null) return false;
     const t = typeof v;
-    if (t === 'string' || t === 'number' || t === 'boolean') return test(v as string) !== negate;
-    if (!Array.isArray(v)) return false;
-    for (let i = 0; i < v.length; i++) {
-      const e = v[i];
-      if (isScalar(e) && test(e)) return !negate;
-    }
-    return negate;
+    if (t === 'string' || t === 'number' || t === 'boolean') return test(v as AttributeScalar) !== negate;
+    return arrayOrMissing(v, test, negate);
   };
+}
+
+/** The non-scalar cases: an array matches if any scalar element does; anything else counts as missing. */
+function arrayOrMissing(v: unknown, test: ScalarTest, negate: boolean): boolean {
+  if (!Array.isArray(v)) return false;
+  for (let i = 0; i < v.length; i++) {
+    const e: unknown = v[i];
+    if (isScalar(e) && test(e as AttributeScalar)) return !negate;
+  }
+  return negate;
+}
+
+/**
+ * Closures with the scalar test written inline, for the operators rules use most. Each is its own function
+ * literal, so V8 sees one operator's shape per call site instead of a call through `test` for every condition;
+ * arrays and missing attributes still take `arrayOrMissing`. Same results as `generic`.
+ */
+function specialized(op: string, values: readonly AttributeScalar[], attr: string, negate: boolean, test: ScalarTest): Predicate | undefined {
+  const only = values.length === 1 ? values[0] : undefined;
+  switch (op) {
+    case 'in': {
+      if (only !== undefined) {
+        return (ctx) => {
+          const v = ctx[attr];
+          const t = typeof v;
+          if (t === 'string' || t === 'number' || t === 'boolean') return (v === only) !== negate;
+          return arrayOrMissing(v, test, negate);
+        };
+      }
+      const set = new Set<unknown>(values);
+      return (ctx) => {
+        const v = ctx[attr];
+        const t = typeof v;
+        if (t === 'string' || t === 'number' || t === 'boolean') return set.has(v) !== negate;
+        return arrayOrMissing(v, test, negate);
+      };
+    }
+    case 'startsWith':
+    case 'endsWith': {
+      if (typeof only !== 'string') return undefined;
+      const suffix = op === 'endsWith';
+      return (ctx) => {
+        const v = ctx[attr];
+        if (typeof v === 'string') return (suffix ? hasSuffix(v, only) : hasPrefix(v, only)) !== negate;
+        if (typeof v === 'number' || typeof v === 'boolean') return negate;
+        return arrayOrMissing(v, test, negate);
+      };
+    }
+    case 'lt':
+    case 'lte':
+    case 'gt':
+    case 'gte': {
+      // "Any value matches" is one comparison against the most permissive value, as in compileScalarTest.
+      const ns = values as readonly number[];
+      const bound = op === 'lt' || op === 'lte' ? Math.max(...ns) : Math.min(...ns);
+      const code = op === 'lt' ? 0 : op === 'lte' ? 1 : op === 'gt' ? 2 : 3;
+      return (ctx) => {
+        const v = ctx[attr];
+        if (typeof v === 'number') {
+          const hit = code === 0 ? v < bound : code === 1 ? v <= bound : code === 2 ? v > bound : v >= bound;
+          return hit !== negate;
+        }
+        if (typeof v === 'string' || typeof v === 'boolean') return negate;
+        return arrayOrMissing(v, test, negate);
+      };
+    }
+    default:
+      return undefined;
+  }
 }
 
 function isPresent(v: unknown): boolean {

@@ -28,7 +28,7 @@ export function compileScalarTest(op: Exclude<Operator, 'exists'>, values: reado
       const ss = strings(values);
       return (v) => {
         if (typeof v !== 'string') return false;
-        for (let i = 0; i < ss.length; i++) if (v.startsWith(ss[i]!)) return true;
+        for (let i = 0; i < ss.length; i++) if (hasPrefix(v, ss[i]!)) return true;
         return false;
       };
     }
@@ -36,7 +36,7 @@ export function compileScalarTest(op: Exclude<Operator, 'exists'>, values: reado
       const ss = strings(values);
       return (v) => {
         if (typeof v !== 'string') return false;
-        for (let i = 0; i < ss.length; i++) if (v.endsWith(ss[i]!)) return true;
+        for (let i = 0; i < ss.length; i++) if (hasSuffix(v, ss[i]!)) return true;
         return false;
       };
     }
@@ -127,4 +127,20 @@ function numbers(values: readonly AttributeScalar[]): number[] {
   });
   if (ns.length === 0) throw new Error('expected at least one value');
   return ns;
+}
+
+// `String.prototype.startsWith` / `endsWith` are not inlined by V8 and cost tens of nanoseconds each; comparing
+// code units directly gives the same answer and usually stops at the first character.
+export function hasPrefix(v: string, p: string): boolean {
+  const n = p.length;
+  if (n > v.length) return false;
+  for (let i = 0; i < n; i++) if (v.charCodeAt(i) !== p.charCodeAt(i)) return false;
+  return true;
+}
+
+export function hasSuffix(v: string, p: string): boolean {
+  const off = v.length - p.length;
+  if (off < 0) return false;
+  for (let i = p.length - 1; i >= 0; i--) if (v.charCodeAt(off + i) !== p.charCodeAt(i)) return false;
+  return true;
 }
