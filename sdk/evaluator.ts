@@ -4,20 +4,17 @@
  * results that do not carry a bucket are shared frozen objects). `drain` hands the counts over as the
  * `VariantStats` of `POST /sdk/v1/metrics`.
  */
+// Imported by file, not through core/index.ts: the SDK compiles flags the server already validated, so the
+// validator (and compile-checked.ts) must stay out of the browser bundle.
 import {
-  applyChanges,
-  compileEnvironment,
-  evaluateFlag,
-  lastOutcome,
+  applyTrustedChanges,
+  compileTrustedEnvironment,
   REASON_KINDS,
   type CompiledEnvironment,
   type CompiledFlag,
-  type EnvironmentSnapshot,
-  type EvaluationContext,
-  type EvaluationDetail,
-  type JsonValue,
-  type ReasonKind,
-} from './core/index.js';
+} from './core/compile.js';
+import { evaluateFlag, lastOutcome } from './core/evaluate.js';
+import type { EnvironmentSnapshot, EvaluationContext, EvaluationDetail, JsonValue, ReasonKind } from './core/types.js';
 import type { Change, VariantStats } from './protocol.js';
 
 const REASONS = REASON_KINDS.length;
@@ -67,7 +64,7 @@ export class Evaluator {
   /** @param env a compiled environment or a snapshot to compile (default: empty, every flag is unknown) */
   constructor(env: CompiledEnvironment | EnvironmentSnapshot = EMPTY_SNAPSHOT, options: EvaluatorOptions = {}) {
     this.maxUnknown = options.maxUnknownFlags ?? 100;
-    this.env = isCompiled(env) ? env : compileEnvironment(env);
+    this.env = isCompiled(env) ? env : compileTrustedEnvironment(env);
     this.reconcile();
   }
 
@@ -78,7 +75,7 @@ export class Evaluator {
 
   /** Replaces the whole environment (a fresh snapshot). Counts of flags that keep their variants carry on. */
   setEnvironment(env: CompiledEnvironment | EnvironmentSnapshot): void {
-    this.env = isCompiled(env) ? env : compileEnvironment(env);
+    this.env = isCompiled(env) ? env : compileTrustedEnvironment(env);
     this.reconcile();
   }
 
@@ -88,7 +85,7 @@ export class Evaluator {
    */
   applyChanges(changes: readonly Change[], version?: number): string[] {
     const before = this.env;
-    this.env = applyChanges(before, changes, version);
+    this.env = applyTrustedChanges(before, changes, version);
     const changed: string[] = [];
     for (const [key, f] of this.env.flags) if (before.flags.get(key) !== f) changed.push(key);
     for (const key of before.flags.keys()) if (!this.env.flags.has(key)) changed.push(key);

@@ -3,7 +3,7 @@
  * evaluated locally through the core's counting `Evaluator`. Also works out which flags a snapshot changed, so
  * `change` events name them (deltas: the evaluator reports it, including flags affected by a segment change).
  */
-import { evaluateFlag } from './core/index.js';
+import { evaluateFlag } from './core/evaluate.js';
 import type { EnvironmentSnapshot, EvaluationContext, EvaluationDetail, FlagConfig, JsonValue, Segment } from './core/types.js';
 import { Evaluator } from './evaluator.js';
 import type { Change, VariantStats } from './protocol.js';

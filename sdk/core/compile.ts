@@ -1,15 +1,22 @@
 /**
- * Compilation: a validated flag becomes a tree of plain closures and precomputed tables (sets for `in`, bucket
- * edges, parsed semvers and dates, targets as a map) once, when a snapshot or change arrives, so evaluation does no
- * parsing. Compilation never throws: a flag that fails validation or references a missing or malformed segment
- * compiles to a flag that evaluates to the caller's default with ERROR / MALFORMED_FLAG.
+ * Compilation: a flag becomes a tree of plain closures and precomputed tables (sets for `in`, bucket edges, parsed
+ * semvers and dates, targets as a map) once, when a snapshot or change arrives, so evaluation does no parsing.
+ *
+ * This module trusts its input to have been validated already (the server validates every flag and segment on
+ * write), so it does not import the validator: the SDK, which only compiles what the server or a bootstrap snapshot
+ * hands it, ships without it. "Trusted" never means "may throw": every structural assumption compilation relies on
+ * is checked cheaply as it goes, and a flag that breaks one, or references a missing or malformed segment, compiles
+ * to a flag that evaluates to the caller's default with ERROR / MALFORMED_FLAG. `compile-checked.ts` adds full,
+ * path-addressed validation in front (server and console).
  */
+import type { Change } from '../protocol.js';
 import { BUCKETS, SaltedBucketer } from './bucket.js';
 import { compileScalarTest, hasPrefix, hasSuffix, type ScalarTest } from './operators/index.js';
 import type {
   AttributeCondition,
   AttributeScalar,
   Condition,
+  EnvironmentSnapshot,
   EvaluationContext,
   EvaluationDetail,
   EvaluationReason,
@@ -19,7 +26,7 @@ import type {
   Segment,
   Serve,
 } from './types.js';
-import { validateFlagDefinition, validateFlagState, validateSegment } from './validate.js';
+import { OPERATORS } from './types.js';
 
 /** Reason kinds as small integers, the index evaluation counters use (order of `REASON_KINDS`). */
 export const REASON_OFF = 0;
@@ -130,11 +137,14 @@ function isScalar(v: unknown): boolean {
  */
 export function compileAttributeCondition(c: AttributeCondition): Predicate {
   const attr = c.attribute;
+  if (typeof attr !== 'string') throw new Error('condition without an attribute');
+  if (!OPERATORS.includes(c.op)) throw new Error(`unknown operator ${JSON.stringify(c.op)}`);
   const negate = c.negate === true;
   if (c.op === 'exists') {
     return negate ? (ctx) => !isPresent(ctx[attr]) : (ctx) => isPresent(ctx[attr]);
   }
   const values = c.values ?? [];
+  if (!Array.isArray(values) || !values.every(isScalar)) throw new Error('condition values must be scalars');
   const test = compileScalarTest(c.op, values);
   return specialized(c.op, values, attr, negate, test) ?? generic(attr, negate, test);
 }
@@ -226,28 +236,43 @@ function allHold(conditions: readonly Predicate[], ctx: EvaluationContext): bool
   return true;
 }
 
-/** Compiles a segment. Never throws: an invalid segment compiles to one that contains nobody and carries `error`. */
-export function compileSegment(segment: Segment): CompiledSegment {
-  const checked = validateSegment(segment);
+function list<T>(v: T[] | undefined, what: string): T[] {
+  if (!Array.isArray(v)) throw new Error(`${what} must be an array`);
+  return v;
+}
+
+/**
+ * Compiles a segment the server has validated. Never throws: one that is not even shaped like a segment compiles
+ * to one that contains nobody and carries `error`.
+ */
+export function compileTrustedSegment(segment: Segment): CompiledSegment {
   const key = typeof (segment as { key?: unknown })?.key === 'string' ? segment.key : '';
-  if (!checked.ok) {
-    const error = `segment "${key}" is invalid: ${checked.issues.map((i) => `${i.path} ${i.message}`).join('; ')}`;
-    return { key, source: segment, error, contains: () => false };
+  try {
+    const included = new Set(list(segment.included ?? [], 'included'));
+    const excluded = new Set(list(segment.excluded ?? [], 'excluded'));
+    const rules = list(segment.rules ?? [], 'rules').map((r) => list(r.conditions, 'conditions').map(compileAttributeCondition));
+    const contains: Predicate = (ctx) => {
+      const k = ctx.key;
+      if (typeof k === 'string') {
+        if (included.has(k)) return true;
+        if (excluded.has(k)) return false;
+      }
+      for (let i = 0; i < rules.length; i++) if (allHold(rules[i]!, ctx)) return true;
+      return false;
+    };
+    return { key, source: segment, contains };
+  } catch (e) {
+    return brokenSegment(segment, key, `is malformed: ${errorText(e)}`);
   }
-  const s = checked.value;
-  const included = new Set(s.included);
-  const excluded = new Set(s.excluded);
-  const rules = s.rules.map((r) => r.conditions.map(compileAttributeCondition));
-  const contains: Predicate = (ctx) => {
-    const k = ctx.key;
-    if (typeof k === 'string') {
-      if (included.has(k)) return true;
-      if (excluded.has(k)) return false;
-    }
-    for (let i = 0; i < rules.length; i++) if (allHold(rules[i]!, ctx)) return true;
-    return false;
-  };
-  return { key: s.key, source: segment, contains };
+}
+
+/** A segment that contains nobody; flags using it are malformed, with `why` in their error. */
+export function brokenSegment(segment: Segment, key: string, why: string): CompiledSegment {
+  return { key, source: segment, error: `segment "${key}" ${why}`, contains: () => false };
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }
 
 function compileCondition(c: Condition, segments: ReadonlyMap<string, CompiledSegment>): Predicate {
@@ -261,28 +286,38 @@ function compileCondition(c: Condition, segments: ReadonlyMap<string, CompiledSe
   return compileAttributeCondition(c);
 }
 
+function indexOf(variantIndex: ReadonlyMap<string, number>, variant: string): number {
+  const i = variantIndex.get(variant);
+  if (i === undefined) throw new Error(`unknown variant ${JSON.stringify(variant)}`);
+  return i;
+}
+
 function compileServe(serve: Serve, variantIndex: ReadonlyMap<string, number>, flagKey: string): CompiledServe {
-  if ('variant' in serve) return { variant: variantIndex.get(serve.variant)!, rollout: null };
+  if ('variant' in serve) return { variant: indexOf(variantIndex, serve.variant), rollout: null };
   const r = serve.rollout;
-  const ends = new Int32Array(r.weights.length);
-  const variants = new Int32Array(r.weights.length);
+  const weights = list(r.weights, 'weights');
+  if (weights.length === 0) throw new Error('a rollout needs weights');
+  const bucketBy = r.bucketBy ?? 'key';
+  const salt = r.salt ?? flagKey;
+  if (typeof bucketBy !== 'string' || typeof salt !== 'string') throw new Error('bucketBy and salt must be strings');
+  const ends = new Int32Array(weights.length);
+  const variants = new Int32Array(weights.length);
   let edge = 0;
-  r.weights.forEach((w, i) => {
+  weights.forEach((w, i) => {
+    if (!(w.percent >= 0 && w.percent <= 100)) throw new Error('percent must be within 0..100');
     edge += Math.round(w.percent * 1000);
-    ends[i] = i === r.weights.length - 1 ? BUCKETS : Math.min(edge, BUCKETS);
-    variants[i] = variantIndex.get(w.variant)!;
+    ends[i] = i === weights.length - 1 ? BUCKETS : Math.min(edge, BUCKETS);
+    variants[i] = indexOf(variantIndex, w.variant);
   });
-  return {
-    variant: -1,
-    rollout: { bucketBy: r.bucketBy ?? 'key', bucketer: new SaltedBucketer(r.salt ?? flagKey), ends, variants },
-  };
+  return { variant: -1, rollout: { bucketBy, bucketer: new SaltedBucketer(salt), ends, variants } };
 }
 
 function detail(value: JsonValue, variant: string, reason: EvaluationReason): EvaluationDetail {
   return deepFreeze({ value, variant, reason });
 }
 
-function malformed(config: FlagConfig, error: string): CompiledFlag {
+/** A flag that answers every evaluation with ERROR / MALFORMED_FLAG, `error` saying why. */
+export function malformed(config: FlagConfig, error: string): CompiledFlag {
   const key = typeof (config as { key?: unknown })?.key === 'string' ? config.key : '';
   const kinds: readonly string[] = ['boolean', 'string', 'number', 'json'];
   const kind = kinds.includes((config as { kind?: unknown })?.kind as string) ? config.kind : 'json';
@@ -308,7 +343,7 @@ function malformed(config: FlagConfig, error: string): CompiledFlag {
   };
 }
 
-function segmentKeysOf(config: FlagConfig): string[] {
+export function segmentKeysOf(config: FlagConfig): string[] {
   const keys = new Set<string>();
   const rules: unknown = config?.state?.rules;
   if (Array.isArray(rules)) {
@@ -324,42 +359,53 @@ function segmentKeysOf(config: FlagConfig): string[] {
   return [...keys];
 }
 
-function issuesText(issues: readonly { path: string; message: string }[]): string {
-  return issues.map((i) => `${i.path} ${i.message}`).join('; ');
+const KINDS: readonly string[] = ['boolean', 'string', 'number', 'json'];
+const BOOLEAN_VARIANTS = [
+  { key: 'on', value: true },
+  { key: 'off', value: false },
+];
+
+function valueFits(kind: FlagKind, v: unknown): boolean {
+  if (kind === 'json') return v !== undefined;
+  return kind === 'number' ? Number.isFinite(v) : typeof v === kind;
 }
 
 /**
- * Compiles one flag against the environment's compiled segments. Never throws: anything wrong yields a flag
+ * Compiles one flag the server has validated against the environment's compiled segments. Never throws: a flag not
+ * shaped as compilation needs (unknown variant, operator or segment, values of the wrong type, ...) yields a flag
  * whose `error` is set.
  */
-export function compileFlag(config: FlagConfig, segments: ReadonlyMap<string, CompiledSegment>): CompiledFlag {
+export function compileTrustedFlag(config: FlagConfig, segments: ReadonlyMap<string, CompiledSegment>): CompiledFlag {
   try {
-    const def = validateFlagDefinition(config);
-    if (!def.ok) return malformed(config, `invalid flag: ${issuesText(def.issues)}`);
-    const segmentKeys = new Set<string>();
-    for (const [k, s] of segments) if (s.error === undefined) segmentKeys.add(k);
-    const st = validateFlagState(config.state, def.value, segmentKeys);
-    if (!st.ok) {
-      const missing = segmentKeysOf(config).filter((k) => segments.get(k)?.error !== undefined);
-      const why = missing.length > 0 ? `${segments.get(missing[0]!)!.error}; ` : '';
-      return malformed(config, `invalid state: ${why}${issuesText(st.issues)}`);
-    }
-    const flag = def.value;
-    const state = st.value;
-    const variantKeys = flag.variants.map((v) => v.key);
-    const variantValues = flag.variants.map((v) => deepFreeze(cloneJson(v.value)));
+    const key = config.key;
+    const kind = config.kind;
+    if (typeof key !== 'string' || !KINDS.includes(kind)) throw new Error('key and kind are required');
+    const rawVariants = config.variants ?? (kind === 'boolean' ? BOOLEAN_VARIANTS : undefined);
+    const variantsIn = list(rawVariants, 'variants');
+    if (variantsIn.length === 0) throw new Error('no variants');
+    const state = config.state;
+    if (typeof state.enabled !== 'boolean') throw new Error('state.enabled must be a boolean');
+    const variantKeys = variantsIn.map((v) => {
+      if (typeof v.key !== 'string' || !valueFits(kind, v.value)) throw new Error(`variant ${JSON.stringify(v.key)} does not fit a ${kind} flag`);
+      return v.key;
+    });
+    const variantValues = variantsIn.map((v) => deepFreeze(cloneJson(v.value)));
     const variantIndex = new Map(variantKeys.map((k, i) => [k, i]));
-    const offIndex = variantIndex.get(state.offVariant)!;
+    const offIndex = indexOf(variantIndex, state.offVariant);
     const offValue = variantValues[offIndex]!;
     const offKey = variantKeys[offIndex]!;
     const targets = new Map<string, number>();
-    for (const t of state.targets) for (const k of t.keys) targets.set(k, variantIndex.get(t.variant)!);
-    const rules: CompiledRule[] = state.rules.map((r, index) => {
-      const serve = compileServe(r.serve, variantIndex, flag.key);
+    for (const t of list(state.targets ?? [], 'targets')) {
+      const vi = indexOf(variantIndex, t.variant);
+      for (const k of list(t.keys, 'target keys')) targets.set(k, vi);
+    }
+    const rules: CompiledRule[] = list(state.rules ?? [], 'rules').map((r, index) => {
+      if (typeof r.id !== 'string') throw new Error('rule without an id');
+      const serve = compileServe(r.serve, variantIndex, key);
       return {
         id: r.id,
         index,
-        conditions: r.conditions.map((c) => compileCondition(c, segments)),
+        conditions: list(r.conditions, 'conditions').map((c) => compileCondition(c, segments)),
         serve,
         detail:
           serve.rollout === null
@@ -371,11 +417,11 @@ export function compileFlag(config: FlagConfig, segments: ReadonlyMap<string, Co
             : detail(offValue, offKey, { kind: 'RULE_MATCH', ruleId: r.id, ruleIndex: index, bucketByMissing: true }),
       };
     });
-    const fallthrough = compileServe(state.fallthrough, variantIndex, flag.key);
-    const version = typeof config.state.version === 'number' ? config.state.version : 0;
+    const fallthrough = compileServe(state.fallthrough, variantIndex, key);
+    const version = typeof state.version === 'number' ? state.version : 0;
     return {
-      key: flag.key,
-      kind: flag.kind,
+      key,
+      kind,
       version,
       config,
       variantKeys,
@@ -397,17 +443,31 @@ export function compileFlag(config: FlagConfig, segments: ReadonlyMap<string, Co
         fallthrough.rollout === null ? null : detail(offValue, offKey, { kind: 'FALLTHROUGH', bucketByMissing: true }),
     };
   } catch (e) {
-    return malformed(config, `cannot compile: ${e instanceof Error ? e.message : String(e)}`);
+    return malformed(config, `cannot compile: ${errorText(e)}`);
   }
 }
 
-/** Compiles a whole snapshot. Never throws. */
-export function compileEnvironment(snapshot: import('./types.js').EnvironmentSnapshot): CompiledEnvironment {
+/** How flags and segments are compiled: trusted (here) or validated first (`compile-checked.ts`). */
+export interface Compilers {
+  readonly flag: (config: FlagConfig, segments: ReadonlyMap<string, CompiledSegment>) => CompiledFlag;
+  readonly segment: (segment: Segment) => CompiledSegment;
+}
+
+/** The compilers of flags and segments the server has validated (the SDK's). */
+export const TRUSTED: Compilers = { flag: compileTrustedFlag, segment: compileTrustedSegment };
+
+/** Compiles a whole snapshot of validated flags and segments (see `compileTrustedFlag`). Never throws. */
+export function compileTrustedEnvironment(snapshot: EnvironmentSnapshot): CompiledEnvironment {
+  return compileEnvironmentWith(snapshot, TRUSTED);
+}
+
+/** Compiles a whole snapshot with the given compilers. Never throws. */
+export function compileEnvironmentWith(snapshot: EnvironmentSnapshot, compilers: Compilers): CompiledEnvironment {
   const segments = new Map<string, CompiledSegment>();
   const rawSegments: unknown = snapshot?.segments;
   if (Array.isArray(rawSegments)) {
     for (const s of rawSegments) {
-      const c = compileSegment(s as Segment);
+      const c = compilers.segment(s as Segment);
       if (c.key !== '') segments.set(c.key, c);
     }
   }
@@ -415,7 +475,7 @@ export function compileEnvironment(snapshot: import('./types.js').EnvironmentSna
   const rawFlags: unknown = snapshot?.flags;
   if (Array.isArray(rawFlags)) {
     for (const f of rawFlags) {
-      const c = compileFlag(f as FlagConfig, segments);
+      const c = compilers.flag(f as FlagConfig, segments);
       if (c.key !== '') flags.set(c.key, c);
     }
   }
@@ -434,15 +494,21 @@ export function flagKeysUsingSegment(env: CompiledEnvironment, segmentKey: strin
   return out;
 }
 
+/** `applyChangesWith` for validated flags and segments (the SDK's). Never throws. */
+export function applyTrustedChanges(env: CompiledEnvironment, changes: readonly Change[], version?: number): CompiledEnvironment {
+  return applyChangesWith(env, changes, version, TRUSTED);
+}
+
 /**
  * Applies changes in order and returns a new environment (the given one is left intact, so a reader holding it
  * keeps a consistent view). Only what changed is recompiled: an upserted flag, and every flag that references a
  * changed or deleted segment. `version`, if given, becomes the new environment's version. Never throws.
  */
-export function applyChanges(
+export function applyChangesWith(
   env: CompiledEnvironment,
-  changes: readonly import('../protocol.js').Change[],
-  version?: number,
+  changes: readonly Change[],
+  version: number | undefined,
+  compilers: Compilers,
 ): CompiledEnvironment {
   const flags = new Map(env.flags);
   const segments = new Map(env.segments);
@@ -461,7 +527,7 @@ export function applyChanges(
         flags.delete(ch.key);
         break;
       case 'segment.upsert': {
-        const c = compileSegment(ch.segment);
+        const c = compilers.segment(ch.segment);
         if (c.key !== '') {
           segments.set(c.key, c);
           dirtySegments.add(c.key);
@@ -480,6 +546,6 @@ export function applyChanges(
       if (f.segmentKeys.some((k) => dirtySegments.has(k))) dirtyFlags.set(f.key, f.config);
     }
   }
-  for (const [key, config] of dirtyFlags) flags.set(key, compileFlag(config, segments));
+  for (const [key, config] of dirtyFlags) flags.set(key, compilers.flag(config, segments));
   return { environment: env.environment, version: version ?? env.version, flags, segments };
 }

@@ -18,11 +18,12 @@ export {
   type ValidationResult,
 } from './validate.js';
 export { defaultFlagState } from './defaults.js';
+export { compileEnvironment, compileFlag, compileSegment, applyChanges } from './compile-checked.js';
 export {
-  compileEnvironment,
-  compileFlag,
-  compileSegment,
-  applyChanges,
+  compileTrustedEnvironment,
+  compileTrustedFlag,
+  compileTrustedSegment,
+  applyTrustedChanges,
   flagKeysUsingSegment,
   REASON_KINDS,
   type CompiledEnvironment,

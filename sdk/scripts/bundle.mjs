@@ -1,6 +1,6 @@
 // Builds the browser bundle of @aviary/sdk (dist/aviary.browser.js, ESM, minified) and reports its gzipped size.
 // The `ws` package is never bundled: browsers use their global WebSocket (the client imports `ws` lazily, on Node
-// only). Usage: node scripts/bundle.mjs [--json]
+// only). Usage: node scripts/bundle.mjs [--json] [--sources]
 import { build } from 'esbuild';
 import { gzipSync } from 'node:zlib';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -30,7 +30,16 @@ const result = await build({
 const code = readFileSync(outfile);
 const gzipped = gzipSync(code, { level: 9 }).length;
 const inputs = Object.keys(result.metafile.inputs).filter((p) => p.includes('node_modules'));
-const report = { file: 'sdk/dist/aviary.browser.js', bytes: code.length, gzipBytes: gzipped, gzipKB: +(gzipped / 1024).toFixed(2), thirdParty: inputs };
+// Every bundled source file with its minified bytes, largest first, so a size regression names its cause (and a
+// test can check that the validator never comes back into the browser build).
+const output = Object.values(result.metafile.outputs).find((o) => o.entryPoint !== undefined);
+const sources = Object.entries(output?.inputs ?? {})
+  .map(([path, v]) => ({ path, bytes: v.bytesInOutput }))
+  .sort((a, b) => b.bytes - a.bytes);
+const report = { file: 'sdk/dist/aviary.browser.js', bytes: code.length, gzipBytes: gzipped, gzipKB: +(gzipped / 1024).toFixed(2), thirdParty: inputs, sources };
 writeFileSync(join(sdk, 'dist', 'aviary.browser.size.json'), JSON.stringify(report, null, 2) + '\n');
 if (process.argv.includes('--json')) console.log(JSON.stringify(report));
-else console.log(`browser bundle: ${code.length} bytes, ${gzipped} bytes gzipped (${report.gzipKB} KB)${inputs.length ? `; bundled packages: ${inputs.join(', ')}` : ''}`);
+else {
+  console.log(`browser bundle: ${code.length} bytes, ${gzipped} bytes gzipped (${report.gzipKB} KB)${inputs.length ? `; bundled packages: ${inputs.join(', ')}` : ''}`);
+  if (process.argv.includes('--sources')) for (const s of sources) console.log(`  ${String(s.bytes).padStart(6)}  ${s.path}`);
+}

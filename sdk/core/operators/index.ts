@@ -110,6 +110,8 @@ export function compileScalarTest(op: Exclude<Operator, 'exists'>, values: reado
         return t !== undefined && t > bound;
       };
     }
+    default:
+      throw new Error(`unknown operator ${JSON.stringify(op)}`);
   }
 }
 
