@@ -12,7 +12,8 @@
  *  5. The browser bundle's gzipped size.
  *
  * Times across processes use `performance.timeOrigin + performance.now()` (one machine, one clock). Every phase is
- * bounded; a hard limit kills everything. Options: --rounds 5 --subscribers 10000 --clients 1000.
+ * bounded; a hard limit kills everything. Options: --rounds 5 --subscribers 10000 --clients 1000
+ * --only bundle,eval,ready,kill,idle (a comma-separated subset of the phases; default all).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -100,6 +101,9 @@ async function sdkClients(): Promise<void> {
   const clients = Array.from({ length: Number(countText) }, () => createClient({ baseUrl, sdkKey, flushIntervalMs: 0 }));
   await Promise.all(clients.map((c) => c.ready(60_000)));
   let times: number[] = [];
+  // CPU this process spends between two collects, divided by the deltas its clients applied: what one client pays
+  // per delta (parse, apply, ack, the change event), plus its share of idle work (heartbeats) over the same span.
+  let cpu = process.cpuUsage();
   for (const c of clients) {
     let last = c.variation('kill-me', { key: 'u' }, false);
     c.on('change', () => {
@@ -111,8 +115,14 @@ async function sdkClients(): Promise<void> {
   process.send!({ type: 'ready' });
   process.on('message', async (m: { cmd: string }) => {
     if (m.cmd === 'collect') {
-      process.send!({ type: 'times', times });
+      const used = process.cpuUsage(cpu);
+      process.send!({ type: 'times', times, cpuMicros: used.user + used.system });
       times = [];
+      cpu = process.cpuUsage();
+    } else if (m.cmd === 'reset') {
+      times = [];
+      cpu = process.cpuUsage();
+      process.send!({ type: 'reset' });
     } else if (m.cmd === 'exit') {
       await Promise.all(clients.map((c) => c.close()));
       process.exit(0);
@@ -163,6 +173,8 @@ async function main(): Promise<void> {
   const rounds = arg('rounds', 5);
   const SUBS = arg('subscribers', 10_000);
   const CLIENTS = arg('clients', 1_000);
+  const onlyAt = process.argv.indexOf('--only');
+  const phases = new Set(onlyAt >= 0 ? process.argv[onlyAt + 1]!.split(',') : ['bundle', 'eval', 'ready', 'kill', 'idle']);
   const children: ChildProcess[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'aviary-stream-bench-'));
   const hardLimit = setTimeout(() => {
@@ -184,6 +196,7 @@ async function main(): Promise<void> {
   const { startServerProcess, freePort, PROCESS_SDK_KEY, PROCESS_ADMIN_TOKEN } = await import('../test/stream/server-process.js');
 
   // ---- 5. bundle size
+  if (phases.has('bundle')) {
   const bundle = await new Promise<string>((resolve, reject) => {
     const p = spawn(process.execPath, [join(ROOT, 'sdk/scripts/bundle.mjs'), '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
@@ -193,9 +206,10 @@ async function main(): Promise<void> {
   const size = JSON.parse(bundle.trim().split('\n').pop()!) as { gzipBytes: number; bytes: number };
   results.push(['browser bundle, gzipped', `${fmt(size.gzipBytes / 1024, 2)} KB (${size.bytes} B minified)`, '≤ 10 KB']);
   console.log(`bundle: ${size.gzipBytes} B gzipped`);
+  }
 
   // ---- 4. evaluations per second: client.variation (counting on) vs flagd-core
-  {
+  if (phases.has('eval')) {
     const { FlagdCore } = await import('@openfeature/flagd-core');
     const snapshot = {
       environment: 'bench',
@@ -275,7 +289,7 @@ async function main(): Promise<void> {
   await admin('PUT', '/api/v1/flags/kill-me/environments/production', { enabled: true, offVariant: 'off', targets: [], rules: [], fallthrough: { variant: 'on' } });
 
   // ---- 3. ready() latency
-  {
+  if (phases.has('ready')) {
     const lat: number[] = [];
     for (let i = 0; i < 30; i++) {
       const t0 = performance.now();
@@ -290,7 +304,7 @@ async function main(): Promise<void> {
   }
 
   // ---- 1. kill propagation to 1,000 SDK clients (two client processes: one event loop per core)
-  {
+  if (phases.has('kill')) {
     const workers = [0, 1].map(() =>
       fork(SELF, ['--role', 'sdk-clients', server.url, PROCESS_SDK_KEY, String(CLIENTS / 2)], {
         execArgv: ['--import', 'tsx', '--conditions=aviary-source'],
@@ -304,6 +318,13 @@ async function main(): Promise<void> {
     const maxes: number[] = [];
     const receipts: string[] = [];
     const apiMs: number[] = [];
+    const cpuPerDelta: number[] = [];
+    // Two unrecorded rounds first, so the recorded ones measure warm (JIT-compiled) code in server and clients.
+    for (const action of ['kill', 'revive']) {
+      await admin('POST', `/api/v1/flags/kill-me/environments/production/${action}?waitMs=2000`);
+      await sleep(200);
+    }
+    await Promise.all(workers.map((w) => request(w, { cmd: 'reset' }, 'reset')));
     for (let r = 0; r < rounds * 2; r++) {
       const t0 = now();
       const res = await admin('POST', `/api/v1/flags/kill-me/environments/production/${r % 2 === 0 ? 'kill' : 'revive'}?waitMs=2000`);
@@ -311,6 +332,8 @@ async function main(): Promise<void> {
       await sleep(300);
       const parts = await Promise.all(workers.map((w) => request(w, { cmd: 'collect' }, 'times')));
       const lat = parts.flatMap((p) => p.times as number[]).map((t) => t - t0);
+      const cpuMicros = parts.reduce((n, p) => n + (p.cpuMicros as number), 0);
+      if (lat.length > 0) cpuPerDelta.push(cpuMicros / lat.length);
       if (lat.length < CLIENTS) console.log(`round ${r}: only ${lat.length}/${CLIENTS} applied`);
       p50s.push(median(lat));
       p99s.push(quantile(lat, 0.99));
@@ -324,13 +347,18 @@ async function main(): Promise<void> {
       `p50 ${fmt(median(p50s))} ms, p99 ${fmt(median(p99s))} ms, max ${fmt(median(maxes))} ms (medians of ${p99s.length} rounds; receipt answered in ${fmt(median(apiMs))} ms)`,
       'p99 ≤ 50 ms',
     ]);
+    results.push([
+      'SDK client CPU per applied delta',
+      `${fmt(median(cpuPerDelta), 0)} µs (median of ${cpuPerDelta.length} rounds; the client processes' CPU over a round, heartbeats included, / deltas applied)`,
+      '',
+    ]);
     console.log(`kill propagation p99 per round: ${p99s.map((x) => fmt(x)).join(' ')} ms; server receipts: ${receipts.slice(0, 4).join('; ')}`);
     for (const w of workers) w.send({ cmd: 'exit' });
     await sleep(500);
   }
 
   // ---- 2. 10,000 idle subscribers vs a bare ws server
-  {
+  if (phases.has('idle')) {
     const bare = fork(SELF, ['--role', 'bare-server'], { execArgv: ['--import', 'tsx', '--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     children.push(bare);
     const { port: barePort } = await request(bare, {}, 'listening');

@@ -194,8 +194,9 @@ class Client implements AviaryClient {
         },
         delta: (m) => {
           const changed = this.store.apply(m.version, m.changes);
-          if (changed.length > 0) this.events.emit('change', changed);
-          return true;
+          return () => {
+            if (changed.length > 0) this.events.emit('change', changed);
+          };
         },
         connection: (up) => {
           if (this.closed) return;

@@ -37,8 +37,12 @@ export interface StreamHandlers {
   version(): number | undefined;
   /** Replace everything with this snapshot. Returns false if it could not be applied (then the stream resyncs). */
   hydrate(message: HydrateMessage): boolean;
-  /** Apply one delta (already checked to follow `version()`). Returns false if it could not be applied. */
-  delta(message: DeltaMessage): boolean;
+  /**
+   * Apply one delta (already checked to follow `version()`). Returns false if it could not be applied; otherwise
+   * what remains to tell the application, which runs after the ack is sent, so that listeners' work never delays
+   * the delivery receipt of a kill.
+   */
+  delta(message: DeltaMessage): false | (() => void);
   /** Connected and up to date, or not. */
   connection(up: boolean): void;
   /** A final failure (bad or revoked key) or a diagnostic; `fatal` means the stream stopped for good. */
@@ -204,11 +208,18 @@ export class StreamClient {
           this.resync(`gap: have ${current ?? 'nothing'}, delta builds on ${m.prev}`);
           return;
         }
-        if (!this.safely(() => this.handlers.delta(m))) {
+        let notify: false | (() => void) = false;
+        try {
+          notify = this.handlers.delta(m);
+        } catch {
+          // counts as not applied
+        }
+        if (notify === false) {
           this.resync('delta could not be applied');
           return;
         }
         this.ack(m.version);
+        notify();
         return;
       }
       case 'resumed': {

@@ -67,6 +67,12 @@ export interface ConnectedSdkInfo {
 }
 
 const OPEN = 1;
+const TEXT_FRAME = { binary: false } as const;
+
+/** A message encoded once, sent as the same bytes to every subscriber. */
+function frameOf(text: string): Buffer {
+  return Buffer.from(text, 'utf8');
+}
 /** A well-behaved SDK resyncs at most three times before reconnecting; more than this is a loop or abuse. */
 const MAX_RESYNCS_PER_WINDOW = 5;
 const RESYNC_WINDOW_MS = 10_000;
@@ -104,12 +110,18 @@ interface Waiter {
 
 class Channel {
   readonly conns = new Set<Connection>();
-  hydrate: { version: number; text: string } | null = null;
+  hydrate: { version: number; frame: Buffer } | null = null;
   /** version → commit time, for the last `receiptVersions` versions. */
   readonly commits = new Map<number, number>();
   /** version → apply latencies (ms) of the SDKs that acknowledged it. */
   readonly latencies = new Map<number, number[]>();
   readonly waiters = new Set<Waiter>();
+  /**
+   * The lowest version a waiter waits for, and how many live connections have not applied it: an ack only
+   * decrements the count, and the O(connections) scan runs when it reaches zero, not on each of 1,000 acks.
+   */
+  floor = Infinity;
+  behind = 0;
   constructor(
     readonly environment: string,
     public version: number,
@@ -199,8 +211,8 @@ export class StreamHub {
       ch.commits.delete(oldest);
       ch.latencies.delete(oldest);
     }
-    const text = encodeMessage({ type: 'delta', version: delta.version, prev, changes: delta.changes });
-    for (const conn of ch.conns) if (conn.phase === Phase.Live && this.send(conn, text)) this.stats.deltasSent++;
+    const frame = frameOf(encodeMessage({ type: 'delta', version: delta.version, prev, changes: delta.changes }));
+    for (const conn of ch.conns) if (conn.phase === Phase.Live && this.send(conn, frame)) this.stats.deltasSent++;
   }
 
   /** Closes every stream opened with a revoked token. */
@@ -259,6 +271,8 @@ export class StreamHub {
         resolve();
       };
       ch.waiters.add(waiter);
+      this.recount(ch);
+      if (ch.behind === 0) this.checkWaiters(ch);
     });
     return this.receipt(environment, version);
   }
@@ -327,6 +341,7 @@ export class StreamHub {
       conn.sdkVersion = m.sdkVersion;
       conn.app = m.app;
       conn.phase = Phase.Live;
+      if (conn.appliedVersion < conn.channel.floor) conn.channel.behind++;
       this.start(conn, m.lastVersion ?? since);
       return;
     }
@@ -384,10 +399,10 @@ export class StreamHub {
       // The snapshot is read synchronously, in the same tick as the feed, so it is exactly at ch.version.
       ch.version = Math.max(ch.version, snapshot.version);
       const message: ServerMessage = { type: 'hydrate', version: snapshot.version, snapshot, heartbeatMs: this.heartbeatMs };
-      h = ch.hydrate = { version: snapshot.version, text: encodeMessage(message) };
+      h = ch.hydrate = { version: snapshot.version, frame: frameOf(encodeMessage(message)) };
     }
     this.stats.hydrates++;
-    this.send(conn, h.text);
+    this.send(conn, h.frame);
   }
 
   private ack(conn: Connection, version: number): void {
@@ -405,19 +420,31 @@ export class StreamHub {
         l.push(t - committedAt);
       }
     }
-    this.checkWaiters(ch);
+    if (before < ch.floor && version >= ch.floor && --ch.behind <= 0) this.checkWaiters(ch);
   }
 
-  /** Resolves waiters whose version every live connection has applied. O(connections), no allocation: runs per ack. */
+  /** Resolves waiters whose version every live connection has applied. O(connections): runs when `behind` hits 0. */
   private checkWaiters(ch: Channel): void {
-    if (ch.waiters.size === 0) return;
-    let oldest = Infinity;
-    for (const c of ch.conns) if (c.phase === Phase.Live && c.appliedVersion < oldest) oldest = c.appliedVersion;
-    for (const w of [...ch.waiters]) if (w.version <= oldest) w.resolve();
+    if (ch.waiters.size > 0) {
+      let oldest = Infinity;
+      for (const c of ch.conns) if (c.phase === Phase.Live && c.appliedVersion < oldest) oldest = c.appliedVersion;
+      for (const w of [...ch.waiters]) if (w.version <= oldest) w.resolve();
+    }
+    this.recount(ch);
+  }
+
+  /** Sets the channel's waiter floor and how many live connections are below it (see `Channel.behind`). */
+  private recount(ch: Channel): void {
+    let floor = Infinity;
+    for (const w of ch.waiters) if (w.version < floor) floor = w.version;
+    let behind = 0;
+    if (floor !== Infinity) for (const c of ch.conns) if (c.phase === Phase.Live && c.appliedVersion < floor) behind++;
+    ch.floor = floor;
+    ch.behind = behind;
   }
 
   /** Sends unless the client is too far behind, in which case it is dropped and will resume later. */
-  private send(conn: Connection, text: string): boolean {
+  private send(conn: Connection, data: string | Buffer): boolean {
     const s = conn.socket;
     if (s.readyState !== OPEN || conn.phase === Phase.Closed) return false;
     if (s.bufferedAmount > this.maxBuffered) {
@@ -428,13 +455,14 @@ export class StreamHub {
       this.onClose(conn);
       return false;
     }
-    s.send(text);
+    // A Buffer goes out as is (ws only adds a header); a string would be UTF-8-encoded again for every socket.
+    s.send(data, TEXT_FRAME);
     return true;
   }
 
   private heartbeat(): void {
     for (const ch of this.channels.values()) {
-      const text = encodeMessage({ type: 'heartbeat', version: ch.version });
+      const text = frameOf(encodeMessage({ type: 'heartbeat', version: ch.version }));
       for (const conn of ch.conns) {
         if (conn.phase !== Phase.Live) continue;
         if (!conn.alive) {
