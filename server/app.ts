@@ -23,7 +23,7 @@
  *   write (admin and SDK POST routes do it in an onSend hook). Checkpoints run on a worker (storage/checkpointer.ts);
  *   an unclean stop moves environment versions forward at the next boot (storage/server-state.ts).
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type Database from 'better-sqlite3';
 import type { Delta } from '@aviary/sdk/protocol';
 import type { EnvironmentSnapshot } from '@aviary/sdk/core';
@@ -41,6 +41,7 @@ import { auditRoutes } from './admin/audit-routes.js';
 import { snapshotRoutes } from './sdk/snapshot-routes.js';
 import { evaluateRoutes } from './sdk/evaluate-routes.js';
 import { opsPlugin } from './ops/ops-plugin.js';
+import { lazyChildLoggerFactory } from './ops/logging.js';
 import { openapiRoute } from './openapi/openapi-route.js';
 import { installValidation } from './openapi/validation.js';
 import { streamRoutes, type StreamPluginOptions } from './stream/stream-routes.js';
@@ -141,6 +142,10 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const isLoggerInstance = typeof loggerOption === 'object' && loggerOption !== null && 'child' in loggerOption;
   const app = Fastify({
     ...(isLoggerInstance ? { loggerInstance: loggerOption as FastifyBaseLogger } : { logger: loggerOption as FastifyServerOptions['logger'] }),
+    // Per-request logging is the ops plugin's (slow requests, debug lines), and request loggers are created only when
+    // used: on the SDK hot path both cost more than authentication and evaluation together (docs/architecture.md).
+    logController: new LogController({ disableRequestLogging: true }),
+    ...(loggerOption ? { childLoggerFactory: lazyChildLoggerFactory } : {}),
     // Behind a proxy, set AVIARY_TRUST_PROXY so request.ip (rate limits, logs) is the client's address.
     trustProxy: process.env.AVIARY_TRUST_PROXY === 'true',
     return503OnClosing: true,

@@ -47,11 +47,13 @@ export interface Authenticator {
 }
 
 export function createAuthenticator(tokens: TokenStore, feed: ChangeFeed): Authenticator {
+  // One principal per cached token info (which the store shares between requests): nothing allocated per request.
+  const principals = new WeakMap<object, SdkPrincipal>();
   const fail = (request: FastifyRequest, scope: AuthFailureEvent['scope'], reason: AuthFailureEvent['reason'], err: AviaryError) => {
     feed.emit('auth.failure', { ip: request.ip, scope, reason });
     return err;
   };
-  const check = (request: FastifyRequest, scope: 'admin' | 'sdk', secret: string | undefined): TokenInfo | AviaryError => {
+  const check = (request: FastifyRequest, scope: 'admin' | 'sdk', secret: string | undefined): Readonly<TokenInfo> | AviaryError => {
     if (!secret) return fail(request, scope, 'missing', problem('unauthorized', `Send ${scope === 'admin' ? 'an admin token' : 'an SDK key'} as "Authorization: Bearer <token>".`));
     const token = tokens.authenticate(secret);
     if (!token) {
@@ -73,7 +75,9 @@ export function createAuthenticator(tokens: TokenStore, feed: ChangeFeed): Authe
       if (token.kind !== 'sdk' || !token.environment) {
         return fail(request, 'sdk', 'wrong-kind', problem('forbidden', 'Admin tokens cannot use the SDK API; use an SDK key of the environment.'));
       }
-      return { tokenId: token.id, environment: token.environment };
+      let principal = principals.get(token);
+      if (principal === undefined) principals.set(token, (principal = Object.freeze({ tokenId: token.id, environment: token.environment })));
+      return principal;
     },
   };
 }

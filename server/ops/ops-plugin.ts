@@ -12,6 +12,7 @@ import { AuthFailureLimiter, type AuthFailureLimiterOptions } from '../rate-limi
 import type { AuthFailureEvent } from '../storage/change-feed.js';
 import { MIGRATIONS_FOLDER } from '../storage/db.js';
 import { createServerMetrics, type ServerMetrics } from './prometheus.js';
+import { slowRequestMs } from './logging.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -105,22 +106,19 @@ const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, opti
     );
   });
 
-  // Label children cached per (method, route, status): prom-client otherwise hashes the label object every time.
-  type Series = { count: ReturnType<ServerMetrics['requests']['labels']>; time: ReturnType<ServerMetrics['duration']['labels']> };
-  const series = new Map<string, Series>();
+  const slowMs = slowRequestMs();
+  // fastify's null logger (logger: false) has no isLevelEnabled.
+  const canLog = typeof (app.log as { isLevelEnabled?: unknown }).isLevelEnabled === 'function';
   app.addHook('onResponse', (request, reply, done) => {
     const method = KNOWN_METHODS.has(request.method) ? request.method : 'OTHER';
     // The route template, never the raw URL: label values must stay few, whatever paths clients send.
     const route = request.routeOptions.url ?? 'unmatched';
-    const status = reply.statusCode;
-    const key = `${method} ${status} ${route}`;
-    let s = series.get(key);
-    if (s === undefined) {
-      s = { count: metrics.requests.labels({ method, route, status: String(status) }), time: metrics.duration.labels({ method, route }) };
-      series.set(key, s);
-    }
-    s.count.inc();
-    s.time.observe(reply.elapsedTime / 1000);
+    const elapsed = reply.elapsedTime;
+    metrics.requests.series(method, route, reply.statusCode).record(elapsed / 1000);
+    // fastify's own request logging is off (app.ts): two log lines per request cost more than the SDK route itself.
+    // Slow requests are worth a warning; every other one is a debug line (5xx are logged by the error handler).
+    if (elapsed >= slowMs) request.log.warn({ req: request, res: reply, responseTime: elapsed }, 'slow request');
+    else if (canLog && (request.log as unknown as { isLevelEnabled(l: string): boolean }).isLevelEnabled('debug')) request.log.debug({ req: request, res: reply, responseTime: elapsed }, 'request completed');
     done();
   });
 

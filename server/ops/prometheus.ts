@@ -4,15 +4,14 @@
  * `app.prometheus.registry`.
  */
 import type Database from 'better-sqlite3';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { RequestMetrics } from './request-metrics.js';
 
 /** The metrics every Aviary server exposes on `/metrics`. */
 export interface ServerMetrics {
   registry: Registry;
-  /** `aviary_http_requests_total{method,route,status}`. */
-  requests: Counter<'method' | 'route' | 'status'>;
-  /** `aviary_http_request_duration_seconds{method,route}`. */
-  duration: Histogram<'method' | 'route'>;
+  /** `aviary_http_requests_total{method,route,status}` and `aviary_http_request_duration_seconds{method,route}`. */
+  requests: RequestMetrics;
   /** `aviary_auth_failures_total{scope,reason}`. */
   authFailures: Counter<'scope' | 'reason'>;
   /** `aviary_auth_rate_limited_total`: requests refused because their address failed authentication too often. */
@@ -26,19 +25,7 @@ export interface ServerMetrics {
 export function createServerMetrics(sqlite: Database.Database): ServerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'aviary_' });
-  const requests = new Counter({
-    name: 'aviary_http_requests_total',
-    help: 'HTTP requests answered, by route template and status code.',
-    labelNames: ['method', 'route', 'status'] as const,
-    registers: [registry],
-  });
-  const duration = new Histogram({
-    name: 'aviary_http_request_duration_seconds',
-    help: 'Time from receiving a request to sending the response, by route template.',
-    labelNames: ['method', 'route'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-    registers: [registry],
-  });
+  const requests = new RequestMetrics(registry, [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]);
   const authFailures = new Counter({
     name: 'aviary_auth_failures_total',
     help: 'Requests that failed token authentication, by API scope and reason.',
@@ -76,5 +63,5 @@ export function createServerMetrics(sqlite: Database.Database): ServerMetrics {
       }
     },
   });
-  return { registry, requests, duration, authFailures, authRateLimited };
+  return { registry, requests, authFailures, authRateLimited };
 }
