@@ -116,6 +116,28 @@ describe('stream delivery', () => {
     }
   });
 
+  it('delivers frames of every length class intact: a snapshot and a segment delta over 64 KiB, a kill, heartbeats', async () => {
+    const many = Array.from({ length: 6000 }, (_, i) => `user-${String(i).padStart(6, '0')}`);
+    await booleanFlag(srv, 'big');
+    await setState(srv, 'big', 'production', { enabled: true, offVariant: 'off', targets: [{ variant: 'off', keys: many }], rules: [], fallthrough: { variant: 'on' } });
+    const r = raw();
+    await r.hello();
+    const h = await r.next('hydrate');
+    expect(JSON.stringify(h).length).toBeGreaterThan(65_536);
+    const c = client();
+    await c.ready();
+    expect(c.variationDetail('big', { key: 'user-005999' }, true)).toMatchObject({ value: false, reason: { kind: 'TARGET_MATCH' } });
+    const v = c.status().version!;
+    expect((await api(srv).put('/api/v1/segments/crowd', { included: many, excluded: [], rules: [] })).status).toBeLessThan(300);
+    await until(() => c.status().version === v + 1, 'the large segment delta');
+    expect(c.snapshot()!.segments.find((s) => s.key === 'crowd')?.included).toHaveLength(6000);
+    await kill(srv, 'big');
+    await until(() => c.variationDetail('big', { key: 'x' }, true).reason.kind === 'OFF', 'the kill');
+    expect((await r.next('delta')).changes[0]).toMatchObject({ type: 'segment.upsert' });
+    expect(await r.next('heartbeat')).toMatchObject({ type: 'heartbeat' });
+    expect(c.status().stream!.garbled).toBe(0);
+  });
+
   it('answers a kill without ?waitMs at once, with the receipt as of now and where to follow it', async () => {
     await booleanFlag(srv, 'search');
     const c = client();
