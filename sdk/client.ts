@@ -379,6 +379,10 @@ async function resolveWebSocket(options: ClientOptions): Promise<{ ctor: WebSock
   if (global && options.webSocketAuth !== 'header') return { ctor: global, headers: false };
   // A variable specifier keeps bundlers from pulling `ws` into the browser build.
   const specifier = 'ws';
+  // On Node, also the lazy DFA that speeds up `matches` (same answers as the Pike VM the browser build keeps), so
+  // that patterns in the snapshot about to arrive are compiled with it. Optional: the Pike VM is always there.
+  const dfa = './core/operators/pattern-dfa.js';
+  await import(/* @vite-ignore */ dfa).catch(() => undefined);
   const mod = (await import(/* @vite-ignore */ specifier)) as { WebSocket: WebSocketConstructor };
   return { ctor: mod.WebSocket, headers: options.webSocketAuth !== 'protocol' };
 }

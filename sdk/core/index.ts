@@ -2,6 +2,9 @@
  * The pure evaluation core shared by the server and the SDK: types, validation, compilation, evaluation and
  * bucketing. No `node:` imports and no I/O (test/core/purity.test.ts enforces it).
  */
+// The lazy DFA for `matches` (installs itself): the server and Node apps importing the core get it; the SDK's
+// browser bundle, which does not import this file, runs patterns on the Pike VM alone.
+import './operators/pattern-dfa.js';
 export type * from './types.js';
 export { OPERATORS } from './types.js';
 export * from './histogram.js';

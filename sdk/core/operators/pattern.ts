@@ -265,12 +265,12 @@ function isQuantifierStart(c: string | undefined): boolean {
 }
 
 // Program instructions.
-const OP_SET = 0;
-const OP_ANY = 1;
-const OP_SPLIT = 2;
-const OP_JMP = 3;
-const OP_ASSERT = 4;
-const OP_MATCH = 5;
+export const OP_SET = 0;
+export const OP_ANY = 1;
+export const OP_SPLIT = 2;
+export const OP_JMP = 3;
+export const OP_ASSERT = 4;
+export const OP_MATCH = 5;
 
 interface Program {
   op: number[];
@@ -279,24 +279,8 @@ interface Program {
   sets: (CompiledSet | null)[];
 }
 
-/** A state of the lazy DFA. */
-interface DState {
-  /** Character-consuming instructions and parked `$` assertions, sorted. */
-  readonly pcs: Int32Array;
-  /** MATCH is reachable: the input matches as soon as this state is entered. */
-  readonly accepting: boolean;
-  /** Whether the state accepts at the end of the input: -1 not yet known, 0 no, 1 yes. */
-  endAccepting: number;
-  /** Cached transitions on ASCII code units, and on (at most 256) others. */
-  readonly ascii: (DState | undefined)[];
-  wide: Map<number, DState> | null;
-}
-
-/** Most DFA states one pattern may build (about 1 KB each); beyond it evaluation uses the Pike VM (still linear). */
-export const MAX_DFA_STATES = 256;
-
 /** A char set with an ASCII lookup table. */
-interface CompiledSet {
+export interface CompiledSet {
   ascii: Uint8Array;
   ranges: Int32Array;
   negated: boolean;
@@ -309,7 +293,7 @@ function compileSet(set: CharSet): CompiledSet {
   return { ascii, ranges: Int32Array.from(r), negated: set.negated };
 }
 
-function inSet(s: CompiledSet, c: number): boolean {
+export function inSet(s: CompiledSet, c: number): boolean {
   let hit: boolean;
   if (c < 128) hit = s.ascii[c] === 1;
   else {
@@ -395,17 +379,44 @@ function isWordChar(c: number): boolean {
   return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || c === 0x5f || (c >= 0x61 && c <= 0x7a);
 }
 
-function isLineTerminator(c: number): boolean {
+export function isLineTerminator(c: number): boolean {
   return c === 10 || c === 13 || c === 0x2028 || c === 0x2029;
+}
+
+/**
+ * What an accelerator sees of a compiled pattern: the program (instructions `op` with operands `x`, `y` and char
+ * sets; `x` of an ASSERT is 0 `^`, 1 `$`, 2 `\b`, 3 `\B`), whether matches start at 0 only, and the Pike VM to fall
+ * back on.
+ */
+export interface ProgramView {
+  readonly op: Int32Array;
+  readonly x: Int32Array;
+  readonly y: Int32Array;
+  readonly sets: readonly (CompiledSet | null)[];
+  readonly anchored: boolean;
+  pike(s: string): boolean;
+}
+
+/**
+ * Builds a faster matcher for a program (same answers, still linear), or null to keep the Pike VM. The lazy DFA in
+ * `pattern-dfa.ts` installs itself here; the browser bundle leaves it out, so there `matches` runs the Pike VM.
+ */
+export type PatternAccelerator = (program: ProgramView) => ((s: string) => boolean) | null;
+
+let accelerator: PatternAccelerator | null = null;
+
+/** Installs (or, with null, removes) the accelerator used by patterns compiled from now on. */
+export function setPatternAccelerator(a: PatternAccelerator | null): void {
+  accelerator = a;
 }
 
 /** A compiled pattern: `test` answers whether it matches anywhere in the input, in linear time. */
 export class LinearPattern {
-  private readonly op: Int32Array;
-  private readonly x: Int32Array;
-  private readonly y: Int32Array;
-  private readonly sets: (CompiledSet | null)[];
-  private readonly anchored: boolean;
+  readonly op: Int32Array;
+  readonly x: Int32Array;
+  readonly y: Int32Array;
+  readonly sets: (CompiledSet | null)[];
+  readonly anchored: boolean;
   private readonly mark: Float64Array;
   private gen = 0;
   private clist: Int32Array;
@@ -417,13 +428,8 @@ export class LinearPattern {
   private literal: { text: string; start: boolean; end: boolean } | null = null;
   private readonly cc = new Int32Array(1);
   private readonly nc = new Int32Array(1);
-  /** The lazily built DFA (see `dfa`), usable when the program has no word-boundary assertions. */
-  private readonly dfaUsable: boolean;
-  private readonly dstates = new Map<string, DState>();
-  private dstart: DState | null = null;
-  private readonly dmark: Int32Array;
-  private dgen = 0;
-  private readonly dstack: Int32Array;
+  /** The accelerator's matcher for this pattern (see `setPatternAccelerator`), or null: Pike VM only. */
+  private fast: ((s: string) => boolean) | null = null;
 
   constructor(p: Program, anchored: boolean) {
     this.op = Int32Array.from(p.op);
@@ -436,121 +442,8 @@ export class LinearPattern {
     this.clist = new Int32Array(n);
     this.nlist = new Int32Array(n);
     this.stack = new Int32Array(n * 2 + 2);
-    this.dmark = new Int32Array(n);
-    this.dstack = new Int32Array(n * 3 + 4);
-    let wordAssertions = false;
-    for (let pc = 0; pc < n; pc++) if (p.op[pc] === OP_ASSERT && p.x[pc]! >= 2) wordAssertions = true;
-    this.dfaUsable = !wordAssertions;
   }
 
-  /**
-   * The epsilon closure of `seeds` as a (cached) DFA state: the character-consuming instructions reached, plus
-   * `$` assertions "parked" until the end of the input. `^` holds only when `atStart`. Null when the cache is full.
-   */
-  private closure(seeds: number[], atStart: boolean): DState | null {
-    const { op, x, y, dmark, dstack } = this;
-    const gen = ++this.dgen;
-    const out: number[] = [];
-    let accepting = false;
-    let sp = 0;
-    for (let i = seeds.length - 1; i >= 0; i--) dstack[sp++] = seeds[i]!;
-    while (sp > 0) {
-      const pc = dstack[--sp]!;
-      if (dmark[pc] === gen) continue;
-      dmark[pc] = gen;
-      switch (op[pc]) {
-        case OP_JMP:
-          dstack[sp++] = x[pc]!;
-          break;
-        case OP_SPLIT:
-          dstack[sp++] = y[pc]!;
-          dstack[sp++] = x[pc]!;
-          break;
-        case OP_ASSERT:
-          if (x[pc] === 0) {
-            if (atStart) dstack[sp++] = pc + 1;
-          } else out.push(pc); // `$`: decided at the end of the input
-          break;
-        case OP_MATCH:
-          accepting = true;
-          break;
-        default:
-          out.push(pc);
-      }
-    }
-    out.sort((a, b) => a - b);
-    const key = (accepting ? '!' : '') + out.join(',');
-    let st = this.dstates.get(key);
-    if (st !== undefined) return st;
-    if (this.dstates.size >= MAX_DFA_STATES) return null;
-    st = { pcs: Int32Array.from(out), accepting, endAccepting: -1, ascii: new Array<DState | undefined>(128), wide: null };
-    this.dstates.set(key, st);
-    return st;
-  }
-
-  /** The state after reading `c` in `st`, or null when the cache is full. */
-  private step(st: DState, c: number): DState | null {
-    const seeds: number[] = [];
-    const pcs = st.pcs;
-    for (let k = 0; k < pcs.length; k++) {
-      const pc = pcs[k]!;
-      const o = this.op[pc];
-      if (o === OP_ANY ? !isLineTerminator(c) : o === OP_SET && inSet(this.sets[pc]!, c)) seeds.push(pc + 1);
-    }
-    if (!this.anchored) seeds.push(0); // a match may start at the next position too
-    return this.closure(seeds, false);
-  }
-
-  /** Whether `st`, reached at the end of a non-empty input, accepts: follow its parked `$` assertions. */
-  private acceptsAtEnd(st: DState): boolean {
-    if (st.endAccepting >= 0) return st.endAccepting === 1;
-    const { op, x, y, dmark, dstack } = this;
-    const gen = ++this.dgen;
-    let sp = 0;
-    let accepts = false;
-    for (let k = 0; k < st.pcs.length; k++) if (op[st.pcs[k]!] === OP_ASSERT) dstack[sp++] = st.pcs[k]! + 1;
-    while (sp > 0 && !accepts) {
-      const pc = dstack[--sp]!;
-      if (dmark[pc] === gen) continue;
-      dmark[pc] = gen;
-      const o = op[pc];
-      if (o === OP_MATCH) accepts = true;
-      else if (o === OP_JMP) dstack[sp++] = x[pc]!;
-      else if (o === OP_SPLIT) {
-        dstack[sp++] = y[pc]!;
-        dstack[sp++] = x[pc]!;
-      } else if (o === OP_ASSERT && x[pc] === 1) dstack[sp++] = pc + 1;
-    }
-    st.endAccepting = accepts ? 1 : 0;
-    return accepts;
-  }
-
-  /**
-   * Runs the pattern as a lazily built DFA: states are sets of NFA instructions, created on first use and cached
-   * with their transitions, so a warm pattern costs one table lookup per character. Falls back to the Pike VM
-   * when more than `MAX_DFA_STATES` states would be needed.
-   */
-  private dfa(s: string): boolean {
-    const start = this.dstart ?? (this.dstart = this.closure([0], true));
-    if (start === null) return this.pike(s);
-    let st: DState = start;
-    if (st.accepting) return true;
-    for (let i = 0; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      let next: DState | undefined = c < 128 ? st.ascii[c] : st.wide?.get(c);
-      if (next === undefined) {
-        const computed = this.step(st, c);
-        if (computed === null) return this.pike(s);
-        next = computed;
-        if (c < 128) st.ascii[c] = next;
-        else if ((st.wide ??= new Map()).size < 256) st.wide.set(c, next);
-      }
-      st = next;
-      if (st.accepting) return true;
-      if (st.pcs.length === 0 && this.anchored) return false;
-    }
-    return this.acceptsAtEnd(st);
-  }
 
   /** Adds the thread at `pc` and everything reachable by empty moves at `pos`; true if that reaches MATCH. */
   private add(list: Int32Array, count: Int32Array, pc0: number, s: string, pos: number, gen: number): boolean {
@@ -591,6 +484,11 @@ export class LinearPattern {
     return false;
   }
 
+  /** Uses `a`'s matcher for this pattern, if it builds one. */
+  accelerate(a: PatternAccelerator | null): void {
+    this.fast = a?.(this) ?? null;
+  }
+
   /** Installs the literal shortcuts found by `literalFacts`. */
   useLiterals(facts: LiteralFacts): void {
     this.required = facts.required;
@@ -609,11 +507,11 @@ export class LinearPattern {
       return s.includes(lit.text);
     }
     if (this.required !== '' && !s.includes(this.required)) return false;
-    return this.dfaUsable && len > 0 ? this.dfa(s) : this.pike(s);
+    return this.fast !== null && len > 0 ? this.fast(s) : this.pike(s);
   }
 
   /** The Pike VM: all threads in lockstep over the input, O(length × program size), no cache. */
-  private pike(s: string): boolean {
+  pike(s: string): boolean {
     const len = s.length;
     if (this.gen > 1e15) {
       this.mark.fill(0);
@@ -670,6 +568,7 @@ export function compilePattern(source: string): PatternResult {
     const anchored = startsAnchored(ast);
     const pattern = new LinearPattern(c.p, anchored);
     pattern.useLiterals(literalFacts(ast));
+    pattern.accelerate(accelerator);
     return { ok: true, pattern };
   } catch (e) {
     if (e instanceof PatternError) return { ok: false, reason: e.message };
