@@ -2,19 +2,22 @@
  * `npm run bench:server`: Aviary's `POST /sdk/v1/evaluate` throughput against a bare fastify route, and the latency
  * of a kill switch while that load runs.
  *
- * - The Aviary server runs as `npm start` does (child process, real SQLite file with WAL and synchronous=FULL,
- *   log level `warn`), with a 10-flag environment: targets, attribute rules, a segment rule, rollouts.
+ * - The Aviary server runs as `npm start` does (child process, real SQLite file in WAL mode, every write fsynced
+ *   before it is acknowledged, log level `info` as by default), with a 10-flag environment: targets, attribute rules,
+ *   a segment rule, rollouts.
  * - The baseline is a bare fastify process whose one route parses the same JSON body and answers constant JSON.
  * - autocannon (in this process) loads one server at a time; rounds alternate bare/Aviary so drift on this shared
  *   machine hits both alike; the table reports each round and the medians.
  * - During every Aviary round, a separate prober process alternates `POST .../kill` and `.../revive` on one of the
- *   10 flags (every 50 ms) and reports each call's latency: p99 over all rounds.
+ *   10 flags (every 50 ms) and reports each call's latency: p99 over all rounds. The report separates the disk's
+ *   share: the server's own fsync timings (`aviary_wal_fsync_seconds`) and, before any load, a loop of fdatasyncs of
+ *   a WAL-like file beside the database run by the prober (no server involved).
  *
  * Options: --rounds 3 --duration 5 (seconds per measurement) --connections 32. Everything is bounded: the run aborts
  * after a hard time limit and always stops its child processes.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,7 +69,9 @@ async function killProber(base: string): Promise<void> {
     latencies.push(performance.now() - t0);
   };
   process.on('message', (msg: string) => {
-    if (msg === 'start' && !running) {
+    if (msg === 'fsync') {
+      process.send?.({ fsyncs: fsyncLoop(process.argv[4]!, 100) });
+    } else if (msg === 'start' && !running) {
       running = true;
       timer = setInterval(() => void tick().catch((err: unknown) => process.send?.({ error: String(err) })), 50);
     } else if (msg === 'stop') {
@@ -78,6 +83,31 @@ async function killProber(base: string): Promise<void> {
     }
   });
   process.send?.('ready');
+}
+
+/**
+ * The disk alone: `count` appends of three WAL frames (12 KiB) to a file next to the server's database, each followed
+ * by fdatasync, 10 ms apart (ms per fdatasync). What any durable acknowledgement on this disk costs at least.
+ */
+function fsyncLoop(dir: string, count: number): number[] {
+  const file = join(dir, 'fsync-probe-wal');
+  const fd = openSync(file, 'w');
+  const frames = Buffer.alloc(3 * 4096, 1);
+  const out: number[] = [];
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  try {
+    for (let i = 0; i < count; i++) {
+      writeSync(fd, frames);
+      const t0 = performance.now();
+      fdatasyncSync(fd);
+      out.push(performance.now() - t0);
+      Atomics.wait(pause, 0, 0, 10);
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(file, { force: true });
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------- main
@@ -192,9 +222,14 @@ async function load(url: string, seconds: number, connections: number, headers: 
 
 /** p50/p99 upper bounds (ms) of one route's `aviary_http_request_duration_seconds` histogram (POST). */
 function histogramQuantiles(text: string, route: string): { p50: number; p99: number; count: number } {
+  return quantilesOf(text, 'aviary_http_request_duration_seconds_bucket{', (line) => line.includes(`route="${route}"`) && line.includes('method="POST"'));
+}
+
+/** p50/p99 bucket upper bounds (ms) of a Prometheus histogram's `<prefix>…le="…"} n` lines that pass `pick`. */
+function quantilesOf(text: string, prefix: string, pick: (line: string) => boolean): { p50: number; p99: number; count: number } {
   const buckets: [number, number][] = [];
   for (const line of text.split('\n')) {
-    if (!line.startsWith('aviary_http_request_duration_seconds_bucket{') || !line.includes(`route="${route}"`) || !line.includes('method="POST"')) continue;
+    if (!line.startsWith(prefix) || !pick(line)) continue;
     const le = /le="([^"]+)"/.exec(line)?.[1];
     if (le) buckets.push([le === '+Inf' ? Infinity : Number(le) * 1000, Number(line.slice(line.lastIndexOf(' ') + 1))]);
   }
@@ -245,7 +280,8 @@ async function main(): Promise<void> {
         AVIARY_DB: join(dir, 'aviary.db'),
         AVIARY_ADMIN_TOKEN: ADMIN,
         AVIARY_SDK_KEY_PRODUCTION: SDK_KEY,
-        AVIARY_LOG_LEVEL: 'warn',
+        // npm start's default level (info): what an operator runs is what is measured.
+        AVIARY_LOG_LEVEL: 'info',
       },
       stdio: ['ignore', 'ignore', 'inherit'],
     });
@@ -256,7 +292,7 @@ async function main(): Promise<void> {
     const aviaryBase = `http://127.0.0.1:${aviaryPort}`;
     await waitReady(`${aviaryBase}/readyz`, 30_000);
     await seed(aviaryBase);
-    const prober = fork(SELF, ['--kill-prober', aviaryBase], { execArgv: tsxArgs, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const prober = fork(SELF, ['--kill-prober', aviaryBase, dir], { execArgv: tsxArgs, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
     children.push(prober);
     await waitMessage(prober, (m): m is 'ready' => m === 'ready', 30_000);
     prober.on('message', (m: unknown) => {
@@ -275,6 +311,10 @@ async function main(): Promise<void> {
     // Warm both (JIT, connection pools) before measuring.
     await load(bareUrl, 2, connections, {});
     await load(aviaryUrl, 2, connections, auth);
+
+    // The disk alone, no server involved: fdatasync latency of a WAL-like file in the database's directory.
+    prober.send('fsync');
+    const diskFsyncs = (await waitMessage(prober, (m): m is { fsyncs: number[] } => !!m && typeof m === 'object' && 'fsyncs' in m, 30_000)).fsyncs;
 
     // Kill latency with no other load, for reference: what the commit itself costs on this disk.
     prober.send('start');
@@ -310,7 +350,10 @@ async function main(): Promise<void> {
     prober.send('exit');
     // The server's own view of the kill route (from request received to response sent), from its Prometheus
     // histogram: separates server time from time the prober's request spent waiting for a CPU on this machine.
-    const serverKill = histogramQuantiles(await (await fetch(`${aviaryBase}/metrics`)).text(), '/api/v1/flags/:key/environments/:env/kill');
+    const metricsText = await (await fetch(`${aviaryBase}/metrics`)).text();
+    const serverKill = histogramQuantiles(metricsText, '/api/v1/flags/:key/environments/:env/kill');
+    // Every WAL fsync the server ran (kills, revives and the seeding writes), as the server timed them.
+    const serverFsync = quantilesOf(metricsText, 'aviary_wal_fsync_seconds_bucket{', () => true);
 
     const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
     const lines = [
@@ -328,6 +371,9 @@ async function main(): Promise<void> {
         `p50 ${quantile(kills, 0.5).toFixed(2)} ms, p99 **${quantile(kills, 0.99).toFixed(2)} ms** (goal < 20 ms), max ${Math.max(...kills).toFixed(2)} ms.`,
       `Kill switch with no other load (${idleKills.length} calls): p50 ${quantile(idleKills, 0.5).toFixed(2)} ms, p99 ${quantile(idleKills, 0.99).toFixed(2)} ms.`,
       `Server-side time of the kill route over the whole run (Prometheus histogram, bucket upper bounds): p50 ≤ ${serverKill.p50} ms, p99 ≤ ${serverKill.p99} ms (${serverKill.count} calls).`,
+      `WAL fsyncs as the server timed them (Prometheus aviary_wal_fsync_seconds, bucket upper bounds): p50 ≤ ${serverFsync.p50} ms, p99 ≤ ${serverFsync.p99} ms (${serverFsync.count} fsyncs).`,
+      `The disk alone (${diskFsyncs.length} fdatasyncs of 12 KiB appends to a file beside the database, no server): ` +
+        `p50 ${quantile(diskFsyncs, 0.5).toFixed(2)} ms, p99 ${quantile(diskFsyncs, 0.99).toFixed(2)} ms, max ${Math.max(...diskFsyncs).toFixed(2)} ms.`,
       `Machine load average at the end: ${loadavg().map((l) => l.toFixed(1)).join(' / ')} (1/5/15 min) on ${cpus().length} cores.`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);

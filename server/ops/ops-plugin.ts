@@ -13,6 +13,8 @@ import type { AuthFailureEvent } from '../storage/change-feed.js';
 import { MIGRATIONS_FOLDER } from '../storage/db.js';
 import { createServerMetrics, type ServerMetrics } from './prometheus.js';
 import { slowRequestMs } from './logging.js';
+import { registerHistogram } from './request-metrics.js';
+import { FSYNC_BUCKETS } from '../storage/wal-sync.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -68,6 +70,13 @@ const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, opti
     now: app.now,
     ...options.authFailures,
   });
+  registerHistogram(
+    metrics.registry,
+    'aviary_wal_fsync_seconds',
+    'Duration of each WAL fsync that acknowledged writes wait for (kill switches included): the disk\'s share of write latency.',
+    FSYNC_BUCKETS,
+    () => app.writer.fsyncStats,
+  );
   app.decorate('prometheus', metrics);
   app.decorate('authLimiter', limiter);
   const routeTable: RouteEntry[] = [];

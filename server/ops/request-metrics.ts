@@ -81,16 +81,7 @@ export class RequestMetrics {
       aggregator: 'sum',
       get: async () => {
         const values: Sample[] = [];
-        for (const s of times.values()) {
-          let cumulative = 0;
-          for (let i = 0; i <= buckets.length; i++) {
-            cumulative += s.counts[i]!;
-            const le = i < buckets.length ? buckets[i]! : '+Inf';
-            values.push({ labels: { ...s.labels, le }, value: cumulative, metricName: `${names.duration}_bucket` });
-          }
-          values.push({ labels: { ...s.labels }, value: s.sum, metricName: `${names.duration}_sum` });
-          values.push({ labels: { ...s.labels }, value: s.count, metricName: `${names.duration}_count` });
-        }
+        for (const s of times.values()) histogramSamples(names.duration, s.labels, buckets, s, values);
         return { name: names.duration, help: duration.help, type: 'histogram', aggregator: 'sum', values };
       },
       reset: () => {
@@ -133,4 +124,42 @@ export class RequestMetrics {
     this.recorders.set(key, recorder);
     return recorder;
   }
+}
+
+/** Non-cumulative bucket counts (last slot: above every bound), their sum and count. */
+export interface HistogramData {
+  counts: readonly number[];
+  sum: number;
+  count: number;
+}
+
+function histogramSamples(name: string, labels: Record<string, string>, buckets: readonly number[], data: HistogramData, out: Sample[]): void {
+  let cumulative = 0;
+  for (let i = 0; i <= buckets.length; i++) {
+    cumulative += data.counts[i] ?? 0;
+    out.push({ labels: { ...labels, le: i < buckets.length ? buckets[i]! : '+Inf' }, value: cumulative, metricName: `${name}_bucket` });
+  }
+  out.push({ labels: { ...labels }, value: data.sum, metricName: `${name}_sum` });
+  out.push({ labels: { ...labels }, value: data.count, metricName: `${name}_count` });
+}
+
+/**
+ * Registers an unlabelled histogram whose data another component keeps (read at scrape time): e.g. the WAL fsync
+ * durations, which the storage layer records before any registry exists.
+ */
+export function registerHistogram(registry: Registry, name: string, help: string, buckets: readonly number[], read: () => HistogramData): void {
+  const family: Family = {
+    name,
+    help,
+    type: 'histogram',
+    aggregator: 'sum',
+    get: async () => {
+      const values: Sample[] = [];
+      histogramSamples(name, {}, buckets, read(), values);
+      return { name, help, type: 'histogram', aggregator: 'sum', values };
+    },
+    // The data belongs to its owner; a registry reset does not rewrite it.
+    reset: () => {},
+  };
+  registry.registerMetric(family as never);
 }

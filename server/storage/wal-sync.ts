@@ -12,7 +12,22 @@ import { fdatasync, open, openSync, fsyncSync, closeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 
+/** Bucket upper bounds (seconds) of the fsync latency histogram (`aviary_wal_fsync_seconds`). */
+export const FSYNC_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] as const;
+
+/** Durations of the WAL fsyncs run so far: non-cumulative counts per bucket of FSYNC_BUCKETS (last: above all). */
+export interface FsyncStats {
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
 export class WalSync {
+  /**
+   * How long each fsync took. A kill switch's latency is this plus the server's own work, so operators (and
+   * bench:server) can tell a slow disk from a slow server.
+   */
+  readonly stats: FsyncStats = { counts: new Array<number>(FSYNC_BUCKETS.length + 1).fill(0), sum: 0, count: 0 };
   private fd: number | null = null;
   private readonly totalChanges;
   /** `total_changes()` covered by the last completed fsync. */
@@ -53,7 +68,14 @@ export class WalSync {
   private async syncOnce(): Promise<void> {
     const fd = await this.walFd();
     // fdatasync, as SQLite itself uses on Linux: the data and the file size, without the mtime (one journal write less).
+    const started = performance.now();
     await new Promise<void>((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+    const seconds = (performance.now() - started) / 1000;
+    let i = 0;
+    while (i < FSYNC_BUCKETS.length && seconds > FSYNC_BUCKETS[i]!) i++;
+    this.stats.counts[i]!++;
+    this.stats.sum += seconds;
+    this.stats.count++;
   }
 
   private async walFd(): Promise<number> {

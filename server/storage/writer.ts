@@ -12,7 +12,7 @@ import type { JsonValue } from '@aviary/sdk/core';
 import type { ChangeFeed, ChangeEvent } from './change-feed.js';
 import type { AviaryDb } from './db.js';
 import { readFlagConfig, readSegment } from './snapshot.js';
-import { WalSync } from './wal-sync.js';
+import { WalSync, type FsyncStats } from './wal-sync.js';
 
 /** Who is writing: the token (id and name) or a system actor such as `canary-guard`. */
 export interface Actor {
@@ -85,6 +85,11 @@ export class Writer {
    */
   durable(): Promise<void> {
     return this.walSync.durable();
+  }
+
+  /** Durations of the WAL fsyncs behind `durable()` (rendered as `aviary_wal_fsync_seconds` on /metrics). */
+  get fsyncStats(): Readonly<FsyncStats> {
+    return this.walSync.stats;
   }
 
   /** Releases the WAL file descriptor (the app calls it on close). */
