@@ -312,8 +312,9 @@ function compileServe(serve: Serve, variantIndex: ReadonlyMap<string, number>, f
   return { variant: -1, rollout: { bucketBy, bucketer: new SaltedBucketer(salt), ends, variants } };
 }
 
+/** A shared result; `value` is one of the flag's already deep-frozen variant values, `reason` is flat. */
 function detail(value: JsonValue, variant: string, reason: EvaluationReason): EvaluationDetail {
-  return deepFreeze({ value, variant, reason });
+  return Object.freeze({ value, variant, reason: Object.freeze(reason) });
 }
 
 /** A flag that answers every evaluation with ERROR / MALFORMED_FLAG, `error` saying why. */
@@ -511,10 +512,13 @@ export function applyChangesWith(
   compilers: Compilers,
 ): CompiledEnvironment {
   const flags = new Map(env.flags);
-  const segments = new Map(env.segments);
+  const list = Array.isArray(changes) ? changes : [];
+  // Most deltas touch flags only: they share the (immutable) compiled segments instead of copying them.
+  const touchesSegments = list.some((ch) => ch?.type === 'segment.upsert' || ch?.type === 'segment.delete');
+  const segments = touchesSegments ? new Map(env.segments) : (env.segments as Map<string, CompiledSegment>);
   const dirtyFlags = new Map<string, FlagConfig>();
   const dirtySegments = new Set<string>();
-  for (const ch of Array.isArray(changes) ? changes : []) {
+  for (const ch of list) {
     if (ch === null || typeof ch !== 'object') continue;
     switch (ch.type) {
       case 'flag.upsert': {
