@@ -23,7 +23,7 @@
  *   write (admin and SDK POST routes do it in an onSend hook). Checkpoints run on a worker (storage/checkpointer.ts);
  *   an unclean stop moves environment versions forward at the next boot (storage/server-state.ts).
  */
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type onSendHookHandler, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type Database from 'better-sqlite3';
 import type { Delta } from '@aviary/sdk/protocol';
 import type { EnvironmentSnapshot } from '@aviary/sdk/core';
@@ -251,10 +251,16 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(
     async (sdk) => {
       sdk.addHook('onRequest', sdkAuthHook);
-      // Metrics reports are acknowledged only once on stable storage, like admin writes (evaluate writes nothing).
-      sdk.addHook('onSend', (request, _reply, payload, done) => {
-        if (request.method !== 'POST' || request.routeOptions.url === '/sdk/v1/evaluate') return done(null, payload);
+      // Metrics reports are acknowledged only once on stable storage, like admin writes. The hook is attached per
+      // route, to the POST routes that write: evaluate (the hot path) writes nothing and runs no onSend hook at all.
+      const durableOnSend: onSendHookHandler = (_request, _reply, payload, done) => {
         writer.durable().then(() => done(null, payload), done);
+      };
+      sdk.addHook('onRoute', (route) => {
+        const methods = Array.isArray(route.method) ? route.method : [route.method];
+        if (!methods.includes('POST') || route.url === '/sdk/v1/evaluate') return;
+        const own = route.onSend === undefined ? [] : Array.isArray(route.onSend) ? route.onSend : [route.onSend];
+        route.onSend = [durableOnSend, ...own];
       });
       await sdk.register(snapshotRoutes);
       await sdk.register(evaluateRoutes);

@@ -53,6 +53,22 @@ describe('request metrics and WAL fsync timings on /metrics', () => {
   });
 });
 
+describe('durable acknowledgements on the SDK API', () => {
+  it('answers a metrics report only after an fsync, and an evaluation without one', async () => {
+    srv = await startServer();
+    await api(srv).post('/api/v1/flags', { key: 'pay', kind: 'boolean' });
+    const fsyncs = async () => count(await (await fetch(`${srv!.url}/metrics`)).text(), 'aviary_wal_fsync_seconds');
+    const before = await fsyncs();
+    expect((await request(srv, 'POST', '/sdk/v1/evaluate', { token: srv.sdkKeys.production, body: { context: { key: 'u' } } })).status).toBe(200);
+    expect(await fsyncs()).toBe(before);
+    const minute = Math.floor(Date.now() / 60_000) * 60_000;
+    const report = { sdkId: 'sdk-a', seq: 1, sdk: { name: 'test', version: '0' }, stats: [{ flag: 'pay', variant: 'on', minute, evaluations: 3, outcomes: 1, errors: 0 }] };
+    const res = await request(srv, 'POST', '/sdk/v1/metrics', { token: srv.sdkKeys.production, body: report });
+    expect(res.status).toBe(200);
+    expect(await fsyncs()).toBeGreaterThan(before);
+  });
+});
+
 describe('request logging', () => {
   it('writes nothing for a successful SDK request at info, a debug line at debug, and a redacted warning for a slow request', async () => {
     const info = logSink();
