@@ -87,6 +87,14 @@ export class Writer {
     return this.walSync.durable();
   }
 
+  /**
+   * `durable()` on the calling thread (blocks the event loop for one fsync): for the kill switch, so its answer does
+   * not also wait for the loop to come back round under SDK load. The onSend `durable()` then has nothing left to do.
+   */
+  durableSync(): void {
+    this.walSync.durableSync();
+  }
+
   /** Durations of the WAL fsyncs behind `durable()` (rendered as `aviary_wal_fsync_seconds` on /metrics). */
   get fsyncStats(): Readonly<FsyncStats> {
     return this.walSync.stats;
