@@ -99,7 +99,10 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
     }
     if (issues.length) throw validationError(issues);
     requireEnv(env);
-    return app.stores.flags.killAll(request.actor!, env, { reason, except });
+    const result = app.stores.flags.killAll(request.actor!, env, { reason, except });
+    // The panic button is as urgent as one kill switch: fsync now rather than after the event loop comes back round.
+    app.writer.durableSync();
+    return result;
   });
 
   app.post<{ Params: { env: string } }>('/environments/:env/revive-all', { schema: { body: requestBody('reviveAll') } }, async (request) => {
@@ -110,7 +113,9 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
     const reason = readReason(body, issues);
     if (issues.length) throw validationError(issues);
     requireEnv(env);
-    return app.stores.flags.reviveAll(request.actor!, env, reason);
+    const result = app.stores.flags.reviveAll(request.actor!, env, reason);
+    app.writer.durableSync();
+    return result;
   });
 };
 

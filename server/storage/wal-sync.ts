@@ -6,7 +6,8 @@
  * awaits `durable()`, which fsyncs the WAL file on libuv's thread pool. So an acknowledged write survives power loss
  * (as with `synchronous=FULL`), but the fsync — several milliseconds on this hardware, tens under load — no longer
  * blocks the event loop: SDK requests keep being served while it runs, and concurrent writers share one fsync
- * (group commit).
+ * (group commit). The kill switches are the exception (`durableSync`): under SDK load, the wait for the loop to come
+ * back round to a thread-pool fsync's completion cost them more than the fsync itself, so they fsync in place.
  */
 import { fdatasync, fdatasyncSync, open, openSync, fsyncSync, closeSync } from 'node:fs';
 import { dirname } from 'node:path';
