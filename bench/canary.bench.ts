@@ -244,7 +244,7 @@ async function ingestBench() {
         results[mode].push({ rate: ok / res.elapsed, p50: quantile(res.kills, 0.5), p99: quantile(res.kills, 0.99), max: Math.max(...res.kills), n: res.kills.length, bad });
       }
     }
-    console.log(`\n3. Ingest into the real server (HTTP on 127.0.0.1, SQLite WAL synchronous=FULL), ${rounds} interleaved rounds, medians; load average before: ${loadBefore.map((x) => x.toFixed(1)).join(' ')}`);
+    console.log(`\n3. Ingest into the real server (HTTP on 127.0.0.1, SQLite WAL, fsync before each acknowledgement), ${rounds} interleaved rounds, medians; load average before: ${loadBefore.map((x) => x.toFixed(1)).join(' ')}`);
     for (const mode of ['idle', 'paced', 'max'] as const) {
       const rs = results[mode];
       const rate = median(rs.map((x) => x.rate));
