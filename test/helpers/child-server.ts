@@ -6,7 +6,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const TSX = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
 
 export interface ChildServer {
   url: string;
@@ -19,7 +18,9 @@ export interface ChildServer {
 
 /** Spawns the server with `AVIARY_DB=dbPath`, `AVIARY_PORT=0` and `env`; resolves once it listens. */
 export async function spawnServer(dbPath: string, env: Record<string, string> = {}, timeoutMs = 20_000): Promise<ChildServer> {
-  const child = spawn(TSX, ['--conditions=aviary-source', 'server/main.ts'], {
+  // Node itself with tsx's loader, not the `tsx` CLI: the CLI runs the server in a grandchild process, so a SIGKILL
+  // sent to it would kill only the wrapper and leave the server running.
+  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=aviary-source', 'server/main.ts'], {
     cwd: ROOT,
     env: { ...process.env, AVIARY_DB: dbPath, AVIARY_PORT: '0', AVIARY_HOST: '127.0.0.1', AVIARY_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
