@@ -18,12 +18,12 @@ export class Backoff {
   readonly initialMs: number;
   readonly maxMs: number;
   readonly stableAfterMs: number;
-  private attempt = 0;
-  private connectedAt: number | null = null;
+  private _attempt = 0;
+  private _connectedAt: number | null = null;
 
   constructor(
     options: BackoffOptions = {},
-    private readonly random: () => number = Math.random,
+    private readonly _random: () => number = Math.random,
   ) {
     this.initialMs = Math.max(1, options.initialMs ?? 500);
     this.maxMs = Math.max(this.initialMs, options.maxMs ?? 30_000);
@@ -32,7 +32,7 @@ export class Backoff {
 
   /** The number of consecutive failed attempts so far. */
   get attempts(): number {
-    return this.attempt;
+    return this._attempt;
   }
 
   /**
@@ -40,14 +40,14 @@ export class Backoff {
    * clients that lost the same server evenly over the window instead of bunching them at its edges.
    */
   next(): number {
-    const ceiling = Math.min(this.maxMs, this.initialMs * 2 ** Math.min(this.attempt, 30));
-    this.attempt++;
-    return Math.floor(this.random() * ceiling);
+    const ceiling = Math.min(this.maxMs, this.initialMs * 2 ** Math.min(this._attempt, 30));
+    this._attempt++;
+    return Math.floor(this._random() * ceiling);
   }
 
   /** The connection is up (it only counts as a success once it has been up `stableAfterMs`). */
   connected(now: number): void {
-    this.connectedAt = now;
+    this._connectedAt = now;
   }
 
   /**
@@ -55,13 +55,13 @@ export class Backoff {
    * accepts and then drops connections at once must not reset the backoff, or clients would hammer it.
    */
   disconnected(now: number): void {
-    if (this.connectedAt !== null && now - this.connectedAt >= this.stableAfterMs) this.attempt = 0;
-    this.connectedAt = null;
+    if (this._connectedAt !== null && now - this._connectedAt >= this.stableAfterMs) this._attempt = 0;
+    this._connectedAt = null;
   }
 
   /** Start over (e.g. after the application explicitly reconnects). */
   reset(): void {
-    this.attempt = 0;
-    this.connectedAt = null;
+    this._attempt = 0;
+    this._connectedAt = null;
   }
 }

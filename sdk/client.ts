@@ -123,44 +123,45 @@ const NOT_READY = { kind: 'ERROR', errorCode: 'NOT_READY' } as const;
 
 class Client implements AviaryClient {
   readonly sdkId = randomId();
-  private readonly store: FlagStore;
-  private readonly outcomes: OutcomeRecorder;
-  private readonly events = new Emitter<ClientEvents>();
-  private readonly stream: StreamClient | null = null;
-  private readonly reporter: MetricsReporter | null = null;
-  private readonly now: () => number;
-  private flushTimer: ReturnType<typeof setInterval> | null = null;
-  private readyPromise: Promise<void>;
-  private resolveReady!: () => void;
-  private rejectReady!: (e: Error) => void;
-  private fatal: Error | null = null;
-  private closed = false;
-  private stale = false;
+  private readonly _store: FlagStore;
+  private readonly _outcomes: OutcomeRecorder;
+  private readonly _events = new Emitter<ClientEvents>();
+  private readonly _stream: StreamClient | null = null;
+  private readonly _reporter: MetricsReporter | null = null;
+  private readonly _now: () => number;
+  private _flushTimer: ReturnType<typeof setInterval> | null = null;
+  private _readyPromise: Promise<void>;
+  private _resolveReady!: () => void;
+  private _rejectReady!: (e: Error) => void;
+  private _fatal: Error | null = null;
+  private _closed = false;
+  private _stale = false;
 
-  constructor(private readonly options: ClientOptions) {
-    this.now = options.now ?? Date.now;
-    this.store = new FlagStore();
-    this.outcomes = new OutcomeRecorder(options.maxCountedPairs);
-    this.readyPromise = new Promise<void>((resolve, reject) => {
-      this.resolveReady = resolve;
-      this.rejectReady = reject;
+  constructor(private readonly _options: ClientOptions) {
+    const options = _options;
+    this._now = options.now ?? Date.now;
+    this._store = new FlagStore();
+    this._outcomes = new OutcomeRecorder(options.maxCountedPairs);
+    this._readyPromise = new Promise<void>((resolve, reject) => {
+      this._resolveReady = resolve;
+      this._rejectReady = reject;
     });
     // Nobody may be awaiting ready(); a fatal error must not become an unhandled rejection.
-    this.readyPromise.catch(() => {});
+    this._readyPromise.catch(() => {});
     if (options.bootstrap) {
-      this.store.load(options.bootstrap);
-      this.resolveReady();
+      this._store.load(options.bootstrap);
+      this._resolveReady();
     }
     if (options.offline) {
       // Nothing will ever arrive: an empty environment, so unknown flags say FLAG_NOT_FOUND rather than NOT_READY.
-      if (!options.bootstrap) this.store.load({ environment: '', version: 0, flags: [], segments: [] });
-      this.resolveReady();
+      if (!options.bootstrap) this._store.load({ environment: '', version: 0, flags: [], segments: [] });
+      this._resolveReady();
       return;
     }
     const baseUrl = options.baseUrl.replace(/\/+$/, '');
     const fetchImpl = options.fetch ?? globalThis.fetch?.bind(globalThis);
     if (fetchImpl) {
-      this.reporter = new MetricsReporter({
+      this._reporter = new MetricsReporter({
         url: `${baseUrl}/sdk/v1/metrics`,
         sdkKey: options.sdkKey,
         sdkId: this.sdkId,
@@ -170,7 +171,7 @@ class Client implements AviaryClient {
         ...(options.maxPendingReports !== undefined ? { maxPendingReports: options.maxPendingReports } : {}),
       });
     }
-    this.stream = new StreamClient(
+    this._stream = new StreamClient(
       {
         baseUrl,
         sdkKey: options.sdkKey,
@@ -178,61 +179,61 @@ class Client implements AviaryClient {
         sdkVersion: SDK_VERSION,
         ...(options.app ? { app: options.app } : {}),
         ...(options.backoff ? { backoff: options.backoff } : {}),
-        now: this.now,
+        now: this._now,
         webSocket: () => resolveWebSocket(options),
       },
       {
-        version: () => this.store.version,
+        version: () => this._store.version,
         hydrate: (m) => {
           if (m.snapshot.version !== m.version) return false;
-          const first = !this.store.ready || this.store.environment === '';
-          const changed = this.store.load(m.snapshot);
-          this.resolveReady();
-          if (first) this.events.emit('ready');
-          if (changed.length > 0 && !first) this.events.emit('change', changed);
+          const first = !this._store.ready || this._store.environment === '';
+          const changed = this._store.load(m.snapshot);
+          this._resolveReady();
+          if (first) this._events.emit('ready');
+          if (changed.length > 0 && !first) this._events.emit('change', changed);
           return true;
         },
         delta: (m) => {
-          const changed = this.store.apply(m.version, m.changes);
+          const changed = this._store.apply(m.version, m.changes);
           return () => {
-            if (changed.length > 0) this.events.emit('change', changed);
+            if (changed.length > 0) this._events.emit('change', changed);
           };
         },
         connection: (up) => {
-          if (this.closed) return;
+          if (this._closed) return;
           if (!up) {
-            this.stale = true;
-            this.events.emit('stale');
-          } else if (this.stale) {
+            this._stale = true;
+            this._events.emit('stale');
+          } else if (this._stale) {
             // Current again after a stale period (the first snapshot's 'ready' is emitted by hydrate).
-            this.stale = false;
-            this.events.emit('ready');
+            this._stale = false;
+            this._events.emit('ready');
           }
         },
         error: (err, fatal) => {
           if (fatal) {
-            this.fatal = err;
-            this.rejectReady(err);
+            this._fatal = err;
+            this._rejectReady(err);
           }
-          this.events.emit('error', err);
+          this._events.emit('error', err);
         },
       },
     );
-    this.stream.start();
+    this._stream.start();
     const interval = options.flushIntervalMs ?? 10_000;
-    if (interval > 0 && this.reporter) {
-      this.flushTimer = setInterval(() => void this.flush(), interval);
-      unref(this.flushTimer);
+    if (interval > 0 && this._reporter) {
+      this._flushTimer = setInterval(() => void this.flush(), interval);
+      unref(this._flushTimer);
     }
   }
 
-  ready(timeoutMs = this.options.readyTimeoutMs ?? 10_000): Promise<void> {
-    if (this.store.ready) return Promise.resolve();
-    if (this.fatal) return Promise.reject(this.fatal);
+  ready(timeoutMs = this._options.readyTimeoutMs ?? 10_000): Promise<void> {
+    if (this._store.ready) return Promise.resolve();
+    if (this._fatal) return Promise.reject(this._fatal);
     return new Promise<void>((resolve, reject) => {
       // Not unref'd: `await client.ready()` must settle (reject) rather than let Node exit mid-await.
       const timer = setTimeout(() => reject(new Error(`Aviary client not ready after ${timeoutMs} ms (serving defaults)`)), timeoutMs);
-      this.readyPromise.then(
+      this._readyPromise.then(
         () => {
           clearTimeout(timer);
           resolve();
@@ -250,41 +251,41 @@ class Client implements AviaryClient {
   }
 
   variationDetail<T extends JsonValue>(flagKey: string, context: EvaluationContext, defaultValue: T): EvaluationDetail<Widen<T>> {
-    return this.evaluate(flagKey, context, defaultValue) as EvaluationDetail<Widen<T>>;
+    return this._evaluate(flagKey, context, defaultValue) as EvaluationDetail<Widen<T>>;
   }
 
-  private evaluate<T>(flagKey: string, context: EvaluationContext, defaultValue: T): EvaluationDetail<T> {
-    const d = this.store.evaluate(flagKey, context ?? {}, defaultValue);
+  private _evaluate<T>(flagKey: string, context: EvaluationContext, defaultValue: T): EvaluationDetail<T> {
+    const d = this._store.evaluate(flagKey, context ?? {}, defaultValue);
     // Before the first snapshot every flag is unknown to the store (and counted as such); say why, never silently.
-    if (!this.store.ready) return { value: defaultValue, reason: NOT_READY, errorCode: 'NOT_READY' };
+    if (!this._store.ready) return { value: defaultValue, reason: NOT_READY, errorCode: 'NOT_READY' };
     return d;
   }
 
   allFlags(context: EvaluationContext): Record<string, EvaluationDetail> {
-    return this.store.evaluateAll(context ?? {});
+    return this._store.evaluateAll(context ?? {});
   }
 
   on<E extends keyof ClientEvents>(event: E, listener: (...args: ClientEvents[E]) => void): () => void {
-    return this.events.on(event, listener);
+    return this._events.on(event, listener);
   }
 
   off<E extends keyof ClientEvents>(event: E, listener: (...args: ClientEvents[E]) => void): void {
-    this.events.off(event, listener);
+    this._events.off(event, listener);
   }
 
   track(flagKey: string, context: EvaluationContext, outcome: Outcome): void {
     try {
-      this.outcomes.record(flagKey, this.store.servedVariant(flagKey, context ?? {}), outcome ?? {});
+      this._outcomes.record(flagKey, this._store.servedVariant(flagKey, context ?? {}), outcome ?? {});
     } catch {
       // tracking must never break the application
     }
   }
 
   measure<T extends JsonValue, R>(flagKey: string, context: EvaluationContext, defaultValue: T, fn: (value: Widen<T>) => R): R {
-    const d = this.evaluate(flagKey, context, defaultValue);
+    const d = this._evaluate(flagKey, context, defaultValue);
     const variant = d.variant ?? null;
     const start = performance.now();
-    const done = (error: boolean) => this.outcomes.record(flagKey, variant, { error, latencyMs: performance.now() - start });
+    const done = (error: boolean) => this._outcomes.record(flagKey, variant, { error, latencyMs: performance.now() - start });
     let result: R;
     try {
       result = fn(d.value as Widen<T>);
@@ -309,12 +310,12 @@ class Client implements AviaryClient {
   }
 
   /** Cuts what was counted since the last flush into a report. Outcomes are merged into the count rows. */
-  private cut(): VariantStats[] {
-    const minute = Math.floor(this.now() / 60_000) * 60_000;
-    const rows = this.store.drain(minute);
+  private _cut(): VariantStats[] {
+    const minute = Math.floor(this._now() / 60_000) * 60_000;
+    const rows = this._store.drain(minute);
     const byPair = new Map<string, VariantStats>();
     for (const r of rows) byPair.set(r.flag + '\u0000' + (r.variant ?? ''), r);
-    for (const o of this.outcomes.drain()) {
+    for (const o of this._outcomes.drain()) {
       const id = o.flag + '\u0000' + (o.variant ?? '');
       let row = byPair.get(id);
       if (!row) {
@@ -334,40 +335,40 @@ class Client implements AviaryClient {
   }
 
   async flush(): Promise<boolean> {
-    if (!this.reporter) {
+    if (!this._reporter) {
       // Offline: counts are not sent anywhere, but must not pile up either.
-      this.cut();
+      this._cut();
       return true;
     }
-    const rows = this.cut();
-    if (rows.length > 0) this.reporter.enqueue(rows);
-    const ok = await this.reporter.send();
-    if (!ok) this.events.emit('error', new Error('metrics report could not be sent; kept for the next flush'));
+    const rows = this._cut();
+    if (rows.length > 0) this._reporter.enqueue(rows);
+    const ok = await this._reporter.send();
+    if (!ok) this._events.emit('error', new Error('metrics report could not be sent; kept for the next flush'));
     return ok;
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.flushTimer) clearInterval(this.flushTimer);
-    this.stream?.stop();
+    if (this._closed) return;
+    this._closed = true;
+    if (this._flushTimer) clearInterval(this._flushTimer);
+    this._stream?.stop();
     await this.flush().catch(() => false);
   }
 
   snapshot(): EnvironmentSnapshot | undefined {
-    return this.store.ready ? this.store.snapshot() : undefined;
+    return this._store.ready ? this._store.snapshot() : undefined;
   }
 
   status(): ClientStatus {
     return {
-      ready: this.store.ready,
-      connected: this.stream?.connected ?? false,
-      version: this.store.version,
-      environment: this.store.environment,
-      reports: this.reporter?.stats ?? { sent: 0, failedAttempts: 0, droppedReports: 0, pending: 0 },
-      droppedCounts: this.store.droppedCounts,
-      droppedOutcomes: this.outcomes.dropped,
-      stream: this.stream ? { ...this.stream.stats } : null,
+      ready: this._store.ready,
+      connected: this._stream?.connected ?? false,
+      version: this._store.version,
+      environment: this._store.environment,
+      reports: this._reporter?.stats ?? { sent: 0, failedAttempts: 0, droppedReports: 0, pending: 0 },
+      droppedCounts: this._store.droppedCounts,
+      droppedOutcomes: this._outcomes.dropped,
+      stream: this._stream ? { ...this._stream.stats } : null,
     };
   }
 }

@@ -3,22 +3,22 @@
  * isolated: it never breaks delivery to other listeners or the SDK's own state.
  */
 export class Emitter<Events extends Record<string, unknown[]>> {
-  private readonly listeners: { [E in keyof Events]?: Array<(...args: Events[E]) => void> } = {};
+  private readonly _listeners: { [E in keyof Events]?: Array<(...args: Events[E]) => void> } = {};
 
   on<E extends keyof Events>(event: E, listener: (...args: Events[E]) => void): () => void {
-    (this.listeners[event] ??= []).push(listener);
+    (this._listeners[event] ??= []).push(listener);
     return () => this.off(event, listener);
   }
 
   off<E extends keyof Events>(event: E, listener: (...args: Events[E]) => void): void {
-    const list = this.listeners[event];
+    const list = this._listeners[event];
     if (!list) return;
     const i = list.indexOf(listener);
     if (i >= 0) list.splice(i, 1);
   }
 
   emit<E extends keyof Events>(event: E, ...args: Events[E]): void {
-    const list = this.listeners[event];
+    const list = this._listeners[event];
     if (!list) return;
     for (const l of [...list]) {
       try {
@@ -33,6 +33,6 @@ export class Emitter<Events extends Record<string, unknown[]>> {
   }
 
   listenerCount<E extends keyof Events>(event: E): number {
-    return this.listeners[event]?.length ?? 0;
+    return this._listeners[event]?.length ?? 0;
   }
 }

@@ -52,31 +52,31 @@ function sameKeys(a: readonly string[], b: readonly string[]): boolean {
  * Local evaluation with per-variant counting. Not thread-shared: one per client.
  */
 export class Evaluator {
-  private env: CompiledEnvironment;
-  private readonly slots = new Map<string, Slot>();
+  private _env: CompiledEnvironment;
+  private readonly _slots = new Map<string, Slot>();
   /** Counters of flags deleted or whose variants changed since the last drain; reported once, then dropped. */
-  private retired: Slot[] = [];
-  private unknown = new Map<string, number>();
-  private readonly maxUnknown: number;
+  private _retired: Slot[] = [];
+  private _unknown = new Map<string, number>();
+  private readonly _maxUnknown: number;
   /** Evaluations of unknown flag keys beyond `maxUnknownFlags` since the last drain (not reported per key). */
   droppedUnknownEvaluations = 0;
 
   /** @param env a compiled environment or a snapshot to compile (default: empty, every flag is unknown) */
   constructor(env: CompiledEnvironment | EnvironmentSnapshot = EMPTY_SNAPSHOT, options: EvaluatorOptions = {}) {
-    this.maxUnknown = options.maxUnknownFlags ?? 100;
-    this.env = isCompiled(env) ? env : compileTrustedEnvironment(env);
-    this.reconcile();
+    this._maxUnknown = options.maxUnknownFlags ?? 100;
+    this._env = isCompiled(env) ? env : compileTrustedEnvironment(env);
+    this._reconcile();
   }
 
   /** The compiled environment currently served. */
   get environment(): CompiledEnvironment {
-    return this.env;
+    return this._env;
   }
 
   /** Replaces the whole environment (a fresh snapshot). Counts of flags that keep their variants carry on. */
   setEnvironment(env: CompiledEnvironment | EnvironmentSnapshot): void {
-    this.env = isCompiled(env) ? env : compileTrustedEnvironment(env);
-    this.reconcile();
+    this._env = isCompiled(env) ? env : compileTrustedEnvironment(env);
+    this._reconcile();
   }
 
   /**
@@ -84,12 +84,12 @@ export class Evaluator {
    * form changed, including flags recompiled because a segment they use changed, and deleted flags.
    */
   applyChanges(changes: readonly Change[], version?: number): string[] {
-    const before = this.env;
-    this.env = applyTrustedChanges(before, changes, version);
+    const before = this._env;
+    this._env = applyTrustedChanges(before, changes, version);
     const changed: string[] = [];
-    for (const [key, f] of this.env.flags) if (before.flags.get(key) !== f) changed.push(key);
-    for (const key of before.flags.keys()) if (!this.env.flags.has(key)) changed.push(key);
-    this.reconcile();
+    for (const [key, f] of this._env.flags) if (before.flags.get(key) !== f) changed.push(key);
+    for (const key of before.flags.keys()) if (!this._env.flags.has(key)) changed.push(key);
+    this._reconcile();
     return changed;
   }
 
@@ -98,8 +98,8 @@ export class Evaluator {
    * `evaluate`). Never throws. Results are frozen and may be shared between calls.
    */
   evaluate<T>(flagKey: string, context: EvaluationContext, defaultValue: T): EvaluationDetail<T> {
-    const slot = this.slots.get(flagKey);
-    if (slot === undefined) return this.unknownFlag(flagKey, defaultValue);
+    const slot = this._slots.get(flagKey);
+    if (slot === undefined) return this._unknownFlag(flagKey, defaultValue);
     const d = evaluateFlag(slot.flag, context, defaultValue);
     slot.counts[(lastOutcome.variant + 1) * REASONS + lastOutcome.reason]!++;
     slot.dirty = true;
@@ -108,7 +108,7 @@ export class Evaluator {
 
   /** Evaluates without counting (e.g. to attribute an outcome to the variant a context gets). Never throws. */
   peek<T>(flagKey: string, context: EvaluationContext, defaultValue: T): EvaluationDetail<T> {
-    const slot = this.slots.get(flagKey);
+    const slot = this._slots.get(flagKey);
     if (slot === undefined) return { value: defaultValue, reason: { kind: 'ERROR', errorCode: FLAG_NOT_FOUND }, errorCode: FLAG_NOT_FOUND };
     return evaluateFlag(slot.flag, context, defaultValue);
   }
@@ -119,7 +119,7 @@ export class Evaluator {
    */
   evaluateAll(context: EvaluationContext): Record<string, EvaluationDetail> {
     const out: Record<string, EvaluationDetail> = {};
-    for (const [key, slot] of this.slots) out[key] = evaluateFlag<JsonValue>(slot.flag, context, null, true);
+    for (const [key, slot] of this._slots) out[key] = evaluateFlag<JsonValue>(slot.flag, context, null, true);
     return out;
   }
 
@@ -130,23 +130,23 @@ export class Evaluator {
    */
   drain(minuteStart: number): VariantStats[] {
     const out: VariantStats[] = [];
-    for (const slot of this.retired) this.emit(slot, minuteStart, out);
-    this.retired = [];
-    for (const slot of this.slots.values()) {
+    for (const slot of this._retired) this._emit(slot, minuteStart, out);
+    this._retired = [];
+    for (const slot of this._slots.values()) {
       if (!slot.dirty) continue;
-      this.emit(slot, minuteStart, out);
+      this._emit(slot, minuteStart, out);
       slot.counts.fill(0);
       slot.dirty = false;
     }
-    for (const [flag, n] of this.unknown) {
+    for (const [flag, n] of this._unknown) {
       out.push({ flag, variant: null, minute: minuteStart, evaluations: n, reasons: { ERROR: n }, outcomes: 0, errors: 0 });
     }
-    this.unknown = new Map();
+    this._unknown = new Map();
     this.droppedUnknownEvaluations = 0;
     return out;
   }
 
-  private emit(slot: Slot, minute: number, out: VariantStats[]): void {
+  private _emit(slot: Slot, minute: number, out: VariantStats[]): void {
     const c = slot.counts;
     for (let row = 0; row <= slot.variantKeys.length; row++) {
       let total = 0;
@@ -163,27 +163,27 @@ export class Evaluator {
     }
   }
 
-  private unknownFlag<T>(flagKey: string, defaultValue: T): EvaluationDetail<T> {
-    const n = this.unknown.get(flagKey);
-    if (n !== undefined) this.unknown.set(flagKey, n + 1);
-    else if (this.unknown.size < this.maxUnknown && typeof flagKey === 'string') this.unknown.set(flagKey, 1);
+  private _unknownFlag<T>(flagKey: string, defaultValue: T): EvaluationDetail<T> {
+    const n = this._unknown.get(flagKey);
+    if (n !== undefined) this._unknown.set(flagKey, n + 1);
+    else if (this._unknown.size < this._maxUnknown && typeof flagKey === 'string') this._unknown.set(flagKey, 1);
     else this.droppedUnknownEvaluations++;
     return { value: defaultValue, reason: { kind: 'ERROR', errorCode: FLAG_NOT_FOUND }, errorCode: FLAG_NOT_FOUND };
   }
 
   /** Points slots at the current compiled flags; retires counters whose flag went away or changed its variants. */
-  private reconcile(): void {
-    const flags = this.env.flags;
-    for (const [key, slot] of this.slots) {
+  private _reconcile(): void {
+    const flags = this._env.flags;
+    for (const [key, slot] of this._slots) {
       const f = flags.get(key);
       if (f === undefined || !sameKeys(f.variantKeys, slot.variantKeys)) {
-        if (slot.dirty) this.retired.push(slot);
-        this.slots.delete(key);
+        if (slot.dirty) this._retired.push(slot);
+        this._slots.delete(key);
       } else slot.flag = f;
     }
     for (const [key, f] of flags) {
-      if (this.slots.has(key)) continue;
-      this.slots.set(key, {
+      if (this._slots.has(key)) continue;
+      this._slots.set(key, {
         flag: f,
         key,
         variantKeys: f.variantKeys,

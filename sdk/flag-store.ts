@@ -15,19 +15,19 @@ const NOT_FOUND: EvaluationDetail<null> = Object.freeze({
 }) as EvaluationDetail<null>;
 
 export class FlagStore {
-  private flags = new Map<string, FlagConfig>();
-  private segments = new Map<string, Segment>();
-  private env = '';
-  private readonly evaluator: Evaluator;
+  private _flags = new Map<string, FlagConfig>();
+  private _segments = new Map<string, Segment>();
+  private _env = '';
+  private readonly _evaluator: Evaluator;
   /** The applied environment version; undefined until a snapshot is in place. */
   version: number | undefined;
 
   constructor(maxUnknownFlags?: number) {
-    this.evaluator = new Evaluator(undefined, maxUnknownFlags !== undefined ? { maxUnknownFlags } : {});
+    this._evaluator = new Evaluator(undefined, maxUnknownFlags !== undefined ? { maxUnknownFlags } : {});
   }
 
   get environment(): string {
-    return this.env;
+    return this._env;
   }
 
   get ready(): boolean {
@@ -36,38 +36,38 @@ export class FlagStore {
 
   /** Evaluations not counted per key since the last drain (unknown-flag keys beyond the limit). */
   get droppedCounts(): number {
-    return this.evaluator.droppedUnknownEvaluations;
+    return this._evaluator.droppedUnknownEvaluations;
   }
 
   /** Replaces everything with `snapshot`; returns the keys of flags that changed (for `change` events). */
   load(snapshot: EnvironmentSnapshot): string[] {
-    const before = this.flags;
-    const beforeSegments = this.segments;
-    this.evaluator.setEnvironment(snapshot);
-    this.flags = new Map(snapshot.flags.map((f) => [f.key, f]));
-    this.segments = new Map(snapshot.segments.map((s) => [s.key, s]));
-    this.env = snapshot.environment;
+    const before = this._flags;
+    const beforeSegments = this._segments;
+    this._evaluator.setEnvironment(snapshot);
+    this._flags = new Map(snapshot.flags.map((f) => [f.key, f]));
+    this._segments = new Map(snapshot.segments.map((s) => [s.key, s]));
+    this._env = snapshot.environment;
     this.version = snapshot.version;
     const changedSegments = new Set<string>();
-    for (const [k, s] of this.segments) if (JSON.stringify(beforeSegments.get(k)) !== JSON.stringify(s)) changedSegments.add(k);
-    for (const k of beforeSegments.keys()) if (!this.segments.has(k)) changedSegments.add(k);
+    for (const [k, s] of this._segments) if (JSON.stringify(beforeSegments.get(k)) !== JSON.stringify(s)) changedSegments.add(k);
+    for (const k of beforeSegments.keys()) if (!this._segments.has(k)) changedSegments.add(k);
     const changed = new Set<string>();
-    for (const [k, f] of this.flags) {
+    for (const [k, f] of this._flags) {
       if (JSON.stringify(before.get(k)) !== JSON.stringify(f)) changed.add(k);
       else if (changedSegments.size > 0 && f.state.rules.some((r) => r.conditions.some((c) => 'segment' in c && changedSegments.has(c.segment)))) changed.add(k);
     }
-    for (const k of before.keys()) if (!this.flags.has(k)) changed.add(k);
+    for (const k of before.keys()) if (!this._flags.has(k)) changed.add(k);
     return [...changed].sort();
   }
 
   /** Applies one delta's changes; returns the keys of flags affected. */
   apply(version: number, changes: Change[]): string[] {
-    const changed = this.evaluator.applyChanges(changes, version);
+    const changed = this._evaluator.applyChanges(changes, version);
     for (const c of changes) {
-      if (c.type === 'flag.upsert') this.flags.set(c.flag.key, c.flag);
-      else if (c.type === 'flag.delete') this.flags.delete(c.key);
-      else if (c.type === 'segment.upsert') this.segments.set(c.segment.key, c.segment);
-      else this.segments.delete(c.key);
+      if (c.type === 'flag.upsert') this._flags.set(c.flag.key, c.flag);
+      else if (c.type === 'flag.delete') this._flags.delete(c.key);
+      else if (c.type === 'segment.upsert') this._segments.set(c.segment.key, c.segment);
+      else this._segments.delete(c.key);
     }
     this.version = version;
     return changed.sort();
@@ -75,29 +75,29 @@ export class FlagStore {
 
   /** The current state as a snapshot (e.g. to bootstrap another client). */
   snapshot(): EnvironmentSnapshot {
-    return { environment: this.env, version: this.version ?? 0, flags: [...this.flags.values()], segments: [...this.segments.values()] };
+    return { environment: this._env, version: this.version ?? 0, flags: [...this._flags.values()], segments: [...this._segments.values()] };
   }
 
   /** Evaluates and counts. The default's JS type decides the kind expected. Never throws. */
   evaluate<T>(key: string, context: EvaluationContext, defaultValue: T): EvaluationDetail<T> {
-    return this.evaluator.evaluate(key, context, defaultValue);
+    return this._evaluator.evaluate(key, context, defaultValue);
   }
 
   /** The variant `context` is served, whatever the flag's kind, without counting (for outcomes). */
   servedVariant(key: string, context: EvaluationContext): string | null {
-    const flag = this.evaluator.environment.flags.get(key);
+    const flag = this._evaluator.environment.flags.get(key);
     if (!flag) return null;
     return evaluateFlag<JsonValue>(flag, context, null, true).variant ?? null;
   }
 
   /** Every flag for `context`, not counted (listing flags is not a use of any one of them). */
   evaluateAll(context: EvaluationContext): Record<string, EvaluationDetail> {
-    return this.evaluator.evaluateAll(context);
+    return this._evaluator.evaluateAll(context);
   }
 
   /** Takes the evaluation counts since the last drain, stamped with `minute`. */
   drain(minute: number): VariantStats[] {
-    return this.evaluator.drain(minute);
+    return this._evaluator.drain(minute);
   }
 }
 

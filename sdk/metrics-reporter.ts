@@ -31,34 +31,34 @@ export interface ReporterStats {
 }
 
 export class MetricsReporter {
-  private seq = 0;
-  private readonly queue: MetricsReport[] = [];
-  private sending: Promise<void> | null = null;
-  private readonly counters = { sent: 0, failedAttempts: 0, droppedReports: 0 };
+  private _seq = 0;
+  private readonly _queue: MetricsReport[] = [];
+  private _sending: Promise<void> | null = null;
+  private readonly _counters = { sent: 0, failedAttempts: 0, droppedReports: 0 };
 
-  constructor(private readonly options: MetricsReporterOptions) {}
+  constructor(private readonly _options: MetricsReporterOptions) {}
 
   get stats(): ReporterStats {
-    return { ...this.counters, pending: this.queue.length };
+    return { ...this._counters, pending: this._queue.length };
   }
 
   /** Cuts the given stats into reports (each with the next seq) and queues them. */
   enqueue(stats: VariantStats[]): void {
-    const per = this.options.maxStatsPerReport ?? 5_000;
+    const per = this._options.maxStatsPerReport ?? 5_000;
     for (let i = 0; i < stats.length; i += per) {
       const report: MetricsReport = {
-        sdkId: this.options.sdkId,
-        seq: ++this.seq,
-        sdk: { name: '@aviary/sdk', version: this.options.sdkVersion },
+        sdkId: this._options.sdkId,
+        seq: ++this._seq,
+        sdk: { name: '@aviary/sdk', version: this._options.sdkVersion },
         stats: stats.slice(i, i + per),
       };
-      if (this.options.app) report.app = this.options.app;
-      this.queue.push(report);
+      if (this._options.app) report.app = this._options.app;
+      this._queue.push(report);
     }
-    const max = this.options.maxPendingReports ?? 32;
-    while (this.queue.length > max) {
-      this.queue.shift();
-      this.counters.droppedReports++;
+    const max = this._options.maxPendingReports ?? 32;
+    while (this._queue.length > max) {
+      this._queue.shift();
+      this._counters.droppedReports++;
     }
   }
 
@@ -67,39 +67,39 @@ export class MetricsReporter {
    * Resolves to true when nothing is left pending. Concurrent calls share one sender.
    */
   async send(): Promise<boolean> {
-    while (this.sending) await this.sending;
-    if (this.queue.length === 0) return true;
-    this.sending = this.drainQueue();
+    while (this._sending) await this._sending;
+    if (this._queue.length === 0) return true;
+    this._sending = this._drainQueue();
     try {
-      await this.sending;
+      await this._sending;
     } finally {
-      this.sending = null;
+      this._sending = null;
     }
-    return this.queue.length === 0;
+    return this._queue.length === 0;
   }
 
-  private async drainQueue(): Promise<void> {
-    while (this.queue.length > 0) {
-      const report = this.queue[0]!;
-      const outcome = await this.post(report);
+  private async _drainQueue(): Promise<void> {
+    while (this._queue.length > 0) {
+      const report = this._queue[0]!;
+      const outcome = await this._post(report);
       if (outcome === 'retry') {
-        this.counters.failedAttempts++;
+        this._counters.failedAttempts++;
         return;
       }
       // Only now is it safe to forget the report: the server has it (or will never accept it).
-      if (this.queue[0] === report) this.queue.shift();
-      if (outcome === 'ok') this.counters.sent++;
-      else this.counters.droppedReports++;
+      if (this._queue[0] === report) this._queue.shift();
+      if (outcome === 'ok') this._counters.sent++;
+      else this._counters.droppedReports++;
     }
   }
 
-  private async post(report: MetricsReport): Promise<'ok' | 'rejected' | 'retry'> {
+  private async _post(report: MetricsReport): Promise<'ok' | 'rejected' | 'retry'> {
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), this.options.timeoutMs ?? 10_000);
+    const timer = setTimeout(() => controller.abort(), this._options.timeoutMs ?? 10_000);
     try {
-      const res = await this.options.fetch(this.options.url, {
+      const res = await this._options.fetch(this._options.url, {
         method: 'POST',
-        headers: { authorization: `Bearer ${this.options.sdkKey}`, 'content-type': 'application/json' },
+        headers: { authorization: `Bearer ${this._options.sdkKey}`, 'content-type': 'application/json' },
         body: JSON.stringify(report),
         signal: controller.signal,
       });

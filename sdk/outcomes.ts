@@ -26,22 +26,22 @@ export interface OutcomeAggregate {
 }
 
 export class OutcomeRecorder {
-  private pairs = new Map<string, OutcomeAggregate>();
+  private _pairs = new Map<string, OutcomeAggregate>();
   /** Outcomes not recorded because the pair limit was reached (reported so that loss is visible). */
   dropped = 0;
 
-  constructor(private readonly maxPairs = 10_000) {}
+  constructor(private readonly _maxPairs = 10_000) {}
 
   record(flag: string, variant: string | null, outcome: Outcome): void {
     const id = variant === null ? flag + '\u0000' : flag + '\u0000' + variant;
-    let a = this.pairs.get(id);
+    let a = this._pairs.get(id);
     if (!a) {
-      if (this.pairs.size >= this.maxPairs) {
+      if (this._pairs.size >= this._maxPairs) {
         this.dropped++;
         return;
       }
       a = { flag, variant, outcomes: 0, errors: 0 };
-      this.pairs.set(id, a);
+      this._pairs.set(id, a);
     }
     a.outcomes++;
     if (outcome.error === true) a.errors++;
@@ -60,8 +60,8 @@ export class OutcomeRecorder {
 
   /** Everything recorded since the last drain. */
   drain(): OutcomeAggregate[] {
-    const out = [...this.pairs.values()];
-    this.pairs = new Map();
+    const out = [...this._pairs.values()];
+    this._pairs = new Map();
     return out;
   }
 }

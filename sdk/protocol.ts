@@ -176,38 +176,41 @@ function isKey(v: unknown): v is string {
   return typeof v === 'string' && v.length > 0 && v.length <= 256;
 }
 
-/** Structural check of a change; the flag and segment bodies are validated by the core when they are compiled. */
-function changeError(c: unknown, i: number): string | null {
-  if (!isObject(c)) return `changes/${i}: not an object`;
-  switch (c.type) {
-    case 'flag.upsert':
-      return isObject(c.flag) && isKey(c.flag.key) && isObject(c.flag.state) && Array.isArray(c.flag.variants)
-        ? null
-        : `changes/${i}/flag: not a flag config`;
-    case 'segment.upsert':
-      return isObject(c.segment) && isKey(c.segment.key) ? null : `changes/${i}/segment: not a segment`;
-    case 'flag.delete':
-    case 'segment.delete':
-      return isKey(c.key) ? null : `changes/${i}/key: not a key`;
-    default:
-      return `changes/${i}/type: unknown change type`;
-  }
+/** A rejected message; `error` is the path of the first field that is wrong (the server validated the prose). */
+function fail(error: string): { ok: false; error: string } {
+  return { ok: false, error };
 }
 
+/** Just the shape compilation relies on; the body is validated by the core when it is compiled. */
+function isFlagShape(f: unknown): boolean {
+  return isObject(f) && isKey(f.key) && isObject(f.state) && Array.isArray(f.variants);
+}
+
+function isSegmentShape(g: unknown): boolean {
+  return isObject(g) && isKey(g.key);
+}
+
+/** Structural check of a change: null, or the path of what is wrong. */
+function changeError(c: unknown): string | null {
+  if (!isObject(c)) return '';
+  const t = c.type;
+  return t === 'flag.upsert' ? (isFlagShape(c.flag) ? null : '/flag')
+    : t === 'segment.upsert' ? (isSegmentShape(c.segment) ? null : '/segment')
+    : t === 'flag.delete' || t === 'segment.delete' ? (isKey(c.key) ? null : '/key')
+    : '/type';
+}
+
+/** Structural check of a snapshot: null, or the path of what is wrong. */
 function snapshotError(s: unknown): string | null {
-  if (!isObject(s)) return 'snapshot: not an object';
-  if (!isVersion(s.version)) return 'snapshot/version: not a version';
-  if (!Array.isArray(s.flags)) return 'snapshot/flags: not an array';
-  if (!Array.isArray(s.segments)) return 'snapshot/segments: not an array';
-  for (let i = 0; i < s.flags.length; i++) {
-    const f: unknown = s.flags[i];
-    if (!isObject(f) || !isKey(f.key) || !isObject(f.state) || !Array.isArray(f.variants)) return `snapshot/flags/${i}: not a flag config`;
-  }
-  for (let i = 0; i < s.segments.length; i++) {
-    const g: unknown = s.segments[i];
-    if (!isObject(g) || !isKey(g.key)) return `snapshot/segments/${i}: not a segment`;
-  }
-  return null;
+  if (!isObject(s)) return '';
+  if (!isVersion(s.version)) return '/version';
+  const { flags, segments } = s;
+  if (!Array.isArray(flags)) return '/flags';
+  if (!Array.isArray(segments)) return '/segments';
+  let i = flags.findIndex((f) => !isFlagShape(f));
+  if (i >= 0) return `/flags/${i}`;
+  i = segments.findIndex((g) => !isSegmentShape(g));
+  return i >= 0 ? `/segments/${i}` : null;
 }
 
 function parseJson(data: string): ParseResult<Record<string, unknown>> {
@@ -215,9 +218,9 @@ function parseJson(data: string): ParseResult<Record<string, unknown>> {
   try {
     v = JSON.parse(data);
   } catch {
-    return { ok: false, error: 'not JSON' };
+    return fail('not JSON');
   }
-  return isObject(v) ? { ok: true, message: v } : { ok: false, error: 'not an object' };
+  return isObject(v) ? { ok: true, message: v } : fail('not an object');
 }
 
 /** Parses and validates a message from the server. Never throws: anything malformed is `{ ok: false }`. */
@@ -225,44 +228,37 @@ export function parseServerMessage(data: string): ParseResult<ServerMessage> {
   const r = parseJson(data);
   if (!r.ok) return r;
   const m = r.message;
-  switch (m.type) {
-    case 'hydrate': {
-      if (!isVersion(m.version)) return { ok: false, error: 'hydrate/version: not a version' };
-      const e = snapshotError(m.snapshot);
-      if (e) return { ok: false, error: `hydrate/${e}` };
-      if ((m.snapshot as { version: number }).version !== m.version) return { ok: false, error: 'hydrate/snapshot/version: differs from version' };
-      const hb = typeof m.heartbeatMs === 'number' && m.heartbeatMs > 0 ? m.heartbeatMs : 15_000;
-      return { ok: true, message: { type: 'hydrate', version: m.version, snapshot: m.snapshot as unknown as EnvironmentSnapshot, heartbeatMs: hb } };
-    }
-    case 'delta': {
-      if (!isVersion(m.version)) return { ok: false, error: 'delta/version: not a version' };
-      if (!isVersion(m.prev) || m.prev >= m.version) return { ok: false, error: 'delta/prev: not a version before version' };
-      if (!Array.isArray(m.changes)) return { ok: false, error: 'delta/changes: not an array' };
-      for (let i = 0; i < m.changes.length; i++) {
-        const e = changeError(m.changes[i], i);
-        if (e) return { ok: false, error: `delta/${e}` };
-      }
-      return { ok: true, message: { type: 'delta', version: m.version, prev: m.prev, changes: m.changes as Change[] } };
-    }
-    case 'resumed':
-      if (!isVersion(m.version)) return { ok: false, error: 'resumed/version: not a version' };
-      return { ok: true, message: { type: 'resumed', version: m.version, heartbeatMs: typeof m.heartbeatMs === 'number' && m.heartbeatMs > 0 ? m.heartbeatMs : 15_000 } };
-    case 'heartbeat':
-      if (!isVersion(m.version)) return { ok: false, error: 'heartbeat/version: not a version' };
-      return { ok: true, message: { type: 'heartbeat', version: m.version } };
-    case 'error': {
-      const msg: ErrorMessage = { type: 'error', code: String(m.code ?? 'unknown'), message: String(m.message ?? '') };
-      if (typeof m.retryAfterMs === 'number' && m.retryAfterMs >= 0) msg.retryAfterMs = m.retryAfterMs;
-      return { ok: true, message: msg };
-    }
-    default:
-      return { ok: false, error: 'type: unknown message type' };
+  const { type, version } = m;
+  const hb = typeof m.heartbeatMs === 'number' && m.heartbeatMs > 0 ? m.heartbeatMs : 15_000;
+  if (type === 'error') {
+    const msg: ErrorMessage = { type, code: String(m.code ?? 'unknown'), message: String(m.message ?? '') };
+    if (typeof m.retryAfterMs === 'number' && m.retryAfterMs >= 0) msg.retryAfterMs = m.retryAfterMs;
+    return { ok: true, message: msg };
   }
+  if (type !== 'hydrate' && type !== 'delta' && type !== 'resumed' && type !== 'heartbeat') return fail('/type');
+  if (!isVersion(version)) return fail(`${type}/version`);
+  if (type === 'hydrate') {
+    const e = snapshotError(m.snapshot);
+    if (e !== null) return fail(`hydrate/snapshot${e}`);
+    if ((m.snapshot as { version: number }).version !== version) return fail('hydrate/snapshot/version');
+    return { ok: true, message: { type, version, snapshot: m.snapshot as unknown as EnvironmentSnapshot, heartbeatMs: hb } };
+  }
+  if (type === 'delta') {
+    const { prev, changes } = m;
+    if (!isVersion(prev) || prev >= version) return fail('delta/prev');
+    if (!Array.isArray(changes)) return fail('delta/changes');
+    for (let i = 0; i < changes.length; i++) {
+      const e = changeError(changes[i]);
+      if (e !== null) return fail(`delta/changes/${i}${e}`);
+    }
+    return { ok: true, message: { type, version, prev, changes: changes as Change[] } };
+  }
+  return { ok: true, message: type === 'resumed' ? { type, version, heartbeatMs: hb } : { type, version } };
 }
 
 /** Parses and validates a message from a client. Never throws. */
 export function parseClientMessage(data: string): ParseResult<ClientMessage> {
-  if (data.length > 4096) return { ok: false, error: 'message too large' };
+  if (data.length > 4096) return fail('message too large');
   const r = parseJson(data);
   if (!r.ok) return r;
   const m = r.message;
@@ -288,7 +284,7 @@ export function parseClientMessage(data: string): ParseResult<ClientMessage> {
     case 'resync':
       return { ok: true, message: { type: 'resync', reason: String(m.reason ?? '').slice(0, 256) } };
     default:
-      return { ok: false, error: 'type: unknown message type' };
+      return fail('/type');
   }
 }
 

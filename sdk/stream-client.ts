@@ -70,44 +70,45 @@ const OPEN = 1;
 const MAX_RESYNCS = 3;
 
 export class StreamClient {
-  private socket: WebSocketLike | null = null;
-  private readonly backoff: Backoff;
-  private readonly now: () => number;
-  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
-  private readTimer: ReturnType<typeof setTimeout> | null = null;
-  private readTimeoutMs: number;
+  private _socket: WebSocketLike | null = null;
+  private readonly _backoff: Backoff;
+  private readonly _now: () => number;
+  private _reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  private _readTimer: ReturnType<typeof setTimeout> | null = null;
+  private _readTimeoutMs: number;
   /** When the connection last said anything; the read timer checks it instead of being re-armed per message. */
-  private lastMessageAt = 0;
-  private resyncing = false;
-  private resyncs = 0;
-  private retryAfterMs = 0;
-  private stopped = false;
-  private up = false;
-  private serverError: string | null = null;
+  private _lastMessageAt = 0;
+  private _resyncing = false;
+  private _resyncs = 0;
+  private _retryAfterMs = 0;
+  private _stopped = false;
+  private _up = false;
+  private _serverError: string | null = null;
   /** Counters for diagnostics and tests. */
   readonly stats = { connects: 0, resyncs: 0, garbled: 0, ignored: 0, gaps: 0 };
 
   constructor(
-    private readonly options: StreamOptions,
-    private readonly handlers: StreamHandlers,
+    private readonly _options: StreamOptions,
+    private readonly _handlers: StreamHandlers,
   ) {
-    this.now = options.now ?? Date.now;
-    this.backoff = new Backoff(options.backoff, options.random);
-    this.readTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    const options = _options;
+    this._now = options.now ?? Date.now;
+    this._backoff = new Backoff(options.backoff, options.random);
+    this._readTimeoutMs = options.connectTimeoutMs ?? 10_000;
   }
 
   /** Opens the connection (and keeps it open until `stop()`). */
   start(): void {
-    this.stopped = false;
-    void this.connect();
+    this._stopped = false;
+    void this._connect();
   }
 
   /** Closes for good: no reconnect. */
   stop(): void {
-    this.stopped = true;
-    this.clearTimers();
-    const s = this.socket;
-    this.socket = null;
+    this._stopped = true;
+    this._clearTimers();
+    const s = this._socket;
+    this._socket = null;
     if (s) {
       detach(s);
       try {
@@ -116,85 +117,85 @@ export class StreamClient {
         // already closed
       }
     }
-    this.setUp(false);
+    this._setUp(false);
   }
 
   /** True while a connection is open and has delivered a snapshot. */
   get connected(): boolean {
-    return this.up;
+    return this._up;
   }
 
-  private async connect(): Promise<void> {
-    if (this.stopped || this.socket) return;
+  private async _connect(): Promise<void> {
+    if (this._stopped || this._socket) return;
     let ws: { ctor: WebSocketConstructor; headers: boolean };
     try {
-      ws = await this.options.webSocket();
+      ws = await this._options.webSocket();
     } catch (err) {
-      this.stopped = true;
-      this.handlers.error(new Error(`no WebSocket implementation available: ${String(err)}`), true);
+      this._stopped = true;
+      this._handlers.error(new Error(`no WebSocket implementation available: ${String(err)}`), true);
       return;
     }
-    if (this.stopped || this.socket) return;
-    const url = this.options.baseUrl.replace(/^http/, 'ws').replace(/\/+$/, '') + '/sdk/v1/stream';
+    if (this._stopped || this._socket) return;
+    const url = this._options.baseUrl.replace(/^http/, 'ws').replace(/\/+$/, '') + '/sdk/v1/stream';
     let socket: WebSocketLike;
     try {
       socket = ws.headers
-        ? new ws.ctor(url, [STREAM_PROTOCOL], { headers: { authorization: `Bearer ${this.options.sdkKey}` }, perMessageDeflate: false })
-        : new ws.ctor(url, [STREAM_PROTOCOL, KEY_PROTOCOL_PREFIX + this.options.sdkKey]);
+        ? new ws.ctor(url, [STREAM_PROTOCOL], { headers: { authorization: `Bearer ${this._options.sdkKey}` }, perMessageDeflate: false })
+        : new ws.ctor(url, [STREAM_PROTOCOL, KEY_PROTOCOL_PREFIX + this._options.sdkKey]);
     } catch (err) {
-      this.handlers.error(new Error(`cannot open stream: ${String(err)}`), false);
-      this.scheduleReconnect();
+      this._handlers.error(new Error(`cannot open stream: ${String(err)}`), false);
+      this._scheduleReconnect();
       return;
     }
     this.stats.connects++;
-    this.socket = socket;
-    this.resyncing = false;
-    this.resyncs = 0;
-    this.retryAfterMs = 0;
-    this.readTimeoutMs = this.options.connectTimeoutMs ?? 10_000;
-    this.armReadTimer();
+    this._socket = socket;
+    this._resyncing = false;
+    this._resyncs = 0;
+    this._retryAfterMs = 0;
+    this._readTimeoutMs = this._options.connectTimeoutMs ?? 10_000;
+    this._armReadTimer();
     socket.onopen = () => {
-      const hello: ClientMessage = { type: 'hello', sdkId: this.options.sdkId, sdkVersion: this.options.sdkVersion };
-      if (this.options.app) hello.app = this.options.app;
-      const v = this.handlers.version();
+      const hello: ClientMessage = { type: 'hello', sdkId: this._options.sdkId, sdkVersion: this._options.sdkVersion };
+      if (this._options.app) hello.app = this._options.app;
+      const v = this._handlers.version();
       if (v !== undefined) hello.lastVersion = v;
-      this.send(hello);
+      this._send(hello);
     };
-    socket.onmessage = (ev) => this.onMessage(socket, ev.data);
-    socket.onclose = (ev) => this.onClose(socket, ev.code, ev.reason);
+    socket.onmessage = (ev) => this._onMessage(socket, ev.data);
+    socket.onclose = (ev) => this._onClose(socket, ev.code, ev.reason);
     // An error is always followed by a close; the close decides what happens next.
     socket.onerror = () => {};
   }
 
-  private onMessage(socket: WebSocketLike, data: unknown): void {
-    if (socket !== this.socket) return;
-    this.lastMessageAt = this.now();
+  private _onMessage(socket: WebSocketLike, data: unknown): void {
+    if (socket !== this._socket) return;
+    this._lastMessageAt = this._now();
     const text = typeof data === 'string' ? data : String(data);
     const parsed = parseServerMessage(text);
     if (!parsed.ok) {
       this.stats.garbled++;
-      this.resync(`unparseable message: ${parsed.error}`);
+      this._resync(`unparseable message: ${parsed.error}`);
       return;
     }
     const m = parsed.message;
     switch (m.type) {
       case 'hydrate': {
-        this.readTimeoutMs = m.heartbeatMs * 2 + 1_000;
-        this.armReadTimer();
-        if (!this.safely(() => this.handlers.hydrate(m))) {
-          this.resync('snapshot could not be applied');
+        this._readTimeoutMs = m.heartbeatMs * 2 + 1_000;
+        this._armReadTimer();
+        if (!this._safely(() => this._handlers.hydrate(m))) {
+          this._resync('snapshot could not be applied');
           return;
         }
-        this.resyncing = false;
-        this.resyncs = 0;
-        this.backoff.connected(this.now());
-        this.setUp(true);
-        this.ack(m.version);
+        this._resyncing = false;
+        this._resyncs = 0;
+        this._backoff.connected(this._now());
+        this._setUp(true);
+        this._ack(m.version);
         return;
       }
       case 'delta': {
-        const current = this.handlers.version();
-        if (this.resyncing) {
+        const current = this._handlers.version();
+        if (this._resyncing) {
           this.stats.ignored++;
           return;
         }
@@ -205,55 +206,55 @@ export class StreamClient {
         }
         if (current === undefined || m.prev !== current) {
           this.stats.gaps++;
-          this.resync(`gap: have ${current ?? 'nothing'}, delta builds on ${m.prev}`);
+          this._resync(`gap: have ${current ?? 'nothing'}, delta builds on ${m.prev}`);
           return;
         }
         let notify: false | (() => void) = false;
         try {
-          notify = this.handlers.delta(m);
+          notify = this._handlers.delta(m);
         } catch {
           // counts as not applied
         }
         if (notify === false) {
-          this.resync('delta could not be applied');
+          this._resync('delta could not be applied');
           return;
         }
-        this.ack(m.version);
+        this._ack(m.version);
         notify();
         return;
       }
       case 'resumed': {
-        this.readTimeoutMs = m.heartbeatMs * 2 + 1_000;
-        this.armReadTimer();
-        if (this.handlers.version() !== m.version) {
-          this.resync(`resumed at ${m.version}, have ${this.handlers.version() ?? 'nothing'}`);
+        this._readTimeoutMs = m.heartbeatMs * 2 + 1_000;
+        this._armReadTimer();
+        if (this._handlers.version() !== m.version) {
+          this._resync(`resumed at ${m.version}, have ${this._handlers.version() ?? 'nothing'}`);
           return;
         }
-        this.resyncing = false;
-        this.resyncs = 0;
-        this.backoff.connected(this.now());
-        this.setUp(true);
-        this.ack(m.version);
+        this._resyncing = false;
+        this._resyncs = 0;
+        this._backoff.connected(this._now());
+        this._setUp(true);
+        this._ack(m.version);
         return;
       }
       case 'heartbeat': {
-        const current = this.handlers.version();
-        if (!this.resyncing && current !== undefined && m.version > current) {
+        const current = this._handlers.version();
+        if (!this._resyncing && current !== undefined && m.version > current) {
           this.stats.gaps++;
-          this.resync(`behind: have ${current}, server at ${m.version}`);
+          this._resync(`behind: have ${current}, server at ${m.version}`);
         }
         return;
       }
       case 'error':
         // The close that follows decides what it means (final or not); keep the explanation for it.
-        if (m.retryAfterMs !== undefined) this.retryAfterMs = m.retryAfterMs;
-        this.serverError = `${m.code}: ${m.message}`;
+        if (m.retryAfterMs !== undefined) this._retryAfterMs = m.retryAfterMs;
+        this._serverError = `${m.code}: ${m.message}`;
         return;
     }
   }
 
   /** Runs an apply step; one that throws counts as not applied (resync), never as an exception in the app. */
-  private safely(apply: () => boolean): boolean {
+  private _safely(apply: () => boolean): boolean {
     try {
       return apply();
     } catch {
@@ -262,22 +263,22 @@ export class StreamClient {
   }
 
   /** Asks for a fresh snapshot; after too many in a row, reconnects instead (the server may be confused too). */
-  private resync(reason: string): void {
+  private _resync(reason: string): void {
     this.stats.resyncs++;
-    this.resyncing = true;
-    if (++this.resyncs > MAX_RESYNCS) {
-      this.drop(CloseCode.PROTOCOL_ERROR, 'too many resyncs');
+    this._resyncing = true;
+    if (++this._resyncs > MAX_RESYNCS) {
+      this._drop(CloseCode.PROTOCOL_ERROR, 'too many resyncs');
       return;
     }
-    this.send({ type: 'resync', reason });
+    this._send({ type: 'resync', reason });
   }
 
-  private ack(version: number): void {
-    this.send({ type: 'ack', version, appliedAt: this.now() });
+  private _ack(version: number): void {
+    this._send({ type: 'ack', version, appliedAt: this._now() });
   }
 
-  private send(message: ClientMessage): void {
-    const s = this.socket;
+  private _send(message: ClientMessage): void {
+    const s = this._socket;
     if (!s || s.readyState !== OPEN) return;
     try {
       s.send(encodeMessage(message));
@@ -286,28 +287,28 @@ export class StreamClient {
     }
   }
 
-  private onClose(socket: WebSocketLike, code: number, reason: string): void {
-    if (socket !== this.socket) return;
-    this.socket = null;
+  private _onClose(socket: WebSocketLike, code: number, reason: string): void {
+    if (socket !== this._socket) return;
+    this._socket = null;
     detach(socket);
-    this.clearTimers();
-    this.backoff.disconnected(this.now());
-    this.setUp(false);
-    if (this.stopped) return;
-    const why = this.serverError ?? (reason || 'no reason given');
-    this.serverError = null;
+    this._clearTimers();
+    this._backoff.disconnected(this._now());
+    this._setUp(false);
+    if (this._stopped) return;
+    const why = this._serverError ?? (reason || 'no reason given');
+    this._serverError = null;
     if (isFinalCloseCode(code)) {
-      this.stopped = true;
-      this.handlers.error(new Error(`stream closed by server with ${code} (${why}); not reconnecting`), true);
+      this._stopped = true;
+      this._handlers.error(new Error(`stream closed by server with ${code} (${why}); not reconnecting`), true);
       return;
     }
-    if (code >= 4000) this.handlers.error(new Error(`stream closed by server with ${code} (${why}); reconnecting`), false);
-    this.scheduleReconnect();
+    if (code >= 4000) this._handlers.error(new Error(`stream closed by server with ${code} (${why}); reconnecting`), false);
+    this._scheduleReconnect();
   }
 
   /** Closes a connection we gave up on without waiting for the closing handshake, then reconnects. */
-  private drop(code: number, reason: string): void {
-    const s = this.socket;
+  private _drop(code: number, reason: string): void {
+    const s = this._socket;
     if (!s) return;
     const terminate = (s as { terminate?: () => void }).terminate;
     try {
@@ -316,51 +317,51 @@ export class StreamClient {
     } catch {
       // already gone
     }
-    this.onClose(s, code, reason);
+    this._onClose(s, code, reason);
   }
 
-  private scheduleReconnect(): void {
-    if (this.stopped || this.reconnectTimer) return;
-    const delay = Math.max(this.backoff.next(), this.retryAfterMs);
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = null;
-      void this.connect();
+  private _scheduleReconnect(): void {
+    if (this._stopped || this._reconnectTimer) return;
+    const delay = Math.max(this._backoff.next(), this._retryAfterMs);
+    this._reconnectTimer = setTimeout(() => {
+      this._reconnectTimer = null;
+      void this._connect();
     }, delay);
-    unref(this.reconnectTimer);
+    unref(this._reconnectTimer);
   }
 
   /**
    * (Re)starts the read timeout from now. Messages only move `lastMessageAt`; when the timer fires early it re-arms
    * for the remainder, so a busy connection costs no timer work per message.
    */
-  private armReadTimer(): void {
-    this.lastMessageAt = this.now();
-    if (this.readTimer) clearTimeout(this.readTimer);
+  private _armReadTimer(): void {
+    this._lastMessageAt = this._now();
+    if (this._readTimer) clearTimeout(this._readTimer);
     const check = (): void => {
-      const idle = this.now() - this.lastMessageAt;
-      if (idle < this.readTimeoutMs) {
-        this.readTimer = setTimeout(check, this.readTimeoutMs - idle);
-        unref(this.readTimer);
+      const idle = this._now() - this._lastMessageAt;
+      if (idle < this._readTimeoutMs) {
+        this._readTimer = setTimeout(check, this._readTimeoutMs - idle);
+        unref(this._readTimer);
         return;
       }
-      this.readTimer = null;
-      this.drop(CloseCode.GOING_AWAY, 'read timeout');
+      this._readTimer = null;
+      this._drop(CloseCode.GOING_AWAY, 'read timeout');
     };
-    this.readTimer = setTimeout(check, this.readTimeoutMs);
-    unref(this.readTimer);
+    this._readTimer = setTimeout(check, this._readTimeoutMs);
+    unref(this._readTimer);
   }
 
-  private clearTimers(): void {
-    if (this.readTimer) clearTimeout(this.readTimer);
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    this.readTimer = null;
-    this.reconnectTimer = null;
+  private _clearTimers(): void {
+    if (this._readTimer) clearTimeout(this._readTimer);
+    if (this._reconnectTimer) clearTimeout(this._reconnectTimer);
+    this._readTimer = null;
+    this._reconnectTimer = null;
   }
 
-  private setUp(up: boolean): void {
-    if (this.up === up) return;
-    this.up = up;
-    this.handlers.connection(up);
+  private _setUp(up: boolean): void {
+    if (this._up === up) return;
+    this._up = up;
+    this._handlers.connection(up);
   }
 }
 

@@ -20,6 +20,9 @@ const result = await build({
   platform: 'browser',
   target: ['es2022'],
   minify: true,
+  // Private members are spelled `_name` (TypeScript `private`, never public API or wire fields), so their names can
+  // be shortened like local variables; nothing else in the SDK starts a property name with one underscore.
+  mangleProps: /^_[a-zA-Z]/,
   sourcemap: true,
   external: ['ws'],
   conditions: ['aviary-source'],

@@ -71,65 +71,65 @@ function normalize(r: number[]): number[] {
 }
 
 class Parser {
-  private i = 0;
-  constructor(private readonly s: string) {}
+  private _i = 0;
+  constructor(private readonly _s: string) {}
 
   parse(): Node {
-    const n = this.alternation();
-    if (this.i < this.s.length) throw new PatternError(`unmatched ")" at ${this.i}`);
+    const n = this._alternation();
+    if (this._i < this._s.length) throw new PatternError(`unmatched ")" at ${this._i}`);
     return n;
   }
 
-  private peek(): string | undefined {
-    return this.s[this.i];
+  private _peek(): string | undefined {
+    return this._s[this._i];
   }
 
-  private alternation(): Node {
-    const items = [this.sequence()];
-    while (this.peek() === '|') {
-      this.i++;
-      items.push(this.sequence());
+  private _alternation(): Node {
+    const items = [this._sequence()];
+    while (this._peek() === '|') {
+      this._i++;
+      items.push(this._sequence());
     }
     return items.length === 1 ? items[0]! : { t: 'alt', items };
   }
 
-  private sequence(): Node {
+  private _sequence(): Node {
     const items: Node[] = [];
     for (;;) {
-      const c = this.peek();
+      const c = this._peek();
       if (c === undefined || c === '|' || c === ')') break;
-      const atom = this.atom();
-      items.push(this.quantified(atom));
+      const atom = this._atom();
+      items.push(this._quantified(atom));
     }
     return { t: 'cat', items };
   }
 
-  private quantified(atom: Node): Node {
-    const c = this.peek();
+  private _quantified(atom: Node): Node {
+    const c = this._peek();
     let min: number;
     let max: number;
     if (c === '*') [min, max] = [0, Infinity];
     else if (c === '+') [min, max] = [1, Infinity];
     else if (c === '?') [min, max] = [0, 1];
     else if (c === '{') {
-      const m = /^\{(\d+)(,(\d*))?\}/.exec(this.s.slice(this.i, this.i + 24));
-      if (m === null) throw new PatternError(`"{" at ${this.i} is not a quantifier (escape a literal brace as \\{)`);
+      const m = /^\{(\d+)(,(\d*))?\}/.exec(this._s.slice(this._i, this._i + 24));
+      if (m === null) throw new PatternError(`"{" at ${this._i} is not a quantifier (escape a literal brace as \\{)`);
       min = Number(m[1]);
       max = m[2] === undefined ? min : m[3] === '' ? Infinity : Number(m[3]);
       if (min > MAX_REPEAT || (max !== Infinity && max > MAX_REPEAT)) throw new PatternError(`repetition count above ${MAX_REPEAT}`);
-      if (max < min) throw new PatternError(`numbers out of order in quantifier at ${this.i}`);
-      this.i += m[0].length - 1;
+      if (max < min) throw new PatternError(`numbers out of order in quantifier at ${this._i}`);
+      this._i += m[0].length - 1;
     } else return atom;
-    if (atom.t === 'assert') throw new PatternError(`nothing to repeat at ${this.i}`);
-    this.i++;
-    if (this.peek() === '?') this.i++; // lazy: same set of matches
-    if (isQuantifierStart(this.peek())) throw new PatternError(`nothing to repeat at ${this.i}`);
+    if (atom.t === 'assert') throw new PatternError(`nothing to repeat at ${this._i}`);
+    this._i++;
+    if (this._peek() === '?') this._i++; // lazy: same set of matches
+    if (isQuantifierStart(this._peek())) throw new PatternError(`nothing to repeat at ${this._i}`);
     return { t: 'rep', node: atom, min, max };
   }
 
-  private atom(): Node {
-    const start = this.i;
-    const c = this.s[this.i++]!;
+  private _atom(): Node {
+    const start = this._i;
+    const c = this._s[this._i++]!;
     switch (c) {
       case '.':
         return { t: 'any' };
@@ -138,23 +138,23 @@ class Parser {
       case '$':
         return { t: 'assert', kind: 'eol' };
       case '(': {
-        if (this.s.startsWith('?:', this.i)) this.i += 2;
-        else if (this.s.startsWith('?=', this.i) || this.s.startsWith('?!', this.i) || this.s.startsWith('?<=', this.i) || this.s.startsWith('?<!', this.i)) {
+        if (this._s.startsWith('?:', this._i)) this._i += 2;
+        else if (this._s.startsWith('?=', this._i) || this._s.startsWith('?!', this._i) || this._s.startsWith('?<=', this._i) || this._s.startsWith('?<!', this._i)) {
           throw new PatternError(`lookarounds are not supported (at ${start})`);
-        } else if (this.s[this.i] === '?') {
-          const m = /^\?<([A-Za-z_$][\w$]*)>/.exec(this.s.slice(this.i, this.i + 80));
+        } else if (this._s[this._i] === '?') {
+          const m = /^\?<([A-Za-z_$][\w$]*)>/.exec(this._s.slice(this._i, this._i + 80));
           if (m === null) throw new PatternError(`invalid group at ${start}`);
-          this.i += m[0].length;
+          this._i += m[0].length;
         }
-        const inner = this.alternation();
-        if (this.peek() !== ')') throw new PatternError(`unterminated group at ${start}`);
-        this.i++;
+        const inner = this._alternation();
+        if (this._peek() !== ')') throw new PatternError(`unterminated group at ${start}`);
+        this._i++;
         return inner;
       }
       case '[':
-        return { t: 'set', set: this.charClass(start) };
+        return { t: 'set', set: this._charClass(start) };
       case '\\':
-        return this.escape(false, start);
+        return this._escape(false, start);
       case '*':
       case '+':
       case '?':
@@ -168,8 +168,8 @@ class Parser {
   }
 
   /** After a backslash. In a class, `\b` is backspace and assertions are not allowed. */
-  private escape(inClass: boolean, start: number): Node {
-    const c = this.s[this.i++];
+  private _escape(inClass: boolean, start: number): Node {
+    const c = this._s[this._i++];
     if (c === undefined) throw new PatternError('pattern ends with "\\"');
     const single = (code: number): Node => ({ t: 'set', set: { ranges: [code, code], negated: false } });
     switch (c) {
@@ -201,18 +201,18 @@ class Parser {
       case 'r':
         return single(13);
       case '0':
-        if (/[0-9]/.test(this.peek() ?? '')) throw new PatternError(`octal escapes are not supported (at ${start})`);
+        if (/[0-9]/.test(this._peek() ?? '')) throw new PatternError(`octal escapes are not supported (at ${start})`);
         return single(0);
       case 'x': {
-        const m = /^[0-9a-fA-F]{2}/.exec(this.s.slice(this.i, this.i + 2));
+        const m = /^[0-9a-fA-F]{2}/.exec(this._s.slice(this._i, this._i + 2));
         if (m === null) throw new PatternError(`"\\x" needs two hex digits (at ${start})`);
-        this.i += 2;
+        this._i += 2;
         return single(parseInt(m[0], 16));
       }
       case 'u': {
-        const m = /^[0-9a-fA-F]{4}/.exec(this.s.slice(this.i, this.i + 4));
+        const m = /^[0-9a-fA-F]{4}/.exec(this._s.slice(this._i, this._i + 4));
         if (m === null) throw new PatternError(`"\\u" needs four hex digits (at ${start})`);
-        this.i += 4;
+        this._i += 4;
         return single(parseInt(m[0], 16));
       }
       default:
@@ -222,40 +222,40 @@ class Parser {
     }
   }
 
-  private classAtom(start: number): number | CharSet {
-    const c = this.s[this.i];
+  private _classAtom(start: number): number | CharSet {
+    const c = this._s[this._i];
     if (c === undefined) throw new PatternError(`unterminated character class at ${start}`);
     if (c !== '\\') {
-      this.i++;
+      this._i++;
       return c.charCodeAt(0);
     }
-    this.i++;
-    const n = this.escape(true, this.i - 1);
-    if (n.t !== 'set') throw new PatternError(`invalid escape in class at ${this.i}`);
+    this._i++;
+    const n = this._escape(true, this._i - 1);
+    if (n.t !== 'set') throw new PatternError(`invalid escape in class at ${this._i}`);
     const r = n.set.ranges;
     if (!n.set.negated && r.length === 2 && r[0] === r[1]) return r[0]!;
     return n.set;
   }
 
-  private charClass(start: number): CharSet {
+  private _charClass(start: number): CharSet {
     let negated = false;
-    if (this.peek() === '^') {
+    if (this._peek() === '^') {
       negated = true;
-      this.i++;
+      this._i++;
     }
     const ranges: number[] = [];
-    while (this.peek() !== ']') {
-      const a = this.classAtom(start);
-      if (this.peek() === '-' && this.s[this.i + 1] !== ']' && this.s[this.i + 1] !== undefined) {
-        this.i++;
-        const b = this.classAtom(start);
+    while (this._peek() !== ']') {
+      const a = this._classAtom(start);
+      if (this._peek() === '-' && this._s[this._i + 1] !== ']' && this._s[this._i + 1] !== undefined) {
+        this._i++;
+        const b = this._classAtom(start);
         if (typeof a !== 'number' || typeof b !== 'number') throw new PatternError(`invalid range with a class escape at ${start}`);
         if (b < a) throw new PatternError(`range out of order in character class at ${start}`);
         ranges.push(a, b);
       } else if (typeof a === 'number') ranges.push(a, a);
       else ranges.push(...(a.negated ? negateRanges(normalize(a.ranges)) : a.ranges));
     }
-    this.i++;
+    this._i++;
     return { ranges: normalize(ranges), negated };
   }
 }
@@ -315,7 +315,7 @@ const ASSERT_CODES: Record<Assertion, number> = { bol: 0, eol: 1, wordb: 2, nwor
 class Compiler {
   readonly p: Program = { op: [], x: [], y: [], sets: [] };
 
-  private emit(op: number, x = 0, y = 0, set: CompiledSet | null = null): number {
+  private _emit(op: number, x = 0, y = 0, set: CompiledSet | null = null): number {
     if (this.p.op.length >= MAX_PROGRAM_SIZE) throw new PatternError(`pattern compiles to more than ${MAX_PROGRAM_SIZE} states`);
     this.p.op.push(op);
     this.p.x.push(x);
@@ -327,13 +327,13 @@ class Compiler {
   node(n: Node): void {
     switch (n.t) {
       case 'set':
-        this.emit(OP_SET, 0, 0, compileSet(n.set));
+        this._emit(OP_SET, 0, 0, compileSet(n.set));
         return;
       case 'any':
-        this.emit(OP_ANY);
+        this._emit(OP_ANY);
         return;
       case 'assert':
-        this.emit(OP_ASSERT, ASSERT_CODES[n.kind]);
+        this._emit(OP_ASSERT, ASSERT_CODES[n.kind]);
         return;
       case 'cat':
         for (const item of n.items) this.node(item);
@@ -343,10 +343,10 @@ class Compiler {
         const jumps: number[] = [];
         for (let k = 0; k < n.items.length; k++) {
           if (k < n.items.length - 1) {
-            const split = this.emit(OP_SPLIT);
+            const split = this._emit(OP_SPLIT);
             this.p.x[split] = split + 1;
             this.node(n.items[k]!);
-            jumps.push(this.emit(OP_JMP));
+            jumps.push(this._emit(OP_JMP));
             this.p.y[split] = this.p.op.length;
           } else this.node(n.items[k]!);
         }
@@ -356,14 +356,14 @@ class Compiler {
       case 'rep': {
         for (let k = 0; k < n.min; k++) this.node(n.node);
         if (n.max === Infinity) {
-          const split = this.emit(OP_SPLIT);
+          const split = this._emit(OP_SPLIT);
           this.p.x[split] = split + 1;
           this.node(n.node);
-          this.emit(OP_JMP, split);
+          this._emit(OP_JMP, split);
           this.p.y[split] = this.p.op.length;
         } else {
           for (let k = n.min; k < n.max; k++) {
-            const split = this.emit(OP_SPLIT);
+            const split = this._emit(OP_SPLIT);
             this.p.x[split] = split + 1;
             this.node(n.node);
             this.p.y[split] = this.p.op.length;
@@ -417,19 +417,19 @@ export class LinearPattern {
   readonly y: Int32Array;
   readonly sets: (CompiledSet | null)[];
   readonly anchored: boolean;
-  private readonly mark: Float64Array;
-  private gen = 0;
-  private clist: Int32Array;
-  private nlist: Int32Array;
-  private readonly stack: Int32Array;
+  private readonly _mark: Float64Array;
+  private _gen = 0;
+  private _clist: Int32Array;
+  private _nlist: Int32Array;
+  private readonly _stack: Int32Array;
   /** A literal every match contains (checked with `includes` before running the automaton), or ''. */
-  private required = '';
+  private _required = '';
   /** Set when the whole pattern is a literal: answered with string methods, no automaton. */
-  private literal: { text: string; start: boolean; end: boolean } | null = null;
-  private readonly cc = new Int32Array(1);
-  private readonly nc = new Int32Array(1);
+  private _literal: { text: string; start: boolean; end: boolean } | null = null;
+  private readonly _cc = new Int32Array(1);
+  private readonly _nc = new Int32Array(1);
   /** The accelerator's matcher for this pattern (see `setPatternAccelerator`), or null: Pike VM only. */
-  private fast: ((s: string) => boolean) | null = null;
+  private _fast: ((s: string) => boolean) | null = null;
 
   constructor(p: Program, anchored: boolean) {
     this.op = Int32Array.from(p.op);
@@ -438,16 +438,16 @@ export class LinearPattern {
     this.sets = p.sets;
     this.anchored = anchored;
     const n = p.op.length;
-    this.mark = new Float64Array(n);
-    this.clist = new Int32Array(n);
-    this.nlist = new Int32Array(n);
-    this.stack = new Int32Array(n * 2 + 2);
+    this._mark = new Float64Array(n);
+    this._clist = new Int32Array(n);
+    this._nlist = new Int32Array(n);
+    this._stack = new Int32Array(n * 2 + 2);
   }
 
 
   /** Adds the thread at `pc` and everything reachable by empty moves at `pos`; true if that reaches MATCH. */
-  private add(list: Int32Array, count: Int32Array, pc0: number, s: string, pos: number, gen: number): boolean {
-    const { op, x, y, mark, stack } = this;
+  private _add(list: Int32Array, count: Int32Array, pc0: number, s: string, pos: number, gen: number): boolean {
+    const { op, x, y, _mark: mark, _stack: stack } = this;
     let sp = 0;
     stack[sp++] = pc0;
     while (sp > 0) {
@@ -486,48 +486,48 @@ export class LinearPattern {
 
   /** Uses `a`'s matcher for this pattern, if it builds one. */
   accelerate(a: PatternAccelerator | null): void {
-    this.fast = a?.(this) ?? null;
+    this._fast = a?.(this) ?? null;
   }
 
   /** Installs the literal shortcuts found by `literalFacts`. */
   useLiterals(facts: LiteralFacts): void {
-    this.required = facts.required;
-    this.literal = facts.literal;
+    this._required = facts.required;
+    this._literal = facts.literal;
   }
 
   /** Whether the pattern matches anywhere in `s` (false for strings longer than `MAX_MATCH_INPUT`). */
   test(s: string): boolean {
     const len = s.length;
     if (len > MAX_MATCH_INPUT) return false;
-    const lit = this.literal;
+    const lit = this._literal;
     if (lit !== null) {
       if (lit.start && lit.end) return s === lit.text;
       if (lit.start) return s.startsWith(lit.text);
       if (lit.end) return s.endsWith(lit.text);
       return s.includes(lit.text);
     }
-    if (this.required !== '' && !s.includes(this.required)) return false;
-    return this.fast !== null && len > 0 ? this.fast(s) : this.pike(s);
+    if (this._required !== '' && !s.includes(this._required)) return false;
+    return this._fast !== null && len > 0 ? this._fast(s) : this.pike(s);
   }
 
   /** The Pike VM: all threads in lockstep over the input, O(length × program size), no cache. */
   pike(s: string): boolean {
     const len = s.length;
-    if (this.gen > 1e15) {
-      this.mark.fill(0);
-      this.gen = 0;
+    if (this._gen > 1e15) {
+      this._mark.fill(0);
+      this._gen = 0;
     }
-    const base = this.gen;
-    this.gen += len + 2;
-    let clist = this.clist;
-    let nlist = this.nlist;
-    const cc = this.cc;
-    const nc = this.nc;
+    const base = this._gen;
+    this._gen += len + 2;
+    let clist = this._clist;
+    let nlist = this._nlist;
+    const cc = this._cc;
+    const nc = this._nc;
     cc[0] = 0;
     for (let pos = 0; pos <= len; pos++) {
       const gen = base + pos + 1;
       if (pos === 0 || !this.anchored) {
-        if (this.add(clist, cc, 0, s, pos, gen)) return true;
+        if (this._add(clist, cc, 0, s, pos, gen)) return true;
       }
       if (cc[0] === 0) {
         if (this.anchored) return false;
@@ -540,7 +540,7 @@ export class LinearPattern {
         const pc = clist[k]!;
         const o = this.op[pc];
         const hit = o === OP_ANY ? !isLineTerminator(c) : inSet(this.sets[pc]!, c);
-        if (hit && this.add(nlist, nc, pc + 1, s, pos + 1, gen + 1)) return true;
+        if (hit && this._add(nlist, nc, pc + 1, s, pos + 1, gen + 1)) return true;
       }
       const t = clist;
       clist = nlist;
