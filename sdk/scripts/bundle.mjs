@@ -1,7 +1,11 @@
 // Builds the browser bundle of @aviary/sdk (dist/aviary.browser.js, ESM, minified) and reports its gzipped size.
 // The `ws` package is never bundled: browsers use their global WebSocket (the client imports `ws` lazily, on Node
-// only). Usage: node scripts/bundle.mjs [--json] [--sources]
+// only). esbuild bundles and minifies; oxc's minifier (rolldown's, which vite already brings) then minifies the
+// result again, which gzips about 2.5% smaller (its names and statement order compress better); the source map is
+// chained through both steps. Usage: node scripts/bundle.mjs [--json] [--sources]
 import { build } from 'esbuild';
+import { minify } from 'rolldown/experimental';
+import remapping from '@jridgewell/remapping';
 import { gzipSync } from 'node:zlib';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -15,6 +19,7 @@ mkdirSync(dirname(outfile), { recursive: true });
 const result = await build({
   entryPoints: [join(sdk, 'index.ts')],
   outfile,
+  write: false,
   bundle: true,
   format: 'esm',
   platform: 'browser',
@@ -23,13 +28,19 @@ const result = await build({
   // Private members are spelled `_name` (TypeScript `private`, never public API or wire fields), so their names can
   // be shortened like local variables; nothing else in the SDK starts a property name with one underscore.
   mangleProps: /^_[a-zA-Z]/,
-  sourcemap: true,
+  sourcemap: 'external',
   external: ['ws'],
   conditions: ['aviary-source'],
   metafile: true,
   logLevel: 'warning',
 });
 
+const esbuilt = Object.fromEntries(result.outputFiles.map((f) => [f.path.endsWith('.map') ? 'map' : 'js', f.text]));
+const oxc = await minify('aviary.browser.js', esbuilt.js, { module: true, compress: { target: 'es2022' }, mangle: { toplevel: true }, sourcemap: true });
+if (oxc.errors.length > 0) throw new Error(`oxc minify: ${oxc.errors.map((e) => e.message).join('; ')}`);
+const map = remapping([JSON.stringify(oxc.map), esbuilt.map], () => null);
+writeFileSync(`${outfile}.map`, JSON.stringify(map));
+writeFileSync(outfile, `${oxc.code.trimEnd()}\n//# sourceMappingURL=aviary.browser.js.map\n`);
 const code = readFileSync(outfile);
 const gzipped = gzipSync(code, { level: 9 }).length;
 const inputs = Object.keys(result.metafile.inputs).filter((p) => p.includes('node_modules'));
