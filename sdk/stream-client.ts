@@ -186,11 +186,7 @@ export class StreamClient {
           this._resync('snapshot could not be applied');
           return;
         }
-        this._resyncing = false;
-        this._resyncs = 0;
-        this._backoff.connected(this._now());
-        this._setUp(true);
-        this._ack(m.version);
+        this._synced(m.version);
         return;
       }
       case 'delta': {
@@ -230,11 +226,7 @@ export class StreamClient {
           this._resync(`resumed at ${m.version}, have ${this._handlers.version() ?? 'nothing'}`);
           return;
         }
-        this._resyncing = false;
-        this._resyncs = 0;
-        this._backoff.connected(this._now());
-        this._setUp(true);
-        this._ack(m.version);
+        this._synced(m.version);
         return;
       }
       case 'heartbeat': {
@@ -251,6 +243,15 @@ export class StreamClient {
         this._serverError = `${m.code}: ${m.message}`;
         return;
     }
+  }
+
+  /** In step with the server at `version` (after a snapshot or a resume): healthy again, and say so. */
+  private _synced(version: number): void {
+    this._resyncing = false;
+    this._resyncs = 0;
+    this._backoff.connected(this._now());
+    this._setUp(true);
+    this._ack(version);
   }
 
   /** Runs an apply step; one that throws counts as not applied (resync), never as an exception in the app. */

@@ -320,8 +320,7 @@ function detail(value: JsonValue, variant: string, reason: EvaluationReason): Ev
 /** A flag that answers every evaluation with ERROR / MALFORMED_FLAG, `error` saying why. */
 export function malformed(config: FlagConfig, error: string): CompiledFlag {
   const key = typeof (config as { key?: unknown })?.key === 'string' ? config.key : '';
-  const kinds: readonly string[] = ['boolean', 'string', 'number', 'json'];
-  const kind = kinds.includes((config as { kind?: unknown })?.kind as string) ? config.kind : 'json';
+  const kind = KINDS.includes((config as { kind?: unknown })?.kind as string) ? config.kind : 'json';
   const version = typeof config?.state?.version === 'number' ? config.state.version : 0;
   return {
     key,
