@@ -482,37 +482,57 @@ export function validateFlagState(
   }
 
   const rules: Rule[] = [];
-  const rawRules = input['rules'] ?? [];
-  if (!Array.isArray(rawRules)) issues.add('/rules', `must be an array, got ${describeType(rawRules)}`);
-  else {
-    if (rawRules.length > LIMITS.rules) issues.add('/rules', `must have at most ${LIMITS.rules} rules`);
-    const ids = new Map<string, number>();
-    rawRules.forEach((r, i) => {
-      const p = at('/rules', i);
-      if (!isRecord(r)) {
-        issues.add(p, `must be an object, got ${describeType(r)}`);
-        return;
-      }
-      const id = r['id'];
-      if (typeof id !== 'string' || !NAME_PATTERN.test(id)) issues.add(at(p, 'id'), `is required and must match ${NAME_PATTERN.source}`);
-      else if (ids.has(id)) issues.add(at(p, 'id'), `duplicates the id of /rules/${ids.get(id)}`);
-      else ids.set(id, i);
-      const description = optionalString(r, 'description', p, issues);
-      const conditions = validateConditions(r['conditions'], at(p, 'conditions'), issues, segmentKeys);
-      const serve = validateServe(r['serve'], at(p, 'serve'), issues, variantKeys);
-      if (typeof id === 'string' && serve !== undefined) {
-        const rule: Rule = { id, conditions, serve };
-        if (description !== undefined) rule.description = description;
-        rules.push(rule);
-      }
-    });
-  }
+  eachRule(input['rules'], issues, true, (r, p, id) => {
+    const description = optionalString(r, 'description', p, issues);
+    const conditions = validateConditions(r['conditions'], at(p, 'conditions'), issues, segmentKeys);
+    const serve = validateServe(r['serve'], at(p, 'serve'), issues, variantKeys);
+    if (typeof id === 'string' && serve !== undefined) {
+      const rule: Rule = { id, conditions, serve };
+      if (description !== undefined) rule.description = description;
+      rules.push(rule);
+    }
+  });
   const fallthrough = validateServe(input['fallthrough'], '/fallthrough', issues, variantKeys);
   if (issues.list.length > 0) return { ok: false, issues: issues.list };
   return {
     ok: true,
     value: { enabled: enabled as boolean, offVariant: offVariant as string, targets, rules, fallthrough: fallthrough! },
   };
+}
+
+/**
+ * Walks the `rules` array shared by flag states and segments: the array itself, its length, each entry being an object,
+ * and rule ids (a valid name, unique; required for flag rules, optional for segment rules). `visit` gets each object
+ * entry, its path, and its raw id.
+ */
+function eachRule(
+  raw: unknown,
+  issues: Issues,
+  idRequired: boolean,
+  visit: (rule: Record<string, unknown>, path: string, id: unknown) => void,
+): void {
+  const rawRules = raw ?? [];
+  if (!Array.isArray(rawRules)) {
+    issues.add('/rules', `must be an array, got ${describeType(rawRules)}`);
+    return;
+  }
+  if (rawRules.length > LIMITS.rules) issues.add('/rules', `must have at most ${LIMITS.rules} rules`);
+  const ids = new Map<string, number>();
+  rawRules.forEach((r, i) => {
+    const p = at('/rules', i);
+    if (!isRecord(r)) {
+      issues.add(p, `must be an object, got ${describeType(r)}`);
+      return;
+    }
+    const id = r['id'];
+    if (id !== undefined || idRequired) {
+      if (typeof id !== 'string' || !NAME_PATTERN.test(id)) {
+        issues.add(at(p, 'id'), `${idRequired ? 'is required and must' : 'must'} match ${NAME_PATTERN.source}`);
+      } else if (ids.has(id)) issues.add(at(p, 'id'), `duplicates the id of /rules/${ids.get(id)}`);
+      else ids.set(id, i);
+    }
+    visit(r, p, id);
+  });
 }
 
 /**
@@ -532,27 +552,10 @@ export function validateSegment(input: unknown): ValidationResult<Segment> {
   const included = input['included'] === undefined ? [] : stringArray(input['included'], '/included', issues, LIMITS.segmentKeys, 'context keys');
   const excluded = input['excluded'] === undefined ? [] : stringArray(input['excluded'], '/excluded', issues, LIMITS.segmentKeys, 'context keys');
   const rules: SegmentRule[] = [];
-  const rawRules = input['rules'] ?? [];
-  if (!Array.isArray(rawRules)) issues.add('/rules', `must be an array, got ${describeType(rawRules)}`);
-  else {
-    if (rawRules.length > LIMITS.rules) issues.add('/rules', `must have at most ${LIMITS.rules} rules`);
-    const ids = new Map<string, number>();
-    rawRules.forEach((r, i) => {
-      const p = at('/rules', i);
-      if (!isRecord(r)) {
-        issues.add(p, `must be an object, got ${describeType(r)}`);
-        return;
-      }
-      const id = r['id'];
-      if (id !== undefined) {
-        if (typeof id !== 'string' || !NAME_PATTERN.test(id)) issues.add(at(p, 'id'), `must match ${NAME_PATTERN.source}`);
-        else if (ids.has(id)) issues.add(at(p, 'id'), `duplicates the id of /rules/${ids.get(id)}`);
-        else ids.set(id, i);
-      }
-      const conditions = validateConditions(r['conditions'], at(p, 'conditions'), issues, null) as AttributeCondition[];
-      rules.push(typeof id === 'string' ? { id, conditions } : { conditions });
-    });
-  }
+  eachRule(input['rules'], issues, false, (r, p, id) => {
+    const conditions = validateConditions(r['conditions'], at(p, 'conditions'), issues, null) as AttributeCondition[];
+    rules.push(typeof id === 'string' ? { id, conditions } : { conditions });
+  });
   if (issues.list.length > 0) return { ok: false, issues: issues.list };
   const value: Segment = { key: key as string, included, excluded, rules };
   if (description !== undefined) value.description = description;
