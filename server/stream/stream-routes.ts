@@ -3,6 +3,8 @@
  * and `app.receipts` / `app.streamHub` for the routes that change state (the kill route waits on receipts).
  * Registered by buildApp before the admin routes; not encapsulated, so its decorations are visible app-wide.
  */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import websocket from '@fastify/websocket';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { CloseCode, KEY_PROTOCOL_PREFIX, STREAM_PROTOCOL } from '@aviary/sdk/protocol';
@@ -18,6 +20,21 @@ declare module 'fastify' {
 
 /** Options of the stream plugin (tests shorten the heartbeat and the slow-consumer bound). */
 export type StreamPluginOptions = HubOptions;
+
+const STREAM_PATH = '/sdk/v1/stream';
+
+/** Answers an upgrade request to any other path with a 404 problem document and closes the socket. */
+function refuseUpgrade(socket: Duplex, url: string): void {
+  const body = JSON.stringify({
+    type: `${PROBLEM_BASE}not-found`,
+    title: 'Not found',
+    status: 404,
+    detail: `No websocket at this path; the stream is GET ${STREAM_PATH} (see docs/stream-protocol.md).`,
+    instance: url.split('?', 1)[0],
+  });
+  socket.on('error', () => socket.destroy());
+  socket.end(`HTTP/1.1 404 Not Found\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+}
 
 const plugin: FastifyPluginAsync<StreamPluginOptions> = async (app: FastifyInstance, options) => {
   const hub = new StreamHub(app.snapshots, { now: app.now, ...options });
@@ -35,45 +52,63 @@ const plugin: FastifyPluginAsync<StreamPluginOptions> = async (app: FastifyInsta
     hub.close();
   });
 
-  await app.register(websocket, {
-    options: {
-      // Compression costs ~300 KB of zlib state per connection in the worst case; deltas are small.
-      perMessageDeflate: false,
-      maxPayload: 64 * 1024,
-      // Echo the protocol version, never the subprotocol that carries a browser's SDK key.
-      handleProtocols: (protocols) => (protocols.has(STREAM_PROTOCOL) ? STREAM_PROTOCOL : false),
-    },
-  });
+  // @fastify/websocket hooks every route of the context it is registered in (an onRequest hook and a handler wrapper);
+  // in its own encapsulated context only the stream route pays for them, not every HTTP request (the SDK hot path).
+  let websocketServer: FastifyInstance['websocketServer'] | undefined;
+  await app.register(async (ws) => {
+    await ws.register(websocket, {
+      options: {
+        // Compression costs ~300 KB of zlib state per connection in the worst case; deltas are small.
+        perMessageDeflate: false,
+        maxPayload: 64 * 1024,
+        // Echo the protocol version, never the subprotocol that carries a browser's SDK key.
+        handleProtocols: (protocols) => (protocols.has(STREAM_PROTOCOL) ? STREAM_PROTOCOL : false),
+      },
+    });
+    websocketServer = ws.websocketServer;
 
-  app.route<{ Querystring: { since?: string } }>({
-    method: 'GET',
-    url: '/sdk/v1/stream',
-    // A plain GET (no upgrade): say what this is, as a problem document.
-    handler: async (request, reply) =>
-      reply
-        .code(426)
-        .header('upgrade', 'websocket')
-        .type('application/problem+json')
-        .send({
-          type: `${PROBLEM_BASE}upgrade-required`,
-          title: 'Upgrade required',
-          status: 426,
-          detail: 'GET /sdk/v1/stream is a websocket: send an Upgrade request (see docs/stream-protocol.md).',
-          instance: request.url,
-        }),
-    wsHandler: (socket, request) => {
-      // Browsers cannot read the HTTP status of a refused upgrade, so authentication failures are reported after
-      // the upgrade, with a final close code (4001/4003) every client can see and will not retry.
-      const principal = app.auth.sdk(request);
-      if (principal instanceof Error) {
-        const forbidden = principal.statusCode === 403;
-        hub.reject(socket, forbidden ? CloseCode.FORBIDDEN : CloseCode.UNAUTHORIZED, forbidden ? 'forbidden' : 'unauthorized', principal.message);
-        return;
-      }
-      const raw = request.query.since;
-      const since = raw !== undefined && /^\d{1,15}$/.test(raw) ? Number(raw) : undefined;
-      hub.accept(socket, principal, since);
-    },
+    ws.route<{ Querystring: { since?: string } }>({
+      method: 'GET',
+      url: STREAM_PATH,
+      // A plain GET (no upgrade): say what this is, as a problem document.
+      handler: async (request, reply) =>
+        reply
+          .code(426)
+          .header('upgrade', 'websocket')
+          .type('application/problem+json')
+          .send({
+            type: `${PROBLEM_BASE}upgrade-required`,
+            title: 'Upgrade required',
+            status: 426,
+            detail: 'GET /sdk/v1/stream is a websocket: send an Upgrade request (see docs/stream-protocol.md).',
+            instance: request.url,
+          }),
+      wsHandler: (socket, request) => {
+        // Browsers cannot read the HTTP status of a refused upgrade, so authentication failures are reported after
+        // the upgrade, with a final close code (4001/4003) every client can see and will not retry.
+        const principal = app.auth.sdk(request);
+        if (principal instanceof Error) {
+          const forbidden = principal.statusCode === 403;
+          hub.reject(socket, forbidden ? CloseCode.FORBIDDEN : CloseCode.UNAUTHORIZED, forbidden ? 'forbidden' : 'unauthorized', principal.message);
+          return;
+        }
+        const raw = request.query.since;
+        const since = raw !== undefined && /^\d{1,15}$/.test(raw) ? Number(raw) : undefined;
+        hub.accept(socket, principal, since);
+      },
+    });
+  });
+  // The ws server, app-wide (operators' tooling and tests reach connected sockets through it).
+  app.decorate('websocketServer', websocketServer!);
+  // @fastify/websocket routes every upgrade request through the app; outside its context no hook closes the socket of
+  // one that reaches a plain route, so only the stream's path is handed to it and any other upgrade is refused here.
+  const upgrades = app.server.listeners('upgrade');
+  const dispatch = upgrades.at(-1) as ((req: IncomingMessage, socket: Duplex, head: Buffer) => void) | undefined;
+  if (dispatch === undefined) throw new Error('@fastify/websocket did not listen for upgrades');
+  app.server.off('upgrade', dispatch);
+  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if ((req.url ?? '').split('?', 1)[0] === STREAM_PATH) return dispatch(req, socket, head);
+    refuseUpgrade(socket, req.url ?? '/');
   });
 
   await app.register(
