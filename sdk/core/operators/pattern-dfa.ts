@@ -7,8 +7,6 @@
 import {
   compilePattern,
   inSet,
-  isLineTerminator,
-  OP_ANY,
   OP_ASSERT,
   OP_JMP,
   OP_MATCH,
@@ -99,8 +97,7 @@ class LazyDfa {
     const pcs = st.pcs;
     for (let k = 0; k < pcs.length; k++) {
       const pc = pcs[k]!;
-      const o = this.p.op[pc];
-      if (o === OP_ANY ? !isLineTerminator(c) : o === OP_SET && inSet(this.p.sets[pc]!, c)) seeds.push(pc + 1);
+      if (this.p.op[pc] === OP_SET && inSet(this.p.sets[pc]!, c)) seeds.push(pc + 1);
     }
     if (!this.p.anchored) seeds.push(0); // a match may start at the next position too
     return this.closure(seeds, false);
