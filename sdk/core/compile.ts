@@ -11,7 +11,7 @@
  */
 import type { Change } from '../protocol.js';
 import { BUCKETS, SaltedBucketer } from './bucket.js';
-import { compileScalarTest, hasPrefix, hasSuffix, type ScalarTest } from './operators/index.js';
+import { compileScalarTest } from './operators/index.js';
 import type {
   AttributeCondition,
   AttributeScalar,
@@ -26,7 +26,6 @@ import type {
   Segment,
   Serve,
 } from './types.js';
-import { OPERATORS } from './types.js';
 
 /** Reason kinds as small integers, the index evaluation counters use (order of `REASON_KINDS`). */
 export const REASON_OFF = 0;
@@ -52,27 +51,27 @@ export interface CompiledSegment {
 export interface CompiledRollout {
   readonly bucketBy: string;
   readonly bucketer: SaltedBucketer;
-  /** `ends[i]` is the exclusive upper bucket of weight i; the last weight takes any remainder. */
-  readonly ends: Int32Array;
+  /** `ends[i]` is the exclusive upper bucket of weight i; the last is `BUCKETS` (it takes any remainder). */
+  readonly ends: readonly number[];
   /** Variant index of weight i. */
-  readonly variants: Int32Array;
+  readonly variants: readonly number[];
 }
 
-/** A compiled serve: a fixed variant (`rollout` null) or a rollout (`variant` -1). */
+/** What a rule or the fallthrough serves: a fixed variant (`rollout` null) or a rollout (`variant` -1). */
 export interface CompiledServe {
   readonly variant: number;
   readonly rollout: CompiledRollout | null;
+  /** `REASON_RULE_MATCH` or `REASON_FALLTHROUGH`. */
+  readonly reason: number;
+  /** The reason without rollout fields (a rollout adds `inRollout` and `bucket` to a copy). */
+  readonly base: EvaluationReason;
+  /** Frozen result of a fixed serve; of a rollout, the one for a context without `bucketBy` (offVariant). */
+  readonly detail: EvaluationDetail;
 }
 
 export interface CompiledRule {
-  readonly id: string;
-  readonly index: number;
   readonly conditions: readonly Predicate[];
   readonly serve: CompiledServe;
-  /** Frozen detail for a fixed-variant serve. */
-  readonly detail: EvaluationDetail | null;
-  /** Frozen detail for a rollout whose bucketBy attribute is missing (serves offVariant). */
-  readonly missingDetail: EvaluationDetail | null;
 }
 
 /**
@@ -95,11 +94,9 @@ export interface CompiledFlag {
   readonly offIndex: number;
   readonly targets: ReadonlyMap<string, number>;
   readonly rules: readonly CompiledRule[];
-  readonly fallthrough: CompiledServe;
+  readonly fallthrough: CompiledServe | null;
   readonly offDetail: EvaluationDetail | null;
   readonly targetDetails: readonly EvaluationDetail[];
-  readonly fallthroughDetail: EvaluationDetail | null;
-  readonly fallthroughMissingDetail: EvaluationDetail | null;
 }
 
 /** One environment's flags and segments, compiled. Immutable: `applyChanges` returns a new one. */
@@ -118,127 +115,49 @@ function deepFreeze<T>(v: T): T {
   return v;
 }
 
-function cloneJson(v: JsonValue): JsonValue {
-  if (typeof v !== 'object' || v === null) return v;
-  if (Array.isArray(v)) return v.map(cloneJson);
-  const out: { [k: string]: JsonValue } = {};
-  for (const k of Object.keys(v)) out[k] = cloneJson(v[k]!);
-  return out;
-}
-
-function isScalar(v: unknown): boolean {
+export function isScalar(v: unknown): v is AttributeScalar {
   const t = typeof v;
   return t === 'string' || t === 'number' || t === 'boolean';
 }
 
-/**
- * Compiles an attribute condition. A context that lacks the attribute (or holds something that is not a scalar or
- * an array of scalars there) fails the condition whatever `negate` says; only `exists` looks at presence.
- */
-export function compileAttributeCondition(c: AttributeCondition): Predicate {
-  const attr = c.attribute;
-  if (typeof attr !== 'string') throw new Error('condition without an attribute');
-  if (!OPERATORS.includes(c.op)) throw new Error(`unknown operator ${JSON.stringify(c.op)}`);
-  const negate = c.negate === true;
-  if (c.op === 'exists') {
-    return negate ? (ctx) => !isPresent(ctx[attr]) : (ctx) => isPresent(ctx[attr]);
-  }
-  const values = c.values ?? [];
-  if (!Array.isArray(values) || !values.every(isScalar)) throw new Error('condition values must be scalars');
-  const test = compileScalarTest(c.op, values);
-  return specialized(c.op, values, attr, negate, test) ?? generic(attr, negate, test);
+function fail(why: string): never {
+  throw new Error(why);
 }
 
-function generic(attr: string, negate: boolean, test: ScalarTest): Predicate {
-  return (ctx) => {
-    const v = ctx[attr];
-    const t = typeof v;
-    if (t === 'string' || t === 'number' || t === 'boolean') return test(v as AttributeScalar) !== negate;
-    return arrayOrMissing(v, test, negate);
-  };
+function list<T>(v: T[] | undefined, what: string): T[] {
+  return Array.isArray(v) ? v : fail(`${what} must be an array`);
 }
 
-/** The non-scalar cases: an array matches if any scalar element does; anything else counts as missing. */
-function arrayOrMissing(v: unknown, test: ScalarTest, negate: boolean): boolean {
-  if (!Array.isArray(v)) return false;
-  for (let i = 0; i < v.length; i++) {
-    const e: unknown = v[i];
-    if (isScalar(e) && test(e as AttributeScalar)) return !negate;
-  }
-  return negate;
-}
-
-/**
- * Closures with the scalar test written inline, for the operators rules use most. Each is its own function
- * literal, so V8 sees one operator's shape per call site instead of a call through `test` for every condition;
- * arrays and missing attributes still take `arrayOrMissing`. Same results as `generic`.
- */
-function specialized(op: string, values: readonly AttributeScalar[], attr: string, negate: boolean, test: ScalarTest): Predicate | undefined {
-  const only = values.length === 1 ? values[0] : undefined;
-  switch (op) {
-    case 'in': {
-      if (only !== undefined) {
-        return (ctx) => {
-          const v = ctx[attr];
-          const t = typeof v;
-          if (t === 'string' || t === 'number' || t === 'boolean') return (v === only) !== negate;
-          return arrayOrMissing(v, test, negate);
-        };
-      }
-      const set = new Set<unknown>(values);
-      return (ctx) => {
-        const v = ctx[attr];
-        const t = typeof v;
-        if (t === 'string' || t === 'number' || t === 'boolean') return set.has(v) !== negate;
-        return arrayOrMissing(v, test, negate);
-      };
-    }
-    case 'startsWith':
-    case 'endsWith': {
-      if (typeof only !== 'string') return undefined;
-      const suffix = op === 'endsWith';
-      return (ctx) => {
-        const v = ctx[attr];
-        if (typeof v === 'string') return (suffix ? hasSuffix(v, only) : hasPrefix(v, only)) !== negate;
-        if (typeof v === 'number' || typeof v === 'boolean') return negate;
-        return arrayOrMissing(v, test, negate);
-      };
-    }
-    case 'lt':
-    case 'lte':
-    case 'gt':
-    case 'gte': {
-      // "Any value matches" is one comparison against the most permissive value, as in compileScalarTest.
-      const ns = values as readonly number[];
-      const bound = op === 'lt' || op === 'lte' ? Math.max(...ns) : Math.min(...ns);
-      const code = op === 'lt' ? 0 : op === 'lte' ? 1 : op === 'gt' ? 2 : 3;
-      return (ctx) => {
-        const v = ctx[attr];
-        if (typeof v === 'number') {
-          const hit = code === 0 ? v < bound : code === 1 ? v <= bound : code === 2 ? v > bound : v >= bound;
-          return hit !== negate;
-        }
-        if (typeof v === 'string' || typeof v === 'boolean') return negate;
-        return arrayOrMissing(v, test, negate);
-      };
-    }
-    default:
-      return undefined;
-  }
-}
-
-function isPresent(v: unknown): boolean {
-  return v !== undefined && v !== null && (isScalar(v) || Array.isArray(v));
-}
-
-function allHold(conditions: readonly Predicate[], ctx: EvaluationContext): boolean {
+/** Whether every predicate holds (a plain loop: this is the hottest path of evaluation). */
+export function allHold(conditions: readonly Predicate[], ctx: EvaluationContext): boolean {
   for (let i = 0; i < conditions.length; i++) if (!conditions[i]!(ctx)) return false;
   return true;
 }
 
-function list<T>(v: T[] | undefined, what: string): T[] {
-  if (!Array.isArray(v)) throw new Error(`${what} must be an array`);
-  return v;
+/**
+ * Compiles an attribute condition. A context that lacks the attribute (or holds something that is not a scalar or
+ * an array of scalars there) fails the condition whatever `negate` says; only `exists` looks at presence. An array
+ * matches if any scalar element does.
+ */
+export function compileAttributeCondition(c: AttributeCondition): Predicate {
+  const attr = c.attribute;
+  const negate = c.negate === true;
+  if (typeof attr !== 'string') fail('condition without an attribute');
+  if (c.op === 'exists') return (ctx) => isPresent(ctx[attr]) !== negate;
+  const values = c.values ?? [];
+  if (!Array.isArray(values) || !values.every(isScalar)) fail('condition values must be scalars');
+  const test = compileScalarTest(c.op, values);
+  return (ctx) => {
+    const v = ctx[attr];
+    if (isScalar(v)) return test(v) !== negate;
+    if (!Array.isArray(v)) return false;
+    for (let i = 0; i < v.length; i++) if (isScalar(v[i]) && test(v[i]!)) return !negate;
+    return negate;
+  };
+}
+
+function isPresent(v: unknown): boolean {
+  return isScalar(v) || Array.isArray(v);
 }
 
 /**
@@ -246,7 +165,7 @@ function list<T>(v: T[] | undefined, what: string): T[] {
  * to one that contains nobody and carries `error`.
  */
 export function compileTrustedSegment(segment: Segment): CompiledSegment {
-  const key = typeof (segment as { key?: unknown })?.key === 'string' ? segment.key : '';
+  const key = typeof segment?.key === 'string' ? segment.key : '';
   try {
     const included = new Set(list(segment.included ?? [], 'included'));
     const excluded = new Set(list(segment.excluded ?? [], 'excluded'));
@@ -276,56 +195,19 @@ function errorText(e: unknown): string {
 }
 
 function compileCondition(c: Condition, segments: ReadonlyMap<string, CompiledSegment>): Predicate {
-  if ('segment' in c) {
-    const seg = segments.get(c.segment);
-    if (seg === undefined) throw new Error(`unknown segment "${c.segment}"`);
-    if (seg.error !== undefined) throw new Error(seg.error);
-    const contains = seg.contains;
-    return c.negate === true ? (ctx) => !contains(ctx) : contains;
-  }
-  return compileAttributeCondition(c);
-}
-
-function indexOf(variantIndex: ReadonlyMap<string, number>, variant: string): number {
-  const i = variantIndex.get(variant);
-  if (i === undefined) throw new Error(`unknown variant ${JSON.stringify(variant)}`);
-  return i;
-}
-
-function compileServe(serve: Serve, variantIndex: ReadonlyMap<string, number>, flagKey: string): CompiledServe {
-  if ('variant' in serve) return { variant: indexOf(variantIndex, serve.variant), rollout: null };
-  const r = serve.rollout;
-  const weights = list(r.weights, 'weights');
-  if (weights.length === 0) throw new Error('a rollout needs weights');
-  const bucketBy = r.bucketBy ?? 'key';
-  const salt = r.salt ?? flagKey;
-  if (typeof bucketBy !== 'string' || typeof salt !== 'string') throw new Error('bucketBy and salt must be strings');
-  const ends = new Int32Array(weights.length);
-  const variants = new Int32Array(weights.length);
-  let edge = 0;
-  weights.forEach((w, i) => {
-    if (!(w.percent >= 0 && w.percent <= 100)) throw new Error('percent must be within 0..100');
-    edge += Math.round(w.percent * 1000);
-    ends[i] = i === weights.length - 1 ? BUCKETS : Math.min(edge, BUCKETS);
-    variants[i] = indexOf(variantIndex, w.variant);
-  });
-  return { variant: -1, rollout: { bucketBy, bucketer: new SaltedBucketer(salt), ends, variants } };
-}
-
-/** A shared result; `value` is one of the flag's already deep-frozen variant values, `reason` is flat. */
-function detail(value: JsonValue, variant: string, reason: EvaluationReason): EvaluationDetail {
-  return Object.freeze({ value, variant, reason: Object.freeze(reason) });
+  if (!('segment' in c)) return compileAttributeCondition(c);
+  const seg = segments.get(c.segment) ?? fail(`unknown segment "${c.segment}"`);
+  if (seg.error !== undefined) fail(seg.error);
+  const contains = seg.contains;
+  return c.negate === true ? (ctx) => !contains(ctx) : contains;
 }
 
 /** A flag that answers every evaluation with ERROR / MALFORMED_FLAG, `error` saying why. */
 export function malformed(config: FlagConfig, error: string): CompiledFlag {
-  const key = typeof (config as { key?: unknown })?.key === 'string' ? config.key : '';
-  const kind = KINDS.includes((config as { kind?: unknown })?.kind as string) ? config.kind : 'json';
-  const version = typeof config?.state?.version === 'number' ? config.state.version : 0;
   return {
-    key,
-    kind,
-    version,
+    key: typeof config?.key === 'string' ? config.key : '',
+    kind: KINDS.includes(config?.kind) ? config.kind : 'json',
+    version: typeof config?.state?.version === 'number' ? config.state.version : 0,
     config,
     variantKeys: [],
     variantValues: [],
@@ -335,26 +217,19 @@ export function malformed(config: FlagConfig, error: string): CompiledFlag {
     offIndex: -1,
     targets: new Map(),
     rules: [],
-    fallthrough: { variant: -1, rollout: null },
+    fallthrough: null,
     offDetail: null,
     targetDetails: [],
-    fallthroughDetail: null,
-    fallthroughMissingDetail: null,
   };
 }
 
+/** The segments a flag's rules reference, read defensively (the flag may be malformed). */
 export function segmentKeysOf(config: FlagConfig): string[] {
   const keys = new Set<string>();
   const rules: unknown = config?.state?.rules;
-  if (Array.isArray(rules)) {
-    for (const r of rules) {
-      const conds: unknown = (r as { conditions?: unknown })?.conditions;
-      if (!Array.isArray(conds)) continue;
-      for (const c of conds) {
-        const s: unknown = (c as { segment?: unknown })?.segment;
-        if (typeof s === 'string') keys.add(s);
-      }
-    }
+  for (const r of Array.isArray(rules) ? rules : []) {
+    const conds: unknown = r?.conditions;
+    for (const c of Array.isArray(conds) ? conds : []) if (typeof c?.segment === 'string') keys.add(c.segment);
   }
   return [...keys];
 }
@@ -366,8 +241,7 @@ const BOOLEAN_VARIANTS = [
 ];
 
 function valueFits(kind: FlagKind, v: unknown): boolean {
-  if (kind === 'json') return v !== undefined;
-  return kind === 'number' ? Number.isFinite(v) : typeof v === kind;
+  return kind === 'json' ? v !== undefined : kind === 'number' ? Number.isFinite(v) : typeof v === kind;
 }
 
 /**
@@ -377,52 +251,60 @@ function valueFits(kind: FlagKind, v: unknown): boolean {
  */
 export function compileTrustedFlag(config: FlagConfig, segments: ReadonlyMap<string, CompiledSegment>): CompiledFlag {
   try {
-    const key = config.key;
-    const kind = config.kind;
-    if (typeof key !== 'string' || !KINDS.includes(kind)) throw new Error('key and kind are required');
-    const rawVariants = config.variants ?? (kind === 'boolean' ? BOOLEAN_VARIANTS : undefined);
-    const variantsIn = list(rawVariants, 'variants');
-    if (variantsIn.length === 0) throw new Error('no variants');
-    const state = config.state;
-    if (typeof state.enabled !== 'boolean') throw new Error('state.enabled must be a boolean');
-    const variantKeys = variantsIn.map((v) => {
-      if (typeof v.key !== 'string' || !valueFits(kind, v.value)) throw new Error(`variant ${JSON.stringify(v.key)} does not fit a ${kind} flag`);
-      return v.key;
-    });
-    const variantValues = variantsIn.map((v) => deepFreeze(cloneJson(v.value)));
-    const variantIndex = new Map(variantKeys.map((k, i) => [k, i]));
-    const offIndex = indexOf(variantIndex, state.offVariant);
-    const offValue = variantValues[offIndex]!;
-    const offKey = variantKeys[offIndex]!;
+    const { key, kind, state } = config;
+    if (typeof key !== 'string' || !KINDS.includes(kind)) fail('key and kind are required');
+    const variants = list(config.variants ?? (kind === 'boolean' ? BOOLEAN_VARIANTS : undefined), 'variants');
+    if (variants.length === 0) fail('no variants');
+    if (typeof state.enabled !== 'boolean') fail('state.enabled must be a boolean');
+    const variantKeys = variants.map((v) =>
+      typeof v.key === 'string' && valueFits(kind, v.value) ? v.key : fail(`variant ${JSON.stringify(v.key)} does not fit a ${kind} flag`),
+    );
+    const variantValues = variants.map((v) => deepFreeze(structuredClone(v.value)));
+    // The last of duplicate keys wins, as in a map built from the list.
+    const indexOf = (variant: string): number => {
+      const i = variantKeys.lastIndexOf(variant);
+      return i >= 0 ? i : fail(`unknown variant ${JSON.stringify(variant)}`);
+    };
+    /** A shared result; `value` is one of the deep-frozen variant values, `reason` is flat. */
+    const detail = (i: number, reason: EvaluationReason): EvaluationDetail =>
+      Object.freeze({ value: variantValues[i]!, variant: variantKeys[i]!, reason: Object.freeze(reason) });
+    const offIndex = indexOf(state.offVariant);
+    const compileServe = (serve: Serve, reason: number, base: EvaluationReason): CompiledServe => {
+      if ('variant' in serve) {
+        const variant = indexOf(serve.variant);
+        return { variant, rollout: null, reason, base, detail: detail(variant, base) };
+      }
+      const r = serve.rollout;
+      const weights = list(r.weights, 'weights');
+      const bucketBy = r.bucketBy ?? 'key';
+      const salt = r.salt ?? key;
+      if (weights.length === 0) fail('a rollout needs weights');
+      if (typeof bucketBy !== 'string' || typeof salt !== 'string') fail('bucketBy and salt must be strings');
+      let edge = 0;
+      const ends = weights.map((w, i) => {
+        if (!(w.percent >= 0 && w.percent <= 100)) fail('percent must be within 0..100');
+        edge += Math.round(w.percent * 1000);
+        return i === weights.length - 1 ? BUCKETS : Math.min(edge, BUCKETS);
+      });
+      const rollout = { bucketBy, bucketer: new SaltedBucketer(salt), ends, variants: weights.map((w) => indexOf(w.variant)) };
+      return { variant: -1, rollout, reason, base, detail: detail(offIndex, { ...base, bucketByMissing: true }) };
+    };
     const targets = new Map<string, number>();
     for (const t of list(state.targets ?? [], 'targets')) {
-      const vi = indexOf(variantIndex, t.variant);
-      for (const k of list(t.keys, 'target keys')) targets.set(k, vi);
+      const i = indexOf(t.variant);
+      for (const k of list(t.keys, 'target keys')) targets.set(k, i);
     }
-    const rules: CompiledRule[] = list(state.rules ?? [], 'rules').map((r, index) => {
-      if (typeof r.id !== 'string') throw new Error('rule without an id');
-      const serve = compileServe(r.serve, variantIndex, key);
+    const rules = list(state.rules ?? [], 'rules').map((r, ruleIndex): CompiledRule => {
+      if (typeof r.id !== 'string') fail('rule without an id');
       return {
-        id: r.id,
-        index,
+        serve: compileServe(r.serve, REASON_RULE_MATCH, { kind: 'RULE_MATCH', ruleId: r.id, ruleIndex }),
         conditions: list(r.conditions, 'conditions').map((c) => compileCondition(c, segments)),
-        serve,
-        detail:
-          serve.rollout === null
-            ? detail(variantValues[serve.variant]!, variantKeys[serve.variant]!, { kind: 'RULE_MATCH', ruleId: r.id, ruleIndex: index })
-            : null,
-        missingDetail:
-          serve.rollout === null
-            ? null
-            : detail(offValue, offKey, { kind: 'RULE_MATCH', ruleId: r.id, ruleIndex: index, bucketByMissing: true }),
       };
     });
-    const fallthrough = compileServe(state.fallthrough, variantIndex, key);
-    const version = typeof state.version === 'number' ? state.version : 0;
     return {
       key,
       kind,
-      version,
+      version: typeof state.version === 'number' ? state.version : 0,
       config,
       variantKeys,
       variantValues,
@@ -432,15 +314,9 @@ export function compileTrustedFlag(config: FlagConfig, segments: ReadonlyMap<str
       offIndex,
       targets,
       rules,
-      fallthrough,
-      offDetail: detail(offValue, offKey, { kind: 'OFF' }),
-      targetDetails: variantKeys.map((k, i) => detail(variantValues[i]!, k, { kind: 'TARGET_MATCH' })),
-      fallthroughDetail:
-        fallthrough.rollout === null
-          ? detail(variantValues[fallthrough.variant]!, variantKeys[fallthrough.variant]!, { kind: 'FALLTHROUGH' })
-          : null,
-      fallthroughMissingDetail:
-        fallthrough.rollout === null ? null : detail(offValue, offKey, { kind: 'FALLTHROUGH', bucketByMissing: true }),
+      fallthrough: compileServe(state.fallthrough, REASON_FALLTHROUGH, { kind: 'FALLTHROUGH' }),
+      offDetail: detail(offIndex, { kind: 'OFF' }),
+      targetDetails: variantKeys.map((_, i) => detail(i, { kind: 'TARGET_MATCH' })),
     };
   } catch (e) {
     return malformed(config, `cannot compile: ${errorText(e)}`);
@@ -463,27 +339,19 @@ export function compileTrustedEnvironment(snapshot: EnvironmentSnapshot): Compil
 
 /** Compiles a whole snapshot with the given compilers. Never throws. */
 export function compileEnvironmentWith(snapshot: EnvironmentSnapshot, compilers: Compilers): CompiledEnvironment {
-  const segments = new Map<string, CompiledSegment>();
-  const rawSegments: unknown = snapshot?.segments;
-  if (Array.isArray(rawSegments)) {
-    for (const s of rawSegments) {
-      const c = compilers.segment(s as Segment);
-      if (c.key !== '') segments.set(c.key, c);
-    }
-  }
-  const flags = new Map<string, CompiledFlag>();
-  const rawFlags: unknown = snapshot?.flags;
-  if (Array.isArray(rawFlags)) {
-    for (const f of rawFlags) {
-      const c = compilers.flag(f as FlagConfig, segments);
-      if (c.key !== '') flags.set(c.key, c);
-    }
-  }
+  const empty: CompiledEnvironment = { environment: '', version: 0, flags: new Map(), segments: new Map() };
+  const { environment, version } = snapshot ?? {};
+  // A snapshot is the changes that upsert all its segments, then all its flags, into an empty environment.
+  const upserts = (items: unknown, type: 'segment.upsert' | 'flag.upsert', field: 'segment' | 'flag'): Change[] =>
+    Array.isArray(items) ? items.map((v) => ({ type, [field]: v }) as Change) : [];
   return {
-    environment: typeof snapshot?.environment === 'string' ? snapshot.environment : '',
-    version: typeof snapshot?.version === 'number' ? snapshot.version : 0,
-    flags,
-    segments,
+    ...applyChangesWith(
+      empty,
+      [...upserts(snapshot?.segments, 'segment.upsert', 'segment'), ...upserts(snapshot?.flags, 'flag.upsert', 'flag')],
+      typeof version === 'number' ? version : 0,
+      compilers,
+    ),
+    environment: typeof environment === 'string' ? environment : '',
   };
 }
 
@@ -511,15 +379,14 @@ export function applyChangesWith(
   compilers: Compilers,
 ): CompiledEnvironment {
   const flags = new Map(env.flags);
-  const list = Array.isArray(changes) ? changes : [];
+  const all = Array.isArray(changes) ? changes : [];
   // Most deltas touch flags only: they share the (immutable) compiled segments instead of copying them.
-  const touchesSegments = list.some((ch) => ch?.type === 'segment.upsert' || ch?.type === 'segment.delete');
+  const touchesSegments = all.some((ch) => ch?.type === 'segment.upsert' || ch?.type === 'segment.delete');
   const segments = touchesSegments ? new Map(env.segments) : (env.segments as Map<string, CompiledSegment>);
   const dirtyFlags = new Map<string, FlagConfig>();
   const dirtySegments = new Set<string>();
-  for (const ch of list) {
-    if (ch === null || typeof ch !== 'object') continue;
-    switch (ch.type) {
+  for (const ch of all) {
+    switch (ch?.type) {
       case 'flag.upsert': {
         const key = ch.flag?.key;
         if (typeof key === 'string') dirtyFlags.set(key, ch.flag);
@@ -540,15 +407,9 @@ export function applyChangesWith(
       case 'segment.delete':
         segments.delete(ch.key);
         dirtySegments.add(ch.key);
-        break;
     }
   }
-  if (dirtySegments.size > 0) {
-    for (const f of flags.values()) {
-      if (dirtyFlags.has(f.key)) continue;
-      if (f.segmentKeys.some((k) => dirtySegments.has(k))) dirtyFlags.set(f.key, f.config);
-    }
-  }
+  for (const f of flags.values()) if (!dirtyFlags.has(f.key) && f.segmentKeys.some((k) => dirtySegments.has(k))) dirtyFlags.set(f.key, f.config);
   for (const [key, config] of dirtyFlags) flags.set(key, compilers.flag(config, segments));
   return { environment: env.environment, version: version ?? env.version, flags, segments };
 }

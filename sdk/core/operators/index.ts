@@ -5,7 +5,7 @@
 import type { AttributeScalar, Operator } from '../types.js';
 import { toEpochMillis, toEpochMillisCached } from './dates.js';
 import { compilePattern } from './pattern.js';
-import { compareSemver, parseSemver, parseSemverCached, type SemVer } from './semver.js';
+import { compareSemver, parseSemver, parseSemverCached } from './semver.js';
 
 /** A compiled test of one attribute scalar against all of a condition's values ("any value matches"). */
 export type ScalarTest = (v: AttributeScalar) => boolean;
@@ -17,118 +17,71 @@ export type ScalarTest = (v: AttributeScalar) => boolean;
 export function compileScalarTest(op: Exclude<Operator, 'exists'>, values: readonly AttributeScalar[]): ScalarTest {
   switch (op) {
     case 'in': {
-      if (values.length === 1) {
-        const only = values[0];
-        return (v) => v === only;
-      }
       const set = new Set<AttributeScalar>(values);
       return (v) => set.has(v);
     }
-    case 'startsWith': {
-      const ss = strings(values);
-      return (v) => {
-        if (typeof v !== 'string') return false;
-        for (let i = 0; i < ss.length; i++) if (hasPrefix(v, ss[i]!)) return true;
-        return false;
-      };
-    }
-    case 'endsWith': {
-      const ss = strings(values);
-      return (v) => {
-        if (typeof v !== 'string') return false;
-        for (let i = 0; i < ss.length; i++) if (hasSuffix(v, ss[i]!)) return true;
-        return false;
-      };
-    }
+    case 'startsWith':
+    case 'endsWith':
     case 'contains': {
       const ss = strings(values);
+      const has = op === 'startsWith' ? hasPrefix : op === 'endsWith' ? hasSuffix : (v: string, p: string) => v.includes(p);
       return (v) => {
-        if (typeof v !== 'string') return false;
-        for (let i = 0; i < ss.length; i++) if (v.includes(ss[i]!)) return true;
+        if (typeof v === 'string') for (let i = 0; i < ss.length; i++) if (has(v, ss[i]!)) return true;
         return false;
       };
     }
     case 'matches': {
-      const tests = strings(values).map((p) => {
+      const patterns = strings(values).map((p) => {
         const r = compilePattern(p);
         if (!r.ok) throw new Error(`bad pattern: ${r.reason}`);
-        const pattern = r.pattern;
-        return (s: string) => pattern.test(s);
+        return r.pattern;
       });
-      return (v) => {
-        if (typeof v !== 'string') return false;
-        for (let i = 0; i < tests.length; i++) if (tests[i]!(v)) return true;
-        return false;
-      };
+      return (v) => typeof v === 'string' && patterns.some((p) => p.test(v));
     }
     case 'lt':
     case 'lte':
     case 'gt':
     case 'gte': {
       // "Any value matches" for an ordering is one comparison against the most permissive value.
-      const ns = numbers(values);
-      const bound = op === 'lt' || op === 'lte' ? Math.max(...ns) : Math.min(...ns);
-      if (op === 'lt') return (v) => typeof v === 'number' && v < bound;
-      if (op === 'lte') return (v) => typeof v === 'number' && v <= bound;
-      if (op === 'gt') return (v) => typeof v === 'number' && v > bound;
-      return (v) => typeof v === 'number' && v >= bound;
+      const ns = values.map((v) => {
+        if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error('expected finite numbers');
+        return v;
+      });
+      if (ns.length === 0) throw new Error('expected at least one value');
+      const bound = op[0] === 'l' ? Math.max(...ns) : Math.min(...ns);
+      return (v) => typeof v === 'number' && (op === 'lt' ? v < bound : op === 'lte' ? v <= bound : op === 'gt' ? v > bound : v >= bound);
     }
     case 'semverEq':
     case 'semverLt':
     case 'semverGt': {
-      const vs = strings(values).map((s) => {
-        const p = parseSemver(s);
-        if (p === undefined) throw new Error(`bad semver ${JSON.stringify(s)}`);
-        return p;
-      });
+      const vs = strings(values).map((s) => parseSemver(s) ?? bad('semver', s));
       const want = op === 'semverEq' ? 0 : op === 'semverLt' ? -1 : 1;
       return (v) => {
-        if (typeof v !== 'string') return false;
-        const p = parseSemverCached(v);
-        if (p === undefined) return false;
-        for (let i = 0; i < vs.length; i++) if (Math.sign(compareSemver(p, vs[i] as SemVer)) === want) return true;
-        return false;
+        const p = typeof v === 'string' ? parseSemverCached(v) : undefined;
+        return p !== undefined && vs.some((b) => Math.sign(compareSemver(p, b)) === want);
       };
     }
     case 'before':
     case 'after': {
-      const ms = values.map((x) => {
-        const t = toEpochMillis(x);
-        if (t === undefined) throw new Error(`bad date ${JSON.stringify(x)}`);
-        return t;
-      });
-      if (op === 'before') {
-        const bound = Math.max(...ms);
-        return (v) => {
-          const t = toEpochMillisCached(v);
-          return t !== undefined && t < bound;
-        };
-      }
-      const bound = Math.min(...ms);
+      const ms = values.map((x) => toEpochMillis(x) ?? bad('date', x));
+      const before = op === 'before';
+      const bound = before ? Math.max(...ms) : Math.min(...ms);
       return (v) => {
         const t = toEpochMillisCached(v);
-        return t !== undefined && t > bound;
+        return t !== undefined && (before ? t < bound : t > bound);
       };
     }
     default:
-      throw new Error(`unknown operator ${JSON.stringify(op)}`);
+      return bad('operator', op);
   }
 }
 
-function strings(values: readonly AttributeScalar[]): string[] {
-  return values.map((v) => {
-    if (typeof v !== 'string') throw new Error('expected string values');
-    return v;
-  });
+function bad(what: string, v: unknown): never {
+  throw new Error(`bad ${what} ${JSON.stringify(v)}`);
 }
 
-function numbers(values: readonly AttributeScalar[]): number[] {
-  const ns = values.map((v) => {
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error('expected finite numbers');
-    return v;
-  });
-  if (ns.length === 0) throw new Error('expected at least one value');
-  return ns;
+function strings(values: readonly AttributeScalar[]): string[] {
+  return values.map((v) => (typeof v === 'string' ? v : bad('string value', v)));
 }
 
 // `String.prototype.startsWith` / `endsWith` are not inlined by V8 and cost tens of nanoseconds each; comparing
