@@ -4,9 +4,9 @@
  */
 import type { EnvironmentSnapshot, EvaluationContext, EvaluationDetail, JsonValue } from './core/types.js';
 import { Emitter } from './emitter.js';
-import { FlagStore } from './flag-store.js';
+import { Evaluator } from './evaluator.js';
 import { MetricsReporter, type ReporterStats } from './metrics-reporter.js';
-import { OutcomeRecorder, type Outcome } from './outcomes.js';
+import { OutcomeRecorder, pairId, type Outcome } from './outcomes.js';
 import type { VariantStats } from './protocol.js';
 import { StreamClient, unref, type WebSocketConstructor } from './stream-client.js';
 import type { BackoffOptions } from './backoff.js';
@@ -110,37 +110,33 @@ export interface AviaryClient {
 }
 
 function randomId(): string {
-  const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
-  if (c?.randomUUID) return c.randomUUID();
-  return Math.random().toString(36).slice(2) + Date.now().toString(36);
-}
-
-function isThenable(v: unknown): v is PromiseLike<unknown> {
-  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
+  return globalThis.crypto?.randomUUID?.() ?? Math.random().toString(36).slice(2) + Date.now().toString(36);
 }
 
 const NOT_READY = { kind: 'ERROR', errorCode: 'NOT_READY' } as const;
 
 class Client implements AviaryClient {
   readonly sdkId = randomId();
-  private readonly _store: FlagStore;
+  private readonly _flags: Evaluator;
   private readonly _outcomes: OutcomeRecorder;
   private readonly _events = new Emitter<ClientEvents>();
   private readonly _stream: StreamClient | null = null;
   private readonly _reporter: MetricsReporter | null = null;
   private readonly _now: () => number;
-  private _flushTimer: ReturnType<typeof setInterval> | null = null;
-  private _readyPromise: Promise<void>;
+  private _flushTimer: ReturnType<typeof setInterval> | undefined;
+  /** Settles with the first snapshot, or rejects on a fatal error. */
+  private readonly _readyPromise: Promise<void>;
   private _resolveReady!: () => void;
   private _rejectReady!: (e: Error) => void;
-  private _fatal: Error | null = null;
+  /** Whether a snapshot (from the server, a bootstrap, or offline's empty one) is in place. */
+  private _ready = false;
   private _closed = false;
   private _stale = false;
 
   constructor(private readonly _options: ClientOptions) {
     const options = _options;
     this._now = options.now ?? Date.now;
-    this._store = new FlagStore();
+    this._flags = new Evaluator();
     this._outcomes = new OutcomeRecorder(options.maxCountedPairs);
     this._readyPromise = new Promise<void>((resolve, reject) => {
       this._resolveReady = resolve;
@@ -148,56 +144,27 @@ class Client implements AviaryClient {
     });
     // Nobody may be awaiting ready(); a fatal error must not become an unhandled rejection.
     this._readyPromise.catch(() => {});
-    if (options.bootstrap) {
-      this._store.load(options.bootstrap);
-      this._resolveReady();
-    }
-    if (options.offline) {
-      // Nothing will ever arrive: an empty environment, so unknown flags say FLAG_NOT_FOUND rather than NOT_READY.
-      if (!options.bootstrap) this._store.load({ environment: '', version: 0, flags: [], segments: [] });
-      this._resolveReady();
-      return;
-    }
+    // Offline, nothing will ever arrive: an empty environment, so unknown flags say FLAG_NOT_FOUND rather than NOT_READY.
+    if (options.bootstrap || options.offline) this._load(options.bootstrap ?? { environment: '', version: 0, flags: [], segments: [] });
+    if (options.offline) return;
     const baseUrl = options.baseUrl.replace(/\/+$/, '');
+    const common = { ...options, baseUrl, sdkId: this.sdkId, sdkVersion: SDK_VERSION, now: this._now };
     const fetchImpl = options.fetch ?? globalThis.fetch?.bind(globalThis);
-    if (fetchImpl) {
-      this._reporter = new MetricsReporter({
-        url: `${baseUrl}/sdk/v1/metrics`,
-        sdkKey: options.sdkKey,
-        sdkId: this.sdkId,
-        sdkVersion: SDK_VERSION,
-        ...(options.app ? { app: options.app } : {}),
-        fetch: fetchImpl,
-        ...(options.maxPendingReports !== undefined ? { maxPendingReports: options.maxPendingReports } : {}),
-      });
-    }
+    if (fetchImpl) this._reporter = new MetricsReporter({ ...common, url: `${baseUrl}/sdk/v1/metrics`, fetch: fetchImpl });
     this._stream = new StreamClient(
+      { ...common, webSocket: () => resolveWebSocket(options) },
       {
-        baseUrl,
-        sdkKey: options.sdkKey,
-        sdkId: this.sdkId,
-        sdkVersion: SDK_VERSION,
-        ...(options.app ? { app: options.app } : {}),
-        ...(options.backoff ? { backoff: options.backoff } : {}),
-        now: this._now,
-        webSocket: () => resolveWebSocket(options),
-      },
-      {
-        version: () => this._store.version,
+        version: () => (this._ready ? this._flags.environment.version : undefined),
         hydrate: (m) => {
-          if (m.snapshot.version !== m.version) return false;
-          const first = !this._store.ready || this._store.environment === '';
-          const changed = this._store.load(m.snapshot);
-          this._resolveReady();
+          const first = !this._ready || this._flags.environment.environment === '';
+          const changed = this._load(m.snapshot);
           if (first) this._events.emit('ready');
-          if (changed.length > 0 && !first) this._events.emit('change', changed);
+          else if (changed.length > 0) this._events.emit('change', changed);
           return true;
         },
         delta: (m) => {
-          const changed = this._store.apply(m.version, m.changes);
-          return () => {
-            if (changed.length > 0) this._events.emit('change', changed);
-          };
+          const changed = this._flags.applyChanges(m.changes, m.version);
+          return () => changed.length > 0 && this._events.emit('change', changed);
         },
         connection: (up) => {
           if (this._closed) return;
@@ -211,10 +178,7 @@ class Client implements AviaryClient {
           }
         },
         error: (err, fatal) => {
-          if (fatal) {
-            this._fatal = err;
-            this._rejectReady(err);
-          }
+          if (fatal) this._rejectReady(err);
           this._events.emit('error', err);
         },
       },
@@ -227,22 +191,19 @@ class Client implements AviaryClient {
     }
   }
 
+  /** Serves `snapshot` from now on; returns the keys of the flags it changed. */
+  private _load(snapshot: EnvironmentSnapshot): string[] {
+    const changed = this._flags.setEnvironment(snapshot);
+    this._ready = true;
+    this._resolveReady();
+    return changed;
+  }
+
   ready(timeoutMs = this._options.readyTimeoutMs ?? 10_000): Promise<void> {
-    if (this._store.ready) return Promise.resolve();
-    if (this._fatal) return Promise.reject(this._fatal);
     return new Promise<void>((resolve, reject) => {
       // Not unref'd: `await client.ready()` must settle (reject) rather than let Node exit mid-await.
       const timer = setTimeout(() => reject(new Error(`Aviary client not ready after ${timeoutMs} ms (serving defaults)`)), timeoutMs);
-      this._readyPromise.then(
-        () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        (err: unknown) => {
-          clearTimeout(timer);
-          reject(err instanceof Error ? err : new Error(String(err)));
-        },
-      );
+      this._readyPromise.then(resolve, reject).finally(() => clearTimeout(timer));
     });
   }
 
@@ -251,18 +212,13 @@ class Client implements AviaryClient {
   }
 
   variationDetail<T extends JsonValue>(flagKey: string, context: EvaluationContext, defaultValue: T): EvaluationDetail<Widen<T>> {
-    return this._evaluate(flagKey, context, defaultValue) as EvaluationDetail<Widen<T>>;
-  }
-
-  private _evaluate<T>(flagKey: string, context: EvaluationContext, defaultValue: T): EvaluationDetail<T> {
-    const d = this._store.evaluate(flagKey, context ?? {}, defaultValue);
-    // Before the first snapshot every flag is unknown to the store (and counted as such); say why, never silently.
-    if (!this._store.ready) return { value: defaultValue, reason: NOT_READY, errorCode: 'NOT_READY' };
-    return d;
+    const d = this._flags.evaluate(flagKey, context ?? {}, defaultValue as Widen<T>);
+    // Before the first snapshot every flag is unknown (and counted as such); say why, never silently.
+    return this._ready ? d : { value: defaultValue as Widen<T>, reason: NOT_READY, errorCode: 'NOT_READY' };
   }
 
   allFlags(context: EvaluationContext): Record<string, EvaluationDetail> {
-    return this._store.evaluateAll(context ?? {});
+    return this._flags.evaluateAll(context ?? {});
   }
 
   on<E extends keyof ClientEvents>(event: E, listener: (...args: ClientEvents[E]) => void): () => void {
@@ -275,59 +231,58 @@ class Client implements AviaryClient {
 
   track(flagKey: string, context: EvaluationContext, outcome: Outcome): void {
     try {
-      this._outcomes.record(flagKey, this._store.servedVariant(flagKey, context ?? {}), outcome ?? {});
+      const variant = this._flags.peek<JsonValue>(flagKey, context ?? {}, null, true).variant ?? null;
+      this._outcomes.record(flagKey, variant, outcome ?? {});
     } catch {
       // tracking must never break the application
     }
   }
 
   measure<T extends JsonValue, R>(flagKey: string, context: EvaluationContext, defaultValue: T, fn: (value: Widen<T>) => R): R {
-    const d = this._evaluate(flagKey, context, defaultValue);
-    const variant = d.variant ?? null;
+    const d = this.variationDetail(flagKey, context, defaultValue);
     const start = performance.now();
-    const done = (error: boolean) => this._outcomes.record(flagKey, variant, { error, latencyMs: performance.now() - start });
+    const done = (error: boolean) => this._outcomes.record(flagKey, d.variant ?? null, { error, latencyMs: performance.now() - start });
     let result: R;
     try {
-      result = fn(d.value as Widen<T>);
+      result = fn(d.value);
     } catch (err) {
       done(true);
       throw err;
     }
-    if (isThenable(result)) {
-      return result.then(
-        (v) => {
-          done(false);
-          return v;
-        },
-        (err: unknown) => {
-          done(true);
-          throw err;
-        },
-      ) as R;
+    if (typeof (result as { then?: unknown } | null)?.then !== 'function') {
+      done(false);
+      return result;
     }
-    done(false);
-    return result;
+    return (result as PromiseLike<unknown>).then(
+      (v) => {
+        done(false);
+        return v;
+      },
+      (err: unknown) => {
+        done(true);
+        throw err;
+      },
+    ) as R;
   }
 
   /** Cuts what was counted since the last flush into a report. Outcomes are merged into the count rows. */
   private _cut(): VariantStats[] {
     const minute = Math.floor(this._now() / 60_000) * 60_000;
-    const rows = this._store.drain(minute);
-    const byPair = new Map<string, VariantStats>();
-    for (const r of rows) byPair.set(r.flag + '\u0000' + (r.variant ?? ''), r);
+    const rows = this._flags.drain(minute);
+    const byPair = new Map(rows.map((r) => [pairId(r.flag, r.variant), r]));
     for (const o of this._outcomes.drain()) {
-      const id = o.flag + '\u0000' + (o.variant ?? '');
+      const id = pairId(o.flag, o.variant);
       let row = byPair.get(id);
       if (!row) {
         row = { flag: o.flag, variant: o.variant, minute, evaluations: 0, outcomes: 0, errors: 0 };
         byPair.set(id, row);
         rows.push(row);
       }
-      row.outcomes += o.outcomes;
-      row.errors += o.errors;
+      row.outcomes = o.outcomes;
+      row.errors = o.errors;
       if (o.latency) row.latency = o.latency;
       if (o.valueCount) {
-        row.valueSum = o.valueSum ?? 0;
+        row.valueSum = o.valueSum;
         row.valueCount = o.valueCount;
       }
     }
@@ -335,13 +290,10 @@ class Client implements AviaryClient {
   }
 
   async flush(): Promise<boolean> {
-    if (!this._reporter) {
-      // Offline: counts are not sent anywhere, but must not pile up either.
-      this._cut();
-      return true;
-    }
     const rows = this._cut();
-    if (rows.length > 0) this._reporter.enqueue(rows);
+    // Offline: counts are not sent anywhere, but must not pile up either.
+    if (!this._reporter) return true;
+    this._reporter.enqueue(rows);
     const ok = await this._reporter.send();
     if (!ok) this._events.emit('error', new Error('metrics report could not be sent; kept for the next flush'));
     return ok;
@@ -350,23 +302,23 @@ class Client implements AviaryClient {
   async close(): Promise<void> {
     if (this._closed) return;
     this._closed = true;
-    if (this._flushTimer) clearInterval(this._flushTimer);
+    clearInterval(this._flushTimer);
     this._stream?.stop();
     await this.flush().catch(() => false);
   }
 
   snapshot(): EnvironmentSnapshot | undefined {
-    return this._store.ready ? this._store.snapshot() : undefined;
+    return this._ready ? this._flags.snapshot() : undefined;
   }
 
   status(): ClientStatus {
     return {
-      ready: this._store.ready,
+      ready: this._ready,
       connected: this._stream?.connected ?? false,
-      version: this._store.version,
-      environment: this._store.environment,
+      version: this._ready ? this._flags.environment.version : undefined,
+      environment: this._flags.environment.environment,
       reports: this._reporter?.stats ?? { sent: 0, failedAttempts: 0, droppedReports: 0, pending: 0 },
-      droppedCounts: this._store.droppedCounts,
+      droppedCounts: this._flags.droppedUnknownEvaluations,
       droppedOutcomes: this._outcomes.dropped,
       stream: this._stream ? { ...this._stream.stats } : null,
     };

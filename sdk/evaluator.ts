@@ -1,7 +1,8 @@
 /**
- * The SDK's hot evaluation path: holds a compiled environment, evaluates locally, and counts evaluations per flag,
- * variant and reason on preallocated counters (an integer increment per call, no allocation beyond the result;
- * results that do not carry a bucket are shared frozen objects). `drain` hands the counts over as the
+ * The SDK's flags and its hot evaluation path: holds a compiled environment, keeps it current with snapshots and
+ * deltas (naming the flags each one changed, for `change` events), evaluates locally, and counts evaluations per
+ * flag, variant and reason on preallocated counters (an integer increment per call, no allocation beyond the
+ * result; results that do not carry a bucket are shared frozen objects). `drain` hands the counts over as the
  * `VariantStats` of `POST /sdk/v1/metrics`.
  */
 // Imported by file, not through core/index.ts: the SDK compiles flags the server already validated, so the
@@ -18,15 +19,13 @@ import type { EnvironmentSnapshot, EvaluationContext, EvaluationDetail, JsonValu
 import type { Change, VariantStats } from './protocol.js';
 
 const REASONS = REASON_KINDS.length;
-const FLAG_NOT_FOUND = 'FLAG_NOT_FOUND' as const;
 
 /** Counters of one compiled flag's variants; row 0 counts evaluations that returned the caller's default. */
 interface Slot {
   flag: CompiledFlag;
-  readonly key: string;
   readonly variantKeys: readonly string[];
   /** `(variantIndex + 1) * REASONS + reasonIndex`. Float64 so a busy minute cannot overflow. */
-  counts: Float64Array;
+  readonly counts: Float64Array;
   dirty: boolean;
 }
 
@@ -42,17 +41,28 @@ export interface EvaluatorOptions {
 
 const EMPTY_SNAPSHOT: EnvironmentSnapshot = { environment: '', version: 0, flags: [], segments: [] };
 
-function sameKeys(a: readonly string[], b: readonly string[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+function notFound<T>(value: T): EvaluationDetail<T> {
+  return { value, reason: { kind: 'ERROR', errorCode: 'FLAG_NOT_FOUND' }, errorCode: 'FLAG_NOT_FOUND' };
 }
+
+/** The keys of flags that differ between two environments (`same` decides for a flag in both), sorted. */
+function changedKeys(before: CompiledEnvironment, after: CompiledEnvironment, same: (a: CompiledFlag, b: CompiledFlag) => boolean): string[] {
+  const out: string[] = [];
+  for (const [key, f] of after.flags) {
+    const b = before.flags.get(key);
+    if (b === undefined || !same(b, f)) out.push(key);
+  }
+  for (const key of before.flags.keys()) if (!after.flags.has(key)) out.push(key);
+  return out.sort();
+}
+
+const json = (v: unknown) => JSON.stringify(v);
 
 /**
  * Local evaluation with per-variant counting. Not thread-shared: one per client.
  */
 export class Evaluator {
-  private _env: CompiledEnvironment;
+  private _env!: CompiledEnvironment;
   private readonly _slots = new Map<string, Slot>();
   /** Counters of flags deleted or whose variants changed since the last drain; reported once, then dropped. */
   private _retired: Slot[] = [];
@@ -64,8 +74,7 @@ export class Evaluator {
   /** @param env a compiled environment or a snapshot to compile (default: empty, every flag is unknown) */
   constructor(env: CompiledEnvironment | EnvironmentSnapshot = EMPTY_SNAPSHOT, options: EvaluatorOptions = {}) {
     this._maxUnknown = options.maxUnknownFlags ?? 100;
-    this._env = isCompiled(env) ? env : compileTrustedEnvironment(env);
-    this._reconcile();
+    this._set(isCompiled(env) ? env : compileTrustedEnvironment(env));
   }
 
   /** The compiled environment currently served. */
@@ -73,24 +82,34 @@ export class Evaluator {
     return this._env;
   }
 
-  /** Replaces the whole environment (a fresh snapshot). Counts of flags that keep their variants carry on. */
-  setEnvironment(env: CompiledEnvironment | EnvironmentSnapshot): void {
-    this._env = isCompiled(env) ? env : compileTrustedEnvironment(env);
-    this._reconcile();
+  /**
+   * Replaces the whole environment (a fresh snapshot). Counts of flags that keep their variants carry on. Returns
+   * the keys of the flags that changed: added, removed, or whose configuration or a segment they use differs.
+   */
+  setEnvironment(env: CompiledEnvironment | EnvironmentSnapshot): string[] {
+    const before = this._env;
+    const after = this._set(isCompiled(env) ? env : compileTrustedEnvironment(env));
+    const segment = (e: CompiledEnvironment, k: string) => json(e.segments.get(k)?.source);
+    return changedKeys(
+      before,
+      after,
+      (a, b) => json(a.config) === json(b.config) && b.segmentKeys.every((k) => segment(before, k) === segment(after, k)),
+    );
   }
 
   /**
    * Applies streamed changes (recompiling only what changed) and returns the keys of the flags whose compiled
-   * form changed, including flags recompiled because a segment they use changed, and deleted flags.
+   * form changed, including flags recompiled because a segment they use changed, and deleted flags; sorted.
    */
   applyChanges(changes: readonly Change[], version?: number): string[] {
     const before = this._env;
-    this._env = applyTrustedChanges(before, changes, version);
-    const changed: string[] = [];
-    for (const [key, f] of this._env.flags) if (before.flags.get(key) !== f) changed.push(key);
-    for (const key of before.flags.keys()) if (!this._env.flags.has(key)) changed.push(key);
-    this._reconcile();
-    return changed;
+    return changedKeys(before, this._set(applyTrustedChanges(before, changes, version)), (a, b) => a === b);
+  }
+
+  /** The current flags and segments as a snapshot (e.g. to bootstrap another client). */
+  snapshot(): EnvironmentSnapshot {
+    const { environment, version, flags, segments } = this._env;
+    return { environment, version, flags: [...flags.values()].map((f) => f.config), segments: [...segments.values()].map((s) => s.source) };
   }
 
   /**
@@ -99,18 +118,25 @@ export class Evaluator {
    */
   evaluate<T>(flagKey: string, context: EvaluationContext, defaultValue: T): EvaluationDetail<T> {
     const slot = this._slots.get(flagKey);
-    if (slot === undefined) return this._unknownFlag(flagKey, defaultValue);
+    if (slot === undefined) {
+      const n = this._unknown.get(flagKey);
+      if (n !== undefined || (this._unknown.size < this._maxUnknown && typeof flagKey === 'string')) this._unknown.set(flagKey, (n ?? 0) + 1);
+      else this.droppedUnknownEvaluations++;
+      return notFound(defaultValue);
+    }
     const d = evaluateFlag(slot.flag, context, defaultValue);
     slot.counts[(lastOutcome.variant + 1) * REASONS + lastOutcome.reason]!++;
     slot.dirty = true;
     return d;
   }
 
-  /** Evaluates without counting (e.g. to attribute an outcome to the variant a context gets). Never throws. */
-  peek<T>(flagKey: string, context: EvaluationContext, defaultValue: T): EvaluationDetail<T> {
+  /**
+   * Evaluates without counting (e.g. to attribute an outcome to the variant a context gets); `anyKind` skips the
+   * default's type check. Never throws.
+   */
+  peek<T>(flagKey: string, context: EvaluationContext, defaultValue: T, anyKind = false): EvaluationDetail<T> {
     const slot = this._slots.get(flagKey);
-    if (slot === undefined) return { value: defaultValue, reason: { kind: 'ERROR', errorCode: FLAG_NOT_FOUND }, errorCode: FLAG_NOT_FOUND };
-    return evaluateFlag(slot.flag, context, defaultValue);
+    return slot === undefined ? notFound(defaultValue) : evaluateFlag(slot.flag, context, defaultValue, anyKind);
   }
 
   /**
@@ -119,7 +145,7 @@ export class Evaluator {
    */
   evaluateAll(context: EvaluationContext): Record<string, EvaluationDetail> {
     const out: Record<string, EvaluationDetail> = {};
-    for (const [key, slot] of this._slots) out[key] = evaluateFlag<JsonValue>(slot.flag, context, null, true);
+    for (const key of this._slots.keys()) out[key] = this.peek<JsonValue>(key, context, null, true);
     return out;
   }
 
@@ -130,70 +156,51 @@ export class Evaluator {
    */
   drain(minuteStart: number): VariantStats[] {
     const out: VariantStats[] = [];
-    for (const slot of this._retired) this._emit(slot, minuteStart, out);
-    this._retired = [];
-    for (const slot of this._slots.values()) {
+    const row = (flag: string, variant: string | null, evaluations: number, reasons: Partial<Record<ReasonKind, number>>) =>
+      out.push({ flag, variant, minute: minuteStart, evaluations, reasons, outcomes: 0, errors: 0 });
+    for (const slot of [...this._retired, ...this._slots.values()]) {
       if (!slot.dirty) continue;
-      this._emit(slot, minuteStart, out);
-      slot.counts.fill(0);
+      const c = slot.counts;
+      for (let v = 0; v <= slot.variantKeys.length; v++) {
+        let total = 0;
+        const reasons: Partial<Record<ReasonKind, number>> = {};
+        for (let r = 0; r < REASONS; r++) {
+          const n = c[v * REASONS + r]!;
+          if (n > 0) total += reasons[REASON_KINDS[r]!] = n;
+        }
+        if (total > 0) row(slot.flag.key, v === 0 ? null : slot.variantKeys[v - 1]!, total, reasons);
+      }
+      c.fill(0);
       slot.dirty = false;
     }
-    for (const [flag, n] of this._unknown) {
-      out.push({ flag, variant: null, minute: minuteStart, evaluations: n, reasons: { ERROR: n }, outcomes: 0, errors: 0 });
-    }
+    for (const [flag, n] of this._unknown) row(flag, null, n, { ERROR: n });
+    this._retired = [];
     this._unknown = new Map();
     this.droppedUnknownEvaluations = 0;
     return out;
   }
 
-  private _emit(slot: Slot, minute: number, out: VariantStats[]): void {
-    const c = slot.counts;
-    for (let row = 0; row <= slot.variantKeys.length; row++) {
-      let total = 0;
-      let reasons: Partial<Record<ReasonKind, number>> | undefined;
-      for (let r = 0; r < REASONS; r++) {
-        const n = c[row * REASONS + r]!;
-        if (n === 0) continue;
-        total += n;
-        (reasons ??= {})[REASON_KINDS[r]!] = n;
-      }
-      if (total === 0) continue;
-      const variant = row === 0 ? null : slot.variantKeys[row - 1]!;
-      out.push({ flag: slot.key, variant, minute, evaluations: total, reasons: reasons!, outcomes: 0, errors: 0 });
-    }
-  }
-
-  private _unknownFlag<T>(flagKey: string, defaultValue: T): EvaluationDetail<T> {
-    const n = this._unknown.get(flagKey);
-    if (n !== undefined) this._unknown.set(flagKey, n + 1);
-    else if (this._unknown.size < this._maxUnknown && typeof flagKey === 'string') this._unknown.set(flagKey, 1);
-    else this.droppedUnknownEvaluations++;
-    return { value: defaultValue, reason: { kind: 'ERROR', errorCode: FLAG_NOT_FOUND }, errorCode: FLAG_NOT_FOUND };
-  }
-
-  /** Points slots at the current compiled flags; retires counters whose flag went away or changed its variants. */
-  private _reconcile(): void {
-    const flags = this._env.flags;
+  /** Serves `env`: points slots at its flags; retires counters whose flag went away or changed its variants. */
+  private _set(env: CompiledEnvironment): CompiledEnvironment {
+    this._env = env;
     for (const [key, slot] of this._slots) {
-      const f = flags.get(key);
-      if (f === undefined || !sameKeys(f.variantKeys, slot.variantKeys)) {
+      const f = env.flags.get(key);
+      if (f !== undefined && json(f.variantKeys) === json(slot.variantKeys)) slot.flag = f;
+      else {
         if (slot.dirty) this._retired.push(slot);
         this._slots.delete(key);
-      } else slot.flag = f;
+      }
     }
-    for (const [key, f] of flags) {
-      if (this._slots.has(key)) continue;
-      this._slots.set(key, {
-        flag: f,
-        key,
-        variantKeys: f.variantKeys,
-        counts: new Float64Array((f.variantKeys.length + 1) * REASONS),
-        dirty: false,
-      });
+    for (const [key, flag] of env.flags) {
+      if (!this._slots.has(key)) {
+        const counts = new Float64Array((flag.variantKeys.length + 1) * REASONS);
+        this._slots.set(key, { flag, variantKeys: flag.variantKeys, counts, dirty: false });
+      }
     }
+    return env;
   }
 }
 
 function isCompiled(env: CompiledEnvironment | EnvironmentSnapshot): env is CompiledEnvironment {
-  return env !== null && typeof env === 'object' && env.flags instanceof Map;
+  return env?.flags instanceof Map;
 }

@@ -25,6 +25,11 @@ export interface OutcomeAggregate {
   valueCount?: number;
 }
 
+/** One key per (flag, variant) pair; `variant` null is the caller's default (variant keys are never empty). */
+export function pairId(flag: string, variant: string | null): string {
+  return flag + '\u0000' + (variant ?? '');
+}
+
 export class OutcomeRecorder {
   private _pairs = new Map<string, OutcomeAggregate>();
   /** Outcomes not recorded because the pair limit was reached (reported so that loss is visible). */
@@ -33,7 +38,7 @@ export class OutcomeRecorder {
   constructor(private readonly _maxPairs = 10_000) {}
 
   record(flag: string, variant: string | null, outcome: Outcome): void {
-    const id = variant === null ? flag + '\u0000' : flag + '\u0000' + variant;
+    const id = pairId(flag, variant);
     let a = this._pairs.get(id);
     if (!a) {
       if (this._pairs.size >= this._maxPairs) {
