@@ -160,11 +160,12 @@ class Client implements AviaryClient {
           const changed = this._load(m.snapshot);
           if (first) this._events.emit('ready');
           else if (changed.length > 0) this._events.emit('change', changed);
-          return true;
         },
         delta: (m) => {
           const changed = this._flags.applyChanges(m.changes, m.version);
-          return () => changed.length > 0 && this._events.emit('change', changed);
+          return () => {
+            if (changed.length > 0) this._events.emit('change', changed);
+          };
         },
         connection: (up) => {
           if (this._closed) return;

@@ -164,15 +164,15 @@ export type ClientMessage = HelloMessage | AckMessage | ResyncMessage;
 /** The outcome of parsing: a message, or why it was rejected (parsing never throws). */
 export type ParseResult<T> = { ok: true; message: T } | { ok: false; error: string };
 
-function isObject(v: unknown): v is Record<string, unknown> {
+function isObject(v: unknown): v is Record<string, any> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function isVersion(v: unknown): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  return Number.isSafeInteger(v) && (v as number) >= 0;
 }
 
-function isKey(v: unknown): v is string {
+function isKey(v: unknown): boolean {
   return typeof v === 'string' && v.length > 0 && v.length <= 256;
 }
 
@@ -181,46 +181,41 @@ function fail(error: string): { ok: false; error: string } {
   return { ok: false, error };
 }
 
-/** Just the shape compilation relies on; the body is validated by the core when it is compiled. */
-function isFlagShape(f: unknown): boolean {
-  return isObject(f) && isKey(f.key) && isObject(f.state) && Array.isArray(f.variants);
+// Just the shapes compilation relies on; the bodies are checked by the core when they are compiled.
+const isFlag = (f: unknown) => isObject(f) && isKey(f.key) && isObject(f.state) && Array.isArray(f.variants);
+const isSegment = (g: unknown) => isObject(g) && isKey(g.key);
+const isChange = (c: unknown) =>
+  isObject(c) &&
+  (c.type === 'flag.upsert' ? isFlag(c.flag) : c.type === 'segment.upsert' ? isSegment(c.segment) : (c.type === 'flag.delete' || c.type === 'segment.delete') && isKey(c.key));
+
+/** Where `items` is not an array of what `ok` accepts (`path`, or `path/index` of the first bad one), or ''. */
+function badItem(items: unknown, ok: (v: unknown) => boolean, path: string): string {
+  if (!Array.isArray(items)) return path;
+  const i = items.findIndex((v) => !ok(v));
+  return i < 0 ? '' : `${path}/${i}`;
 }
 
-function isSegmentShape(g: unknown): boolean {
-  return isObject(g) && isKey(g.key);
-}
-
-/** Structural check of a change: null, or the path of what is wrong. */
-function changeError(c: unknown): string | null {
-  if (!isObject(c)) return '';
-  const t = c.type;
-  return t === 'flag.upsert' ? (isFlagShape(c.flag) ? null : '/flag')
-    : t === 'segment.upsert' ? (isSegmentShape(c.segment) ? null : '/segment')
-    : t === 'flag.delete' || t === 'segment.delete' ? (isKey(c.key) ? null : '/key')
-    : '/type';
-}
-
-/** Structural check of a snapshot: null, or the path of what is wrong. */
-function snapshotError(s: unknown): string | null {
-  if (!isObject(s)) return '';
-  if (!isVersion(s.version)) return '/version';
-  const { flags, segments } = s;
-  if (!Array.isArray(flags)) return '/flags';
-  if (!Array.isArray(segments)) return '/segments';
-  let i = flags.findIndex((f) => !isFlagShape(f));
-  if (i >= 0) return `/flags/${i}`;
-  i = segments.findIndex((g) => !isSegmentShape(g));
-  return i >= 0 ? `/segments/${i}` : null;
-}
-
-function parseJson(data: string): ParseResult<Record<string, unknown>> {
-  let v: unknown;
+function parseJson(data: string): ParseResult<Record<string, any>> {
   try {
-    v = JSON.parse(data);
+    const v: unknown = JSON.parse(data);
+    return isObject(v) ? { ok: true, message: v } : fail('not an object');
   } catch {
     return fail('not JSON');
   }
-  return isObject(v) ? { ok: true, message: v } : fail('not an object');
+}
+
+/** What is wrong with a server message other than `error` (the path of the first bad field), or ''. */
+function problem(m: Record<string, any>): string {
+  const { type, version, snapshot: s } = m;
+  if (!['hydrate', 'delta', 'resumed', 'heartbeat'].includes(type)) return '/type';
+  if (!isVersion(version)) return `${type}/version`;
+  if (type === 'hydrate') {
+    if (!isObject(s) || s.version !== version) return 'hydrate/snapshot/version';
+    return badItem(s.flags, isFlag, 'hydrate/snapshot/flags') || badItem(s.segments, isSegment, 'hydrate/snapshot/segments');
+  }
+  if (type !== 'delta') return '';
+  if (!isVersion(m.prev) || m.prev >= version) return 'delta/prev';
+  return badItem(m.changes, isChange, 'delta/changes');
 }
 
 /** Parses and validates a message from the server. Never throws: anything malformed is `{ ok: false }`. */
@@ -228,32 +223,16 @@ export function parseServerMessage(data: string): ParseResult<ServerMessage> {
   const r = parseJson(data);
   if (!r.ok) return r;
   const m = r.message;
-  const { type, version } = m;
-  const hb = typeof m.heartbeatMs === 'number' && m.heartbeatMs > 0 ? m.heartbeatMs : 15_000;
+  const type = m.type;
   if (type === 'error') {
     const msg: ErrorMessage = { type, code: String(m.code ?? 'unknown'), message: String(m.message ?? '') };
     if (typeof m.retryAfterMs === 'number' && m.retryAfterMs >= 0) msg.retryAfterMs = m.retryAfterMs;
     return { ok: true, message: msg };
   }
-  if (type !== 'hydrate' && type !== 'delta' && type !== 'resumed' && type !== 'heartbeat') return fail('/type');
-  if (!isVersion(version)) return fail(`${type}/version`);
-  if (type === 'hydrate') {
-    const e = snapshotError(m.snapshot);
-    if (e !== null) return fail(`hydrate/snapshot${e}`);
-    if ((m.snapshot as { version: number }).version !== version) return fail('hydrate/snapshot/version');
-    return { ok: true, message: { type, version, snapshot: m.snapshot as unknown as EnvironmentSnapshot, heartbeatMs: hb } };
-  }
-  if (type === 'delta') {
-    const { prev, changes } = m;
-    if (!isVersion(prev) || prev >= version) return fail('delta/prev');
-    if (!Array.isArray(changes)) return fail('delta/changes');
-    for (let i = 0; i < changes.length; i++) {
-      const e = changeError(changes[i]);
-      if (e !== null) return fail(`delta/changes/${i}${e}`);
-    }
-    return { ok: true, message: { type, version, prev, changes: changes as Change[] } };
-  }
-  return { ok: true, message: type === 'resumed' ? { type, version, heartbeatMs: hb } : { type, version } };
+  const error = problem(m);
+  if (error !== '') return fail(error);
+  if (type === 'hydrate' || type === 'resumed') m.heartbeatMs = typeof m.heartbeatMs === 'number' && m.heartbeatMs > 0 ? m.heartbeatMs : 15_000;
+  return { ok: true, message: m as ServerMessage };
 }
 
 /** Parses and validates a message from a client. Never throws. */

@@ -22,6 +22,8 @@ export interface WebSocketLike {
   readonly readyState: number;
   send(data: string): void;
   close(code?: number, reason?: string): void;
+  /** `ws` only: closes without the closing handshake. */
+  terminate?(): void;
   onopen: ((ev: unknown) => void) | null;
   onmessage: ((ev: { data: unknown }) => void) | null;
   onclose: ((ev: { code: number; reason: string }) => void) | null;
@@ -35,14 +37,14 @@ export type WebSocketConstructor = new (url: string, protocols?: string | string
 export interface StreamHandlers {
   /** The last version applied, or undefined before any snapshot. */
   version(): number | undefined;
-  /** Replace everything with this snapshot. Returns false if it could not be applied (then the stream resyncs). */
-  hydrate(message: HydrateMessage): boolean;
+  /** Replace everything with this snapshot. Throws if it could not be applied (then the stream resyncs). */
+  hydrate(message: HydrateMessage): void;
   /**
-   * Apply one delta (already checked to follow `version()`). Returns false if it could not be applied; otherwise
+   * Apply one delta (already checked to follow `version()`). Throws if it could not be applied; otherwise returns
    * what remains to tell the application, which runs after the ack is sent, so that listeners' work never delays
    * the delivery receipt of a kill.
    */
-  delta(message: DeltaMessage): false | (() => void);
+  delta(message: DeltaMessage): () => void;
   /** Connected and up to date, or not. */
   connection(up: boolean): void;
   /** A final failure (bad or revoked key) or a diagnostic; `fatal` means the stream stopped for good. */
@@ -50,7 +52,7 @@ export interface StreamHandlers {
 }
 
 export interface StreamOptions {
-  /** `http(s)://host:port` of the Aviary server. */
+  /** `http(s)://host:port` of the Aviary server, without a trailing slash. */
   baseUrl: string;
   sdkKey: string;
   sdkId: string;
@@ -73,12 +75,12 @@ export class StreamClient {
   private _socket: WebSocketLike | null = null;
   private readonly _backoff: Backoff;
   private readonly _now: () => number;
-  private _reconnectTimer: ReturnType<typeof setTimeout> | null = null;
-  private _readTimer: ReturnType<typeof setTimeout> | null = null;
-  private _readTimeoutMs: number;
+  private _reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private _readTimer: ReturnType<typeof setTimeout> | undefined;
+  private _readTimeoutMs = 0;
   /** When the connection last said anything; the read timer checks it instead of being re-armed per message. */
   private _lastMessageAt = 0;
-  private _resyncing = false;
+  /** Resyncs asked for since the last good snapshot or resume; while above 0, deltas are ignored. */
   private _resyncs = 0;
   private _retryAfterMs = 0;
   private _stopped = false;
@@ -91,10 +93,8 @@ export class StreamClient {
     private readonly _options: StreamOptions,
     private readonly _handlers: StreamHandlers,
   ) {
-    const options = _options;
-    this._now = options.now ?? Date.now;
-    this._backoff = new Backoff(options.backoff, options.random);
-    this._readTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    this._now = _options.now ?? Date.now;
+    this._backoff = new Backoff(_options.backoff, _options.random);
   }
 
   /** Opens the connection (and keeps it open until `stop()`). */
@@ -103,19 +103,16 @@ export class StreamClient {
     void this._connect();
   }
 
-  /** Closes for good: no reconnect. */
+  /** Closes for good: no reconnect. (Events of the closed socket are ignored: it is no longer `_socket`.) */
   stop(): void {
     this._stopped = true;
     this._clearTimers();
     const s = this._socket;
     this._socket = null;
-    if (s) {
-      detach(s);
-      try {
-        s.close(1000, 'client closed');
-      } catch {
-        // already closed
-      }
+    try {
+      s?.close(1000, 'client closed');
+    } catch {
+      // already closed
     }
     this._setUp(false);
   }
@@ -126,22 +123,23 @@ export class StreamClient {
   }
 
   private async _connect(): Promise<void> {
+    const o = this._options;
     if (this._stopped || this._socket) return;
     let ws: { ctor: WebSocketConstructor; headers: boolean };
     try {
-      ws = await this._options.webSocket();
+      ws = await o.webSocket();
     } catch (err) {
       this._stopped = true;
       this._handlers.error(new Error(`no WebSocket implementation available: ${String(err)}`), true);
       return;
     }
     if (this._stopped || this._socket) return;
-    const url = this._options.baseUrl.replace(/^http/, 'ws').replace(/\/+$/, '') + '/sdk/v1/stream';
+    const url = o.baseUrl.replace(/^http/, 'ws') + '/sdk/v1/stream';
     let socket: WebSocketLike;
     try {
       socket = ws.headers
-        ? new ws.ctor(url, [STREAM_PROTOCOL], { headers: { authorization: `Bearer ${this._options.sdkKey}` }, perMessageDeflate: false })
-        : new ws.ctor(url, [STREAM_PROTOCOL, KEY_PROTOCOL_PREFIX + this._options.sdkKey]);
+        ? new ws.ctor(url, [STREAM_PROTOCOL], { headers: { authorization: `Bearer ${o.sdkKey}` }, perMessageDeflate: false })
+        : new ws.ctor(url, [STREAM_PROTOCOL, KEY_PROTOCOL_PREFIX + o.sdkKey]);
     } catch (err) {
       this._handlers.error(new Error(`cannot open stream: ${String(err)}`), false);
       this._scheduleReconnect();
@@ -149,69 +147,68 @@ export class StreamClient {
     }
     this.stats.connects++;
     this._socket = socket;
-    this._resyncing = false;
-    this._resyncs = 0;
-    this._retryAfterMs = 0;
-    this._readTimeoutMs = this._options.connectTimeoutMs ?? 10_000;
-    this._armReadTimer();
-    socket.onopen = () => {
-      const hello: ClientMessage = { type: 'hello', sdkId: this._options.sdkId, sdkVersion: this._options.sdkVersion };
-      if (this._options.app) hello.app = this._options.app;
-      const v = this._handlers.version();
-      if (v !== undefined) hello.lastVersion = v;
-      this._send(hello);
-    };
-    socket.onmessage = (ev) => this._onMessage(socket, ev.data);
+    this._resyncs = this._retryAfterMs = 0;
+    this._armReadTimer(o.connectTimeoutMs ?? 10_000);
+    // Undefined fields (no app, no version yet) are left out of the JSON.
+    socket.onopen = () =>
+      socket === this._socket && this._send({ type: 'hello', sdkId: o.sdkId, sdkVersion: o.sdkVersion, app: o.app, lastVersion: this._handlers.version() });
+    socket.onmessage = (ev) => socket === this._socket && this._onMessage(ev.data);
     socket.onclose = (ev) => this._onClose(socket, ev.code, ev.reason);
     // An error is always followed by a close; the close decides what happens next.
     socket.onerror = () => {};
   }
 
-  private _onMessage(socket: WebSocketLike, data: unknown): void {
-    if (socket !== this._socket) return;
+  private _onMessage(data: unknown): void {
     this._lastMessageAt = this._now();
-    const text = typeof data === 'string' ? data : String(data);
-    const parsed = parseServerMessage(text);
+    const parsed = parseServerMessage(String(data));
     if (!parsed.ok) {
       this.stats.garbled++;
       this._resync(`unparseable message: ${parsed.error}`);
       return;
     }
     const m = parsed.message;
+    const current = this._handlers.version();
+    const behind = () => `have ${current ?? 'nothing'}, server at ${m.type === 'error' ? '?' : m.version}`;
     switch (m.type) {
-      case 'hydrate': {
-        this._readTimeoutMs = m.heartbeatMs * 2 + 1_000;
-        this._armReadTimer();
-        if (!this._safely(() => this._handlers.hydrate(m))) {
-          this._resync('snapshot could not be applied');
+      case 'hydrate':
+      case 'resumed': {
+        this._armReadTimer(m.heartbeatMs * 2 + 1_000);
+        let problem = '';
+        if (m.type === 'resumed') {
+          if (current !== m.version) problem = `resumed: ${behind()}`;
+        } else {
+          try {
+            this._handlers.hydrate(m);
+          } catch {
+            problem = 'snapshot could not be applied';
+          }
+        }
+        if (problem !== '') {
+          this._resync(problem);
           return;
         }
-        this._synced(m.version);
+        // In step with the server again: healthy, and say so.
+        this._resyncs = 0;
+        this._backoff.connected(this._now());
+        this._setUp(true);
+        this._ack(m.version);
         return;
       }
       case 'delta': {
-        const current = this._handlers.version();
-        if (this._resyncing) {
+        if (this._resyncs > 0 || (current !== undefined && m.version <= current)) {
+          // Waiting for a snapshot, or a duplicate or late message from before a snapshot we already have.
           this.stats.ignored++;
           return;
         }
-        if (current !== undefined && m.version <= current) {
-          // A duplicate or a late message from before a snapshot we already have: nothing to do.
-          this.stats.ignored++;
-          return;
-        }
-        if (current === undefined || m.prev !== current) {
+        if (m.prev !== current) {
           this.stats.gaps++;
-          this._resync(`gap: have ${current ?? 'nothing'}, delta builds on ${m.prev}`);
+          this._resync(`gap: ${behind()}, delta builds on ${m.prev}`);
           return;
         }
-        let notify: false | (() => void) = false;
+        let notify: () => void;
         try {
           notify = this._handlers.delta(m);
         } catch {
-          // counts as not applied
-        }
-        if (notify === false) {
           this._resync('delta could not be applied');
           return;
         }
@@ -219,59 +216,24 @@ export class StreamClient {
         notify();
         return;
       }
-      case 'resumed': {
-        this._readTimeoutMs = m.heartbeatMs * 2 + 1_000;
-        this._armReadTimer();
-        if (this._handlers.version() !== m.version) {
-          this._resync(`resumed at ${m.version}, have ${this._handlers.version() ?? 'nothing'}`);
-          return;
-        }
-        this._synced(m.version);
-        return;
-      }
-      case 'heartbeat': {
-        const current = this._handlers.version();
-        if (!this._resyncing && current !== undefined && m.version > current) {
+      case 'heartbeat':
+        if (this._resyncs === 0 && current !== undefined && m.version > current) {
           this.stats.gaps++;
-          this._resync(`behind: have ${current}, server at ${m.version}`);
+          this._resync(`behind: ${behind()}`);
         }
         return;
-      }
       case 'error':
         // The close that follows decides what it means (final or not); keep the explanation for it.
-        if (m.retryAfterMs !== undefined) this._retryAfterMs = m.retryAfterMs;
+        this._retryAfterMs = m.retryAfterMs ?? this._retryAfterMs;
         this._serverError = `${m.code}: ${m.message}`;
-        return;
-    }
-  }
-
-  /** In step with the server at `version` (after a snapshot or a resume): healthy again, and say so. */
-  private _synced(version: number): void {
-    this._resyncing = false;
-    this._resyncs = 0;
-    this._backoff.connected(this._now());
-    this._setUp(true);
-    this._ack(version);
-  }
-
-  /** Runs an apply step; one that throws counts as not applied (resync), never as an exception in the app. */
-  private _safely(apply: () => boolean): boolean {
-    try {
-      return apply();
-    } catch {
-      return false;
     }
   }
 
   /** Asks for a fresh snapshot; after too many in a row, reconnects instead (the server may be confused too). */
   private _resync(reason: string): void {
     this.stats.resyncs++;
-    this._resyncing = true;
-    if (++this._resyncs > MAX_RESYNCS) {
-      this._drop(CloseCode.PROTOCOL_ERROR, 'too many resyncs');
-      return;
-    }
-    this._send({ type: 'resync', reason });
+    if (++this._resyncs > MAX_RESYNCS) this._drop(CloseCode.PROTOCOL_ERROR, 'too many resyncs');
+    else this._send({ type: 'resync', reason });
   }
 
   private _ack(version: number): void {
@@ -280,9 +242,8 @@ export class StreamClient {
 
   private _send(message: ClientMessage): void {
     const s = this._socket;
-    if (!s || s.readyState !== OPEN) return;
     try {
-      s.send(encodeMessage(message));
+      if (s?.readyState === OPEN) s.send(encodeMessage(message));
     } catch {
       // the close event follows
     }
@@ -291,19 +252,15 @@ export class StreamClient {
   private _onClose(socket: WebSocketLike, code: number, reason: string): void {
     if (socket !== this._socket) return;
     this._socket = null;
-    detach(socket);
     this._clearTimers();
     this._backoff.disconnected(this._now());
     this._setUp(false);
     if (this._stopped) return;
     const why = this._serverError ?? (reason || 'no reason given');
     this._serverError = null;
-    if (isFinalCloseCode(code)) {
-      this._stopped = true;
-      this._handlers.error(new Error(`stream closed by server with ${code} (${why}); not reconnecting`), true);
-      return;
-    }
-    if (code >= 4000) this._handlers.error(new Error(`stream closed by server with ${code} (${why}); reconnecting`), false);
+    const final = isFinalCloseCode(code);
+    if (final) this._stopped = true;
+    if (final || code >= 4000) this._handlers.error(new Error(`stream closed by server with ${code} (${why}); ${final ? 'not ' : ''}reconnecting`), final);
     this._scheduleReconnect();
   }
 
@@ -311,9 +268,8 @@ export class StreamClient {
   private _drop(code: number, reason: string): void {
     const s = this._socket;
     if (!s) return;
-    const terminate = (s as { terminate?: () => void }).terminate;
     try {
-      if (typeof terminate === 'function') terminate.call(s);
+      if (s.terminate) s.terminate();
       else s.close(code, reason);
     } catch {
       // already gone
@@ -324,56 +280,43 @@ export class StreamClient {
   private _scheduleReconnect(): void {
     if (this._stopped || this._reconnectTimer) return;
     const delay = Math.max(this._backoff.next(), this._retryAfterMs);
-    this._reconnectTimer = setTimeout(() => {
-      this._reconnectTimer = null;
-      void this._connect();
-    }, delay);
-    unref(this._reconnectTimer);
+    this._reconnectTimer = unref(
+      setTimeout(() => {
+        this._reconnectTimer = undefined;
+        void this._connect();
+      }, delay),
+    );
   }
 
   /**
    * (Re)starts the read timeout from now. Messages only move `lastMessageAt`; when the timer fires early it re-arms
    * for the remainder, so a busy connection costs no timer work per message.
    */
-  private _armReadTimer(): void {
+  private _armReadTimer(timeoutMs: number): void {
+    this._readTimeoutMs = timeoutMs;
     this._lastMessageAt = this._now();
-    if (this._readTimer) clearTimeout(this._readTimer);
+    clearTimeout(this._readTimer);
     const check = (): void => {
       const idle = this._now() - this._lastMessageAt;
-      if (idle < this._readTimeoutMs) {
-        this._readTimer = setTimeout(check, this._readTimeoutMs - idle);
-        unref(this._readTimer);
-        return;
-      }
-      this._readTimer = null;
-      this._drop(CloseCode.GOING_AWAY, 'read timeout');
+      if (idle < this._readTimeoutMs) this._readTimer = unref(setTimeout(check, this._readTimeoutMs - idle));
+      else this._drop(CloseCode.GOING_AWAY, 'read timeout');
     };
-    this._readTimer = setTimeout(check, this._readTimeoutMs);
-    unref(this._readTimer);
+    this._readTimer = unref(setTimeout(check, timeoutMs));
   }
 
   private _clearTimers(): void {
-    if (this._readTimer) clearTimeout(this._readTimer);
-    if (this._reconnectTimer) clearTimeout(this._reconnectTimer);
-    this._readTimer = null;
-    this._reconnectTimer = null;
+    clearTimeout(this._readTimer);
+    clearTimeout(this._reconnectTimer);
+    this._reconnectTimer = undefined;
   }
 
   private _setUp(up: boolean): void {
-    if (this._up === up) return;
-    this._up = up;
-    this._handlers.connection(up);
+    if (this._up !== up) this._handlers.connection((this._up = up));
   }
 }
 
-function detach(s: WebSocketLike): void {
-  s.onopen = null;
-  s.onmessage = null;
-  s.onclose = null;
-  s.onerror = () => {};
-}
-
 /** Node timers keep the process alive; an SDK's background work must not. (Browsers return a number.) */
-export function unref(timer: unknown): void {
+export function unref<T>(timer: T): T {
   (timer as { unref?: () => void } | null)?.unref?.();
+  return timer;
 }
