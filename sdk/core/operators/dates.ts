@@ -10,45 +10,19 @@
 const ISO =
   /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?([Zz]|([+-])(\d{2}):?(\d{2})))?$/;
 
-const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-
 /** Epoch milliseconds of a strict ISO-8601 string (see module doc), or undefined if it is not one. */
 export function parseIsoDate(s: string): number | undefined {
-  if (s.length > 40) return undefined;
-  const m = ISO.exec(s);
+  const m = s.length > 40 ? null : ISO.exec(s);
   if (m === null) return undefined;
-  const year = Number(m[1]);
-  const month = Number(m[2]);
-  const day = Number(m[3]);
-  if (month < 1 || month > 12 || day < 1) return undefined;
-  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
-  if (day > (month === 2 ? (leap ? 29 : 28) : DAYS_IN_MONTH[month - 1]!)) return undefined;
-  const days = daysFromCivil(year, month, day);
-  if (m[4] === undefined) return days * 86_400_000;
-  const hour = Number(m[4]);
-  const minute = Number(m[5]);
-  const second = m[6] === undefined ? 0 : Number(m[6]);
-  if (hour > 23 || minute > 59 || second > 59) return undefined;
-  const ms = m[7] === undefined ? 0 : Number(m[7].slice(0, 3).padEnd(3, '0'));
-  let offsetMinutes = 0;
-  if (m[9] !== undefined) {
-    const oh = Number(m[10]);
-    const om = Number(m[11]);
-    if (oh > 23 || om > 59) return undefined;
-    offsetMinutes = (m[9] === '-' ? -1 : 1) * (oh * 60 + om);
-  }
-  const utc = days * 86_400_000 + ((hour * 60 + minute) * 60 + second) * 1000 + ms;
-  return utc - offsetMinutes * 60_000;
-}
-
-/** Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's days_from_civil; no `Date.UTC` year quirks). */
-function daysFromCivil(y: number, m: number, d: number): number {
-  y -= m <= 2 ? 1 : 0;
-  const era = Math.floor(y / 400);
-  const yoe = y - era * 400;
-  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1;
-  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
-  return era * 146097 + doe - 719468;
+  // Groups: 1 year, 2 month, 3 day, 4 hour, 5 minute, 6 second, 7 fraction, 9 offset sign, 10 its hours, 11 minutes.
+  const n = (group: number) => Number(m[group] ?? 0);
+  // setUTCFullYear, unlike Date.UTC, keeps years 0–99 as written; the calendar is proleptic Gregorian, as ISO-8601's.
+  const d = new Date(0);
+  d.setUTCFullYear(n(1), n(2) - 1, n(3));
+  // A month or day out of range rolls over into another date: then it is not a date.
+  if (d.getUTCMonth() !== n(2) - 1 || d.getUTCDate() !== n(3) || n(4) > 23 || n(5) > 59 || n(6) > 59 || n(10) > 23 || n(11) > 59) return undefined;
+  const offsetMinutes = (m[9] === '-' ? -1 : 1) * (n(10) * 60 + n(11));
+  return d.setUTCHours(n(4), n(5) - offsetMinutes, n(6), Number(m[7]?.slice(0, 3).padEnd(3, '0') ?? 0));
 }
 
 /** A date operand: a finite number is epoch milliseconds; a string must be strict ISO-8601. */

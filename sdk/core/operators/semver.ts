@@ -21,36 +21,25 @@ const MAX_LENGTH = 256;
 
 /** Parses a strict semantic version, or returns undefined. */
 export function parseSemver(s: string): SemVer | undefined {
-  if (s.length > MAX_LENGTH) return undefined;
-  const m = SEMVER.exec(s);
-  if (m === null) return undefined;
-  const major = Number(m[1]);
-  const minor = Number(m[2]);
-  const patch = Number(m[3]);
-  if (!Number.isSafeInteger(major) || !Number.isSafeInteger(minor) || !Number.isSafeInteger(patch)) return undefined;
-  const pre = m[4] === undefined ? [] : m[4].split('.').map((id) => (/^\d+$/.test(id) ? Number(id) : id));
-  return { major, minor, patch, pre };
+  const m = s.length > MAX_LENGTH ? null : SEMVER.exec(s);
+  const [major, minor, patch] = (m ?? []).slice(1, 4).map(Number);
+  if (m === null || ![major, minor, patch].every(Number.isSafeInteger)) return undefined;
+  const pre = m[4]?.split('.').map((id) => (/^\d+$/.test(id) ? Number(id) : id)) ?? [];
+  return { major: major!, minor: minor!, patch: patch!, pre };
 }
 
 /** Precedence comparison: negative, zero or positive like `Array.prototype.sort`'s comparator. */
 export function compareSemver(a: SemVer, b: SemVer): number {
-  if (a.major !== b.major) return a.major < b.major ? -1 : 1;
-  if (a.minor !== b.minor) return a.minor < b.minor ? -1 : 1;
-  if (a.patch !== b.patch) return a.patch < b.patch ? -1 : 1;
   const ap = a.pre;
   const bp = b.pre;
-  if (ap.length === 0 || bp.length === 0) return bp.length - ap.length; // a release outranks its pre-releases
-  const n = Math.min(ap.length, bp.length);
-  for (let i = 0; i < n; i++) {
+  const core = Math.sign(a.major - b.major) || Math.sign(a.minor - b.minor) || Math.sign(a.patch - b.patch);
+  // A release outranks its pre-releases.
+  if (core !== 0 || ap.length === 0 || bp.length === 0) return core || bp.length - ap.length;
+  for (let i = 0; i < ap.length && i < bp.length; i++) {
     const x = ap[i]!;
     const y = bp[i]!;
-    if (x === y) continue;
-    const xn = typeof x === 'number';
-    const yn = typeof y === 'number';
-    if (xn && yn) return x < y ? -1 : 1;
-    if (xn) return -1;
-    if (yn) return 1;
-    return x < y ? -1 : 1;
+    // Numeric identifiers compare as numbers and sort before alphanumeric ones.
+    if (x !== y) return typeof x !== typeof y ? (typeof x === 'number' ? -1 : 1) : x < y ? -1 : 1;
   }
   return ap.length - bp.length;
 }
