@@ -3,7 +3,7 @@
  * the validated document). Validators never throw; on success they return a clean copy holding only known fields.
  */
 import { toEpochMillis } from './operators/dates.js';
-import { compilePattern } from './operators/pattern.js';
+import { patternProblem } from './operators/pattern-messages.js';
 import { parseSemver } from './operators/semver.js';
 import {
   OPERATORS,
@@ -242,8 +242,8 @@ function valueProblem(op: Operator, v: unknown): string | undefined {
       return typeof v === 'string' ? undefined : `must be a string for "${op}", got ${describeType(v)}`;
     case 'matches': {
       if (typeof v !== 'string') return `must be a string (a regular expression) for "matches", got ${describeType(v)}`;
-      const r = compilePattern(v);
-      return r.ok ? undefined : `is not an accepted regular expression: ${r.reason}`;
+      const problem = patternProblem(v);
+      return problem === undefined ? undefined : `is not an accepted regular expression: ${problem}`;
     }
     case 'lt':
     case 'lte':

@@ -33,8 +33,7 @@ export function compileScalarTest(op: Exclude<Operator, 'exists'>, values: reado
     case 'matches': {
       const patterns = strings(values).map((p) => {
         const r = compilePattern(p);
-        if (!r.ok) throw new Error(`bad pattern: ${r.reason}`);
-        return r.pattern;
+        return r.ok ? r.pattern : bad('pattern', `${p}: ${r.problem} at ${r.at}`);
       });
       return (v) => typeof v === 'string' && patterns.some((p) => p.test(v));
     }

@@ -39,10 +39,45 @@ export type CharSet = readonly number[];
 
 type Instruction = [op: number, x: number, y: number, set: CharSet | null];
 
-class PatternError extends Error {}
+/**
+ * Why a pattern is refused, as a keyword (`pattern-messages.ts` turns it into prose for flag authors; the SDK, which
+ * only compiles what the server validated, leaves the prose out).
+ */
+export type PatternProblem =
+  | 'type'
+  | 'length'
+  | 'size'
+  | 'quantifier'
+  | 'count'
+  | 'order'
+  | 'repeat'
+  | 'lookaround'
+  | 'group'
+  | 'unterminated'
+  | 'brace'
+  | 'end'
+  | 'B'
+  | 'octal'
+  | 'hex'
+  | 'backreference'
+  | 'escape'
+  | 'class'
+  | 'range'
+  | 'classorder'
+  | 'unmatched'
+  | 'invalid';
 
-function fail(why: string): never {
-  throw new PatternError(why);
+class PatternError extends Error {
+  constructor(
+    readonly problem: PatternProblem,
+    readonly at: number,
+  ) {
+    super(problem);
+  }
+}
+
+function fail(problem: PatternProblem, at: number): never {
+  throw new PatternError(problem, at);
 }
 
 const DIGIT: CharSet = [0x30, 0x39];
@@ -100,7 +135,7 @@ function parse(s: string): Instruction[] {
   let i = 0;
 
   const emit = (op: number, x = 0, y = 0, set: CharSet | null = null): number => {
-    if (prog.length >= MAX_PROGRAM_SIZE) fail(`pattern compiles to more than ${MAX_PROGRAM_SIZE} states`);
+    if (prog.length >= MAX_PROGRAM_SIZE) fail('size', i);
     return prog.push([op, x, y, set]) - 1;
   };
 
@@ -140,17 +175,17 @@ function parse(s: string): Instruction[] {
     else if (c === '?') max = 1;
     else if (c === '{') {
       const m = /^\{(\d+)(,(\d*))?\}/.exec(s.slice(i, i + 24));
-      if (m === null) fail(`"{" at ${i} is not a quantifier (escape a literal brace as \\{)`);
+      if (m === null) fail('quantifier', i);
       min = Number(m[1]);
       max = m[2] === undefined ? min : m[3] === '' ? Infinity : Number(m[3]);
-      if (min > MAX_REPEAT || (max !== Infinity && max > MAX_REPEAT)) fail(`repetition count above ${MAX_REPEAT}`);
-      if (max < min) fail(`numbers out of order in quantifier at ${i}`);
+      if (min > MAX_REPEAT || (max !== Infinity && max > MAX_REPEAT)) fail('count', i);
+      if (max < min) fail('order', i);
       i += m[0].length - 1;
     } else if (c !== '*') return;
-    if (assertion) fail(`nothing to repeat at ${i}`);
+    if (assertion) fail('repeat', i);
     i++;
     if (s[i] === '?') i++; // lazy: same set of matches
-    if (isQuantifierStart(s[i])) fail(`nothing to repeat at ${i}`);
+    if (isQuantifierStart(s[i])) fail('repeat', i);
     const body = prog.splice(from);
     for (let k = 0; k < min; k++) put(body, from);
     if (max === Infinity) {
@@ -182,14 +217,14 @@ function parse(s: string): Instruction[] {
         return true;
       case '(': {
         if (s.startsWith('?:', i)) i += 2;
-        else if (/^\?<?[=!]/.test(s.slice(i, i + 3))) fail(`lookarounds are not supported (at ${start})`);
+        else if (/^\?<?[=!]/.test(s.slice(i, i + 3))) fail('lookaround', start);
         else if (s[i] === '?') {
           const m = /^\?<([A-Za-z_$][\w$]*)>/.exec(s.slice(i, i + 80));
-          if (m === null) fail(`invalid group at ${start}`);
+          if (m === null) fail('group', start);
           i += m[0].length;
         }
         alternation();
-        if (s[i] !== ')') fail(`unterminated group at ${start}`);
+        if (s[i] !== ')') fail('unterminated', start);
         i++;
         return false;
       }
@@ -205,10 +240,10 @@ function parse(s: string): Instruction[] {
       case '*':
       case '+':
       case '?':
-        return fail(`nothing to repeat at ${start}`);
+        return fail('repeat', start);
       case '{':
       case '}':
-        return fail(`unescaped "${c}" at ${start} (escape a literal brace as \\${c})`);
+        return fail('brace', start);
       default:
         emit(OP_SET, 0, 0, [c.charCodeAt(0), c.charCodeAt(0)]);
         return false;
@@ -218,7 +253,7 @@ function parse(s: string): Instruction[] {
   /** After a backslash: a char set, or the code of a `\b`/`\B` assertion. In a class, `\b` is backspace. */
   const escape = (inClass: boolean, start: number): CharSet | number => {
     const c = s[i++];
-    if (c === undefined) fail('pattern ends with "\\"');
+    if (c === undefined) fail('end', start);
     const cls = 'dDwWsS'.indexOf(c);
     if (cls >= 0) {
       const set = [DIGIT, WORD, SPACE][cls >> 1]!;
@@ -227,20 +262,20 @@ function parse(s: string): Instruction[] {
     let code = 9 + 'tnvfr'.indexOf(c);
     if (c === 'b' || c === 'B') {
       if (!inClass) return c === 'b' ? 2 : 3;
-      if (c === 'B') fail(`"\\B" in a class at ${start}`);
+      if (c === 'B') fail('B', start);
       code = 8;
     } else if (c === '0') {
-      if (/[0-9]/.test(s[i] ?? '')) fail(`octal escapes are not supported (at ${start})`);
+      if (/[0-9]/.test(s[i] ?? '')) fail('octal', start);
       code = 0;
     } else if (c === 'x' || c === 'u') {
       const n = c === 'x' ? 2 : 4;
       const hex = s.slice(i, i + n);
-      if (!/^[0-9a-fA-F]*$/.test(hex) || hex.length < n) fail(`"\\${c}" needs ${n === 2 ? 'two' : 'four'} hex digits (at ${start})`);
+      if (!/^[0-9a-fA-F]*$/.test(hex) || hex.length < n) fail('hex', start);
       i += n;
       code = parseInt(hex, 16);
     } else if (code < 9) {
-      if (/[1-9]/.test(c)) fail(`backreferences are not supported (at ${start})`);
-      if (/\w/.test(c)) fail(`unsupported escape "\\${c}" at ${start}`);
+      if (/[1-9]/.test(c)) fail('backreference', start);
+      if (/\w/.test(c)) fail('escape', start);
       code = c.charCodeAt(0);
     }
     return [code, code];
@@ -248,7 +283,7 @@ function parse(s: string): Instruction[] {
 
   const classAtom = (start: number): CharSet => {
     const c = s[i++];
-    if (c === undefined) fail(`unterminated character class at ${start}`);
+    if (c === undefined) fail('class', start);
     if (c !== '\\') return [c.charCodeAt(0), c.charCodeAt(0)];
     return escape(true, i - 1) as CharSet;
   };
@@ -262,8 +297,8 @@ function parse(s: string): Instruction[] {
       if (s[i] === '-' && s[i + 1] !== ']' && s[i + 1] !== undefined) {
         i++;
         const b = classAtom(start);
-        if (!single(a) || !single(b)) fail(`invalid range with a class escape at ${start}`);
-        if (b[0]! < a[0]!) fail(`range out of order in character class at ${start}`);
+        if (!single(a) || !single(b)) fail('range', start);
+        if (b[0]! < a[0]!) fail('classorder', start);
         ranges.push(a[0]!, b[0]!);
       } else ranges.push(...a);
     }
@@ -273,7 +308,7 @@ function parse(s: string): Instruction[] {
   };
 
   alternation();
-  if (i < s.length) fail(`unmatched ")" at ${i}`);
+  if (i < s.length) fail('unmatched', i);
   prog.push([OP_MATCH, 0, 0, null]);
   return prog;
 }
@@ -389,15 +424,16 @@ export class LinearPattern implements ProgramView {
   }
 }
 
-export type PatternResult = { ok: true; pattern: LinearPattern } | { ok: false; reason: string };
+/** A compiled pattern, or why and where (an index into the source) the pattern was refused. */
+export type PatternResult = { ok: true; pattern: LinearPattern } | { ok: false; problem: PatternProblem; at: number };
 
 /** Parses and compiles a pattern; never throws. */
 export function compilePattern(source: string): PatternResult {
-  if (typeof source !== 'string') return { ok: false, reason: 'must be a string' };
-  if (source.length > MAX_PATTERN_LENGTH) return { ok: false, reason: `longer than ${MAX_PATTERN_LENGTH} characters` };
   try {
+    if (typeof source !== 'string') fail('type', 0);
+    if (source.length > MAX_PATTERN_LENGTH) fail('length', MAX_PATTERN_LENGTH);
     return { ok: true, pattern: new LinearPattern(parse(source)) };
   } catch (e) {
-    return { ok: false, reason: e instanceof PatternError ? e.message : 'invalid regular expression' };
+    return e instanceof PatternError ? { ok: false, problem: e.problem, at: e.at } : { ok: false, problem: 'invalid', at: 0 };
   }
 }
