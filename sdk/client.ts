@@ -4,9 +4,8 @@
  */
 import type { EnvironmentSnapshot, EvaluationContext, EvaluationDetail, JsonValue } from './core/types.js';
 import { Emitter } from './emitter.js';
-import { Evaluator } from './evaluator.js';
+import { Evaluator, type Outcome } from './evaluator.js';
 import { MetricsReporter, type ReporterStats } from './metrics-reporter.js';
-import { OutcomeRecorder, pairId, type Outcome } from './outcomes.js';
 import type { VariantStats } from './protocol.js';
 import { StreamClient, unref, type WebSocketConstructor } from './stream-client.js';
 import type { BackoffOptions } from './backoff.js';
@@ -118,7 +117,6 @@ const NOT_READY = { kind: 'ERROR', errorCode: 'NOT_READY' } as const;
 class Client implements AviaryClient {
   readonly sdkId = randomId();
   private readonly _flags: Evaluator;
-  private readonly _outcomes: OutcomeRecorder;
   private readonly _events = new Emitter<ClientEvents>();
   private readonly _stream: StreamClient | null = null;
   private readonly _reporter: MetricsReporter | null = null;
@@ -136,8 +134,7 @@ class Client implements AviaryClient {
   constructor(private readonly _options: ClientOptions) {
     const options = _options;
     this._now = options.now ?? Date.now;
-    this._flags = new Evaluator();
-    this._outcomes = new OutcomeRecorder(options.maxCountedPairs);
+    this._flags = new Evaluator(undefined, { maxOutcomePairs: options.maxCountedPairs });
     this._readyPromise = new Promise<void>((resolve, reject) => {
       this._resolveReady = resolve;
       this._rejectReady = reject;
@@ -232,8 +229,7 @@ class Client implements AviaryClient {
 
   track(flagKey: string, context: EvaluationContext, outcome: Outcome): void {
     try {
-      const variant = this._flags.peek<JsonValue>(flagKey, context ?? {}, null, true).variant ?? null;
-      this._outcomes.record(flagKey, variant, outcome ?? {});
+      this._flags.track(flagKey, context ?? {}, outcome ?? {});
     } catch {
       // tracking must never break the application
     }
@@ -242,7 +238,7 @@ class Client implements AviaryClient {
   measure<T extends JsonValue, R>(flagKey: string, context: EvaluationContext, defaultValue: T, fn: (value: Widen<T>) => R): R {
     const d = this.variationDetail(flagKey, context, defaultValue);
     const start = performance.now();
-    const done = (error: boolean) => this._outcomes.record(flagKey, d.variant ?? null, { error, latencyMs: performance.now() - start });
+    const done = (error: boolean) => this._flags.record(flagKey, d.variant ?? null, { error, latencyMs: performance.now() - start });
     let result: R;
     try {
       result = fn(d.value);
@@ -266,32 +262,8 @@ class Client implements AviaryClient {
     ) as R;
   }
 
-  /** Cuts what was counted since the last flush into a report. Outcomes are merged into the count rows. */
-  private _cut(): VariantStats[] {
-    const minute = Math.floor(this._now() / 60_000) * 60_000;
-    const rows = this._flags.drain(minute);
-    const byPair = new Map(rows.map((r) => [pairId(r.flag, r.variant), r]));
-    for (const o of this._outcomes.drain()) {
-      const id = pairId(o.flag, o.variant);
-      let row = byPair.get(id);
-      if (!row) {
-        row = { flag: o.flag, variant: o.variant, minute, evaluations: 0, outcomes: 0, errors: 0 };
-        byPair.set(id, row);
-        rows.push(row);
-      }
-      row.outcomes = o.outcomes;
-      row.errors = o.errors;
-      if (o.latency) row.latency = o.latency;
-      if (o.valueCount) {
-        row.valueSum = o.valueSum;
-        row.valueCount = o.valueCount;
-      }
-    }
-    return rows;
-  }
-
   async flush(): Promise<boolean> {
-    const rows = this._cut();
+    const rows = this._flags.drain(Math.floor(this._now() / 60_000) * 60_000);
     // Offline: counts are not sent anywhere, but must not pile up either.
     if (!this._reporter) return true;
     this._reporter.enqueue(rows);
@@ -320,7 +292,7 @@ class Client implements AviaryClient {
       environment: this._flags.environment.environment,
       reports: this._reporter?.stats ?? { sent: 0, failedAttempts: 0, droppedReports: 0, pending: 0 },
       droppedCounts: this._flags.droppedUnknownEvaluations,
-      droppedOutcomes: this._outcomes.dropped,
+      droppedOutcomes: this._flags.droppedOutcomes,
       stream: this._stream ? { ...this._stream.stats } : null,
     };
   }

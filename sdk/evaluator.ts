@@ -2,8 +2,10 @@
  * The SDK's flags and its hot evaluation path: holds a compiled environment, keeps it current with snapshots and
  * deltas (naming the flags each one changed, for `change` events), evaluates locally, and counts evaluations per
  * flag, variant and reason on preallocated counters (an integer increment per call, no allocation beyond the
- * result; results that do not carry a bucket are shared frozen objects). `drain` hands the counts over as the
- * `VariantStats` of `POST /sdk/v1/metrics`.
+ * result; results that do not carry a bucket are shared frozen objects). Outcomes recorded with `track()` /
+ * `measure()` are aggregated per flag and variant beside them: counts, errors, a latency histogram with the shared
+ * log-scale buckets (so reports from many SDKs merge exactly) and the sum of numeric values. `drain` hands both over
+ * as the `VariantStats` of `POST /sdk/v1/metrics`, one row per flag and variant.
  */
 // Imported by file, not through core/index.ts: the SDK compiles flags the server already validated, so the
 // validator (and compile-checked.ts) must stay out of the browser bundle.
@@ -15,6 +17,7 @@ import {
   type CompiledFlag,
 } from './core/compile.js';
 import { evaluateFlag, lastOutcome } from './core/evaluate.js';
+import { latencyBucket } from './core/histogram.js';
 import type { EnvironmentSnapshot, EvaluationContext, EvaluationDetail, JsonValue, ReasonKind } from './core/types.js';
 import type { Change, VariantStats } from './protocol.js';
 
@@ -29,8 +32,23 @@ interface Slot {
   dirty: boolean;
 }
 
+/** The outcome of one unit of work done under a flag. */
+export interface Outcome {
+  /** The work failed. */
+  error?: boolean;
+  /** How long it took, in milliseconds. */
+  latencyMs?: number;
+  /** A numeric measurement (e.g. revenue, items in cart): summed per variant. */
+  value?: number;
+}
+
 /** Options of an `Evaluator`. */
 export interface EvaluatorOptions {
+  /**
+   * Distinct (flag, variant) pairs with outcomes between two drains (default 10,000); outcomes of further pairs are
+   * only counted in `droppedOutcomes`, so memory stays bounded.
+   */
+  maxOutcomePairs?: number;
   /**
    * How many distinct unknown flag keys are counted between two drains (default 100). Evaluations of further
    * unknown keys still answer FLAG_NOT_FOUND but are only added to `droppedUnknownEvaluations`, so a caller that
@@ -58,6 +76,9 @@ function changedKeys(before: CompiledEnvironment, after: CompiledEnvironment, sa
 
 const json = (v: unknown) => JSON.stringify(v);
 
+/** One key per (flag, variant) pair; `variant` null is the caller's default (variant keys are never empty). */
+const pairId = (flag: string, variant: string | null) => flag + '\u0000' + (variant ?? '');
+
 /**
  * Local evaluation with per-variant counting. Not thread-shared: one per client.
  */
@@ -70,10 +91,16 @@ export class Evaluator {
   private readonly _maxUnknown: number;
   /** Evaluations of unknown flag keys beyond `maxUnknownFlags` since the last drain (not reported per key). */
   droppedUnknownEvaluations = 0;
+  /** Outcomes since the last drain, by `pairId`, as the rows they are reported in. */
+  private _outcomes = new Map<string, VariantStats>();
+  private readonly _maxOutcomePairs: number;
+  /** Outcomes not recorded because `maxOutcomePairs` was reached (reported, so that loss is visible). */
+  droppedOutcomes = 0;
 
   /** @param env a compiled environment or a snapshot to compile (default: empty, every flag is unknown) */
   constructor(env: CompiledEnvironment | EnvironmentSnapshot = EMPTY_SNAPSHOT, options: EvaluatorOptions = {}) {
     this._maxUnknown = options.maxUnknownFlags ?? 100;
+    this._maxOutcomePairs = options.maxOutcomePairs ?? 10_000;
     this._set(isCompiled(env) ? env : compileTrustedEnvironment(env));
   }
 
@@ -149,15 +176,49 @@ export class Evaluator {
     return out;
   }
 
+  /** Records an outcome for the variant `context` is served (the evaluation itself is not counted). */
+  track(flagKey: string, context: EvaluationContext, outcome: Outcome): void {
+    this.record(flagKey, this.peek<JsonValue>(flagKey, context, null, true).variant ?? null, outcome);
+  }
+
+  /** Records an outcome for `variant` of `flagKey` (null: the caller's default was served). */
+  record(flag: string, variant: string | null, outcome: Outcome): void {
+    const id = pairId(flag, variant);
+    let row = this._outcomes.get(id);
+    if (row === undefined) {
+      if (this._outcomes.size >= this._maxOutcomePairs) {
+        this.droppedOutcomes++;
+        return;
+      }
+      this._outcomes.set(id, (row = { flag, variant, minute: 0, evaluations: 0, outcomes: 0, errors: 0 }));
+    }
+    row.outcomes++;
+    if (outcome.error === true) row.errors++;
+    const { latencyMs: ms, value } = outcome;
+    if (typeof ms === 'number' && ms >= 0 && ms < Infinity) {
+      const h = (row.latency ??= {});
+      const b = latencyBucket(ms);
+      h[b] = (h[b] ?? 0) + 1;
+    }
+    if (typeof value === 'number' && Number.isFinite(value)) {
+      row.valueSum = (row.valueSum ?? 0) + value;
+      row.valueCount = (row.valueCount ?? 0) + 1;
+    }
+  }
+
   /**
-   * Takes the counts since the last drain, labelled with `minuteStart` (epoch ms, a multiple of 60,000), and resets
+   * Takes the counts and outcomes since the last drain, labelled with `minuteStart` (epoch ms, a multiple of 60,000), and resets
    * them. One entry per flag and served variant (`variant: null` for evaluations that returned the caller's
-   * default); outcome fields are 0 (outcomes are counted by the client's `track`).
+   * default), carrying that pair's outcomes; pairs with outcomes but no evaluations have `evaluations: 0`.
    */
   drain(minuteStart: number): VariantStats[] {
     const out: VariantStats[] = [];
-    const row = (flag: string, variant: string | null, evaluations: number, reasons: Partial<Record<ReasonKind, number>>) =>
-      out.push({ flag, variant, minute: minuteStart, evaluations, reasons, outcomes: 0, errors: 0 });
+    const outcomes = this._outcomes;
+    const row = (flag: string, variant: string | null, evaluations: number, reasons: Partial<Record<ReasonKind, number>>) => {
+      const id = pairId(flag, variant);
+      out.push({ outcomes: 0, errors: 0, ...outcomes.get(id), flag, variant, minute: minuteStart, evaluations, reasons });
+      outcomes.delete(id);
+    };
     for (const slot of [...this._retired, ...this._slots.values()]) {
       if (!slot.dirty) continue;
       const c = slot.counts;
@@ -174,6 +235,8 @@ export class Evaluator {
       slot.dirty = false;
     }
     for (const [flag, n] of this._unknown) row(flag, null, n, { ERROR: n });
+    for (const o of outcomes.values()) out.push({ ...o, minute: minuteStart });
+    this._outcomes = new Map();
     this._retired = [];
     this._unknown = new Map();
     this.droppedUnknownEvaluations = 0;
