@@ -34,8 +34,13 @@ export const OP_JMP = 2;
 export const OP_ASSERT = 3;
 export const OP_MATCH = 4;
 
-/** A set of UTF-16 code units: sorted, disjoint inclusive ranges `lo0, hi0, lo1, hi1, ...` (negation applied). */
-export type CharSet = readonly number[];
+/**
+ * What a SET instruction consumes: one code unit (a number), or a class of them. A class is decided by a native
+ * `RegExp` of exactly one character class or class escape (`[a-z\d]`, `\w`, `.`), tested on a one-character string:
+ * no quantifier, so nothing to backtrack, and JavaScript's own meaning by construction. The parser has checked the
+ * class's syntax first (it refuses what JavaScript reads differently or what automata cannot run).
+ */
+export type CharSet = number | RegExp;
 
 type Instruction = [op: number, x: number, y: number, set: CharSet | null];
 
@@ -80,53 +85,12 @@ function fail(problem: PatternProblem, at: number): never {
   throw new PatternError(problem, at);
 }
 
-const DIGIT: CharSet = [0x30, 0x39];
-const WORD: CharSet = [0x30, 0x39, 0x41, 0x5a, 0x5f, 0x5f, 0x61, 0x7a];
-const SPACE: CharSet = [
-  0x09, 0x0d, 0x20, 0x20, 0xa0, 0xa0, 0x1680, 0x1680, 0x2000, 0x200a, 0x2028, 0x2029, 0x202f, 0x202f, 0x205f, 0x205f,
-  0x3000, 0x3000, 0xfeff, 0xfeff,
-];
-
-/** The complement of a set within 0..0xFFFF. */
-function negate(r: CharSet): number[] {
-  const out: number[] = [];
-  let next = 0;
-  for (let i = 0; i < r.length; i += 2) {
-    if (r[i]! > next) out.push(next, r[i]! - 1);
-    next = r[i + 1]! + 1;
-  }
-  if (next <= 0xffff) out.push(next, 0xffff);
-  return out;
-}
-
-/** `.`: any code unit but the line terminators \n, \r, U+2028 and U+2029. */
-const DOT = negate([10, 10, 13, 13, 0x2028, 0x2029]);
-
-/** Sorts and merges ranges into a set. */
-function normalize(r: number[]): number[] {
-  const pairs: number[][] = [];
-  for (let i = 0; i < r.length; i += 2) pairs.push([r[i]!, r[i + 1]!]);
-  pairs.sort((a, b) => a[0]! - b[0]!);
-  const out: number[] = [];
-  for (const [lo, hi] of pairs) {
-    const n = out.length;
-    if (n > 0 && lo! <= out[n - 1]! + 1) out[n - 1] = Math.max(out[n - 1]!, hi!);
-    else out.push(lo!, hi!);
-  }
-  return out;
-}
-
-export function inSet(r: CharSet, c: number): boolean {
-  for (let i = 0; i < r.length && c >= r[i]!; i += 2) if (c <= r[i + 1]!) return true;
-  return false;
+export function inSet(set: CharSet, c: number): boolean {
+  return typeof set === 'number' ? c === set : set.test(String.fromCharCode(c));
 }
 
 function isQuantifierStart(c: string | undefined): boolean {
   return c === '*' || c === '+' || c === '?' || c === '{';
-}
-
-function single(r: CharSet): boolean {
-  return r.length === 2 && r[0] === r[1];
 }
 
 /** Parses `s` and compiles it to a program ending in MATCH. Throws `PatternError` on what the syntax refuses. */
@@ -209,7 +173,7 @@ function parse(s: string): Instruction[] {
     const c = s[i++]!;
     switch (c) {
       case '.':
-        emit(OP_SET, 0, 0, DOT);
+        emit(OP_SET, 0, 0, /./);
         return false;
       case '^':
       case '$':
@@ -231,12 +195,13 @@ function parse(s: string): Instruction[] {
       case '[':
         emit(OP_SET, 0, 0, charClass(start));
         return false;
-      case '\\': {
-        const e = escape(false, start);
-        if (typeof e === 'number') emit(OP_ASSERT, e);
-        else emit(OP_SET, 0, 0, e);
-        return typeof e === 'number';
-      }
+      case '\\':
+        if (s[i] === 'b' || s[i] === 'B') {
+          emit(OP_ASSERT, s[i++] === 'b' ? 2 : 3);
+          return true;
+        }
+        emit(OP_SET, 0, 0, escape(start));
+        return false;
       case '*':
       case '+':
       case '?':
@@ -245,26 +210,20 @@ function parse(s: string): Instruction[] {
       case '}':
         return fail('brace', start);
       default:
-        emit(OP_SET, 0, 0, [c.charCodeAt(0), c.charCodeAt(0)]);
+        emit(OP_SET, 0, 0, c.charCodeAt(0));
         return false;
     }
   };
 
-  /** After a backslash: a char set, or the code of a `\b`/`\B` assertion. In a class, `\b` is backspace. */
-  const escape = (inClass: boolean, start: number): CharSet | number => {
+  /** After a backslash (at `start`), but for the assertions `\b` `\B`: in a class `\b` is a backspace. */
+  const escape = (start: number): CharSet => {
     const c = s[i++];
     if (c === undefined) fail('end', start);
-    const cls = 'dDwWsS'.indexOf(c);
-    if (cls >= 0) {
-      const set = [DIGIT, WORD, SPACE][cls >> 1]!;
-      return cls & 1 ? negate(set) : set;
-    }
+    if ('dDwWsS'.includes(c)) return new RegExp('\\' + c);
     let code = 9 + 'tnvfr'.indexOf(c);
-    if (c === 'b' || c === 'B') {
-      if (!inClass) return c === 'b' ? 2 : 3;
-      if (c === 'B') fail('B', start);
-      code = 8;
-    } else if (c === '0') {
+    if (c === 'B') fail('B', start);
+    if (c === 'b') code = 8;
+    else if (c === '0') {
       if (/[0-9]/.test(s[i] ?? '')) fail('octal', start);
       code = 0;
     } else if (c === 'x' || c === 'u') {
@@ -274,37 +233,35 @@ function parse(s: string): Instruction[] {
       i += n;
       code = parseInt(hex, 16);
     } else if (code < 9) {
+      // Not a control escape: escaped punctuation stands for itself; letters and digits mean something else.
       if (/[1-9]/.test(c)) fail('backreference', start);
       if (/\w/.test(c)) fail('escape', start);
       code = c.charCodeAt(0);
     }
-    return [code, code];
+    return code;
   };
 
+  /** One member of a class: a code unit, or a class escape (which cannot end a range). */
   const classAtom = (start: number): CharSet => {
     const c = s[i++];
     if (c === undefined) fail('class', start);
-    if (c !== '\\') return [c.charCodeAt(0), c.charCodeAt(0)];
-    return escape(true, i - 1) as CharSet;
+    return c === '\\' ? escape(i - 1) : c.charCodeAt(0);
   };
 
+  /** Checks a class's syntax; the class itself is then tested by a RegExp of its source. */
   const charClass = (start: number): CharSet => {
-    const negated = s[i] === '^';
-    if (negated) i++;
-    const ranges: number[] = [];
+    if (s[i] === '^') i++;
     while (s[i] !== ']') {
       const a = classAtom(start);
       if (s[i] === '-' && s[i + 1] !== ']' && s[i + 1] !== undefined) {
         i++;
         const b = classAtom(start);
-        if (!single(a) || !single(b)) fail('range', start);
-        if (b[0]! < a[0]!) fail('classorder', start);
-        ranges.push(a[0]!, b[0]!);
-      } else ranges.push(...a);
+        if (typeof a !== 'number' || typeof b !== 'number') fail('range', start);
+        if (b < a) fail('classorder', start);
+      }
     }
     i++;
-    const set = normalize(ranges);
-    return negated ? negate(set) : set;
+    return new RegExp(s.slice(start, i));
   };
 
   alternation();
@@ -314,7 +271,7 @@ function parse(s: string): Instruction[] {
 }
 
 function isWordAt(s: string, i: number): boolean {
-  return inSet(WORD, s.charCodeAt(i)); // NaN outside the string: not a word character
+  return /\w/.test(s.charAt(i)); // '' outside the string: not a word character
 }
 
 /**
@@ -367,7 +324,7 @@ export class LinearPattern implements ProgramView {
     let end = false;
     const last = prog.length - 2;
     const literal = prog.every(([op, x, , set], pc) => {
-      if (op === OP_SET && single(set!)) text += String.fromCharCode(set![0]!);
+      if (typeof set === 'number') text += String.fromCharCode(set);
       else if (op === OP_ASSERT && x === 0 && pc === 0) start = true;
       else if (op === OP_ASSERT && x === 1 && pc === last) end = true;
       else return op === OP_MATCH;
