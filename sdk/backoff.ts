@@ -15,19 +15,20 @@ export interface BackoffOptions {
 }
 
 export class Backoff {
-  readonly initialMs: number;
-  readonly maxMs: number;
-  readonly stableAfterMs: number;
+  private readonly _initialMs: number;
+  private readonly _maxMs: number;
+  private readonly _stableAfterMs: number;
   private _attempt = 0;
-  private _connectedAt: number | null = null;
+  /** When the connection came up; Infinity while it is down (then it never counts as stable). */
+  private _connectedAt = Infinity;
 
   constructor(
     options: BackoffOptions = {},
     private readonly _random: () => number = Math.random,
   ) {
-    this.initialMs = Math.max(1, options.initialMs ?? 500);
-    this.maxMs = Math.max(this.initialMs, options.maxMs ?? 30_000);
-    this.stableAfterMs = options.stableAfterMs ?? 30_000;
+    this._initialMs = Math.max(1, options.initialMs ?? 500);
+    this._maxMs = Math.max(this._initialMs, options.maxMs ?? 30_000);
+    this._stableAfterMs = options.stableAfterMs ?? 30_000;
   }
 
   /** The number of consecutive failed attempts so far. */
@@ -40,9 +41,7 @@ export class Backoff {
    * clients that lost the same server evenly over the window instead of bunching them at its edges.
    */
   next(): number {
-    const ceiling = Math.min(this.maxMs, this.initialMs * 2 ** Math.min(this._attempt, 30));
-    this._attempt++;
-    return Math.floor(this._random() * ceiling);
+    return Math.floor(this._random() * Math.min(this._maxMs, this._initialMs * 2 ** Math.min(this._attempt++, 30)));
   }
 
   /** The connection is up (it only counts as a success once it has been up `stableAfterMs`). */
@@ -55,13 +54,7 @@ export class Backoff {
    * accepts and then drops connections at once must not reset the backoff, or clients would hammer it.
    */
   disconnected(now: number): void {
-    if (this._connectedAt !== null && now - this._connectedAt >= this.stableAfterMs) this._attempt = 0;
-    this._connectedAt = null;
-  }
-
-  /** Start over (e.g. after the application explicitly reconnects). */
-  reset(): void {
-    this._attempt = 0;
-    this._connectedAt = null;
+    if (now - this._connectedAt >= this._stableAfterMs) this._attempt = 0;
+    this._connectedAt = Infinity;
   }
 }

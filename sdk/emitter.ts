@@ -31,8 +31,4 @@ export class Emitter<Events extends Record<string, unknown[]>> {
       }
     }
   }
-
-  listenerCount<E extends keyof Events>(event: E): number {
-    return this._listeners[event]?.length ?? 0;
-  }
 }

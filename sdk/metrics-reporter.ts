@@ -33,32 +33,26 @@ export interface ReporterStats {
 export class MetricsReporter {
   private _seq = 0;
   private readonly _queue: MetricsReport[] = [];
-  private _sending: Promise<void> | null = null;
-  private readonly _counters = { sent: 0, failedAttempts: 0, droppedReports: 0 };
+  private _sending: Promise<void> | undefined;
+  private readonly _counts = { sent: 0, failedAttempts: 0, droppedReports: 0 };
 
   constructor(private readonly _options: MetricsReporterOptions) {}
 
   get stats(): ReporterStats {
-    return { ...this._counters, pending: this._queue.length };
+    return { ...this._counts, pending: this._queue.length };
   }
 
   /** Cuts the given stats into reports (each with the next seq) and queues them. */
   enqueue(stats: VariantStats[]): void {
-    const per = this._options.maxStatsPerReport ?? 5_000;
+    const o = this._options;
+    const per = o.maxStatsPerReport ?? 5_000;
     for (let i = 0; i < stats.length; i += per) {
-      const report: MetricsReport = {
-        sdkId: this._options.sdkId,
-        seq: ++this._seq,
-        sdk: { name: '@aviary/sdk', version: this._options.sdkVersion },
-        stats: stats.slice(i, i + per),
-      };
-      if (this._options.app) report.app = this._options.app;
-      this._queue.push(report);
+      // `app` may be undefined: JSON leaves it out.
+      this._queue.push({ sdkId: o.sdkId, seq: ++this._seq, app: o.app, sdk: { name: '@aviary/sdk', version: o.sdkVersion }, stats: stats.slice(i, i + per) });
     }
-    const max = this._options.maxPendingReports ?? 32;
-    while (this._queue.length > max) {
+    while (this._queue.length > (o.maxPendingReports ?? 32)) {
       this._queue.shift();
-      this._counters.droppedReports++;
+      this._counts.droppedReports++;
     }
   }
 
@@ -68,48 +62,40 @@ export class MetricsReporter {
    */
   async send(): Promise<boolean> {
     while (this._sending) await this._sending;
-    if (this._queue.length === 0) return true;
-    this._sending = this._drainQueue();
-    try {
-      await this._sending;
-    } finally {
-      this._sending = null;
-    }
+    await (this._sending = this._drainQueue().finally(() => (this._sending = undefined)));
     return this._queue.length === 0;
   }
 
   private async _drainQueue(): Promise<void> {
-    while (this._queue.length > 0) {
-      const report = this._queue[0]!;
+    for (let report = this._queue[0]; report !== undefined; report = this._queue[0]) {
       const outcome = await this._post(report);
       if (outcome === 'retry') {
-        this._counters.failedAttempts++;
+        this._counts.failedAttempts++;
         return;
       }
       // Only now is it safe to forget the report: the server has it (or will never accept it).
       if (this._queue[0] === report) this._queue.shift();
-      if (outcome === 'ok') this._counters.sent++;
-      else this._counters.droppedReports++;
+      this._counts[outcome === 'ok' ? 'sent' : 'droppedReports']++;
     }
   }
 
   private async _post(report: MetricsReport): Promise<'ok' | 'rejected' | 'retry'> {
+    const o = this._options;
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), this._options.timeoutMs ?? 10_000);
+    const timer = setTimeout(() => controller.abort(), o.timeoutMs ?? 10_000);
     try {
-      const res = await this._options.fetch(this._options.url, {
+      const res = await o.fetch(o.url, {
         method: 'POST',
-        headers: { authorization: `Bearer ${this._options.sdkKey}`, 'content-type': 'application/json' },
+        headers: { authorization: `Bearer ${o.sdkKey}`, 'content-type': 'application/json' },
         body: JSON.stringify(report),
         signal: controller.signal,
       });
       // Drain the body so the connection can be reused.
       await res.arrayBuffer().catch(() => undefined);
-      if (res.ok) return 'ok';
       // 4xx other than 408/429 means the server will never take this report (bad key, invalid body): dropping it
       // is the only way not to block every later report behind it.
-      if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) return 'rejected';
-      return 'retry';
+      const status = res.status;
+      return res.ok ? 'ok' : status >= 400 && status < 500 && status !== 408 && status !== 429 ? 'rejected' : 'retry';
     } catch {
       return 'retry';
     } finally {
