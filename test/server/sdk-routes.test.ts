@@ -60,6 +60,23 @@ describe('POST /sdk/v1/evaluate', () => {
     expect(staging.body.flags.banner).toMatchObject({ reason: { kind: 'OFF' } });
   });
 
+  it('answers each requested key once, in request order, as one valid JSON document', async () => {
+    const res = await fetch(`${srv.url}/sdk/v1/evaluate`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${sdk}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ context: { key: 'vip' }, flags: ['nope', 'banner', 'nope', 'banner'] }),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    const text = await res.text();
+    expect(text.match(/"banner":/g)).toHaveLength(1);
+    expect(text.match(/"nope":/g)).toHaveLength(1);
+    const body = JSON.parse(text) as { environment: string; flags: Record<string, { reason: { kind: string } }> };
+    expect(body.environment).toBe('production');
+    expect(Object.keys(body.flags)).toEqual(['nope', 'banner']);
+    expect(body.flags.banner!.reason.kind).toBe('TARGET_MATCH');
+  });
+
   it('follows state changes made after the environment was compiled', async () => {
     await a.post('/sdk/v1/evaluate', { context: { key: 'vip' } }, { token: sdk });
     await a.post('/api/v1/flags/banner/environments/production/kill');
