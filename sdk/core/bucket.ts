@@ -1,8 +1,7 @@
 /**
  * Bucketing (CONTRACT §3, fixed): `murmur3_x86_32(UTF-8(salt + "/" + String(value)), seed 0) mod 100000`.
  */
-import { murmur3Blocks, murmur3Finish } from './murmur3.js';
-import { ByteBuffer } from './utf8.js';
+import { murmur3Feed, murmur3Utf8, type Murmur3State } from './murmur3.js';
 
 /** Number of buckets: a percent with three decimals is a whole number of buckets. */
 export const BUCKETS = 100_000;
@@ -12,28 +11,16 @@ export function bucket(salt: string, value: string): number {
   return new SaltedBucketer(salt).bucket(value);
 }
 
-/**
- * A bucketer for one salt: the bytes of `salt + "/"` sit at the start of a private buffer and their whole 4-byte
- * blocks are hashed once, so each call only encodes and hashes the value.
- */
+/** A bucketer for one salt: the bytes of `salt + "/"` are hashed once, so each call only hashes the value's. */
 export class SaltedBucketer {
-  private readonly _buffer = new ByteBuffer();
-  private readonly _prefixLength: number;
-  private readonly _prefixBlocks: number;
-  private readonly _prefixState: number;
+  private readonly _prefix: Murmur3State;
 
   constructor(readonly salt: string) {
-    this._prefixLength = this._buffer.writeUtf8(salt + '/', 0);
-    this._prefixBlocks = this._prefixLength & ~3;
-    this._prefixState = murmur3Blocks(0, this._buffer.bytes, 0, this._prefixBlocks);
+    this._prefix = murmur3Feed([0, 0, 0], salt + '/');
   }
 
   /** Same result as `bucket(this.salt, value)`. */
   bucket(value: string): number {
-    const end = this._buffer.writeUtf8(value, this._prefixLength);
-    const bytes = this._buffer.bytes;
-    const blocks = this._prefixBlocks + ((end - this._prefixBlocks) & ~3);
-    const h = murmur3Blocks(this._prefixState, bytes, this._prefixBlocks, blocks);
-    return murmur3Finish(h, bytes, blocks, end) % BUCKETS;
+    return murmur3Utf8(this._prefix, value) % BUCKETS;
   }
 }

@@ -1,54 +1,37 @@
 /**
- * MurmurHash3 x86_32 (Austin Appleby's SMHasher reference), over bytes, returning an unsigned 32-bit integer.
+ * MurmurHash3 x86_32 (Austin Appleby's SMHasher reference), returning an unsigned 32-bit integer: over bytes, or
+ * over the UTF-8 encoding of strings fed in one after another without building the bytes (what bucketing hashes).
  *
- * Written here rather than calling `murmurhash.v3`: that function only hashes a whole `Uint8Array` (so hashing part
- * of a reused buffer would need a fresh `subarray` view per call) and encodes strings with a new `TextEncoder` each
- * time. The output is identical; `test/core/murmur3.test.ts` checks it against the package, the published vectors
- * and SMHasher's verification value.
+ * Written here rather than calling `murmurhash.v3`: that function only hashes a whole `Uint8Array` and encodes
+ * strings with a new `TextEncoder` each time. The output is identical; `test/core/murmur3.test.ts` and
+ * `test/core/bucket.test.ts` check it against the package, the published vectors and SMHasher's verification value.
  */
 
 const C1 = 0xcc9e2d51;
 const C2 = 0x1b873593;
 
-/**
- * Mixes the whole 4-byte blocks of `bytes[from, to)` into the running state `h` and returns the new state.
- * `to - from` must be a multiple of 4. Exposed so a compiled rollout can pre-hash the blocks of its salt prefix.
- */
-export function murmur3Blocks(h: number, bytes: Uint8Array, from: number, to: number): number {
-  for (let i = from; i < to; i += 4) {
-    let k = bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24);
-    k = Math.imul(k, C1);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, C2);
-    h ^= k;
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
-  }
-  return h;
+/** Scrambles a block (or the zero-padded tail) `k`. */
+function scramble(k: number): number {
+  k = Math.imul(k, C1);
+  return Math.imul((k << 15) | (k >>> 17), C2);
 }
 
-/**
- * Finishes a hash whose whole blocks up to `tailStart` are already mixed into `h`: mixes the 0–3 tail bytes
- * `bytes[tailStart, length)` and applies the finalizer. `length` is the total number of bytes hashed.
- */
-export function murmur3Finish(h: number, bytes: Uint8Array, tailStart: number, length: number): number {
-  const rest = length - tailStart;
-  if (rest > 0) {
-    let k = bytes[tailStart]!;
-    if (rest > 1) k ^= bytes[tailStart + 1]! << 8;
-    if (rest > 2) k ^= bytes[tailStart + 2]! << 16;
-    k = Math.imul(k, C1);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, C2);
-    h ^= k;
-  }
+/** Mixes a whole 4-byte block `k` (little-endian) into the running state `h`. */
+function mixBlock(h: number, k: number): number {
+  h ^= scramble(k);
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
+/** Finishes a hash: `tail` holds the 0–3 bytes after the last whole block, `length` is the number of bytes hashed. */
+function finish(h: number, tail: number, length: number): number {
+  if (length & 3) h ^= scramble(tail);
   h ^= length;
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
 /**
@@ -58,7 +41,69 @@ export function murmur3Finish(h: number, bytes: Uint8Array, tailStart: number, l
  * @param length how many bytes from the start to hash (default: all)
  */
 export function murmur3(bytes: Uint8Array, seed = 0, length: number = bytes.length): number {
-  const blocks = length & ~3;
-  const h = murmur3Blocks(seed | 0, bytes, 0, blocks);
-  return murmur3Finish(h, bytes, blocks, length);
+  let h = seed | 0;
+  let k = 0;
+  for (let i = 0; i < length; i++) {
+    k |= bytes[i]! << ((i & 3) << 3);
+    if ((i & 3) === 3) {
+      h = mixBlock(h, k);
+      k = 0;
+    }
+  }
+  return finish(h, k, length);
+}
+
+/**
+ * A MurmurHash3 x86_32 in progress over UTF-8 bytes: `[h, pending tail bytes, bytes so far]`. A lone surrogate
+ * encodes as U+FFFD (EF BF BD), exactly as `TextEncoder` does.
+ */
+export type Murmur3State = readonly [h: number, tail: number, length: number];
+
+/** Where `feed` leaves the state it reached (a preallocated array, so hashing a string allocates nothing). */
+const out = new Int32Array(3);
+
+function feed(h: number, k: number, n: number, s: string): void {
+  for (let i = 0; i < s.length; i++) {
+    let c = s.charCodeAt(i);
+    // The code point's UTF-8 bytes, the first in the low byte, and how many there are.
+    let bytes = c;
+    let count = 1;
+    if (c >= 0x80) {
+      const d = s.charCodeAt(i + 1); // NaN past the end
+      if (c >= 0xd800 && c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) {
+        c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+        i++;
+        count = 4;
+      } else {
+        if (c >= 0xd800 && c <= 0xdfff) c = 0xfffd; // a lone surrogate
+        count = c < 0x800 ? 2 : 3;
+      }
+      // Continuation bytes carry six bits each, last bits last; the lead byte the rest, marked by the count.
+      bytes = 0;
+      for (let j = count - 1; j > 0; j--, c >>= 6) bytes = (bytes << 8) | 0x80 | (c & 63);
+      bytes = (bytes << 8) | ((0xf00 >> count) & 0xff) | c;
+    }
+    for (; count > 0; count--, bytes >>>= 8) {
+      k |= (bytes & 0xff) << ((n & 3) << 3);
+      if ((++n & 3) === 0) {
+        h = mixBlock(h, k);
+        k = 0;
+      }
+    }
+  }
+  out[0] = h;
+  out[1] = k;
+  out[2] = n;
+}
+
+/** `state` continued with the UTF-8 bytes of `s` (e.g. a bucketing salt prefix, hashed once). */
+export function murmur3Feed(state: Murmur3State, s: string): Murmur3State {
+  feed(state[0], state[1], state[2], s);
+  return [out[0]!, out[1]!, out[2]!];
+}
+
+/** The hash of `state` continued with the UTF-8 bytes of `s`. */
+export function murmur3Utf8(state: Murmur3State, s: string): number {
+  feed(state[0], state[1], state[2], s);
+  return finish(out[0]!, out[1]!, out[2]!);
 }
