@@ -13,6 +13,7 @@ import {
   OP_SET,
   OP_SPLIT,
   setPatternAccelerator,
+  type CharSet,
   type ProgramView,
 } from './pattern.js';
 
@@ -38,11 +39,20 @@ class LazyDfa {
   private readonly dmark: Int32Array;
   private dgen = 0;
   private readonly dstack: Int32Array;
+  /** The program's instructions as columns: op, operands x and y, char sets. */
+  private readonly op: Int32Array;
+  private readonly x: Int32Array;
+  private readonly y: Int32Array;
+  private readonly sets: readonly (CharSet | null)[];
 
   constructor(private readonly p: ProgramView) {
-    const n = p.op.length;
+    const n = p.prog.length;
     this.dmark = new Int32Array(n);
     this.dstack = new Int32Array(n * 3 + 4);
+    this.op = Int32Array.from(p.prog, (i) => i[0]);
+    this.x = Int32Array.from(p.prog, (i) => i[1]);
+    this.y = Int32Array.from(p.prog, (i) => i[2]);
+    this.sets = p.prog.map((i) => i[3]);
   }
 
   /**
@@ -51,7 +61,7 @@ class LazyDfa {
    */
   private closure(seeds: number[], atStart: boolean): DState | null {
     const { dmark, dstack } = this;
-    const { op, x, y } = this.p;
+    const { op, x, y } = this;
     const gen = ++this.dgen;
     const out: number[] = [];
     let accepting = false;
@@ -97,7 +107,7 @@ class LazyDfa {
     const pcs = st.pcs;
     for (let k = 0; k < pcs.length; k++) {
       const pc = pcs[k]!;
-      if (this.p.op[pc] === OP_SET && inSet(this.p.sets[pc]!, c)) seeds.push(pc + 1);
+      if (this.op[pc] === OP_SET && inSet(this.sets[pc]!, c)) seeds.push(pc + 1);
     }
     if (!this.p.anchored) seeds.push(0); // a match may start at the next position too
     return this.closure(seeds, false);
@@ -107,7 +117,7 @@ class LazyDfa {
   private acceptsAtEnd(st: DState): boolean {
     if (st.endAccepting >= 0) return st.endAccepting === 1;
     const { dmark, dstack } = this;
-    const { op, x, y } = this.p;
+    const { op, x, y } = this;
     const gen = ++this.dgen;
     let sp = 0;
     let accepts = false;
@@ -158,7 +168,7 @@ class LazyDfa {
 
 /** The DFA for a program without word-boundary assertions (those need the Pike VM's look at both neighbours). */
 export function lazyDfa(p: ProgramView): ((s: string) => boolean) | null {
-  for (let pc = 0; pc < p.op.length; pc++) if (p.op[pc] === OP_ASSERT && p.x[pc]! >= 2) return null;
+  if (p.prog.some(([op, x]) => op === OP_ASSERT && x >= 2)) return null;
   const dfa = new LazyDfa(p);
   return (s) => dfa.test(s);
 }

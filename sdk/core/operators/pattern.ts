@@ -42,7 +42,8 @@ export const OP_MATCH = 4;
  */
 export type CharSet = number | RegExp;
 
-type Instruction = [op: number, x: number, y: number, set: CharSet | null];
+/** One instruction of a program: its op, operands `x` and `y`, and the char set of a SET. */
+export type Instruction = [op: number, x: number, y: number, set: CharSet | null];
 
 /**
  * Why a pattern is refused, as a keyword (`pattern-messages.ts` turns it into prose for flag authors; the SDK, which
@@ -274,15 +275,9 @@ function isWordAt(s: string, i: number): boolean {
   return /\w/.test(s.charAt(i)); // '' outside the string: not a word character
 }
 
-/**
- * What an accelerator sees of a compiled pattern: the program (instructions `op` with operands `x`, `y` and char
- * sets), whether matches start at 0 only, and the Pike VM to fall back on.
- */
+/** What an accelerator sees of a compiled pattern: the program, whether matches start at 0 only, and the Pike VM. */
 export interface ProgramView {
-  readonly op: Int32Array;
-  readonly x: Int32Array;
-  readonly y: Int32Array;
-  readonly sets: readonly (CharSet | null)[];
+  readonly prog: readonly Instruction[];
   readonly anchored: boolean;
   pike(s: string): boolean;
 }
@@ -302,55 +297,28 @@ export function setPatternAccelerator(a: PatternAccelerator | null): void {
 
 /** A compiled pattern: `test` answers whether it matches anywhere in the input, in linear time. */
 export class LinearPattern implements ProgramView {
-  readonly op: Int32Array;
-  readonly x: Int32Array;
-  readonly y: Int32Array;
-  readonly sets: (CharSet | null)[];
   /** Every match starts at 0 (the program begins with `^`), so later start positions need not be tried. */
   readonly anchored: boolean;
-  /** Set when the pattern is only literal characters, optionally `^`/`$`-anchored: answered by string methods. */
-  private readonly _literal: [text: string, start: boolean, end: boolean] | null;
   /** The accelerator's matcher (see `setPatternAccelerator`), or null: Pike VM only. */
   private readonly _fast: ((s: string) => boolean) | null;
 
-  constructor(prog: Instruction[]) {
-    this.op = Int32Array.from(prog, (ins) => ins[0]);
-    this.x = Int32Array.from(prog, (ins) => ins[1]);
-    this.y = Int32Array.from(prog, (ins) => ins[2]);
-    this.sets = prog.map((ins) => ins[3]);
+  constructor(readonly prog: readonly Instruction[]) {
     this.anchored = prog[0]![0] === OP_ASSERT && prog[0]![1] === 0;
-    let text = '';
-    let start = false;
-    let end = false;
-    const last = prog.length - 2;
-    const literal = prog.every(([op, x, , set], pc) => {
-      if (typeof set === 'number') text += String.fromCharCode(set);
-      else if (op === OP_ASSERT && x === 0 && pc === 0) start = true;
-      else if (op === OP_ASSERT && x === 1 && pc === last) end = true;
-      else return op === OP_MATCH;
-      return true;
-    });
-    this._literal = literal ? [text, start, end] : null;
     this._fast = accelerator?.(this) ?? null;
   }
 
   /** Whether the pattern matches anywhere in `s` (false for strings longer than `MAX_MATCH_INPUT`). */
   test(s: string): boolean {
     if (s.length > MAX_MATCH_INPUT) return false;
-    const lit = this._literal;
-    if (lit !== null) {
-      const [text, start, end] = lit;
-      return start ? (end ? s === text : s.startsWith(text)) : end ? s.endsWith(text) : s.includes(text);
-    }
     return this._fast !== null && s.length > 0 ? this._fast(s) : this.pike(s);
   }
 
   /** The Pike VM: all threads in lockstep over the input, O(length × program size), no cache. */
   pike(s: string): boolean {
-    const { op, x, y, sets, anchored } = this;
+    const { prog, anchored } = this;
     const n = s.length;
     // mark[pc] === pos + 1: pc is already in the thread list being built for position pos.
-    const mark = new Int32Array(op.length);
+    const mark = new Int32Array(prog.length);
     const stack: number[] = [];
     /** Adds the thread at `pc` and all it reaches without consuming at `pos` to `list`; true if one matches. */
     const add = (list: number[], pc: number, pos: number): boolean => {
@@ -359,13 +327,12 @@ export class LinearPattern implements ProgramView {
         pc = stack.pop()!;
         if (mark[pc] === pos + 1) continue;
         mark[pc] = pos + 1;
-        const o = op[pc];
-        const k = x[pc]!;
+        const [o, x, y] = prog[pc]!;
         if (o === OP_MATCH) return true;
         if (o === OP_SET) list.push(pc);
-        else if (o === OP_JMP) stack.push(k);
-        else if (o === OP_SPLIT) stack.push(y[pc]!, k);
-        else if (k < 2 ? pos === (k === 0 ? 0 : n) : (isWordAt(s, pos - 1) !== isWordAt(s, pos)) === (k === 2)) stack.push(pc + 1);
+        else if (o === OP_JMP) stack.push(x);
+        else if (o === OP_SPLIT) stack.push(y, x);
+        else if (x < 2 ? pos === (x === 0 ? 0 : n) : (isWordAt(s, pos - 1) !== isWordAt(s, pos)) === (x === 2)) stack.push(pc + 1);
       }
       return false;
     };
@@ -375,7 +342,7 @@ export class LinearPattern implements ProgramView {
       if (pos === n || (anchored && list.length === 0)) return false;
       const c = s.charCodeAt(pos);
       const next: number[] = [];
-      for (const pc of list) if (inSet(sets[pc]!, c) && add(next, pc + 1, pos + 1)) return true;
+      for (const pc of list) if (inSet(prog[pc]![3]!, c) && add(next, pc + 1, pos + 1)) return true;
       list = next;
     }
   }
