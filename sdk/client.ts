@@ -114,10 +114,9 @@ function randomId(): string {
 
 const NOT_READY = { kind: 'ERROR', errorCode: 'NOT_READY' } as const;
 
-class Client implements AviaryClient {
+class Client extends Emitter<ClientEvents> implements AviaryClient {
   readonly sdkId = randomId();
   private readonly _flags: Evaluator;
-  private readonly _events = new Emitter<ClientEvents>();
   private readonly _stream: StreamClient | null = null;
   private readonly _reporter: MetricsReporter | null = null;
   private readonly _now: () => number;
@@ -132,6 +131,7 @@ class Client implements AviaryClient {
   private _stale = false;
 
   constructor(private readonly _options: ClientOptions) {
+    super();
     const options = _options;
     this._now = options.now ?? Date.now;
     this._flags = new Evaluator(undefined, { maxOutcomePairs: options.maxCountedPairs });
@@ -155,29 +155,29 @@ class Client implements AviaryClient {
         hydrate: (m) => {
           const first = !this._ready || this._flags.environment.environment === '';
           const changed = this._load(m.snapshot);
-          if (first) this._events.emit('ready');
-          else if (changed.length > 0) this._events.emit('change', changed);
+          if (first) this._emit('ready');
+          else if (changed.length > 0) this._emit('change', changed);
         },
         delta: (m) => {
           const changed = this._flags.applyChanges(m.changes, m.version);
           return () => {
-            if (changed.length > 0) this._events.emit('change', changed);
+            if (changed.length > 0) this._emit('change', changed);
           };
         },
         connection: (up) => {
           if (this._closed) return;
           if (!up) {
             this._stale = true;
-            this._events.emit('stale');
+            this._emit('stale');
           } else if (this._stale) {
             // Current again after a stale period (the first snapshot's 'ready' is emitted by hydrate).
             this._stale = false;
-            this._events.emit('ready');
+            this._emit('ready');
           }
         },
         error: (err, fatal) => {
           if (fatal) this._rejectReady(err);
-          this._events.emit('error', err);
+          this._emit('error', err);
         },
       },
     );
@@ -217,14 +217,6 @@ class Client implements AviaryClient {
 
   allFlags(context: EvaluationContext): Record<string, EvaluationDetail> {
     return this._flags.evaluateAll(context ?? {});
-  }
-
-  on<E extends keyof ClientEvents>(event: E, listener: (...args: ClientEvents[E]) => void): () => void {
-    return this._events.on(event, listener);
-  }
-
-  off<E extends keyof ClientEvents>(event: E, listener: (...args: ClientEvents[E]) => void): void {
-    this._events.off(event, listener);
   }
 
   track(flagKey: string, context: EvaluationContext, outcome: Outcome): void {
@@ -268,7 +260,7 @@ class Client implements AviaryClient {
     if (!this._reporter) return true;
     this._reporter.enqueue(rows);
     const ok = await this._reporter.send();
-    if (!ok) this._events.emit('error', new Error('metrics report could not be sent; kept for the next flush'));
+    if (!ok) this._emit('error', new Error('metrics report could not be sent; kept for the next flush'));
     return ok;
   }
 

@@ -1,6 +1,7 @@
 /**
  * A minimal typed event emitter (no `node:events`, so the browser bundle stays small). A listener that throws is
- * isolated: it never breaks delivery to other listeners or the SDK's own state.
+ * isolated: it never breaks delivery to other listeners or the SDK's own state. `_emit` is for the subclass (the
+ * client) only.
  */
 export class Emitter<Events extends Record<string, unknown[]>> {
   private readonly _listeners: { [E in keyof Events]?: Array<(...args: Events[E]) => void> } = {};
@@ -17,7 +18,7 @@ export class Emitter<Events extends Record<string, unknown[]>> {
     if (i >= 0) list.splice(i, 1);
   }
 
-  emit<E extends keyof Events>(event: E, ...args: Events[E]): void {
+  protected _emit<E extends keyof Events>(event: E, ...args: Events[E]): void {
     const list = this._listeners[event];
     if (!list) return;
     for (const l of [...list]) {

@@ -163,70 +163,54 @@ export class StreamClient {
     const parsed = parseServerMessage(String(data));
     if (!parsed.ok) {
       this.stats.garbled++;
-      this._resync(`unparseable message: ${parsed.error}`);
-      return;
+      return this._resync(`unparseable message: ${parsed.error}`);
     }
     const m = parsed.message;
-    const current = this._handlers.version();
-    const behind = () => `have ${current ?? 'nothing'}, server at ${m.type === 'error' ? '?' : m.version}`;
-    switch (m.type) {
-      case 'hydrate':
-      case 'resumed': {
-        this._armReadTimer(m.heartbeatMs * 2 + 1_000);
-        let problem = '';
-        if (m.type === 'resumed') {
-          if (current !== m.version) problem = `resumed: ${behind()}`;
-        } else {
-          try {
-            this._handlers.hydrate(m);
-          } catch {
-            problem = 'snapshot could not be applied';
-          }
-        }
-        if (problem !== '') {
-          this._resync(problem);
-          return;
-        }
-        // In step with the server again: healthy, and say so.
-        this._resyncs = 0;
-        this._backoff.connected(this._now());
-        this._setUp(true);
-        this._ack(m.version);
-        return;
-      }
-      case 'delta': {
-        if (this._resyncs > 0 || (current !== undefined && m.version <= current)) {
-          // Waiting for a snapshot, or a duplicate or late message from before a snapshot we already have.
-          this.stats.ignored++;
-          return;
-        }
-        if (m.prev !== current) {
-          this.stats.gaps++;
-          this._resync(`gap: ${behind()}, delta builds on ${m.prev}`);
-          return;
-        }
-        let notify: () => void;
-        try {
-          notify = this._handlers.delta(m);
-        } catch {
-          this._resync('delta could not be applied');
-          return;
-        }
-        this._ack(m.version);
-        notify();
-        return;
-      }
-      case 'heartbeat':
-        if (this._resyncs === 0 && current !== undefined && m.version > current) {
-          this.stats.gaps++;
-          this._resync(`behind: ${behind()}`);
-        }
-        return;
-      case 'error':
-        // The close that follows decides what it means (final or not); keep the explanation for it.
-        this._retryAfterMs = m.retryAfterMs ?? this._retryAfterMs;
-        this._serverError = `${m.code}: ${m.message}`;
+    if (m.type === 'error') {
+      // The close that follows decides what it means (final or not); keep the explanation for it.
+      this._retryAfterMs = m.retryAfterMs ?? this._retryAfterMs;
+      this._serverError = `${m.code}: ${m.message}`;
+      return;
     }
+    const current = this._handlers.version();
+    const outOfStep = () => `have ${current ?? 'nothing'}, ${m.type} at ${m.version}`;
+    if (m.type === 'heartbeat') {
+      // A heartbeat ahead of us means something was missed.
+      if (this._resyncs === 0 && current !== undefined && m.version > current) {
+        this.stats.gaps++;
+        this._resync(outOfStep());
+      }
+      return;
+    }
+    if (m.type === 'delta') {
+      if (this._resyncs > 0 || (current !== undefined && m.version <= current)) {
+        // Waiting for a snapshot, or a duplicate or late message from before a snapshot we already have.
+        this.stats.ignored++;
+        return;
+      }
+      if (m.prev !== current) {
+        this.stats.gaps++;
+        return this._resync(outOfStep());
+      }
+    } else {
+      this._armReadTimer(m.heartbeatMs * 2 + 1_000);
+      if (m.type === 'resumed' && current !== m.version) return this._resync(outOfStep());
+    }
+    let notify: (() => void) | undefined;
+    try {
+      if (m.type === 'delta') notify = this._handlers.delta(m);
+      else if (m.type === 'hydrate') this._handlers.hydrate(m);
+    } catch {
+      return this._resync(`${m.type} could not be applied`);
+    }
+    if (m.type !== 'delta') {
+      // In step with the server again (a snapshot or a resume): healthy, and say so.
+      this._resyncs = 0;
+      this._backoff.connected(this._now());
+      this._setUp(true);
+    }
+    this._ack(m.version);
+    notify?.();
   }
 
   /** Asks for a fresh snapshot; after too many in a row, reconnects instead (the server may be confused too). */
