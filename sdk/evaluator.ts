@@ -25,11 +25,11 @@ const REASONS = REASON_KINDS.length;
 
 /** Counters of one compiled flag's variants; row 0 counts evaluations that returned the caller's default. */
 interface Slot {
-  flag: CompiledFlag;
-  readonly variantKeys: readonly string[];
+  _flag: CompiledFlag;
+  readonly _variantKeys: readonly string[];
   /** `(variantIndex + 1) * REASONS + reasonIndex`. Float64 so a busy minute cannot overflow. */
-  readonly counts: Float64Array;
-  dirty: boolean;
+  readonly _counts: Float64Array;
+  _dirty: boolean;
 }
 
 /** The outcome of one unit of work done under a flag. */
@@ -151,9 +151,9 @@ export class Evaluator {
       else this.droppedUnknownEvaluations++;
       return notFound(defaultValue);
     }
-    const d = evaluateFlag(slot.flag, context, defaultValue);
-    slot.counts[(lastOutcome.variant + 1) * REASONS + lastOutcome.reason]!++;
-    slot.dirty = true;
+    const d = evaluateFlag(slot._flag, context, defaultValue);
+    slot._counts[(lastOutcome._variant + 1) * REASONS + lastOutcome._reason]!++;
+    slot._dirty = true;
     return d;
   }
 
@@ -163,7 +163,7 @@ export class Evaluator {
    */
   peek<T>(flagKey: string, context: EvaluationContext, defaultValue: T, anyKind = false): EvaluationDetail<T> {
     const slot = this._slots.get(flagKey);
-    return slot === undefined ? notFound(defaultValue) : evaluateFlag(slot.flag, context, defaultValue, anyKind);
+    return slot === undefined ? notFound(defaultValue) : evaluateFlag(slot._flag, context, defaultValue, anyKind);
   }
 
   /**
@@ -220,19 +220,19 @@ export class Evaluator {
       outcomes.delete(id);
     };
     for (const slot of [...this._retired, ...this._slots.values()]) {
-      if (!slot.dirty) continue;
-      const c = slot.counts;
-      for (let v = 0; v <= slot.variantKeys.length; v++) {
+      if (!slot._dirty) continue;
+      const c = slot._counts;
+      for (let v = 0; v <= slot._variantKeys.length; v++) {
         let total = 0;
         const reasons: Partial<Record<ReasonKind, number>> = {};
         for (let r = 0; r < REASONS; r++) {
           const n = c[v * REASONS + r]!;
           if (n > 0) total += reasons[REASON_KINDS[r]!] = n;
         }
-        if (total > 0) row(slot.flag.key, v === 0 ? null : slot.variantKeys[v - 1]!, total, reasons);
+        if (total > 0) row(slot._flag.key, v === 0 ? null : slot._variantKeys[v - 1]!, total, reasons);
       }
       c.fill(0);
-      slot.dirty = false;
+      slot._dirty = false;
     }
     for (const [flag, n] of this._unknown) row(flag, null, n, { ERROR: n });
     for (const o of outcomes.values()) out.push({ ...o, minute: minuteStart });
@@ -248,16 +248,16 @@ export class Evaluator {
     this._env = env;
     for (const [key, slot] of this._slots) {
       const f = env.flags.get(key);
-      if (f !== undefined && json(f.variantKeys) === json(slot.variantKeys)) slot.flag = f;
+      if (f !== undefined && json(f.variantKeys) === json(slot._variantKeys)) slot._flag = f;
       else {
-        if (slot.dirty) this._retired.push(slot);
+        if (slot._dirty) this._retired.push(slot);
         this._slots.delete(key);
       }
     }
     for (const [key, flag] of env.flags) {
       if (!this._slots.has(key)) {
         const counts = new Float64Array((flag.variantKeys.length + 1) * REASONS);
-        this._slots.set(key, { flag, variantKeys: flag.variantKeys, counts, dirty: false });
+        this._slots.set(key, { _flag: flag, _variantKeys: flag.variantKeys, _counts: counts, _dirty: false });
       }
     }
     return env;

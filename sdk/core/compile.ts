@@ -47,31 +47,35 @@ export interface CompiledSegment {
   readonly contains: Predicate;
 }
 
-/** A compiled rollout: consecutive bucket ranges per CONTRACT §3. */
+/**
+ * A compiled rollout: consecutive bucket ranges per CONTRACT §3. The fields of the compiled structures below that
+ * only evaluation reads are spelled `_name`, like private members: they are no API, and the browser build shortens
+ * them.
+ */
 export interface CompiledRollout {
-  readonly bucketBy: string;
-  readonly bucketer: SaltedBucketer;
-  /** `ends[i]` is the exclusive upper bucket of weight i; the last is `BUCKETS` (it takes any remainder). */
-  readonly ends: readonly number[];
+  readonly _bucketBy: string;
+  readonly _bucketer: SaltedBucketer;
+  /** `_ends[i]` is the exclusive upper bucket of weight i; the last is `BUCKETS` (it takes any remainder). */
+  readonly _ends: readonly number[];
   /** Variant index of weight i. */
-  readonly variants: readonly number[];
+  readonly _variants: readonly number[];
 }
 
-/** What a rule or the fallthrough serves: a fixed variant (`rollout` null) or a rollout (`variant` -1). */
+/** What a rule or the fallthrough serves: a fixed variant (`_rollout` null) or a rollout (`_variant` -1). */
 export interface CompiledServe {
-  readonly variant: number;
-  readonly rollout: CompiledRollout | null;
+  readonly _variant: number;
+  readonly _rollout: CompiledRollout | null;
   /** `REASON_RULE_MATCH` or `REASON_FALLTHROUGH`. */
-  readonly reason: number;
+  readonly _reason: number;
   /** The reason without rollout fields (a rollout adds `inRollout` and `bucket` to a copy). */
-  readonly base: EvaluationReason;
+  readonly _base: EvaluationReason;
   /** Frozen result of a fixed serve; of a rollout, the one for a context without `bucketBy` (offVariant). */
-  readonly detail: EvaluationDetail;
+  readonly _detail: EvaluationDetail;
 }
 
 export interface CompiledRule {
-  readonly conditions: readonly Predicate[];
-  readonly serve: CompiledServe;
+  readonly _conditions: readonly Predicate[];
+  readonly _serve: CompiledServe;
 }
 
 /**
@@ -83,20 +87,21 @@ export interface CompiledFlag {
   readonly kind: FlagKind;
   readonly version: number;
   readonly config: FlagConfig;
-  /** Variant keys and (deep-frozen) values, in the flag's order. */
+  /** Variant keys in the flag's order. */
   readonly variantKeys: readonly string[];
-  readonly variantValues: readonly JsonValue[];
   /** Segments this flag references (so a segment change recompiles it). */
   readonly segmentKeys: readonly string[];
   /** Why the flag cannot be evaluated; set means every evaluation answers ERROR / MALFORMED_FLAG. */
   readonly error: string | null;
-  readonly enabled: boolean;
-  readonly offIndex: number;
-  readonly targets: ReadonlyMap<string, number>;
-  readonly rules: readonly CompiledRule[];
-  readonly fallthrough: CompiledServe | null;
-  readonly offDetail: EvaluationDetail | null;
-  readonly targetDetails: readonly EvaluationDetail[];
+  /** Variant values (deep-frozen), in the flag's order. */
+  readonly _values: readonly JsonValue[];
+  readonly _enabled: boolean;
+  readonly _offIndex: number;
+  readonly _targets: ReadonlyMap<string, number>;
+  readonly _rules: readonly CompiledRule[];
+  readonly _fallthrough: CompiledServe | null;
+  readonly _offDetail: EvaluationDetail | null;
+  readonly _targetDetails: readonly EvaluationDetail[];
 }
 
 /** One environment's flags and segments, compiled. Immutable: `applyChanges` returns a new one. */
@@ -210,16 +215,16 @@ export function malformed(config: FlagConfig, error: string): CompiledFlag {
     version: typeof config?.state?.version === 'number' ? config.state.version : 0,
     config,
     variantKeys: [],
-    variantValues: [],
     segmentKeys: segmentKeysOf(config),
     error,
-    enabled: false,
-    offIndex: -1,
-    targets: new Map(),
-    rules: [],
-    fallthrough: null,
-    offDetail: null,
-    targetDetails: [],
+    _values: [],
+    _enabled: false,
+    _offIndex: -1,
+    _targets: new Map(),
+    _rules: [],
+    _fallthrough: null,
+    _offDetail: null,
+    _targetDetails: [],
   };
 }
 
@@ -272,7 +277,7 @@ export function compileTrustedFlag(config: FlagConfig, segments: ReadonlyMap<str
     const compileServe = (serve: Serve, reason: number, base: EvaluationReason): CompiledServe => {
       if ('variant' in serve) {
         const variant = indexOf(serve.variant);
-        return { variant, rollout: null, reason, base, detail: detail(variant, base) };
+        return { _variant: variant, _rollout: null, _reason: reason, _base: base, _detail: detail(variant, base) };
       }
       const r = serve.rollout;
       const weights = list(r.weights, 'weights');
@@ -286,8 +291,8 @@ export function compileTrustedFlag(config: FlagConfig, segments: ReadonlyMap<str
         edge += Math.round(w.percent * 1000);
         return i === weights.length - 1 ? BUCKETS : Math.min(edge, BUCKETS);
       });
-      const rollout = { bucketBy, bucketer: new SaltedBucketer(salt), ends, variants: weights.map((w) => indexOf(w.variant)) };
-      return { variant: -1, rollout, reason, base, detail: detail(offIndex, { ...base, bucketByMissing: true }) };
+      const rollout = { _bucketBy: bucketBy, _bucketer: new SaltedBucketer(salt), _ends: ends, _variants: weights.map((w) => indexOf(w.variant)) };
+      return { _variant: -1, _rollout: rollout, _reason: reason, _base: base, _detail: detail(offIndex, { ...base, bucketByMissing: true }) };
     };
     const targets = new Map<string, number>();
     for (const t of list(state.targets ?? [], 'targets')) {
@@ -297,8 +302,8 @@ export function compileTrustedFlag(config: FlagConfig, segments: ReadonlyMap<str
     const rules = list(state.rules ?? [], 'rules').map((r, ruleIndex): CompiledRule => {
       if (typeof r.id !== 'string') fail('rule without an id');
       return {
-        serve: compileServe(r.serve, REASON_RULE_MATCH, { kind: 'RULE_MATCH', ruleId: r.id, ruleIndex }),
-        conditions: list(r.conditions, 'conditions').map((c) => compileCondition(c, segments)),
+        _serve: compileServe(r.serve, REASON_RULE_MATCH, { kind: 'RULE_MATCH', ruleId: r.id, ruleIndex }),
+        _conditions: list(r.conditions, 'conditions').map((c) => compileCondition(c, segments)),
       };
     });
     return {
@@ -307,16 +312,16 @@ export function compileTrustedFlag(config: FlagConfig, segments: ReadonlyMap<str
       version: typeof state.version === 'number' ? state.version : 0,
       config,
       variantKeys,
-      variantValues,
       segmentKeys: segmentKeysOf(config),
       error: null,
-      enabled: state.enabled,
-      offIndex,
-      targets,
-      rules,
-      fallthrough: compileServe(state.fallthrough, REASON_FALLTHROUGH, { kind: 'FALLTHROUGH' }),
-      offDetail: detail(offIndex, { kind: 'OFF' }),
-      targetDetails: variantKeys.map((_, i) => detail(i, { kind: 'TARGET_MATCH' })),
+      _values: variantValues,
+      _enabled: state.enabled,
+      _offIndex: offIndex,
+      _targets: targets,
+      _rules: rules,
+      _fallthrough: compileServe(state.fallthrough, REASON_FALLTHROUGH, { kind: 'FALLTHROUGH' }),
+      _offDetail: detail(offIndex, { kind: 'OFF' }),
+      _targetDetails: variantKeys.map((_, i) => detail(i, { kind: 'TARGET_MATCH' })),
     };
   } catch (e) {
     return malformed(config, `cannot compile: ${errorText(e)}`);

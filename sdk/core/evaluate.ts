@@ -21,7 +21,7 @@ import type { ErrorCode, EvaluationContext, EvaluationDetail, FlagKind, JsonValu
  * anything up: `variant` is the variant's index in the flag (-1 when the caller's default was returned) and
  * `reason` the index in `REASON_KINDS`. Overwritten by every evaluation; read it right after the call.
  */
-export const lastOutcome = { variant: -1, reason: 0 };
+export const lastOutcome = { _variant: -1, _reason: 0 };
 
 const EMPTY_CONTEXT: EvaluationContext = Object.freeze({});
 
@@ -34,8 +34,8 @@ export function kindAccepts(kind: FlagKind, defaultValue: unknown): boolean {
 
 /** Records what was served in `lastOutcome` and returns `detail`. */
 function served<T>(variant: number, reason: number, detail: T): T {
-  lastOutcome.variant = variant;
-  lastOutcome.reason = reason;
+  lastOutcome._variant = variant;
+  lastOutcome._reason = reason;
   return detail;
 }
 
@@ -45,34 +45,34 @@ function errorDetail<T>(value: T, errorCode: ErrorCode): EvaluationDetail<T> {
 
 /** A rule's or the fallthrough's serve: its variant, or the context's place in its rollout. */
 function serve(flag: CompiledFlag, s: CompiledServe, ctx: EvaluationContext): EvaluationDetail {
-  const r = s.rollout;
-  if (r === null) return served(s.variant, s.reason, s.detail);
-  const v = ctx[r.bucketBy];
+  const r = s._rollout;
+  if (r === null) return served(s._variant, s._reason, s._detail);
+  const v = ctx[r._bucketBy];
   // Without the bucketBy attribute the hash never places the context: offVariant, `bucketByMissing`.
-  if (!isScalar(v)) return served(flag.offIndex, s.reason, s.detail);
-  const b = r.bucketer.bucket(String(v));
+  if (!isScalar(v)) return served(flag._offIndex, s._reason, s._detail);
+  const b = r._bucketer.bucket(String(v));
   let i = 0;
-  while (b >= r.ends[i]!) i++;
-  const vi = r.variants[i]!;
-  const { ruleId, ruleIndex } = s.base;
+  while (b >= r._ends[i]!) i++;
+  const vi = r._variants[i]!;
+  const { ruleId, ruleIndex } = s._base;
   // Literals, not a spread of `base`: copying an object costs more than the rest of the evaluation.
-  return served(vi, s.reason, {
-    value: flag.variantValues[vi]!,
+  return served(vi, s._reason, {
+    value: flag._values[vi]!,
     variant: flag.variantKeys[vi]!,
     reason: ruleId === undefined ? { kind: 'FALLTHROUGH', inRollout: true, bucket: b } : { kind: 'RULE_MATCH', ruleId, ruleIndex, inRollout: true, bucket: b },
   });
 }
 
 function resolve(flag: CompiledFlag, ctx: EvaluationContext): EvaluationDetail {
-  if (!flag.enabled) return served(flag.offIndex, REASON_OFF, flag.offDetail!);
+  if (!flag._enabled) return served(flag._offIndex, REASON_OFF, flag._offDetail!);
   const key = ctx.key;
-  if (typeof key === 'string' && flag.targets.size > 0) {
-    const t = flag.targets.get(key);
-    if (t !== undefined) return served(t, REASON_TARGET_MATCH, flag.targetDetails[t]!);
+  if (typeof key === 'string' && flag._targets.size > 0) {
+    const t = flag._targets.get(key);
+    if (t !== undefined) return served(t, REASON_TARGET_MATCH, flag._targetDetails[t]!);
   }
-  const rules = flag.rules;
-  for (let i = 0; i < rules.length; i++) if (allHold(rules[i]!.conditions, ctx)) return serve(flag, rules[i]!.serve, ctx);
-  return serve(flag, flag.fallthrough!, ctx);
+  const rules = flag._rules;
+  for (let i = 0; i < rules.length; i++) if (allHold(rules[i]!._conditions, ctx)) return serve(flag, rules[i]!._serve, ctx);
+  return serve(flag, flag._fallthrough!, ctx);
 }
 
 /**
