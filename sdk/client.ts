@@ -8,6 +8,7 @@ import { Evaluator, type Outcome } from './evaluator.js';
 import { MetricsReporter, type ReporterStats } from './metrics-reporter.js';
 import type { VariantStats } from './protocol.js';
 import { StreamClient, unref, type WebSocketConstructor } from './stream-client.js';
+import { webSocketFactory } from './websocket.js';
 import type { BackoffOptions } from './backoff.js';
 
 /** The SDK's version, sent in hello messages and metrics reports. */
@@ -149,7 +150,7 @@ class Client extends Emitter<ClientEvents> implements AviaryClient {
     const fetchImpl = options.fetch ?? globalThis.fetch?.bind(globalThis);
     if (fetchImpl) this._reporter = new MetricsReporter({ ...common, url: `${baseUrl}/sdk/v1/metrics`, fetch: fetchImpl });
     this._stream = new StreamClient(
-      { ...common, webSocket: () => resolveWebSocket(options) },
+      { ...common, webSocket: () => webSocketFactory(options) },
       {
         version: () => (this._ready ? this._flags.environment.version : undefined),
         hydrate: (m) => {
@@ -288,21 +289,6 @@ class Client extends Emitter<ClientEvents> implements AviaryClient {
       stream: this._stream ? { ...this._stream.stats } : null,
     };
   }
-}
-
-/** Picks the WebSocket implementation: injected, global (browsers, Node ≥ 22), or `ws` imported lazily on Node 20. */
-async function resolveWebSocket(options: ClientOptions): Promise<{ ctor: WebSocketConstructor; headers: boolean }> {
-  if (options.WebSocket) return { ctor: options.WebSocket, headers: options.webSocketAuth === 'header' };
-  const global = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-  if (global && options.webSocketAuth !== 'header') return { ctor: global, headers: false };
-  // A variable specifier keeps bundlers from pulling `ws` into the browser build.
-  const specifier = 'ws';
-  // On Node, also the lazy DFA that speeds up `matches` (same answers as the Pike VM the browser build keeps), so
-  // that patterns in the snapshot about to arrive are compiled with it. Optional: the Pike VM is always there.
-  const dfa = './core/operators/pattern-dfa.js';
-  await import(/* @vite-ignore */ dfa).catch(() => undefined);
-  const mod = (await import(/* @vite-ignore */ specifier)) as { WebSocket: WebSocketConstructor };
-  return { ctor: mod.WebSocket, headers: options.webSocketAuth !== 'protocol' };
 }
 
 /** Creates a client (CONTRACT §7). It connects at once; `await client.ready()` before relying on flag values. */

@@ -9,13 +9,12 @@ import {
   CloseCode,
   encodeMessage,
   isFinalCloseCode,
-  KEY_PROTOCOL_PREFIX,
   parseServerMessage,
-  STREAM_PROTOCOL,
   type ClientMessage,
   type DeltaMessage,
   type HydrateMessage,
 } from './protocol.js';
+import type { WebSocketFactory } from './websocket-browser.js';
 
 /** The part of the WHATWG WebSocket interface the stream uses (met by browsers' `WebSocket` and by `ws`). */
 export interface WebSocketLike {
@@ -54,12 +53,11 @@ export interface StreamHandlers {
 export interface StreamOptions {
   /** `http(s)://host:port` of the Aviary server, without a trailing slash. */
   baseUrl: string;
-  sdkKey: string;
   sdkId: string;
   sdkVersion: string;
   app?: { name?: string; version?: string };
   /** Resolved lazily (the `ws` package is only imported on Node when nothing else is given). */
-  webSocket: () => Promise<{ ctor: WebSocketConstructor; headers: boolean }>;
+  webSocket: () => Promise<WebSocketFactory>;
   backoff?: BackoffOptions;
   /** Give up on a connection that has not said anything for this long before its first heartbeat interval is known. */
   connectTimeoutMs?: number;
@@ -125,21 +123,18 @@ export class StreamClient {
   private async _connect(): Promise<void> {
     const o = this._options;
     if (this._stopped || this._socket) return;
-    let ws: { ctor: WebSocketConstructor; headers: boolean };
+    let open: WebSocketFactory;
     try {
-      ws = await o.webSocket();
+      open = await o.webSocket();
     } catch (err) {
       this._stopped = true;
       this._handlers.error(new Error(`no WebSocket implementation available: ${String(err)}`), true);
       return;
     }
     if (this._stopped || this._socket) return;
-    const url = o.baseUrl.replace(/^http/, 'ws') + '/sdk/v1/stream';
     let socket: WebSocketLike;
     try {
-      socket = ws.headers
-        ? new ws.ctor(url, [STREAM_PROTOCOL], { headers: { authorization: `Bearer ${o.sdkKey}` }, perMessageDeflate: false })
-        : new ws.ctor(url, [STREAM_PROTOCOL, KEY_PROTOCOL_PREFIX + o.sdkKey]);
+      socket = open(o.baseUrl.replace(/^http/, 'ws') + '/sdk/v1/stream');
     } catch (err) {
       this._handlers.error(new Error(`cannot open stream: ${String(err)}`), false);
       this._scheduleReconnect();
