@@ -31,6 +31,9 @@ const result = await build({
   sourcemap: 'external',
   external: ['ws'],
   conditions: ['aviary-source'],
+  // Fields are assigned in constructors, not defined by declarations (TypeScript's older class-field emit): the SDK
+  // never relies on [[Define]] semantics, and field declarations without initializers then cost nothing.
+  tsconfigRaw: { compilerOptions: { useDefineForClassFields: false } },
   metafile: true,
   logLevel: 'warning',
 });
