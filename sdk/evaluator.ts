@@ -97,11 +97,11 @@ export class Evaluator {
   /** Outcomes not recorded because `maxOutcomePairs` was reached (reported, so that loss is visible). */
   droppedOutcomes = 0;
 
-  /** @param env a compiled environment or a snapshot to compile (default: empty, every flag is unknown) */
-  constructor(env: CompiledEnvironment | EnvironmentSnapshot = EMPTY_SNAPSHOT, options: EvaluatorOptions = {}) {
+  /** @param snapshot what to serve first (default: nothing, every flag is unknown) */
+  constructor(snapshot: EnvironmentSnapshot = EMPTY_SNAPSHOT, options: EvaluatorOptions = {}) {
     this._maxUnknown = options.maxUnknownFlags ?? 100;
     this._maxOutcomePairs = options.maxOutcomePairs ?? 10_000;
-    this._set(isCompiled(env) ? env : compileTrustedEnvironment(env));
+    this._set(compileTrustedEnvironment(snapshot));
   }
 
   /** The compiled environment currently served. */
@@ -113,9 +113,9 @@ export class Evaluator {
    * Replaces the whole environment (a fresh snapshot). Counts of flags that keep their variants carry on. Returns
    * the keys of the flags that changed: added, removed, or whose configuration or a segment they use differs.
    */
-  setEnvironment(env: CompiledEnvironment | EnvironmentSnapshot): string[] {
+  setEnvironment(snapshot: EnvironmentSnapshot): string[] {
     const before = this._env;
-    const after = this._set(isCompiled(env) ? env : compileTrustedEnvironment(env));
+    const after = this._set(compileTrustedEnvironment(snapshot));
     const segment = (e: CompiledEnvironment, k: string) => json(e.segments.get(k)?.source);
     return changedKeys(
       before,
@@ -262,8 +262,4 @@ export class Evaluator {
     }
     return env;
   }
-}
-
-function isCompiled(env: CompiledEnvironment | EnvironmentSnapshot): env is CompiledEnvironment {
-  return env?.flags instanceof Map;
 }

@@ -224,13 +224,10 @@ export function parseServerMessage(data: string): ParseResult<ServerMessage> {
   if (!r.ok) return r;
   const m = r.message;
   const type = m.type;
-  if (type === 'error') {
-    const msg: ErrorMessage = { type, code: String(m.code ?? 'unknown'), message: String(m.message ?? '') };
-    if (typeof m.retryAfterMs === 'number' && m.retryAfterMs >= 0) msg.retryAfterMs = m.retryAfterMs;
-    return { ok: true, message: msg };
-  }
-  const error = problem(m);
+  const error = type === 'error' ? '' : problem(m);
   if (error !== '') return fail(error);
+  // Optional fields that do not make sense get their defaults: no retry hint, the default heartbeat.
+  if (!(m.retryAfterMs >= 0 && typeof m.retryAfterMs === 'number')) delete m.retryAfterMs;
   if (type === 'hydrate' || type === 'resumed') m.heartbeatMs = typeof m.heartbeatMs === 'number' && m.heartbeatMs > 0 ? m.heartbeatMs : 15_000;
   return { ok: true, message: m as ServerMessage };
 }

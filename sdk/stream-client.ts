@@ -128,7 +128,7 @@ export class StreamClient {
       open = await o.webSocket();
     } catch (err) {
       this._stopped = true;
-      this._handlers.error(new Error(`no WebSocket implementation available: ${String(err)}`), true);
+      this._handlers.error(new Error(`no WebSocket implementation available: ${err}`), true);
       return;
     }
     if (this._stopped || this._socket) return;
@@ -136,7 +136,7 @@ export class StreamClient {
     try {
       socket = open(o.baseUrl.replace(/^http/, 'ws') + '/sdk/v1/stream');
     } catch (err) {
-      this._handlers.error(new Error(`cannot open stream: ${String(err)}`), false);
+      this._handlers.error(new Error(`cannot open stream: ${err}`), false);
       this._scheduleReconnect();
       return;
     }
