@@ -30,6 +30,7 @@ import type { EnvironmentSnapshot } from '@aviary/sdk/core';
 import { adminAuthHook, sdkAuthHook } from './auth/hooks.js';
 import { createAuthenticator, type Authenticator, type SdkPrincipal } from './auth/authenticate.js';
 import { TokenStore } from './auth/token-store.js';
+import { trustProxyFromEnv } from './config.js';
 import { problemErrorHandler, problemFrameworkErrors, problemNotFoundHandler } from './errors.js';
 import { environmentRoutes } from './admin/environment-routes.js';
 import { consolePlugin } from './console/console-plugin.js';
@@ -147,7 +148,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     logController: new LogController({ disableRequestLogging: true }),
     ...(loggerOption ? { childLoggerFactory: lazyChildLoggerFactory } : {}),
     // Behind a proxy, set AVIARY_TRUST_PROXY so request.ip (rate limits, logs) is the client's address.
-    trustProxy: process.env.AVIARY_TRUST_PROXY === 'true',
+    trustProxy: trustProxyFromEnv(),
     return503OnClosing: true,
     // Flag keys may be 128 characters (CONTRACT §1); fastify's default of 100 would make long keys unreachable.
     routerOptions: { maxParamLength: 512 },

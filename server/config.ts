@@ -46,3 +46,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     shutdownTimeoutMs,
   };
 }
+
+/** `AVIARY_TRUST_PROXY=true`: behind a proxy, so a request's client address comes from `X-Forwarded-For`. */
+export function trustProxyFromEnv(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.AVIARY_TRUST_PROXY === 'true';
+}

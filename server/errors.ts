@@ -4,7 +4,7 @@
  * human `detail`, and for validation failures `errors: [{ path, message }]` (JSON-pointer paths into the body).
  */
 import createError, { type FastifyError } from '@fastify/error';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 
 /** Base of the problem type URIs. They identify the kind of problem; they are not fetched by clients. */
 export const PROBLEM_BASE = 'https://aviary.dev/problems/';
@@ -166,31 +166,38 @@ function kindForStatus(status: number): ProblemKind {
   }
 }
 
-/** fastify error handler: everything becomes a problem document; 5xx details are logged, never sent. */
-export function problemErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const instance = request.url.split('?')[0];
+/**
+ * The problem document for an error (5xx details are logged, never sent): what the fastify error handler sends, and
+ * what the evaluate fast path (server/sdk/evaluate-fast-path.ts) writes for the same failures.
+ */
+export function problemForError(error: FastifyError, instance: string | undefined, log: Pick<FastifyBaseLogger, 'error'>): ProblemDocument {
   if (isAviaryError(error)) {
-    if (error.statusCode && error.statusCode >= 500) request.log.error({ err: error }, 'request failed');
-    return sendProblem(reply, problemDocument(error.problem, error.message, {
+    if (error.statusCode && error.statusCode >= 500) log.error({ err: error }, 'request failed');
+    return problemDocument(error.problem, error.message, {
       ...(error.errors ? { errors: error.errors } : {}),
       ...(error.extensions ? { extensions: error.extensions } : {}),
       ...(instance ? { instance } : {}),
-    }));
+    });
   }
   if (error.validation) {
     const errors = issuesFromAjv(error.validation as AjvIssue[], error.validationContext);
     const first = errors[0];
-    return sendProblem(reply, problemDocument('validation', first ? `${first.path || '/'}: ${first.message}` : error.message, {
+    return problemDocument('validation', first ? `${first.path || '/'}: ${first.message}` : error.message, {
       errors,
       ...(instance ? { instance } : {}),
-    }));
+    });
   }
   const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
   if (status >= 500) {
-    request.log.error({ err: error }, 'request failed');
-    return sendProblem(reply, problemDocument('internal', 'The server failed to handle this request; see its log.', instance ? { instance } : {}));
+    log.error({ err: error }, 'request failed');
+    return problemDocument('internal', 'The server failed to handle this request; see its log.', instance ? { instance } : {});
   }
-  return sendProblem(reply, problemDocument(kindForStatus(status), error.message, instance ? { instance } : {}));
+  return problemDocument(kindForStatus(status), error.message, instance ? { instance } : {});
+}
+
+/** fastify error handler: everything becomes a problem document ({@link problemForError}). */
+export function problemErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  return sendProblem(reply, problemForError(error, request.url.split('?')[0], request.log));
 }
 
 /** fastify not-found handler. */

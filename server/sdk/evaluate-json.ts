@@ -5,7 +5,7 @@
  * this machine, which is more than the ten evaluations themselves. Variant values are the compiled flag's own
  * objects, so the JSON of an object value is computed once per object and reused.
  */
-import type { EvaluationDetail, EvaluationReason, JsonValue } from '@aviary/sdk/core';
+import { evaluate, evaluateFlag, type CompiledEnvironment, type EvaluationContext, type EvaluationDetail, type EvaluationReason, type JsonValue } from '@aviary/sdk/core';
 
 const objectJson = new WeakMap<object, string>();
 
@@ -71,4 +71,24 @@ export class EvaluateAnswer {
   finish(): string {
     return `${this.json}}}`;
   }
+}
+
+/**
+ * The whole answer for a context: every flag of the environment, or the requested keys (each once, in request order;
+ * unknown keys answer FLAG_NOT_FOUND).
+ */
+export function evaluateAnswerJson(env: CompiledEnvironment, environment: string, context: EvaluationContext, keys: readonly string[] | undefined): string {
+  const answer = new EvaluateAnswer(environment, env.version);
+  if (keys === undefined) {
+    for (const [key, flag] of env.flags) answer.add(key, evaluateFlag(flag, context, null, true));
+  } else {
+    const seen = new Set<string>();
+    for (const key of keys) {
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const flag = env.flags.get(key);
+      answer.add(key, flag ? evaluateFlag(flag, context, null, true) : evaluate(env, key, context, null));
+    }
+  }
+  return answer.finish();
 }
