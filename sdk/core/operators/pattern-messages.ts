@@ -3,56 +3,56 @@
  * the engine in `pattern.ts`, which says only which rule a pattern broke and where: the SDK compiles patterns the
  * server has already validated, so the browser bundle carries none of this prose.
  */
-import { compilePattern, MAX_PATTERN_LENGTH, MAX_PROGRAM_SIZE, MAX_REPEAT, type PatternProblem } from './pattern.js';
+import { compilePattern, MAX_PATTERN_LENGTH, MAX_PROGRAM_SIZE, MAX_REPEAT, PatternProblem } from './pattern.js';
 
 /** The explanation of `problem` found at index `at` of `source`. */
 export function explainPatternProblem(source: string, problem: PatternProblem, at: number): string {
   // `at` is where the offending construct starts: a brace, or the backslash of an escape.
-  const c = source[problem === 'brace' ? at : at + 1];
+  const c = source[problem === PatternProblem.Brace ? at : at + 1];
   switch (problem) {
-    case 'type':
+    case PatternProblem.Type:
       return 'must be a string';
-    case 'length':
+    case PatternProblem.Length:
       return `longer than ${MAX_PATTERN_LENGTH} characters`;
-    case 'size':
+    case PatternProblem.Size:
       return `pattern compiles to more than ${MAX_PROGRAM_SIZE} states`;
-    case 'quantifier':
+    case PatternProblem.Quantifier:
       return `"{" at ${at} is not a quantifier (escape a literal brace as \\{)`;
-    case 'count':
+    case PatternProblem.Count:
       return `repetition count above ${MAX_REPEAT}`;
-    case 'order':
+    case PatternProblem.Order:
       return `numbers out of order in quantifier at ${at}`;
-    case 'repeat':
+    case PatternProblem.Repeat:
       return `nothing to repeat at ${at}`;
-    case 'lookaround':
+    case PatternProblem.Lookaround:
       return `lookarounds are not supported (at ${at})`;
-    case 'group':
+    case PatternProblem.Group:
       return `invalid group at ${at}`;
-    case 'unterminated':
+    case PatternProblem.Unterminated:
       return `unterminated group at ${at}`;
-    case 'brace':
+    case PatternProblem.Brace:
       return `unescaped "${c}" at ${at} (escape a literal brace as \\${c})`;
-    case 'end':
+    case PatternProblem.End:
       return 'pattern ends with "\\"';
-    case 'B':
+    case PatternProblem.NotWordBoundaryInClass:
       return `"\\B" in a class at ${at}`;
-    case 'octal':
+    case PatternProblem.Octal:
       return `octal escapes are not supported (at ${at})`;
-    case 'hex':
+    case PatternProblem.Hex:
       return `"\\${c}" needs ${c === 'x' ? 'two' : 'four'} hex digits (at ${at})`;
-    case 'backreference':
+    case PatternProblem.Backreference:
       return `backreferences are not supported (at ${at})`;
-    case 'escape':
+    case PatternProblem.Escape:
       return `unsupported escape "\\${c}" at ${at}`;
-    case 'class':
+    case PatternProblem.UnterminatedClass:
       return `unterminated character class at ${at}`;
-    case 'range':
+    case PatternProblem.ClassEscapeRange:
       return `invalid range with a class escape at ${at}`;
-    case 'classorder':
+    case PatternProblem.RangeOrder:
       return `range out of order in character class at ${at}`;
-    case 'unmatched':
+    case PatternProblem.Unmatched:
       return `unmatched ")" at ${at}`;
-    case 'invalid':
+    case PatternProblem.Invalid:
       return 'invalid regular expression';
   }
 }

@@ -46,39 +46,40 @@ export type CharSet = number | RegExp;
 export type Instruction = [op: number, x: number, y: number, set: CharSet | null];
 
 /**
- * Why a pattern is refused, as a keyword (`pattern-messages.ts` turns it into prose for flag authors; the SDK, which
- * only compiles what the server validated, leaves the prose out).
+ * Why a pattern is refused (`pattern-messages.ts` turns it into prose for flag authors; the SDK, which only compiles
+ * what the server validated, leaves the prose out). The bundler inlines the members as numbers.
  */
-export type PatternProblem =
-  | 'type'
-  | 'length'
-  | 'size'
-  | 'quantifier'
-  | 'count'
-  | 'order'
-  | 'repeat'
-  | 'lookaround'
-  | 'group'
-  | 'unterminated'
-  | 'brace'
-  | 'end'
-  | 'B'
-  | 'octal'
-  | 'hex'
-  | 'backreference'
-  | 'escape'
-  | 'class'
-  | 'range'
-  | 'classorder'
-  | 'unmatched'
-  | 'invalid';
+export enum PatternProblem {
+  Type,
+  Length,
+  Size,
+  Quantifier,
+  Count,
+  Order,
+  Repeat,
+  Lookaround,
+  Group,
+  Unterminated,
+  Brace,
+  End,
+  NotWordBoundaryInClass,
+  Octal,
+  Hex,
+  Backreference,
+  Escape,
+  UnterminatedClass,
+  ClassEscapeRange,
+  RangeOrder,
+  Unmatched,
+  Invalid,
+}
 
 class PatternError extends Error {
   constructor(
     readonly problem: PatternProblem,
     readonly at: number,
   ) {
-    super(problem);
+    super();
   }
 }
 
@@ -100,7 +101,7 @@ function parse(s: string): Instruction[] {
   let i = 0;
 
   const emit = (op: number, x = 0, y = 0, set: CharSet | null = null): number => {
-    if (prog.length >= MAX_PROGRAM_SIZE) fail('size', i);
+    if (prog.length >= MAX_PROGRAM_SIZE) fail(PatternProblem.Size, i);
     return prog.push([op, x, y, set]) - 1;
   };
 
@@ -140,17 +141,17 @@ function parse(s: string): Instruction[] {
     else if (c === '?') max = 1;
     else if (c === '{') {
       const m = /^\{(\d+)(,(\d*))?\}/.exec(s.slice(i, i + 24));
-      if (m === null) fail('quantifier', i);
+      if (m === null) fail(PatternProblem.Quantifier, i);
       min = Number(m[1]);
       max = m[2] === undefined ? min : m[3] === '' ? Infinity : Number(m[3]);
-      if (min > MAX_REPEAT || (max !== Infinity && max > MAX_REPEAT)) fail('count', i);
-      if (max < min) fail('order', i);
+      if (min > MAX_REPEAT || (max !== Infinity && max > MAX_REPEAT)) fail(PatternProblem.Count, i);
+      if (max < min) fail(PatternProblem.Order, i);
       i += m[0].length - 1;
     } else if (c !== '*') return;
-    if (assertion) fail('repeat', i);
+    if (assertion) fail(PatternProblem.Repeat, i);
     i++;
     if (s[i] === '?') i++; // lazy: same set of matches
-    if (isQuantifierStart(s[i])) fail('repeat', i);
+    if (isQuantifierStart(s[i])) fail(PatternProblem.Repeat, i);
     const body = prog.splice(from);
     for (let k = 0; k < min; k++) put(body, from);
     if (max === Infinity) {
@@ -182,14 +183,14 @@ function parse(s: string): Instruction[] {
         return true;
       case '(': {
         if (s.startsWith('?:', i)) i += 2;
-        else if (/^\?<?[=!]/.test(s.slice(i, i + 3))) fail('lookaround', start);
+        else if (/^\?<?[=!]/.test(s.slice(i, i + 3))) fail(PatternProblem.Lookaround, start);
         else if (s[i] === '?') {
           const m = /^\?<([A-Za-z_$][\w$]*)>/.exec(s.slice(i, i + 80));
-          if (m === null) fail('group', start);
+          if (m === null) fail(PatternProblem.Group, start);
           i += m[0].length;
         }
         alternation();
-        if (s[i] !== ')') fail('unterminated', start);
+        if (s[i] !== ')') fail(PatternProblem.Unterminated, start);
         i++;
         return false;
       }
@@ -206,10 +207,10 @@ function parse(s: string): Instruction[] {
       case '*':
       case '+':
       case '?':
-        return fail('repeat', start);
+        return fail(PatternProblem.Repeat, start);
       case '{':
       case '}':
-        return fail('brace', start);
+        return fail(PatternProblem.Brace, start);
       default:
         emit(OP_SET, 0, 0, c.charCodeAt(0));
         return false;
@@ -219,24 +220,24 @@ function parse(s: string): Instruction[] {
   /** After a backslash (at `start`), but for the assertions `\b` `\B`: in a class `\b` is a backspace. */
   const escape = (start: number): CharSet => {
     const c = s[i++];
-    if (c === undefined) fail('end', start);
+    if (c === undefined) fail(PatternProblem.End, start);
     if ('dDwWsS'.includes(c)) return new RegExp('\\' + c);
     let code = 9 + 'tnvfr'.indexOf(c);
-    if (c === 'B') fail('B', start);
+    if (c === 'B') fail(PatternProblem.NotWordBoundaryInClass, start);
     if (c === 'b') code = 8;
     else if (c === '0') {
-      if (/[0-9]/.test(s[i] ?? '')) fail('octal', start);
+      if (/[0-9]/.test(s[i] ?? '')) fail(PatternProblem.Octal, start);
       code = 0;
     } else if (c === 'x' || c === 'u') {
       const n = c === 'x' ? 2 : 4;
       const hex = s.slice(i, i + n);
-      if (!/^[0-9a-fA-F]*$/.test(hex) || hex.length < n) fail('hex', start);
+      if (!/^[0-9a-fA-F]*$/.test(hex) || hex.length < n) fail(PatternProblem.Hex, start);
       i += n;
       code = parseInt(hex, 16);
     } else if (code < 9) {
       // Not a control escape: escaped punctuation stands for itself; letters and digits mean something else.
-      if (/[1-9]/.test(c)) fail('backreference', start);
-      if (/\w/.test(c)) fail('escape', start);
+      if (/[1-9]/.test(c)) fail(PatternProblem.Backreference, start);
+      if (/\w/.test(c)) fail(PatternProblem.Escape, start);
       code = c.charCodeAt(0);
     }
     return code;
@@ -245,7 +246,7 @@ function parse(s: string): Instruction[] {
   /** One member of a class: a code unit, or a class escape (which cannot end a range). */
   const classAtom = (start: number): CharSet => {
     const c = s[i++];
-    if (c === undefined) fail('class', start);
+    if (c === undefined) fail(PatternProblem.UnterminatedClass, start);
     return c === '\\' ? escape(i - 1) : c.charCodeAt(0);
   };
 
@@ -257,8 +258,8 @@ function parse(s: string): Instruction[] {
       if (s[i] === '-' && s[i + 1] !== ']' && s[i + 1] !== undefined) {
         i++;
         const b = classAtom(start);
-        if (typeof a !== 'number' || typeof b !== 'number') fail('range', start);
-        if (b < a) fail('classorder', start);
+        if (typeof a !== 'number' || typeof b !== 'number') fail(PatternProblem.ClassEscapeRange, start);
+        if (b < a) fail(PatternProblem.RangeOrder, start);
       }
     }
     i++;
@@ -266,7 +267,7 @@ function parse(s: string): Instruction[] {
   };
 
   alternation();
-  if (i < s.length) fail('unmatched', i);
+  if (i < s.length) fail(PatternProblem.Unmatched, i);
   prog.push([OP_MATCH, 0, 0, null]);
   return prog;
 }
@@ -354,10 +355,10 @@ export type PatternResult = { ok: true; pattern: LinearPattern } | { ok: false; 
 /** Parses and compiles a pattern; never throws. */
 export function compilePattern(source: string): PatternResult {
   try {
-    if (typeof source !== 'string') fail('type', 0);
-    if (source.length > MAX_PATTERN_LENGTH) fail('length', MAX_PATTERN_LENGTH);
+    if (typeof source !== 'string') fail(PatternProblem.Type, 0);
+    if (source.length > MAX_PATTERN_LENGTH) fail(PatternProblem.Length, MAX_PATTERN_LENGTH);
     return { ok: true, pattern: new LinearPattern(parse(source)) };
   } catch (e) {
-    return e instanceof PatternError ? { ok: false, problem: e.problem, at: e.at } : { ok: false, problem: 'invalid', at: 0 };
+    return e instanceof PatternError ? { ok: false, problem: e.problem, at: e.at } : { ok: false, problem: PatternProblem.Invalid, at: 0 };
   }
 }
