@@ -31,18 +31,3 @@ export function toEpochMillis(v: unknown): number | undefined {
   if (typeof v === 'string') return parseIsoDate(v);
   return undefined;
 }
-
-const cache = new Map<string, number>();
-const CACHE_SIZE = 1024;
-
-/** `toEpochMillis` for the evaluation path: parsed strings are kept in a bounded map (cleared when full). */
-export function toEpochMillisCached(v: unknown): number | undefined {
-  if (typeof v !== 'string') return toEpochMillis(v);
-  let t = cache.get(v);
-  if (t === undefined) {
-    t = parseIsoDate(v) ?? NaN;
-    if (cache.size >= CACHE_SIZE) cache.clear();
-    cache.set(v, t);
-  }
-  return Number.isNaN(t) ? undefined : t;
-}

@@ -3,9 +3,9 @@
  * Values are never coerced between types: a test only ever matches attribute scalars of the type its values have.
  */
 import type { AttributeScalar, Operator } from '../types.js';
-import { toEpochMillis, toEpochMillisCached } from './dates.js';
+import { parseIsoDate, toEpochMillis } from './dates.js';
 import { compilePattern } from './pattern.js';
-import { compareSemver, parseSemver, parseSemverCached } from './semver.js';
+import { compareSemver, parseSemver } from './semver.js';
 
 /** A compiled test of one attribute scalar against all of a condition's values ("any value matches"). */
 export type ScalarTest = (v: AttributeScalar) => boolean;
@@ -56,7 +56,7 @@ export function compileScalarTest(op: Exclude<Operator, 'exists'>, values: reado
       const vs = strings(values).map((s) => parseSemver(s) ?? bad('semver', s));
       const want = op === 'semverEq' ? 0 : op === 'semverLt' ? -1 : 1;
       return (v) => {
-        const p = typeof v === 'string' ? parseSemverCached(v) : undefined;
+        const p = typeof v === 'string' ? semverOf(v) : undefined;
         return p !== undefined && vs.some((b) => Math.sign(compareSemver(p, b)) === want);
       };
     }
@@ -66,7 +66,7 @@ export function compileScalarTest(op: Exclude<Operator, 'exists'>, values: reado
       const before = op === 'before';
       const bound = before ? Math.max(...ms) : Math.min(...ms);
       return (v) => {
-        const t = toEpochMillisCached(v);
+        const t = typeof v === 'string' ? dateOf(v) : toEpochMillis(v);
         return t !== undefined && (before ? t < bound : t > bound);
       };
     }
@@ -74,6 +74,26 @@ export function compileScalarTest(op: Exclude<Operator, 'exists'>, values: reado
       return bad('operator', op);
   }
 }
+
+/**
+ * `parse` for attribute strings on the evaluation path: an application sends the same few versions and dates over
+ * and over, so results are kept in a map (cleared when it holds 1,024) and evaluation parses nothing twice.
+ */
+function memo<T>(parse: (s: string) => T): (s: string) => T {
+  const cache = new Map<string, T>();
+  return (s) => {
+    let v = cache.get(s);
+    if (v === undefined && !cache.has(s)) {
+      v = parse(s);
+      if (cache.size >= 1024) cache.clear();
+      cache.set(s, v);
+    }
+    return v as T;
+  };
+}
+
+const semverOf = memo(parseSemver);
+const dateOf = memo(parseIsoDate);
 
 function bad(what: string, v: unknown): never {
   throw new Error(`bad ${what} ${JSON.stringify(v)}`);

@@ -43,20 +43,3 @@ export function compareSemver(a: SemVer, b: SemVer): number {
   }
   return ap.length - bp.length;
 }
-
-const cache = new Map<string, SemVer | null>();
-const CACHE_SIZE = 1024;
-
-/**
- * `parseSemver` for context attributes on the evaluation path: an application sends the same few versions over
- * and over, so parsed results are kept (a bounded map, cleared when full) and evaluation allocates nothing.
- */
-export function parseSemverCached(s: string): SemVer | undefined {
-  const hit = cache.get(s);
-  if (hit !== undefined) return hit ?? undefined;
-  const parsed = parseSemver(s);
-  if (cache.size >= CACHE_SIZE) cache.clear();
-  if (parsed !== undefined) Object.freeze(parsed.pre);
-  cache.set(s, parsed === undefined ? null : Object.freeze(parsed));
-  return parsed;
-}
