@@ -3,6 +3,7 @@
  * evaluation counts and outcomes reported in the background.
  */
 import type { EnvironmentSnapshot, EvaluationContext, EvaluationDetail, JsonValue } from './core/types.js';
+import { errorDetail } from './core/evaluate.js';
 import { Emitter } from './emitter.js';
 import { Evaluator, type Outcome } from './evaluator.js';
 import { MetricsReporter, type ReporterStats } from './metrics-reporter.js';
@@ -113,8 +114,6 @@ function randomId(): string {
   return globalThis.crypto?.randomUUID?.() ?? Math.random().toString(36).slice(2) + Date.now().toString(36);
 }
 
-const NOT_READY = { kind: 'ERROR', errorCode: 'NOT_READY' } as const;
-
 class Client extends Emitter<ClientEvents> implements AviaryClient {
   readonly sdkId = randomId();
   private readonly _flags: Evaluator;
@@ -152,7 +151,7 @@ class Client extends Emitter<ClientEvents> implements AviaryClient {
     this._stream = new StreamClient(
       { ...common, webSocket: () => webSocketFactory(options) },
       {
-        version: () => (this._ready ? this._flags.environment.version : undefined),
+        version: () => this._version,
         hydrate: (m) => {
           const first = !this._ready || this._flags.environment.environment === '';
           const changed = this._load(m.snapshot);
@@ -190,6 +189,11 @@ class Client extends Emitter<ClientEvents> implements AviaryClient {
     }
   }
 
+  /** The version of the snapshot served, or undefined before the first. */
+  private get _version(): number | undefined {
+    return this._ready ? this._flags.environment.version : undefined;
+  }
+
   /** Serves `snapshot` from now on; returns the keys of the flags it changed. */
   private _load(snapshot: EnvironmentSnapshot): string[] {
     const changed = this._flags.setEnvironment(snapshot);
@@ -213,7 +217,7 @@ class Client extends Emitter<ClientEvents> implements AviaryClient {
   variationDetail<T extends JsonValue>(flagKey: string, context: EvaluationContext, defaultValue: T): EvaluationDetail<Widen<T>> {
     const d = this._flags.evaluate(flagKey, context ?? {}, defaultValue as Widen<T>);
     // Before the first snapshot every flag is unknown (and counted as such); say why, never silently.
-    return this._ready ? d : { value: defaultValue as Widen<T>, reason: NOT_READY, errorCode: 'NOT_READY' };
+    return this._ready ? d : errorDetail(defaultValue as Widen<T>, 'NOT_READY');
   }
 
   allFlags(context: EvaluationContext): Record<string, EvaluationDetail> {
@@ -281,7 +285,7 @@ class Client extends Emitter<ClientEvents> implements AviaryClient {
     return {
       ready: this._ready,
       connected: this._stream?.connected ?? false,
-      version: this._ready ? this._flags.environment.version : undefined,
+      version: this._version,
       environment: this._flags.environment.environment,
       reports: this._reporter?.stats ?? { sent: 0, failedAttempts: 0, droppedReports: 0, pending: 0 },
       droppedCounts: this._flags.droppedUnknownEvaluations,

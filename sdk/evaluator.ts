@@ -16,7 +16,7 @@ import {
   type CompiledEnvironment,
   type CompiledFlag,
 } from './core/compile.js';
-import { evaluateFlag, lastOutcome } from './core/evaluate.js';
+import { errorDetail, evaluateFlag, lastOutcome } from './core/evaluate.js';
 import { latencyBucket } from './core/histogram.js';
 import type { EnvironmentSnapshot, EvaluationContext, EvaluationDetail, JsonValue, ReasonKind } from './core/types.js';
 import type { Change, VariantStats } from './protocol.js';
@@ -58,10 +58,6 @@ export interface EvaluatorOptions {
 }
 
 const EMPTY_SNAPSHOT: EnvironmentSnapshot = { environment: '', version: 0, flags: [], segments: [] };
-
-function notFound<T>(value: T): EvaluationDetail<T> {
-  return { value, reason: { kind: 'ERROR', errorCode: 'FLAG_NOT_FOUND' }, errorCode: 'FLAG_NOT_FOUND' };
-}
 
 /** The keys of flags that differ between two environments (`same` decides for a flag in both), sorted. */
 function changedKeys(before: CompiledEnvironment, after: CompiledEnvironment, same: (a: CompiledFlag, b: CompiledFlag) => boolean): string[] {
@@ -149,7 +145,7 @@ export class Evaluator {
       const n = this._unknown.get(flagKey);
       if (n !== undefined || (this._unknown.size < this._maxUnknown && typeof flagKey === 'string')) this._unknown.set(flagKey, (n ?? 0) + 1);
       else this.droppedUnknownEvaluations++;
-      return notFound(defaultValue);
+      return errorDetail(defaultValue, 'FLAG_NOT_FOUND');
     }
     const d = evaluateFlag(slot._flag, context, defaultValue);
     slot._counts[(lastOutcome._variant + 1) * REASONS + lastOutcome._reason]!++;
@@ -163,7 +159,7 @@ export class Evaluator {
    */
   peek<T>(flagKey: string, context: EvaluationContext, defaultValue: T, anyKind = false): EvaluationDetail<T> {
     const slot = this._slots.get(flagKey);
-    return slot === undefined ? notFound(defaultValue) : evaluateFlag(slot._flag, context, defaultValue, anyKind);
+    return slot === undefined ? errorDetail(defaultValue, 'FLAG_NOT_FOUND') : evaluateFlag(slot._flag, context, defaultValue, anyKind);
   }
 
   /**

@@ -11,7 +11,7 @@
  */
 import type { Change } from '../protocol.js';
 import { BUCKETS, SaltedBucketer } from './bucket.js';
-import { compileScalarTest } from './operators/index.js';
+import { bad, compileScalarTest } from './operators/index.js';
 import type {
   AttributeCondition,
   AttributeScalar,
@@ -125,12 +125,9 @@ export function isScalar(v: unknown): v is AttributeScalar {
   return t === 'string' || t === 'number' || t === 'boolean';
 }
 
-function fail(why: string): never {
-  throw new Error(why);
-}
-
+/** `v` if it is an array (refused as `bad array "what"` otherwise). */
 function list<T>(v: T[] | undefined, what: string): T[] {
-  return Array.isArray(v) ? v : fail(`${what} must be an array`);
+  return Array.isArray(v) ? v : bad('array', what);
 }
 
 /** Whether every predicate holds (a plain loop: this is the hottest path of evaluation). */
@@ -147,10 +144,10 @@ export function allHold(conditions: readonly Predicate[], ctx: EvaluationContext
 export function compileAttributeCondition(c: AttributeCondition): Predicate {
   const attr = c.attribute;
   const negate = c.negate === true;
-  if (typeof attr !== 'string') fail('condition without an attribute');
+  if (typeof attr !== 'string') bad('attribute', attr);
   if (c.op === 'exists') return (ctx) => isPresent(ctx[attr]) !== negate;
   const values = c.values ?? [];
-  if (!Array.isArray(values) || !values.every(isScalar)) fail('condition values must be scalars');
+  if (!Array.isArray(values) || !values.every(isScalar)) bad('values', values);
   const test = compileScalarTest(c.op, values);
   return (ctx) => {
     const v = ctx[attr];
@@ -201,8 +198,8 @@ function errorText(e: unknown): string {
 
 function compileCondition(c: Condition, segments: ReadonlyMap<string, CompiledSegment>): Predicate {
   if (!('segment' in c)) return compileAttributeCondition(c);
-  const seg = segments.get(c.segment) ?? fail(`unknown segment "${c.segment}"`);
-  if (seg.error !== undefined) fail(seg.error);
+  const seg = segments.get(c.segment) ?? bad('segment', c.segment);
+  if (seg.error !== undefined) throw new Error(seg.error);
   const contains = seg.contains;
   return c.negate === true ? (ctx) => !contains(ctx) : contains;
 }
@@ -257,18 +254,18 @@ function valueFits(kind: FlagKind, v: unknown): boolean {
 export function compileTrustedFlag(config: FlagConfig, segments: ReadonlyMap<string, CompiledSegment>): CompiledFlag {
   try {
     const { key, kind, state } = config;
-    if (typeof key !== 'string' || !KINDS.includes(kind)) fail('key and kind are required');
+    if (typeof key !== 'string' || !KINDS.includes(kind)) bad('key and kind', [key, kind]);
     const variants = list(config.variants ?? (kind === 'boolean' ? BOOLEAN_VARIANTS : undefined), 'variants');
-    if (variants.length === 0) fail('no variants');
-    if (typeof state.enabled !== 'boolean') fail('state.enabled must be a boolean');
+    if (variants.length === 0) bad('variants', variants);
+    if (typeof state.enabled !== 'boolean') bad('enabled', state.enabled);
     const variantKeys = variants.map((v) =>
-      typeof v.key === 'string' && valueFits(kind, v.value) ? v.key : fail(`variant ${JSON.stringify(v.key)} does not fit a ${kind} flag`),
+      typeof v.key === 'string' && valueFits(kind, v.value) ? v.key : bad(`${kind} variant`, v),
     );
     const variantValues = variants.map((v) => deepFreeze(structuredClone(v.value)));
     // The last of duplicate keys wins, as in a map built from the list.
     const indexOf = (variant: string): number => {
       const i = variantKeys.lastIndexOf(variant);
-      return i >= 0 ? i : fail(`unknown variant ${JSON.stringify(variant)}`);
+      return i >= 0 ? i : bad('variant', variant);
     };
     /** A shared result; `value` is one of the deep-frozen variant values, `reason` is flat. */
     const detail = (i: number, reason: EvaluationReason): EvaluationDetail =>
@@ -283,11 +280,11 @@ export function compileTrustedFlag(config: FlagConfig, segments: ReadonlyMap<str
       const weights = list(r.weights, 'weights');
       const bucketBy = r.bucketBy ?? 'key';
       const salt = r.salt ?? key;
-      if (weights.length === 0) fail('a rollout needs weights');
-      if (typeof bucketBy !== 'string' || typeof salt !== 'string') fail('bucketBy and salt must be strings');
+      if (weights.length === 0) bad('weights', weights);
+      if (typeof bucketBy !== 'string' || typeof salt !== 'string') bad('bucketBy and salt', [bucketBy, salt]);
       let edge = 0;
       const ends = weights.map((w, i) => {
-        if (!(w.percent >= 0 && w.percent <= 100)) fail('percent must be within 0..100');
+        if (!(w.percent >= 0 && w.percent <= 100)) bad('percent', w.percent);
         edge += Math.round(w.percent * 1000);
         return i === weights.length - 1 ? BUCKETS : Math.min(edge, BUCKETS);
       });
@@ -300,7 +297,7 @@ export function compileTrustedFlag(config: FlagConfig, segments: ReadonlyMap<str
       for (const k of list(t.keys, 'target keys')) targets.set(k, i);
     }
     const rules = list(state.rules ?? [], 'rules').map((r, ruleIndex): CompiledRule => {
-      if (typeof r.id !== 'string') fail('rule without an id');
+      if (typeof r.id !== 'string') bad('rule id', r.id);
       return {
         _serve: compileServe(r.serve, REASON_RULE_MATCH, { kind: 'RULE_MATCH', ruleId: r.id, ruleIndex }),
         _conditions: list(r.conditions, 'conditions').map((c) => compileCondition(c, segments)),

@@ -39,7 +39,8 @@ function served<T>(variant: number, reason: number, detail: T): T {
   return detail;
 }
 
-function errorDetail<T>(value: T, errorCode: ErrorCode): EvaluationDetail<T> {
+/** The caller's default with reason ERROR / `errorCode`. */
+export function errorDetail<T>(value: T, errorCode: ErrorCode): EvaluationDetail<T> {
   return served(-1, REASON_ERROR, { value, reason: { kind: 'ERROR', errorCode }, errorCode });
 }
 

@@ -42,11 +42,8 @@ export function compileScalarTest(op: Exclude<Operator, 'exists'>, values: reado
     case 'gt':
     case 'gte': {
       // "Any value matches" for an ordering is one comparison against the most permissive value.
-      const ns = values.map((v) => {
-        if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error('expected finite numbers');
-        return v;
-      });
-      if (ns.length === 0) throw new Error('expected at least one value');
+      const ns = values.map((v) => (typeof v === 'number' && Number.isFinite(v) ? v : bad('number', v)));
+      if (ns.length === 0) bad('values', ns);
       const bound = op[0] === 'l' ? Math.max(...ns) : Math.min(...ns);
       return (v) => typeof v === 'number' && (op === 'lt' ? v < bound : op === 'lte' ? v <= bound : op === 'gt' ? v > bound : v >= bound);
     }
@@ -95,7 +92,8 @@ function memo<T>(parse: (s: string) => T): (s: string) => T {
 const semverOf = memo(parseSemver);
 const dateOf = memo(parseIsoDate);
 
-function bad(what: string, v: unknown): never {
+/** Refuses a value compilation cannot use: `bad variant "x"` (compilation turns it into a malformed flag). */
+export function bad(what: string, v: unknown): never {
   throw new Error(`bad ${what} ${JSON.stringify(v)}`);
 }
 
