@@ -15,21 +15,14 @@ export interface BackoffOptions {
 }
 
 export class Backoff {
-  private readonly _initialMs: number;
-  private readonly _maxMs: number;
-  private readonly _stableAfterMs: number;
   private _attempt = 0;
   /** When the connection came up; Infinity while it is down (then it never counts as stable). */
   private _connectedAt = Infinity;
 
   constructor(
-    options: BackoffOptions = {},
+    private readonly _options: BackoffOptions = {},
     private readonly _random: () => number = Math.random,
-  ) {
-    this._initialMs = Math.max(1, options.initialMs ?? 500);
-    this._maxMs = Math.max(this._initialMs, options.maxMs ?? 30_000);
-    this._stableAfterMs = options.stableAfterMs ?? 30_000;
-  }
+  ) {}
 
   /** The number of consecutive failed attempts so far. */
   get attempts(): number {
@@ -41,7 +34,9 @@ export class Backoff {
    * clients that lost the same server evenly over the window instead of bunching them at its edges.
    */
   next(): number {
-    return Math.floor(this._random() * Math.min(this._maxMs, this._initialMs * 2 ** Math.min(this._attempt++, 30)));
+    const initial = Math.max(1, this._options.initialMs ?? 500);
+    const ceiling = Math.min(Math.max(initial, this._options.maxMs ?? 30_000), initial * 2 ** Math.min(this._attempt++, 30));
+    return Math.floor(this._random() * ceiling);
   }
 
   /** The connection is up (it only counts as a success once it has been up `stableAfterMs`). */
@@ -54,7 +49,7 @@ export class Backoff {
    * accepts and then drops connections at once must not reset the backoff, or clients would hammer it.
    */
   disconnected(now: number): void {
-    if (now - this._connectedAt >= this._stableAfterMs) this._attempt = 0;
+    if (now - this._connectedAt >= (this._options.stableAfterMs ?? 30_000)) this._attempt = 0;
     this._connectedAt = Infinity;
   }
 }

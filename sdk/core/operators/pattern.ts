@@ -91,10 +91,6 @@ export function inSet(set: CharSet, c: number): boolean {
   return typeof set === 'number' ? c === set : set.test(String.fromCharCode(c));
 }
 
-function isQuantifierStart(c: string | undefined): boolean {
-  return c === '*' || c === '+' || c === '?' || c === '{';
-}
-
 /** Parses `s` and compiles it to a program ending in MATCH. Throws `PatternError` on what the syntax refuses. */
 function parse(s: string): Instruction[] {
   const prog: Instruction[] = [];
@@ -151,7 +147,7 @@ function parse(s: string): Instruction[] {
     if (assertion) fail(PatternProblem.Repeat, i);
     i++;
     if (s[i] === '?') i++; // lazy: same set of matches
-    if (isQuantifierStart(s[i])) fail(PatternProblem.Repeat, i);
+    if (/[*+?{]/.test(s[i] ?? '')) fail(PatternProblem.Repeat, i);
     const body = prog.splice(from);
     for (let k = 0; k < min; k++) put(body, from);
     if (max === Infinity) {
