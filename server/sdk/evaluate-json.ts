@@ -15,8 +15,9 @@ function valueJson(value: JsonValue): string {
     case 'boolean':
       return value ? 'true' : 'false';
     case 'string':
+      return str(value);
     case 'number':
-      return JSON.stringify(value);
+      return int(value);
     default: {
       if (value === null) return 'null';
       let json = objectJson.get(value);
@@ -26,31 +27,40 @@ function valueJson(value: JsonValue): string {
   }
 }
 
-function reasonJson(reason: EvaluationReason): string {
-  // Property order as the core creates them, so the bytes equal JSON.stringify's.
-  let json = `{"kind":${JSON.stringify(reason.kind)}`;
-  for (const key in reason) {
-    if (key === 'kind') continue;
-    const v = reason[key as keyof EvaluationReason];
-    if (v === undefined) continue;
-    json += `,${JSON.stringify(key)}:${typeof v === 'string' ? JSON.stringify(v) : String(v)}`;
+/**
+ * A string as JSON. The strings here are flag keys, variant keys, rule ids, reason kinds and error codes: few, and
+ * the same string objects request after request, so their JSON is kept (bounded: cleared past 10,000 entries).
+ */
+const strings = new Map<string, string>();
+function str(s: string): string {
+  let json = strings.get(s);
+  if (json === undefined) {
+    if (strings.size >= 10_000) strings.clear();
+    strings.set(s, (json = JSON.stringify(s)));
   }
+  return json;
+}
+/** A number as JSON: integers (buckets, rule indexes, most values) directly. */
+const int = (n: number): string => (Number.isSafeInteger(n) ? `${n}` : JSON.stringify(n));
+
+function reasonJson(reason: EvaluationReason): string {
+  // Each property explicitly, in the order the core creates them, so the bytes equal JSON.stringify's.
+  let json = `{"kind":${str(reason.kind)}`;
+  if (reason.ruleId !== undefined) json += `,"ruleId":${str(reason.ruleId)}`;
+  if (reason.ruleIndex !== undefined) json += `,"ruleIndex":${int(reason.ruleIndex)}`;
+  if (reason.inRollout !== undefined) json += `,"inRollout":${reason.inRollout}`;
+  if (reason.bucket !== undefined) json += `,"bucket":${int(reason.bucket)}`;
+  if (reason.bucketByMissing !== undefined) json += `,"bucketByMissing":${reason.bucketByMissing}`;
+  if (reason.errorCode !== undefined) json += `,"errorCode":${str(reason.errorCode)}`;
   return `${json}}`;
 }
 
-/** JSON of one evaluation detail, with its properties in their own order (value, variant, reason, errorCode). */
+/** JSON of one evaluation detail (value, variant, reason, errorCode: the order the core creates them in). */
 export function detailJson(detail: EvaluationDetail): string {
-  let json = '{';
-  let first = true;
-  for (const key in detail) {
-    const v = detail[key as keyof EvaluationDetail];
-    if (v === undefined) continue;
-    json += `${first ? '' : ','}${JSON.stringify(key)}:`;
-    first = false;
-    if (key === 'value') json += valueJson(v as JsonValue);
-    else if (key === 'reason') json += reasonJson(v as EvaluationReason);
-    else json += JSON.stringify(v);
-  }
+  let json = `{"value":${valueJson(detail.value)}`;
+  if (detail.variant !== undefined) json += `,"variant":${str(detail.variant)}`;
+  json += `,"reason":${reasonJson(detail.reason)}`;
+  if (detail.errorCode !== undefined) json += `,"errorCode":${str(detail.errorCode)}`;
   return `${json}}`;
 }
 
@@ -64,7 +74,7 @@ export class EvaluateAnswer {
   }
 
   add(key: string, detail: EvaluationDetail): void {
-    this.json += `${this.first ? '' : ','}${JSON.stringify(key)}:${detailJson(detail)}`;
+    this.json += `${this.first ? '' : ','}${str(key)}:${detailJson(detail)}`;
     this.first = false;
   }
 
