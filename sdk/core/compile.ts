@@ -27,12 +27,14 @@ import type {
   Serve,
 } from './types.js';
 
-/** Reason kinds as small integers, the index evaluation counters use (order of `REASON_KINDS`). */
-export const REASON_OFF = 0;
-export const REASON_TARGET_MATCH = 1;
-export const REASON_RULE_MATCH = 2;
-export const REASON_FALLTHROUGH = 3;
-export const REASON_ERROR = 4;
+/** Reason kinds as small integers, the index evaluation counters use (order of `REASON_KINDS`; inlined by bundlers). */
+export enum Reason {
+  Off,
+  TargetMatch,
+  RuleMatch,
+  Fallthrough,
+  Error,
+}
 export const REASON_KINDS = ['OFF', 'TARGET_MATCH', 'RULE_MATCH', 'FALLTHROUGH', 'ERROR'] as const;
 
 /** A compiled predicate over a context. */
@@ -65,7 +67,7 @@ export interface CompiledRollout {
 export interface CompiledServe {
   readonly _variant: number;
   readonly _rollout: CompiledRollout | null;
-  /** `REASON_RULE_MATCH` or `REASON_FALLTHROUGH`. */
+  /** `Reason.RuleMatch` or `Reason.Fallthrough`. */
   readonly _reason: number;
   /** The reason without rollout fields (a rollout adds `inRollout` and `bucket` to a copy). */
   readonly _base: EvaluationReason;
@@ -299,7 +301,7 @@ export function compileTrustedFlag(config: FlagConfig, segments: ReadonlyMap<str
     const rules = list(state.rules ?? [], 'rules').map((r, ruleIndex): CompiledRule => {
       if (typeof r.id !== 'string') bad('rule id', r.id);
       return {
-        _serve: compileServe(r.serve, REASON_RULE_MATCH, { kind: 'RULE_MATCH', ruleId: r.id, ruleIndex }),
+        _serve: compileServe(r.serve, Reason.RuleMatch, { kind: 'RULE_MATCH', ruleId: r.id, ruleIndex }),
         _conditions: list(r.conditions, 'conditions').map((c) => compileCondition(c, segments)),
       };
     });
@@ -316,7 +318,7 @@ export function compileTrustedFlag(config: FlagConfig, segments: ReadonlyMap<str
       _offIndex: offIndex,
       _targets: targets,
       _rules: rules,
-      _fallthrough: compileServe(state.fallthrough, REASON_FALLTHROUGH, { kind: 'FALLTHROUGH' }),
+      _fallthrough: compileServe(state.fallthrough, Reason.Fallthrough, { kind: 'FALLTHROUGH' }),
       _offDetail: detail(offIndex, { kind: 'OFF' }),
       _targetDetails: variantKeys.map((_, i) => detail(i, { kind: 'TARGET_MATCH' })),
     };

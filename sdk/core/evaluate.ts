@@ -7,9 +7,7 @@
 import {
   allHold,
   isScalar,
-  REASON_ERROR,
-  REASON_OFF,
-  REASON_TARGET_MATCH,
+  Reason,
   type CompiledEnvironment,
   type CompiledFlag,
   type CompiledServe,
@@ -41,7 +39,7 @@ function served<T>(variant: number, reason: number, detail: T): T {
 
 /** The caller's default with reason ERROR / `errorCode`. */
 export function errorDetail<T>(value: T, errorCode: ErrorCode): EvaluationDetail<T> {
-  return served(-1, REASON_ERROR, { value, reason: { kind: 'ERROR', errorCode }, errorCode });
+  return served(-1, Reason.Error, { value, reason: { kind: 'ERROR', errorCode }, errorCode });
 }
 
 /** A rule's or the fallthrough's serve: its variant, or the context's place in its rollout. */
@@ -65,11 +63,11 @@ function serve(flag: CompiledFlag, s: CompiledServe, ctx: EvaluationContext): Ev
 }
 
 function resolve(flag: CompiledFlag, ctx: EvaluationContext): EvaluationDetail {
-  if (!flag._enabled) return served(flag._offIndex, REASON_OFF, flag._offDetail!);
+  if (!flag._enabled) return served(flag._offIndex, Reason.Off, flag._offDetail!);
   const key = ctx.key;
   if (typeof key === 'string' && flag._targets.size > 0) {
     const t = flag._targets.get(key);
-    if (t !== undefined) return served(t, REASON_TARGET_MATCH, flag._targetDetails[t]!);
+    if (t !== undefined) return served(t, Reason.TargetMatch, flag._targetDetails[t]!);
   }
   const rules = flag._rules;
   for (let i = 0; i < rules.length; i++) if (allHold(rules[i]!._conditions, ctx)) return serve(flag, rules[i]!._serve, ctx);
