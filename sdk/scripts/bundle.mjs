@@ -7,7 +7,7 @@ import { build } from 'esbuild';
 import { minify } from 'rolldown/experimental';
 import remapping from '@jridgewell/remapping';
 import { gzipSync } from 'node:zlib';
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { writeFileSync, mkdirSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -42,9 +42,15 @@ const esbuilt = Object.fromEntries(result.outputFiles.map((f) => [f.path.endsWit
 const oxc = await minify('aviary.browser.js', esbuilt.js, { module: true, compress: { target: 'es2022' }, mangle: { toplevel: true }, sourcemap: true });
 if (oxc.errors.length > 0) throw new Error(`oxc minify: ${oxc.errors.map((e) => e.message).join('; ')}`);
 const map = remapping([JSON.stringify(oxc.map), esbuilt.map], () => null);
-writeFileSync(`${outfile}.map`, JSON.stringify(map));
-writeFileSync(outfile, `${oxc.code.trimEnd()}\n//# sourceMappingURL=aviary.browser.js.map\n`);
-const code = readFileSync(outfile);
+// Written whole and then renamed into place: tests that build and import the bundle run in parallel.
+const writeAtomically = (path, text) => {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
+};
+const code = Buffer.from(`${oxc.code.trimEnd()}\n//# sourceMappingURL=aviary.browser.js.map\n`);
+writeAtomically(`${outfile}.map`, JSON.stringify(map));
+writeAtomically(outfile, code);
 const gzipped = gzipSync(code, { level: 9 }).length;
 const inputs = Object.keys(result.metafile.inputs).filter((p) => p.includes('node_modules'));
 // Every bundled source file with its minified bytes, largest first, so a size regression names its cause (and a
@@ -54,7 +60,7 @@ const sources = Object.entries(output?.inputs ?? {})
   .map(([path, v]) => ({ path, bytes: v.bytesInOutput }))
   .sort((a, b) => b.bytes - a.bytes);
 const report = { file: 'sdk/dist/aviary.browser.js', bytes: code.length, gzipBytes: gzipped, gzipKB: +(gzipped / 1024).toFixed(2), thirdParty: inputs, sources };
-writeFileSync(join(sdk, 'dist', 'aviary.browser.size.json'), JSON.stringify(report, null, 2) + '\n');
+writeAtomically(join(sdk, 'dist', 'aviary.browser.size.json'), JSON.stringify(report, null, 2) + '\n');
 if (process.argv.includes('--json')) console.log(JSON.stringify(report));
 else {
   console.log(`browser bundle: ${code.length} bytes, ${gzipped} bytes gzipped (${report.gzipKB} KB)${inputs.length ? `; bundled packages: ${inputs.join(', ')}` : ''}`);

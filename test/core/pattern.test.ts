@@ -27,6 +27,15 @@ const patternArb: fc.Arbitrary<string> = fc.letrec<{ alt: string; seq: string; a
 
 const inputArb = fc.string({ unit: fc.constantFrom('a', 'b', 'c', '1', ' ', '.', '\n', 'é'), maxLength: 10 });
 
+/** Any string over the characters the syntax gives a meaning to: most are not patterns the engine accepts. */
+const anySourceArb = fc
+  .array(
+    fc.constantFrom(...'abzA_019.-, é[]^$()|*+?{}\\dDwWsSbBxuntv0<>=!:'.split(''), 'x41', 'u00e9', '\\x2', '[^', 'a-'),
+    { maxLength: 12 },
+  )
+  .map((xs) => xs.join(''));
+const wideInputArb = fc.string({ unit: fc.constantFrom(...'abzA_019.-, é\n\r\t\v\b\u00a0\u2028\ufeff{}[]'.split('')), maxLength: 10 });
+
 describe('matches runs on a linear-time automaton', () => {
   // Shallow patterns and short inputs: the backtracking RegExp used as the reference takes seconds on deeper ones.
   it('agrees with JavaScript RegExp on every pattern of the accepted syntax', () => {
@@ -38,6 +47,24 @@ describe('matches runs on a linear-time automaton', () => {
       }),
       { numRuns: 1500 },
     );
+  });
+
+  it('accepts only what JavaScript accepts, and answers as RegExp does, on the DFA and on the Pike VM alone', () => {
+    let accepted = 0;
+    fc.assert(
+      fc.property(anySourceArb, fc.array(wideInputArb, { minLength: 1, maxLength: 6 }), (source, inputs) => {
+        const r = compilePattern(source);
+        if (!r.ok) return;
+        accepted++;
+        const native = new RegExp(source); // throws (failing the property) if JavaScript refuses what the engine took
+        for (const s of inputs) {
+          expect(r.pattern.test(s), `/${source}/ on ${JSON.stringify(s)}`).toBe(native.test(s));
+          expect(r.pattern.pike(s), `Pike VM: /${source}/ on ${JSON.stringify(s)}`).toBe(native.test(s));
+        }
+      }),
+      { numRuns: 4000 },
+    );
+    expect(accepted).toBeGreaterThan(1000);
   });
 
   it('agrees with RegExp on the Pike VM alone, as in the browser bundle that leaves the lazy DFA out', () => {

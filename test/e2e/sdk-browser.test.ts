@@ -1,8 +1,10 @@
 /**
- * The SDK in a real browser (headless Debian chromium): the browser build (esbuild, `ws` left out) connects with
- * the browser's own WebSocket, authenticating through `Sec-WebSocket-Protocol`, and applies a streamed kill.
+ * The SDK in a real browser (headless Debian chromium): the shipped browser bundle (`sdk/scripts/bundle.mjs`, the
+ * file whose size is reported) connects with the browser's own WebSocket, authenticating through
+ * `Sec-WebSocket-Protocol`, and applies a streamed kill.
  */
-import { build } from 'esbuild';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
@@ -10,25 +12,14 @@ import { launchBrowser } from '../console/browser.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { booleanFlag, kill } from '../stream/fixtures.js';
 
+const SDK = join(import.meta.dirname, '../../sdk');
 let browser: Browser;
 let srv: TestServer;
 let bundle: string;
 
 beforeAll(async () => {
-  const out = await build({
-    entryPoints: [join(import.meta.dirname, '../../sdk/index.ts')],
-    bundle: true,
-    format: 'iife',
-    globalName: 'Aviary',
-    platform: 'browser',
-    target: ['es2022'],
-    minify: true,
-    external: ['ws'],
-    conditions: ['aviary-source'],
-    write: false,
-    logLevel: 'silent',
-  });
-  bundle = out.outputFiles[0]!.text;
+  execFileSync(process.execPath, [join(SDK, 'scripts/bundle.mjs')]);
+  bundle = readFileSync(join(SDK, 'dist/aviary.browser.js'), 'utf8');
   browser = await launchBrowser();
   srv = await startServer();
 });
@@ -39,12 +30,16 @@ afterAll(async () => {
 });
 
 it('runs in a browser with its native WebSocket, the key in the subprotocol, and applies a streamed kill', async () => {
-  expect(bundle).not.toMatch(/require\(["']ws["']\)/);
+  expect(bundle).not.toMatch(/require\(["']ws["']\)|import\(["']ws["']\)/);
   await booleanFlag(srv, 'new-checkout');
   const page = await browser.newPage();
   // A page from the loopback server itself: chromium blocks public pages (about:blank) from reaching loopback.
   await page.goto(srv.url + '/healthz');
-  await page.addScriptTag({ content: bundle });
+  // The ES module as shipped, imported from a blob: URL of the page's own origin.
+  await page.evaluate(async (code) => {
+    const url = URL.createObjectURL(new Blob([code], { type: 'text/javascript' }));
+    (window as unknown as { Aviary: unknown }).Aviary = await import(/* @vite-ignore */ url);
+  }, bundle);
   const first = await page.evaluate(
     async ({ baseUrl, sdkKey }) => {
       const w = window as unknown as { Aviary: typeof import('@aviary/sdk'); client: import('@aviary/sdk').AviaryClient; changes: string[][] };

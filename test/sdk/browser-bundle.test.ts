@@ -97,8 +97,9 @@ const contexts: EvaluationContext[] = [
   ...Array.from({ length: 40 }, (_, i) => ({ key: `user-${i}`, email: `user${i}@example.${i % 2 ? 'com' : 'org'}`, seats: i * 3, org: `org-${i % 7}`, plan: 'pro' })),
 ];
 
-it('loads the bundle bundle.mjs just built (the one whose size is reported)', () => {
+it('loads the bundle bundle.mjs just built (the one whose size is reported), within the 10 KB gzipped budget', () => {
   expect(report.gzipBytes).toBeGreaterThan(1000);
+  expect(report.gzipBytes).toBeLessThanOrEqual(10 * 1024);
   expect(bundled.SDK_VERSION).toBe(source.SDK_VERSION);
 });
 
