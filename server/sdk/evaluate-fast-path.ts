@@ -110,7 +110,7 @@ export function installEvaluateFastPath(app: FastifyInstance, cache: CompiledEnv
     const limiter = app.authLimiter;
     if (limiter.size > 0 && (trustProxy || limiter.blockedForMs(req.socket.remoteAddress ?? '') > 0)) return null;
     const secret = headers.authorization === undefined ? undefined : BEARER.exec(headers.authorization)?.[1];
-    const token = secret === undefined ? null : app.stores.tokens.authenticate(secret);
+    const token = secret === undefined ? null : app.stores.tokens.authenticateOn(req.socket, secret);
     return token !== null && token.kind === 'sdk' && token.environment ? token.environment : null;
   };
 
@@ -124,12 +124,13 @@ export function installEvaluateFastPath(app: FastifyInstance, cache: CompiledEnv
     if (environment === null) return fastify(req, res);
     const start = performance.now();
     stats.count++;
-    let text = '';
-    req.setEncoding('utf8');
-    req.on('data', (chunk: string) => (text += chunk));
+    // Bytes, decoded once at the end (a small body arrives in one chunk; no string decoder per request).
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('error', () => res.destroy());
     req.on('end', () => {
       try {
+        const text = chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8');
         respond(req, res, start, environment, text);
       } catch (err) {
         log.error({ err }, 'request failed');

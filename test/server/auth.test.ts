@@ -130,3 +130,29 @@ describe('tokens', () => {
     expect((await a.delete('/api/v1/tokens/does-not-exist')).status).toBe(404);
   });
 });
+
+describe('keep-alive connections remember the key that authenticated on them', () => {
+  it('authenticateOn: same answers as authenticate, per connection, forgotten on revoke', async () => {
+    const tokens = srv.app.stores.tokens;
+    const created = await api(srv).post('/api/v1/tokens', { kind: 'sdk', environment: 'production', name: 'remembered' });
+    const key = created.body.token as string;
+    const connA = {};
+    const connB = {};
+    expect(tokens.authenticateOn(connA, key)?.id).toBe(created.body.id);
+    // Remembered: the same key again, and a wrong key of the same length on the same connection is still refused.
+    expect(tokens.authenticateOn(connA, key)?.id).toBe(created.body.id);
+    const forged = key.slice(0, -1) + (key.endsWith('A') ? 'B' : 'A');
+    expect(tokens.authenticateOn(connA, forged)).toBeNull();
+    expect(tokens.authenticateOn(connA, 'short')).toBeNull();
+    // Another valid key on the same connection replaces the remembered one.
+    expect(tokens.authenticateOn(connA, srv.sdkKeys.production)?.environment).toBe('production');
+    expect(tokens.authenticateOn(connA, key)?.id).toBe(created.body.id);
+    expect(tokens.authenticateOn(connB, key)?.id).toBe(created.body.id);
+    expect((await api(srv).delete(`/api/v1/tokens/${created.body.id}`)).status).toBe(200);
+    expect(tokens.authenticateOn(connA, key)).toBeNull();
+    expect(tokens.authenticateOn(connB, key)).toBeNull();
+    expect(tokens.authenticate(key)).toBeNull();
+    // Other keys a connection presents are unaffected by another token's revocation.
+    expect(tokens.authenticateOn(connA, srv.sdkKeys.production)?.environment).toBe('production');
+  });
+});
