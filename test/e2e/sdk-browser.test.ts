@@ -35,10 +35,12 @@ it('runs in a browser with its native WebSocket, the key in the subprotocol, and
   const page = await browser.newPage();
   // A page from the loopback server itself: chromium blocks public pages (about:blank) from reaching loopback.
   await page.goto(srv.url + '/healthz');
-  // The ES module as shipped, imported from a blob: URL of the page's own origin.
+  // The ES module as shipped, imported from a blob: URL of the page's own origin. (The import is spelled in a string:
+  // vitest rewrites `import()` in this file's functions, and this one runs in the page.)
   await page.evaluate(async (code) => {
     const url = URL.createObjectURL(new Blob([code], { type: 'text/javascript' }));
-    (window as unknown as { Aviary: unknown }).Aviary = await import(/* @vite-ignore */ url);
+    const load = new Function('url', 'return import(url)') as (url: string) => Promise<unknown>;
+    (window as unknown as { Aviary: unknown }).Aviary = await load(url);
   }, bundle);
   const first = await page.evaluate(
     async ({ baseUrl, sdkKey }) => {
