@@ -57,11 +57,26 @@ function reasonJson(reason: EvaluationReason): string {
 
 /** JSON of one evaluation detail (value, variant, reason, errorCode: the order the core creates them in). */
 export function detailJson(detail: EvaluationDetail): string {
-  let json = `{"value":${valueJson(detail.value)}`;
-  if (detail.variant !== undefined) json += `,"variant":${str(detail.variant)}`;
-  json += `,"reason":${reasonJson(detail.reason)}`;
-  if (detail.errorCode !== undefined) json += `,"errorCode":${str(detail.errorCode)}`;
-  return `${json}}`;
+  return `${headJson(detail)}${reasonJson(detail.reason)}${detail.errorCode !== undefined ? `,"errorCode":${str(detail.errorCode)}` : ''}}`;
+}
+
+/** `{"value":…,"variant":…,"reason":` of a detail. */
+function headJson(detail: EvaluationDetail): string {
+  return `{"value":${valueJson(detail.value)}${detail.variant !== undefined ? `,"variant":${str(detail.variant)}` : ''},"reason":`;
+}
+
+/**
+ * Per compiled flag and variant, `"<key>":{"value":…,"variant":…,"reason":`: a served variant always carries that
+ * variant's value, so everything before the reason is the same on every request.
+ */
+const heads = new WeakMap<object, Map<string, string>>();
+function entryHead(flag: object, key: string, detail: EvaluationDetail): string {
+  if (detail.variant === undefined || detail.errorCode !== undefined) return `${str(key)}:${headJson(detail)}`;
+  let byVariant = heads.get(flag);
+  if (byVariant === undefined) heads.set(flag, (byVariant = new Map()));
+  let head = byVariant.get(detail.variant);
+  if (head === undefined) byVariant.set(detail.variant, (head = `${str(key)}:${headJson(detail)}`));
+  return head;
 }
 
 /** Builds `{"environment":…,"version":…,"flags":{…}}` one flag at a time. */
@@ -73,8 +88,9 @@ export class EvaluateAnswer {
     this.json = `{"environment":${JSON.stringify(environment)},"version":${JSON.stringify(version)},"flags":{`;
   }
 
-  add(key: string, detail: EvaluationDetail): void {
-    this.json += `${this.first ? '' : ','}${str(key)}:${detailJson(detail)}`;
+  add(key: string, detail: EvaluationDetail, flag?: object): void {
+    const head = flag === undefined ? `${str(key)}:${headJson(detail)}` : entryHead(flag, key, detail);
+    this.json += `${this.first ? '' : ','}${head}${reasonJson(detail.reason)}${detail.errorCode !== undefined ? `,"errorCode":${str(detail.errorCode)}` : ''}}`;
     this.first = false;
   }
 
@@ -90,14 +106,15 @@ export class EvaluateAnswer {
 export function evaluateAnswerJson(env: CompiledEnvironment, environment: string, context: EvaluationContext, keys: readonly string[] | undefined): string {
   const answer = new EvaluateAnswer(environment, env.version);
   if (keys === undefined) {
-    for (const [key, flag] of env.flags) answer.add(key, evaluateFlag(flag, context, null, true));
+    for (const [key, flag] of env.flags) answer.add(key, evaluateFlag(flag, context, null, true), flag);
   } else {
     const seen = new Set<string>();
     for (const key of keys) {
       if (seen.has(key)) continue;
       seen.add(key);
       const flag = env.flags.get(key);
-      answer.add(key, flag ? evaluateFlag(flag, context, null, true) : evaluate(env, key, context, null));
+      if (flag) answer.add(key, evaluateFlag(flag, context, null, true), flag);
+      else answer.add(key, evaluate(env, key, context, null));
     }
   }
   return answer.finish();

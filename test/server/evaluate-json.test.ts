@@ -7,8 +7,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compileEnvironment, evaluate, type EnvironmentSnapshot, type EvaluationContext, type EvaluationDetail, type JsonValue } from '../../sdk/core/index.js';
-import { detailJson, EvaluateAnswer } from '../../server/sdk/evaluate-json.js';
+import { compileEnvironment, evaluate, evaluateFlag, type EnvironmentSnapshot, type EvaluationContext, type EvaluationDetail, type JsonValue } from '../../sdk/core/index.js';
+import { detailJson, EvaluateAnswer, evaluateAnswerJson } from '../../server/sdk/evaluate-json.js';
 
 const file = JSON.parse(readFileSync(join(import.meta.dirname, '../cases/evaluation.json'), 'utf8')) as {
   environment: EnvironmentSnapshot;
@@ -36,6 +36,38 @@ describe('evaluate answer JSON', () => {
     }
     expect(answer.finish()).toBe(JSON.stringify({ environment: 'prod "eu"', version: 42, flags }));
     expect(new EvaluateAnswer('e', 1).finish()).toBe('{"environment":"e","version":1,"flags":{}}');
+  });
+
+  it('a whole answer equals JSON.stringify of the evaluated flags, for any context, request after request (fast-check)', () => {
+    const env = compileEnvironment(file.environment);
+    const attrs = fc.record(
+      {
+        key: fc.oneof(fc.constantFrom('vip', 'user-1', 'u-staff', 'ü'), fc.string()),
+        country: fc.constantFrom('NL', 'DE', 'US'),
+        email: fc.constantFrom('a@acme.com', 'b@example.org'),
+        appVersion: fc.constantFrom('1.0.0', '4.2.0', '2.0.0-rc.1'),
+        plan: fc.constantFrom('pro', 'free'),
+        age: fc.integer({ min: 0, max: 120 }),
+      },
+      { requiredKeys: ['key'] },
+    );
+    const keys = fc.option(fc.array(fc.constantFrom(...[...env.flags.keys()], 'nope', '42'), { maxLength: 6 }), { nil: undefined });
+    fc.assert(
+      fc.property(attrs, keys, (context, requested) => {
+        const flags: Record<string, EvaluationDetail> = {};
+        for (const key of requested ?? env.flags.keys()) {
+          const flag = env.flags.get(key);
+          // As the route evaluates: any kind of a known flag (no caller default to match), FLAG_NOT_FOUND otherwise.
+          flags[key] ??= flag ? evaluateFlag(flag, context as EvaluationContext, null, true) : evaluate(env, key, context as EvaluationContext, null);
+        }
+        const expected = JSON.parse(JSON.stringify({ environment: 'production', version: env.version, flags }));
+        const text = evaluateAnswerJson(env, 'production', context as EvaluationContext, requested);
+        expect(JSON.parse(text)).toEqual(expected);
+        // Byte for byte too, whenever no key looks like an array index (JSON.stringify puts those first).
+        if (!Object.keys(flags).some((k) => /^\d+$/.test(k))) expect(text).toBe(JSON.stringify({ environment: 'production', version: env.version, flags }));
+      }),
+      { numRuns: 1500 },
+    );
   });
 
   it('equals JSON.stringify for any detail shape and value (fast-check)', () => {
