@@ -35,7 +35,10 @@ export function compileScalarTest(op: Exclude<Operator, 'exists'>, values: reado
         const r = compilePattern(p);
         return r.ok ? r.pattern : bad('pattern', `${p}: ${r.problem} at ${r.at}`);
       });
-      return (v) => typeof v === 'string' && patterns.some((p) => p.test(v));
+      return (v) => {
+        if (typeof v === 'string') for (let i = 0; i < patterns.length; i++) if (patterns[i]!.test(v)) return true;
+        return false;
+      };
     }
     case 'lt':
     case 'lte':
@@ -52,9 +55,11 @@ export function compileScalarTest(op: Exclude<Operator, 'exists'>, values: reado
     case 'semverGt': {
       const vs = strings(values).map((s) => parseSemver(s) ?? bad('semver', s));
       const want = op === 'semverEq' ? 0 : op === 'semverLt' ? -1 : 1;
+      // Plain loops on this path: a closure over the attribute would be allocated on every evaluation.
       return (v) => {
         const p = typeof v === 'string' ? semverOf(v) : undefined;
-        return p !== undefined && vs.some((b) => Math.sign(compareSemver(p, b)) === want);
+        if (p !== undefined) for (let i = 0; i < vs.length; i++) if (Math.sign(compareSemver(p, vs[i]!)) === want) return true;
+        return false;
       };
     }
     case 'before':
