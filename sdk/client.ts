@@ -33,7 +33,10 @@ export interface ClientOptions {
   backoff?: BackoffOptions;
   /** WebSocket constructor. Default: the global `WebSocket`, else the `ws` package (Node 20). */
   WebSocket?: WebSocketConstructor;
-  /** How the stream sends the key: `header` (Authorization; Node `ws` only) or `protocol` (Sec-WebSocket-Protocol). */
+  /**
+   * How the stream sends the key: `header` (Authorization; Node `ws` only) or `protocol` (Sec-WebSocket-Protocol).
+   * Bundles built for browsers (package.json `browser` field) always use `protocol`.
+   */
   webSocketAuth?: 'header' | 'protocol';
   /** HTTP client for metrics. Default: the global `fetch`. */
   fetch?: typeof fetch;
