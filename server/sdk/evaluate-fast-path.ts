@@ -31,6 +31,12 @@ const PATH = '/sdk/v1/evaluate';
 const BEARER = /^Bearer[ ]+(\S+)\s*$/i;
 const JSON_TYPE = /^application\/json\s*(?:;\s*charset=utf-8\s*)?$/i;
 
+/** The bearer secret of an Authorization header (the exact `Bearer <secret>` SDKs send, without a regex). */
+function bearer(header: string): string | undefined {
+  if (header.startsWith('Bearer ') && header.indexOf(' ', 7) < 0 && header.length > 7) return header.slice(7);
+  return BEARER.exec(header)?.[1];
+}
+
 type Listener = (req: IncomingMessage, res: ServerResponse) => void;
 type BodyCheck = ((data: unknown) => boolean) & { errors: unknown[] | null };
 
@@ -103,13 +109,13 @@ export function installEvaluateFastPath(app: FastifyInstance, cache: CompiledEnv
     const { headers } = req;
     const type = headers['content-type'];
     const length = Number(headers['content-length']);
-    if (type === undefined || !JSON_TYPE.test(type) || !(length > 0 && length <= bodyLimit) || headers.expect !== undefined) return null;
+    if (type === undefined || (type !== 'application/json' && !JSON_TYPE.test(type)) || !(length > 0 && length <= bodyLimit) || headers.expect !== undefined) return null;
     if (levelEnabled?.('debug')) return null;
     // An address under an auth-failure block gets its 429 from the ops plugin. Behind a proxy the client's address is
     // fastify's to work out, so there any open failure window sends requests the long way.
     const limiter = app.authLimiter;
     if (limiter.size > 0 && (trustProxy || limiter.blockedForMs(req.socket.remoteAddress ?? '') > 0)) return null;
-    const secret = headers.authorization === undefined ? undefined : BEARER.exec(headers.authorization)?.[1];
+    const secret = headers.authorization === undefined ? undefined : bearer(headers.authorization);
     const token = secret === undefined ? null : app.stores.tokens.authenticateOn(req.socket, secret);
     return token !== null && token.kind === 'sdk' && token.environment ? token.environment : null;
   };
