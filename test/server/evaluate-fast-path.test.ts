@@ -4,11 +4,11 @@
  * body below is sent both ways: same status, content type and bytes. Requests the fast path must leave to fastify
  * (auth failures, other content types, debug logging, a blocked address) are checked to go there.
  */
-import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loggerOptions } from '../../server/ops/logging.js';
 import { fastPathServed } from '../../server/sdk/evaluate-fast-path.js';
 import { api, startServer, type TestServer } from '../helpers/server.js';
+import { logSink } from '../helpers/log-sink.js';
 
 let srv: TestServer;
 beforeAll(async () => {
@@ -154,20 +154,9 @@ describe('logging and rate limits', () => {
     delete process.env.AVIARY_AUTH_FAILURE_LIMIT;
   });
 
-  function sink() {
-    const out: string[] = [];
-    const stream = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        out.push(chunk.toString('utf8'));
-        done();
-      },
-    });
-    return { stream, lines: () => out.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
-  }
-
   it('a slow request is warned about as the ops plugin does, with no secret in the log', async () => {
     process.env.AVIARY_SLOW_REQUEST_MS = '0.000001';
-    const log = sink();
+    const log = logSink();
     other = await startServer({ logger: loggerOptions('info', log.stream) });
     const res = await fetch(`${other.url}/sdk/v1/evaluate`, {
       method: 'POST',
@@ -183,7 +172,7 @@ describe('logging and rate limits', () => {
   });
 
   it('at debug level every request goes through fastify (and its request log line)', async () => {
-    const log = sink();
+    const log = logSink();
     other = await startServer({ logger: loggerOptions('debug', log.stream) });
     const res = await fetch(`${other.url}/sdk/v1/evaluate`, {
       method: 'POST',

@@ -1,7 +1,7 @@
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loggerOptions } from '../../server/ops/logging.js';
 import { api, request, startServer, type TestServer } from '../helpers/server.js';
+import { logSink } from '../helpers/log-sink.js';
 
 let srv: TestServer | undefined;
 afterEach(async () => {
@@ -19,17 +19,6 @@ function buckets(text: string, name: string, route?: string): [string, number][]
 }
 const count = (text: string, name: string, route?: string) =>
   Number(text.split('\n').find((l) => l.startsWith(`${name}_count`) && (route === undefined || l.includes(`route="${route}"`)))?.split(' ').at(-1));
-
-function logSink(): { lines: () => Record<string, unknown>[]; stream: Writable } {
-  const out: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      out.push(chunk.toString('utf8'));
-      done();
-    },
-  });
-  return { stream, lines: () => out.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
-}
 
 describe('request metrics and WAL fsync timings on /metrics', () => {
   it('renders cumulative latency buckets per route that end at the request count, and times every fsync a write waited for', async () => {
