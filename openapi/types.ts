@@ -57,7 +57,8 @@ export interface paths {
         /**
          * Kill every flag of an environment (panic button)
          * @description Disables every enabled flag of the environment in one transaction, except those listed in `except`. The state of
-         *     each flag before the panic is remembered, so that `revive-all` restores it exactly. Audited.
+         *     each flag before the panic is remembered, so that `revive-all` restores it exactly. Audited. The body may be a
+         *     form as well as JSON (`-d reason=… -d except=a,b`).
          */
         post: operations["killAll"];
         delete?: never;
@@ -211,6 +212,7 @@ export interface paths {
          * Kill switch on
          * @description Sets `enabled: false` in one transaction: every evaluation serves `offVariant` with reason `OFF`.
          *     Idempotent, no `If-Match` needed. With `waitMs`, the response carries a delivery receipt for the new version.
+         *     The body is optional, and may be a form (`curl -d reason=incident-42`) as well as JSON.
          */
         post: operations["killFlag"];
         delete?: never;
@@ -1615,6 +1617,7 @@ export interface operations {
         requestBody?: {
             content: {
                 "application/json": components["schemas"]["KillAllRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["KillAllRequest"];
             };
         };
         responses: {
@@ -1647,6 +1650,7 @@ export interface operations {
         requestBody?: {
             content: {
                 "application/json": components["schemas"]["ReasonRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["ReasonRequest"];
             };
         };
         responses: {
@@ -1952,6 +1956,7 @@ export interface operations {
         requestBody?: {
             content: {
                 "application/json": components["schemas"]["ReasonRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["ReasonRequest"];
             };
         };
         responses: {
@@ -1993,6 +1998,7 @@ export interface operations {
         requestBody?: {
             content: {
                 "application/json": components["schemas"]["ReasonRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["ReasonRequest"];
             };
         };
         responses: {

@@ -134,6 +134,62 @@ describe('kill switch', () => {
   });
 });
 
+describe('kill switches take a form body (curl -d in an incident)', () => {
+  const form = (path: string, body: string, contentType = 'application/x-www-form-urlencoded') =>
+    fetch(`${srv.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${srv.adminToken}`, 'content-type': contentType }, body });
+
+  it('kill and revive read reason from a form, and audit it', async () => {
+    await a.post('/api/v1/flags', { key: 'form-kill', kind: 'boolean' });
+    await a.put('/api/v1/flags/form-kill/environments/production', { ...rolloutState });
+    const killed = await form('/api/v1/flags/form-kill/environments/production/kill', 'reason=incident+42%3A+checkout+errors');
+    expect(killed.status).toBe(200);
+    expect(await killed.json()).toMatchObject({ enabled: false, changed: true, killReason: 'incident 42: checkout errors' });
+    const audit = await a.get('/api/v1/audit?flag=form-kill&environment=production');
+    expect(audit.body.entries[0]).toMatchObject({ action: 'flag.kill', reason: 'incident 42: checkout errors' });
+    const revived = await form('/api/v1/flags/form-kill/environments/production/revive', 'reason=fixed');
+    expect(await revived.json()).toMatchObject({ enabled: true, changed: true });
+    // An empty form is no body, as with JSON.
+    expect((await form('/api/v1/flags/form-kill/environments/production/kill', '')).status).toBe(200);
+    await a.post('/api/v1/flags/form-kill/environments/production/revive');
+  });
+
+  it('kill-all reads except as repeated or comma-separated fields, and revive-all restores', async () => {
+    for (const key of ['form-p1', 'form-p2', 'form-p3']) {
+      await a.post('/api/v1/flags', { key, kind: 'boolean' });
+      await a.put(`/api/v1/flags/${key}/environments/development`, { ...rolloutState });
+    }
+    const panic = await form('/api/v1/environments/development/kill-all', 'reason=panic&except=form-p1,form-p2&except=form-p3');
+    expect(panic.status).toBe(200);
+    const body = (await panic.json()) as { spared: string[]; killed: string[] };
+    expect(body.spared.sort()).toEqual(['form-p1', 'form-p2', 'form-p3']);
+    expect(body.killed).not.toContain('form-p1');
+    const restore = await form('/api/v1/environments/development/revive-all', 'reason=over');
+    expect(restore.status).toBe(200);
+  });
+
+  it('unknown fields, __proto__ and bad values in a form are 400s that change nothing', async () => {
+    await a.post('/api/v1/flags', { key: 'form-bad', kind: 'boolean' });
+    await a.put('/api/v1/flags/form-bad/environments/production', { ...rolloutState });
+    for (const body of ['reason=x&color=red', '__proto__=x', 'reason=x&__proto__%5Badmin%5D=1', '{"reason":"json in a form"}']) {
+      const res = await form('/api/v1/flags/form-bad/environments/production/kill', body);
+      expect(res.status, body).toBe(400);
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    }
+    expect((await form('/api/v1/environments/production/kill-all', 'except=no-such-flag')).status).toBe(400);
+    expect((await a.get('/api/v1/flags/form-bad/environments/production')).body.enabled).toBe(true);
+  });
+
+  it('other write routes stay JSON-only (415 for a form)', async () => {
+    const res = await fetch(`${srv.url}/api/v1/flags/form-bad/environments/production`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${srv.adminToken}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'enabled=false',
+    });
+    expect(res.status).toBe(415);
+    expect((await a.get('/api/v1/flags/form-bad/environments/production')).body.enabled).toBe(true);
+  });
+});
+
 describe('panic button', () => {
   it('kill-all disables every enabled flag but the spared ones in one version, and revive-all restores each exactly', async () => {
     const env = 'staging';
