@@ -57,7 +57,12 @@ function reasonJson(reason: EvaluationReason): string {
 
 /** JSON of one evaluation detail (value, variant, reason, errorCode: the order the core creates them in). */
 export function detailJson(detail: EvaluationDetail): string {
-  return `${headJson(detail)}${reasonJson(detail.reason)}${detail.errorCode !== undefined ? `,"errorCode":${str(detail.errorCode)}` : ''}}`;
+  return headJson(detail) + tailJson(detail);
+}
+
+/** The reason onwards: `{"kind":…},"errorCode":…}`. */
+function tailJson(detail: EvaluationDetail): string {
+  return `${reasonJson(detail.reason)}${detail.errorCode !== undefined ? `,"errorCode":${str(detail.errorCode)}` : ''}}`;
 }
 
 /** `{"value":…,"variant":…,"reason":` of a detail. */
@@ -90,7 +95,7 @@ export class EvaluateAnswer {
 
   add(key: string, detail: EvaluationDetail, flag?: object): void {
     const head = flag === undefined ? `${str(key)}:${headJson(detail)}` : entryHead(flag, key, detail);
-    this.json += `${this.first ? '' : ','}${head}${reasonJson(detail.reason)}${detail.errorCode !== undefined ? `,"errorCode":${str(detail.errorCode)}` : ''}}`;
+    this.json += `${this.first ? '' : ','}${head}${tailJson(detail)}`;
     this.first = false;
   }
 
