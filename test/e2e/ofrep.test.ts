@@ -7,8 +7,8 @@ import { OpenFeature as ServerOpenFeature } from '@openfeature/server-sdk';
 import { OpenFeature as WebOpenFeature } from '@openfeature/web-sdk';
 import { OFREPProvider } from '@openfeature/ofrep-provider';
 import { OFREPWebProvider } from '@openfeature/ofrep-web-provider';
-import { api, startServer, type TestServer } from '../helpers/server.js';
-import { booleanFlag, kill, setState } from '../stream/fixtures.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { checkoutAndBanner, kill } from '../stream/fixtures.js';
 
 let srv: TestServer | undefined;
 afterEach(async () => {
@@ -18,26 +18,13 @@ afterEach(async () => {
   srv = undefined;
 });
 
-async function flags(s: TestServer): Promise<void> {
-  await booleanFlag(s, 'new-checkout');
-  await setState(s, 'new-checkout', 'production', {
-    enabled: true,
-    offVariant: 'off',
-    targets: [{ variant: 'on', keys: ['vip'] }],
-    rules: [{ id: 'nl', conditions: [{ attribute: 'country', op: 'in', values: ['NL'] }], serve: { variant: 'on' } }],
-    fallthrough: { rollout: { weights: [{ variant: 'on', percent: 50 }, { variant: 'off', percent: 50 }] } },
-  });
-  expect((await api(s).post('/api/v1/flags', { key: 'banner', kind: 'string', variants: [{ key: 'a', value: 'hello' }] })).status).toBe(201);
-  await setState(s, 'banner', 'production', { enabled: true, offVariant: 'a', targets: [], rules: [], fallthrough: { variant: 'a' } });
-}
-
 const post = (s: TestServer, path: string, body: unknown, headers: Record<string, string> = {}) =>
   fetch(s.url + path, { method: 'POST', headers: { authorization: `Bearer ${s.sdkKeys.production}`, 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
 
 describe('OFREP', () => {
   it('works with the published server provider, unchanged', async () => {
     srv = await startServer();
-    await flags(srv);
+    await checkoutAndBanner(srv);
     await ServerOpenFeature.setProviderAndWait(new OFREPProvider({ baseUrl: srv.url, headers: [['Authorization', `Bearer ${srv.sdkKeys.production}`]] }));
     const of = ServerOpenFeature.getClient();
     expect(await of.getBooleanDetails('new-checkout', false, { targetingKey: 'vip' })).toMatchObject({ value: true, variant: 'on', reason: 'TARGETING_MATCH' });
@@ -53,7 +40,7 @@ describe('OFREP', () => {
 
   it('works with the published web provider, unchanged (bulk evaluation)', async () => {
     srv = await startServer();
-    await flags(srv);
+    await checkoutAndBanner(srv);
     await WebOpenFeature.setContext({ targetingKey: 'vip' });
     await WebOpenFeature.setProviderAndWait(
       new OFREPWebProvider({ baseUrl: srv.url, headers: [['Authorization', `Bearer ${srv.sdkKeys.production}`]], pollInterval: 0, cacheMode: 'disabled' } as never),
@@ -67,7 +54,7 @@ describe('OFREP', () => {
 
   it('bulk evaluation answers 304 for an unchanged ETag, and a new ETag after a change or for another context', async () => {
     srv = await startServer();
-    await flags(srv);
+    await checkoutAndBanner(srv);
     const first = await post(srv, '/ofrep/v1/evaluate/flags', { context: { targetingKey: 'vip' } });
     expect(first.status).toBe(200);
     const etag = first.headers.get('etag')!;
@@ -87,7 +74,7 @@ describe('OFREP', () => {
 
   it('requires an SDK key and reports bad contexts in OFREP form', async () => {
     srv = await startServer();
-    await flags(srv);
+    await checkoutAndBanner(srv);
     const noKey = await fetch(srv.url + '/ofrep/v1/evaluate/flags/banner', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     expect(noKey.status).toBe(401);
     const admin = await fetch(srv.url + '/ofrep/v1/evaluate/flags', { method: 'POST', headers: { authorization: `Bearer ${srv.adminToken}`, 'content-type': 'application/json' }, body: '{}' });

@@ -3,7 +3,7 @@ import { OpenFeature, ProviderEvents, type EventDetails } from '@openfeature/ser
 import { AviaryProvider } from '@aviary/sdk/openfeature';
 import { createClient } from '@aviary/sdk';
 import { api, startServer, type TestServer } from '../helpers/server.js';
-import { booleanFlag, kill, setState, until } from '../stream/fixtures.js';
+import { checkoutAndBanner, kill, setState, until } from '../stream/fixtures.js';
 
 let srv: TestServer | undefined;
 afterEach(async () => {
@@ -13,16 +13,7 @@ afterEach(async () => {
 });
 
 async function flags(s: TestServer): Promise<void> {
-  await booleanFlag(s, 'new-checkout');
-  await setState(s, 'new-checkout', 'production', {
-    enabled: true,
-    offVariant: 'off',
-    targets: [{ variant: 'on', keys: ['vip'] }],
-    rules: [{ id: 'nl', conditions: [{ attribute: 'country', op: 'in', values: ['NL'] }], serve: { variant: 'on' } }],
-    fallthrough: { rollout: { weights: [{ variant: 'on', percent: 50 }, { variant: 'off', percent: 50 }] } },
-  });
-  expect((await api(s).post('/api/v1/flags', { key: 'banner', kind: 'string', variants: [{ key: 'a', value: 'hello' }] })).status).toBe(201);
-  await setState(s, 'banner', 'production', { enabled: true, offVariant: 'a', targets: [], rules: [], fallthrough: { variant: 'a' } });
+  await checkoutAndBanner(s);
   expect((await api(s).post('/api/v1/flags', { key: 'limits', kind: 'json', variants: [{ key: 'small', value: { max: 3 } }] })).status).toBe(201);
   await setState(s, 'limits', 'production', { enabled: true, offVariant: 'small', targets: [], rules: [], fallthrough: { variant: 'small' } });
   expect((await api(s).post('/api/v1/flags', { key: 'ratio', kind: 'number', variants: [{ key: 'x', value: 0.25 }] })).status).toBe(201);

@@ -19,6 +19,23 @@ export async function booleanFlag(srv: Srv, key: string, env = 'production', ena
   await setState(srv, key, env, { enabled, offVariant: 'off', targets: [], rules: [], fallthrough: { variant: 'on' } });
 }
 
+/**
+ * The OpenFeature and OFREP tests' flags in production: `new-checkout` (boolean: target `vip`, rule country NL, 50/50
+ * fallthrough rollout) and `banner` (string, always `hello`).
+ */
+export async function checkoutAndBanner(srv: Srv): Promise<void> {
+  await booleanFlag(srv, 'new-checkout');
+  await setState(srv, 'new-checkout', 'production', {
+    enabled: true,
+    offVariant: 'off',
+    targets: [{ variant: 'on', keys: ['vip'] }],
+    rules: [{ id: 'nl', conditions: [{ attribute: 'country', op: 'in', values: ['NL'] }], serve: { variant: 'on' } }],
+    fallthrough: { rollout: { weights: [{ variant: 'on', percent: 50 }, { variant: 'off', percent: 50 }] } },
+  });
+  check(await api(srv).post('/api/v1/flags', { key: 'banner', kind: 'string', variants: [{ key: 'a', value: 'hello' }] }), 'create banner');
+  await setState(srv, 'banner', 'production', { enabled: true, offVariant: 'a', targets: [], rules: [], fallthrough: { variant: 'a' } });
+}
+
 /** Replaces a flag's state in `env`. */
 export async function setState(srv: Srv, key: string, env: string, state: Record<string, unknown>): Promise<void> {
   check(await api(srv).put(`/api/v1/flags/${key}/environments/${env}`, state), `state ${key}`);
