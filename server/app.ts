@@ -178,7 +178,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   } catch (err) {
     // A configuration error (an SDK key for an unknown environment, say): release the database before failing.
     await checkpointer?.stop();
-    if (database.sqlite.open) database.sqlite.close();
+    database.close();
     throw err;
   }
 
@@ -208,10 +208,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   app.addHook('onClose', async () => {
     writer.close();
     await checkpointer?.stop();
-    if (database.sqlite.open) {
-      markStopped(database.sqlite);
-      database.sqlite.close();
-    }
+    if (database.sqlite.open) markStopped(database.sqlite);
+    database.close();
   });
   // Metrics ingestion and canaries: the guard runs after every ingest batch that touched a flag.
   setupMetrics(app, options.metrics ?? {}, (touched) => app.canaries.outcomesArrived(touched));

@@ -5,7 +5,8 @@
 import { buildApp } from './app.js';
 import { readConfig } from './config.js';
 import { loggerOptions } from './ops/logging.js';
-import { openDatabase } from './storage/db.js';
+import { openDatabase, type OpenDatabase } from './storage/db.js';
+import { DatabaseLockedError } from './storage/db-lock.js';
 
 async function main(): Promise<void> {
   let config;
@@ -15,7 +16,13 @@ async function main(): Promise<void> {
     process.stderr.write(`aviary: ${(err as Error).message}\n`);
     process.exit(2);
   }
-  const database = openDatabase(config.dbPath);
+  let database: OpenDatabase;
+  try {
+    database = openDatabase(config.dbPath);
+  } catch (err) {
+    process.stderr.write(`aviary: ${bootFailure(config.dbPath, err)}\n`);
+    process.exit(err instanceof DatabaseLockedError ? 3 : 1);
+  }
   const app = await buildApp({
     database,
     ...(config.adminToken ? { adminToken: config.adminToken } : {}),
@@ -37,7 +44,7 @@ async function main(): Promise<void> {
     app.log.info({ signal }, 'shutting down: draining in-flight requests');
     const timer = setTimeout(() => {
       app.log.error('drain timed out; closing the database and exiting');
-      if (app.sqlite.open) app.sqlite.close();
+      database.close();
       process.exit(1);
     }, config.shutdownTimeoutMs);
     timer.unref();
@@ -54,6 +61,22 @@ async function main(): Promise<void> {
 
   const address = await app.listen({ host: config.host, port: config.port });
   app.log.info({ address, db: config.dbPath }, 'aviary listening');
+}
+
+/** Why the database at `path` could not be opened, in words an operator can act on (the file is always named). */
+function bootFailure(path: string, err: unknown): string {
+  if (err instanceof DatabaseLockedError) return err.message;
+  const code = (err as { code?: string }).code ?? '';
+  const message = err instanceof Error ? err.message : String(err);
+  const cause =
+    code === 'SQLITE_CANTOPEN' || code === 'EACCES' || code === 'EROFS'
+      ? 'check that the directory exists and this user may write there (AVIARY_DB)'
+      : code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT'
+        ? 'the file is not an Aviary database or is damaged: restore it from a backup (docs/operations.md)'
+        : code === 'SQLITE_FULL' || code === 'ENOSPC'
+          ? 'the disk is full'
+          : 'see the error above';
+  return `cannot open the database ${path}: ${message} (${code || 'error'}); ${cause}`;
 }
 
 main().catch((err: unknown) => {

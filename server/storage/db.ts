@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import * as schema from './schema.js';
+import { lockDatabase, type DatabaseLock } from './db-lock.js';
 
 /** The drizzle database with Aviary's schema. */
 export type AviaryDb = BetterSQLite3Database<typeof schema>;
@@ -16,6 +17,8 @@ export type AviaryDb = BetterSQLite3Database<typeof schema>;
 export interface OpenDatabase {
   db: AviaryDb;
   sqlite: Database.Database;
+  /** Closes the connection and releases the file's lock (db-lock.ts). Idempotent. */
+  close(): void;
 }
 
 /** Where the generated SQL migrations live (repo root `migrations/`). */
@@ -32,9 +35,24 @@ export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', impor
  * - `foreign_keys=ON`: flag states, tokens and canaries cannot point at environments or flags that do not exist.
  * - `busy_timeout=5000`: another process (a backup, the sqlite3 shell) holding a lock makes us wait, not fail.
  * - Checkpoints run on a worker thread (checkpointer.ts), not inside whichever COMMIT crosses the threshold.
+ * - One server per file: an exclusive lock is taken first (db-lock.ts), and a second server on the same file is
+ *   refused at once with a message naming the holder (`DatabaseLockedError`).
  */
 export function openDatabase(path: string, options: { migrate?: boolean } = {}): OpenDatabase {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  let lock: DatabaseLock | undefined;
+  if (path !== ':memory:') {
+    mkdirSync(dirname(path), { recursive: true });
+    lock = lockDatabase(path);
+  }
+  try {
+    return open(path, options, lock);
+  } catch (err) {
+    lock?.release();
+    throw err;
+  }
+}
+
+function open(path: string, options: { migrate?: boolean }, lock: DatabaseLock | undefined): OpenDatabase {
   const sqlite = new Database(path);
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = NORMAL');
@@ -43,6 +61,18 @@ export function openDatabase(path: string, options: { migrate?: boolean } = {}):
   // After a burst of writes the WAL is truncated back to this size once checkpointed (else it keeps its peak size).
   sqlite.pragma('journal_size_limit = 16777216');
   const db = drizzle(sqlite, { schema });
-  if (options.migrate !== false) migrate(db, { migrationsFolder: MIGRATIONS_FOLDER });
-  return { db, sqlite };
+  try {
+    if (options.migrate !== false) migrate(db, { migrationsFolder: MIGRATIONS_FOLDER });
+  } catch (err) {
+    sqlite.close();
+    throw err;
+  }
+  return {
+    db,
+    sqlite,
+    close() {
+      if (sqlite.open) sqlite.close();
+      lock?.release();
+    },
+  };
 }
