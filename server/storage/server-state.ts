@@ -16,7 +16,10 @@ export const UNCLEAN_STOP_VERSION_GAP = 1000;
 
 /** Marks the database as in use; if it already was, applies the version gap (audited). Returns whether it did. */
 export function markRunning(sqlite: Database.Database, writer: Writer, now: number): { recovered: boolean } {
-  const previous = sqlite.prepare<[], { value: string }>("SELECT value FROM server_state WHERE key = 'running'").get();
+  const read = sqlite.prepare<[string], { value: string }>('SELECT value FROM server_state WHERE key = ?');
+  const previous = read.get('running');
+  // Set by `aviary restore` (backup.ts), beside 'running': the database was replaced by a backup.
+  const restored = read.get('restored_from');
   const { value } = writer.write({ tokenId: null, name: 'system' }, (w) => {
     if (previous) {
       sqlite.prepare('UPDATE environments SET version = version + ?').run(UNCLEAN_STOP_VERSION_GAP);
@@ -24,9 +27,16 @@ export function markRunning(sqlite: Database.Database, writer: Writer, now: numb
         action: 'server.recover',
         resourceType: 'server',
         resourceKey: 'database',
-        after: { versionGap: UNCLEAN_STOP_VERSION_GAP, previousStart: Number(previous.value) },
-        reason: 'the previous server process did not stop cleanly; SDKs will resync from a snapshot',
+        after: {
+          versionGap: UNCLEAN_STOP_VERSION_GAP,
+          previousStart: Number(previous.value),
+          ...(restored ? { restoredFrom: JSON.parse(restored.value) as unknown } : {}),
+        },
+        reason: restored
+          ? 'the database was restored from a backup; SDKs will resync from a snapshot'
+          : 'the previous server process did not stop cleanly; SDKs will resync from a snapshot',
       });
+      if (restored) sqlite.prepare("DELETE FROM server_state WHERE key = 'restored_from'").run();
     }
     sqlite.prepare("INSERT INTO server_state (key, value) VALUES ('running', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(String(now));
     return { recovered: previous !== undefined };
