@@ -30,7 +30,7 @@ import type { EnvironmentSnapshot } from '@aviary/sdk/core';
 import { adminAuthHook, sdkAuthHook } from './auth/hooks.js';
 import { createAuthenticator, type Authenticator, type SdkPrincipal } from './auth/authenticate.js';
 import { TokenStore } from './auth/token-store.js';
-import { trustProxyFromEnv } from './config.js';
+import type { TrustProxy } from './config.js';
 import { problemErrorHandler, problemFrameworkErrors, problemNotFoundHandler } from './errors.js';
 import { environmentRoutes } from './admin/environment-routes.js';
 import { consolePlugin } from './console/console-plugin.js';
@@ -84,6 +84,8 @@ export interface BuildAppOptions {
   metrics?: MetricsOptions;
   /** Canary guard timer (server/canary/canary-setup.ts). */
   canary?: CanaryOptions;
+  /** Proxies whose `X-Forwarded-For` entries are trusted (`AVIARY_TRUST_PROXY`, server/config.ts). Default: none. */
+  trustProxy?: TrustProxy;
 }
 
 /** What an app's boot produced, for main.ts to print. */
@@ -147,8 +149,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     // used: on the SDK hot path both cost more than authentication and evaluation together (docs/architecture.md).
     logController: new LogController({ disableRequestLogging: true }),
     ...(loggerOption ? { childLoggerFactory: lazyChildLoggerFactory } : {}),
-    // Behind a proxy, set AVIARY_TRUST_PROXY so request.ip (rate limits, logs) is the client's address.
-    trustProxy: trustProxyFromEnv(),
+    // Behind a proxy, AVIARY_TRUST_PROXY names the hops to trust, so request.ip (rate limits, logs) is the client's.
+    trustProxy: options.trustProxy ?? false,
     return503OnClosing: true,
     // Flag keys may be 128 characters (CONTRACT §1); fastify's default of 100 would make long keys unreachable.
     routerOptions: { maxParamLength: 512 },

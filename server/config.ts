@@ -1,7 +1,24 @@
 /**
  * Server configuration from the environment (CONTRACT §8). Pure: takes the variables, returns a config or throws
- * a message naming the bad variable, so `main.ts` can print it and exit.
+ * a message naming the bad variable, so `main.ts` can print it and exit. This is the only module that reads
+ * `process.env`; everything else takes its settings as options (buildApp's, in server/app.ts).
  */
+import { isIP } from 'node:net';
+
+/**
+ * fastify's `trustProxy`: `false` (use the socket's address), the addresses (and CIDR ranges, or proxy-addr's names
+ * `loopback`, `linklocal`, `uniquelocal`) of the proxies to trust, or a function trusting the first N hops. Never
+ * `true`: trusting every hop makes the leftmost `X-Forwarded-For` value, which any client can write, the client's
+ * address. (A plain number is not used: fastify 5 ignores hop counts given as numbers.)
+ */
+export type TrustProxy = false | string | ((address: string, hop: number) => boolean);
+
+/** Trusts the nearest `hops` proxies: the client is the `hops`-th `X-Forwarded-For` entry from the right. */
+export function trustHops(hops: number): (address: string, hop: number) => boolean {
+  return (_address, hop) => hop < hops;
+}
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
 
 /** Everything `main.ts` needs to boot. */
 export interface ServerConfig {
@@ -15,6 +32,54 @@ export interface ServerConfig {
   logLevel: string;
   /** How long SIGTERM waits for in-flight requests before closing the database anyway. */
   shutdownTimeoutMs: number;
+  /** `AVIARY_TRUST_PROXY`. */
+  trustProxy: TrustProxy;
+  /** `AVIARY_SLOW_REQUEST_MS`: requests slower than this are logged as warnings. */
+  slowRequestMs: number;
+  /** `AVIARY_AUTH_FAILURE_LIMIT` per `AVIARY_AUTH_FAILURE_WINDOW_SECONDS`, per client address. */
+  authFailures: { limit: number; windowMs: number };
+  /** `AVIARY_METRICS_RETENTION_DAYS`. */
+  metricsRetentionDays: number;
+}
+
+/** A positive number from `name`, or `fallback` when unset; throws naming the variable otherwise. */
+function positive(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+/**
+ * `AVIARY_TRUST_PROXY`: unset or `false` → no proxy; `true` → one proxy in front (the rightmost `X-Forwarded-For`
+ * entry, the one the proxy wrote, is the client); a whole number → that many proxies; otherwise a comma-separated list
+ * of the proxies' addresses, CIDR ranges or `loopback`/`linklocal`/`uniquelocal` (safest: a client that reaches the
+ * server without the proxy cannot pass for another). Entries a client wrote itself are never taken for its address.
+ */
+export function parseTrustProxy(raw: string | undefined): TrustProxy {
+  const v = (raw ?? '').trim();
+  if (v === '' || v === 'false') return false;
+  if (v === 'true') return trustHops(1);
+  if (/^[0-9]+$/.test(v)) {
+    const hops = Number(v);
+    if (hops < 1 || hops > 16) throw new Error(`AVIARY_TRUST_PROXY: a number of proxies must be from 1 to 16, got ${v}`);
+    return trustHops(hops);
+  }
+  const parts = v.split(',').map((p) => p.trim());
+  for (const p of parts) {
+    if (PROXY_NAMES.has(p)) continue;
+    const [address, bits, extra] = p.split('/');
+    const family = isIP(address ?? '');
+    const maxBits = family === 6 ? 128 : 32;
+    const badBits = bits !== undefined && (!/^[0-9]{1,3}$/.test(bits) || Number(bits) > maxBits);
+    if (family === 0 || badBits || extra !== undefined) {
+      throw new Error(
+        `AVIARY_TRUST_PROXY must be true, false, a number of proxies, or proxy addresses, CIDR ranges or ${[...PROXY_NAMES].join('/')} separated by commas; ${JSON.stringify(p)} is none of these`,
+      );
+    }
+  }
+  return parts.join(',');
 }
 
 /** Reads the configuration from `env` (defaults: 127.0.0.1:4242, ./data/aviary.db). */
@@ -44,10 +109,12 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     sdkKeys,
     logLevel: env.AVIARY_LOG_LEVEL || 'info',
     shutdownTimeoutMs,
+    trustProxy: parseTrustProxy(env.AVIARY_TRUST_PROXY),
+    slowRequestMs: positive(env, 'AVIARY_SLOW_REQUEST_MS', 1000),
+    authFailures: {
+      limit: positive(env, 'AVIARY_AUTH_FAILURE_LIMIT', 30),
+      windowMs: positive(env, 'AVIARY_AUTH_FAILURE_WINDOW_SECONDS', 60) * 1000,
+    },
+    metricsRetentionDays: positive(env, 'AVIARY_METRICS_RETENTION_DAYS', 30),
   };
-}
-
-/** `AVIARY_TRUST_PROXY=true`: behind a proxy, so a request's client address comes from `X-Forwarded-For`. */
-export function trustProxyFromEnv(env: NodeJS.ProcessEnv = process.env): boolean {
-  return env.AVIARY_TRUST_PROXY === 'true';
 }

@@ -28,6 +28,7 @@ async function main(): Promise<void> {
     ...(config.adminToken ? { adminToken: config.adminToken } : {}),
     sdkKeys: config.sdkKeys,
     logger: loggerOptions(config.logLevel),
+    trustProxy: config.trustProxy,
   });
   if (app.boot.generatedAdminToken) {
     // Printed once, on the boot that created it, outside the structured log so it never lands in log storage.

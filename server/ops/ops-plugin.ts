@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { register as globalRegistry } from 'prom-client';
+import { bearerSecret, subprotocolSecret } from '../auth/authenticate.js';
 import { problemDocument, sendProblem } from '../errors.js';
 import { AuthFailureLimiter, type AuthFailureLimiterOptions } from '../rate-limit/auth-failure-limiter.js';
 import type { AuthFailureEvent } from '../storage/change-feed.js';
@@ -101,6 +102,11 @@ const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, opti
     if (limiter.size === 0 || !AUTHENTICATED_PREFIXES.some((p) => request.url.startsWith(p))) return done();
     const waitMs = limiter.blockedForMs(request.ip);
     if (waitMs <= 0) return done();
+    // Valid credentials are never refused because others failed from the same address (a shared NAT, an office, an
+    // attacker naming a victim's address): the kill switch must work. Only failing requests are refused, before they
+    // cost more than this one hash. Guessing stays hopeless: secrets are 256-bit random (configured ones ≥ 16 chars).
+    const secret = bearerSecret(request) ?? subprotocolSecret(request);
+    if (secret !== undefined && app.stores.tokens.authenticate(secret) !== null) return done();
     metrics.authRateLimited.inc();
     const seconds = Math.ceil(waitMs / 1000);
     reply.header('retry-after', String(seconds));

@@ -20,7 +20,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import type { EvaluationContext } from '@aviary/sdk/core';
-import { trustProxyFromEnv } from '../config.js';
 import { problem as notFound, problemForError, type ProblemDocument } from '../errors.js';
 import { createValidatorCompiler, requestBody } from '../openapi/validation.js';
 import { slowRequestMs } from '../ops/logging.js';
@@ -61,7 +60,6 @@ export function installEvaluateFastPath(app: FastifyInstance, cache: CompiledEnv
   const log = app.log;
   // fastify's null logger (logger: false) has no isLevelEnabled.
   const levelEnabled = (log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.bind(log);
-  const trustProxy = trustProxyFromEnv();
   let enabled = true;
   const stats = { count: 0 };
   served.set(app.server, stats);
@@ -111,10 +109,7 @@ export function installEvaluateFastPath(app: FastifyInstance, cache: CompiledEnv
     const length = Number(headers['content-length']);
     if (type === undefined || (type !== 'application/json' && !JSON_TYPE.test(type)) || !(length > 0 && length <= bodyLimit) || headers.expect !== undefined) return null;
     if (levelEnabled?.('debug')) return null;
-    // An address under an auth-failure block gets its 429 from the ops plugin. Behind a proxy the client's address is
-    // fastify's to work out, so there any open failure window sends requests the long way.
-    const limiter = app.authLimiter;
-    if (limiter.size > 0 && (trustProxy || limiter.blockedForMs(req.socket.remoteAddress ?? '') > 0)) return null;
+    // Only valid keys are served here, and valid credentials are never refused for others' failures (ops plugin).
     const secret = headers.authorization === undefined ? undefined : bearer(headers.authorization);
     const token = secret === undefined ? null : app.stores.tokens.authenticateOn(req.socket, secret);
     return token !== null && token.kind === 'sdk' && token.environment ? token.environment : null;

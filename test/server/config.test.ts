@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readConfig } from '../../server/config.js';
+import { parseTrustProxy, readConfig } from '../../server/config.js';
 
 describe('readConfig (CONTRACT §8)', () => {
   it('defaults to 127.0.0.1:4242 and ./data/aviary.db', () => {
@@ -26,5 +26,25 @@ describe('readConfig (CONTRACT §8)', () => {
     expect(() => readConfig({ AVIARY_PORT: '70000' })).toThrow(/AVIARY_PORT/);
     expect(() => readConfig({ AVIARY_ADMIN_TOKEN: 'short' })).toThrow(/AVIARY_ADMIN_TOKEN/);
     expect(() => readConfig({ AVIARY_SHUTDOWN_TIMEOUT_MS: 'soon' })).toThrow(/AVIARY_SHUTDOWN_TIMEOUT_MS/);
+  });
+
+  it('reads the operational limits, refusing what is not a positive number', () => {
+    expect(readConfig({})).toMatchObject({ slowRequestMs: 1000, authFailures: { limit: 30, windowMs: 60_000 }, metricsRetentionDays: 30, trustProxy: false });
+    const config = readConfig({ AVIARY_SLOW_REQUEST_MS: '250', AVIARY_AUTH_FAILURE_LIMIT: '5', AVIARY_AUTH_FAILURE_WINDOW_SECONDS: '10', AVIARY_METRICS_RETENTION_DAYS: '7' });
+    expect(config).toMatchObject({ slowRequestMs: 250, authFailures: { limit: 5, windowMs: 10_000 }, metricsRetentionDays: 7 });
+    expect(() => readConfig({ AVIARY_AUTH_FAILURE_LIMIT: 'lots' })).toThrow(/AVIARY_AUTH_FAILURE_LIMIT/);
+    expect(() => readConfig({ AVIARY_METRICS_RETENTION_DAYS: '-1' })).toThrow(/AVIARY_METRICS_RETENTION_DAYS/);
+  });
+
+  it('AVIARY_TRUST_PROXY names the proxies to trust, never every hop', () => {
+    expect(parseTrustProxy(undefined)).toBe(false);
+    expect(parseTrustProxy('false')).toBe(false);
+    const one = parseTrustProxy('true') as (a: string, hop: number) => boolean;
+    expect([one('10.0.0.1', 0), one('10.0.0.1', 1)]).toEqual([true, false]);
+    const two = parseTrustProxy('2') as (a: string, hop: number) => boolean;
+    expect([two('x', 0), two('x', 1), two('x', 2)]).toEqual([true, true, false]);
+    expect(parseTrustProxy('10.0.0.1, 192.168.0.0/16,loopback')).toBe('10.0.0.1,192.168.0.0/16,loopback');
+    expect(parseTrustProxy('::1,fd00::/8')).toBe('::1,fd00::/8');
+    for (const bad of ['yes', '0', '17', '10.0.0.0/33', 'proxy.example', '10.0.0.1/8/2']) expect(() => parseTrustProxy(bad)).toThrow(/AVIARY_TRUST_PROXY/);
   });
 });

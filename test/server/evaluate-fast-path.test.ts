@@ -184,7 +184,7 @@ describe('logging and rate limits', () => {
     expect(log.lines().some((l) => l.msg === 'request completed')).toBe(true);
   });
 
-  it('an address blocked for failed authentication gets 429 even with a valid key', async () => {
+  it('an address blocked for failed authentication is still served with a valid key', async () => {
     process.env.AVIARY_AUTH_FAILURE_LIMIT = '2';
     other = await startServer();
     const body = JSON.stringify({ context: { key: 'u' } });
@@ -192,7 +192,7 @@ describe('logging and rate limits', () => {
       fetch(`${other!.url}/sdk/v1/evaluate`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body });
     for (let i = 0; i < 3; i++) await (await post('wrong-key-wrong-key')).arrayBuffer();
     const res = await post(other.sdkKeys.production);
-    expect(res.status).toBe(429);
-    expect(fastPathServed(other.app.server)).toBe(0);
+    expect(res.status).toBe(200);
+    expect((await post('wrong-key-wrong-key')).status).toBe(429);
   });
 });

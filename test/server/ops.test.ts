@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import Fastify from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loggerOptions, redactUrl } from '../../server/ops/logging.js';
+import { parseTrustProxy } from '../../server/config.js';
 import { AuthFailureLimiter } from '../../server/rate-limit/auth-failure-limiter.js';
 import { api, request, startServer, type TestServer } from '../helpers/server.js';
 
@@ -112,22 +113,46 @@ describe('failed authentication rate limit', () => {
       const res = await request(srv, 'GET', '/api/v1/environments', { token: `wrong-${i}` });
       expect(res.status).toBe(401);
     }
-    // Over the limit: refused before authentication, even with a valid token, and on the SDK API too.
-    const refused = await api(srv).get('/api/v1/environments');
+    // Over the limit: failing requests are refused before authentication, on the SDK API too.
+    const refused = await request(srv, 'GET', '/api/v1/environments', { token: 'wrong-again' });
     expect(refused.status).toBe(429);
     expect(refused.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     expect(refused.body).toMatchObject({ type: 'https://aviary.dev/problems/too-many-requests', status: 429 });
     expect(Number(refused.headers.get('retry-after'))).toBe(60);
-    expect((await request(srv, 'GET', '/sdk/v1/flags', { token: srv.sdkKeys.production })).status).toBe(429);
+    expect((await request(srv, 'GET', '/sdk/v1/flags', { token: null })).status).toBe(429);
+    // Valid credentials from the same address still work: others failing must not lock out the kill switch.
+    expect((await api(srv).get('/api/v1/environments')).status).toBe(200);
+    expect((await request(srv, 'GET', '/sdk/v1/flags', { token: srv.sdkKeys.production })).status).toBe(200);
     // Operations endpoints stay reachable for health checks and scrapes.
     expect((await request(srv, 'GET', '/healthz', { token: null })).status).toBe(200);
     const text = await (await fetch(`${srv.url}/metrics`)).text();
     expect(sample(text, 'aviary_auth_rate_limited_total')).toBe(2);
 
     t += 30_000;
-    expect(Number((await api(srv).get('/api/v1/environments')).headers.get('retry-after'))).toBe(30);
+    expect(Number((await request(srv, 'GET', '/api/v1/environments', { token: 'wrong' })).headers.get('retry-after'))).toBe(30);
     t += 30_000;
-    expect((await api(srv).get('/api/v1/environments')).status).toBe(200);
+    expect((await request(srv, 'GET', '/api/v1/environments', { token: 'wrong' })).status).toBe(401);
+  });
+
+  it('behind a trusted proxy: a client cannot lock out another address, nor escape the limit, through X-Forwarded-For', async () => {
+    srv = await startServer({ trustProxy: parseTrustProxy('true') });
+    const limit = srv.app.authLimiter.limit;
+    // An attacker names a victim's address in the header; the proxy (this test, on loopback) appends the real peer.
+    for (let i = 0; i <= limit; i++) {
+      await request(srv, 'GET', '/api/v1/environments', { token: `wrong-${i}`, headers: { 'x-forwarded-for': '10.0.0.66, 198.51.100.7' } });
+    }
+    expect((await request(srv, 'GET', '/api/v1/environments', { token: 'wrong', headers: { 'x-forwarded-for': '198.51.100.7' } })).status).toBe(429);
+    // The victim's kill goes through: its address was never the one failing.
+    await api(srv).post('/api/v1/flags', { key: 'checkout', kind: 'boolean' });
+    const kill = await request(srv, 'POST', '/api/v1/flags/checkout/environments/production/kill', { body: {}, headers: { 'x-forwarded-for': '10.0.0.66' } });
+    expect(kill.status).toBe(200);
+    // Spoofed leftmost entries do not spread failures over fresh addresses: the proxy's entry is the client.
+    for (let i = 0; i <= limit; i++) {
+      await request(srv, 'GET', '/api/v1/environments', { token: `bad-${i}`, headers: { 'x-forwarded-for': `203.0.113.${i}, 192.0.2.1` } });
+    }
+    expect((await request(srv, 'GET', '/api/v1/environments', { token: 'bad', headers: { 'x-forwarded-for': '203.0.113.250, 192.0.2.1' } })).status).toBe(429);
+    // And a valid token from that blocked address still works.
+    expect((await request(srv, 'POST', '/api/v1/flags/checkout/environments/production/revive', { body: {}, headers: { 'x-forwarded-for': '192.0.2.1' } })).status).toBe(200);
   });
 
   it('keeps one window per address, forgets expired ones, and bounds how many it tracks', () => {
