@@ -195,9 +195,32 @@ export function problemForError(error: FastifyError, instance: string | undefine
   return problemDocument(kindForStatus(status), error.message, instance ? { instance } : {});
 }
 
+/**
+ * Storage that cannot take a write right now (a full disk or database, an I/O error, a lock held too long) is a
+ * temporary condition for the client, not a bug: 503 with `Retry-After`, and the transaction rolled back (the writer's
+ * transactions are all-or-nothing), so a retry is safe. Answers the detail and the seconds to wait, or null.
+ */
+export function storageUnavailable(error: unknown): { detail: string; retryAfterSeconds: number } | null {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return null;
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC') return { detail: 'The database is out of space; nothing was changed. Free disk space, then retry.', retryAfterSeconds: 30 };
+  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') return { detail: 'The database is busy; nothing was changed. Retry shortly.', retryAfterSeconds: 1 };
+  if (code.startsWith('SQLITE_IOERR') || code === 'EIO' || code === 'SQLITE_READONLY') {
+    return { detail: 'The database cannot be written right now; nothing was changed. Retry shortly.', retryAfterSeconds: 5 };
+  }
+  return null;
+}
+
 /** fastify error handler: everything becomes a problem document ({@link problemForError}). */
 export function problemErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  return sendProblem(reply, problemForError(error, request.url.split('?')[0], request.log));
+  const instance = request.url.split('?')[0];
+  const storage = storageUnavailable(error);
+  if (storage !== null) {
+    request.log.error({ err: error }, 'storage unavailable');
+    reply.header('retry-after', String(storage.retryAfterSeconds));
+    return sendProblem(reply, problemDocument('unavailable', storage.detail, instance ? { instance } : {}));
+  }
+  return sendProblem(reply, problemForError(error, instance, request.log));
 }
 
 /** fastify not-found handler. */

@@ -140,6 +140,8 @@ const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, opti
   app.get('/healthz', async () => ({ status: 'ok' as const }));
 
   const required = latestMigration();
+  const READ_CHECK_MS = 1000;
+  const lastReadCheck: { at: number; error: unknown } = { at: -Infinity, error: null };
   app.get('/readyz', async (request, reply) => {
     const instance = '/readyz';
     if (!app.sqlite.open) {
@@ -156,7 +158,25 @@ const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, opti
     if (applied < required) {
       return sendProblem(reply, problemDocument('unavailable', 'The database is missing migrations.', { instance, extensions: { checks: { database: 'ok', migrations: 'pending' } } }));
     }
-    return { status: 'ok' as const, checks: { database: 'ok', migrations: 'ok' } };
+    // Ready means able to serve flags: read what SDKs and the console read (every environment's snapshot), at most
+    // once per READ_CHECK_MS whatever the probe rate, so a damaged table is not reported ready.
+    if (app.now() - lastReadCheck.at >= READ_CHECK_MS) {
+      lastReadCheck.at = app.now();
+      try {
+        for (const env of app.stores.environments.list()) app.snapshots.get(env.key);
+        lastReadCheck.error = null;
+      } catch (err) {
+        lastReadCheck.error = err;
+      }
+    }
+    if (lastReadCheck.error !== null) {
+      request.log.error({ err: lastReadCheck.error }, 'readiness: flags cannot be read');
+      return sendProblem(
+        reply,
+        problemDocument('unavailable', 'Flags cannot be read from the database; see the server log.', { instance, extensions: { checks: { database: 'unreadable', migrations: 'ok' } } }),
+      );
+    }
+    return { status: 'ok' as const, checks: { database: 'ok', migrations: 'ok', flags: 'ok' } };
   });
 
   // Per-app metrics, then the process-wide ones other plugins keep on prom-client's default registry

@@ -48,6 +48,40 @@ describe('health and readiness', () => {
   });
 });
 
+describe('honest readiness and storage errors', () => {
+  it('is not ready when flags cannot be read from the database, though the file is open and migrated', async () => {
+    let t = 1_000_000;
+    srv = await startServer({ now: () => t });
+    await api(srv).post('/api/v1/flags', { key: 'checkout', kind: 'boolean' });
+    expect((await request(srv, 'GET', '/readyz', { token: null })).status).toBe(200);
+    srv.app.sqlite.prepare("UPDATE flag_states SET state = '{not json'").run();
+    expect((await request(srv, 'GET', '/sdk/v1/flags', { token: srv.sdkKeys.production })).status).toBe(500);
+    t += 1000;
+    const ready = await request(srv, 'GET', '/readyz', { token: null });
+    expect(ready.status).toBe(503);
+    expect(ready.body).toMatchObject({ type: 'https://aviary.dev/problems/unavailable', checks: { database: 'unreadable' } });
+  });
+
+  it('a full database answers a write with 503 and Retry-After, and changes nothing', async () => {
+    srv = await startServer();
+    const before = (await api(srv).get('/api/v1/environments')).body;
+    const pages = srv.app.sqlite.pragma('page_count', { simple: true }) as number;
+    srv.app.sqlite.pragma(`max_page_count = ${pages}`);
+    let res = await api(srv).post('/api/v1/flags', { key: 'f-0', kind: 'boolean', description: 'x'.repeat(3000) });
+    for (let i = 1; res.status === 201 && i < 200; i++) res = await api(srv).post('/api/v1/flags', { key: `f-${i}`, kind: 'boolean', description: 'x'.repeat(3000) });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(res.body.detail).toContain('out of space');
+    const created = ((await api(srv).get('/api/v1/flags')).body.flags as unknown[]).length;
+    // All or nothing: the environments' versions moved once per created flag, never for the refused one.
+    const after = (await api(srv).get('/api/v1/environments')).body;
+    for (const e of after.environments as { key: string; version: number }[]) {
+      expect(e.version).toBe((before.environments as { key: string; version: number }[]).find((b) => b.key === e.key)!.version + created);
+    }
+  });
+});
+
 describe('Prometheus metrics', () => {
   it('counts requests by route template and status, latency, and token authentication failures', async () => {
     srv = await startServer();
