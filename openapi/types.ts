@@ -684,7 +684,7 @@ export interface paths {
         };
         /**
          * Readiness
-         * @description The database is open and fully migrated, and the server is not shutting down.
+         * @description The database is open, fully migrated and its flags readable (checked at most once a second), and the server is not shutting down.
          */
         get: operations["readyz"];
         put?: never;
