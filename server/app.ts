@@ -200,6 +200,9 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   app.decorateRequest('actor', undefined);
   app.decorateRequest('sdk', undefined);
 
+  // Bodies are JSON (and form bodies on the kill switches): fastify's default text/plain parser would hand a string to
+  // the validator, answering 400 "must be object" where a wrong media type deserves 415.
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler(problemErrorHandler);
   app.setNotFoundHandler(problemNotFoundHandler);
   // Request bodies are validated with the OpenAPI spec's schemas, strictly (no coercion): server/openapi/.

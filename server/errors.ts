@@ -220,6 +220,13 @@ export function problemErrorHandler(error: FastifyError, request: FastifyRequest
     reply.header('retry-after', String(storage.retryAfterSeconds));
     return sendProblem(reply, problemDocument('unavailable', storage.detail, instance ? { instance } : {}));
   }
+  if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    const type = String(request.headers['content-type'] ?? '').split(';', 1)[0]!.slice(0, 100);
+    return sendProblem(
+      reply,
+      problemDocument('unsupported-media-type', `A body of type "${type}" is not accepted here: send application/json.`, instance ? { instance } : {}),
+    );
+  }
   return sendProblem(reply, problemForError(error, instance, request.log));
 }
 

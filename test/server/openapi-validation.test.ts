@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KEY_PATTERN, LIMITS, NAME_PATTERN } from '@aviary/sdk/core';
 import { bodySchema, componentSchema, type JsonObject } from '../../server/openapi/spec.js';
-import { api, startServer, type TestServer } from '../helpers/server.js';
+import { api, request, startServer, type TestServer } from '../helpers/server.js';
 
 let srv: TestServer;
 beforeAll(async () => {
@@ -79,6 +79,30 @@ describe('request bodies are validated with the spec schemas', () => {
 
   it('lists every problem of a body, each with its own path', async () => {
     await rejected('post', '/api/v1/flags', { key: 'Bad Key', kind: 'bool', tags: 'web' }, ['/key', '/kind', '/tags']);
+  });
+});
+
+describe('media types', () => {
+  it('a JSON body sent as text/plain is refused with 415 on every API, and changes nothing', async () => {
+    const audit = await api(srv).get('/api/v1/audit?limit=1');
+    const state = await api(srv).get(STATE);
+    const cases: [string, string, string | undefined][] = [
+      ['POST', '/api/v1/flags', undefined],
+      ['PUT', '/api/v1/segments/beta', undefined],
+      ['PUT', STATE, undefined],
+      ['POST', `${STATE}/kill`, undefined],
+      ['POST', '/sdk/v1/evaluate', srv.sdkKeys.production],
+      ['POST', '/sdk/v1/metrics', srv.sdkKeys.production],
+      ['POST', '/ofrep/v1/evaluate/flags/checkout', srv.sdkKeys.production],
+    ];
+    for (const [method, path, token] of cases) {
+      const res = await request(srv, method, path, { body: '{"key":"x","kind":"boolean","context":{"key":"u"}}', headers: { 'content-type': 'text/plain' }, ...(token ? { token } : {}) });
+      expect(res.status, `${method} ${path}`).toBe(415);
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(res.body.detail).toContain('send application/json');
+    }
+    expect((await api(srv).get('/api/v1/audit?limit=1')).body.entries[0].id).toBe(audit.body.entries[0].id);
+    expect((await api(srv).get(STATE)).headers.get('etag')).toBe(state.headers.get('etag'));
   });
 });
 
