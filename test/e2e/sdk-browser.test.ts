@@ -1,5 +1,5 @@
 /**
- * The SDK in a real browser (headless Debian chromium): the shipped browser bundle (`sdk/scripts/bundle.mjs`, the
+ * The SDK in a real browser (headless Chromium, test/console/browser.ts): the shipped browser bundle (`sdk/scripts/bundle.mjs`, the
  * file whose size is reported) connects with the browser's own WebSocket, authenticating through
  * `Sec-WebSocket-Protocol`, and applies a streamed kill.
  */
