@@ -610,6 +610,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sdk/v1/aviary.js": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The SDK for browsers, as one ES module
+         * @description `@aviary/sdk` built for browsers (minified ES module; it connects with the browser's own WebSocket, sending
+         *     the SDK key in `Sec-WebSocket-Protocol`). Public code, so no credentials: a page imports it from a module
+         *     script, `import { createClient } from 'https://flags.example.com/sdk/v1/aviary.js'`. Any origin may load
+         *     it (CORS `*`). Cached for five minutes, then revalidated with the ETag; gzipped when the client
+         *     accepts it. See `sdk/README.md`.
+         */
+        get: operations["getSdkBrowserBundle"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sdk/v1/aviary.js.map": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The source map of the SDK for browsers */
+        get: operations["getSdkBrowserBundleSourceMap"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/ofrep/v1/evaluate/flags/{key}": {
         parameters: {
             query?: never;
@@ -1467,6 +1508,15 @@ export interface components {
         TooManyRequests: {
             headers: {
                 "Retry-After": components["headers"]["RetryAfter"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The SDK's browser bundle is not built on this server (`npm run build`; `npm start` builds it when missing). */
+        NotBuilt: {
+            headers: {
                 [name: string]: unknown;
             };
             content: {
@@ -2771,6 +2821,79 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["Unavailable"];
+        };
+    };
+    getSdkBrowserBundle: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag of the copy the client holds; 304 when it is still current. */
+                "If-None-Match"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The bundle. Its last line names its source map, `aviary.js.map`. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/javascript": string;
+                };
+            };
+            /** @description The client's copy is current. */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["NotBuilt"];
+        };
+    };
+    getSdkBrowserBundleSourceMap: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag of the copy the client holds; 304 when it is still current. */
+                "If-None-Match"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A source map (version 3) of `/sdk/v1/aviary.js`, with the SDK's sources inside. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        version: 3;
+                        mappings: string;
+                        sources: string[];
+                        sourcesContent?: (string | null)[];
+                        names?: string[];
+                    };
+                };
+            };
+            /** @description The client's copy is current. */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["NotBuilt"];
         };
     };
     ofrepEvaluateFlag: {

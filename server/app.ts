@@ -34,6 +34,7 @@ import type { TrustProxy } from './config.js';
 import { problemErrorHandler, problemFrameworkErrors, problemNotFoundHandler } from './errors.js';
 import { environmentRoutes } from './admin/environment-routes.js';
 import { consolePlugin } from './console/console-plugin.js';
+import { sdkBundlePlugin } from './console/sdk-bundle-plugin.js';
 import { tokenRoutes } from './admin/token-routes.js';
 import { flagRoutes } from './admin/flag-routes.js';
 import { flagStateRoutes } from './admin/flag-state-routes.js';
@@ -274,6 +275,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   );
 
   await app.register(ofrepRoutes, { prefix: '/ofrep/v1' });
+  await app.register(sdkBundlePlugin);
   await app.register(consolePlugin);
 
   return app;

@@ -1,5 +1,5 @@
 /**
- * The web console in headless Chromium (playwright-core + Debian's chromium) against a real server serving the real
+ * The web console in headless Chromium (playwright-core, test/console/browser.ts) against a real server serving the real
  * console build, with a real SDK client connected to production: what an on-call engineer does in an incident, and
  * what a release manager looks at during a canary. With AVIARY_SCREENSHOTS=1 it also refreshes docs/screenshots/.
  */

@@ -1,10 +1,12 @@
 /**
- * The SDK in a real browser (headless Debian chromium): the shipped browser bundle (`sdk/scripts/bundle.mjs`, the
+ * The SDK in a real browser (headless Chromium, test/console/browser.ts): the shipped browser bundle (`sdk/scripts/bundle.mjs`, the
  * file whose size is reported) connects with the browser's own WebSocket, authenticating through
- * `Sec-WebSocket-Protocol`, and applies a streamed kill.
+ * `Sec-WebSocket-Protocol`, and applies a streamed kill; and a page on another origin loads it from the server
+ * (`GET /sdk/v1/aviary.js`) with one module script, as sdk/README.md shows.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
@@ -66,4 +68,38 @@ it('runs in a browser with its native WebSocket, the key in the subprotocol, and
   });
   expect(after).toEqual({ value: false, changes: [['new-checkout']] });
   await page.close();
+});
+
+it('a page on another origin loads the SDK from the server with one module script (the README example) and follows a kill', async () => {
+  const own = await startServer();
+  // The browser example of sdk/README.md, pointed at this server.
+  const example = /```html\n([\s\S]*?)```/.exec(readFileSync(join(SDK, 'README.md'), 'utf8'))?.[1];
+  expect(example).toContain('<script type="module">');
+  const html = example!.replaceAll('http://127.0.0.1:4242', own.url).replaceAll('<sdk key>', own.sdkKeys.production);
+  expect(html.match(/<script/g)).toHaveLength(1);
+  // The app's own origin: another port on loopback, so the module is a cross-origin (CORS) fetch.
+  const site: Server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(html));
+  await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
+  const address = site.address();
+  const origin = typeof address === 'object' && address ? `http://127.0.0.1:${address.port}` : '';
+  const page = await browser.newPage();
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(e.message));
+  page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
+  try {
+    await booleanFlag(own, 'new-checkout');
+    const bundleResponse = page.waitForResponse(`${own.url}/sdk/v1/aviary.js`, { timeout: 5_000 });
+    await page.goto(origin + '/');
+    const res = await bundleResponse;
+    expect(res.status()).toBe(200);
+    expect(res.request().headers().origin).toBe(origin);
+    await expect.poll(() => page.locator('#checkout').textContent(), { timeout: 5_000 }).toBe('new');
+    await kill(own, 'new-checkout');
+    await expect.poll(() => page.locator('#checkout').textContent(), { timeout: 5_000 }).toBe('old');
+    expect(problems).toEqual([]);
+  } finally {
+    await page.close();
+    await new Promise((resolve) => site.close(resolve));
+    await own.close();
+  }
 });

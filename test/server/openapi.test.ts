@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { loadSpec, responseSchema, SPEC_PATH, type JsonObject } from '../../server/openapi/spec.js';
 import { api, request, startServer, type ApiResponse, type TestServer } from '../helpers/server.js';
+import { ensureSdkBundle } from '../helpers/sdk-bundle.js';
 
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (a: Ajv2020) => Ajv2020;
 const spec = loadSpec();
@@ -250,6 +251,21 @@ describe('real responses conform to the spec', () => {
     expect(metrics.status).toBe(200);
     expect(await metrics.text()).toContain('aviary_http_requests_total');
     exercised.set('prometheusMetrics', new Set([200]));
+  });
+
+  it('the SDK browser bundle and its source map', async () => {
+    ensureSdkBundle();
+    const bundle = await fetch(`${srv.url}/sdk/v1/aviary.js`);
+    expect(bundle.status).toBe(200);
+    expect(bundle.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    expect(await bundle.text()).toContain('sourceMappingURL=aviary.js.map');
+    const etag = bundle.headers.get('etag')!;
+    expect((await fetch(`${srv.url}/sdk/v1/aviary.js`, { headers: { 'if-none-match': etag } })).status).toBe(304);
+    exercised.set('getSdkBrowserBundle', new Set([200, 304]));
+    const map = await request(srv, 'GET', '/sdk/v1/aviary.js.map', { token: null });
+    conforms('getSdkBrowserBundleSourceMap', map);
+    conforms('getSdkBrowserBundleSourceMap', await request(srv, 'GET', '/sdk/v1/aviary.js.map', { token: null, headers: { 'if-none-match': map.headers.get('etag')! } }));
+    expect(exercised.get('getSdkBrowserBundleSourceMap')).toEqual(new Set([200, 304]));
   });
 
   it('rejects a response that breaks the schema (the checks above can fail)', () => {
