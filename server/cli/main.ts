@@ -6,17 +6,30 @@ import { realpathSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
-import { ApiError, UnreachableError, createApiClient, seg, type ApiClient } from './api-client.js';
-import { ExitCode, EXIT_CODE_HELP } from './exit-codes.js';
 import {
-  describeReceipt,
+  ApiError,
+  UnreachableError,
+  appLabel,
+  createApiClient,
+  deliveryFromReceipt,
+  describeDelivery,
+  followDelivery,
+  formatTime,
   isComplete,
-  listOf,
-  receiptFromResponse,
-  receiptFromSdks,
-  toConnectedSdk,
-  type DeliveryReceipt,
-} from './delivery-receipt.js';
+  sdkLabel,
+  type ApiClient,
+  type CanaryStatus,
+  type Delivery,
+  type EnvironmentSummary,
+  type Flag,
+  type FlagStateResource,
+  type KillAllRequest,
+  type KillResult,
+  type Serve,
+  type SideSummary,
+  type TokenKind,
+} from '@aviary/api-client';
+import { ExitCode, EXIT_CODE_HELP } from './exit-codes.js';
 import { renderPairs, renderTable } from './table.js';
 
 /** Raised for refused confirmations and bad combinations commander cannot see. */
@@ -28,20 +41,16 @@ interface GlobalOptions {
   json?: boolean;
 }
 
-type Json = Record<string, unknown>;
-
-const asObj = (v: unknown): Json => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : {});
-const str = (v: unknown): string => (v === undefined || v === null ? '' : typeof v === 'string' ? v : JSON.stringify(v));
-
-/** Where the program writes; injectable so tests could capture it, and so `serve` can keep stdout for the server. */
+/** Where the program writes. */
 const out = (s: string) => process.stdout.write(s.endsWith('\n') ? s : s + '\n');
 const err = (s: string) => process.stderr.write(s.endsWith('\n') ? s : s + '\n');
 
-function client(cmd: Command): { api: ApiClient; g: GlobalOptions } {
+/** The API client for a command; `extraTimeoutMs` for requests the server may hold (`?waitMs=`). */
+function client(cmd: Command, extraTimeoutMs = 0): { api: ApiClient; g: GlobalOptions } {
   const g = cmd.optsWithGlobals<GlobalOptions>();
   if (!g.token) throw new AuthMissing();
   const token = g.token;
-  return { api: createApiClient({ baseUrl: g.url, token: () => token }), g };
+  return { api: createApiClient({ baseUrl: g.url, token: () => token, timeoutMs: 10_000 + extraTimeoutMs }), g };
 }
 
 class AuthMissing extends Error {
@@ -55,77 +64,39 @@ function print(g: GlobalOptions, json: unknown, text: () => string): void {
 }
 
 /** A flag state in one word, the way an incident channel says it: KILLED only when a kill switch was thrown. */
-function stateWord(s: Json): string {
-  if (Object.keys(s).length === 0) return '-';
-  if (s.enabled !== false) return 'on';
-  return s.killedAt !== null && s.killedAt !== undefined ? 'KILLED' : 'off';
+function stateWord(s: Pick<EnvironmentSummary, 'enabled' | 'killedAt'> | undefined): string {
+  if (s === undefined) return '-';
+  if (s.enabled) return 'on';
+  return s.killedAt !== null ? 'KILLED' : 'off';
 }
 
-function envKey(e: unknown): string {
-  const o = asObj(e);
-  return str(o.key ?? o.name ?? e);
+/** `[env]` after checking that it exists (a typo is "not found", exit 4), or every environment. */
+async function environments(api: ApiClient, only?: string): Promise<string[]> {
+  if (only !== undefined) {
+    await api.get('/api/v1/environments/{env}', { params: { path: { env: only } } });
+    return [only];
+  }
+  return (await api.get('/api/v1/environments')).environments.map((e) => e.key);
 }
 
-async function environments(api: ApiClient): Promise<string[]> {
-  return listOf(await api.get('/environments'), 'environments').map(envKey);
+/** A comma-separated (and repeatable) option as a list. */
+function list(v: string, previous: string[] = []): string[] {
+  return [...previous, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
 }
 
-/** The per-environment states of a flag: embedded in the flag when the server includes them, fetched otherwise. */
-async function statesOf(api: ApiClient, flag: Json, envs: string[], full = false): Promise<Record<string, Json>> {
-  // The flag list embeds a summary per environment (enabled, version); `full` fetches the whole state.
-  const embedded = full ? {} : asObj(flag.environments ?? flag.states);
-  const states: Record<string, Json> = {};
-  await Promise.all(
-    envs.map(async (env) => {
-      if (embedded[env] !== undefined) {
-        states[env] = asObj(embedded[env]);
-        return;
-      }
-      try {
-        states[env] = asObj(await api.get(`/flags/${seg(str(flag.key))}/environments/${seg(env)}`));
-      } catch (e) {
-        if (e instanceof ApiError && e.status === 404) states[env] = {};
-        else throw e;
-      }
-    }),
-  );
-  return states;
-}
-
-const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Milliseconds the server may hold a kill's answer for its receipt (it polls the rest). */
+const serverWaitMs = (waitMs: number) => Math.min(waitMs, 10_000);
 
 /**
- * Waits until every connected SDK in `env` has applied the change, or `waitMs` passes. Starts from the receipt in
- * the response when there is one, then polls the SDK list (the route that answers "is it off everywhere?").
+ * Follows delivery of `version` until every connected SDK has applied it or `waitMs` (from `sentAt`) has passed:
+ * starts from the receipt in the answer when there is one, then reads the SDK list.
  */
-async function awaitDelivery(api: ApiClient, env: string, response: unknown, changedAt: number, waitMs: number): Promise<DeliveryReceipt | null> {
-  let receipt = receiptFromResponse(response);
-  const version = receipt?.version ?? num(asObj(response).environmentVersion) ?? (await currentEnvVersion(api, env));
-  if (version === null) return receipt;
-  if (receipt && isComplete(receipt)) return receipt;
-  const deadline = Date.now() + waitMs;
-  for (;;) {
-    try {
-      receipt = receiptFromSdks(await api.get(`/environments/${seg(env)}/sdks`), version, changedAt);
-    } catch (e) {
-      // A server without the SDK list still killed the flag; report what the response said.
-      if (e instanceof ApiError && (e.status === 404 || e.status === 405)) return receipt;
-      throw e;
-    }
-    if (isComplete(receipt) || Date.now() >= deadline) return receipt;
-    await sleep(100);
-  }
+function awaitDelivery(api: ApiClient, environment: string, version: number, sentAt: number, waitMs: number, initial: Delivery | null): Promise<Delivery> {
+  return followDelivery(api, { environment, version, changedAt: sentAt, initial, timeoutMs: Math.max(0, sentAt + waitMs - Date.now()) });
 }
 
-async function currentEnvVersion(api: ApiClient, env: string): Promise<number | null> {
-  try {
-    const e = listOf(await api.get('/environments'), 'environments').map(asObj).find((x) => envKey(x) === env);
-    return typeof e?.version === 'number' ? e.version : null;
-  } catch {
-    return null;
-  }
+function deliveryLines(d: Delivery): string[] {
+  return [`delivery: ${describeDelivery(d)}`, ...(d.pending.length ? [`not yet applied by: ${d.pending.join(', ')}`] : [])];
 }
 
 async function confirm(question: string, expected: string): Promise<boolean> {
@@ -138,8 +109,8 @@ async function confirm(question: string, expected: string): Promise<boolean> {
   }
 }
 
-function receiptExit(r: DeliveryReceipt | null): number {
-  return r && !isComplete(r) ? ExitCode.UNCONFIRMED : ExitCode.OK;
+function deliveryExit(d: Delivery): number {
+  return isComplete(d) ? ExitCode.OK : ExitCode.UNCONFIRMED;
 }
 
 /** Builds the program; `run` parses and maps every failure to an exit code. */
@@ -182,24 +153,21 @@ export function buildProgram(): Command {
     .option('--archived', 'include archived flags')
     .action(async (o: { search?: string; env?: string; archived?: boolean }, cmd: Command) => {
       const { api, g } = client(cmd);
-      const envs = o.env ? [o.env] : await environments(api);
-      let all = listOf(await api.get('/flags'), 'flags').map(asObj);
-      if (!o.archived) all = all.filter((f) => f.archived !== true);
+      const envs = await environments(api, o.env);
+      let all = (await api.get('/api/v1/flags', { params: { query: { archived: o.archived ? 'all' : 'false' } } })).flags;
       if (o.search) {
         const q = o.search.toLowerCase();
-        all = all.filter((f) => [f.key, f.description, ...(Array.isArray(f.tags) ? f.tags : [])].some((x) => str(x).toLowerCase().includes(q)));
+        all = all.filter((f) => [f.key, f.description, ...f.tags].some((x) => x.toLowerCase().includes(q)));
       }
-      const rows = await Promise.all(all.map(async (f) => ({ flag: f, states: await statesOf(api, f, envs) })));
-      print(
-        g,
-        rows.map((r) => ({ ...r.flag, environments: r.states })),
-        () =>
-          rows.length === 0
-            ? 'no flags'
-            : renderTable(
-                ['KEY', 'KIND', ...envs.map((e) => e.toUpperCase()), 'DESCRIPTION'],
-                rows.map((r) => [str(r.flag.key), str(r.flag.kind), ...envs.map((e) => stateWord(r.states[e] ?? {})), str(r.flag.description)]),
-              ),
+      // The list embeds each flag's state per environment in brief; keep the environments asked for.
+      const rows: Flag[] = all.map((f) => ({ ...f, environments: Object.fromEntries(envs.flatMap((e) => (f.environments[e] ? [[e, f.environments[e]]] : []))) }));
+      print(g, rows, () =>
+        rows.length === 0
+          ? 'no flags'
+          : renderTable(
+              ['KEY', 'KIND', ...envs.map((e) => e.toUpperCase()), 'DESCRIPTION'],
+              rows.map((f) => [f.archived ? `${f.key} (archived)` : f.key, f.kind, ...envs.map((e) => stateWord(f.environments[e])), f.description]),
+            ),
       );
     });
 
@@ -209,68 +177,74 @@ export function buildProgram(): Command {
     .option('-e, --env <environment>', 'only this environment')
     .action(async (key: string, o: { env?: string }, cmd: Command) => {
       const { api, g } = client(cmd);
-      const flag = asObj(await api.get(`/flags/${seg(key)}`));
-      const envs = o.env ? [o.env] : await environments(api);
-      const states = await statesOf(api, flag, envs, true);
+      const flag = await api.get('/api/v1/flags/{key}', { params: { path: { key } } });
+      const envs = await environments(api, o.env);
+      const states: Record<string, FlagStateResource> = Object.fromEntries(
+        await Promise.all(envs.map(async (e) => [e, await api.get('/api/v1/flags/{key}/environments/{env}', { params: { path: { key, env: e } } })] as const)),
+      );
       print(g, { ...flag, environments: states }, () => {
-        const variants = Array.isArray(flag.variants) ? flag.variants.map(asObj) : [];
+        const killed = envs.flatMap((e) => {
+          const s = states[e];
+          return s && !s.enabled && s.killedAt !== null ? [`${e}: killed at ${formatTime(s.killedAt)}${s.killReason ? ` (reason: ${s.killReason})` : ''}${s.panicked ? ', by kill-all' : ''}`] : [];
+        });
         const lines = [
           renderPairs([
-            ['flag', str(flag.key)],
-            ['kind', str(flag.kind)],
-            ['description', str(flag.description) || '-'],
-            ['tags', Array.isArray(flag.tags) && flag.tags.length ? flag.tags.join(', ') : '-'],
+            ['flag', flag.key],
+            ['kind', flag.kind],
+            ['description', flag.description || '-'],
+            ['tags', flag.tags.length ? flag.tags.join(', ') : '-'],
+            ...(flag.archived ? ([['archived', 'yes']] as Array<[string, string]>) : []),
           ]),
           '',
-          renderTable(['VARIANT', 'VALUE'], variants.map((v) => [str(v.key), JSON.stringify(v.value)])),
+          renderTable(['VARIANT', 'VALUE'], flag.variants.map((v) => [v.key, JSON.stringify(v.value)])),
           '',
           renderTable(
             ['ENVIRONMENT', 'STATE', 'OFF VARIANT', 'TARGETS', 'RULES', 'FALLTHROUGH', 'VERSION'],
             envs.map((e) => {
-              const s = states[e] ?? {};
-              return [e, stateWord(s), str(s.offVariant), String(Array.isArray(s.targets) ? s.targets.length : 0), String(Array.isArray(s.rules) ? s.rules.length : 0), describeServe(s.fallthrough), str(s.version)];
+              const s = states[e]!;
+              return [e, stateWord(s), s.offVariant, String(s.targets.length), String(s.rules.length), describeServe(s.fallthrough), String(s.version)];
             }),
           ),
+          ...(killed.length ? ['', ...killed] : []),
         ];
         return lines.join('\n');
       });
     });
 
-  env(
-    flags
-      .command('kill <key>')
-      .description('turn a flag off (serve its off variant everywhere) and wait for the SDKs to confirm')
-      .option('-r, --reason <text>', 'why (recorded in the audit log)')
-      .option('-w, --wait <seconds>', 'how long to wait for delivery receipts', '10'),
-  ).action(async (key: string, o: { env: string; reason?: string; wait: string }, cmd: Command) => {
-    await flip(cmd, 'kill', key, o);
-  });
-  env(
-    flags
-      .command('revive <key>')
-      .description('undo a kill: the flag serves its targeting again')
-      .option('-r, --reason <text>', 'why (recorded in the audit log)')
-      .option('-w, --wait <seconds>', 'how long to wait for delivery receipts', '10'),
-  ).action(async (key: string, o: { env: string; reason?: string; wait: string }, cmd: Command) => {
-    await flip(cmd, 'revive', key, o);
-  });
+  for (const [action, what] of [
+    ['kill', 'turn a flag off (serve its off variant everywhere) and wait for the SDKs to confirm'],
+    ['revive', 'undo a kill: the flag serves its targeting again'],
+  ] as const) {
+    env(
+      flags
+        .command(`${action} <key>`)
+        .description(what)
+        .option('-r, --reason <text>', 'why (recorded in the audit log)')
+        .option('-w, --wait <seconds>', 'how long to wait for delivery receipts', '10'),
+    ).action(async (key: string, o: { env: string; reason?: string; wait: string }, cmd: Command) => {
+      await flip(cmd, action, key, o);
+    });
+  }
 
   async function flip(cmd: Command, action: 'kill' | 'revive', key: string, o: { env: string; reason?: string; wait: string }) {
-    const { api, g } = client(cmd);
     const waitMs = seconds(o.wait) * 1000;
-    const at = Date.now();
-    // `waitMs` lets the server hold the answer until the SDKs acknowledge (at most 10 s); we poll for the rest.
-    const res = await api.post(`/flags/${seg(key)}/environments/${seg(o.env)}/${action}?waitMs=${Math.min(waitMs, 10_000)}`, o.reason ? { reason: o.reason } : {});
-    const receipt = await awaitDelivery(api, o.env, res, at, waitMs);
-    const state = asObj(asObj(res).state ?? res);
-    print(g, { flag: key, environment: o.env, action, state, receipt }, () =>
+    const { api, g } = client(cmd, serverWaitMs(waitMs));
+    const sentAt = Date.now();
+    // `waitMs` lets the server hold the answer until the SDKs acknowledge (at most 10 s here); we poll for the rest.
+    const init = { params: { path: { key, env: o.env }, query: { waitMs: serverWaitMs(waitMs) } }, body: o.reason ? { reason: o.reason } : {} };
+    const res: KillResult =
+      action === 'kill' ? await api.post('/api/v1/flags/{key}/environments/{env}/kill', init) : await api.post('/api/v1/flags/{key}/environments/{env}/revive', init);
+    const { delivery: receipt, ...state } = res;
+    const delivery = await awaitDelivery(api, o.env, res.environmentVersion, sentAt, waitMs, receipt ? deliveryFromReceipt(receipt) : null);
+    print(g, { flag: key, environment: o.env, action, changed: res.changed, state, receipt: delivery }, () =>
       [
-        `${action === 'kill' ? 'killed' : 'revived'} ${key} in ${o.env}${o.reason ? ` (reason: ${o.reason})` : ''}: now ${state.enabled === false ? `serving "${str(state.offVariant)}" to everyone` : 'serving its targeting'}`,
-        `delivery: ${receipt ? describeReceipt(receipt) : 'the server sent no delivery receipt'}`,
-        ...(receipt && receipt.pending.length ? [`not yet applied by: ${receipt.pending.join(', ')}`] : []),
+        `${action === 'kill' ? 'killed' : 'revived'} ${key} in ${o.env}${o.reason ? ` (reason: ${o.reason})` : ''}${res.changed ? '' : ' (no change: it already was)'}: now ${
+          state.enabled ? 'serving its targeting' : `serving "${state.offVariant}" to everyone`
+        }`,
+        ...deliveryLines(delivery),
       ].join('\n'),
     );
-    process.exitCode = receiptExit(receipt);
+    process.exitCode = deliveryExit(delivery);
   }
 
   // ---- environments ----
@@ -280,37 +254,39 @@ export function buildProgram(): Command {
     .description('environments')
     .action(async (_o: unknown, cmd: Command) => {
       const { api, g } = client(cmd);
-      const list = listOf(await api.get('/environments'), 'environments').map(asObj);
-      print(g, list, () => renderTable(['KEY', 'NAME', 'VERSION'], list.map((e) => [envKey(e), str(e.name), str(e.version)])));
+      const envs = (await api.get('/api/v1/environments')).environments;
+      print(g, envs, () => renderTable(['KEY', 'NAME', 'VERSION', 'CREATED'], envs.map((e) => [e.key, e.name, String(e.version), formatTime(e.createdAt)])));
     });
   envCmd
     .command('kill-all <environment>')
     .description('panic button: kill every flag of the environment (restore with revive-all)')
     .option('-r, --reason <text>', 'why (recorded in the audit log)')
-    .option('--spare <keys>', 'comma-separated flags to leave alone')
+    .option('--except <keys>', 'flags to leave alone (comma-separated, or repeat the option)', list)
+    .addOption(new Option('--spare <keys>', 'same as --except').argParser(list))
     .option('-y, --yes', 'do not ask for confirmation')
     .option('-w, --wait <seconds>', 'how long to wait for delivery receipts', '10')
-    .action(async (environment: string, o: { reason?: string; spare?: string; yes?: boolean; wait: string }, cmd: Command) => {
+    .action(async (environment: string, o: { reason?: string; except?: string[]; spare?: string[]; yes?: boolean; wait: string }, cmd: Command) => {
+      const waitMs = seconds(o.wait) * 1000;
       const { api, g } = client(cmd);
       if (!o.yes && !(await confirm(`This turns off EVERY flag in ${environment}. Type the environment name to confirm: `, environment))) {
         throw new UsageError(`not confirmed: pass --yes, or type "${environment}" when asked (needs a terminal)`);
       }
-      const body: Json = {};
-      if (o.reason) body.reason = o.reason;
-      if (o.spare) body.spare = o.spare.split(',').map((s) => s.trim()).filter(Boolean);
-      const at = Date.now();
-      const waitMs = seconds(o.wait) * 1000;
-      const res = await api.post(`/environments/${seg(environment)}/kill-all?waitMs=${Math.min(waitMs, 10_000)}`, body);
-      const receipt = await awaitDelivery(api, environment, res, at, waitMs);
-      const r = asObj(res);
-      const killed = listOf(r.killed ?? r.flags);
-      print(g, { environment, result: res, receipt }, () =>
+      const except = [...(o.except ?? []), ...(o.spare ?? [])];
+      const body: KillAllRequest = { ...(o.reason ? { reason: o.reason } : {}), ...(except.length ? { except } : {}) };
+      const sentAt = Date.now();
+      const res = await api.post('/api/v1/environments/{env}/kill-all', { params: { path: { env: environment } }, body });
+      const delivery = await awaitDelivery(api, environment, res.environmentVersion, sentAt, waitMs, null);
+      print(g, { environment, result: res, receipt: delivery }, () =>
         [
-          `panic: killed ${killed.length ? `${killed.length} flag(s)` : 'every flag'} in ${environment}${o.spare ? ` (spared: ${o.spare})` : ''}; restore with \`aviary env revive-all ${environment}\``,
-          `delivery: ${receipt ? describeReceipt(receipt) : 'the server sent no delivery receipt'}`,
+          res.killed.length
+            ? `panic: killed ${res.killed.length} flag(s) in ${environment}: ${res.killed.join(', ')}`
+            : `panic: no enabled flag to kill in ${environment}`,
+          ...(res.spared.length ? [`spared: ${res.spared.join(', ')}`] : []),
+          `restore with \`aviary env revive-all ${environment}\``,
+          ...deliveryLines(delivery),
         ].join('\n'),
       );
-      process.exitCode = receiptExit(receipt);
+      process.exitCode = deliveryExit(delivery);
     });
   envCmd
     .command('revive-all <environment>')
@@ -318,30 +294,38 @@ export function buildProgram(): Command {
     .option('-r, --reason <text>', 'why (recorded in the audit log)')
     .option('-w, --wait <seconds>', 'how long to wait for delivery receipts', '10')
     .action(async (environment: string, o: { reason?: string; wait: string }, cmd: Command) => {
-      const { api, g } = client(cmd);
-      const at = Date.now();
       const waitMs = seconds(o.wait) * 1000;
-      const res = await api.post(`/environments/${seg(environment)}/revive-all?waitMs=${Math.min(waitMs, 10_000)}`, o.reason ? { reason: o.reason } : {});
-      const receipt = await awaitDelivery(api, environment, res, at, waitMs);
-      print(g, { environment, result: res, receipt }, () =>
-        [`restored ${listOf(asObj(res).revived).length} flag(s) in ${environment} to their state before the panic`, `delivery: ${receipt ? describeReceipt(receipt) : 'the server sent no delivery receipt'}`].join('\n'),
+      const { api, g } = client(cmd);
+      const sentAt = Date.now();
+      const res = await api.post('/api/v1/environments/{env}/revive-all', { params: { path: { env: environment } }, body: o.reason ? { reason: o.reason } : {} });
+      const delivery = await awaitDelivery(api, environment, res.environmentVersion, sentAt, waitMs, null);
+      print(g, { environment, result: res, receipt: delivery }, () =>
+        [
+          res.revived.length
+            ? `restored ${res.revived.length} flag(s) in ${environment} to their state before the panic: ${res.revived.join(', ')}`
+            : `nothing to restore in ${environment}: no flag is held by a panic`,
+          ...deliveryLines(delivery),
+        ].join('\n'),
       );
-      process.exitCode = receiptExit(receipt);
+      process.exitCode = deliveryExit(delivery);
     });
   envCmd
     .command('sdks <environment>')
     .description('connected SDKs and the version each has applied')
     .action(async (environment: string, _o: unknown, cmd: Command) => {
       const { api, g } = client(cmd);
-      const body = await api.get(`/environments/${seg(environment)}/sdks`);
-      const list = listOf(body, 'sdks').map(asObj);
+      const body = await api.get('/api/v1/environments/{env}/sdks', { params: { path: { env: environment } } });
       print(g, body, () =>
-        list.length === 0
-          ? 'no SDKs connected'
-          : renderTable(
-              ['ID', 'APP', 'SDK', 'CONNECTED', 'APPLIED VERSION', 'APPLIED AT'],
-              list.map(toConnectedSdk).filter((s) => s !== null).map((s) => [s.id, s.app || '-', s.sdkVersion || '-', iso(s.connectedAt), str(s.appliedVersion ?? '-'), iso(s.appliedAt)]),
-            ),
+        body.items.length === 0
+          ? `no SDKs connected to ${environment} (version ${body.version})`
+          : [
+              `${body.items.filter((s) => s.appliedVersion !== null && s.appliedVersion >= body.version).length}/${body.items.length} SDKs on the latest version (${body.version}) of ${environment}`,
+              '',
+              renderTable(
+                ['ID', 'APP', 'SDK', 'CONNECTED', 'APPLIED VERSION', 'APPLIED AT'],
+                body.items.map((s) => [s.id, appLabel(s) || '-', sdkLabel(s), formatTime(s.connectedAt), s.appliedVersion === null ? '-' : String(s.appliedVersion), formatTime(s.appliedAt)]),
+              ),
+            ].join('\n'),
       );
     });
 
@@ -350,21 +334,23 @@ export function buildProgram(): Command {
   env(canary.command('status <flag>').description("the canary's stage, state and the guard's latest comparison")).action(
     async (flag: string, o: { env: string }, cmd: Command) => {
       const { api, g } = client(cmd);
-      const c = asObj(await api.get(`/flags/${seg(flag)}/environments/${seg(o.env)}/canary`));
+      const c = await api.get('/api/v1/flags/{key}/environments/{env}/canary', { params: { path: { key: flag, env: o.env } } });
       print(g, c, () => describeCanary(flag, o.env, c));
     },
   );
-  for (const [action, what] of [
-    ['advance', 'move to the next stage now'],
-    ['rollback', 'send all traffic back to the control variant'],
-    ['promote', 'serve the canary variant to everyone and finish'],
-    ['pause', 'hold the current stage (the guard still watches)'],
-    ['resume', 'continue a paused canary'],
-  ] as const) {
+  type CanaryInit = { params: { path: { key: string; env: string } }; body: { reason?: string } };
+  const canaryActions: Record<'advance' | 'rollback' | 'promote' | 'pause' | 'resume', [string, (api: ApiClient, init: CanaryInit) => Promise<CanaryStatus>]> = {
+    advance: ['move to the next stage now', (api, init) => api.post('/api/v1/flags/{key}/environments/{env}/canary/advance', init)],
+    rollback: ['send all traffic back to the control variant', (api, init) => api.post('/api/v1/flags/{key}/environments/{env}/canary/rollback', init)],
+    promote: ['serve the canary variant to everyone and finish', (api, init) => api.post('/api/v1/flags/{key}/environments/{env}/canary/promote', init)],
+    pause: ['hold the current stage (the guard still watches)', (api, init) => api.post('/api/v1/flags/{key}/environments/{env}/canary/pause', init)],
+    resume: ['continue a paused canary', (api, init) => api.post('/api/v1/flags/{key}/environments/{env}/canary/resume', init)],
+  };
+  for (const [action, [what, send]] of Object.entries(canaryActions)) {
     env(canary.command(`${action} <flag>`).description(what).option('-r, --reason <text>', 'why (recorded in the audit log)')).action(
       async (flag: string, o: { env: string; reason?: string }, cmd: Command) => {
         const { api, g } = client(cmd);
-        const c = asObj(await api.post(`/flags/${seg(flag)}/environments/${seg(o.env)}/canary/${action}`, o.reason ? { reason: o.reason } : {}));
+        const c = await send(api, { params: { path: { key: flag, env: o.env } }, body: o.reason ? { reason: o.reason } : {} });
         print(g, c, () => describeCanary(flag, o.env, c));
       },
     );
@@ -377,29 +363,33 @@ export function buildProgram(): Command {
     .description('tokens (never their secrets)')
     .action(async (_o: unknown, cmd: Command) => {
       const { api, g } = client(cmd);
-      const list = listOf(await api.get('/tokens'), 'tokens').map(asObj);
+      const list = (await api.get('/api/v1/tokens')).tokens;
       print(g, list, () =>
-        renderTable(['ID', 'KIND', 'ENVIRONMENT', 'NAME', 'CREATED', 'LAST USED', 'REVOKED'], list.map((t) => [str(t.id), str(t.kind), str(t.environment) || '-', str(t.name), iso(num(t.createdAt)), iso(num(t.lastUsedAt)), iso(num(t.revokedAt))])),
+        renderTable(
+          ['ID', 'KIND', 'ENVIRONMENT', 'NAME', 'PREFIX', 'CREATED', 'LAST USED', 'REVOKED'],
+          list.map((t) => [t.id, t.kind, t.environment ?? '-', t.name, t.prefix, formatTime(t.createdAt), formatTime(t.lastUsedAt), formatTime(t.revokedAt)]),
+        ),
       );
     });
+  const kinds = ['admin', 'sdk'] as const satisfies readonly TokenKind[];
   tokens
     .command('create')
     .description('create a token; its secret is printed once')
-    .addOption(new Option('-k, --kind <kind>', 'admin or sdk').choices(['admin', 'sdk']).makeOptionMandatory())
+    .addOption(new Option('-k, --kind <kind>', kinds.join(' or ')).choices(kinds).makeOptionMandatory())
     .requiredOption('-n, --name <name>', 'who or what uses it')
     .option('-e, --env <environment>', 'environment (sdk keys)')
-    .action(async (o: { kind: 'admin' | 'sdk'; name: string; env?: string }, cmd: Command) => {
+    .action(async (o: { kind: (typeof kinds)[number]; name: string; env?: string }, cmd: Command) => {
       if (o.kind === 'sdk' && !o.env) throw new UsageError('an sdk key reads one environment: pass --env');
       const { api, g } = client(cmd);
-      const t = asObj(await api.post('/tokens', { kind: o.kind, name: o.name, ...(o.env ? { environment: o.env } : {}) }));
+      const t = await api.post('/api/v1/tokens', { body: { kind: o.kind, name: o.name, ...(o.env ? { environment: o.env } : {}) } });
       print(g, t, () =>
         [
           renderPairs([
-            ['id', str(t.id)],
-            ['kind', str(t.kind)],
-            ...(t.environment ? ([['environment', str(t.environment)]] as Array<[string, string]>) : []),
-            ['name', str(t.name)],
-            ['token', str(t.token)],
+            ['id', t.id],
+            ['kind', t.kind],
+            ...(t.environment !== null ? ([['environment', t.environment]] as Array<[string, string]>) : []),
+            ['name', t.name],
+            ['token', t.token],
           ]),
           '',
           'The token is shown only now: store it in your secret manager.',
@@ -409,10 +399,11 @@ export function buildProgram(): Command {
   tokens
     .command('revoke <id>')
     .description('revoke a token (its streams close, its requests fail)')
-    .action(async (id: string, _o: unknown, cmd: Command) => {
+    .option('-r, --reason <text>', 'why (recorded in the audit log)')
+    .action(async (id: string, o: { reason?: string }, cmd: Command) => {
       const { api, g } = client(cmd);
-      const res = await api.del(`/tokens/${seg(id)}`);
-      print(g, res ?? { id, revoked: true }, () => `revoked token ${id}`);
+      const t = await api.del('/api/v1/tokens/{id}', { params: { path: { id } }, body: o.reason ? { reason: o.reason } : {} });
+      print(g, t, () => `revoked ${t.kind} token ${t.id} (${t.name}) at ${formatTime(t.revokedAt)}`);
     });
 
   return program;
@@ -424,55 +415,54 @@ function seconds(v: string): number {
   return n;
 }
 
-function describeServe(s: unknown): string {
-  const o = asObj(s);
-  if (typeof o.variant === 'string') return o.variant;
-  const r = asObj(o.rollout);
-  if (Array.isArray(r.weights)) return r.weights.map(asObj).map((w) => `${str(w.variant)} ${str(w.percent)}%`).join(' / ');
-  return '-';
+function describeServe(s: Serve): string {
+  if ('variant' in s) return s.variant;
+  return s.rollout.weights.map((w) => `${w.variant} ${w.percent}%`).join(' / ');
 }
 
-function describeCanary(flag: string, env: string, c: Json): string {
-  const stages = Array.isArray(c.stages) ? c.stages.map(asObj) : [];
-  const idx = typeof c.stage === 'number' ? c.stage : -1;
-  const timeline = stages
+function describeCanary(flag: string, env: string, c: CanaryStatus): string {
+  const timeline = c.stages
     .map((s, i) => {
-      const label = typeof s.segment === 'string' ? `[${s.segment}]` : `${str(s.percent)}%`;
-      return i === idx ? `>${label}<` : label;
+      const label = 'segment' in s ? `[${s.segment}]` : `${s.percent}%`;
+      return i === c.stage ? `>${label}<` : label;
     })
     .join(' → ');
   // While active, `comparison` is live; afterwards `lastDecision` keeps the guard's final word.
-  const cmp = asObj(c.comparison ?? c.lastDecision);
-  const decision = asObj(cmp.decision);
+  const cmp = c.comparison;
+  const decision = cmp ?? c.lastDecision;
   const lines = [
     renderPairs([
-      ['canary', `${flag} in ${env}: ${str(c.canary)} against ${str(c.control)}`],
-      ['state', str(c.state)],
-      ['stage', `${idx >= 0 ? idx + 1 : '-'} of ${stages.length}${c.percent !== undefined ? ` (${str(c.percent)}% of traffic)` : ''}`],
+      ['canary', `${flag} in ${env}: ${c.canary} against ${c.control}`],
+      ['state', c.state],
+      ['stage', `${c.stage + 1} of ${c.stages.length} (${c.percent}% of traffic${c.cohorts.length ? `, cohorts: ${c.cohorts.join(', ')}` : ''})`],
       ['timeline', timeline || '-'],
-      ['decision', str(typeof cmp.decision === 'string' ? cmp.decision : decision.action ?? decision.kind) || '-'],
-      ['why', str(cmp.why ?? decision.reason ?? cmp.reason) || '-'],
+      ['started', formatTime(c.startedAt)],
+      ...(c.holdRemainingSeconds !== null ? ([['hold', `${Math.ceil(c.holdRemainingSeconds)} s left in this stage`]] as Array<[string, string]>) : []),
+      ['decision', decision ? `${decision.decision} (at ${formatTime(decision.at)})` : '-'],
+      ['why', decision?.why ?? '-'],
     ]),
   ];
-  const sides = ['control', 'canary'].map((k) => [k, asObj(cmp[k])] as const).filter(([, v]) => Object.keys(v).length);
-  if (sides.length) {
-    lines.push(
-      '',
-      renderTable(
-        ['SIDE', 'SAMPLES', 'ERROR RATE', 'P50 MS', 'P95 MS'],
-        sides.map(([k, v]) => [k, str(v.samples ?? v.outcomes ?? v.evaluations), fmtRate(v.errorRate), str(asObj(v.latencyMs).p50 ?? v.p50), str(asObj(v.latencyMs).p95 ?? v.p95)]),
-      ),
-    );
+  if (cmp) {
+    const side = (name: string, s: SideSummary) => [
+      name,
+      s.variant,
+      String(s.evaluations),
+      String(s.outcomes),
+      fmtRate(s.errorRate),
+      fmtMs(s.latencyMs?.p50 ?? null),
+      fmtMs(s.latencyMs?.p95 ?? null),
+    ];
+    lines.push('', renderTable(['SIDE', 'VARIANT', 'EVALUATIONS', 'OUTCOMES', 'ERROR RATE', 'P50 MS', 'P95 MS'], [side('control', cmp.control), side('canary', cmp.canary)]));
   }
   return lines.join('\n');
 }
 
-function iso(t: number | null): string {
-  return t === null ? '-' : new Date(t).toISOString();
+function fmtRate(v: number | null): string {
+  return v === null ? '-' : `${(v * 100).toFixed(2)}%`;
 }
 
-function fmtRate(v: unknown): string {
-  return typeof v === 'number' ? `${(v * 100).toFixed(2)}%` : '-';
+function fmtMs(v: number | null): string {
+  return v === null ? '-' : String(Math.round(v * 10) / 10);
 }
 
 /** Runs the CLI with `argv` (as process.argv) and returns the exit code; never throws. */

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const CONSOLE = fileURLToPath(new URL('../../console/', import.meta.url));
-const SHARED = [fileURLToPath(new URL('../../server/cli/api-client.ts', import.meta.url)), fileURLToPath(new URL('../../server/cli/delivery-receipt.ts', import.meta.url))];
+// The shared API client and the generated types it is built on are part of the console bundle.
+const SHARED = [fileURLToPath(new URL('../../api-client/', import.meta.url)), fileURLToPath(new URL('../../openapi/types.ts', import.meta.url))];
 
 function newest(path: string): number {
   const st = statSync(path);

@@ -2,25 +2,24 @@
  * The SDKs connected to an environment and the version each has applied: at a glance, whether the latest change
  * (the environment's version) has reached everyone.
  */
-import { toConnectedSdk, type ConnectedSdk } from '../../../server/cli/delivery-receipt.js';
-import { api, seg } from '../lib/api.js';
+import { appLabel, formatLocalTime, sdkLabel } from '@aviary/api-client';
+import { api } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
-import type { ConnectedSdkList } from '../lib/types.js';
 import { useResource } from '../lib/use-resource.js';
 
 export function ConnectedSdks({ environment }: { environment: string }) {
   const live = useLive();
-  const list = useResource(() => api.get<ConnectedSdkList>(`/environments/${seg(environment)}/sdks`), [environment, live.tick]);
+  const list = useResource(() => api.get('/api/v1/environments/{env}/sdks', { params: { path: { env: environment } } }), [environment, live.tick]);
   if (list.error) return <p class="error">{list.error}</p>;
   if (!list.data) return null;
-  const sdks = list.data.items.map(toConnectedSdk).filter((s): s is ConnectedSdk => s !== null);
-  const current = sdks.filter((s) => s.appliedVersion !== null && s.appliedVersion >= list.data!.version).length;
+  const { items: sdks, version } = list.data;
+  const current = sdks.filter((s) => s.appliedVersion !== null && s.appliedVersion >= version).length;
   return (
     <details class="sdks" data-testid="connected-sdks">
       <summary>
         {sdks.length === 0
           ? `No SDKs connected to ${environment}`
-          : `${current} of ${sdks.length} connected SDK${sdks.length === 1 ? '' : 's'} on the latest version (${list.data.version}) of ${environment}`}
+          : `${current} of ${sdks.length} connected SDK${sdks.length === 1 ? '' : 's'} on the latest version (${version}) of ${environment}`}
       </summary>
       {sdks.length > 0 && (
         <div class="table-wrap">
@@ -40,10 +39,10 @@ export function ConnectedSdks({ environment }: { environment: string }) {
                   <td>
                     <code>{s.id}</code>
                   </td>
-                  <td>{s.app || '–'}</td>
-                  <td>{s.sdkVersion || '–'}</td>
-                  <td>{s.connectedAt ? new Date(s.connectedAt).toLocaleString() : '–'}</td>
-                  <td class={s.appliedVersion === list.data!.version ? '' : 'error'}>{s.appliedVersion ?? '–'}</td>
+                  <td>{appLabel(s) || '–'}</td>
+                  <td>{sdkLabel(s)}</td>
+                  <td>{formatLocalTime(s.connectedAt)}</td>
+                  <td class={s.appliedVersion === version ? '' : 'error'}>{s.appliedVersion ?? '–'}</td>
                 </tr>
               ))}
             </tbody>

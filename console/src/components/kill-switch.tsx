@@ -3,7 +3,7 @@
  * uses the same flow (a reason is optional there: undoing a kill is the safe direction).
  */
 import { useState } from 'preact/hooks';
-import { api, errorText, seg } from '../lib/api.js';
+import { api, errorText } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
 import type { KillResult } from '../lib/types.js';
 import { DeliveryProgress } from './delivery-progress.js';
@@ -44,7 +44,8 @@ export function KillSwitch({ flag, environment, enabled, killed = true, onDone, 
     setError(null);
     const sentAt = Date.now();
     try {
-      const response = await api.post<KillResult>(`/flags/${seg(flag)}/environments/${seg(environment)}/${action}`, reason.trim() ? { reason: reason.trim() } : {});
+      const init = { params: { path: { key: flag, env: environment } }, body: reason.trim() ? { reason: reason.trim() } : {} };
+      const response = action === 'kill' ? await api.post('/api/v1/flags/{key}/environments/{env}/kill', init) : await api.post('/api/v1/flags/{key}/environments/{env}/revive', init);
       setResult({ response, sentAt });
       live.refresh();
       onDone?.();
@@ -79,7 +80,7 @@ export function KillSwitch({ flag, environment, enabled, killed = true, onDone, 
               <strong>{flag}</strong> is {result.response.enabled ? 'serving its targeting again' : <>off: everyone gets <code>{result.response.offVariant}</code></>} in{' '}
               <strong>{environment}</strong>.
             </p>
-            <DeliveryProgress environment={environment} response={result.response} sentAt={result.sentAt} />
+            <DeliveryProgress environment={environment} version={result.response.environmentVersion} receipt={result.response.delivery} sentAt={result.sentAt} />
             <div class="actions">
               <button type="button" onClick={close} autofocus>
                 Close

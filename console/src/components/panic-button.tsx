@@ -3,9 +3,9 @@
  * stays offered after a panic until it is used, including after a reload (the audit log says a panic is active).
  */
 import { useEffect, useState } from 'preact/hooks';
-import { api, errorText, seg } from '../lib/api.js';
+import { api, errorText } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
-import type { AuditPage, KillAllResult, ReviveAllResult } from '../lib/types.js';
+import type { KillAllResult, ReviveAllResult } from '../lib/types.js';
 import { DeliveryProgress } from './delivery-progress.js';
 import { Modal } from './modal.js';
 
@@ -19,14 +19,14 @@ export function PanicButton({ environment }: { environment: string }) {
   const [reason, setReason] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
-  const [result, setResult] = useState<{ response: KillAllResult | ReviveAllResult; sentAt: number } | null>(null);
+  const [result, setResult] = useState<({ kind: 'panic'; response: KillAllResult } | { kind: 'restore'; response: ReviveAllResult }) & { sentAt: number } | null>(null);
   const [panicActive, setPanicActive] = useState(false);
 
   // Whether the newest panic-related audit entry of this environment is a panic (then a restore is pending).
   useEffect(() => {
     let stopped = false;
     api
-      .get<AuditPage>(`/audit?environment=${seg(environment)}&resourceType=environment&limit=20`)
+      .get('/api/v1/audit', { params: { query: { environment, resourceType: 'environment', limit: 20 } } })
       .then((page) => {
         if (stopped) return;
         const last = page.entries.find((e) => isPanic(e.action) || isRestore(e.action));
@@ -53,9 +53,12 @@ export function PanicButton({ environment }: { environment: string }) {
     setError(null);
     const sentAt = Date.now();
     try {
-      const path = `/environments/${seg(environment)}/${mode === 'panic' ? 'kill-all' : 'revive-all'}`;
-      const response = await api.post<KillAllResult | ReviveAllResult>(path, reason.trim() ? { reason: reason.trim() } : {});
-      setResult({ response, sentAt });
+      const init = { params: { path: { env: environment } }, body: reason.trim() ? { reason: reason.trim() } : {} };
+      setResult(
+        mode === 'panic'
+          ? { kind: 'panic', response: await api.post('/api/v1/environments/{env}/kill-all', init), sentAt }
+          : { kind: 'restore', response: await api.post('/api/v1/environments/{env}/revive-all', init), sentAt },
+      );
       setPanicActive(mode === 'panic');
       live.refresh();
     } catch (err) {
@@ -79,10 +82,10 @@ export function PanicButton({ environment }: { environment: string }) {
         {result ? (
           <div>
             <p>
-              {'killed' in result.response ? `Killed ${result.response.killed.length}` : `Restored ${result.response.revived.length}`} flag(s) in <strong>{environment}</strong>
-              {'spared' in result.response && result.response.spared.length ? ` (spared: ${result.response.spared.join(', ')})` : ''}.
+              {result.kind === 'panic' ? `Killed ${result.response.killed.length}` : `Restored ${result.response.revived.length}`} flag(s) in <strong>{environment}</strong>
+              {result.kind === 'panic' && result.response.spared.length ? ` (spared: ${result.response.spared.join(', ')})` : ''}.
             </p>
-            <DeliveryProgress environment={environment} response={result.response} sentAt={result.sentAt} />
+            <DeliveryProgress environment={environment} version={result.response.environmentVersion} sentAt={result.sentAt} />
             <div class="actions">
               <button type="button" onClick={close} autofocus>
                 Close

@@ -1,8 +1,8 @@
-/** The console's admin API client: same origin, token from the session. */
-import { createApiClient } from '../../../server/cli/api-client.js';
+/** The console's admin API client: the shared typed client (@aviary/api-client), same origin, token from the session. */
+import { createApiClient } from '@aviary/api-client';
 import { getToken } from './session.js';
 
-export { ApiError, UnreachableError, seg, describeProblem } from '../../../server/cli/api-client.js';
+export { ApiError, UnreachableError, describeProblem } from '@aviary/api-client';
 
 export const api = createApiClient({ baseUrl: '', token: getToken, timeoutMs: 15_000 });
 

@@ -6,8 +6,8 @@
  */
 import { createContext } from 'preact';
 import { useContext, useEffect, useRef, useState } from 'preact/hooks';
-import { api } from './api.js';
-import type { AuditPage, Environment, EnvironmentList } from './types.js';
+import { api, ApiError } from './api.js';
+import type { AuditPage, Environment } from './types.js';
 
 export const POLL_MS = 2000;
 
@@ -44,8 +44,8 @@ export function useLivePoller(enabled: boolean, onAuthFailure: () => void): Live
       if (timer.current) clearTimeout(timer.current);
       try {
         const [envs, audit] = await Promise.all([
-          api.get<EnvironmentList>('/environments'),
-          api.get<AuditPage>('/audit?limit=1').catch(() => ({ entries: [], nextCursor: null }) as AuditPage),
+          api.get('/api/v1/environments'),
+          api.get('/api/v1/audit', { params: { query: { limit: 1 } } }).catch((): AuditPage => ({ entries: [], nextCursor: null })),
         ]);
         if (stopped) return;
         const fp = JSON.stringify([envs.environments.map((e) => [e.key, e.version]), audit.entries[0]?.id ?? null]);
@@ -58,8 +58,7 @@ export function useLivePoller(enabled: boolean, onAuthFailure: () => void): Live
         setError(null);
       } catch (e) {
         if (stopped) return;
-        const status = (e as { status?: number }).status;
-        if (status === 401 || status === 403) return onAuthFailure();
+        if (e instanceof ApiError && (e.status === 401 || e.status === 403)) return onAuthFailure();
         setError(e instanceof Error ? e.message : String(e));
       }
       if (!stopped) timer.current = setTimeout(() => void poll.current(), POLL_MS);

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { errorText } from './api.js';
+import { ApiError, errorText } from './api.js';
 
 /** Loads data with `load` whenever `deps` change; keeps showing the previous data while reloading (no flicker). */
 export function useResource<T>(load: () => Promise<T>, deps: unknown[]): { data: T | null; error: string | null; status: number | null; reload: () => void } {
@@ -19,7 +19,7 @@ export function useResource<T>(load: () => Promise<T>, deps: unknown[]): { data:
       (e) => {
         if (n !== seq.current) return;
         setError(errorText(e));
-        setStatus((e as { status?: number }).status ?? null);
+        setStatus(e instanceof ApiError ? e.status : null);
       },
     );
   }, deps);

@@ -1,9 +1,10 @@
 /** The audit log, newest first: who changed what, when, why, with before and after. Filters and paging. */
 import { useEffect, useState } from 'preact/hooks';
+import { formatLocalTime, formatTime } from '@aviary/api-client';
 import { api, errorText } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
 import { flagPath, onLinkClick } from '../lib/router.js';
-import type { AuditEntry, AuditPage as Page } from '../lib/types.js';
+import type { AuditEntry } from '../lib/types.js';
 
 export function AuditPage({ environment }: { environment: string }) {
   const live = useLive();
@@ -13,21 +14,18 @@ export function AuditPage({ environment }: { environment: string }) {
   const [cursor, setCursor] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
 
-  const query = (c: string | null) => {
-    const q = new URLSearchParams({ limit: '50' });
-    if (flag.trim()) q.set('flag', flag.trim());
-    if (onlyEnv) q.set('environment', environment);
-    if (c) q.set('cursor', c);
-    return `/audit?${q}`;
-  };
+  const page = (cursor: string | null) =>
+    api.get('/api/v1/audit', {
+      params: { query: { limit: 50, ...(flag.trim() ? { flag: flag.trim() } : {}), ...(onlyEnv ? { environment } : {}), ...(cursor ? { cursor } : {}) } },
+    });
 
   useEffect(() => {
     let stopped = false;
-    api.get<Page>(query(null)).then(
+    page(null).then(
       (p) => {
         if (stopped) return;
         setItems(p.entries);
-        setCursor(p.nextCursor ?? null);
+        setCursor(p.nextCursor);
         setError(null);
       },
       (e) => !stopped && setError(errorText(e)),
@@ -39,9 +37,9 @@ export function AuditPage({ environment }: { environment: string }) {
 
   const more = async () => {
     try {
-      const p = await api.get<Page>(query(cursor));
+      const p = await page(cursor);
       setItems((xs) => [...xs, ...p.entries]);
-      setCursor(p.nextCursor ?? null);
+      setCursor(p.nextCursor);
     } catch (e) {
       setError(errorText(e));
     }
@@ -77,7 +75,7 @@ export function AuditPage({ environment }: { environment: string }) {
             {items.map((e) => (
               <tr key={String(e.id)} data-action={e.action}>
                 <td>
-                  <time dateTime={new Date(e.at).toISOString()}>{new Date(e.at).toLocaleString()}</time>
+                  <time dateTime={formatTime(e.at)}>{formatLocalTime(e.at)}</time>
                 </td>
                 <td>{e.actor.name}</td>
                 <td>

@@ -5,11 +5,12 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { Modal } from '../components/modal.js';
 import { TimeChart } from '../components/time-chart.js';
-import { api, ApiError, errorText, seg } from '../lib/api.js';
+import { formatLocalTime, timeMs } from '@aviary/api-client';
+import { api, ApiError, errorText } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
 import { seriesByVariant } from '../lib/metrics-series.js';
 import { flagPath, onLinkClick } from '../lib/router.js';
-import type { Canary, CanaryStage, CanaryStatus, Flag, FlagMetrics, SideSummary } from '../lib/types.js';
+import type { Canary, CanaryStage, CanaryStatus, Flag, SideSummary } from '../lib/types.js';
 import { useResource } from '../lib/use-resource.js';
 
 const pct = (v: number) => `${(v * 100).toFixed(2)}%`;
@@ -26,7 +27,8 @@ const ACTIONS: Record<Action, { label: string; what: string; danger?: boolean }>
 
 export function CanaryPage({ flagKey, environment }: { flagKey: string; environment: string }) {
   const live = useLive();
-  const base = `/flags/${seg(flagKey)}/environments/${seg(environment)}`;
+  // The path parameters of every canary and metrics call of this page.
+  const path = useMemo(() => ({ key: flagKey, env: environment }), [flagKey, environment]);
   // Outcomes arrive without changing the environment's version, so the comparison and the charts refresh on their
   // own clock too.
   const [chartTick, setChartTick] = useState(0);
@@ -35,11 +37,17 @@ export function CanaryPage({ flagKey, environment }: { flagKey: string; environm
     return () => clearInterval(t);
   }, []);
   const canary = useResource(
-    () => api.get<CanaryStatus>(`${base}/canary`).catch((e) => (e instanceof ApiError && e.status === 404 ? null : Promise.reject(e))),
-    [base, live.tick, chartTick],
+    () =>
+      api
+        .get('/api/v1/flags/{key}/environments/{env}/canary', { params: { path } })
+        .catch((e: unknown) => (e instanceof ApiError && e.status === 404 ? null : Promise.reject(e))),
+    [path, live.tick, chartTick],
   );
-  const metrics = useResource(() => api.get<FlagMetrics>(`${base}/metrics?from=${Date.now() - 3600_000}`), [base, live.tick, chartTick]);
-  const flag = useResource(() => api.get<Flag>(`/flags/${seg(flagKey)}`), [flagKey]);
+  const metrics = useResource(
+    () => api.get('/api/v1/flags/{key}/environments/{env}/metrics', { params: { path, query: { from: new Date(Date.now() - 3600_000).toISOString() } } }),
+    [path, live.tick, chartTick],
+  );
+  const flag = useResource(() => api.get('/api/v1/flags/{key}', { params: { path: { key: flagKey } } }), [flagKey]);
 
   const c = canary.data;
   const variants = c ? [c.control, c.canary] : [];
@@ -47,8 +55,8 @@ export function CanaryPage({ flagKey, environment }: { flagKey: string; environm
   // From the canary's start (or the hour's start, for older canaries) to now.
   const win = useMemo((): [number, number] | undefined => {
     if (!c || !metrics.data) return undefined;
-    const from = Math.max(Date.parse(metrics.data.from), Date.parse(c.startedAt) - 60_000);
-    return [Math.floor(from / 1000), Math.floor(Date.parse(metrics.data.to) / 1000)];
+    const from = Math.max(timeMs(metrics.data.from), timeMs(c.startedAt) - 60_000);
+    return [Math.floor(from / 1000), Math.floor(timeMs(metrics.data.to) / 1000)];
   }, [c?.startedAt, metrics.data]);
 
   return (
@@ -62,7 +70,7 @@ export function CanaryPage({ flagKey, environment }: { flagKey: string; environm
         Canary: {flagKey} in {environment}
       </h1>
       {canary.error && <p class="error" role="alert">{canary.error}</p>}
-      {canary.data === null && flag.data && <StartCanary flag={flag.data} base={base} onStarted={canary.reload} />}
+      {canary.data === null && flag.data && <StartCanary flag={flag.data} path={path} onStarted={canary.reload} />}
       {c && (
         <>
           <div class="canary-head">
@@ -75,7 +83,7 @@ export function CanaryPage({ flagKey, environment }: { flagKey: string; environm
           </div>
           <Timeline stages={c.stages} current={c.stage} state={c.state} />
           <Decision c={c} />
-          <Controls c={c} base={base} onDone={canary.reload} />
+          <Controls c={c} path={path} onDone={canary.reload} />
           <h2>Outcomes per variant</h2>
           {metrics.error && <p class="error">{metrics.error}</p>}
           {series && (
@@ -110,11 +118,11 @@ export function CanaryPage({ flagKey, environment }: { flagKey: string; environm
                   <tr key={v} data-variant={v}>
                     <th scope="row">{v}</th>
                     <td>{t.evaluations}</td>
-                    <td>{t.outcomes ?? '–'}</td>
+                    <td>{t.outcomes}</td>
                     <td>{t.errors}</td>
-                    <td>{t.latencyMs.p50 === null || t.latencyMs.p50 === undefined ? '–' : ms(t.latencyMs.p50)}</td>
-                    <td>{t.latencyMs.p95 === null || t.latencyMs.p95 === undefined ? '–' : ms(t.latencyMs.p95)}</td>
-                    <td>{t.latencyMs.p99 === null || t.latencyMs.p99 === undefined ? '–' : ms(t.latencyMs.p99)}</td>
+                    <td>{t.latencyMs.p50 === null ? '–' : ms(t.latencyMs.p50)}</td>
+                    <td>{t.latencyMs.p95 === null ? '–' : ms(t.latencyMs.p95)}</td>
+                    <td>{t.latencyMs.p99 === null ? '–' : ms(t.latencyMs.p99)}</td>
                   </tr>
                 ))}
               </tbody>
@@ -157,7 +165,7 @@ function Decision({ c }: { c: CanaryStatus }) {
           Guard's last decision: <span class="badge">{last.decision}</span>
         </h2>
         <p>{last.why}</p>
-        <p class="muted small">at {new Date(last.at).toLocaleString()}</p>
+        <p class="muted small">at {formatLocalTime(last.at)}</p>
       </section>
     ) : (
       <p class="muted">The guard has no outcomes to compare yet.</p>
@@ -169,9 +177,9 @@ function Decision({ c }: { c: CanaryStatus }) {
       <td>{s.evaluations}</td>
       <td>{s.outcomes}</td>
       <td>{s.errors}</td>
-      <td>{typeof s.errorRate === 'number' ? pct(s.errorRate) : '–'}</td>
-      <td>{typeof s.latencyMs?.p50 === 'number' ? ms(s.latencyMs.p50) : '–'}</td>
-      <td>{typeof s.latencyMs?.p95 === 'number' ? ms(s.latencyMs.p95) : '–'}</td>
+      <td>{s.errorRate === null ? '–' : pct(s.errorRate)}</td>
+      <td>{s.latencyMs === null || s.latencyMs.p50 === null ? '–' : ms(s.latencyMs.p50)}</td>
+      <td>{s.latencyMs === null || s.latencyMs.p95 === null ? '–' : ms(s.latencyMs.p95)}</td>
     </tr>
   );
   const er = cmp.errorRate;
@@ -232,7 +240,7 @@ function Decision({ c }: { c: CanaryStatus }) {
           </div>
         )}
       </dl>
-      <p class="muted small">as of {new Date(cmp.at).toLocaleTimeString()}</p>
+      <p class="muted small">as of {formatLocalTime(cmp.at)}</p>
     </section>
   );
 }
@@ -246,7 +254,18 @@ function signed(v: number): string {
   return `${v >= 0 ? '+' : ''}${v.toFixed(1)}`;
 }
 
-function Controls({ c, base, onDone }: { c: CanaryStatus; base: string; onDone: () => void }) {
+type CanaryPath = { key: string; env: string };
+
+/** The canary actions, each its own operation in the spec. */
+const send: Record<Action, (path: CanaryPath, body: { reason?: string }) => Promise<CanaryStatus>> = {
+  pause: (path, body) => api.post('/api/v1/flags/{key}/environments/{env}/canary/pause', { params: { path }, body }),
+  resume: (path, body) => api.post('/api/v1/flags/{key}/environments/{env}/canary/resume', { params: { path }, body }),
+  advance: (path, body) => api.post('/api/v1/flags/{key}/environments/{env}/canary/advance', { params: { path }, body }),
+  rollback: (path, body) => api.post('/api/v1/flags/{key}/environments/{env}/canary/rollback', { params: { path }, body }),
+  promote: (path, body) => api.post('/api/v1/flags/{key}/environments/{env}/canary/promote', { params: { path }, body }),
+};
+
+function Controls({ c, path, onDone }: { c: CanaryStatus; path: CanaryPath; onDone: () => void }) {
   const live = useLive();
   const [action, setAction] = useState<Action | null>(null);
   const [reason, setReason] = useState('');
@@ -259,7 +278,7 @@ function Controls({ c, base, onDone }: { c: CanaryStatus; base: string; onDone: 
     setBusy(true);
     setError(null);
     try {
-      await api.post(`${base}/canary/${action}`, reason.trim() ? { reason: reason.trim() } : {});
+      await send[action](path, reason.trim() ? { reason: reason.trim() } : {});
       setAction(null);
       setReason('');
       live.refresh();
@@ -304,7 +323,7 @@ function Controls({ c, base, onDone }: { c: CanaryStatus; base: string; onDone: 
   );
 }
 
-function StartCanary({ flag, base, onStarted }: { flag: Flag; base: string; onStarted: () => void }) {
+function StartCanary({ flag, path, onStarted }: { flag: Flag; path: CanaryPath; onStarted: () => void }) {
   const variants = flag.variants.map((v) => v.key);
   const [control, setControl] = useState(variants.includes('off') ? 'off' : variants[0] ?? '');
   const [canaryV, setCanary] = useState(variants.includes('on') ? 'on' : variants[1] ?? variants[0] ?? '');
@@ -321,7 +340,7 @@ function StartCanary({ flag, base, onStarted }: { flag: Flag; base: string; onSt
       .map((s) => (s.startsWith('segment:') ? { segment: s.slice(8) } : { percent: Number(s) }));
     const doc: Canary = { control, canary: canaryV, stages: parsed, stageDurationSeconds: Number(duration) };
     try {
-      await api.put(`${base}/canary`, doc);
+      await api.put('/api/v1/flags/{key}/environments/{env}/canary', { params: { path }, body: doc });
       onStarted();
     } catch (err) {
       setError(errorText(err));

@@ -7,11 +7,11 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import type { FlagDefinition, FlagState as CoreFlagState, Segment as CoreSegment } from '@aviary/sdk/core';
 import { KillSwitch } from '../components/kill-switch.js';
 import { ServeEditor } from '../components/serve-editor.js';
-import { api, ApiError, errorText, seg } from '../lib/api.js';
+import { api, ApiError, errorText } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
 import { previewReassignment } from '../lib/preview.js';
 import { canaryPath, onLinkClick } from '../lib/router.js';
-import type { CanaryStatus, Condition, Flag, FlagState, FlagStateResource, Rule, Segment, SegmentList } from '../lib/types.js';
+import type { Condition, Flag, FlagState, FlagStateResource, Rule, Segment } from '../lib/types.js';
 import { useResource } from '../lib/use-resource.js';
 import { StateBadge } from './flags-page.js';
 
@@ -19,20 +19,24 @@ const clone = <T,>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 
 export function FlagPage({ flagKey, environment, environments }: { flagKey: string; environment: string; environments: string[] }) {
   const live = useLive();
-  const flag = useResource(() => api.get<Flag>(`/flags/${seg(flagKey)}`), [flagKey, live.tick]);
+  const path = { key: flagKey, env: environment };
+  const flag = useResource(() => api.get('/api/v1/flags/{key}', { params: { path: { key: flagKey } } }), [flagKey, live.tick]);
   const canary = useResource(
-    () => api.get<CanaryStatus>(`/flags/${seg(flagKey)}/environments/${seg(environment)}/canary`).catch((e) => (e instanceof ApiError && e.status === 404 ? null : Promise.reject(e))),
+    () =>
+      api
+        .get('/api/v1/flags/{key}/environments/{env}/canary', { params: { path } })
+        .catch((e: unknown) => (e instanceof ApiError && e.status === 404 ? null : Promise.reject(e))),
     [flagKey, environment, live.tick],
   );
-  const segments = useResource(() => api.get<SegmentList>('/segments'), [live.tick]);
+  const segments = useResource(() => api.get('/api/v1/segments'), [live.tick]);
   // The full state, with the ETag the editor sends back as If-Match (so a concurrent change is refused, not lost).
-  const full = useResource(() => api.request<FlagStateResource>('GET', `/flags/${seg(flagKey)}/environments/${seg(environment)}`), [flagKey, environment, live.tick]);
+  const full = useResource(() => api.request('get', '/api/v1/flags/{key}/environments/{env}', { params: { path } }), [flagKey, environment, live.tick]);
 
   if (flag.error) return <p class="error" role="alert">{flag.error}</p>;
   if (!flag.data) return <p class="muted">Loading…</p>;
   const f = flag.data;
-  const state = full.data?.body.environment === environment ? full.data.body : null;
-  const envs = environments.length ? environments : Object.keys(f.environments ?? {});
+  const state = full.data?.data.environment === environment ? full.data.data : null;
+  const envs = environments.length ? environments : Object.keys(f.environments);
   const c = canary.data;
   const canaryActive = c !== null && c !== undefined && (c.state === 'running' || c.state === 'paused');
 
@@ -47,7 +51,7 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
         </a>
       </div>
       {f.description && <p>{f.description}</p>}
-      {f.tags && f.tags.length > 0 && (
+      {f.tags.length > 0 && (
         <p>
           {f.tags.map((t) => (
             <span class="tag" key={t}>
@@ -84,12 +88,12 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
           <table>
             <tbody>
               {envs.map((e) => {
-                const s = f.environments?.[e];
+                const s = f.environments[e];
                 return (
                   <tr key={e} class={e === environment ? 'current' : ''}>
                     <th scope="row">{e}</th>
                     <td>
-                      <StateBadge enabled={s?.enabled} killedAt={s?.killedAt ?? null} />
+                      <StateBadge summary={s} />
                     </td>
                     <td class="muted small">{s ? `v${s.version}` : ''}</td>
                     <td>
@@ -200,7 +204,10 @@ function TargetingEditor({ flag, environment, state: resource, etag, segments, c
     try {
       // If-Match with the version we started from: a change made meanwhile elsewhere is a 412, not overwritten.
       const { version: _v, ...body } = draft;
-      await api.put(`/flags/${seg(flag.key)}/environments/${seg(environment)}`, body, base.etag ?? undefined);
+      await api.put('/api/v1/flags/{key}/environments/{env}', {
+        params: { path: { key: flag.key, env: environment }, header: base.etag ? { 'If-Match': base.etag } : {} },
+        body,
+      });
       setSaved(true);
       live.refresh();
       onSaved();

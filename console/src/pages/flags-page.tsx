@@ -2,22 +2,23 @@
 import { useMemo, useState } from 'preact/hooks';
 import { ConnectedSdks } from '../components/connected-sdks.js';
 import { KillSwitch } from '../components/kill-switch.js';
+import { formatLocalTime } from '@aviary/api-client';
 import { api } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
 import { flagPath, onLinkClick } from '../lib/router.js';
-import type { Flag, FlagList } from '../lib/types.js';
+import type { EnvironmentSummary, Flag } from '../lib/types.js';
 import { useResource } from '../lib/use-resource.js';
 
 export function matchesSearch(f: Flag, q: string): boolean {
   if (!q) return true;
   const needle = q.toLowerCase();
-  return [f.key, f.description ?? '', ...(f.tags ?? [])].some((s) => s.toLowerCase().includes(needle));
+  return [f.key, f.description, ...f.tags].some((s) => s.toLowerCase().includes(needle));
 }
 
 export function FlagsPage({ environment, environments }: { environment: string; environments: string[] }) {
   const live = useLive();
   const [q, setQ] = useState('');
-  const flags = useResource(() => api.get<FlagList>('/flags'), [live.tick]);
+  const flags = useResource(() => api.get('/api/v1/flags'), [live.tick]);
   const shown = useMemo(() => (flags.data?.flags ?? []).filter((f) => matchesSearch(f, q.trim())), [flags.data, q]);
   const envs = environments.length ? environments : [environment];
 
@@ -50,7 +51,7 @@ export function FlagsPage({ environment, environments }: { environment: string; 
             </thead>
             <tbody>
               {shown.map((f) => {
-                const state = f.environments?.[environment];
+                const state = f.environments[environment];
                 return (
                   <tr key={f.key} data-flag={f.key}>
                     <th scope="row">
@@ -62,7 +63,7 @@ export function FlagsPage({ environment, environments }: { environment: string; 
                     </th>
                     {envs.map((e) => (
                       <td key={e} class={e === environment ? 'env current' : 'env'}>
-                        <StateBadge enabled={f.environments?.[e]?.enabled} killedAt={f.environments?.[e]?.killedAt ?? null} />
+                        <StateBadge summary={f.environments[e]} />
                       </td>
                     ))}
                     <td>
@@ -80,11 +81,11 @@ export function FlagsPage({ environment, environments }: { environment: string; 
 }
 
 /** "killed" only when a kill switch was thrown; a flag that was never turned on is just "off". */
-export function StateBadge({ enabled, killedAt }: { enabled: boolean | undefined; killedAt?: number | null }) {
-  if (enabled === undefined) return <span class="badge muted">–</span>;
-  if (enabled) return <span class="badge on">on</span>;
-  return killedAt ? (
-    <span class="badge off" title={`killed at ${new Date(killedAt).toLocaleString()}`}>
+export function StateBadge({ summary }: { summary: EnvironmentSummary | undefined }) {
+  if (summary === undefined) return <span class="badge muted">–</span>;
+  if (summary.enabled) return <span class="badge on">on</span>;
+  return summary.killedAt !== null ? (
+    <span class="badge off" title={`killed at ${formatLocalTime(summary.killedAt)}`}>
       killed
     </span>
   ) : (

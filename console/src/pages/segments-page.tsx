@@ -1,8 +1,8 @@
 /** Segments (cohorts shared by all environments): list, create, edit, delete (a segment in use cannot be deleted). */
 import { useState } from 'preact/hooks';
-import { api, errorText, seg } from '../lib/api.js';
+import { api, errorText } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
-import type { Segment, SegmentList } from '../lib/types.js';
+import type { Segment, SegmentInput } from '../lib/types.js';
 import { useResource } from '../lib/use-resource.js';
 
 const lines = (s: string) =>
@@ -13,7 +13,7 @@ const lines = (s: string) =>
 
 export function SegmentsPage() {
   const live = useLive();
-  const list = useResource(() => api.get<SegmentList>('/segments'), [live.tick]);
+  const list = useResource(() => api.get('/api/v1/segments'), [live.tick]);
   const [editing, setEditing] = useState<Segment | 'new' | null>(null);
   const [error, setError] = useState<string | null>(null);
 
@@ -21,7 +21,7 @@ export function SegmentsPage() {
     if (!confirm(`Delete segment ${key}?`)) return;
     setError(null);
     try {
-      await api.del(`/segments/${seg(key)}`);
+      await api.del('/api/v1/segments/{key}', { params: { path: { key } } });
       live.refresh();
       list.reload();
     } catch (e) {
@@ -99,14 +99,16 @@ function SegmentForm({ segment, onDone, onCancel }: { segment: Segment | null; o
   const submit = async (e: Event) => {
     e.preventDefault();
     setError(null);
-    let parsedRules: unknown;
+    // The rules are the operator's JSON, unchecked here: the server validates them (and names the field it refuses).
+    let parsedRules: SegmentInput['rules'];
     try {
-      parsedRules = JSON.parse(rules);
+      parsedRules = JSON.parse(rules) as SegmentInput['rules'];
     } catch (err) {
       return setError(`Rules: ${errorText(err)}`);
     }
     try {
-      await api.put(`/segments/${seg(key.trim())}`, { key: key.trim(), description, included: lines(included), excluded: lines(excluded), rules: parsedRules });
+      const k = key.trim();
+      await api.put('/api/v1/segments/{key}', { params: { path: { key: k } }, body: { key: k, description, included: lines(included), excluded: lines(excluded), rules: parsedRules } });
       onDone();
     } catch (err) {
       setError(errorText(err));

@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { api, errorText } from '../lib/api.js';
+import { api, ApiError, errorText } from '../lib/api.js';
 import { setToken } from '../lib/session.js';
 
 /** Sign-in with an admin token. The token is checked against the API before it is kept (in sessionStorage only). */
@@ -13,12 +13,11 @@ export function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
     setError(null);
     setToken(token.trim());
     try {
-      await api.get('/environments');
+      await api.get('/api/v1/environments');
       onSignedIn();
     } catch (err) {
       setToken(null);
-      const status = (err as { status?: number }).status;
-      setError(status === 401 || status === 403 ? 'That token was not accepted. Use an admin token (SDK keys cannot sign in).' : errorText(err));
+      setError(err instanceof ApiError && (err.status === 401 || err.status === 403) ? 'That token was not accepted. Use an admin token (SDK keys cannot sign in).' : errorText(err));
     } finally {
       setBusy(false);
     }

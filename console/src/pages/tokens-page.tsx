@@ -1,14 +1,15 @@
 /** Tokens: admin tokens and SDK keys. A new secret is shown once, right after creation; revoking asks first. */
 import { useState } from 'preact/hooks';
 import { Modal } from '../components/modal.js';
-import { api, errorText, seg } from '../lib/api.js';
+import { formatLocalTime } from '@aviary/api-client';
+import { api, errorText } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
-import type { Token, TokenCreated, TokenList } from '../lib/types.js';
+import type { Token, TokenCreated } from '../lib/types.js';
 import { useResource } from '../lib/use-resource.js';
 
 export function TokensPage({ environments }: { environments: string[] }) {
   const live = useLive();
-  const list = useResource(() => api.get<TokenList>('/tokens'), [live.tick]);
+  const list = useResource(() => api.get('/api/v1/tokens'), [live.tick]);
   const [kind, setKind] = useState<'admin' | 'sdk'>('sdk');
   const [env, setEnv] = useState(environments[0] ?? 'production');
   const [name, setName] = useState('');
@@ -20,7 +21,7 @@ export function TokensPage({ environments }: { environments: string[] }) {
     e.preventDefault();
     setError(null);
     try {
-      const t = await api.post<TokenCreated>('/tokens', { kind, name: name.trim(), ...(kind === 'sdk' ? { environment: env } : {}) });
+      const t = await api.post('/api/v1/tokens', { body: { kind, name: name.trim(), ...(kind === 'sdk' ? { environment: env } : {}) } });
       setCreated(t);
       setName('');
       live.refresh();
@@ -32,7 +33,7 @@ export function TokensPage({ environments }: { environments: string[] }) {
   const revoke = async () => {
     if (!revoking) return;
     try {
-      await api.del(`/tokens/${seg(revoking.id)}`);
+      await api.del('/api/v1/tokens/{id}', { params: { path: { id: revoking.id } } });
       setRevoking(null);
       live.refresh();
       list.reload();
@@ -107,10 +108,10 @@ export function TokensPage({ environments }: { environments: string[] }) {
                 </th>
                 <td>{t.kind}</td>
                 <td>{t.environment ?? '–'}</td>
-                <td>{new Date(t.createdAt).toLocaleString()}</td>
-                <td>{t.lastUsedAt ? new Date(t.lastUsedAt).toLocaleString() : 'never'}</td>
+                <td>{formatLocalTime(t.createdAt)}</td>
+                <td>{formatLocalTime(t.lastUsedAt, 'never')}</td>
                 <td>
-                  {t.revokedAt ? (
+                  {t.revokedAt !== null ? (
                     <span class="badge off">revoked</span>
                   ) : (
                     <button type="button" class="link" onClick={() => setRevoking(t)} aria-label={`Revoke ${t.name}`}>
