@@ -30,7 +30,7 @@ import {
   type TokenKind,
 } from '@aviary/api-client';
 import { ExitCode, EXIT_CODE_HELP } from './exit-codes.js';
-import { renderPairs, renderTable } from './table.js';
+import { renderPairs, renderTable, safeText } from './table.js';
 
 /** Raised for refused confirmations and bad combinations commander cannot see. */
 class UsageError extends Error {}
@@ -42,8 +42,8 @@ interface GlobalOptions {
 }
 
 /** Where the program writes. */
-const out = (s: string) => process.stdout.write(s.endsWith('\n') ? s : s + '\n');
-const err = (s: string) => process.stderr.write(s.endsWith('\n') ? s : s + '\n');
+const out = (s: string) => process.stdout.write(safeText(s.endsWith('\n') ? s : s + '\n'));
+const err = (s: string) => process.stderr.write(safeText(s.endsWith('\n') ? s : s + '\n'));
 
 /** The API client for a command; `extraTimeoutMs` for requests the server may hold (`?waitMs=`). */
 function client(cmd: Command, extraTimeoutMs = 0): { api: ApiClient; g: GlobalOptions } {
