@@ -9,6 +9,7 @@
  * seen but lost: every SDK then finds its version missing from the change log and takes a fresh snapshot.
  */
 import type Database from 'better-sqlite3';
+import { apiTime } from '../openapi/time.js';
 import type { Writer } from './writer.js';
 
 /** Versions skipped after an unclean stop (more than the commits of any fsync window; see the file comment). */
@@ -24,7 +25,7 @@ export function markRunning(sqlite: Database.Database, writer: Writer, now: numb
         action: 'server.recover',
         resourceType: 'server',
         resourceKey: 'database',
-        after: { versionGap: UNCLEAN_STOP_VERSION_GAP, previousStart: Number(previous.value) },
+        after: { versionGap: UNCLEAN_STOP_VERSION_GAP, previousStart: apiTime(Number(previous.value)) },
         reason: 'the previous server process did not stop cleanly; SDKs will resync from a snapshot',
       });
     }
