@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { problem, validationError } from '../errors.js';
 import type { RouteOf } from '../openapi/route-types.js';
 import { parseTimeParameter } from '../openapi/time.js';
-import { requestBody, routeSchema } from '../openapi/validation.js';
+import { routeSchema } from '../openapi/validation.js';
 import { IngestUnavailable } from './metrics-ingester.js';
 import { validateMetricsReport } from './report-validation.js';
 
@@ -16,10 +16,10 @@ const MAX_POINTS = 1_440;
 
 /** `POST /metrics` under the SDK prefix. Answers 200 `{ accepted, duplicate }` only after the report is committed. */
 export async function metricsIngestRoutes(app: FastifyInstance): Promise<void> {
-  app.post(
+  app.post<RouteOf<'sdkMetrics'>>(
     '/metrics',
     // A full SDK report (5,000 rows with histograms) is larger than fastify's 1 MiB default.
-    { bodyLimit: 16 * 1024 * 1024, schema: { body: requestBody('sdkMetrics') } },
+    { bodyLimit: 16 * 1024 * 1024, schema: routeSchema('sdkMetrics') },
     async (request, reply) => {
       const environment = request.sdk?.environment;
       if (!environment) throw problem('unauthorized', 'An SDK key is required.');
@@ -29,7 +29,7 @@ export async function metricsIngestRoutes(app: FastifyInstance): Promise<void> {
         throw validationError(checked.issues);
       }
       try {
-        return await app.metrics.ingester.submit(environment, checked.value);
+        return { ...(await app.metrics.ingester.submit(environment, checked.value)) };
       } catch (err) {
         if (err instanceof IngestUnavailable) {
           reply.header('retry-after', '1');
