@@ -21,12 +21,14 @@ export type PathOf<Op extends OperationId> = Never<NonNullable<operations[Op]['p
 /** The query parameters of an operation, as the coercing query schema leaves them. */
 export type QueryOf<Op extends OperationId> = Never<NonNullable<operations[Op]['parameters']['query']>, Empty>;
 
-type RequestBodyOf<Op extends OperationId> = operations[Op] extends { requestBody?: infer B } ? B : never;
+type RequestBodyOf<Op extends OperationId> = NonNullable<operations[Op]['requestBody']>;
 type JsonBody<B> = B extends { content: { 'application/json': infer J } } ? J : never;
-/** The JSON request body of an operation; `| undefined` when the spec says it may be omitted. */
-export type BodyOf<Op extends OperationId> = undefined extends RequestBodyOf<Op>
-  ? JsonBody<NonNullable<RequestBodyOf<Op>>> | undefined
-  : Never<JsonBody<RequestBodyOf<Op>>, undefined>;
+/** Whether the spec lets the body be omitted (`requestBody?:` in the generated types). */
+type BodyOptional<Op extends OperationId> = operations[Op] extends { requestBody: unknown } ? false : true;
+/** The JSON request body of an operation; `| undefined` when the spec says it may be omitted; undefined without one. */
+export type BodyOf<Op extends OperationId> = [JsonBody<RequestBodyOf<Op>>] extends [never]
+  ? undefined
+  : JsonBody<RequestBodyOf<Op>> | (BodyOptional<Op> extends true ? undefined : never);
 
 type Responses<Op extends OperationId> = operations[Op]['responses'];
 type SuccessStatus<Op extends OperationId> = Extract<keyof Responses<Op>, 200 | 201 | 202 | 204>;
