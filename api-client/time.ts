@@ -1,17 +1,16 @@
 /**
- * Times as the API answers them. The spec types each time field: some as `Timestamp` (epoch milliseconds), some as
- * `DateTime` (an RFC 3339 string). The CLI and the console read times only through these helpers, which take
- * exactly the spec's time types: code never does arithmetic on a time field itself, so if a field changes type in
- * the spec the helpers follow it, and a use that assumed the old type stops compiling.
+ * Times as the API answers them: RFC 3339 strings (the spec's `DateTime`). The CLI and the console read times only
+ * through these helpers, which take exactly the spec's time type: code never does arithmetic on a time field itself,
+ * so if a field changes type in the spec the helpers follow it, and a use that assumed the old type stops compiling.
  */
 import type { Schemas } from './types.js';
 
 /** Any time member of an API answer, as the spec types it. */
-export type ApiTime = Schemas['Timestamp'] | Schemas['DateTime'];
+export type ApiTime = Schemas['DateTime'];
 
 /** Epoch milliseconds of an API time (NaN if a string does not parse, which the spec rules out). */
 export function timeMs(t: ApiTime): number {
-  return typeof t === 'number' ? t : Date.parse(t);
+  return Date.parse(t);
 }
 
 /** An API time as `2026-12-06T09:00:00.000Z`, or `-` when absent (a `null` in the spec: never used, not revoked, ...). */

@@ -796,7 +796,10 @@ export interface components {
             [key: string]: unknown;
         };
         ValidationIssue: {
-            /** @description JSON pointer into the request body (`/rules/2/conditions/0/values/1`); `` for the whole body. */
+            /**
+             * @description JSON pointer into the request body (`/rules/2/conditions/0/values/1`; `` for the whole body), or
+             *     `/query/<name>`, `/params/<name>` for a query or path parameter.
+             */
             path: string;
             /** @description Why the value is rejected. */
             message: string;
@@ -820,20 +823,24 @@ export interface components {
         } & {
             [key: string]: components["schemas"]["AttributeValue"];
         };
-        /** @description Epoch milliseconds. */
-        Timestamp: number;
         /**
          * Format: date-time
-         * @description ISO-8601 date-time in UTC.
+         * @description An RFC 3339 date-time in UTC with milliseconds (`2026-12-06T09:00:00.000Z`). Every time the API answers is one.
+         * @example 2026-12-06T09:00:00.000Z
          */
         DateTime: string;
+        /**
+         * @description A time in a query string: an RFC 3339 date-time (`2026-12-06T09:00:00Z`, any offset) or epoch milliseconds
+         *     (`1796547600000`).
+         */
+        TimeParameter: string;
         Environment: {
             key: components["schemas"]["EnvironmentKey"];
             /** @description A display name. */
             name: string;
             /** @description The environment's version counter, bumped by every change visible to SDKs. */
             version: number;
-            createdAt: components["schemas"]["Timestamp"];
+            createdAt: components["schemas"]["DateTime"];
         };
         EnvironmentCreate: {
             key: components["schemas"]["EnvironmentKey"];
@@ -857,8 +864,8 @@ export interface components {
             archived: boolean;
             /** @description Bumped on every change of the definition; the ETag is `"r<revision>"`. */
             revision: number;
-            createdAt: components["schemas"]["Timestamp"];
-            updatedAt: components["schemas"]["Timestamp"];
+            createdAt: components["schemas"]["DateTime"];
+            updatedAt: components["schemas"]["DateTime"];
             /** @description The flag's state in each environment, by environment key, in brief. */
             environments: {
                 [key: string]: components["schemas"]["EnvironmentSummary"];
@@ -868,7 +875,7 @@ export interface components {
             enabled: boolean;
             version: number;
             /** @description When the kill switch was thrown, or null. */
-            killedAt: components["schemas"]["Timestamp"] | null;
+            killedAt: components["schemas"]["DateTime"] | null;
         };
         FlagCreate: {
             key: components["schemas"]["FlagKey"];
@@ -947,11 +954,11 @@ export interface components {
             flag: components["schemas"]["FlagKey"];
             environment: components["schemas"]["EnvironmentKey"];
             /** @description When the kill switch was last thrown (null when enabled or never killed). */
-            killedAt: components["schemas"]["Timestamp"] | null;
+            killedAt: components["schemas"]["DateTime"] | null;
             killReason: string | null;
             /** @description Held off by `kill-all`; `revive-all` restores it. */
             panicked: boolean;
-            updatedAt: components["schemas"]["Timestamp"];
+            updatedAt: components["schemas"]["DateTime"];
         };
         /** @description The stored state and the environment version that carries it. */
         FlagStateWriteResult: components["schemas"]["FlagStateResource"] & {
@@ -1041,8 +1048,8 @@ export interface components {
             rules: components["schemas"]["SegmentRule"][];
             /** @description Bumped on every change; the ETag is `"r<revision>"`. */
             revision: number;
-            createdAt: components["schemas"]["Timestamp"];
-            updatedAt: components["schemas"]["Timestamp"];
+            createdAt: components["schemas"]["DateTime"];
+            updatedAt: components["schemas"]["DateTime"];
         };
         /** @description A new segment (`key` required). */
         SegmentCreate: components["schemas"]["SegmentInput"] & Record<string, never>;
@@ -1267,7 +1274,7 @@ export interface components {
         };
         AuditEntry: {
             id: number;
-            at: components["schemas"]["Timestamp"];
+            at: components["schemas"]["DateTime"];
             actor: components["schemas"]["Actor"];
             /** @description What was done (`flag.create`, `flag.state.update`, `flag.kill`, `segment.delete`, ...). */
             action: string;
@@ -1297,10 +1304,10 @@ export interface components {
             name: string;
             /** @description The first characters of the secret, to tell tokens apart. */
             prefix: string;
-            createdAt: components["schemas"]["Timestamp"];
+            createdAt: components["schemas"]["DateTime"];
             /** @description Updated at most once a minute. */
-            lastUsedAt: components["schemas"]["Timestamp"] | null;
-            revokedAt: components["schemas"]["Timestamp"] | null;
+            lastUsedAt: components["schemas"]["DateTime"] | null;
+            revokedAt: components["schemas"]["DateTime"] | null;
             /** @description Set by `AVIARY_ADMIN_TOKEN` / `AVIARY_SDK_KEY_<ENV>`; managed by configuration, not the API. */
             configured: boolean;
         };
@@ -1648,6 +1655,7 @@ export interface operations {
                     "application/json": components["schemas"]["Environment"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -1760,9 +1768,9 @@ export interface operations {
                 /** @description With `enabled` or `killed`, the environment whose state is filtered on. */
                 environment?: string;
                 /** @description Only flags enabled (`true`) or disabled (`false`) in `environment`. */
-                enabled?: "true" | "false";
+                enabled?: boolean;
                 /** @description Only flags whose kill switch is (`true`) or is not (`false`) thrown in `environment`. */
-                killed?: "true" | "false";
+                killed?: boolean;
             };
             header?: never;
             path?: never;
@@ -1839,6 +1847,7 @@ export interface operations {
                     "application/json": components["schemas"]["Flag"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -1870,6 +1879,7 @@ export interface operations {
                     "application/json": components["schemas"]["Flag"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -1939,6 +1949,7 @@ export interface operations {
                     "application/json": components["schemas"]["FlagStateResource"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -2092,6 +2103,7 @@ export interface operations {
                     "application/json": components["schemas"]["CanaryStatus"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -2163,6 +2175,7 @@ export interface operations {
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -2347,12 +2360,12 @@ export interface operations {
     getFlagMetrics: {
         parameters: {
             query?: {
-                /** @description Window start (ISO-8601 or epoch milliseconds). Default an hour before `to`. */
-                from?: string;
-                /** @description Window end (ISO-8601 or epoch milliseconds). Default now. */
-                to?: string;
+                /** @description Window start (RFC 3339 or epoch milliseconds). Default an hour before `to`. */
+                from?: components["schemas"]["TimeParameter"];
+                /** @description Window end (RFC 3339 or epoch milliseconds). Default now. */
+                to?: components["schemas"]["TimeParameter"];
                 /** @description Series step in seconds, a whole number of minutes (default one minute, coarser for long windows). */
-                step?: string;
+                step?: number;
             };
             header?: never;
             path: {
@@ -2458,6 +2471,7 @@ export interface operations {
                     "application/json": components["schemas"]["Segment"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -2533,6 +2547,7 @@ export interface operations {
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -2552,10 +2567,10 @@ export interface operations {
                 resourceType?: string;
                 /** @description Only entries of this action (`flag.kill`, `segment.update`, ...). */
                 action?: string;
-                /** @description Only entries at or after this time (ISO-8601 or epoch milliseconds). */
-                from?: string;
-                /** @description Only entries before this time (ISO-8601 or epoch milliseconds). */
-                to?: string;
+                /** @description Only entries at or after this time (RFC 3339 or epoch milliseconds). */
+                from?: components["schemas"]["TimeParameter"];
+                /** @description Only entries before this time (RFC 3339 or epoch milliseconds). */
+                to?: components["schemas"]["TimeParameter"];
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
                 /** @description The `nextCursor` of the previous page. */

@@ -132,9 +132,15 @@ interface AjvIssue {
   params?: Record<string, unknown>;
 }
 
-/** Converts fastify/ajv schema-validation issues into `{ path, message }` with JSON-pointer paths. */
+/** Where fastify's request parts appear in issue paths: bodies at the root, the rest under their name. */
+const PART_PREFIX: Record<string, string> = { body: '', querystring: '/query', params: '/params', headers: '/headers' };
+
+/**
+ * Converts fastify/ajv schema-validation issues into `{ path, message }` with JSON-pointer paths: into the body
+ * (`/rules/0/op`), or `/query/<name>`, `/params/<name>` for a parameter.
+ */
 export function issuesFromAjv(validation: AjvIssue[], context?: string): ProblemIssue[] {
-  const prefix = context && context !== 'body' ? `/${context}` : '';
+  const prefix = context === undefined ? '' : (PART_PREFIX[context] ?? `/${context}`);
   return validation.map((v) => {
     let path = prefix + (v.instancePath ?? '');
     const params = v.params ?? {};

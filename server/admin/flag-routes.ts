@@ -6,35 +6,25 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { problem, validationError, type ProblemIssue } from '../errors.js';
 import { flagETag, parseIfMatch } from '../storage/flag-store.js';
-import { requireBodyObject } from './body.js';
-import { queryBoolean, queryString, type Query } from './query.js';
-import { requestBody } from '../openapi/validation.js';
+import type { RouteOf } from '../openapi/route-types.js';
+import { routeSchema } from '../openapi/validation.js';
 
 export const flagRoutes: FastifyPluginAsync = async (app) => {
-  app.get('/flags', async (request) => {
-    const q = request.query as Query;
+  app.get<RouteOf<'listFlags'>>('/flags', { schema: routeSchema('listFlags') }, async (request) => {
+    // The schema has checked each parameter's type and values; what is left is how they combine.
+    const { tag, q, environment, enabled, killed } = request.query;
+    const archived = request.query.archived === undefined ? undefined : request.query.archived === 'all' ? 'all' : request.query.archived === 'true';
     const issues: ProblemIssue[] = [];
-    const archivedRaw = queryString(q, 'archived', issues);
-    let archived: boolean | 'all' | undefined;
-    if (archivedRaw !== undefined) {
-      if (archivedRaw === 'all') archived = 'all';
-      else archived = queryBoolean(q, 'archived', issues);
-    }
-    const environment = queryString(q, 'environment', issues);
-    const enabled = queryBoolean(q, 'enabled', issues);
-    const killed = queryBoolean(q, 'killed', issues);
     if ((enabled !== undefined || killed !== undefined) && environment === undefined) {
       issues.push({ path: '/query/environment', message: 'is required with "enabled" or "killed"' });
     }
     if (environment !== undefined && !app.stores.environments.get(environment)) issues.push({ path: '/query/environment', message: `no environment "${environment}"` });
-    const tag = queryString(q, 'tag', issues);
-    const search = queryString(q, 'q', issues);
     if (issues.length) throw validationError(issues);
     return {
       flags: app.stores.flags.list({
         ...(tag !== undefined ? { tag } : {}),
         ...(archived !== undefined ? { archived } : {}),
-        ...(search !== undefined ? { q: search } : {}),
+        ...(q !== undefined ? { q } : {}),
         ...(environment !== undefined ? { environment } : {}),
         ...(enabled !== undefined ? { enabled } : {}),
         ...(killed !== undefined ? { killed } : {}),
@@ -42,26 +32,25 @@ export const flagRoutes: FastifyPluginAsync = async (app) => {
     };
   });
 
-  app.post('/flags', { schema: { body: requestBody('createFlag') } }, async (request, reply) => {
-    const flag = app.stores.flags.create(request.actor!, requireBodyObject(request.body));
-    return reply.code(201).header('etag', `"${flagETag(flag.revision)}"`).header('location', `/api/v1/flags/${flag.key}`).send(flag);
+  app.post<RouteOf<'createFlag'>>('/flags', { schema: routeSchema('createFlag') }, async (request, reply) => {
+    const flag = app.stores.flags.create(request.actor!, request.body);
+    return reply.header('etag', `"${flagETag(flag.revision)}"`).header('location', `/api/v1/flags/${flag.key}`).code(201).send(flag);
   });
 
-  app.get<{ Params: { key: string } }>('/flags/:key', async (request, reply) => {
+  app.get<RouteOf<'getFlag'>>('/flags/:key', { schema: routeSchema('getFlag') }, async (request, reply) => {
     const flag = app.stores.flags.get(request.params.key);
     if (!flag) throw problem('not-found', `No flag "${request.params.key}".`);
-    return reply.header('etag', `"${flagETag(flag.revision)}"`).send(flag);
+    return reply.header('etag', `"${flagETag(flag.revision)}"`).code(200).send(flag);
   });
 
-  app.patch<{ Params: { key: string } }>('/flags/:key', { schema: { body: requestBody('updateFlag') } }, async (request, reply) => {
-    const body = requireBodyObject(request.body);
-    const flag = app.stores.flags.patch(request.actor!, request.params.key, body, parseIfMatch(request.headers['if-match']));
-    return reply.header('etag', `"${flagETag(flag.revision)}"`).send(flag);
+  app.patch<RouteOf<'updateFlag'>>('/flags/:key', { schema: routeSchema('updateFlag') }, async (request, reply) => {
+    const flag = app.stores.flags.patch(request.actor!, request.params.key, request.body, parseIfMatch(request.headers['if-match']));
+    return reply.header('etag', `"${flagETag(flag.revision)}"`).code(200).send(flag);
   });
 
-  app.delete<{ Params: { key: string } }>('/flags/:key', async (request, reply) => {
+  app.delete<RouteOf<'deleteFlag'>>('/flags/:key', { schema: routeSchema('deleteFlag') }, async (request, reply) => {
     if (!app.stores.flags.get(request.params.key)) throw problem('not-found', `No flag "${request.params.key}".`);
     const flag = app.stores.flags.archive(request.actor!, request.params.key, parseIfMatch(request.headers['if-match']));
-    return reply.header('etag', `"${flagETag(flag.revision)}"`).send(flag);
+    return reply.header('etag', `"${flagETag(flag.revision)}"`).code(200).send(flag);
   });
 };

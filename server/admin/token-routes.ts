@@ -1,45 +1,37 @@
 /** `GET|POST /api/v1/tokens`, `GET|DELETE /api/v1/tokens/{id}`. */
 import type { FastifyPluginAsync } from 'fastify';
 import { problem, validationError, type ProblemIssue } from '../errors.js';
-import { checkKnown, optionalBodyObject, readReason, requireBodyObject } from './body.js';
-import { requestBody } from '../openapi/validation.js';
+import type { RouteOf } from '../openapi/route-types.js';
+import { routeSchema } from '../openapi/validation.js';
 
 export const tokenRoutes: FastifyPluginAsync = async (app) => {
-  app.get('/tokens', async () => ({ tokens: app.stores.tokens.list() }));
+  app.get<RouteOf<'listTokens'>>('/tokens', { schema: routeSchema('listTokens') }, async () => ({ tokens: app.stores.tokens.list() }));
 
-  app.post('/tokens', { schema: { body: requestBody('createToken') } }, async (request, reply) => {
-    const body = requireBodyObject(request.body);
+  app.post<RouteOf<'createToken'>>('/tokens', { schema: routeSchema('createToken') }, async (request, reply) => {
+    // The schema has checked the fields one by one; what is left is how they combine, and what exists.
+    const { kind, environment, name } = request.body;
     const issues: ProblemIssue[] = [];
-    checkKnown(body, ['kind', 'environment', 'name'], issues);
-    if (body.kind !== 'admin' && body.kind !== 'sdk') issues.push({ path: '/kind', message: 'must be "admin" or "sdk"' });
-    if (typeof body.name !== 'string' || body.name.trim().length === 0 || body.name.length > 200) issues.push({ path: '/name', message: 'must be a non-empty string of at most 200 characters' });
-    if (body.kind === 'sdk') {
-      if (typeof body.environment !== 'string') issues.push({ path: '/environment', message: 'is required for SDK tokens' });
-      else if (!app.stores.environments.get(body.environment)) issues.push({ path: '/environment', message: `no environment "${body.environment}"` });
-    } else if (body.kind === 'admin' && body.environment !== undefined && body.environment !== null) {
+    if (name.trim().length === 0) issues.push({ path: '/name', message: 'must not be blank' });
+    if (kind === 'sdk') {
+      if (typeof environment !== 'string') issues.push({ path: '/environment', message: 'is required for SDK tokens' });
+      else if (!app.stores.environments.get(environment)) issues.push({ path: '/environment', message: `no environment "${environment}"` });
+    } else if (environment !== undefined && environment !== null) {
       issues.push({ path: '/environment', message: 'admin tokens are not scoped to an environment' });
     }
     if (issues.length) throw validationError(issues);
-    const created = app.stores.tokens.create(request.actor!, {
-      kind: body.kind as 'admin' | 'sdk',
-      environment: body.kind === 'sdk' ? (body.environment as string) : null,
-      name: body.name as string,
-    });
+    const created = app.stores.tokens.create(request.actor!, { kind, environment: kind === 'sdk' ? (environment ?? null) : null, name });
     // The secret is in this response and nowhere else: never cache it.
-    return reply.code(201).header('cache-control', 'no-store').header('location', `/api/v1/tokens/${created.id}`).send(created);
+    return reply.header('cache-control', 'no-store').header('location', `/api/v1/tokens/${created.id}`).code(201).send(created);
   });
 
-  app.get<{ Params: { id: string } }>('/tokens/:id', async (request) => {
+  app.get<RouteOf<'getToken'>>('/tokens/:id', { schema: routeSchema('getToken') }, async (request) => {
     const token = app.stores.tokens.get(request.params.id);
     if (!token) throw problem('not-found', `No token "${request.params.id}".`);
     return token;
   });
 
-  app.delete<{ Params: { id: string } }>('/tokens/:id', { schema: { body: requestBody('deleteToken') } }, async (request) => {
+  app.delete<RouteOf<'deleteToken'>>('/tokens/:id', { schema: routeSchema('deleteToken') }, async (request) => {
     const { id } = request.params;
-    const issues: ProblemIssue[] = [];
-    const reason = readReason(optionalBodyObject(request.body), issues);
-    if (issues.length) throw validationError(issues);
     const token = app.stores.tokens.get(id);
     if (!token) throw problem('not-found', `No token "${id}".`);
     if (token.configured && token.revokedAt === null) {
@@ -48,6 +40,6 @@ export const tokenRoutes: FastifyPluginAsync = async (app) => {
     if (token.kind === 'admin' && token.revokedAt === null && app.stores.tokens.activeAdminCount() <= 1) {
       throw problem('conflict', 'This is the last active admin token; create another admin token before revoking it.');
     }
-    return app.stores.tokens.revoke(request.actor!, id, reason);
+    return app.stores.tokens.revoke(request.actor!, id, request.body?.reason ?? null)!;
   });
 };

@@ -6,6 +6,7 @@
  */
 import { hash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type Database from 'better-sqlite3';
+import { apiTime, apiTimeOrNull } from '../openapi/time.js';
 import type { ChangeFeed } from '../storage/change-feed.js';
 import type { Actor, Writer } from '../storage/writer.js';
 
@@ -18,10 +19,11 @@ export interface TokenInfo {
   name: string;
   /** The first characters of the secret, to tell tokens apart. */
   prefix: string;
-  createdAt: number;
+  /** RFC 3339, like every time the API answers (stored as epoch ms). */
+  createdAt: string;
   /** Updated at most once a minute per token. */
-  lastUsedAt: number | null;
-  revokedAt: number | null;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
   /** Set by `AVIARY_ADMIN_TOKEN` / `AVIARY_SDK_KEY_<ENV>`: managed by configuration, not the API. */
   configured: boolean;
 }
@@ -68,9 +70,9 @@ function toInfo(row: TokenRow): TokenInfo {
     environment: row.environment,
     name: row.name,
     prefix: row.prefix,
-    createdAt: row.created_at,
-    lastUsedAt: row.last_used_at,
-    revokedAt: row.revoked_at,
+    createdAt: apiTime(row.created_at),
+    lastUsedAt: apiTimeOrNull(row.last_used_at),
+    revokedAt: apiTimeOrNull(row.revoked_at),
     configured: isConfigured(row.id),
   };
 }

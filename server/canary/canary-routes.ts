@@ -6,18 +6,17 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { problem } from '../errors.js';
-import { requestBody } from '../openapi/validation.js';
+import type { OperationId, RouteOf } from '../openapi/route-types.js';
+import { routeSchema } from '../openapi/validation.js';
 import type { ManualAction } from './state-machine.js';
 
-type Params = { key: string; env: string };
-
-const ACTIONS: Record<ManualAction, string> = {
+const ACTIONS = {
   pause: 'pauseCanary',
   resume: 'resumeCanary',
   advance: 'advanceCanary',
   rollback: 'rollbackCanary',
   promote: 'promoteCanary',
-};
+} as const satisfies Record<ManualAction, OperationId>;
 
 function actorOf(request: FastifyRequest) {
   if (!request.actor) throw problem('unauthorized', 'An admin token is required.');
@@ -27,28 +26,24 @@ function actorOf(request: FastifyRequest) {
 export async function canaryRoutes(app: FastifyInstance): Promise<void> {
   const path = '/flags/:key/environments/:env/canary';
 
-  app.get<{ Params: Params }>(path, async (request) => app.canaries.status(request.params.env, request.params.key));
+  app.get<RouteOf<'getCanary'>>(path, { schema: routeSchema('getCanary') }, async (request) => app.canaries.status(request.params.env, request.params.key));
 
-  app.put<{ Params: Params }>(path, { schema: { body: requestBody('putCanary') } }, async (request, reply) => {
+  app.put<RouteOf<'putCanary'>>(path, { schema: routeSchema('putCanary') }, async (request, reply) => {
     const { env, key } = request.params;
     const { run, created } = app.canaries.put(env, key, request.body, actorOf(request));
     return reply.code(created ? 201 : 200).send(app.canaries.statusOf(env, key, run));
   });
 
-  app.delete<{ Params: Params }>(path, async (request, reply) => {
+  app.delete<RouteOf<'deleteCanary'>>(path, { schema: routeSchema('deleteCanary') }, async (request, reply) => {
     app.canaries.remove(request.params.env, request.params.key, actorOf(request));
     return reply.code(204).send();
   });
 
-  for (const [action, operationId] of Object.entries(ACTIONS) as Array<[ManualAction, string]>) {
-    app.post<{ Params: Params; Body: { reason?: string } | null }>(
-      `${path}/${action}`,
-      { schema: { body: requestBody(operationId) } },
-      async (request) => {
-        const { env, key } = request.params;
-        const run = app.canaries.manual(env, key, action, actorOf(request), request.body?.reason);
-        return app.canaries.statusOf(env, key, run);
-      },
-    );
+  for (const [action, operationId] of Object.entries(ACTIONS) as Array<[ManualAction, (typeof ACTIONS)[ManualAction]]>) {
+    app.post<RouteOf<typeof operationId>>(`${path}/${action}`, { schema: routeSchema(operationId) }, async (request) => {
+      const { env, key } = request.params;
+      const run = app.canaries.manual(env, key, action, actorOf(request), request.body?.reason);
+      return app.canaries.statusOf(env, key, run);
+    });
   }
 }

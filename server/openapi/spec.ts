@@ -1,7 +1,7 @@
 /**
  * The OpenAPI document (`openapi/openapi.yaml`, the source of truth) as the server uses it: served as
- * `/openapi.json`, and the source of the JSON schemas that routes validate request bodies with, so the spec and
- * the validation cannot drift apart.
+ * `/openapi.json`, and the source of the JSON schemas that routes validate request bodies, query strings and path
+ * parameters with, so the spec and the validation cannot drift apart.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -192,6 +192,52 @@ export function bodySchema(operationId: string): JsonObject {
   if (!schema) throw new Error(`Operation ${operationId} has no application/json request body in the spec`);
   bodyCache.set(operationId, schema as JsonObject);
   return schema as JsonObject;
+}
+
+/** The parameters of an operation: the path item's, overridden by the operation's own (same name and location). */
+function parametersOf(operationId: string, spec: LoadedSpec = loadSpec()): JsonObject[] {
+  const op = specOperation(operationId, spec);
+  const item = (spec.document.paths as Record<string, JsonObject>)[op.path] ?? {};
+  const byKey = new Map<string, JsonObject>();
+  for (const raw of [...((item.parameters as unknown[]) ?? []), ...((op.operation.parameters as unknown[]) ?? [])]) {
+    const p = deref(raw, spec);
+    if (p) byKey.set(`${String(p.in)} ${String(p.name)}`, p);
+  }
+  return [...byKey.values()];
+}
+
+/** Where a parameter lives, as OpenAPI names it (`query`, `path`), and the request part fastify validates it in. */
+export type ParameterLocation = 'query' | 'path';
+
+const parameterCache = new Map<string, JsonObject | null>();
+
+/**
+ * The JSON schema of an operation's query string or path parameters: an object with one property per parameter
+ * (its resolved schema, with the parameter's description), `required` from the parameters' `required`. Unknown
+ * query parameters are let through (caches and proxies add their own); unknown path parameters cannot occur. Null
+ * when the operation has no parameter there. Route plugins get it through `routeSchema()` (validation.ts).
+ */
+export function parametersSchema(operationId: string, location: ParameterLocation, spec: LoadedSpec = loadSpec()): JsonObject | null {
+  const key = `${operationId} ${location}`;
+  const hit = parameterCache.get(key);
+  if (hit !== undefined && spec === loadSpec()) return hit;
+  const properties: JsonObject = {};
+  const required: string[] = [];
+  for (const p of parametersOf(operationId, spec)) {
+    if (p.in !== location || typeof p.name !== 'string') continue;
+    const schema = resolveSchema(p.schema ?? {}, spec) as JsonObject;
+    properties[p.name] = typeof p.description === 'string' && schema.description === undefined ? { ...schema, description: p.description } : schema;
+    if (p.required === true) required.push(p.name);
+  }
+  const schema = Object.keys(properties).length === 0 ? null : { type: 'object', properties, ...(required.length ? { required } : {}) };
+  if (spec === loadSpec()) parameterCache.set(key, schema);
+  return schema;
+}
+
+/** Whether the operation takes a JSON request body. */
+export function hasJsonBody(operationId: string): boolean {
+  const content = deref(specOperation(operationId).operation.requestBody)?.content as Record<string, unknown> | undefined;
+  return content?.['application/json'] !== undefined;
 }
 
 /** Whether the spec marks the operation's request body as required (`POST .../kill` takes an optional one). */

@@ -1,17 +1,23 @@
 /**
- * Request validation with the spec's schemas. fastify's default ajv coerces types (`"3"` becomes `3`) and silently
- * drops unknown properties; for request bodies that would store something other than what the client sent, and
- * the contract says values are never coerced. So bodies get a strict validator (no coercion, no removal, every
- * error reported), while query strings, path params and headers — which are strings on the wire — keep coercion.
+ * Request validation with the spec's schemas: each route takes its body, query-string and path-parameter schemas from
+ * its OpenAPI operation (`routeSchema('listFlags')`), so what the spec promises is what the server enforces.
+ *
+ * Two ajv instances, the way fastify itself splits them:
+ * - bodies and path parameters: strict. No coercion (`"3"` stays a string and fails `type: integer`; the contract
+ *   says values are never coerced), no removal of unknown properties, every error reported. Path parameters are
+ *   strings on the wire and strings in the spec, so there is nothing to coerce.
+ * - query strings: coercing. A query string is text, so `?limit=20` becomes the integer 20 and `?enabled=true` the
+ *   boolean true before the schema checks them, and a repeated parameter (`?limit=1&limit=2`) fails a scalar
+ *   schema instead of being silently picked from. Only the query string is coerced.
  *
  * Failures reach `problemErrorHandler` (server/errors.ts) as fastify validation errors and are rendered as
- * problem+json with a JSON-pointer path per field.
+ * problem+json with a path per field (`/rules/0/op`, `/query/limit`, `/params/key`).
  */
-import type { FastifyInstance, FastifySchemaCompiler } from 'fastify';
+import type { FastifyInstance, FastifySchema, FastifySchemaCompiler } from 'fastify';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import type { ValidateFunction } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import { bodyRequired, bodySchema, type JsonObject } from './spec.js';
+import { bodyRequired, bodySchema, hasJsonBody, parametersSchema, type JsonObject } from './spec.js';
 
 // ajv-formats is CommonJS with `exports.default`; under NodeNext the default import is the module object.
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv2020) => Ajv2020;
@@ -27,6 +33,8 @@ function newAjv(coerce: boolean): Ajv2020 {
     coerceTypes: coerce ? 'array' : false,
     removeAdditional: false,
     useDefaults: true,
+    // Errors carry the failing schema: `explain` words an `anyOf` failure from its branches' titles.
+    verbose: true,
   });
   addFormats(ajv);
   return ajv;
@@ -35,27 +43,54 @@ function newAjv(coerce: boolean): Ajv2020 {
 // Every error is reported (allErrors), but a huge bad array must not make a huge problem document.
 const MAX_ERRORS = 50;
 
-/** Creates the validator compiler: strict for bodies, coercing for the string-typed parts of a request. */
+/**
+ * The errors worth reporting. An `if`/`then` failure ("must match \"then\" schema") only restates the errors of its
+ * branch, listed anyway. An `anyOf` whose branches all have a `title` (the spec's `TimeParameter`: an RFC 3339
+ * date-time or epoch milliseconds) is one error in words ("must be an RFC 3339 date-time or epoch milliseconds")
+ * instead of one per branch plus "must match a schema in anyOf". An `enum` failure lists the allowed values.
+ */
+function explain(errors: ErrorObject[]): ErrorObject[] {
+  const titled = errors.filter(
+    (e) => e.keyword === 'anyOf' && Array.isArray(e.schema) && e.schema.length > 0 && e.schema.every((b: unknown) => typeof (b as JsonObject)?.title === 'string'),
+  );
+  const out: ErrorObject[] = [];
+  for (const e of errors) {
+    if (e.keyword === 'if') continue;
+    if (titled.some((t) => e !== t && e.schemaPath.startsWith(`${t.schemaPath}/`))) continue;
+    if (titled.includes(e)) out.push({ ...e, message: `must be ${(e.schema as JsonObject[]).map((b) => String(b.title)).join(' or ')}` });
+    else if (e.keyword === 'enum' && Array.isArray(e.params.allowedValues)) {
+      // ajv says "must be equal to one of the allowed values" without saying which.
+      out.push({ ...e, message: `must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}` });
+    } else out.push(e);
+  }
+  return out.slice(0, MAX_ERRORS);
+}
+
+type Check = ((data: unknown) => boolean) & { errors: ValidateFunction['errors'] };
+
+function checker(validate: ValidateFunction, optional = false): Check {
+  const check = ((data: unknown) => {
+    // fastify hands a missing body over as null.
+    if (optional && (data === null || data === undefined)) {
+      check.errors = null;
+      return true;
+    }
+    const ok = validate(data);
+    check.errors = validate.errors ? explain(validate.errors) : null;
+    return ok;
+  }) as Check;
+  check.errors = null;
+  return check;
+}
+
+/** Creates the validator compiler: strict for bodies and path parameters, coercing for query strings (see above). */
 export function createValidatorCompiler(): FastifySchemaCompiler<unknown> {
-  const bodyAjv = newAjv(false);
-  const partAjv = newAjv(true);
+  const strictAjv = newAjv(false);
+  const queryAjv = newAjv(true);
   return ({ schema, httpPart }) => {
-    if (httpPart !== 'body') return partAjv.compile(schema as JsonObject) as ReturnType<FastifySchemaCompiler<unknown>>;
-    const validate: ValidateFunction = bodyAjv.compile(schema as JsonObject);
-    const optional = (schema as JsonObject)[OPTIONAL_BODY] === true;
-    const check = ((data: unknown) => {
-      // fastify hands a missing body over as null.
-      if (optional && (data === null || data === undefined)) {
-        check.errors = null;
-        return true;
-      }
-      const ok = validate(data);
-      // An `if`/`then` failure ("must match \"then\" schema") only restates the errors of its branch, listed anyway.
-      check.errors = validate.errors ? validate.errors.filter((e) => e.keyword !== 'if').slice(0, MAX_ERRORS) : null;
-      return ok;
-    }) as ((data: unknown) => boolean) & { errors: ValidateFunction['errors'] };
-    check.errors = null;
-    return check;
+    const s = schema as JsonObject;
+    const ajv = httpPart === 'querystring' ? queryAjv : strictAjv;
+    return checker(ajv.compile(s), httpPart === 'body' && s[OPTIONAL_BODY] === true) as ReturnType<FastifySchemaCompiler<unknown>>;
   };
 }
 
@@ -74,4 +109,20 @@ export function installValidation(app: FastifyInstance): void {
 export function requestBody(operationId: string): JsonObject {
   const schema = bodySchema(operationId);
   return bodyRequired(operationId) ? schema : { ...schema, [OPTIONAL_BODY]: true };
+}
+
+/**
+ * A route's whole request schema from its operation: `params` and `querystring` from the operation's `parameters`,
+ * `body` from its JSON request body; each only when the operation has one. Pair it with `RouteOf` (route-types.ts):
+ * `app.get<RouteOf<'listFlags'>>('/flags', { schema: routeSchema('listFlags') }, ...)`. Throws at registration (so
+ * at boot) when the spec has no such operation.
+ */
+export function routeSchema(operationId: string): FastifySchema {
+  const params = parametersSchema(operationId, 'path');
+  const querystring = parametersSchema(operationId, 'query');
+  return {
+    ...(params ? { params } : {}),
+    ...(querystring ? { querystring } : {}),
+    ...(hasJsonBody(operationId) ? { body: requestBody(operationId) } : {}),
+  };
 }

@@ -1,12 +1,13 @@
 /** Reading the audit log: filters and cursor pagination (newest first). Writing happens in the Writer only. */
 import type Database from 'better-sqlite3';
 import type { JsonValue } from '@aviary/sdk/core';
+import { apiTime } from '../openapi/time.js';
 
 /** One audit entry as the API shows it. */
 export interface AuditEntry {
   id: number;
-  /** Epoch ms. */
-  at: number;
+  /** RFC 3339 (stored as epoch ms). */
+  at: string;
   actor: { tokenId: string | null; name: string };
   action: string;
   resourceType: string;
@@ -104,7 +105,7 @@ export class AuditStore {
     return {
       entries: page.map((r) => ({
         id: r.id,
-        at: r.at,
+        at: apiTime(r.at),
         actor: { tokenId: r.actor_token_id, name: r.actor_name },
         action: r.action,
         resourceType: r.resource_type,

@@ -2,6 +2,7 @@
 import type Database from 'better-sqlite3';
 import type { FlagDefinition } from '@aviary/sdk/core';
 import { defaultFlagState } from './core-api.js';
+import { apiTime } from '../openapi/time.js';
 import type { ChangeFeed } from './change-feed.js';
 import type { StoredFlagState } from './schema.js';
 import type { Actor, Writer } from './writer.js';
@@ -12,7 +13,8 @@ export interface EnvironmentInfo {
   name: string;
   /** Bumped by every change SDKs of this environment can see. */
   version: number;
-  createdAt: number;
+  /** RFC 3339 (the API's form; stored as epoch ms). */
+  createdAt: string;
 }
 
 interface EnvRow {
@@ -29,7 +31,7 @@ export const DEFAULT_ENVIRONMENTS = [
   { key: 'production', name: 'Production' },
 ] as const;
 
-const toInfo = (r: EnvRow): EnvironmentInfo => ({ key: r.key, name: r.name, version: r.version, createdAt: r.created_at });
+const toInfo = (r: EnvRow): EnvironmentInfo => ({ key: r.key, name: r.name, version: r.version, createdAt: apiTime(r.created_at) });
 
 export class EnvironmentStore {
   private readonly stmts;

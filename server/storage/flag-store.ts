@@ -6,6 +6,7 @@
 import type Database from 'better-sqlite3';
 import type { FlagDefinition, FlagState } from '@aviary/sdk/core';
 import { problem, type ProblemIssue } from '../errors.js';
+import { apiTime, apiTimeOrNull } from '../openapi/time.js';
 import { defaultFlagState, validateFlagDefinition, validateFlagState } from './core-api.js';
 import type { StoredFlagState } from './schema.js';
 import { toFlagState } from './snapshot.js';
@@ -15,7 +16,8 @@ import type { Actor, WriteContext, Writer } from './writer.js';
 export interface EnvironmentSummary {
   enabled: boolean;
   version: number;
-  killedAt: number | null;
+  /** RFC 3339, like every time in these API shapes (stored as epoch ms). */
+  killedAt: string | null;
 }
 
 /** A flag as the admin API shows it. */
@@ -25,8 +27,8 @@ export interface FlagResource extends FlagDefinition {
   archived: boolean;
   /** Bumped on every definition change; the flag's ETag is `"r<revision>"`. */
   revision: number;
-  createdAt: number;
-  updatedAt: number;
+  createdAt: string;
+  updatedAt: string;
   environments: Record<string, EnvironmentSummary>;
 }
 
@@ -35,11 +37,11 @@ export interface FlagStateResource extends FlagState {
   flag: string;
   environment: string;
   /** When the kill switch was last thrown (null when the flag is enabled or was never killed). */
-  killedAt: number | null;
+  killedAt: string | null;
   killReason: string | null;
   /** True while the flag is held off by `kill-all` (revive-all will restore it). */
   panicked: boolean;
-  updatedAt: number;
+  updatedAt: string;
 }
 
 /** Filters of the flag listing. */
@@ -62,7 +64,7 @@ export interface StateWriteResult {
   environmentVersion: number;
 }
 
-/** What a state mutation returns: the new state, or null for "no change" (idempotent operations). */
+/** What a state mutation returns: the new state, or null for "no change" (idempotent operations). Times in epoch ms. */
 export type StateMutation = (current: FlagStateResource, now: number) => {
   state: StoredFlagState;
   killedAt?: number | null;
@@ -158,7 +160,7 @@ export class FlagStore {
     const environments: Record<string, EnvironmentSummary> = {};
     for (const s of this.stmts.statesOfFlag.all(row.key)) {
       const st = JSON.parse(s.state) as StoredFlagState;
-      environments[s.environment] = { enabled: st.enabled, version: s.version, killedAt: s.killed_at };
+      environments[s.environment] = { enabled: st.enabled, version: s.version, killedAt: apiTimeOrNull(s.killed_at) };
     }
     return {
       key: row.key,
@@ -168,8 +170,8 @@ export class FlagStore {
       tags: JSON.parse(row.tags) as string[],
       archived: row.archived === 1,
       revision: row.revision,
-      createdAt: row.created_at,
-      updatedAt: row.updated_at,
+      createdAt: apiTime(row.created_at),
+      updatedAt: apiTime(row.updated_at),
       environments,
     };
   }
@@ -179,10 +181,10 @@ export class FlagStore {
       ...toFlagState(JSON.parse(row.state) as StoredFlagState, row.version),
       flag: row.flag,
       environment: row.environment,
-      killedAt: row.killed_at,
+      killedAt: apiTimeOrNull(row.killed_at),
       killReason: row.kill_reason,
       panicked: row.panic_saved_state !== null,
-      updatedAt: row.updated_at,
+      updatedAt: apiTime(row.updated_at),
     };
   }
 

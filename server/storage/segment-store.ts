@@ -2,6 +2,7 @@
 import type Database from 'better-sqlite3';
 import type { Segment } from '@aviary/sdk/core';
 import { problem } from '../errors.js';
+import { apiTime } from '../openapi/time.js';
 import { validateSegment } from './core-api.js';
 import { checkPrecondition } from './flag-store.js';
 import type { Actor, Writer } from './writer.js';
@@ -11,8 +12,9 @@ export interface SegmentResource extends Segment {
   description: string;
   /** Bumped on every change; the ETag is `"r<revision>"`. */
   revision: number;
-  createdAt: number;
-  updatedAt: number;
+  /** RFC 3339 (stored as epoch ms). */
+  createdAt: string;
+  updatedAt: string;
 }
 
 interface SegmentRow {
@@ -33,8 +35,8 @@ const toResource = (r: SegmentRow): SegmentResource => ({
   excluded: JSON.parse(r.excluded) as string[],
   rules: JSON.parse(r.rules) as Segment['rules'],
   revision: r.revision,
-  createdAt: r.created_at,
-  updatedAt: r.updated_at,
+  createdAt: apiTime(r.created_at),
+  updatedAt: apiTime(r.updated_at),
 });
 
 const audited = (s: SegmentResource) => ({ key: s.key, description: s.description, included: s.included, excluded: s.excluded, rules: s.rules, revision: s.revision });

@@ -9,6 +9,7 @@
  * seen but lost: every SDK then finds its version missing from the change log and takes a fresh snapshot.
  */
 import type Database from 'better-sqlite3';
+import { apiTime } from '../openapi/time.js';
 import type { Writer } from './writer.js';
 
 /** Versions skipped after an unclean stop (more than the commits of any fsync window; see the file comment). */
@@ -29,7 +30,7 @@ export function markRunning(sqlite: Database.Database, writer: Writer, now: numb
         resourceKey: 'database',
         after: {
           versionGap: UNCLEAN_STOP_VERSION_GAP,
-          previousStart: Number(previous.value),
+          previousStart: apiTime(Number(previous.value)),
           ...(restored ? { restoredFrom: JSON.parse(restored.value) as unknown } : {}),
         },
         reason: restored

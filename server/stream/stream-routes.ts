@@ -10,6 +10,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { CloseCode, KEY_PROTOCOL_PREFIX, STREAM_PROTOCOL } from '@aviary/sdk/protocol';
 import { adminAuthHook } from '../auth/hooks.js';
 import { problem, PROBLEM_BASE } from '../errors.js';
+import { apiTime, apiTimeOrNull } from '../openapi/time.js';
 import { StreamHub, type HubOptions } from './stream-hub.js';
 
 declare module 'fastify' {
@@ -118,7 +119,8 @@ const plugin: FastifyPluginAsync<StreamPluginOptions> = async (app: FastifyInsta
         const env = request.params.env;
         const version = app.snapshots.version(env);
         if (version === null) throw problem('not-found', `No environment "${env}".`);
-        return { environment: env, version, items: hub.list(env) };
+        // Times in RFC 3339, like every time the API answers (server/openapi/time.ts); the hub keeps epoch ms.
+        return { environment: env, version, items: hub.list(env).map((s) => ({ ...s, connectedAt: apiTime(s.connectedAt), appliedAt: apiTimeOrNull(s.appliedAt) })) };
       });
     },
   );

@@ -96,6 +96,49 @@ describe('POST /sdk/v1/metrics', () => {
     expect((await api(srv).get('/api/v1/flags/nope/environments/production/metrics')).status).toBe(404);
   });
 
+  it('takes the window as RFC 3339 (any offset) or epoch milliseconds, and answers its times in RFC 3339', async () => {
+    for (const minute of [T0, T0 + 60_000, T0 + 120_000, T0 + 180_000]) {
+      expect((await post(report('sdk-w', minute, [{ flag: 'checkout', variant: 'on', minute, evaluations: 1, outcomes: 0, errors: 0 }]))).status).toBe(200);
+    }
+    clock = T0 + 10 * 60_000;
+    const base = '/api/v1/flags/checkout/environments/production/metrics';
+    // T0 + 1 min written three ways, T0 + 3 min two ways: the same window every time.
+    const froms = [String(T0 + 60_000), '2026-01-01T12:01:00Z', '2026-01-01T13:01:00.000+01:00'];
+    const tos = [String(T0 + 180_000), '2026-01-01T07:03:00-05:00'];
+    for (const from of froms) {
+      for (const to of tos) {
+        const m = await api(srv).get(`${base}?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`);
+        expect(m.status, JSON.stringify(m.body)).toBe(200);
+        expect(m.body).toMatchObject({ from: '2026-01-01T12:01:00.000Z', to: '2026-01-01T12:03:00.000Z', stepSeconds: 60 });
+        // Whole minutes, the one `to` falls in included: 12:01, 12:02 and 12:03, not 12:00.
+        expect(m.body.totals.on.evaluations).toBe(3);
+        expect(m.body.series.map((s: { start: string }) => s.start)).toEqual(['2026-01-01T12:01:00.000Z', '2026-01-01T12:02:00.000Z', '2026-01-01T12:03:00.000Z']);
+      }
+    }
+    const stepped = await api(srv).get(`${base}?from=${T0}&to=${T0 + 150_000}&step=120`);
+    expect(stepped.body.series.map((s: { start: string }) => s.start)).toEqual(['2026-01-01T12:00:00.000Z', '2026-01-01T12:02:00.000Z']);
+  });
+
+  it('names the query parameter and the reason when one is wrong', async () => {
+    const base = '/api/v1/flags/checkout/environments/production/metrics';
+    const cases: Array<[string, string, string]> = [
+      ['from=2026-01-01', '/query/from', 'must be an RFC 3339 date-time or epoch milliseconds'],
+      ['to=2026-13-01T00:00:00Z', '/query/to', 'must be an RFC 3339 date-time or epoch milliseconds'],
+      ['step=90', '/query/step', 'must be multiple of 60'],
+      ['step=minute', '/query/step', 'must be integer'],
+      ['step=0', '/query/step', 'must be >= 60'],
+      ['step=60&step=120', '/query/step', 'must be integer'],
+      [`from=${T0}&to=${T0}`, '/query/from', 'must be before `to`'],
+    ];
+    for (const [query, path, message] of cases) {
+      const res = await api(srv).get(`${base}?${query}`);
+      expect(res.status, query).toBe(400);
+      expect(res.headers.get('content-type')).toContain('application/problem+json');
+      expect(res.body.errors, query).toEqual([{ path, message }]);
+      expect(res.body.detail).toBe(`${path}: ${message}`);
+    }
+  });
+
   it('deletes minutes past retention', async () => {
     await post(report('sdk-r', 1, [{ flag: 'checkout', variant: 'on', minute: T0, evaluations: 7, outcomes: 0, errors: 0 }]));
     clock = T0 + 31 * 86_400_000;

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, startServer, type TestServer } from '../helpers/server.js';
+import { apiTimeMs } from '../helpers/time.js';
 
 let srv: TestServer;
 beforeAll(async () => {
@@ -78,12 +79,14 @@ describe('tokens', () => {
     const read = await a.get('/sdk/v1/flags', { token });
     expect(read.status).toBe(200);
     expect(read.body.environment).toBe('development');
-    expect((await a.get(`/api/v1/tokens/${id}`)).body.lastUsedAt).toEqual(expect.any(Number));
+    const used = apiTimeMs((await a.get(`/api/v1/tokens/${id}`)).body.lastUsedAt);
+    expect(used).toBeGreaterThanOrEqual(apiTimeMs(created.body.createdAt));
+    expect(used).toBeLessThanOrEqual(Date.now());
     expect((await a.get('/api/v1/flags', { token })).status).toBe(403);
 
     const revoked = await a.delete(`/api/v1/tokens/${id}`);
     expect(revoked.status).toBe(200);
-    expect(revoked.body.revokedAt).toEqual(expect.any(Number));
+    expect(apiTimeMs(revoked.body.revokedAt)).toBeGreaterThanOrEqual(used);
     const after = await a.get('/sdk/v1/flags', { token });
     expect(after.status).toBe(401);
     expect(after.body.detail).toContain('revoked');

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChangeEvent } from '../../server/storage/change-feed.js';
 import { api, startServer, type TestServer } from '../helpers/server.js';
+import { apiTimeMs } from '../helpers/time.js';
 
 let srv: TestServer;
 let a: ReturnType<typeof api>;
@@ -94,9 +95,12 @@ describe('kill switch', () => {
     await a.post('/api/v1/flags', { key: 'payments-v2', kind: 'boolean' });
     await a.put('/api/v1/flags/payments-v2/environments/production', { ...rolloutState, fallthrough: { variant: 'on' } });
     const feed = collect('production');
+    const killing = Date.now();
     const kill = await a.post('/api/v1/flags/payments-v2/environments/production/kill', { reason: 'error spike' });
     expect(kill.status).toBe(200);
-    expect(kill.body).toMatchObject({ enabled: false, changed: true, killReason: 'error spike', killedAt: expect.any(Number) });
+    expect(kill.body).toMatchObject({ enabled: false, changed: true, killReason: 'error spike', killedAt: kill.body.updatedAt });
+    expect(apiTimeMs(kill.body.killedAt)).toBeGreaterThanOrEqual(killing);
+    expect(apiTimeMs(kill.body.killedAt)).toBeLessThanOrEqual(Date.now());
     expect(kill.body.environmentVersion).toBe(srv.app.snapshots.version('production'));
     const again = await a.post('/api/v1/flags/payments-v2/environments/production/kill');
     expect(again.status).toBe(200);

@@ -38,7 +38,11 @@ describe('flag definitions', () => {
     expect(bad.status).toBe(400);
     expect(bad.body.type).toBe('https://aviary.dev/problems/validation');
     expect(bad.body.errors.map((e: { path: string }) => e.path)).toContain('/key');
-    expect((await a.get('/api/v1/flags/Bad%20Key')).status).toBe(404);
+    // A key that cannot exist is a bad request (the path parameter fails the spec's pattern), not a missing flag.
+    const badPath = await a.get('/api/v1/flags/Bad%20Key');
+    expect(badPath.status).toBe(400);
+    expect(badPath.body.errors.map((e: { path: string }) => e.path)).toEqual(['/params/key']);
+    expect((await a.get('/api/v1/flags/no-such-flag')).status).toBe(404);
   });
 
   it('lists flags filtered by tag, search text, archived and environment state', async () => {

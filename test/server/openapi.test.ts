@@ -5,9 +5,11 @@ import addFormatsModule from 'ajv-formats';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
+import { createClient } from '@aviary/sdk';
 import { loadSpec, responseSchema, SPEC_PATH, type JsonObject } from '../../server/openapi/spec.js';
 import { api, request, startServer, type ApiResponse, type TestServer } from '../helpers/server.js';
 import { ensureSdkBundle } from '../helpers/sdk-bundle.js';
+import { API_TIME } from '../helpers/time.js';
 
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (a: Ajv2020) => Ajv2020;
 const spec = loadSpec();
@@ -21,6 +23,50 @@ const isApiRoute = (url: string) => API_PREFIXES.some((p) => url.startsWith(p)) 
 
 /** Operations whose real responses this file has checked, with their statuses. */
 const exercised = new Map<string, Set<number>>();
+
+/** The names of the time members of the spec's answers: every property whose schema (or a branch of it) is a date-time. */
+function timeMembers(): Set<string> {
+  const names = new Set<string>();
+  const isTime = (schema: unknown): boolean => {
+    const s = schema as JsonObject | null;
+    if (!s || typeof s !== 'object') return false;
+    if (s.format === 'date-time') return true;
+    return ['anyOf', 'oneOf', 'allOf'].some((k) => Array.isArray(s[k]) && (s[k] as unknown[]).some(isTime));
+  };
+  const walk = (schema: unknown): void => {
+    if (Array.isArray(schema)) return schema.forEach(walk);
+    if (!schema || typeof schema !== 'object') return;
+    const s = schema as JsonObject;
+    if (s.properties && typeof s.properties === 'object') {
+      for (const [name, prop] of Object.entries(s.properties as JsonObject)) if (isTime(prop)) names.add(name);
+    }
+    for (const v of Object.values(s)) walk(v);
+  };
+  for (const op of spec.operations) {
+    for (const status of Object.keys((op.operation.responses ?? {}) as JsonObject)) walk(responseSchema(op.operationId, status));
+  }
+  return names;
+}
+const TIME_MEMBERS = timeMembers();
+/** Time members seen with a value (not null) in a real answer, all of them RFC 3339. */
+const timesSeen = new Set<string>();
+
+/**
+ * Every time in an answer is RFC 3339 in UTC with milliseconds: the members the spec declares as date-times, and any
+ * other member named like a time (`at`, `…At`), wherever it is (audit entries' before/after included).
+ */
+function checkTimes(operationId: string, value: unknown, path = ''): void {
+  if (Array.isArray(value)) return value.forEach((v, i) => checkTimes(operationId, v, `${path}/${i}`));
+  if (!value || typeof value !== 'object') return;
+  for (const [k, v] of Object.entries(value)) {
+    if ((TIME_MEMBERS.has(k) || k === 'at' || k.endsWith('At')) && v !== null && typeof v !== 'object') {
+      expect(v, `${operationId} ${path}/${k} is RFC 3339`).toMatch(API_TIME);
+      timesSeen.add(k);
+    } else {
+      checkTimes(operationId, v, `${path}/${k}`);
+    }
+  }
+}
 
 /**
  * Checks a real response against the spec: the status is one the operation declares, errors are problem+json, and
@@ -46,6 +92,7 @@ function conforms(operationId: string, res: ApiResponse): void {
   } else if (res.status !== 304) {
     expect(res.body ?? '', `${key} has no body in the spec`).toBe('');
   }
+  if (res.status < 300) checkTimes(operationId, res.body);
   const statuses = exercised.get(operationId) ?? new Set<number>();
   statuses.add(res.status);
   exercised.set(operationId, statuses);
@@ -153,14 +200,30 @@ describe('real responses conform to the spec', () => {
 
     const token = await a.post('/api/v1/tokens', { kind: 'sdk', environment: 'qa', name: 'qa app' });
     conforms('createToken', token);
+    expect((await request(srv, 'GET', '/sdk/v1/flags', { token: token.body.token })).status).toBe(200);
     conforms('createToken', await a.post('/api/v1/tokens', { kind: 'root', name: 'x' }));
     conforms('listTokens', await a.get('/api/v1/tokens'));
-    conforms('getToken', await a.get(`/api/v1/tokens/${token.body.id}`));
+    const used = await a.get(`/api/v1/tokens/${token.body.id}`);
+    conforms('getToken', used);
+    expect(used.body.lastUsedAt).toMatch(API_TIME);
     conforms('getToken', await a.get('/api/v1/tokens/nope'));
     conforms('deleteToken', await a.delete(`/api/v1/tokens/${token.body.id}`, { body: { reason: 'rotated' } }));
     conforms('deleteToken', await a.delete('/api/v1/tokens/configured-admin'));
 
     conforms('listConnectedSdks', await a.get('/api/v1/environments/production/sdks'));
+    // A real SDK, so the list has an SDK that connected and acknowledged a version (its times are not null).
+    const sdk = createClient({ baseUrl: srv.url, sdkKey: srv.sdkKeys.production, flushIntervalMs: 0 });
+    try {
+      await sdk.ready();
+      const killed = await a.post('/api/v1/flags/checkout/environments/production/kill?waitMs=5000');
+      conforms('killFlag', killed);
+      expect(killed.body.delivery).toMatchObject({ connected: 1, applied: 1, complete: true });
+      const sdks = await a.get('/api/v1/environments/production/sdks');
+      conforms('listConnectedSdks', sdks);
+      expect(sdks.body.items).toEqual([expect.objectContaining({ connectedAt: expect.stringMatching(API_TIME), appliedAt: expect.stringMatching(API_TIME) })]);
+    } finally {
+      await sdk.close();
+    }
     conforms('listConnectedSdks', await a.get('/api/v1/environments/nope/sdks'));
     conforms('deleteFlag', await a.delete('/api/v1/flags/banner'));
     conforms('deleteFlag', await a.delete('/api/v1/flags/nope'));
@@ -270,8 +333,17 @@ describe('real responses conform to the spec', () => {
 
   it('rejects a response that breaks the schema (the checks above can fail)', () => {
     const validate = ajv.compile(responseSchema('getEnvironment', 200)!);
+    expect(validate({ key: 'qa', name: 'QA', version: 1, createdAt: '2026-01-01T00:00:00.000Z' })).toBe(true);
     expect(validate({ key: 'qa', name: 'QA', version: 1, createdAt: '2026-01-01' })).toBe(false);
-    expect(validate({ key: 'qa', name: 'QA', version: 1, createdAt: 1 })).toBe(true);
+    expect(validate({ key: 'qa', name: 'QA', version: 1, createdAt: 1767225600000 })).toBe(false);
+    expect(() => checkTimes('getEnvironment', { createdAt: 1767225600000 })).toThrow();
+    expect(() => checkTimes('listAudit', { entries: [{ after: { killedAt: 1767225600000 } }] })).toThrow();
+  });
+
+  it('sees every time member of the answers in the spec, as RFC 3339, in a real answer', () => {
+    // The spec's date-times, as found by walking its response schemas (so a new one is checked without editing this).
+    expect([...TIME_MEMBERS].sort()).toEqual(expect.arrayContaining(['at', 'createdAt', 'killedAt', 'lastUsedAt', 'revokedAt', 'updatedAt', 'connectedAt', 'appliedAt', 'from', 'to', 'start']));
+    expect([...TIME_MEMBERS].filter((k) => !timesSeen.has(k)).sort()).toEqual([]);
   });
 
   it('every operation of the spec was checked against a real response', () => {

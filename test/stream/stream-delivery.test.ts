@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createClient, type AviaryClient } from '@aviary/sdk';
 import { CloseCode } from '@aviary/sdk/protocol';
 import { api, startServer, type TestServer } from '../helpers/server.js';
+import { apiTimeMs } from '../helpers/time.js';
 import { booleanFlag, kill, nextChange, RawStream, setState, until } from './fixtures.js';
 
 let srv: TestServer;
@@ -111,8 +112,9 @@ describe('stream delivery', () => {
     expect(new Set(list.body.items.map((s: { id: string }) => s.id))).toEqual(new Set(cs.map((c) => c.sdkId)));
     for (const s of list.body.items) {
       expect(s).toMatchObject({ app: { name: 'delivery-test', version: '1.2.3' }, sdk: { name: '@aviary/sdk' }, appliedVersion: body.environmentVersion });
-      expect(s.connectedAt).toBeGreaterThan(Date.now() - 60_000);
-      expect(s.appliedAt).toBeGreaterThanOrEqual(s.connectedAt);
+      // RFC 3339, like every time the API answers.
+      expect(apiTimeMs(s.connectedAt)).toBeGreaterThan(Date.now() - 60_000);
+      expect(apiTimeMs(s.appliedAt)).toBeGreaterThanOrEqual(apiTimeMs(s.connectedAt));
     }
   });
 
