@@ -109,6 +109,10 @@ async function confirm(question: string, expected: string): Promise<boolean> {
   }
 }
 
+function versionsText(versions: Record<string, number>): string {
+  return Object.entries(versions).map(([env, v]) => `${env} ${v}`).join(', ') || 'none';
+}
+
 function deliveryExit(d: Delivery): number {
   return isComplete(d) ? ExitCode.OK : ExitCode.UNCONFIRMED;
 }
@@ -138,6 +142,36 @@ export function buildProgram(): Command {
       const entry = '../main.js';
       await import(entry);
       return new Promise<void>(() => {}); // the server owns the process from here
+    });
+
+  // ---- backup / restore (the SQLite store, on this machine) ----
+  const dbOption = () => new Option('--db <path>', 'SQLite database file (AVIARY_DB)').env('AVIARY_DB').default('./data/aviary.db');
+  program
+    .command('backup')
+    .description('copy the database to <file>, consistently, while the server runs and writes (SQLite online backup)')
+    .argument('<file>', 'where to write the copy (must not exist, unless --force)')
+    .addOption(dbOption())
+    .option('--force', 'replace <file> if it exists')
+    .action(async (file: string, o: { db: string; force?: boolean }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOptions>();
+      const { backupDatabase } = await import('../storage/backup.js');
+      const result = await backupDatabase(o.db, file, { overwrite: o.force === true });
+      print(g, result, () => `backed up ${o.db} to ${result.file} (${result.bytes} bytes; versions ${versionsText(result.environments)})`);
+    });
+  program
+    .command('restore')
+    .description('replace the database with a backup (refused while a server uses the database; SDKs resync after)')
+    .argument('<file>', 'a file written by `aviary backup`')
+    .addOption(dbOption())
+    .option('-y, --yes', 'do not ask for confirmation')
+    .action(async (file: string, o: { db: string; yes?: boolean }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOptions>();
+      if (!o.yes && !(await confirm(`Replace ${o.db} with ${file}? Type "restore" to confirm: `, 'restore'))) {
+        throw new UsageError('not confirmed: pass --yes, or type "restore" when asked (needs a terminal)');
+      }
+      const { restoreDatabase } = await import('../storage/backup.js');
+      const result = restoreDatabase(file, o.db);
+      print(g, result, () => `restored ${result.file} from ${file} (versions ${versionsText(result.environments)}; the next boot moves them on so every SDK resyncs)`);
     });
 
   const env = (c: Command) =>

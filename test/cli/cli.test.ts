@@ -4,7 +4,7 @@
  * run here, and each test checks both sides: what the command printed (table and --json), and, through the API,
  * that the server accepted it and did what the command says.
  *
- * Commands: serve; flags list|get|kill|revive; env list|kill-all|revive-all|sdks;
+ * Commands: serve; backup; restore; flags list|get|kill|revive; env list|kill-all|revive-all|sdks;
  * canary status|advance|rollback|promote|pause|resume; tokens list|create|revoke.
  */
 import { createServer } from 'node:net';
@@ -489,6 +489,66 @@ describe('aviary flags kill with an SDK that does not confirm', () => {
     } finally {
       ws.close();
       await rawApi(srv).post('/api/v1/flags/search.v2/environments/production/revive', {});
+    }
+  });
+});
+
+describe('aviary prints what SDKs send safely', () => {
+  it('escapes terminal control characters an SDK put in its app name (an SDK key is public)', async () => {
+    const hostile = createClient({
+      baseUrl: srv.url,
+      sdkKey: srv.sdkKeys.staging,
+      app: { name: 'evil\u001b]0;pwned\u0007\u001b[2J', version: '1\u202e2' },
+      flushIntervalMs: 0,
+    });
+    try {
+      await hostile.ready();
+      const table = await runCli(['env', 'sdks', 'staging'], env);
+      expect(table.code, table.stderr).toBe(0);
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: looking for exactly these
+      expect(table.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/);
+      expect(table.stdout).toContain('evil\\u001b]0;pwned\\u0007\\u001b[2J');
+      expect(table.stdout).toContain('1\\u202e2');
+      // --json stays valid JSON with the exact text.
+      const json = await runCli(['--json', 'env', 'sdks', 'staging'], env);
+      expect(JSON.parse(json.stdout).items[0].app.name).toBe('evil\u001b]0;pwned\u0007\u001b[2J');
+    } finally {
+      await hostile.close();
+    }
+  });
+});
+
+describe('aviary backup / restore', () => {
+  it('backs up the running server’s database, refuses to restore under it, and restores once it stopped', async () => {
+    const { join } = await import('node:path');
+    const { existsSync } = await import('node:fs');
+    const other = await startServer();
+    const cli = { AVIARY_DB: other.dbPath };
+    const file = join(other.dir, 'backup.db');
+    try {
+      const backup = await runCli(['backup', file], cli);
+      expect(backup.code, backup.stderr).toBe(0);
+      expect(backup.stdout).toMatch(new RegExp(`^backed up ${other.dbPath} to ${file} \\(\\d+ bytes; versions development \\d+, production \\d+, staging \\d+\\)`));
+      expect(existsSync(file)).toBe(true);
+      const again = await runCli(['backup', file], cli);
+      expect(again.code).toBe(1);
+      expect(again.stderr).toContain('already exists');
+
+      const refused = await runCli(['restore', file, '--yes'], cli);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`the database ${other.dbPath} is in use by process ${process.pid}`);
+      const unconfirmed = await runCli(['restore', file], cli);
+      expect(unconfirmed.code).toBe(2);
+    } finally {
+      await other.close({ keepData: true });
+    }
+    try {
+      const restored = await runCli(['--json', 'restore', file, '--yes'], cli);
+      expect(restored.code, restored.stderr).toBe(0);
+      expect(JSON.parse(restored.stdout)).toMatchObject({ file: other.dbPath, environments: { production: expect.any(Number) } });
+    } finally {
+      const { rmSync } = await import('node:fs');
+      rmSync(other.dir, { recursive: true, force: true });
     }
   });
 });

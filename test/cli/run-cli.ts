@@ -3,19 +3,21 @@
  * file, like a release build), so each invocation costs a Node start-up rather than a TypeScript compile.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const MAIN = fileURLToPath(new URL('../../server/cli/main.ts', import.meta.url));
+// Inside the repo, so the binary resolves the native better-sqlite3 (kept external: a .node file cannot be bundled).
+const CACHE = fileURLToPath(new URL('../../node_modules/.cache/', import.meta.url));
 let binary: string | null = null;
 let buildDir: string | null = null;
 
 /** Builds the CLI binary (call in beforeAll). */
 export async function buildCli(): Promise<string> {
-  buildDir = mkdtempSync(join(tmpdir(), 'aviary-cli-'));
+  mkdirSync(CACHE, { recursive: true });
+  buildDir = mkdtempSync(join(CACHE, 'aviary-cli-'));
   binary = join(buildDir, 'aviary.mjs');
   await build({
     entryPoints: [MAIN],
@@ -25,6 +27,7 @@ export async function buildCli(): Promise<string> {
     format: 'esm',
     target: 'node20',
     conditions: ['aviary-source'],
+    external: ['better-sqlite3'],
     logLevel: 'warning',
     // commander is CommonJS; give the ESM bundle a `require` for its Node built-ins.
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
