@@ -1054,6 +1054,11 @@ export interface components {
         /** @description A new segment (`key` required). */
         SegmentCreate: components["schemas"]["SegmentInput"] & Record<string, never>;
         /**
+         * @description A whole segment, for `PUT` (which replaces): `included`, `excluded` and `rules` are required, as the flag state's
+         *     members are, so a partial body (`{}`) cannot empty a segment by accident. Send `[]` to empty one on purpose.
+         */
+        SegmentReplace: components["schemas"]["SegmentInput"] & unknown;
+        /**
          * @description A segment to store. In a `PUT`, `key` (if given) must equal the path's. The read-only members of a `GET`
          *     answer (`revision`, `createdAt`, `updatedAt`) may be sent back and are ignored.
          */
@@ -2493,7 +2498,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["SegmentInput"];
+                "application/json": components["schemas"]["SegmentReplace"];
             };
         };
         responses: {

@@ -55,6 +55,22 @@ describe('segments', () => {
     expect((await a.get('/api/v1/segments/other')).status).toBe(404);
   });
 
+  it('a PUT must carry the whole segment: {} is refused and empties nothing', async () => {
+    await a.post('/api/v1/segments', { key: 'keep-me', included: ['user-1'], rules: [] });
+    const audit = (await a.get('/api/v1/audit?limit=1')).body.entries[0].id;
+    const empty = await a.put('/api/v1/segments/keep-me', {});
+    expect(empty.status).toBe(400);
+    expect(empty.body.errors.map((e: { path: string }) => e.path).sort()).toEqual(['/excluded', '/included', '/rules']);
+    const partial = await a.put('/api/v1/segments/keep-me', { included: [] });
+    expect(partial.status).toBe(400);
+    expect((await a.get('/api/v1/segments/keep-me')).body).toMatchObject({ included: ['user-1'], revision: 1 });
+    expect((await a.get('/api/v1/audit?limit=1')).body.entries[0].id).toBe(audit);
+    // Emptying on purpose says so.
+    const emptied = await a.put('/api/v1/segments/keep-me', { included: [], excluded: [], rules: [] });
+    expect(emptied.status).toBe(200);
+    expect(emptied.body).toMatchObject({ included: [], revision: 2 });
+  });
+
   it('evaluates flags that use the segment on the server', async () => {
     await a.post('/api/v1/flags', { key: 'beta-ui', kind: 'boolean' });
     await a.put('/api/v1/flags/beta-ui/environments/production', {
