@@ -40,6 +40,13 @@ async function signInTo(p: Page, server: TestServer): Promise<void> {
   await p.locator('table.flags').waitFor();
 }
 
+/** Every table a person can see has an accessible name (a caption, or a heading that labels it). */
+async function expectTablesNamed(p: Page): Promise<void> {
+  const visible = await p.locator('table:visible').count();
+  expect(visible).toBeGreaterThan(0);
+  expect(await p.getByRole('table', { name: /\S/ }).count()).toBe(visible);
+}
+
 async function stateOf(flag: string, env = 'production') {
   return (await api(srv).get(`/api/v1/flags/${flag}/environments/${env}`)).body as { enabled: boolean };
 }
@@ -92,6 +99,9 @@ describe('incident console', () => {
     expect(await page.evaluate(() => sessionStorage.getItem('aviary.token'))).toBe(srv.adminToken);
     expect(await page.evaluate(() => localStorage.length)).toBe(0);
     expect(await page.locator('table.flags tbody tr').count()).toBe(4);
+    await expectTablesNamed(page);
+    // The key and the kind read as two words (screen readers, copy and paste).
+    expect(await page.locator('tr[data-flag="new-checkout"] th').textContent()).toMatch(/^new-checkout boolean/);
   });
 
   it('finds a flag by search and kills it with a reason; the API shows it off and the connected SDK serves off', async () => {
@@ -128,8 +138,11 @@ describe('incident console', () => {
     expect(text).toContain('new-checkout');
     expect(text).toContain('INC-7: checkout 500s after deploy');
     expect(text).toContain('in production');
+    // The expandable change says which entry it belongs to, for a screen reader reading it out of the row.
+    expect(await row.locator('summary').textContent()).toMatch(/of flag\.kill new-checkout in production, /);
     await row.locator('summary').click();
     expect(await row.locator('.diff').textContent()).toContain('"enabled": false');
+    await expectTablesNamed(page);
     await shot(page, 'audit');
   });
 
@@ -352,6 +365,7 @@ describe('incident console', () => {
     await page.getByRole('dialog', { name: 'Revoke checkout-service' }).getByRole('button', { name: 'Revoke' }).click();
     await expect.poll(() => page.getByRole('button', { name: 'Revoke checkout-service' }).count()).toBe(0);
     expect(await read(secret)).toBe(401);
+    await expectTablesNamed(page);
   });
 
   it('creates a segment from the segments page', async () => {
@@ -365,6 +379,7 @@ describe('incident console', () => {
     const stored = (await api(srv).get('/api/v1/segments/beta-testers')).body as { included: string[]; description: string };
     expect(stored.included).toEqual(['user-1', 'user-2']);
     expect(stored.description).toBe('Opted into betas');
+    await expectTablesNamed(page);
   });
 
   it('is usable at phone width: nothing overflows the viewport', async () => {

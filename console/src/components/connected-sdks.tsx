@@ -24,6 +24,7 @@ export function ConnectedSdks({ environment }: { environment: string }) {
       {sdks.length > 0 && (
         <div class="table-wrap">
           <table class="small">
+            <caption class="sr-only">SDKs connected to {environment} and the version each applied</caption>
             <thead>
               <tr>
                 <th scope="col">SDK instance</th>

@@ -83,6 +83,7 @@ export function TimeChart({ title, times, series, unit, format, window: win }: T
         <details>
           <summary>Data ({unit})</summary>
           <table class="small">
+            <caption class="sr-only">{title}: data ({unit})</caption>
             <thead>
               <tr>
                 <th scope="col">Time</th>

@@ -61,6 +61,7 @@ export function AuditPage({ environment }: { environment: string }) {
       {error && <p class="error" role="alert">{error}</p>}
       <div class="table-wrap">
         <table class="audit">
+          <caption class="sr-only">Audit log entries, newest first</caption>
           <thead>
             <tr>
               <th scope="col">When</th>
@@ -97,7 +98,12 @@ export function AuditPage({ environment }: { environment: string }) {
                 <td>
                   {(e.before !== undefined || e.after !== undefined) && (
                     <details>
-                      <summary>{summarize(e)}</summary>
+                      <summary>
+                        {summarize(e)}
+                        <span class="sr-only">
+                          {` of ${e.action} ${e.resourceKey}${e.environment ? ` in ${e.environment}` : ''}, ${formatLocalTime(e.at)}`}
+                        </span>
+                      </summary>
                       <Diff before={e.before} after={e.after} />
                     </details>
                   )}

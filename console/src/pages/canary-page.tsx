@@ -191,7 +191,7 @@ function Decision({ c }: { c: CanaryStatus }) {
       </h2>
       <p>{cmp.why}</p>
       <div class="table-wrap">
-        <table>
+        <table aria-labelledby="decision-title">
           <thead>
             <tr>
               <th scope="col">Side</th>

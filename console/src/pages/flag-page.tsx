@@ -62,8 +62,8 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
       )}
       <div class="grid2">
         <div>
-          <h2>Variants</h2>
-          <table>
+          <h2 id="variants-title">Variants</h2>
+          <table aria-labelledby="variants-title">
             <thead>
               <tr>
                 <th scope="col">Key</th>
@@ -84,8 +84,8 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
           </table>
         </div>
         <div>
-          <h2>Environments</h2>
-          <table>
+          <h2 id="environments-title">Environments</h2>
+          <table aria-labelledby="environments-title">
             <tbody>
               {envs.map((e) => {
                 const s = f.environments[e];
@@ -307,6 +307,7 @@ function TargetingEditor({ flag, environment, state: resource, etag, segments, c
               {preview.moved} of {preview.sample} sample contexts ({((100 * preview.moved) / preview.sample).toFixed(1)}%) would change variant.
             </p>
             <table>
+              <caption class="sr-only">Variants served to the sample contexts, now and after this change</caption>
               <thead>
                 <tr>
                   <th scope="col">Variant</th>

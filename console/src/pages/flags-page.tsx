@@ -57,7 +57,7 @@ export function FlagsPage({ environment, environments }: { environment: string; 
                     <th scope="row">
                       <a href={flagPath(f.key)} onClick={onLinkClick}>
                         {f.key}
-                      </a>
+                      </a>{' '}
                       <span class="kind">{f.kind}</span>
                       {f.description && <div class="muted small">{f.description}</div>}
                     </th>

@@ -51,6 +51,7 @@ export function SegmentsPage() {
       )}
       <div class="table-wrap">
         <table>
+          <caption class="sr-only">Segments (cohorts), shared by all environments</caption>
           <thead>
             <tr>
               <th scope="col">Key</th>

@@ -90,6 +90,7 @@ export function TokensPage({ environments }: { environments: string[] }) {
       {(error ?? list.error) && <p class="error" role="alert">{error ?? list.error}</p>}
       <div class="table-wrap">
         <table>
+          <caption class="sr-only">Admin tokens and SDK keys (never their secrets)</caption>
           <thead>
             <tr>
               <th scope="col">Name</th>
