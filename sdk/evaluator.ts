@@ -1,25 +1,20 @@
 /**
  * The SDK's flags and its hot evaluation path: holds a compiled environment, keeps it current with snapshots and
  * deltas (naming the flags each one changed, for `change` events), evaluates locally, and counts evaluations per
- * flag, variant and reason on preallocated counters (an integer increment per call, no allocation beyond the
- * result; results that do not carry a bucket are shared frozen objects). Outcomes recorded with `track()` /
- * `measure()` are aggregated per flag and variant beside them: counts, errors, a latency histogram with the shared
- * log-scale buckets (so reports from many SDKs merge exactly) and the sum of numeric values. `drain` hands both over
- * as the `VariantStats` of `POST /sdk/v1/metrics`, one row per flag and variant.
+ * flag, variant and reason on preallocated counters: the result itself says which counter (its variant and reason
+ * kind), so counting is an indexed increment with nothing allocated beyond the result (results that do not carry a
+ * bucket are shared frozen objects). Outcomes recorded with `track()` / `measure()` are aggregated per flag and
+ * variant beside them: counts, errors, a latency histogram with the shared log-scale buckets (so reports from many
+ * SDKs merge exactly) and the sum of numeric values. `drain` hands both over as the `VariantStats` of
+ * `POST /sdk/v1/metrics`, one row per flag and variant.
  */
 // Imported by file, not through core/index.ts: the SDK compiles flags the server already validated, so the
 // validator (and compile-checked.ts) must stay out of the browser bundle.
-import {
-  applyTrustedChanges,
-  compileTrustedEnvironment,
-  REASON_KINDS,
-  type CompiledEnvironment,
-  type CompiledFlag,
-} from './core/compile.js';
-import { errorDetail, evaluateFlag, lastOutcome } from './core/evaluate.js';
+import { applyTrustedChanges, compileTrustedEnvironment, type CompiledEnvironment, type CompiledFlag, type CompileOptions } from './core/compile.js';
+import { errorDetail, evaluateFlag, REASON_KINDS } from './core/evaluate.js';
 import { latencyBucket } from './core/histogram.js';
-import type { EnvironmentSnapshot, EvaluationContext, EvaluationDetail, JsonValue, ReasonKind } from './core/types.js';
-import type { Change, VariantStats } from './protocol.js';
+import type { Change, EnvironmentSnapshot, EvaluationContext, EvaluationDetail, JsonValue, ReasonKind } from './core/types.js';
+import type { VariantStats } from './protocol.js';
 
 const REASONS = REASON_KINDS.length;
 
@@ -42,8 +37,8 @@ export interface Outcome {
   value?: number;
 }
 
-/** Options of an `Evaluator`. */
-export interface EvaluatorOptions {
+/** Options of an `Evaluator`; `patternEngine` (see `CompileOptions`) compiles every snapshot and change it applies. */
+export interface EvaluatorOptions extends CompileOptions {
   /**
    * Distinct (flag, variant) pairs with outcomes between two drains (default 10,000); outcomes of further pairs are
    * only counted in `droppedOutcomes`, so memory stays bounded.
@@ -92,12 +87,15 @@ export class Evaluator {
   private readonly _maxOutcomePairs: number;
   /** Outcomes not recorded because `maxOutcomePairs` was reached (reported, so that loss is visible). */
   droppedOutcomes = 0;
+  /** How snapshots and changes are compiled (the options' `patternEngine`). */
+  private readonly _compile: CompileOptions;
 
   /** @param snapshot what to serve first (default: nothing, every flag is unknown) */
   constructor(snapshot: EnvironmentSnapshot = EMPTY_SNAPSHOT, options: EvaluatorOptions = {}) {
     this._maxUnknown = options.maxUnknownFlags ?? 100;
     this._maxOutcomePairs = options.maxOutcomePairs ?? 10_000;
-    this._set(compileTrustedEnvironment(snapshot));
+    this._compile = options;
+    this._set(compileTrustedEnvironment(snapshot, this._compile));
   }
 
   /** The compiled environment currently served. */
@@ -111,7 +109,7 @@ export class Evaluator {
    */
   setEnvironment(snapshot: EnvironmentSnapshot): string[] {
     const before = this._env;
-    const after = this._set(compileTrustedEnvironment(snapshot));
+    const after = this._set(compileTrustedEnvironment(snapshot, this._compile));
     const segment = (e: CompiledEnvironment, k: string) => json(e.segments.get(k)?.source);
     return changedKeys(
       before,
@@ -121,8 +119,9 @@ export class Evaluator {
   }
 
   /**
-   * Applies streamed changes (recompiling only what changed) and returns the keys of the flags whose compiled
-   * form changed, including flags recompiled because a segment they use changed, and deleted flags; sorted.
+   * Applies streamed changes (recompiling only what changed, with the same options) and returns the keys of the
+   * flags whose compiled form changed, including flags recompiled because a segment they use changed, and deleted
+   * flags; sorted.
    */
   applyChanges(changes: readonly Change[], version?: number): string[] {
     const before = this._env;
@@ -148,7 +147,10 @@ export class Evaluator {
       return errorDetail(defaultValue, 'FLAG_NOT_FOUND');
     }
     const d = evaluateFlag(slot._flag, context, defaultValue);
-    slot._counts[(lastOutcome._variant + 1) * REASONS + lastOutcome._reason]!++;
+    // The result says which counter: the row of its variant (row 0 when it has none: the caller's default) and the
+    // column of its reason kind. Both lists are short and hold the very strings compilation put in the result, so
+    // the scans cost a few nanoseconds, and evaluation needs no side channel.
+    slot._counts[(slot._variantKeys.indexOf(d.variant!) + 1) * REASONS + REASON_KINDS.indexOf(d.reason.kind)]!++;
     slot._dirty = true;
     return d;
   }

@@ -4,4 +4,5 @@ export type { AviaryClient, ClientEvents, ClientOptions, ClientStatus, Widen } f
 export type { Outcome } from './evaluator.js';
 export type { BackoffOptions } from './backoff.js';
 export type { WebSocketConstructor, WebSocketLike } from './stream-client.js';
+export type { PatternEngine, ProgramView } from './core/operators/pattern.js';
 export type { Change, Delta, MetricsReport, VariantStats } from './protocol.js';

@@ -1,22 +1,11 @@
 /**
- * Changes an environment goes through, as the server records them in its change log and streams them to SDKs.
- * Defined once here and imported by the server, so both sides agree on the wire format.
- * (The stream's message envelope — hydrate, delta, ack, heartbeat — is built on these.)
+ * The wire format shared by the server and the SDK: metrics reports and the stream's messages. The changes an
+ * environment goes through (`Change`, `Delta`) are the core's types (evaluation applies them), re-exported here
+ * so that both sides import the wire format from one place.
  */
-import type { EnvironmentSnapshot, FlagConfig, Segment } from './core/types.js';
+import type { Change, EnvironmentSnapshot } from './core/types.js';
 
-/** One change visible to SDKs. Segments are shared by all environments, so a segment change reaches each of them. */
-export type Change =
-  | { type: 'flag.upsert'; flag: FlagConfig }
-  | { type: 'flag.delete'; key: string }
-  | { type: 'segment.upsert'; segment: Segment }
-  | { type: 'segment.delete'; key: string };
-
-/** The changes one committed write made to one environment, and the environment version it produced. */
-export interface Delta {
-  version: number;
-  changes: Change[];
-}
+export type { Change, Delta } from './core/types.js';
 
 /**
  * What an SDK instance sends to `POST /sdk/v1/metrics`. `sdkId` is random per SDK instance and `seq` increases by

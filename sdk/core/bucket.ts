@@ -16,7 +16,7 @@ export class SaltedBucketer {
   private readonly _prefix: Murmur3State;
 
   constructor(readonly salt: string) {
-    this._prefix = murmur3Feed([0, 0, 0], salt + '/');
+    this._prefix = murmur3Feed(new Int32Array(3), salt + '/');
   }
 
   /** Same result as `bucket(this.salt, value)`. */

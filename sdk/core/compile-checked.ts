@@ -4,7 +4,6 @@
  * not import this module (it compiles what the server already validated, see `compile.ts`), so the validator stays
  * out of the browser bundle.
  */
-import type { Change } from '../protocol.js';
 import {
   applyChangesWith,
   brokenSegment,
@@ -16,28 +15,34 @@ import {
   type CompiledEnvironment,
   type CompiledFlag,
   type CompiledSegment,
+  type CompileOptions,
   type Compilers,
 } from './compile.js';
-import type { EnvironmentSnapshot, FlagConfig, Segment } from './types.js';
+import type { PatternEngine } from './operators/pattern.js';
+import type { Change, EnvironmentSnapshot, FlagConfig, Segment } from './types.js';
 import { validateFlagDefinition, validateFlagState, validateSegment } from './validate.js';
 
 function issuesText(issues: readonly { path: string; message: string }[]): string {
   return issues.map((i) => `${i.path} ${i.message}`).join('; ');
 }
 
-/** Validates and compiles a segment. Never throws: an invalid segment contains nobody and carries `error`. */
-export function compileSegment(segment: Segment): CompiledSegment {
+/**
+ * Validates and compiles a segment (`matches` accelerated by `patternEngine`, if given). Never throws: an invalid
+ * segment contains nobody and carries `error`.
+ */
+export function compileSegment(segment: Segment, patternEngine?: PatternEngine): CompiledSegment {
   const checked = validateSegment(segment);
-  if (checked.ok) return { ...compileTrustedSegment(checked.value), source: segment };
+  if (checked.ok) return { ...compileTrustedSegment(checked.value, patternEngine), source: segment };
   const key = typeof (segment as { key?: unknown })?.key === 'string' ? segment.key : '';
   return brokenSegment(segment, key, `is invalid: ${issuesText(checked.issues)}`);
 }
 
 /**
- * Validates and compiles one flag against the environment's compiled segments. Never throws: anything wrong yields
- * a flag whose `error` is set, naming the failing paths.
+ * Validates and compiles one flag against the environment's compiled segments (`matches` accelerated by
+ * `patternEngine`, if given). Never throws: anything wrong yields a flag whose `error` is set, naming the failing
+ * paths.
  */
-export function compileFlag(config: FlagConfig, segments: ReadonlyMap<string, CompiledSegment>): CompiledFlag {
+export function compileFlag(config: FlagConfig, segments: ReadonlyMap<string, CompiledSegment>, patternEngine?: PatternEngine): CompiledFlag {
   try {
     const def = validateFlagDefinition(config);
     if (!def.ok) return malformed(config, `invalid flag: ${issuesText(def.issues)}`);
@@ -50,7 +55,7 @@ export function compileFlag(config: FlagConfig, segments: ReadonlyMap<string, Co
       return malformed(config, `invalid state: ${why}${issuesText(st.issues)}`);
     }
     const version = typeof config.state.version === 'number' ? config.state.version : 0;
-    const compiled = compileTrustedFlag({ ...def.value, state: { ...st.value, version } }, segments);
+    const compiled = compileTrustedFlag({ ...def.value, state: { ...st.value, version } }, segments, patternEngine);
     // Keep the config as given, so callers comparing or re-serving it see what they passed in.
     return compiled.error === null ? { ...compiled, config } : malformed(config, compiled.error);
   } catch (e) {
@@ -61,14 +66,18 @@ export function compileFlag(config: FlagConfig, segments: ReadonlyMap<string, Co
 /** The validating compilers. */
 export const CHECKED: Compilers = { flag: compileFlag, segment: compileSegment };
 
-/** Validates and compiles a whole snapshot. Never throws. */
-export function compileEnvironment(snapshot: EnvironmentSnapshot): CompiledEnvironment {
-  return compileEnvironmentWith(snapshot, CHECKED);
+/**
+ * Validates and compiles a whole snapshot as `options` say (the server passes `{ patternEngine: lazyDfa }`). Never
+ * throws.
+ */
+export function compileEnvironment(snapshot: EnvironmentSnapshot, options?: CompileOptions): CompiledEnvironment {
+  return compileEnvironmentWith(snapshot, CHECKED, options);
 }
 
 /**
- * Applies changes in order, validating what it recompiles, and returns a new environment (the given one is left
- * intact). Only an upserted flag and the flags referencing a changed or deleted segment are recompiled. Never throws.
+ * Applies changes in order, validating what it recompiles, and returns a new environment compiled with the same
+ * pattern engine (the given one is left intact). Only an upserted flag and the flags referencing a changed or deleted
+ * segment are recompiled. Never throws.
  */
 export function applyChanges(env: CompiledEnvironment, changes: readonly Change[], version?: number): CompiledEnvironment {
   return applyChangesWith(env, changes, version, CHECKED);

@@ -9,12 +9,13 @@
  * to a flag that evaluates to the caller's default with ERROR / MALFORMED_FLAG. `compile-checked.ts` adds full,
  * path-addressed validation in front (server and console).
  */
-import type { Change } from '../protocol.js';
 import { BUCKETS, SaltedBucketer } from './bucket.js';
 import { bad, compileScalarTest } from './operators/index.js';
+import type { PatternEngine } from './operators/pattern.js';
 import type {
   AttributeCondition,
   AttributeScalar,
+  Change,
   Condition,
   EnvironmentSnapshot,
   EvaluationContext,
@@ -27,15 +28,14 @@ import type {
   Serve,
 } from './types.js';
 
-/** Reason kinds as small integers, the index evaluation counters use (order of `REASON_KINDS`; inlined by bundlers). */
-export enum Reason {
-  Off,
-  TargetMatch,
-  RuleMatch,
-  Fallthrough,
-  Error,
+/** How an environment is compiled. */
+export interface CompileOptions {
+  /**
+   * Accelerates `matches` (same answers, still linear in the input), e.g. `lazyDfa` from `@aviary/sdk/core`.
+   * Default: none, the Pike VM alone.
+   */
+  readonly patternEngine?: PatternEngine;
 }
-export const REASON_KINDS = ['OFF', 'TARGET_MATCH', 'RULE_MATCH', 'FALLTHROUGH', 'ERROR'] as const;
 
 /** A compiled predicate over a context. */
 export type Predicate = (ctx: EvaluationContext) => boolean;
@@ -63,12 +63,9 @@ export interface CompiledRollout {
   readonly _variants: readonly number[];
 }
 
-/** What a rule or the fallthrough serves: a fixed variant (`_rollout` null) or a rollout (`_variant` -1). */
+/** What a rule or the fallthrough serves: a fixed variant (`_rollout` null, `_detail` says which) or a rollout. */
 export interface CompiledServe {
-  readonly _variant: number;
   readonly _rollout: CompiledRollout | null;
-  /** `Reason.RuleMatch` or `Reason.Fallthrough`. */
-  readonly _reason: number;
   /** The reason without rollout fields (a rollout adds `inRollout` and `bucket` to a copy). */
   readonly _base: EvaluationReason;
   /** Frozen result of a fixed serve; of a rollout, the one for a context without `bucketBy` (offVariant). */
@@ -98,7 +95,6 @@ export interface CompiledFlag {
   /** Variant values (deep-frozen), in the flag's order. */
   readonly _values: readonly JsonValue[];
   readonly _enabled: boolean;
-  readonly _offIndex: number;
   readonly _targets: ReadonlyMap<string, number>;
   readonly _rules: readonly CompiledRule[];
   readonly _fallthrough: CompiledServe | null;
@@ -112,6 +108,8 @@ export interface CompiledEnvironment {
   readonly version: number;
   readonly flags: ReadonlyMap<string, CompiledFlag>;
   readonly segments: ReadonlyMap<string, CompiledSegment>;
+  /** The pattern engine its conditions were compiled with (`CompileOptions`); changes applied to it use it too. */
+  readonly _patternEngine: PatternEngine | undefined;
 }
 
 function deepFreeze<T>(v: T): T {
@@ -139,18 +137,18 @@ export function allHold(conditions: readonly Predicate[], ctx: EvaluationContext
 }
 
 /**
- * Compiles an attribute condition. A context that lacks the attribute (or holds something that is not a scalar or
- * an array of scalars there) fails the condition whatever `negate` says; only `exists` looks at presence. An array
- * matches if any scalar element does.
+ * Compiles an attribute condition (`matches` accelerated by `patternEngine`, if given). A context that lacks the
+ * attribute (or holds something that is not a scalar or an array of scalars there) fails the condition whatever
+ * `negate` says; only `exists` looks at presence. An array matches if any scalar element does.
  */
-export function compileAttributeCondition(c: AttributeCondition): Predicate {
+export function compileAttributeCondition(c: AttributeCondition, patternEngine?: PatternEngine): Predicate {
   const attr = c.attribute;
   const negate = c.negate === true;
   if (typeof attr !== 'string') bad('attribute', attr);
   if (c.op === 'exists') return (ctx) => isPresent(ctx[attr]) !== negate;
   const values = c.values ?? [];
   if (!Array.isArray(values) || !values.every(isScalar)) bad('values', values);
-  const test = compileScalarTest(c.op, values);
+  const test = compileScalarTest(c.op, values, patternEngine);
   return (ctx) => {
     const v = ctx[attr];
     if (isScalar(v)) return test(v) !== negate;
@@ -165,15 +163,15 @@ function isPresent(v: unknown): boolean {
 }
 
 /**
- * Compiles a segment the server has validated. Never throws: one that is not even shaped like a segment compiles
- * to one that contains nobody and carries `error`.
+ * Compiles a segment the server has validated (`matches` accelerated by `patternEngine`, if given). Never throws:
+ * one that is not even shaped like a segment compiles to one that contains nobody and carries `error`.
  */
-export function compileTrustedSegment(segment: Segment): CompiledSegment {
+export function compileTrustedSegment(segment: Segment, patternEngine?: PatternEngine): CompiledSegment {
   const key = typeof segment?.key === 'string' ? segment.key : '';
   try {
     const included = new Set(list(segment.included ?? [], 'included'));
     const excluded = new Set(list(segment.excluded ?? [], 'excluded'));
-    const rules = list(segment.rules ?? [], 'rules').map((r) => list(r.conditions, 'conditions').map(compileAttributeCondition));
+    const rules = list(segment.rules ?? [], 'rules').map((r) => list(r.conditions, 'conditions').map((c) => compileAttributeCondition(c, patternEngine)));
     const contains: Predicate = (ctx) => {
       const k = ctx.key;
       if (typeof k === 'string') {
@@ -198,8 +196,8 @@ function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-function compileCondition(c: Condition, segments: ReadonlyMap<string, CompiledSegment>): Predicate {
-  if (!('segment' in c)) return compileAttributeCondition(c);
+function compileCondition(c: Condition, segments: ReadonlyMap<string, CompiledSegment>, patternEngine?: PatternEngine): Predicate {
+  if (!('segment' in c)) return compileAttributeCondition(c, patternEngine);
   const seg = segments.get(c.segment) ?? bad('segment', c.segment);
   if (seg.error !== undefined) throw new Error(seg.error);
   const contains = seg.contains;
@@ -218,7 +216,6 @@ export function malformed(config: FlagConfig, error: string): CompiledFlag {
     error,
     _values: [],
     _enabled: false,
-    _offIndex: -1,
     _targets: new Map(),
     _rules: [],
     _fallthrough: null,
@@ -249,11 +246,11 @@ function valueFits(kind: FlagKind, v: unknown): boolean {
 }
 
 /**
- * Compiles one flag the server has validated against the environment's compiled segments. Never throws: a flag not
- * shaped as compilation needs (unknown variant, operator or segment, values of the wrong type, ...) yields a flag
- * whose `error` is set.
+ * Compiles one flag the server has validated against the environment's compiled segments (`matches` accelerated by
+ * `patternEngine`, if given). Never throws: a flag not shaped as compilation needs (unknown variant, operator or
+ * segment, values of the wrong type, ...) yields a flag whose `error` is set.
  */
-export function compileTrustedFlag(config: FlagConfig, segments: ReadonlyMap<string, CompiledSegment>): CompiledFlag {
+export function compileTrustedFlag(config: FlagConfig, segments: ReadonlyMap<string, CompiledSegment>, patternEngine?: PatternEngine): CompiledFlag {
   try {
     const { key, kind, state } = config;
     if (typeof key !== 'string' || !KINDS.includes(kind)) bad('key and kind', [key, kind]);
@@ -273,11 +270,8 @@ export function compileTrustedFlag(config: FlagConfig, segments: ReadonlyMap<str
     const detail = (i: number, reason: EvaluationReason): EvaluationDetail =>
       Object.freeze({ value: variantValues[i]!, variant: variantKeys[i]!, reason: Object.freeze(reason) });
     const offIndex = indexOf(state.offVariant);
-    const compileServe = (serve: Serve, reason: number, base: EvaluationReason): CompiledServe => {
-      if ('variant' in serve) {
-        const variant = indexOf(serve.variant);
-        return { _variant: variant, _rollout: null, _reason: reason, _base: base, _detail: detail(variant, base) };
-      }
+    const compileServe = (serve: Serve, base: EvaluationReason): CompiledServe => {
+      if ('variant' in serve) return { _rollout: null, _base: base, _detail: detail(indexOf(serve.variant), base) };
       const r = serve.rollout;
       const weights = list(r.weights, 'weights');
       const bucketBy = r.bucketBy ?? 'key';
@@ -291,7 +285,7 @@ export function compileTrustedFlag(config: FlagConfig, segments: ReadonlyMap<str
         return i === weights.length - 1 ? BUCKETS : Math.min(edge, BUCKETS);
       });
       const rollout = { _bucketBy: bucketBy, _bucketer: new SaltedBucketer(salt), _ends: ends, _variants: weights.map((w) => indexOf(w.variant)) };
-      return { _variant: -1, _rollout: rollout, _reason: reason, _base: base, _detail: detail(offIndex, { ...base, bucketByMissing: true }) };
+      return { _rollout: rollout, _base: base, _detail: detail(offIndex, { ...base, bucketByMissing: true }) };
     };
     const targets = new Map<string, number>();
     for (const t of list(state.targets ?? [], 'targets')) {
@@ -301,8 +295,8 @@ export function compileTrustedFlag(config: FlagConfig, segments: ReadonlyMap<str
     const rules = list(state.rules ?? [], 'rules').map((r, ruleIndex): CompiledRule => {
       if (typeof r.id !== 'string') bad('rule id', r.id);
       return {
-        _serve: compileServe(r.serve, Reason.RuleMatch, { kind: 'RULE_MATCH', ruleId: r.id, ruleIndex }),
-        _conditions: list(r.conditions, 'conditions').map((c) => compileCondition(c, segments)),
+        _serve: compileServe(r.serve, { kind: 'RULE_MATCH', ruleId: r.id, ruleIndex }),
+        _conditions: list(r.conditions, 'conditions').map((c) => compileCondition(c, segments, patternEngine)),
       };
     });
     return {
@@ -315,10 +309,9 @@ export function compileTrustedFlag(config: FlagConfig, segments: ReadonlyMap<str
       error: null,
       _values: variantValues,
       _enabled: state.enabled,
-      _offIndex: offIndex,
       _targets: targets,
       _rules: rules,
-      _fallthrough: compileServe(state.fallthrough, Reason.Fallthrough, { kind: 'FALLTHROUGH' }),
+      _fallthrough: compileServe(state.fallthrough, { kind: 'FALLTHROUGH' }),
       _offDetail: detail(offIndex, { kind: 'OFF' }),
       _targetDetails: variantKeys.map((_, i) => detail(i, { kind: 'TARGET_MATCH' })),
     };
@@ -329,21 +322,21 @@ export function compileTrustedFlag(config: FlagConfig, segments: ReadonlyMap<str
 
 /** How flags and segments are compiled: trusted (here) or validated first (`compile-checked.ts`). */
 export interface Compilers {
-  readonly flag: (config: FlagConfig, segments: ReadonlyMap<string, CompiledSegment>) => CompiledFlag;
-  readonly segment: (segment: Segment) => CompiledSegment;
+  readonly flag: (config: FlagConfig, segments: ReadonlyMap<string, CompiledSegment>, patternEngine: PatternEngine | undefined) => CompiledFlag;
+  readonly segment: (segment: Segment, patternEngine: PatternEngine | undefined) => CompiledSegment;
 }
 
 /** The compilers of flags and segments the server has validated (the SDK's). */
 export const TRUSTED: Compilers = { flag: compileTrustedFlag, segment: compileTrustedSegment };
 
-/** Compiles a whole snapshot of validated flags and segments (see `compileTrustedFlag`). Never throws. */
-export function compileTrustedEnvironment(snapshot: EnvironmentSnapshot): CompiledEnvironment {
-  return compileEnvironmentWith(snapshot, TRUSTED);
+/** Compiles a whole snapshot of validated flags and segments (see `compileTrustedFlag`) as `options` say. Never throws. */
+export function compileTrustedEnvironment(snapshot: EnvironmentSnapshot, options?: CompileOptions): CompiledEnvironment {
+  return compileEnvironmentWith(snapshot, TRUSTED, options);
 }
 
-/** Compiles a whole snapshot with the given compilers. Never throws. */
-export function compileEnvironmentWith(snapshot: EnvironmentSnapshot, compilers: Compilers): CompiledEnvironment {
-  const empty: CompiledEnvironment = { environment: '', version: 0, flags: new Map(), segments: new Map() };
+/** Compiles a whole snapshot with the given compilers, as `options` say. Never throws. */
+export function compileEnvironmentWith(snapshot: EnvironmentSnapshot, compilers: Compilers, options?: CompileOptions): CompiledEnvironment {
+  const empty: CompiledEnvironment = { environment: '', version: 0, flags: new Map(), segments: new Map(), _patternEngine: options?.patternEngine };
   const { environment, version } = snapshot ?? {};
   // A snapshot is the changes that upsert all its segments, then all its flags, into an empty environment.
   const upserts = (items: unknown, type: 'segment.upsert' | 'flag.upsert', field: 'segment' | 'flag'): Change[] =>
@@ -373,8 +366,9 @@ export function applyTrustedChanges(env: CompiledEnvironment, changes: readonly 
 
 /**
  * Applies changes in order and returns a new environment (the given one is left intact, so a reader holding it
- * keeps a consistent view). Only what changed is recompiled: an upserted flag, and every flag that references a
- * changed or deleted segment. `version`, if given, becomes the new environment's version. Never throws.
+ * keeps a consistent view), compiled with the same pattern engine. Only what changed is recompiled: an upserted
+ * flag, and every flag that references a changed or deleted segment. `version`, if given, becomes the new
+ * environment's version. Never throws.
  */
 export function applyChangesWith(
   env: CompiledEnvironment,
@@ -387,6 +381,7 @@ export function applyChangesWith(
   // Most deltas touch flags only: they share the (immutable) compiled segments instead of copying them.
   const touchesSegments = all.some((ch) => ch?.type === 'segment.upsert' || ch?.type === 'segment.delete');
   const segments = touchesSegments ? new Map(env.segments) : (env.segments as Map<string, CompiledSegment>);
+  const engine = env._patternEngine;
   const dirtyFlags = new Map<string, FlagConfig>();
   const dirtySegments = new Set<string>();
   for (const ch of all) {
@@ -401,7 +396,7 @@ export function applyChangesWith(
         flags.delete(ch.key);
         break;
       case 'segment.upsert': {
-        const c = compilers.segment(ch.segment);
+        const c = compilers.segment(ch.segment, engine);
         if (c.key !== '') {
           segments.set(c.key, c);
           dirtySegments.add(c.key);
@@ -414,6 +409,6 @@ export function applyChangesWith(
     }
   }
   for (const f of flags.values()) if (!dirtyFlags.has(f.key) && f.segmentKeys.some((k) => dirtySegments.has(k))) dirtyFlags.set(f.key, f.config);
-  for (const [key, config] of dirtyFlags) flags.set(key, compilers.flag(config, segments));
-  return { environment: env.environment, version: version ?? env.version, flags, segments };
+  for (const [key, config] of dirtyFlags) flags.set(key, compilers.flag(config, segments, engine));
+  return { environment: env.environment, version: version ?? env.version, flags, segments, _patternEngine: engine };
 }

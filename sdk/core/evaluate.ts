@@ -4,22 +4,11 @@
  * disabled → offVariant (OFF); context key in targets → TARGET_MATCH; first matching rule → RULE_MATCH; otherwise
  * FALLTHROUGH. Never throws.
  */
-import {
-  allHold,
-  isScalar,
-  Reason,
-  type CompiledEnvironment,
-  type CompiledFlag,
-  type CompiledServe,
-} from './compile.js';
+import { allHold, isScalar, type CompiledEnvironment, type CompiledFlag, type CompiledServe } from './compile.js';
 import type { ErrorCode, EvaluationContext, EvaluationDetail, FlagKind, JsonValue } from './types.js';
 
-/**
- * What the last evaluation on this thread served, as integers, for counters that must not allocate or look
- * anything up: `variant` is the variant's index in the flag (-1 when the caller's default was returned) and
- * `reason` the index in `REASON_KINDS`. Overwritten by every evaluation; read it right after the call.
- */
-export const lastOutcome = { _variant: -1, _reason: 0 };
+/** Every reason kind, in a fixed order (the SDK's counters index them by it). */
+export const REASON_KINDS = ['OFF', 'TARGET_MATCH', 'RULE_MATCH', 'FALLTHROUGH', 'ERROR'] as const;
 
 const EMPTY_CONTEXT: EvaluationContext = Object.freeze({});
 
@@ -30,44 +19,37 @@ export function kindAccepts(kind: FlagKind, defaultValue: unknown): boolean {
   return t === 'object' ? kind === 'json' : isScalar(defaultValue) && (kind === t || kind === 'json');
 }
 
-/** Records what was served in `lastOutcome` and returns `detail`. */
-function served<T>(variant: number, reason: number, detail: T): T {
-  lastOutcome._variant = variant;
-  lastOutcome._reason = reason;
-  return detail;
-}
-
 /** The caller's default with reason ERROR / `errorCode`. */
 export function errorDetail<T>(value: T, errorCode: ErrorCode): EvaluationDetail<T> {
-  return served(-1, Reason.Error, { value, reason: { kind: 'ERROR', errorCode }, errorCode });
+  return { value, reason: { kind: 'ERROR', errorCode }, errorCode };
 }
 
 /** A rule's or the fallthrough's serve: its variant, or the context's place in its rollout. */
 function serve(flag: CompiledFlag, s: CompiledServe, ctx: EvaluationContext): EvaluationDetail {
   const r = s._rollout;
-  if (r === null) return served(s._variant, s._reason, s._detail);
+  if (r === null) return s._detail;
   const v = ctx[r._bucketBy];
   // Without the bucketBy attribute the hash never places the context: offVariant, `bucketByMissing`.
-  if (!isScalar(v)) return served(flag._offIndex, s._reason, s._detail);
+  if (!isScalar(v)) return s._detail;
   const b = r._bucketer.bucket(String(v));
   let i = 0;
   while (b >= r._ends[i]!) i++;
   const vi = r._variants[i]!;
   const { ruleId, ruleIndex } = s._base;
   // Literals, not a spread of `base`: copying an object costs more than the rest of the evaluation.
-  return served(vi, s._reason, {
+  return {
     value: flag._values[vi]!,
     variant: flag.variantKeys[vi]!,
     reason: ruleId === undefined ? { kind: 'FALLTHROUGH', inRollout: true, bucket: b } : { kind: 'RULE_MATCH', ruleId, ruleIndex, inRollout: true, bucket: b },
-  });
+  };
 }
 
 function resolve(flag: CompiledFlag, ctx: EvaluationContext): EvaluationDetail {
-  if (!flag._enabled) return served(flag._offIndex, Reason.Off, flag._offDetail!);
+  if (!flag._enabled) return flag._offDetail!;
   const key = ctx.key;
   if (typeof key === 'string' && flag._targets.size > 0) {
     const t = flag._targets.get(key);
-    if (t !== undefined) return served(t, Reason.TargetMatch, flag._targetDetails[t]!);
+    if (t !== undefined) return flag._targetDetails[t]!;
   }
   const rules = flag._rules;
   for (let i = 0; i < rules.length; i++) if (allHold(rules[i]!._conditions, ctx)) return serve(flag, rules[i]!._serve, ctx);

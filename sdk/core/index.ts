@@ -1,10 +1,9 @@
 /**
  * The pure evaluation core shared by the server and the SDK: types, validation, compilation, evaluation and
- * bucketing. No `node:` imports and no I/O (test/core/purity.test.ts enforces it).
+ * bucketing. No `node:` imports, no I/O, no state of its own: what compilation shares lives in the compiled
+ * environment, and the lazy DFA for `matches` is used where it is passed (`compileEnvironment(snapshot,
+ * { patternEngine: lazyDfa })`). test/core/purity.test.ts enforces all three.
  */
-// The lazy DFA for `matches` (installs itself): the server and Node apps importing the core get it; the SDK's
-// browser bundle, which does not import this file, runs patterns on the Pike VM alone.
-import './operators/pattern-dfa.js';
 export type * from './types.js';
 export { OPERATORS } from './types.js';
 export * from './histogram.js';
@@ -28,11 +27,13 @@ export {
   compileTrustedSegment,
   applyTrustedChanges,
   flagKeysUsingSegment,
-  REASON_KINDS,
   type CompiledEnvironment,
   type CompiledFlag,
   type CompiledSegment,
+  type CompileOptions,
 } from './compile.js';
-export { evaluate, evaluateAll, evaluateFlag, kindAccepts, lastOutcome } from './evaluate.js';
+export { evaluate, evaluateAll, evaluateFlag, kindAccepts, REASON_KINDS } from './evaluate.js';
+export { lazyDfa } from './operators/pattern-dfa.js';
+export type { PatternEngine, ProgramView } from './operators/pattern.js';
 export { parseSemver, compareSemver, type SemVer } from './operators/semver.js';
 export { parseIsoDate, toEpochMillis } from './operators/dates.js';

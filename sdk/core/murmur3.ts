@@ -54,15 +54,19 @@ export function murmur3(bytes: Uint8Array, seed = 0, length: number = bytes.leng
 }
 
 /**
- * A MurmurHash3 x86_32 in progress over UTF-8 bytes: `[h, pending tail bytes, bytes so far]`. A lone surrogate
- * encodes as U+FFFD (EF BF BD), exactly as `TextEncoder` does.
+ * A MurmurHash3 x86_32 in progress over UTF-8 bytes: `[h, pending tail bytes, bytes so far]`, never modified once
+ * made. A lone surrogate encodes as U+FFFD (EF BF BD), exactly as `TextEncoder` does.
  */
-export type Murmur3State = readonly [h: number, tail: number, length: number];
+export type Murmur3State = Int32Array;
 
-/** Where `feed` leaves the state it reached (a preallocated array, so hashing a string allocates nothing). */
-const out = new Int32Array(3);
-
-function feed(h: number, k: number, n: number, s: string): void {
+/**
+ * Mixes the UTF-8 bytes of `s` into `state` and returns the finished hash; or, given `out`, leaves the state
+ * reached there instead (and returns 0). Hashing a value for a bucket thus allocates nothing.
+ */
+function feed(state: Murmur3State, s: string, out: Int32Array | null): number {
+  let h = state[0]!;
+  let k = state[1]!;
+  let n = state[2]!;
   for (let i = 0; i < s.length; i++) {
     let c = s.charCodeAt(i);
     // The code point's UTF-8 bytes, the first in the low byte, and how many there are.
@@ -91,19 +95,21 @@ function feed(h: number, k: number, n: number, s: string): void {
       }
     }
   }
+  if (out === null) return finish(h, k, n);
   out[0] = h;
   out[1] = k;
   out[2] = n;
+  return 0;
 }
 
 /** `state` continued with the UTF-8 bytes of `s` (e.g. a bucketing salt prefix, hashed once). */
 export function murmur3Feed(state: Murmur3State, s: string): Murmur3State {
-  feed(state[0], state[1], state[2], s);
-  return [out[0]!, out[1]!, out[2]!];
+  const out = new Int32Array(3);
+  feed(state, s, out);
+  return out;
 }
 
 /** The hash of `state` continued with the UTF-8 bytes of `s`. */
 export function murmur3Utf8(state: Murmur3State, s: string): number {
-  feed(state[0], state[1], state[2], s);
-  return finish(out[0]!, out[1]!, out[2]!);
+  return feed(state, s, null);
 }

@@ -172,6 +172,22 @@ export interface EnvironmentSnapshot {
   segments: Segment[];
 }
 
+/**
+ * One change visible to SDKs, as the server records it in its change log and streams it (`sdk/protocol.ts`
+ * re-exports it). Segments are shared by all environments, so a segment change reaches each of them.
+ */
+export type Change =
+  | { type: 'flag.upsert'; flag: FlagConfig }
+  | { type: 'flag.delete'; key: string }
+  | { type: 'segment.upsert'; segment: Segment }
+  | { type: 'segment.delete'; key: string };
+
+/** The changes one committed write made to one environment, and the environment version it produced. */
+export interface Delta {
+  version: number;
+  changes: Change[];
+}
+
 /** Why an evaluation returned what it did (fixed kinds, CONTRACT §2). */
 export type ReasonKind = 'OFF' | 'TARGET_MATCH' | 'RULE_MATCH' | 'FALLTHROUGH' | 'ERROR';
 

@@ -3,7 +3,7 @@
  * that follows the cached version is applied incrementally (only what changed is recompiled); anything else (a
  * gap) drops the entry and the next request recompiles from a fresh snapshot.
  */
-import { applyChanges, compileEnvironment, type CompiledEnvironment } from '@aviary/sdk/core';
+import { applyChanges, compileEnvironment, lazyDfa, type CompiledEnvironment } from '@aviary/sdk/core';
 import type { ChangeFeed } from '../storage/change-feed.js';
 import type { Snapshots } from '../app.js';
 
@@ -31,7 +31,7 @@ export class CompiledEnvironmentCache {
     if (cached) return cached;
     const snapshot = this.snapshots.get(environment);
     if (!snapshot) return null;
-    const compiled = compileEnvironment(snapshot);
+    const compiled = compileEnvironment(snapshot, { patternEngine: lazyDfa });
     this.cache.set(environment, compiled);
     return compiled;
   }

@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { EnvironmentSnapshot, FlagConfig } from '../../sdk/core/index.js';
+import type { EnvironmentSnapshot, EvaluationContext, FlagConfig, PatternEngine } from '../../sdk/core/index.js';
 import { Evaluator } from '../../sdk/evaluator.js';
 
 const bool = [
@@ -80,6 +82,44 @@ describe('Evaluator', () => {
     // b's second version served `yes` to the target; b was then removed, and its counts still arrive once.
     expect(stats).toContainEqual({ flag: 'b', variant: 'yes', minute, evaluations: 1, reasons: { TARGET_MATCH: 1 }, outcomes: 0, errors: 0 });
     expect(stats).toHaveLength(3);
+  });
+
+  it('counts every golden case under the variant and the reason kind it answered', () => {
+    const file = JSON.parse(readFileSync(join(import.meta.dirname, '../cases/evaluation.json'), 'utf8')) as {
+      environment: EnvironmentSnapshot;
+      cases: { flag: string; context: EvaluationContext; default: unknown }[];
+    };
+    const ev = new Evaluator(file.environment);
+    const expected = new Map<string, { flag: string; variant: string | null; reasons: Record<string, number> }>();
+    for (let round = 0; round < 3; round++) {
+      for (const c of file.cases) {
+        const d = ev.evaluate(c.flag, c.context, c.default);
+        const variant = d.variant ?? null;
+        const row = expected.get(`${c.flag}/${variant}`) ?? { flag: c.flag, variant, reasons: {} };
+        row.reasons[d.reason.kind] = (row.reasons[d.reason.kind] ?? 0) + 1;
+        expected.set(`${c.flag}/${variant}`, row);
+      }
+    }
+    const got = ev.drain(minute).map(({ flag, variant, reasons, evaluations }) => ({ flag, variant, reasons, evaluations }));
+    const want = [...expected.values()].map((r) => ({ ...r, evaluations: Object.values(r.reasons).reduce((a, b) => a + b, 0) }));
+    expect(new Set(got.flatMap((r) => Object.keys(r.reasons!)))).toEqual(new Set(['OFF', 'TARGET_MATCH', 'RULE_MATCH', 'FALLTHROUGH', 'ERROR']));
+    expect(got).toHaveLength(want.length);
+    expect(got).toEqual(expect.arrayContaining(want));
+  });
+
+  it('compiles snapshots and changes with the pattern engine of its options', () => {
+    const liar: PatternEngine = () => () => true; // answers "matches" to everything, so its use shows
+    const staff = (pattern: string) => flag('staff', { rules: [{ id: 'r', conditions: [{ attribute: 'email', op: 'matches', values: [pattern] }], serve: { variant: 'on' } }], fallthrough: { variant: 'off' }, targets: [] });
+    const eve = { key: 'u', email: 'eve@evil.example' };
+    const lying = new Evaluator({ ...snapshot, flags: [staff('@acme')] }, { patternEngine: liar });
+    const plain = new Evaluator({ ...snapshot, flags: [staff('@acme')] });
+    expect([lying.evaluate('staff', eve, false).value, plain.evaluate('staff', eve, false).value]).toEqual([true, false]);
+    lying.setEnvironment({ ...snapshot, version: 2, flags: [staff('@example')] });
+    plain.setEnvironment({ ...snapshot, version: 2, flags: [staff('@example')] });
+    expect([lying.evaluate('staff', eve, false).value, plain.evaluate('staff', eve, false).value]).toEqual([true, false]);
+    lying.applyChanges([{ type: 'flag.upsert', flag: staff('^nobody$') }], 3);
+    plain.applyChanges([{ type: 'flag.upsert', flag: staff('evil') }], 3);
+    expect([lying.evaluate('staff', eve, false).value, plain.evaluate('staff', eve, false).value]).toEqual([true, true]);
   });
 
   it('bounds the memory spent on unknown flag keys', () => {

@@ -9,13 +9,14 @@ import { pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import * as source from '../../sdk/index.js';
+import { lazyDfa } from '../../sdk/core/index.js';
 import type { AttributeCondition, EnvironmentSnapshot, EvaluationContext, FlagConfig, Segment } from '../../sdk/index.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { booleanFlag, kill, nextChange } from '../stream/fixtures.js';
 
 const SDK = join(import.meta.dirname, '../../sdk');
 let bundled: typeof source;
-let report: { gzipBytes: number };
+let report: { gzipBytes: number; sources: { path: string }[] };
 let srv: TestServer;
 
 beforeAll(async () => {
@@ -103,14 +104,23 @@ it('loads the bundle bundle.mjs just built (the one whose size is reported), wit
   expect(bundled.SDK_VERSION).toBe(source.SDK_VERSION);
 });
 
+it('leaves the lazy DFA out: the browser client runs `matches` on the Pike VM unless its options pass an engine', () => {
+  const paths = report.sources.map((s) => s.path);
+  expect(paths).toContain('sdk/core/operators/pattern.ts');
+  expect(paths.filter((p) => p.includes('pattern-dfa'))).toEqual([]);
+});
+
 it('evaluates every operator, segment, target and rollout exactly as the sources do', async () => {
   const a = bundled.createClient({ baseUrl: 'http://127.0.0.1:1', sdkKey: 'k', offline: true, bootstrap: snapshot });
   const b = source.createClient({ baseUrl: 'http://127.0.0.1:1', sdkKey: 'k', offline: true, bootstrap: snapshot });
+  // The bundle handed the lazy DFA through its options (the sources on Node use it by default).
+  const withDfa = bundled.createClient({ baseUrl: 'http://127.0.0.1:1', sdkKey: 'k', offline: true, bootstrap: snapshot, patternEngine: lazyDfa });
   let hits = 0;
   for (const f of [...flags.map((f) => f.key), 'absent']) {
     for (const ctx of contexts) {
       const got = a.variationDetail(f, ctx, 'default');
       expect(got, `${f} ${JSON.stringify(ctx)}`).toEqual(b.variationDetail(f, ctx, 'default'));
+      expect(withDfa.variationDetail(f, ctx, 'default'), `${f} ${JSON.stringify(ctx)} (DFA)`).toEqual(got);
       if (got.value === 'hit') hits++;
     }
   }
@@ -118,7 +128,7 @@ it('evaluates every operator, segment, target and rollout exactly as the sources
   expect(hits).toBeGreaterThan(100);
   expect(a.allFlags(contexts[4]!)).toEqual(b.allFlags(contexts[4]!));
   expect(a.variationDetail('op-0', { plan: 'pro' }, 7)).toEqual(b.variationDetail('op-0', { plan: 'pro' }, 7));
-  await Promise.all([a.close(), b.close()]);
+  await Promise.all([a.close(), b.close(), withDfa.close()]);
 });
 
 it('streams from the real server, applies a kill and reports its counts', async () => {

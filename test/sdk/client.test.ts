@@ -1,5 +1,9 @@
+import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createClient, type AviaryClient, type ClientOptions } from '@aviary/sdk';
+import { createClient, type AviaryClient, type ClientOptions, type PatternEngine } from '@aviary/sdk';
+import { lazyDfa } from '@aviary/sdk/core';
+import { defaultPatternEngine as browserDefault } from '../../sdk/websocket-browser.js';
+import { defaultPatternEngine as nodeDefault } from '../../sdk/websocket.js';
 import { api, startServer, type TestServer } from '../helpers/server.js';
 import { booleanFlag, setState, until } from '../stream/fixtures.js';
 import { freePort } from '../stream/server-process.js';
@@ -120,6 +124,45 @@ describe('createClient', () => {
     const bare = client({ baseUrl: sink.url, sdkKey: 'k', offline: true });
     await bare.ready(0);
     expect(bare.variationDetail('f', { key: 'u' }, true)).toMatchObject({ value: true, reason: { kind: 'ERROR', errorCode: 'FLAG_NOT_FOUND' } });
+  });
+
+  it('compiles `matches` with the pattern engine its options name, in the bootstrap and in streamed changes', async () => {
+    const srv = await server();
+    const matchesState = (pattern: string) => ({
+      enabled: true,
+      offVariant: 'off',
+      targets: [],
+      rules: [{ id: 'staff', conditions: [{ attribute: 'email', op: 'matches', values: [pattern] }], serve: { variant: 'on' } }],
+      fallthrough: { variant: 'off' },
+    });
+    await booleanFlag(srv, 'staff');
+    await setState(srv, 'staff', 'production', matchesState('@acme\\.com$'));
+    const first = client({ baseUrl: srv.url, sdkKey: srv.sdkKeys.production, WebSocket: WebSocket as never });
+    await first.ready();
+
+    // Answers "matches" to everything (so its use shows) and records every program it is handed.
+    const programs: number[] = [];
+    const liar: PatternEngine = (p) => {
+      programs.push(p.prog.length);
+      return () => true;
+    };
+    // An injected WebSocket, as a Node app may bring: the engine comes from the options, not from how it connects.
+    const c = client({ baseUrl: srv.url, sdkKey: srv.sdkKeys.production, WebSocket: WebSocket as never, bootstrap: first.snapshot()!, patternEngine: liar });
+    expect(programs).toHaveLength(1);
+    expect(c.variation('staff', { key: 'u', email: 'eve@evil.example' }, false)).toBe(true);
+    await until(() => c.status().connected, 'the stream');
+
+    const changed = new Promise<string[]>((resolve) => c.on('change', resolve));
+    await setState(srv, 'staff', 'production', matchesState('^nobody$'));
+    expect(await changed).toEqual(['staff']);
+    expect(programs).toHaveLength(2);
+    expect(c.variation('staff', { key: 'u', email: 'eve@evil.example' }, false)).toBe(true);
+    expect(first.variation('staff', { key: 'u', email: 'eve@evil.example' }, false)).toBe(false);
+  });
+
+  it('runs `matches` on the lazy DFA on Node unless told otherwise, and on the Pike VM alone in the browser build', () => {
+    expect(nodeDefault).toBe(lazyDfa);
+    expect(browserDefault).toBeUndefined();
   });
 
   it('rejects missing options with a TypeError', () => {

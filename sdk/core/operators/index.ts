@@ -4,17 +4,17 @@
  */
 import type { AttributeScalar, Operator } from '../types.js';
 import { parseIsoDate, toEpochMillis } from './dates.js';
-import { compilePattern } from './pattern.js';
+import { compilePattern, type PatternEngine } from './pattern.js';
 import { compareSemver, parseSemver } from './semver.js';
 
 /** A compiled test of one attribute scalar against all of a condition's values ("any value matches"). */
 export type ScalarTest = (v: AttributeScalar) => boolean;
 
 /**
- * Compiles an operator with validated values. Throws on values that validation would have rejected; compilation
- * turns that into a malformed flag, never an evaluation-time error.
+ * Compiles an operator with validated values (`matches` accelerated by `patternEngine`, if given). Throws on values
+ * that validation would have rejected; compilation turns that into a malformed flag, never an evaluation-time error.
  */
-export function compileScalarTest(op: Exclude<Operator, 'exists'>, values: readonly AttributeScalar[]): ScalarTest {
+export function compileScalarTest(op: Exclude<Operator, 'exists'>, values: readonly AttributeScalar[], patternEngine?: PatternEngine): ScalarTest {
   switch (op) {
     case 'in': {
       const set = new Set<AttributeScalar>(values);
@@ -32,7 +32,7 @@ export function compileScalarTest(op: Exclude<Operator, 'exists'>, values: reado
     }
     case 'matches': {
       const patterns = strings(values).map((p) => {
-        const r = compilePattern(p);
+        const r = compilePattern(p, patternEngine);
         return r.ok ? r.pattern : bad('pattern', `${p}: ${r.problem} at ${r.at}`);
       });
       return (v) => {
@@ -55,6 +55,7 @@ export function compileScalarTest(op: Exclude<Operator, 'exists'>, values: reado
     case 'semverGt': {
       const vs = strings(values).map((s) => parseSemver(s) ?? bad('semver', s));
       const want = op === 'semverEq' ? 0 : op === 'semverLt' ? -1 : 1;
+      const semverOf = memo(parseSemver);
       // Plain loops on this path: a closure over the attribute would be allocated on every evaluation.
       return (v) => {
         const p = typeof v === 'string' ? semverOf(v) : undefined;
@@ -67,6 +68,7 @@ export function compileScalarTest(op: Exclude<Operator, 'exists'>, values: reado
       const ms = values.map((x) => toEpochMillis(x) ?? bad('date', x));
       const before = op === 'before';
       const bound = before ? Math.max(...ms) : Math.min(...ms);
+      const dateOf = memo(parseIsoDate);
       return (v) => {
         const t = typeof v === 'string' ? dateOf(v) : toEpochMillis(v);
         return t !== undefined && (before ? t < bound : t > bound);
@@ -78,8 +80,9 @@ export function compileScalarTest(op: Exclude<Operator, 'exists'>, values: reado
 }
 
 /**
- * `parse` for attribute strings on the evaluation path: an application sends the same few versions and dates over
- * and over, so results are kept in a map (cleared when it holds 1,024) and evaluation parses nothing twice.
+ * `parse` for attribute strings on the evaluation path, with its results kept: an application sends the same few
+ * versions and dates over and over, so evaluation parses nothing twice. Each compiled condition has its own map
+ * (cleared when it holds 256 entries), so memory stays bounded and nothing is shared between conditions.
  */
 function memo<T>(parse: (s: string) => T): (s: string) => T {
   const cache = new Map<string, T>();
@@ -87,15 +90,12 @@ function memo<T>(parse: (s: string) => T): (s: string) => T {
     let v = cache.get(s);
     if (v === undefined && !cache.has(s)) {
       v = parse(s);
-      if (cache.size >= 1024) cache.clear();
+      if (cache.size >= 256) cache.clear();
       cache.set(s, v);
     }
     return v as T;
   };
 }
-
-const semverOf = memo(parseSemver);
-const dateOf = memo(parseIsoDate);
 
 /** Refuses a value compilation cannot use: `bad variant "x"` (compilation turns it into a malformed flag). */
 export function bad(what: string, v: unknown): never {

@@ -1,19 +1,20 @@
 /**
- * The lazy DFA that accelerates `matches` (see `setPatternAccelerator` in `pattern.ts`): states are sets of NFA
+ * The lazy DFA that accelerates `matches` (a `PatternEngine`, see `pattern.ts`): states are sets of NFA
  * instructions, created on first use and cached with their transitions, so a warm pattern costs one table lookup
  * per character, still linear in the input. A separate module so the browser bundle can leave it out (there the
- * Pike VM answers alone); importing it installs it, as `@aviary/sdk/core` and the SDK on Node do.
+ * Pike VM answers alone). Importing it changes nothing: it accelerates only the patterns it is passed to, by
+ * `compilePattern(source, lazyDfa)` or `CompileOptions.patternEngine` (the server's compiled environments, and the
+ * SDK's client on Node by default).
  */
 import {
-  compilePattern,
   inSet,
   OP_ASSERT,
   OP_JMP,
   OP_MATCH,
   OP_SET,
   OP_SPLIT,
-  setPatternAccelerator,
   type CharSet,
+  type PatternEngine,
   type ProgramView,
 } from './pattern.js';
 
@@ -166,13 +167,12 @@ class LazyDfa {
   }
 }
 
-/** The DFA for a program without word-boundary assertions (those need the Pike VM's look at both neighbours). */
-export function lazyDfa(p: ProgramView): ((s: string) => boolean) | null {
+/**
+ * The DFA for a program without word-boundary assertions (those need the Pike VM's look at both neighbours): each
+ * compiled pattern gets its own state cache.
+ */
+export const lazyDfa: PatternEngine = (p) => {
   if (p.prog.some(([op, x]) => op === OP_ASSERT && x >= 2)) return null;
   const dfa = new LazyDfa(p);
   return (s) => dfa.test(s);
-}
-
-setPatternAccelerator(lazyDfa);
-
-export { compilePattern };
+};

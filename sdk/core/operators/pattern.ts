@@ -280,28 +280,26 @@ export interface ProgramView {
 }
 
 /**
- * Builds a faster matcher for a program (same answers, still linear), or null to keep the Pike VM. The lazy DFA in
- * `pattern-dfa.ts` installs itself here; the browser bundle leaves it out, so there `matches` runs the Pike VM.
+ * An accelerator for `matches`: builds a faster matcher for a program (same answers, still linear), or null to
+ * keep the Pike VM. The lazy DFA in `pattern-dfa.ts` is one (`lazyDfa`); it is passed where patterns are compiled
+ * (`compilePattern`, and `CompileOptions.patternEngine` for environments), never installed globally, so the
+ * browser bundle, which does not import it, runs the Pike VM alone.
  */
-export type PatternAccelerator = (program: ProgramView) => ((s: string) => boolean) | null;
-
-let accelerator: PatternAccelerator | null = null;
-
-/** Installs (or, with null, removes) the accelerator used by patterns compiled from now on. */
-export function setPatternAccelerator(a: PatternAccelerator | null): void {
-  accelerator = a;
-}
+export type PatternEngine = (program: ProgramView) => ((s: string) => boolean) | null;
 
 /** A compiled pattern: `test` answers whether it matches anywhere in the input, in linear time. */
 export class LinearPattern implements ProgramView {
   /** Every match starts at 0 (the program begins with `^`), so later start positions need not be tried. */
   readonly anchored: boolean;
-  /** The accelerator's matcher (see `setPatternAccelerator`), or null: Pike VM only. */
+  /** The engine's matcher (see `PatternEngine`), or null: Pike VM only. */
   private readonly _fast: ((s: string) => boolean) | null;
 
-  constructor(readonly prog: readonly Instruction[]) {
+  constructor(
+    readonly prog: readonly Instruction[],
+    engine: PatternEngine | undefined,
+  ) {
     this.anchored = prog[0]![0] === OP_ASSERT && prog[0]![1] === 0;
-    this._fast = accelerator?.(this) ?? null;
+    this._fast = engine?.(this) ?? null;
   }
 
   /** Whether the pattern matches anywhere in `s` (false for strings longer than `MAX_MATCH_INPUT`). */
@@ -348,12 +346,12 @@ export class LinearPattern implements ProgramView {
 /** A compiled pattern, or why and where (an index into the source) the pattern was refused. */
 export type PatternResult = { ok: true; pattern: LinearPattern } | { ok: false; problem: PatternProblem; at: number };
 
-/** Parses and compiles a pattern; never throws. */
-export function compilePattern(source: string): PatternResult {
+/** Parses and compiles a pattern, accelerated by `engine` if given (default: the Pike VM alone); never throws. */
+export function compilePattern(source: string, engine?: PatternEngine): PatternResult {
   try {
     if (typeof source !== 'string') fail(PatternProblem.Type, 0);
     if (source.length > MAX_PATTERN_LENGTH) fail(PatternProblem.Length, MAX_PATTERN_LENGTH);
-    return { ok: true, pattern: new LinearPattern(parse(source)) };
+    return { ok: true, pattern: new LinearPattern(parse(source), engine) };
   } catch (e) {
     return e instanceof PatternError ? { ok: false, problem: e.problem, at: e.at } : { ok: false, problem: PatternProblem.Invalid, at: 0 };
   }
