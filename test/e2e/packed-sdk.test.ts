@@ -112,7 +112,7 @@ describe('the packed SDK', () => {
     const manifest = readFileSync(join(sdkDir, 'package.json'), 'utf8');
     expect(manifest).not.toContain('aviary-source');
     const pkg = JSON.parse(manifest) as { dependencies: Record<string, string>; peerDependencies: Record<string, string>; scripts?: unknown };
-    expect(Object.keys(pkg.dependencies).sort()).toEqual(['murmurhash', 'ws']);
+    expect(Object.keys(pkg.dependencies).sort()).toEqual(['ws']);
     expect(pkg.scripts).toBeUndefined();
 
     const specifiers = ['@aviary/sdk', '@aviary/sdk/openfeature', '@aviary/sdk/core', '@aviary/sdk/protocol'];
