@@ -10,7 +10,7 @@ export const tokenRoutes: FastifyPluginAsync = async (app) => {
   app.post('/tokens', { schema: { body: requestBody('createToken') } }, async (request, reply) => {
     const body = requireBodyObject(request.body);
     const issues: ProblemIssue[] = [];
-    checkKnown(body, ['kind', 'environment', 'name'], issues);
+    checkKnown(body, ['kind', 'environment', 'name', 'clientSide'], issues);
     if (body.kind !== 'admin' && body.kind !== 'sdk') issues.push({ path: '/kind', message: 'must be "admin" or "sdk"' });
     if (typeof body.name !== 'string' || body.name.trim().length === 0 || body.name.length > 200) issues.push({ path: '/name', message: 'must be a non-empty string of at most 200 characters' });
     if (body.kind === 'sdk') {
@@ -19,11 +19,15 @@ export const tokenRoutes: FastifyPluginAsync = async (app) => {
     } else if (body.kind === 'admin' && body.environment !== undefined && body.environment !== null) {
       issues.push({ path: '/environment', message: 'admin tokens are not scoped to an environment' });
     }
+    // CONTRACT §16: an SDK key is server-side (secret) unless created with clientSide: true (public, for browsers).
+    if (body.clientSide !== undefined && typeof body.clientSide !== 'boolean') issues.push({ path: '/clientSide', message: 'must be a boolean' });
+    else if (body.clientSide === true && body.kind !== 'sdk') issues.push({ path: '/clientSide', message: 'only SDK keys are client-side or server-side' });
     if (issues.length) throw validationError(issues);
     const created = app.stores.tokens.create(request.actor!, {
       kind: body.kind as 'admin' | 'sdk',
       environment: body.kind === 'sdk' ? (body.environment as string) : null,
       name: body.name as string,
+      clientSide: body.clientSide === true,
     });
     // The secret is in this response and nowhere else: never cache it.
     return reply.code(201).header('cache-control', 'no-store').header('location', `/api/v1/tokens/${created.id}`).send(created);
