@@ -771,9 +771,20 @@ export interface components {
         /** @description Any JSON value. */
         JsonValue: unknown;
         AttributeScalar: string | number | boolean;
-        /** @description A scalar, or an array of scalars (an array matches if any element does). */
-        AttributeValue: components["schemas"]["AttributeScalar"] | components["schemas"]["AttributeScalar"][];
-        /** @description Who or what a flag is evaluated for; `key` identifies the context, the rest are attributes. */
+        /** @description A context attribute's scalar value; strings of at most 1,024 characters (the evaluation budget). */
+        ContextScalar: string | number | boolean;
+        /**
+         * @description A scalar, or an array of at most 100 scalars (an array matches if any element does). Part of the evaluation
+         *     budget of a context (docs/operations.md, "SDK-key limits").
+         */
+        AttributeValue: components["schemas"]["ContextScalar"] | components["schemas"]["ContextScalar"][];
+        /**
+         * @description Who or what a flag is evaluated for; `key` identifies the context, the rest are attributes. Evaluation budget
+         *     (CONTRACT §16; docs/operations.md, "SDK-key limits"): at most 100 attributes, names of at most 256
+         *     characters, strings of at most 1,024 characters, arrays of at most 100 elements, and 8,192 bytes (UTF-8) of
+         *     names and strings in all (`x-aviary-context-budget`, checked by the server). A context over budget is
+         *     answered 400 naming the limit and the attribute.
+         */
         EvaluationContext: {
             key?: string;
         } & {
@@ -1254,6 +1265,12 @@ export interface components {
             /** @description The environment an SDK key reads (null for admin tokens). */
             environment: string | null;
             name: string;
+            /**
+             * @description SDK keys: true for a client-side key (public: shipped in browser and mobile apps), false for a
+             *     server-side key (secret) and for admin tokens (CONTRACT §16). Both read their environment and report
+             *     metrics; what a client-side key reports can never decide a canary by itself (docs/canary-analysis.md).
+             */
+            clientSide: boolean;
             /** @description The first characters of the secret, to tell tokens apart. */
             prefix: string;
             createdAt: components["schemas"]["Timestamp"];
@@ -1268,6 +1285,11 @@ export interface components {
             /** @description Required for `sdk`, not allowed for `admin` (null is accepted). */
             environment?: components["schemas"]["EnvironmentKey"] | null;
             name: string;
+            /**
+             * @description `sdk` only: `true` creates a client-side key (public, for browsers and mobile apps). Without it an SDK
+             *     key is server-side (secret), as are keys set by `AVIARY_SDK_KEY_<ENV>`.
+             */
+            clientSide?: boolean;
         };
         /** @description The new token with its secret, shown this once. */
         TokenCreated: components["schemas"]["Token"] & {

@@ -10,6 +10,7 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { createHash } from 'node:crypto';
 import { evaluateFlag, type EvaluationContext, type EvaluationDetail, type JsonValue } from '@aviary/sdk/core';
 import { sdkAuthHook } from '../auth/hooks.js';
+import { contextBudgetProblem } from '../limits/context-budget.js';
 import { CompiledEnvironmentCache } from '../sdk/compiled-cache.js';
 
 type OfrepErrorCode = 'PARSE_ERROR' | 'TARGETING_KEY_MISSING' | 'INVALID_CONTEXT' | 'GENERAL' | 'FLAG_NOT_FOUND';
@@ -34,7 +35,8 @@ export function ofrepReason(d: EvaluationDetail): string {
 /**
  * An OFREP request's context → an Aviary context. `targetingKey` becomes `key`. Values must be what Aviary
  * conditions can test (strings, numbers, booleans, arrays of those); anything else is an INVALID_CONTEXT naming
- * the attribute, rather than being silently ignored.
+ * the attribute, rather than being silently ignored. A context over the evaluation budget (server/limits/
+ * context-budget.ts, the same as `POST /sdk/v1/evaluate`'s) is an INVALID_CONTEXT naming the limit.
  */
 export function toContext(body: unknown): { ok: true; context: EvaluationContext } | { ok: false; code: OfrepErrorCode; details: string } {
   if (body === undefined || body === null) return { ok: true, context: {} };
@@ -42,6 +44,8 @@ export function toContext(body: unknown): { ok: true; context: EvaluationContext
   const raw = (body as { context?: unknown }).context;
   if (raw === undefined) return { ok: true, context: {} };
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { ok: false, code: 'INVALID_CONTEXT', details: '/context: must be an object' };
+  const over = contextBudgetProblem(raw);
+  if (over) return { ok: false, code: 'INVALID_CONTEXT', details: `/context${over.path}: ${over.message}` };
   const context: EvaluationContext = {};
   for (const [name, v] of Object.entries(raw as Record<string, unknown>)) {
     if (name === 'targetingKey') {
@@ -88,7 +92,11 @@ export const ofrepRoutes: FastifyPluginAsync = async (app) => {
   app.addHook('onClose', async () => cache.close());
   app.addHook('onRequest', sdkAuthHook);
 
-  app.post<{ Params: { key: string } }>('/evaluate/flags/:key', async (request, reply) => {
+  // The largest context within the evaluation budget (100 arrays of 100 numbers) is under 256 KiB of JSON; a larger
+  // body is refused (413) before it is read in full.
+  const bodyLimit = 256 * 1024;
+
+  app.post<{ Params: { key: string } }>('/evaluate/flags/:key', { bodyLimit }, async (request, reply) => {
     const { key } = request.params;
     const parsed = toContext(request.body);
     if (!parsed.ok) return failure(reply, 400, { key, errorCode: parsed.code, errorDetails: parsed.details });
@@ -102,7 +110,7 @@ export const ofrepRoutes: FastifyPluginAsync = async (app) => {
     return reply.header('cache-control', 'no-store').send(success(key, d, env.version));
   });
 
-  app.post('/evaluate/flags', async (request, reply) => {
+  app.post('/evaluate/flags', { bodyLimit }, async (request, reply) => {
     const parsed = toContext(request.body);
     if (!parsed.ok) return failure(reply, 400, { errorCode: parsed.code, errorDetails: parsed.details });
     const environment = request.sdk!.environment;

@@ -11,6 +11,7 @@ import type { FastifyInstance, FastifySchemaCompiler } from 'fastify';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import { contextBudgetKeyword } from '../limits/context-budget.js';
 import { bodyRequired, bodySchema, type JsonObject } from './spec.js';
 
 // ajv-formats is CommonJS with `exports.default`; under NodeNext the default import is the module object.
@@ -29,6 +30,8 @@ function newAjv(coerce: boolean): Ajv2020 {
     useDefaults: true,
   });
   addFormats(ajv);
+  // `x-aviary-context-budget`: the evaluation budget of a context (server/limits/context-budget.ts).
+  ajv.addKeyword(contextBudgetKeyword);
   return ajv;
 }
 
