@@ -6,11 +6,12 @@
  * so the published OFREP providers work against Aviary unchanged. Evaluation is the shared core's; the flag's own
  * kind is served (OFREP providers check the type on their side and report TYPE_MISMATCH).
  */
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { FastifyError, FastifyPluginAsync, FastifyReply } from 'fastify';
 import { createHash } from 'node:crypto';
 import { evaluateFlag, type EvaluationContext, type EvaluationDetail, type JsonValue } from '@aviary/sdk/core';
 import { sdkAuthHook } from '../auth/hooks.js';
-import { contextBudgetProblem } from '../limits/context-budget.js';
+import { problemDocument, problemErrorHandler, sendProblem } from '../errors.js';
+import { CONTEXT_LIMITS, contextBudgetProblem } from '../limits/context-budget.js';
 import { CompiledEnvironmentCache } from '../sdk/compiled-cache.js';
 
 type OfrepErrorCode = 'PARSE_ERROR' | 'TARGETING_KEY_MISSING' | 'INVALID_CONTEXT' | 'GENERAL' | 'FLAG_NOT_FOUND';
@@ -95,6 +96,11 @@ export const ofrepRoutes: FastifyPluginAsync = async (app) => {
   // The largest context within the evaluation budget (100 arrays of 100 numbers) is under 256 KiB of JSON; a larger
   // body is refused (413) before it is read in full.
   const bodyLimit = 256 * 1024;
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error.code !== 'FST_ERR_CTP_BODY_TOO_LARGE') return problemErrorHandler(error, request, reply);
+    const detail = `The request body is larger than ${bodyLimit} bytes, the OFREP body limit (a context within the evaluation budget, ${CONTEXT_LIMITS.totalStringBytes} bytes of strings, is far smaller).`;
+    return sendProblem(reply, problemDocument('payload-too-large', detail, { instance: request.url.split('?')[0]!, extensions: { limit: 'bodyBytes', allowance: bodyLimit } }));
+  });
 
   app.post<{ Params: { key: string } }>('/evaluate/flags/:key', { bodyLimit }, async (request, reply) => {
     const { key } = request.params;
