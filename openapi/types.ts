@@ -260,7 +260,12 @@ export interface paths {
         };
         /** Get a canary and its live comparison */
         get: operations["getCanary"];
-        /** Start (or replace) a canary */
+        /**
+         * Start (or replace) a canary
+         * @description 409 when a canary of the flag is active, or when the flag's own state already serves the canary variant
+         *     outside the canary (targets, rules, or `offVariant`; `errors` names each, under `/state`): that traffic is
+         *     not a random sample, and a rollback could not take it away (docs/canary-analysis.md).
+         */
         put: operations["putCanary"];
         post?: never;
         /**
@@ -599,9 +604,18 @@ export interface paths {
         put?: never;
         /**
          * Report evaluation counts and outcomes
-         * @description Each report is counted exactly once per (`sdkId`, `seq`): a report retried after a lost response is
+         * @description Each report is counted exactly once per (SDK key, `sdkId`, `seq`): a report retried after a lost response is
          *     acknowledged again (`duplicate: true`) and not counted twice. The answer comes only after the report is
          *     committed; on 503 the SDK keeps the report and retries it.
+         *
+         *     What an SDK key may report is bounded (CONTRACT §16; docs/operations.md, "SDK-key limits"): a row counts
+         *     only for a flag and variant the key's environment serves, a minute at most 5 minutes ahead of the server's
+         *     clock and at most 24 hours behind it, and counts of at most 100,000,000 (1,000,000 for a client-side key).
+         *     Other rows are dropped and named in the answer (`dropped`); the rest of the report is counted. A report
+         *     with no countable row is refused (400, `limit` names the first limit broken, `byLimit` counts them), and
+         *     the SDK drops it. Per key, rows and bytes per minute and a share of the ingest queue are limited: beyond
+         *     them the answer is 429 with `Retry-After` (`limit`: `rows-per-minute`, `bytes-per-minute`,
+         *     `queued-reports-per-key`, `queued-rows-per-key`; `allowance`), and the SDK retries the same report.
          */
         post: operations["sdkMetrics"];
         delete?: never;
@@ -625,7 +639,9 @@ export interface paths {
         /**
          * OFREP single-flag evaluation
          * @description Evaluates one flag for the context (`targetingKey` is the context key). Errors use OFREP's bodies, not
-         *     problem+json, because OFREP providers read `errorCode`; authentication failures are problem+json.
+         *     problem+json, because OFREP providers read `errorCode`; authentication failures are problem+json. The
+         *     context has the same evaluation budget as `POST /sdk/v1/evaluate`'s (`EvaluationContext`): a context over
+         *     it is `INVALID_CONTEXT` naming the limit; a body over 256 KiB is refused with 413 before it is read.
          */
         post: operations["ofrepEvaluateFlag"];
         delete?: never;
@@ -1108,6 +1124,43 @@ export interface components {
             }) | null;
             /** @description The statistical method used. */
             method: string;
+            sources?: components["schemas"]["EvidenceSources"];
+        };
+        /**
+         * @description Where the comparison's evidence came from: server-side SDK keys (counted whole) and client-side ones
+         *     (capped per SDK instance and per key-minute), how many SDK instances and which keys (token ids; the audit
+         *     entry of an automatic decision adds their names), the largest single client-side contribution, and the
+         *     rule the decision followed (docs/canary-analysis.md, "Evidence from SDK keys").
+         */
+        EvidenceSources: {
+            server: components["schemas"]["EvidencePool"];
+            client: components["schemas"]["EvidencePool"] & {
+                /** @description The largest contribution of one client-side SDK instance or key-minute, per side. */
+                largestUnit: {
+                    canary?: components["schemas"]["EvidenceUnit"];
+                    control?: components["schemas"]["EvidenceUnit"];
+                };
+                /** @description Client-side outcomes left out by the caps. */
+                capped: number;
+            };
+            rule: string;
+        };
+        EvidencePool: {
+            /** @description Distinct SDK instances (sdkIds) that reported outcomes, per side. */
+            instances: {
+                canary?: number;
+                control?: number;
+            };
+            outcomes: {
+                canary?: number;
+                control?: number;
+            };
+            keys: string[];
+        };
+        EvidenceUnit: {
+            outcomes?: number;
+            errors?: number;
+            latencySamples?: number;
         };
         /** @description The canary document (with defaults filled in) plus where the canary stands. */
         CanaryStatus: {
@@ -1120,7 +1173,10 @@ export interface components {
             state: components["schemas"]["CanaryState"];
             /** @description Index of the current stage. */
             stage: number;
-            /** @description The canary's current share of traffic outside cohorts. */
+            /**
+             * @description The share of traffic outside cohorts that the canary's own rollout serves it (0 once rolled back). What
+             *     else serves the canary variant is in `exposure`.
+             */
             percent: number;
             /** @description Segments that get the canary now. */
             cohorts: components["schemas"]["SegmentKey"][];
@@ -1140,6 +1196,21 @@ export interface components {
                 decision: string;
                 why: string;
             } | null;
+            /**
+             * @description What serves the canary variant besides the canary's own rollout: the flag state's own targets, rules or
+             *     offVariant (a canary cannot start, or resume, while they exist; one added during a canary pauses it),
+             *     and the share of evaluations SDKs reported for the canary variant in the whole minutes since the stage
+             *     began, or since the canary finished (at most the last hour; null until reported).
+             */
+            exposure: {
+                outsideCanary: components["schemas"]["ValidationIssue"][];
+                measured: {
+                    since: components["schemas"]["DateTime"];
+                    evaluations: number;
+                    canaryEvaluations: number;
+                    share: number;
+                } | null;
+            };
         };
         VariantTotals: {
             evaluations: number;
@@ -1226,6 +1297,16 @@ export interface components {
             accepted: boolean;
             /** @description This (`sdkId`, `seq`) had been counted before; it was not counted again. */
             duplicate?: boolean;
+            /** @description Rows of the report that were not counted, by the limit they broke (absent when none were). */
+            dropped?: {
+                rows: number;
+                /** @description Rows per limit (`unknown-flag`, `unknown-variant`, `clock-skew`, `too-old`, `count-limit`). */
+                byLimit: {
+                    [key: string]: number;
+                };
+                /** @description The first 20 dropped rows' fields, with the limit in words. */
+                errors: components["schemas"]["ValidationIssue"][];
+            };
         } & {
             [key: string]: unknown;
         };
@@ -2787,11 +2868,31 @@ export interface operations {
                     "application/json": components["schemas"]["MetricsReceipt"];
                 };
             };
-            400: components["responses"]["BadRequest"];
+            /** @description The report is malformed, or none of its rows may be counted (`limit`, `byLimit`, `errors`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
-            429: components["responses"]["TooManyRequests"];
+            /**
+             * @description This SDK key is over one of its quotas (`limit`, `allowance`), or too many failed authentications from
+             *     this address; retry after `Retry-After`. Nothing was counted.
+             */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             503: components["responses"]["Unavailable"];
         };
     };
@@ -2840,6 +2941,7 @@ export interface operations {
                     "application/json": components["schemas"]["OfrepFlagNotFound"];
                 };
             };
+            413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["TooManyRequests"];
         };
     };
@@ -2887,6 +2989,7 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["TooManyRequests"];
         };
     };
