@@ -60,6 +60,14 @@ export async function metricsIngestRoutes(app: FastifyInstance): Promise<void> {
         });
         done(null, payload.pipe(counted));
       },
+      // The key pays for the rows it sent, countable or not, before they are validated.
+      preValidation: (request, reply, done) => {
+        const stats = (request.body as { stats?: unknown } | null)?.stats;
+        const over = request.sdk ? quotas.take(request.sdk.tokenId, 'rows', Array.isArray(stats) ? stats.length : 0) : null;
+        if (!over) return done();
+        instruments.reports.inc({ result: 'refused' });
+        done(overQuota(reply, over, 'stats rows'));
+      },
     },
     async (request, reply) => {
       const sdk = request.sdk;
@@ -70,11 +78,6 @@ export async function metricsIngestRoutes(app: FastifyInstance): Promise<void> {
         throw validationError(checked.issues);
       }
       const report = checked.value;
-      const rowsOver = quotas.take(sdk.tokenId, 'rows', report.stats.length);
-      if (rowsOver) {
-        instruments.reports.inc({ result: 'refused' });
-        throw overQuota(reply, rowsOver, 'stats rows');
-      }
       const screened = screenReport(report, catalog.get(sdk.environment), app.now(), app.metrics.reportLimits, sdk.clientSide);
       for (const [reason, n] of Object.entries(screened.byReason)) instruments.droppedRows.inc({ reason }, n);
       const dropped =

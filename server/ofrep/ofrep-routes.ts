@@ -12,6 +12,7 @@ import { evaluateFlag, type EvaluationContext, type EvaluationDetail, type JsonV
 import { sdkAuthHook } from '../auth/hooks.js';
 import { problemDocument, problemErrorHandler, sendProblem } from '../errors.js';
 import { CONTEXT_LIMITS, contextBudgetProblem } from '../limits/context-budget.js';
+import { evaluationTimeOf } from '../limits/evaluation-time.js';
 import { CompiledEnvironmentCache } from '../sdk/compiled-cache.js';
 
 type OfrepErrorCode = 'PARSE_ERROR' | 'TARGETING_KEY_MISSING' | 'INVALID_CONTEXT' | 'GENERAL' | 'FLAG_NOT_FOUND';
@@ -101,6 +102,16 @@ export const ofrepRoutes: FastifyPluginAsync = async (app) => {
     const detail = `The request body is larger than ${bodyLimit} bytes, the OFREP body limit (a context within the evaluation budget, ${CONTEXT_LIMITS.totalStringBytes} bytes of strings, is far smaller).`;
     return sendProblem(reply, problemDocument('payload-too-large', detail, { instance: request.url.split('?')[0]!, extensions: { limit: 'bodyBytes', allowance: bodyLimit } }));
   });
+  // Each key's share of the event loop for evaluation (server/limits/evaluation-time.ts), shared with /sdk/v1/evaluate.
+  const time = evaluationTimeOf(app.server);
+  // A key out of time is refused before its body is parsed: a flood of refusals costs as little as possible.
+  app.addHook('onRequest', (request, reply, done) => {
+    const over = request.sdk ? time.admit(request.sdk.tokenId) : null;
+    if (!over) return done();
+    reply.header('retry-after', String(over.retryAfterSeconds));
+    const detail = `This SDK key used its ${time.limits.msPerSecond} ms per second of server-side evaluation; retry in ${over.retryAfterSeconds} s.`;
+    void sendProblem(reply, problemDocument('too-many-requests', detail, { instance: request.url.split('?')[0]!, extensions: { limit: 'evaluation-ms-per-second', allowance: time.limits.msPerSecond } }));
+  });
 
   app.post<{ Params: { key: string } }>('/evaluate/flags/:key', { bodyLimit }, async (request, reply) => {
     const { key } = request.params;
@@ -109,7 +120,7 @@ export const ofrepRoutes: FastifyPluginAsync = async (app) => {
     const env = cache.get(request.sdk!.environment);
     const flag = env?.flags.get(key);
     if (!env || !flag) return failure(reply, 404, { key, errorCode: 'FLAG_NOT_FOUND', errorDetails: `No flag "${key}" in this environment.` });
-    const d = evaluateFlag<JsonValue>(flag, parsed.context, null, true);
+    const d = time.run(request.sdk!.tokenId, () => evaluateFlag<JsonValue>(flag, parsed.context, null, true));
     if (d.reason.kind === 'ERROR') {
       return failure(reply, 400, { key, errorCode: d.errorCode === 'MALFORMED_FLAG' ? 'PARSE_ERROR' : 'GENERAL', errorDetails: d.errorCode ?? 'evaluation failed' });
     }
@@ -125,11 +136,13 @@ export const ofrepRoutes: FastifyPluginAsync = async (app) => {
     const etag = bulkETag(environment, env.version, parsed.context);
     if (matches(request.headers['if-none-match'], etag)) return reply.code(304).header('etag', etag).send();
     const flags: object[] = [];
-    for (const [key, flag] of env.flags) {
-      const d = evaluateFlag<JsonValue>(flag, parsed.context, null, true);
-      if (d.reason.kind === 'ERROR') flags.push({ key, errorCode: d.errorCode === 'MALFORMED_FLAG' ? 'PARSE_ERROR' : 'GENERAL', errorDetails: d.errorCode ?? 'evaluation failed' });
-      else flags.push(success(key, d, env.version));
-    }
+    time.run(request.sdk!.tokenId, () => {
+      for (const [key, flag] of env.flags) {
+        const d = evaluateFlag<JsonValue>(flag, parsed.context, null, true);
+        if (d.reason.kind === 'ERROR') flags.push({ key, errorCode: d.errorCode === 'MALFORMED_FLAG' ? 'PARSE_ERROR' : 'GENERAL', errorDetails: d.errorCode ?? 'evaluation failed' });
+        else flags.push(success(key, d, env.version));
+      }
+    });
     return reply.header('etag', etag).header('cache-control', 'no-cache').send({ flags });
   });
 };

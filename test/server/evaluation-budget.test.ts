@@ -98,6 +98,30 @@ describe('POST /sdk/v1/evaluate', () => {
   });
 });
 
+describe('evaluation time per SDK key', () => {
+  it("a flood of worst-case contexts from one key is held to its share: 429s for it, not for kills or other keys", async () => {
+    const browser = (await api(srv).post('/api/v1/tokens', { kind: 'sdk', environment: 'production', name: 'web', clientSide: true })).body.token as string;
+    const context = { key: 'u1', email: Array.from({ length: 8 }, () => 'a.'.repeat(500)) };
+    const flood = Promise.all(
+      Array.from({ length: 60 }, (_, i) =>
+        request(srv, 'POST', i % 2 ? '/sdk/v1/evaluate' : '/ofrep/v1/evaluate/flags/acme-staff', { body: i % 2 ? { context } : { context: { ...context, targetingKey: 'u1' } }, token: browser }),
+      ),
+    );
+    const [kill, ms] = await timed(() => api(srv).post('/api/v1/flags/acme-staff/environments/production/kill', { reason: 'test' }));
+    const other = await sdk('/sdk/v1/evaluate', { context: { key: 'u2', email: 'jo@acme.com' } });
+    const answers = await flood;
+    expect(kill.status).toBe(200);
+    expect(other.status).toBe(200);
+    const statuses = answers.map((r) => r.status);
+    expect(statuses).toContain(200);
+    expect(statuses).toContain(429);
+    const refused = answers.find((r) => r.status === 429)!;
+    expect(refused.headers.get('content-type')).toContain('application/problem+json');
+    expect(refused.body).toMatchObject({ limit: 'evaluation-ms-per-second', allowance: 500 });
+    console.log(`60 worst-case evaluations from one key: ${statuses.filter((x) => x === 429).length} refused (429); kill meanwhile ${ms.toFixed(0)} ms`);
+  });
+});
+
 describe('patterns flag authors can save', () => {
   it('refuses a pattern whose cost per input character is large, naming the limit; keeps the email rule', async () => {
     const a = api(srv);
