@@ -260,7 +260,12 @@ export interface paths {
         };
         /** Get a canary and its live comparison */
         get: operations["getCanary"];
-        /** Start (or replace) a canary */
+        /**
+         * Start (or replace) a canary
+         * @description 409 when a canary of the flag is active, or when the flag's own state already serves the canary variant
+         *     outside the canary (targets, rules, or `offVariant`; `errors` names each, under `/state`): that traffic is
+         *     not a random sample, and a rollback could not take it away (docs/canary-analysis.md).
+         */
         put: operations["putCanary"];
         post?: never;
         /**
@@ -599,9 +604,18 @@ export interface paths {
         put?: never;
         /**
          * Report evaluation counts and outcomes
-         * @description Each report is counted exactly once per (`sdkId`, `seq`): a report retried after a lost response is
+         * @description Each report is counted exactly once per (SDK key, `sdkId`, `seq`): a report retried after a lost response is
          *     acknowledged again (`duplicate: true`) and not counted twice. The answer comes only after the report is
          *     committed; on 503 the SDK keeps the report and retries it.
+         *
+         *     What an SDK key may report is bounded (CONTRACT §16; docs/operations.md, "SDK-key limits"): a row counts
+         *     only for a flag and variant the key's environment serves, a minute at most 5 minutes ahead of the server's
+         *     clock and at most 24 hours behind it, and counts of at most 100,000,000 (1,000,000 for a client-side key).
+         *     Other rows are dropped and named in the answer (`dropped`); the rest of the report is counted. A report
+         *     with no countable row is refused (400, `limit` names the first limit broken, `byLimit` counts them), and
+         *     the SDK drops it. Per key, rows and bytes per minute and a share of the ingest queue are limited: beyond
+         *     them the answer is 429 with `Retry-After` (`limit`: `rows-per-minute`, `bytes-per-minute`,
+         *     `queued-reports-per-key`, `queued-rows-per-key`; `allowance`), and the SDK retries the same report.
          */
         post: operations["sdkMetrics"];
         delete?: never;
@@ -666,7 +680,9 @@ export interface paths {
         /**
          * OFREP single-flag evaluation
          * @description Evaluates one flag for the context (`targetingKey` is the context key). Errors use OFREP's bodies, not
-         *     problem+json, because OFREP providers read `errorCode`; authentication failures are problem+json.
+         *     problem+json, because OFREP providers read `errorCode`; authentication failures are problem+json. The
+         *     context has the same evaluation budget as `POST /sdk/v1/evaluate`'s (`EvaluationContext`): a context over
+         *     it is `INVALID_CONTEXT` naming the limit; a body over 256 KiB is refused with 413 before it is read.
          */
         post: operations["ofrepEvaluateFlag"];
         delete?: never;
@@ -815,9 +831,20 @@ export interface components {
         /** @description Any JSON value. */
         JsonValue: unknown;
         AttributeScalar: string | number | boolean;
-        /** @description A scalar, or an array of scalars (an array matches if any element does). */
-        AttributeValue: components["schemas"]["AttributeScalar"] | components["schemas"]["AttributeScalar"][];
-        /** @description Who or what a flag is evaluated for; `key` identifies the context, the rest are attributes. */
+        /** @description A context attribute's scalar value; strings of at most 1,024 characters (the evaluation budget). */
+        ContextScalar: string | number | boolean;
+        /**
+         * @description A scalar, or an array of at most 100 scalars (an array matches if any element does). Part of the evaluation
+         *     budget of a context (docs/operations.md, "SDK-key limits").
+         */
+        AttributeValue: components["schemas"]["ContextScalar"] | components["schemas"]["ContextScalar"][];
+        /**
+         * @description Who or what a flag is evaluated for; `key` identifies the context, the rest are attributes. Evaluation budget
+         *     (CONTRACT §16; docs/operations.md, "SDK-key limits"): at most 100 attributes, names of at most 256
+         *     characters, strings of at most 1,024 characters, arrays of at most 100 elements, and 8,192 bytes (UTF-8) of
+         *     names and strings in all (`x-aviary-context-budget`, checked by the server). A context over budget is
+         *     answered 400 naming the limit and the attribute.
+         */
         EvaluationContext: {
             key?: string;
         } & {
@@ -1057,7 +1084,11 @@ export interface components {
          * @description A whole segment, for `PUT` (which replaces): `included`, `excluded` and `rules` are required, as the flag state's
          *     members are, so a partial body (`{}`) cannot empty a segment by accident. Send `[]` to empty one on purpose.
          */
-        SegmentReplace: components["schemas"]["SegmentInput"] & unknown;
+        SegmentReplace: components["schemas"]["SegmentInput"] & {
+            included: unknown;
+            excluded: unknown;
+            rules: unknown;
+        };
         /**
          * @description A segment to store. In a `PUT`, `key` (if given) must equal the path's. The read-only members of a `GET`
          *     answer (`revision`, `createdAt`, `updatedAt`) may be sent back and are ignored.
@@ -1150,6 +1181,43 @@ export interface components {
             }) | null;
             /** @description The statistical method used. */
             method: string;
+            sources?: components["schemas"]["EvidenceSources"];
+        };
+        /**
+         * @description Where the comparison's evidence came from: server-side SDK keys (counted whole) and client-side ones
+         *     (capped per SDK instance and per key-minute), how many SDK instances and which keys (token ids; the audit
+         *     entry of an automatic decision adds their names), the largest single client-side contribution, and the
+         *     rule the decision followed (docs/canary-analysis.md, "Evidence from SDK keys").
+         */
+        EvidenceSources: {
+            server: components["schemas"]["EvidencePool"];
+            client: components["schemas"]["EvidencePool"] & {
+                /** @description The largest contribution of one client-side SDK instance or key-minute, per side. */
+                largestUnit: {
+                    canary?: components["schemas"]["EvidenceUnit"];
+                    control?: components["schemas"]["EvidenceUnit"];
+                };
+                /** @description Client-side outcomes left out by the caps. */
+                capped: number;
+            };
+            rule: string;
+        };
+        EvidencePool: {
+            /** @description Distinct SDK instances (sdkIds) that reported outcomes, per side. */
+            instances: {
+                canary?: number;
+                control?: number;
+            };
+            outcomes: {
+                canary?: number;
+                control?: number;
+            };
+            keys: string[];
+        };
+        EvidenceUnit: {
+            outcomes?: number;
+            errors?: number;
+            latencySamples?: number;
         };
         /** @description The canary document (with defaults filled in) plus where the canary stands. */
         CanaryStatus: {
@@ -1162,7 +1230,10 @@ export interface components {
             state: components["schemas"]["CanaryState"];
             /** @description Index of the current stage. */
             stage: number;
-            /** @description The canary's current share of traffic outside cohorts. */
+            /**
+             * @description The share of traffic outside cohorts that the canary's own rollout serves it (0 once rolled back). What
+             *     else serves the canary variant is in `exposure`.
+             */
             percent: number;
             /** @description Segments that get the canary now. */
             cohorts: components["schemas"]["SegmentKey"][];
@@ -1182,6 +1253,21 @@ export interface components {
                 decision: string;
                 why: string;
             } | null;
+            /**
+             * @description What serves the canary variant besides the canary's own rollout: the flag state's own targets, rules or
+             *     offVariant (a canary cannot start, or resume, while they exist; one added during a canary pauses it),
+             *     and the share of evaluations SDKs reported for the canary variant in the whole minutes since the stage
+             *     began, or since the canary finished (at most the last hour; null until reported).
+             */
+            exposure: {
+                outsideCanary: components["schemas"]["ValidationIssue"][];
+                measured: {
+                    since: components["schemas"]["DateTime"];
+                    evaluations: number;
+                    canaryEvaluations: number;
+                    share: number;
+                } | null;
+            };
         };
         VariantTotals: {
             evaluations: number;
@@ -1268,6 +1354,16 @@ export interface components {
             accepted: boolean;
             /** @description This (`sdkId`, `seq`) had been counted before; it was not counted again. */
             duplicate?: boolean;
+            /** @description Rows of the report that were not counted, by the limit they broke (absent when none were). */
+            dropped?: {
+                rows: number;
+                /** @description Rows per limit (`unknown-flag`, `unknown-variant`, `clock-skew`, `too-old`, `count-limit`). */
+                byLimit: {
+                    [key: string]: number;
+                };
+                /** @description The first 20 dropped rows' fields, with the limit in words. */
+                errors: components["schemas"]["ValidationIssue"][];
+            };
         } & {
             [key: string]: unknown;
         };
@@ -1307,6 +1403,12 @@ export interface components {
             /** @description The environment an SDK key reads (null for admin tokens). */
             environment: string | null;
             name: string;
+            /**
+             * @description SDK keys: true for a client-side key (public: shipped in browser and mobile apps), false for a
+             *     server-side key (secret) and for admin tokens (CONTRACT §16). Both read their environment and report
+             *     metrics; what a client-side key reports can never decide a canary by itself (docs/canary-analysis.md).
+             */
+            clientSide: boolean;
             /** @description The first characters of the secret, to tell tokens apart. */
             prefix: string;
             createdAt: components["schemas"]["DateTime"];
@@ -1321,6 +1423,11 @@ export interface components {
             /** @description Required for `sdk`, not allowed for `admin` (null is accepted). */
             environment?: components["schemas"]["EnvironmentKey"] | null;
             name: string;
+            /**
+             * @description `sdk` only: `true` creates a client-side key (public, for browsers and mobile apps). Without it an SDK
+             *     key is server-side (secret), as are keys set by `AVIARY_SDK_KEY_<ENV>`.
+             */
+            clientSide?: boolean;
         };
         /** @description The new token with its secret, shown this once. */
         TokenCreated: components["schemas"]["Token"] & {
@@ -2835,11 +2942,31 @@ export interface operations {
                     "application/json": components["schemas"]["MetricsReceipt"];
                 };
             };
-            400: components["responses"]["BadRequest"];
+            /** @description The report is malformed, or none of its rows may be counted (`limit`, `byLimit`, `errors`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
-            429: components["responses"]["TooManyRequests"];
+            /**
+             * @description This SDK key is over one of its quotas (`limit`, `allowance`), or too many failed authentications from
+             *     this address; retry after `Retry-After`. Nothing was counted.
+             */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             503: components["responses"]["Unavailable"];
         };
     };
@@ -2961,6 +3088,7 @@ export interface operations {
                     "application/json": components["schemas"]["OfrepFlagNotFound"];
                 };
             };
+            413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["TooManyRequests"];
         };
     };
@@ -3008,6 +3136,7 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["TooManyRequests"];
         };
     };

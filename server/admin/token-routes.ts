@@ -9,7 +9,7 @@ export const tokenRoutes: FastifyPluginAsync = async (app) => {
 
   app.post<RouteOf<'createToken'>>('/tokens', { schema: routeSchema('createToken') }, async (request, reply) => {
     // The schema has checked the fields one by one; what is left is how they combine, and what exists.
-    const { kind, environment, name } = request.body;
+    const { kind, environment, name, clientSide } = request.body;
     const issues: ProblemIssue[] = [];
     if (name.trim().length === 0) issues.push({ path: '/name', message: 'must not be blank' });
     if (kind === 'sdk') {
@@ -18,8 +18,10 @@ export const tokenRoutes: FastifyPluginAsync = async (app) => {
     } else if (environment !== undefined && environment !== null) {
       issues.push({ path: '/environment', message: 'admin tokens are not scoped to an environment' });
     }
+    // CONTRACT §16: an SDK key is server-side (secret) unless created with clientSide: true (public, for browsers).
+    if (clientSide === true && kind !== 'sdk') issues.push({ path: '/clientSide', message: 'only SDK keys are client-side or server-side' });
     if (issues.length) throw validationError(issues);
-    const created = app.stores.tokens.create(request.actor!, { kind, environment: kind === 'sdk' ? (environment ?? null) : null, name });
+    const created = app.stores.tokens.create(request.actor!, { kind, environment: kind === 'sdk' ? (environment ?? null) : null, name, clientSide: clientSide === true });
     // The secret is in this response and nowhere else: never cache it.
     return reply.header('cache-control', 'no-store').header('location', `/api/v1/tokens/${created.id}`).code(201).send(created);
   });

@@ -17,6 +17,8 @@ export const SDK_KEY_SUBPROTOCOL_PREFIX = KEY_PROTOCOL_PREFIX;
 export interface SdkPrincipal {
   tokenId: string;
   environment: string;
+  /** A client-side (public) key: what it reports is bounded as evidence (CONTRACT §16). */
+  clientSide: boolean;
 }
 
 /** The bearer secret of a request, or undefined. */
@@ -76,7 +78,7 @@ export function createAuthenticator(tokens: TokenStore, feed: ChangeFeed): Authe
         return fail(request, 'sdk', 'wrong-kind', problem('forbidden', 'Admin tokens cannot use the SDK API; use an SDK key of the environment.'));
       }
       let principal = principals.get(token);
-      if (principal === undefined) principals.set(token, (principal = Object.freeze({ tokenId: token.id, environment: token.environment })));
+      if (principal === undefined) principals.set(token, (principal = Object.freeze({ tokenId: token.id, environment: token.environment, clientSide: token.clientSide })));
       return principal;
     },
   };

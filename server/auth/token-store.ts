@@ -17,6 +17,11 @@ export interface TokenInfo {
   /** SDK tokens only: the one environment they read. */
   environment: string | null;
   name: string;
+  /**
+   * SDK keys only: a client-side key (public, shipped in browser and mobile apps); false for server-side keys (secret)
+   * and admin tokens. Its metrics can never decide a canary by itself (CONTRACT §16).
+   */
+  clientSide: boolean;
   /** The first characters of the secret, to tell tokens apart. */
   prefix: string;
   /** RFC 3339, like every time the API answers (stored as epoch ms). */
@@ -33,6 +38,7 @@ interface TokenRow {
   kind: 'admin' | 'sdk';
   environment: string | null;
   name: string;
+  client_side: number;
   hash: string;
   prefix: string;
   created_at: number;
@@ -69,6 +75,7 @@ function toInfo(row: TokenRow): TokenInfo {
     kind: row.kind,
     environment: row.environment,
     name: row.name,
+    clientSide: row.client_side === 1,
     prefix: row.prefix,
     createdAt: apiTime(row.created_at),
     lastUsedAt: apiTimeOrNull(row.last_used_at),
@@ -107,7 +114,7 @@ export class TokenStore {
       all: sqlite.prepare<[], TokenRow>('SELECT * FROM tokens ORDER BY created_at, id'),
       one: sqlite.prepare<[string], TokenRow>('SELECT * FROM tokens WHERE id = ?'),
       insert: sqlite.prepare(
-        'INSERT INTO tokens (id, kind, environment, name, hash, prefix, created_at) VALUES (@id, @kind, @environment, @name, @hash, @prefix, @created_at)',
+        'INSERT INTO tokens (id, kind, environment, name, client_side, hash, prefix, created_at) VALUES (@id, @kind, @environment, @name, @client_side, @hash, @prefix, @created_at)',
       ),
       upsertConfigured: sqlite.prepare(
         `INSERT INTO tokens (id, kind, environment, name, hash, prefix, created_at) VALUES (@id, @kind, @environment, @name, @hash, @prefix, @created_at)
@@ -196,13 +203,14 @@ export class TokenStore {
   }
 
   /** Creates a token and returns it with its secret (the only time the secret exists outside the caller). */
-  create(actor: Actor, input: { kind: 'admin' | 'sdk'; environment: string | null; name: string }): TokenInfo & { token: string } {
+  create(actor: Actor, input: { kind: 'admin' | 'sdk'; environment: string | null; name: string; clientSide?: boolean }): TokenInfo & { token: string } {
     const secret = generateSecret(input.kind);
     const row: TokenRow = {
       id: randomUUID(),
       kind: input.kind,
       environment: input.kind === 'sdk' ? input.environment : null,
       name: input.name,
+      client_side: input.kind === 'sdk' && input.clientSide === true ? 1 : 0,
       hash: sha256(secret).toString('hex'),
       prefix: secret.slice(0, PREFIX_LENGTH),
       created_at: this.now(),
@@ -273,7 +281,7 @@ export class TokenStore {
       if (this.stmts.activeAdmins.get()!.n === 0) {
         generated = generateSecret('admin');
         const id = randomUUID();
-        this.stmts.insert.run({ id, kind: 'admin', environment: null, name: 'bootstrap', hash: sha256(generated).toString('hex'), prefix: generated.slice(0, PREFIX_LENGTH), created_at: now });
+        this.stmts.insert.run({ id, kind: 'admin', environment: null, name: 'bootstrap', client_side: 0, hash: sha256(generated).toString('hex'), prefix: generated.slice(0, PREFIX_LENGTH), created_at: now });
         w.audit({ action: 'token.create', resourceType: 'token', resourceKey: id, after: { id, kind: 'admin', name: 'bootstrap' }, reason: 'first boot' });
       }
     });

@@ -7,7 +7,7 @@
  * The clock is injected (`now`): stage clocks are stored timestamps, so a restart resumes where it stopped.
  */
 import type Database from 'better-sqlite3';
-import type { FlagState } from '@aviary/sdk/core';
+import type { FlagState, SparseHistogram } from '@aviary/sdk/core';
 import { problem } from '../errors.js';
 import type { MetricsStore } from '../metrics/metrics-store.js';
 import type { IngestInstruments } from '../metrics/prometheus.js';
@@ -16,13 +16,16 @@ import { readFlagConfig } from '../storage/snapshot.js';
 import type { Actor, WriteContext, Writer } from '../storage/writer.js';
 import { CanaryStore } from './canary-store.js';
 import { percentAt, validateCanaryDocument, type CanaryDocument } from './document.js';
-import { isDrifted, renderFlagState } from './flag-render.js';
+import { decide } from './evidence.js';
+import { clientCaps, type EvidenceStore } from './evidence-store.js';
+import { isDrifted, operatorExposure, renderFlagState, type ExposureIssue } from './flag-render.js';
 import {
   CanaryConflict,
   heldMs,
   holdExpiresAt,
   isActive,
   onDrift,
+  onExposure,
   onGuard,
   onManual,
   startRun,
@@ -30,7 +33,7 @@ import {
   type ManualAction,
   type Transition,
 } from './state-machine.js';
-import { compare, testAlpha, type Comparison } from './stats.js';
+import { testAlpha, type Comparison } from './stats.js';
 
 /** How far back before a window the tail test's reference p95 is taken from. */
 const REFERENCE_MS = 3_600_000;
@@ -56,6 +59,8 @@ export interface CanaryServiceOptions {
   writer: Writer;
   flags: FlagStateMutator;
   metrics: MetricsStore;
+  /** Where ingest records the guard's evidence (server/canary/evidence-store.ts). */
+  evidence: EvidenceStore;
   now: () => number;
   instruments?: IngestInstruments;
   /** How often the timer checks holds and hand edits (ms). Default 1,000. */
@@ -84,9 +89,23 @@ export interface CanaryStatus extends CanaryDocument {
   /** The live comparison over the window (null once the canary is no longer active). */
   comparison: (Comparison & { at: string }) | null;
   lastDecision: { at: string; decision: string; why: string } | null;
+  /**
+   * What serves the canary variant besides the canary's own rollout (CONTRACT §4 says a rollback sends "all its
+   * traffic" to control; this is what it cannot): the operator's rules, targets or offVariant serving it now, and the
+   * share of evaluations that got it since the stage began (active) or since the canary finished, from SDK reports.
+   */
+  exposure: CanaryExposure;
+}
+
+/** See {@link CanaryStatus.exposure}. */
+export interface CanaryExposure {
+  outsideCanary: ExposureIssue[];
+  /** Whole minutes after `since` up to now (at most the last hour); null until SDKs reported any. */
+  measured: { since: string; evaluations: number; canaryEvaluations: number; share: number } | null;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+const MINUTE = 60_000;
 
 function storedOf(s: FlagState): StoredFlagState {
   return { enabled: s.enabled, offVariant: s.offVariant, targets: s.targets, rules: s.rules, fallthrough: s.fallthrough };
@@ -98,11 +117,25 @@ export class CanaryService {
   private readonly dirty = new Set<string>();
   private dirtyScheduled: ReturnType<typeof setImmediate> | null = null;
   private readonly segmentExists;
+  private readonly tokenName;
 
   constructor(private readonly o: CanaryServiceOptions) {
     this.store = new CanaryStore(o.sqlite);
     const seg = o.sqlite.prepare<[string], { one: number }>('SELECT 1 AS one FROM segments WHERE key = ?');
     this.segmentExists = (key: string) => seg.get(key) !== undefined;
+    this.tokenName = o.sqlite.prepare<[string], { name: string; client_side: number }>('SELECT name, client_side FROM tokens WHERE id = ?');
+    for (const { environment, flag, run } of this.store.active()) this.track(environment, flag, run);
+    o.evidence.collectStale();
+  }
+
+  /** Keeps the evidence store recording for the run's current window (or stops it once the run is over). */
+  private track(environment: string, flag: string, run: CanaryRun): void {
+    const doc = run.document;
+    this.o.evidence.setTarget(
+      environment,
+      flag,
+      isActive(run.state) ? { windowStartedAt: run.windowStartedAt, canary: doc.canary, control: doc.control, ...clientCaps(doc.guard) } : null,
+    );
   }
 
   /** Starts the timer (hold expiry, hand edits, and canaries that resumed after a restart). */
@@ -138,6 +171,8 @@ export class CanaryService {
   /** Runs the guard for every active canary (the timer's job; tests call it with an injected clock). */
   tick(): void {
     for (const { environment, flag } of this.store.active()) this.safely(() => this.guard(environment, flag));
+    // Evidence of windows that closed, a chunk per tick.
+    this.safely(() => this.o.evidence.pruneChunk());
   }
 
   private safely(fn: () => void): void {
@@ -148,20 +183,21 @@ export class CanaryService {
     }
   }
 
+  /**
+   * The tail test's threshold source: the control's latency in the hour before the window (minutes strictly before
+   * its first minute), taken when the window opens and kept with the run, so that no report arriving later (minutes
+   * can be labelled in the past) can move it once the window's data exists.
+   */
+  private referenceFor(environment: string, flag: string, run: CanaryRun): SparseHistogram {
+    const windowMinute = Math.floor(run.windowStartedAt / MINUTE) * MINUTE;
+    return this.o.metrics.variantHistogram(environment, flag, run.document.control, windowMinute - REFERENCE_MS, windowMinute);
+  }
+
   private comparisonOf(environment: string, flag: string, run: CanaryRun): Comparison {
     const doc = run.document;
-    const [canary, control] = this.o.metrics.variantTotals(environment, flag, [doc.canary, doc.control], run.windowStartedAt);
-    // The tail test's threshold comes from the control's latency in the hour before the window: data the window's
-    // verdicts cannot influence (minutes strictly before the window's first minute).
-    const windowMinute = Math.floor(run.windowStartedAt / 60_000) * 60_000;
-    const reference = this.o.metrics.variantHistogram(environment, flag, doc.control, windowMinute - REFERENCE_MS, windowMinute);
-    return compare(
-      { variant: doc.canary, totals: canary },
-      { variant: doc.control, totals: control },
-      doc.guard,
-      testAlpha(doc.guard, doc.stages.length),
-      reference,
-    );
+    // The evidence recorded for this window (a few rows, whatever the window's length), split by key kind.
+    const evidence = this.o.evidence.read(environment, flag, run.windowStartedAt, doc);
+    return decide(evidence, doc, doc.guard, testAlpha(doc.guard, doc.stages.length), run.reference ?? this.referenceFor(environment, flag, run));
   }
 
   /**
@@ -177,6 +213,10 @@ export class CanaryService {
     if (run.state === 'running' && isDrifted(config.state, run, flag)) {
       return this.apply(environment, flag, run, onDrift(run, now), GUARD_ACTOR, null);
     }
+    const exposed = operatorExposure(config.state, run.document.canary);
+    if (run.state === 'running' && exposed.length > 0) {
+      return this.apply(environment, flag, run, onExposure(run, now, exposed.map((e) => `${e.path}: ${e.message}`)), GUARD_ACTOR, null);
+    }
     const comparison = this.comparisonOf(environment, flag, run);
     const t = onGuard(run, comparison, now);
     if (t.action) return this.apply(environment, flag, run, t, GUARD_ACTOR, comparison);
@@ -189,13 +229,34 @@ export class CanaryService {
 
   /** Stores a transition, re-renders the flag state when it changed, and audits it with its evidence. */
   private apply(environment: string, flag: string, before: CanaryRun, t: Transition, actor: Actor, evidence: Comparison | null): CanaryRun {
+    // A new comparison window freezes its tail-test reference now, before any of its data exists.
+    if (t.action === 'canary.start' || t.run.windowStartedAt !== before.windowStartedAt) t.run = { ...t.run, reference: this.referenceFor(environment, flag, t.run) };
+    // A rollback cannot take away what the operator's own rules serve: say so where people look.
+    if (t.run.state === 'rolled_back' && t.flagChanged) {
+      const config = readFlagConfig(this.o.sqlite, environment, flag);
+      const exposed = config ? operatorExposure(config.state, t.run.document.canary) : [];
+      if (exposed.length > 0) t = { ...t, why: `${t.why}; note: "${t.run.document.canary}" is still served outside the canary (${exposed.map((e) => `${e.path}: ${e.message}`).join('; ')})` };
+    }
     this.o.writer.write(actor, (w) => {
       this.store.save(environment, flag, t.run);
       const canary = {
         state: t.run.state,
         stage: t.run.stage,
         percent: percentAt(t.run.document, t.run.stage),
-        ...(evidence ? { evidence: { decision: evidence.decision, why: evidence.why, canary: evidence.canary, control: evidence.control, errorRate: evidence.errorRate, latency: evidence.latency, method: evidence.method } } : {}),
+        ...(evidence
+          ? {
+              evidence: {
+                decision: evidence.decision,
+                why: evidence.why,
+                canary: evidence.canary,
+                control: evidence.control,
+                errorRate: evidence.errorRate,
+                latency: evidence.latency,
+                method: evidence.method,
+                ...(evidence.sources ? { sources: this.namedSources(evidence.sources) } : {}),
+              },
+            }
+          : {}),
       };
       if (t.flagChanged) {
         this.o.flags.mutateState(
@@ -221,8 +282,19 @@ export class CanaryService {
         reason: t.why,
       });
     });
+    this.track(environment, flag, t.run);
     this.o.instruments?.canaryDecisions.inc({ action: t.action ?? 'canary.update', by: actor === GUARD_ACTOR ? 'guard' : 'operator' });
     return t.run;
+  }
+
+  /** The evidence sources with each SDK key's name and kind, for the audit entry. */
+  private namedSources(sources: NonNullable<Comparison['sources']>) {
+    const named = (ids: string[]) =>
+      ids.map((id) => {
+        const t = this.tokenName.get(id);
+        return { id, name: t?.name ?? null, clientSide: t ? t.client_side === 1 : null };
+      });
+    return { ...sources, server: { ...sources.server, keys: named(sources.server.keys) }, client: { ...sources.client, keys: named(sources.client.keys) } };
   }
 
   /** Validates and starts a canary (PUT). Answers whether it was created (201) or replaced a finished one (200). */
@@ -234,6 +306,7 @@ export class CanaryService {
     if (existing && isActive(existing.state)) {
       throw problem('conflict', `A canary of "${flag}" is ${existing.state} in "${environment}"; roll it back, promote it or DELETE it before starting another.`);
     }
+    this.refuseExposure(config.state, checked.value.canary, 'start');
     const now = this.o.now();
     const run = startRun(checked.value, now);
     const stage = checked.value.stages[0]!;
@@ -253,6 +326,10 @@ export class CanaryService {
     this.requireFlag(environment, flag);
     const run = this.store.get(environment, flag);
     if (!run) throw problem('not-found', `No canary of "${flag}" in "${environment}".`);
+    if (action === 'resume') {
+      const config = readFlagConfig(this.o.sqlite, environment, flag);
+      if (config) this.refuseExposure(config.state, run.document.canary, 'resume');
+    }
     let t: Transition;
     try {
       t = onManual(run, action, this.o.now(), reason);
@@ -263,11 +340,27 @@ export class CanaryService {
     return this.apply(environment, flag, run, t, actor, action === 'rollback' || action === 'promote' || action === 'advance' ? this.comparisonOf(environment, flag, run) : null);
   }
 
+  /**
+   * A canary compares a random sample: refuse to start (or resume) one while the operator's own state serves its
+   * variant to chosen contexts (docs/canary-analysis.md, "The operator's own rules").
+   */
+  private refuseExposure(state: FlagState, canary: string, what: 'start' | 'resume'): void {
+    const exposed = operatorExposure(state, canary);
+    if (exposed.length === 0) return;
+    throw problem(
+      'conflict',
+      `Cannot ${what} the canary: the flag state already serves "${canary}" outside the canary's rollout (${exposed.map((e) => `${e.path}: ${e.message}`).join('; ')}). ` +
+        'That traffic is not a random sample (it would bias the comparison) and a rollback could not take it away. Remove it, or make it a cohort stage ({ "segment": ... }).',
+      { errors: exposed.map(({ path, message }) => ({ path: `/state${path}`, message })) },
+    );
+  }
+
   /** Removes a canary (DELETE). The flag keeps its current state; the removal is audited. */
   remove(environment: string, flag: string, actor: Actor): void {
     this.requireFlag(environment, flag);
     const run = this.store.get(environment, flag);
     if (!run) throw problem('not-found', `No canary of "${flag}" in "${environment}".`);
+    this.o.evidence.setTarget(environment, flag, null);
     this.o.writer.write(actor, (w) => {
       this.store.delete(environment, flag);
       w.audit({
@@ -310,6 +403,22 @@ export class CanaryService {
       comparison: active ? { at: iso(now), ...this.comparisonOf(environment, flag, run) } : null,
       lastDecision: run.lastDecision ? { at: iso(run.lastDecision.at), decision: run.lastDecision.decision, why: run.lastDecision.why } : null,
       heldSeconds: Math.floor(heldMs(run, now) / 1000),
+      exposure: this.exposureOf(environment, flag, run, now),
+    };
+  }
+
+  private exposureOf(environment: string, flag: string, run: CanaryRun, now: number): CanaryExposure {
+    const config = readFlagConfig(this.o.sqlite, environment, flag);
+    const outsideCanary = config ? operatorExposure(config.state, run.document.canary) : [];
+    // Whole minutes only: the minute of the decision mixes traffic from before it.
+    const from = Math.max(Math.floor((isActive(run.state) ? run.stageStartedAt : run.updatedAt) / MINUTE) * MINUTE + MINUTE, Math.floor(now / MINUTE) * MINUTE - 60 * MINUTE);
+    const byVariant = this.o.metrics.evaluationsByVariant(environment, flag, from, now);
+    let evaluations = 0;
+    for (const n of byVariant.values()) evaluations += n;
+    const canaryEvaluations = byVariant.get(run.document.canary) ?? 0;
+    return {
+      outsideCanary,
+      measured: evaluations > 0 ? { since: iso(from), evaluations, canaryEvaluations, share: canaryEvaluations / evaluations } : null,
     };
   }
 

@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { CanaryService, type FlagStateMutator } from './canary-service.js';
+import { EvidenceStore } from './evidence-store.js';
 
 /** Canary options of buildApp. */
 export interface CanaryOptions {
@@ -19,11 +20,15 @@ declare module 'fastify' {
 
 /** Decorates `app.canaries`. Needs `app.metrics` (setupMetrics) and the flag store. Call before registering routes. */
 export function setupCanaries(app: FastifyInstance, flags: FlagStateMutator, options: CanaryOptions = {}): CanaryService {
+  // Ingest records the guard's evidence for canary flags in its own batch transaction (exactly once per report).
+  const evidence = new EvidenceStore(app.sqlite, app.metrics.instruments);
+  app.metrics.ingester.evidence = evidence;
   const service = new CanaryService({
     sqlite: app.sqlite,
     writer: app.writer,
     flags,
     metrics: app.metrics.store,
+    evidence,
     now: app.now,
     instruments: app.metrics.instruments,
     log: app.log,

@@ -1,9 +1,10 @@
 /**
  * Persistence of canary runs in the `canaries` table. A run is stored whole after every transition, so a restarted
  * server resumes it from the stored timestamps: the hold clock (`stage_started_at`, `paused_at`) and the guard's
- * window (kept with the last verdict in `last_decision`, as `{ verdict, windowStartedAt }`).
+ * window (kept with the last verdict in `last_decision`, as `{ verdict, windowStartedAt, reference }`).
  */
 import type Database from 'better-sqlite3';
+import type { SparseHistogram } from '@aviary/sdk/core';
 import type { CanaryDocument } from './document.js';
 import type { CanaryRun, CanaryState, GuardVerdict } from './state-machine.js';
 
@@ -23,6 +24,8 @@ interface CanaryRow {
 interface StoredDecision {
   verdict: GuardVerdict | null;
   windowStartedAt: number;
+  /** The tail test's frozen reference histogram (absent in runs stored before it was frozen). */
+  reference?: SparseHistogram | null;
 }
 
 function fromRow(row: CanaryRow): CanaryRun {
@@ -37,6 +40,7 @@ function fromRow(row: CanaryRow): CanaryRun {
     startedAt: row.created_at,
     updatedAt: row.updated_at,
     lastDecision: decision.verdict ?? null,
+    ...(decision.reference !== undefined ? { reference: decision.reference } : {}),
   };
 }
 
@@ -70,7 +74,7 @@ export class CanaryStore {
 
   /** Stores the run (call inside the write transaction that applies its flag state). */
   save(environment: string, flag: string, run: CanaryRun): void {
-    const decision: StoredDecision = { verdict: run.lastDecision, windowStartedAt: run.windowStartedAt };
+    const decision: StoredDecision = { verdict: run.lastDecision, windowStartedAt: run.windowStartedAt, ...(run.reference !== undefined ? { reference: run.reference } : {}) };
     this.stmts.upsert.run({
       environment,
       flag,

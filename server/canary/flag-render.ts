@@ -71,3 +71,31 @@ function normalizeServe(s: Serve, flagKey: string): unknown {
   const r = s.rollout;
   return { bucketBy: r.bucketBy ?? 'key', salt: r.salt ?? flagKey, weights: r.weights.map((w) => [w.variant, w.percent]) };
 }
+
+/** A part of the operator's own flag state that serves the canary variant outside the canary's rollout. */
+export interface ExposureIssue {
+  /** JSON pointer into the flag state. */
+  path: string;
+  message: string;
+}
+
+/**
+ * Where the flag state serves `canary` to contexts the canary's own rollout did not choose: the operator's targets
+ * and rules (not the canary's cohort rules), and `offVariant` (served to contexts without the `bucketBy` attribute,
+ * and by the kill switch). Such traffic is not a random sample, so the guard's comparison would be biased by it, and a
+ * rollback would not take it away (docs/canary-analysis.md, "The operator's own rules").
+ */
+export function operatorExposure(state: Pick<FlagState, 'targets' | 'rules' | 'offVariant'>, canary: string): ExposureIssue[] {
+  const out: ExposureIssue[] = [];
+  state.targets.forEach((t, i) => {
+    if (t.variant === canary && t.keys.length > 0) out.push({ path: `/targets/${i}`, message: `targets ${t.keys.length} context key(s) to "${canary}"` });
+  });
+  state.rules.forEach((r, i) => {
+    if (isCanaryRule(r)) return;
+    const s = r.serve;
+    const serves = 'variant' in s ? s.variant === canary : s.rollout.weights.some((w) => w.variant === canary && w.percent > 0);
+    if (serves) out.push({ path: `/rules/${i}`, message: `rule "${r.id}" serves "${canary}"${'variant' in s ? '' : ' in a rollout'}` });
+  });
+  if (state.offVariant === canary) out.push({ path: '/offVariant', message: `offVariant is "${canary}": the kill switch and contexts without the bucketBy attribute would get the canary` });
+  return out;
+}

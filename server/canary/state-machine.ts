@@ -10,6 +10,7 @@
  * A pause stops the hold clock (resuming shifts the stage start by the paused time) but not the guard: traffic still
  * reaches the canary while paused, so a regression still rolls it back.
  */
+import type { SparseHistogram } from '@aviary/sdk/core';
 import { percentAt, type CanaryDocument } from './document.js';
 import type { Comparison } from './stats.js';
 
@@ -40,6 +41,11 @@ export interface CanaryRun {
   startedAt: number;
   updatedAt: number;
   lastDecision: GuardVerdict | null;
+  /**
+   * The tail test's reference: the control's latency in the hour before the window, frozen when the window opens so
+   * that nothing reported later (with back-dated minutes) can move the threshold. Undefined: not taken yet.
+   */
+  reference?: SparseHistogram | null;
 }
 
 /** Manual operations (CONTRACT §6). */
@@ -182,6 +188,21 @@ export function onDrift(run: CanaryRun, now: number): Transition {
     run: { ...run, state: 'paused', pausedAt: now, updatedAt: now },
     action: 'canary.pause',
     why: 'paused automatically: the flag state the canary controls (its rules and fallthrough) was changed by hand; resume re-applies the stage',
+    flagChanged: false,
+  };
+}
+
+/**
+ * Pauses a running canary when the operator's own state starts serving the canary variant outside its rollout (a
+ * rule or target added by hand; see flag-render.ts `operatorExposure`): that traffic is not a random sample, and a
+ * rollback would not take it away. Resuming is refused until it is gone.
+ */
+export function onExposure(run: CanaryRun, now: number, what: string[]): Transition {
+  if (run.state !== 'running') return { run, action: null, why: '', flagChanged: false };
+  return {
+    run: { ...run, state: 'paused', pausedAt: now, updatedAt: now },
+    action: 'canary.pause',
+    why: `paused automatically: the flag's own state now serves "${run.document.canary}" outside the canary (${what.join('; ')}); that traffic is not a random sample and a rollback would not remove it`,
     flagChanged: false,
   };
 }

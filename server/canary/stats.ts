@@ -24,6 +24,7 @@
  * This module is pure: no I/O, no clock.
  */
 import { bucketLowerMs, bucketMidMs, histogramQuantile, LATENCY_BUCKETS, type SparseHistogram } from '@aviary/sdk/core';
+import type { EvidenceSources } from './evidence.js';
 
 /** The guard of a canary document (CONTRACT §4, fixed field names). */
 export interface GuardConfig {
@@ -100,6 +101,8 @@ export interface Comparison {
   /** Null without a reference p95 (control latency before the window) or latency samples. */
   tail: TailTest | null;
   method: string;
+  /** Where the evidence came from (server- and client-side keys), set by the guard (server/canary/evidence.ts). */
+  sources?: EvidenceSources;
 }
 
 /** The tail test: shares of slow outcomes on each side, in proportion units (0.03 = 3 points). */

@@ -10,6 +10,10 @@
  * Why batches: one fsync per batch instead of per report, and short transactions. The next batch is started from
  * `setImmediate`, so admin writes and kills queued on the event loop run between two batches: a burst of flushes
  * delays a kill by at most one batch.
+ *
+ * Exactly-once is per SDK key: the dedupe record is (token id, sdkId, seq), so a report sent with one key (another
+ * environment's, or a public client-side one) can never make another key's report count as a duplicate. Each key
+ * may hold only a share of the queue (`maxQueuedShare`): one key's flood gets 429s of its own, not everyone's 503s.
  */
 import type Database from 'better-sqlite3';
 import { mergeHistogram, type SparseHistogram } from '@aviary/sdk/core';
@@ -29,6 +33,28 @@ export interface TouchedFlag {
   flag: string;
 }
 
+/** Who sent a report: the SDK key (token id) and whether it is a client-side (public) key. */
+export interface ReportSource {
+  tokenId: string;
+  clientSide: boolean;
+}
+
+/** One fresh (first-time) report of a batch, handed to the evidence recorder inside the batch's transaction. */
+export interface FreshReport {
+  environment: string;
+  source: ReportSource;
+  sdkId: string;
+  stats: MetricsReport['stats'];
+}
+
+/**
+ * Records canary evidence from the fresh reports of a batch (server/canary/evidence-store.ts). Called inside the
+ * batch's transaction, synchronously, so evidence is counted exactly once with the report.
+ */
+export interface EvidenceRecorder {
+  record(reports: FreshReport[], now: number): void;
+}
+
 /** Options of {@link MetricsIngester}. */
 export interface MetricsIngesterOptions {
   now: () => number;
@@ -38,10 +64,15 @@ export interface MetricsIngesterOptions {
   maxDelayMs?: number;
   /** Reports waiting before new ones are refused with 503 (the SDK keeps and retries them). Default 20,000. */
   maxQueuedReports?: number;
-  /** Stats rows per transaction: a batch closes early when its reports hold this many. Default 20,000. */
+  /** Stats rows per transaction: a batch closes early when its reports hold this many. Default 2,000 (about 15 ms of the event loop here, with latency histograms to merge): one transaction is the longest a kill waits behind ingestion, unless one report alone holds more. */
   maxBatchRows?: number;
   /** Stats rows waiting before new reports are refused with 503 (bounds memory). Default 500,000. */
   maxQueuedRows?: number;
+  /**
+   * The share of `maxQueuedReports` and `maxQueuedRows` one SDK key may hold; beyond it that key's reports are
+   * refused with 429 (the SDK retries them) while other keys' are still queued. Default 0.25.
+   */
+  maxQueuedShare?: number;
   /** Where the ingest counters go (default: a private registry). */
   instruments?: IngestInstruments;
   /** Called after every committed batch with the flags that got new rows (the canary guard listens). */
@@ -51,8 +82,20 @@ export interface MetricsIngesterOptions {
 /** Thrown by `submit` when the queue is full or the ingester is closed; the route answers 503. */
 export class IngestUnavailable extends Error {}
 
+/** Thrown by `submit` when the sending key holds its whole share of the queue; the route answers 429. */
+export class IngestKeyBusy extends Error {
+  constructor(
+    message: string,
+    readonly limit: 'queued-reports-per-key' | 'queued-rows-per-key',
+    readonly allowance: number,
+  ) {
+    super(message);
+  }
+}
+
 interface Pending {
   environment: string;
+  source: ReportSource;
   report: MetricsReport;
   resolve: (r: IngestReceipt) => void;
   reject: (e: unknown) => void;
@@ -84,7 +127,13 @@ export class MetricsIngester {
   private readonly maxBatchRows: number;
   private readonly maxQueuedRows: number;
   private queuedRows = 0;
+  private readonly maxKeyReports: number;
+  private readonly maxKeyRows: number;
+  /** Reports and rows waiting, per SDK key. */
+  private readonly perKey = new Map<string, { reports: number; rows: number }>();
   private readonly m: IngestInstruments;
+  /** Set by the canary runtime (server/canary/canary-setup.ts). */
+  evidence: EvidenceRecorder | null = null;
 
   constructor(
     private readonly sqlite: Database.Database,
@@ -93,11 +142,14 @@ export class MetricsIngester {
     this.maxBatch = options.maxBatchReports ?? 256;
     this.maxDelay = options.maxDelayMs ?? 20;
     this.maxQueued = options.maxQueuedReports ?? 20_000;
-    this.maxBatchRows = options.maxBatchRows ?? 20_000;
+    this.maxBatchRows = options.maxBatchRows ?? 2_000;
     this.maxQueuedRows = options.maxQueuedRows ?? 500_000;
+    const share = options.maxQueuedShare ?? 0.25;
+    this.maxKeyReports = Math.max(1, Math.floor(this.maxQueued * share));
+    this.maxKeyRows = Math.max(1, Math.floor(this.maxQueuedRows * share));
     this.m = options.instruments ?? detachedInstruments();
     this.stmts = {
-      dedupe: sqlite.prepare('INSERT OR IGNORE INTO sdk_reports (sdk_id, seq, received_at) VALUES (?, ?, ?)'),
+      dedupe: sqlite.prepare('INSERT OR IGNORE INTO sdk_reports (token_id, sdk_id, seq, received_at) VALUES (?, ?, ?, ?)'),
       read: sqlite.prepare<[string, string, string, number], { reasons: string | null; latency: string | null }>(
         'SELECT reasons, latency FROM metrics_minute WHERE environment = ? AND flag = ? AND variant = ? AND minute = ?',
       ),
@@ -122,16 +174,31 @@ export class MetricsIngester {
     return this.queue.length;
   }
 
-  /** Queues a validated report of `environment` (the SDK key's); resolves once its batch has committed. */
-  submit(environment: string, report: MetricsReport): Promise<IngestReceipt> {
+  /**
+   * Queues a validated (and screened) report of `environment`, the SDK key's, sent with `source`; resolves once its
+   * batch has committed.
+   */
+  submit(environment: string, report: MetricsReport, source: ReportSource): Promise<IngestReceipt> {
     if (this.closed) return Promise.reject(new IngestUnavailable('the server is shutting down'));
     if (this.queue.length >= this.maxQueued || (this.queuedRows > 0 && this.queuedRows + report.stats.length > this.maxQueuedRows)) {
       this.m.reports.inc({ result: 'refused' });
       return Promise.reject(new IngestUnavailable('too many metrics reports waiting; retry later'));
     }
+    const mine = this.perKey.get(source.tokenId) ?? { reports: 0, rows: 0 };
+    if (mine.reports >= this.maxKeyReports) {
+      this.m.reports.inc({ result: 'refused' });
+      return Promise.reject(new IngestKeyBusy(`this SDK key already has ${mine.reports} reports waiting to be stored (limit ${this.maxKeyReports} per key); retry later`, 'queued-reports-per-key', this.maxKeyReports));
+    }
+    if (mine.rows > 0 && mine.rows + report.stats.length > this.maxKeyRows) {
+      this.m.reports.inc({ result: 'refused' });
+      return Promise.reject(new IngestKeyBusy(`this SDK key already has ${mine.rows} rows waiting to be stored (limit ${this.maxKeyRows} per key); retry later`, 'queued-rows-per-key', this.maxKeyRows));
+    }
     return new Promise<IngestReceipt>((resolve, reject) => {
-      this.queue.push({ environment, report, resolve, reject });
+      this.queue.push({ environment, source, report, resolve, reject });
       this.queuedRows += report.stats.length;
+      mine.reports++;
+      mine.rows += report.stats.length;
+      this.perKey.set(source.tokenId, mine);
       this.m.queued.set(this.queue.length);
       if (this.queue.length >= this.maxBatch || this.queuedRows >= this.maxBatchRows) this.scheduleNow();
       else if (!this.timer && !this.immediate) this.timer = setTimeout(() => this.runBatch(), this.maxDelay);
@@ -179,6 +246,13 @@ export class MetricsIngester {
     }
     const batch = this.queue.splice(0, take);
     this.queuedRows -= rows;
+    for (const p of batch) {
+      const mine = this.perKey.get(p.source.tokenId);
+      if (!mine) continue;
+      mine.reports--;
+      mine.rows -= p.report.stats.length;
+      if (mine.reports <= 0) this.perKey.delete(p.source.tokenId);
+    }
     this.m.queued.set(this.queue.length);
     if (batch.length === 0) return;
     const started = performance.now();
@@ -212,10 +286,12 @@ export class MetricsIngester {
     const now = this.options.now();
     const rows = new Map<string, RowAcc>();
     const results: boolean[] = [];
-    for (const { environment, report } of batch) {
-      const fresh = this.stmts.dedupe.run(report.sdkId, report.seq, now).changes === 1;
+    const freshReports: FreshReport[] = [];
+    for (const { environment, source, report } of batch) {
+      const fresh = this.stmts.dedupe.run(source.tokenId, report.sdkId, report.seq, now).changes === 1;
       results.push(fresh);
       if (!fresh) continue;
+      if (this.evidence) freshReports.push({ environment, source, sdkId: report.sdkId, stats: report.stats });
       for (const s of report.stats) {
         const variant = s.variant ?? '';
         const key = `${environment}\u0000${s.flag}\u0000${variant}\u0000${s.minute}`;
@@ -265,6 +341,7 @@ export class MetricsIngester {
       });
       touched.set(`${r.environment}\u0000${r.flag}`, { environment: r.environment, flag: r.flag });
     }
+    if (this.evidence && freshReports.length > 0) this.evidence.record(freshReports, now);
     this.m.rows.inc(rows.size);
     return { results, touched: [...touched.values()] };
   }

@@ -4,13 +4,20 @@
  * arriving during shutdown get 503 and are retried by their SDK).
  */
 import type { FastifyInstance } from 'fastify';
+import { FlagCatalog } from './flag-catalog.js';
+import { DEFAULT_KEY_QUOTAS, KeyQuotas, type KeyQuotaLimits } from './key-quotas.js';
 import { MetricsIngester, type MetricsIngesterOptions, type TouchedFlag } from './metrics-ingester.js';
 import { MetricsStore } from './metrics-store.js';
 import { createIngestInstruments, type IngestInstruments } from './prometheus.js';
+import { DEFAULT_REPORT_LIMITS, type ReportLimits } from './report-validation.js';
 
 /** Metrics options of buildApp. */
 export interface MetricsOptions
-  extends Pick<MetricsIngesterOptions, 'maxBatchReports' | 'maxDelayMs' | 'maxQueuedReports' | 'maxBatchRows' | 'maxQueuedRows'> {
+  extends Pick<MetricsIngesterOptions, 'maxBatchReports' | 'maxDelayMs' | 'maxQueuedReports' | 'maxBatchRows' | 'maxQueuedRows' | 'maxQueuedShare'> {
+  /** What one report may hold (clock-skew window, counts per row). Defaults: `DEFAULT_REPORT_LIMITS`, or the environment. */
+  reportLimits?: Partial<ReportLimits>;
+  /** Per-SDK-key rows and bytes per minute. Defaults: `DEFAULT_KEY_QUOTAS`, or the environment. */
+  keyQuotas?: Partial<KeyQuotaLimits>;
   /** Per-minute rows older than this many days are deleted (`AVIARY_METRICS_RETENTION_DAYS`). Default 30. */
   retentionDays?: number;
   /** How long (hours) a report's (sdkId, seq) is remembered for exactly-once. Default 24. */
@@ -24,6 +31,12 @@ export interface MetricsRuntime {
   ingester: MetricsIngester;
   store: MetricsStore;
   instruments: IngestInstruments;
+  /** Which flags and variants each environment has (report screening). */
+  catalog: FlagCatalog;
+  /** Per-SDK-key ingest quotas. */
+  quotas: KeyQuotas;
+  /** What one report may hold. */
+  reportLimits: ReportLimits;
   /** Applies the retention policy now, in one go (the timer does it in chunks); answers the per-minute rows deleted. */
   prune(): number;
 }
@@ -47,6 +60,26 @@ function envNumber(name: string): number | undefined {
 export function setupMetrics(app: FastifyInstance, options: MetricsOptions = {}, onCommitted?: (touched: TouchedFlag[]) => void): MetricsRuntime {
   const instruments = createIngestInstruments(app.prometheus.registry);
   const store = new MetricsStore(app.sqlite);
+  const catalog = new FlagCatalog(app.sqlite, app.changeFeed);
+  const dedupeMs = (options.dedupeHours ?? 24) * 3_600_000;
+  const seconds = (name: string) => {
+    const n = envNumber(name);
+    return n === undefined ? undefined : n * 1000;
+  };
+  const reportLimits: ReportLimits = {
+    maxFutureMs: options.reportLimits?.maxFutureMs ?? seconds('AVIARY_METRICS_MAX_FUTURE_SECONDS') ?? DEFAULT_REPORT_LIMITS.maxFutureMs,
+    // A report older than the exactly-once horizon could be one already counted whose record has expired.
+    maxPastMs: options.reportLimits?.maxPastMs ?? dedupeMs,
+    maxCountServerSide: options.reportLimits?.maxCountServerSide ?? envNumber('AVIARY_METRICS_MAX_ROW_COUNT') ?? DEFAULT_REPORT_LIMITS.maxCountServerSide,
+    maxCountClientSide: options.reportLimits?.maxCountClientSide ?? envNumber('AVIARY_METRICS_MAX_ROW_COUNT_CLIENT_SIDE') ?? DEFAULT_REPORT_LIMITS.maxCountClientSide,
+  };
+  const quotas = new KeyQuotas(
+    {
+      rowsPerMinute: options.keyQuotas?.rowsPerMinute ?? envNumber('AVIARY_METRICS_KEY_ROWS_PER_MINUTE') ?? DEFAULT_KEY_QUOTAS.rowsPerMinute,
+      bytesPerMinute: options.keyQuotas?.bytesPerMinute ?? envNumber('AVIARY_METRICS_KEY_BYTES_PER_MINUTE') ?? DEFAULT_KEY_QUOTAS.bytesPerMinute,
+    },
+    app.now,
+  );
   const ingester = new MetricsIngester(app.sqlite, {
     now: app.now,
     instruments,
@@ -55,18 +88,19 @@ export function setupMetrics(app: FastifyInstance, options: MetricsOptions = {},
     ...(options.maxQueuedReports ? { maxQueuedReports: options.maxQueuedReports } : {}),
     ...(options.maxBatchRows ? { maxBatchRows: options.maxBatchRows } : {}),
     ...(options.maxQueuedRows ? { maxQueuedRows: options.maxQueuedRows } : {}),
+    ...(options.maxQueuedShare ? { maxQueuedShare: options.maxQueuedShare } : {}),
     ...(onCommitted ? { onCommitted } : {}),
   });
   const keepMs = (options.retentionDays ?? envNumber('AVIARY_METRICS_RETENTION_DAYS') ?? 30) * 86_400_000;
-  const dedupeMs = (options.dedupeHours ?? 24) * 3_600_000;
-  // One chunk per event-loop turn, so retention never holds up a kill or an ingest batch for long.
-  const pruneStep = () => store.pruneChunk(app.now(), keepMs, dedupeMs);
+  // One chunk per event-loop turn, so retention never holds up a kill or an ingest batch for long. Besides old
+  // minutes: minutes beyond the clock-skew window (stored before it was enforced) and flags that no longer exist.
+  const pruneStep = () => store.pruneChunk(app.now(), keepMs, dedupeMs, reportLimits.maxFutureMs);
   const prune = () => {
     let deleted = 0;
     for (;;) {
       const step = pruneStep();
       deleted += step.minutes;
-      if (step.minutes === 0 && step.reports === 0) break;
+      if (step.minutes === 0 && step.reports === 0 && !step.more) break;
     }
     instruments.retentionDeleted.inc(deleted);
     return deleted;
@@ -80,7 +114,7 @@ export function setupMetrics(app: FastifyInstance, options: MetricsOptions = {},
         if (!app.sqlite.open) return void (pruning = false);
         const r = pruneStep();
         instruments.retentionDeleted.inc(r.minutes);
-        if (r.minutes > 0 || r.reports > 0) return void setImmediate(step);
+        if (r.minutes > 0 || r.reports > 0 || r.more) return void setImmediate(step);
       } catch (err) {
         app.log.error({ err }, 'metrics retention failed');
       }
@@ -88,7 +122,7 @@ export function setupMetrics(app: FastifyInstance, options: MetricsOptions = {},
     };
     step();
   };
-  const runtime: MetricsRuntime = { ingester, store, instruments, prune };
+  const runtime: MetricsRuntime = { ingester, store, instruments, prune, catalog, quotas, reportLimits };
   app.decorate('metrics', runtime);
 
   const timer = setInterval(pruneInBackground, options.retentionIntervalMs ?? 600_000);
@@ -98,6 +132,7 @@ export function setupMetrics(app: FastifyInstance, options: MetricsOptions = {},
   app.addHook('preClose', async () => {
     clearInterval(timer);
     ingester.close();
+    catalog.close();
   });
   return runtime;
 }

@@ -110,11 +110,28 @@ export class MetricsStore {
          WHERE environment = ? AND flag = ? AND variant IN (?, ?) AND minute >= ?`,
       ),
       // Chunks (by index) so one retention pass never holds the event loop or the write lock for long.
+      evaluationsByVariant: sqlite.prepare<[string, string, number, number], { variant: string; evaluations: number }>(
+        `SELECT variant, SUM(evaluations) AS evaluations FROM metrics_minute
+         WHERE environment = ? AND flag = ? AND minute >= ? AND minute <= ? GROUP BY variant`,
+      ),
       histogram: sqlite.prepare<[string, string, string, number, number], { latency: string | null }>(
         'SELECT latency FROM metrics_minute WHERE environment = ? AND flag = ? AND variant = ? AND minute >= ? AND minute < ?',
       ),
       deleteMinutes: sqlite.prepare<[number, number]>(
         'DELETE FROM metrics_minute WHERE rowid IN (SELECT rowid FROM metrics_minute WHERE minute < ? LIMIT ?)',
+      ),
+      deleteFuture: sqlite.prepare<[number, number]>(
+        'DELETE FROM metrics_minute WHERE rowid IN (SELECT rowid FROM metrics_minute WHERE minute > ? LIMIT ?)',
+      ),
+      // A loose index scan over the primary key: one seek per distinct (environment, flag), however many minutes each has.
+      nextPair: sqlite.prepare<[string, string], { environment: string; flag: string }>(
+        'SELECT environment, flag FROM metrics_minute WHERE (environment, flag) > (?, ?) ORDER BY environment, flag LIMIT 1',
+      ),
+      pairExists: sqlite.prepare<[string, string], { one: number }>(
+        'SELECT 1 AS one FROM flags f JOIN environments e ON e.key = ? WHERE f.key = ?',
+      ),
+      deletePair: sqlite.prepare<[string, string, number]>(
+        'DELETE FROM metrics_minute WHERE rowid IN (SELECT rowid FROM metrics_minute WHERE environment = ? AND flag = ? LIMIT ?)',
       ),
       deleteReports: sqlite.prepare<[number, number]>(
         'DELETE FROM sdk_reports WHERE rowid IN (SELECT rowid FROM sdk_reports WHERE received_at < ? LIMIT ?)',
@@ -173,6 +190,11 @@ export class MetricsStore {
     return out;
   }
 
+  /** Evaluations per variant over the minutes in [from, to] (minute starts); '' is the caller's default. */
+  evaluationsByVariant(environment: string, flag: string, from: number, to: number): Map<string, number> {
+    return new Map(this.stmts.evaluationsByVariant.all(environment, flag, from, to).map((r) => [r.variant, r.evaluations]));
+  }
+
   /** One variant's merged latency histogram over the minutes in [from, toExclusive) (minute starts). */
   variantHistogram(environment: string, flag: string, variant: string, from: number, toExclusive: number): SparseHistogram {
     const h: SparseHistogram = {};
@@ -182,15 +204,36 @@ export class MetricsStore {
     return h;
   }
 
+  /** Where the scan for rows of deleted flags stands: the last (environment, flag) looked at; null between passes. */
+  private orphanCursor: [string, string] | null = null;
+
   /**
-   * Deletes up to `chunk` minutes older than `keepMs` and up to `chunk` dedupe records older than `dedupeMs` (a
-   * report retried later than that would be counted again; SDKs retry within seconds to minutes). Answers how many
-   * of each went, so the caller can come back (after yielding) until both are 0.
+   * One step of retention: deletes up to `chunk` minutes older than `keepMs`, up to `chunk` minutes more than
+   * `maxFutureMs` ahead (rows stored before the clock-skew window was enforced), up to `chunk` dedupe records older
+   * than `dedupeMs` (a report retried later than that would be counted again; SDKs retry within seconds to minutes),
+   * and moves the scan for rows of flags or environments that no longer exist along by up to 100 flags. `more` says
+   * that scan is not finished; the caller comes back (after yielding) until everything is 0 and `more` is false.
    */
-  pruneChunk(now: number, keepMs: number, dedupeMs: number, chunk = 2000): { minutes: number; reports: number } {
-    return {
-      minutes: this.stmts.deleteMinutes.run(now - keepMs, chunk).changes,
-      reports: this.stmts.deleteReports.run(now - dedupeMs, chunk).changes,
-    };
+  pruneChunk(now: number, keepMs: number, dedupeMs: number, maxFutureMs = Infinity, chunk = 2000): { minutes: number; reports: number; more: boolean } {
+    let minutes = this.stmts.deleteMinutes.run(now - keepMs, chunk).changes;
+    if (Number.isFinite(maxFutureMs)) minutes += this.stmts.deleteFuture.run(now + maxFutureMs, chunk).changes;
+    const reports = this.stmts.deleteReports.run(now - dedupeMs, chunk).changes;
+    let [env, flag] = this.orphanCursor ?? ['', ''];
+    let more = true;
+    for (let visited = 0; visited < 100 && minutes < chunk; visited++) {
+      const next = this.stmts.nextPair.get(env, flag);
+      if (!next) {
+        more = false;
+        break;
+      }
+      ({ environment: env, flag } = next);
+      if (this.stmts.pairExists.get(env, flag)) continue;
+      const deleted = this.stmts.deletePair.run(env, flag, chunk - minutes).changes;
+      minutes += deleted;
+      // Not all of this flag's rows went: look at it again next time.
+      if (minutes >= chunk) flag = flag.slice(0, -1);
+    }
+    this.orphanCursor = more ? [env, flag] : null;
+    return { minutes, reports, more };
   }
 }

@@ -11,11 +11,22 @@ export function createIngestInstruments(registry: Registry) {
   return {
     reports: new Counter({
       name: 'aviary_metrics_reports_total',
-      help: 'SDK metrics reports by result: counted, duplicate (already counted), invalid, refused (queue full), failed (commit error).',
+      help: 'SDK metrics reports by result: counted, duplicate (already counted), invalid (or nothing countable), refused (queue full or a key quota), failed (commit error).',
       labelNames: ['result'] as const,
       registers,
     }),
     rows: new Counter({ name: 'aviary_metrics_rows_total', help: 'Per-minute metrics rows upserted by ingestion batches.', registers }),
+    droppedRows: new Counter({
+      name: 'aviary_metrics_dropped_rows_total',
+      help: 'Report rows not counted, by the limit they broke: unknown-flag, unknown-variant, clock-skew, too-old, count-limit.',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    canaryEvidenceCapped: new Counter({
+      name: 'aviary_canary_evidence_capped_outcomes_total',
+      help: 'Outcomes from client-side SDK keys left out of canary evidence by the per-instance and per-key-minute caps.',
+      registers,
+    }),
     queued: new Gauge({ name: 'aviary_metrics_queued_reports', help: 'SDK metrics reports waiting for their batch to commit.', registers }),
     batchSeconds: new Histogram({
       name: 'aviary_metrics_batch_seconds',

@@ -6,10 +6,13 @@
  * so the published OFREP providers work against Aviary unchanged. Evaluation is the shared core's; the flag's own
  * kind is served (OFREP providers check the type on their side and report TYPE_MISMATCH).
  */
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { FastifyError, FastifyPluginAsync, FastifyReply } from 'fastify';
 import { createHash } from 'node:crypto';
 import { evaluateFlag, type EvaluationContext, type EvaluationDetail, type JsonValue } from '@aviary/sdk/core';
 import { sdkAuthHook } from '../auth/hooks.js';
+import { problemDocument, problemErrorHandler, sendProblem } from '../errors.js';
+import { CONTEXT_LIMITS, contextBudgetProblem } from '../limits/context-budget.js';
+import { evaluationTimeOf } from '../limits/evaluation-time.js';
 import { CompiledEnvironmentCache } from '../sdk/compiled-cache.js';
 
 type OfrepErrorCode = 'PARSE_ERROR' | 'TARGETING_KEY_MISSING' | 'INVALID_CONTEXT' | 'GENERAL' | 'FLAG_NOT_FOUND';
@@ -34,7 +37,8 @@ export function ofrepReason(d: EvaluationDetail): string {
 /**
  * An OFREP request's context → an Aviary context. `targetingKey` becomes `key`. Values must be what Aviary
  * conditions can test (strings, numbers, booleans, arrays of those); anything else is an INVALID_CONTEXT naming
- * the attribute, rather than being silently ignored.
+ * the attribute, rather than being silently ignored. A context over the evaluation budget (server/limits/
+ * context-budget.ts, the same as `POST /sdk/v1/evaluate`'s) is an INVALID_CONTEXT naming the limit.
  */
 export function toContext(body: unknown): { ok: true; context: EvaluationContext } | { ok: false; code: OfrepErrorCode; details: string } {
   if (body === undefined || body === null) return { ok: true, context: {} };
@@ -42,6 +46,8 @@ export function toContext(body: unknown): { ok: true; context: EvaluationContext
   const raw = (body as { context?: unknown }).context;
   if (raw === undefined) return { ok: true, context: {} };
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { ok: false, code: 'INVALID_CONTEXT', details: '/context: must be an object' };
+  const over = contextBudgetProblem(raw);
+  if (over) return { ok: false, code: 'INVALID_CONTEXT', details: `/context${over.path}: ${over.message}` };
   const context: EvaluationContext = {};
   for (const [name, v] of Object.entries(raw as Record<string, unknown>)) {
     if (name === 'targetingKey') {
@@ -88,21 +94,40 @@ export const ofrepRoutes: FastifyPluginAsync = async (app) => {
   app.addHook('onClose', async () => cache.close());
   app.addHook('onRequest', sdkAuthHook);
 
-  app.post<{ Params: { key: string } }>('/evaluate/flags/:key', async (request, reply) => {
+  // The largest context within the evaluation budget (100 arrays of 100 numbers) is under 256 KiB of JSON; a larger
+  // body is refused (413) before it is read in full.
+  const bodyLimit = 256 * 1024;
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error.code !== 'FST_ERR_CTP_BODY_TOO_LARGE') return problemErrorHandler(error, request, reply);
+    const detail = `The request body is larger than ${bodyLimit} bytes, the OFREP body limit (a context within the evaluation budget, ${CONTEXT_LIMITS.totalStringBytes} bytes of strings, is far smaller).`;
+    return sendProblem(reply, problemDocument('payload-too-large', detail, { instance: request.url.split('?')[0]!, extensions: { limit: 'bodyBytes', allowance: bodyLimit } }));
+  });
+  // Each key's share of the event loop for evaluation (server/limits/evaluation-time.ts), shared with /sdk/v1/evaluate.
+  const time = evaluationTimeOf(app.server);
+  // A key out of time is refused before its body is parsed: a flood of refusals costs as little as possible.
+  app.addHook('onRequest', (request, reply, done) => {
+    const over = request.sdk ? time.admit(request.sdk.tokenId) : null;
+    if (!over) return done();
+    reply.header('retry-after', String(over.retryAfterSeconds));
+    const detail = `This SDK key used its ${time.limits.msPerSecond} ms per second of server-side evaluation; retry in ${over.retryAfterSeconds} s.`;
+    void sendProblem(reply, problemDocument('too-many-requests', detail, { instance: request.url.split('?')[0]!, extensions: { limit: 'evaluation-ms-per-second', allowance: time.limits.msPerSecond } }));
+  });
+
+  app.post<{ Params: { key: string } }>('/evaluate/flags/:key', { bodyLimit }, async (request, reply) => {
     const { key } = request.params;
     const parsed = toContext(request.body);
     if (!parsed.ok) return failure(reply, 400, { key, errorCode: parsed.code, errorDetails: parsed.details });
     const env = cache.get(request.sdk!.environment);
     const flag = env?.flags.get(key);
     if (!env || !flag) return failure(reply, 404, { key, errorCode: 'FLAG_NOT_FOUND', errorDetails: `No flag "${key}" in this environment.` });
-    const d = evaluateFlag<JsonValue>(flag, parsed.context, null, true);
+    const d = time.run(request.sdk!.tokenId, () => evaluateFlag<JsonValue>(flag, parsed.context, null, true));
     if (d.reason.kind === 'ERROR') {
       return failure(reply, 400, { key, errorCode: d.errorCode === 'MALFORMED_FLAG' ? 'PARSE_ERROR' : 'GENERAL', errorDetails: d.errorCode ?? 'evaluation failed' });
     }
     return reply.header('cache-control', 'no-store').send(success(key, d, env.version));
   });
 
-  app.post('/evaluate/flags', async (request, reply) => {
+  app.post('/evaluate/flags', { bodyLimit }, async (request, reply) => {
     const parsed = toContext(request.body);
     if (!parsed.ok) return failure(reply, 400, { errorCode: parsed.code, errorDetails: parsed.details });
     const environment = request.sdk!.environment;
@@ -111,11 +136,13 @@ export const ofrepRoutes: FastifyPluginAsync = async (app) => {
     const etag = bulkETag(environment, env.version, parsed.context);
     if (matches(request.headers['if-none-match'], etag)) return reply.code(304).header('etag', etag).send();
     const flags: object[] = [];
-    for (const [key, flag] of env.flags) {
-      const d = evaluateFlag<JsonValue>(flag, parsed.context, null, true);
-      if (d.reason.kind === 'ERROR') flags.push({ key, errorCode: d.errorCode === 'MALFORMED_FLAG' ? 'PARSE_ERROR' : 'GENERAL', errorDetails: d.errorCode ?? 'evaluation failed' });
-      else flags.push(success(key, d, env.version));
-    }
+    time.run(request.sdk!.tokenId, () => {
+      for (const [key, flag] of env.flags) {
+        const d = evaluateFlag<JsonValue>(flag, parsed.context, null, true);
+        if (d.reason.kind === 'ERROR') flags.push({ key, errorCode: d.errorCode === 'MALFORMED_FLAG' ? 'PARSE_ERROR' : 'GENERAL', errorDetails: d.errorCode ?? 'evaluation failed' });
+        else flags.push(success(key, d, env.version));
+      }
+    });
     return reply.header('etag', etag).header('cache-control', 'no-cache').send({ flags });
   });
 };

@@ -17,6 +17,7 @@ import type { FastifyInstance, FastifySchema, FastifySchemaCompiler } from 'fast
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import { contextBudgetKeyword } from '../limits/context-budget.js';
 import { bodyRequired, bodySchema, hasJsonBody, parametersSchema, type JsonObject } from './spec.js';
 
 // ajv-formats is CommonJS with `exports.default`; under NodeNext the default import is the module object.
@@ -37,6 +38,8 @@ function newAjv(coerce: boolean): Ajv2020 {
     verbose: true,
   });
   addFormats(ajv);
+  // `x-aviary-context-budget`: the evaluation budget of a context (server/limits/context-budget.ts).
+  ajv.addKeyword(contextBudgetKeyword);
   return ajv;
 }
 

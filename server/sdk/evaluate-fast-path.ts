@@ -20,11 +20,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import type { EvaluationContext } from '@aviary/sdk/core';
-import { problem as notFound, problemForError, type ProblemDocument } from '../errors.js';
+import { isAviaryError, problem as notFound, problemForError, type ProblemDocument } from '../errors.js';
 import { createValidatorCompiler, requestBody } from '../openapi/validation.js';
 import { slowRequestMs } from '../ops/logging.js';
 import type { CompiledEnvironmentCache } from './compiled-cache.js';
 import { evaluateAnswerJson } from './evaluate-json.js';
+import { evaluationTimeOf } from '../limits/evaluation-time.js';
 
 const PATH = '/sdk/v1/evaluate';
 const BEARER = /^Bearer[ ]+(\S+)\s*$/i;
@@ -80,7 +81,7 @@ export function installEvaluateFastPath(app: FastifyInstance, cache: CompiledEnv
     finish(req, start, doc.status);
   };
 
-  const respond = (req: IncomingMessage, res: ServerResponse, start: number, environment: string, text: string) => {
+  const respond = (req: IncomingMessage, res: ServerResponse, start: number, { environment, tokenId }: { environment: string; tokenId: string }, text: string) => {
     let body: unknown;
     let failure: FastifyError | null = null;
     parseJson(req, text, (err, value) => {
@@ -95,14 +96,20 @@ export function installEvaluateFastPath(app: FastifyInstance, cache: CompiledEnv
     const { context, flags } = body as { context: EvaluationContext; flags?: string[] };
     const env = cache.get(environment);
     if (!env) return problem(req, res, start, problemForError(notFound('not-found', `Environment "${environment}" no longer exists.`), PATH, log));
-    const json = evaluateAnswerJson(env, environment, context, flags);
+    let json: string;
+    try {
+      json = evaluationTimeOf(app.server).run(tokenId, () => evaluateAnswerJson(env, environment, context, flags));
+    } catch (err) {
+      if (isAviaryError(err)) return problem(req, res, start, problemForError(err, PATH, log));
+      throw err;
+    }
     res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json) });
     res.end(json);
     finish(req, start, 200);
   };
 
-  /** The SDK key's environment when the request is the plain case this path serves, else null (fastify's). */
-  const eligible = (req: IncomingMessage): string | null => {
+  /** The SDK key's environment and id when the request is the plain case this path serves, else null (fastify's). */
+  const eligible = (req: IncomingMessage): { environment: string; tokenId: string } | null => {
     if (!enabled || req.method !== 'POST' || req.url !== PATH) return null;
     const { headers } = req;
     const type = headers['content-type'];
@@ -112,11 +119,11 @@ export function installEvaluateFastPath(app: FastifyInstance, cache: CompiledEnv
     // Only valid keys are served here, and valid credentials are never refused for others' failures (ops plugin).
     const secret = headers.authorization === undefined ? undefined : bearer(headers.authorization);
     const token = secret === undefined ? null : app.stores.tokens.authenticateOn(req.socket, secret);
-    return token !== null && token.kind === 'sdk' && token.environment ? token.environment : null;
+    return token !== null && token.kind === 'sdk' && token.environment ? { environment: token.environment, tokenId: token.id } : null;
   };
 
   const listener: Listener = (req, res) => {
-    let environment: string | null;
+    let environment: { environment: string; tokenId: string } | null;
     try {
       environment = eligible(req);
     } catch {

@@ -85,6 +85,11 @@ export const tokens = sqliteTable(
     kind: text('kind', { enum: ['admin', 'sdk'] }).notNull(),
     environment: text('environment').references(() => environments.key, { onDelete: 'cascade' }),
     name: text('name').notNull(),
+    /**
+     * SDK keys only: a client-side key (public: shipped in browser and mobile apps, CONTRACT §16). What it reports
+     * can never decide a canary by itself (server/canary/evidence.ts).
+     */
+    clientSide: integer('client_side', { mode: 'boolean' }).notNull().default(false),
     hash: text('hash').notNull(),
     prefix: text('prefix').notNull(),
     createdAt: integer('created_at').notNull(),
@@ -131,15 +136,19 @@ export const changeLog = sqliteTable(
   (t) => [primaryKey({ columns: [t.environment, t.version] })],
 );
 
-/** Metrics reports already counted: the primary key makes ingestion exactly-once. */
+/**
+ * Metrics reports already counted: the primary key makes ingestion exactly-once. Scoped by the SDK key that sent the
+ * report, so a report sent with one key can never make another key's report look like a duplicate.
+ */
 export const sdkReports = sqliteTable(
   'sdk_reports',
   {
+    tokenId: text('token_id').notNull().default(''),
     sdkId: text('sdk_id').notNull(),
     seq: integer('seq').notNull(),
     receivedAt: integer('received_at').notNull(),
   },
-  (t) => [primaryKey({ columns: [t.sdkId, t.seq] }), index('sdk_reports_received_idx').on(t.receivedAt)],
+  (t) => [primaryKey({ columns: [t.tokenId, t.sdkId, t.seq] }), index('sdk_reports_received_idx').on(t.receivedAt)],
 );
 
 /** Evaluations and outcomes per flag variant per minute. `variant` is '' for the caller's default. */
@@ -182,6 +191,56 @@ export const canaries = sqliteTable(
     updatedAt: integer('updated_at').notNull(),
   },
   (t) => [primaryKey({ columns: [t.environment, t.flag] })],
+);
+
+/**
+ * The canary guard's evidence: what SDKs reported for a canary's two variants while one comparison window was open,
+ * per pool (`server`: server-side keys, counted whole; `client`: client-side keys, each instance's and each key's
+ * per-minute share capped). `max_unit_*` are the largest contributions of one client unit (one SDK instance over the
+ * window, or one key in one minute of arrival): the guard's decision must survive removing the worst of them
+ * (docs/canary-analysis.md). `keys` lists the SDK keys (token ids) that contributed.
+ */
+export const canaryEvidence = sqliteTable(
+  'canary_evidence',
+  {
+    environment: text('environment').notNull(),
+    flag: text('flag').notNull(),
+    windowStartedAt: integer('window_started_at').notNull(),
+    variant: text('variant').notNull(),
+    pool: text('pool', { enum: ['server', 'client'] }).notNull(),
+    evaluations: integer('evaluations').notNull().default(0),
+    outcomes: integer('outcomes').notNull().default(0),
+    errors: integer('errors').notNull().default(0),
+    latency: text('latency', { mode: 'json' }).$type<JsonValue>(),
+    instances: integer('instances').notNull().default(0),
+    keys: text('keys', { mode: 'json' }).$type<string[]>().notNull().default(sql`'[]'`),
+    maxUnitOutcomes: integer('max_unit_outcomes').notNull().default(0),
+    maxUnitErrors: integer('max_unit_errors').notNull().default(0),
+    maxUnitLatency: integer('max_unit_latency').notNull().default(0),
+    /** Outcomes left out by the per-instance and per-key-minute caps (client pool). */
+    cappedOutcomes: integer('capped_outcomes').notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.environment, t.flag, t.windowStartedAt, t.variant, t.pool] })],
+);
+
+/**
+ * One contributor to a canary window's evidence: `unit` is `i:<tokenId>:<sdkId>` (an SDK instance) or, for
+ * client-side keys, `k:<tokenId>:<minute of arrival>` (one key's burst). Holds what it contributed so far, so the
+ * caps and the largest-unit figures of `canary_evidence` can be kept at ingest. Pruned with the window.
+ */
+export const canaryEvidenceUnits = sqliteTable(
+  'canary_evidence_units',
+  {
+    environment: text('environment').notNull(),
+    flag: text('flag').notNull(),
+    windowStartedAt: integer('window_started_at').notNull(),
+    variant: text('variant').notNull(),
+    unit: text('unit').notNull(),
+    outcomes: integer('outcomes').notNull().default(0),
+    errors: integer('errors').notNull().default(0),
+    latencySamples: integer('latency_samples').notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.environment, t.flag, t.windowStartedAt, t.variant, t.unit] })],
 );
 
 /**

@@ -87,7 +87,7 @@ describe('the typed admin API client', () => {
   });
 
   it('resolves a 204 to undefined', async () => {
-    await api.put('/api/v1/segments/{key}', { params: { path: { key: 'beta' } }, body: { included: ['u1'] } });
+    await api.put('/api/v1/segments/{key}', { params: { path: { key: 'beta' } }, body: { included: ['u1'], excluded: [], rules: [] } });
     expect(await api.del('/api/v1/segments/{key}', { params: { path: { key: 'beta' } } })).toBeUndefined();
     const gone = await api.get('/api/v1/segments/{key}', { params: { path: { key: 'beta' } } }).catch((x: unknown) => x);
     expect((gone as ApiError).status).toBe(404);

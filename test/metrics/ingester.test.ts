@@ -3,11 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MetricsReport } from '@aviary/sdk/protocol';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { IngestUnavailable, MetricsIngester, type TouchedFlag } from '../../server/metrics/metrics-ingester.js';
+import { IngestKeyBusy, IngestUnavailable, MetricsIngester, type ReportSource, type TouchedFlag } from '../../server/metrics/metrics-ingester.js';
 import { MetricsStore } from '../../server/metrics/metrics-store.js';
 import { openDatabase, type OpenDatabase } from '../../server/storage/db.js';
 
 const MINUTE = Date.UTC(2026, 0, 1, 0, 0, 0);
+const KEY: ReportSource = { tokenId: 'key-a', clientSide: false };
 let dir: string;
 let db: OpenDatabase;
 
@@ -32,7 +33,7 @@ describe('metrics ingester', () => {
   it('keeps each transaction under maxBatchRows and still counts everything once', async () => {
     const batches: TouchedFlag[][] = [];
     const ingester = new MetricsIngester(db.sqlite, { now: () => MINUTE, maxBatchRows: 100, maxDelayMs: 1, onCommitted: (t) => batches.push(t) });
-    const receipts = await Promise.all(Array.from({ length: 10 }, (_, i) => ingester.submit('production', report(i + 1, 40))));
+    const receipts = await Promise.all(Array.from({ length: 10 }, (_, i) => ingester.submit('production', report(i + 1, 40), KEY)));
     expect(receipts.every((r) => r.accepted && !r.duplicate)).toBe(true);
     // 10 reports × 40 rows at ≤ 100 rows per transaction: at least 4 transactions.
     expect(batches.length).toBeGreaterThanOrEqual(4);
@@ -42,18 +43,36 @@ describe('metrics ingester', () => {
   });
 
   it('refuses reports beyond its queue bound instead of growing without limit', async () => {
-    const ingester = new MetricsIngester(db.sqlite, { now: () => MINUTE, maxQueuedReports: 2, maxDelayMs: 50 });
-    const first = ingester.submit('production', report(1, 1));
-    const second = ingester.submit('production', report(2, 1));
-    await expect(ingester.submit('production', report(3, 1))).rejects.toBeInstanceOf(IngestUnavailable);
+    const ingester = new MetricsIngester(db.sqlite, { now: () => MINUTE, maxQueuedReports: 2, maxQueuedShare: 1, maxDelayMs: 50 });
+    const first = ingester.submit('production', report(1, 1), KEY);
+    const second = ingester.submit('production', report(2, 1), KEY);
+    await expect(ingester.submit('production', report(3, 1), KEY)).rejects.toBeInstanceOf(IngestUnavailable);
     await expect(Promise.all([first, second])).resolves.toHaveLength(2);
     ingester.close();
-    await expect(ingester.submit('production', report(4, 1))).rejects.toBeInstanceOf(IngestUnavailable);
+    await expect(ingester.submit('production', report(4, 1), KEY)).rejects.toBeInstanceOf(IngestUnavailable);
+  });
+
+  it("one key holds only its share of the queue; another key's reports are still taken", async () => {
+    const ingester = new MetricsIngester(db.sqlite, { now: () => MINUTE, maxQueuedReports: 8, maxQueuedShare: 0.25, maxDelayMs: 50 });
+    const flood = [ingester.submit('production', report(1, 1), KEY), ingester.submit('production', report(2, 1), KEY)];
+    const refused = ingester.submit('production', report(3, 1), KEY);
+    await expect(refused).rejects.toBeInstanceOf(IngestKeyBusy);
+    await expect(refused).rejects.toMatchObject({ limit: 'queued-reports-per-key', allowance: 2 });
+    const other = ingester.submit('production', report(1, 1), { tokenId: 'key-b', clientSide: true });
+    await expect(Promise.all([...flood, other])).resolves.toEqual([
+      { accepted: true, duplicate: false },
+      { accepted: true, duplicate: false },
+      // The same (sdkId, seq) as the first report, but another key's: not a duplicate of it.
+      { accepted: true, duplicate: false },
+    ]);
+    // Once its reports are stored, the key may queue again.
+    await expect(ingester.submit('production', report(3, 1), KEY)).resolves.toEqual({ accepted: true, duplicate: false });
+    ingester.close();
   });
 
   it('commits what is queued when it closes', async () => {
     const ingester = new MetricsIngester(db.sqlite, { now: () => MINUTE, maxDelayMs: 10_000 });
-    const pending = ingester.submit('production', report(1, 2));
+    const pending = ingester.submit('production', report(1, 2), KEY);
     ingester.close();
     await expect(pending).resolves.toEqual({ accepted: true, duplicate: false });
   });

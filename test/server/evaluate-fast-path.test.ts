@@ -63,8 +63,9 @@ describe('the evaluate fast path answers exactly as the fastify route does', () 
     ['a segment rule', JSON.stringify({ context: { key: 'u-staff' } })],
     ['unknown and repeated keys', JSON.stringify({ context: { key: 'u' }, flags: ['nope', 'limits', 'nope', '42', 'limits'] })],
     ['array attributes and unicode', JSON.stringify({ context: { key: 'ü-ser', groups: ['a', 'b'], n: 1.5, ok: true } })],
-    // About 200 KB: arrives in several chunks, with multi-byte characters across chunk boundaries.
-    ['a large body', JSON.stringify({ context: { key: 'big', tags: Array.from({ length: 400 }, (_, i) => `${i}-${'ü€𝄞'.repeat(60)}`) }, flags: Array.from({ length: 300 }, (_, i) => `k-${i}-ü`) })],
+    // About 200 KB: arrives in several chunks, with multi-byte characters across chunk boundaries. (The context stays
+    // within its evaluation budget, docs/operations.md; the bulk is in the list of flag keys.)
+    ['a large body', JSON.stringify({ context: { key: 'big', tags: Array.from({ length: 20 }, (_, i) => `${i}-${'ü€𝄞'.repeat(10)}`) }, flags: Array.from({ length: 400 }, (_, i) => `k-${i}-${'ü€𝄞'.repeat(50)}`) })],
   ])('200 for %s', async (_name, body) => {
     const { fast, slow, tookFast } = await bothWays(body);
     expect(tookFast).toBe(true);

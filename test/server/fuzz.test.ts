@@ -41,7 +41,7 @@ const ROUTES: WriteRoute[] = [
   { method: 'POST', path: '/api/v1/environments/{env}/kill-all', params: { env: 'staging' }, operationId: 'killAll', scope: 'admin', valid: { reason: 'x' }, optionalBody: true },
   { method: 'POST', path: '/api/v1/environments/{env}/revive-all', params: { env: 'production' }, operationId: 'reviveAll', scope: 'admin', valid: { reason: 'x' }, optionalBody: true },
   { method: 'POST', path: '/api/v1/segments', params: {}, operationId: 'createSegment', scope: 'admin', valid: { key: 'fz-seg-new', included: ['a'] } },
-  { method: 'PUT', path: '/api/v1/segments/{segment}', params: { segment: 'fzs' }, operationId: 'putSegment', scope: 'admin', valid: { included: ['b'] }, ifMatch: true },
+  { method: 'PUT', path: '/api/v1/segments/{segment}', params: { segment: 'fzs' }, operationId: 'putSegment', scope: 'admin', valid: { included: ['b'], excluded: [], rules: [] }, ifMatch: true },
   { method: 'DELETE', path: '/api/v1/segments/{segment}', params: { segment: 'fzs' }, operationId: 'deleteSegment', scope: 'admin', ifMatch: true },
   {
     method: 'PUT', path: '/api/v1/flags/{flag}/environments/{env}/canary', params: FLAG, operationId: 'putCanary', scope: 'admin',

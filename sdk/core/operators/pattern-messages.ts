@@ -57,8 +57,22 @@ export function explainPatternProblem(source: string, problem: PatternProblem, a
   }
 }
 
+/**
+ * Largest program a flag author may save. Matching costs up to one step per instruction per input character (the
+ * Pike VM, which runs patterns with `\b` or `\B` and any pattern whose lazy DFA outgrows its cache), so this bounds
+ * the cost per byte of the attribute strings an SDK key sends: `\b[a-z0-9._%+-]{1,64}@acme\.com\b` is 139
+ * instructions, `\b(a|b|.){0,1000}\bQ` (about 0.1 ms per character) 8,004. The engine itself still compiles up to
+ * `MAX_PROGRAM_SIZE`, so flags stored before this limit keep working in SDKs.
+ */
+export const MAX_VALIDATED_PROGRAM_SIZE = 512;
+
 /** Why `source` is not an accepted pattern, in words, or undefined when it is one. */
 export function patternProblem(source: string): string | undefined {
   const r = compilePattern(source);
-  return r.ok ? undefined : explainPatternProblem(source, r.problem, r.at);
+  if (!r.ok) return explainPatternProblem(source, r.problem, r.at);
+  const size = r.pattern.prog.length;
+  if (size > MAX_VALIDATED_PROGRAM_SIZE) {
+    return `pattern compiles to ${size} instructions, more than ${MAX_VALIDATED_PROGRAM_SIZE}: matching would cost too much per input character (use smaller repetition counts than {0,${MAX_REPEAT}})`;
+  }
+  return undefined;
 }
