@@ -307,6 +307,29 @@ describe('real responses conform to the spec', () => {
     conforms('getFlagMetrics', await a.get('/api/v1/flags/nope/environments/production/metrics'));
   });
 
+  it("a canary's measured exposure (needs whole minutes of reports: a server on a clock of its own)", async () => {
+    let t = Date.UTC(2026, 11, 6, 9, 0, 10);
+    const clocked = await startServer({ now: () => t });
+    try {
+      const a = api(clocked);
+      await a.post('/api/v1/flags', { key: 'exposed', kind: 'boolean' });
+      const base = '/api/v1/flags/exposed/environments/production/canary';
+      expect((await a.put(base, { control: 'off', canary: 'on', stages: [{ percent: 10 }, { percent: 50 }], stageDurationSeconds: 3600 })).status).toBe(201);
+      t += 3 * 60_000;
+      const minute = Math.floor(t / 60_000) * 60_000 - 60_000;
+      const stats = [
+        { flag: 'exposed', variant: 'on', minute, evaluations: 10, reasons: { RULE_MATCH: 10 }, outcomes: 0, errors: 0 },
+        { flag: 'exposed', variant: 'off', minute, evaluations: 90, reasons: { RULE_MATCH: 90 }, outcomes: 0, errors: 0 },
+      ];
+      expect((await request(clocked, 'POST', '/sdk/v1/metrics', { token: clocked.sdkKeys.production, body: { sdkId: 'sdk-exposure', seq: 1, stats } })).status).toBe(200);
+      const status = await a.get(base);
+      conforms('getCanary', status);
+      expect(status.body.exposure.measured).toMatchObject({ evaluations: 100, canaryEvaluations: 10 });
+    } finally {
+      await clocked.close();
+    }
+  });
+
   it('operations routes', async () => {
     conforms('healthz', await request(srv, 'GET', '/healthz', { token: null }));
     conforms('readyz', await request(srv, 'GET', '/readyz', { token: null }));
