@@ -67,6 +67,7 @@ export interface ConnectedSdkInfo {
 }
 
 const OPEN = 1;
+const CLOSED = 3;
 const TEXT_FRAME = { binary: false } as const;
 
 /**
@@ -335,11 +336,17 @@ export class StreamHub {
     return out;
   }
 
-  /** Closes every stream (server shutdown): clients reconnect with backoff and resume. */
-  close(): void {
+  /**
+   * Closes every stream (server shutdown): clients reconnect with backoff and resume. Each gets a close frame and up
+   * to `graceMs` to answer it; a client that stopped reading never will, and would hold the server's shutdown (its
+   * TCP connection open) until ws's own 30 s close timeout, so what is still open then is terminated.
+   */
+  async close(graceMs = 1000): Promise<void> {
     clearInterval(this.timer);
+    const sockets: WebSocket[] = [];
     for (const ch of this.channels.values()) {
       for (const conn of ch.conns) {
+        sockets.push(conn.socket);
         try {
           conn.socket.close(CloseCode.GOING_AWAY, 'server shutting down');
         } catch {
@@ -348,6 +355,21 @@ export class StreamHub {
         this.onClose(conn);
       }
     }
+    const open = sockets.filter((s) => s.readyState !== CLOSED);
+    if (open.length === 0) return;
+    await new Promise<void>((resolve) => {
+      let left = open.length;
+      const timer = setTimeout(resolve, graceMs);
+      for (const s of open) {
+        s.once('close', () => {
+          if (--left === 0) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      }
+    });
+    for (const s of open) if (s.readyState !== CLOSED) s.terminate();
   }
 
   private channel(environment: string): Channel | null {

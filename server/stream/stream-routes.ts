@@ -50,7 +50,7 @@ const plugin: FastifyPluginAsync<StreamPluginOptions> = async (app: FastifyInsta
   app.addHook('preClose', async () => {
     app.changeFeed.off('change', onChange);
     app.changeFeed.off('token.revoked', onRevoked);
-    hub.close();
+    await hub.close();
   });
 
   // @fastify/websocket hooks every route of the context it is registered in (an onRequest hook and a handler wrapper);
