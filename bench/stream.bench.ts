@@ -277,7 +277,8 @@ async function main(): Promise<void> {
 
   // ---- the server, as npm start runs it
   const port = await freePort();
-  const server = await startServerProcess(port, join(dir, 'aviary.db'), { AVIARY_LOG_LEVEL: 'warn' });
+  // Thousands of SDKs from one address with one key: past the per-(key, address) snapshot limit that guards real servers.
+  const server = await startServerProcess(port, join(dir, 'aviary.db'), { AVIARY_LOG_LEVEL: 'warn', AVIARY_STREAM_HYDRATION_BURST: '10000000' });
   children.push(server.child);
   const admin = (method: string, path: string, body?: unknown) =>
     fetch(server.url + path, {

@@ -40,6 +40,8 @@ export interface ServerConfig {
   authFailures: { limit: number; windowMs: number };
   /** `AVIARY_METRICS_RETENTION_DAYS`. */
   metricsRetentionDays: number;
+  /** `AVIARY_STREAM_HYDRATION_BURST`, `AVIARY_STREAM_HYDRATIONS_PER_MINUTE`: snapshots per SDK key and client address. */
+  hydrations: { burst: number; perMinute: number };
 }
 
 /** A positive number from `name`, or `fallback` when unset; throws naming the variable otherwise. */
@@ -116,5 +118,6 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
       windowMs: positive(env, 'AVIARY_AUTH_FAILURE_WINDOW_SECONDS', 60) * 1000,
     },
     metricsRetentionDays: positive(env, 'AVIARY_METRICS_RETENTION_DAYS', 30),
+    hydrations: { burst: positive(env, 'AVIARY_STREAM_HYDRATION_BURST', 1000), perMinute: positive(env, 'AVIARY_STREAM_HYDRATIONS_PER_MINUTE', 120) },
   };
 }

@@ -29,6 +29,7 @@ async function main(): Promise<void> {
     sdkKeys: config.sdkKeys,
     logger: loggerOptions(config.logLevel),
     trustProxy: config.trustProxy,
+    stream: { hydrationsPerMinute: config.hydrations.perMinute, hydrationBurst: config.hydrations.burst },
   });
   if (app.boot.generatedAdminToken) {
     // Printed once, on the boot that created it, outside the structured log so it never lands in log storage.

@@ -31,8 +31,23 @@ export interface HubOptions {
   helloTimeoutMs?: number;
   /** Versions per environment for which receipts keep apply latencies. Default 64. */
   receiptVersions?: number;
+  /**
+   * Snapshots sent per SDK key and client address: a token bucket of `hydrationBurst` snapshots refilled at
+   * `hydrationsPerMinute`. A snapshot is the one large thing the stream sends, and a client can ask for one with a few
+   * bytes (hello, resync); past the bucket the connection is closed with 1013 and an `error` carrying `retryAfterMs`,
+   * which SDKs honour before reconnecting (they keep serving the flags they have). The burst lets a fleet behind one
+   * address (a NAT) start at once. Defaults 120 per minute (`AVIARY_STREAM_HYDRATIONS_PER_MINUTE`) and 1,000
+   * (`AVIARY_STREAM_HYDRATION_BURST`).
+   */
+  hydrationsPerMinute?: number;
+  hydrationBurst?: number;
   now?: () => number;
 }
+
+/** Connections' (key, address) buckets kept at most; past this the oldest are forgotten (fail open, bounded memory). */
+const MAX_HYDRATION_BUCKETS = 50_000;
+/** WebSocket close code 1013, "try again later" (RFC 6455 registry): retryable, unlike 4001/4003. */
+const TRY_AGAIN_LATER = 1013;
 
 /** How far one environment version has reached the SDKs connected to its stream. */
 export interface DeliveryReceipt {
@@ -139,6 +154,8 @@ class Connection {
     readonly channel: Channel,
     readonly tokenId: string,
     readonly connectedAt: number,
+    /** The client's address (fastify's `request.ip`): with the key, what hydrations are counted by. */
+    readonly address: string,
   ) {}
 }
 
@@ -181,7 +198,10 @@ export class StreamHub {
   private readonly now: () => number;
   private readonly timer: ReturnType<typeof setInterval>;
   /** Counters for /metrics and tests. */
-  readonly stats = { connections: 0, slowConsumersDropped: 0, resumes: 0, hydrates: 0, deltasSent: 0 };
+  readonly stats = { connections: 0, slowConsumersDropped: 0, resumes: 0, hydrates: 0, hydrationsRefused: 0, deltasSent: 0 };
+  private readonly hydrationsPerMinute: number;
+  private readonly hydrationBurst: number;
+  private readonly hydrationBuckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(
     private readonly source: HubSource,
@@ -191,6 +211,8 @@ export class StreamHub {
     this.maxBuffered = options.maxBufferedBytes ?? 1024 * 1024;
     this.helloTimeoutMs = options.helloTimeoutMs ?? 10_000;
     this.receiptVersions = options.receiptVersions ?? 64;
+    this.hydrationsPerMinute = options.hydrationsPerMinute ?? 120;
+    this.hydrationBurst = options.hydrationBurst ?? 1000;
     this.now = options.now ?? Date.now;
     this.timer = setInterval(() => this.heartbeat(), this.heartbeatMs);
     this.timer.unref();
@@ -208,13 +230,13 @@ export class StreamHub {
    * Takes an authenticated websocket. Must be called synchronously from the route handler: the message listener is
    * attached here, before anything else can run, so no client message is lost.
    */
-  accept(socket: WebSocket, principal: { tokenId: string; environment: string }, since?: number): void {
+  accept(socket: WebSocket, principal: { tokenId: string; environment: string }, since?: number, address = ''): void {
     const ch = this.channel(principal.environment);
     if (!ch) {
       this.reject(socket, CloseCode.FORBIDDEN, 'environment-gone', `Environment "${principal.environment}" no longer exists.`);
       return;
     }
-    const conn = new Connection(socket, ch, principal.tokenId, this.now());
+    const conn = new Connection(socket, ch, principal.tokenId, this.now(), address);
     ch.conns.add(conn);
     this.stats.connections++;
     socket.on('message', (data, isBinary) => this.onMessage(conn, isBinary ? '' : data.toString(), since));
@@ -447,8 +469,44 @@ export class StreamHub {
     this.sendHydrate(conn);
   }
 
+  /** Takes one hydration from the connection's (key, address) bucket; answers the ms to wait when there is none. */
+  private hydrationWait(conn: Connection): number {
+    const id = `${conn.tokenId}\n${conn.address}`;
+    const t = this.now();
+    const perMs = this.hydrationsPerMinute / 60_000;
+    let b = this.hydrationBuckets.get(id);
+    if (b === undefined) {
+      if (this.hydrationBuckets.size >= MAX_HYDRATION_BUCKETS) this.hydrationBuckets.delete(this.hydrationBuckets.keys().next().value as string);
+      b = { tokens: this.hydrationBurst, at: t };
+    } else {
+      this.hydrationBuckets.delete(id); // re-inserted below: the map's order is least recently used first
+      b.tokens = Math.min(this.hydrationBurst, b.tokens + (t - b.at) * perMs);
+      b.at = t;
+    }
+    this.hydrationBuckets.set(id, b);
+    if (b.tokens < 1) return Math.ceil((1 - b.tokens) / perMs);
+    b.tokens -= 1;
+    return 0;
+  }
+
   private sendHydrate(conn: Connection): void {
     const ch = conn.channel;
+    const waitMs = this.hydrationWait(conn);
+    if (waitMs > 0) {
+      this.stats.hydrationsRefused++;
+      if (conn.socket.readyState === OPEN) {
+        conn.socket.send(
+          encodeMessage({
+            type: 'error',
+            code: 'too-many-hydrations',
+            message: `At most ${this.hydrationBurst} snapshots at once, then ${this.hydrationsPerMinute} per minute, per SDK key and address; reconnect in ${Math.ceil(waitMs / 1000)} s.`,
+            retryAfterMs: waitMs,
+          }),
+        );
+        conn.socket.close(TRY_AGAIN_LATER, 'too-many-hydrations');
+      }
+      return;
+    }
     let h = ch.hydrate;
     if (!h || h.version !== ch.version) {
       const snapshot = this.source.get(ch.environment);

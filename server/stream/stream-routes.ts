@@ -95,7 +95,7 @@ const plugin: FastifyPluginAsync<StreamPluginOptions> = async (app: FastifyInsta
         }
         const raw = request.query.since;
         const since = raw !== undefined && /^\d{1,15}$/.test(raw) ? Number(raw) : undefined;
-        hub.accept(socket, principal, since);
+        hub.accept(socket, principal, since, request.ip);
       },
     });
   });
