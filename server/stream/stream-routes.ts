@@ -4,12 +4,12 @@
  * Registered by buildApp before the admin routes; not encapsulated, so its decorations are visible app-wide.
  */
 import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
 import websocket from '@fastify/websocket';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
 import { CloseCode, KEY_PROTOCOL_PREFIX, STREAM_PROTOCOL } from '@aviary/sdk/protocol';
 import { adminAuthHook } from '../auth/hooks.js';
-import { problem, PROBLEM_BASE } from '../errors.js';
+import { problem, PROBLEM_BASE, problemDocument, sendProblem } from '../errors.js';
 import { apiTime, apiTimeOrNull } from '../openapi/time.js';
 import { StreamHub, type HubOptions } from './stream-hub.js';
 
@@ -24,17 +24,9 @@ export type StreamPluginOptions = HubOptions;
 
 const STREAM_PATH = '/sdk/v1/stream';
 
-/** Answers an upgrade request to any other path with a 404 problem document and closes the socket. */
-function refuseUpgrade(socket: Duplex, url: string): void {
-  const body = JSON.stringify({
-    type: `${PROBLEM_BASE}not-found`,
-    title: 'Not found',
-    status: 404,
-    detail: `No websocket at this path; the stream is GET ${STREAM_PATH} (see docs/stream-protocol.md).`,
-    instance: url.split('?', 1)[0],
-  });
-  socket.on('error', () => socket.destroy());
-  socket.end(`HTTP/1.1 404 Not Found\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+/** Whether node handed this request over as an upgrade (`Connection: upgrade` with an `Upgrade` header). */
+function isUpgrade(headers: IncomingMessage['headers']): boolean {
+  return headers.upgrade !== undefined && /\bupgrade\b/i.test(headers.connection ?? '');
 }
 
 const plugin: FastifyPluginAsync<StreamPluginOptions> = async (app: FastifyInstance, options) => {
@@ -101,15 +93,17 @@ const plugin: FastifyPluginAsync<StreamPluginOptions> = async (app: FastifyInsta
   });
   // The ws server, app-wide (operators' tooling and tests reach connected sockets through it).
   app.decorate('websocketServer', websocketServer!);
-  // @fastify/websocket routes every upgrade request through the app; outside its context no hook closes the socket of
-  // one that reaches a plain route, so only the stream's path is handed to it and any other upgrade is refused here.
-  const upgrades = app.server.listeners('upgrade');
-  const dispatch = upgrades.at(-1) as ((req: IncomingMessage, socket: Duplex, head: Buffer) => void) | undefined;
-  if (dispatch === undefined) throw new Error('@fastify/websocket did not listen for upgrades');
-  app.server.off('upgrade', dispatch);
-  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if ((req.url ?? '').split('?', 1)[0] === STREAM_PATH) return dispatch(req, socket, head);
-    refuseUpgrade(socket, req.url ?? '/');
+  // @fastify/websocket routes every upgrade request through the app (registered in its own context above, so that
+  // its hooks run on the stream route alone). An upgrade that reaches any other route is answered here, before the
+  // route runs: a 404 problem, and the socket closed after it (an upgraded socket is no keep-alive connection).
+  app.addHook('onRequest', (request, reply, done) => {
+    if (request.headers.upgrade === undefined || request.routeOptions.url === STREAM_PATH || !isUpgrade(request.headers)) return done();
+    const instance = request.url.split('?', 1)[0]!;
+    reply.raw.once('finish', () => request.raw.socket.destroy());
+    sendProblem(
+      reply.header('connection', 'close'),
+      problemDocument('not-found', `No websocket at this path; the stream is GET ${STREAM_PATH} (see docs/stream-protocol.md).`, { instance }),
+    );
   });
 
   await app.register(
@@ -126,10 +120,7 @@ const plugin: FastifyPluginAsync<StreamPluginOptions> = async (app: FastifyInsta
   );
 };
 
-// Not encapsulated (what fastify-plugin does): `streamHub` and `receipts` must be visible to the admin routes.
-(plugin as unknown as Record<symbol, unknown>)[Symbol.for('skip-override')] = true;
-(plugin as unknown as Record<symbol, unknown>)[Symbol.for('fastify.display-name')] = 'aviary-stream';
-
-export const streamRoutes = plugin;
+/** Not encapsulated (fastify-plugin): `streamHub`, `receipts` and the upgrade hook belong to the app it is registered on. */
+export const streamRoutes = fp(plugin, { name: 'aviary-stream' });
 /** The key subprotocol prefix, re-exported for tests of browser-style auth. */
 export { KEY_PROTOCOL_PREFIX };
