@@ -52,6 +52,7 @@ import { setupMetrics, type MetricsOptions } from './metrics/metrics-setup.js';
 import { metricsAdminRoutes, metricsIngestRoutes } from './metrics/metrics-routes.js';
 import { setupCanaries, type CanaryOptions } from './canary/canary-setup.js';
 import { canaryRoutes } from './canary/canary-routes.js';
+import { DEFAULT_EVALUATION_TIME, EvaluationTimeBudget, type EvaluationTimeLimits } from './limits/evaluation-time.js';
 import { ChangeFeed } from './storage/change-feed.js';
 import { openDatabase, type AviaryDb, type OpenDatabase } from './storage/db.js';
 import { EnvironmentStore } from './storage/environment-store.js';
@@ -85,6 +86,8 @@ export interface BuildAppOptions {
   metrics?: MetricsOptions;
   /** Canary guard timer (server/canary/canary-setup.ts). */
   canary?: CanaryOptions;
+  /** Server-side evaluation time per SDK key (`AVIARY_EVAL_MS_PER_SECOND`; server/limits/evaluation-time.ts). */
+  evaluationTime?: Partial<EvaluationTimeLimits>;
   /** Proxies whose `X-Forwarded-For` entries are trusted (`AVIARY_TRUST_PROXY`, server/config.ts). Default: none. */
   trustProxy?: TrustProxy;
 }
@@ -129,6 +132,8 @@ declare module 'fastify' {
     now: () => number;
     boot: BootInfo;
     receipts?: Receipts;
+    /** One evaluation-time allowance per SDK key, shared by `POST /sdk/v1/evaluate` and OFREP. */
+    evaluationTime: EvaluationTimeBudget;
   }
   interface FastifyRequest {
     /** Set by adminAuthHook. */
@@ -198,6 +203,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     changesSince: (env: string, version: number) => readChangesSince(database.sqlite, env, version),
   } satisfies Snapshots);
   app.decorate('auth', createAuthenticator(tokens, feed));
+  app.decorate('evaluationTime', new EvaluationTimeBudget({ ...DEFAULT_EVALUATION_TIME, ...options.evaluationTime }));
   app.decorateRequest('actor', undefined);
   app.decorateRequest('sdk', undefined);
 

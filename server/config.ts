@@ -42,7 +42,30 @@ export interface ServerConfig {
   metricsRetentionDays: number;
   /** `AVIARY_STREAM_HYDRATION_BURST`, `AVIARY_STREAM_HYDRATIONS_PER_MINUTE`: snapshots per SDK key and client address. */
   hydrations: { burst: number; perMinute: number };
+  /** Per-SDK-key metrics limits that are set (unset ones keep the defaults of server/metrics/). */
+  metricsLimits: {
+    rowsPerMinute?: number;
+    bytesPerMinute?: number;
+    maxFutureMs?: number;
+    maxCountServerSide?: number;
+    maxCountClientSide?: number;
+  };
+  /** `AVIARY_EVAL_MS_PER_SECOND`: server-side evaluation time per SDK key per second, when set. */
+  evaluationMsPerSecond?: number;
 }
+
+/** A positive number from `name`, or undefined when unset; throws naming the variable otherwise. */
+function optionalPositive(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const raw = env[name];
+  return raw === undefined || raw === '' ? undefined : positive(env, name, 0);
+}
+
+/** `{ [key]: value }` when the value is set, else `{}` (exactOptionalPropertyTypes-friendly spreading). */
+function setOnly<K extends string>(key: K, value: number | undefined): { [P in K]?: number } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: number };
+}
+
+const mul = (n: number | undefined, by: number) => (n === undefined ? undefined : n * by);
 
 /** A positive number from `name`, or `fallback` when unset; throws naming the variable otherwise. */
 function positive(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -119,5 +142,13 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     },
     metricsRetentionDays: positive(env, 'AVIARY_METRICS_RETENTION_DAYS', 30),
     hydrations: { burst: positive(env, 'AVIARY_STREAM_HYDRATION_BURST', 1000), perMinute: positive(env, 'AVIARY_STREAM_HYDRATIONS_PER_MINUTE', 120) },
+    metricsLimits: {
+      ...setOnly('rowsPerMinute', optionalPositive(env, 'AVIARY_METRICS_KEY_ROWS_PER_MINUTE')),
+      ...setOnly('bytesPerMinute', optionalPositive(env, 'AVIARY_METRICS_KEY_BYTES_PER_MINUTE')),
+      ...setOnly('maxFutureMs', mul(optionalPositive(env, 'AVIARY_METRICS_MAX_FUTURE_SECONDS'), 1000)),
+      ...setOnly('maxCountServerSide', optionalPositive(env, 'AVIARY_METRICS_MAX_ROW_COUNT')),
+      ...setOnly('maxCountClientSide', optionalPositive(env, 'AVIARY_METRICS_MAX_ROW_COUNT_CLIENT_SIDE')),
+    },
+    ...setOnly('evaluationMsPerSecond', optionalPositive(env, 'AVIARY_EVAL_MS_PER_SECOND')),
   };
 }

@@ -30,6 +30,12 @@ async function main(): Promise<void> {
     logger: loggerOptions(config.logLevel),
     trustProxy: config.trustProxy,
     stream: { hydrationsPerMinute: config.hydrations.perMinute, hydrationBurst: config.hydrations.burst },
+    metrics: {
+      retentionDays: config.metricsRetentionDays,
+      reportLimits: config.metricsLimits,
+      keyQuotas: config.metricsLimits,
+    },
+    ...(config.evaluationMsPerSecond !== undefined ? { evaluationTime: { msPerSecond: config.evaluationMsPerSecond } } : {}),
   });
   if (app.boot.generatedAdminToken) {
     // Printed once, on the boot that created it, outside the structured log so it never lands in log storage.

@@ -18,11 +18,6 @@ export interface EvaluationTimeLimits {
 
 export const DEFAULT_EVALUATION_TIME: EvaluationTimeLimits = { msPerSecond: 500, burstMs: 100 };
 
-export function evaluationTimeFromEnv(): EvaluationTimeLimits {
-  const v = Number(process.env.AVIARY_EVAL_MS_PER_SECOND);
-  return Number.isFinite(v) && v > 0 ? { ...DEFAULT_EVALUATION_TIME, msPerSecond: v } : DEFAULT_EVALUATION_TIME;
-}
-
 export class EvaluationTimeBudget {
   private readonly buckets = new Map<string, { ms: number; at: number }>();
 
@@ -64,16 +59,4 @@ export class EvaluationTimeBudget {
       this.bucket(tokenId).ms -= this.clock() - start;
     }
   }
-}
-
-const perServer = new WeakMap<object, EvaluationTimeBudget>();
-
-/**
- * The evaluation-time budget shared by every evaluation route of one HTTP server (`app.server`), so a key has one
- * allowance for `POST /sdk/v1/evaluate` and OFREP together.
- */
-export function evaluationTimeOf(server: object): EvaluationTimeBudget {
-  let b = perServer.get(server);
-  if (!b) perServer.set(server, (b = new EvaluationTimeBudget(evaluationTimeFromEnv())));
-  return b;
 }

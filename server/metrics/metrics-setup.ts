@@ -14,9 +14,9 @@ import { DEFAULT_REPORT_LIMITS, type ReportLimits } from './report-validation.js
 /** Metrics options of buildApp. */
 export interface MetricsOptions
   extends Pick<MetricsIngesterOptions, 'maxBatchReports' | 'maxDelayMs' | 'maxQueuedReports' | 'maxBatchRows' | 'maxQueuedRows' | 'maxQueuedShare'> {
-  /** What one report may hold (clock-skew window, counts per row). Defaults: `DEFAULT_REPORT_LIMITS`, or the environment. */
+  /** What one report may hold (clock-skew window, counts per row). Default `DEFAULT_REPORT_LIMITS` (main.ts passes the `AVIARY_METRICS_*` variables). */
   reportLimits?: Partial<ReportLimits>;
-  /** Per-SDK-key rows and bytes per minute. Defaults: `DEFAULT_KEY_QUOTAS`, or the environment. */
+  /** Per-SDK-key rows and bytes per minute. Default `DEFAULT_KEY_QUOTAS`. */
   keyQuotas?: Partial<KeyQuotaLimits>;
   /** Per-minute rows older than this many days are deleted (`AVIARY_METRICS_RETENTION_DAYS`). Default 30. */
   retentionDays?: number;
@@ -47,12 +47,6 @@ declare module 'fastify' {
   }
 }
 
-function envNumber(name: string): number | undefined {
-  const v = process.env[name];
-  const n = v === undefined || v === '' ? NaN : Number(v);
-  return Number.isFinite(n) && n > 0 ? n : undefined;
-}
-
 /**
  * Decorates `app.metrics`. `onCommitted` is called after every committed batch with the flags that received rows
  * (the canary guard subscribes). Call before registering routes.
@@ -62,21 +56,17 @@ export function setupMetrics(app: FastifyInstance, options: MetricsOptions = {},
   const store = new MetricsStore(app.sqlite);
   const catalog = new FlagCatalog(app.sqlite, app.changeFeed);
   const dedupeMs = (options.dedupeHours ?? 24) * 3_600_000;
-  const seconds = (name: string) => {
-    const n = envNumber(name);
-    return n === undefined ? undefined : n * 1000;
-  };
   const reportLimits: ReportLimits = {
-    maxFutureMs: options.reportLimits?.maxFutureMs ?? seconds('AVIARY_METRICS_MAX_FUTURE_SECONDS') ?? DEFAULT_REPORT_LIMITS.maxFutureMs,
+    maxFutureMs: options.reportLimits?.maxFutureMs ?? DEFAULT_REPORT_LIMITS.maxFutureMs,
     // A report older than the exactly-once horizon could be one already counted whose record has expired.
     maxPastMs: options.reportLimits?.maxPastMs ?? dedupeMs,
-    maxCountServerSide: options.reportLimits?.maxCountServerSide ?? envNumber('AVIARY_METRICS_MAX_ROW_COUNT') ?? DEFAULT_REPORT_LIMITS.maxCountServerSide,
-    maxCountClientSide: options.reportLimits?.maxCountClientSide ?? envNumber('AVIARY_METRICS_MAX_ROW_COUNT_CLIENT_SIDE') ?? DEFAULT_REPORT_LIMITS.maxCountClientSide,
+    maxCountServerSide: options.reportLimits?.maxCountServerSide ?? DEFAULT_REPORT_LIMITS.maxCountServerSide,
+    maxCountClientSide: options.reportLimits?.maxCountClientSide ?? DEFAULT_REPORT_LIMITS.maxCountClientSide,
   };
   const quotas = new KeyQuotas(
     {
-      rowsPerMinute: options.keyQuotas?.rowsPerMinute ?? envNumber('AVIARY_METRICS_KEY_ROWS_PER_MINUTE') ?? DEFAULT_KEY_QUOTAS.rowsPerMinute,
-      bytesPerMinute: options.keyQuotas?.bytesPerMinute ?? envNumber('AVIARY_METRICS_KEY_BYTES_PER_MINUTE') ?? DEFAULT_KEY_QUOTAS.bytesPerMinute,
+      rowsPerMinute: options.keyQuotas?.rowsPerMinute ?? DEFAULT_KEY_QUOTAS.rowsPerMinute,
+      bytesPerMinute: options.keyQuotas?.bytesPerMinute ?? DEFAULT_KEY_QUOTAS.bytesPerMinute,
     },
     app.now,
   );
@@ -91,7 +81,7 @@ export function setupMetrics(app: FastifyInstance, options: MetricsOptions = {},
     ...(options.maxQueuedShare ? { maxQueuedShare: options.maxQueuedShare } : {}),
     ...(onCommitted ? { onCommitted } : {}),
   });
-  const keepMs = (options.retentionDays ?? envNumber('AVIARY_METRICS_RETENTION_DAYS') ?? 30) * 86_400_000;
+  const keepMs = (options.retentionDays ?? 30) * 86_400_000;
   // One chunk per event-loop turn, so retention never holds up a kill or an ingest batch for long. Besides old
   // minutes: minutes beyond the clock-skew window (stored before it was enforced) and flags that no longer exist.
   const pruneStep = () => store.pruneChunk(app.now(), keepMs, dedupeMs, reportLimits.maxFutureMs);

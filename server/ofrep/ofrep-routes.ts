@@ -12,7 +12,6 @@ import { evaluateFlag, type EvaluationContext, type EvaluationDetail, type JsonV
 import { sdkAuthHook } from '../auth/hooks.js';
 import { problemDocument, problemErrorHandler, sendProblem } from '../errors.js';
 import { CONTEXT_LIMITS, contextBudgetProblem } from '../limits/context-budget.js';
-import { evaluationTimeOf } from '../limits/evaluation-time.js';
 import { CompiledEnvironmentCache } from '../sdk/compiled-cache.js';
 
 type OfrepErrorCode = 'PARSE_ERROR' | 'TARGETING_KEY_MISSING' | 'INVALID_CONTEXT' | 'GENERAL' | 'FLAG_NOT_FOUND';
@@ -103,7 +102,7 @@ export const ofrepRoutes: FastifyPluginAsync = async (app) => {
     return sendProblem(reply, problemDocument('payload-too-large', detail, { instance: request.url.split('?')[0]!, extensions: { limit: 'bodyBytes', allowance: bodyLimit } }));
   });
   // Each key's share of the event loop for evaluation (server/limits/evaluation-time.ts), shared with /sdk/v1/evaluate.
-  const time = evaluationTimeOf(app.server);
+  const time = app.evaluationTime;
   // A key out of time is refused before its body is parsed: a flood of refusals costs as little as possible.
   app.addHook('onRequest', (request, reply, done) => {
     const over = request.sdk ? time.admit(request.sdk.tokenId) : null;

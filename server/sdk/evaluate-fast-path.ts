@@ -25,7 +25,6 @@ import { createValidatorCompiler, requestBody } from '../openapi/validation.js';
 import { slowRequestMs } from '../ops/logging.js';
 import type { CompiledEnvironmentCache } from './compiled-cache.js';
 import { evaluateAnswerJson } from './evaluate-json.js';
-import { evaluationTimeOf } from '../limits/evaluation-time.js';
 
 const PATH = '/sdk/v1/evaluate';
 const BEARER = /^Bearer[ ]+(\S+)\s*$/i;
@@ -98,7 +97,7 @@ export function installEvaluateFastPath(app: FastifyInstance, cache: CompiledEnv
     if (!env) return problem(req, res, start, problemForError(notFound('not-found', `Environment "${environment}" no longer exists.`), PATH, log));
     let json: string;
     try {
-      json = evaluationTimeOf(app.server).run(tokenId, () => evaluateAnswerJson(env, environment, context, flags));
+      json = app.evaluationTime.run(tokenId, () => evaluateAnswerJson(env, environment, context, flags));
     } catch (err) {
       if (isAviaryError(err)) return problem(req, res, start, problemForError(err, PATH, log));
       throw err;

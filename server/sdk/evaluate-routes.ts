@@ -10,7 +10,6 @@ import { CompiledEnvironmentCache } from './compiled-cache.js';
 import { evaluateAnswerJson } from './evaluate-json.js';
 import { installEvaluateFastPath } from './evaluate-fast-path.js';
 import { requestBody } from '../openapi/validation.js';
-import { evaluationTimeOf } from '../limits/evaluation-time.js';
 
 /** The body as the spec's `EvaluateRequest` schema has already checked it (fastify validates before the handler). */
 interface EvaluateBody {
@@ -35,6 +34,6 @@ export const evaluateRoutes: FastifyPluginAsync = async (app) => {
     if (!env) throw problem('not-found', `Environment "${environment}" no longer exists.`);
     // The answer is written as JSON while evaluating (server/sdk/evaluate-json.ts): no result objects, no stringify.
     // Within the key's evaluation-time allowance (server/limits/evaluation-time.ts), or 429.
-    return reply.type('application/json; charset=utf-8').send(evaluationTimeOf(app.server).run(request.sdk!.tokenId, () => evaluateAnswerJson(env, environment, ctx, keys)));
+    return reply.type('application/json; charset=utf-8').send(app.evaluationTime.run(request.sdk!.tokenId, () => evaluateAnswerJson(env, environment, ctx, keys)));
   });
 };

@@ -34,6 +34,14 @@ describe('readConfig (CONTRACT §8)', () => {
     expect(config).toMatchObject({ slowRequestMs: 250, authFailures: { limit: 5, windowMs: 10_000 }, metricsRetentionDays: 7 });
     expect(() => readConfig({ AVIARY_AUTH_FAILURE_LIMIT: 'lots' })).toThrow(/AVIARY_AUTH_FAILURE_LIMIT/);
     expect(() => readConfig({ AVIARY_METRICS_RETENTION_DAYS: '-1' })).toThrow(/AVIARY_METRICS_RETENTION_DAYS/);
+    // SDK-key limits: only what is set, so the modules' defaults hold otherwise.
+    expect(readConfig({}).metricsLimits).toEqual({});
+    expect(readConfig({}).evaluationMsPerSecond).toBeUndefined();
+    const limits = readConfig({ AVIARY_METRICS_KEY_ROWS_PER_MINUTE: '1000', AVIARY_METRICS_MAX_FUTURE_SECONDS: '60', AVIARY_EVAL_MS_PER_SECOND: '250', AVIARY_STREAM_HYDRATION_BURST: '50' });
+    expect(limits.metricsLimits).toEqual({ rowsPerMinute: 1000, maxFutureMs: 60_000 });
+    expect(limits.evaluationMsPerSecond).toBe(250);
+    expect(limits.hydrations).toEqual({ burst: 50, perMinute: 120 });
+    expect(() => readConfig({ AVIARY_METRICS_MAX_ROW_COUNT: 'many' })).toThrow(/AVIARY_METRICS_MAX_ROW_COUNT/);
   });
 
   it('AVIARY_TRUST_PROXY names the proxies to trust, never every hop', () => {
