@@ -23,7 +23,7 @@
  *   write (admin and SDK POST routes do it in an onSend hook). Checkpoints run on a worker (storage/checkpointer.ts);
  *   an unclean stop moves environment versions forward at the next boot (storage/server-state.ts).
  */
-import Fastify, { LogController, type onSendHookHandler, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type Database from 'better-sqlite3';
 import type { Delta } from '@aviary/sdk/protocol';
 import type { EnvironmentSnapshot } from '@aviary/sdk/core';
@@ -39,8 +39,8 @@ import { flagRoutes } from './admin/flag-routes.js';
 import { flagStateRoutes } from './admin/flag-state-routes.js';
 import { segmentRoutes } from './admin/segment-routes.js';
 import { auditRoutes } from './admin/audit-routes.js';
-import { snapshotRoutes } from './sdk/snapshot-routes.js';
-import { evaluateRoutes } from './sdk/evaluate-routes.js';
+import { snapshotRoutes } from './sdk-api/snapshot-routes.js';
+import { evaluateRoutes } from './sdk-api/evaluate-routes.js';
 import { opsPlugin } from './ops/ops-plugin.js';
 import { lazyChildLoggerFactory } from './ops/logging.js';
 import { openapiRoute } from './openapi/openapi-route.js';
@@ -252,20 +252,16 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(
     async (sdk) => {
       sdk.addHook('onRequest', sdkAuthHook);
-      // Metrics reports are acknowledged only once on stable storage, like admin writes. The hook is attached per
-      // route, to the POST routes that write: evaluate (the hot path) writes nothing and runs no onSend hook at all.
-      const durableOnSend: onSendHookHandler = (_request, _reply, payload, done) => {
-        writer.durable().then(() => done(null, payload), done);
-      };
-      sdk.addHook('onRoute', (route) => {
-        const methods = Array.isArray(route.method) ? route.method : [route.method];
-        if (!methods.includes('POST') || route.url === '/sdk/v1/evaluate') return;
-        const own = route.onSend === undefined ? [] : Array.isArray(route.onSend) ? route.onSend : [route.onSend];
-        route.onSend = [durableOnSend, ...own];
-      });
       await sdk.register(snapshotRoutes);
       await sdk.register(evaluateRoutes);
-      await sdk.register(metricsIngestRoutes);
+      // Metrics reports are acknowledged only once on stable storage, like admin writes: the onSend hook lives in
+      // the ingest route's own context, so the reads (flags, evaluate: the hot path) run no onSend hook at all.
+      await sdk.register(async (ingest) => {
+        ingest.addHook('onSend', (_request, _reply, payload, done) => {
+          writer.durable().then(() => done(null, payload), done);
+        });
+        await ingest.register(metricsIngestRoutes);
+      });
     },
     { prefix: '/sdk/v1' },
   );

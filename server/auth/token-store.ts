@@ -80,19 +80,8 @@ export function generateSecret(kind: 'admin' | 'sdk'): string {
   return `avi_${kind}_${randomBytes(32).toString('base64url')}`;
 }
 
-/** Constant-time equality of two secrets (their lengths are not secret). */
-function sameSecret(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return diff === 0;
-}
-
 export class TokenStore {
   private readonly byHash = new Map<string, ActiveToken>();
-  /** Bumped whenever a token stops being active, so what connections remember is checked again. */
-  private generation = 0;
-  private readonly byConnection = new WeakMap<object, { secret: string; active: ActiveToken; generation: number }>();
   private readonly stmts;
 
   constructor(
@@ -120,7 +109,6 @@ export class TokenStore {
   }
 
   private reload(): void {
-    this.generation++;
     this.byHash.clear();
     for (const row of this.stmts.all.all()) if (row.revoked_at === null) this.cache(row);
   }
@@ -136,21 +124,6 @@ export class TokenStore {
   authenticate(secret: string): Readonly<TokenInfo> | null {
     const active = this.find(secret);
     return active === null ? null : this.used(active);
-  }
-
-  /**
-   * {@link authenticate} for a request on a keep-alive connection (the HTTP socket): a client sends the same key on
-   * every request, so the connection remembers the last secret that authenticated on it and the SHA-256 runs once per
-   * connection, not per request. The remembered secret is compared in constant time, and forgotten (checked afresh)
-   * as soon as any token is revoked.
-   */
-  authenticateOn(connection: object, secret: string): Readonly<TokenInfo> | null {
-    const seen = this.byConnection.get(connection);
-    if (seen !== undefined && seen.generation === this.generation && sameSecret(seen.secret, secret)) return this.used(seen.active);
-    const active = this.find(secret);
-    if (active === null) return null;
-    this.byConnection.set(connection, { secret, active, generation: this.generation });
-    return this.used(active);
   }
 
   /** The active token of a secret: looked up by its SHA-256 (not by the secret), the final comparison constant-time. */
@@ -232,7 +205,6 @@ export class TokenStore {
     }).value;
     if (result) {
       for (const [hash, active] of this.byHash) if (active.row.id === id) this.byHash.delete(hash);
-      this.generation++;
       this.feed.emit('token.revoked', { tokenId: id });
     }
     return result;

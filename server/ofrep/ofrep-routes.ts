@@ -10,7 +10,7 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { createHash } from 'node:crypto';
 import { evaluateFlag, type EvaluationContext, type EvaluationDetail, type JsonValue } from '@aviary/sdk/core';
 import { sdkAuthHook } from '../auth/hooks.js';
-import { CompiledEnvironmentCache } from '../sdk/compiled-cache.js';
+import { CompiledEnvironmentCache } from '../sdk-api/compiled-cache.js';
 
 type OfrepErrorCode = 'PARSE_ERROR' | 'TARGETING_KEY_MISSING' | 'INVALID_CONTEXT' | 'GENERAL' | 'FLAG_NOT_FOUND';
 
