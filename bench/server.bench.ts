@@ -525,14 +525,16 @@ function compareProfiles(aviary: ProfileSummary, bare: ProfileSummary): string[]
 const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 
 /** `duration` seconds of the evaluate load after a 2 s warm-up: the requests answered and when (monotonic µs) it ran. */
-async function profiledLoad(url: string, seconds: number, connections: number, headers: Record<string, string>): Promise<{ requests: number; rps: number; window: { from: number; to: number } }> {
+async function profiledLoad(url: string, seconds: number, connections: number, headers: Record<string, string>, pid: number | undefined): Promise<{ requests: number; rps: number; cpuUsPerRequest: number; window: { from: number; to: number } }> {
   const opts = { url, method: 'POST' as const, headers: { 'content-type': 'application/json', ...headers }, body: BODY, connections };
   const warm = await autocannon({ ...opts, duration: 2 });
+  const cpu0 = cpuMs(pid);
   const from = monotonicUs();
   const r = await autocannon({ ...opts, duration: seconds });
   const to = monotonicUs();
+  const cpu = cpuMs(pid) - cpu0;
   if (r.non2xx + r.errors + warm.non2xx + warm.errors > 0) throw new Error(`${r.non2xx + warm.non2xx} non-2xx answers, ${r.errors + warm.errors} errors`);
-  return { requests: r.requests.total, rps: r.requests.average, window: { from, to } };
+  return { requests: r.requests.total, rps: r.requests.average, cpuUsPerRequest: (cpu * 1000) / r.requests.total, window: { from, to } };
 }
 
 /** Stops a child with SIGTERM (so node writes its profile) and returns its main thread's .cpuprofile. */
@@ -574,7 +576,7 @@ async function profileServers(outDir: string): Promise<void> {
     const auth = { authorization: `Bearer ${SDK_KEY}` };
     const check = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: BODY });
     const answer = await check.json();
-    const a = await profiledLoad(url, seconds, connections, auth);
+    const a = await profiledLoad(url, seconds, connections, auth, aviary.pid);
     const aviaryProfile = await stopForProfile(aviary, outDir);
 
     const barePort = await freePort();
@@ -582,7 +584,7 @@ async function profileServers(outDir: string): Promise<void> {
     children.push(bare);
     bare.send({ answer });
     await waitMessage(bare, (m): m is 'ready' => m === 'ready', 30_000);
-    const b = await profiledLoad(`http://127.0.0.1:${barePort}/sdk/v1/evaluate`, seconds, connections, {});
+    const b = await profiledLoad(`http://127.0.0.1:${barePort}/sdk/v1/evaluate`, seconds, connections, {}, bare.pid);
     const bareProfile = await stopForProfile(bare, outDir);
 
     const aviarySummary = summarizeProfile(aviaryProfile, a.window, a.requests);
@@ -590,6 +592,8 @@ async function profileServers(outDir: string): Promise<void> {
     process.stdout.write(
       [
         `## bench:server --cpu-prof — POST /sdk/v1/evaluate (10 flags), ${seconds} s each, ${connections} connections: Aviary ${a.rps.toFixed(0)} req/s, bare ${b.rps.toFixed(0)} req/s (one after the other, not interleaved)`,
+        '',
+        `Process CPU (user + system, every thread, from /proc) per request while profiled: Aviary ${a.cpuUsPerRequest.toFixed(1)} µs, bare ${b.cpuUsPerRequest.toFixed(1)} µs.`,
         '',
         ...compareProfiles(aviarySummary, bareSummary),
         `Profiles: ${aviaryProfile}, ${bareProfile} (Chrome DevTools or speedscope open them). Load average: ${loadavg().map((l) => l.toFixed(1)).join(' / ')} on ${cpus().length} cores.`,

@@ -1,7 +1,7 @@
 /**
  * Operations: `/healthz`, `/readyz`, `/metrics` (Prometheus), request metrics for every route, and the
- * failed-authentication rate limit. Registered on the root instance *before* the route plugins, and not
- * encapsulated, so its hooks run for every route (and before the admin and SDK auth hooks).
+ * failed-authentication rate limiter (`app.authLimiter`, enforced by the auth hooks). Registered on the root instance
+ * *before* the route plugins, and not encapsulated, so its metrics hook runs for every route.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -41,9 +41,6 @@ export interface OpsOptions {
   authFailures?: AuthFailureLimiterOptions;
 }
 
-// Routes under these prefixes take a token; only they are refused to an address over its failure limit, so a
-// locked-out address can still be probed by health checks and scraped.
-const AUTHENTICATED_PREFIXES = ['/api/', '/sdk/', '/ofrep/'];
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
 /** The `when` of the newest migration in `migrations/meta/_journal.json`: the database must have applied it. */
@@ -96,28 +93,13 @@ const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, opti
     app.changeFeed.off('auth.failure', onAuthFailure);
   });
 
-  // Callback-style hooks (no promise per request): these two run on every request, including the hot SDK routes.
-  app.addHook('onRequest', (request, reply, done) => {
-    if (limiter.size === 0 || !AUTHENTICATED_PREFIXES.some((p) => request.url.startsWith(p))) return done();
-    const waitMs = limiter.blockedForMs(request.ip);
-    if (waitMs <= 0) return done();
-    metrics.authRateLimited.inc();
-    const seconds = Math.ceil(waitMs / 1000);
-    reply.header('retry-after', String(seconds));
-    const instance = request.url.split('?')[0];
-    sendProblem(
-      reply,
-      problemDocument(
-        'too-many-requests',
-        `Too many failed authentications from this address (${limiter.limit} per ${limiter.windowMs / 1000} s); retry in ${seconds} s.`,
-        instance ? { instance } : {},
-      ),
-    );
-  });
+  // The limit itself is checked by the auth hooks (server/auth/hooks.ts), so it costs only the routes that take a
+  // token, and health checks and scrapes of a locked-out address still pass.
 
   const slowMs = slowRequestMs();
   // fastify's null logger (logger: false) has no isLevelEnabled.
   const canLog = typeof (app.log as { isLevelEnabled?: unknown }).isLevelEnabled === 'function';
+  // Callback-style (no promise per request): it runs on every request, including the hot SDK routes.
   app.addHook('onResponse', (request, reply, done) => {
     const method = KNOWN_METHODS.has(request.method) ? request.method : 'OTHER';
     // The route template, never the raw URL: label values must stay few, whatever paths clients send.

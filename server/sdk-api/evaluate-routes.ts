@@ -36,16 +36,20 @@ export const evaluateRoutes: FastifyPluginAsync = async (app) => {
     const { environment } = request.sdk!;
     const env = cache.get(environment);
     if (!env) throw problem('not-found', `Environment "${environment}" no longer exists.`);
-    // No prototype: requested keys are the client's strings ("__proto__", "constructor" are keys like any other).
-    const flags = Object.create(null) as Record<string, EvaluationDetail>;
+    const flags: Record<string, EvaluationDetail> = {};
     if (keys === undefined) {
+      // Flag keys match ^[a-z0-9][a-z0-9._-]*$: plain own properties (a plain object stays a fast one to build and
+      // serialize; a null-prototype object would be a dictionary).
       for (const [key, flag] of env.flags) flags[key] = evaluateFlag<JsonValue>(flag, context, null, true);
     } else {
-      // Each requested key once; a known flag answers with its own kind (no caller default to match).
+      // Requested keys are any strings ("constructor", "__proto__"): each once, as an own property. A known flag
+      // answers with its own kind (there is no caller default to match), an unknown key FLAG_NOT_FOUND.
       for (const key of keys) {
-        if (flags[key] !== undefined) continue;
+        if (Object.hasOwn(flags, key)) continue;
         const flag = env.flags.get(key);
-        flags[key] = flag ? evaluateFlag<JsonValue>(flag, context, null, true) : evaluate<JsonValue>(env, key, context, null);
+        const detail = flag ? evaluateFlag<JsonValue>(flag, context, null, true) : evaluate<JsonValue>(env, key, context, null);
+        if (key === '__proto__') Object.defineProperty(flags, key, { value: detail, enumerable: true, writable: true, configurable: true });
+        else flags[key] = detail;
       }
     }
     // Synchronous handler, `reply.send`: no promise per request on the hot path.

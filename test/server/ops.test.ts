@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import Fastify from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { loggerOptions, redactUrl } from '../../server/ops/logging.js';
 import { AuthFailureLimiter } from '../../server/rate-limit/auth-failure-limiter.js';
 import { api, request, startServer, type TestServer } from '../helpers/server.js';
@@ -119,10 +120,25 @@ describe('failed authentication rate limit', () => {
     expect(refused.body).toMatchObject({ type: 'https://aviary.dev/problems/too-many-requests', status: 429 });
     expect(Number(refused.headers.get('retry-after'))).toBe(60);
     expect((await request(srv, 'GET', '/sdk/v1/flags', { token: srv.sdkKeys.production })).status).toBe(429);
+    // Every route that takes a token: the evaluate route, OFREP, and the stream's upgrade (refused before it).
+    const evaluated = await request(srv, 'POST', '/sdk/v1/evaluate', { token: srv.sdkKeys.production, body: { context: { key: 'u' } } });
+    expect(evaluated.status).toBe(429);
+    expect(evaluated.body).toMatchObject({ type: 'https://aviary.dev/problems/too-many-requests', instance: '/sdk/v1/evaluate' });
+    expect((await request(srv, 'POST', '/ofrep/v1/evaluate/flags', { token: srv.sdkKeys.production, body: { context: {} } })).status).toBe(429);
+    const upgrade = await new Promise<{ status: number; retryAfter: string | undefined }>((resolve, reject) => {
+      const ws = new WebSocket(`${srv!.url.replace('http', 'ws')}/sdk/v1/stream`, { headers: { authorization: `Bearer ${srv!.sdkKeys.production}` } });
+      ws.on('unexpected-response', (_req, res) => {
+        resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] });
+        ws.terminate();
+      });
+      ws.on('open', () => reject(new Error('the upgrade was accepted')));
+      ws.on('error', () => {});
+    });
+    expect(upgrade).toEqual({ status: 429, retryAfter: '60' });
     // Operations endpoints stay reachable for health checks and scrapes.
     expect((await request(srv, 'GET', '/healthz', { token: null })).status).toBe(200);
     const text = await (await fetch(`${srv.url}/metrics`)).text();
-    expect(sample(text, 'aviary_auth_rate_limited_total')).toBe(2);
+    expect(sample(text, 'aviary_auth_rate_limited_total')).toBe(5);
 
     t += 30_000;
     expect(Number((await api(srv).get('/api/v1/environments')).headers.get('retry-after'))).toBe(30);
