@@ -23,7 +23,7 @@
  *   write (admin and SDK POST routes do it in an onSend hook). Checkpoints run on a worker (storage/checkpointer.ts);
  *   an unclean stop moves environment versions forward at the next boot (storage/server-state.ts).
  */
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type Database from 'better-sqlite3';
 import type { Delta } from '@aviary/sdk/protocol';
 import type { EnvironmentSnapshot } from '@aviary/sdk/core';
@@ -43,6 +43,7 @@ import { snapshotRoutes } from './sdk-api/snapshot-routes.js';
 import { evaluateRoutes } from './sdk-api/evaluate-routes.js';
 import { opsPlugin } from './ops/ops-plugin.js';
 import { lazyChildLoggerFactory } from './ops/logging.js';
+import { RequestLogController } from './ops/request-log.js';
 import { openapiRoute } from './openapi/openapi-route.js';
 import { installValidation } from './openapi/validation.js';
 import { streamRoutes, type StreamPluginOptions } from './stream/stream-routes.js';
@@ -141,12 +142,16 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const now = options.now ?? Date.now;
   const loggerOption = options.logger ?? false;
   const isLoggerInstance = typeof loggerOption === 'object' && loggerOption !== null && 'child' in loggerOption;
+  const requestLog = new RequestLogController();
   const app = Fastify({
-    ...(isLoggerInstance ? { loggerInstance: loggerOption as FastifyBaseLogger } : { logger: loggerOption as FastifyServerOptions['logger'] }),
-    // Per-request logging is the ops plugin's (slow requests, debug lines), and request loggers are created only when
+    // Always a logger, silent unless one is configured: fastify reports finished requests to its log controller only
+    // when it has a logger, and that is where request metrics are recorded (server/ops/request-log.ts).
+    ...(isLoggerInstance ? { loggerInstance: loggerOption as FastifyBaseLogger } : { logger: (loggerOption || { level: 'silent' }) as FastifyServerOptions['logger'] }),
+    // Per-request logging and request metrics happen when fastify reports a finished request to its log controller
+    // (server/ops/request-log.ts; fastify's own per-request lines are off), and request loggers are created only when
     // used: on the SDK hot path both cost more than authentication and evaluation together (docs/architecture.md).
-    logController: new LogController({ disableRequestLogging: true }),
-    ...(loggerOption ? { childLoggerFactory: lazyChildLoggerFactory } : {}),
+    logController: requestLog,
+    childLoggerFactory: lazyChildLoggerFactory,
     // Behind a proxy, set AVIARY_TRUST_PROXY so request.ip (rate limits, logs) is the client's address.
     trustProxy: trustProxyFromEnv(),
     return503OnClosing: true,
@@ -202,8 +207,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   app.setNotFoundHandler(problemNotFoundHandler);
   // Request bodies are validated with the OpenAPI spec's schemas, strictly (no coercion): server/openapi/.
   installValidation(app);
-  // First, so its hooks (request metrics, failed-auth rate limit) cover every route registered after it.
-  await app.register(opsPlugin);
+  // First, so its decorations (metrics, failed-auth limiter) and route table cover every route registered after it.
+  await app.register(opsPlugin, { requestLog });
   await app.register(openapiRoute);
   app.addHook('onClose', async () => {
     writer.close();

@@ -1,10 +1,11 @@
 /**
- * API tokens: creation (secret shown once), SHA-256 storage, constant-time comparison, revocation, last-used time.
+ * API tokens: creation (secret shown once), SHA-256 storage, revocation, last-used time.
  *
- * Active tokens are cached in memory by hash, so authenticating a request costs one SHA-256 and no query (the SDK
- * routes are the hot path). The cache is only changed through this store, in the same process as the database.
+ * Active tokens are cached in memory by the SHA-256 of their secret (never the secret itself), so authenticating a
+ * request costs one SHA-256, one map lookup and no query (the SDK routes are the hot path). The cache is only changed
+ * through this store, in the same process as the database.
  */
-import { hash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { ChangeFeed } from '../storage/change-feed.js';
 import type { Actor, Writer } from '../storage/writer.js';
@@ -39,12 +40,11 @@ interface TokenRow {
 }
 
 /**
- * An active token as cached for authentication: the bytes of its hex digest (for the constant-time comparison) and the
- * info handed to callers, shared between requests (read-only) so the hot path allocates nothing for it.
+ * An active token as cached for authentication: its row, and the info handed to callers, shared between requests
+ * (read-only) so the hot path allocates nothing for it.
  */
 interface ActiveToken {
   row: TokenRow;
-  digest: Buffer;
   info: Readonly<TokenInfo>;
 }
 
@@ -114,25 +114,19 @@ export class TokenStore {
   }
 
   private cache(row: TokenRow): void {
-    this.byHash.set(row.hash, { row, digest: Buffer.from(row.hash, 'latin1'), info: toInfo(row) });
+    this.byHash.set(row.hash, { row, info: toInfo(row) });
   }
 
   /**
-   * Finds the active token for a presented secret. The map lookup is keyed by the SHA-256 of the secret (not by the
-   * secret), and the final comparison is constant-time, so timing reveals nothing usable about stored secrets.
+   * Finds the active token for a presented secret. The map is keyed by the SHA-256 of secrets, not by secrets: how long
+   * a lookup takes depends on digests only, which reveal nothing usable about any stored secret, and a hit means the
+   * digests are equal (there is nothing left to compare).
    */
   authenticate(secret: string): Readonly<TokenInfo> | null {
-    const active = this.find(secret);
-    return active === null ? null : this.used(active);
-  }
-
-  /** The active token of a secret: looked up by its SHA-256 (not by the secret), the final comparison constant-time. */
-  private find(secret: string): ActiveToken | null {
     if (!secret || secret.length > 512) return null;
-    // Hex straight from the one-shot hash: about half the cost of a Buffer digest plus its hex conversion.
-    const digest = hash('sha256', secret, 'hex');
-    const active = this.byHash.get(digest);
-    return active && timingSafeEqual(active.digest, Buffer.from(digest, 'latin1')) ? active : null;
+    // Hex straight from the one-shot hash (no Hash object, no Buffer): this runs on every SDK request.
+    const active = this.byHash.get(hash('sha256', secret, 'hex'));
+    return active === undefined ? null : this.used(active);
   }
 
   /** Records use (the last-used time, at most once a minute) and returns the token's shared info. */

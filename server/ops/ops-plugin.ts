@@ -1,7 +1,8 @@
 /**
- * Operations: `/healthz`, `/readyz`, `/metrics` (Prometheus), request metrics for every route, and the
- * failed-authentication rate limiter (`app.authLimiter`, enforced by the auth hooks). Registered on the root instance
- * *before* the route plugins, and not encapsulated, so its metrics hook runs for every route.
+ * Operations: `/healthz`, `/readyz`, `/metrics` (Prometheus), request metrics for every request (recorded through the
+ * app's `logController`, server/ops/request-log.ts), and the failed-authentication rate limiter (`app.authLimiter`,
+ * enforced by the auth hooks). Registered on the root instance *before* the route plugins, and not encapsulated, so
+ * its decorations and route table cover every route.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import { MIGRATIONS_FOLDER } from '../storage/db.js';
 import { createServerMetrics, type ServerMetrics } from './prometheus.js';
 import { slowRequestMs } from './logging.js';
 import { registerHistogram } from './request-metrics.js';
+import type { RequestLogController } from './request-log.js';
 import { FSYNC_BUCKETS } from '../storage/wal-sync.js';
 
 declare module 'fastify' {
@@ -39,9 +41,9 @@ export interface RouteEntry {
 export interface OpsOptions {
   /** Failed-authentication rate limit. Defaults: 30 failures per 60 s (env `AVIARY_AUTH_FAILURE_LIMIT`, `AVIARY_AUTH_FAILURE_WINDOW_SECONDS`). */
   authFailures?: AuthFailureLimiterOptions;
+  /** The app's `logController`: it records the request metrics of every finished request. */
+  requestLog?: RequestLogController;
 }
-
-const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
 /** The `when` of the newest migration in `migrations/meta/_journal.json`: the database must have applied it. */
 function latestMigration(): number {
@@ -96,22 +98,9 @@ const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, opti
   // The limit itself is checked by the auth hooks (server/auth/hooks.ts), so it costs only the routes that take a
   // token, and health checks and scrapes of a locked-out address still pass.
 
-  const slowMs = slowRequestMs();
-  // fastify's null logger (logger: false) has no isLevelEnabled.
-  const canLog = typeof (app.log as { isLevelEnabled?: unknown }).isLevelEnabled === 'function';
-  // Callback-style (no promise per request): it runs on every request, including the hot SDK routes.
-  app.addHook('onResponse', (request, reply, done) => {
-    const method = KNOWN_METHODS.has(request.method) ? request.method : 'OTHER';
-    // The route template, never the raw URL: label values must stay few, whatever paths clients send.
-    const route = request.routeOptions.url ?? 'unmatched';
-    const elapsed = reply.elapsedTime;
-    metrics.requests.series(method, route, reply.statusCode).record(elapsed / 1000);
-    // fastify's own request logging is off (app.ts): two log lines per request cost more than the SDK route itself.
-    // Slow requests are worth a warning; every other one is a debug line (5xx are logged by the error handler).
-    if (elapsed >= slowMs) request.log.warn({ req: request, res: reply, responseTime: elapsed }, 'slow request');
-    else if (canLog && (request.log as unknown as { isLevelEnabled(l: string): boolean }).isLevelEnabled('debug')) request.log.debug({ req: request, res: reply, responseTime: elapsed }, 'request completed');
-    done();
-  });
+  // Request metrics and the slow-request warning are recorded when fastify reports each finished request to its
+  // LogController (server/ops/request-log.ts), not by a global onResponse hook that every request would run.
+  options.requestLog?.attach(metrics.requests, slowRequestMs(), app.log);
 
   app.get('/healthz', async () => ({ status: 'ok' as const }));
 

@@ -58,6 +58,10 @@ describe('Prometheus metrics', () => {
     expect((await api(srv).get('/api/v1/environments')).status).toBe(200);
     await request(srv, 'GET', '/api/v1/tokens/no-such-token-1');
     await request(srv, 'GET', '/api/v1/tokens/no-such-token-2');
+    // Requests no route matches, whatever their path and method, are one series.
+    await request(srv, 'GET', '/no/such/path', { token: null });
+    await request(srv, 'GET', '/nor/this-one', { token: null });
+    await request(srv, 'PROPFIND', '/api/v1/flags', { token: null });
 
     const res = await fetch(`${srv.url}/metrics`);
     expect(res.status).toBe(200);
@@ -70,6 +74,8 @@ describe('Prometheus metrics', () => {
     expect(requests('403')).toBe(1);
     // Route templates, not raw URLs: two different ids are one series.
     expect(requests('404', '/api/v1/tokens/:id')).toBe(2);
+    expect(requests('404', 'unmatched')).toBe(2);
+    expect(sample(text, 'aviary_http_requests_total', { method: 'OTHER', route: 'unmatched' })).toBe(1);
     expect(sample(text, 'aviary_http_request_duration_seconds_count', { method: 'GET', route: '/api/v1/environments' })).toBe(5);
     expect(sample(text, 'aviary_auth_failures_total', { scope: 'admin', reason: 'missing' })).toBe(1);
     expect(sample(text, 'aviary_auth_failures_total', { scope: 'admin', reason: 'invalid' })).toBe(1);
