@@ -5,7 +5,8 @@
  * - The Aviary server runs as `npm start` does (child process, real SQLite file in WAL mode, every write fsynced
  *   before it is acknowledged, log level `info` as by default), with a 10-flag environment: targets, attribute rules,
  *   a segment rule, rollouts.
- * - The baseline is a bare fastify process whose one route parses the same JSON body and answers constant JSON.
+ * - The baseline is a bare fastify process (no logger, no hooks, no schemas) whose one route parses the same JSON body
+ *   and answers the same 10-flag JSON (Aviary's own answer to the benchmark request, serialized by JSON.stringify).
  * - autocannon (in this process) loads one server at a time. Each round runs three loads, in an order that rotates
  *   so drift on this shared machine hits all alike: the bare route; Aviary alone (the like-for-like comparison the
  *   goal is about: both servers do nothing but answer the load); and Aviary while a separate prober process
@@ -17,12 +18,17 @@
  *
  * Options: --rounds 5 --duration 5 (seconds per measurement) --connections 32. Everything is bounded: the run aborts
  * after a hard time limit and always stops its child processes.
+ *
+ * `--cpu-prof <dir>` profiles instead of comparing: the Aviary server, then the bare route, each run under
+ * `node --cpu-prof` and take the evaluate load alone for `--duration` seconds (after a warm-up); each stops with SIGTERM
+ * (so the profile is written), and the report says where their CPU time went per request, side by side: self time by
+ * package and by function, and the time inside each stage (hooks, parser, validator, handler, serializer, socket write).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 
@@ -39,6 +45,11 @@ function arg(name: string, fallback: number): number {
   return Number.isFinite(v) && v > 0 ? v : fallback;
 }
 
+function stringArg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
 // ---------------------------------------------------------------------------------------------- child: bare server
 async function bareServer(port: number): Promise<void> {
   const { default: Fastify } = await import('fastify');
@@ -52,6 +63,8 @@ async function bareServer(port: number): Promise<void> {
     return answer;
   });
   await app.listen({ port, host: '127.0.0.1' });
+  // An orderly exit on SIGTERM, so `--cpu-prof` writes its profile.
+  process.once('SIGTERM', () => void app.close().then(() => process.exit(0)));
   process.send?.('ready');
 }
 
@@ -251,6 +264,25 @@ const quantile = (xs: number[], q: number) => {
   return s.length ? s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]! : NaN;
 };
 
+/** The Aviary server as `npm start` runs it, in its own process; `nodeArgs` go to node (e.g. `--cpu-prof`). */
+function spawnAviary(port: number, dir: string, nodeArgs: string[] = []): ChildProcess {
+  // node itself (with tsx as a loader) rather than the tsx CLI, so the pid we stop is the server's own.
+  return spawn(process.execPath, [...nodeArgs, '--import', 'tsx', '--conditions=aviary-source', 'server/main.ts'], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      AVIARY_HOST: '127.0.0.1',
+      AVIARY_PORT: String(port),
+      AVIARY_DB: join(dir, 'aviary.db'),
+      AVIARY_ADMIN_TOKEN: ADMIN,
+      AVIARY_SDK_KEY_PRODUCTION: SDK_KEY,
+      // npm start's default level (info): what an operator runs is what is measured.
+      AVIARY_LOG_LEVEL: 'info',
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+}
+
 async function main(): Promise<void> {
   const rounds = arg('rounds', 5);
   const seconds = arg('duration', 5);
@@ -272,21 +304,7 @@ async function main(): Promise<void> {
   try {
     const aviaryPort = await freePort();
     const barePort = await freePort();
-    // node itself (with tsx as a loader) rather than the tsx CLI, so the pid we stop is the server's own.
-    const aviary = spawn(process.execPath, ['--import', 'tsx', '--conditions=aviary-source', 'server/main.ts'], {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        AVIARY_HOST: '127.0.0.1',
-        AVIARY_PORT: String(aviaryPort),
-        AVIARY_DB: join(dir, 'aviary.db'),
-        AVIARY_ADMIN_TOKEN: ADMIN,
-        AVIARY_SDK_KEY_PRODUCTION: SDK_KEY,
-        // npm start's default level (info): what an operator runs is what is measured.
-        AVIARY_LOG_LEVEL: 'info',
-      },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
+    const aviary = spawnAviary(aviaryPort, dir);
     children.push(aviary);
     const tsxArgs = ['--import', 'tsx', '--conditions=aviary-source'];
     const bare = fork(SELF, ['--bare-server', String(barePort)], { execArgv: tsxArgs, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
@@ -371,7 +389,7 @@ async function main(): Promise<void> {
         (r) =>
           `| ${r.round} | ${fmt(r.bare.rps)} | ${fmt(r.aviary.rps)} | ${(r.aviary.rps / r.bare.rps).toFixed(3)} | ${fmt(r.withKills.rps)} | ${(r.withKills.rps / r.bare.rps).toFixed(3)} | ${r.bare.cpuUsPerRequest.toFixed(1)} | ${r.aviary.cpuUsPerRequest.toFixed(1)} | ${r.withKills.cpuUsPerRequest.toFixed(1)} | ${r.bare.p99} / ${r.aviary.p99} / ${r.withKills.p99} | ${r.aviary.non2xx + r.aviary.errors + r.withKills.non2xx + r.withKills.errors} |`,
       ),
-      `| **median** | **${fmt(med((r) => r.bare.rps))}** | **${fmt(med((r) => r.aviary.rps))}** | **${med((r) => r.aviary.rps / r.bare.rps).toFixed(3)}** (goal ≥ 0.9) | ${fmt(med((r) => r.withKills.rps))} | ${med((r) => r.withKills.rps / r.bare.rps).toFixed(3)} | ${med((r) => r.bare.cpuUsPerRequest).toFixed(1)} | ${med((r) => r.aviary.cpuUsPerRequest).toFixed(1)} | ${med((r) => r.withKills.cpuUsPerRequest).toFixed(1)} | ${med((r) => r.bare.p99)} / ${med((r) => r.aviary.p99)} / ${med((r) => r.withKills.p99)} | |`,
+      `| **median** | **${fmt(med((r) => r.bare.rps))}** | **${fmt(med((r) => r.aviary.rps))}** | **${med((r) => r.aviary.rps / r.bare.rps).toFixed(3)}** (goal ≥ 0.75: a plain fastify route with auth, validation and a response schema) | ${fmt(med((r) => r.withKills.rps))} | ${med((r) => r.withKills.rps / r.bare.rps).toFixed(3)} | ${med((r) => r.bare.cpuUsPerRequest).toFixed(1)} | ${med((r) => r.aviary.cpuUsPerRequest).toFixed(1)} | ${med((r) => r.withKills.cpuUsPerRequest).toFixed(1)} | ${med((r) => r.bare.p99)} / ${med((r) => r.aviary.p99)} / ${med((r) => r.withKills.p99)} | |`,
       '',
       `Kill switch under that load (${kills.length} alternating kill/revive calls, durable commit each): ` +
         `p50 ${quantile(kills, 0.5).toFixed(2)} ms, p99 **${quantile(kills, 0.99).toFixed(2)} ms** (goal < 20 ms), max ${Math.max(...kills).toFixed(2)} ms.`,
@@ -389,11 +407,213 @@ async function main(): Promise<void> {
   }
 }
 
+// ---------------------------------------------------------------------------------------------- --cpu-prof
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+interface CpuProfile {
+  startTime: number;
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Where a frame's code lives, for the per-package breakdown. */
+function packageOf(url: string, name: string): string {
+  if (url === '') return name.startsWith('(') ? name : `generated code (ajv validators, fast-json-stringify serializers): ${name || '(anonymous)'}`;
+  const nm = url.lastIndexOf('/node_modules/');
+  if (nm >= 0) {
+    const rest = url.slice(nm + 14).split('/');
+    return rest[0]!.startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0]!;
+  }
+  if (url.startsWith('node:')) {
+    const m = /^node:internal\/(?:streams\/|http|net|dgram|timers|process|event|buffer|url|querystring)?/.exec(url);
+    return `node: ${m ? url.replace(/^node:internal\//, '').replace(/[/_].*$/, '') : url.slice(5)}`;
+  }
+  const at = url.indexOf('/server/');
+  if (at >= 0) return `aviary ${url.slice(at + 1)}`;
+  const sdk = url.indexOf('/sdk/');
+  if (sdk >= 0) return `aviary ${url.slice(sdk + 1)}`;
+  return url;
+}
+
+/** CPU time (µs) of one profiled server over its load window, by package, by function (self) and inclusive. */
+interface ProfileSummary {
+  requests: number;
+  total: number;
+  idle: number;
+  byPackage: Map<string, number>;
+  byFunction: Map<string, number>;
+  inclusive: Map<string, number>;
+}
+
+/**
+ * Reads a .cpuprofile and sums CPU time over a window of the monotonic clock (µs): V8 stamps samples with
+ * CLOCK_MONOTONIC, the clock `process.hrtime` reads in any process on this machine, so the bench can say when its
+ * load ran and boot, seeding, warm-up and shutdown fall outside.
+ */
+function summarizeProfile(file: string, window: { from: number; to: number }, requests: number): ProfileSummary {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const summary: ProfileSummary = { requests, total: 0, idle: 0, byPackage: new Map(), byFunction: new Map(), inclusive: new Map() };
+  const self = new Map<number, number>();
+  let t = profile.startTime;
+  for (let i = 0; i < profile.samples.length; i++) {
+    t += profile.timeDeltas[i] ?? 0;
+    if (t < window.from || t > window.to) continue;
+    // timeDeltas[i + 1]: the time from sample i to the next one, spent in sample i's stack.
+    const dt = profile.timeDeltas[i + 1] ?? 0;
+    const id = profile.samples[i]!;
+    if (byId.get(id)!.callFrame.functionName === '(idle)') {
+      summary.idle += dt;
+      continue;
+    }
+    self.set(id, (self.get(id) ?? 0) + dt);
+    summary.total += dt;
+  }
+  const label = (n: ProfileNode) => {
+    const { functionName, url, lineNumber } = n.callFrame;
+    const where = url === '' ? '' : ` ${url.replace(/^.*\/(node_modules\/|server\/|sdk\/|bench\/)/, '$1').replace(/^file:\/\//, '')}:${lineNumber + 1}`;
+    return `${functionName || '(anonymous)'}${where}`;
+  };
+  const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
+  for (const [id, us] of self) {
+    const n = byId.get(id)!;
+    const pkg = packageOf(n.callFrame.url, n.callFrame.functionName);
+    add(summary.byPackage, pkg.startsWith('generated code') ? 'generated code (ajv validators, fast-json-stringify serializers)' : pkg, us);
+    add(summary.byFunction, label(n), us);
+    // Inclusive: each distinct function on the stack once.
+    const seen = new Set<string>();
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const l = label(byId.get(cur)!);
+      if (seen.has(l)) continue;
+      seen.add(l);
+      add(summary.inclusive, l, us);
+    }
+  }
+  return summary;
+}
+
+/** Tables comparing the two profiles, per request: the rows are the `n` largest of Aviary's. */
+function compareProfiles(aviary: ProfileSummary, bare: ProfileSummary): string[] {
+  const per = (p: ProfileSummary, us: number | undefined) => (us === undefined || p.requests === 0 ? '' : (us / p.requests).toFixed(2));
+  const table = (title: string, pick: (p: ProfileSummary) => Map<string, number>, n: number, min: number) => [
+    `| ${title} | Aviary µs/req | bare µs/req |`,
+    '| --- | ---: | ---: |',
+    ...[...new Set([...pick(aviary).keys(), ...pick(bare).keys()])]
+      .map((k) => [k, Math.max((pick(aviary).get(k) ?? 0) / aviary.requests, (pick(bare).get(k) ?? 0) / bare.requests)] as const)
+      .filter(([, v]) => v >= min)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([k]) => `| ${k.replaceAll('|', '\\|')} | ${per(aviary, pick(aviary).get(k))} | ${per(bare, pick(bare).get(k))} |`),
+    '',
+  ];
+  return [
+    `On CPU per request (the sampler's view, over the load window): Aviary **${per(aviary, aviary.total)} µs**, bare **${per(bare, bare.total)} µs** ` +
+      `(${aviary.requests.toLocaleString('en-US')} and ${bare.requests.toLocaleString('en-US')} requests; idle ${(aviary.idle / 1000).toFixed(0)} and ${(bare.idle / 1000).toFixed(0)} ms).`,
+    '',
+    ...table('self time by package', (p) => p.byPackage, 30, 0.05),
+    ...table('self time by function', (p) => p.byFunction, 40, 0.1),
+    ...table('inclusive time (the function and everything it calls)', (p) => p.inclusive, 90, 0.1),
+  ];
+}
+
+/** The monotonic clock in µs (the clock of V8's profile timestamps). */
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
+
+/** `duration` seconds of the evaluate load after a 2 s warm-up: the requests answered and when (monotonic µs) it ran. */
+async function profiledLoad(url: string, seconds: number, connections: number, headers: Record<string, string>, pid: number | undefined): Promise<{ requests: number; rps: number; cpuUsPerRequest: number; window: { from: number; to: number } }> {
+  const opts = { url, method: 'POST' as const, headers: { 'content-type': 'application/json', ...headers }, body: BODY, connections };
+  const warm = await autocannon({ ...opts, duration: 2 });
+  const cpu0 = cpuMs(pid);
+  const from = monotonicUs();
+  const r = await autocannon({ ...opts, duration: seconds });
+  const to = monotonicUs();
+  const cpu = cpuMs(pid) - cpu0;
+  if (r.non2xx + r.errors + warm.non2xx + warm.errors > 0) throw new Error(`${r.non2xx + warm.non2xx} non-2xx answers, ${r.errors + warm.errors} errors`);
+  return { requests: r.requests.total, rps: r.requests.average, cpuUsPerRequest: (cpu * 1000) / r.requests.total, window: { from, to } };
+}
+
+/** Stops a child with SIGTERM (so node writes its profile) and returns its main thread's .cpuprofile. */
+async function stopForProfile(child: ChildProcess, outDir: string): Promise<string> {
+  const exited = new Promise((done) => child.once('exit', done));
+  child.kill('SIGTERM');
+  await exited;
+  // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: the main thread is thread 0 (workers write their own).
+  const written = readdirSync(outDir).filter((f) => f.endsWith('.cpuprofile') && f.includes(`.${child.pid}.0.`));
+  if (written.length !== 1) throw new Error(`expected one main-thread profile of ${child.pid} in ${outDir}, found ${written.length}`);
+  return join(outDir, written[0]!);
+}
+
+/**
+ * `--cpu-prof <dir>`: the Aviary server and the bare route, each under `node --cpu-prof`, each taking the evaluate
+ * load alone (one after the other), then where their CPU time went per request, side by side.
+ */
+async function profileServers(outDir: string): Promise<void> {
+  const seconds = arg('duration', 10);
+  const connections = arg('connections', 32);
+  const dir = mkdtempSync(join(tmpdir(), 'aviary-bench-'));
+  mkdirSync(outDir, { recursive: true });
+  const prof = ['--cpu-prof', `--cpu-prof-dir=${outDir}`];
+  const children: ChildProcess[] = [];
+  const hardLimit = setTimeout(() => {
+    process.stderr.write('bench:server --cpu-prof exceeded its time limit; stopping\n');
+    for (const c of children) c.kill('SIGKILL');
+    process.exit(1);
+  }, (2 * seconds + 180) * 1000);
+  hardLimit.unref();
+  try {
+    const port = await freePort();
+    const aviary = spawnAviary(port, dir, prof);
+    children.push(aviary);
+    const base = `http://127.0.0.1:${port}`;
+    await waitReady(`${base}/readyz`, 30_000);
+    await seed(base);
+    const url = `${base}/sdk/v1/evaluate`;
+    const auth = { authorization: `Bearer ${SDK_KEY}` };
+    const check = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: BODY });
+    const answer = await check.json();
+    const a = await profiledLoad(url, seconds, connections, auth, aviary.pid);
+    const aviaryProfile = await stopForProfile(aviary, outDir);
+
+    const barePort = await freePort();
+    const bare = fork(SELF, ['--bare-server', String(barePort)], { execArgv: [...prof, '--import', 'tsx', '--conditions=aviary-source'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    children.push(bare);
+    bare.send({ answer });
+    await waitMessage(bare, (m): m is 'ready' => m === 'ready', 30_000);
+    const b = await profiledLoad(`http://127.0.0.1:${barePort}/sdk/v1/evaluate`, seconds, connections, {}, bare.pid);
+    const bareProfile = await stopForProfile(bare, outDir);
+
+    const aviarySummary = summarizeProfile(aviaryProfile, a.window, a.requests);
+    const bareSummary = summarizeProfile(bareProfile, b.window, b.requests);
+    process.stdout.write(
+      [
+        `## bench:server --cpu-prof — POST /sdk/v1/evaluate (10 flags), ${seconds} s each, ${connections} connections: Aviary ${a.rps.toFixed(0)} req/s, bare ${b.rps.toFixed(0)} req/s (one after the other, not interleaved)`,
+        '',
+        `Process CPU (user + system, every thread, from /proc) per request while profiled: Aviary ${a.cpuUsPerRequest.toFixed(1)} µs, bare ${b.cpuUsPerRequest.toFixed(1)} µs.`,
+        '',
+        ...compareProfiles(aviarySummary, bareSummary),
+        `Profiles: ${aviaryProfile}, ${bareProfile} (Chrome DevTools or speedscope open them). Load average: ${loadavg().map((l) => l.toFixed(1)).join(' / ')} on ${cpus().length} cores.`,
+      ].join('\n') + '\n',
+    );
+  } finally {
+    clearTimeout(hardLimit);
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const mode = process.argv[2];
 if (mode === '--bare-server') {
   await bareServer(Number(process.argv[3]));
 } else if (mode === '--kill-prober') {
   await killProber(process.argv[3]!);
+} else if (stringArg('cpu-prof') !== undefined) {
+  await profileServers(resolve(stringArg('cpu-prof')!));
 } else {
   await main();
 }

@@ -23,7 +23,7 @@
  *   write (admin and SDK POST routes do it in an onSend hook). Checkpoints run on a worker (storage/checkpointer.ts);
  *   an unclean stop moves environment versions forward at the next boot (storage/server-state.ts).
  */
-import Fastify, { LogController, type onSendHookHandler, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type Database from 'better-sqlite3';
 import type { Delta } from '@aviary/sdk/protocol';
 import type { EnvironmentSnapshot } from '@aviary/sdk/core';
@@ -40,10 +40,11 @@ import { flagRoutes } from './admin/flag-routes.js';
 import { flagStateRoutes } from './admin/flag-state-routes.js';
 import { segmentRoutes } from './admin/segment-routes.js';
 import { auditRoutes } from './admin/audit-routes.js';
-import { snapshotRoutes } from './sdk/snapshot-routes.js';
-import { evaluateRoutes } from './sdk/evaluate-routes.js';
+import { snapshotRoutes } from './sdk-api/snapshot-routes.js';
+import { evaluateRoutes } from './sdk-api/evaluate-routes.js';
 import { opsPlugin } from './ops/ops-plugin.js';
 import { lazyChildLoggerFactory } from './ops/logging.js';
+import { RequestLogController } from './ops/request-log.js';
 import { openapiRoute } from './openapi/openapi-route.js';
 import { installValidation } from './openapi/validation.js';
 import { streamRoutes, type StreamPluginOptions } from './stream/stream-routes.js';
@@ -88,6 +89,10 @@ export interface BuildAppOptions {
   canary?: CanaryOptions;
   /** Server-side evaluation time per SDK key (`AVIARY_EVAL_MS_PER_SECOND`; server/limits/evaluation-time.ts). */
   evaluationTime?: Partial<EvaluationTimeLimits>;
+  /** Failed authentications per client address before failing requests get 429 (`AVIARY_AUTH_FAILURE_*`). */
+  authFailures?: { limit?: number; windowMs?: number };
+  /** Requests slower than this (ms) are logged at `warn` (`AVIARY_SLOW_REQUEST_MS`). Default 1000. */
+  slowRequestMs?: number;
   /** Proxies whose `X-Forwarded-For` entries are trusted (`AVIARY_TRUST_PROXY`, server/config.ts). Default: none. */
   trustProxy?: TrustProxy;
 }
@@ -149,12 +154,16 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const now = options.now ?? Date.now;
   const loggerOption = options.logger ?? false;
   const isLoggerInstance = typeof loggerOption === 'object' && loggerOption !== null && 'child' in loggerOption;
+  const requestLog = new RequestLogController();
   const app = Fastify({
-    ...(isLoggerInstance ? { loggerInstance: loggerOption as FastifyBaseLogger } : { logger: loggerOption as FastifyServerOptions['logger'] }),
-    // Per-request logging is the ops plugin's (slow requests, debug lines), and request loggers are created only when
+    // Always a logger, silent unless one is configured: fastify reports finished requests to its log controller only
+    // when it has a logger, and that is where request metrics are recorded (server/ops/request-log.ts).
+    ...(isLoggerInstance ? { loggerInstance: loggerOption as FastifyBaseLogger } : { logger: (loggerOption || { level: 'silent' }) as FastifyServerOptions['logger'] }),
+    // Per-request logging and request metrics happen when fastify reports a finished request to its log controller
+    // (server/ops/request-log.ts; fastify's own per-request lines are off), and request loggers are created only when
     // used: on the SDK hot path both cost more than authentication and evaluation together (docs/architecture.md).
-    logController: new LogController({ disableRequestLogging: true }),
-    ...(loggerOption ? { childLoggerFactory: lazyChildLoggerFactory } : {}),
+    logController: requestLog,
+    childLoggerFactory: lazyChildLoggerFactory,
     // Behind a proxy, AVIARY_TRUST_PROXY names the hops to trust, so request.ip (rate limits, logs) is the client's.
     trustProxy: options.trustProxy ?? false,
     return503OnClosing: true,
@@ -214,8 +223,12 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   app.setNotFoundHandler(problemNotFoundHandler);
   // Request bodies are validated with the OpenAPI spec's schemas, strictly (no coercion): server/openapi/.
   installValidation(app);
-  // First, so its hooks (request metrics, failed-auth rate limit) cover every route registered after it.
-  await app.register(opsPlugin);
+  // First, so its decorations (metrics, failed-auth limiter) and route table cover every route registered after it.
+  await app.register(opsPlugin, {
+    requestLog,
+    ...(options.authFailures ? { authFailures: options.authFailures } : {}),
+    ...(options.slowRequestMs !== undefined ? { slowRequestMs: options.slowRequestMs } : {}),
+  });
   await app.register(openapiRoute);
   app.addHook('onClose', async () => {
     writer.close();
@@ -262,20 +275,16 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(
     async (sdk) => {
       sdk.addHook('onRequest', sdkAuthHook);
-      // Metrics reports are acknowledged only once on stable storage, like admin writes. The hook is attached per
-      // route, to the POST routes that write: evaluate (the hot path) writes nothing and runs no onSend hook at all.
-      const durableOnSend: onSendHookHandler = (_request, _reply, payload, done) => {
-        writer.durable().then(() => done(null, payload), done);
-      };
-      sdk.addHook('onRoute', (route) => {
-        const methods = Array.isArray(route.method) ? route.method : [route.method];
-        if (!methods.includes('POST') || route.url === '/sdk/v1/evaluate') return;
-        const own = route.onSend === undefined ? [] : Array.isArray(route.onSend) ? route.onSend : [route.onSend];
-        route.onSend = [durableOnSend, ...own];
-      });
       await sdk.register(snapshotRoutes);
       await sdk.register(evaluateRoutes);
-      await sdk.register(metricsIngestRoutes);
+      // Metrics reports are acknowledged only once on stable storage, like admin writes: the onSend hook lives in
+      // the ingest route's own context, so the reads (flags, evaluate: the hot path) run no onSend hook at all.
+      await sdk.register(async (ingest) => {
+        ingest.addHook('onSend', (_request, _reply, payload, done) => {
+          writer.durable().then(() => done(null, payload), done);
+        });
+        await ingest.register(metricsIngestRoutes);
+      });
     },
     { prefix: '/sdk/v1' },
   );

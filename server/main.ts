@@ -29,6 +29,8 @@ async function main(): Promise<void> {
     sdkKeys: config.sdkKeys,
     logger: loggerOptions(config.logLevel),
     trustProxy: config.trustProxy,
+    authFailures: config.authFailures,
+    slowRequestMs: config.slowRequestMs,
     stream: { hydrationsPerMinute: config.hydrations.perMinute, hydrationBurst: config.hydrations.burst },
     metrics: {
       retentionDays: config.metricsRetentionDays,

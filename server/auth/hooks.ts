@@ -2,15 +2,52 @@
  * fastify hooks for the two auth scopes. Route plugins add them to their own encapsulated context:
  *   app.addHook('onRequest', adminAuthHook)   // sets request.actor
  *   app.addHook('onRequest', sdkAuthHook)     // sets request.sdk ({ tokenId, environment })
- * They run on `onRequest`, before the body is parsed, so unauthenticated bodies are never read.
+ * They run on `onRequest`, before the body is parsed, so unauthenticated bodies are never read. Each first checks the
+ * address's failed-authentication limit (`app.authLimiter` from the ops plugin): over it, a request without valid
+ * credentials gets 429 with Retry-After for the price of one hash, while one with valid credentials goes on (others
+ * failing from a shared NAT, or an attacker naming your address, must not lock out a kill switch). Only the routes
+ * that take a token pay for the check. A route that authenticates in its handler (the websocket) adds
+ * `authFailureLimitHook` to its context instead.
  */
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
-import { problem } from '../errors.js';
+import { problem, problemDocument, sendProblem } from '../errors.js';
+import { bearerSecret, subprotocolSecret } from './authenticate.js';
 
 // Callback-style hooks: they run on every request, and an async hook costs a promise per request.
 
+/** Answers 429 when the request's address failed authentication too often; true when it did (the hook stops there). */
+function refusedForFailures(request: FastifyRequest, reply: FastifyReply): boolean {
+  const limiter = request.server.authLimiter;
+  if (limiter.size === 0) return false;
+  const waitMs = limiter.blockedForMs(request.ip);
+  if (waitMs <= 0) return false;
+  // Valid credentials are never refused for others' failures. Guessing stays hopeless: secrets are 256-bit random
+  // (configured ones at least 16 characters), and a blocked address pays one hash per guess, nothing more.
+  const secret = bearerSecret(request) ?? subprotocolSecret(request);
+  if (secret !== undefined && request.server.stores.tokens.authenticate(secret) !== null) return false;
+  request.server.prometheus.authRateLimited.inc();
+  const seconds = Math.ceil(waitMs / 1000);
+  reply.header('retry-after', String(seconds));
+  const instance = request.url.split('?')[0];
+  sendProblem(
+    reply,
+    problemDocument(
+      'too-many-requests',
+      `Too many failed authentications from this address (${limiter.limit} per ${limiter.windowMs / 1000} s); retry in ${seconds} s.`,
+      instance ? { instance } : {},
+    ),
+  );
+  return true;
+}
+
+/** Refuses (429) an address over its failed-authentication limit; for routes that authenticate in their handler. */
+export function authFailureLimitHook(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  if (!refusedForFailures(request, reply)) done();
+}
+
 /** Requires an admin token; sets `request.actor`. */
-export function adminAuthHook(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
+export function adminAuthHook(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  if (refusedForFailures(request, reply)) return;
   const result = request.server.auth.admin(request);
   if (result instanceof Error) return done(result);
   request.actor = result;
@@ -21,7 +58,8 @@ export function adminAuthHook(request: FastifyRequest, _reply: FastifyReply, don
  * Requires an SDK key; sets `request.sdk`. An `environment` query parameter, if present, must name the key's own
  * environment (an SDK key reads exactly one environment).
  */
-export function sdkAuthHook(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
+export function sdkAuthHook(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  if (refusedForFailures(request, reply)) return;
   const result = request.server.auth.sdk(request);
   if (result instanceof Error) return done(result);
   const wanted = (request.query as Record<string, unknown> | undefined)?.environment;

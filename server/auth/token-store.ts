@@ -1,10 +1,11 @@
 /**
- * API tokens: creation (secret shown once), SHA-256 storage, constant-time comparison, revocation, last-used time.
+ * API tokens: creation (secret shown once), SHA-256 storage, revocation, last-used time.
  *
- * Active tokens are cached in memory by hash, so authenticating a request costs one SHA-256 and no query (the SDK
- * routes are the hot path). The cache is only changed through this store, in the same process as the database.
+ * Active tokens are cached in memory by the SHA-256 of their secret (never the secret itself), so authenticating a
+ * request costs one SHA-256, one map lookup and no query (the SDK routes are the hot path). The cache is only changed
+ * through this store, in the same process as the database.
  */
-import { hash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { apiTime, apiTimeOrNull } from '../openapi/time.js';
 import type { ChangeFeed } from '../storage/change-feed.js';
@@ -47,12 +48,11 @@ interface TokenRow {
 }
 
 /**
- * An active token as cached for authentication: the bytes of its hex digest (for the constant-time comparison) and the
- * info handed to callers, shared between requests (read-only) so the hot path allocates nothing for it.
+ * An active token as cached for authentication: its row, and the info handed to callers, shared between requests
+ * (read-only) so the hot path allocates nothing for it.
  */
 interface ActiveToken {
   row: TokenRow;
-  digest: Buffer;
   info: Readonly<TokenInfo>;
 }
 
@@ -89,19 +89,8 @@ export function generateSecret(kind: 'admin' | 'sdk'): string {
   return `avi_${kind}_${randomBytes(32).toString('base64url')}`;
 }
 
-/** Constant-time equality of two secrets (their lengths are not secret). */
-function sameSecret(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return diff === 0;
-}
-
 export class TokenStore {
   private readonly byHash = new Map<string, ActiveToken>();
-  /** Bumped whenever a token stops being active, so what connections remember is checked again. */
-  private generation = 0;
-  private readonly byConnection = new WeakMap<object, { secret: string; active: ActiveToken; generation: number }>();
   private readonly stmts;
 
   constructor(
@@ -129,46 +118,24 @@ export class TokenStore {
   }
 
   private reload(): void {
-    this.generation++;
     this.byHash.clear();
     for (const row of this.stmts.all.all()) if (row.revoked_at === null) this.cache(row);
   }
 
   private cache(row: TokenRow): void {
-    this.byHash.set(row.hash, { row, digest: Buffer.from(row.hash, 'latin1'), info: toInfo(row) });
+    this.byHash.set(row.hash, { row, info: toInfo(row) });
   }
 
   /**
-   * Finds the active token for a presented secret. The map lookup is keyed by the SHA-256 of the secret (not by the
-   * secret), and the final comparison is constant-time, so timing reveals nothing usable about stored secrets.
+   * Finds the active token for a presented secret. The map is keyed by the SHA-256 of secrets, not by secrets: how long
+   * a lookup takes depends on digests only, which reveal nothing usable about any stored secret, and a hit means the
+   * digests are equal (there is nothing left to compare).
    */
   authenticate(secret: string): Readonly<TokenInfo> | null {
-    const active = this.find(secret);
-    return active === null ? null : this.used(active);
-  }
-
-  /**
-   * {@link authenticate} for a request on a keep-alive connection (the HTTP socket): a client sends the same key on
-   * every request, so the connection remembers the last secret that authenticated on it and the SHA-256 runs once per
-   * connection, not per request. The remembered secret is compared in constant time, and forgotten (checked afresh)
-   * as soon as any token is revoked.
-   */
-  authenticateOn(connection: object, secret: string): Readonly<TokenInfo> | null {
-    const seen = this.byConnection.get(connection);
-    if (seen !== undefined && seen.generation === this.generation && sameSecret(seen.secret, secret)) return this.used(seen.active);
-    const active = this.find(secret);
-    if (active === null) return null;
-    this.byConnection.set(connection, { secret, active, generation: this.generation });
-    return this.used(active);
-  }
-
-  /** The active token of a secret: looked up by its SHA-256 (not by the secret), the final comparison constant-time. */
-  private find(secret: string): ActiveToken | null {
     if (!secret || secret.length > 512) return null;
-    // Hex straight from the one-shot hash: about half the cost of a Buffer digest plus its hex conversion.
-    const digest = hash('sha256', secret, 'hex');
-    const active = this.byHash.get(digest);
-    return active && timingSafeEqual(active.digest, Buffer.from(digest, 'latin1')) ? active : null;
+    // Hex straight from the one-shot hash (no Hash object, no Buffer): this runs on every SDK request.
+    const active = this.byHash.get(hash('sha256', secret, 'hex'));
+    return active === undefined ? null : this.used(active);
   }
 
   /** Records use (the last-used time, at most once a minute) and returns the token's shared info. */
@@ -242,7 +209,6 @@ export class TokenStore {
     }).value;
     if (result) {
       for (const [hash, active] of this.byHash) if (active.row.id === id) this.byHash.delete(hash);
-      this.generation++;
       this.feed.emit('token.revoked', { tokenId: id });
     }
     return result;

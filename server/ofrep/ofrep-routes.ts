@@ -12,7 +12,7 @@ import { evaluateFlag, type EvaluationContext, type EvaluationDetail, type JsonV
 import { sdkAuthHook } from '../auth/hooks.js';
 import { problemDocument, problemErrorHandler, sendProblem } from '../errors.js';
 import { CONTEXT_LIMITS, contextBudgetProblem } from '../limits/context-budget.js';
-import { CompiledEnvironmentCache } from '../sdk/compiled-cache.js';
+import { CompiledEnvironmentCache } from '../sdk-api/compiled-cache.js';
 
 type OfrepErrorCode = 'PARSE_ERROR' | 'TARGETING_KEY_MISSING' | 'INVALID_CONTEXT' | 'GENERAL' | 'FLAG_NOT_FOUND';
 

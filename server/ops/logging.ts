@@ -153,9 +153,3 @@ export const lazyChildLoggerFactory: FastifyChildLoggerFactory = (logger, bindin
   const opts = options as Record<string, unknown>;
   return (Object.keys(opts).length ? parent.child(bindings, opts) : new LazyRequestLogger(parent, bindings)) as unknown as FastifyBaseLogger;
 };
-
-/** Requests slower than this (ms) are logged at `warn` (env `AVIARY_SLOW_REQUEST_MS`, default 1000). */
-export function slowRequestMs(): number {
-  const n = Number(process.env.AVIARY_SLOW_REQUEST_MS);
-  return Number.isFinite(n) && n > 0 ? n : 1000;
-}

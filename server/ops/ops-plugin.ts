@@ -1,20 +1,21 @@
 /**
- * Operations: `/healthz`, `/readyz`, `/metrics` (Prometheus), request metrics for every route, and the
- * failed-authentication rate limit. Registered on the root instance *before* the route plugins, and not
- * encapsulated, so its hooks run for every route (and before the admin and SDK auth hooks).
+ * Operations: `/healthz`, `/readyz`, `/metrics` (Prometheus), request metrics for every request (recorded through the
+ * app's `logController`, server/ops/request-log.ts), and the failed-authentication rate limiter (`app.authLimiter`,
+ * enforced by the auth hooks). Registered on the root instance *before* the route plugins, and not encapsulated, so
+ * its decorations and route table cover every route.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
 import { register as globalRegistry } from 'prom-client';
-import { bearerSecret, subprotocolSecret } from '../auth/authenticate.js';
 import { problemDocument, sendProblem } from '../errors.js';
 import { AuthFailureLimiter, type AuthFailureLimiterOptions } from '../rate-limit/auth-failure-limiter.js';
 import type { AuthFailureEvent } from '../storage/change-feed.js';
 import { MIGRATIONS_FOLDER } from '../storage/db.js';
 import { createServerMetrics, type ServerMetrics } from './prometheus.js';
-import { slowRequestMs } from './logging.js';
 import { registerHistogram } from './request-metrics.js';
+import type { RequestLogController } from './request-log.js';
 import { FSYNC_BUCKETS } from '../storage/wal-sync.js';
 
 declare module 'fastify' {
@@ -38,14 +39,13 @@ export interface RouteEntry {
 
 /** Options of {@link opsPlugin}. */
 export interface OpsOptions {
-  /** Failed-authentication rate limit. Defaults: 30 failures per 60 s (env `AVIARY_AUTH_FAILURE_LIMIT`, `AVIARY_AUTH_FAILURE_WINDOW_SECONDS`). */
+  /** Failed-authentication rate limit. Defaults: 30 failures per 60 s (`AVIARY_AUTH_FAILURE_LIMIT`, `AVIARY_AUTH_FAILURE_WINDOW_SECONDS`). */
   authFailures?: AuthFailureLimiterOptions;
+  /** Requests slower than this (ms) are logged at `warn` (`AVIARY_SLOW_REQUEST_MS`). Default 1000. */
+  slowRequestMs?: number;
+  /** The app's `logController`: it records the request metrics of every finished request. */
+  requestLog?: RequestLogController;
 }
-
-// Routes under these prefixes take a token; only they are refused to an address over its failure limit, so a
-// locked-out address can still be probed by health checks and scraped.
-const AUTHENTICATED_PREFIXES = ['/api/', '/sdk/', '/ofrep/'];
-const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
 /** The `when` of the newest migration in `migrations/meta/_journal.json`: the database must have applied it. */
 function latestMigration(): number {
@@ -55,22 +55,9 @@ function latestMigration(): number {
   return Math.max(0, ...journal.entries.map((e) => e.when));
 }
 
-function envNumber(name: string): number | undefined {
-  const v = process.env[name];
-  const n = v === undefined || v === '' ? NaN : Number(v);
-  return Number.isFinite(n) && n > 0 ? n : undefined;
-}
-
 const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, options) => {
   const metrics = createServerMetrics(app.sqlite);
-  const limitFromEnv = envNumber('AVIARY_AUTH_FAILURE_LIMIT');
-  const windowFromEnv = envNumber('AVIARY_AUTH_FAILURE_WINDOW_SECONDS');
-  const limiter = new AuthFailureLimiter({
-    ...(limitFromEnv ? { limit: limitFromEnv } : {}),
-    ...(windowFromEnv ? { windowMs: windowFromEnv * 1000 } : {}),
-    now: app.now,
-    ...options.authFailures,
-  });
+  const limiter = new AuthFailureLimiter({ now: app.now, ...options.authFailures });
   registerHistogram(
     metrics.registry,
     'aviary_wal_fsync_seconds',
@@ -97,45 +84,12 @@ const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, opti
     app.changeFeed.off('auth.failure', onAuthFailure);
   });
 
-  // Callback-style hooks (no promise per request): these two run on every request, including the hot SDK routes.
-  app.addHook('onRequest', (request, reply, done) => {
-    if (limiter.size === 0 || !AUTHENTICATED_PREFIXES.some((p) => request.url.startsWith(p))) return done();
-    const waitMs = limiter.blockedForMs(request.ip);
-    if (waitMs <= 0) return done();
-    // Valid credentials are never refused because others failed from the same address (a shared NAT, an office, an
-    // attacker naming a victim's address): the kill switch must work. Only failing requests are refused, before they
-    // cost more than this one hash. Guessing stays hopeless: secrets are 256-bit random (configured ones ≥ 16 chars).
-    const secret = bearerSecret(request) ?? subprotocolSecret(request);
-    if (secret !== undefined && app.stores.tokens.authenticate(secret) !== null) return done();
-    metrics.authRateLimited.inc();
-    const seconds = Math.ceil(waitMs / 1000);
-    reply.header('retry-after', String(seconds));
-    const instance = request.url.split('?')[0];
-    sendProblem(
-      reply,
-      problemDocument(
-        'too-many-requests',
-        `Too many failed authentications from this address (${limiter.limit} per ${limiter.windowMs / 1000} s); retry in ${seconds} s.`,
-        instance ? { instance } : {},
-      ),
-    );
-  });
+  // The limit itself is checked by the auth hooks (server/auth/hooks.ts), so it costs only the routes that take a
+  // token, and health checks and scrapes of a locked-out address still pass.
 
-  const slowMs = slowRequestMs();
-  // fastify's null logger (logger: false) has no isLevelEnabled.
-  const canLog = typeof (app.log as { isLevelEnabled?: unknown }).isLevelEnabled === 'function';
-  app.addHook('onResponse', (request, reply, done) => {
-    const method = KNOWN_METHODS.has(request.method) ? request.method : 'OTHER';
-    // The route template, never the raw URL: label values must stay few, whatever paths clients send.
-    const route = request.routeOptions.url ?? 'unmatched';
-    const elapsed = reply.elapsedTime;
-    metrics.requests.series(method, route, reply.statusCode).record(elapsed / 1000);
-    // fastify's own request logging is off (app.ts): two log lines per request cost more than the SDK route itself.
-    // Slow requests are worth a warning; every other one is a debug line (5xx are logged by the error handler).
-    if (elapsed >= slowMs) request.log.warn({ req: request, res: reply, responseTime: elapsed }, 'slow request');
-    else if (canLog && (request.log as unknown as { isLevelEnabled(l: string): boolean }).isLevelEnabled('debug')) request.log.debug({ req: request, res: reply, responseTime: elapsed }, 'request completed');
-    done();
-  });
+  // Request metrics and the slow-request warning are recorded when fastify reports each finished request to its
+  // LogController (server/ops/request-log.ts), not by a global onResponse hook that every request would run.
+  options.requestLog?.attach(metrics.requests, options.slowRequestMs ?? 1000, app.log);
 
   app.get('/healthz', async () => ({ status: 'ok' as const }));
 
@@ -188,8 +142,8 @@ const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, opti
   });
 };
 
-// Not encapsulated (what fastify-plugin does): the hooks and decorators belong to the instance it is registered on.
-(plugin as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;
-
-/** Register on the root instance before the route plugins: `await app.register(opsPlugin)`. */
-export const opsPlugin = plugin;
+/**
+ * Register on the root instance before the route plugins: `await app.register(opsPlugin)`. Not encapsulated
+ * (fastify-plugin): its decorators and route table belong to the instance it is registered on.
+ */
+export const opsPlugin = fp(plugin, { name: 'aviary-ops' });

@@ -49,7 +49,12 @@ interface Family {
 export class RequestMetrics {
   private readonly counts = new Map<string, CountSeries>();
   private readonly times = new Map<string, TimeSeries>();
-  private readonly recorders = new Map<string, RequestSeries>();
+  /**
+   * route → method → status → recorder. Nested maps rather than one map keyed by a joined string: the route template
+   * and the method are the same string objects request after request (their hashes are cached), the status a small
+   * integer, so finding a series builds, hashes and compares no new string.
+   */
+  private readonly recorders = new Map<string, Map<string, Map<number, RequestSeries>>>();
 
   constructor(
     registry: Registry,
@@ -98,9 +103,13 @@ export class RequestMetrics {
 
   /** The recorder of one (method, route template, status); cached, so label values must stay few. */
   series(method: string, route: string, status: number): RequestSeries {
-    const key = `${method} ${status} ${route}`;
-    let recorder = this.recorders.get(key);
+    let byMethod = this.recorders.get(route);
+    if (byMethod === undefined) this.recorders.set(route, (byMethod = new Map()));
+    let byStatus = byMethod.get(method);
+    if (byStatus === undefined) byMethod.set(method, (byStatus = new Map()));
+    let recorder = byStatus.get(status);
     if (recorder !== undefined) return recorder;
+    const key = `${method} ${status} ${route}`;
     const statusLabel = String(status);
     let c = this.counts.get(key);
     if (c === undefined) this.counts.set(key, (c = { labels: { method, route, status: statusLabel }, count: 0 }));
@@ -121,7 +130,7 @@ export class RequestMetrics {
         timeSeries.count++;
       },
     };
-    this.recorders.set(key, recorder);
+    byStatus.set(status, recorder);
     return recorder;
   }
 }

@@ -86,47 +86,13 @@ const CLOSED = 3;
 const TEXT_FRAME = { binary: false } as const;
 
 /**
- * A message encoded once for every subscriber: its UTF-8 payload, and the whole unmasked server text frame
- * (RFC 6455 §5.2: FIN + opcode 1, then the length), so a broadcast writes the same bytes to each socket with one
- * `write` instead of having `ws` frame and cork two writes per socket (measured: about a third of a 1,000-socket
- * broadcast's time on a busy 2-core machine).
+ * A message encoded once for every subscriber: its UTF-8 bytes, handed to each socket's public `send` as a text
+ * frame (`ws` frames a Buffer without copying or re-encoding it), so a broadcast encodes once, not once per socket.
  */
-interface Frame {
-  readonly payload: Buffer;
-  readonly bytes: Buffer;
-}
+type Frame = Buffer;
 
-function frameOf(text: string): Frame {
-  const payload = Buffer.from(text, 'utf8');
-  const n = payload.length;
-  const head = n < 126 ? 2 : n < 65_536 ? 4 : 10;
-  const bytes = Buffer.allocUnsafe(head + n);
-  bytes[0] = 0x81;
-  if (n < 126) bytes[1] = n;
-  else if (n < 65_536) {
-    bytes[1] = 126;
-    bytes.writeUInt16BE(n, 2);
-  } else {
-    bytes[1] = 127;
-    bytes.writeUInt32BE(Math.floor(n / 2 ** 32), 2);
-    bytes.writeUInt32BE(n >>> 0, 6);
-  }
-  payload.copy(bytes, head);
-  return { payload, bytes };
-}
+const frameOf = (text: string): Frame => Buffer.from(text, 'utf8');
 
-/** The parts of a `ws` socket a prebuilt frame needs; absent or busy (a send queued inside ws), it is not used. */
-interface WsInternals {
-  _socket?: { write(b: Buffer): boolean; writable?: boolean };
-  _sender?: { _state?: number; _queue?: unknown[] };
-}
-
-/** Writes a whole prebuilt frame when ws is idle (so frames never interleave); otherwise lets ws send it. */
-function writeFrame(s: WebSocket, frame: Frame): void {
-  const { _socket: raw, _sender: sender } = s as unknown as WsInternals;
-  if (raw?.writable === true && sender?._state === 0 && sender._queue?.length === 0) raw.write(frame.bytes);
-  else s.send(frame.payload, TEXT_FRAME);
-}
 /** A well-behaved SDK resyncs at most three times before reconnecting; more than this is a loop or abuse. */
 const MAX_RESYNCS_PER_WINDOW = 5;
 const RESYNC_WINDOW_MS = 10_000;
@@ -573,8 +539,7 @@ export class StreamHub {
       this.onClose(conn);
       return false;
     }
-    if (typeof data === 'string') s.send(data);
-    else writeFrame(s, data);
+    s.send(data, TEXT_FRAME);
     return true;
   }
 

@@ -8,7 +8,7 @@ import websocket from '@fastify/websocket';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import { CloseCode, KEY_PROTOCOL_PREFIX, STREAM_PROTOCOL } from '@aviary/sdk/protocol';
-import { adminAuthHook } from '../auth/hooks.js';
+import { adminAuthHook, authFailureLimitHook } from '../auth/hooks.js';
 import { problem, PROBLEM_BASE, problemDocument, sendProblem } from '../errors.js';
 import { apiTime, apiTimeOrNull } from '../openapi/time.js';
 import { StreamHub, type HubOptions } from './stream-hub.js';
@@ -59,6 +59,10 @@ const plugin: FastifyPluginAsync<StreamPluginOptions> = async (app: FastifyInsta
       },
     });
     websocketServer = ws.websocketServer;
+    // The key is checked in the handler, after the upgrade; an address over its failed-authentication limit is refused
+    // (429) before it, like every route that takes a token. After @fastify/websocket's own onRequest hook, which marks
+    // the request as an upgrade so that its onResponse hook closes the socket the 429 was written to.
+    ws.addHook('onRequest', authFailureLimitHook);
 
     ws.route<{ Querystring: { since?: string } }>({
       method: 'GET',

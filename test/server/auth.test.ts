@@ -1,3 +1,4 @@
+import { Agent, request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, startServer, type TestServer } from '../helpers/server.js';
 import { apiTimeMs } from '../helpers/time.js';
@@ -134,28 +135,36 @@ describe('tokens', () => {
   });
 });
 
-describe('keep-alive connections remember the key that authenticated on them', () => {
-  it('authenticateOn: same answers as authenticate, per connection, forgotten on revoke', async () => {
-    const tokens = srv.app.stores.tokens;
-    const created = await api(srv).post('/api/v1/tokens', { kind: 'sdk', environment: 'production', name: 'remembered' });
+describe('every request on a keep-alive connection is authenticated afresh', () => {
+  it('a key revoked between two requests on the same connection is refused at once, and a forged key is never accepted', async () => {
+    const created = await api(srv).post('/api/v1/tokens', { kind: 'sdk', environment: 'production', name: 'keep-alive' });
     const key = created.body.token as string;
-    const connA = {};
-    const connB = {};
-    expect(tokens.authenticateOn(connA, key)?.id).toBe(created.body.id);
-    // Remembered: the same key again, and a wrong key of the same length on the same connection is still refused.
-    expect(tokens.authenticateOn(connA, key)?.id).toBe(created.body.id);
-    const forged = key.slice(0, -1) + (key.endsWith('A') ? 'B' : 'A');
-    expect(tokens.authenticateOn(connA, forged)).toBeNull();
-    expect(tokens.authenticateOn(connA, 'short')).toBeNull();
-    // Another valid key on the same connection replaces the remembered one.
-    expect(tokens.authenticateOn(connA, srv.sdkKeys.production)?.environment).toBe('production');
-    expect(tokens.authenticateOn(connA, key)?.id).toBe(created.body.id);
-    expect(tokens.authenticateOn(connB, key)?.id).toBe(created.body.id);
-    expect((await api(srv).delete(`/api/v1/tokens/${created.body.id}`)).status).toBe(200);
-    expect(tokens.authenticateOn(connA, key)).toBeNull();
-    expect(tokens.authenticateOn(connB, key)).toBeNull();
-    expect(tokens.authenticate(key)).toBeNull();
-    // Other keys a connection presents are unaffected by another token's revocation.
-    expect(tokens.authenticateOn(connA, srv.sdkKeys.production)?.environment).toBe('production');
+    // One socket for every request below: keep-alive with at most one connection.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const sockets = new Set<unknown>();
+    const evaluate = (secret: string) =>
+      new Promise<number>((resolve, reject) => {
+        const body = JSON.stringify({ context: { key: 'u' } });
+        const req = httpRequest(`${srv.url}/sdk/v1/evaluate`, { method: 'POST', agent, headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' } }, (res) => {
+          sockets.add(res.socket);
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    try {
+      expect(await evaluate(key)).toBe(200);
+      expect(await evaluate(key)).toBe(200);
+      const forged = key.slice(0, -1) + (key.endsWith('A') ? 'B' : 'A');
+      expect(await evaluate(forged)).toBe(401);
+      expect(await evaluate(srv.sdkKeys.production)).toBe(200);
+      expect((await api(srv).delete(`/api/v1/tokens/${created.body.id}`)).status).toBe(200);
+      expect(await evaluate(key)).toBe(401);
+      expect(await evaluate(srv.sdkKeys.production)).toBe(200);
+      expect(sockets.size).toBe(1);
+    } finally {
+      agent.destroy();
+    }
   });
 });

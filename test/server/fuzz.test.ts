@@ -225,8 +225,7 @@ function fingerprint(): string {
 
 beforeAll(async () => {
   // The failed-authentication limit would soon answer every request with 429, which proves nothing about the routes.
-  process.env.AVIARY_AUTH_FAILURE_LIMIT = '1000000';
-  srv = await startServer();
+  srv = await startServer({ authFailures: { limit: 1_000_000 } });
   const a = api(srv);
   expect((await a.post('/api/v1/flags', { key: 'fz', kind: 'boolean' })).status).toBe(201);
   expect((await a.put('/api/v1/flags/fz/environments/staging', { enabled: true, offVariant: 'off', fallthrough: { variant: 'on' } })).status).toBe(200);
@@ -237,7 +236,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await srv?.close();
-  delete process.env.AVIARY_AUTH_FAILURE_LIMIT;
 });
 
 describe('write routes under malformed input', () => {

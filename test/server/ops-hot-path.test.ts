@@ -7,7 +7,6 @@ let srv: TestServer | undefined;
 afterEach(async () => {
   await srv?.close();
   srv = undefined;
-  delete process.env.AVIARY_SLOW_REQUEST_MS;
 });
 
 /** `name_bucket` lines of a histogram (optionally of one route) as [le, cumulative count] pairs, in order. */
@@ -75,9 +74,8 @@ describe('request logging', () => {
     expect(typeof completed[0]!.reqId).toBe('string');
     await srv.close();
 
-    process.env.AVIARY_SLOW_REQUEST_MS = '0.000001';
     const slow = logSink();
-    srv = await startServer({ logger: loggerOptions('info', slow.stream) });
+    srv = await startServer({ logger: loggerOptions('info', slow.stream), slowRequestMs: 0.000001 });
     await request(srv, 'GET', `/sdk/v1/flags?sdkKey=${srv.sdkKeys.production}`, { token: srv.sdkKeys.production });
     const warned = slow.lines().filter((l) => l.msg === 'slow request');
     expect(warned).toHaveLength(1);

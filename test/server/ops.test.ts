@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import Fastify from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { loggerOptions, redactUrl } from '../../server/ops/logging.js';
 import { parseTrustProxy } from '../../server/config.js';
 import { AuthFailureLimiter } from '../../server/rate-limit/auth-failure-limiter.js';
@@ -92,6 +93,11 @@ describe('Prometheus metrics', () => {
     expect((await api(srv).get('/api/v1/environments')).status).toBe(200);
     await request(srv, 'GET', '/api/v1/tokens/no-such-token-1');
     await request(srv, 'GET', '/api/v1/tokens/no-such-token-2');
+    // Requests no route matches, whatever their path and method, are one series. (Under the API's prefixes: elsewhere
+    // the console answers, once it is built.)
+    await request(srv, 'GET', '/api/v1/no/such/path', { token: null });
+    await request(srv, 'GET', '/sdk/v1/nor-this-one', { token: null });
+    await request(srv, 'PROPFIND', '/api/v1/flags', { token: null });
 
     const res = await fetch(`${srv.url}/metrics`);
     expect(res.status).toBe(200);
@@ -104,6 +110,8 @@ describe('Prometheus metrics', () => {
     expect(requests('403')).toBe(1);
     // Route templates, not raw URLs: two different ids are one series.
     expect(requests('404', '/api/v1/tokens/:id')).toBe(2);
+    expect(requests('404', 'unmatched')).toBe(2);
+    expect(sample(text, 'aviary_http_requests_total', { method: 'OTHER', route: 'unmatched' })).toBe(1);
     expect(sample(text, 'aviary_http_request_duration_seconds_count', { method: 'GET', route: '/api/v1/environments' })).toBe(5);
     expect(sample(text, 'aviary_auth_failures_total', { scope: 'admin', reason: 'missing' })).toBe(1);
     expect(sample(text, 'aviary_auth_failures_total', { scope: 'admin', reason: 'invalid' })).toBe(1);
@@ -154,13 +162,35 @@ describe('failed authentication rate limit', () => {
     expect(refused.body).toMatchObject({ type: 'https://aviary.dev/problems/too-many-requests', status: 429 });
     expect(Number(refused.headers.get('retry-after'))).toBe(60);
     expect((await request(srv, 'GET', '/sdk/v1/flags', { token: null })).status).toBe(429);
-    // Valid credentials from the same address still work: others failing must not lock out the kill switch.
+    // Every route that takes a token: the evaluate route, OFREP, and the stream's upgrade (refused before it).
+    const evaluated = await request(srv, 'POST', '/sdk/v1/evaluate', { token: 'wrong-sdk-key', body: { context: { key: 'u' } } });
+    expect(evaluated.status).toBe(429);
+    expect(evaluated.body).toMatchObject({ type: 'https://aviary.dev/problems/too-many-requests', instance: '/sdk/v1/evaluate' });
+    expect((await request(srv, 'POST', '/ofrep/v1/evaluate/flags', { token: 'wrong-sdk-key', body: { context: {} } })).status).toBe(429);
+    const upgrade = (key: string) =>
+      new Promise<{ status: number; retryAfter: string | undefined }>((resolve) => {
+        const ws = new WebSocket(`${srv!.url.replace('http', 'ws')}/sdk/v1/stream`, ['aviary.v1'], { headers: { authorization: `Bearer ${key}` } });
+        ws.on('unexpected-response', (_req, res) => {
+          resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] });
+          ws.terminate();
+        });
+        ws.on('open', () => {
+          resolve({ status: 101, retryAfter: undefined });
+          ws.terminate();
+        });
+        ws.on('error', () => {});
+      });
+    expect(await upgrade('wrong-sdk-key')).toEqual({ status: 429, retryAfter: '60' });
+    // Valid credentials from the same address still work, everywhere: others failing must not lock out the kill switch.
     expect((await api(srv).get('/api/v1/environments')).status).toBe(200);
     expect((await request(srv, 'GET', '/sdk/v1/flags', { token: srv.sdkKeys.production })).status).toBe(200);
+    expect((await request(srv, 'POST', '/sdk/v1/evaluate', { token: srv.sdkKeys.production, body: { context: { key: 'u' } } })).status).toBe(200);
+    expect((await request(srv, 'POST', '/ofrep/v1/evaluate/flags', { token: srv.sdkKeys.production, body: { context: { targetingKey: 'u' } } })).status).toBe(200);
+    expect((await upgrade(srv.sdkKeys.production)).status).toBe(101);
     // Operations endpoints stay reachable for health checks and scrapes.
     expect((await request(srv, 'GET', '/healthz', { token: null })).status).toBe(200);
     const text = await (await fetch(`${srv.url}/metrics`)).text();
-    expect(sample(text, 'aviary_auth_rate_limited_total')).toBe(2);
+    expect(sample(text, 'aviary_auth_rate_limited_total')).toBe(5);
 
     t += 30_000;
     expect(Number((await request(srv, 'GET', '/api/v1/environments', { token: 'wrong' })).headers.get('retry-after'))).toBe(30);

@@ -170,8 +170,9 @@ describe('backpressure', () => {
     cleanups.push(() => slow.close());
     await slow.hello();
     await slow.next('hydrate');
-    // Stop reading: the kernel buffers fill, then the server's send buffer grows.
-    (slow.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
+    // Stop reading (ws's public pause: the client's socket stops reading): the kernel buffers fill, then the
+    // server's send buffer grows.
+    slow.ws.pause();
     const fast = createClient({ baseUrl: srv.url, sdkKey: srv.sdkKeys.production, flushIntervalMs: 0 });
     cleanups.push(() => fast.close());
     await fast.ready();
@@ -189,7 +190,7 @@ describe('backpressure', () => {
     expect(srv.app.streamHub.count('production')).toBe(1);
     // Everything was delivered to the fast client promptly all along.
     expect(Math.max(...lags)).toBeLessThan(2_000);
-    (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+    slow.ws.resume();
     expect(await slow.closed).toBe(CloseCode.SLOW_CONSUMER);
   });
 });
