@@ -20,7 +20,7 @@
  * - Errors: throw `problem(kind, detail)` / `validationError(issues)` from server/errors.ts.
  * - `app.now()`: the injected clock.
  * - Durability: the connection runs with synchronous=NORMAL; `await app.writer.durable()` before acknowledging a
- *   write (admin and SDK POST routes do it in an onSend hook). Checkpoints run on a worker (storage/checkpointer.ts);
+ *   write (admin writes and SDK metrics reports do it in an onSend hook). Checkpoints run on a worker (storage/checkpointer.ts);
  *   an unclean stop moves environment versions forward at the next boot (storage/server-state.ts).
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
