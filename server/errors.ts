@@ -172,10 +172,7 @@ function kindForStatus(status: number): ProblemKind {
   }
 }
 
-/**
- * The problem document for an error (5xx details are logged, never sent): what the fastify error handler sends, and
- * what the evaluate fast path (server/sdk/evaluate-fast-path.ts) writes for the same failures.
- */
+/** The problem document for an error (5xx details are logged, never sent): what the fastify error handler sends. */
 export function problemForError(error: FastifyError, instance: string | undefined, log: Pick<FastifyBaseLogger, 'error'>): ProblemDocument {
   if (isAviaryError(error)) {
     if (error.statusCode && error.statusCode >= 500) log.error({ err: error }, 'request failed');
