@@ -57,7 +57,12 @@ export function describeProblem(p: Pick<Problem, 'status' | 'title' | 'detail' |
 function toProblem(response: Response, body: unknown): Problem {
   if (typeof body === 'object' && body !== null && !Array.isArray(body)) {
     const b = body as Partial<Problem>;
-    return { ...b, type: typeof b.type === 'string' ? b.type : 'about:blank', title: typeof b.title === 'string' ? b.title : response.statusText, status: response.status };
+    return {
+      ...b,
+      type: typeof b.type === 'string' ? b.type : 'about:blank',
+      title: typeof b.title === 'string' ? b.title : response.statusText,
+      status: response.status,
+    };
   }
   const text = typeof body === 'string' ? body.trim().slice(0, 200) : '';
   return { type: 'about:blank', title: response.statusText || `HTTP ${response.status}`, status: response.status, ...(text ? { detail: text } : {}) };
@@ -83,7 +88,9 @@ type Init<P extends PathsWithMethod<paths, M>, M extends Method> = MaybeOptional
  */
 type Args<I> = RequiredKeysOf<I> extends never ? [init?: I] : [init: I];
 /** The body of the operation's success answer (undefined for 204). */
-type Data<P extends PathsWithMethod<paths, M>, M extends Method> = NoContent<NonNullable<FetchResponse<Op<P, M>, {}, `${string}/${string}`>['data']>>;
+type Data<P extends PathsWithMethod<paths, M>, M extends Method> = NoContent<
+  NonNullable<FetchResponse<Op<P, M>, Record<string, never>, `${string}/${string}`>['data']>
+>;
 type NoContent<D> = [D] extends [never] ? undefined : D;
 
 /** A success answer with the headers callers use. */
@@ -135,7 +142,8 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
     } catch (e) {
       if (e instanceof UnreachableError) throw e;
       // The answer began but its body did not arrive in time, or was cut off.
-      if (e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError' || e instanceof TypeError)) throw new UnreachableError(where, e);
+      if (e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError' || e instanceof TypeError))
+        throw new UnreachableError(where, e);
       if (e instanceof SyntaxError) throw new Error(`${where} answered ${method.toUpperCase()} ${path} with a body that is not JSON`);
       throw e;
     }

@@ -45,7 +45,11 @@ export function deliveryFromReceipt(r: DeliveryReceipt): Delivery {
     latenciesMs: [],
     pending: [],
     ...(r.p50Ms !== null && r.p50Ms !== undefined ? { p50Ms: r.p50Ms } : {}),
-    ...(r.maxMs !== null && r.maxMs !== undefined ? { maxMs: r.maxMs } : r.elapsedMs !== null && r.elapsedMs !== undefined ? { maxMs: r.elapsedMs } : {}),
+    ...(r.maxMs !== null && r.maxMs !== undefined
+      ? { maxMs: r.maxMs }
+      : r.elapsedMs !== null && r.elapsedMs !== undefined
+        ? { maxMs: r.elapsedMs }
+        : {}),
   };
 }
 

@@ -60,7 +60,9 @@ function falseRollbacks(label: string, scenario: Scenario, seed: number) {
     if (r.naiveUnsplitRolledBack) naiveUnsplit++;
   }
   const checks = HEALTHY_CANARIES * scenario.stagePercents.length * (scenario.holdSeconds / scenario.batchSeconds);
-  const byText = Object.entries(by).map(([k, v]) => `${k} ${v}`).join(', ');
+  const byText = Object.entries(by)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
   console.log(
     `  ${label.padEnd(44)} false rollbacks ${String(rolledBack).padStart(4)}/${HEALTHY_CANARIES} = ${pct(rolledBack / HEALTHY_CANARIES, 2).padStart(6)}${byText ? ` (${byText})` : ''}` +
       `   naive z-test peeking (errors only): at the same α ${pct(naive / HEALTHY_CANARIES, 1).padStart(6)}, at α = 1 − confidence ${pct(naiveUnsplit / HEALTHY_CANARIES, 1).padStart(6)}   (${checks.toLocaleString('en')} checks, ${((performance.now() - t0) / 1000).toFixed(1)} s)`,
@@ -70,12 +72,16 @@ function falseRollbacks(label: string, scenario: Scenario, seed: number) {
 
 let strictRate = NaN;
 if (runSim) {
-console.log(`\n1. Healthy canaries checked after every ${healthyBase.batchSeconds}-s flush batch`);
-console.log(
-  `   ${healthyBase.outcomesPerSecond} outcomes/s, stages ${healthyBase.stagePercents.join('/')}%, ${healthyBase.holdSeconds} s each, 1% errors and lognormal latency (median 50 ms) on both sides, confidence 0.95 (goal ≤ 5%)`,
-);
-strictRate = falseRollbacks('zero-tolerance guard (limits 0, minSamples 500)', { ...healthyBase, guard: { ...DEFAULT_GUARD, maxErrorRateIncrease: 0, maxLatencyIncreasePercent: 0 } }, SEED);
-falseRollbacks('default guard (+1 point errors, +20% latency)', healthyBase, SEED + 1);
+  console.log(`\n1. Healthy canaries checked after every ${healthyBase.batchSeconds}-s flush batch`);
+  console.log(
+    `   ${healthyBase.outcomesPerSecond} outcomes/s, stages ${healthyBase.stagePercents.join('/')}%, ${healthyBase.holdSeconds} s each, 1% errors and lognormal latency (median 50 ms) on both sides, confidence 0.95 (goal ≤ 5%)`,
+  );
+  strictRate = falseRollbacks(
+    'zero-tolerance guard (limits 0, minSamples 500)',
+    { ...healthyBase, guard: { ...DEFAULT_GUARD, maxErrorRateIncrease: 0, maxLatencyIncreasePercent: 0 } },
+    SEED,
+  );
+  falseRollbacks('default guard (+1 point errors, +20% latency)', healthyBase, SEED + 1);
 }
 
 // ---------------------------------------------------------------------------------------------- 2. detection
@@ -101,18 +107,36 @@ function detection(label: string, scenario: Scenario, seed: number) {
   const secs = medianP90(caught.map((r) => r.seconds));
   const samples = medianP90(caught.map((r) => r.canarySamples));
   console.log(
-    `  ${label.padEnd(58)} caught ${caught.length}/${RUNS} (${Object.entries(by).map(([k, v]) => `${k} ${v}`).join(', ')}); canary samples median ${samples.median} (p90 ${samples.p90}); seconds median ${secs.median} (p90 ${secs.p90})`,
+    `  ${label.padEnd(58)} caught ${caught.length}/${RUNS} (${Object.entries(by)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}); canary samples median ${samples.median} (p90 ${samples.p90}); seconds median ${secs.median} (p90 ${secs.p90})`,
   );
 }
 
 if (runSim) {
-console.log(
-  `\n2. Detection at ${detectionBase.outcomesPerSecond} outcomes/s with the canary at a ${detectionBase.stagePercents[0]}% stage (${(detectionBase.outcomesPerSecond * detectionBase.stagePercents[0]!) / 100} canary outcomes/s), checked every second, 6-stage α split`,
-);
-detection('error rate 1% → 2% (guard maxErrorRateIncrease 0.005)', { ...detectionBase, canary: { ...detectionBase.canary, errorRate: 0.02 } }, SEED + 2);
-detection('latency ×1.3, p95 +30% (guard maxLatencyIncreasePercent 20)', { ...detectionBase, canary: { ...detectionBase.canary, latency: { medianMs: 65, sigma: 0.5 } } }, SEED + 3);
-detection('10% of requests 3× slower (tail only; default guard)', { ...detectionBase, guard: { ...DEFAULT_GUARD }, canary: { ...detectionBase.canary, slowShare: 0.1, slowFactor: 3 } }, SEED + 5);
-detection('error rate 1% → 5% (default guard, +1 point)', { ...detectionBase, guard: { ...DEFAULT_GUARD }, canary: { ...detectionBase.canary, errorRate: 0.05 } }, SEED + 4);
+  console.log(
+    `\n2. Detection at ${detectionBase.outcomesPerSecond} outcomes/s with the canary at a ${detectionBase.stagePercents[0]}% stage (${(detectionBase.outcomesPerSecond * detectionBase.stagePercents[0]!) / 100} canary outcomes/s), checked every second, 6-stage α split`,
+  );
+  detection(
+    'error rate 1% → 2% (guard maxErrorRateIncrease 0.005)',
+    { ...detectionBase, canary: { ...detectionBase.canary, errorRate: 0.02 } },
+    SEED + 2,
+  );
+  detection(
+    'latency ×1.3, p95 +30% (guard maxLatencyIncreasePercent 20)',
+    { ...detectionBase, canary: { ...detectionBase.canary, latency: { medianMs: 65, sigma: 0.5 } } },
+    SEED + 3,
+  );
+  detection(
+    '10% of requests 3× slower (tail only; default guard)',
+    { ...detectionBase, guard: { ...DEFAULT_GUARD }, canary: { ...detectionBase.canary, slowShare: 0.1, slowFactor: 3 } },
+    SEED + 5,
+  );
+  detection(
+    'error rate 1% → 5% (default guard, +1 point)',
+    { ...detectionBase, guard: { ...DEFAULT_GUARD }, canary: { ...detectionBase.canary, errorRate: 0.05 } },
+    SEED + 4,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------- 3. ingest
@@ -225,13 +249,22 @@ async function ingestBench() {
     if (!address || typeof address === 'string') throw new Error('no address');
     const url = `http://127.0.0.1:${address.port}`;
     for (let f = 0; f < 5; f++) {
-      const res = await app.inject({ method: 'POST', url: '/api/v1/flags', headers: { authorization: `Bearer ${adminToken}` }, payload: { key: `bench-${f}`, kind: 'boolean' } });
+      const res = await app.inject({
+        method: 'POST',
+        url: '/api/v1/flags',
+        headers: { authorization: `Bearer ${adminToken}` },
+        payload: { key: `bench-${f}`, kind: 'boolean' },
+      });
       if (res.statusCode !== 201) throw new Error(`flag create failed: ${res.body}`);
     }
     const rounds = quick ? 1 : 3;
     const loadBefore = loadavg();
     const paced = { rate: 900, durationMs: quick ? 4000 : 8000 };
-    const results: Record<'idle' | 'paced' | 'max', Array<{ rate: number; p50: number; p99: number; max: number; n: number; bad: number }>> = { idle: [], paced: [], max: [] };
+    const results: Record<'idle' | 'paced' | 'max', Array<{ rate: number; p50: number; p99: number; max: number; n: number; bad: number }>> = {
+      idle: [],
+      paced: [],
+      max: [],
+    };
     let round = 0;
     for (let r = 0; r < rounds; r++) {
       for (const mode of ['idle', 'paced', 'max'] as const) {
@@ -241,10 +274,19 @@ async function ingestBench() {
         const res = { ...load, kills: probe.kills };
         const ok = res.statuses['200'] ?? 0;
         const bad = res.done - ok;
-        results[mode].push({ rate: ok / res.elapsed, p50: quantile(res.kills, 0.5), p99: quantile(res.kills, 0.99), max: Math.max(...res.kills), n: res.kills.length, bad });
+        results[mode].push({
+          rate: ok / res.elapsed,
+          p50: quantile(res.kills, 0.5),
+          p99: quantile(res.kills, 0.99),
+          max: Math.max(...res.kills),
+          n: res.kills.length,
+          bad,
+        });
       }
     }
-    console.log(`\n3. Ingest into the real server (HTTP on 127.0.0.1, SQLite WAL, fsync before each acknowledgement), ${rounds} interleaved rounds, medians; load average before: ${loadBefore.map((x) => x.toFixed(1)).join(' ')}`);
+    console.log(
+      `\n3. Ingest into the real server (HTTP on 127.0.0.1, SQLite WAL, fsync before each acknowledgement), ${rounds} interleaved rounds, medians; load average before: ${loadBefore.map((x) => x.toFixed(1)).join(' ')}`,
+    );
     for (const mode of ['idle', 'paced', 'max'] as const) {
       const rs = results[mode];
       const rate = median(rs.map((x) => x.rate));
@@ -266,9 +308,15 @@ async function ingestBench() {
     const sum = batch.find((v) => v.metricName === 'aviary_metrics_batch_seconds_sum')?.value ?? 0;
     const count = batch.find((v) => v.metricName === 'aviary_metrics_batch_seconds_count')?.value ?? 0;
     const under5 = batch.find((v) => v.metricName === 'aviary_metrics_batch_seconds_bucket' && v.labels.le === 0.005)?.value ?? 0;
-    console.log(`  ingest batches: ${count.toLocaleString('en')}, mean commit ${((sum / Math.max(1, count)) * 1000).toFixed(2)} ms, ${pct(under5 / Math.max(1, count))} under 5 ms`);
-    const rows = app.sqlite.prepare("SELECT SUM(evaluations) AS e FROM metrics_minute WHERE flag = 'bench-0' AND variant = 'on'").get() as { e: number };
-    console.log(`  stored: ${counted.toLocaleString('en')} distinct reports; bench-0/on evaluations ${rows.e.toLocaleString('en')} = 40 × reports: ${rows.e === counted * 40 ? 'yes' : 'NO'}`);
+    console.log(
+      `  ingest batches: ${count.toLocaleString('en')}, mean commit ${((sum / Math.max(1, count)) * 1000).toFixed(2)} ms, ${pct(under5 / Math.max(1, count))} under 5 ms`,
+    );
+    const rows = app.sqlite.prepare("SELECT SUM(evaluations) AS e FROM metrics_minute WHERE flag = 'bench-0' AND variant = 'on'").get() as {
+      e: number;
+    };
+    console.log(
+      `  stored: ${counted.toLocaleString('en')} distinct reports; bench-0/on evaluations ${rows.e.toLocaleString('en')} = 40 × reports: ${rows.e === counted * 40 ? 'yes' : 'NO'}`,
+    );
   } finally {
     await app.close();
     rmSync(dir, { recursive: true, force: true });
@@ -277,6 +325,8 @@ async function ingestBench() {
 
 if (runIngest) await ingestBench();
 console.log(
-  `\nseed ${SEED}${quick ? ' (quick)' : ''}; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} cores` +
+  `\nseed ${SEED}${quick ? ' (quick)' : ''}; load average ${loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ')} on ${cpus().length} cores` +
     (runSim ? `; zero-tolerance false-rollback rate ${pct(strictRate, 2)} against a goal of ≤ ${pct(1 - DEFAULT_GUARD.confidence, 0)}` : ''),
 );

@@ -35,7 +35,15 @@ const bool = [
   { key: 'on', value: true },
   { key: 'off', value: false },
 ];
-const tenPercent = { rollout: { bucketBy: 'key', weights: [{ variant: 'on', percent: 10 }, { variant: 'off', percent: 90 }] } };
+const tenPercent = {
+  rollout: {
+    bucketBy: 'key',
+    weights: [
+      { variant: 'on', percent: 10 },
+      { variant: 'off', percent: 90 },
+    ],
+  },
+};
 const flagA: FlagConfig = {
   key: 'flag-a',
   kind: 'boolean',
@@ -77,7 +85,12 @@ const snapshot: EnvironmentSnapshot = {
 };
 
 // flagd: JSONLogic targeting; `fractional` buckets by flag key + targetingKey.
-const flagdFraction = { fractional: [['on', 10], ['off', 90]] };
+const flagdFraction = {
+  fractional: [
+    ['on', 10],
+    ['off', 90],
+  ],
+};
 const flagdCondition = (c: Cond) => {
   const v = { var: c.attr };
   switch (c.kind) {
@@ -194,7 +207,10 @@ async function contenders(s: Scenario): Promise<{ name: string; run: Evaluate; c
 
   const aviaryCtx = s.ctx;
   const flagdCtx = s.ctx.map((c) => ({ targetingKey: c.key, plan: c.plan, email: c.email, appVersion: c.appVersion, age: c.age }));
-  const unleashCtx = s.ctx.map((c) => ({ userId: c.key, properties: { plan: c.plan, email: c.email, appVersion: c.appVersion, age: String(c.age) } }));
+  const unleashCtx = s.ctx.map((c) => ({
+    userId: c.key,
+    properties: { plan: c.plan, email: c.email, appVersion: c.appVersion, age: String(c.age) },
+  }));
   const flag = s.flag;
   return [
     { name: 'aviary (counting on)', run: (i) => evaluator.evaluate(flag, aviaryCtx[i & (N - 1)]!, false).value },

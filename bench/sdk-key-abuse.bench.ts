@@ -112,10 +112,19 @@ async function main() {
     await admin('PUT', '/api/v1/flags/canary-a/environments/production', state);
     await admin('PUT', '/api/v1/flags/acme-staff/environments/production', {
       ...state,
-      rules: [{ id: 'staff', conditions: [{ attribute: 'email', op: 'matches', values: [String.raw`\b[a-z0-9._%+-]{1,64}@acme\.com\b`] }], serve: { variant: 'on' } }],
+      rules: [
+        {
+          id: 'staff',
+          conditions: [{ attribute: 'email', op: 'matches', values: [String.raw`\b[a-z0-9._%+-]{1,64}@acme\.com\b`] }],
+          serve: { variant: 'on' },
+        },
+      ],
     });
     await admin('PUT', '/api/v1/flags/canary-a/environments/production/canary', {
-      control: 'off', canary: 'on', stages: [{ percent: 1 }, { percent: 10 }, { percent: 50 }, { percent: 100 }], stageDurationSeconds: 1800,
+      control: 'off',
+      canary: 'on',
+      stages: [{ percent: 1 }, { percent: 10 }, { percent: 50 }, { percent: 100 }],
+      stageDurationSeconds: 1800,
     });
     // A client-side (public) key: what a browser app ships. (A server without client-side keys gets a server-side one.)
     let publicKey: string;
@@ -137,7 +146,20 @@ async function main() {
         path: '/sdk/v1/metrics',
         token: publicKey,
         concurrency: 32,
-        bodies: Array.from({ length: 8 }, (_, b) => report(`junk-${b}`, Array.from({ length: 500 }, (_, i) => ({ flag: `nope-${b}-${i}`, variant: 'on', minute, evaluations: 10, outcomes: 10, errors: 0, latency })))),
+        bodies: Array.from({ length: 8 }, (_, b) =>
+          report(
+            `junk-${b}`,
+            Array.from({ length: 500 }, (_, i) => ({
+              flag: `nope-${b}-${i}`,
+              variant: 'on',
+              minute,
+              evaluations: 10,
+              outcomes: 10,
+              errors: 0,
+              latency,
+            })),
+          ),
+        ),
         legit: true,
       },
       {
@@ -145,7 +167,19 @@ async function main() {
         path: '/sdk/v1/metrics',
         token: serverKey,
         concurrency: 4,
-        bodies: [report('cpu', Array.from({ length: 10_000 }, (_, k) => ({ flag: 'canary-a', variant: k % 2 ? 'on' : 'off', minute: Date.UTC(2999, 0, 1) + Math.floor(k / 2) * 60_000, evaluations: 100, outcomes: 100, errors: 0 })))],
+        bodies: [
+          report(
+            'cpu',
+            Array.from({ length: 10_000 }, (_, k) => ({
+              flag: 'canary-a',
+              variant: k % 2 ? 'on' : 'off',
+              minute: Date.UTC(2999, 0, 1) + Math.floor(k / 2) * 60_000,
+              evaluations: 100,
+              outcomes: 100,
+              errors: 0,
+            })),
+          ),
+        ],
         legit: true,
       },
       {
@@ -153,7 +187,20 @@ async function main() {
         path: '/sdk/v1/metrics',
         token: publicKey,
         concurrency: 64,
-        bodies: Array.from({ length: 8 }, (_, b) => report(`flood-${b}`, Array.from({ length: 1000 }, (_, i) => ({ flag: 'canary-a', variant: i % 2 ? 'on' : 'off', minute: minute - Math.floor(i / 2) * 60_000, evaluations: 10, outcomes: 10, errors: i % 2, latency })))),
+        bodies: Array.from({ length: 8 }, (_, b) =>
+          report(
+            `flood-${b}`,
+            Array.from({ length: 1000 }, (_, i) => ({
+              flag: 'canary-a',
+              variant: i % 2 ? 'on' : 'off',
+              minute: minute - Math.floor(i / 2) * 60_000,
+              evaluations: 10,
+              outcomes: 10,
+              errors: i % 2,
+              latency,
+            })),
+          ),
+        ),
         legit: true,
       },
       {
@@ -161,23 +208,55 @@ async function main() {
         path: '/sdk/v1/metrics',
         token: publicKey,
         concurrency: 32,
-        bodies: Array.from({ length: 64 }, (_, b) => report(`forged-${b}`, [
-          { flag: 'canary-a', variant: 'on', minute, evaluations: 1000, outcomes: 1000, errors: 500 },
-          { flag: 'canary-a', variant: 'off', minute, evaluations: 1000, outcomes: 1000, errors: 0 },
-        ])),
+        bodies: Array.from({ length: 64 }, (_, b) =>
+          report(`forged-${b}`, [
+            { flag: 'canary-a', variant: 'on', minute, evaluations: 1000, outcomes: 1000, errors: 500 },
+            { flag: 'canary-a', variant: 'off', minute, evaluations: 1000, outcomes: 1000, errors: 0 },
+          ]),
+        ),
         legit: true,
       },
-      { name: "OFREP: the issue's context (1 MB), 4 in flight", path: '/ofrep/v1/evaluate/flags/acme-staff', token: publicKey, concurrency: 4, bodies: [JSON.stringify({ context: { targetingKey: 'u', email: hostileEmail } })] },
-      { name: 'OFREP: contexts at the budget vs the email rule, 16 in flight', path: '/ofrep/v1/evaluate/flags/acme-staff', token: publicKey, concurrency: 16, bodies: [JSON.stringify({ context: { targetingKey: 'u', email: budgetEmail } })] },
-      { name: "evaluate: the issue's context (1 MB), 4 in flight", path: '/sdk/v1/evaluate', token: publicKey, concurrency: 4, bodies: [JSON.stringify({ context: { key: 'u', email: hostileEmail } })] },
-      { name: 'evaluate: contexts at the budget vs the email rule, 16 in flight', path: '/sdk/v1/evaluate', token: publicKey, concurrency: 16, bodies: [JSON.stringify({ context: { key: 'u', email: budgetEmail } })] },
+      {
+        name: "OFREP: the issue's context (1 MB), 4 in flight",
+        path: '/ofrep/v1/evaluate/flags/acme-staff',
+        token: publicKey,
+        concurrency: 4,
+        bodies: [JSON.stringify({ context: { targetingKey: 'u', email: hostileEmail } })],
+      },
+      {
+        name: 'OFREP: contexts at the budget vs the email rule, 16 in flight',
+        path: '/ofrep/v1/evaluate/flags/acme-staff',
+        token: publicKey,
+        concurrency: 16,
+        bodies: [JSON.stringify({ context: { targetingKey: 'u', email: budgetEmail } })],
+      },
+      {
+        name: "evaluate: the issue's context (1 MB), 4 in flight",
+        path: '/sdk/v1/evaluate',
+        token: publicKey,
+        concurrency: 4,
+        bodies: [JSON.stringify({ context: { key: 'u', email: hostileEmail } })],
+      },
+      {
+        name: 'evaluate: contexts at the budget vs the email rule, 16 in flight',
+        path: '/sdk/v1/evaluate',
+        token: publicKey,
+        concurrency: 16,
+        bodies: [JSON.stringify({ context: { key: 'u', email: budgetEmail } })],
+      },
     ];
-    console.log(`kill/revive latency while an SDK key floods the server (${DURATION / 1000} s each; load average before: ${loadavg().map((x) => x.toFixed(1)).join(' ')})`);
+    console.log(
+      `kill/revive latency while an SDK key floods the server (${DURATION / 1000} s each; load average before: ${loadavg()
+        .map((x) => x.toFixed(1))
+        .join(' ')})`,
+    );
     console.log(`${'scenario'.padEnd(74)} ${'flood statuses'.padEnd(26)} kill p50 / p99 / max (n)   legit reports`);
     for (const s of scenarios) {
       const common = { url, adminToken, durationMs: DURATION };
       const [load, probe] = await Promise.all([
-        s.path ? run({ ...common, role: 'load', path: s.path, token: s.token, concurrency: s.concurrency, bodies: s.bodies }) : Promise.resolve({ statuses: {}, kills: [], legit: {} }),
+        s.path
+          ? run({ ...common, role: 'load', path: s.path, token: s.token, concurrency: s.concurrency, bodies: s.bodies })
+          : Promise.resolve({ statuses: {}, kills: [], legit: {} }),
         run({ ...common, role: 'probe', concurrency: 1, legitToken: serverKey, legitBody: s.legit ? legitBody : null }),
       ]);
       const k = probe.kills;
@@ -190,7 +269,9 @@ async function main() {
       // Let queued work drain before the next scenario.
       await new Promise((r) => setTimeout(r, 500));
     }
-    const canary = JSON.parse((await app.inject({ method: 'GET', url: '/api/v1/flags/canary-a/environments/production/canary', headers: auth })).body) as { state: string };
+    const canary = JSON.parse(
+      (await app.inject({ method: 'GET', url: '/api/v1/flags/canary-a/environments/production/canary', headers: auth })).body,
+    ) as { state: string };
     console.log(`canary-a after the floods: ${canary.state}`);
   } finally {
     await app.close();

@@ -175,15 +175,31 @@ async function admin(base: string, method: string, path: string, body?: unknown)
 
 /** Ten flags of every kind, with targets, attribute rules, a segment rule and rollouts, all enabled in production. */
 async function seed(base: string): Promise<void> {
-  await admin(base, 'POST', '/api/v1/segments', { key: 'staff', included: ['user-1'], rules: [{ conditions: [{ attribute: 'email', op: 'endsWith', values: ['@acme.com'] }] }] });
+  await admin(base, 'POST', '/api/v1/segments', {
+    key: 'staff',
+    included: ['user-1'],
+    rules: [{ conditions: [{ attribute: 'email', op: 'endsWith', values: ['@acme.com'] }] }],
+  });
   for (let i = 0; i < 10; i++) {
     const key = `flag-${i}`;
     const kind = (['boolean', 'string', 'number', 'json'] as const)[i % 4]!;
     const variants =
-      kind === 'boolean' ? undefined
-      : kind === 'string' ? [{ key: 'on', value: 'new' }, { key: 'off', value: 'old' }]
-      : kind === 'number' ? [{ key: 'on', value: 2 }, { key: 'off', value: 1 }]
-      : [{ key: 'on', value: { layout: 'grid', size: i } }, { key: 'off', value: { layout: 'list' } }];
+      kind === 'boolean'
+        ? undefined
+        : kind === 'string'
+          ? [
+              { key: 'on', value: 'new' },
+              { key: 'off', value: 'old' },
+            ]
+          : kind === 'number'
+            ? [
+                { key: 'on', value: 2 },
+                { key: 'off', value: 1 },
+              ]
+            : [
+                { key: 'on', value: { layout: 'grid', size: i } },
+                { key: 'off', value: { layout: 'list' } },
+              ];
     await admin(base, 'POST', '/api/v1/flags', { key, kind, ...(variants ? { variants } : {}) });
     await admin(base, 'PUT', `/api/v1/flags/${key}/environments/production`, {
       enabled: true,
@@ -192,9 +208,31 @@ async function seed(base: string): Promise<void> {
       rules: [
         { id: 'beta-countries', conditions: [{ attribute: 'country', op: 'in', values: ['DE', 'FR', 'BE'] }], serve: { variant: 'on' } },
         { id: 'old-app', conditions: [{ attribute: 'appVersion', op: 'semverLt', values: ['4.0.0'] }], serve: { variant: 'off' } },
-        ...(i % 2 === 0 ? [{ id: 'staff', conditions: [{ segment: 'staff' }], serve: { rollout: { weights: [{ variant: 'on', percent: 50 }, { variant: 'off', percent: 50 }] } } }] : []),
+        ...(i % 2 === 0
+          ? [
+              {
+                id: 'staff',
+                conditions: [{ segment: 'staff' }],
+                serve: {
+                  rollout: {
+                    weights: [
+                      { variant: 'on', percent: 50 },
+                      { variant: 'off', percent: 50 },
+                    ],
+                  },
+                },
+              },
+            ]
+          : []),
       ],
-      fallthrough: { rollout: { weights: [{ variant: 'on', percent: 10 + i }, { variant: 'off', percent: 90 - i }] } },
+      fallthrough: {
+        rollout: {
+          weights: [
+            { variant: 'on', percent: 10 + i },
+            { variant: 'off', percent: 90 - i },
+          ],
+        },
+      },
     });
   }
 }
@@ -232,12 +270,23 @@ async function load(url: string, seconds: number, connections: number, headers: 
     duration: seconds,
   });
   const cpu = cpuMs(pid) - cpu0;
-  return { rps: r.requests.average, cpuUsPerRequest: (cpu * 1000) / Math.max(1, r.requests.total), p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx, errors: r.errors + r.timeouts };
+  return {
+    rps: r.requests.average,
+    cpuUsPerRequest: (cpu * 1000) / Math.max(1, r.requests.total),
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    non2xx: r.non2xx,
+    errors: r.errors + r.timeouts,
+  };
 }
 
 /** p50/p99 upper bounds (ms) of one route's `aviary_http_request_duration_seconds` histogram (POST). */
 function histogramQuantiles(text: string, route: string): { p50: number; p99: number; count: number } {
-  return quantilesOf(text, 'aviary_http_request_duration_seconds_bucket{', (line) => line.includes(`route="${route}"`) && line.includes('method="POST"'));
+  return quantilesOf(
+    text,
+    'aviary_http_request_duration_seconds_bucket{',
+    (line) => line.includes(`route="${route}"`) && line.includes('method="POST"'),
+  );
 }
 
 /** p50/p99 bucket upper bounds (ms) of a Prometheus histogram's `<prefix>…le="…"} n` lines that pass `pick`. */
@@ -340,7 +389,8 @@ async function main(): Promise<void> {
     prober.send('start');
     await new Promise((r) => setTimeout(r, 2000));
     prober.send('stop');
-    const idleKills = (await waitMessage(prober, (m): m is { latencies: number[] } => !!m && typeof m === 'object' && 'latencies' in m, 10_000)).latencies;
+    const idleKills = (await waitMessage(prober, (m): m is { latencies: number[] } => !!m && typeof m === 'object' && 'latencies' in m, 10_000))
+      .latencies;
 
     const rows: { round: number; bare: LoadResult; aviary: LoadResult; withKills: LoadResult }[] = [];
     const kills: number[] = [];
@@ -353,7 +403,11 @@ async function main(): Promise<void> {
         prober.send('start');
         const r = await load(aviaryUrl, seconds, connections, auth, aviary.pid);
         prober.send('stop');
-        const { latencies } = await waitMessage(prober, (m): m is { latencies: number[] } => !!m && typeof m === 'object' && 'latencies' in m, 10_000);
+        const { latencies } = await waitMessage(
+          prober,
+          (m): m is { latencies: number[] } => !!m && typeof m === 'object' && 'latencies' in m,
+          10_000,
+        );
         kills.push(...latencies);
         return r;
       };
@@ -366,7 +420,9 @@ async function main(): Promise<void> {
       }
       const row = { round, bare: results.get(runBare)!, aviary: results.get(runAviary)!, withKills: results.get(runWithKills)! };
       rows.push(row);
-      process.stderr.write(`round ${round}: bare ${row.bare.rps.toFixed(0)} req/s, aviary ${row.aviary.rps.toFixed(0)} req/s, aviary with kills ${row.withKills.rps.toFixed(0)} req/s\n`);
+      process.stderr.write(
+        `round ${round}: bare ${row.bare.rps.toFixed(0)} req/s, aviary ${row.aviary.rps.toFixed(0)} req/s, aviary with kills ${row.withKills.rps.toFixed(0)} req/s\n`,
+      );
     }
     prober.send('exit');
     // The server's own view of the kill route (from request received to response sent), from its Prometheus
@@ -398,7 +454,9 @@ async function main(): Promise<void> {
       `WAL fsyncs as the server timed them (Prometheus aviary_wal_fsync_seconds, bucket upper bounds): p50 ≤ ${serverFsync.p50} ms, p99 ≤ ${serverFsync.p99} ms (${serverFsync.count} fsyncs).`,
       `The disk alone (${diskFsyncs.length} fdatasyncs of 12 KiB appends to a file beside the database, no server): ` +
         `p50 ${quantile(diskFsyncs, 0.5).toFixed(2)} ms, p99 ${quantile(diskFsyncs, 0.99).toFixed(2)} ms, max ${Math.max(...diskFsyncs).toFixed(2)} ms.`,
-      `Machine load average at the end: ${loadavg().map((l) => l.toFixed(1)).join(' / ')} (1/5/15 min) on ${cpus().length} cores.`,
+      `Machine load average at the end: ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' / ')} (1/5/15 min) on ${cpus().length} cores.`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
@@ -477,7 +535,8 @@ function summarizeProfile(file: string, window: { from: number; to: number }, re
   }
   const label = (n: ProfileNode) => {
     const { functionName, url, lineNumber } = n.callFrame;
-    const where = url === '' ? '' : ` ${url.replace(/^.*\/(node_modules\/|server\/|sdk\/|bench\/)/, '$1').replace(/^file:\/\//, '')}:${lineNumber + 1}`;
+    const where =
+      url === '' ? '' : ` ${url.replace(/^.*\/(node_modules\/|server\/|sdk\/|bench\/)/, '$1').replace(/^file:\/\//, '')}:${lineNumber + 1}`;
     return `${functionName || '(anonymous)'}${where}`;
   };
   const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
@@ -526,7 +585,13 @@ function compareProfiles(aviary: ProfileSummary, bare: ProfileSummary): string[]
 const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 
 /** `duration` seconds of the evaluate load after a 2 s warm-up: the requests answered and when (monotonic µs) it ran. */
-async function profiledLoad(url: string, seconds: number, connections: number, headers: Record<string, string>, pid: number | undefined): Promise<{ requests: number; rps: number; cpuUsPerRequest: number; window: { from: number; to: number } }> {
+async function profiledLoad(
+  url: string,
+  seconds: number,
+  connections: number,
+  headers: Record<string, string>,
+  pid: number | undefined,
+): Promise<{ requests: number; rps: number; cpuUsPerRequest: number; window: { from: number; to: number } }> {
   const opts = { url, method: 'POST' as const, headers: { 'content-type': 'application/json', ...headers }, body: BODY, connections };
   const warm = await autocannon({ ...opts, duration: 2 });
   const cpu0 = cpuMs(pid);
@@ -534,7 +599,8 @@ async function profiledLoad(url: string, seconds: number, connections: number, h
   const r = await autocannon({ ...opts, duration: seconds });
   const to = monotonicUs();
   const cpu = cpuMs(pid) - cpu0;
-  if (r.non2xx + r.errors + warm.non2xx + warm.errors > 0) throw new Error(`${r.non2xx + warm.non2xx} non-2xx answers, ${r.errors + warm.errors} errors`);
+  if (r.non2xx + r.errors + warm.non2xx + warm.errors > 0)
+    throw new Error(`${r.non2xx + warm.non2xx} non-2xx answers, ${r.errors + warm.errors} errors`);
   return { requests: r.requests.total, rps: r.requests.average, cpuUsPerRequest: (cpu * 1000) / r.requests.total, window: { from, to } };
 }
 
@@ -560,11 +626,14 @@ async function profileServers(outDir: string): Promise<void> {
   mkdirSync(outDir, { recursive: true });
   const prof = ['--cpu-prof', `--cpu-prof-dir=${outDir}`];
   const children: ChildProcess[] = [];
-  const hardLimit = setTimeout(() => {
-    process.stderr.write('bench:server --cpu-prof exceeded its time limit; stopping\n');
-    for (const c of children) c.kill('SIGKILL');
-    process.exit(1);
-  }, (2 * seconds + 180) * 1000);
+  const hardLimit = setTimeout(
+    () => {
+      process.stderr.write('bench:server --cpu-prof exceeded its time limit; stopping\n');
+      for (const c of children) c.kill('SIGKILL');
+      process.exit(1);
+    },
+    (2 * seconds + 180) * 1000,
+  );
   hardLimit.unref();
   try {
     const port = await freePort();
@@ -581,7 +650,10 @@ async function profileServers(outDir: string): Promise<void> {
     const aviaryProfile = await stopForProfile(aviary, outDir);
 
     const barePort = await freePort();
-    const bare = fork(SELF, ['--bare-server', String(barePort)], { execArgv: [...prof, '--import', 'tsx', '--conditions=aviary-source'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const bare = fork(SELF, ['--bare-server', String(barePort)], {
+      execArgv: [...prof, '--import', 'tsx', '--conditions=aviary-source'],
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
     children.push(bare);
     bare.send({ answer });
     await waitMessage(bare, (m): m is 'ready' => m === 'ready', 30_000);
@@ -597,7 +669,9 @@ async function profileServers(outDir: string): Promise<void> {
         `Process CPU (user + system, every thread, from /proc) per request while profiled: Aviary ${a.cpuUsPerRequest.toFixed(1)} µs, bare ${b.cpuUsPerRequest.toFixed(1)} µs.`,
         '',
         ...compareProfiles(aviarySummary, bareSummary),
-        `Profiles: ${aviaryProfile}, ${bareProfile} (Chrome DevTools or speedscope open them). Load average: ${loadavg().map((l) => l.toFixed(1)).join(' / ')} on ${cpus().length} cores.`,
+        `Profiles: ${aviaryProfile}, ${bareProfile} (Chrome DevTools or speedscope open them). Load average: ${loadavg()
+          .map((l) => l.toFixed(1))
+          .join(' / ')} on ${cpus().length} cores.`,
       ].join('\n') + '\n',
     );
   } finally {

@@ -43,7 +43,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // ---------------------------------------------------------------------------------------------- child: subscribers
 /** Holds N raw Aviary stream connections and N bare connections; records when each receives the next message. */
 async function subscribers(): Promise<void> {
-  const [aviaryUrl = "", sdkKey = "", bareUrl = "", countText = "0"] = process.argv.slice(4);
+  const [aviaryUrl = '', sdkKey = '', bareUrl = '', countText = '0'] = process.argv.slice(4);
   const count = Number(countText);
   const aviary: WebSocket[] = [];
   const bare: WebSocket[] = [];
@@ -166,7 +166,10 @@ function request(child: ChildProcess, message: object, type: string, timeoutMs =
 async function serverMemory(url: string): Promise<{ rss: number; heap: number }> {
   const text = await (await fetch(url + '/metrics')).text();
   const read = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-  return { rss: read('aviary_process_resident_memory_bytes'), heap: read('aviary_nodejs_heap_size_used_bytes') + read('aviary_nodejs_external_memory_bytes') };
+  return {
+    rss: read('aviary_process_resident_memory_bytes'),
+    heap: read('aviary_nodejs_heap_size_used_bytes') + read('aviary_nodejs_external_memory_bytes'),
+  };
 }
 
 async function main(): Promise<void> {
@@ -197,15 +200,15 @@ async function main(): Promise<void> {
 
   // ---- 5. bundle size
   if (phases.has('bundle')) {
-  const bundle = await new Promise<string>((resolve, reject) => {
-    const p = spawn(process.execPath, [join(ROOT, 'sdk/scripts/bundle.mjs'), '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error('bundle failed'))));
-  });
-  const size = JSON.parse(bundle.trim().split('\n').pop()!) as { gzipBytes: number; bytes: number };
-  results.push(['browser bundle, gzipped', `${fmt(size.gzipBytes / 1024, 2)} KB (${size.bytes} B minified)`, '≤ 10 KB']);
-  console.log(`bundle: ${size.gzipBytes} B gzipped`);
+    const bundle = await new Promise<string>((resolve, reject) => {
+      const p = spawn(process.execPath, [join(ROOT, 'sdk/scripts/bundle.mjs'), '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      p.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error('bundle failed'))));
+    });
+    const size = JSON.parse(bundle.trim().split('\n').pop()!) as { gzipBytes: number; bytes: number };
+    results.push(['browser bundle, gzipped', `${fmt(size.gzipBytes / 1024, 2)} KB (${size.bytes} B minified)`, '≤ 10 KB']);
+    console.log(`bundle: ${size.gzipBytes} B gzipped`);
   }
 
   // ---- 4. evaluations per second: client.variation (counting on) vs flagd-core
@@ -219,13 +222,23 @@ async function main(): Promise<void> {
         {
           key: 'new-checkout',
           kind: 'boolean' as const,
-          variants: [{ key: 'on', value: true }, { key: 'off', value: false }],
+          variants: [
+            { key: 'on', value: true },
+            { key: 'off', value: false },
+          ],
           state: {
             enabled: true,
             offVariant: 'off',
             targets: [],
             rules: [{ id: 'pro', conditions: [{ attribute: 'plan', op: 'in' as const, values: ['enterprise'] }], serve: { variant: 'on' } }],
-            fallthrough: { rollout: { weights: [{ variant: 'on', percent: 10 }, { variant: 'off', percent: 90 }] } },
+            fallthrough: {
+              rollout: {
+                weights: [
+                  { variant: 'on', percent: 10 },
+                  { variant: 'off', percent: 90 },
+                ],
+              },
+            },
             version: 1,
           },
         },
@@ -270,8 +283,14 @@ async function main(): Promise<void> {
       f.push(timeRun(fd));
     }
     await client.flush();
-    results.push(['client.variation, counting on', `${fmt(median(a) / 1e6, 2)} M evals/s (flagd-core ${fmt(median(f) / 1e6, 2)} M/s, ${fmt(median(a) / median(f), 1)}×)`, '≥ 3× flagd-core']);
-    console.log(`evaluations/s: aviary ${a.map((x) => fmt(x / 1e6, 2)).join(' ')} M; flagd-core ${f.map((x) => fmt(x / 1e6, 2)).join(' ')} M (sink ${sink % 10})`);
+    results.push([
+      'client.variation, counting on',
+      `${fmt(median(a) / 1e6, 2)} M evals/s (flagd-core ${fmt(median(f) / 1e6, 2)} M/s, ${fmt(median(a) / median(f), 1)}×)`,
+      '≥ 3× flagd-core',
+    ]);
+    console.log(
+      `evaluations/s: aviary ${a.map((x) => fmt(x / 1e6, 2)).join(' ')} M; flagd-core ${f.map((x) => fmt(x / 1e6, 2)).join(' ')} M (sink ${sink % 10})`,
+    );
     await client.close();
   }
 
@@ -287,7 +306,13 @@ async function main(): Promise<void> {
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     }).then(async (r) => ({ status: r.status, body: (await r.json().catch(() => undefined)) as any }));
   await admin('POST', '/api/v1/flags', { key: 'kill-me', kind: 'boolean' });
-  await admin('PUT', '/api/v1/flags/kill-me/environments/production', { enabled: true, offVariant: 'off', targets: [], rules: [], fallthrough: { variant: 'on' } });
+  await admin('PUT', '/api/v1/flags/kill-me/environments/production', {
+    enabled: true,
+    offVariant: 'off',
+    targets: [],
+    rules: [],
+    fallthrough: { variant: 'on' },
+  });
 
   // ---- 3. ready() latency
   if (phases.has('ready')) {
@@ -361,7 +386,10 @@ async function main(): Promise<void> {
 
   // ---- 2. 10,000 idle subscribers vs a bare ws server
   if (phases.has('idle')) {
-    const bare = fork(SELF, ['--role', 'bare-server'], { execArgv: ['--import', 'tsx', '--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const bare = fork(SELF, ['--role', 'bare-server'], {
+      execArgv: ['--import', 'tsx', '--expose-gc'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     children.push(bare);
     const { port: barePort } = await request(bare, {}, 'listening');
     await sleep(500);
@@ -369,10 +397,14 @@ async function main(): Promise<void> {
     const bareBefore = await request(bare, { cmd: 'memory' }, 'memory');
     const per = SUBS / 2;
     const subs = [0, 1].map(() =>
-      fork(SELF, ['--role', 'subscribers', server.url.replace('http', 'ws') + '/sdk/v1/stream', PROCESS_SDK_KEY, `ws://127.0.0.1:${barePort}`, String(per)], {
-        execArgv: ['--import', 'tsx', '--conditions=aviary-source', '--max-old-space-size=2048'],
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      }),
+      fork(
+        SELF,
+        ['--role', 'subscribers', server.url.replace('http', 'ws') + '/sdk/v1/stream', PROCESS_SDK_KEY, `ws://127.0.0.1:${barePort}`, String(per)],
+        {
+          execArgv: ['--import', 'tsx', '--conditions=aviary-source', '--max-old-space-size=2048'],
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        },
+      ),
     );
     children.push(...subs);
     const t0 = performance.now();
@@ -385,7 +417,11 @@ async function main(): Promise<void> {
     const heapPer = (memAfter.heap - memBefore.heap) / SUBS / 1024;
     const bareRssPer = (bareAfter.rss - bareBefore.rss) / SUBS / 1024;
     const bareHeapPer = (bareAfter.heap - bareBefore.heap) / SUBS / 1024;
-    results.push([`server memory per idle connection (${SUBS})`, `${fmt(heapPer, 2)} KiB heap+external, ${fmt(rssPer, 2)} KiB RSS (bare ws: ${fmt(bareHeapPer, 2)} KiB heap+external, ${fmt(bareRssPer, 2)} KiB RSS)`, '≤ 12 KiB']);
+    results.push([
+      `server memory per idle connection (${SUBS})`,
+      `${fmt(heapPer, 2)} KiB heap+external, ${fmt(rssPer, 2)} KiB RSS (bare ws: ${fmt(bareHeapPer, 2)} KiB heap+external, ${fmt(bareRssPer, 2)} KiB RSS)`,
+      '≤ 12 KiB',
+    ]);
 
     const aviaryP99: number[] = [];
     const bareP99: number[] = [];
@@ -426,7 +462,9 @@ async function main(): Promise<void> {
       bareP50.push(median(b));
       await sleep(300);
     }
-    console.log(`one change to ${SUBS}: aviary p99 ${aviaryP99.map((x) => fmt(x)).join(' ')} ms; bare p99 ${bareP99.map((x) => fmt(x)).join(' ')} ms`);
+    console.log(
+      `one change to ${SUBS}: aviary p99 ${aviaryP99.map((x) => fmt(x)).join(' ')} ms; bare p99 ${bareP99.map((x) => fmt(x)).join(' ')} ms`,
+    );
     results.push([
       `one change → ${SUBS} subscribers`,
       `Aviary p50 ${fmt(median(aviaryP50))} / p99 ${fmt(median(aviaryP99))} ms; bare ws 1 KB p50 ${fmt(median(bareP50))} / p99 ${fmt(median(bareP99))} ms (${fmt(median(aviaryP99) / median(bareP99), 2)}×)`,
@@ -438,7 +476,9 @@ async function main(): Promise<void> {
   }
 
   await server.stop();
-  console.log(`\nmachine: ${cpus().length} cores, 1-minute load average ${fmt(loadAtStart, 1)} at start, ${fmt(loadavg()[0]!, 1)} at end (latencies scale with it)`);
+  console.log(
+    `\nmachine: ${cpus().length} cores, 1-minute load average ${fmt(loadAtStart, 1)} at start, ${fmt(loadavg()[0]!, 1)} at end (latencies scale with it)`,
+  );
   console.log('\n| measurement | result | goal |\n|---|---|---|');
   for (const [m, r, g] of results) console.log(`| ${m} | ${r} | ${g} |`);
   clearTimeout(hardLimit);

@@ -8,7 +8,6 @@ import type { PatternEngine } from './core/operators/pattern.js';
 import { Emitter } from './emitter.js';
 import { Evaluator, type Outcome } from './evaluator.js';
 import { MetricsReporter, type ReporterStats } from './metrics-reporter.js';
-import type { VariantStats } from './protocol.js';
 import { StreamClient, unref, type WebSocketConstructor } from './stream-client.js';
 import { defaultPatternEngine, webSocketFactory } from './websocket.js';
 import type { BackoffOptions } from './backoff.js';
@@ -144,7 +143,10 @@ class Client extends Emitter<ClientEvents> implements AviaryClient {
     super();
     const options = _options;
     this._now = options.now ?? Date.now;
-    this._flags = new Evaluator(undefined, { maxOutcomePairs: options.maxCountedPairs, patternEngine: options.patternEngine ?? defaultPatternEngine });
+    this._flags = new Evaluator(undefined, {
+      maxOutcomePairs: options.maxCountedPairs,
+      patternEngine: options.patternEngine ?? defaultPatternEngine,
+    });
     this._readyPromise = new Promise<void>((resolve, reject) => {
       this._resolveReady = resolve;
       this._rejectReady = reject;

@@ -48,7 +48,13 @@ export class MetricsReporter {
     const per = o.maxStatsPerReport ?? 5_000;
     for (let i = 0; i < stats.length; i += per) {
       // `app` may be undefined: JSON leaves it out.
-      this._queue.push({ sdkId: o.sdkId, seq: ++this._seq, app: o.app, sdk: { name: '@aviary/sdk', version: o.sdkVersion }, stats: stats.slice(i, i + per) });
+      this._queue.push({
+        sdkId: o.sdkId,
+        seq: ++this._seq,
+        app: o.app,
+        sdk: { name: '@aviary/sdk', version: o.sdkVersion },
+        stats: stats.slice(i, i + per),
+      });
     }
     while (this._queue.length > (o.maxPendingReports ?? 32)) {
       this._queue.shift();

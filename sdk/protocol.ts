@@ -47,7 +47,6 @@ export interface VariantStats {
 // Documented in docs/stream-protocol.md.
 // ---------------------------------------------------------------------------------------------------------------
 
-
 /** Version of the stream protocol; offered by browsers as the `aviary.v1` subprotocol. */
 export const STREAM_PROTOCOL = 'aviary.v1';
 /**
@@ -153,6 +152,7 @@ export type ClientMessage = HelloMessage | AckMessage | ResyncMessage;
 /** The outcome of parsing: a message, or why it was rejected (parsing never throws). */
 export type ParseResult<T> = { ok: true; message: T } | { ok: false; error: string };
 
+// biome-ignore lint/suspicious/noExplicitAny: parsed JSON of unknown shape, read field by field and checked as it is read
 function isObject(v: unknown): v is Record<string, any> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -175,7 +175,11 @@ const isFlag = (f: unknown) => isObject(f) && isKey(f.key) && isObject(f.state) 
 const isSegment = (g: unknown) => isObject(g) && isKey(g.key);
 const isChange = (c: unknown) =>
   isObject(c) &&
-  (c.type === 'flag.upsert' ? isFlag(c.flag) : c.type === 'segment.upsert' ? isSegment(c.segment) : (c.type === 'flag.delete' || c.type === 'segment.delete') && isKey(c.key));
+  (c.type === 'flag.upsert'
+    ? isFlag(c.flag)
+    : c.type === 'segment.upsert'
+      ? isSegment(c.segment)
+      : (c.type === 'flag.delete' || c.type === 'segment.delete') && isKey(c.key));
 
 /** Where `items` is not an array of what `ok` accepts (`path`, or `path/index` of the first bad one), or ''. */
 function badItem(items: unknown, ok: (v: unknown) => boolean, path: string): string {
@@ -184,6 +188,7 @@ function badItem(items: unknown, ok: (v: unknown) => boolean, path: string): str
   return i < 0 ? '' : `${path}/${i}`;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: parsed JSON of unknown shape, read field by field and checked as it is read
 function parseJson(data: string): ParseResult<Record<string, any>> {
   try {
     const v: unknown = JSON.parse(data);
@@ -194,6 +199,7 @@ function parseJson(data: string): ParseResult<Record<string, any>> {
 }
 
 /** What is wrong with a server message other than `error` (the path of the first bad field), or ''. */
+// biome-ignore lint/suspicious/noExplicitAny: parsed JSON of unknown shape, read field by field and checked as it is read
 function problem(m: Record<string, any>): string {
   const { type, version, snapshot: s } = m;
   if (!['hydrate', 'delta', 'resumed', 'heartbeat'].includes(type)) return '/type';

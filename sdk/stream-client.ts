@@ -146,7 +146,8 @@ export class StreamClient {
     this._armReadTimer(o.connectTimeoutMs ?? 10_000);
     // Undefined fields (no app, no version yet) are left out of the JSON.
     socket.onopen = () =>
-      socket === this._socket && this._send({ type: 'hello', sdkId: o.sdkId, sdkVersion: o.sdkVersion, app: o.app, lastVersion: this._handlers.version() });
+      socket === this._socket &&
+      this._send({ type: 'hello', sdkId: o.sdkId, sdkVersion: o.sdkVersion, app: o.app, lastVersion: this._handlers.version() });
     socket.onmessage = (ev) => socket === this._socket && this._onMessage(ev.data);
     socket.onclose = (ev) => this._onClose(socket, ev.code, ev.reason);
     // An error is always followed by a close; the close decides what happens next.
@@ -241,7 +242,8 @@ export class StreamClient {
     this._serverError = null;
     const final = isFinalCloseCode(code);
     if (final) this._stopped = true;
-    if (final || code >= 4000) this._handlers.error(new Error(`stream closed by server with ${code} (${why}); ${final ? 'not ' : ''}reconnecting`), final);
+    if (final || code >= 4000)
+      this._handlers.error(new Error(`stream closed by server with ${code} (${why}); ${final ? 'not ' : ''}reconnecting`), final);
     this._scheduleReconnect();
   }
 

@@ -158,7 +158,9 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const app = Fastify({
     // Always a logger, silent unless one is configured: fastify reports finished requests to its log controller only
     // when it has a logger, and that is where request metrics are recorded (server/ops/request-log.ts).
-    ...(isLoggerInstance ? { loggerInstance: loggerOption as FastifyBaseLogger } : { logger: (loggerOption || { level: 'silent' }) as FastifyServerOptions['logger'] }),
+    ...(isLoggerInstance
+      ? { loggerInstance: loggerOption as FastifyBaseLogger }
+      : { logger: (loggerOption || { level: 'silent' }) as FastifyServerOptions['logger'] }),
     // Per-request logging and request metrics happen when fastify reports a finished request to its log controller
     // (server/ops/request-log.ts; fastify's own per-request lines are off), and request loggers are created only when
     // used: on the SDK hot path both cost more than authentication and evaluation together (docs/architecture.md).

@@ -156,19 +156,32 @@ export function issuesFromAjv(validation: AjvIssue[], context?: string): Problem
 /** Maps a status code to the problem kind used when an error carries no kind of its own. */
 function kindForStatus(status: number): ProblemKind {
   switch (status) {
-    case 400: return 'malformed-body';
-    case 401: return 'unauthorized';
-    case 403: return 'forbidden';
-    case 404: return 'not-found';
-    case 405: return 'method-not-allowed';
-    case 409: return 'conflict';
-    case 412: return 'precondition-failed';
-    case 413: return 'payload-too-large';
-    case 414: return 'uri-too-long';
-    case 415: return 'unsupported-media-type';
-    case 429: return 'too-many-requests';
-    case 503: return 'unavailable';
-    default: return status >= 500 ? 'internal' : 'malformed-body';
+    case 400:
+      return 'malformed-body';
+    case 401:
+      return 'unauthorized';
+    case 403:
+      return 'forbidden';
+    case 404:
+      return 'not-found';
+    case 405:
+      return 'method-not-allowed';
+    case 409:
+      return 'conflict';
+    case 412:
+      return 'precondition-failed';
+    case 413:
+      return 'payload-too-large';
+    case 414:
+      return 'uri-too-long';
+    case 415:
+      return 'unsupported-media-type';
+    case 429:
+      return 'too-many-requests';
+    case 503:
+      return 'unavailable';
+    default:
+      return status >= 500 ? 'internal' : 'malformed-body';
   }
 }
 
@@ -206,8 +219,10 @@ export function problemForError(error: FastifyError, instance: string | undefine
 export function storageUnavailable(error: unknown): { detail: string; retryAfterSeconds: number } | null {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code !== 'string') return null;
-  if (code === 'SQLITE_FULL' || code === 'ENOSPC') return { detail: 'The database is out of space; nothing was changed. Free disk space, then retry.', retryAfterSeconds: 30 };
-  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') return { detail: 'The database is busy; nothing was changed. Retry shortly.', retryAfterSeconds: 1 };
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC')
+    return { detail: 'The database is out of space; nothing was changed. Free disk space, then retry.', retryAfterSeconds: 30 };
+  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED')
+    return { detail: 'The database is busy; nothing was changed. Retry shortly.', retryAfterSeconds: 1 };
   if (code.startsWith('SQLITE_IOERR') || code === 'EIO' || code === 'SQLITE_READONLY') {
     return { detail: 'The database cannot be written right now; nothing was changed. Retry shortly.', retryAfterSeconds: 5 };
   }
@@ -224,10 +239,16 @@ export function problemErrorHandler(error: FastifyError, request: FastifyRequest
     return sendProblem(reply, problemDocument('unavailable', storage.detail, instance ? { instance } : {}));
   }
   if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-    const type = String(request.headers['content-type'] ?? '').split(';', 1)[0]!.slice(0, 100);
+    const type = String(request.headers['content-type'] ?? '')
+      .split(';', 1)[0]!
+      .slice(0, 100);
     return sendProblem(
       reply,
-      problemDocument('unsupported-media-type', `A body of type "${type}" is not accepted here: send application/json.`, instance ? { instance } : {}),
+      problemDocument(
+        'unsupported-media-type',
+        `A body of type "${type}" is not accepted here: send application/json.`,
+        instance ? { instance } : {},
+      ),
     );
   }
   return sendProblem(reply, problemForError(error, instance, request.log));

@@ -3,13 +3,13 @@
  * stop accepting, let in-flight requests (and their write transactions) finish, close the database, exit.
  */
 import { buildApp } from './app.js';
-import { readConfig } from './config.js';
+import { readConfig, type ServerConfig } from './config.js';
 import { loggerOptions } from './ops/logging.js';
 import { openDatabase, type OpenDatabase } from './storage/db.js';
 import { DatabaseLockedError } from './storage/db-lock.js';
 
 async function main(): Promise<void> {
-  let config;
+  let config: ServerConfig;
   try {
     config = readConfig();
   } catch (err) {

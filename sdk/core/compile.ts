@@ -171,7 +171,9 @@ export function compileTrustedSegment(segment: Segment, patternEngine?: PatternE
   try {
     const included = new Set(list(segment.included ?? [], 'included'));
     const excluded = new Set(list(segment.excluded ?? [], 'excluded'));
-    const rules = list(segment.rules ?? [], 'rules').map((r) => list(r.conditions, 'conditions').map((c) => compileAttributeCondition(c, patternEngine)));
+    const rules = list(segment.rules ?? [], 'rules').map((r) =>
+      list(r.conditions, 'conditions').map((c) => compileAttributeCondition(c, patternEngine)),
+    );
     const contains: Predicate = (ctx) => {
       const k = ctx.key;
       if (typeof k === 'string') {
@@ -257,9 +259,7 @@ export function compileTrustedFlag(config: FlagConfig, segments: ReadonlyMap<str
     const variants = list(config.variants ?? (kind === 'boolean' ? BOOLEAN_VARIANTS : undefined), 'variants');
     if (variants.length === 0) bad('variants', variants);
     if (typeof state.enabled !== 'boolean') bad('enabled', state.enabled);
-    const variantKeys = variants.map((v) =>
-      typeof v.key === 'string' && valueFits(kind, v.value) ? v.key : bad(`${kind} variant`, v),
-    );
+    const variantKeys = variants.map((v) => (typeof v.key === 'string' && valueFits(kind, v.value) ? v.key : bad(`${kind} variant`, v)));
     const variantValues = variants.map((v) => deepFreeze(structuredClone(v.value)));
     // The last of duplicate keys wins, as in a map built from the list.
     const indexOf = (variant: string): number => {

@@ -40,7 +40,10 @@ function serve(flag: CompiledFlag, s: CompiledServe, ctx: EvaluationContext): Ev
   return {
     value: flag._values[vi]!,
     variant: flag.variantKeys[vi]!,
-    reason: ruleId === undefined ? { kind: 'FALLTHROUGH', inRollout: true, bucket: b } : { kind: 'RULE_MATCH', ruleId, ruleIndex, inRollout: true, bucket: b },
+    reason:
+      ruleId === undefined
+        ? { kind: 'FALLTHROUGH', inRollout: true, bucket: b }
+        : { kind: 'RULE_MATCH', ruleId, ruleIndex, inRollout: true, bucket: b },
   };
 }
 

@@ -265,12 +265,7 @@ function valueProblem(op: Operator, v: unknown): string | undefined {
   }
 }
 
-function validateCondition(
-  raw: unknown,
-  path: string,
-  issues: Issues,
-  segmentKeys: ReadonlySet<string> | null,
-): Condition | undefined {
+function validateCondition(raw: unknown, path: string, issues: Issues, segmentKeys: ReadonlySet<string> | null): Condition | undefined {
   if (!isRecord(raw)) {
     issues.add(path, `must be an object, got ${describeType(raw)}`);
     return undefined;
@@ -341,12 +336,7 @@ function validateCondition(
   return c;
 }
 
-function validateConditions(
-  raw: unknown,
-  path: string,
-  issues: Issues,
-  segmentKeys: ReadonlySet<string> | null,
-): Condition[] {
+function validateConditions(raw: unknown, path: string, issues: Issues, segmentKeys: ReadonlySet<string> | null): Condition[] {
   if (!Array.isArray(raw)) {
     issues.add(path, `must be an array, got ${describeType(raw)}`);
     return [];

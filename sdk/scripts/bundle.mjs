@@ -39,7 +39,12 @@ const result = await build({
 });
 
 const esbuilt = Object.fromEntries(result.outputFiles.map((f) => [f.path.endsWith('.map') ? 'map' : 'js', f.text]));
-const oxc = await minify('aviary.browser.js', esbuilt.js, { module: true, compress: { target: 'es2022' }, mangle: { toplevel: true }, sourcemap: true });
+const oxc = await minify('aviary.browser.js', esbuilt.js, {
+  module: true,
+  compress: { target: 'es2022' },
+  mangle: { toplevel: true },
+  sourcemap: true,
+});
 if (oxc.errors.length > 0) throw new Error(`oxc minify: ${oxc.errors.map((e) => e.message).join('; ')}`);
 const map = remapping([JSON.stringify(oxc.map), esbuilt.map], () => null);
 // Written whole and then renamed into place: tests that build and import the bundle run in parallel.
@@ -59,10 +64,19 @@ const output = Object.values(result.metafile.outputs).find((o) => o.entryPoint !
 const sources = Object.entries(output?.inputs ?? {})
   .map(([path, v]) => ({ path, bytes: v.bytesInOutput }))
   .sort((a, b) => b.bytes - a.bytes);
-const report = { file: 'sdk/dist/aviary.browser.js', bytes: code.length, gzipBytes: gzipped, gzipKB: +(gzipped / 1024).toFixed(2), thirdParty: inputs, sources };
+const report = {
+  file: 'sdk/dist/aviary.browser.js',
+  bytes: code.length,
+  gzipBytes: gzipped,
+  gzipKB: +(gzipped / 1024).toFixed(2),
+  thirdParty: inputs,
+  sources,
+};
 writeAtomically(join(sdk, 'dist', 'aviary.browser.size.json'), JSON.stringify(report, null, 2) + '\n');
 if (process.argv.includes('--json')) console.log(JSON.stringify(report));
 else {
-  console.log(`browser bundle: ${code.length} bytes, ${gzipped} bytes gzipped (${report.gzipKB} KB)${inputs.length ? `; bundled packages: ${inputs.join(', ')}` : ''}`);
+  console.log(
+    `browser bundle: ${code.length} bytes, ${gzipped} bytes gzipped (${report.gzipKB} KB)${inputs.length ? `; bundled packages: ${inputs.join(', ')}` : ''}`,
+  );
   if (process.argv.includes('--sources')) for (const s of sources) console.log(`  ${String(s.bytes).padStart(6)}  ${s.path}`);
 }

@@ -20,7 +20,9 @@ const json = args.includes('--json');
 const stage = mkdtempSync(join(tmpdir(), 'aviary-sdk-pack-'));
 try {
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-  execFileSync(process.execPath, [tsc, '-p', join(sdk, 'tsconfig.build.json'), '--outDir', join(stage, 'dist'), '--sourceMap', 'false'], { stdio: 'inherit' });
+  execFileSync(process.execPath, [tsc, '-p', join(sdk, 'tsconfig.build.json'), '--outDir', join(stage, 'dist'), '--sourceMap', 'false'], {
+    stdio: 'inherit',
+  });
   execFileSync(process.execPath, [join(sdk, 'scripts', 'bundle.mjs')], { stdio: json ? 'ignore' : 'inherit' });
   for (const file of ['aviary.browser.js', 'aviary.browser.js.map']) copyFileSync(join(sdk, 'dist', file), join(stage, 'dist', file));
   copyFileSync(join(sdk, 'README.md'), join(stage, 'README.md'));
@@ -34,10 +36,20 @@ try {
   writeFileSync(join(stage, 'package.json'), JSON.stringify(pkg, null, 2) + '\n');
 
   mkdirSync(out, { recursive: true });
-  const [packed] = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', out], { cwd: stage, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
-  const report = { tarball: join(out, packed.filename), size: packed.size, unpackedSize: packed.unpackedSize, files: packed.files.map((f) => f.path).sort() };
+  const [packed] = JSON.parse(
+    execFileSync('npm', ['pack', '--json', '--pack-destination', out], { cwd: stage, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }),
+  );
+  const report = {
+    tarball: join(out, packed.filename),
+    size: packed.size,
+    unpackedSize: packed.unpackedSize,
+    files: packed.files.map((f) => f.path).sort(),
+  };
   if (json) console.log(JSON.stringify(report));
-  else console.log(`${report.tarball}: ${report.files.length} files, ${(report.size / 1024).toFixed(1)} KB (install it with: npm install ${report.tarball})`);
+  else
+    console.log(
+      `${report.tarball}: ${report.files.length} files, ${(report.size / 1024).toFixed(1)} KB (install it with: npm install ${report.tarball})`,
+    );
 } finally {
   rmSync(stage, { recursive: true, force: true });
 }

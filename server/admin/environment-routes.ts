@@ -5,7 +5,9 @@ import type { RouteOf } from '../openapi/route-types.js';
 import { routeSchema } from '../openapi/validation.js';
 
 export const environmentRoutes: FastifyPluginAsync = async (app) => {
-  app.get<RouteOf<'listEnvironments'>>('/environments', { schema: routeSchema('listEnvironments') }, async () => ({ environments: app.stores.environments.list() }));
+  app.get<RouteOf<'listEnvironments'>>('/environments', { schema: routeSchema('listEnvironments') }, async () => ({
+    environments: app.stores.environments.list(),
+  }));
 
   app.post<RouteOf<'createEnvironment'>>('/environments', { schema: routeSchema('createEnvironment') }, async (request, reply) => {
     const { key, name = key } = request.body;

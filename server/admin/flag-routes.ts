@@ -18,7 +18,8 @@ export const flagRoutes: FastifyPluginAsync = async (app) => {
     if ((enabled !== undefined || killed !== undefined) && environment === undefined) {
       issues.push({ path: '/query/environment', message: 'is required with "enabled" or "killed"' });
     }
-    if (environment !== undefined && !app.stores.environments.get(environment)) issues.push({ path: '/query/environment', message: `no environment "${environment}"` });
+    if (environment !== undefined && !app.stores.environments.get(environment))
+      issues.push({ path: '/query/environment', message: `no environment "${environment}"` });
     if (issues.length) throw validationError(issues);
     return {
       flags: app.stores.flags.list({
@@ -34,23 +35,36 @@ export const flagRoutes: FastifyPluginAsync = async (app) => {
 
   app.post<RouteOf<'createFlag'>>('/flags', { schema: routeSchema('createFlag') }, async (request, reply) => {
     const flag = app.stores.flags.create(request.actor!, request.body);
-    return reply.header('etag', `"${flagETag(flag.revision)}"`).header('location', `/api/v1/flags/${flag.key}`).code(201).send(flag);
+    return reply
+      .header('etag', `"${flagETag(flag.revision)}"`)
+      .header('location', `/api/v1/flags/${flag.key}`)
+      .code(201)
+      .send(flag);
   });
 
   app.get<RouteOf<'getFlag'>>('/flags/:key', { schema: routeSchema('getFlag') }, async (request, reply) => {
     const flag = app.stores.flags.get(request.params.key);
     if (!flag) throw problem('not-found', `No flag "${request.params.key}".`);
-    return reply.header('etag', `"${flagETag(flag.revision)}"`).code(200).send(flag);
+    return reply
+      .header('etag', `"${flagETag(flag.revision)}"`)
+      .code(200)
+      .send(flag);
   });
 
   app.patch<RouteOf<'updateFlag'>>('/flags/:key', { schema: routeSchema('updateFlag') }, async (request, reply) => {
     const flag = app.stores.flags.patch(request.actor!, request.params.key, request.body, parseIfMatch(request.headers['if-match']));
-    return reply.header('etag', `"${flagETag(flag.revision)}"`).code(200).send(flag);
+    return reply
+      .header('etag', `"${flagETag(flag.revision)}"`)
+      .code(200)
+      .send(flag);
   });
 
   app.delete<RouteOf<'deleteFlag'>>('/flags/:key', { schema: routeSchema('deleteFlag') }, async (request, reply) => {
     if (!app.stores.flags.get(request.params.key)) throw problem('not-found', `No flag "${request.params.key}".`);
     const flag = app.stores.flags.archive(request.actor!, request.params.key, parseIfMatch(request.headers['if-match']));
-    return reply.header('etag', `"${flagETag(flag.revision)}"`).code(200).send(flag);
+    return reply
+      .header('etag', `"${flagETag(flag.revision)}"`)
+      .code(200)
+      .send(flag);
   });
 };

@@ -24,7 +24,13 @@ function parseFormBody(_request: unknown, body: string | Buffer, done: (err: Err
   const params = new URLSearchParams(String(body));
   const out: Record<string, unknown> = {};
   for (const name of new Set(params.keys())) {
-    const value = name === 'except' ? params.getAll(name).flatMap((v) => v.split(',')).filter((v) => v !== '') : params.get(name);
+    const value =
+      name === 'except'
+        ? params
+            .getAll(name)
+            .flatMap((v) => v.split(','))
+            .filter((v) => v !== '')
+        : params.get(name);
     Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
   }
   done(null, out);
@@ -50,7 +56,10 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
     requireEnv(env);
     const state = app.stores.flags.getState(env, key);
     if (!state) throw problem('not-found', `Flag "${key}" has no state in "${env}".`);
-    return reply.header('etag', `"${stateETag(state.version)}"`).code(200).send(state);
+    return reply
+      .header('etag', `"${stateETag(state.version)}"`)
+      .code(200)
+      .send(state);
   });
 
   app.put<RouteOf<'putFlagState'>>('/flags/:key/environments/:env', { schema: routeSchema('putFlagState') }, async (request, reply) => {
@@ -58,7 +67,10 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
     requireEnv(env);
     const { reason = null, ...state } = request.body;
     const result = app.stores.flags.putState(request.actor!, env, key, state, parseIfMatch(request.headers['if-match']), reason);
-    return reply.header('etag', `"${stateETag(result.state.version)}"`).code(200).send({ ...result.state, environmentVersion: result.environmentVersion });
+    return reply
+      .header('etag', `"${stateETag(result.state.version)}"`)
+      .code(200)
+      .send({ ...result.state, environmentVersion: result.environmentVersion });
   });
 
   // The kill switches also take a form body (`curl -X POST .../kill -d reason=incident-42`): what an on-call engineer
@@ -74,7 +86,10 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
       // event loop to come back round, and that wait (not the disk) dominated the kill's latency (bench:server).
       if (result.changed) app.writer.durableSync();
       const body = await switchResult(env, result, request.query.waitMs);
-      return reply.header('etag', `"${stateETag(result.state.version)}"`).code(200).send(body);
+      return reply
+        .header('etag', `"${stateETag(result.state.version)}"`)
+        .code(200)
+        .send(body);
     });
 
     switches.post<RouteOf<'reviveFlag'>>('/flags/:key/environments/:env/revive', { schema: routeSchema('reviveFlag') }, async (request, reply) => {
@@ -82,7 +97,10 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
       const result = app.stores.flags.revive(request.actor!, env, key, request.body?.reason ?? null);
       if (result.changed) app.writer.durableSync();
       const body = await switchResult(env, result, request.query.waitMs);
-      return reply.header('etag', `"${stateETag(result.state.version)}"`).code(200).send(body);
+      return reply
+        .header('etag', `"${stateETag(result.state.version)}"`)
+        .code(200)
+        .send(body);
     });
 
     switches.post<RouteOf<'killAll'>>('/environments/:env/kill-all', { schema: routeSchema('killAll') }, async (request) => {

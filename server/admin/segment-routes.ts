@@ -21,7 +21,10 @@ export const segmentRoutes: FastifyPluginAsync = async (app) => {
 
   app.put<RouteOf<'putSegment'>>('/segments/:key', { schema: routeSchema('putSegment') }, async (request, reply) => {
     const { segment, created } = app.stores.segments.put(request.actor!, request.params.key, request.body, parseIfMatch(request.headers['if-match']));
-    return reply.header('etag', `"r${segment.revision}"`).code(created ? 201 : 200).send(segment);
+    return reply
+      .header('etag', `"r${segment.revision}"`)
+      .code(created ? 201 : 200)
+      .send(segment);
   });
 
   app.delete<RouteOf<'deleteSegment'>>('/segments/:key', { schema: routeSchema('deleteSegment') }, async (request, reply) => {

@@ -21,7 +21,12 @@ export const tokenRoutes: FastifyPluginAsync = async (app) => {
     // CONTRACT §16: an SDK key is server-side (secret) unless created with clientSide: true (public, for browsers).
     if (clientSide === true && kind !== 'sdk') issues.push({ path: '/clientSide', message: 'only SDK keys are client-side or server-side' });
     if (issues.length) throw validationError(issues);
-    const created = app.stores.tokens.create(request.actor!, { kind, environment: kind === 'sdk' ? (environment ?? null) : null, name, clientSide: clientSide === true });
+    const created = app.stores.tokens.create(request.actor!, {
+      kind,
+      environment: kind === 'sdk' ? (environment ?? null) : null,
+      name,
+      clientSide: clientSide === true,
+    });
     // The secret is in this response and nowhere else: never cache it.
     return reply.header('cache-control', 'no-store').header('location', `/api/v1/tokens/${created.id}`).code(201).send(created);
   });

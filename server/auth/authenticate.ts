@@ -56,11 +56,22 @@ export function createAuthenticator(tokens: TokenStore, feed: ChangeFeed): Authe
     return err;
   };
   const check = (request: FastifyRequest, scope: 'admin' | 'sdk', secret: string | undefined): Readonly<TokenInfo> | AviaryError => {
-    if (!secret) return fail(request, scope, 'missing', problem('unauthorized', `Send ${scope === 'admin' ? 'an admin token' : 'an SDK key'} as "Authorization: Bearer <token>".`));
+    if (!secret)
+      return fail(
+        request,
+        scope,
+        'missing',
+        problem('unauthorized', `Send ${scope === 'admin' ? 'an admin token' : 'an SDK key'} as "Authorization: Bearer <token>".`),
+      );
     const token = tokens.authenticate(secret);
     if (!token) {
       const revoked = tokens.isRevoked(secret);
-      return fail(request, scope, revoked ? 'revoked' : 'invalid', problem('unauthorized', revoked ? 'This token has been revoked.' : 'Unknown token.'));
+      return fail(
+        request,
+        scope,
+        revoked ? 'revoked' : 'invalid',
+        problem('unauthorized', revoked ? 'This token has been revoked.' : 'Unknown token.'),
+      );
     }
     return token;
   };
@@ -68,7 +79,8 @@ export function createAuthenticator(tokens: TokenStore, feed: ChangeFeed): Authe
     admin(request) {
       const token = check(request, 'admin', bearerSecret(request));
       if (token instanceof Error) return token;
-      if (token.kind !== 'admin') return fail(request, 'admin', 'wrong-kind', problem('forbidden', 'SDK keys cannot use the admin API; use an admin token.'));
+      if (token.kind !== 'admin')
+        return fail(request, 'admin', 'wrong-kind', problem('forbidden', 'SDK keys cannot use the admin API; use an admin token.'));
       return { tokenId: token.id, name: token.name };
     },
     sdk(request) {
@@ -78,7 +90,8 @@ export function createAuthenticator(tokens: TokenStore, feed: ChangeFeed): Authe
         return fail(request, 'sdk', 'wrong-kind', problem('forbidden', 'Admin tokens cannot use the SDK API; use an SDK key of the environment.'));
       }
       let principal = principals.get(token);
-      if (principal === undefined) principals.set(token, (principal = Object.freeze({ tokenId: token.id, environment: token.environment, clientSide: token.clientSide })));
+      if (principal === undefined)
+        principals.set(token, (principal = Object.freeze({ tokenId: token.id, environment: token.environment, clientSide: token.clientSide })));
       return principal;
     },
   };

@@ -94,7 +94,7 @@ export class TokenStore {
   private readonly stmts;
 
   constructor(
-    private readonly sqlite: Database.Database,
+    sqlite: Database.Database,
     private readonly writer: Writer,
     private readonly feed: ChangeFeed,
     private readonly now: () => number,
@@ -170,7 +170,10 @@ export class TokenStore {
   }
 
   /** Creates a token and returns it with its secret (the only time the secret exists outside the caller). */
-  create(actor: Actor, input: { kind: 'admin' | 'sdk'; environment: string | null; name: string; clientSide?: boolean }): TokenInfo & { token: string } {
+  create(
+    actor: Actor,
+    input: { kind: 'admin' | 'sdk'; environment: string | null; name: string; clientSide?: boolean },
+  ): TokenInfo & { token: string } {
     const secret = generateSecret(input.kind);
     const row: TokenRow = {
       id: randomUUID(),
@@ -204,7 +207,15 @@ export class TokenStore {
       if (before.revoked_at !== null) return toInfo(before);
       this.stmts.revoke.run(w.now, id);
       const after = this.stmts.one.get(id)!;
-      w.audit({ action: 'token.revoke', resourceType: 'token', resourceKey: id, environment: before.environment, before: toInfo(before), after: toInfo(after), reason: reason ?? null });
+      w.audit({
+        action: 'token.revoke',
+        resourceType: 'token',
+        resourceKey: id,
+        environment: before.environment,
+        before: toInfo(before),
+        after: toInfo(after),
+        reason: reason ?? null,
+      });
       return toInfo(after);
     }).value;
     if (result) {
@@ -228,7 +239,8 @@ export class TokenStore {
     const system: Actor = { tokenId: null, name: 'system' };
     const now = this.now();
     const wanted = new Map<string, { kind: 'admin' | 'sdk'; environment: string | null; name: string; secret: string }>();
-    if (config.adminToken) wanted.set(CONFIGURED_ADMIN_ID, { kind: 'admin', environment: null, name: 'AVIARY_ADMIN_TOKEN', secret: config.adminToken });
+    if (config.adminToken)
+      wanted.set(CONFIGURED_ADMIN_ID, { kind: 'admin', environment: null, name: 'AVIARY_ADMIN_TOKEN', secret: config.adminToken });
     for (const [env, secret] of Object.entries(config.sdkKeys)) {
       if (!config.environments.includes(env)) throw new Error(`AVIARY_SDK_KEY_${env.toUpperCase().replaceAll('-', '_')}: no environment "${env}"`);
       wanted.set(configuredSdkId(env), { kind: 'sdk', environment: env, name: `AVIARY_SDK_KEY_${env.toUpperCase().replaceAll('-', '_')}`, secret });
@@ -238,17 +250,46 @@ export class TokenStore {
       for (const row of this.stmts.all.all()) {
         if (isConfigured(row.id) && !wanted.has(row.id) && row.revoked_at === null) {
           this.stmts.revoke.run(now, row.id);
-          w.audit({ action: 'token.revoke', resourceType: 'token', resourceKey: row.id, environment: row.environment, reason: 'variable no longer set at boot' });
+          w.audit({
+            action: 'token.revoke',
+            resourceType: 'token',
+            resourceKey: row.id,
+            environment: row.environment,
+            reason: 'variable no longer set at boot',
+          });
         }
       }
       for (const [id, t] of wanted) {
-        this.stmts.upsertConfigured.run({ id, kind: t.kind, environment: t.environment, name: t.name, hash: sha256(t.secret).toString('hex'), prefix: t.secret.slice(0, 4), created_at: now });
+        this.stmts.upsertConfigured.run({
+          id,
+          kind: t.kind,
+          environment: t.environment,
+          name: t.name,
+          hash: sha256(t.secret).toString('hex'),
+          prefix: t.secret.slice(0, 4),
+          created_at: now,
+        });
       }
       if (this.stmts.activeAdmins.get()!.n === 0) {
         generated = generateSecret('admin');
         const id = randomUUID();
-        this.stmts.insert.run({ id, kind: 'admin', environment: null, name: 'bootstrap', client_side: 0, hash: sha256(generated).toString('hex'), prefix: generated.slice(0, PREFIX_LENGTH), created_at: now });
-        w.audit({ action: 'token.create', resourceType: 'token', resourceKey: id, after: { id, kind: 'admin', name: 'bootstrap' }, reason: 'first boot' });
+        this.stmts.insert.run({
+          id,
+          kind: 'admin',
+          environment: null,
+          name: 'bootstrap',
+          client_side: 0,
+          hash: sha256(generated).toString('hex'),
+          prefix: generated.slice(0, PREFIX_LENGTH),
+          created_at: now,
+        });
+        w.audit({
+          action: 'token.create',
+          resourceType: 'token',
+          resourceKey: id,
+          after: { id, kind: 'admin', name: 'bootstrap' },
+          reason: 'first boot',
+        });
       }
     });
     this.reload();

@@ -26,7 +26,9 @@ function actorOf(request: FastifyRequest) {
 export async function canaryRoutes(app: FastifyInstance): Promise<void> {
   const path = '/flags/:key/environments/:env/canary';
 
-  app.get<RouteOf<'getCanary'>>(path, { schema: routeSchema('getCanary') }, async (request) => app.canaries.status(request.params.env, request.params.key));
+  app.get<RouteOf<'getCanary'>>(path, { schema: routeSchema('getCanary') }, async (request) =>
+    app.canaries.status(request.params.env, request.params.key),
+  );
 
   app.put<RouteOf<'putCanary'>>(path, { schema: routeSchema('putCanary') }, async (request, reply) => {
     const { env, key } = request.params;

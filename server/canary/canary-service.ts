@@ -215,7 +215,18 @@ export class CanaryService {
     }
     const exposed = operatorExposure(config.state, run.document.canary);
     if (run.state === 'running' && exposed.length > 0) {
-      return this.apply(environment, flag, run, onExposure(run, now, exposed.map((e) => `${e.path}: ${e.message}`)), GUARD_ACTOR, null);
+      return this.apply(
+        environment,
+        flag,
+        run,
+        onExposure(
+          run,
+          now,
+          exposed.map((e) => `${e.path}: ${e.message}`),
+        ),
+        GUARD_ACTOR,
+        null,
+      );
     }
     const comparison = this.comparisonOf(environment, flag, run);
     const t = onGuard(run, comparison, now);
@@ -230,12 +241,17 @@ export class CanaryService {
   /** Stores a transition, re-renders the flag state when it changed, and audits it with its evidence. */
   private apply(environment: string, flag: string, before: CanaryRun, t: Transition, actor: Actor, evidence: Comparison | null): CanaryRun {
     // A new comparison window freezes its tail-test reference now, before any of its data exists.
-    if (t.action === 'canary.start' || t.run.windowStartedAt !== before.windowStartedAt) t.run = { ...t.run, reference: this.referenceFor(environment, flag, t.run) };
+    if (t.action === 'canary.start' || t.run.windowStartedAt !== before.windowStartedAt)
+      t.run = { ...t.run, reference: this.referenceFor(environment, flag, t.run) };
     // A rollback cannot take away what the operator's own rules serve: say so where people look.
     if (t.run.state === 'rolled_back' && t.flagChanged) {
       const config = readFlagConfig(this.o.sqlite, environment, flag);
       const exposed = config ? operatorExposure(config.state, t.run.document.canary) : [];
-      if (exposed.length > 0) t = { ...t, why: `${t.why}; note: "${t.run.document.canary}" is still served outside the canary (${exposed.map((e) => `${e.path}: ${e.message}`).join('; ')})` };
+      if (exposed.length > 0)
+        t = {
+          ...t,
+          why: `${t.why}; note: "${t.run.document.canary}" is still served outside the canary (${exposed.map((e) => `${e.path}: ${e.message}`).join('; ')})`,
+        };
     }
     this.o.writer.write(actor, (w) => {
       this.store.save(environment, flag, t.run);
@@ -294,7 +310,11 @@ export class CanaryService {
         const t = this.tokenName.get(id);
         return { id, name: t?.name ?? null, clientSide: t ? t.client_side === 1 : null };
       });
-    return { ...sources, server: { ...sources.server, keys: named(sources.server.keys) }, client: { ...sources.client, keys: named(sources.client.keys) } };
+    return {
+      ...sources,
+      server: { ...sources.server, keys: named(sources.server.keys) },
+      client: { ...sources.client, keys: named(sources.client.keys) },
+    };
   }
 
   /** Validates and starts a canary (PUT). Answers whether it was created (201) or replaced a finished one (200). */
@@ -304,7 +324,10 @@ export class CanaryService {
     if (!checked.value) throw problem('validation', `${checked.issues[0]?.path || '/'}: ${checked.issues[0]?.message}`, { errors: checked.issues });
     const existing = this.store.get(environment, flag);
     if (existing && isActive(existing.state)) {
-      throw problem('conflict', `A canary of "${flag}" is ${existing.state} in "${environment}"; roll it back, promote it or DELETE it before starting another.`);
+      throw problem(
+        'conflict',
+        `A canary of "${flag}" is ${existing.state} in "${environment}"; roll it back, promote it or DELETE it before starting another.`,
+      );
     }
     this.refuseExposure(config.state, checked.value.canary, 'start');
     const now = this.o.now();
@@ -314,7 +337,12 @@ export class CanaryService {
       environment,
       flag,
       run,
-      { run, action: 'canary.start', why: `canary "${run.document.canary}" against "${run.document.control}" started at ${'segment' in stage ? `cohort "${stage.segment}"` : `${stage.percent}%`}`, flagChanged: true },
+      {
+        run,
+        action: 'canary.start',
+        why: `canary "${run.document.canary}" against "${run.document.control}" started at ${'segment' in stage ? `cohort "${stage.segment}"` : `${stage.percent}%`}`,
+        flagChanged: true,
+      },
       actor,
       null,
     );
@@ -337,7 +365,14 @@ export class CanaryService {
       if (err instanceof CanaryConflict) throw problem('conflict', err.message);
       throw err;
     }
-    return this.apply(environment, flag, run, t, actor, action === 'rollback' || action === 'promote' || action === 'advance' ? this.comparisonOf(environment, flag, run) : null);
+    return this.apply(
+      environment,
+      flag,
+      run,
+      t,
+      actor,
+      action === 'rollback' || action === 'promote' || action === 'advance' ? this.comparisonOf(environment, flag, run) : null,
+    );
   }
 
   /**
@@ -411,7 +446,10 @@ export class CanaryService {
     const config = readFlagConfig(this.o.sqlite, environment, flag);
     const outsideCanary = config ? operatorExposure(config.state, run.document.canary) : [];
     // Whole minutes only: the minute of the decision mixes traffic from before it.
-    const from = Math.max(Math.floor((isActive(run.state) ? run.stageStartedAt : run.updatedAt) / MINUTE) * MINUTE + MINUTE, Math.floor(now / MINUTE) * MINUTE - 60 * MINUTE);
+    const from = Math.max(
+      Math.floor((isActive(run.state) ? run.stageStartedAt : run.updatedAt) / MINUTE) * MINUTE + MINUTE,
+      Math.floor(now / MINUTE) * MINUTE - 60 * MINUTE,
+    );
     const byVariant = this.o.metrics.evaluationsByVariant(environment, flag, from, now);
     let evaluations = 0;
     for (const n of byVariant.values()) evaluations += n;

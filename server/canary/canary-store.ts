@@ -74,7 +74,11 @@ export class CanaryStore {
 
   /** Stores the run (call inside the write transaction that applies its flag state). */
   save(environment: string, flag: string, run: CanaryRun): void {
-    const decision: StoredDecision = { verdict: run.lastDecision, windowStartedAt: run.windowStartedAt, ...(run.reference !== undefined ? { reference: run.reference } : {}) };
+    const decision: StoredDecision = {
+      verdict: run.lastDecision,
+      windowStartedAt: run.windowStartedAt,
+      ...(run.reference !== undefined ? { reference: run.reference } : {}),
+    };
     this.stmts.upsert.run({
       environment,
       flag,

@@ -91,6 +91,7 @@ export function validateCanaryDocument(
   else {
     let lastPercent = 0;
     const seen = new Set<string>();
+    // biome-ignore lint/suspicious/useIterableCallbackReturn: `return add(...)` ends one stage's checks (add returns nothing)
     input.stages.forEach((s: unknown, i: number) => {
       const path = `/stages/${i}`;
       if (!isRecord(s)) return add(path, 'must be { "segment": key } or { "percent": n }');

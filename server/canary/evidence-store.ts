@@ -201,7 +201,11 @@ export class EvidenceStore implements EvidenceRecorder {
         const key = pool === 'client' ? this.stmts.unit.get(r.environment, s.flag, target.windowStartedAt, s.variant, burst) : undefined;
         let allowed = s.outcomes;
         if (pool === 'client') {
-          allowed = Math.min(allowed, Math.max(0, target.perInstance - (inst?.outcomes ?? 0)), Math.max(0, target.perKeyMinute - (key?.outcomes ?? 0)));
+          allowed = Math.min(
+            allowed,
+            Math.max(0, target.perInstance - (inst?.outcomes ?? 0)),
+            Math.max(0, target.perKeyMinute - (key?.outcomes ?? 0)),
+          );
         }
         a.capped += s.outcomes - allowed;
         if (allowed === 0) continue;
@@ -214,8 +218,17 @@ export class EvidenceStore implements EvidenceRecorder {
         if (latency) mergeHistogram((a.latency ??= {}), latency);
         a.keys.add(r.source.tokenId);
         if (!inst) a.instances++;
-        for (const [unit, before] of pool === 'client' ? ([[instance, inst], [burst, key]] as const) : ([[instance, inst]] as const)) {
-          const total = { outcomes: (before?.outcomes ?? 0) + allowed, errors: (before?.errors ?? 0) + errors, latencySamples: (before?.latency_samples ?? 0) + samples };
+        for (const [unit, before] of pool === 'client'
+          ? ([
+              [instance, inst],
+              [burst, key],
+            ] as const)
+          : ([[instance, inst]] as const)) {
+          const total = {
+            outcomes: (before?.outcomes ?? 0) + allowed,
+            errors: (before?.errors ?? 0) + errors,
+            latencySamples: (before?.latency_samples ?? 0) + samples,
+          };
           this.stmts.putUnit.run({ ...at, unit, ...total });
           a.maxOutcomes = Math.max(a.maxOutcomes, total.outcomes);
           a.maxErrors = Math.max(a.maxErrors, total.errors);
@@ -227,7 +240,8 @@ export class EvidenceStore implements EvidenceRecorder {
     for (const a of accs.values()) {
       const stored = this.stmts.aggOne.get(a.environment, a.flag, a.windowStartedAt, a.variant, a.pool);
       let latency = a.latency;
-      if (stored?.latency) latency = latency ? mergeHistogram(JSON.parse(stored.latency) as SparseHistogram, latency) : (JSON.parse(stored.latency) as SparseHistogram);
+      if (stored?.latency)
+        latency = latency ? mergeHistogram(JSON.parse(stored.latency) as SparseHistogram, latency) : (JSON.parse(stored.latency) as SparseHistogram);
       const keys = new Set<string>(stored ? (JSON.parse(stored.keys) as string[]) : []);
       for (const k of a.keys) if (keys.size < MAX_KEYS_LISTED) keys.add(k);
       this.stmts.putAgg.run({

@@ -78,7 +78,10 @@ export const emptySide = (): SideEvidence => ({
   capped: 0,
 });
 
-export const emptyEvidence = (): Evidence => ({ server: { canary: emptySide(), control: emptySide() }, client: { canary: emptySide(), control: emptySide() } });
+export const emptyEvidence = (): Evidence => ({
+  server: { canary: emptySide(), control: emptySide() },
+  client: { canary: emptySide(), control: emptySide() },
+});
 
 function count(h: SparseHistogram): number {
   let n = 0;
@@ -104,7 +107,12 @@ export function trimHistogram(h: SparseHistogram, k: number, top: boolean): Spar
 }
 
 function plus(a: OutcomeTotals, b: OutcomeTotals): OutcomeTotals {
-  return { evaluations: a.evaluations + b.evaluations, outcomes: a.outcomes + b.outcomes, errors: a.errors + b.errors, latency: mergeHistogram(mergeHistogram({}, a.latency), b.latency) };
+  return {
+    evaluations: a.evaluations + b.evaluations,
+    outcomes: a.outcomes + b.outcomes,
+    errors: a.errors + b.errors,
+    latency: mergeHistogram(mergeHistogram({}, a.latency), b.latency),
+  };
 }
 
 /**
@@ -113,7 +121,8 @@ function plus(a: OutcomeTotals, b: OutcomeTotals): OutcomeTotals {
  * the `top` or bottom of the histogram. Never removes more than the client pool holds.
  */
 function withoutUnit(all: OutcomeTotals, client: SideEvidence, kind: 'errors' | 'clean', top: boolean): OutcomeTotals {
-  const removed = kind === 'errors' ? Math.min(client.maxUnit.errors, client.errors) : Math.min(client.maxUnit.outcomes, client.outcomes - client.errors);
+  const removed =
+    kind === 'errors' ? Math.min(client.maxUnit.errors, client.errors) : Math.min(client.maxUnit.outcomes, client.outcomes - client.errors);
   const samples = Math.min(client.maxUnit.latencySamples, count(client.latency));
   return {
     evaluations: all.evaluations,
@@ -145,7 +154,11 @@ export function decide(
   const full = compare({ variant: variants.canary, totals: canary }, { variant: variants.control, totals: control }, guard, alpha, reference);
   const sources: EvidenceSources = {
     server: summary(server),
-    client: { ...summary(client), largestUnit: { canary: client.canary.maxUnit, control: client.control.maxUnit }, capped: client.canary.capped + client.control.capped },
+    client: {
+      ...summary(client),
+      largestUnit: { canary: client.canary.maxUnit, control: client.control.maxUnit },
+      capped: client.canary.capped + client.control.capped,
+    },
     rule: 'all evidence (no client-side evidence in the window)',
   };
   if (client.canary.outcomes === 0 && client.control.outcomes === 0) return { ...full, sources };
@@ -170,7 +183,12 @@ export function decide(
   );
   const unit = `${client.canary.maxUnit.outcomes}/${client.control.maxUnit.outcomes} outcomes`;
   if (serverOnly.decision === 'regression') {
-    return { ...full, decision: 'regression', why: `server-side evidence alone: ${serverOnly.why}`, sources: { ...sources, rule: 'server-side evidence alone (α/2)' } };
+    return {
+      ...full,
+      decision: 'regression',
+      why: `server-side evidence alone: ${serverOnly.why}`,
+      sources: { ...sources, rule: 'server-side evidence alone (α/2)' },
+    };
   }
   if (trimmedForRollback.decision === 'regression') {
     return {

@@ -61,8 +61,12 @@ export function renderFlagState(current: FlagState, run: CanaryRun, flagKey: str
 export function isDrifted(current: FlagState, run: CanaryRun, flagKey: string): boolean {
   const want = prescribed(run, flagKey);
   const have = current.rules.filter(isCanaryRule);
-  const rules = (rs: Rule[]) => JSON.stringify(rs.map((r) => [r.id, r.conditions.map((c) => ('segment' in c ? c.segment : '?')), normalizeServe(r.serve, flagKey)]));
-  return rules(have) !== rules(want.rules) || JSON.stringify(normalizeServe(current.fallthrough, flagKey)) !== JSON.stringify(normalizeServe(want.fallthrough, flagKey));
+  const rules = (rs: Rule[]) =>
+    JSON.stringify(rs.map((r) => [r.id, r.conditions.map((c) => ('segment' in c ? c.segment : '?')), normalizeServe(r.serve, flagKey)]));
+  return (
+    rules(have) !== rules(want.rules) ||
+    JSON.stringify(normalizeServe(current.fallthrough, flagKey)) !== JSON.stringify(normalizeServe(want.fallthrough, flagKey))
+  );
 }
 
 // Stores may spell defaults out or leave them implicit; compare meaning, not spelling.
@@ -88,7 +92,8 @@ export interface ExposureIssue {
 export function operatorExposure(state: Pick<FlagState, 'targets' | 'rules' | 'offVariant'>, canary: string): ExposureIssue[] {
   const out: ExposureIssue[] = [];
   state.targets.forEach((t, i) => {
-    if (t.variant === canary && t.keys.length > 0) out.push({ path: `/targets/${i}`, message: `targets ${t.keys.length} context key(s) to "${canary}"` });
+    if (t.variant === canary && t.keys.length > 0)
+      out.push({ path: `/targets/${i}`, message: `targets ${t.keys.length} context key(s) to "${canary}"` });
   });
   state.rules.forEach((r, i) => {
     if (isCanaryRule(r)) return;
@@ -96,6 +101,10 @@ export function operatorExposure(state: Pick<FlagState, 'targets' | 'rules' | 'o
     const serves = 'variant' in s ? s.variant === canary : s.rollout.weights.some((w) => w.variant === canary && w.percent > 0);
     if (serves) out.push({ path: `/rules/${i}`, message: `rule "${r.id}" serves "${canary}"${'variant' in s ? '' : ' in a rollout'}` });
   });
-  if (state.offVariant === canary) out.push({ path: '/offVariant', message: `offVariant is "${canary}": the kill switch and contexts without the bucketBy attribute would get the canary` });
+  if (state.offVariant === canary)
+    out.push({
+      path: '/offVariant',
+      message: `offVariant is "${canary}": the kill switch and contexts without the bucketBy attribute would get the canary`,
+    });
   return out;
 }

@@ -204,7 +204,14 @@ export function simulateCanary(s: Scenario, rng: () => number): RunResult {
     }
     reference = control;
   }
-  return { rolledBack: false, by: null, seconds: s.holdSeconds * s.stagePercents.length, canarySamples: 0, naiveRolledBack: naive, naiveUnsplitRolledBack: naiveUnsplit };
+  return {
+    rolledBack: false,
+    by: null,
+    seconds: s.holdSeconds * s.stagePercents.length,
+    canarySamples: 0,
+    naiveRolledBack: naive,
+    naiveUnsplitRolledBack: naiveUnsplit,
+  };
 }
 
 /** Median and 90th percentile of a list of numbers. */

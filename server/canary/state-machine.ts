@@ -150,7 +150,12 @@ export function onManual(run: CanaryRun, action: ManualAction, now: number, reas
   switch (action) {
     case 'pause':
       if (run.state !== 'running') throw new CanaryConflict(`cannot pause a canary that is ${run.state}`);
-      return { run: { ...run, state: 'paused', pausedAt: now, updatedAt: now }, action: 'canary.pause', why: `paused by hand${by}`, flagChanged: false };
+      return {
+        run: { ...run, state: 'paused', pausedAt: now, updatedAt: now },
+        action: 'canary.pause',
+        why: `paused by hand${by}`,
+        flagChanged: false,
+      };
     case 'resume': {
       if (run.state !== 'paused') throw new CanaryConflict(`cannot resume a canary that is ${run.state}`);
       const pausedFor = now - (run.pausedAt ?? now);
@@ -174,10 +179,20 @@ export function onManual(run: CanaryRun, action: ManualAction, now: number, reas
     }
     case 'rollback':
       if (!isActive(run.state)) throw new CanaryConflict(`cannot roll back a canary that is ${run.state}`);
-      return { run: { ...run, state: 'rolled_back', pausedAt: null, updatedAt: now }, action: 'canary.rollback', why: `rolled back by hand${by}`, flagChanged: true };
+      return {
+        run: { ...run, state: 'rolled_back', pausedAt: null, updatedAt: now },
+        action: 'canary.rollback',
+        why: `rolled back by hand${by}`,
+        flagChanged: true,
+      };
     case 'promote':
       if (!isActive(run.state) && run.state !== 'rolled_back') throw new CanaryConflict(`cannot promote a canary that is ${run.state}`);
-      return { run: { ...run, state: 'promoted', pausedAt: null, updatedAt: now }, action: 'canary.promote', why: `promoted by hand${by}`, flagChanged: true };
+      return {
+        run: { ...run, state: 'promoted', pausedAt: null, updatedAt: now },
+        action: 'canary.promote',
+        why: `promoted by hand${by}`,
+        flagChanged: true,
+      };
   }
 }
 

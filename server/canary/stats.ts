@@ -115,8 +115,7 @@ export interface TailTest extends SequentialTest {
   controlSlowShare: number;
 }
 
-export const METHOD =
-  'mSPRT (Johari et al. 2017) with a normal mixture: always-valid confidence intervals, Bonferroni-split across stages and tests';
+export const METHOD = 'mSPRT (Johari et al. 2017) with a normal mixture: always-valid confidence intervals, Bonferroni-split across stages and tests';
 
 /** Sequential tests per stage: error rate, mean log-latency, latency tail. */
 export const TESTS_PER_STAGE = 3;
@@ -200,12 +199,7 @@ function summarize(variant: string, t: OutcomeTotals): SideSummary {
  * Always-valid test of the error-rate difference. The variance uses a shrunk proportion ((x + ½)/(n + 1)) so that a
  * side with no errors yet does not claim zero variance.
  */
-export function errorRateTest(
-  canary: OutcomeTotals,
-  control: OutcomeTotals,
-  guard: GuardConfig,
-  alpha: number,
-): SequentialTest {
+export function errorRateTest(canary: OutcomeTotals, control: OutcomeTotals, guard: GuardConfig, alpha: number): SequentialTest {
   const enoughSamples = canary.outcomes >= guard.minSamples && control.outcomes >= guard.minSamples && canary.outcomes > 0 && control.outcomes > 0;
   const pc = canary.outcomes > 0 ? canary.errors / canary.outcomes : 0;
   const pk = control.outcomes > 0 ? control.errors / control.outcomes : 0;
@@ -402,7 +396,9 @@ export function compare(
       ? `, latency ${lat.difference >= 0 ? '+' : ''}${lat.difference.toFixed(1)}% [${lat.interval[0].toFixed(1)}%, ${lat.interval[1].toFixed(1)}%] within ${lat.limit}%`
       : `, latency not yet tested (${base.canary.latencySamples}/${base.control.latencySamples} samples)`
     : ', no latency reported';
-  const tailText = tail?.enoughSamples ? `, slow-tail share difference ${pct(tail.difference)} [${pct(tail.interval[0])}, ${pct(tail.interval[1])}] not above 0` : '';
+  const tailText = tail?.enoughSamples
+    ? `, slow-tail share difference ${pct(tail.difference)} [${pct(tail.interval[0])}, ${pct(tail.interval[1])}] not above 0`
+    : '';
   return {
     decision: 'healthy',
     why:

@@ -81,7 +81,13 @@ async function environments(api: ApiClient, only?: string): Promise<string[]> {
 
 /** A comma-separated (and repeatable) option as a list. */
 function list(v: string, previous: string[] = []): string[] {
-  return [...previous, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+  return [
+    ...previous,
+    ...v
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  ];
 }
 
 /** Milliseconds the server may hold a kill's answer for its receipt (it polls the rest). */
@@ -91,7 +97,14 @@ const serverWaitMs = (waitMs: number) => Math.min(waitMs, 10_000);
  * Follows delivery of `version` until every connected SDK has applied it or `waitMs` (from `sentAt`) has passed:
  * starts from the receipt in the answer when there is one, then reads the SDK list.
  */
-function awaitDelivery(api: ApiClient, environment: string, version: number, sentAt: number, waitMs: number, initial: Delivery | null): Promise<Delivery> {
+function awaitDelivery(
+  api: ApiClient,
+  environment: string,
+  version: number,
+  sentAt: number,
+  waitMs: number,
+  initial: Delivery | null,
+): Promise<Delivery> {
   return followDelivery(api, { environment, version, changedAt: sentAt, initial, timeoutMs: Math.max(0, sentAt + waitMs - Date.now()) });
 }
 
@@ -110,7 +123,11 @@ async function confirm(question: string, expected: string): Promise<boolean> {
 }
 
 function versionsText(versions: Record<string, number>): string {
-  return Object.entries(versions).map(([env, v]) => `${env} ${v}`).join(', ') || 'none';
+  return (
+    Object.entries(versions)
+      .map(([env, v]) => `${env} ${v}`)
+      .join(', ') || 'none'
+  );
 }
 
 function deliveryExit(d: Delivery): number {
@@ -171,11 +188,15 @@ export function buildProgram(): Command {
       }
       const { restoreDatabase } = await import('../storage/backup.js');
       const result = restoreDatabase(file, o.db);
-      print(g, result, () => `restored ${result.file} from ${file} (versions ${versionsText(result.environments)}; the next boot moves them on so every SDK resyncs)`);
+      print(
+        g,
+        result,
+        () =>
+          `restored ${result.file} from ${file} (versions ${versionsText(result.environments)}; the next boot moves them on so every SDK resyncs)`,
+      );
     });
 
-  const env = (c: Command) =>
-    c.addOption(new Option('-e, --env <environment>', 'environment').env('AVIARY_ENV').makeOptionMandatory());
+  const env = (c: Command) => c.addOption(new Option('-e, --env <environment>', 'environment').env('AVIARY_ENV').makeOptionMandatory());
 
   // ---- flags ----
   const flags = program.command('flags').description('list, inspect, kill and revive flags');
@@ -194,7 +215,10 @@ export function buildProgram(): Command {
         all = all.filter((f) => [f.key, f.description, ...f.tags].some((x) => x.toLowerCase().includes(q)));
       }
       // The list embeds each flag's state per environment in brief; keep the environments asked for.
-      const rows: Flag[] = all.map((f) => ({ ...f, environments: Object.fromEntries(envs.flatMap((e) => (f.environments[e] ? [[e, f.environments[e]]] : []))) }));
+      const rows: Flag[] = all.map((f) => ({
+        ...f,
+        environments: Object.fromEntries(envs.flatMap((e) => (f.environments[e] ? [[e, f.environments[e]]] : []))),
+      }));
       print(g, rows, () =>
         rows.length === 0
           ? 'no flags'
@@ -214,12 +238,16 @@ export function buildProgram(): Command {
       const flag = await api.get('/api/v1/flags/{key}', { params: { path: { key } } });
       const envs = await environments(api, o.env);
       const states: Record<string, FlagStateResource> = Object.fromEntries(
-        await Promise.all(envs.map(async (e) => [e, await api.get('/api/v1/flags/{key}/environments/{env}', { params: { path: { key, env: e } } })] as const)),
+        await Promise.all(
+          envs.map(async (e) => [e, await api.get('/api/v1/flags/{key}/environments/{env}', { params: { path: { key, env: e } } })] as const),
+        ),
       );
       print(g, { ...flag, environments: states }, () => {
         const killed = envs.flatMap((e) => {
           const s = states[e];
-          return s && !s.enabled && s.killedAt !== null ? [`${e}: killed at ${formatTime(s.killedAt)}${s.killReason ? ` (reason: ${s.killReason})` : ''}${s.panicked ? ', by kill-all' : ''}`] : [];
+          return s && !s.enabled && s.killedAt !== null
+            ? [`${e}: killed at ${formatTime(s.killedAt)}${s.killReason ? ` (reason: ${s.killReason})` : ''}${s.panicked ? ', by kill-all' : ''}`]
+            : [];
         });
         const lines = [
           renderPairs([
@@ -230,13 +258,24 @@ export function buildProgram(): Command {
             ...(flag.archived ? ([['archived', 'yes']] as Array<[string, string]>) : []),
           ]),
           '',
-          renderTable(['VARIANT', 'VALUE'], flag.variants.map((v) => [v.key, JSON.stringify(v.value)])),
+          renderTable(
+            ['VARIANT', 'VALUE'],
+            flag.variants.map((v) => [v.key, JSON.stringify(v.value)]),
+          ),
           '',
           renderTable(
             ['ENVIRONMENT', 'STATE', 'OFF VARIANT', 'TARGETS', 'RULES', 'FALLTHROUGH', 'VERSION'],
             envs.map((e) => {
               const s = states[e]!;
-              return [e, stateWord(s), s.offVariant, String(s.targets.length), String(s.rules.length), describeServe(s.fallthrough), String(s.version)];
+              return [
+                e,
+                stateWord(s),
+                s.offVariant,
+                String(s.targets.length),
+                String(s.rules.length),
+                describeServe(s.fallthrough),
+                String(s.version),
+              ];
             }),
           ),
           ...(killed.length ? ['', ...killed] : []),
@@ -267,7 +306,9 @@ export function buildProgram(): Command {
     // `waitMs` lets the server hold the answer until the SDKs acknowledge (at most 10 s here); we poll for the rest.
     const init = { params: { path: { key, env: o.env }, query: { waitMs: serverWaitMs(waitMs) } }, body: o.reason ? { reason: o.reason } : {} };
     const res: KillResult =
-      action === 'kill' ? await api.post('/api/v1/flags/{key}/environments/{env}/kill', init) : await api.post('/api/v1/flags/{key}/environments/{env}/revive', init);
+      action === 'kill'
+        ? await api.post('/api/v1/flags/{key}/environments/{env}/kill', init)
+        : await api.post('/api/v1/flags/{key}/environments/{env}/revive', init);
     const { delivery: receipt, ...state } = res;
     const delivery = await awaitDelivery(api, o.env, res.environmentVersion, sentAt, waitMs, receipt ? deliveryFromReceipt(receipt) : null);
     print(g, { flag: key, environment: o.env, action, changed: res.changed, state, receipt: delivery }, () =>
@@ -289,7 +330,12 @@ export function buildProgram(): Command {
     .action(async (_o: unknown, cmd: Command) => {
       const { api, g } = client(cmd);
       const envs = (await api.get('/api/v1/environments')).environments;
-      print(g, envs, () => renderTable(['KEY', 'NAME', 'VERSION', 'CREATED'], envs.map((e) => [e.key, e.name, String(e.version), formatTime(e.createdAt)])));
+      print(g, envs, () =>
+        renderTable(
+          ['KEY', 'NAME', 'VERSION', 'CREATED'],
+          envs.map((e) => [e.key, e.name, String(e.version), formatTime(e.createdAt)]),
+        ),
+      );
     });
   envCmd
     .command('kill-all <environment>')
@@ -331,7 +377,10 @@ export function buildProgram(): Command {
       const waitMs = seconds(o.wait) * 1000;
       const { api, g } = client(cmd);
       const sentAt = Date.now();
-      const res = await api.post('/api/v1/environments/{env}/revive-all', { params: { path: { env: environment } }, body: o.reason ? { reason: o.reason } : {} });
+      const res = await api.post('/api/v1/environments/{env}/revive-all', {
+        params: { path: { env: environment } },
+        body: o.reason ? { reason: o.reason } : {},
+      });
       const delivery = await awaitDelivery(api, environment, res.environmentVersion, sentAt, waitMs, null);
       print(g, { environment, result: res, receipt: delivery }, () =>
         [
@@ -357,7 +406,14 @@ export function buildProgram(): Command {
               '',
               renderTable(
                 ['ID', 'APP', 'SDK', 'CONNECTED', 'APPLIED VERSION', 'APPLIED AT'],
-                body.items.map((s) => [s.id, appLabel(s) || '-', sdkLabel(s), formatTime(s.connectedAt), s.appliedVersion === null ? '-' : String(s.appliedVersion), formatTime(s.appliedAt)]),
+                body.items.map((s) => [
+                  s.id,
+                  appLabel(s) || '-',
+                  sdkLabel(s),
+                  formatTime(s.connectedAt),
+                  s.appliedVersion === null ? '-' : String(s.appliedVersion),
+                  formatTime(s.appliedAt),
+                ]),
               ),
             ].join('\n'),
       );
@@ -373,10 +429,19 @@ export function buildProgram(): Command {
     },
   );
   type CanaryInit = { params: { path: { key: string; env: string } }; body: { reason?: string } };
-  const canaryActions: Record<'advance' | 'rollback' | 'promote' | 'pause' | 'resume', [string, (api: ApiClient, init: CanaryInit) => Promise<CanaryStatus>]> = {
+  const canaryActions: Record<
+    'advance' | 'rollback' | 'promote' | 'pause' | 'resume',
+    [string, (api: ApiClient, init: CanaryInit) => Promise<CanaryStatus>]
+  > = {
     advance: ['move to the next stage now', (api, init) => api.post('/api/v1/flags/{key}/environments/{env}/canary/advance', init)],
-    rollback: ['send all traffic back to the control variant', (api, init) => api.post('/api/v1/flags/{key}/environments/{env}/canary/rollback', init)],
-    promote: ['serve the canary variant to everyone and finish', (api, init) => api.post('/api/v1/flags/{key}/environments/{env}/canary/promote', init)],
+    rollback: [
+      'send all traffic back to the control variant',
+      (api, init) => api.post('/api/v1/flags/{key}/environments/{env}/canary/rollback', init),
+    ],
+    promote: [
+      'serve the canary variant to everyone and finish',
+      (api, init) => api.post('/api/v1/flags/{key}/environments/{env}/canary/promote', init),
+    ],
     pause: ['hold the current stage (the guard still watches)', (api, init) => api.post('/api/v1/flags/{key}/environments/{env}/canary/pause', init)],
     resume: ['continue a paused canary', (api, init) => api.post('/api/v1/flags/{key}/environments/{env}/canary/resume', init)],
   };
@@ -401,7 +466,16 @@ export function buildProgram(): Command {
       print(g, list, () =>
         renderTable(
           ['ID', 'KIND', 'ENVIRONMENT', 'NAME', 'PREFIX', 'CREATED', 'LAST USED', 'REVOKED'],
-          list.map((t) => [t.id, t.kind, t.environment ?? '-', t.name, t.prefix, formatTime(t.createdAt), formatTime(t.lastUsedAt), formatTime(t.revokedAt)]),
+          list.map((t) => [
+            t.id,
+            t.kind,
+            t.environment ?? '-',
+            t.name,
+            t.prefix,
+            formatTime(t.createdAt),
+            formatTime(t.lastUsedAt),
+            formatTime(t.revokedAt),
+          ]),
         ),
       );
     });
@@ -471,7 +545,9 @@ function describeCanary(flag: string, env: string, c: CanaryStatus): string {
       ['stage', `${c.stage + 1} of ${c.stages.length} (${c.percent}% of traffic${c.cohorts.length ? `, cohorts: ${c.cohorts.join(', ')}` : ''})`],
       ['timeline', timeline || '-'],
       ['started', formatTime(c.startedAt)],
-      ...(c.holdRemainingSeconds !== null ? ([['hold', `${Math.ceil(c.holdRemainingSeconds)} s left in this stage`]] as Array<[string, string]>) : []),
+      ...(c.holdRemainingSeconds !== null
+        ? ([['hold', `${Math.ceil(c.holdRemainingSeconds)} s left in this stage`]] as Array<[string, string]>)
+        : []),
       ['decision', decision ? `${decision.decision} (at ${formatTime(decision.at)})` : '-'],
       ['why', decision?.why ?? '-'],
     ]),
@@ -486,7 +562,13 @@ function describeCanary(flag: string, env: string, c: CanaryStatus): string {
       fmtMs(s.latencyMs?.p50 ?? null),
       fmtMs(s.latencyMs?.p95 ?? null),
     ];
-    lines.push('', renderTable(['SIDE', 'VARIANT', 'EVALUATIONS', 'OUTCOMES', 'ERROR RATE', 'P50 MS', 'P95 MS'], [side('control', cmp.control), side('canary', cmp.canary)]));
+    lines.push(
+      '',
+      renderTable(
+        ['SIDE', 'VARIANT', 'EVALUATIONS', 'OUTCOMES', 'ERROR RATE', 'P50 MS', 'P95 MS'],
+        [side('control', cmp.control), side('canary', cmp.canary)],
+      ),
+    );
   }
   return lines.join('\n');
 }

@@ -92,7 +92,9 @@ async function send(request: FastifyRequest, reply: FastifyReply, asset: Asset |
 export async function sdkBundlePlugin(app: FastifyInstance, opts: SdkBundlePluginOptions = {}): Promise<void> {
   const dir = opts.dir ?? DEFAULT_SDK_DIST;
   // The build names its map after its own file; served under another name, the bundle points at the map's new name.
-  const bundle = servedFile(join(dir, 'aviary.browser.js'), (code) => code.replace(/\/\/# sourceMappingURL=\S+\s*$/, '//# sourceMappingURL=aviary.js.map\n'));
+  const bundle = servedFile(join(dir, 'aviary.browser.js'), (code) =>
+    code.replace(/\/\/# sourceMappingURL=\S+\s*$/, '//# sourceMappingURL=aviary.js.map\n'),
+  );
   const map = servedFile(join(dir, 'aviary.browser.js.map'));
   app.get(SDK_BUNDLE_PATH, async (request, reply) => send(request, reply, await bundle(), 'text/javascript; charset=utf-8'));
   app.get(`${SDK_BUNDLE_PATH}.map`, async (request, reply) => send(request, reply, await map(), 'application/json; charset=utf-8'));

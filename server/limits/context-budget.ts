@@ -42,7 +42,8 @@ export function contextBudgetProblem(context: unknown): BudgetProblem | null {
   let attributes = 0;
   let bytes = 0;
   const addString = (s: string, path: string): BudgetProblem | null => {
-    if (s.length > L.stringLength) return { limit: 'stringLength', path, message: `a string of ${s.length} characters; at most ${L.stringLength} (limit stringLength)` };
+    if (s.length > L.stringLength)
+      return { limit: 'stringLength', path, message: `a string of ${s.length} characters; at most ${L.stringLength} (limit stringLength)` };
     bytes += Buffer.byteLength(s, 'utf8');
     return null;
   };
@@ -50,14 +51,16 @@ export function contextBudgetProblem(context: unknown): BudgetProblem | null {
     if (!Object.hasOwn(context, name)) continue;
     const path = pointer(name);
     if (++attributes > L.attributes) return { limit: 'attributes', path, message: `more than ${L.attributes} attributes (limit attributes)` };
-    if (name.length > L.nameLength) return { limit: 'nameLength', path, message: `an attribute name of ${name.length} characters; at most ${L.nameLength} (limit nameLength)` };
+    if (name.length > L.nameLength)
+      return { limit: 'nameLength', path, message: `an attribute name of ${name.length} characters; at most ${L.nameLength} (limit nameLength)` };
     bytes += Buffer.byteLength(name, 'utf8');
     const v = (context as Record<string, unknown>)[name];
     if (typeof v === 'string') {
       const p = addString(v, path);
       if (p) return p;
     } else if (Array.isArray(v)) {
-      if (v.length > L.arrayItems) return { limit: 'arrayItems', path, message: `an array of ${v.length} elements; at most ${L.arrayItems} (limit arrayItems)` };
+      if (v.length > L.arrayItems)
+        return { limit: 'arrayItems', path, message: `an array of ${v.length} elements; at most ${L.arrayItems} (limit arrayItems)` };
       for (let i = 0; i < v.length; i++) {
         const e: unknown = v[i];
         if (typeof e !== 'string') continue;
@@ -86,7 +89,9 @@ export const contextBudgetKeyword: FuncKeywordDefinition = {
     if (!enabled) return true;
     const p = contextBudgetProblem(data);
     if (!p) return true;
-    self.errors = [{ keyword: 'x-aviary-context-budget', instancePath: `${ctx?.instancePath ?? ''}${p.path}`, message: p.message, params: { limit: p.limit } }];
+    self.errors = [
+      { keyword: 'x-aviary-context-budget', instancePath: `${ctx?.instancePath ?? ''}${p.path}`, message: p.message, params: { limit: p.limit } },
+    ];
     return false;
   },
 };

@@ -48,9 +48,13 @@ export class EvaluationTimeBudget {
   run<T>(tokenId: string, evaluate: () => T): T {
     const over = this.admit(tokenId);
     if (over) {
-      throw problem('too-many-requests', `This SDK key used its ${this.limits.msPerSecond} ms per second of server-side evaluation; retry in ${over.retryAfterSeconds} s.`, {
-        extensions: { limit: 'evaluation-ms-per-second', allowance: this.limits.msPerSecond, retryAfterSeconds: over.retryAfterSeconds },
-      });
+      throw problem(
+        'too-many-requests',
+        `This SDK key used its ${this.limits.msPerSecond} ms per second of server-side evaluation; retry in ${over.retryAfterSeconds} s.`,
+        {
+          extensions: { limit: 'evaluation-ms-per-second', allowance: this.limits.msPerSecond, retryAfterSeconds: over.retryAfterSeconds },
+        },
+      );
     }
     const start = this.clock();
     try {

@@ -187,11 +187,23 @@ export class MetricsIngester {
     const mine = this.perKey.get(source.tokenId) ?? { reports: 0, rows: 0 };
     if (mine.reports >= this.maxKeyReports) {
       this.m.reports.inc({ result: 'refused' });
-      return Promise.reject(new IngestKeyBusy(`this SDK key already has ${mine.reports} reports waiting to be stored (limit ${this.maxKeyReports} per key); retry later`, 'queued-reports-per-key', this.maxKeyReports));
+      return Promise.reject(
+        new IngestKeyBusy(
+          `this SDK key already has ${mine.reports} reports waiting to be stored (limit ${this.maxKeyReports} per key); retry later`,
+          'queued-reports-per-key',
+          this.maxKeyReports,
+        ),
+      );
     }
     if (mine.rows > 0 && mine.rows + report.stats.length > this.maxKeyRows) {
       this.m.reports.inc({ result: 'refused' });
-      return Promise.reject(new IngestKeyBusy(`this SDK key already has ${mine.rows} rows waiting to be stored (limit ${this.maxKeyRows} per key); retry later`, 'queued-rows-per-key', this.maxKeyRows));
+      return Promise.reject(
+        new IngestKeyBusy(
+          `this SDK key already has ${mine.rows} rows waiting to be stored (limit ${this.maxKeyRows} per key); retry later`,
+          'queued-rows-per-key',
+          this.maxKeyRows,
+        ),
+      );
     }
     return new Promise<IngestReceipt>((resolve, reject) => {
       this.queue.push({ environment, source, report, resolve, reject });
@@ -297,7 +309,19 @@ export class MetricsIngester {
         const key = `${environment}\u0000${s.flag}\u0000${variant}\u0000${s.minute}`;
         let acc = rows.get(key);
         if (!acc) {
-          acc = { environment, flag: s.flag, variant, minute: s.minute, evaluations: 0, reasons: null, outcomes: 0, errors: 0, latency: null, valueSum: 0, valueCount: 0 };
+          acc = {
+            environment,
+            flag: s.flag,
+            variant,
+            minute: s.minute,
+            evaluations: 0,
+            reasons: null,
+            outcomes: 0,
+            errors: 0,
+            latency: null,
+            valueSum: 0,
+            valueCount: 0,
+          };
           rows.set(key, acc);
         }
         acc.evaluations += s.evaluations;

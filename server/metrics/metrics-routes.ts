@@ -26,9 +26,13 @@ export async function metricsIngestRoutes(app: FastifyInstance): Promise<void> {
   const { quotas, catalog, instruments } = app.metrics;
   const overQuota = (reply: FastifyReply, over: QuotaExceeded, what: string) => {
     reply.header('retry-after', String(over.retryAfterSeconds));
-    return problem('too-many-requests', `This SDK key sent more than its ${what} allowance (${over.allowance} per minute); retry in ${over.retryAfterSeconds} s.`, {
-      extensions: { limit: over.limit, allowance: over.allowance },
-    });
+    return problem(
+      'too-many-requests',
+      `This SDK key sent more than its ${what} allowance (${over.allowance} per minute); retry in ${over.retryAfterSeconds} s.`,
+      {
+        extensions: { limit: over.limit, allowance: over.allowance },
+      },
+    );
   };
   app.post<RouteOf<'sdkMetrics'>>(
     '/metrics',
@@ -121,24 +125,20 @@ export async function metricsIngestRoutes(app: FastifyInstance): Promise<void> {
 export async function metricsAdminRoutes(app: FastifyInstance): Promise<void> {
   const flagExists = app.sqlite.prepare<[string], { one: number }>('SELECT 1 AS one FROM flags WHERE key = ?');
   const envExists = app.sqlite.prepare<[string], { one: number }>('SELECT 1 AS one FROM environments WHERE key = ?');
-  app.get<RouteOf<'getFlagMetrics'>>(
-    '/flags/:key/environments/:env/metrics',
-    { schema: routeSchema('getFlagMetrics') },
-    async (request) => {
-      const { key, env } = request.params;
-      if (!envExists.get(env)) throw problem('not-found', `No environment "${env}".`);
-      if (!flagExists.get(key)) throw problem('not-found', `No flag "${key}".`);
-      // The schema has checked each parameter's form (times as RFC 3339 or epoch ms, `step` a whole number of minutes
-      // in seconds); what is left is how they combine.
-      const q = request.query;
-      const to = q.to !== undefined ? parseTimeParameter(q.to) : app.now();
-      const from = q.from !== undefined ? parseTimeParameter(q.from) : to - 3_600_000;
-      if (from >= to) throw validationError([{ path: '/query/from', message: 'must be before `to`' }]);
-      if (to - from > MAX_WINDOW_MS) throw validationError([{ path: '/query/from', message: 'the window is at most 90 days' }]);
-      // Per minute up to a day; coarser beyond, so a series never exceeds MAX_POINTS points.
-      const stepMs = q.step !== undefined ? q.step * 1000 : Math.max(MINUTE, Math.ceil((to - from) / MAX_POINTS / MINUTE) * MINUTE);
-      if ((to - from) / stepMs > MAX_POINTS * 10) throw validationError([{ path: '/query/step', message: 'too many points; use a larger step' }]);
-      return app.metrics.store.query(env, key, from, to, stepMs);
-    },
-  );
+  app.get<RouteOf<'getFlagMetrics'>>('/flags/:key/environments/:env/metrics', { schema: routeSchema('getFlagMetrics') }, async (request) => {
+    const { key, env } = request.params;
+    if (!envExists.get(env)) throw problem('not-found', `No environment "${env}".`);
+    if (!flagExists.get(key)) throw problem('not-found', `No flag "${key}".`);
+    // The schema has checked each parameter's form (times as RFC 3339 or epoch ms, `step` a whole number of minutes
+    // in seconds); what is left is how they combine.
+    const q = request.query;
+    const to = q.to !== undefined ? parseTimeParameter(q.to) : app.now();
+    const from = q.from !== undefined ? parseTimeParameter(q.from) : to - 3_600_000;
+    if (from >= to) throw validationError([{ path: '/query/from', message: 'must be before `to`' }]);
+    if (to - from > MAX_WINDOW_MS) throw validationError([{ path: '/query/from', message: 'the window is at most 90 days' }]);
+    // Per minute up to a day; coarser beyond, so a series never exceeds MAX_POINTS points.
+    const stepMs = q.step !== undefined ? q.step * 1000 : Math.max(MINUTE, Math.ceil((to - from) / MAX_POINTS / MINUTE) * MINUTE);
+    if ((to - from) / stepMs > MAX_POINTS * 10) throw validationError([{ path: '/query/step', message: 'too many points; use a larger step' }]);
+    return app.metrics.store.query(env, key, from, to, stepMs);
+  });
 }

@@ -99,7 +99,7 @@ function finish(acc: Acc): VariantTotals {
 export class MetricsStore {
   private readonly stmts;
 
-  constructor(private readonly sqlite: Database.Database) {
+  constructor(sqlite: Database.Database) {
     this.stmts = {
       window: sqlite.prepare<[string, string, number, number], Row>(
         `SELECT variant, minute, evaluations, reasons, outcomes, errors, latency, value_sum, value_count FROM metrics_minute
@@ -127,9 +127,7 @@ export class MetricsStore {
       nextPair: sqlite.prepare<[string, string], { environment: string; flag: string }>(
         'SELECT environment, flag FROM metrics_minute WHERE (environment, flag) > (?, ?) ORDER BY environment, flag LIMIT 1',
       ),
-      pairExists: sqlite.prepare<[string, string], { one: number }>(
-        'SELECT 1 AS one FROM flags f JOIN environments e ON e.key = ? WHERE f.key = ?',
-      ),
+      pairExists: sqlite.prepare<[string, string], { one: number }>('SELECT 1 AS one FROM flags f JOIN environments e ON e.key = ? WHERE f.key = ?'),
       deletePair: sqlite.prepare<[string, string, number]>(
         'DELETE FROM metrics_minute WHERE rowid IN (SELECT rowid FROM metrics_minute WHERE environment = ? AND flag = ? LIMIT ?)',
       ),
@@ -214,7 +212,13 @@ export class MetricsStore {
    * and moves the scan for rows of flags or environments that no longer exist along by up to 100 flags. `more` says
    * that scan is not finished; the caller comes back (after yielding) until everything is 0 and `more` is false.
    */
-  pruneChunk(now: number, keepMs: number, dedupeMs: number, maxFutureMs = Infinity, chunk = 2000): { minutes: number; reports: number; more: boolean } {
+  pruneChunk(
+    now: number,
+    keepMs: number,
+    dedupeMs: number,
+    maxFutureMs = Infinity,
+    chunk = 2000,
+  ): { minutes: number; reports: number; more: boolean } {
     let minutes = this.stmts.deleteMinutes.run(now - keepMs, chunk).changes;
     if (Number.isFinite(maxFutureMs)) minutes += this.stmts.deleteFuture.run(now + maxFutureMs, chunk).changes;
     const reports = this.stmts.deleteReports.run(now - dedupeMs, chunk).changes;

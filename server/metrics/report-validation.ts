@@ -26,7 +26,8 @@ const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isS
 function checkStats(s: unknown, path: string, add: (p: string, m: string) => void): void {
   if (!isRecord(s)) return add(path, 'must be an object');
   for (const k of Object.keys(s)) {
-    if (!['flag', 'variant', 'minute', 'evaluations', 'reasons', 'outcomes', 'errors', 'latency', 'valueSum', 'valueCount'].includes(k)) add(`${path}/${k}`, 'unknown field');
+    if (!['flag', 'variant', 'minute', 'evaluations', 'reasons', 'outcomes', 'errors', 'latency', 'valueSum', 'valueCount'].includes(k))
+      add(`${path}/${k}`, 'unknown field');
   }
   if (typeof s.flag !== 'string' || !FLAG_KEY.test(s.flag)) add(`${path}/flag`, 'must be a flag key');
   if (s.variant !== null && (typeof s.variant !== 'string' || s.variant.length > 128)) add(`${path}/variant`, 'must be a variant key or null');
@@ -54,7 +55,8 @@ function checkStats(s: unknown, path: string, add: (p: string, m: string) => voi
       if (isCount(s.outcomes) && n > s.outcomes) add(`${path}/latency`, 'holds more samples than outcomes');
     }
   }
-  if (s.valueSum !== undefined && (typeof s.valueSum !== 'number' || !Number.isFinite(s.valueSum))) add(`${path}/valueSum`, 'must be a finite number');
+  if (s.valueSum !== undefined && (typeof s.valueSum !== 'number' || !Number.isFinite(s.valueSum)))
+    add(`${path}/valueSum`, 'must be a finite number');
   if (s.valueCount !== undefined && !isCount(s.valueCount)) add(`${path}/valueCount`, 'must be a non-negative integer');
 }
 
@@ -122,7 +124,9 @@ const iso = (ms: number) => new Date(ms).toISOString();
 /** The first count of a row above `max`, as [field path, value], or null. */
 function countAbove(s: VariantStats, max: number): [string, number] | null {
   for (const k of ['evaluations', 'outcomes', 'errors', 'valueCount'] as const) if ((s[k] ?? 0) > max) return [k, s[k]!];
-  if (s.reasons) for (const k in s.reasons) if ((s.reasons[k as keyof typeof s.reasons] ?? 0) > max) return [`reasons/${k}`, s.reasons[k as keyof typeof s.reasons]!];
+  if (s.reasons)
+    for (const k in s.reasons)
+      if ((s.reasons[k as keyof typeof s.reasons] ?? 0) > max) return [`reasons/${k}`, s.reasons[k as keyof typeof s.reasons]!];
   if (s.latency) for (const k in s.latency) if ((s.latency[k] ?? 0) > max) return [`latency/${k}`, s.latency[k]!];
   return null;
 }
@@ -131,7 +135,13 @@ function countAbove(s: VariantStats, max: number): [string, number] | null {
  * Checks each row of a shape-valid report against what its SDK key may report: `catalog` is the key's environment,
  * `now` the server's clock. Pure (no I/O).
  */
-export function screenReport(report: MetricsReport, catalog: EnvironmentCatalog, now: number, limits: ReportLimits, clientSide: boolean): ScreenedReport {
+export function screenReport(
+  report: MetricsReport,
+  catalog: EnvironmentCatalog,
+  now: number,
+  limits: ReportLimits,
+  clientSide: boolean,
+): ScreenedReport {
   const kept: VariantStats[] = [];
   const out: ScreenedReport = { kept, dropped: 0, byReason: {}, issues: [] };
   const latest = now + limits.maxFutureMs;
@@ -142,17 +152,30 @@ export function screenReport(report: MetricsReport, catalog: EnvironmentCatalog,
     out.byReason[limit] = (out.byReason[limit] ?? 0) + 1;
     if (out.issues.length < MAX_ISSUES) out.issues.push({ path: `/stats/${i}/${field}`, message, limit });
   };
+  // biome-ignore lint/suspicious/useIterableCallbackReturn: `return drop(...)` ends one row's checks (drop returns nothing)
   report.stats.forEach((s, i) => {
     const variants = catalog.get(s.flag);
     if (variants === undefined) return drop(i, 'flag', 'unknown-flag', `no flag "${s.flag}" in this SDK key's environment`);
-    if (s.variant !== null && !variants.has(s.variant)) return drop(i, 'variant', 'unknown-variant', `flag "${s.flag}" has no variant "${s.variant}"`);
+    if (s.variant !== null && !variants.has(s.variant))
+      return drop(i, 'variant', 'unknown-variant', `flag "${s.flag}" has no variant "${s.variant}"`);
     if (s.minute > latest) {
-      return drop(i, 'minute', 'clock-skew', `${iso(s.minute)} is more than ${limits.maxFutureMs / 1000} s ahead of the server's clock (${iso(now)}); limit: clock skew`);
+      return drop(
+        i,
+        'minute',
+        'clock-skew',
+        `${iso(s.minute)} is more than ${limits.maxFutureMs / 1000} s ahead of the server's clock (${iso(now)}); limit: clock skew`,
+      );
     }
-    if (s.minute < earliest) return drop(i, 'minute', 'too-old', `${iso(s.minute)} is more than ${limits.maxPastMs / 1000} s in the past; limit: report age`);
+    if (s.minute < earliest)
+      return drop(i, 'minute', 'too-old', `${iso(s.minute)} is more than ${limits.maxPastMs / 1000} s in the past; limit: report age`);
     const above = countAbove(s, maxCount);
     if (above) {
-      return drop(i, above[0], 'count-limit', `${above[1]} is more than ${maxCount}, the most one row may count for a ${clientSide ? 'client' : 'server'}-side SDK key; limit: count per row`);
+      return drop(
+        i,
+        above[0],
+        'count-limit',
+        `${above[1]} is more than ${maxCount}, the most one row may count for a ${clientSide ? 'client' : 'server'}-side SDK key; limit: count per row`,
+      );
     }
     kept.push(s);
   });

@@ -44,7 +44,8 @@ export function toContext(body: unknown): { ok: true; context: EvaluationContext
   if (typeof body !== 'object' || Array.isArray(body)) return { ok: false, code: 'PARSE_ERROR', details: 'the body must be a JSON object' };
   const raw = (body as { context?: unknown }).context;
   if (raw === undefined) return { ok: true, context: {} };
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { ok: false, code: 'INVALID_CONTEXT', details: '/context: must be an object' };
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    return { ok: false, code: 'INVALID_CONTEXT', details: '/context: must be an object' };
   const over = contextBudgetProblem(raw);
   if (over) return { ok: false, code: 'INVALID_CONTEXT', details: `/context${over.path}: ${over.message}` };
   const context: EvaluationContext = {};
@@ -55,8 +56,14 @@ export function toContext(body: unknown): { ok: true; context: EvaluationContext
       continue;
     }
     if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') context[name] = v;
-    else if (Array.isArray(v) && v.every((e) => typeof e === 'string' || typeof e === 'number' || typeof e === 'boolean')) context[name] = v as string[];
-    else return { ok: false, code: 'INVALID_CONTEXT', details: `/context/${name.replaceAll('~', '~0').replaceAll('/', '~1')}: must be a string, number, boolean, or an array of those` };
+    else if (Array.isArray(v) && v.every((e) => typeof e === 'string' || typeof e === 'number' || typeof e === 'boolean'))
+      context[name] = v as string[];
+    else
+      return {
+        ok: false,
+        code: 'INVALID_CONTEXT',
+        details: `/context/${name.replaceAll('~', '~0').replaceAll('/', '~1')}: must be a string, number, boolean, or an array of those`,
+      };
   }
   return { ok: true, context };
 }
@@ -99,7 +106,13 @@ export const ofrepRoutes: FastifyPluginAsync = async (app) => {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error.code !== 'FST_ERR_CTP_BODY_TOO_LARGE') return problemErrorHandler(error, request, reply);
     const detail = `The request body is larger than ${bodyLimit} bytes, the OFREP body limit (a context within the evaluation budget, ${CONTEXT_LIMITS.totalStringBytes} bytes of strings, is far smaller).`;
-    return sendProblem(reply, problemDocument('payload-too-large', detail, { instance: request.url.split('?')[0]!, extensions: { limit: 'bodyBytes', allowance: bodyLimit } }));
+    return sendProblem(
+      reply,
+      problemDocument('payload-too-large', detail, {
+        instance: request.url.split('?')[0]!,
+        extensions: { limit: 'bodyBytes', allowance: bodyLimit },
+      }),
+    );
   });
   // Each key's share of the event loop for evaluation (server/limits/evaluation-time.ts), shared with /sdk/v1/evaluate.
   const time = app.evaluationTime;
@@ -109,7 +122,13 @@ export const ofrepRoutes: FastifyPluginAsync = async (app) => {
     if (!over) return done();
     reply.header('retry-after', String(over.retryAfterSeconds));
     const detail = `This SDK key used its ${time.limits.msPerSecond} ms per second of server-side evaluation; retry in ${over.retryAfterSeconds} s.`;
-    void sendProblem(reply, problemDocument('too-many-requests', detail, { instance: request.url.split('?')[0]!, extensions: { limit: 'evaluation-ms-per-second', allowance: time.limits.msPerSecond } }));
+    void sendProblem(
+      reply,
+      problemDocument('too-many-requests', detail, {
+        instance: request.url.split('?')[0]!,
+        extensions: { limit: 'evaluation-ms-per-second', allowance: time.limits.msPerSecond },
+      }),
+    );
   });
 
   app.post<{ Params: { key: string } }>('/evaluate/flags/:key', { bodyLimit }, async (request, reply) => {
@@ -121,7 +140,11 @@ export const ofrepRoutes: FastifyPluginAsync = async (app) => {
     if (!env || !flag) return failure(reply, 404, { key, errorCode: 'FLAG_NOT_FOUND', errorDetails: `No flag "${key}" in this environment.` });
     const d = time.run(request.sdk!.tokenId, () => evaluateFlag<JsonValue>(flag, parsed.context, null, true));
     if (d.reason.kind === 'ERROR') {
-      return failure(reply, 400, { key, errorCode: d.errorCode === 'MALFORMED_FLAG' ? 'PARSE_ERROR' : 'GENERAL', errorDetails: d.errorCode ?? 'evaluation failed' });
+      return failure(reply, 400, {
+        key,
+        errorCode: d.errorCode === 'MALFORMED_FLAG' ? 'PARSE_ERROR' : 'GENERAL',
+        errorDetails: d.errorCode ?? 'evaluation failed',
+      });
     }
     return reply.header('cache-control', 'no-store').send(success(key, d, env.version));
   });
@@ -138,7 +161,12 @@ export const ofrepRoutes: FastifyPluginAsync = async (app) => {
     time.run(request.sdk!.tokenId, () => {
       for (const [key, flag] of env.flags) {
         const d = evaluateFlag<JsonValue>(flag, parsed.context, null, true);
-        if (d.reason.kind === 'ERROR') flags.push({ key, errorCode: d.errorCode === 'MALFORMED_FLAG' ? 'PARSE_ERROR' : 'GENERAL', errorDetails: d.errorCode ?? 'evaluation failed' });
+        if (d.reason.kind === 'ERROR')
+          flags.push({
+            key,
+            errorCode: d.errorCode === 'MALFORMED_FLAG' ? 'PARSE_ERROR' : 'GENERAL',
+            errorDetails: d.errorCode ?? 'evaluation failed',
+          });
         else flags.push(success(key, d, env.version));
       }
     });

@@ -89,8 +89,21 @@ const OPENAPI_ONLY_KEYWORDS = new Set(['example', 'xml', 'externalDocs', 'discri
 const SCHEMA_MAPS = new Set(['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas']);
 // Keywords whose value is a schema or an array of schemas.
 const SCHEMA_VALUES = new Set([
-  'items', 'additionalProperties', 'propertyNames', 'not', 'contains', 'if', 'then', 'else',
-  'unevaluatedItems', 'unevaluatedProperties', 'allOf', 'anyOf', 'oneOf', 'prefixItems', 'contentSchema',
+  'items',
+  'additionalProperties',
+  'propertyNames',
+  'not',
+  'contains',
+  'if',
+  'then',
+  'else',
+  'unevaluatedItems',
+  'unevaluatedProperties',
+  'allOf',
+  'anyOf',
+  'oneOf',
+  'prefixItems',
+  'contentSchema',
 ]);
 
 /**
@@ -147,6 +160,7 @@ function discriminatedChain(branches: JsonObject[]): JsonObject | undefined {
   }
   let chain: JsonObject = branches[branches.length - 1]!;
   for (let i = branches.length - 2; i >= 0; i--) {
+    // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then/else, not a thenable
     chain = { if: { type: 'object', required: [keys[i]] }, then: branches[i], else: chain };
   }
   return chain;

@@ -33,7 +33,9 @@ export function parseTimeParameter(value: string): number {
   // Date.UTC reads years 0–99 as 1900–1999; the Gregorian calendar repeats every 400 years, so shift by one cycle.
   const year = Number(y);
   const shift = year < 100 ? 400 : 0;
-  const utc = Date.UTC(year + shift, Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), frac ? Number(frac.slice(0, 3).padEnd(3, '0')) : 0) - (shift ? FOUR_CENTURIES_MS : 0);
+  const utc =
+    Date.UTC(year + shift, Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), frac ? Number(frac.slice(0, 3).padEnd(3, '0')) : 0) -
+    (shift ? FOUR_CENTURIES_MS : 0);
   if (z || !sign) return utc;
   const offset = (Number(oh) * 60 + Number(om ?? 0)) * 60_000;
   return sign === '+' ? utc - offset : utc + offset;

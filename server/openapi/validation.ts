@@ -54,7 +54,11 @@ const MAX_ERRORS = 50;
  */
 function explain(errors: ErrorObject[]): ErrorObject[] {
   const titled = errors.filter(
-    (e) => e.keyword === 'anyOf' && Array.isArray(e.schema) && e.schema.length > 0 && e.schema.every((b: unknown) => typeof (b as JsonObject)?.title === 'string'),
+    (e) =>
+      e.keyword === 'anyOf' &&
+      Array.isArray(e.schema) &&
+      e.schema.length > 0 &&
+      e.schema.every((b: unknown) => typeof (b as JsonObject)?.title === 'string'),
   );
   const out: ErrorObject[] = [];
   for (const e of errors) {

@@ -61,7 +61,7 @@ const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, opti
   registerHistogram(
     metrics.registry,
     'aviary_wal_fsync_seconds',
-    'Duration of each WAL fsync that acknowledged writes wait for (kill switches included): the disk\'s share of write latency.',
+    "Duration of each WAL fsync that acknowledged writes wait for (kill switches included): the disk's share of write latency.",
     FSYNC_BUCKETS,
     () => app.writer.fsyncStats,
   );
@@ -99,7 +99,10 @@ const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, opti
   app.get('/readyz', async (request, reply) => {
     const instance = '/readyz';
     if (!app.sqlite.open) {
-      return sendProblem(reply, problemDocument('unavailable', 'The database is not open.', { instance, extensions: { checks: { database: 'closed' } } }));
+      return sendProblem(
+        reply,
+        problemDocument('unavailable', 'The database is not open.', { instance, extensions: { checks: { database: 'closed' } } }),
+      );
     }
     let applied = 0;
     try {
@@ -107,10 +110,22 @@ const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, opti
       applied = row?.at ?? 0;
     } catch (err) {
       request.log.warn({ err }, 'readiness: cannot read the migrations table');
-      return sendProblem(reply, problemDocument('unavailable', 'The database has not been migrated.', { instance, extensions: { checks: { database: 'ok', migrations: 'missing' } } }));
+      return sendProblem(
+        reply,
+        problemDocument('unavailable', 'The database has not been migrated.', {
+          instance,
+          extensions: { checks: { database: 'ok', migrations: 'missing' } },
+        }),
+      );
     }
     if (applied < required) {
-      return sendProblem(reply, problemDocument('unavailable', 'The database is missing migrations.', { instance, extensions: { checks: { database: 'ok', migrations: 'pending' } } }));
+      return sendProblem(
+        reply,
+        problemDocument('unavailable', 'The database is missing migrations.', {
+          instance,
+          extensions: { checks: { database: 'ok', migrations: 'pending' } },
+        }),
+      );
     }
     // Ready means able to serve flags: read what SDKs and the console read (every environment's snapshot), at most
     // once per READ_CHECK_MS whatever the probe rate, so a damaged table is not reported ready.
@@ -127,7 +142,10 @@ const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, opti
       request.log.error({ err: lastReadCheck.error }, 'readiness: flags cannot be read');
       return sendProblem(
         reply,
-        problemDocument('unavailable', 'Flags cannot be read from the database; see the server log.', { instance, extensions: { checks: { database: 'unreadable', migrations: 'ok' } } }),
+        problemDocument('unavailable', 'Flags cannot be read from the database; see the server log.', {
+          instance,
+          extensions: { checks: { database: 'unreadable', migrations: 'ok' } },
+        }),
       );
     }
     return { status: 'ok' as const, checks: { database: 'ok', migrations: 'ok', flags: 'ok' } };

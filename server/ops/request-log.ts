@@ -41,6 +41,7 @@ export class RequestLogController extends LogController {
     }
     // 5xx are logged by the error handler.
     if (elapsed >= this.slowMs) request.log.warn({ req: request, res: reply, responseTime: elapsed }, 'slow request');
-    else if (this.canLog && (request.log as unknown as { isLevelEnabled(level: string): boolean }).isLevelEnabled('debug')) request.log.debug({ req: request, res: reply, responseTime: elapsed }, 'request completed');
+    else if (this.canLog && (request.log as unknown as { isLevelEnabled(level: string): boolean }).isLevelEnabled('debug'))
+      request.log.debug({ req: request, res: reply, responseTime: elapsed }, 'request completed');
   }
 }

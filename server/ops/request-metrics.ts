@@ -115,7 +115,8 @@ export class RequestMetrics {
     if (c === undefined) this.counts.set(key, (c = { labels: { method, route, status: statusLabel }, count: 0 }));
     const timeKey = `${method} ${route}`;
     let t = this.times.get(timeKey);
-    if (t === undefined) this.times.set(timeKey, (t = { labels: { method, route }, counts: new Array<number>(this.buckets.length + 1).fill(0), sum: 0, count: 0 }));
+    if (t === undefined)
+      this.times.set(timeKey, (t = { labels: { method, route }, counts: new Array<number>(this.buckets.length + 1).fill(0), sum: 0, count: 0 }));
     const buckets = this.buckets;
     const countSeries = c;
     const timeSeries = t;

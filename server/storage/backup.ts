@@ -68,7 +68,12 @@ function checkBackup(file: string): void {
   try {
     const check = db.pragma('integrity_check', { simple: true });
     if (check !== 'ok') throw new Error(`the backup ${file} is damaged: ${String(check)}`);
-    const tables = new Set(db.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'").all().map((r) => r.name));
+    const tables = new Set(
+      db
+        .prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .all()
+        .map((r) => r.name),
+    );
     for (const t of ['environments', 'flags', 'flag_states', 'server_state', '__drizzle_migrations']) {
       if (!tables.has(t)) throw new Error(`${file} is not an Aviary database (it has no ${t} table)`);
     }

@@ -42,7 +42,9 @@ export interface DatabaseLock {
 function readOwner(path: string): LockOwner | null {
   try {
     const o = JSON.parse(readFileSync(path, 'utf8')) as Partial<LockOwner>;
-    return typeof o.pid === 'number' && typeof o.host === 'string' && typeof o.startedAt === 'string' ? { pid: o.pid, host: o.host, startedAt: o.startedAt } : null;
+    return typeof o.pid === 'number' && typeof o.host === 'string' && typeof o.startedAt === 'string'
+      ? { pid: o.pid, host: o.host, startedAt: o.startedAt }
+      : null;
   } catch {
     return null;
   }

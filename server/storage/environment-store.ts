@@ -37,7 +37,7 @@ export class EnvironmentStore {
   private readonly stmts;
 
   constructor(
-    private readonly sqlite: Database.Database,
+    sqlite: Database.Database,
     private readonly writer: Writer,
     private readonly feed: ChangeFeed,
   ) {

@@ -65,7 +65,10 @@ export interface StateWriteResult {
 }
 
 /** What a state mutation returns: the new state, or null for "no change" (idempotent operations). Times in epoch ms. */
-export type StateMutation = (current: FlagStateResource, now: number) => {
+export type StateMutation = (
+  current: FlagStateResource,
+  now: number,
+) => {
   state: StoredFlagState;
   killedAt?: number | null;
   killReason?: string | null;
@@ -100,7 +103,12 @@ export function parseIfMatch(header: string | string[] | undefined): string[] | 
   if (header === undefined) return undefined;
   return (Array.isArray(header) ? header.join(',') : header)
     .split(',')
-    .map((s) => s.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1'))
+    .map((s) =>
+      s
+        .trim()
+        .replace(/^W\//, '')
+        .replace(/^"(.*)"$/, '$1'),
+    )
     .filter((s) => s.length > 0);
 }
 
@@ -256,7 +264,8 @@ export class FlagStore {
       if ('key' in patch && patch.key !== key) issues.push({ path: '/key', message: 'cannot be changed' });
       if ('kind' in patch && patch.kind !== row.kind) issues.push({ path: '/kind', message: 'cannot be changed; create a new flag' });
       for (const k of Object.keys(patch)) {
-        if (!['key', 'kind', 'variants', 'description', 'tags', 'archived'].includes(k)) issues.push({ path: `/${k}`, message: 'is not a known property' });
+        if (!['key', 'kind', 'variants', 'description', 'tags', 'archived'].includes(k))
+          issues.push({ path: `/${k}`, message: 'is not a known property' });
       }
       if (issues.length) throw validation(issues);
       const merged = {
@@ -278,7 +287,11 @@ export class FlagStore {
           if (!check.ok) for (const i of check.issues) broken.push({ path: `/environments/${s.environment}/state${i.path}`, message: i.message });
         }
         if (broken.length) {
-          throw problem('conflict', `The new variants would break the state of flag "${key}" in ${new Set(broken.map((b) => b.path.split('/')[2])).size} environment(s); change those states first.`, { errors: broken });
+          throw problem(
+            'conflict',
+            `The new variants would break the state of flag "${key}" in ${new Set(broken.map((b) => b.path.split('/')[2])).size} environment(s); change those states first.`,
+            { errors: broken },
+          );
         }
       }
       this.stmts.updateFlag.run({
@@ -364,11 +377,20 @@ export class FlagStore {
       state: JSON.stringify(check.value),
       killedAt: next.killedAt !== undefined ? next.killedAt : row.killed_at,
       killReason: next.killReason !== undefined ? next.killReason : row.kill_reason,
-      panicSavedState: next.panicSavedState !== undefined ? (next.panicSavedState === null ? null : JSON.stringify(next.panicSavedState)) : row.panic_saved_state,
+      panicSavedState:
+        next.panicSavedState !== undefined ? (next.panicSavedState === null ? null : JSON.stringify(next.panicSavedState)) : row.panic_saved_state,
       now: w.now,
     });
     const after = this.stateResource(this.stmts.state.get(environment, key)!);
-    w.audit({ action: options.action ?? 'flag-state.update', resourceType: 'flag', resourceKey: key, environment, before: stateJson(current), after: stateJson(after), reason });
+    w.audit({
+      action: options.action ?? 'flag-state.update',
+      resourceType: 'flag',
+      resourceKey: key,
+      environment,
+      before: stateJson(current),
+      after: stateJson(after),
+      reason,
+    });
     w.touchFlag(key, environment);
     // The writer bumps the version at commit; updateFlagState reports the bumped one.
     return { state: after, changed: true, environmentVersion: this.envVersion(environment) };
@@ -426,7 +448,11 @@ export class FlagStore {
    * saving each one's exact state so `reviveAll` can restore it. Flags already off are left alone (and so are
    * restored "exactly" by doing nothing).
    */
-  killAll(actor: Actor, environment: string, options: { reason: string | null; except: string[] }): { killed: string[]; spared: string[]; environmentVersion: number } {
+  killAll(
+    actor: Actor,
+    environment: string,
+    options: { reason: string | null; except: string[] },
+  ): { killed: string[]; spared: string[]; environmentVersion: number } {
     const except = new Set(options.except);
     const { value, versions } = this.writer.write(actor, (w) => {
       if (!this.stmts.envExists.get(environment)) throw problem('not-found', `No environment "${environment}".`);
@@ -440,10 +466,24 @@ export class FlagStore {
           spared.push(row.flag);
           continue;
         }
-        this.mutateState(w, environment, row.flag, () => ({ state: { ...stored, enabled: false }, killedAt: w.now, killReason: options.reason, panicSavedState: stored }), options.reason, { action: 'flag.kill-all' });
+        this.mutateState(
+          w,
+          environment,
+          row.flag,
+          () => ({ state: { ...stored, enabled: false }, killedAt: w.now, killReason: options.reason, panicSavedState: stored }),
+          options.reason,
+          { action: 'flag.kill-all' },
+        );
         killed.push(row.flag);
       }
-      w.audit({ action: 'environment.kill-all', resourceType: 'environment', resourceKey: environment, environment, after: { killed, spared }, reason: options.reason });
+      w.audit({
+        action: 'environment.kill-all',
+        resourceType: 'environment',
+        resourceKey: environment,
+        environment,
+        after: { killed, spared },
+        reason: options.reason,
+      });
       return { killed, spared };
     });
     return { ...value, environmentVersion: versions.get(environment) ?? this.envVersion(environment) };
@@ -457,7 +497,9 @@ export class FlagStore {
       for (const row of this.stmts.statesOfEnv.all(environment)) {
         if (row.panic_saved_state === null || row.archived === 1) continue;
         const saved = JSON.parse(row.panic_saved_state) as StoredFlagState;
-        this.mutateState(w, environment, row.flag, () => ({ state: saved, killedAt: null, killReason: null, panicSavedState: null }), reason, { action: 'flag.revive-all' });
+        this.mutateState(w, environment, row.flag, () => ({ state: saved, killedAt: null, killReason: null, panicSavedState: null }), reason, {
+          action: 'flag.revive-all',
+        });
         revived.push(row.flag);
       }
       w.audit({ action: 'environment.revive-all', resourceType: 'environment', resourceKey: environment, environment, after: { revived }, reason });
@@ -471,7 +513,8 @@ export class FlagStore {
     const out: { flag: string; environment: string }[] = [];
     for (const s of this.stmts.allStates.all()) {
       const st = JSON.parse(s.state) as StoredFlagState;
-      if (st.rules.some((r) => r.conditions.some((c) => 'segment' in c && c.segment === segmentKey))) out.push({ flag: s.flag, environment: s.environment });
+      if (st.rules.some((r) => r.conditions.some((c) => 'segment' in c && c.segment === segmentKey)))
+        out.push({ flag: s.flag, environment: s.environment });
     }
     return out;
   }
@@ -505,5 +548,11 @@ function definitionJson(f: FlagResource) {
 }
 
 function stateJson(s: FlagStateResource) {
-  return { ...storedOf(s), version: s.version, killedAt: s.killedAt, killReason: s.killReason, panicked: s.panicked } as unknown as import('@aviary/sdk/core').JsonValue;
+  return {
+    ...storedOf(s),
+    version: s.version,
+    killedAt: s.killedAt,
+    killReason: s.killReason,
+    panicked: s.panicked,
+  } as unknown as import('@aviary/sdk/core').JsonValue;
 }

@@ -115,11 +115,7 @@ export const auditLog = sqliteTable(
     after: text('after', { mode: 'json' }).$type<JsonValue>(),
     reason: text('reason'),
   },
-  (t) => [
-    index('audit_at_idx').on(t.at),
-    index('audit_resource_idx').on(t.resourceType, t.resourceKey),
-    index('audit_env_idx').on(t.environment),
-  ],
+  (t) => [index('audit_at_idx').on(t.at), index('audit_resource_idx').on(t.resourceType, t.resourceKey), index('audit_env_idx').on(t.environment)],
 );
 
 /** One row per committed write per environment: the Delta SDKs resume from. Pruned to the last N versions. */

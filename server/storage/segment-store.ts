@@ -39,7 +39,14 @@ const toResource = (r: SegmentRow): SegmentResource => ({
   updatedAt: apiTime(r.updated_at),
 });
 
-const audited = (s: SegmentResource) => ({ key: s.key, description: s.description, included: s.included, excluded: s.excluded, rules: s.rules, revision: s.revision });
+const audited = (s: SegmentResource) => ({
+  key: s.key,
+  description: s.description,
+  included: s.included,
+  excluded: s.excluded,
+  rules: s.rules,
+  revision: s.revision,
+});
 
 /** Members of a segment body that are read-only (ignored when a client echoes a GET back). */
 const READ_ONLY = ['revision', 'createdAt', 'updatedAt'];
@@ -141,9 +148,13 @@ export class SegmentStore {
       const users = this.usage(key);
       if (users.length) {
         const flags = [...new Set(users.map((u) => u.flag))].sort();
-        throw problem('in-use', `Segment "${key}" is used by flag${flags.length > 1 ? 's' : ''} ${flags.map((f) => `"${f}"`).join(', ')}; remove it from their rules first.`, {
-          extensions: { flags, usages: users },
-        });
+        throw problem(
+          'in-use',
+          `Segment "${key}" is used by flag${flags.length > 1 ? 's' : ''} ${flags.map((f) => `"${f}"`).join(', ')}; remove it from their rules first.`,
+          {
+            extensions: { flags, usages: users },
+          },
+        );
       }
       const before = toResource(row);
       this.stmts.delete.run(key);

@@ -39,7 +39,9 @@ export function markRunning(sqlite: Database.Database, writer: Writer, now: numb
       });
       if (restored) sqlite.prepare("DELETE FROM server_state WHERE key = 'restored_from'").run();
     }
-    sqlite.prepare("INSERT INTO server_state (key, value) VALUES ('running', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(String(now));
+    sqlite
+      .prepare("INSERT INTO server_state (key, value) VALUES ('running', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+      .run(String(now));
     return { recovered: previous !== undefined };
   });
   return value;

@@ -56,7 +56,14 @@ function stmts(sqlite: Database.Database) {
 
 /** Combines a stored state and its version column into the wire FlagState. */
 export function toFlagState(state: StoredFlagState, version: number): FlagState {
-  return { enabled: state.enabled, offVariant: state.offVariant, targets: state.targets, rules: state.rules, fallthrough: state.fallthrough, version };
+  return {
+    enabled: state.enabled,
+    offVariant: state.offVariant,
+    targets: state.targets,
+    rules: state.rules,
+    fallthrough: state.fallthrough,
+    version,
+  };
 }
 
 function flagFromRow(row: FlagRow): FlagConfig {

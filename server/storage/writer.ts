@@ -150,8 +150,7 @@ export class Writer {
         },
       };
       const value = fn(ctx);
-      const environments =
-        allFlags.size || touchedSegments.size ? this.stmts.envKeys.all().map((r) => r.key) : [...envFlags.keys()];
+      const environments = allFlags.size || touchedSegments.size ? this.stmts.envKeys.all().map((r) => r.key) : [...envFlags.keys()];
       for (const env of environments) {
         const changes: Change[] = [];
         for (const key of touchedSegments) {

@@ -6,13 +6,7 @@
  */
 import type { WebSocket } from 'ws';
 import type { EnvironmentSnapshot } from '@aviary/sdk/core';
-import {
-  CloseCode,
-  encodeMessage,
-  parseClientMessage,
-  type HelloMessage,
-  type ServerMessage,
-} from '@aviary/sdk/protocol';
+import { CloseCode, encodeMessage, parseClientMessage, type HelloMessage, type ServerMessage } from '@aviary/sdk/protocol';
 import type { Delta } from '@aviary/sdk/protocol';
 
 /** Where the hub reads what SDKs see (app.snapshots). */
@@ -404,7 +398,12 @@ export class StreamHub {
           conn.resyncs = 0;
         }
         if (++conn.resyncs > MAX_RESYNCS_PER_WINDOW) {
-          this.reject(conn.socket, CloseCode.PROTOCOL_ERROR, 'too-many-resyncs', `At most ${MAX_RESYNCS_PER_WINDOW} resyncs per ${RESYNC_WINDOW_MS / 1000} s.`);
+          this.reject(
+            conn.socket,
+            CloseCode.PROTOCOL_ERROR,
+            'too-many-resyncs',
+            `At most ${MAX_RESYNCS_PER_WINDOW} resyncs per ${RESYNC_WINDOW_MS / 1000} s.`,
+          );
           return;
         }
         this.sendHydrate(conn);

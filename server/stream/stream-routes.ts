@@ -32,7 +32,8 @@ function isUpgrade(headers: IncomingMessage['headers']): boolean {
 const plugin: FastifyPluginAsync<StreamPluginOptions> = async (app: FastifyInstance, options) => {
   const hub = new StreamHub(app.snapshots, { now: app.now, ...options });
   app.decorate('streamHub', hub);
-  if (!app.hasDecorator('receipts')) app.decorate('receipts', { waitFor: (env: string, version: number, timeoutMs: number) => hub.waitFor(env, version, timeoutMs) });
+  if (!app.hasDecorator('receipts'))
+    app.decorate('receipts', { waitFor: (env: string, version: number, timeoutMs: number) => hub.waitFor(env, version, timeoutMs) });
   else app.receipts = { waitFor: (env, version, timeoutMs) => hub.waitFor(env, version, timeoutMs) };
 
   const onChange = ({ environment, delta }: { environment: string; delta: Parameters<StreamHub['publish']>[1] }) => hub.publish(environment, delta);
@@ -110,18 +111,20 @@ const plugin: FastifyPluginAsync<StreamPluginOptions> = async (app: FastifyInsta
     );
   });
 
-  await app.register(
-    async (admin) => {
-      admin.addHook('onRequest', adminAuthHook);
-      admin.get<{ Params: { env: string } }>('/api/v1/environments/:env/sdks', async (request) => {
-        const env = request.params.env;
-        const version = app.snapshots.version(env);
-        if (version === null) throw problem('not-found', `No environment "${env}".`);
-        // Times in RFC 3339, like every time the API answers (server/openapi/time.ts); the hub keeps epoch ms.
-        return { environment: env, version, items: hub.list(env).map((s) => ({ ...s, connectedAt: apiTime(s.connectedAt), appliedAt: apiTimeOrNull(s.appliedAt) })) };
-      });
-    },
-  );
+  await app.register(async (admin) => {
+    admin.addHook('onRequest', adminAuthHook);
+    admin.get<{ Params: { env: string } }>('/api/v1/environments/:env/sdks', async (request) => {
+      const env = request.params.env;
+      const version = app.snapshots.version(env);
+      if (version === null) throw problem('not-found', `No environment "${env}".`);
+      // Times in RFC 3339, like every time the API answers (server/openapi/time.ts); the hub keeps epoch ms.
+      return {
+        environment: env,
+        version,
+        items: hub.list(env).map((s) => ({ ...s, connectedAt: apiTime(s.connectedAt), appliedAt: apiTimeOrNull(s.appliedAt) })),
+      };
+    });
+  });
 };
 
 /** Not encapsulated (fastify-plugin): `streamHub`, `receipts` and the upgrade hook belong to the app it is registered on. */

@@ -36,9 +36,19 @@ describe('the typed admin API client', () => {
     const { environments } = await api.get('/api/v1/environments');
     expect(Object.keys(created.environments).sort()).toEqual(environments.map((e) => e.key).sort());
     const path = { key: 'typed-flag', env: 'staging' };
-    const on = await api.put('/api/v1/flags/{key}/environments/{env}', { params: { path }, body: { enabled: true, offVariant: 'off', fallthrough: { variant: 'on' } } });
+    const on = await api.put('/api/v1/flags/{key}/environments/{env}', {
+      params: { path },
+      body: { enabled: true, offVariant: 'off', fallthrough: { variant: 'on' } },
+    });
     const killed = await api.post('/api/v1/flags/{key}/environments/{env}/kill', { params: { path, query: { waitMs: 0 } }, body: { reason: 'r' } });
-    expect(killed).toMatchObject({ flag: 'typed-flag', environment: 'staging', enabled: false, killReason: 'r', changed: true, version: on.version + 1 });
+    expect(killed).toMatchObject({
+      flag: 'typed-flag',
+      environment: 'staging',
+      enabled: false,
+      killReason: 'r',
+      changed: true,
+      version: on.version + 1,
+    });
     expect(killed.environmentVersion).toBeGreaterThan(on.environmentVersion);
     expect(killed.delivery).toMatchObject({ environment: 'staging', connected: 0, applied: 0, complete: true });
   });
@@ -80,7 +90,9 @@ describe('the typed admin API client', () => {
     const body = { enabled: true, offVariant: 'off', fallthrough: { variant: 'on' } };
     const written = await api.put('/api/v1/flags/{key}/environments/{env}', { params: { path, header: { 'If-Match': first.etag! } }, body });
     expect(written.version).toBe(first.data.version + 1);
-    const stale = await api.put('/api/v1/flags/{key}/environments/{env}', { params: { path, header: { 'If-Match': first.etag! } }, body: { ...body, enabled: false } }).catch((x: unknown) => x);
+    const stale = await api
+      .put('/api/v1/flags/{key}/environments/{env}', { params: { path, header: { 'If-Match': first.etag! } }, body: { ...body, enabled: false } })
+      .catch((x: unknown) => x);
     expect(stale).toBeInstanceOf(ApiError);
     expect((stale as ApiError).status).toBe(412);
     expect((await api.get('/api/v1/flags/{key}/environments/{env}', { params: { path } })).enabled).toBe(true);
@@ -98,7 +110,9 @@ describe('the typed admin API client', () => {
       res.writeHead(502, { 'content-type': 'text/html' }).end('<h1>Bad Gateway</h1>');
     });
     try {
-      const e = await createApiClient({ baseUrl: url, token: () => 't' }).get('/api/v1/environments').catch((x: unknown) => x);
+      const e = await createApiClient({ baseUrl: url, token: () => 't' })
+        .get('/api/v1/environments')
+        .catch((x: unknown) => x);
       expect(e).toBeInstanceOf(ApiError);
       expect((e as ApiError).status).toBe(502);
       expect((e as ApiError).message).toBe('Bad Gateway: <h1>Bad Gateway</h1>');
@@ -113,7 +127,9 @@ describe('the typed admin API client', () => {
     });
     try {
       const started = Date.now();
-      const e = await createApiClient({ baseUrl: url, token: () => 't', timeoutMs: 300 }).get('/api/v1/environments').catch((x: unknown) => x);
+      const e = await createApiClient({ baseUrl: url, token: () => 't', timeoutMs: 300 })
+        .get('/api/v1/environments')
+        .catch((x: unknown) => x);
       expect(e).toBeInstanceOf(UnreachableError);
       expect((e as Error).message).toBe(`cannot reach ${url}: timed out`);
       expect(Date.now() - started).toBeLessThan(5000);
@@ -127,7 +143,9 @@ describe('the typed admin API client', () => {
         s.close(() => resolve(u));
       });
     });
-    const refused = await createApiClient({ baseUrl: closed, token: () => 't' }).get('/api/v1/environments').catch((x: unknown) => x);
+    const refused = await createApiClient({ baseUrl: closed, token: () => 't' })
+      .get('/api/v1/environments')
+      .catch((x: unknown) => x);
     expect(refused).toBeInstanceOf(UnreachableError);
     expect((refused as Error).message).toBe(`cannot reach ${closed}: ECONNREFUSED`);
   });

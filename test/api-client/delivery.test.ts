@@ -4,7 +4,17 @@ import { deliveryFromReceipt, deliveryFromSdks, describeDelivery, isComplete, ty
 
 describe('delivery receipts', () => {
   it('reads the receipt of a kill answered with ?waitMs', () => {
-    const d = deliveryFromReceipt({ environment: 'production', version: 12, connected: 3, applied: 3, complete: true, p50Ms: 4, p99Ms: 9, maxMs: 9, elapsedMs: 9 });
+    const d = deliveryFromReceipt({
+      environment: 'production',
+      version: 12,
+      connected: 3,
+      applied: 3,
+      complete: true,
+      p50Ms: 4,
+      p99Ms: 9,
+      maxMs: 9,
+      elapsedMs: 9,
+    });
     expect(d).toMatchObject({ version: 12, connected: 3, applied: 3 });
     expect(isComplete(d)).toBe(true);
     expect(describeDelivery(d)).toBe('3/3 SDKs applied version 12 (p50 4 ms, max 9 ms)');
@@ -12,7 +22,19 @@ describe('delivery receipts', () => {
 
   it('trusts a receipt that says it is complete, and reads an incomplete one as it is', () => {
     // Counts taken at different instants: an SDK connected after the change and applied it on hydrate.
-    expect(deliveryFromReceipt({ environment: 'p', version: 3, connected: 2, applied: 1, complete: true, p50Ms: null, p99Ms: null, maxMs: null, elapsedMs: 5 })).toMatchObject({ applied: 2, maxMs: 5 });
+    expect(
+      deliveryFromReceipt({
+        environment: 'p',
+        version: 3,
+        connected: 2,
+        applied: 1,
+        complete: true,
+        p50Ms: null,
+        p99Ms: null,
+        maxMs: null,
+        elapsedMs: 5,
+      }),
+    ).toMatchObject({ applied: 2, maxMs: 5 });
     const partial = deliveryFromReceipt({ environment: 'p', version: 3, connected: 2, applied: 1, complete: false });
     expect(isComplete(partial)).toBe(false);
     expect(describeDelivery(partial)).toBe('1/2 SDKs applied version 3');
@@ -28,7 +50,11 @@ describe('delivery receipts', () => {
       appliedAt,
     });
     const d = deliveryFromSdks(
-      { environment: 'production', version: 13, items: [sdk('a', 12, '2026-01-01T00:00:00.005Z'), sdk('b', 13, '2026-01-01T00:00:00.011Z'), sdk('c', 11, null)] },
+      {
+        environment: 'production',
+        version: 13,
+        items: [sdk('a', 12, '2026-01-01T00:00:00.005Z'), sdk('b', 13, '2026-01-01T00:00:00.011Z'), sdk('c', 11, null)],
+      },
       12,
       at,
     );

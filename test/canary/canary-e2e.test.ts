@@ -34,7 +34,9 @@ beforeEach(async () => {
   srv = await startServer({ canary: { tickMs: 50 }, metrics: { maxDelayMs: 2 } });
   const a = api(srv);
   expect((await a.post('/api/v1/flags', { key: 'checkout', kind: 'boolean' })).status).toBe(201);
-  expect((await a.post('/api/v1/segments', { key: 'internal', included: ['staff-1', 'staff-2', 'staff-3'], excluded: [], rules: [] })).status).toBe(201);
+  expect((await a.post('/api/v1/segments', { key: 'internal', included: ['staff-1', 'staff-2', 'staff-3'], excluded: [], rules: [] })).status).toBe(
+    201,
+  );
   // Start from "everyone gets off", enabled.
   const put = await a.put('/api/v1/flags/checkout/environments/production', {
     enabled: true,
@@ -52,7 +54,12 @@ afterEach(async () => {
 });
 
 /** Users evaluate the flag and report outcomes; errors and latency depend on the variant they were served. */
-function traffic(c: AviaryClient, users: string[], rng: () => number, model: { on: { error: number; ms: number }; off: { error: number; ms: number } }): void {
+function traffic(
+  c: AviaryClient,
+  users: string[],
+  rng: () => number,
+  model: { on: { error: number; ms: number }; off: { error: number; ms: number } },
+): void {
   for (const key of users) {
     const ctx = { key };
     const on = c.variation('checkout', ctx, false);
@@ -66,7 +73,12 @@ const users = (n: number, prefix = 'user') => Array.from({ length: n }, (_, i) =
 describe('canary end to end', () => {
   it('a cohort stage serves only the cohort', async () => {
     const c = await client();
-    const res = await api(srv).put(canaryPath, { control: 'off', canary: 'on', stages: [{ segment: 'internal' }, { percent: 10 }], stageDurationSeconds: 3600 });
+    const res = await api(srv).put(canaryPath, {
+      control: 'off',
+      canary: 'on',
+      stages: [{ segment: 'internal' }, { percent: 10 }],
+      stageDurationSeconds: 3600,
+    });
     expect(res.status).toBe(201);
     expect(res.body).toMatchObject({ state: 'running', stage: 0, percent: 0, cohorts: ['internal'] });
     await until('the SDK to apply the cohort rule', () => c.variation('checkout', { key: 'staff-1' }, false));
@@ -78,9 +90,17 @@ describe('canary end to end', () => {
 
   it('rolls back a 5%-vs-1% error canary by itself and the SDKs switch to control', async () => {
     const [a, b] = [await client(), await client()];
-    const res = await api(srv).put(canaryPath, { control: 'off', canary: 'on', stages: [{ percent: 50 }, { percent: 100 }], stageDurationSeconds: 3600 });
+    const res = await api(srv).put(canaryPath, {
+      control: 'off',
+      canary: 'on',
+      stages: [{ percent: 50 }, { percent: 100 }],
+      stageDurationSeconds: 3600,
+    });
     expect(res.status).toBe(201);
-    await until('the 50% rollout', () => users(200).some((key) => a.variation('checkout', { key }, false)) && users(200).some((key) => b.variation('checkout', { key }, false)));
+    await until(
+      'the 50% rollout',
+      () => users(200).some((key) => a.variation('checkout', { key }, false)) && users(200).some((key) => b.variation('checkout', { key }, false)),
+    );
     const rng = seededRandom(7);
     const model = { on: { error: 0.05, ms: 20 }, off: { error: 0.01, ms: 20 } };
     let switched = false;
@@ -92,14 +112,21 @@ describe('canary end to end', () => {
       await new Promise((r) => setTimeout(r, 30));
     }
     const flushedAt = Date.now();
-    const rolledBack = await until('the automatic rollback', async () => {
-      const s = await getCanary();
-      return s.state === 'rolled_back' ? s : undefined;
-    }, 5_000);
+    const rolledBack = await until(
+      'the automatic rollback',
+      async () => {
+        const s = await getCanary();
+        return s.state === 'rolled_back' ? s : undefined;
+      },
+      5_000,
+    );
     expect(Date.now() - flushedAt).toBeLessThan(5_000);
     expect(rolledBack.lastDecision.decision).toBe('regression');
     expect(rolledBack.lastDecision.why).toMatch(/error rate/);
-    await until('the SDKs to serve control', () => switched && users(300).every((key) => !a.variation('checkout', { key }, true) && !b.variation('checkout', { key }, true)));
+    await until(
+      'the SDKs to serve control',
+      () => switched && users(300).every((key) => !a.variation('checkout', { key }, true) && !b.variation('checkout', { key }, true)),
+    );
     const state = (await api(srv).get('/api/v1/flags/checkout/environments/production')).body;
     expect(state.fallthrough).toEqual({ variant: 'off' });
     const audit = (await api(srv).get('/api/v1/audit?resourceType=canary&action=canary.rollback')).body.entries;
@@ -154,7 +181,10 @@ describe('canary lifecycle', () => {
     expect(advanced.body).toMatchObject({ state: 'paused', stage: 1, percent: 25 });
     expect((await a.post(`${canaryPath}/resume`)).body.state).toBe('running');
     let state = (await a.get('/api/v1/flags/checkout/environments/production')).body;
-    expect(state.fallthrough.rollout.weights).toEqual([{ variant: 'on', percent: 25 }, { variant: 'off', percent: 75 }]);
+    expect(state.fallthrough.rollout.weights).toEqual([
+      { variant: 'on', percent: 25 },
+      { variant: 'off', percent: 75 },
+    ]);
     expect((await a.post(`${canaryPath}/rollback`, { reason: 'not today' })).body.state).toBe('rolled_back');
     state = (await a.get('/api/v1/flags/checkout/environments/production')).body;
     expect(state.fallthrough).toEqual({ variant: 'off' });
@@ -175,7 +205,9 @@ describe('canary lifecycle', () => {
     const res = await a.put(canaryPath, { control: 'off', canary: 'purple', stages: [{ percent: 50 }, { percent: 10 }, { segment: 'ghosts' }] });
     expect(res.status).toBe(400);
     expect(res.headers.get('content-type')).toContain('application/problem+json');
-    expect(res.body.errors.map((e: { path: string }) => e.path)).toEqual(expect.arrayContaining(['/canary', '/stages/1/percent', '/stages/2/segment']));
+    expect(res.body.errors.map((e: { path: string }) => e.path)).toEqual(
+      expect.arrayContaining(['/canary', '/stages/1/percent', '/stages/2/segment']),
+    );
     expect((await a.get(canaryPath)).status).toBe(404);
     const schema = await a.put(canaryPath, { control: 'off', canary: 'on', stages: [{ percent: 'lots' }] });
     expect(schema.status).toBe(400);
@@ -191,7 +223,13 @@ describe('canary lifecycle', () => {
   it('pauses itself when someone edits the flag state it controls, keeping their edit', async () => {
     const a = api(srv);
     await a.put(canaryPath, { control: 'off', canary: 'on', stages: [{ percent: 5 }, { percent: 50 }], stageDurationSeconds: 3600 });
-    const edited = await a.put('/api/v1/flags/checkout/environments/production', { enabled: true, offVariant: 'off', targets: [], rules: [], fallthrough: { variant: 'on' } });
+    const edited = await a.put('/api/v1/flags/checkout/environments/production', {
+      enabled: true,
+      offVariant: 'off',
+      targets: [],
+      rules: [],
+      fallthrough: { variant: 'on' },
+    });
     expect(edited.status).toBe(200);
     const paused = await until('the canary to pause', async () => {
       const s = await getCanary();
@@ -203,12 +241,21 @@ describe('canary lifecycle', () => {
     expect(entry.reason).toMatch(/changed by hand/);
     // Resuming re-applies the stage.
     await a.post(`${canaryPath}/resume`);
-    expect((await a.get('/api/v1/flags/checkout/environments/production')).body.fallthrough.rollout.weights[0]).toEqual({ variant: 'on', percent: 5 });
+    expect((await a.get('/api/v1/flags/checkout/environments/production')).body.fallthrough.rollout.weights[0]).toEqual({
+      variant: 'on',
+      percent: 5,
+    });
   });
 
   it('a canary in progress resumes after a restart, its clocks from stored timestamps', async () => {
     const a = api(srv);
-    await a.put(canaryPath, { control: 'off', canary: 'on', stages: [{ percent: 5 }, { percent: 50 }, { percent: 100 }], stageDurationSeconds: 0.5, guard: { minSamples: 30 } });
+    await a.put(canaryPath, {
+      control: 'off',
+      canary: 'on',
+      stages: [{ percent: 5 }, { percent: 50 }, { percent: 100 }],
+      stageDurationSeconds: 0.5,
+      guard: { minSamples: 30 },
+    });
     await a.post(`${canaryPath}/advance`);
     const before = await getCanary();
     expect(before.stage).toBe(1);
@@ -219,17 +266,27 @@ describe('canary lifecycle', () => {
     const c = await client();
     const rng = seededRandom(3);
     const model = { on: { error: 0, ms: 10 }, off: { error: 0, ms: 10 } };
-    await until('the canary to advance after the restart', async () => {
-      traffic(c, users(200, `x${Math.floor(rng() * 1e9)}`), rng, model);
-      await c.flush();
-      const s = await getCanary();
-      return s.stage >= 2 || s.state === 'completed' ? s : undefined;
-    }, 10_000);
+    await until(
+      'the canary to advance after the restart',
+      async () => {
+        traffic(c, users(200, `x${Math.floor(rng() * 1e9)}`), rng, model);
+        await c.flush();
+        const s = await getCanary();
+        return s.stage >= 2 || s.state === 'completed' ? s : undefined;
+      },
+      10_000,
+    );
   });
 
   it('GET shows the live comparison', async () => {
     const c = await client();
-    await api(srv).put(canaryPath, { control: 'off', canary: 'on', stages: [{ percent: 50 }], stageDurationSeconds: 3600, guard: { minSamples: 100 } });
+    await api(srv).put(canaryPath, {
+      control: 'off',
+      canary: 'on',
+      stages: [{ percent: 50 }],
+      stageDurationSeconds: 3600,
+      guard: { minSamples: 100 },
+    });
     await until('the rollout', () => users(100).some((key) => c.variation('checkout', { key }, false)));
     traffic(c, users(400, 'live'), seededRandom(5), { on: { error: 0.02, ms: 10 }, off: { error: 0.02, ms: 10 } });
     await c.flush();

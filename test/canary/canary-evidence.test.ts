@@ -21,7 +21,17 @@ async function setup(options: { injectedClock?: boolean } = {}) {
   srv = await startServer({ canary: { tickMs: 50 }, metrics: { maxDelayMs: 2 }, now });
   const a = api(srv);
   expect((await a.post('/api/v1/flags', { key: FLAG, kind: 'boolean' })).status).toBe(201);
-  expect((await a.put(`/api/v1/flags/${FLAG}/environments/production`, { enabled: true, offVariant: 'off', targets: [], rules: [], fallthrough: { variant: 'off' } })).status).toBe(200);
+  expect(
+    (
+      await a.put(`/api/v1/flags/${FLAG}/environments/production`, {
+        enabled: true,
+        offVariant: 'off',
+        targets: [],
+        rules: [],
+        fallthrough: { variant: 'off' },
+      })
+    ).status,
+  ).toBe(200);
 }
 
 afterEach(async () => {
@@ -37,7 +47,13 @@ async function clientSideKey(name = 'web app'): Promise<string> {
 }
 
 const startCanary = (extra: Record<string, unknown> = {}) =>
-  api(srv).put(path, { control: 'off', canary: 'on', stages: [{ percent: 1 }, { percent: 10 }, { percent: 50 }, { percent: 100 }], stageDurationSeconds: 1800, ...extra });
+  api(srv).put(path, {
+    control: 'off',
+    canary: 'on',
+    stages: [{ percent: 1 }, { percent: 10 }, { percent: 50 }, { percent: 100 }],
+    stageDurationSeconds: 1800,
+    ...extra,
+  });
 
 function rows(minute: number, on: { outcomes: number; errors: number }, off: { outcomes: number; errors: number }): VariantStats[] {
   return [
@@ -65,7 +81,11 @@ describe('forged rollback', () => {
     const key = await clientSideKey();
     expect((await startCanary()).status).toBe(201);
     // The issue's reproduction, with a client-side (public) key: 50% errors on the canary, none on control.
-    const res = await report(key, { sdkId: 'x', seq: 1, stats: rows(minuteOf(Date.now()), { outcomes: 1000, errors: 500 }, { outcomes: 1000, errors: 0 }) });
+    const res = await report(key, {
+      sdkId: 'x',
+      seq: 1,
+      stats: rows(minuteOf(Date.now()), { outcomes: 1000, errors: 500 }, { outcomes: 1000, errors: 0 }),
+    });
     expect(res.status).toBe(200);
     // Today it was rolled back within 1.5 s; give the guard (50 ms timer, and right after the batch) that long.
     await sleep(1500);
@@ -84,7 +104,9 @@ describe('forged rollback', () => {
     const minute = minuteOf(Date.now());
     // 40 made-up instances in one burst, each within the per-instance cap.
     const sent = await Promise.all(
-      Array.from({ length: 40 }, (_, i) => report(key, { sdkId: `forged-${i}`, seq: 1, stats: rows(minute, { outcomes: 50, errors: 25 }, { outcomes: 50, errors: 0 }) })),
+      Array.from({ length: 40 }, (_, i) =>
+        report(key, { sdkId: `forged-${i}`, seq: 1, stats: rows(minute, { outcomes: 50, errors: 25 }, { outcomes: 50, errors: 0 }) }),
+      ),
     );
     expect(sent.map((r) => r.status)).toEqual(Array(40).fill(200));
     await sleep(1500);
@@ -100,7 +122,9 @@ describe('forged rollback', () => {
     expect((await startCanary({ guard: { minSamples: 500 } })).status).toBe(201);
     const minute = minuteOf(Date.now());
     for (let seq = 1; seq <= 3; seq++) {
-      expect((await report(key, { sdkId: 'one-browser', seq, stats: rows(minute, { outcomes: 40, errors: 0 }, { outcomes: 40, errors: 0 }) })).status).toBe(200);
+      expect(
+        (await report(key, { sdkId: 'one-browser', seq, stats: rows(minute, { outcomes: 40, errors: 0 }, { outcomes: 40, errors: 0 }) })).status,
+      ).toBe(200);
     }
     const s = (await api(srv).get(path)).body;
     // minSamples 500 → each instance counts for at most 50 outcomes per side over the window.
@@ -113,12 +137,20 @@ describe('forged rollback', () => {
     await setup();
     expect((await startCanary()).status).toBe(201);
     const minute = minuteOf(Date.now());
-    const sent = await Promise.all(['backend-1', 'backend-2'].map((sdkId) => report(srv.sdkKeys.production, { sdkId, seq: 1, stats: rows(minute, { outcomes: 500, errors: 250 }, { outcomes: 500, errors: 0 }) })));
+    const sent = await Promise.all(
+      ['backend-1', 'backend-2'].map((sdkId) =>
+        report(srv.sdkKeys.production, { sdkId, seq: 1, stats: rows(minute, { outcomes: 500, errors: 250 }, { outcomes: 500, errors: 0 }) }),
+      ),
+    );
     expect(sent.map((r) => r.status)).toEqual([200, 200]);
-    const rolledBack = await until('the automatic rollback', async () => {
-      const s = (await api(srv).get(path)).body;
-      return s.state === 'rolled_back' ? s : undefined;
-    }, 1500);
+    const rolledBack = await until(
+      'the automatic rollback',
+      async () => {
+        const s = (await api(srv).get(path)).body;
+        return s.state === 'rolled_back' ? s : undefined;
+      },
+      1500,
+    );
     expect(rolledBack.percent).toBe(0);
     const [entry] = (await api(srv).get('/api/v1/audit?resourceType=canary&action=canary.rollback')).body.entries;
     expect(entry.actor.name).toBe('canary-guard');
@@ -140,7 +172,9 @@ describe('forged rollback', () => {
       const minute = minuteOf(clock!);
       // 30 browsers, each 20 outcomes per side: the canary fails 40%, control 5%.
       await Promise.all(
-        Array.from({ length: 30 }, (_, i) => report(key, { sdkId: `browser-${i}`, seq: ++seq, stats: rows(minute, { outcomes: 10, errors: 4 }, { outcomes: 10, errors: 0 + (i % 2) }) })),
+        Array.from({ length: 30 }, (_, i) =>
+          report(key, { sdkId: `browser-${i}`, seq: ++seq, stats: rows(minute, { outcomes: 10, errors: 4 }, { outcomes: 10, errors: 0 + (i % 2) }) }),
+        ),
       );
     };
     await minuteOfTraffic();
@@ -158,7 +192,10 @@ describe('forged rollback', () => {
     expect(s.state).toBe('rolled_back');
     const [entry] = (await api(srv).get('/api/v1/audit?resourceType=canary&action=canary.rollback')).body.entries;
     expect(entry.reason).toMatch(/still a breach without the largest client-side contribution/);
-    expect(entry.after.evidence.sources.client).toMatchObject({ instances: { canary: 30, control: 30 }, keys: [{ name: 'web app', clientSide: true }] });
+    expect(entry.after.evidence.sources.client).toMatchObject({
+      instances: { canary: 30, control: 30 },
+      keys: [{ name: 'web app', clientSide: true }],
+    });
   });
 });
 
@@ -179,7 +216,15 @@ describe('forged promotion', () => {
     expect((await startCanary({ stageDurationSeconds: 1, guard: { minSamples: 100 } })).status).toBe(201);
     const minute = minuteOf(Date.now());
     // Real traffic: the canary fails 30% of the time, control 1%.
-    expect((await report(srv.sdkKeys.production, { sdkId: 'app', seq: 1, stats: rows(minute, { outcomes: 400, errors: 120 }, { outcomes: 400, errors: 4 }) })).status).toBe(200);
+    expect(
+      (
+        await report(srv.sdkKeys.production, {
+          sdkId: 'app',
+          seq: 1,
+          stats: rows(minute, { outcomes: 400, errors: 120 }, { outcomes: 400, errors: 4 }),
+        })
+      ).status,
+    ).toBe(200);
     const done = await until('a decision', async () => {
       const s = (await api(srv).get(path)).body;
       return s.state !== 'running' ? s : undefined;
@@ -193,11 +238,27 @@ describe('forged promotion', () => {
     // Start at the beginning of a minute, so the report before the start carries the start's minute.
     clock = minuteOf(clock!) + 60_000 + 1_000;
     const minute = minuteOf(clock);
-    expect((await report(srv.sdkKeys.production, { sdkId: 'early', seq: 1, stats: rows(minute, { outcomes: 1_000_000, errors: 0 }, { outcomes: 1_000_000, errors: 0 }) })).status).toBe(200);
+    expect(
+      (
+        await report(srv.sdkKeys.production, {
+          sdkId: 'early',
+          seq: 1,
+          stats: rows(minute, { outcomes: 1_000_000, errors: 0 }, { outcomes: 1_000_000, errors: 0 }),
+        })
+      ).status,
+    ).toBe(200);
     clock += 2_000;
     expect((await startCanary({ stageDurationSeconds: 1, guard: { minSamples: 100 } })).status).toBe(201);
     clock += 2_000;
-    expect((await report(srv.sdkKeys.production, { sdkId: 'app', seq: 1, stats: rows(minute, { outcomes: 400, errors: 120 }, { outcomes: 400, errors: 4 }) })).status).toBe(200);
+    expect(
+      (
+        await report(srv.sdkKeys.production, {
+          sdkId: 'app',
+          seq: 1,
+          stats: rows(minute, { outcomes: 400, errors: 120 }, { outcomes: 400, errors: 4 }),
+        })
+      ).status,
+    ).toBe(200);
     srv.app.canaries.tick();
     const s = (await api(srv).get(path)).body;
     expect(s.state).toBe('rolled_back');

@@ -35,14 +35,34 @@ async function report(stats: Array<Omit<VariantStats, 'flag' | 'minute'>>) {
   expect(res.status).toBe(200);
 }
 
-const start = () => api(srv).put(canaryPath, { control: 'off', canary: 'on', stages: [{ percent: 10 }, { percent: 50 }], stageDurationSeconds: 3600, guard: { minSamples: 100 } });
+const start = () =>
+  api(srv).put(canaryPath, {
+    control: 'off',
+    canary: 'on',
+    stages: [{ percent: 10 }, { percent: 50 }],
+    stageDurationSeconds: 3600,
+    guard: { minSamples: 100 },
+  });
 
 describe("the operator's own rules and a canary", () => {
   it('refuses to start a canary while rules, targets or offVariant already serve its variant', async () => {
     await setup();
     const a = api(srv);
-    const rollout = { id: 'half-of-beta', conditions: [{ attribute: 'plan', op: 'in', values: ['beta'] }], serve: { rollout: { weights: [{ variant: 'on', percent: 50 }, { variant: 'off', percent: 50 }] } } };
-    expect((await a.put(statePath, { ...base, targets: [{ variant: 'on', keys: ['vip-1', 'vip-2'] }], rules: [betaRule, rollout] })).status).toBe(200);
+    const rollout = {
+      id: 'half-of-beta',
+      conditions: [{ attribute: 'plan', op: 'in', values: ['beta'] }],
+      serve: {
+        rollout: {
+          weights: [
+            { variant: 'on', percent: 50 },
+            { variant: 'off', percent: 50 },
+          ],
+        },
+      },
+    };
+    expect((await a.put(statePath, { ...base, targets: [{ variant: 'on', keys: ['vip-1', 'vip-2'] }], rules: [betaRule, rollout] })).status).toBe(
+      200,
+    );
     const refused = await start();
     expect(refused.status).toBe(409);
     expect(refused.headers.get('content-type')).toContain('application/problem+json');
@@ -56,7 +76,9 @@ describe("the operator's own rules and a canary", () => {
     expect((await a.get(statePath)).body.fallthrough).toEqual({ variant: 'off' });
     // The kill switch must not serve the canary either.
     expect((await a.put(statePath, { ...base, offVariant: 'on' })).status).toBe(200);
-    expect((await start()).body.errors).toEqual([{ path: '/state/offVariant', message: 'offVariant is "on": the kill switch and contexts without the bucketBy attribute would get the canary' }]);
+    expect((await start()).body.errors).toEqual([
+      { path: '/state/offVariant', message: 'offVariant is "on": the kill switch and contexts without the bucketBy attribute would get the canary' },
+    ]);
     // Rules that serve the control are the operator's business.
     expect((await a.put(statePath, { ...base, rules: [{ ...betaRule, serve: { variant: 'off' } }] })).status).toBe(200);
     expect((await start()).status).toBe(201);
@@ -110,6 +132,9 @@ describe("the operator's own rules and a canary", () => {
     clock += 60_000;
     await report([{ variant: 'off', evaluations: 500, outcomes: 0, errors: 0 }]);
     const s = (await api(srv).get(canaryPath)).body;
-    expect(s.exposure).toEqual({ outsideCanary: [], measured: { since: new Date(minute()).toISOString(), evaluations: 500, canaryEvaluations: 0, share: 0 } });
+    expect(s.exposure).toEqual({
+      outsideCanary: [],
+      measured: { since: new Date(minute()).toISOString(), evaluations: 500, canaryEvaluations: 0, share: 0 },
+    });
   });
 });

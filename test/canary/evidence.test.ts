@@ -22,7 +22,11 @@ function side(outcomes: number, errors: number, unit: Partial<SideEvidence['maxU
     latency,
     instances: 1,
     keys: ['k'],
-    maxUnit: { outcomes: unit.outcomes ?? outcomes, errors: unit.errors ?? errors, latencySamples: unit.latencySamples ?? (latencyMs === undefined ? 0 : outcomes) },
+    maxUnit: {
+      outcomes: unit.outcomes ?? outcomes,
+      errors: unit.errors ?? errors,
+      latencySamples: unit.latencySamples ?? (latencyMs === undefined ? 0 : outcomes),
+    },
   };
 }
 
@@ -78,7 +82,10 @@ describe('the robust verdict', () => {
     const forged = evidence({ client: { canary: side(1000, 0, {}, 500), control: side(1000, 0, {}, 20) } });
     expect(decide(forged, variants, guard, alpha, null).decision).toBe('insufficient');
     const spread = evidence({
-      client: { canary: side(3000, 0, { outcomes: 100, latencySamples: 100 }, 60), control: side(3000, 0, { outcomes: 100, latencySamples: 100 }, 20) },
+      client: {
+        canary: side(3000, 0, { outcomes: 100, latencySamples: 100 }, 60),
+        control: side(3000, 0, { outcomes: 100, latencySamples: 100 }, 20),
+      },
     });
     expect(decide(spread, variants, guard, alpha, null).decision).toBe('regression');
   });

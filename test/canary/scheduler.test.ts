@@ -42,7 +42,13 @@ async function outcomes(n: number, errors: { on: number; off: number }, latencyM
 
 describe('canary scheduler with an injected clock', () => {
   it('holds each stage for stageDurationSeconds of the injected clock, then advances on a healthy verdict', async () => {
-    await api(srv).put(path, { control: 'off', canary: 'on', stages: [{ percent: 10 }, { percent: 60 }], stageDurationSeconds: 600, guard: { minSamples: 100 } });
+    await api(srv).put(path, {
+      control: 'off',
+      canary: 'on',
+      stages: [{ percent: 10 }, { percent: 60 }],
+      stageDurationSeconds: 600,
+      guard: { minSamples: 100 },
+    });
     await outcomes(1000, { on: 10, off: 10 });
     clock += 599_000;
     srv.app.canaries.tick();
@@ -55,7 +61,13 @@ describe('canary scheduler with an injected clock', () => {
   });
 
   it('does not advance without minSamples, however long the hold', async () => {
-    await api(srv).put(path, { control: 'off', canary: 'on', stages: [{ percent: 10 }, { percent: 60 }], stageDurationSeconds: 60, guard: { minSamples: 5000 } });
+    await api(srv).put(path, {
+      control: 'off',
+      canary: 'on',
+      stages: [{ percent: 10 }, { percent: 60 }],
+      stageDurationSeconds: 60,
+      guard: { minSamples: 5000 },
+    });
     await outcomes(1000, { on: 0, off: 0 });
     clock += 86_400_000;
     srv.app.canaries.tick();
@@ -66,7 +78,13 @@ describe('canary scheduler with an injected clock', () => {
   });
 
   it('rolls back on a latency regression as soon as the batch lands, without waiting for the hold', async () => {
-    await api(srv).put(path, { control: 'off', canary: 'on', stages: [{ percent: 50 }], stageDurationSeconds: 3600, guard: { minSamples: 200, maxLatencyIncreasePercent: 20 } });
+    await api(srv).put(path, {
+      control: 'off',
+      canary: 'on',
+      stages: [{ percent: 50 }],
+      stageDurationSeconds: 3600,
+      guard: { minSamples: 200, maxLatencyIncreasePercent: 20 },
+    });
     await outcomes(300, { on: 0, off: 0 }, { on: 80, off: 40 });
     // The guard runs right after the ingest batch commits (setImmediate), not on the timer.
     const deadline = Date.now() + 2000;
@@ -83,7 +101,13 @@ describe('canary scheduler with an injected clock', () => {
   });
 
   it('resumes after a restart from stored timestamps, paused time excluded', async () => {
-    await api(srv).put(path, { control: 'off', canary: 'on', stages: [{ percent: 10 }, { percent: 60 }], stageDurationSeconds: 600, guard: { minSamples: 100 } });
+    await api(srv).put(path, {
+      control: 'off',
+      canary: 'on',
+      stages: [{ percent: 10 }, { percent: 60 }],
+      stageDurationSeconds: 600,
+      guard: { minSamples: 100 },
+    });
     clock += 100_000;
     await api(srv).post(`${path}/pause`);
     clock += 10_000_000; // paused for a long time, across a restart

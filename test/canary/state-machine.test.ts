@@ -4,7 +4,12 @@ import { validateCanaryDocument, type CanaryDocument } from '../../server/canary
 import { isDrifted, renderFlagState } from '../../server/canary/flag-render.js';
 import { CanaryConflict, heldMs, onDrift, onGuard, onManual, startRun, type CanaryRun } from '../../server/canary/state-machine.js';
 
-const flag = { variants: [{ key: 'on', value: true }, { key: 'off', value: false }] };
+const flag = {
+  variants: [
+    { key: 'on', value: true },
+    { key: 'off', value: false },
+  ],
+};
 const segments = new Set(['internal', 'beta']);
 
 function doc(overrides: Record<string, unknown> = {}): CanaryDocument {
@@ -46,13 +51,20 @@ describe('canary document validation', () => {
 
   it('reports every problem with its path', () => {
     const r = validateCanaryDocument(
-      { control: 'off', canary: 'nope', stages: [{ percent: 10 }, { percent: 5 }, { segment: 'ghost' }, { percent: 1, segment: 'x' }], guard: { confidence: 2, typo: 1 } },
+      {
+        control: 'off',
+        canary: 'nope',
+        stages: [{ percent: 10 }, { percent: 5 }, { segment: 'ghost' }, { percent: 1, segment: 'x' }],
+        guard: { confidence: 2, typo: 1 },
+      },
       flag,
       (k) => segments.has(k),
     );
     expect(r.value).toBeNull();
     const paths = r.issues.map((i) => i.path);
-    expect(paths).toEqual(expect.arrayContaining(['/canary', '/stages/1/percent', '/stages/2/segment', '/stages/3', '/guard/confidence', '/guard/typo']));
+    expect(paths).toEqual(
+      expect.arrayContaining(['/canary', '/stages/1/percent', '/stages/2/segment', '/stages/3', '/guard/confidence', '/guard/typo']),
+    );
   });
 
   it('rejects control equal to canary', () => {
@@ -147,7 +159,14 @@ describe('canary as flag state', () => {
     const s = renderFlagState(baseState, run, 'checkout');
     expect(s.rules.map((r) => r.id)).toEqual(['staff', 'canary-cohort-internal']);
     expect(s.fallthrough).toEqual({
-      rollout: { bucketBy: 'key', salt: 'checkout', weights: [{ variant: 'on', percent: 50 }, { variant: 'off', percent: 50 }] },
+      rollout: {
+        bucketBy: 'key',
+        salt: 'checkout',
+        weights: [
+          { variant: 'on', percent: 50 },
+          { variant: 'off', percent: 50 },
+        ],
+      },
     });
   });
 

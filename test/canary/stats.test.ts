@@ -1,6 +1,15 @@
 import { latencyBucket, type SparseHistogram } from '@aviary/sdk/core';
 import { describe, expect, it } from 'vitest';
-import { compare, errorRateTest, latencyTest, mixtureHalfWidth, tailTest, testAlpha, type GuardConfig, type OutcomeTotals } from '../../server/canary/stats.js';
+import {
+  compare,
+  errorRateTest,
+  latencyTest,
+  mixtureHalfWidth,
+  tailTest,
+  testAlpha,
+  type GuardConfig,
+  type OutcomeTotals,
+} from '../../server/canary/stats.js';
 import { seededRandom, simulateCanary } from '../../server/canary/simulation.js';
 
 const guard: GuardConfig = { maxErrorRateIncrease: 0.01, maxLatencyIncreasePercent: 20, minSamples: 500, confidence: 0.95 };
@@ -122,7 +131,13 @@ describe('latency tail guard', () => {
     const tail = tailTest(canary, control, reference, guard, 0.003);
     expect(tail?.breach).toBe(true);
     expect(tail!.canaryThresholdMs).toBeGreaterThanOrEqual(tail!.thresholdMs * 1.2);
-    const c = compare({ variant: 'on', totals: totals(20_000, 0, canary) }, { variant: 'off', totals: totals(20_000, 0, control) }, guard, 0.003, reference);
+    const c = compare(
+      { variant: 'on', totals: totals(20_000, 0, canary) },
+      { variant: 'off', totals: totals(20_000, 0, control) },
+      guard,
+      0.003,
+      reference,
+    );
     expect(c.decision).toBe('regression');
     expect(c.why).toMatch(/^latency tail: /);
     expect(c.latency!.p95IncreasePercent!).toBeGreaterThan(30);

@@ -21,7 +21,8 @@ let env: Record<string, string>;
 let api: ApiClient;
 
 const ON = { enabled: true, offVariant: 'off', fallthrough: { variant: 'on' } } as const;
-const state = (key: string, environment = 'production') => api.get('/api/v1/flags/{key}/environments/{env}', { params: { path: { key, env: environment } } });
+const state = (key: string, environment = 'production') =>
+  api.get('/api/v1/flags/{key}/environments/{env}', { params: { path: { key, env: environment } } });
 const lines = (s: string) => s.trimEnd().split('\n');
 const lineOf = (s: string, start: string) => lines(s).find((l) => l.startsWith(start));
 
@@ -32,7 +33,8 @@ beforeAll(async () => {
   api = createApiClient({ baseUrl: srv.url, token: () => srv.adminToken });
   await api.post('/api/v1/flags', { body: { key: 'new-checkout', kind: 'boolean', description: 'The new checkout flow', tags: ['payments'] } });
   await api.post('/api/v1/flags', { body: { key: 'search.v2', kind: 'boolean' } });
-  for (const key of ['new-checkout', 'search.v2']) await api.put('/api/v1/flags/{key}/environments/{env}', { params: { path: { key, env: 'production' } }, body: ON });
+  for (const key of ['new-checkout', 'search.v2'])
+    await api.put('/api/v1/flags/{key}/environments/{env}', { params: { path: { key, env: 'production' } }, body: ON });
   // An archived flag: listed only with --archived, never touched by the panic button.
   await api.post('/api/v1/flags', { body: { key: 'old-banner', kind: 'boolean', description: 'Retired banner' } });
   await api.put('/api/v1/flags/{key}/environments/{env}', { params: { path: { key: 'old-banner', env: 'production' } }, body: ON });
@@ -91,7 +93,14 @@ describe('aviary flags get', () => {
     expect(json.code, json.stderr).toBe(0);
     const body = JSON.parse(json.stdout) as { key: string; tags: string[]; environments: Record<string, unknown> };
     const flag = await api.get('/api/v1/flags/{key}', { params: { path: { key: 'new-checkout' } } });
-    expect(body).toEqual({ ...flag, environments: { development: await state('new-checkout', 'development'), staging: await state('new-checkout', 'staging'), production: await state('new-checkout') } });
+    expect(body).toEqual({
+      ...flag,
+      environments: {
+        development: await state('new-checkout', 'development'),
+        staging: await state('new-checkout', 'staging'),
+        production: await state('new-checkout'),
+      },
+    });
   });
 });
 
@@ -104,7 +113,11 @@ describe('aviary flags kill / revive', () => {
     const s = await state('new-checkout');
     expect(s.enabled).toBe(false);
     expect(s.killReason).toBe('INC-42: checkout errors');
-    expect(lines(res.stdout)[1]).toMatch(new RegExp(`^delivery: 1/1 SDKs applied version ${(await api.get('/api/v1/environments/{env}', { params: { path: { env: 'production' } } })).version}`));
+    expect(lines(res.stdout)[1]).toMatch(
+      new RegExp(
+        `^delivery: 1/1 SDKs applied version ${(await api.get('/api/v1/environments/{env}', { params: { path: { env: 'production' } } })).version}`,
+      ),
+    );
     // The receipt means the SDK applied it: no waiting needed here.
     expect(sdk.variation('new-checkout', { key: 'user-1' }, true)).toBe(false);
     const audit = await api.get('/api/v1/audit', { params: { query: { flag: 'new-checkout', action: 'flag.kill' } } });
@@ -120,7 +133,13 @@ describe('aviary flags kill / revive', () => {
     // Idempotent: a second kill changes nothing and says so.
     const again = await runCli(['--json', 'flags', 'kill', 'new-checkout', '-e', 'production'], env);
     expect(again.code, again.stderr).toBe(0);
-    expect(JSON.parse(again.stdout)).toMatchObject({ flag: 'new-checkout', environment: 'production', action: 'kill', changed: false, state: { enabled: false, version: s.version } });
+    expect(JSON.parse(again.stdout)).toMatchObject({
+      flag: 'new-checkout',
+      environment: 'production',
+      action: 'kill',
+      changed: false,
+      state: { enabled: false, version: s.version },
+    });
     expect((await state('new-checkout')).version).toBe(s.version);
   });
 
@@ -149,7 +168,8 @@ describe('aviary env list / sdks', () => {
     expect(table.code, table.stderr).toBe(0);
     expect(lines(table.stdout)[0]).toMatch(/^KEY\s+NAME\s+VERSION\s+CREATED$/);
     expect(environments.map((e) => e.key)).toEqual(['development', 'staging', 'production']);
-    for (const e of environments) expect(lineOf(table.stdout, `${e.key} `)).toMatch(new RegExp(`^${e.key}\\s+${e.name}\\s+${e.version}\\s+${formatTime(e.createdAt)}$`));
+    for (const e of environments)
+      expect(lineOf(table.stdout, `${e.key} `)).toMatch(new RegExp(`^${e.key}\\s+${e.name}\\s+${e.version}\\s+${formatTime(e.createdAt)}$`));
     const json = await runCli(['--json', 'env', 'list'], env);
     expect(JSON.parse(json.stdout)).toEqual(environments);
   });
@@ -163,7 +183,9 @@ describe('aviary env list / sdks', () => {
     expect(table.code, table.stderr).toBe(0);
     expect(lines(table.stdout)[0]).toBe(`1/1 SDKs on the latest version (${list.version}) of production`);
     expect(lineOf(table.stdout, s.id)).toMatch(
-      new RegExp(`^${s.id}\\s+cli-test 1\\.2\\.3\\s+${s.sdk.name} ${s.sdk.version.replace(/\./g, '\\.')}\\s+${formatTime(s.connectedAt)}\\s+${list.version}\\s+${formatTime(s.appliedAt)}$`),
+      new RegExp(
+        `^${s.id}\\s+cli-test 1\\.2\\.3\\s+${s.sdk.name} ${s.sdk.version.replace(/\./g, '\\.')}\\s+${formatTime(s.connectedAt)}\\s+${list.version}\\s+${formatTime(s.appliedAt)}$`,
+      ),
     );
     const json = await runCli(['--json', 'env', 'sdks', 'production'], env);
     expect(JSON.parse(json.stdout)).toEqual(list);
@@ -184,10 +206,14 @@ describe('aviary env kill-all / revive-all', () => {
     expect((await state('new-checkout')).enabled).toBe(true);
   });
 
-  it('--spare leaves the named flags on (sent as the API\'s `except`), and revive-all restores the others', async () => {
+  it("--spare leaves the named flags on (sent as the API's `except`), and revive-all restores the others", async () => {
     const panic = await runCli(['env', 'kill-all', 'production', '--yes', '--spare', 'search.v2', '--reason', 'drill'], env);
     expect(panic.code, panic.stderr).toBe(0);
-    expect(lines(panic.stdout).slice(0, 3)).toEqual(['panic: killed 1 flag(s) in production: new-checkout', 'spared: search.v2', 'restore with `aviary env revive-all production`']);
+    expect(lines(panic.stdout).slice(0, 3)).toEqual([
+      'panic: killed 1 flag(s) in production: new-checkout',
+      'spared: search.v2',
+      'restore with `aviary env revive-all production`',
+    ]);
     expect(panic.stdout).toMatch(/delivery: 1\/1 SDKs applied version \d+/);
     expect(await state('new-checkout')).toMatchObject({ enabled: false, panicked: true, killReason: 'drill' });
     expect(await state('search.v2')).toMatchObject({ enabled: true, panicked: false });
@@ -269,7 +295,9 @@ describe('aviary tokens', () => {
     const listed = await runCli(['tokens', 'list'], env);
     expect(listed.code, listed.stderr).toBe(0);
     expect(lines(listed.stdout)[0]).toMatch(/^ID\s+KIND\s+ENVIRONMENT\s+NAME\s+PREFIX\s+CREATED\s+LAST USED\s+REVOKED$/);
-    expect(lineOf(listed.stdout, t.id)).toMatch(new RegExp(`^${t.id}\\s+sdk\\s+staging\\s+ci-key\\s+${stored.prefix}\\s+${formatTime(stored.createdAt)}\\s+\\S+\\s+-$`));
+    expect(lineOf(listed.stdout, t.id)).toMatch(
+      new RegExp(`^${t.id}\\s+sdk\\s+staging\\s+ci-key\\s+${stored.prefix}\\s+${formatTime(stored.createdAt)}\\s+\\S+\\s+-$`),
+    );
     expect(listed.stdout).not.toContain(t.token);
     const json = await runCli(['--json', 'tokens', 'list'], env);
     expect(JSON.parse(json.stdout)).toEqual((await api.get('/api/v1/tokens')).tokens);
@@ -310,19 +338,20 @@ describe('aviary tokens', () => {
 
 describe('exit codes on failure', () => {
   it('3 for a rejected token, 3 for no token, 4 for an unknown flag, canary or environment, 2 for usage, 1 for a rejected body', async () => {
-    const [badToken, noToken, unknownFlag, unknownGet, noCanary, unknownEnv, unknownPanicEnv, usage, unknownCmd, badWait, badBody] = await Promise.all([
-      runCli(['flags', 'list'], { ...env, AVIARY_TOKEN: 'not-a-real-token-at-all' }),
-      runCli(['flags', 'list'], { AVIARY_URL: srv.url }),
-      runCli(['flags', 'kill', 'no-such-flag', '-e', 'production', '-r', 'x'], env),
-      runCli(['flags', 'get', 'no-such-flag'], env),
-      runCli(['canary', 'status', 'search.v2', '-e', 'production'], env),
-      runCli(['flags', 'list', '-e', 'prod'], env),
-      runCli(['env', 'kill-all', 'prod', '--yes'], env),
-      runCli(['flags', 'kill', 'search.v2'], env),
-      runCli(['flags', 'explode'], env),
-      runCli(['flags', 'kill', 'search.v2', '-e', 'production', '--wait', 'soon'], env),
-      runCli(['tokens', 'create', '--kind', 'sdk', '--env', 'no-such-env', '--name', 'x'], env),
-    ]);
+    const [badToken, noToken, unknownFlag, unknownGet, noCanary, unknownEnv, unknownPanicEnv, usage, unknownCmd, badWait, badBody] =
+      await Promise.all([
+        runCli(['flags', 'list'], { ...env, AVIARY_TOKEN: 'not-a-real-token-at-all' }),
+        runCli(['flags', 'list'], { AVIARY_URL: srv.url }),
+        runCli(['flags', 'kill', 'no-such-flag', '-e', 'production', '-r', 'x'], env),
+        runCli(['flags', 'get', 'no-such-flag'], env),
+        runCli(['canary', 'status', 'search.v2', '-e', 'production'], env),
+        runCli(['flags', 'list', '-e', 'prod'], env),
+        runCli(['env', 'kill-all', 'prod', '--yes'], env),
+        runCli(['flags', 'kill', 'search.v2'], env),
+        runCli(['flags', 'explode'], env),
+        runCli(['flags', 'kill', 'search.v2', '-e', 'production', '--wait', 'soon'], env),
+        runCli(['tokens', 'create', '--kind', 'sdk', '--env', 'no-such-env', '--name', 'x'], env),
+      ]);
     expect(badToken.code).toBe(3);
     expect(badToken.stderr).toMatch(/^error: /);
     expect(noToken.code).toBe(3);
@@ -423,7 +452,14 @@ describe('aviary canary', () => {
     expect(lineOf(status.stdout, 'control ')).toMatch(/^control\s+off\s+\d+\s+\d+\s/);
     expect(lineOf(status.stdout, 'canary ')).toMatch(/^canary\s+on\s+\d+\s+\d+\s/);
     const statusJson = await runCli(['--json', 'canary', 'status', 'search.v2', '-e', 'production'], env);
-    expect(JSON.parse(statusJson.stdout)).toMatchObject({ control: 'off', canary: 'on', state: 'running', stage: 0, percent: 10, startedAt: c.startedAt });
+    expect(JSON.parse(statusJson.stdout)).toMatchObject({
+      control: 'off',
+      canary: 'on',
+      state: 'running',
+      stage: 0,
+      percent: 10,
+      startedAt: c.startedAt,
+    });
 
     const advance = await runCli(['--json', 'canary', 'advance', 'search.v2', '-e', 'production', '-r', 'looks good'], env);
     expect(advance.code, advance.stderr).toBe(0);
@@ -528,7 +564,9 @@ describe('aviary backup / restore', () => {
     try {
       const backup = await runCli(['backup', file], cli);
       expect(backup.code, backup.stderr).toBe(0);
-      expect(backup.stdout).toMatch(new RegExp(`^backed up ${other.dbPath} to ${file} \\(\\d+ bytes; versions development \\d+, production \\d+, staging \\d+\\)`));
+      expect(backup.stdout).toMatch(
+        new RegExp(`^backed up ${other.dbPath} to ${file} \\(\\d+ bytes; versions development \\d+, production \\d+, staging \\d+\\)`),
+      );
       expect(existsSync(file)).toBe(true);
       const again = await runCli(['backup', file], cli);
       expect(again.code).toBe(1);

@@ -15,7 +15,12 @@ function newest(path: string): number {
 }
 
 function fresh(index: string): boolean {
-  const sources = Math.max(newest(join(CONSOLE, 'src')), newest(join(CONSOLE, 'index.html')), newest(join(CONSOLE, 'vite.config.ts')), ...SHARED.map(newest));
+  const sources = Math.max(
+    newest(join(CONSOLE, 'src')),
+    newest(join(CONSOLE, 'index.html')),
+    newest(join(CONSOLE, 'vite.config.ts')),
+    ...SHARED.map(newest),
+  );
   return existsSync(index) && statSync(index).mtimeMs >= sources;
 }
 

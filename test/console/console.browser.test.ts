@@ -203,7 +203,11 @@ describe('incident console', () => {
     });
     expect(put.status, JSON.stringify(put.body)).toBeLessThan(300);
     // Wait until the SDK has the canary's rollout (streamed), then produce outcomes on both sides.
-    await expect.poll(() => Array.from({ length: 200 }, (_, i) => sdk.variation('ranking-v3', { key: `user-${i}` }, false)).filter(Boolean).length, { timeout: 5000 }).toBeGreaterThan(20);
+    await expect
+      .poll(() => Array.from({ length: 200 }, (_, i) => sdk.variation('ranking-v3', { key: `user-${i}` }, false)).filter(Boolean).length, {
+        timeout: 5000,
+      })
+      .toBeGreaterThan(20);
     const served = { on: 0, off: 0 };
     for (let i = 0; i < 600; i++) {
       const ctx = { key: `user-${i}` };
@@ -253,10 +257,17 @@ describe('incident console', () => {
       expect((await a.post('/api/v1/flags', { key: 'checkout-v2', kind: 'boolean', description: 'Checkout rewrite' })).status).toBe(201);
       expect((await a.put('/api/v1/flags/checkout-v2/environments/production', ON)).status).toBe(200);
       const canary = '/api/v1/flags/checkout-v2/environments/production/canary';
-      const started = await a.put(canary, { control: 'off', canary: 'on', stages: [{ percent: 10 }, { percent: 25 }, { percent: 50 }, { percent: 100 }], stageDurationSeconds: 3600, guard: { minSamples: 1_000_000 } });
+      const started = await a.put(canary, {
+        control: 'off',
+        canary: 'on',
+        stages: [{ percent: 10 }, { percent: 25 }, { percent: 50 }, { percent: 100 }],
+        stageDurationSeconds: 3600,
+        guard: { minSamples: 1_000_000 },
+      });
       expect(started.status, JSON.stringify(started.body)).toBeLessThan(300);
       await client.ready();
-      const onShare = () => Array.from({ length: 400 }, (_, i) => client.variation('checkout-v2', { key: `user-${i}` }, false)).filter(Boolean).length;
+      const onShare = () =>
+        Array.from({ length: 400 }, (_, i) => client.variation('checkout-v2', { key: `user-${i}` }, false)).filter(Boolean).length;
       await expect.poll(onShare, { timeout: 5000 }).toBeGreaterThan(10);
       const minutes = 14;
       for (let m = 0; m < minutes; m++) {
@@ -283,7 +294,8 @@ describe('incident console', () => {
       expect(await viewer.locator('ol.timeline li[aria-current="step"]').textContent()).toContain('50%');
       expect(await viewer.locator('ol.timeline li.done').count()).toBe(2);
       // Every minute has both sides; the canary's error rate is the higher one overall.
-      const rates = async (v: string) => (await viewer.locator(`figure[aria-label="Error rate"] td[data-series="${v}"]`).allTextContents()).map((x) => parseFloat(x));
+      const rates = async (v: string) =>
+        (await viewer.locator(`figure[aria-label="Error rate"] td[data-series="${v}"]`).allTextContents()).map((x) => parseFloat(x));
       const [on, off] = [await rates('on'), await rates('off')];
       expect(on.every(Number.isFinite) && off.every(Number.isFinite)).toBe(true);
       expect(on.reduce((x, y) => x + y) / minutes).toBeGreaterThan(off.reduce((x, y) => x + y) / minutes);

@@ -3,13 +3,27 @@ import { describe, expect, it } from 'vitest';
 import type { FlagDefinition, FlagState } from '@aviary/sdk/core';
 import { percentSum, previewReassignment } from '../../console/src/lib/preview.js';
 
-const flag: FlagDefinition = { key: 'new-checkout', kind: 'boolean', variants: [{ key: 'on', value: true }, { key: 'off', value: false }] };
+const flag: FlagDefinition = {
+  key: 'new-checkout',
+  kind: 'boolean',
+  variants: [
+    { key: 'on', value: true },
+    { key: 'off', value: false },
+  ],
+};
 const rollout = (on: number): FlagState => ({
   enabled: true,
   offVariant: 'off',
   targets: [],
   rules: [],
-  fallthrough: { rollout: { weights: [{ variant: 'on', percent: on }, { variant: 'off', percent: 100 - on }] } },
+  fallthrough: {
+    rollout: {
+      weights: [
+        { variant: 'on', percent: on },
+        { variant: 'off', percent: 100 - on },
+      ],
+    },
+  },
   version: 1,
 });
 
@@ -30,7 +44,10 @@ describe('previewReassignment', () => {
     expect(shrink.leavingCanary).toBe((shrink.before.on ?? 0) - (shrink.after.on ?? 0));
     expect(shrink.leavingExamples.length).toBe(5);
 
-    const allOff = previewReassignment(flag, rollout(50), { ...rollout(0), fallthrough: { variant: 'off' } }, [], { sample: 2000, canaryVariant: 'on' });
+    const allOff = previewReassignment(flag, rollout(50), { ...rollout(0), fallthrough: { variant: 'off' } }, [], {
+      sample: 2000,
+      canaryVariant: 'on',
+    });
     expect(allOff.after).toEqual({ off: 2000 });
     expect(allOff.leavingCanary).toBe(allOff.before.on);
   });
@@ -42,7 +59,12 @@ describe('previewReassignment', () => {
       targets: [{ variant: 'on', keys: ['ceo'] }],
       rules: [{ id: 'staff', conditions: [{ segment: 'staff' }], serve: { variant: 'on' } }],
     };
-    const segment = { key: 'staff', included: [], excluded: [], rules: [{ conditions: [{ attribute: 'email', op: 'endsWith' as const, values: ['@acme.com'] }] }] };
+    const segment = {
+      key: 'staff',
+      included: [],
+      excluded: [],
+      rules: [{ conditions: [{ attribute: 'email', op: 'endsWith' as const, values: ['@acme.com'] }] }],
+    };
     const outside = previewReassignment(flag, before, after, [segment], { sample: 100, attributes: { email: 'a@example.com' } });
     expect(outside.sample).toBe(101);
     expect(outside.moved).toBe(1);

@@ -19,7 +19,10 @@ let srv: TestServer;
 let built: string;
 
 /** A raw GET (fetch would ask for and undo compression itself). */
-function rawGet(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+function rawGet(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, { headers }, (res) => {
       const chunks: Buffer[] = [];
@@ -123,7 +126,11 @@ describe('the plugin on a directory of its own', () => {
       const missing = await rawGet(base + path);
       expect(missing.status).toBe(503);
       expect(missing.headers['content-type']).toMatch(/^application\/problem\+json/);
-      expect(JSON.parse(missing.body.toString('utf8'))).toMatchObject({ status: 503, type: 'https://aviary.dev/problems/unavailable', detail: expect.stringContaining('npm run build') });
+      expect(JSON.parse(missing.body.toString('utf8'))).toMatchObject({
+        status: 503,
+        type: 'https://aviary.dev/problems/unavailable',
+        detail: expect.stringContaining('npm run build'),
+      });
     }
 
     writeFileSync(join(dir, 'aviary.browser.js'), 'export const build = 1;\n//# sourceMappingURL=aviary.browser.js.map\n');

@@ -10,7 +10,14 @@ function flag(key: string, conditions: FlagConfig['state']['rules'][number]['con
     key,
     kind: 'boolean',
     variants: bool,
-    state: { enabled: true, offVariant: 'off', targets: [], version, fallthrough: { variant: 'off' }, rules: [{ id: 'r', conditions, serve: { variant: 'on' } }] },
+    state: {
+      enabled: true,
+      offVariant: 'off',
+      targets: [],
+      version,
+      fallthrough: { variant: 'off' },
+      rules: [{ id: 'r', conditions, serve: { variant: 'on' } }],
+    },
   };
 }
 const beta: Segment = { key: 'beta', included: ['u1'], excluded: [], rules: [] };
@@ -47,15 +54,24 @@ describe('applyChanges', () => {
   });
 
   it('applies changes in order: delete then upsert, upsert then delete', () => {
-    const a = applyChanges(base, [{ type: 'flag.delete', key: 'plain' }, { type: 'flag.upsert', flag: flag('plain', [], 3) }]);
+    const a = applyChanges(base, [
+      { type: 'flag.delete', key: 'plain' },
+      { type: 'flag.upsert', flag: flag('plain', [], 3) },
+    ]);
     expect(evaluate(a, 'plain', { key: 'x' }, false).value).toBe(true);
-    const b = applyChanges(base, [{ type: 'flag.upsert', flag: flag('new', []) }, { type: 'flag.delete', key: 'new' }]);
+    const b = applyChanges(base, [
+      { type: 'flag.upsert', flag: flag('new', []) },
+      { type: 'flag.delete', key: 'new' },
+    ]);
     expect(evaluate(b, 'new', { key: 'x' }, false).errorCode).toBe('FLAG_NOT_FOUND');
   });
 
   it('turns an invalid upsert into a malformed flag instead of throwing', () => {
     const bad = { ...flag('plain', []), state: { ...flag('plain', []).state, offVariant: 'nope' } };
-    const next = applyChanges(base, [{ type: 'flag.upsert', flag: bad }, { type: 'segment.upsert', segment: { key: 'Bad Key' } as Segment }]);
+    const next = applyChanges(base, [
+      { type: 'flag.upsert', flag: bad },
+      { type: 'segment.upsert', segment: { key: 'Bad Key' } as Segment },
+    ]);
     expect(evaluate(next, 'plain', { key: 'x' }, false).errorCode).toBe('MALFORMED_FLAG');
     expect(next.flags.get('plain')?.error).toContain('/offVariant');
   });

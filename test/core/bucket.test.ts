@@ -144,7 +144,15 @@ describe('rollouts', () => {
         targets: [],
         rules: [],
         version: 1,
-        fallthrough: { rollout: { weights: [{ variant: 'a', percent: 0.001 }, { variant: 'b', percent: 0 }, { variant: 'c', percent: 99.999 }] } },
+        fallthrough: {
+          rollout: {
+            weights: [
+              { variant: 'a', percent: 0.001 },
+              { variant: 'b', percent: 0 },
+              { variant: 'c', percent: 99.999 },
+            ],
+          },
+        },
       },
     };
     const env = compileEnvironment({ environment: 'e', version: 1, segments: [], flags: [flag] });

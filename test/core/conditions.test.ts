@@ -40,12 +40,27 @@ function reference(c: AttributeCondition, ctx: Record<string, unknown>): boolean
 const str = fc.string({ unit: fc.constantFrom('a', 'b', '@', 'é'), maxLength: 4 });
 const num = fc.constantFrom(-1, 0, 0.5, 1, 2, 1e9);
 const scalar = fc.oneof(str, num, fc.boolean());
-const condition: fc.Arbitrary<AttributeCondition> = fc.oneof(
-  fc.record({ op: fc.constant('in' as const), values: fc.array(scalar, { minLength: 1, maxLength: 3 }) }),
-  fc.record({ op: fc.constantFrom('startsWith' as const, 'endsWith' as const, 'contains' as const), values: fc.array(str, { minLength: 1, maxLength: 2 }) }),
-  fc.record({ op: fc.constantFrom('lt' as const, 'lte' as const, 'gt' as const, 'gte' as const), values: fc.array(num, { minLength: 1, maxLength: 3 }) }),
-).chain((c) => fc.boolean().map((negate) => ({ attribute: 'a', ...c, negate })));
-const attributeValue = fc.oneof(scalar, fc.array(fc.oneof(scalar, fc.constant(null), fc.object()), { maxLength: 3 }), fc.constant(null), fc.constant(undefined), fc.object(), fc.func(fc.boolean()));
+const condition: fc.Arbitrary<AttributeCondition> = fc
+  .oneof(
+    fc.record({ op: fc.constant('in' as const), values: fc.array(scalar, { minLength: 1, maxLength: 3 }) }),
+    fc.record({
+      op: fc.constantFrom('startsWith' as const, 'endsWith' as const, 'contains' as const),
+      values: fc.array(str, { minLength: 1, maxLength: 2 }),
+    }),
+    fc.record({
+      op: fc.constantFrom('lt' as const, 'lte' as const, 'gt' as const, 'gte' as const),
+      values: fc.array(num, { minLength: 1, maxLength: 3 }),
+    }),
+  )
+  .chain((c) => fc.boolean().map((negate) => ({ attribute: 'a', ...c, negate })));
+const attributeValue = fc.oneof(
+  scalar,
+  fc.array(fc.oneof(scalar, fc.constant(null), fc.object()), { maxLength: 3 }),
+  fc.constant(null),
+  fc.constant(undefined),
+  fc.object(),
+  fc.func(fc.boolean()),
+);
 
 describe('compiled attribute conditions', () => {
   it('agree with the contract restated plainly, for every operator shape, negation and attribute type', () => {

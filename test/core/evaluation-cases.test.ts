@@ -34,9 +34,27 @@ describe('evaluation cases (test/cases/evaluation.json)', () => {
     const ops = new Set<string>();
     for (const f of file.environment.flags) for (const r of f.state.rules) for (const c of r.conditions) if ('op' in c) ops.add(c.op);
     expect([...ops].sort()).toEqual(
-      ['after', 'before', 'contains', 'endsWith', 'exists', 'gt', 'gte', 'in', 'lt', 'lte', 'matches', 'semverEq', 'semverGt', 'semverLt', 'startsWith'].sort(),
+      [
+        'after',
+        'before',
+        'contains',
+        'endsWith',
+        'exists',
+        'gt',
+        'gte',
+        'in',
+        'lt',
+        'lte',
+        'matches',
+        'semverEq',
+        'semverGt',
+        'semverLt',
+        'startsWith',
+      ].sort(),
     );
-    const results = file.cases.map((c) => c.expect as { reason: { kind: string; errorCode?: string; bucketByMissing?: boolean; inRollout?: boolean } });
+    const results = file.cases.map(
+      (c) => c.expect as { reason: { kind: string; errorCode?: string; bucketByMissing?: boolean; inRollout?: boolean } },
+    );
     expect(new Set(results.map((r) => r.reason.kind))).toEqual(new Set(['OFF', 'TARGET_MATCH', 'RULE_MATCH', 'FALLTHROUGH', 'ERROR']));
     expect(new Set(results.map((r) => r.reason.errorCode).filter(Boolean))).toEqual(new Set(['WRONG_TYPE', 'FLAG_NOT_FOUND', 'MALFORMED_FLAG']));
     expect(results.some((r) => r.reason.bucketByMissing)).toBe(true);

@@ -18,7 +18,14 @@ function flag(key: string, over: Partial<FlagConfig['state']> = {}, variants = b
       offVariant: 'off',
       targets: [{ variant: 'on', keys: ['vip'] }],
       rules: [],
-      fallthrough: { rollout: { weights: [{ variant: 'on', percent: 50 }, { variant: 'off', percent: 50 }] } },
+      fallthrough: {
+        rollout: {
+          weights: [
+            { variant: 'on', percent: 50 },
+            { variant: 'off', percent: 50 },
+          ],
+        },
+      },
       version: 1,
       ...over,
     },
@@ -70,7 +77,13 @@ describe('Evaluator', () => {
     ev.evaluate('b', { key: 'vip' }, false);
     const changed = ev.applyChanges([
       { type: 'flag.upsert', flag: flag('a', { version: 2, fallthrough: { variant: 'on' } }) },
-      { type: 'flag.upsert', flag: flag('b', { version: 2, targets: [{ variant: 'yes', keys: ['vip'] }], fallthrough: { variant: 'off' } }, [{ key: 'yes', value: true }, { key: 'off', value: false }]) },
+      {
+        type: 'flag.upsert',
+        flag: flag('b', { version: 2, targets: [{ variant: 'yes', keys: ['vip'] }], fallthrough: { variant: 'off' } }, [
+          { key: 'yes', value: true },
+          { key: 'off', value: false },
+        ]),
+      },
     ]);
     expect(changed.sort()).toEqual(['a', 'b']);
     ev.evaluate('a', { key: 'vip' }, false);
@@ -109,7 +122,12 @@ describe('Evaluator', () => {
 
   it('compiles snapshots and changes with the pattern engine of its options', () => {
     const liar: PatternEngine = () => () => true; // answers "matches" to everything, so its use shows
-    const staff = (pattern: string) => flag('staff', { rules: [{ id: 'r', conditions: [{ attribute: 'email', op: 'matches', values: [pattern] }], serve: { variant: 'on' } }], fallthrough: { variant: 'off' }, targets: [] });
+    const staff = (pattern: string) =>
+      flag('staff', {
+        rules: [{ id: 'r', conditions: [{ attribute: 'email', op: 'matches', values: [pattern] }], serve: { variant: 'on' } }],
+        fallthrough: { variant: 'off' },
+        targets: [],
+      });
     const eve = { key: 'u', email: 'eve@evil.example' };
     const lying = new Evaluator({ ...snapshot, flags: [staff('@acme')] }, { patternEngine: liar });
     const plain = new Evaluator({ ...snapshot, flags: [staff('@acme')] });

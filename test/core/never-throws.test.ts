@@ -63,7 +63,10 @@ const rollout = fc
       ...(salt === undefined ? {} : { salt }),
     },
   }));
-const serve = fc.oneof(variantKey.map((variant) => ({ variant })), rollout);
+const serve = fc.oneof(
+  variantKey.map((variant) => ({ variant })),
+  rollout,
+);
 const flagArb = fc.record({
   kind: fc.constantFrom('string', 'json'),
   enabled: fc.boolean(),
@@ -80,17 +83,21 @@ const segmentArb = (key: string) =>
     rules: fc.array(fc.record({ conditions: fc.array(attributeCondition, { maxLength: 2 }) }), { maxLength: 2 }),
   });
 const attributeValue = fc.oneof(scalar, fc.array(scalar, { maxLength: 3 }), fc.constant(null), fc.anything());
-const contextArb = fc.oneof(
-  fc.dictionary(fc.constantFrom(...attributes), attributeValue, { maxKeys: 6 }),
-  fc.anything() as fc.Arbitrary<never>,
-);
+const contextArb = fc.oneof(fc.dictionary(fc.constantFrom(...attributes), attributeValue, { maxKeys: 6 }), fc.anything() as fc.Arbitrary<never>);
 const defaultArb = fc.oneof(fc.boolean(), fc.string(), fc.double(), fc.constant(null), fc.object(), fc.constant(undefined));
 
 describe('evaluation never throws', () => {
   it('for any flag that validates and any context', () => {
     fc.assert(
       fc.property(flagArb, segmentArb('s1'), segmentArb('s2'), contextArb, defaultArb, (f, s1, s2, context, def) => {
-        const variants = f.kind === 'string' ? ['a', 'b', 'c'].map((k) => ({ key: k, value: k })) : [{ key: 'a', value: { x: [1] } }, { key: 'b', value: null }, { key: 'c', value: 3 }];
+        const variants =
+          f.kind === 'string'
+            ? ['a', 'b', 'c'].map((k) => ({ key: k, value: k }))
+            : [
+                { key: 'a', value: { x: [1] } },
+                { key: 'b', value: null },
+                { key: 'c', value: 3 },
+              ];
         const definition = validateFlagDefinition({ key: 'flag', kind: f.kind, variants });
         const segs = [validateSegment(s1), validateSegment(s2)];
         if (!definition.ok || !segs.every((s) => s.ok)) throw new Error('generator produced an invalid definition or segment');
@@ -136,8 +143,18 @@ describe('evaluation never throws', () => {
         {
           key: 'f',
           kind: 'boolean',
-          variants: [{ key: 'on', value: true }, { key: 'off', value: false }],
-          state: { enabled: true, offVariant: 'off', targets: [], version: 1, fallthrough: { variant: 'off' }, rules: [{ id: 'r', conditions: [{ attribute: 'plan', op: 'exists' }], serve: { variant: 'on' } }] },
+          variants: [
+            { key: 'on', value: true },
+            { key: 'off', value: false },
+          ],
+          state: {
+            enabled: true,
+            offVariant: 'off',
+            targets: [],
+            version: 1,
+            fallthrough: { variant: 'off' },
+            rules: [{ id: 'r', conditions: [{ attribute: 'plan', op: 'exists' }], serve: { variant: 'on' } }],
+          },
         },
       ],
     });

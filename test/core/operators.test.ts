@@ -4,7 +4,20 @@ import { compareSemver, parseIsoDate, parseSemver, toEpochMillis } from '../../s
 
 describe('semantic versions', () => {
   // The precedence example of semver.org §11, in ascending order.
-  const ordered = ['1.0.0-alpha', '1.0.0-alpha.1', '1.0.0-alpha.beta', '1.0.0-beta', '1.0.0-beta.2', '1.0.0-beta.11', '1.0.0-rc.1', '1.0.0', '1.0.1', '1.1.0', '2.0.0', '10.0.0'];
+  const ordered = [
+    '1.0.0-alpha',
+    '1.0.0-alpha.1',
+    '1.0.0-alpha.beta',
+    '1.0.0-beta',
+    '1.0.0-beta.2',
+    '1.0.0-beta.11',
+    '1.0.0-rc.1',
+    '1.0.0',
+    '1.0.1',
+    '1.1.0',
+    '2.0.0',
+    '10.0.0',
+  ];
 
   it('orders the semver.org §11 example exactly', () => {
     const parsed = ordered.map((s) => parseSemver(s)!);
@@ -60,12 +73,20 @@ describe('dates', () => {
     expect(parseIsoDate(s)).toBe(ms);
   });
 
-  it.each(['2023-02-29', '2024-13-01', '2024-00-10', '2024-01-32', '2024-01-01T24:00:00Z', '2024-01-01T10:00:00', '2024-01-01T10:60Z', 'Jan 1 2024', '20240101', '2024-1-1'])(
-    'rejects %s',
-    (s) => {
-      expect(parseIsoDate(s)).toBeUndefined();
-    },
-  );
+  it.each([
+    '2023-02-29',
+    '2024-13-01',
+    '2024-00-10',
+    '2024-01-32',
+    '2024-01-01T24:00:00Z',
+    '2024-01-01T10:00:00',
+    '2024-01-01T10:60Z',
+    'Jan 1 2024',
+    '20240101',
+    '2024-1-1',
+  ])('rejects %s', (s) => {
+    expect(parseIsoDate(s)).toBeUndefined();
+  });
 
   it('takes finite numbers as epoch milliseconds and nothing else', () => {
     expect(toEpochMillis(0)).toBe(0);

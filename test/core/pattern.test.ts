@@ -21,9 +21,9 @@ const patternArb: fc.Arbitrary<string> = fc.letrec<{ alt: string; seq: string; a
     tie('alt').map((a) => `(${a})`),
     tie('alt').map((a) => `(?:${a})`),
   ),
-  quantified: fc.tuple(tie('atom'), fc.constantFrom('', '', '*', '+', '?', '{2}', '{0,2}', '{1,}', '*?', '+?')).map(([a, q]) =>
-    /^(\^|\$|\\b|\\B)$/.test(a) ? a : a + q,
-  ),
+  quantified: fc
+    .tuple(tie('atom'), fc.constantFrom('', '', '*', '+', '?', '{2}', '{0,2}', '{1,}', '*?', '+?'))
+    .map(([a, q]) => (/^(\^|\$|\\b|\\B)$/.test(a) ? a : a + q)),
   seq: fc.array(tie('quantified'), { minLength: 0, maxLength: 3 }).map((xs) => xs.join('')),
   alt: fc.array(tie('seq'), { minLength: 1, maxLength: 2 }).map((xs) => xs.join('|')),
 })).alt;
@@ -32,10 +32,7 @@ const inputArb = fc.string({ unit: fc.constantFrom('a', 'b', 'c', '1', ' ', '.',
 
 /** Any string over the characters the syntax gives a meaning to: most are not patterns the engine accepts. */
 const anySourceArb = fc
-  .array(
-    fc.constantFrom(...'abzA_019.-, é[]^$()|*+?{}\\dDwWsSbBxuntv0<>=!:'.split(''), 'x41', 'u00e9', '\\x2', '[^', 'a-'),
-    { maxLength: 12 },
-  )
+  .array(fc.constantFrom(...'abzA_019.-, é[]^$()|*+?{}\\dDwWsSbBxuntv0<>=!:'.split(''), 'x41', 'u00e9', '\\x2', '[^', 'a-'), { maxLength: 12 })
   .map((xs) => xs.join(''));
 const wideInputArb = fc.string({ unit: fc.constantFrom(...'abzA_019.-, é\n\r\t\v\b\u00a0\u2028\ufeff{}[]'.split('')), maxLength: 10 });
 

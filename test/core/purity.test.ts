@@ -57,7 +57,10 @@ function specifiers(sf: ts.SourceFile): { spec: string; node: ts.Node; sideEffec
   visit(sf, (n) => {
     if ((ts.isImportDeclaration(n) || ts.isExportDeclaration(n)) && n.moduleSpecifier && ts.isStringLiteral(n.moduleSpecifier)) {
       out.push({ spec: n.moduleSpecifier.text, node: n, sideEffect: ts.isImportDeclaration(n) && n.importClause === undefined, dynamic: false });
-    } else if (ts.isCallExpression(n) && (n.expression.kind === ts.SyntaxKind.ImportKeyword || (ts.isIdentifier(n.expression) && n.expression.text === 'require'))) {
+    } else if (
+      ts.isCallExpression(n) &&
+      (n.expression.kind === ts.SyntaxKind.ImportKeyword || (ts.isIdentifier(n.expression) && n.expression.text === 'require'))
+    ) {
       const arg = n.arguments[0];
       out.push({ spec: arg && ts.isStringLiteral(arg) ? arg.text : '<computed>', node: n, sideEffect: false, dynamic: true });
     }
@@ -83,7 +86,8 @@ function isModuleVariable(decl: ts.Declaration | undefined): boolean {
 function rootOf(e: ts.Expression): ts.Identifier | null {
   for (;;) {
     if (ts.isIdentifier(e)) return e;
-    if (ts.isPropertyAccessExpression(e) || ts.isElementAccessExpression(e) || ts.isParenthesizedExpression(e) || ts.isNonNullExpression(e)) e = e.expression;
+    if (ts.isPropertyAccessExpression(e) || ts.isElementAccessExpression(e) || ts.isParenthesizedExpression(e) || ts.isNonNullExpression(e))
+      e = e.expression;
     else if (ts.isAsExpression(e) || ts.isTypeAssertionExpression(e) || ts.isSatisfiesExpression(e)) e = e.expression;
     else return null;
   }
@@ -114,14 +118,20 @@ function writtenTargets(sf: ts.SourceFile): ts.Expression[] {
   const out: ts.Expression[] = [];
   visit(sf, (n) => {
     if (ts.isBinaryExpression(n) && ASSIGNMENTS.has(n.operatorToken.kind)) out.push(n.left);
-    else if ((ts.isPrefixUnaryExpression(n) || ts.isPostfixUnaryExpression(n)) && (n.operator === ts.SyntaxKind.PlusPlusToken || n.operator === ts.SyntaxKind.MinusMinusToken)) {
+    else if (
+      (ts.isPrefixUnaryExpression(n) || ts.isPostfixUnaryExpression(n)) &&
+      (n.operator === ts.SyntaxKind.PlusPlusToken || n.operator === ts.SyntaxKind.MinusMinusToken)
+    ) {
       out.push(n.operand);
     } else if (ts.isDeleteExpression(n)) out.push(n.expression);
     else if (ts.isCallExpression(n) && ts.isPropertyAccessExpression(n.expression)) {
       const { expression: receiver, name } = n.expression;
       const text = receiver.getText(sf);
       if (MUTATORS.has(name.text)) out.push(receiver);
-      else if ((text === 'Object' && ['assign', 'defineProperty', 'defineProperties', 'setPrototypeOf'].includes(name.text)) || (text === 'Reflect' && name.text === 'set')) {
+      else if (
+        (text === 'Object' && ['assign', 'defineProperty', 'defineProperties', 'setPrototypeOf'].includes(name.text)) ||
+        (text === 'Reflect' && name.text === 'set')
+      ) {
         if (n.arguments[0]) out.push(n.arguments[0]);
       }
     }
@@ -137,7 +147,8 @@ function writtenTargets(sf: ts.SourceFile): ts.Expression[] {
  */
 function statefulInitializer(e: ts.Expression, declared: ts.TypeNode | undefined): string {
   const inner = (x: ts.Expression) => statefulInitializer(x, undefined);
-  if (ts.isParenthesizedExpression(e) || ts.isAsExpression(e) || ts.isSatisfiesExpression(e) || ts.isTypeAssertionExpression(e)) return inner(e.expression);
+  if (ts.isParenthesizedExpression(e) || ts.isAsExpression(e) || ts.isSatisfiesExpression(e) || ts.isTypeAssertionExpression(e))
+    return inner(e.expression);
   if (ts.isRegularExpressionLiteral(e)) return /\/[a-z]*[gy][a-z]*$/.test(e.text) ? `a global or sticky regular expression (lastIndex is state)` : '';
   if (ts.isStringLiteral(e) || ts.isNumericLiteral(e) || ts.isNoSubstitutionTemplateLiteral(e) || ts.isBigIntLiteral(e)) return '';
   if ([ts.SyntaxKind.TrueKeyword, ts.SyntaxKind.FalseKeyword, ts.SyntaxKind.NullKeyword].includes(e.kind)) return '';
@@ -150,14 +161,22 @@ function statefulInitializer(e: ts.Expression, declared: ts.TypeNode | undefined
   if (ts.isArrayLiteralExpression(e)) return e.elements.map((x) => inner(ts.isSpreadElement(x) ? x.expression : x)).find(Boolean) ?? '';
   if (ts.isObjectLiteralExpression(e)) {
     for (const p of e.properties) {
-      const why = ts.isPropertyAssignment(p) ? inner(p.initializer) : ts.isSpreadAssignment(p) ? inner(p.expression) : ts.isShorthandPropertyAssignment(p) ? '' : 'an accessor or method';
+      const why = ts.isPropertyAssignment(p)
+        ? inner(p.initializer)
+        : ts.isSpreadAssignment(p)
+          ? inner(p.expression)
+          : ts.isShorthandPropertyAssignment(p)
+            ? ''
+            : 'an accessor or method';
       if (why) return why;
     }
     return '';
   }
   if (ts.isCallExpression(e) && e.expression.getText() === 'Object.freeze') return e.arguments.map(inner).find(Boolean) ?? '';
   if (ts.isNewExpression(e) && ['Set', 'Map'].includes(e.expression.getText())) {
-    return declared !== undefined && /^Readonly(Set|Map)</.test(declared.getText()) ? '' : `a ${e.expression.getText()} not declared Readonly${e.expression.getText()}`;
+    return declared !== undefined && /^Readonly(Set|Map)</.test(declared.getText())
+      ? ''
+      : `a ${e.expression.getText()} not declared Readonly${e.expression.getText()}`;
   }
   return `${ts.SyntaxKind[e.kind]} \`${e.getText().slice(0, 60)}\``;
 }
@@ -204,7 +223,9 @@ describe('sdk/core stays pure', () => {
         const target = resolve(dirname(file), spec);
         return target !== coreDir && !target.startsWith(coreDir + sep);
       })
-      .map(({ spec, node, sideEffect, dynamic }) => `${where(node)} ${spec}${sideEffect ? ' (side-effect import)' : ''}${dynamic ? ' (dynamic)' : ''}`);
+      .map(
+        ({ spec, node, sideEffect, dynamic }) => `${where(node)} ${spec}${sideEffect ? ' (side-effect import)' : ''}${dynamic ? ' (dynamic)' : ''}`,
+      );
     expect(offending).toEqual([]);
     expect(readFileSync(file, 'utf8')).not.toMatch(/\b(process|require|globalThis\.process|Buffer)\b\s*[.(]/);
   });
@@ -232,7 +253,12 @@ describe('sdk/core stays pure', () => {
       options: { noEmit: true, noResolve: true },
       host: { ...host, getSourceFile: (name, v) => (name === sf.fileName ? sf : host.getSourceFile(name, v)) },
     });
-    const found = [...moduleStateIn(probe.getSourceFile(sf.fileName)!, probe.getTypeChecker()), ...specifiers(sf).filter((s) => s.sideEffect).map(() => 'side-effect import')];
+    const found = [
+      ...moduleStateIn(probe.getSourceFile(sf.fileName)!, probe.getTypeChecker()),
+      ...specifiers(sf)
+        .filter((s) => s.sideEffect)
+        .map(() => 'side-effect import'),
+    ];
     expect(found.join('\n')).toContain(message);
   });
 });
@@ -259,7 +285,9 @@ describe('sdk/core keeps no hidden state', () => {
     environment: 'e',
     version: 1,
     flags: [flag('staff', '^[a-z.]+@acme\\.com$')],
-    segments: [{ key: 'acme', included: [], excluded: [], rules: [{ conditions: [{ attribute: 'email', op: 'matches', values: ['@acme\\.com$'] }] }] }],
+    segments: [
+      { key: 'acme', included: [], excluded: [], rules: [{ conditions: [{ attribute: 'email', op: 'matches', values: ['@acme\\.com$'] }] }] },
+    ],
   };
   const outsider: EvaluationContext = { key: 'u', email: 'eve@evil.example' };
   const staff: EvaluationContext = { key: 's', email: 'jo.doe@acme.com' };
@@ -286,7 +314,7 @@ describe('sdk/core keeps no hidden state', () => {
     expect(evaluate(plainNext, 'cohort', staff, false).value).toBe(true);
   });
 
-  it('counts the engine\'s work where it was passed: one matcher per pattern compiled with it, none elsewhere', () => {
+  it("counts the engine's work where it was passed: one matcher per pattern compiled with it, none elsewhere", () => {
     const programs: number[] = [];
     const counting: PatternEngine = (p) => {
       programs.push(p.prog.length);

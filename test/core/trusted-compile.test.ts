@@ -15,7 +15,20 @@ const good: FlagConfig = {
     enabled: true,
     offVariant: 'off',
     targets: [{ variant: 'on', keys: ['vip'] }],
-    rules: [{ id: 'r', conditions: [{ attribute: 'plan', op: 'in', values: ['pro'] }], serve: { rollout: { weights: [{ variant: 'on', percent: 50 }, { variant: 'off', percent: 50 }] } } }],
+    rules: [
+      {
+        id: 'r',
+        conditions: [{ attribute: 'plan', op: 'in', values: ['pro'] }],
+        serve: {
+          rollout: {
+            weights: [
+              { variant: 'on', percent: 50 },
+              { variant: 'off', percent: 50 },
+            ],
+          },
+        },
+      },
+    ],
     fallthrough: { variant: 'off' },
     version: 3,
   },
@@ -54,13 +67,20 @@ describe('trusted compile (what the SDK runs on flags from the server or a boots
     mutate(broken);
     const env = compileTrustedEnvironment({ environment: 'e', version: 1, flags: [good, broken], segments: [] });
     expect(env.flags.get('broken')?.error).toEqual(expect.any(String));
-    expect(evaluate(env, 'broken', { key: 'vip', plan: 'pro', n: 1 }, false)).toMatchObject({ value: false, reason: { kind: 'ERROR', errorCode: 'MALFORMED_FLAG' } });
+    expect(evaluate(env, 'broken', { key: 'vip', plan: 'pro', n: 1 }, false)).toMatchObject({
+      value: false,
+      reason: { kind: 'ERROR', errorCode: 'MALFORMED_FLAG' },
+    });
     expect(evaluate(env, 'f', { key: 'vip' }, false).value).toBe(true);
   });
 
   it('a malformed upsert in a delta becomes MALFORMED_FLAG without touching other flags', () => {
     const env = compileTrustedEnvironment({ environment: 'e', version: 1, flags: [good], segments: [] });
-    const next = applyTrustedChanges(env, [{ type: 'flag.upsert', flag: { ...good, key: 'g', state: { ...good.state, fallthrough: { variant: 'x' } } } }], 2);
+    const next = applyTrustedChanges(
+      env,
+      [{ type: 'flag.upsert', flag: { ...good, key: 'g', state: { ...good.state, fallthrough: { variant: 'x' } } } }],
+      2,
+    );
     expect(evaluate(next, 'g', { key: 'a' }, false).errorCode).toBe('MALFORMED_FLAG');
     expect(next.flags.get('f')).toBe(env.flags.get('f'));
     expect(next.version).toBe(2);

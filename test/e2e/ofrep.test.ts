@@ -19,21 +19,41 @@ afterEach(async () => {
 });
 
 const post = (s: TestServer, path: string, body: unknown, headers: Record<string, string> = {}) =>
-  fetch(s.url + path, { method: 'POST', headers: { authorization: `Bearer ${s.sdkKeys.production}`, 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  fetch(s.url + path, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${s.sdkKeys.production}`, 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
 
 describe('OFREP', () => {
   it('works with the published server provider, unchanged', async () => {
     srv = await startServer();
     await checkoutAndBanner(srv);
-    await ServerOpenFeature.setProviderAndWait(new OFREPProvider({ baseUrl: srv.url, headers: [['Authorization', `Bearer ${srv.sdkKeys.production}`]] }));
+    await ServerOpenFeature.setProviderAndWait(
+      new OFREPProvider({ baseUrl: srv.url, headers: [['Authorization', `Bearer ${srv.sdkKeys.production}`]] }),
+    );
     const of = ServerOpenFeature.getClient();
-    expect(await of.getBooleanDetails('new-checkout', false, { targetingKey: 'vip' })).toMatchObject({ value: true, variant: 'on', reason: 'TARGETING_MATCH' });
-    expect(await of.getBooleanDetails('new-checkout', false, { targetingKey: 'x', country: 'NL' })).toMatchObject({ value: true, reason: 'TARGETING_MATCH' });
+    expect(await of.getBooleanDetails('new-checkout', false, { targetingKey: 'vip' })).toMatchObject({
+      value: true,
+      variant: 'on',
+      reason: 'TARGETING_MATCH',
+    });
+    expect(await of.getBooleanDetails('new-checkout', false, { targetingKey: 'x', country: 'NL' })).toMatchObject({
+      value: true,
+      reason: 'TARGETING_MATCH',
+    });
     expect((await of.getBooleanDetails('new-checkout', false, { targetingKey: 'someone' })).reason).toBe('SPLIT');
     expect(await of.getStringDetails('banner', 'd', { targetingKey: 'u' })).toMatchObject({ value: 'hello', reason: 'DEFAULT' });
-    expect(await of.getBooleanDetails('missing', true, { targetingKey: 'u' })).toMatchObject({ value: true, reason: 'ERROR', errorCode: 'FLAG_NOT_FOUND' });
+    expect(await of.getBooleanDetails('missing', true, { targetingKey: 'u' })).toMatchObject({
+      value: true,
+      reason: 'ERROR',
+      errorCode: 'FLAG_NOT_FOUND',
+    });
     expect(await of.getNumberDetails('banner', 3, { targetingKey: 'u' })).toMatchObject({ value: 3, reason: 'ERROR', errorCode: 'TYPE_MISMATCH' });
-    expect(await of.getBooleanDetails('new-checkout', false, { targetingKey: 'u', nested: { a: 1 } })).toMatchObject({ value: false, errorCode: 'INVALID_CONTEXT' });
+    expect(await of.getBooleanDetails('new-checkout', false, { targetingKey: 'u', nested: { a: 1 } })).toMatchObject({
+      value: false,
+      errorCode: 'INVALID_CONTEXT',
+    });
     await kill(srv, 'new-checkout');
     expect(await of.getBooleanDetails('new-checkout', true, { targetingKey: 'vip' })).toMatchObject({ value: false, reason: 'DISABLED' });
   });
@@ -43,7 +63,12 @@ describe('OFREP', () => {
     await checkoutAndBanner(srv);
     await WebOpenFeature.setContext({ targetingKey: 'vip' });
     await WebOpenFeature.setProviderAndWait(
-      new OFREPWebProvider({ baseUrl: srv.url, headers: [['Authorization', `Bearer ${srv.sdkKeys.production}`]], pollInterval: 0, cacheMode: 'disabled' } as never),
+      new OFREPWebProvider({
+        baseUrl: srv.url,
+        headers: [['Authorization', `Bearer ${srv.sdkKeys.production}`]],
+        pollInterval: 0,
+        cacheMode: 'disabled',
+      } as never),
     );
     const of = WebOpenFeature.getClient();
     expect(of.getBooleanDetails('new-checkout', false)).toMatchObject({ value: true, variant: 'on', reason: 'TARGETING_MATCH' });
@@ -69,15 +94,25 @@ describe('OFREP', () => {
     await kill(srv, 'new-checkout');
     const after = await post(srv, '/ofrep/v1/evaluate/flags', { context: { targetingKey: 'vip' } }, { 'if-none-match': etag });
     expect(after.status).toBe(200);
-    expect(((await after.json()) as { flags: Array<{ key: string; value: unknown; reason: string }> }).flags.find((f) => f.key === 'new-checkout')).toMatchObject({ value: false, reason: 'DISABLED' });
+    expect(
+      ((await after.json()) as { flags: Array<{ key: string; value: unknown; reason: string }> }).flags.find((f) => f.key === 'new-checkout'),
+    ).toMatchObject({ value: false, reason: 'DISABLED' });
   });
 
   it('requires an SDK key and reports bad contexts in OFREP form', async () => {
     srv = await startServer();
     await checkoutAndBanner(srv);
-    const noKey = await fetch(srv.url + '/ofrep/v1/evaluate/flags/banner', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const noKey = await fetch(srv.url + '/ofrep/v1/evaluate/flags/banner', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(noKey.status).toBe(401);
-    const admin = await fetch(srv.url + '/ofrep/v1/evaluate/flags', { method: 'POST', headers: { authorization: `Bearer ${srv.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
+    const admin = await fetch(srv.url + '/ofrep/v1/evaluate/flags', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${srv.adminToken}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(admin.status).toBe(403);
     const bad = await post(srv, '/ofrep/v1/evaluate/flags/banner', { context: { targetingKey: 7 } });
     expect(bad.status).toBe(400);

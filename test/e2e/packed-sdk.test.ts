@@ -55,7 +55,8 @@ function examples(markdown: string): Map<string, string> {
   return found;
 }
 
-const installedVersion = (name: string) => (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+const installedVersion = (name: string) =>
+  (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
 
 let work: string;
 let app: string;
@@ -73,7 +74,10 @@ async function checkoutOn(): Promise<void> {
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'aviary-consumer-'));
   expect(relative(ROOT, work).startsWith('..')).toBe(true);
-  const packed = await run(process.execPath, [join(ROOT, 'sdk/scripts/pack.mjs'), '--out', join(work, 'pack'), '--json'], { cwd: ROOT, timeoutMs: 90_000 });
+  const packed = await run(process.execPath, [join(ROOT, 'sdk/scripts/pack.mjs'), '--out', join(work, 'pack'), '--json'], {
+    cwd: ROOT,
+    timeoutMs: 90_000,
+  });
   expect(packed.code, packed.stderr).toBe(0);
   pack = JSON.parse(packed.stdout.trim().split('\n').at(-1)!) as PackReport;
 
@@ -83,7 +87,10 @@ beforeAll(async () => {
   // What the README tells an app to run, plus what the OpenFeature example and an app's type check need, at the
   // versions this repo installed (their tarballs are in npm's cache; the network is asked only for what is not).
   const deps = ['@openfeature/server-sdk', '@openfeature/core', '@types/node'].map((name) => `${name}@${installedVersion(name)}`);
-  const installed = await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', pack.tarball, ...deps], { cwd: app, timeoutMs: 90_000 });
+  const installed = await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', pack.tarball, ...deps], {
+    cwd: app,
+    timeoutMs: 90_000,
+  });
   expect(installed.code, installed.stderr).toBe(0);
 
   srv = await startServer();
@@ -104,7 +111,8 @@ describe('the packed SDK', () => {
       expect(pack.files).toContain(`dist/${entry}.d.ts`);
     }
     expect(pack.files).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/aviary.browser.js', 'dist/aviary.browser.js.map']));
-    for (const js of pack.files.filter((f) => f.endsWith('.js') && f !== 'dist/aviary.browser.js')) expect(pack.files).toContain(js.replace(/\.js$/, '.d.ts'));
+    for (const js of pack.files.filter((f) => f.endsWith('.js') && f !== 'dist/aviary.browser.js'))
+      expect(pack.files).toContain(js.replace(/\.js$/, '.d.ts'));
   });
 
   it('resolves to its dist files in an app (no source condition left), and depends on exactly what it imports', async () => {
@@ -119,7 +127,10 @@ describe('the packed SDK', () => {
     const script = `for (const s of ${JSON.stringify(specifiers)}) console.log(import.meta.resolve(s));`;
     const resolved = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: app, timeoutMs: 10_000 });
     expect(resolved.code, resolved.stderr).toBe(0);
-    const files = resolved.stdout.trim().split('\n').map((u) => fileURLToPath(u));
+    const files = resolved.stdout
+      .trim()
+      .split('\n')
+      .map((u) => fileURLToPath(u));
     expect(files.map((f) => relative(sdkDir, f))).toEqual(['dist/index.js', 'dist/openfeature.js', 'dist/core/index.js', 'dist/protocol.js']);
     for (const f of files) expect(existsSync(f)).toBe(true);
 
@@ -159,7 +170,18 @@ describe('the packed SDK', () => {
         '',
       ].join('\n'),
     );
-    const tsconfig = { compilerOptions: { strict: true, noEmit: true, target: 'es2022', module: 'nodenext', moduleResolution: 'nodenext', lib: ['es2022'], types: ['node'] }, files: ['check.ts'] };
+    const tsconfig = {
+      compilerOptions: {
+        strict: true,
+        noEmit: true,
+        target: 'es2022',
+        module: 'nodenext',
+        moduleResolution: 'nodenext',
+        lib: ['es2022'],
+        types: ['node'],
+      },
+      files: ['check.ts'],
+    };
     writeFileSync(join(app, 'tsconfig.json'), JSON.stringify(tsconfig));
     const tsc = await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', app], { cwd: app, timeoutMs: 60_000 });
     expect(tsc.stdout + tsc.stderr).toBe('');

@@ -20,7 +20,14 @@ it('metrics totals equal what the SDKs evaluated and tracked, per variant', asyn
     offVariant: 'off',
     targets: [],
     rules: [],
-    fallthrough: { rollout: { weights: [{ variant: 'on', percent: 50 }, { variant: 'off', percent: 50 }] } },
+    fallthrough: {
+      rollout: {
+        weights: [
+          { variant: 'on', percent: 50 },
+          { variant: 'off', percent: 50 },
+        ],
+      },
+    },
   });
   const expected: Record<string, { evaluations: number; errors: number }> = { on: { evaluations: 0, errors: 0 }, off: { evaluations: 0, errors: 0 } };
   for (let k = 0; k < 2; k++) {

@@ -10,7 +10,12 @@ export const SDK_BUNDLE = join(SDK_DIR, 'dist', 'aviary.browser.js');
 function newest(path: string): number {
   const st = statSync(path);
   if (!st.isDirectory()) return path.endsWith('.ts') || path.endsWith('.mjs') || path.endsWith('.json') ? st.mtimeMs : 0;
-  return Math.max(0, ...readdirSync(path).filter((n) => n !== 'dist' && n !== 'node_modules').map((n) => newest(join(path, n))));
+  return Math.max(
+    0,
+    ...readdirSync(path)
+      .filter((n) => n !== 'dist' && n !== 'node_modules')
+      .map((n) => newest(join(path, n))),
+  );
 }
 
 /** Returns the bundle's path, building it first if needed (the build writes atomically: parallel callers are safe). */

@@ -23,7 +23,15 @@ async function setup(options: StartServerOptions = {}) {
 }
 
 const minuteNow = () => Math.floor(Date.now() / 60_000) * 60_000;
-const row = (flag: string, variant: string | null, extra: Partial<VariantStats> = {}): VariantStats => ({ flag, variant, minute: minuteNow(), evaluations: 1, outcomes: 0, errors: 0, ...extra });
+const row = (flag: string, variant: string | null, extra: Partial<VariantStats> = {}): VariantStats => ({
+  flag,
+  variant,
+  minute: minuteNow(),
+  evaluations: 1,
+  outcomes: 0,
+  errors: 0,
+  ...extra,
+});
 const send = (token: string, body: MetricsReport) => request(srv, 'POST', '/sdk/v1/metrics', { body, token });
 const count = (sql: string, ...args: unknown[]) => (srv.app.sqlite.prepare(sql).get(...args) as { n: number }).n;
 
@@ -68,7 +76,13 @@ describe('what one report may hold', () => {
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ accepted: true, duplicate: false, dropped: { rows: 5 } });
     expect(res.body.dropped.byLimit).toEqual({ 'unknown-variant': 1, 'unknown-flag': 1, 'clock-skew': 1, 'too-old': 1, 'count-limit': 1 });
-    expect(res.body.dropped.errors.map((e: { path: string }) => e.path)).toEqual(['/stats/1/variant', '/stats/2/flag', '/stats/3/minute', '/stats/4/minute', '/stats/5/evaluations']);
+    expect(res.body.dropped.errors.map((e: { path: string }) => e.path)).toEqual([
+      '/stats/1/variant',
+      '/stats/2/flag',
+      '/stats/3/minute',
+      '/stats/4/minute',
+      '/stats/5/evaluations',
+    ]);
     const metrics = (await api(srv).get('/api/v1/flags/checkout/environments/production/metrics')).body;
     expect(Object.keys(metrics.totals)).toEqual(['on']);
     expect(metrics.totals.on.evaluations).toBe(7);
@@ -81,7 +95,10 @@ describe('what one report may hold', () => {
     const key = await clientSideKey();
     const res = await send(key, { sdkId: 'b', seq: 1, stats: [row('checkout', 'on', { evaluations: 2_000_000 })] });
     expect(res.status).toBe(400);
-    expect(res.body.errors[0]).toEqual({ path: '/stats/0/evaluations', message: '2000000 is more than 1000000, the most one row may count for a client-side SDK key; limit: count per row' });
+    expect(res.body.errors[0]).toEqual({
+      path: '/stats/0/evaluations',
+      message: '2000000 is more than 1000000, the most one row may count for a client-side SDK key; limit: count per row',
+    });
     expect((await send(srv.sdkKeys.production, { sdkId: 'b', seq: 1, stats: [row('checkout', 'on', { evaluations: 2_000_000 })] })).status).toBe(200);
   });
 
@@ -110,10 +127,16 @@ describe('exactly once, per SDK key', () => {
     await setup();
     await setState(srv, 'checkout', 'development', { enabled: true, offVariant: 'off', targets: [], rules: [], fallthrough: { variant: 'on' } });
     // Same (sdkId, seq), sent first with the development key.
-    expect((await send(srv.sdkKeys.development, { sdkId: 'app-1', seq: 1, stats: [row('checkout', 'on', { evaluations: 5 })] })).body).toEqual({ accepted: true, duplicate: false });
+    expect((await send(srv.sdkKeys.development, { sdkId: 'app-1', seq: 1, stats: [row('checkout', 'on', { evaluations: 5 })] })).body).toEqual({
+      accepted: true,
+      duplicate: false,
+    });
     const prod = await send(srv.sdkKeys.production, { sdkId: 'app-1', seq: 1, stats: [row('checkout', 'on', { evaluations: 3 })] });
     expect(prod.body).toEqual({ accepted: true, duplicate: false });
-    expect((await send(srv.sdkKeys.production, { sdkId: 'app-1', seq: 1, stats: [row('checkout', 'on', { evaluations: 3 })] })).body).toEqual({ accepted: true, duplicate: true });
+    expect((await send(srv.sdkKeys.production, { sdkId: 'app-1', seq: 1, stats: [row('checkout', 'on', { evaluations: 3 })] })).body).toEqual({
+      accepted: true,
+      duplicate: true,
+    });
     expect((await api(srv).get('/api/v1/flags/checkout/environments/production/metrics')).body.totals.on.evaluations).toBe(3);
   });
 });
@@ -121,7 +144,8 @@ describe('exactly once, per SDK key', () => {
 describe('per-key quotas', () => {
   it('rows per minute: over the allowance is 429 naming the limit; other keys are not affected', async () => {
     await setup({ metrics: { keyQuotas: { rowsPerMinute: 100 } } });
-    const stats = (n: number) => Array.from({ length: n }, (_, i) => row('checkout', i % 2 ? 'on' : 'off', { minute: minuteNow() - Math.floor(i / 2) * 60_000 }));
+    const stats = (n: number) =>
+      Array.from({ length: n }, (_, i) => row('checkout', i % 2 ? 'on' : 'off', { minute: minuteNow() - Math.floor(i / 2) * 60_000 }));
     expect((await send(srv.sdkKeys.production, { sdkId: 'q', seq: 1, stats: stats(60) })).status).toBe(200);
     const over = await send(srv.sdkKeys.production, { sdkId: 'q', seq: 2, stats: stats(60) });
     expect(over.status).toBe(429);
@@ -148,7 +172,9 @@ describe('per-key quotas', () => {
     const big = (seq: number): MetricsReport => ({
       sdkId: 'flood',
       seq,
-      stats: Array.from({ length: 1_000 }, (_, i) => row('checkout', i % 2 ? 'on' : 'off', { minute: minuteNow() - Math.floor(i / 2) * 60_000, outcomes: 1, latency: { '40': 1 } })),
+      stats: Array.from({ length: 1_000 }, (_, i) =>
+        row('checkout', i % 2 ? 'on' : 'off', { minute: minuteNow() - Math.floor(i / 2) * 60_000, outcomes: 1, latency: { '40': 1 } }),
+      ),
     });
     const flood = Array.from({ length: 40 }, (_, i) => send(flooder, big(i + 1)));
     await new Promise((r) => setTimeout(r, 300));
@@ -170,7 +196,8 @@ describe('retention', () => {
     // minutes of flags that never existed (in several environments, more rows than one retention step deletes).
     const insert = srv.app.sqlite.prepare('INSERT INTO metrics_minute (environment, flag, variant, minute, evaluations) VALUES (?, ?, ?, ?, 1)');
     for (let i = 0; i < 2_500; i++) insert.run('production', 'checkout', 'on', Date.UTC(3000, 0, 1) + i * 60_000);
-    for (let i = 0; i < 3_000; i++) insert.run(i % 2 ? 'staging' : 'production', `ghost-${i % 7}`, 'on', minuteNow() - (i % 50) * 60_000 - Math.floor(i / 350) * 3_600_000);
+    for (let i = 0; i < 3_000; i++)
+      insert.run(i % 2 ? 'staging' : 'production', `ghost-${i % 7}`, 'on', minuteNow() - (i % 50) * 60_000 - Math.floor(i / 350) * 3_600_000);
     expect(count('SELECT count(*) AS n FROM metrics_minute')).toBe(5_501);
     expect(srv.app.metrics.prune()).toBe(5_500);
     expect(srv.app.sqlite.prepare('SELECT flag, minute FROM metrics_minute').all()).toEqual([{ flag: 'checkout', minute: minuteNow() }]);
@@ -187,7 +214,12 @@ describe('client-side SDK keys', () => {
     const server = await a.post('/api/v1/tokens', { kind: 'sdk', environment: 'production', name: 'backend' });
     expect(server.body.clientSide).toBe(false);
     const list = (await a.get('/api/v1/tokens')).body.tokens as Array<{ name: string; clientSide: boolean }>;
-    expect(Object.fromEntries(list.map((t) => [t.name, t.clientSide]))).toMatchObject({ web: true, backend: false, AVIARY_SDK_KEY_PRODUCTION: false, AVIARY_ADMIN_TOKEN: false });
+    expect(Object.fromEntries(list.map((t) => [t.name, t.clientSide]))).toMatchObject({
+      web: true,
+      backend: false,
+      AVIARY_SDK_KEY_PRODUCTION: false,
+      AVIARY_ADMIN_TOKEN: false,
+    });
     expect((await a.get(`/api/v1/tokens/${created.body.id}`)).body.clientSide).toBe(true);
     const admin = await a.post('/api/v1/tokens', { kind: 'admin', name: 'x', clientSide: true });
     expect(admin.status).toBe(400);

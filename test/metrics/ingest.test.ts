@@ -98,7 +98,9 @@ describe('POST /sdk/v1/metrics', () => {
 
   it('takes the window as RFC 3339 (any offset) or epoch milliseconds, and answers its times in RFC 3339', async () => {
     for (const minute of [T0, T0 + 60_000, T0 + 120_000, T0 + 180_000]) {
-      expect((await post(report('sdk-w', minute, [{ flag: 'checkout', variant: 'on', minute, evaluations: 1, outcomes: 0, errors: 0 }]))).status).toBe(200);
+      expect(
+        (await post(report('sdk-w', minute, [{ flag: 'checkout', variant: 'on', minute, evaluations: 1, outcomes: 0, errors: 0 }]))).status,
+      ).toBe(200);
     }
     clock = T0 + 10 * 60_000;
     const base = '/api/v1/flags/checkout/environments/production/metrics';
@@ -112,7 +114,11 @@ describe('POST /sdk/v1/metrics', () => {
         expect(m.body).toMatchObject({ from: '2026-01-01T12:01:00.000Z', to: '2026-01-01T12:03:00.000Z', stepSeconds: 60 });
         // Whole minutes, the one `to` falls in included: 12:01, 12:02 and 12:03, not 12:00.
         expect(m.body.totals.on.evaluations).toBe(3);
-        expect(m.body.series.map((s: { start: string }) => s.start)).toEqual(['2026-01-01T12:01:00.000Z', '2026-01-01T12:02:00.000Z', '2026-01-01T12:03:00.000Z']);
+        expect(m.body.series.map((s: { start: string }) => s.start)).toEqual([
+          '2026-01-01T12:01:00.000Z',
+          '2026-01-01T12:02:00.000Z',
+          '2026-01-01T12:03:00.000Z',
+        ]);
       }
     }
     const stepped = await api(srv).get(`${base}?from=${T0}&to=${T0 + 150_000}&step=120`);

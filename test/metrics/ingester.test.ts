@@ -25,7 +25,14 @@ function report(seq: number, rows: number, flag = 'f'): MetricsReport {
   return {
     sdkId: 'sdk',
     seq,
-    stats: Array.from({ length: rows }, (_, i) => ({ flag, variant: i % 2 ? 'on' : 'off', minute: MINUTE + Math.floor(i / 2) * 60_000, evaluations: 1, outcomes: 1, errors: 0 })),
+    stats: Array.from({ length: rows }, (_, i) => ({
+      flag,
+      variant: i % 2 ? 'on' : 'off',
+      minute: MINUTE + Math.floor(i / 2) * 60_000,
+      evaluations: 1,
+      outcomes: 1,
+      errors: 0,
+    })),
   };
 }
 

@@ -14,7 +14,14 @@ beforeEach(async () => {
     offVariant: 'off',
     targets: [],
     rules: [],
-    fallthrough: { rollout: { weights: [{ variant: 'on', percent: 30 }, { variant: 'off', percent: 70 }] } },
+    fallthrough: {
+      rollout: {
+        weights: [
+          { variant: 'on', percent: 30 },
+          { variant: 'off', percent: 70 },
+        ],
+      },
+    },
   });
   expect(put.status).toBe(200);
 });

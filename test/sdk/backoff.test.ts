@@ -11,7 +11,7 @@ describe('reconnect backoff', () => {
 
   it('spreads delays uniformly over the window (full jitter)', () => {
     let seed = 42;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const delays = Array.from({ length: 10_000 }, () => new Backoff({ initialMs: 1_000 }, random).next());
     const quartiles = [0, 0, 0, 0];
     for (const d of delays) quartiles[Math.floor(d / 250)]!++;

@@ -51,7 +51,12 @@ const conditions: AttributeCondition[] = [
 ];
 
 const segments: Segment[] = [
-  { key: 'staff', included: ['root'], excluded: ['mallory'], rules: [{ conditions: [{ attribute: 'email', op: 'endsWith', values: ['@acme.com'] }] }] },
+  {
+    key: 'staff',
+    included: ['root'],
+    excluded: ['mallory'],
+    rules: [{ conditions: [{ attribute: 'email', op: 'endsWith', values: ['@acme.com'] }] }],
+  },
 ];
 
 function flag(key: string, rules: FlagConfig['state']['rules'], extra: Partial<FlagConfig['state']> = {}): FlagConfig {
@@ -75,12 +80,33 @@ const flags: FlagConfig[] = [
   flag('segment', [{ id: 's', conditions: [{ segment: 'staff' }], serve: { variant: 'hit' } }]),
   flag('rollout', [], {
     targets: [{ variant: 'off', keys: ['vip'] }],
-    fallthrough: { rollout: { bucketBy: 'key', weights: [{ variant: 'hit', percent: 33.333 }, { variant: 'miss', percent: 66.667 }] } },
+    fallthrough: {
+      rollout: {
+        bucketBy: 'key',
+        weights: [
+          { variant: 'hit', percent: 33.333 },
+          { variant: 'miss', percent: 66.667 },
+        ],
+      },
+    },
   }),
   flag('killed', [], { enabled: false }),
   flag('mixed', [
     { id: 'a', conditions: [conditions[0]!, { segment: 'staff', negate: true }], serve: { variant: 'hit' } },
-    { id: 'b', conditions: [conditions[9]!], serve: { rollout: { bucketBy: 'org', salt: 's', weights: [{ variant: 'hit', percent: 50 }, { variant: 'miss', percent: 50 }] } } },
+    {
+      id: 'b',
+      conditions: [conditions[9]!],
+      serve: {
+        rollout: {
+          bucketBy: 'org',
+          salt: 's',
+          weights: [
+            { variant: 'hit', percent: 50 },
+            { variant: 'miss', percent: 50 },
+          ],
+        },
+      },
+    },
   ]),
 ];
 
@@ -95,7 +121,13 @@ const contexts: EvaluationContext[] = [
   { key: 'u2', email: 'jo@acme.com.evil', plan: 3, seats: 150, version: '2.0.0', signup: '2024-02-01T00:00:00Z', org: 'o1' },
   { key: 'u3', email: 'xyxz', plan: ['free', 'pro'], seats: 55, version: '1.2.3-beta.2', signup: 'not a date', org: 'o2' },
   { key: 'u4', email: 'ab', plan: true, seats: -1, version: 'nope', beta: [] as unknown as string },
-  ...Array.from({ length: 40 }, (_, i) => ({ key: `user-${i}`, email: `user${i}@example.${i % 2 ? 'com' : 'org'}`, seats: i * 3, org: `org-${i % 7}`, plan: 'pro' })),
+  ...Array.from({ length: 40 }, (_, i) => ({
+    key: `user-${i}`,
+    email: `user${i}@example.${i % 2 ? 'com' : 'org'}`,
+    seats: i * 3,
+    org: `org-${i % 7}`,
+    plan: 'pro',
+  })),
 ];
 
 it('loads the bundle bundle.mjs just built (the one whose size is reported), within the 10 KB gzipped budget', () => {

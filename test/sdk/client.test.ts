@@ -30,7 +30,11 @@ describe('createClient', () => {
   it('before the first snapshot serves the default with ERROR/NOT_READY, and ready() rejects on timeout', async () => {
     const port = await freePort();
     const c = client({ baseUrl: `http://127.0.0.1:${port}`, sdkKey: 'k', backoff: { initialMs: 50, maxMs: 100 } });
-    expect(c.variationDetail('checkout', { key: 'u' }, true)).toEqual({ value: true, reason: { kind: 'ERROR', errorCode: 'NOT_READY' }, errorCode: 'NOT_READY' });
+    expect(c.variationDetail('checkout', { key: 'u' }, true)).toEqual({
+      value: true,
+      reason: { kind: 'ERROR', errorCode: 'NOT_READY' },
+      errorCode: 'NOT_READY',
+    });
     const t0 = Date.now();
     await expect(c.ready(150)).rejects.toThrow(/not ready after 150 ms/);
     expect(Date.now() - t0).toBeLessThan(2_000);
@@ -57,8 +61,25 @@ describe('createClient', () => {
   it("takes the expected kind from the default's type: another kind answers the default with WRONG_TYPE", async () => {
     const srv = await server();
     await booleanFlag(srv, 'bool-flag');
-    expect((await api(srv).post('/api/v1/flags', { key: 'copy', kind: 'string', variants: [{ key: 'a', value: 'Buy now' }, { key: 'b', value: 'Order' }] })).status).toBe(201);
-    await setState(srv, 'copy', 'production', { enabled: true, offVariant: 'a', targets: [{ variant: 'b', keys: ['vip'] }], rules: [], fallthrough: { variant: 'a' } });
+    expect(
+      (
+        await api(srv).post('/api/v1/flags', {
+          key: 'copy',
+          kind: 'string',
+          variants: [
+            { key: 'a', value: 'Buy now' },
+            { key: 'b', value: 'Order' },
+          ],
+        })
+      ).status,
+    ).toBe(201);
+    await setState(srv, 'copy', 'production', {
+      enabled: true,
+      offVariant: 'a',
+      targets: [{ variant: 'b', keys: ['vip'] }],
+      rules: [],
+      fallthrough: { variant: 'a' },
+    });
     const c = client({ baseUrl: srv.url, sdkKey: srv.sdkKeys.production });
     await c.ready();
     const s: string = c.variation('copy', { key: 'vip' }, 'default');
@@ -111,7 +132,17 @@ describe('createClient', () => {
     const snapshot = {
       environment: 'production',
       version: 3,
-      flags: [{ key: 'f', kind: 'boolean' as const, variants: [{ key: 'on', value: true }, { key: 'off', value: false }], state: { enabled: false, offVariant: 'off', targets: [], rules: [], fallthrough: { variant: 'on' }, version: 1 } }],
+      flags: [
+        {
+          key: 'f',
+          kind: 'boolean' as const,
+          variants: [
+            { key: 'on', value: true },
+            { key: 'off', value: false },
+          ],
+          state: { enabled: false, offVariant: 'off', targets: [], rules: [], fallthrough: { variant: 'on' }, version: 1 },
+        },
+      ],
       segments: [],
     };
     const c = client({ baseUrl: sink.url, sdkKey: 'k', offline: true, bootstrap: snapshot });
@@ -147,7 +178,13 @@ describe('createClient', () => {
       return () => true;
     };
     // An injected WebSocket, as a Node app may bring: the engine comes from the options, not from how it connects.
-    const c = client({ baseUrl: srv.url, sdkKey: srv.sdkKeys.production, WebSocket: WebSocket as never, bootstrap: first.snapshot()!, patternEngine: liar });
+    const c = client({
+      baseUrl: srv.url,
+      sdkKey: srv.sdkKeys.production,
+      WebSocket: WebSocket as never,
+      bootstrap: first.snapshot()!,
+      patternEngine: liar,
+    });
     expect(programs).toHaveLength(1);
     expect(c.variation('staff', { key: 'u', email: 'eve@evil.example' }, false)).toBe(true);
     await until(() => c.status().connected, 'the stream');

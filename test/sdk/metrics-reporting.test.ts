@@ -15,8 +15,18 @@ const snapshot: EnvironmentSnapshot = {
     {
       key: 'checkout',
       kind: 'boolean',
-      variants: [{ key: 'on', value: true }, { key: 'off', value: false }],
-      state: { enabled: true, offVariant: 'off', targets: [{ variant: 'off', keys: ['vip'] }], rules: [], fallthrough: { variant: 'on' }, version: 2 },
+      variants: [
+        { key: 'on', value: true },
+        { key: 'off', value: false },
+      ],
+      state: {
+        enabled: true,
+        offVariant: 'off',
+        targets: [{ variant: 'off', keys: ['vip'] }],
+        rules: [],
+        fallthrough: { variant: 'on' },
+        version: 2,
+      },
     },
   ],
   segments: [],
@@ -26,7 +36,15 @@ async function setup(extra: Partial<ClientOptions> = {}): Promise<{ sink: Report
   const sink = await reportSink();
   cleanups.push(() => sink.close());
   // The sink speaks no websocket: the stream keeps failing (slowly), metrics go through.
-  const c = createClient({ baseUrl: sink.url, sdkKey: 'sdk-key', bootstrap: snapshot, flushIntervalMs: 0, backoff: { initialMs: 60_000 }, app: { name: 'shop', version: '9' }, ...extra });
+  const c = createClient({
+    baseUrl: sink.url,
+    sdkKey: 'sdk-key',
+    bootstrap: snapshot,
+    flushIntervalMs: 0,
+    backoff: { initialMs: 60_000 },
+    app: { name: 'shop', version: '9' },
+    ...extra,
+  });
   cleanups.push(() => c.close());
   return { sink, c };
 }
@@ -48,7 +66,9 @@ describe('evaluation counts and outcomes', () => {
         throw new Error('old path failed');
       }),
     ).toThrow('old path failed');
-    await expect(c.measure('checkout', { key: 'user-0' }, false, async () => Promise.reject(new Error('async failure')))).rejects.toThrow('async failure');
+    await expect(c.measure('checkout', { key: 'user-0' }, false, async () => Promise.reject(new Error('async failure')))).rejects.toThrow(
+      'async failure',
+    );
 
     expect(await c.flush()).toBe(true);
     expect(sink.received).toHaveLength(1);
@@ -78,7 +98,9 @@ describe('evaluation counts and outcomes', () => {
     cleanups.push(() => c.close());
     c.variation('early', { key: 'u' }, true);
     await c.flush();
-    expect(sink.received[0]!.report.stats).toEqual([expect.objectContaining({ flag: 'early', variant: null, evaluations: 1, reasons: { ERROR: 1 } })]);
+    expect(sink.received[0]!.report.stats).toEqual([
+      expect.objectContaining({ flag: 'early', variant: null, evaluations: 1, reasons: { ERROR: 1 } }),
+    ]);
   });
 
   it('retries a failed report with the same seq, so the server can count it exactly once', async () => {

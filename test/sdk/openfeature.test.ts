@@ -27,7 +27,11 @@ describe('AviaryProvider through @openfeature/server-sdk', () => {
     await OpenFeature.setProviderAndWait(new AviaryProvider({ baseUrl: srv.url, sdkKey: srv.sdkKeys.production, flushIntervalMs: 0 }));
     const of = OpenFeature.getClient();
 
-    expect(await of.getBooleanDetails('new-checkout', false, { targetingKey: 'vip' })).toMatchObject({ value: true, variant: 'on', reason: 'TARGETING_MATCH' });
+    expect(await of.getBooleanDetails('new-checkout', false, { targetingKey: 'vip' })).toMatchObject({
+      value: true,
+      variant: 'on',
+      reason: 'TARGETING_MATCH',
+    });
     expect(await of.getBooleanDetails('new-checkout', false, { targetingKey: 'x', country: 'NL' })).toMatchObject({
       value: true,
       reason: 'TARGETING_MATCH',
@@ -40,7 +44,11 @@ describe('AviaryProvider through @openfeature/server-sdk', () => {
     expect(await of.getObjectDetails('limits', {}, { targetingKey: 'u' })).toMatchObject({ value: { max: 3 }, reason: 'DEFAULT' });
     expect(await of.getNumberDetails('ratio', 1, { targetingKey: 'u' })).toMatchObject({ value: 0.25, reason: 'DISABLED' });
 
-    expect(await of.getBooleanDetails('missing', true, { targetingKey: 'u' })).toMatchObject({ value: true, reason: 'ERROR', errorCode: 'FLAG_NOT_FOUND' });
+    expect(await of.getBooleanDetails('missing', true, { targetingKey: 'u' })).toMatchObject({
+      value: true,
+      reason: 'ERROR',
+      errorCode: 'FLAG_NOT_FOUND',
+    });
     expect(await of.getNumberDetails('banner', 5, { targetingKey: 'u' })).toMatchObject({ value: 5, reason: 'ERROR', errorCode: 'TYPE_MISMATCH' });
     // A context without targetingKey is bucketed by nothing: the off variant, said so.
     expect(await of.getBooleanDetails('new-checkout', true, {})).toMatchObject({ value: false, flagMetadata: { bucketByMissing: true } });
@@ -49,7 +57,12 @@ describe('AviaryProvider through @openfeature/server-sdk', () => {
   it('emits CONFIGURATION_CHANGED with the changed flags, and STALE when the stream drops', async () => {
     srv = await startServer();
     await flags(srv);
-    const provider = new AviaryProvider({ baseUrl: srv.url, sdkKey: srv.sdkKeys.production, flushIntervalMs: 0, backoff: { initialMs: 50, maxMs: 100 } });
+    const provider = new AviaryProvider({
+      baseUrl: srv.url,
+      sdkKey: srv.sdkKeys.production,
+      flushIntervalMs: 0,
+      backoff: { initialMs: 50, maxMs: 100 },
+    });
     await OpenFeature.setProviderAndWait(provider);
     const changes: EventDetails[] = [];
     const stale: EventDetails[] = [];
@@ -80,6 +93,8 @@ describe('AviaryProvider through @openfeature/server-sdk', () => {
     expect(client.status().connected).toBe(true);
     await client.close();
 
-    await expect(OpenFeature.setProviderAndWait(new AviaryProvider({ baseUrl: srv.url, sdkKey: 'avi_sdk_wrong', flushIntervalMs: 0 }))).rejects.toThrow();
+    await expect(
+      OpenFeature.setProviderAndWait(new AviaryProvider({ baseUrl: srv.url, sdkKey: 'avi_sdk_wrong', flushIntervalMs: 0 })),
+    ).rejects.toThrow();
   });
 });

@@ -24,7 +24,14 @@ describe('audit log', () => {
     await a.post('/api/v1/flags/other/environments/staging/revive');
 
     const all = await a.get('/api/v1/audit?flag=audited');
-    expect(all.body.entries.map((e: { action: string }) => e.action)).toEqual(['flag.revive', 'flag.kill', 'flag.revive', 'flag.kill', 'flag.revive', 'flag.create']);
+    expect(all.body.entries.map((e: { action: string }) => e.action)).toEqual([
+      'flag.revive',
+      'flag.kill',
+      'flag.revive',
+      'flag.kill',
+      'flag.revive',
+      'flag.create',
+    ]);
     expect(all.body.entries[0]).toMatchObject({
       actor: { tokenId: 'configured-admin', name: 'AVIARY_ADMIN_TOKEN' },
       resourceType: 'flag',
@@ -44,7 +51,9 @@ describe('audit log', () => {
     const seen: number[] = [];
     let cursor: string | null = null;
     do {
-      const page: { body: { entries: { id: number }[]; nextCursor: string | null } } = await a.get(`/api/v1/audit?flag=audited&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      const page: { body: { entries: { id: number }[]; nextCursor: string | null } } = await a.get(
+        `/api/v1/audit?flag=audited&limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+      );
       expect(page.body.entries.length).toBeLessThanOrEqual(2);
       seen.push(...page.body.entries.map((e) => e.id));
       cursor = page.body.nextCursor;

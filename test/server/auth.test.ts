@@ -113,7 +113,11 @@ describe('tokens', () => {
     // writes are attributed to the token that made them
     await other.post('/api/v1/environments', { key: 'qa', name: 'QA' });
     const audit = await a.get('/api/v1/audit?resourceType=environment');
-    expect(audit.body.entries[0]).toMatchObject({ action: 'environment.create', resourceKey: 'qa', actor: { tokenId: created.body.id, name: 'ops laptop' } });
+    expect(audit.body.entries[0]).toMatchObject({
+      action: 'environment.create',
+      resourceKey: 'qa',
+      actor: { tokenId: created.body.id, name: 'ops laptop' },
+    });
     await a.delete(`/api/v1/tokens/${created.body.id}`);
     expect((await other.get('/api/v1/environments')).status).toBe(401);
   });
@@ -127,7 +131,9 @@ describe('tokens', () => {
     expect(badEnv.status).toBe(400);
     const badKind = await a.post('/api/v1/tokens', { kind: 'root', name: 'x' });
     expect(badKind.body.errors).toContainEqual({ path: '/kind', message: expect.any(String) });
-    const configured = (await a.get('/api/v1/tokens')).body.tokens.find((t: { configured: boolean; kind: string }) => t.configured && t.kind === 'admin');
+    const configured = (await a.get('/api/v1/tokens')).body.tokens.find(
+      (t: { configured: boolean; kind: string }) => t.configured && t.kind === 'admin',
+    );
     const refused = await a.delete(`/api/v1/tokens/${configured.id}`);
     expect(refused.status).toBe(409);
     expect((await a.get('/api/v1/environments')).status).toBe(200);
@@ -145,11 +151,15 @@ describe('every request on a keep-alive connection is authenticated afresh', () 
     const evaluate = (secret: string) =>
       new Promise<number>((resolve, reject) => {
         const body = JSON.stringify({ context: { key: 'u' } });
-        const req = httpRequest(`${srv.url}/sdk/v1/evaluate`, { method: 'POST', agent, headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' } }, (res) => {
-          sockets.add(res.socket);
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
-        });
+        const req = httpRequest(
+          `${srv.url}/sdk/v1/evaluate`,
+          { method: 'POST', agent, headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' } },
+          (res) => {
+            sockets.add(res.socket);
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          },
+        );
         req.on('error', reject);
         req.end(body);
       });

@@ -71,10 +71,14 @@ describe('aviary backup', () => {
       expect(result.environments.production).toBeLessThanOrEqual(version);
       // One snapshot: the flag's state agrees with the newest audit entry for it, and the change log with the version.
       const state = copy
-        .prepare<[], { enabled: number }>("SELECT json_extract(state, '$.enabled') AS enabled FROM flag_states WHERE flag = 'checkout' AND environment = 'production'")
+        .prepare<[], { enabled: number }>(
+          "SELECT json_extract(state, '$.enabled') AS enabled FROM flag_states WHERE flag = 'checkout' AND environment = 'production'",
+        )
         .get()!;
       const last = copy
-        .prepare<[], { action: string }>("SELECT action FROM audit_log WHERE resource_key = 'checkout' AND environment = 'production' ORDER BY id DESC LIMIT 1")
+        .prepare<[], { action: string }>(
+          "SELECT action FROM audit_log WHERE resource_key = 'checkout' AND environment = 'production' ORDER BY id DESC LIMIT 1",
+        )
         .get()!;
       expect(last.action === 'flag.kill' ? 0 : 1).toBe(state.enabled);
       const newest = copy.prepare<[], { v: number }>("SELECT max(version) AS v FROM change_log WHERE environment = 'production'").get()!.v;

@@ -43,7 +43,9 @@ describe('boot configuration errors', () => {
     const { join } = await import('node:path');
     const dir = mkdtempSync(join(tmpdir(), 'aviary-boot-'));
     try {
-      await expect(buildApp({ dbPath: join(dir, 'a.db'), sdkKeys: { 'eu-west': 'some-sdk-key-0123456789' } })).rejects.toThrow(/AVIARY_SDK_KEY_EU_WEST/);
+      await expect(buildApp({ dbPath: join(dir, 'a.db'), sdkKeys: { 'eu-west': 'some-sdk-key-0123456789' } })).rejects.toThrow(
+        /AVIARY_SDK_KEY_EU_WEST/,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

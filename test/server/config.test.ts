@@ -29,15 +29,30 @@ describe('readConfig (CONTRACT §8)', () => {
   });
 
   it('reads the operational limits, refusing what is not a positive number', () => {
-    expect(readConfig({})).toMatchObject({ slowRequestMs: 1000, authFailures: { limit: 30, windowMs: 60_000 }, metricsRetentionDays: 30, trustProxy: false });
-    const config = readConfig({ AVIARY_SLOW_REQUEST_MS: '250', AVIARY_AUTH_FAILURE_LIMIT: '5', AVIARY_AUTH_FAILURE_WINDOW_SECONDS: '10', AVIARY_METRICS_RETENTION_DAYS: '7' });
+    expect(readConfig({})).toMatchObject({
+      slowRequestMs: 1000,
+      authFailures: { limit: 30, windowMs: 60_000 },
+      metricsRetentionDays: 30,
+      trustProxy: false,
+    });
+    const config = readConfig({
+      AVIARY_SLOW_REQUEST_MS: '250',
+      AVIARY_AUTH_FAILURE_LIMIT: '5',
+      AVIARY_AUTH_FAILURE_WINDOW_SECONDS: '10',
+      AVIARY_METRICS_RETENTION_DAYS: '7',
+    });
     expect(config).toMatchObject({ slowRequestMs: 250, authFailures: { limit: 5, windowMs: 10_000 }, metricsRetentionDays: 7 });
     expect(() => readConfig({ AVIARY_AUTH_FAILURE_LIMIT: 'lots' })).toThrow(/AVIARY_AUTH_FAILURE_LIMIT/);
     expect(() => readConfig({ AVIARY_METRICS_RETENTION_DAYS: '-1' })).toThrow(/AVIARY_METRICS_RETENTION_DAYS/);
     // SDK-key limits: only what is set, so the modules' defaults hold otherwise.
     expect(readConfig({}).metricsLimits).toEqual({});
     expect(readConfig({}).evaluationMsPerSecond).toBeUndefined();
-    const limits = readConfig({ AVIARY_METRICS_KEY_ROWS_PER_MINUTE: '1000', AVIARY_METRICS_MAX_FUTURE_SECONDS: '60', AVIARY_EVAL_MS_PER_SECOND: '250', AVIARY_STREAM_HYDRATION_BURST: '50' });
+    const limits = readConfig({
+      AVIARY_METRICS_KEY_ROWS_PER_MINUTE: '1000',
+      AVIARY_METRICS_MAX_FUTURE_SECONDS: '60',
+      AVIARY_EVAL_MS_PER_SECOND: '250',
+      AVIARY_STREAM_HYDRATION_BURST: '50',
+    });
     expect(limits.metricsLimits).toEqual({ rowsPerMinute: 1000, maxFutureMs: 60_000 });
     expect(limits.evaluationMsPerSecond).toBe(250);
     expect(limits.hydrations).toEqual({ burst: 50, perMinute: 120 });
@@ -53,6 +68,7 @@ describe('readConfig (CONTRACT §8)', () => {
     expect([two('x', 0), two('x', 1), two('x', 2)]).toEqual([true, true, false]);
     expect(parseTrustProxy('10.0.0.1, 192.168.0.0/16,loopback')).toBe('10.0.0.1,192.168.0.0/16,loopback');
     expect(parseTrustProxy('::1,fd00::/8')).toBe('::1,fd00::/8');
-    for (const bad of ['yes', '0', '17', '10.0.0.0/33', 'proxy.example', '10.0.0.1/8/2']) expect(() => parseTrustProxy(bad)).toThrow(/AVIARY_TRUST_PROXY/);
+    for (const bad of ['yes', '0', '17', '10.0.0.0/33', 'proxy.example', '10.0.0.1/8/2'])
+      expect(() => parseTrustProxy(bad)).toThrow(/AVIARY_TRUST_PROXY/);
   });
 });

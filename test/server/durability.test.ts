@@ -62,14 +62,23 @@ describe('durability', () => {
     const envs = db.prepare('SELECT key, version FROM environments').all() as { key: string; version: number }[];
     for (const key of flagKeys) {
       expect((db.prepare('SELECT count(*) AS n FROM flag_states WHERE flag = ?').get(key) as { n: number }).n, key).toBe(envs.length);
-      expect((db.prepare("SELECT count(*) AS n FROM audit_log WHERE action = 'flag.create' AND resource_key = ?").get(key) as { n: number }).n, key).toBe(1);
+      expect(
+        (db.prepare("SELECT count(*) AS n FROM audit_log WHERE action = 'flag.create' AND resource_key = ?").get(key) as { n: number }).n,
+        key,
+      ).toBe(1);
     }
     for (const env of envs) {
-      const log = db.prepare('SELECT count(*) AS n, max(version) AS max FROM change_log WHERE environment = ?').get(env.key) as { n: number; max: number };
+      const log = db.prepare('SELECT count(*) AS n, max(version) AS max FROM change_log WHERE environment = ?').get(env.key) as {
+        n: number;
+        max: number;
+      };
       expect(log.max, env.key).toBe(env.version);
       expect(log.n, env.key).toBe(env.version);
     }
-    const toggled = db.prepare("SELECT state, version FROM flag_states WHERE flag = 'toggled' AND environment = 'production'").get() as { state: string; version: number };
+    const toggled = db.prepare("SELECT state, version FROM flag_states WHERE flag = 'toggled' AND environment = 'production'").get() as {
+      state: string;
+      version: number;
+    };
     db.close();
     const acked = lastAckedToggle as { version: number; enabled: boolean } | null;
     if (acked) {
@@ -85,7 +94,8 @@ describe('durability', () => {
       expect(listed.body.flags.length).toBe(flagKeys.size);
       const production = envs.find((e) => e.key === 'production')!;
       expect(again.app.snapshots.version('production')).toBe(production.version + UNCLEAN_STOP_VERSION_GAP);
-      for (const v of [production.version - 1, production.version, production.version + 1]) expect(again.app.snapshots.changesSince('production', v)).toBeNull();
+      for (const v of [production.version - 1, production.version, production.version + 1])
+        expect(again.app.snapshots.changesSince('production', v)).toBeNull();
       const audit = await api(again).get('/api/v1/audit?action=server.recover');
       expect(audit.body.entries).toHaveLength(1);
     } finally {

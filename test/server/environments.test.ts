@@ -18,7 +18,12 @@ describe('environments', () => {
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ key: 'eu-west', name: 'EU West', version: 0 });
     expect((await a.get('/api/v1/environments/eu-west')).body.key).toBe('eu-west');
-    expect((await a.get('/api/v1/environments')).body.environments.map((e: { key: string }) => e.key)).toEqual(['development', 'staging', 'production', 'eu-west']);
+    expect((await a.get('/api/v1/environments')).body.environments.map((e: { key: string }) => e.key)).toEqual([
+      'development',
+      'staging',
+      'production',
+      'eu-west',
+    ]);
     expect((await a.get('/api/v1/flags/pre-existing/environments/eu-west')).body).toMatchObject({ enabled: false, version: 1 });
 
     const key = (await a.post('/api/v1/tokens', { kind: 'sdk', environment: 'eu-west', name: 'eu app' })).body.token;

@@ -9,7 +9,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { compileEnvironment, evaluateFlag, type EnvironmentSnapshot, type EvaluationContext, type EvaluationDetail, type JsonValue } from '../../sdk/core/index.js';
+import {
+  compileEnvironment,
+  evaluateFlag,
+  type EnvironmentSnapshot,
+  type EvaluationContext,
+  type EvaluationDetail,
+  type JsonValue,
+} from '../../sdk/core/index.js';
 import { loggerOptions } from '../../server/ops/logging.js';
 import { api, request, startServer, type TestServer } from '../helpers/server.js';
 import { logSink } from '../helpers/log-sink.js';
@@ -21,7 +28,10 @@ interface Case {
   default: unknown;
   expect: EvaluationDetail;
 }
-const golden = JSON.parse(readFileSync(join(import.meta.dirname, '../cases/evaluation.json'), 'utf8')) as { environment: EnvironmentSnapshot; cases: Case[] };
+const golden = JSON.parse(readFileSync(join(import.meta.dirname, '../cases/evaluation.json'), 'utf8')) as {
+  environment: EnvironmentSnapshot;
+  cases: Case[];
+};
 // The golden environment has one flag the API refuses to store (its rule names a segment that does not exist): the
 // server cannot hold it, so it answers FLAG_NOT_FOUND for it, as for any unknown key.
 const STORABLE = golden.environment.flags.filter((f) => f.key !== 'malformed');
@@ -46,13 +56,16 @@ afterAll(async () => {
   await srv.close();
 });
 
-const evaluateOn = (token: string, body: unknown, headers: Record<string, string> = {}) => request(srv, 'POST', '/sdk/v1/evaluate', { token, body, headers });
+const evaluateOn = (token: string, body: unknown, headers: Record<string, string> = {}) =>
+  request(srv, 'POST', '/sdk/v1/evaluate', { token, body, headers });
 const evaluate = (body: unknown, headers: Record<string, string> = {}) => evaluateOn(srv.sdkKeys.production, body, headers);
 
 /** What the route must answer for a flag: the core's evaluation of the server's own snapshot, as JSON. */
 function coreAnswer(env: ReturnType<typeof compileEnvironment>, key: string, context: EvaluationContext): unknown {
   const flag = env.flags.get(key);
-  const detail = flag ? evaluateFlag<JsonValue>(flag, context, null, true) : { value: null, reason: { kind: 'ERROR', errorCode: 'FLAG_NOT_FOUND' }, errorCode: 'FLAG_NOT_FOUND' };
+  const detail = flag
+    ? evaluateFlag<JsonValue>(flag, context, null, true)
+    : { value: null, reason: { kind: 'ERROR', errorCode: 'FLAG_NOT_FOUND' }, errorCode: 'FLAG_NOT_FOUND' };
   return JSON.parse(JSON.stringify(detail));
 }
 
@@ -104,7 +117,8 @@ describe('what clients send', () => {
     const body = JSON.parse(text) as { flags: Record<string, { value: unknown; reason: { kind: string; errorCode?: string } }> };
     expect(Object.keys(body.flags)).toEqual(['constructor', 'op-in', '__proto__', 'nope', 'toString', 'config']);
     const notFound = { value: null, reason: { kind: 'ERROR', errorCode: 'FLAG_NOT_FOUND' }, errorCode: 'FLAG_NOT_FOUND' };
-    for (const key of ['constructor', '__proto__', 'nope', 'toString']) expect(Object.getOwnPropertyDescriptor(body.flags, key)?.value).toStrictEqual(notFound);
+    for (const key of ['constructor', '__proto__', 'nope', 'toString'])
+      expect(Object.getOwnPropertyDescriptor(body.flags, key)?.value).toStrictEqual(notFound);
     expect(body.flags['op-in']).toStrictEqual({ value: true, variant: 'on', reason: { kind: 'RULE_MATCH', ruleId: 'r', ruleIndex: 0 } });
     expect(body.flags.config).toStrictEqual({ value: { limits: [1, 2], theme: 'dark' }, variant: 'v1', reason: { kind: 'FALLTHROUGH' } });
   });
@@ -142,7 +156,11 @@ describe('what clients send', () => {
     ['a text body (not a media type the SDK API takes)', 'PROD', { 'content-type': 'text/plain' }, 415],
   ] as const)('%s', async (_name, token, headers, status) => {
     const key = token === 'ADMIN' ? srv.adminToken : token === 'PROD' ? srv.sdkKeys.production : token;
-    const res = await request(srv, 'POST', '/sdk/v1/evaluate', { token: key, body: JSON.stringify({ context: { key: 'u' } }), headers: { 'content-type': 'application/json', ...headers } });
+    const res = await request(srv, 'POST', '/sdk/v1/evaluate', {
+      token: key,
+      body: JSON.stringify({ context: { key: 'u' } }),
+      headers: { 'content-type': 'application/json', ...headers },
+    });
     expect(res.status).toBe(status);
     expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
   });
@@ -170,7 +188,11 @@ describe('logging', () => {
     expect(res.status).toBe(200);
     const warned = log.lines().filter((l) => l.msg === 'slow request');
     expect(warned).toHaveLength(1);
-    expect(warned[0]).toMatchObject({ level: 40, req: { method: 'POST', url: '/sdk/v1/evaluate', route: '/sdk/v1/evaluate' }, res: { statusCode: 200 } });
+    expect(warned[0]).toMatchObject({
+      level: 40,
+      req: { method: 'POST', url: '/sdk/v1/evaluate', route: '/sdk/v1/evaluate' },
+      res: { statusCode: 200 },
+    });
     expect(JSON.stringify(log.lines())).not.toContain(other.sdkKeys.production);
   });
 });

@@ -56,10 +56,18 @@ describe('OFREP', () => {
   it('names the limit a context breaks, within the body limit', async () => {
     const long = await sdk('/ofrep/v1/evaluate/flags/acme-staff', { context: { targetingKey: 'u1', email: ['a.'.repeat(600)] } });
     expect(long.status).toBe(400);
-    expect(long.body).toEqual({ key: 'acme-staff', errorCode: 'INVALID_CONTEXT', errorDetails: '/context/email/0: a string of 1200 characters; at most 1024 (limit stringLength)' });
-    const many = await sdk('/ofrep/v1/evaluate/flags/acme-staff', { context: { targetingKey: 'u1', groups: Array.from({ length: 101 }, (_, i) => `g${i}`) } });
+    expect(long.body).toEqual({
+      key: 'acme-staff',
+      errorCode: 'INVALID_CONTEXT',
+      errorDetails: '/context/email/0: a string of 1200 characters; at most 1024 (limit stringLength)',
+    });
+    const many = await sdk('/ofrep/v1/evaluate/flags/acme-staff', {
+      context: { targetingKey: 'u1', groups: Array.from({ length: 101 }, (_, i) => `g${i}`) },
+    });
     expect(many.body.errorDetails).toBe('/context/groups: an array of 101 elements; at most 100 (limit arrayItems)');
-    const total = await sdk('/ofrep/v1/evaluate/flags', { context: { targetingKey: 'u1', a: Array.from({ length: 5 }, () => 'x'.repeat(1000)), b: Array.from({ length: 5 }, () => 'y'.repeat(1000)) } });
+    const total = await sdk('/ofrep/v1/evaluate/flags', {
+      context: { targetingKey: 'u1', a: Array.from({ length: 5 }, () => 'x'.repeat(1000)), b: Array.from({ length: 5 }, () => 'y'.repeat(1000)) },
+    });
     expect(total.status).toBe(400);
     expect(total.body.errorDetails).toMatch(/exceed 8192 bytes in all \(limit totalStringBytes\)/);
     const fine = await sdk('/ofrep/v1/evaluate/flags/acme-staff', { context: { targetingKey: 'u1', email: 'jo@acme.com' } });
@@ -95,12 +103,16 @@ describe('POST /sdk/v1/evaluate', () => {
 });
 
 describe('evaluation time per SDK key', () => {
-  it("a flood of worst-case contexts from one key is held to its share: 429s for it, not for kills or other keys", async () => {
-    const browser = (await api(srv).post('/api/v1/tokens', { kind: 'sdk', environment: 'production', name: 'web', clientSide: true })).body.token as string;
+  it('a flood of worst-case contexts from one key is held to its share: 429s for it, not for kills or other keys', async () => {
+    const browser = (await api(srv).post('/api/v1/tokens', { kind: 'sdk', environment: 'production', name: 'web', clientSide: true })).body
+      .token as string;
     const context = { key: 'u1', email: Array.from({ length: 8 }, () => 'a.'.repeat(500)) };
     const flood = Promise.all(
       Array.from({ length: 60 }, (_, i) =>
-        request(srv, 'POST', i % 2 ? '/sdk/v1/evaluate' : '/ofrep/v1/evaluate/flags/acme-staff', { body: i % 2 ? { context } : { context: { ...context, targetingKey: 'u1' } }, token: browser }),
+        request(srv, 'POST', i % 2 ? '/sdk/v1/evaluate' : '/ofrep/v1/evaluate/flags/acme-staff', {
+          body: i % 2 ? { context } : { context: { ...context, targetingKey: 'u1' } },
+          token: browser,
+        }),
       ),
     );
     const [kill, ms] = await timed(() => api(srv).post('/api/v1/flags/acme-staff/environments/production/kill', { reason: 'test' }));
@@ -114,7 +126,9 @@ describe('evaluation time per SDK key', () => {
     const refused = answers.find((r) => r.status === 429)!;
     expect(refused.headers.get('content-type')).toContain('application/problem+json');
     expect(refused.body).toMatchObject({ limit: 'evaluation-ms-per-second', allowance: 500 });
-    console.log(`60 worst-case evaluations from one key: ${statuses.filter((x) => x === 429).length} refused (429); kill meanwhile ${ms.toFixed(0)} ms`);
+    console.log(
+      `60 worst-case evaluations from one key: ${statuses.filter((x) => x === 429).length} refused (429); kill meanwhile ${ms.toFixed(0)} ms`,
+    );
   });
 });
 
@@ -133,7 +147,8 @@ describe('patterns flag authors can save', () => {
     expect(res.body.errors).toEqual([
       {
         path: '/rules/0/conditions/0/values/0',
-        message: 'is not an accepted regular expression: pattern compiles to 8004 instructions, more than 512: matching would cost too much per input character (use smaller repetition counts than {0,1000})',
+        message:
+          'is not an accepted regular expression: pattern compiles to 8004 instructions, more than 512: matching would cost too much per input character (use smaller repetition counts than {0,1000})',
       },
     ]);
     expect((await a.get('/api/v1/flags/acme-staff/environments/production')).body.rules[0].id).toBe('staff');

@@ -18,7 +18,14 @@ const rolloutState = {
   offVariant: 'off',
   targets: [{ variant: 'on', keys: ['user-1'] }],
   rules: [{ id: 'staff', conditions: [{ attribute: 'email', op: 'endsWith', values: ['@acme.com'] }], serve: { variant: 'on' } }],
-  fallthrough: { rollout: { weights: [{ variant: 'on', percent: 5 }, { variant: 'off', percent: 95 }] } },
+  fallthrough: {
+    rollout: {
+      weights: [
+        { variant: 'on', percent: 5 },
+        { variant: 'off', percent: 95 },
+      ],
+    },
+  },
 };
 
 function collect(envName: string) {
@@ -34,18 +41,29 @@ describe('flag state per environment', () => {
     const feed = collect('production');
     const get = await a.get('/api/v1/flags/checkout/environments/production');
     expect(get.headers.get('etag')).toBe('"v1"');
-    const put = await a.put('/api/v1/flags/checkout/environments/production', { ...rolloutState, reason: 'launch 5%' }, { headers: { 'if-match': '"v1"' } });
+    const put = await a.put(
+      '/api/v1/flags/checkout/environments/production',
+      { ...rolloutState, reason: 'launch 5%' },
+      { headers: { 'if-match': '"v1"' } },
+    );
     feed.stop();
     expect(put.status).toBe(200);
     expect(put.body).toMatchObject({ ...rolloutState, version: 2 });
     expect(put.headers.get('etag')).toBe('"v2"');
     expect(feed.events).toHaveLength(1);
     expect(feed.events[0]!.delta.version).toBe(put.body.environmentVersion);
-    expect(feed.events[0]!.delta.changes).toEqual([{ type: 'flag.upsert', flag: expect.objectContaining({ key: 'checkout', state: expect.objectContaining({ ...rolloutState, version: 2 }) }) }]);
+    expect(feed.events[0]!.delta.changes).toEqual([
+      { type: 'flag.upsert', flag: expect.objectContaining({ key: 'checkout', state: expect.objectContaining({ ...rolloutState, version: 2 }) }) },
+    ]);
     // other environments are untouched
     expect((await a.get('/api/v1/flags/checkout/environments/staging')).body.enabled).toBe(false);
     const audit = await a.get('/api/v1/audit?flag=checkout&environment=production');
-    expect(audit.body.entries[0]).toMatchObject({ action: 'flag-state.update', reason: 'launch 5%', before: { enabled: false, version: 1 }, after: { ...rolloutState, version: 2 } });
+    expect(audit.body.entries[0]).toMatchObject({
+      action: 'flag-state.update',
+      reason: 'launch 5%',
+      before: { enabled: false, version: 1 },
+      after: { ...rolloutState, version: 2 },
+    });
     // the change log answers the same delta for a resuming SDK
     expect(srv.app.snapshots.changesSince('production', put.body.environmentVersion - 1)).toEqual([feed.events[0]!.delta]);
   });
@@ -64,16 +82,41 @@ describe('flag state per environment', () => {
     const cases: [unknown, string][] = [
       [{ ...rolloutState, offVariant: 'maybe' }, '/offVariant'],
       [{ ...rolloutState, enabled: 'yes' }, '/enabled'],
-      [{ ...rolloutState, fallthrough: { rollout: { weights: [{ variant: 'on', percent: 60 }, { variant: 'off', percent: 60 }] } } }, '/fallthrough/rollout/weights'],
-      [{ ...rolloutState, rules: [{ id: 'r', conditions: [{ segment: 'no-such-segment' }], serve: { variant: 'on' } }] }, '/rules/0/conditions/0/segment'],
-      [{ ...rolloutState, rules: [{ id: 'r', conditions: [{ attribute: 'v', op: 'semverGt', values: ['not-a-version'] }], serve: { variant: 'on' } }] }, '/rules/0/conditions/0/values/0'],
+      [
+        {
+          ...rolloutState,
+          fallthrough: {
+            rollout: {
+              weights: [
+                { variant: 'on', percent: 60 },
+                { variant: 'off', percent: 60 },
+              ],
+            },
+          },
+        },
+        '/fallthrough/rollout/weights',
+      ],
+      [
+        { ...rolloutState, rules: [{ id: 'r', conditions: [{ segment: 'no-such-segment' }], serve: { variant: 'on' } }] },
+        '/rules/0/conditions/0/segment',
+      ],
+      [
+        {
+          ...rolloutState,
+          rules: [{ id: 'r', conditions: [{ attribute: 'v', op: 'semverGt', values: ['not-a-version'] }], serve: { variant: 'on' } }],
+        },
+        '/rules/0/conditions/0/values/0',
+      ],
       [{ ...rolloutState, targets: [{ variant: 'nope', keys: ['a'] }] }, '/targets/0/variant'],
     ];
     for (const [body, path] of cases) {
       const res = await a.put('/api/v1/flags/checkout/environments/production', body);
       expect(res.status, path).toBe(400);
       expect(res.headers.get('content-type')).toContain('application/problem+json');
-      expect(res.body.errors.map((e: { path: string }) => e.path).some((p: string) => p.startsWith(path)), JSON.stringify(res.body.errors)).toBe(true);
+      expect(
+        res.body.errors.map((e: { path: string }) => e.path).some((p: string) => p.startsWith(path)),
+        JSON.stringify(res.body.errors),
+      ).toBe(true);
     }
     const stale = await a.put('/api/v1/flags/checkout/environments/production', rolloutState, { headers: { 'if-match': '"v1"' } });
     expect(stale.status).toBe(412);
@@ -104,7 +147,12 @@ describe('kill switch', () => {
     expect(kill.body.environmentVersion).toBe(srv.app.snapshots.version('production'));
     const again = await a.post('/api/v1/flags/payments-v2/environments/production/kill');
     expect(again.status).toBe(200);
-    expect(again.body).toMatchObject({ enabled: false, changed: false, version: kill.body.version, environmentVersion: kill.body.environmentVersion });
+    expect(again.body).toMatchObject({
+      enabled: false,
+      changed: false,
+      version: kill.body.version,
+      environmentVersion: kill.body.environmentVersion,
+    });
     feed.stop();
     expect(feed.events).toHaveLength(1);
     const evaluated = await a.post('/sdk/v1/evaluate', { context: { key: 'user-1' }, flags: ['payments-v2'] }, { token: srv.sdkKeys.production });
@@ -208,7 +256,9 @@ describe('panic button', () => {
     }
     await a.post('/api/v1/flags', { key: 'p-already-off', kind: 'boolean' }); // stays disabled throughout
     const before = Object.fromEntries(
-      await Promise.all(['p-one', 'p-two', 'p-spared', 'p-already-off'].map(async (k) => [k, (await a.get(`/api/v1/flags/${k}/environments/${env}`)).body])),
+      await Promise.all(
+        ['p-one', 'p-two', 'p-spared', 'p-already-off'].map(async (k) => [k, (await a.get(`/api/v1/flags/${k}/environments/${env}`)).body]),
+      ),
     );
     const feed = collect(env);
     const versionBefore = srv.app.snapshots.version(env)!;
@@ -219,7 +269,11 @@ describe('panic button', () => {
     expect(panic.body.spared).toEqual(['p-spared']);
     expect(panic.body.environmentVersion).toBe(versionBefore + 1);
     expect(feed.events).toHaveLength(1);
-    expect((await a.get(`/api/v1/flags/p-one/environments/${env}`)).body).toMatchObject({ enabled: false, panicked: true, killReason: 'incident 42' });
+    expect((await a.get(`/api/v1/flags/p-one/environments/${env}`)).body).toMatchObject({
+      enabled: false,
+      panicked: true,
+      killReason: 'incident 42',
+    });
     expect((await a.get(`/api/v1/flags/p-spared/environments/${env}`)).body.enabled).toBe(true);
     const snap = await a.post('/sdk/v1/evaluate', { context: { key: 'user-1' } }, { token: srv.sdkKeys.staging });
     expect(snap.body.flags['p-one'].reason.kind).toBe('OFF');
@@ -277,7 +331,10 @@ describe('updateFlagState (used by the canary guard)', () => {
     const audit = await a.get('/api/v1/audit?flag=checkout&action=canary.rollback');
     expect(audit.body.entries[0]).toMatchObject({ actor: { tokenId: null, name: 'canary-guard' }, reason: 'guard: error rate regression' });
     expect(() =>
-      srv.app.stores.flags.updateFlagState('production', 'checkout', (cur) => ({ state: { ...cur, offVariant: 'ghost' } }), { tokenId: null, name: 'canary-guard' }),
+      srv.app.stores.flags.updateFlagState('production', 'checkout', (cur) => ({ state: { ...cur, offVariant: 'ghost' } }), {
+        tokenId: null,
+        name: 'canary-guard',
+      }),
     ).toThrow();
     expect((await a.get('/api/v1/flags/checkout/environments/production')).body.offVariant).toBe('off');
   });

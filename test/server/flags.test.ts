@@ -20,7 +20,10 @@ describe('flag definitions', () => {
     expect(res.body).toMatchObject({
       key: 'new-checkout',
       kind: 'boolean',
-      variants: [{ key: 'on', value: true }, { key: 'off', value: false }],
+      variants: [
+        { key: 'on', value: true },
+        { key: 'off', value: false },
+      ],
       archived: false,
       environments: { development: { enabled: false }, staging: { enabled: false }, production: { enabled: false } },
     });
@@ -46,7 +49,16 @@ describe('flag definitions', () => {
   });
 
   it('lists flags filtered by tag, search text, archived and environment state', async () => {
-    await a.post('/api/v1/flags', { key: 'search-v2', kind: 'string', variants: [{ key: 'a', value: 'a' }, { key: 'b', value: 'b' }], tags: ['search'], description: 'Elastic ranking' });
+    await a.post('/api/v1/flags', {
+      key: 'search-v2',
+      kind: 'string',
+      variants: [
+        { key: 'a', value: 'a' },
+        { key: 'b', value: 'b' },
+      ],
+      tags: ['search'],
+      description: 'Elastic ranking',
+    });
     await a.post('/api/v1/flags/search-v2/environments/staging/revive');
     const keys = (r: { body: { flags: { key: string }[] } }) => r.body.flags.map((f) => f.key);
     expect(keys(await a.get('/api/v1/flags?tag=search'))).toEqual(['search-v2']);
@@ -76,7 +88,14 @@ describe('flag definitions', () => {
   });
 
   it('refuses to change key or kind, and refuses variants that would break a stored state (409 naming it)', async () => {
-    await a.post('/api/v1/flags', { key: 'colors', kind: 'string', variants: [{ key: 'red', value: 'red' }, { key: 'blue', value: 'blue' }] });
+    await a.post('/api/v1/flags', {
+      key: 'colors',
+      kind: 'string',
+      variants: [
+        { key: 'red', value: 'red' },
+        { key: 'blue', value: 'blue' },
+      ],
+    });
     const kind = await a.patch('/api/v1/flags/colors', { kind: 'number' });
     expect(kind.status).toBe(400);
     expect(kind.body.errors).toContainEqual({ path: '/kind', message: expect.any(String) });
@@ -84,7 +103,12 @@ describe('flag definitions', () => {
     const broken = await a.patch('/api/v1/flags/colors', { variants: [{ key: 'red', value: 'red' }] });
     expect(broken.status).toBe(409);
     expect(broken.body.errors.map((e: { path: string }) => e.path)).toContain('/environments/production/state/offVariant');
-    const wrongType = await a.patch('/api/v1/flags/colors', { variants: [{ key: 'red', value: 1 }, { key: 'blue', value: 'blue' }] });
+    const wrongType = await a.patch('/api/v1/flags/colors', {
+      variants: [
+        { key: 'red', value: 1 },
+        { key: 'blue', value: 'blue' },
+      ],
+    });
     expect(wrongType.status).toBe(400);
     const after = await a.get('/api/v1/flags/colors');
     expect(after.body.variants).toHaveLength(2);

@@ -28,36 +28,131 @@ const FLAG = { flag: 'fz', env: 'production' };
 const minute = Math.floor(Date.now() / 60_000) * 60_000;
 
 const ROUTES: WriteRoute[] = [
-  { method: 'POST', path: '/api/v1/environments', params: {}, operationId: 'createEnvironment', scope: 'admin', valid: { key: 'fz-new', name: 'New' } },
-  { method: 'POST', path: '/api/v1/flags', params: {}, operationId: 'createFlag', scope: 'admin', valid: { key: 'fz-new', kind: 'boolean', tags: ['a'] } },
-  { method: 'PATCH', path: '/api/v1/flags/{flag}', params: FLAG, operationId: 'updateFlag', scope: 'admin', valid: { description: 'changed' }, ifMatch: true },
+  {
+    method: 'POST',
+    path: '/api/v1/environments',
+    params: {},
+    operationId: 'createEnvironment',
+    scope: 'admin',
+    valid: { key: 'fz-new', name: 'New' },
+  },
+  {
+    method: 'POST',
+    path: '/api/v1/flags',
+    params: {},
+    operationId: 'createFlag',
+    scope: 'admin',
+    valid: { key: 'fz-new', kind: 'boolean', tags: ['a'] },
+  },
+  {
+    method: 'PATCH',
+    path: '/api/v1/flags/{flag}',
+    params: FLAG,
+    operationId: 'updateFlag',
+    scope: 'admin',
+    valid: { description: 'changed' },
+    ifMatch: true,
+  },
   { method: 'DELETE', path: '/api/v1/flags/{flag}', params: FLAG, operationId: 'deleteFlag', scope: 'admin', ifMatch: true },
   {
-    method: 'PUT', path: '/api/v1/flags/{flag}/environments/{env}', params: FLAG, operationId: 'putFlagState', scope: 'admin', ifMatch: true,
+    method: 'PUT',
+    path: '/api/v1/flags/{flag}/environments/{env}',
+    params: FLAG,
+    operationId: 'putFlagState',
+    scope: 'admin',
+    ifMatch: true,
     valid: { enabled: true, offVariant: 'off', targets: [{ variant: 'on', keys: ['u-1'] }], rules: [], fallthrough: { variant: 'on' } },
   },
-  { method: 'POST', path: '/api/v1/flags/{flag}/environments/{env}/kill', params: FLAG, operationId: 'killFlag', scope: 'admin', valid: { reason: 'x' }, optionalBody: true },
-  { method: 'POST', path: '/api/v1/flags/{flag}/environments/{env}/revive', params: FLAG, operationId: 'reviveFlag', scope: 'admin', valid: { reason: 'x' }, optionalBody: true },
-  { method: 'POST', path: '/api/v1/environments/{env}/kill-all', params: { env: 'staging' }, operationId: 'killAll', scope: 'admin', valid: { reason: 'x' }, optionalBody: true },
-  { method: 'POST', path: '/api/v1/environments/{env}/revive-all', params: { env: 'production' }, operationId: 'reviveAll', scope: 'admin', valid: { reason: 'x' }, optionalBody: true },
-  { method: 'POST', path: '/api/v1/segments', params: {}, operationId: 'createSegment', scope: 'admin', valid: { key: 'fz-seg-new', included: ['a'] } },
-  { method: 'PUT', path: '/api/v1/segments/{segment}', params: { segment: 'fzs' }, operationId: 'putSegment', scope: 'admin', valid: { included: ['b'], excluded: [], rules: [] }, ifMatch: true },
+  {
+    method: 'POST',
+    path: '/api/v1/flags/{flag}/environments/{env}/kill',
+    params: FLAG,
+    operationId: 'killFlag',
+    scope: 'admin',
+    valid: { reason: 'x' },
+    optionalBody: true,
+  },
+  {
+    method: 'POST',
+    path: '/api/v1/flags/{flag}/environments/{env}/revive',
+    params: FLAG,
+    operationId: 'reviveFlag',
+    scope: 'admin',
+    valid: { reason: 'x' },
+    optionalBody: true,
+  },
+  {
+    method: 'POST',
+    path: '/api/v1/environments/{env}/kill-all',
+    params: { env: 'staging' },
+    operationId: 'killAll',
+    scope: 'admin',
+    valid: { reason: 'x' },
+    optionalBody: true,
+  },
+  {
+    method: 'POST',
+    path: '/api/v1/environments/{env}/revive-all',
+    params: { env: 'production' },
+    operationId: 'reviveAll',
+    scope: 'admin',
+    valid: { reason: 'x' },
+    optionalBody: true,
+  },
+  {
+    method: 'POST',
+    path: '/api/v1/segments',
+    params: {},
+    operationId: 'createSegment',
+    scope: 'admin',
+    valid: { key: 'fz-seg-new', included: ['a'] },
+  },
+  {
+    method: 'PUT',
+    path: '/api/v1/segments/{segment}',
+    params: { segment: 'fzs' },
+    operationId: 'putSegment',
+    scope: 'admin',
+    valid: { included: ['b'], excluded: [], rules: [] },
+    ifMatch: true,
+  },
   { method: 'DELETE', path: '/api/v1/segments/{segment}', params: { segment: 'fzs' }, operationId: 'deleteSegment', scope: 'admin', ifMatch: true },
   {
-    method: 'PUT', path: '/api/v1/flags/{flag}/environments/{env}/canary', params: FLAG, operationId: 'putCanary', scope: 'admin',
+    method: 'PUT',
+    path: '/api/v1/flags/{flag}/environments/{env}/canary',
+    params: FLAG,
+    operationId: 'putCanary',
+    scope: 'admin',
     valid: { control: 'off', canary: 'on', stages: [{ percent: 10 }] },
   },
   { method: 'DELETE', path: '/api/v1/flags/{flag}/environments/{env}/canary', params: FLAG, operationId: 'deleteCanary', scope: 'admin' },
   ...(['pause', 'resume', 'advance', 'rollback', 'promote'] as const).map(
     (action): WriteRoute => ({
-      method: 'POST', path: `/api/v1/flags/{flag}/environments/{env}/canary/${action}`, params: FLAG,
-      operationId: `${action}Canary`, scope: 'admin', valid: { reason: 'x' }, optionalBody: true,
+      method: 'POST',
+      path: `/api/v1/flags/{flag}/environments/{env}/canary/${action}`,
+      params: FLAG,
+      operationId: `${action}Canary`,
+      scope: 'admin',
+      valid: { reason: 'x' },
+      optionalBody: true,
     }),
   ),
   { method: 'POST', path: '/api/v1/tokens', params: {}, operationId: 'createToken', scope: 'admin', valid: { kind: 'admin', name: 'fuzz' } },
-  { method: 'DELETE', path: '/api/v1/tokens/{token}', params: { token: 'set-in-beforeAll' }, operationId: 'deleteToken', scope: 'admin', valid: { reason: 'x' }, optionalBody: true },
   {
-    method: 'POST', path: '/sdk/v1/metrics', params: {}, operationId: 'sdkMetrics', scope: 'sdk',
+    method: 'DELETE',
+    path: '/api/v1/tokens/{token}',
+    params: { token: 'set-in-beforeAll' },
+    operationId: 'deleteToken',
+    scope: 'admin',
+    valid: { reason: 'x' },
+    optionalBody: true,
+  },
+  {
+    method: 'POST',
+    path: '/sdk/v1/metrics',
+    params: {},
+    operationId: 'sdkMetrics',
+    scope: 'sdk',
     valid: { sdkId: 'fz', seq: 1, stats: [{ flag: 'fz', variant: 'on', minute, evaluations: 3, outcomes: 1, errors: 0 }] },
   },
 ];
@@ -85,14 +180,20 @@ function wrongTypeValue(type: string): fc.Arbitrary<unknown> {
     object: fc.dictionary(fc.string({ maxLength: 5 }), fc.integer(), { maxKeys: 3 }),
   };
   const allowed = type === 'integer' || type === 'number' ? ['number'] : [type];
-  return fc.oneof(...Object.entries(byType).filter(([t]) => !allowed.includes(t)).map(([, a]) => a));
+  return fc.oneof(
+    ...Object.entries(byType)
+      .filter(([t]) => !allowed.includes(t))
+      .map(([, a]) => a),
+  );
 }
 
 /** A path segment that can never be a key (and is not a dot segment the URL parser would resolve). */
-const badKey = fc.oneof(
-  fc.string({ minLength: 1, maxLength: 40, unit: 'grapheme' }),
-  fc.constantFrom('A', 'UPPER', 'a b', '-lead', 'x'.repeat(200), '%', '\u0000', 'ключ', '😀', 'a/b'),
-).filter((s) => !KEY_PATTERN.test(s) && !/^\.+$/.test(s) && s.trim() !== '');
+const badKey = fc
+  .oneof(
+    fc.string({ minLength: 1, maxLength: 40, unit: 'grapheme' }),
+    fc.constantFrom('A', 'UPPER', 'a b', '-lead', 'x'.repeat(200), '%', '\u0000', 'ключ', '😀', 'a/b'),
+  )
+  .filter((s) => !KEY_PATTERN.test(s) && !/^\.+$/.test(s) && s.trim() !== '');
 
 interface Attack {
   route: WriteRoute;
@@ -122,28 +223,33 @@ function attackArb(): fc.Arbitrary<Attack> {
 
     // Credentials: none, garbage, the other scope's token.
     attacks.push(
-      fc.oneof(
-        fc.constant(undefined),
-        fc.string({ maxLength: 60 }).map((s) => `Bearer ${s}`),
-        fc.string({ maxLength: 60 }),
-        fc.constant(`Bearer ${route.scope === 'admin' ? srv.sdkKeys.production : srv.adminToken}`),
-        fc.constant(`Basic ${Buffer.from(`admin:${srv.adminToken}`).toString('base64')}`),
-      ).map((authorization) => {
-        const a = base('auth');
-        if (authorization === undefined) delete a.headers.authorization;
-        else a.headers.authorization = authorization.replace(/[\r\n]/g, ' ');
-        return a;
-      }),
+      fc
+        .oneof(
+          fc.constant(undefined),
+          fc.string({ maxLength: 60 }).map((s) => `Bearer ${s}`),
+          fc.string({ maxLength: 60 }),
+          fc.constant(`Bearer ${route.scope === 'admin' ? srv.sdkKeys.production : srv.adminToken}`),
+          fc.constant(`Basic ${Buffer.from(`admin:${srv.adminToken}`).toString('base64')}`),
+        )
+        .map((authorization) => {
+          const a = base('auth');
+          if (authorization === undefined) delete a.headers.authorization;
+          else a.headers.authorization = authorization.replace(/[\r\n]/g, ' ');
+          return a;
+        }),
     );
     // Paths: each parameter replaced by something that cannot be a key.
     const names = [...route.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);
     if (names.length > 0) {
-      attacks.push(fc.tuple(fc.constantFrom(...names), badKey).map(([name, key]) => base(`path ${name}`, { path: fill({ ...params, [name]: key }) })));
+      attacks.push(
+        fc.tuple(fc.constantFrom(...names), badKey).map(([name, key]) => base(`path ${name}`, { path: fill({ ...params, [name]: key }) })),
+      );
     }
     // If-Match that names no current version.
     if (route.ifMatch) {
       attacks.push(
-        fc.oneof(fc.string({ maxLength: 30 }), fc.constantFrom('"r999"', '"v999"', 'W/"r1"x', '""', '"'))
+        fc
+          .oneof(fc.string({ maxLength: 30 }), fc.constantFrom('"r999"', '"v999"', 'W/"r1"x', '""', '"'))
           // Nothing that could name a current version (`*`, or r<n>/v<n> with or without quotes and W/).
           .filter((s) => s.trim() !== '' && !/[\r\n]/.test(s) && !s.split(',').some((t) => /^(W\/)?"?([rv]\d+|\*)"?$/.test(t.trim())))
           .map((ifMatch) => {
@@ -157,20 +263,29 @@ function attackArb(): fc.Arbitrary<Attack> {
       const props = declaredProperties(route.operationId);
       // An unknown property next to valid ones.
       attacks.push(
-        fc.tuple(fc.string({ minLength: 1, maxLength: 20 }).filter((k) => !props.has(k) && k !== '__proto__'), fc.jsonValue({ maxDepth: 2 }))
+        fc
+          .tuple(
+            fc.string({ minLength: 1, maxLength: 20 }).filter((k) => !props.has(k) && k !== '__proto__'),
+            fc.jsonValue({ maxDepth: 2 }),
+          )
           .map(([k, v]) => base(`unknown property ${JSON.stringify(k)}`, { body: JSON.stringify({ ...route.valid, [k]: v ?? null }) })),
       );
       // A known property of the wrong type.
       const typed = [...props].filter((e): e is [string, string] => e[1] !== undefined);
       if (typed.length > 0) {
         attacks.push(
-          fc.constantFrom(...typed).chain(([k, t]) =>
-            wrongTypeValue(t).map((v) => base(`wrong type /${k}`, { body: JSON.stringify({ ...route.valid, [k]: v }) })),
-          ),
+          fc
+            .constantFrom(...typed)
+            .chain(([k, t]) => wrongTypeValue(t).map((v) => base(`wrong type /${k}`, { body: JSON.stringify({ ...route.valid, [k]: v }) }))),
         );
       }
       // Not an object at all (a missing or `null` body is "no body" where the body is optional).
-      const notObject: fc.Arbitrary<unknown>[] = [fc.integer(), fc.string({ maxLength: 10 }), fc.boolean(), fc.array(fc.jsonValue({ maxDepth: 1 }), { maxLength: 3 })];
+      const notObject: fc.Arbitrary<unknown>[] = [
+        fc.integer(),
+        fc.string({ maxLength: 10 }),
+        fc.boolean(),
+        fc.array(fc.jsonValue({ maxDepth: 1 }), { maxLength: 3 }),
+      ];
       if (!route.optionalBody) notObject.push(fc.constant(null));
       attacks.push(fc.oneof(...notObject).map((v) => base('not an object', { body: JSON.stringify(v) })));
       if (!route.optionalBody) {
@@ -186,12 +301,17 @@ function attackArb(): fc.Arbitrary<Attack> {
       // Broken JSON: truncated, or with garbage after it.
       const text = JSON.stringify(route.valid);
       attacks.push(
-        fc.oneof(
-          // (An empty body is "no body", which the optional-body routes accept: incident-friendly `curl -X POST`.)
-          fc.integer({ min: route.optionalBody ? 1 : 0, max: text.length - 1 }).map((n) => text.slice(0, n)),
-          fc.string({ minLength: 1, maxLength: 5 }).filter((g) => g.trim() !== '').map((g) => text + g),
-          fc.constantFrom("{'single': 'quotes'}", '{"a":1,}', '[1,2', 'NaN', '{"a": undefined}'),
-        ).map((body) => base('broken json', { body })),
+        fc
+          .oneof(
+            // (An empty body is "no body", which the optional-body routes accept: incident-friendly `curl -X POST`.)
+            fc.integer({ min: route.optionalBody ? 1 : 0, max: text.length - 1 }).map((n) => text.slice(0, n)),
+            fc
+              .string({ minLength: 1, maxLength: 5 })
+              .filter((g) => g.trim() !== '')
+              .map((g) => text + g),
+            fc.constantFrom("{'single': 'quotes'}", '{"a":1,}', '[1,2', 'NaN', '{"a": undefined}'),
+          )
+          .map((body) => base('broken json', { body })),
       );
       // Prototype poisoning.
       attacks.push(fc.constant(base('__proto__', { body: `{"__proto__":{"admin":true},${text.slice(1)}` })));
@@ -228,7 +348,9 @@ beforeAll(async () => {
   srv = await startServer({ authFailures: { limit: 1_000_000 } });
   const a = api(srv);
   expect((await a.post('/api/v1/flags', { key: 'fz', kind: 'boolean' })).status).toBe(201);
-  expect((await a.put('/api/v1/flags/fz/environments/staging', { enabled: true, offVariant: 'off', fallthrough: { variant: 'on' } })).status).toBe(200);
+  expect((await a.put('/api/v1/flags/fz/environments/staging', { enabled: true, offVariant: 'off', fallthrough: { variant: 'on' } })).status).toBe(
+    200,
+  );
   expect((await a.post('/api/v1/segments', { key: 'fzs', included: ['u-1'] })).status).toBe(201);
   const token = await a.post('/api/v1/tokens', { kind: 'sdk', environment: 'production', name: 'to-revoke' });
   expect(token.status).toBe(201);

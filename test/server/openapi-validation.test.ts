@@ -18,7 +18,14 @@ const goodState = {
   enabled: true,
   offVariant: 'off',
   rules: [{ id: 'nl', conditions: [{ attribute: 'country', op: 'in', values: ['NL'] }], serve: { variant: 'on' } }],
-  fallthrough: { rollout: { weights: [{ variant: 'on', percent: 50 }, { variant: 'off', percent: 50 }] } },
+  fallthrough: {
+    rollout: {
+      weights: [
+        { variant: 'on', percent: 50 },
+        { variant: 'off', percent: 50 },
+      ],
+    },
+  },
 };
 
 /** Sends a bad body and checks the problem document names `path`, and that the stored state did not change. */
@@ -97,7 +104,11 @@ describe('media types', () => {
       ['POST', '/ofrep/v1/evaluate/flags/checkout', srv.sdkKeys.production],
     ];
     for (const [method, path, token] of cases) {
-      const res = await request(srv, method, path, { body: '{"key":"x","kind":"boolean","context":{"key":"u"}}', headers: { 'content-type': 'text/plain' }, ...(token ? { token } : {}) });
+      const res = await request(srv, method, path, {
+        body: '{"key":"x","kind":"boolean","context":{"key":"u"}}',
+        headers: { 'content-type': 'text/plain' },
+        ...(token ? { token } : {}),
+      });
       expect(res.status, `${method} ${path}`).toBe(415);
       expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
       expect(res.body.detail).toContain('send application/json');
@@ -123,7 +134,9 @@ function badValue(schema: JsonObject): string | undefined {
 const ADMIN_OPERATIONS = loadSpec().operations.filter((o) => o.path.startsWith('/api/v1/') && o.operationId !== 'listConnectedSdks');
 const GOOD_PATH_VALUES: Record<string, string> = { key: 'checkout', env: 'production', id: 'configured-admin' };
 const urlOf = (path: string, values: Record<string, string> = {}) =>
-  path.replace(/\{([^}]+)\}/g, (_, name: string) => encodeURIComponent(values[name] ?? (path.startsWith('/api/v1/segments') && name === 'key' ? 'staff' : GOOD_PATH_VALUES[name]!)));
+  path.replace(/\{([^}]+)\}/g, (_, name: string) =>
+    encodeURIComponent(values[name] ?? (path.startsWith('/api/v1/segments') && name === 'key' ? 'staff' : GOOD_PATH_VALUES[name]!)),
+  );
 
 describe('query strings and path parameters are validated with the spec parameters', () => {
   it('every constrained query parameter of an admin route refuses a bad value with a 400 naming it, and changes nothing', async () => {
@@ -147,12 +160,23 @@ describe('query strings and path parameters are validated with the spec paramete
       }
     }
     // The loop is real: it reached the routes' parameters of every kind.
-    expect(checked).toEqual(expect.arrayContaining([
-      'listFlags archived', 'listFlags enabled', 'listFlags killed', 'listFlags tag',
-      'getFlagMetrics from', 'getFlagMetrics to', 'getFlagMetrics step',
-      'listAudit from', 'listAudit to', 'listAudit limit', 'listAudit cursor',
-      'killFlag waitMs', 'reviveFlag waitMs',
-    ]));
+    expect(checked).toEqual(
+      expect.arrayContaining([
+        'listFlags archived',
+        'listFlags enabled',
+        'listFlags killed',
+        'listFlags tag',
+        'getFlagMetrics from',
+        'getFlagMetrics to',
+        'getFlagMetrics step',
+        'listAudit from',
+        'listAudit to',
+        'listAudit limit',
+        'listAudit cursor',
+        'killFlag waitMs',
+        'reviveFlag waitMs',
+      ]),
+    );
   });
 
   it('says what is wrong with a query parameter in words', async () => {
@@ -199,7 +223,18 @@ describe('query strings and path parameters are validated with the spec paramete
         checked.push(`${op.operationId} ${name}`);
       }
     }
-    expect(checked).toEqual(expect.arrayContaining(['getFlag key', 'deleteFlag key', 'putFlagState env', 'killFlag key', 'killAll env', 'getSegment key', 'deleteCanary env', 'getFlagMetrics key']));
+    expect(checked).toEqual(
+      expect.arrayContaining([
+        'getFlag key',
+        'deleteFlag key',
+        'putFlagState env',
+        'killFlag key',
+        'killAll env',
+        'getSegment key',
+        'deleteCanary env',
+        'getFlagMetrics key',
+      ]),
+    );
     // Every route with a patterned path parameter was reached, and each of those operations declares the 400.
     for (const c of checked) {
       const op = ADMIN_OPERATIONS.find((o) => o.operationId === c.split(' ')[0])!;
@@ -221,9 +256,9 @@ describe('the spec agrees with the evaluation core on what is valid', () => {
   it('uses the core limits for rules, conditions, values, targets and variants', () => {
     const state = bodySchema('putFlagState').properties as Record<string, JsonObject>;
     expect(state.rules!.maxItems).toBe(LIMITS.rules);
-    expect(((componentSchema('Target').properties as Record<string, JsonObject>).keys!).maxItems).toBe(LIMITS.targetKeys);
-    expect(((componentSchema('Rule').properties as Record<string, JsonObject>).conditions!).maxItems).toBe(LIMITS.conditionsPerRule);
-    expect(((componentSchema('AttributeCondition').properties as Record<string, JsonObject>).values!).maxItems).toBe(LIMITS.valuesPerCondition);
-    expect(((bodySchema('createFlag').properties as Record<string, JsonObject>).variants!).maxItems).toBe(LIMITS.variants);
+    expect((componentSchema('Target').properties as Record<string, JsonObject>).keys!.maxItems).toBe(LIMITS.targetKeys);
+    expect((componentSchema('Rule').properties as Record<string, JsonObject>).conditions!.maxItems).toBe(LIMITS.conditionsPerRule);
+    expect((componentSchema('AttributeCondition').properties as Record<string, JsonObject>).values!.maxItems).toBe(LIMITS.valuesPerCondition);
+    expect((bodySchema('createFlag').properties as Record<string, JsonObject>).variants!.maxItems).toBe(LIMITS.variants);
   });
 });

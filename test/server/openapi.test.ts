@@ -56,7 +56,10 @@ const timesSeen = new Set<string>();
  * other member named like a time (`at`, `…At`), wherever it is (audit entries' before/after included).
  */
 function checkTimes(operationId: string, value: unknown, path = ''): void {
-  if (Array.isArray(value)) return value.forEach((v, i) => checkTimes(operationId, v, `${path}/${i}`));
+  if (Array.isArray(value)) {
+    for (const [i, v] of value.entries()) checkTimes(operationId, v, `${path}/${i}`);
+    return;
+  }
   if (!value || typeof value !== 'object') return;
   for (const [k, v] of Object.entries(value)) {
     if ((TIME_MEMBERS.has(k) || k === 'at' || k.endsWith('At')) && v !== null && typeof v !== 'object') {
@@ -141,7 +144,17 @@ describe('real responses conform to the spec', () => {
     conforms('listEnvironments', await request(srv, 'GET', '/api/v1/environments', { token: srv.sdkKeys.production }));
 
     conforms('createFlag', await a.post('/api/v1/flags', { key: 'checkout', kind: 'boolean', description: 'new checkout', tags: ['web'] }));
-    conforms('createFlag', await a.post('/api/v1/flags', { key: 'banner', kind: 'string', variants: [{ key: 'a', value: 'A' }, { key: 'b', value: 'B' }] }));
+    conforms(
+      'createFlag',
+      await a.post('/api/v1/flags', {
+        key: 'banner',
+        kind: 'string',
+        variants: [
+          { key: 'a', value: 'A' },
+          { key: 'b', value: 'B' },
+        ],
+      }),
+    );
     conforms('createFlag', await a.post('/api/v1/flags', { key: 'checkout', kind: 'boolean' }));
     conforms('createFlag', await a.post('/api/v1/flags', { key: 'x', kind: 'string', variants: [{ key: 'a', value: 1 }] }));
     conforms('listFlags', await a.get('/api/v1/flags?tag=web'));
@@ -154,14 +167,24 @@ describe('real responses conform to the spec', () => {
     conforms('updateFlag', await a.patch('/api/v1/flags/checkout', { description: 'stale' }, { headers: { 'if-match': etag } }));
     conforms('updateFlag', await a.patch('/api/v1/flags/checkout', { colour: 'red' }));
 
-    conforms('createSegment', await a.post('/api/v1/segments', { key: 'staff', included: ['u-1'], rules: [{ conditions: [{ attribute: 'email', op: 'endsWith', values: ['@acme.com'] }] }] }));
+    conforms(
+      'createSegment',
+      await a.post('/api/v1/segments', {
+        key: 'staff',
+        included: ['u-1'],
+        rules: [{ conditions: [{ attribute: 'email', op: 'endsWith', values: ['@acme.com'] }] }],
+      }),
+    );
     conforms('createSegment', await a.post('/api/v1/segments', { key: 'staff' }));
     conforms('createSegment', await a.post('/api/v1/segments', { included: 'u-1' }));
     conforms('listSegments', await a.get('/api/v1/segments'));
     const seg = await a.get('/api/v1/segments/staff');
     conforms('getSegment', seg);
     conforms('getSegment', await a.get('/api/v1/segments/nope'));
-    conforms('putSegment', await a.put('/api/v1/segments/staff', { ...seg.body, excluded: ['u-9'] }, { headers: { 'if-match': seg.headers.get('etag')! } }));
+    conforms(
+      'putSegment',
+      await a.put('/api/v1/segments/staff', { ...seg.body, excluded: ['u-9'] }, { headers: { 'if-match': seg.headers.get('etag')! } }),
+    );
     conforms('putSegment', await a.put('/api/v1/segments/beta', { included: ['u-2'] }));
     conforms('putSegment', await a.put('/api/v1/segments/staff', { included: ['u-3'] }, { headers: { 'if-match': seg.headers.get('etag')! } }));
 
@@ -173,12 +196,31 @@ describe('real responses conform to the spec', () => {
       enabled: true,
       targets: [{ variant: 'on', keys: ['user-1'] }],
       rules: [{ id: 'staff', conditions: [{ segment: 'staff' }], serve: { variant: 'on' } }],
-      fallthrough: { rollout: { weights: [{ variant: 'on', percent: 12.5 }, { variant: 'off', percent: 87.5 }] } },
+      fallthrough: {
+        rollout: {
+          weights: [
+            { variant: 'on', percent: 12.5 },
+            { variant: 'off', percent: 87.5 },
+          ],
+        },
+      },
       reason: 'ramp',
     };
-    conforms('putFlagState', await a.put('/api/v1/flags/checkout/environments/production', newState, { headers: { 'if-match': state.headers.get('etag')! } }));
-    conforms('putFlagState', await a.put('/api/v1/flags/checkout/environments/production', newState, { headers: { 'if-match': state.headers.get('etag')! } }));
-    conforms('putFlagState', await a.put('/api/v1/flags/checkout/environments/production', { ...newState, fallthrough: { rollout: { weights: [{ variant: 'on', percent: 50 }] } } }));
+    conforms(
+      'putFlagState',
+      await a.put('/api/v1/flags/checkout/environments/production', newState, { headers: { 'if-match': state.headers.get('etag')! } }),
+    );
+    conforms(
+      'putFlagState',
+      await a.put('/api/v1/flags/checkout/environments/production', newState, { headers: { 'if-match': state.headers.get('etag')! } }),
+    );
+    conforms(
+      'putFlagState',
+      await a.put('/api/v1/flags/checkout/environments/production', {
+        ...newState,
+        fallthrough: { rollout: { weights: [{ variant: 'on', percent: 50 }] } },
+      }),
+    );
     conforms('deleteSegment', await a.delete('/api/v1/segments/staff'));
 
     conforms('killFlag', await a.post('/api/v1/flags/checkout/environments/production/kill', { reason: 'incident' }));
@@ -220,7 +262,9 @@ describe('real responses conform to the spec', () => {
       expect(killed.body.delivery).toMatchObject({ connected: 1, applied: 1, complete: true });
       const sdks = await a.get('/api/v1/environments/production/sdks');
       conforms('listConnectedSdks', sdks);
-      expect(sdks.body.items).toEqual([expect.objectContaining({ connectedAt: expect.stringMatching(API_TIME), appliedAt: expect.stringMatching(API_TIME) })]);
+      expect(sdks.body.items).toEqual([
+        expect.objectContaining({ connectedAt: expect.stringMatching(API_TIME), appliedAt: expect.stringMatching(API_TIME) }),
+      ]);
     } finally {
       await sdk.close();
     }
@@ -236,17 +280,33 @@ describe('real responses conform to the spec', () => {
     conforms('getSdkSnapshot', await request(srv, 'GET', '/sdk/v1/flags', { token: key, headers: { 'if-none-match': snap.headers.get('etag')! } }));
     conforms('getSdkSnapshot', await request(srv, 'GET', '/sdk/v1/flags', { token: srv.adminToken }));
     conforms('sdkEvaluate', await request(srv, 'POST', '/sdk/v1/evaluate', { token: key, body: { context: { key: 'user-1', plan: 'pro' } } }));
-    conforms('sdkEvaluate', await request(srv, 'POST', '/sdk/v1/evaluate', { token: key, body: { context: { key: 'u' }, flags: ['checkout', 'missing'] } }));
+    conforms(
+      'sdkEvaluate',
+      await request(srv, 'POST', '/sdk/v1/evaluate', { token: key, body: { context: { key: 'u' }, flags: ['checkout', 'missing'] } }),
+    );
     conforms('sdkEvaluate', await request(srv, 'POST', '/sdk/v1/evaluate', { token: key, body: { context: { key: { nested: true } } } }));
     conforms('sdkEvaluate', await request(srv, 'POST', '/sdk/v1/evaluate', { token: null, body: { context: {} } }));
 
-    conforms('ofrepEvaluateFlag', await request(srv, 'POST', '/ofrep/v1/evaluate/flags/checkout', { token: key, body: { context: { targetingKey: 'user-1' } } }));
+    conforms(
+      'ofrepEvaluateFlag',
+      await request(srv, 'POST', '/ofrep/v1/evaluate/flags/checkout', { token: key, body: { context: { targetingKey: 'user-1' } } }),
+    );
     conforms('ofrepEvaluateFlag', await request(srv, 'POST', '/ofrep/v1/evaluate/flags/missing', { token: key, body: { context: {} } }));
-    conforms('ofrepEvaluateFlag', await request(srv, 'POST', '/ofrep/v1/evaluate/flags/checkout', { token: key, body: { context: { targetingKey: 7 } } }));
+    conforms(
+      'ofrepEvaluateFlag',
+      await request(srv, 'POST', '/ofrep/v1/evaluate/flags/checkout', { token: key, body: { context: { targetingKey: 7 } } }),
+    );
     conforms('ofrepEvaluateFlag', await request(srv, 'POST', '/ofrep/v1/evaluate/flags/checkout', { token: null, body: {} }));
     const bulk = await request(srv, 'POST', '/ofrep/v1/evaluate/flags', { token: key, body: { context: { targetingKey: 'user-1', plan: 'pro' } } });
     conforms('ofrepEvaluateFlags', bulk);
-    conforms('ofrepEvaluateFlags', await request(srv, 'POST', '/ofrep/v1/evaluate/flags', { token: key, body: { context: { targetingKey: 'user-1', plan: 'pro' } }, headers: { 'if-none-match': bulk.headers.get('etag')! } }));
+    conforms(
+      'ofrepEvaluateFlags',
+      await request(srv, 'POST', '/ofrep/v1/evaluate/flags', {
+        token: key,
+        body: { context: { targetingKey: 'user-1', plan: 'pro' } },
+        headers: { 'if-none-match': bulk.headers.get('etag')! },
+      }),
+    );
     conforms('ofrepEvaluateFlags', await request(srv, 'POST', '/ofrep/v1/evaluate/flags', { token: key, body: { context: [] } }));
 
     const status = await new Promise<number>((resolve, reject) => {
@@ -266,7 +326,13 @@ describe('real responses conform to the spec', () => {
     conforms('createFlag', await a.post('/api/v1/flags', { key: 'search', kind: 'boolean' }));
     conforms('createFlag', await a.post('/api/v1/flags', { key: 'search2', kind: 'boolean' }));
     conforms('createSegment', await a.post('/api/v1/segments', { key: 'internal', included: ['u-1'] }));
-    const doc = { control: 'off', canary: 'on', stages: [{ segment: 'internal' }, { percent: 5 }, { percent: 50 }], stageDurationSeconds: 3600, guard: { minSamples: 50 } };
+    const doc = {
+      control: 'off',
+      canary: 'on',
+      stages: [{ segment: 'internal' }, { percent: 5 }, { percent: 50 }],
+      stageDurationSeconds: 3600,
+      guard: { minSamples: 50 },
+    };
     const base = '/api/v1/flags/search/environments/production/canary';
     conforms('getCanary', await a.get(base));
     conforms('putCanary', await a.put(base, doc));
@@ -294,7 +360,9 @@ describe('real responses conform to the spec', () => {
       sdkId: 'sdk-openapi-test',
       seq: 1,
       sdk: { name: 'test', version: '0.0.0' },
-      stats: [{ flag: 'search', variant: 'on', minute, evaluations: 10, reasons: { FALLTHROUGH: 10 }, outcomes: 4, errors: 1, latency: { '100': 4 } }],
+      stats: [
+        { flag: 'search', variant: 'on', minute, evaluations: 10, reasons: { FALLTHROUGH: 10 }, outcomes: 4, errors: 1, latency: { '100': 4 } },
+      ],
     };
     conforms('sdkMetrics', await request(srv, 'POST', '/sdk/v1/metrics', { token: key, body: report }));
     conforms('sdkMetrics', await request(srv, 'POST', '/sdk/v1/metrics', { token: key, body: report }));
@@ -314,14 +382,19 @@ describe('real responses conform to the spec', () => {
       const a = api(clocked);
       await a.post('/api/v1/flags', { key: 'exposed', kind: 'boolean' });
       const base = '/api/v1/flags/exposed/environments/production/canary';
-      expect((await a.put(base, { control: 'off', canary: 'on', stages: [{ percent: 10 }, { percent: 50 }], stageDurationSeconds: 3600 })).status).toBe(201);
+      expect(
+        (await a.put(base, { control: 'off', canary: 'on', stages: [{ percent: 10 }, { percent: 50 }], stageDurationSeconds: 3600 })).status,
+      ).toBe(201);
       t += 3 * 60_000;
       const minute = Math.floor(t / 60_000) * 60_000 - 60_000;
       const stats = [
         { flag: 'exposed', variant: 'on', minute, evaluations: 10, reasons: { RULE_MATCH: 10 }, outcomes: 0, errors: 0 },
         { flag: 'exposed', variant: 'off', minute, evaluations: 90, reasons: { RULE_MATCH: 90 }, outcomes: 0, errors: 0 },
       ];
-      expect((await request(clocked, 'POST', '/sdk/v1/metrics', { token: clocked.sdkKeys.production, body: { sdkId: 'sdk-exposure', seq: 1, stats } })).status).toBe(200);
+      expect(
+        (await request(clocked, 'POST', '/sdk/v1/metrics', { token: clocked.sdkKeys.production, body: { sdkId: 'sdk-exposure', seq: 1, stats } }))
+          .status,
+      ).toBe(200);
       const status = await a.get(base);
       conforms('getCanary', status);
       expect(status.body.exposure.measured).toMatchObject({ evaluations: 100, canaryEvaluations: 10 });
@@ -350,7 +423,10 @@ describe('real responses conform to the spec', () => {
     exercised.set('getSdkBrowserBundle', new Set([200, 304]));
     const map = await request(srv, 'GET', '/sdk/v1/aviary.js.map', { token: null });
     conforms('getSdkBrowserBundleSourceMap', map);
-    conforms('getSdkBrowserBundleSourceMap', await request(srv, 'GET', '/sdk/v1/aviary.js.map', { token: null, headers: { 'if-none-match': map.headers.get('etag')! } }));
+    conforms(
+      'getSdkBrowserBundleSourceMap',
+      await request(srv, 'GET', '/sdk/v1/aviary.js.map', { token: null, headers: { 'if-none-match': map.headers.get('etag')! } }),
+    );
     expect(exercised.get('getSdkBrowserBundleSourceMap')).toEqual(new Set([200, 304]));
   });
 
@@ -365,7 +441,21 @@ describe('real responses conform to the spec', () => {
 
   it('sees every time member of the answers in the spec, as RFC 3339, in a real answer', () => {
     // The spec's date-times, as found by walking its response schemas (so a new one is checked without editing this).
-    expect([...TIME_MEMBERS].sort()).toEqual(expect.arrayContaining(['at', 'createdAt', 'killedAt', 'lastUsedAt', 'revokedAt', 'updatedAt', 'connectedAt', 'appliedAt', 'from', 'to', 'start']));
+    expect([...TIME_MEMBERS].sort()).toEqual(
+      expect.arrayContaining([
+        'at',
+        'createdAt',
+        'killedAt',
+        'lastUsedAt',
+        'revokedAt',
+        'updatedAt',
+        'connectedAt',
+        'appliedAt',
+        'from',
+        'to',
+        'start',
+      ]),
+    );
     expect([...TIME_MEMBERS].filter((k) => !timesSeen.has(k)).sort()).toEqual([]);
   });
 

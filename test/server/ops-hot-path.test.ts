@@ -17,13 +17,22 @@ function buckets(text: string, name: string, route?: string): [string, number][]
     .map((l) => [/le="([^"]+)"/.exec(l)![1]!, Number(l.slice(l.lastIndexOf(' ') + 1))]);
 }
 const count = (text: string, name: string, route?: string) =>
-  Number(text.split('\n').find((l) => l.startsWith(`${name}_count`) && (route === undefined || l.includes(`route="${route}"`)))?.split(' ').at(-1));
+  Number(
+    text
+      .split('\n')
+      .find((l) => l.startsWith(`${name}_count`) && (route === undefined || l.includes(`route="${route}"`)))
+      ?.split(' ')
+      .at(-1),
+  );
 
 describe('request metrics and WAL fsync timings on /metrics', () => {
   it('renders cumulative latency buckets per route that end at the request count, and times every fsync a write waited for', async () => {
     srv = await startServer();
     await api(srv).post('/api/v1/flags', { key: 'pay', kind: 'boolean' });
-    for (let i = 0; i < 3; i++) expect((await request(srv, 'POST', '/sdk/v1/evaluate', { token: srv.sdkKeys.production, body: { context: { key: `u${i}` } } })).status).toBe(200);
+    for (let i = 0; i < 3; i++)
+      expect((await request(srv, 'POST', '/sdk/v1/evaluate', { token: srv.sdkKeys.production, body: { context: { key: `u${i}` } } })).status).toBe(
+        200,
+      );
     expect((await api(srv).post('/api/v1/flags/pay/environments/production/kill')).status).toBe(200);
     const text = await (await fetch(`${srv.url}/metrics`)).text();
 
@@ -50,7 +59,12 @@ describe('durable acknowledgements on the SDK API', () => {
     expect((await request(srv, 'POST', '/sdk/v1/evaluate', { token: srv.sdkKeys.production, body: { context: { key: 'u' } } })).status).toBe(200);
     expect(await fsyncs()).toBe(before);
     const minute = Math.floor(Date.now() / 60_000) * 60_000;
-    const report = { sdkId: 'sdk-a', seq: 1, sdk: { name: 'test', version: '0' }, stats: [{ flag: 'pay', variant: 'on', minute, evaluations: 3, outcomes: 1, errors: 0 }] };
+    const report = {
+      sdkId: 'sdk-a',
+      seq: 1,
+      sdk: { name: 'test', version: '0' },
+      stats: [{ flag: 'pay', variant: 'on', minute, evaluations: 3, outcomes: 1, errors: 0 }],
+    };
     const res = await request(srv, 'POST', '/sdk/v1/metrics', { token: srv.sdkKeys.production, body: report });
     expect(res.status).toBe(200);
     expect(await fsyncs()).toBeGreaterThan(before);
@@ -70,7 +84,11 @@ describe('request logging', () => {
     await request(srv, 'POST', '/sdk/v1/evaluate', { token: srv.sdkKeys.production, body: { context: { key: 'u' } } });
     const completed = debug.lines().filter((l) => l.msg === 'request completed');
     expect(completed).toHaveLength(1);
-    expect(completed[0]).toMatchObject({ level: 20, req: { method: 'POST', url: '/sdk/v1/evaluate', route: '/sdk/v1/evaluate' }, res: { statusCode: 200 } });
+    expect(completed[0]).toMatchObject({
+      level: 20,
+      req: { method: 'POST', url: '/sdk/v1/evaluate', route: '/sdk/v1/evaluate' },
+      res: { statusCode: 200 },
+    });
     expect(typeof completed[0]!.reqId).toBe('string');
     await srv.close();
 

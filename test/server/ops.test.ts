@@ -69,7 +69,8 @@ describe('honest readiness and storage errors', () => {
     const pages = srv.app.sqlite.pragma('page_count', { simple: true }) as number;
     srv.app.sqlite.pragma(`max_page_count = ${pages}`);
     let res = await api(srv).post('/api/v1/flags', { key: 'f-0', kind: 'boolean', description: 'x'.repeat(3000) });
-    for (let i = 1; res.status === 201 && i < 200; i++) res = await api(srv).post('/api/v1/flags', { key: `f-${i}`, kind: 'boolean', description: 'x'.repeat(3000) });
+    for (let i = 1; res.status === 201 && i < 200; i++)
+      res = await api(srv).post('/api/v1/flags', { key: `f-${i}`, kind: 'boolean', description: 'x'.repeat(3000) });
     expect(res.status).toBe(503);
     expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
@@ -103,8 +104,7 @@ describe('Prometheus metrics', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
     const text = await res.text();
-    const requests = (status: string, route = '/api/v1/environments') =>
-      sample(text, 'aviary_http_requests_total', { method: 'GET', route, status });
+    const requests = (status: string, route = '/api/v1/environments') => sample(text, 'aviary_http_requests_total', { method: 'GET', route, status });
     expect(requests('200')).toBe(2);
     expect(requests('401')).toBe(2);
     expect(requests('403')).toBe(1);
@@ -128,7 +128,10 @@ describe('Prometheus metrics', () => {
     const { sqlite } = srv.app;
     const now = Date.now();
     const state = (enabled: boolean) => JSON.stringify({ enabled, offVariant: 'off', targets: [], rules: [], fallthrough: { variant: 'on' } });
-    const variants = JSON.stringify([{ key: 'on', value: true }, { key: 'off', value: false }]);
+    const variants = JSON.stringify([
+      { key: 'on', value: true },
+      { key: 'off', value: false },
+    ]);
     const insertFlag = sqlite.prepare('INSERT INTO flags (key, kind, variants, created_at, updated_at, archived) VALUES (?, ?, ?, ?, ?, ?)');
     const insertState = sqlite.prepare('INSERT INTO flag_states (environment, flag, state, updated_at) VALUES (?, ?, ?, ?)');
     insertFlag.run('a', 'boolean', variants, now, now, 0);
@@ -185,7 +188,9 @@ describe('failed authentication rate limit', () => {
     expect((await api(srv).get('/api/v1/environments')).status).toBe(200);
     expect((await request(srv, 'GET', '/sdk/v1/flags', { token: srv.sdkKeys.production })).status).toBe(200);
     expect((await request(srv, 'POST', '/sdk/v1/evaluate', { token: srv.sdkKeys.production, body: { context: { key: 'u' } } })).status).toBe(200);
-    expect((await request(srv, 'POST', '/ofrep/v1/evaluate/flags', { token: srv.sdkKeys.production, body: { context: { targetingKey: 'u' } } })).status).toBe(200);
+    expect(
+      (await request(srv, 'POST', '/ofrep/v1/evaluate/flags', { token: srv.sdkKeys.production, body: { context: { targetingKey: 'u' } } })).status,
+    ).toBe(200);
     expect((await upgrade(srv.sdkKeys.production)).status).toBe(101);
     // Operations endpoints stay reachable for health checks and scrapes.
     expect((await request(srv, 'GET', '/healthz', { token: null })).status).toBe(200);
@@ -208,15 +213,23 @@ describe('failed authentication rate limit', () => {
     expect((await request(srv, 'GET', '/api/v1/environments', { token: 'wrong', headers: { 'x-forwarded-for': '198.51.100.7' } })).status).toBe(429);
     // The victim's kill goes through: its address was never the one failing.
     await api(srv).post('/api/v1/flags', { key: 'checkout', kind: 'boolean' });
-    const kill = await request(srv, 'POST', '/api/v1/flags/checkout/environments/production/kill', { body: {}, headers: { 'x-forwarded-for': '10.0.0.66' } });
+    const kill = await request(srv, 'POST', '/api/v1/flags/checkout/environments/production/kill', {
+      body: {},
+      headers: { 'x-forwarded-for': '10.0.0.66' },
+    });
     expect(kill.status).toBe(200);
     // Spoofed leftmost entries do not spread failures over fresh addresses: the proxy's entry is the client.
     for (let i = 0; i <= limit; i++) {
       await request(srv, 'GET', '/api/v1/environments', { token: `bad-${i}`, headers: { 'x-forwarded-for': `203.0.113.${i}, 192.0.2.1` } });
     }
-    expect((await request(srv, 'GET', '/api/v1/environments', { token: 'bad', headers: { 'x-forwarded-for': '203.0.113.250, 192.0.2.1' } })).status).toBe(429);
+    expect(
+      (await request(srv, 'GET', '/api/v1/environments', { token: 'bad', headers: { 'x-forwarded-for': '203.0.113.250, 192.0.2.1' } })).status,
+    ).toBe(429);
     // And a valid token from that blocked address still works.
-    expect((await request(srv, 'POST', '/api/v1/flags/checkout/environments/production/revive', { body: {}, headers: { 'x-forwarded-for': '192.0.2.1' } })).status).toBe(200);
+    expect(
+      (await request(srv, 'POST', '/api/v1/flags/checkout/environments/production/revive', { body: {}, headers: { 'x-forwarded-for': '192.0.2.1' } }))
+        .status,
+    ).toBe(200);
   });
 
   it('keeps one window per address, forgets expired ones, and bounds how many it tracks', () => {

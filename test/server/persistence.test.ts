@@ -31,7 +31,11 @@ describe('persistence and boot', () => {
       expect((await b.get('/sdk/v1/flags', { token })).body).toEqual(snapBefore);
       expect((await b.get('/api/v1/audit')).body.entries).toEqual(auditBefore);
       expect((await b.get('/api/v1/flags/persisted/environments/production')).body).toMatchObject({ enabled: false, killReason: 'before restart' });
-      expect((await b.get('/api/v1/environments')).body.environments.map((e: { key: string }) => e.key)).toEqual(['development', 'staging', 'production']);
+      expect((await b.get('/api/v1/environments')).body.environments.map((e: { key: string }) => e.key)).toEqual([
+        'development',
+        'staging',
+        'production',
+      ]);
       // versions keep counting from where they were, so resuming SDKs see no gap
       const revive = await b.post('/api/v1/flags/persisted/environments/production/revive');
       expect(revive.body.environmentVersion).toBe(snapBefore.version + 1);
@@ -54,7 +58,10 @@ describe('persistence and boot', () => {
     expect(snap.status).toBe(200);
     expect(snap.body.environment).toBe('production');
     // the secret never appears in the structured log
-    const logLines = first.stdout().split('\n').filter((l) => l.startsWith('{'));
+    const logLines = first
+      .stdout()
+      .split('\n')
+      .filter((l) => l.startsWith('{'));
     expect(logLines.length).toBeGreaterThan(0);
     expect(logLines.join('\n')).not.toContain(adminToken);
     expect(logLines.join('\n')).not.toContain(sdkKey);

@@ -8,12 +8,26 @@ beforeAll(async () => {
   srv = await startServer();
   a = api(srv);
   sdk = srv.sdkKeys.production;
-  await a.post('/api/v1/flags', { key: 'banner', kind: 'string', variants: [{ key: 'blue', value: 'Blue' }, { key: 'red', value: 'Red' }] });
+  await a.post('/api/v1/flags', {
+    key: 'banner',
+    kind: 'string',
+    variants: [
+      { key: 'blue', value: 'Blue' },
+      { key: 'red', value: 'Red' },
+    ],
+  });
   await a.put('/api/v1/flags/banner/environments/production', {
     enabled: true,
     offVariant: 'blue',
     targets: [{ variant: 'red', keys: ['vip'] }],
-    fallthrough: { rollout: { weights: [{ variant: 'red', percent: 50 }, { variant: 'blue', percent: 50 }] } },
+    fallthrough: {
+      rollout: {
+        weights: [
+          { variant: 'red', percent: 50 },
+          { variant: 'blue', percent: 50 },
+        ],
+      },
+    },
   });
   await a.post('/api/v1/flags', { key: 'limits', kind: 'json', variants: [{ key: 'default', value: { max: 10 } }] });
   await a.post('/api/v1/flags/limits/environments/production/revive');

@@ -30,7 +30,9 @@ describe('segments', () => {
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ ...betaTesters, revision: 1 });
     expect(events.map((e) => e.environment).sort()).toEqual(['development', 'production', 'staging']);
-    expect(events[0]!.delta.changes).toEqual([{ type: 'segment.upsert', segment: expect.objectContaining({ key: 'beta-testers', included: ['user-7'] }) }]);
+    expect(events[0]!.delta.changes).toEqual([
+      { type: 'segment.upsert', segment: expect.objectContaining({ key: 'beta-testers', included: ['user-7'] }) },
+    ]);
 
     const got = await a.get('/api/v1/segments/beta-testers');
     expect(got.headers.get('etag')).toBe('"r1"');
@@ -101,6 +103,10 @@ describe('segments', () => {
     expect(deleted.status).toBe(204);
     expect((await a.get('/api/v1/segments/beta-testers')).status).toBe(404);
     const audit = await a.get('/api/v1/audit?resourceType=segment&action=segment.delete');
-    expect(audit.body.entries[0]).toMatchObject({ resourceKey: 'beta-testers', before: expect.objectContaining({ key: 'beta-testers' }), after: null });
+    expect(audit.body.entries[0]).toMatchObject({
+      resourceKey: 'beta-testers',
+      before: expect.objectContaining({ key: 'beta-testers' }),
+      after: null,
+    });
   });
 });

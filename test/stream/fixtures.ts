@@ -30,7 +30,14 @@ export async function checkoutAndBanner(srv: Srv): Promise<void> {
     offVariant: 'off',
     targets: [{ variant: 'on', keys: ['vip'] }],
     rules: [{ id: 'nl', conditions: [{ attribute: 'country', op: 'in', values: ['NL'] }], serve: { variant: 'on' } }],
-    fallthrough: { rollout: { weights: [{ variant: 'on', percent: 50 }, { variant: 'off', percent: 50 }] } },
+    fallthrough: {
+      rollout: {
+        weights: [
+          { variant: 'on', percent: 50 },
+          { variant: 'off', percent: 50 },
+        ],
+      },
+    },
   });
   check(await api(srv).post('/api/v1/flags', { key: 'banner', kind: 'string', variants: [{ key: 'a', value: 'hello' }] }), 'create banner');
   await setState(srv, 'banner', 'production', { enabled: true, offVariant: 'a', targets: [], rules: [], fallthrough: { variant: 'a' } });

@@ -111,7 +111,11 @@ describe('stream delivery', () => {
     expect(list.body.items).toHaveLength(3);
     expect(new Set(list.body.items.map((s: { id: string }) => s.id))).toEqual(new Set(cs.map((c) => c.sdkId)));
     for (const s of list.body.items) {
-      expect(s).toMatchObject({ app: { name: 'delivery-test', version: '1.2.3' }, sdk: { name: '@aviary/sdk' }, appliedVersion: body.environmentVersion });
+      expect(s).toMatchObject({
+        app: { name: 'delivery-test', version: '1.2.3' },
+        sdk: { name: '@aviary/sdk' },
+        appliedVersion: body.environmentVersion,
+      });
       // RFC 3339, like every time the API answers.
       expect(apiTimeMs(s.connectedAt)).toBeGreaterThan(Date.now() - 60_000);
       expect(apiTimeMs(s.appliedAt)).toBeGreaterThanOrEqual(apiTimeMs(s.connectedAt));
@@ -121,7 +125,13 @@ describe('stream delivery', () => {
   it('delivers frames of every length class intact: a snapshot and a segment delta over 64 KiB, a kill, heartbeats', async () => {
     const many = Array.from({ length: 6000 }, (_, i) => `user-${String(i).padStart(6, '0')}`);
     await booleanFlag(srv, 'big');
-    await setState(srv, 'big', 'production', { enabled: true, offVariant: 'off', targets: [{ variant: 'off', keys: many }], rules: [], fallthrough: { variant: 'on' } });
+    await setState(srv, 'big', 'production', {
+      enabled: true,
+      offVariant: 'off',
+      targets: [{ variant: 'off', keys: many }],
+      rules: [],
+      fallthrough: { variant: 'on' },
+    });
     const r = raw();
     await r.hello();
     const h = await r.next('hydrate');

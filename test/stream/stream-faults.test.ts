@@ -20,7 +20,10 @@ function flag(key: string, enabled: boolean, version = 1): FlagConfig {
   return {
     key,
     kind: 'boolean',
-    variants: [{ key: 'on', value: true }, { key: 'off', value: false }],
+    variants: [
+      { key: 'on', value: true },
+      { key: 'off', value: false },
+    ],
     state: { enabled, offVariant: 'off', targets: [], rules: [], fallthrough: { variant: 'on' }, version },
   };
 }
@@ -46,7 +49,9 @@ async function scriptedServer() {
     });
   });
   cleanups.push(() => new Promise((r) => wss.close(r)));
-  cleanups.push(() => sockets.forEach((s) => s.terminate()));
+  cleanups.push(() => {
+    for (const s of sockets) s.terminate();
+  });
   return {
     url: `http://127.0.0.1:${(wss.address() as AddressInfo).port}`,
     received,
@@ -122,8 +127,22 @@ describe('a misbehaving stream', () => {
 
   it('a snapshot with a semantically broken flag serves that flag as MALFORMED_FLAG and everything else normally', async () => {
     const s = await scriptedServer();
-    const broken = { ...flag('broken', true), state: { ...flag('broken', true).state, fallthrough: { variant: 'nope' }, rules: [{ id: 'r', conditions: [{ attribute: 'x', op: 'teleports', values: [1] }], serve: { variant: 'on' } }] } };
-    s.onHello((ws) => s.send(ws, { type: 'hydrate', version: 5, snapshot: { environment: 'production', version: 5, flags: [flag('f', true), broken], segments: [] }, heartbeatMs: 10_000 }));
+    const broken = {
+      ...flag('broken', true),
+      state: {
+        ...flag('broken', true).state,
+        fallthrough: { variant: 'nope' },
+        rules: [{ id: 'r', conditions: [{ attribute: 'x', op: 'teleports', values: [1] }], serve: { variant: 'on' } }],
+      },
+    };
+    s.onHello((ws) =>
+      s.send(ws, {
+        type: 'hydrate',
+        version: 5,
+        snapshot: { environment: 'production', version: 5, flags: [flag('f', true), broken], segments: [] },
+        heartbeatMs: 10_000,
+      }),
+    );
     const c = sdk(s.url);
     await c.ready();
     expect(c.variationDetail('broken', { key: 'u' }, false)).toMatchObject({ value: false, reason: { kind: 'ERROR', errorCode: 'MALFORMED_FLAG' } });
@@ -180,7 +199,13 @@ describe('backpressure', () => {
     const keys = Array.from({ length: 20_000 }, (_, i) => `user-${i.toString().padStart(12, '0')}`);
     const lags: number[] = [];
     for (let i = 0; i < 40 && srv.app.streamHub.stats.slowConsumersDropped === 0; i++) {
-      await setState(srv, 'big', 'production', { enabled: true, offVariant: 'off', targets: [{ variant: 'off', keys: keys.slice(0, 20_000 - i) }], rules: [], fallthrough: { variant: 'on' } });
+      await setState(srv, 'big', 'production', {
+        enabled: true,
+        offVariant: 'off',
+        targets: [{ variant: 'off', keys: keys.slice(0, 20_000 - i) }],
+        rules: [],
+        fallthrough: { variant: 'on' },
+      });
       const v = srv.app.snapshots.version('production')!;
       const t0 = performance.now();
       await until(() => fast.status().version === v, `the fast client at version ${v}`);
@@ -229,7 +254,9 @@ describe('reconnect storm', () => {
       while (arrivals[i]! - arrivals[j]! > 100) j++;
       busiest = Math.max(busiest, i - j + 1);
     }
-    console.log(`reconnect storm: ${N} clients, p10–p90 spread ${spread.toFixed(0)} ms, busiest 100 ms window ${busiest} arrivals, last at ${arrivals.at(-1)!.toFixed(0)} ms`);
+    console.log(
+      `reconnect storm: ${N} clients, p10–p90 spread ${spread.toFixed(0)} ms, busiest 100 ms window ${busiest} arrivals, last at ${arrivals.at(-1)!.toFixed(0)} ms`,
+    );
     expect(spread).toBeGreaterThan(400);
     expect(busiest).toBeLessThan(N * 0.35);
   }, 60_000);

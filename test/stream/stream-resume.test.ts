@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createClient, type AviaryClient } from '@aviary/sdk';
+import { createClient } from '@aviary/sdk';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { booleanFlag, kill, RawStream, revive, until } from './fixtures.js';
 import { freePort, startServerProcess, type ServerProcess } from './server-process.js';

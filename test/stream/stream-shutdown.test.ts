@@ -50,7 +50,12 @@ describe('shutdown', () => {
     const admin = { url: server.url, adminToken: PROCESS_ADMIN_TOKEN };
     // A snapshot big enough to fill the socket's buffers while the client does not read.
     for (let i = 0; i < 40; i++) {
-      await api(admin).post('/api/v1/flags', { key: `big-${i}`, kind: 'string', description: 'x'.repeat(4000), variants: [{ key: 'a', value: 'y'.repeat(20_000) }] });
+      await api(admin).post('/api/v1/flags', {
+        key: `big-${i}`,
+        kind: 'string',
+        description: 'x'.repeat(4000),
+        variants: [{ key: 'a', value: 'y'.repeat(20_000) }],
+      });
     }
     const sockets = [await stalledClient(port), await stalledClient(port)];
     const before = (await api(admin).get('/api/v1/environments')).body.environments as { key: string; version: number }[];

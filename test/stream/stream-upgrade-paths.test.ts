@@ -47,18 +47,21 @@ function rawUpgrade(path: string, headers: Record<string, string> = {}): Promise
 }
 
 describe('websocket upgrades outside the stream', () => {
-  it.each(['/healthz', '/sdk/v1/flags', '/api/v1/environments', '/no/such/path?x=1'])('refuses an upgrade to %s with a 404 problem and closes the socket', async (path) => {
-    const { text, closed } = await rawUpgrade(path, { Authorization: `Bearer ${srv.sdkKeys.production}` });
-    expect(closed).toBe(true);
-    const [head, body] = text.split('\r\n\r\n');
-    expect(head).toMatch(/^HTTP\/1\.1 404 /);
-    expect(head!.toLowerCase()).toContain('content-type: application/problem+json');
-    const problem = JSON.parse(body!) as { status: number; type: string; detail: string; instance: string };
-    expect(problem.status).toBe(404);
-    expect(problem.type).toMatch(/\/not-found$/);
-    expect(problem.detail).toContain('/sdk/v1/stream');
-    expect(problem.instance).toBe(path.split('?')[0]);
-  });
+  it.each(['/healthz', '/sdk/v1/flags', '/api/v1/environments', '/no/such/path?x=1'])(
+    'refuses an upgrade to %s with a 404 problem and closes the socket',
+    async (path) => {
+      const { text, closed } = await rawUpgrade(path, { Authorization: `Bearer ${srv.sdkKeys.production}` });
+      expect(closed).toBe(true);
+      const [head, body] = text.split('\r\n\r\n');
+      expect(head).toMatch(/^HTTP\/1\.1 404 /);
+      expect(head!.toLowerCase()).toContain('content-type: application/problem+json');
+      const problem = JSON.parse(body!) as { status: number; type: string; detail: string; instance: string };
+      expect(problem.status).toBe(404);
+      expect(problem.type).toMatch(/\/not-found$/);
+      expect(problem.detail).toContain('/sdk/v1/stream');
+      expect(problem.instance).toBe(path.split('?')[0]);
+    },
+  );
 
   it('still upgrades the stream and sends the hydration snapshot', async () => {
     const stream = new RawStream(srv, srv.sdkKeys.production);

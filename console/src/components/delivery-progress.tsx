@@ -28,7 +28,16 @@ export function DeliveryProgress({ environment, version, receipt, sentAt }: Deli
   useEffect(() => {
     if (initial && isComplete(initial)) return;
     let stopped = false;
-    followDelivery(api, { environment, version, changedAt: sentAt, initial, timeoutMs: FOLLOW_MS, intervalMs: 250, onUpdate: (d) => !stopped && setDelivery(d), stopped: () => stopped }).then(
+    followDelivery(api, {
+      environment,
+      version,
+      changedAt: sentAt,
+      initial,
+      timeoutMs: FOLLOW_MS,
+      intervalMs: 250,
+      onUpdate: (d) => !stopped && setDelivery(d),
+      stopped: () => stopped,
+    }).then(
       () => !stopped && setFollowing(false),
       (e) => {
         if (stopped) return;
@@ -41,12 +50,19 @@ export function DeliveryProgress({ environment, version, receipt, sentAt }: Deli
     };
   }, [environment, version, sentAt]);
 
-  if (!delivery) return <p class="delivery" role="status">Waiting for delivery receipts…</p>;
+  if (!delivery)
+    return (
+      <p class="delivery" role="status">
+        Waiting for delivery receipts…
+      </p>
+    );
   const done = isComplete(delivery);
   return (
     <div class={`delivery ${done ? 'ok' : following ? '' : 'warn'}`} role="status" aria-live="polite" data-testid="delivery">
       <label>
-        <span class="delivery-text" data-testid="delivery-text">{describeDelivery(delivery)}</span>
+        <span class="delivery-text" data-testid="delivery-text">
+          {describeDelivery(delivery)}
+        </span>
         <progress max={Math.max(1, delivery.connected)} value={delivery.connected === 0 ? 1 : delivery.applied} />
       </label>
       {!done && !following && delivery.pending.length > 0 && (

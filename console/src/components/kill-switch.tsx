@@ -45,7 +45,10 @@ export function KillSwitch({ flag, environment, enabled, killed = true, onDone, 
     const sentAt = Date.now();
     try {
       const init = { params: { path: { key: flag, env: environment } }, body: reason.trim() ? { reason: reason.trim() } : {} };
-      const response = action === 'kill' ? await api.post('/api/v1/flags/{key}/environments/{env}/kill', init) : await api.post('/api/v1/flags/{key}/environments/{env}/revive', init);
+      const response =
+        action === 'kill'
+          ? await api.post('/api/v1/flags/{key}/environments/{env}/kill', init)
+          : await api.post('/api/v1/flags/{key}/environments/{env}/revive', init);
       setResult({ response, sentAt });
       live.refresh();
       onDone?.();
@@ -77,10 +80,22 @@ export function KillSwitch({ flag, environment, enabled, killed = true, onDone, 
         {result ? (
           <div>
             <p>
-              <strong>{flag}</strong> is {result.response.enabled ? 'serving its targeting again' : <>off: everyone gets <code>{result.response.offVariant}</code></>} in{' '}
-              <strong>{environment}</strong>.
+              <strong>{flag}</strong> is{' '}
+              {result.response.enabled ? (
+                'serving its targeting again'
+              ) : (
+                <>
+                  off: everyone gets <code>{result.response.offVariant}</code>
+                </>
+              )}{' '}
+              in <strong>{environment}</strong>.
             </p>
-            <DeliveryProgress environment={environment} version={result.response.environmentVersion} receipt={result.response.delivery} sentAt={result.sentAt} />
+            <DeliveryProgress
+              environment={environment}
+              version={result.response.environmentVersion}
+              receipt={result.response.delivery}
+              sentAt={result.sentAt}
+            />
             <div class="actions">
               <button type="button" onClick={close} autofocus>
                 Close

@@ -19,7 +19,9 @@ export function PanicButton({ environment }: { environment: string }) {
   const [reason, setReason] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
-  const [result, setResult] = useState<({ kind: 'panic'; response: KillAllResult } | { kind: 'restore'; response: ReviveAllResult }) & { sentAt: number } | null>(null);
+  const [result, setResult] = useState<
+    (({ kind: 'panic'; response: KillAllResult } | { kind: 'restore'; response: ReviveAllResult }) & { sentAt: number }) | null
+  >(null);
   const [panicActive, setPanicActive] = useState(false);
 
   // Whether the newest panic-related audit entry of this environment is a panic (then a restore is pending).
@@ -78,11 +80,17 @@ export function PanicButton({ environment }: { environment: string }) {
       <button type="button" class="kill" onClick={() => setMode('panic')}>
         Panic: kill all in {environment}
       </button>
-      <Modal title={mode === 'panic' ? `Kill every flag in ${environment}` : `Restore ${environment}`} open={mode !== 'closed'} onClose={close} danger={mode === 'panic'}>
+      <Modal
+        title={mode === 'panic' ? `Kill every flag in ${environment}` : `Restore ${environment}`}
+        open={mode !== 'closed'}
+        onClose={close}
+        danger={mode === 'panic'}
+      >
         {result ? (
           <div>
             <p>
-              {result.kind === 'panic' ? `Killed ${result.response.killed.length}` : `Restored ${result.response.revived.length}`} flag(s) in <strong>{environment}</strong>
+              {result.kind === 'panic' ? `Killed ${result.response.killed.length}` : `Restored ${result.response.revived.length}`} flag(s) in{' '}
+              <strong>{environment}</strong>
               {result.kind === 'panic' && result.response.spared.length ? ` (spared: ${result.response.spared.join(', ')})` : ''}.
             </p>
             <DeliveryProgress environment={environment} version={result.response.environmentVersion} sentAt={result.sentAt} />
@@ -97,10 +105,17 @@ export function PanicButton({ environment }: { environment: string }) {
             {mode === 'panic' ? (
               <>
                 <p>
-                  Every flag in <strong>{environment}</strong> will serve its off variant. Each flag's current state is remembered; <em>Restore</em> puts every one back exactly.
+                  Every flag in <strong>{environment}</strong> will serve its off variant. Each flag's current state is remembered; <em>Restore</em>{' '}
+                  puts every one back exactly.
                 </p>
                 <label for="panic-confirm">Type the environment name to confirm</label>
-                <input id="panic-confirm" autocomplete="off" value={confirmText} onInput={(e) => setConfirmText((e.currentTarget as HTMLInputElement).value)} autofocus />
+                <input
+                  id="panic-confirm"
+                  autocomplete="off"
+                  value={confirmText}
+                  onInput={(e) => setConfirmText((e.currentTarget as HTMLInputElement).value)}
+                  autofocus
+                />
               </>
             ) : (
               <p>Every flag killed by the last panic returns to its state before it.</p>

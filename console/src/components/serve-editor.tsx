@@ -20,7 +20,7 @@ export function ServeEditor({ id, label, serve, variants, onChange }: ServeEdito
   };
   const setPercent = (variant: string, percent: number) => {
     if (!isRollout) return;
-    const ws = variants.map((v) => ({ variant: v, percent: v === variant ? percent : weights.find((w) => w.variant === v)?.percent ?? 0 }));
+    const ws = variants.map((v) => ({ variant: v, percent: v === variant ? percent : (weights.find((w) => w.variant === v)?.percent ?? 0) }));
     onChange({ rollout: { ...serve.rollout, weights: ws } });
   };
   return (
@@ -28,8 +28,13 @@ export function ServeEditor({ id, label, serve, variants, onChange }: ServeEdito
       <legend>{label}</legend>
       <div class="row">
         <label>
-          <input type="radio" name={`${id}-mode`} checked={!isRollout} onChange={() => onChange({ variant: weights.find((w) => w.percent > 0)?.variant ?? variants[0] ?? '' })} /> one
-          variant
+          <input
+            type="radio"
+            name={`${id}-mode`}
+            checked={!isRollout}
+            onChange={() => onChange({ variant: weights.find((w) => w.percent > 0)?.variant ?? variants[0] ?? '' })}
+          />{' '}
+          one variant
         </label>
         <label>
           <input type="radio" name={`${id}-mode`} checked={isRollout} onChange={toRollout} /> percentage rollout

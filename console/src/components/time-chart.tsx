@@ -43,28 +43,31 @@ export function TimeChart({ title, times, series, unit, format, window: win }: T
       if (stopped) return;
       const width = Math.max(280, Math.min(el.clientWidth || 600, 900));
       plot = new UPlot(
-      {
-        width,
-        height: 220,
-        series: [
-          {},
-          ...series.map((s, i) => ({
-            label: s.label,
-            stroke: COLOURS[i % COLOURS.length]!,
-            width: 2,
-            points: { show: true, size: 6 },
-            value: (_u: uPlot, v: number | null) => (v === null ? '–' : format(v)),
-          })),
-        ],
-        axes: [{}, { values: (_u: uPlot, vs: number[]) => vs.map((v) => format(v)), size: 60 }],
-        scales: {
-          x: { time: true, ...(win ? { range: (): uPlot.Range.MinMax => [Math.min(win[0], times[0]! - 60), Math.max(win[1], times.at(-1)! + 60)] } : {}) },
-          // Rates and latencies are compared against zero, not against each other's wiggles.
-          y: { range: (_u: uPlot, _min: number, max: number): uPlot.Range.MinMax => [0, max > 0 ? max * 1.15 : 1] },
+        {
+          width,
+          height: 220,
+          series: [
+            {},
+            ...series.map((s, i) => ({
+              label: s.label,
+              stroke: COLOURS[i % COLOURS.length]!,
+              width: 2,
+              points: { show: true, size: 6 },
+              value: (_u: uPlot, v: number | null) => (v === null ? '–' : format(v)),
+            })),
+          ],
+          axes: [{}, { values: (_u: uPlot, vs: number[]) => vs.map((v) => format(v)), size: 60 }],
+          scales: {
+            x: {
+              time: true,
+              ...(win ? { range: (): uPlot.Range.MinMax => [Math.min(win[0], times[0]! - 60), Math.max(win[1], times.at(-1)! + 60)] } : {}),
+            },
+            // Rates and latencies are compared against zero, not against each other's wiggles.
+            y: { range: (_u: uPlot, _min: number, max: number): uPlot.Range.MinMax => [0, max > 0 ? max * 1.15 : 1] },
+          },
         },
-      },
-      [times, ...series.map((s) => s.values)] as uPlot.AlignedData,
-      el,
+        [times, ...series.map((s) => s.values)] as uPlot.AlignedData,
+        el,
       );
       window.addEventListener('resize', resize);
     });
@@ -83,7 +86,9 @@ export function TimeChart({ title, times, series, unit, format, window: win }: T
         <details>
           <summary>Data ({unit})</summary>
           <table class="small">
-            <caption class="sr-only">{title}: data ({unit})</caption>
+            <caption class="sr-only">
+              {title}: data ({unit})
+            </caption>
             <thead>
               <tr>
                 <th scope="col">Time</th>

@@ -16,7 +16,9 @@ export function AuditPage({ environment }: { environment: string }) {
 
   const page = (cursor: string | null) =>
     api.get('/api/v1/audit', {
-      params: { query: { limit: 50, ...(flag.trim() ? { flag: flag.trim() } : {}), ...(onlyEnv ? { environment } : {}), ...(cursor ? { cursor } : {}) } },
+      params: {
+        query: { limit: 50, ...(flag.trim() ? { flag: flag.trim() } : {}), ...(onlyEnv ? { environment } : {}), ...(cursor ? { cursor } : {}) },
+      },
     });
 
   useEffect(() => {
@@ -58,7 +60,11 @@ export function AuditPage({ environment }: { environment: string }) {
           </label>
         </div>
       </div>
-      {error && <p class="error" role="alert">{error}</p>}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
       <div class="table-wrap">
         <table class="audit">
           <caption class="sr-only">Audit log entries, newest first</caption>
@@ -131,7 +137,9 @@ function Diff({ before, after }: { before: unknown; after: unknown }) {
   let b = before ?? null;
   let a = after ?? null;
   if (isObj(b) && isObj(a)) {
-    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => JSON.stringify(a && (a as Obj)[k]) !== JSON.stringify((b as Obj)[k]));
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter(
+      (k) => JSON.stringify(a && (a as Obj)[k]) !== JSON.stringify((b as Obj)[k]),
+    );
     b = Object.fromEntries(keys.map((k) => [k, (b as Obj)[k] ?? null]));
     a = Object.fromEntries(keys.map((k) => [k, (a as Obj)[k] ?? null]));
   }
@@ -151,11 +159,14 @@ function Diff({ before, after }: { before: unknown; after: unknown }) {
 
 /** The top-level fields that differ, so the row says what changed without opening it. */
 function summarize(e: AuditEntry): string {
-  const b = e.before, a = e.after;
+  const b = e.before,
+    a = e.after;
   if (b === null || b === undefined) return 'created';
   if (a === null || a === undefined) return 'deleted';
   if (typeof a !== 'object' || typeof b !== 'object') return 'changed';
   const keys = new Set([...Object.keys(a as object), ...Object.keys(b as object)]);
-  const changed = [...keys].filter((k) => k !== 'version' && JSON.stringify((a as Record<string, unknown>)[k]) !== JSON.stringify((b as Record<string, unknown>)[k]));
+  const changed = [...keys].filter(
+    (k) => k !== 'version' && JSON.stringify((a as Record<string, unknown>)[k]) !== JSON.stringify((b as Record<string, unknown>)[k]),
+  );
   return changed.length ? changed.join(', ') : 'no change';
 }

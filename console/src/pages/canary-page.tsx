@@ -44,7 +44,8 @@ export function CanaryPage({ flagKey, environment }: { flagKey: string; environm
     [path, live.tick, chartTick],
   );
   const metrics = useResource(
-    () => api.get('/api/v1/flags/{key}/environments/{env}/metrics', { params: { path, query: { from: new Date(Date.now() - 3600_000).toISOString() } } }),
+    () =>
+      api.get('/api/v1/flags/{key}/environments/{env}/metrics', { params: { path, query: { from: new Date(Date.now() - 3600_000).toISOString() } } }),
     [path, live.tick, chartTick],
   );
   const flag = useResource(() => api.get('/api/v1/flags/{key}', { params: { path: { key: flagKey } } }), [flagKey]);
@@ -69,7 +70,11 @@ export function CanaryPage({ flagKey, environment }: { flagKey: string; environm
       <h1 id="canary-title">
         Canary: {flagKey} in {environment}
       </h1>
-      {canary.error && <p class="error" role="alert">{canary.error}</p>}
+      {canary.error && (
+        <p class="error" role="alert">
+          {canary.error}
+        </p>
+      )}
       {canary.data === null && flag.data && <StartCanary flag={flag.data} path={path} onStarted={canary.reload} />}
       {c && (
         <>
@@ -96,7 +101,14 @@ export function CanaryPage({ flagKey, environment }: { flagKey: string; environm
                 format={pct}
                 window={win}
               />
-              <TimeChart title="p95 latency" unit="milliseconds" times={series.times} series={variants.map((v) => ({ label: v, values: series.p95[v] ?? [] }))} format={ms} window={win} />
+              <TimeChart
+                title="p95 latency"
+                unit="milliseconds"
+                times={series.times}
+                series={variants.map((v) => ({ label: v, values: series.p95[v] ?? [] }))}
+                format={ms}
+                window={win}
+              />
             </div>
           )}
           {metrics.data && (
@@ -142,7 +154,14 @@ function Timeline({ stages, current, state }: { stages: CanaryStage[]; current: 
   return (
     <ol class="timeline" aria-label="Stages">
       {stages.map((s, i) => {
-        const status = i < current || state === 'promoted' || state === 'completed' ? 'done' : i === current ? (state === 'rolled_back' ? 'failed' : 'current') : 'todo';
+        const status =
+          i < current || state === 'promoted' || state === 'completed'
+            ? 'done'
+            : i === current
+              ? state === 'rolled_back'
+                ? 'failed'
+                : 'current'
+              : 'todo';
         return (
           <li key={i} class={status} aria-current={i === current ? 'step' : undefined}>
             <span class="dot" aria-hidden="true" />
@@ -271,7 +290,8 @@ function Controls({ c, path, onDone }: { c: CanaryStatus; path: CanaryPath; onDo
   const [reason, setReason] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
-  const available: Action[] = c.state === 'running' ? ['pause', 'advance', 'rollback', 'promote'] : c.state === 'paused' ? ['resume', 'advance', 'rollback', 'promote'] : [];
+  const available: Action[] =
+    c.state === 'running' ? ['pause', 'advance', 'rollback', 'promote'] : c.state === 'paused' ? ['resume', 'advance', 'rollback', 'promote'] : [];
   const run = async (e: Event) => {
     e.preventDefault();
     if (!action) return;
@@ -291,18 +311,29 @@ function Controls({ c, path, onDone }: { c: CanaryStatus; path: CanaryPath; onDo
   };
   if (available.length === 0) return <p class="muted">This canary is {c.state.replace('_', ' ')}; nothing to steer.</p>;
   return (
-    <div class="controls" role="group" aria-label="Canary controls">
+    <fieldset class="controls" aria-label="Canary controls">
       {available.map((a) => (
         <button type="button" key={a} class={ACTIONS[a].danger ? (a === 'rollback' ? 'kill' : 'revive') : ''} onClick={() => setAction(a)}>
           {ACTIONS[a].label}
         </button>
       ))}
-      <Modal title={action ? `${ACTIONS[action].label} the canary` : ''} open={action !== null} onClose={() => setAction(null)} danger={action === 'rollback'}>
+      <Modal
+        title={action ? `${ACTIONS[action].label} the canary` : ''}
+        open={action !== null}
+        onClose={() => setAction(null)}
+        danger={action === 'rollback'}
+      >
         {action && (
           <form onSubmit={run}>
             <p>{ACTIONS[action].what}</p>
             <label for="canary-reason">Reason (audit log)</label>
-            <input id="canary-reason" value={reason} maxLength={1000} onInput={(e) => setReason((e.currentTarget as HTMLInputElement).value)} autofocus />
+            <input
+              id="canary-reason"
+              value={reason}
+              maxLength={1000}
+              onInput={(e) => setReason((e.currentTarget as HTMLInputElement).value)}
+              autofocus
+            />
             {error && (
               <p class="error" role="alert">
                 {error}
@@ -319,14 +350,14 @@ function Controls({ c, path, onDone }: { c: CanaryStatus; path: CanaryPath; onDo
           </form>
         )}
       </Modal>
-    </div>
+    </fieldset>
   );
 }
 
 function StartCanary({ flag, path, onStarted }: { flag: Flag; path: CanaryPath; onStarted: () => void }) {
   const variants = flag.variants.map((v) => v.key);
-  const [control, setControl] = useState(variants.includes('off') ? 'off' : variants[0] ?? '');
-  const [canaryV, setCanary] = useState(variants.includes('on') ? 'on' : variants[1] ?? variants[0] ?? '');
+  const [control, setControl] = useState(variants.includes('off') ? 'off' : (variants[0] ?? ''));
+  const [canaryV, setCanary] = useState(variants.includes('on') ? 'on' : (variants[1] ?? variants[0] ?? ''));
   const [stages, setStages] = useState('1, 5, 25, 50, 100');
   const [duration, setDuration] = useState('1800');
   const [error, setError] = useState<string | null>(null);
@@ -372,7 +403,8 @@ function StartCanary({ flag, path, onStarted }: { flag: Flag; path: CanaryPath; 
         <input value={stages} onInput={(e) => setStages((e.currentTarget as HTMLInputElement).value)} />
       </label>
       <label>
-        Hold each stage (seconds) <input type="number" min={0} value={duration} onInput={(e) => setDuration((e.currentTarget as HTMLInputElement).value)} />
+        Hold each stage (seconds){' '}
+        <input type="number" min={0} value={duration} onInput={(e) => setDuration((e.currentTarget as HTMLInputElement).value)} />
       </label>
       {error && (
         <p class="error" role="alert">

@@ -30,9 +30,17 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
   );
   const segments = useResource(() => api.get('/api/v1/segments'), [live.tick]);
   // The full state, with the ETag the editor sends back as If-Match (so a concurrent change is refused, not lost).
-  const full = useResource(() => api.request('get', '/api/v1/flags/{key}/environments/{env}', { params: { path } }), [flagKey, environment, live.tick]);
+  const full = useResource(
+    () => api.request('get', '/api/v1/flags/{key}/environments/{env}', { params: { path } }),
+    [flagKey, environment, live.tick],
+  );
 
-  if (flag.error) return <p class="error" role="alert">{flag.error}</p>;
+  if (flag.error)
+    return (
+      <p class="error" role="alert">
+        {flag.error}
+      </p>
+    );
   if (!flag.data) return <p class="muted">Loading…</p>;
   const f = flag.data;
   const state = full.data?.data.environment === environment ? full.data.data : null;
@@ -97,7 +105,19 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
                     </td>
                     <td class="muted small">{s ? `v${s.version}` : ''}</td>
                     <td>
-                      {s && <KillSwitch flag={f.key} environment={e} enabled={s.enabled} killed={s.killedAt !== null} onDone={() => (flag.reload(), full.reload())} compact />}
+                      {s && (
+                        <KillSwitch
+                          flag={f.key}
+                          environment={e}
+                          enabled={s.enabled}
+                          killed={s.killedAt !== null}
+                          onDone={() => {
+                            flag.reload();
+                            full.reload();
+                          }}
+                          compact
+                        />
+                      )}
                     </td>
                   </tr>
                 );
@@ -108,8 +128,8 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
       </div>
       {canaryActive && (
         <p class="notice" role="note">
-          A canary is {c!.state} in {environment}: <strong>{c!.canary}</strong> against <strong>{c!.control}</strong> at {c!.percent}%. It manages this flag's targeting; edits
-          that move contexts out of it are flagged below.
+          A canary is {c!.state} in {environment}: <strong>{c!.canary}</strong> against <strong>{c!.control}</strong> at {c!.percent}%. It manages
+          this flag's targeting; edits that move contexts out of it are flagged below.
         </p>
       )}
       {state ? (
@@ -121,7 +141,10 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
           etag={full.data?.etag ?? null}
           segments={segments.data?.segments ?? []}
           canaryVariant={canaryActive ? c!.canary : undefined}
-          onSaved={() => (flag.reload(), full.reload())}
+          onSaved={() => {
+            flag.reload();
+            full.reload();
+          }}
         />
       ) : (
         <p class="muted">{full.error ?? 'Loading…'}</p>
@@ -285,7 +308,13 @@ function TargetingEditor({ flag, environment, state: resource, etag, segments, c
         </button>
       </fieldset>
 
-      <ServeEditor id="fallthrough" label="Everyone else (fallthrough)" serve={draft.fallthrough} variants={variants} onChange={(s) => update((d) => (d.fallthrough = s))} />
+      <ServeEditor
+        id="fallthrough"
+        label="Everyone else (fallthrough)"
+        serve={draft.fallthrough}
+        variants={variants}
+        onChange={(s) => update((d) => (d.fallthrough = s))}
+      />
 
       <section class="preview" aria-labelledby="preview-title" aria-live="polite">
         <h3 id="preview-title">Preview</h3>
@@ -299,8 +328,8 @@ function TargetingEditor({ flag, environment, state: resource, etag, segments, c
           <div data-testid="preview">
             {preview.leavingCanary > 0 && (
               <p class="warn" role="alert" data-testid="canary-warning">
-                This change moves {preview.leavingCanary} of {preview.sample} sample contexts out of the running canary (<code>{canaryVariant}</code>), e.g.{' '}
-                {preview.leavingExamples.join(', ')}. Their outcomes will stop counting for the canary, and they switch variant mid-rollout.
+                This change moves {preview.leavingCanary} of {preview.sample} sample contexts out of the running canary (<code>{canaryVariant}</code>
+                ), e.g. {preview.leavingExamples.join(', ')}. Their outcomes will stop counting for the canary, and they switch variant mid-rollout.
               </p>
             )}
             <p>
@@ -388,7 +417,7 @@ function RuleEditor({ rule, index, count, variants, segments, onChange, onMove, 
     onChange({ ...rule, conditions });
   };
   return (
-    <div class="rule" role="group" aria-label={`Rule ${index + 1}: ${rule.id}`}>
+    <fieldset class="rule" aria-label={`Rule ${index + 1}: ${rule.id}`}>
       <div class="row">
         <label>
           Rule id <input value={rule.id} size={14} onInput={(e) => onChange({ ...rule, id: (e.currentTarget as HTMLInputElement).value })} />
@@ -442,7 +471,13 @@ function RuleEditor({ rule, index, count, variants, segments, onChange, onMove, 
             ))}
         </select>
       </label>
-      <ServeEditor id={`rule-${index}`} label={`Rule ${rule.id} serves`} serve={rule.serve} variants={variants} onChange={(s) => onChange({ ...rule, serve: s })} />
-    </div>
+      <ServeEditor
+        id={`rule-${index}`}
+        label={`Rule ${rule.id} serves`}
+        serve={rule.serve}
+        variants={variants}
+        onChange={(s) => onChange({ ...rule, serve: s })}
+      />
+    </fieldset>
   );
 }

@@ -28,11 +28,21 @@ export function FlagsPage({ environment, environments }: { environment: string; 
         <h1 id="flags-title">Flags</h1>
         <div class="search">
           <label for="flag-search">Search flags</label>
-          <input id="flag-search" type="search" placeholder="key, description or tag" value={q} onInput={(e) => setQ((e.currentTarget as HTMLInputElement).value)} />
+          <input
+            id="flag-search"
+            type="search"
+            placeholder="key, description or tag"
+            value={q}
+            onInput={(e) => setQ((e.currentTarget as HTMLInputElement).value)}
+          />
         </div>
       </div>
       <ConnectedSdks environment={environment} />
-      {flags.error && <p class="error" role="alert">{flags.error}</p>}
+      {flags.error && (
+        <p class="error" role="alert">
+          {flags.error}
+        </p>
+      )}
       {flags.data && shown.length === 0 && <p class="muted">{q ? `No flag matches “${q}”.` : 'No flags yet.'}</p>}
       {shown.length > 0 && (
         <div class="table-wrap">
@@ -67,7 +77,16 @@ export function FlagsPage({ environment, environments }: { environment: string; 
                       </td>
                     ))}
                     <td>
-                      {state && <KillSwitch flag={f.key} environment={environment} enabled={state.enabled} killed={state.killedAt !== null} onDone={flags.reload} compact />}
+                      {state && (
+                        <KillSwitch
+                          flag={f.key}
+                          environment={environment}
+                          enabled={state.enabled}
+                          killed={state.killedAt !== null}
+                          onDone={flags.reload}
+                          compact
+                        />
+                      )}
                     </td>
                   </tr>
                 );

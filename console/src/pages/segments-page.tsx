@@ -37,7 +37,11 @@ export function SegmentsPage() {
           New segment
         </button>
       </div>
-      {(error ?? list.error) && <p class="error" role="alert">{error ?? list.error}</p>}
+      {(error ?? list.error) && (
+        <p class="error" role="alert">
+          {error ?? list.error}
+        </p>
+      )}
       {editing && (
         <SegmentForm
           segment={editing === 'new' ? null : editing}
@@ -109,7 +113,10 @@ function SegmentForm({ segment, onDone, onCancel }: { segment: Segment | null; o
     }
     try {
       const k = key.trim();
-      await api.put('/api/v1/segments/{key}', { params: { path: { key: k } }, body: { key: k, description, included: lines(included), excluded: lines(excluded), rules: parsedRules } });
+      await api.put('/api/v1/segments/{key}', {
+        params: { path: { key: k } },
+        body: { key: k, description, included: lines(included), excluded: lines(excluded), rules: parsedRules },
+      });
       onDone();
     } catch (err) {
       setError(errorText(err));

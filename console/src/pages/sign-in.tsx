@@ -17,7 +17,11 @@ export function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
       onSignedIn();
     } catch (err) {
       setToken(null);
-      setError(err instanceof ApiError && (err.status === 401 || err.status === 403) ? 'That token was not accepted. Use an admin token (SDK keys cannot sign in).' : errorText(err));
+      setError(
+        err instanceof ApiError && (err.status === 401 || err.status === 403)
+          ? 'That token was not accepted. Use an admin token (SDK keys cannot sign in).'
+          : errorText(err),
+      );
     } finally {
       setBusy(false);
     }
@@ -27,7 +31,15 @@ export function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
       <h1>Aviary</h1>
       <form onSubmit={submit} method="post" action="#">
         <label for="token">Admin token</label>
-        <input id="token" type="password" autocomplete="current-password" value={token} onInput={(e) => setValue((e.currentTarget as HTMLInputElement).value)} required autofocus />
+        <input
+          id="token"
+          type="password"
+          autocomplete="current-password"
+          value={token}
+          onInput={(e) => setValue((e.currentTarget as HTMLInputElement).value)}
+          required
+          autofocus
+        />
         <p class="muted">Kept in this tab only (sessionStorage) and sent as a bearer header; never put in a URL.</p>
         {error && (
           <p class="error" role="alert">

@@ -65,7 +65,14 @@ export function TokensPage({ environments }: { environments: string[] }) {
           </label>
         )}
         <label>
-          Name <input value={name} required maxLength={200} onInput={(e) => setName((e.currentTarget as HTMLInputElement).value)} placeholder="checkout-service" />
+          Name{' '}
+          <input
+            value={name}
+            required
+            maxLength={200}
+            onInput={(e) => setName((e.currentTarget as HTMLInputElement).value)}
+            placeholder="checkout-service"
+          />
         </label>
         <button type="submit" disabled={name.trim() === ''}>
           Create
@@ -87,7 +94,11 @@ export function TokensPage({ environments }: { environments: string[] }) {
           </div>
         </div>
       )}
-      {(error ?? list.error) && <p class="error" role="alert">{error ?? list.error}</p>}
+      {(error ?? list.error) && (
+        <p class="error" role="alert">
+          {error ?? list.error}
+        </p>
+      )}
       <div class="table-wrap">
         <table>
           <caption class="sr-only">Admin tokens and SDK keys (never their secrets)</caption>
@@ -126,7 +137,10 @@ export function TokensPage({ environments }: { environments: string[] }) {
         </table>
       </div>
       <Modal title={`Revoke ${revoking?.name ?? ''}`} open={revoking !== null} onClose={() => setRevoking(null)} danger>
-        <p>Requests with this token fail from now on{revoking?.kind === 'sdk' ? ', and SDK streams opened with it are closed' : ''}. This cannot be undone.</p>
+        <p>
+          Requests with this token fail from now on{revoking?.kind === 'sdk' ? ', and SDK streams opened with it are closed' : ''}. This cannot be
+          undone.
+        </p>
         <div class="actions">
           <button type="button" onClick={() => setRevoking(null)} autofocus>
             Cancel

@@ -7,8 +7,7 @@
  * `T` are accepted; fractions beyond milliseconds are truncated.
  */
 
-const ISO =
-  /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?([Zz]|([+-])(\d{2}):?(\d{2})))?$/;
+const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?([Zz]|([+-])(\d{2}):?(\d{2})))?$/;
 
 /** Epoch milliseconds of a strict ISO-8601 string (see module doc), or undefined if it is not one. */
 export function parseIsoDate(s: string): number | undefined {

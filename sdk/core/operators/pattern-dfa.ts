@@ -6,17 +6,7 @@
  * `compilePattern(source, lazyDfa)` or `CompileOptions.patternEngine` (the server's compiled environments, and the
  * SDK's client on Node by default).
  */
-import {
-  inSet,
-  OP_ASSERT,
-  OP_JMP,
-  OP_MATCH,
-  OP_SET,
-  OP_SPLIT,
-  type CharSet,
-  type PatternEngine,
-  type ProgramView,
-} from './pattern.js';
+import { inSet, OP_ASSERT, OP_JMP, OP_MATCH, OP_SET, OP_SPLIT, type CharSet, type PatternEngine, type ProgramView } from './pattern.js';
 
 /** A state of the lazy DFA. */
 interface DState {

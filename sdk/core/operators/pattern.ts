@@ -198,7 +198,7 @@ function parse(s: string): Instruction[] {
           emit(OP_ASSERT, s[i++] === 'b' ? 2 : 3);
           return true;
         }
-        emit(OP_SET, 0, 0, escape(start));
+        emit(OP_SET, 0, 0, escaped(start));
         return false;
       case '*':
       case '+':
@@ -214,7 +214,7 @@ function parse(s: string): Instruction[] {
   };
 
   /** After a backslash (at `start`), but for the assertions `\b` `\B`: in a class `\b` is a backspace. */
-  const escape = (start: number): CharSet => {
+  const escaped = (start: number): CharSet => {
     const c = s[i++];
     if (c === undefined) fail(PatternProblem.End, start);
     if ('dDwWsS'.includes(c)) return new RegExp('\\' + c);
@@ -243,7 +243,7 @@ function parse(s: string): Instruction[] {
   const classAtom = (start: number): CharSet => {
     const c = s[i++];
     if (c === undefined) fail(PatternProblem.UnterminatedClass, start);
-    return c === '\\' ? escape(i - 1) : c.charCodeAt(0);
+    return c === '\\' ? escaped(i - 1) : c.charCodeAt(0);
   };
 
   /** Checks a class's syntax; the class itself is then tested by a RegExp of its source. */
