@@ -837,7 +837,7 @@ export interface components {
          * @description A scalar, or an array of at most 100 scalars (an array matches if any element does). Part of the evaluation
          *     budget of a context (docs/operations.md, "SDK-key limits").
          */
-        AttributeValue: components["schemas"]["ContextScalar"] | components["schemas"]["ContextScalar"][];
+        AttributeValue: string | number | boolean | components["schemas"]["ContextScalar"][];
         /**
          * @description Who or what a flag is evaluated for; `key` identifies the context, the rest are attributes. Evaluation budget
          *     (CONTRACT §16; docs/operations.md, "SDK-key limits"): at most 100 attributes, names of at most 256
