@@ -42,6 +42,7 @@ import { segmentRoutes } from './admin/segment-routes.js';
 import { auditRoutes } from './admin/audit-routes.js';
 import { snapshotRoutes } from './sdk-api/snapshot-routes.js';
 import { evaluateRoutes } from './sdk-api/evaluate-routes.js';
+import { sdkCors } from './sdk-api/cors.js';
 import { opsPlugin } from './ops/ops-plugin.js';
 import { lazyChildLoggerFactory } from './ops/logging.js';
 import { RequestLogController } from './ops/request-log.js';
@@ -276,6 +277,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   );
   await app.register(
     async (sdk) => {
+      // Before the auth hook: a browser's preflight carries no key (server/sdk-api/cors.ts).
+      await sdkCors(sdk);
       sdk.addHook('onRequest', sdkAuthHook);
       await sdk.register(snapshotRoutes);
       await sdk.register(evaluateRoutes);

@@ -13,6 +13,7 @@ import { sdkAuthHook } from '../auth/hooks.js';
 import { problemDocument, problemErrorHandler, sendProblem } from '../errors.js';
 import { CONTEXT_LIMITS, contextBudgetProblem } from '../limits/context-budget.js';
 import { CompiledEnvironmentCache } from '../sdk-api/compiled-cache.js';
+import { sdkCors } from '../sdk-api/cors.js';
 
 type OfrepErrorCode = 'PARSE_ERROR' | 'TARGETING_KEY_MISSING' | 'INVALID_CONTEXT' | 'GENERAL' | 'FLAG_NOT_FOUND';
 
@@ -98,6 +99,8 @@ function matches(header: string | string[] | undefined, etag: string): boolean {
 export const ofrepRoutes: FastifyPluginAsync = async (app) => {
   const cache = new CompiledEnvironmentCache(app.snapshots, app.changeFeed);
   app.addHook('onClose', async () => cache.close());
+  // Before the auth hook: a browser's preflight carries no key (server/sdk-api/cors.ts).
+  await sdkCors(app);
   app.addHook('onRequest', sdkAuthHook);
 
   // The largest context within the evaluation budget (100 arrays of 100 numbers) is under 256 KiB of JSON; a larger

@@ -103,3 +103,59 @@ it('a page on another origin loads the SDK from the server with one module scrip
     await own.close();
   }
 });
+
+it('a web app on another origin reports its counts and outcomes with a client-side key (CORS on the SDK routes)', async () => {
+  const own = await startServer();
+  const site: Server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end('<p>app</p>'));
+  await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
+  const address = site.address();
+  const origin = typeof address === 'object' && address ? `http://127.0.0.1:${address.port}` : '';
+  const page = await browser.newPage();
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(e.message));
+  page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
+  try {
+    await booleanFlag(own, 'new-checkout');
+    const created = await fetch(`${own.url}/api/v1/tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${own.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ kind: 'sdk', environment: 'production', name: 'web app', clientSide: true }),
+    });
+    const { token } = (await created.json()) as { token: string };
+    await page.goto(origin + '/');
+    // In the page: the shipped bundle from the server, a client with the public key, one evaluation, one outcome, a
+    // flush (a cross-origin POST with Authorization and JSON: preflighted), and a server-side evaluation too.
+    const result = await page.evaluate(
+      async ([baseUrl, sdkKey]) => {
+        const url = `${baseUrl}/sdk/v1/aviary.js`;
+        // Spelled in a string: vitest rewrites import() expressions in test files, and this one runs in the page.
+        const load = new Function('u', 'return import(u)') as (u: string) => Promise<typeof import('@aviary/sdk')>;
+        const { createClient } = await load(url);
+        const client = createClient({ baseUrl, sdkKey, flushIntervalMs: 0 });
+        await client.ready();
+        const value = client.variation('new-checkout', { key: 'user-1' }, false);
+        client.track('new-checkout', { key: 'user-1' }, { error: false, latencyMs: 12 });
+        await client.flush();
+        const evaluated = await fetch(`${baseUrl}/sdk/v1/evaluate`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${sdkKey}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ context: { key: 'user-1' }, flags: ['new-checkout'] }),
+        });
+        await client.close();
+        return { value, evaluate: evaluated.status };
+      },
+      [own.url, token] as const,
+    );
+    expect(result).toEqual({ value: true, evaluate: 200 });
+    const metrics = await fetch(`${own.url}/api/v1/flags/new-checkout/environments/production/metrics`, {
+      headers: { authorization: `Bearer ${own.adminToken}` },
+    });
+    const body = (await metrics.json()) as { totals: Record<string, { evaluations: number; outcomes: number }> };
+    expect(body.totals.on).toMatchObject({ evaluations: 1, outcomes: 1 });
+    expect(problems).toEqual([]);
+  } finally {
+    await page.close();
+    await new Promise((resolve) => site.close(resolve));
+    await own.close();
+  }
+});
