@@ -30,55 +30,79 @@ export interface BudgetProblem {
   message: string;
 }
 
-const pointer = (name: string) => `/${name.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+const pointer = (name: string, index?: number) => `/${name.replaceAll('~', '~0').replaceAll('/', '~1')}${index === undefined ? '' : `/${index}`}`;
+
+/** A string over the per-string limit, as a problem. */
+function tooLong(s: string, name: string, index?: number): BudgetProblem {
+  return {
+    limit: 'stringLength',
+    path: pointer(name, index),
+    message: `a string of ${s.length} characters; at most ${CONTEXT_LIMITS.stringLength} (limit stringLength)`,
+  };
+}
 
 /**
- * The first limit `context` breaks, or null when it is within the budget. Only sizes are checked here: types are the
- * caller's (the OpenAPI schema, or OFREP's own context conversion).
+ * The first part of a context past its evaluation budget, or null. Runs on every evaluation request, so the common
+ * case does no allocation: paths are built only for a problem, and UTF-8 is counted exactly only when the cheap bound
+ * (three bytes per UTF-16 unit, never less than the real size) passes the total.
  */
 export function contextBudgetProblem(context: unknown): BudgetProblem | null {
   if (typeof context !== 'object' || context === null || Array.isArray(context)) return null;
   const L = CONTEXT_LIMITS;
+  const record = context as Record<string, unknown>;
   let attributes = 0;
-  let bytes = 0;
-  const addString = (s: string, path: string): BudgetProblem | null => {
-    if (s.length > L.stringLength)
-      return { limit: 'stringLength', path, message: `a string of ${s.length} characters; at most ${L.stringLength} (limit stringLength)` };
-    bytes += Buffer.byteLength(s, 'utf8');
-    return null;
-  };
-  for (const name in context) {
-    if (!Object.hasOwn(context, name)) continue;
-    const path = pointer(name);
-    if (++attributes > L.attributes) return { limit: 'attributes', path, message: `more than ${L.attributes} attributes (limit attributes)` };
-    if (name.length > L.nameLength)
-      return { limit: 'nameLength', path, message: `an attribute name of ${name.length} characters; at most ${L.nameLength} (limit nameLength)` };
-    bytes += Buffer.byteLength(name, 'utf8');
-    const v = (context as Record<string, unknown>)[name];
+  let bound = 0;
+  for (const name in record) {
+    if (!Object.hasOwn(record, name)) continue;
+    if (++attributes > L.attributes)
+      return { limit: 'attributes', path: pointer(name), message: `more than ${L.attributes} attributes (limit attributes)` };
+    if (name.length > L.nameLength) {
+      return {
+        limit: 'nameLength',
+        path: pointer(name),
+        message: `an attribute name of ${name.length} characters; at most ${L.nameLength} (limit nameLength)`,
+      };
+    }
+    bound += name.length;
+    const v = record[name];
     if (typeof v === 'string') {
-      const p = addString(v, path);
-      if (p) return p;
+      if (v.length > L.stringLength) return tooLong(v, name);
+      bound += v.length;
     } else if (Array.isArray(v)) {
       if (v.length > L.arrayItems)
-        return { limit: 'arrayItems', path, message: `an array of ${v.length} elements; at most ${L.arrayItems} (limit arrayItems)` };
+        return { limit: 'arrayItems', path: pointer(name), message: `an array of ${v.length} elements; at most ${L.arrayItems} (limit arrayItems)` };
       for (let i = 0; i < v.length; i++) {
         const e: unknown = v[i];
         if (typeof e !== 'string') continue;
-        const p = addString(e, `${path}/${i}`);
-        if (p) return p;
+        if (e.length > L.stringLength) return tooLong(e, name, i);
+        bound += e.length;
       }
     }
+  }
+  return bound * 3 > L.totalStringBytes ? totalBytesProblem(record) : null;
+}
+
+/** The exact count, for a context whose bound passed the total: where the UTF-8 bytes of its strings pass it, or null. */
+function totalBytesProblem(record: Record<string, unknown>): BudgetProblem | null {
+  const L = CONTEXT_LIMITS;
+  let bytes = 0;
+  for (const name in record) {
+    if (!Object.hasOwn(record, name)) continue;
+    bytes += Buffer.byteLength(name, 'utf8');
+    const v = record[name];
+    if (typeof v === 'string') bytes += Buffer.byteLength(v, 'utf8');
+    else if (Array.isArray(v)) for (const e of v) if (typeof e === 'string') bytes += Buffer.byteLength(e, 'utf8');
     if (bytes > L.totalStringBytes) {
-      return { limit: 'totalStringBytes', path, message: `the context's strings exceed ${L.totalStringBytes} bytes in all (limit totalStringBytes)` };
+      return {
+        limit: 'totalStringBytes',
+        path: pointer(name),
+        message: `the context's strings exceed ${L.totalStringBytes} bytes in all (limit totalStringBytes)`,
+      };
     }
   }
   return null;
 }
 
-/**
- * The `x-aviary-context-budget: true` schema keyword (registered by server/openapi/validation.ts): runs
- * {@link contextBudgetProblem} on the value it annotates, failing with the limit's message at its path.
- */
 export const contextBudgetKeyword: FuncKeywordDefinition = {
   keyword: 'x-aviary-context-budget',
   schemaType: 'boolean',

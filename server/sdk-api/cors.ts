@@ -6,19 +6,36 @@
  * header make them "non-simple"), and a web app's outcomes could never reach its canary. The admin API sends no CORS
  * headers: the console is served from the same origin.
  *
- * Register it in the context before the auth hook: @fastify/cors answers a preflight in its own `onRequest` hook,
- * which then runs first, so a preflight (which carries no key) is never refused for lacking one.
+ * Two fastify mechanisms, in the context before its auth hook: an `onRequest` hook that answers a browser's preflight
+ * (which carries no key) and adds the two response headers to any request with an `Origin` (a browser's), and an
+ * `OPTIONS` route so that preflights reach that context. This is all of CORS that a fixed `*` policy without credentials needs. @fastify/cors does the same and
+ * more, but it resolves its options per request (an object spread and closures): about 0.8 µs on every SDK request,
+ * 3% of the evaluate route (bench:server --cpu-prof), paid by server-side SDKs that never send an `Origin`.
  */
-import cors from '@fastify/cors';
 import type { FastifyInstance } from 'fastify';
 
+const PREFLIGHT_HEADERS = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-methods': 'GET, POST',
+  'access-control-allow-headers': 'authorization, content-type, if-none-match',
+  'access-control-max-age': '600',
+  'content-length': '0',
+};
+
 export async function sdkCors(app: FastifyInstance): Promise<void> {
-  await app.register(cors, {
-    origin: '*',
-    methods: ['GET', 'POST'],
-    allowedHeaders: ['authorization', 'content-type', 'if-none-match'],
-    exposedHeaders: ['etag', 'retry-after'],
-    maxAge: 600,
-    strictPreflight: false,
+  // Added before the context's auth hook, so it runs first: a preflight (which carries no key) ends here.
+  app.addHook('onRequest', (request, reply, done) => {
+    if (request.headers.origin === undefined) return done();
+    if (request.method === 'OPTIONS') {
+      reply.code(204).headers(PREFLIGHT_HEADERS).send();
+      return;
+    }
+    reply.header('access-control-allow-origin', '*');
+    reply.header('access-control-expose-headers', 'etag, retry-after');
+    done();
+  });
+  // So that fastify routes a preflight into this context (and its hook) rather than to the not-found handler.
+  app.options('/*', (_request, reply) => {
+    reply.code(204).headers(PREFLIGHT_HEADERS).send();
   });
 }
