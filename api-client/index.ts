@@ -15,5 +15,6 @@ export {
   type Delivery,
   type FollowOptions,
 } from './delivery.js';
+export { describeExposure } from './exposure.js';
 export { formatLocalTime, formatTime, timeMs, type ApiTime } from './time.js';
 export type * from './types.js';

@@ -12,6 +12,7 @@ import {
   appLabel,
   createApiClient,
   deliveryFromReceipt,
+  describeExposure,
   describeDelivery,
   followDelivery,
   formatTime,
@@ -548,6 +549,7 @@ function describeCanary(flag: string, env: string, c: CanaryStatus): string {
       ...(c.holdRemainingSeconds !== null
         ? ([['hold', `${Math.ceil(c.holdRemainingSeconds)} s left in this stage`]] as Array<[string, string]>)
         : []),
+      ['exposure', describeExposure(c)],
       ['decision', decision ? `${decision.decision} (at ${formatTime(decision.at)})` : '-'],
       ['why', decision?.why ?? '-'],
     ]),

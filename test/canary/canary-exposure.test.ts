@@ -4,6 +4,7 @@
  * one is refused; one added during a canary pauses it (and resuming is refused while it is there); after a rollback,
  * the status says what still serves the canary variant and how much traffic it got.
  */
+import { describeExposure } from '@aviary/api-client';
 import type { VariantStats } from '@aviary/sdk/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { api, request, startServer, type TestServer } from '../helpers/server.js';
@@ -123,6 +124,10 @@ describe("the operator's own rules and a canary", () => {
     expect(after.percent).toBe(0);
     expect(after.exposure.outsideCanary).toEqual([{ path: '/rules/0', message: 'rule "beta" serves "on"' }]);
     expect(after.exposure.measured).toEqual({ since: new Date(minute()).toISOString(), evaluations: 1000, canaryEvaluations: 200, share: 0.2 });
+    // What the CLI (`canary status`) and the console print: not "0% of traffic" alone.
+    expect(describeExposure(after)).toBe(
+      `also served by the flag's own /rules/0; 20.0% of evaluations got "on" since ${new Date(minute()).toISOString()} (200 of 1000)`,
+    );
   });
 
   it('without rules of its own serving the canary, a rolled-back canary is measured at 0%', async () => {

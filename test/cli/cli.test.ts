@@ -10,7 +10,7 @@
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, type AviaryClient } from '@aviary/sdk';
-import { createApiClient, formatTime, type ApiClient } from '@aviary/api-client';
+import { createApiClient, describeExposure, formatTime, type ApiClient } from '@aviary/api-client';
 import { api as rawApi, startServer, type TestServer } from '../helpers/server.js';
 import { buildCli, removeCli, runCli } from './run-cli.js';
 
@@ -446,6 +446,7 @@ describe('aviary canary', () => {
     expect(status.stdout).toMatch(/state:\s+running/);
     expect(status.stdout).toMatch(/stage:\s+1 of 3 \(10% of traffic\)/);
     expect(status.stdout).toMatch(/timeline:\s+>10%< → 50% → 100%/);
+    expect(lineOf(status.stdout, 'exposure:')).toBe(`exposure:  ${describeExposure(c)}`);
     expect(status.stdout).toContain(`started:   ${formatTime(c.startedAt)}`);
     expect(c.comparison).not.toBeNull();
     expect(status.stdout).toMatch(new RegExp(`decision:\\s+${c.comparison!.decision} \\(at `));

@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeExposure, type CanaryStatus } from '@aviary/api-client';
 import { createClient, type AviaryClient } from '@aviary/sdk';
 import { api, startServer, type TestServer } from '../helpers/server.js';
 import { launchBrowser } from './browser.js';
@@ -224,6 +225,9 @@ describe('incident console', () => {
     await page.goto(srv.url + '/flags/ranking-v3/canary');
     await page.getByTestId('charts').waitFor();
     expect(await page.getByTestId('canary-state').textContent()).toBe('running');
+    // What really serves the canary variant: what the server reports, in the words the CLI uses too.
+    const status = (await a.get('/api/v1/flags/ranking-v3/environments/production/canary')).body as CanaryStatus;
+    expect(await page.getByTestId('exposure').textContent()).toBe(`Exposure: ${describeExposure(status)}`);
     // Two uPlot charts, each with a line per variant, drawn on canvases.
     await expect.poll(() => page.locator('[data-testid="charts"] .uplot canvas').count()).toBe(2);
     const legend = await page.locator('[data-testid="charts"] .u-legend').first().textContent();

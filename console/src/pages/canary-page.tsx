@@ -5,7 +5,7 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { Modal } from '../components/modal.js';
 import { TimeChart } from '../components/time-chart.js';
-import { formatLocalTime, timeMs } from '@aviary/api-client';
+import { describeExposure, formatLocalTime, timeMs } from '@aviary/api-client';
 import { api, ApiError, errorText } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
 import { seriesByVariant } from '../lib/metrics-series.js';
@@ -86,6 +86,9 @@ export function CanaryPage({ flagKey, environment }: { flagKey: string; environm
               <strong>{c.canary}</strong> against <strong>{c.control}</strong>, now at <strong>{c.percent}%</strong> of traffic
             </span>
           </div>
+          <p class={c.exposure.outsideCanary.length > 0 ? 'warn' : 'muted'} data-testid="exposure">
+            Exposure: {describeExposure(c)}
+          </p>
           <Timeline stages={c.stages} current={c.stage} state={c.state} />
           <Decision c={c} />
           <Controls c={c} path={path} onDone={canary.reload} />
