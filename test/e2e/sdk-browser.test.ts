@@ -70,14 +70,11 @@ it('runs in a browser with its native WebSocket, the key in the subprotocol, and
   await page.close();
 });
 
-it('a page on another origin loads the SDK from the server with one module script (the README example) and follows a kill', async () => {
-  const own = await startServer();
-  // The browser example of sdk/README.md, pointed at this server.
-  const example = /```html\n([\s\S]*?)```/.exec(readFileSync(join(SDK, 'README.md'), 'utf8'))?.[1];
-  expect(example).toContain('<script type="module">');
-  const html = example!.replaceAll('http://127.0.0.1:4242', own.url).replaceAll('<sdk key>', own.sdkKeys.production);
-  expect(html.match(/<script/g)).toHaveLength(1);
-  // The app's own origin: another port on loopback, so the module is a cross-origin (CORS) fetch.
+/**
+ * A web app's own origin: a page served from another port on loopback, so whatever it loads from or sends to the
+ * server is a cross-origin (CORS) request. Answers the site, its origin, a browser page and the page's errors.
+ */
+async function appOnAnotherOrigin(html: string) {
   const site: Server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(html));
   await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
   const address = site.address();
@@ -86,6 +83,17 @@ it('a page on another origin loads the SDK from the server with one module scrip
   const problems: string[] = [];
   page.on('pageerror', (e) => problems.push(e.message));
   page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
+  return { site, origin, page, problems };
+}
+
+it('a page on another origin loads the SDK from the server with one module script (the README example) and follows a kill', async () => {
+  const own = await startServer();
+  // The browser example of sdk/README.md, pointed at this server.
+  const example = /```html\n([\s\S]*?)```/.exec(readFileSync(join(SDK, 'README.md'), 'utf8'))?.[1];
+  expect(example).toContain('<script type="module">');
+  const html = example!.replaceAll('http://127.0.0.1:4242', own.url).replaceAll('<sdk key>', own.sdkKeys.production);
+  expect(html.match(/<script/g)).toHaveLength(1);
+  const { site, origin, page, problems } = await appOnAnotherOrigin(html);
   try {
     await booleanFlag(own, 'new-checkout');
     const bundleResponse = page.waitForResponse(`${own.url}/sdk/v1/aviary.js`, { timeout: 5_000 });
@@ -106,14 +114,7 @@ it('a page on another origin loads the SDK from the server with one module scrip
 
 it('a web app on another origin reports its counts and outcomes with a client-side key (CORS on the SDK routes)', async () => {
   const own = await startServer();
-  const site: Server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end('<p>app</p>'));
-  await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
-  const address = site.address();
-  const origin = typeof address === 'object' && address ? `http://127.0.0.1:${address.port}` : '';
-  const page = await browser.newPage();
-  const problems: string[] = [];
-  page.on('pageerror', (e) => problems.push(e.message));
-  page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
+  const { site, origin, page, problems } = await appOnAnotherOrigin('<p>app</p>');
   try {
     await booleanFlag(own, 'new-checkout');
     const created = await fetch(`${own.url}/api/v1/tokens`, {
