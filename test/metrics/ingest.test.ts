@@ -84,6 +84,20 @@ describe('POST /sdk/v1/metrics', () => {
     expect(ok.body.duplicate).toBe(false);
   });
 
+  it('refuses latency the schema cannot rule out: a bucket past the histogram, more samples than outcomes', async () => {
+    const res = await post(
+      report('sdk-lat', 1, [
+        { flag: 'checkout', variant: 'on', minute: T0, evaluations: 1, outcomes: 1, errors: 0, latency: { '999': 1 } },
+        { flag: 'checkout', variant: 'on', minute: T0, evaluations: 2, outcomes: 2, errors: 0, latency: { '10': 3 } },
+      ]),
+    );
+    expect(res.status).toBe(400);
+    expect(res.body.errors).toEqual([
+      { path: '/stats/0/latency/999', message: expect.stringMatching(/^bucket index must be 0–\d+$/) },
+      { path: '/stats/1/latency', message: 'holds more samples than outcomes' },
+    ]);
+  });
+
   it('needs an SDK key', async () => {
     const res = await post(report('x', 1, []), srv.adminToken);
     expect([401, 403]).toContain(res.status);
