@@ -15,7 +15,7 @@ import type { StoredFlagState } from '../storage/schema.js';
 import { readFlagConfig } from '../storage/snapshot.js';
 import type { Actor, WriteContext, Writer } from '../storage/writer.js';
 import { CanaryStore } from './canary-store.js';
-import { percentAt, validateCanaryDocument, type CanaryDocument } from './document.js';
+import { percentAt, validateCanaryDocument, type CanaryDocument, type CanaryInput } from './document.js';
 import { decide } from './evidence.js';
 import { clientCaps, type EvidenceStore } from './evidence-store.js';
 import { isDrifted, operatorExposure, renderFlagState, type ExposureIssue } from './flag-render.js';
@@ -318,7 +318,7 @@ export class CanaryService {
   }
 
   /** Validates and starts a canary (PUT). Answers whether it was created (201) or replaced a finished one (200). */
-  put(environment: string, flag: string, body: unknown, actor: Actor): { run: CanaryRun; created: boolean } {
+  put(environment: string, flag: string, body: CanaryInput, actor: Actor): { run: CanaryRun; created: boolean } {
     const config = this.requireFlag(environment, flag);
     const checked = validateCanaryDocument(body, config, this.segmentExists);
     if (!checked.value) throw problem('validation', `${checked.issues[0]?.path || '/'}: ${checked.issues[0]?.message}`, { errors: checked.issues });

@@ -90,6 +90,25 @@ describe('request bodies are validated with the spec schemas', () => {
   });
 });
 
+describe('canary documents', () => {
+  it('the schema refuses bad types, ranges and unknown members, each with its path, and starts nothing', async () => {
+    const canary = '/api/v1/flags/checkout/environments/production/canary';
+    const res = await api(srv).put(canary, {
+      control: 'off',
+      canary: 'on',
+      stages: [{ percent: 1, segment: 'x' }, { percent: 120 }],
+      guard: { confidence: 2, typo: 1 },
+    });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    const paths = (res.body.errors as { path: string }[]).map((e) => e.path);
+    expect(paths).toEqual(expect.arrayContaining(['/guard/confidence', '/guard/typo']));
+    expect(paths.some((p) => p.startsWith('/stages/0'))).toBe(true);
+    expect(paths.some((p) => p.startsWith('/stages/1'))).toBe(true);
+    expect((await api(srv).get(canary)).status).toBe(404);
+  });
+});
+
 describe('media types', () => {
   it('a JSON body sent as text/plain is refused with 415 on every API, and changes nothing', async () => {
     const audit = await api(srv).get('/api/v1/audit?limit=1');
