@@ -2,13 +2,15 @@
  * API tokens: creation (secret shown once), SHA-256 storage, revocation, last-used time.
  *
  * Active tokens are cached in memory by the SHA-256 of their secret (never the secret itself), so authenticating a
- * request costs one SHA-256, one map lookup and no query (the SDK routes are the hot path). The cache is only changed
- * through this store, in the same process as the database.
+ * request costs one SHA-256, one map lookup and no query (the SDK routes are the hot path). This replica's own
+ * changes update the cache at once; on PostgreSQL, other replicas' changes arrive by NOTIFY on `aviary_tokens` (sent in
+ * the writing transaction) and by the log follower's slow poll, and `refresh()` reloads the cache and closes the
+ * streams of tokens revoked elsewhere.
  */
 import { hash, randomBytes, randomUUID } from 'node:crypto';
-import type Database from 'better-sqlite3';
 import { apiTime, apiTimeOrNull } from '../openapi/time.js';
 import type { ChangeFeed } from '../storage/change-feed.js';
+import { bool, type StorePort } from '../storage/port.js';
 import type { Actor, Writer } from '../storage/writer.js';
 
 /** A token as the API shows it (never the secret or its hash). */
@@ -39,7 +41,7 @@ interface TokenRow {
   kind: 'admin' | 'sdk';
   environment: string | null;
   name: string;
-  client_side: number;
+  client_side: number | boolean;
   hash: string;
   prefix: string;
   created_at: number;
@@ -75,11 +77,11 @@ function toInfo(row: TokenRow): TokenInfo {
     kind: row.kind,
     environment: row.environment,
     name: row.name,
-    clientSide: row.client_side === 1,
+    clientSide: bool(row.client_side),
     prefix: row.prefix,
-    createdAt: apiTime(row.created_at),
-    lastUsedAt: apiTimeOrNull(row.last_used_at),
-    revokedAt: apiTimeOrNull(row.revoked_at),
+    createdAt: apiTime(Number(row.created_at)),
+    lastUsedAt: apiTimeOrNull(row.last_used_at === null ? null : Number(row.last_used_at)),
+    revokedAt: apiTimeOrNull(row.revoked_at === null ? null : Number(row.revoked_at)),
     configured: isConfigured(row.id),
   };
 }
@@ -89,37 +91,61 @@ export function generateSecret(kind: 'admin' | 'sdk'): string {
   return `avi_${kind}_${randomBytes(32).toString('base64url')}`;
 }
 
+/** The channel on which token changes are announced to the other replicas. */
+export const TOKENS_CHANNEL = 'aviary_tokens';
+
+const SQL = {
+  all: 'SELECT * FROM tokens ORDER BY created_at, id',
+  one: 'SELECT * FROM tokens WHERE id = ?',
+  insert: `INSERT INTO tokens (id, kind, environment, name, client_side, hash, prefix, created_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+  upsertConfigured: `INSERT INTO tokens (id, kind, environment, name, hash, prefix, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT(id) DO UPDATE SET hash = excluded.hash, prefix = excluded.prefix, revoked_at = NULL`,
+  revoke: 'UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL',
+  touch: 'UPDATE tokens SET last_used_at = ? WHERE id = ?',
+  activeAdmins: "SELECT count(*) AS n FROM tokens WHERE kind = 'admin' AND revoked_at IS NULL",
+};
+
 export class TokenStore {
   private readonly byHash = new Map<string, ActiveToken>();
-  private readonly stmts;
+  /** Hashes of revoked tokens (for a clearer 401 without a query). */
+  private readonly revokedHashes = new Set<string>();
 
   constructor(
-    sqlite: Database.Database,
+    private readonly store: StorePort,
     private readonly writer: Writer,
     private readonly feed: ChangeFeed,
     private readonly now: () => number,
-  ) {
-    this.stmts = {
-      all: sqlite.prepare<[], TokenRow>('SELECT * FROM tokens ORDER BY created_at, id'),
-      one: sqlite.prepare<[string], TokenRow>('SELECT * FROM tokens WHERE id = ?'),
-      insert: sqlite.prepare(
-        'INSERT INTO tokens (id, kind, environment, name, client_side, hash, prefix, created_at) VALUES (@id, @kind, @environment, @name, @client_side, @hash, @prefix, @created_at)',
-      ),
-      upsertConfigured: sqlite.prepare(
-        `INSERT INTO tokens (id, kind, environment, name, hash, prefix, created_at) VALUES (@id, @kind, @environment, @name, @hash, @prefix, @created_at)
-         ON CONFLICT(id) DO UPDATE SET hash = excluded.hash, prefix = excluded.prefix, revoked_at = NULL`,
-      ),
-      revoke: sqlite.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
-      touch: sqlite.prepare('UPDATE tokens SET last_used_at = ? WHERE id = ?'),
-      revokedByHash: sqlite.prepare<[string], { id: string }>('SELECT id FROM tokens WHERE hash = ? AND revoked_at IS NOT NULL LIMIT 1'),
-      activeAdmins: sqlite.prepare<[], { n: number }>("SELECT count(*) AS n FROM tokens WHERE kind = 'admin' AND revoked_at IS NULL"),
-    };
-    this.reload();
+  ) {}
+
+  /**
+   * Reloads the cache from the database; tokens that were active here and are revoked now (by another replica) get
+   * `token.revoked`, so their streams close.
+   */
+  async refresh(): Promise<void> {
+    const rows = await this.store.all<TokenRow>(SQL.all);
+    const activeBefore = new Set([...this.byHash.values()].map((a) => a.row.id));
+    this.byHash.clear();
+    this.revokedHashes.clear();
+    const revokedNow: string[] = [];
+    for (const row of rows) {
+      if (row.revoked_at === null) this.cache(row);
+      else {
+        this.revokedHashes.add(row.hash);
+        if (activeBefore.has(row.id)) revokedNow.push(row.id);
+      }
+    }
+    for (const tokenId of revokedNow) this.feed.emit('token.revoked', { tokenId });
   }
 
-  private reload(): void {
-    this.byHash.clear();
-    for (const row of this.stmts.all.all()) if (row.revoked_at === null) this.cache(row);
+  /** Follows other replicas' token changes (PostgreSQL). */
+  async follow(): Promise<void> {
+    if (this.store.dialect !== 'postgres') return;
+    await this.store.listen(
+      TOKENS_CHANNEL,
+      () => void this.refresh().catch(() => {}),
+      () => void this.refresh().catch(() => {}),
+    );
   }
 
   private cache(row: TokenRow): void {
@@ -138,18 +164,15 @@ export class TokenStore {
     return active === undefined ? null : this.used(active);
   }
 
-  /** Records use (the last-used time, at most once a minute) and returns the token's shared info. */
+  /** Records use (the last-used time, at most once a minute, in the background) and returns the token's shared info. */
   private used(active: ActiveToken): Readonly<TokenInfo> {
     const { row } = active;
     const now = this.now();
-    if (row.last_used_at === null || now - row.last_used_at >= LAST_USED_GRANULARITY_MS) {
+    if (row.last_used_at === null || now - Number(row.last_used_at) >= LAST_USED_GRANULARITY_MS) {
       row.last_used_at = now;
       active.info = toInfo(row);
-      try {
-        this.stmts.touch.run(now, row.id);
-      } catch {
-        // last-used time is informational; a busy database must not fail the request
-      }
+      // Informational: a busy or unreachable database must not fail (or slow) the request.
+      this.store.run(SQL.touch, [now, row.id]).catch(() => {});
     }
     return active.info;
   }
@@ -157,40 +180,41 @@ export class TokenStore {
   /** True when this secret belongs to a token that exists but was revoked (for a clearer 401). */
   isRevoked(secret: string): boolean {
     if (!secret || secret.length > 512) return false;
-    return this.stmts.revokedByHash.get(sha256(secret).toString('hex')) !== undefined;
+    return this.revokedHashes.has(sha256(secret).toString('hex'));
   }
 
-  list(): TokenInfo[] {
-    return this.stmts.all.all().map(toInfo);
+  async list(): Promise<TokenInfo[]> {
+    return (await this.store.all<TokenRow>(SQL.all)).map(toInfo);
   }
 
-  get(id: string): TokenInfo | null {
-    const row = this.stmts.one.get(id);
+  async get(id: string): Promise<TokenInfo | null> {
+    const row = await this.store.get<TokenRow>(SQL.one, [id]);
     return row ? toInfo(row) : null;
   }
 
   /** Creates a token and returns it with its secret (the only time the secret exists outside the caller). */
-  create(
+  async create(
     actor: Actor,
     input: { kind: 'admin' | 'sdk'; environment: string | null; name: string; clientSide?: boolean },
-  ): TokenInfo & { token: string } {
+  ): Promise<TokenInfo & { token: string }> {
     const secret = generateSecret(input.kind);
     const row: TokenRow = {
       id: randomUUID(),
       kind: input.kind,
       environment: input.kind === 'sdk' ? input.environment : null,
       name: input.name,
-      client_side: input.kind === 'sdk' && input.clientSide === true ? 1 : 0,
+      client_side: input.kind === 'sdk' && input.clientSide === true,
       hash: sha256(secret).toString('hex'),
       prefix: secret.slice(0, PREFIX_LENGTH),
       created_at: this.now(),
       last_used_at: null,
       revoked_at: null,
     };
-    this.writer.write(actor, (w) => {
+    await this.writer.write(actor, async (w) => {
       row.created_at = w.now;
-      this.stmts.insert.run(row);
+      await w.tx.run(SQL.insert, [row.id, row.kind, row.environment, row.name, row.client_side, row.hash, row.prefix, row.created_at]);
       w.audit({ action: 'token.create', resourceType: 'token', resourceKey: row.id, environment: row.environment, after: toInfo(row) });
+      await w.tx.notify(TOKENS_CHANNEL, row.id);
     });
     this.cache(row);
     return { ...toInfo(row), token: secret };
@@ -198,15 +222,15 @@ export class TokenStore {
 
   /**
    * Revokes a token. Returns the updated token, or null when it does not exist. Idempotent. Emits `token.revoked`
-   * after the commit so open streams authenticated with it can close.
+   * after the commit so open streams authenticated with it can close (other replicas hear of it by NOTIFY).
    */
-  revoke(actor: Actor, id: string, reason?: string | null): TokenInfo | null {
-    const result = this.writer.write(actor, (w) => {
-      const before = this.stmts.one.get(id);
+  async revoke(actor: Actor, id: string, reason?: string | null): Promise<TokenInfo | null> {
+    const { value: result } = await this.writer.write(actor, async (w) => {
+      const before = await w.tx.get<TokenRow>(SQL.one, [id]);
       if (!before) return null;
       if (before.revoked_at !== null) return toInfo(before);
-      this.stmts.revoke.run(w.now, id);
-      const after = this.stmts.one.get(id)!;
+      await w.tx.run(SQL.revoke, [w.now, id]);
+      const after = (await w.tx.get<TokenRow>(SQL.one, [id]))!;
       w.audit({
         action: 'token.revoke',
         resourceType: 'token',
@@ -216,26 +240,38 @@ export class TokenStore {
         after: toInfo(after),
         reason: reason ?? null,
       });
+      await w.tx.notify(TOKENS_CHANNEL, id);
       return toInfo(after);
-    }).value;
+    });
     if (result) {
-      for (const [hash, active] of this.byHash) if (active.row.id === id) this.byHash.delete(hash);
+      for (const [hash, active] of this.byHash) {
+        if (active.row.id === id) {
+          this.byHash.delete(hash);
+          this.revokedHashes.add(hash);
+        }
+      }
       this.feed.emit('token.revoked', { tokenId: id });
     }
     return result;
   }
 
   /** Number of active admin tokens (the API refuses to revoke the last one). */
-  activeAdminCount(): number {
-    return this.stmts.activeAdmins.get()!.n;
+  async activeAdminCount(): Promise<number> {
+    const row = await this.store.get<{ n: number }>(SQL.activeAdmins);
+    return Number(row?.n ?? 0);
   }
 
   /**
    * Boot: makes `AVIARY_ADMIN_TOKEN` and `AVIARY_SDK_KEY_<ENV>` valid (stored hashed under stable ids), revokes
    * configured tokens whose variable is gone, and when no admin token is active at all, creates one and returns its
-   * secret so `main.ts` can print it once.
+   * secret so `main.ts` can print it once. Replicas booting together are serialized by the write lock: only one of
+   * them can find no admin token.
    */
-  bootstrap(config: { adminToken?: string | undefined; sdkKeys: Record<string, string>; environments: string[] }): { generatedAdminToken?: string } {
+  async bootstrap(config: {
+    adminToken?: string | undefined;
+    sdkKeys: Record<string, string>;
+    environments: string[];
+  }): Promise<{ generatedAdminToken?: string }> {
     const system: Actor = { tokenId: null, name: 'system' };
     const now = this.now();
     const wanted = new Map<string, { kind: 'admin' | 'sdk'; environment: string | null; name: string; secret: string }>();
@@ -246,10 +282,10 @@ export class TokenStore {
       wanted.set(configuredSdkId(env), { kind: 'sdk', environment: env, name: `AVIARY_SDK_KEY_${env.toUpperCase().replaceAll('-', '_')}`, secret });
     }
     let generated: string | undefined;
-    this.writer.write(system, (w) => {
-      for (const row of this.stmts.all.all()) {
+    await this.writer.write(system, async (w) => {
+      for (const row of await w.tx.all<TokenRow>(SQL.all)) {
         if (isConfigured(row.id) && !wanted.has(row.id) && row.revoked_at === null) {
-          this.stmts.revoke.run(now, row.id);
+          await w.tx.run(SQL.revoke, [now, row.id]);
           w.audit({
             action: 'token.revoke',
             resourceType: 'token',
@@ -260,29 +296,13 @@ export class TokenStore {
         }
       }
       for (const [id, t] of wanted) {
-        this.stmts.upsertConfigured.run({
-          id,
-          kind: t.kind,
-          environment: t.environment,
-          name: t.name,
-          hash: sha256(t.secret).toString('hex'),
-          prefix: t.secret.slice(0, 4),
-          created_at: now,
-        });
+        await w.tx.run(SQL.upsertConfigured, [id, t.kind, t.environment, t.name, sha256(t.secret).toString('hex'), t.secret.slice(0, 4), now]);
       }
-      if (this.stmts.activeAdmins.get()!.n === 0) {
+      const admins = await w.tx.get<{ n: number }>(SQL.activeAdmins);
+      if (Number(admins?.n ?? 0) === 0) {
         generated = generateSecret('admin');
         const id = randomUUID();
-        this.stmts.insert.run({
-          id,
-          kind: 'admin',
-          environment: null,
-          name: 'bootstrap',
-          client_side: 0,
-          hash: sha256(generated).toString('hex'),
-          prefix: generated.slice(0, PREFIX_LENGTH),
-          created_at: now,
-        });
+        await w.tx.run(SQL.insert, [id, 'admin', null, 'bootstrap', false, sha256(generated).toString('hex'), generated.slice(0, PREFIX_LENGTH), now]);
         w.audit({
           action: 'token.create',
           resourceType: 'token',
@@ -291,8 +311,9 @@ export class TokenStore {
           reason: 'first boot',
         });
       }
+      await w.tx.notify(TOKENS_CHANNEL, 'bootstrap');
     });
-    this.reload();
+    await this.refresh();
     return generated ? { generatedAdminToken: generated } : {};
   }
 }

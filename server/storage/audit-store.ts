@@ -1,7 +1,7 @@
 /** Reading the audit log: filters and cursor pagination (newest first). Writing happens in the Writer only. */
-import type Database from 'better-sqlite3';
 import type { JsonValue } from '@aviary/sdk/core';
 import { apiTime } from '../openapi/time.js';
+import type { StorePort } from './port.js';
 
 /** One audit entry as the API shows it. */
 export interface AuditEntry {
@@ -56,10 +56,10 @@ export function decodeCursor(cursor: string): number | null {
 }
 
 export class AuditStore {
-  constructor(private readonly sqlite: Database.Database) {}
+  constructor(private readonly store: StorePort) {}
 
   /** A page of entries, newest first, and the cursor of the next page (null on the last page). */
-  list(filter: AuditFilter = {}): { entries: AuditEntry[]; nextCursor: string | null } {
+  async list(filter: AuditFilter = {}): Promise<{ entries: AuditEntry[]; nextCursor: string | null }> {
     const where: string[] = [];
     const params: (string | number)[] = [];
     if (filter.flag !== undefined) {
@@ -95,17 +95,16 @@ export class AuditStore {
       params.push(filter.cursor);
     }
     const limit = Math.min(Math.max(filter.limit ?? 50, 1), 500);
-    const rows = this.sqlite
-      .prepare<(string | number)[], AuditRow>(
-        `SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ${limit + 1}`,
-      )
-      .all(...params);
+    const rows = await this.store.all<AuditRow>(
+      `SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ${limit + 1}`,
+      params,
+    );
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
     return {
       entries: page.map((r) => ({
-        id: r.id,
-        at: apiTime(r.at),
+        id: Number(r.id),
+        at: apiTime(Number(r.at)),
         actor: { tokenId: r.actor_token_id, name: r.actor_name },
         action: r.action,
         resourceType: r.resource_type,
@@ -115,7 +114,7 @@ export class AuditStore {
         after: r.after === null ? null : (JSON.parse(r.after) as JsonValue),
         reason: r.reason,
       })),
-      nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null,
+      nextCursor: rows.length > limit && last ? encodeCursor(Number(last.id)) : null,
     };
   }
 }

@@ -28,8 +28,13 @@ export interface ChangeFeedEvents {
   'change': [ChangeEvent];
   'token.revoked': [TokenRevokedEvent];
   'auth.failure': [AuthFailureEvent];
-  /** An environment was created (it has version 0 and no change log yet). */
+  /** An environment was created (it has version 0 and no change log yet), here or on another replica. */
   'environment.created': [{ environment: string }];
+  /**
+   * This replica could not follow an environment's log delta by delta (it fell further behind than the change log
+   * reaches) and reloaded its snapshot: whatever was built from earlier deltas must be rebuilt, and SDKs rehydrated.
+   */
+  'environment.reset': [{ environment: string }];
 }
 
 /** Typed emitter. Listener exceptions are caught by the writer and logged; they never undo a commit. */

@@ -1,11 +1,11 @@
 /** Environments: listing, creation (with a default state for every existing flag), the first-boot defaults. */
-import type Database from 'better-sqlite3';
 import type { FlagDefinition } from '@aviary/sdk/core';
 import { defaultFlagState } from './core-api.js';
 import { apiTime } from '../openapi/time.js';
 import type { ChangeFeed } from './change-feed.js';
+import type { StorePort } from './port.js';
 import type { StoredFlagState } from './schema.js';
-import type { Actor, Writer } from './writer.js';
+import { CHANGES_CHANNEL, type Actor, type Writer } from './writer.js';
 
 /** An environment as the API shows it. */
 export interface EnvironmentInfo {
@@ -31,56 +31,68 @@ export const DEFAULT_ENVIRONMENTS = [
   { key: 'production', name: 'Production' },
 ] as const;
 
-const toInfo = (r: EnvRow): EnvironmentInfo => ({ key: r.key, name: r.name, version: r.version, createdAt: apiTime(r.created_at) });
+const toInfo = (r: EnvRow): EnvironmentInfo => ({ key: r.key, name: r.name, version: Number(r.version), createdAt: apiTime(Number(r.created_at)) });
+
+const SQL = {
+  all: 'SELECT key, name, version, created_at FROM environments',
+  one: 'SELECT key, name, version, created_at FROM environments WHERE key = ?',
+  insert: 'INSERT INTO environments (key, name, version, created_at) VALUES (?, ?, 0, ?)',
+  flags: 'SELECT key, kind, variants FROM flags',
+  insertState: 'INSERT INTO flag_states (environment, flag, state, version, updated_at) VALUES (?, ?, ?, 1, ?)',
+};
 
 export class EnvironmentStore {
-  private readonly stmts;
-
   constructor(
-    sqlite: Database.Database,
+    private readonly store: StorePort,
     private readonly writer: Writer,
     private readonly feed: ChangeFeed,
-  ) {
-    this.stmts = {
-      all: sqlite.prepare<[], EnvRow>('SELECT key, name, version, created_at FROM environments ORDER BY created_at, rowid'),
-      one: sqlite.prepare<[string], EnvRow>('SELECT key, name, version, created_at FROM environments WHERE key = ?'),
-      insert: sqlite.prepare('INSERT INTO environments (key, name, version, created_at) VALUES (?, ?, 0, ?)'),
-      flags: sqlite.prepare<[], { key: string; kind: FlagDefinition['kind']; variants: string }>('SELECT key, kind, variants FROM flags'),
-      insertState: sqlite.prepare('INSERT INTO flag_states (environment, flag, state, version, updated_at) VALUES (?, ?, ?, 1, ?)'),
+    /** Loads a new environment into this replica's live state before anyone hears of it. */
+    private readonly loaded: (environment: string) => Promise<unknown>,
+  ) {}
+
+  /** In creation order (the defaults, created within the same millisecond at first boot, in their listed order). */
+  async list(): Promise<EnvironmentInfo[]> {
+    const rank = (key: string) => {
+      const i = DEFAULT_ENVIRONMENTS.findIndex((d) => d.key === key);
+      return i < 0 ? DEFAULT_ENVIRONMENTS.length : i;
     };
+    const rows = await this.store.all<EnvRow>(SQL.all);
+    rows.sort((a, b) => Number(a.created_at) - Number(b.created_at) || rank(a.key) - rank(b.key) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return rows.map(toInfo);
   }
 
-  list(): EnvironmentInfo[] {
-    return this.stmts.all.all().map(toInfo);
-  }
-
-  get(key: string): EnvironmentInfo | null {
-    const row = this.stmts.one.get(key);
+  async get(key: string): Promise<EnvironmentInfo | null> {
+    const row = await this.store.get<EnvRow>(SQL.one, [key]);
     return row ? toInfo(row) : null;
   }
 
-  /** Creates an environment; every existing flag gets its default (disabled) state there. Null if the key exists. */
-  create(actor: Actor, input: { key: string; name: string }): EnvironmentInfo | null {
-    const { value } = this.writer.write(actor, (w) => {
-      if (this.stmts.one.get(input.key)) return null;
-      this.stmts.insert.run(input.key, input.name, w.now);
-      for (const f of this.stmts.flags.all()) {
+  /** Creates an environment with every flag's default state; null when it already exists. */
+  async create(actor: Actor, input: { key: string; name: string }): Promise<EnvironmentInfo | null> {
+    const { value } = await this.writer.write(actor, async (w) => {
+      if (await w.tx.get(SQL.one, [input.key])) return null;
+      await w.tx.run(SQL.insert, [input.key, input.name, w.now]);
+      for (const f of await w.tx.all<{ key: string; kind: FlagDefinition['kind']; variants: string }>(SQL.flags)) {
         const def: FlagDefinition = { key: f.key, kind: f.kind, variants: JSON.parse(f.variants) as FlagDefinition['variants'] };
         const state: StoredFlagState = defaultFlagState(def);
-        this.stmts.insertState.run(input.key, f.key, JSON.stringify(state), w.now);
+        await w.tx.run(SQL.insertState, [input.key, f.key, JSON.stringify(state), w.now]);
       }
-      const created = toInfo(this.stmts.one.get(input.key)!);
+      const created = toInfo((await w.tx.get<EnvRow>(SQL.one, [input.key]))!);
       w.audit({ action: 'environment.create', resourceType: 'environment', resourceKey: input.key, environment: input.key, after: created });
+      // Other replicas load it when they hear of version 0 (change-follower.ts).
+      await w.tx.notify(CHANGES_CHANNEL, `${input.key}:0`);
       return created;
     });
-    if (value) this.feed.emit('environment.created', { environment: value.key });
+    if (value) {
+      await this.loaded(value.key);
+      this.feed.emit('environment.created', { environment: value.key });
+    }
     return value;
   }
 
-  /** First boot: creates the default environments that do not exist yet. */
-  ensureDefaults(): void {
+  /** Creates the default environments that do not exist yet (first boot). */
+  async ensureDefaults(): Promise<void> {
     for (const env of DEFAULT_ENVIRONMENTS) {
-      if (!this.stmts.one.get(env.key)) this.create({ tokenId: null, name: 'system' }, env);
+      if (!(await this.store.get(SQL.one, [env.key]))) await this.create({ tokenId: null, name: 'system' }, env);
     }
   }
 }

@@ -3,11 +3,11 @@
  * kill switches, and the panic button. Every write goes through the Writer: one transaction with the audit entry,
  * the environment version bump and the change-log row.
  */
-import type Database from 'better-sqlite3';
 import type { FlagDefinition, FlagState } from '@aviary/sdk/core';
 import { problem, type ProblemIssue } from '../errors.js';
 import { apiTime, apiTimeOrNull } from '../openapi/time.js';
 import { defaultFlagState, validateFlagDefinition, validateFlagState } from './core-api.js';
+import { bool, type Sql, type StorePort } from './port.js';
 import type { StoredFlagState } from './schema.js';
 import { toFlagState } from './snapshot.js';
 import type { Actor, WriteContext, Writer } from './writer.js';
@@ -81,7 +81,7 @@ interface FlagRow {
   variants: string;
   description: string;
   tags: string;
-  archived: number;
+  archived: number | boolean;
   revision: number;
   created_at: number;
   updated_at: number;
@@ -128,92 +128,83 @@ function definitionOf(row: FlagRow): FlagDefinition {
   return { key: row.key, kind: row.kind, variants: JSON.parse(row.variants) as FlagDefinition['variants'] };
 }
 
+const SQL = {
+  flag: 'SELECT * FROM flags WHERE key = ?',
+  flags: 'SELECT * FROM flags ORDER BY key',
+  insertFlag: `INSERT INTO flags (key, kind, variants, description, tags, archived, revision, created_at, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)`,
+  updateFlag: `UPDATE flags SET variants = ?, description = ?, tags = ?, archived = ?, revision = revision + 1, updated_at = ?
+    WHERE key = ?`,
+  envKeys: 'SELECT key FROM environments ORDER BY key',
+  envExists: 'SELECT key FROM environments WHERE key = ?',
+  state: 'SELECT * FROM flag_states WHERE environment = ? AND flag = ?',
+  statesOfFlag: 'SELECT * FROM flag_states WHERE flag = ?',
+  statesOf: 'SELECT * FROM flag_states',
+  statesOfEnv: 'SELECT s.*, f.archived FROM flag_states s JOIN flags f ON f.key = s.flag WHERE s.environment = ? ORDER BY s.flag',
+  insertState: 'INSERT INTO flag_states (environment, flag, state, version, updated_at) VALUES (?, ?, ?, 1, ?)',
+  updateState: `UPDATE flag_states SET state = ?, version = version + 1, killed_at = ?, kill_reason = ?, panic_saved_state = ?, updated_at = ?
+    WHERE environment = ? AND flag = ?`,
+  segmentKeys: 'SELECT key FROM segments',
+  envVersion: 'SELECT version FROM environments WHERE key = ?',
+};
+
 export class FlagStore {
-  private readonly stmts;
-
   constructor(
-    sqlite: Database.Database,
+    private readonly store: StorePort,
     private readonly writer: Writer,
-  ) {
-    this.stmts = {
-      flag: sqlite.prepare<[string], FlagRow>('SELECT * FROM flags WHERE key = ?'),
-      flags: sqlite.prepare<[], FlagRow>('SELECT * FROM flags ORDER BY key'),
-      insertFlag: sqlite.prepare(
-        `INSERT INTO flags (key, kind, variants, description, tags, archived, revision, created_at, updated_at)
-         VALUES (@key, @kind, @variants, @description, @tags, @archived, 1, @now, @now)`,
-      ),
-      updateFlag: sqlite.prepare(
-        `UPDATE flags SET variants = @variants, description = @description, tags = @tags, archived = @archived,
-         revision = revision + 1, updated_at = @now WHERE key = @key`,
-      ),
-      envKeys: sqlite.prepare<[], { key: string }>('SELECT key FROM environments'),
-      envExists: sqlite.prepare<[string], { key: string }>('SELECT key FROM environments WHERE key = ?'),
-      state: sqlite.prepare<[string, string], StateRow>('SELECT * FROM flag_states WHERE environment = ? AND flag = ?'),
-      statesOfFlag: sqlite.prepare<[string], StateRow>('SELECT * FROM flag_states WHERE flag = ?'),
-      statesOfEnv: sqlite.prepare<[string], StateRow & { archived: number }>(
-        'SELECT s.*, f.archived FROM flag_states s JOIN flags f ON f.key = s.flag WHERE s.environment = ? ORDER BY s.flag',
-      ),
-      allStates: sqlite.prepare<[], StateRow>('SELECT * FROM flag_states'),
-      insertState: sqlite.prepare('INSERT INTO flag_states (environment, flag, state, version, updated_at) VALUES (?, ?, ?, 1, ?)'),
-      updateState: sqlite.prepare(
-        `UPDATE flag_states SET state = @state, version = version + 1, killed_at = @killedAt, kill_reason = @killReason,
-         panic_saved_state = @panicSavedState, updated_at = @now WHERE environment = @environment AND flag = @flag`,
-      ),
-      segmentKeys: sqlite.prepare<[], { key: string }>('SELECT key FROM segments'),
-      envVersion: sqlite.prepare<[string], { version: number }>('SELECT version FROM environments WHERE key = ?'),
-    };
-  }
+  ) {}
 
-  private resource(row: FlagRow): FlagResource {
+  private async resource(sql: Sql, row: FlagRow): Promise<FlagResource> {
     const environments: Record<string, EnvironmentSummary> = {};
-    for (const s of this.stmts.statesOfFlag.all(row.key)) {
+    for (const s of await sql.all<StateRow>(SQL.statesOfFlag, [row.key])) {
       const st = JSON.parse(s.state) as StoredFlagState;
-      environments[s.environment] = { enabled: st.enabled, version: s.version, killedAt: apiTimeOrNull(s.killed_at) };
+      environments[s.environment] = { enabled: st.enabled, version: Number(s.version), killedAt: apiTimeOrNull(nullableNumber(s.killed_at)) };
     }
-    return {
-      key: row.key,
-      kind: row.kind,
-      variants: JSON.parse(row.variants) as FlagDefinition['variants'],
-      description: row.description,
-      tags: JSON.parse(row.tags) as string[],
-      archived: row.archived === 1,
-      revision: row.revision,
-      createdAt: apiTime(row.created_at),
-      updatedAt: apiTime(row.updated_at),
-      environments,
-    };
+    return resourceOf(row, environments);
   }
 
   private stateResource(row: StateRow): FlagStateResource {
     return {
-      ...toFlagState(JSON.parse(row.state) as StoredFlagState, row.version),
+      ...toFlagState(JSON.parse(row.state) as StoredFlagState, Number(row.version)),
       flag: row.flag,
       environment: row.environment,
-      killedAt: apiTimeOrNull(row.killed_at),
+      killedAt: apiTimeOrNull(nullableNumber(row.killed_at)),
       killReason: row.kill_reason,
       panicked: row.panic_saved_state !== null,
-      updatedAt: apiTime(row.updated_at),
+      updatedAt: apiTime(Number(row.updated_at)),
     };
   }
 
-  segmentKeys(): Set<string> {
-    return new Set(this.stmts.segmentKeys.all().map((r) => r.key));
+  async segmentKeys(sql: Sql = this.store): Promise<Set<string>> {
+    return new Set((await sql.all<{ key: string }>(SQL.segmentKeys)).map((r) => r.key));
   }
 
-  get(key: string): FlagResource | null {
-    const row = this.stmts.flag.get(key);
-    return row ? this.resource(row) : null;
+  async get(key: string): Promise<FlagResource | null> {
+    const row = await this.store.get<FlagRow>(SQL.flag, [key]);
+    return row ? this.resource(this.store, row) : null;
   }
 
-  list(filter: FlagFilter = {}): FlagResource[] {
+  async list(filter: FlagFilter = {}): Promise<FlagResource[]> {
     const q = filter.q?.toLowerCase();
     const archived = filter.archived ?? false;
+    // Two reads in one view: the definitions and every state, grouped here (not one query per flag).
+    const { rows, states } = await this.store.transaction(
+      async (tx) => ({ rows: await tx.all<FlagRow>(SQL.flags), states: await tx.all<StateRow>(SQL.statesOf) }),
+      { readOnly: true },
+    );
+    const byFlag = new Map<string, Record<string, EnvironmentSummary>>();
+    for (const s of states) {
+      let envs = byFlag.get(s.flag);
+      if (!envs) byFlag.set(s.flag, (envs = {}));
+      const st = JSON.parse(s.state) as StoredFlagState;
+      envs[s.environment] = { enabled: st.enabled, version: Number(s.version), killedAt: apiTimeOrNull(nullableNumber(s.killed_at)) };
+    }
     const out: FlagResource[] = [];
-    for (const row of this.stmts.flags.all()) {
-      if (archived !== 'all' && (row.archived === 1) !== archived) continue;
+    for (const row of rows) {
+      if (archived !== 'all' && bool(row.archived) !== archived) continue;
       if (filter.tag !== undefined && !(JSON.parse(row.tags) as string[]).includes(filter.tag)) continue;
       if (q && !row.key.toLowerCase().includes(q) && !row.description.toLowerCase().includes(q)) continue;
-      const res = this.resource(row);
+      const res = resourceOf(row, byFlag.get(row.key) ?? {});
       if (filter.environment !== undefined) {
         const st = res.environments[filter.environment];
         if (!st) continue;
@@ -226,40 +217,42 @@ export class FlagStore {
   }
 
   /** Creates a flag (input validated by the core) with its default state in every environment. */
-  create(actor: Actor, input: unknown): FlagResource {
+  async create(actor: Actor, input: unknown): Promise<FlagResource> {
     const v = validateFlagDefinition(input);
     if (!v.ok) throw validation(v.issues);
     const def = v.value;
-    return this.writer.write(actor, (w) => {
-      if (this.stmts.flag.get(def.key)) throw problem('conflict', `Flag "${def.key}" already exists.`);
-      this.stmts.insertFlag.run({
-        key: def.key,
-        kind: def.kind,
-        variants: JSON.stringify(def.variants),
-        description: def.description ?? '',
-        tags: JSON.stringify(def.tags ?? []),
-        archived: def.archived ? 1 : 0,
-        now: w.now,
-      });
+    const { value } = await this.writer.write(actor, async (w) => {
+      if (await w.tx.get(SQL.flag, [def.key])) throw problem('conflict', `Flag "${def.key}" already exists.`);
+      await w.tx.run(SQL.insertFlag, [
+        def.key,
+        def.kind,
+        JSON.stringify(def.variants),
+        def.description ?? '',
+        JSON.stringify(def.tags ?? []),
+        def.archived === true,
+        w.now,
+        w.now,
+      ]);
       const state: StoredFlagState = defaultFlagState(def);
-      for (const env of this.stmts.envKeys.all()) this.stmts.insertState.run(env.key, def.key, JSON.stringify(state), w.now);
-      const created = this.resource(this.stmts.flag.get(def.key)!);
+      for (const env of await w.tx.all<{ key: string }>(SQL.envKeys)) await w.tx.run(SQL.insertState, [env.key, def.key, JSON.stringify(state), w.now]);
+      const created = await this.resource(w.tx, (await w.tx.get<FlagRow>(SQL.flag, [def.key]))!);
       w.audit({ action: 'flag.create', resourceType: 'flag', resourceKey: def.key, after: definitionJson(created) });
       if (!created.archived) w.touchFlag(def.key);
       return created;
-    }).value;
+    });
+    return value;
   }
 
   /**
    * Changes a flag's definition (`description`, `tags`, `variants`, `archived`; `key` and `kind` are fixed). New
    * variants must keep every environment's state valid, otherwise 409 naming each state that would break.
    */
-  patch(actor: Actor, key: string, patch: Record<string, unknown>, ifMatch?: string[], action = 'flag.update'): FlagResource {
-    return this.writer.write(actor, (w) => {
-      const row = this.stmts.flag.get(key);
+  async patch(actor: Actor, key: string, patch: Record<string, unknown>, ifMatch?: string[], action = 'flag.update'): Promise<FlagResource> {
+    const { value } = await this.writer.write(actor, async (w) => {
+      const row = await w.tx.get<FlagRow>(SQL.flag, [key]);
       if (!row) throw problem('not-found', `No flag "${key}".`);
-      checkPrecondition(ifMatch, flagETag(row.revision), `Flag "${key}"`);
-      const before = this.resource(row);
+      checkPrecondition(ifMatch, flagETag(Number(row.revision)), `Flag "${key}"`);
+      const before = await this.resource(w.tx, row);
       const issues: ProblemIssue[] = [];
       if ('key' in patch && patch.key !== key) issues.push({ path: '/key', message: 'cannot be changed' });
       if ('kind' in patch && patch.kind !== row.kind) issues.push({ path: '/kind', message: 'cannot be changed; create a new flag' });
@@ -280,9 +273,9 @@ export class FlagStore {
       if (!v.ok) throw validation(v.issues);
       const def = v.value;
       if ('variants' in patch) {
-        const segmentKeys = this.segmentKeys();
+        const segmentKeys = await this.segmentKeys(w.tx);
         const broken: ProblemIssue[] = [];
-        for (const s of this.stmts.statesOfFlag.all(key)) {
+        for (const s of await w.tx.all<StateRow>(SQL.statesOfFlag, [key])) {
           const check = validateFlagState(JSON.parse(s.state), def, segmentKeys);
           if (!check.ok) for (const i of check.issues) broken.push({ path: `/environments/${s.environment}/state${i.path}`, message: i.message });
         }
@@ -294,15 +287,15 @@ export class FlagStore {
           );
         }
       }
-      this.stmts.updateFlag.run({
+      await w.tx.run(SQL.updateFlag, [
+        JSON.stringify(def.variants),
+        def.description ?? '',
+        JSON.stringify(def.tags ?? []),
+        def.archived === true,
+        w.now,
         key,
-        variants: JSON.stringify(def.variants),
-        description: def.description ?? '',
-        tags: JSON.stringify(def.tags ?? []),
-        archived: def.archived ? 1 : 0,
-        now: w.now,
-      });
-      const after = this.resource(this.stmts.flag.get(key)!);
+      ]);
+      const after = await this.resource(w.tx, (await w.tx.get<FlagRow>(SQL.flag, [key]))!);
       const archivedChanged = before.archived !== after.archived;
       w.audit({
         action: archivedChanged ? (after.archived ? 'flag.archive' : 'flag.unarchive') : action,
@@ -314,21 +307,22 @@ export class FlagStore {
       // Archived flags are invisible to SDKs: archiving is a flag.delete, un-archiving an upsert.
       if (!(before.archived && after.archived)) w.touchFlag(key);
       return after;
-    }).value;
+    });
+    return value;
   }
 
   /** Archives a flag (idempotent). */
-  archive(actor: Actor, key: string, ifMatch?: string[]): FlagResource {
-    const row = this.stmts.flag.get(key);
-    if (row && row.archived === 1) {
-      checkPrecondition(ifMatch, flagETag(row.revision), `Flag "${key}"`);
-      return this.resource(row);
+  async archive(actor: Actor, key: string, ifMatch?: string[]): Promise<FlagResource> {
+    const row = await this.store.get<FlagRow>(SQL.flag, [key]);
+    if (row && bool(row.archived)) {
+      checkPrecondition(ifMatch, flagETag(Number(row.revision)), `Flag "${key}"`);
+      return this.resource(this.store, row);
     }
     return this.patch(actor, key, { archived: true }, ifMatch);
   }
 
-  getState(environment: string, key: string): FlagStateResource | null {
-    const row = this.stmts.state.get(environment, key);
+  async getState(environment: string, key: string): Promise<FlagStateResource | null> {
+    const row = await this.store.get<StateRow>(SQL.state, [environment, key]);
     return row ? this.stateResource(row) : null;
   }
 
@@ -337,51 +331,53 @@ export class FlagStore {
    * (null: nothing to do), writes it with the audit entry, bumps versions and appends the change log, all in one
    * transaction. The canary guard calls it with actor `{ tokenId: null, name: 'canary-guard' }`.
    */
-  updateFlagState(
+  async updateFlagState(
     environment: string,
     key: string,
     mutate: StateMutation,
     actor: Actor,
     reason: string | null = null,
-    options: { action?: string; ifMatch?: string[] } = {},
-  ): StateWriteResult {
-    const { value, versions } = this.writer.write(actor, (w) => this.mutateState(w, environment, key, mutate, reason, options));
+    options: { action?: string; ifMatch?: string[]; guard?: (w: WriteContext) => Promise<void> } = {},
+  ): Promise<StateWriteResult> {
+    const { value, versions } = await this.writer.write(actor, async (w) => {
+      await options.guard?.(w);
+      return this.mutateState(w, environment, key, mutate, reason, options);
+    });
     return { ...value, environmentVersion: versions.get(environment) ?? value.environmentVersion };
   }
 
   /** `updateFlagState` inside an existing write (several flags in one transaction). */
-  mutateState(
+  async mutateState(
     w: WriteContext,
     environment: string,
     key: string,
     mutate: StateMutation,
     reason: string | null,
     options: { action?: string; ifMatch?: string[] } = {},
-  ): StateWriteResult {
-    const flag = this.stmts.flag.get(key);
+  ): Promise<StateWriteResult> {
+    const flag = await w.tx.get<FlagRow>(SQL.flag, [key]);
     if (!flag) throw problem('not-found', `No flag "${key}".`);
-    if (!this.stmts.envExists.get(environment)) throw problem('not-found', `No environment "${environment}".`);
-    const row = this.stmts.state.get(environment, key);
+    if (!(await w.tx.get(SQL.envExists, [environment]))) throw problem('not-found', `No environment "${environment}".`);
+    const row = await w.tx.get<StateRow>(SQL.state, [environment, key]);
     if (!row) throw problem('not-found', `Flag "${key}" has no state in "${environment}".`);
-    checkPrecondition(options.ifMatch, stateETag(row.version), `The state of "${key}" in "${environment}"`);
-    if (flag.archived === 1) throw problem('conflict', `Flag "${key}" is archived; un-archive it before changing its state.`);
+    checkPrecondition(options.ifMatch, stateETag(Number(row.version)), `The state of "${key}" in "${environment}"`);
+    if (bool(flag.archived)) throw problem('conflict', `Flag "${key}" is archived; un-archive it before changing its state.`);
     const current = this.stateResource(row);
     const next = mutate(current, w.now);
-    if (next === null) return { state: current, changed: false, environmentVersion: this.envVersion(environment) };
+    if (next === null) return { state: current, changed: false, environmentVersion: await this.envVersion(w.tx, environment) };
     // Defence in depth: whatever computed it (a route, the canary guard), no state SDKs cannot evaluate is stored.
-    const check = validateFlagState(next.state, definitionOf(flag), this.segmentKeys());
+    const check = validateFlagState(next.state, definitionOf(flag), await this.segmentKeys(w.tx));
     if (!check.ok) throw validation(check.issues);
-    this.stmts.updateState.run({
+    await w.tx.run(SQL.updateState, [
+      JSON.stringify(check.value),
+      next.killedAt !== undefined ? next.killedAt : nullableNumber(row.killed_at),
+      next.killReason !== undefined ? next.killReason : row.kill_reason,
+      next.panicSavedState !== undefined ? (next.panicSavedState === null ? null : JSON.stringify(next.panicSavedState)) : row.panic_saved_state,
+      w.now,
       environment,
-      flag: key,
-      state: JSON.stringify(check.value),
-      killedAt: next.killedAt !== undefined ? next.killedAt : row.killed_at,
-      killReason: next.killReason !== undefined ? next.killReason : row.kill_reason,
-      panicSavedState:
-        next.panicSavedState !== undefined ? (next.panicSavedState === null ? null : JSON.stringify(next.panicSavedState)) : row.panic_saved_state,
-      now: w.now,
-    });
-    const after = this.stateResource(this.stmts.state.get(environment, key)!);
+      key,
+    ]);
+    const after = this.stateResource((await w.tx.get<StateRow>(SQL.state, [environment, key]))!);
     w.audit({
       action: options.action ?? 'flag-state.update',
       resourceType: 'flag',
@@ -393,15 +389,22 @@ export class FlagStore {
     });
     w.touchFlag(key, environment);
     // The writer bumps the version at commit; updateFlagState reports the bumped one.
-    return { state: after, changed: true, environmentVersion: this.envVersion(environment) };
+    return { state: after, changed: true, environmentVersion: await this.envVersion(w.tx, environment) };
   }
 
   /** Replaces a flag's state in an environment (validated by the core). Clears any panic hold on it. */
-  putState(actor: Actor, environment: string, key: string, input: unknown, ifMatch?: string[], reason: string | null = null): StateWriteResult {
-    const flag = this.stmts.flag.get(key);
+  async putState(
+    actor: Actor,
+    environment: string,
+    key: string,
+    input: unknown,
+    ifMatch?: string[],
+    reason: string | null = null,
+  ): Promise<StateWriteResult> {
+    const flag = await this.store.get<FlagRow>(SQL.flag, [key]);
     if (!flag) throw problem('not-found', `No flag "${key}".`);
     const body = stripReadOnly(input);
-    const v = validateFlagState(body, definitionOf(flag), this.segmentKeys());
+    const v = validateFlagState(body, definitionOf(flag), await this.segmentKeys());
     if (!v.ok) throw validation(v.issues);
     const state: StoredFlagState = v.value;
     return this.updateFlagState(
@@ -420,7 +423,7 @@ export class FlagStore {
   }
 
   /** The kill switch: `enabled: false`. Idempotent: killing a disabled flag changes nothing. */
-  kill(actor: Actor, environment: string, key: string, reason: string | null): StateWriteResult {
+  kill(actor: Actor, environment: string, key: string, reason: string | null): Promise<StateWriteResult> {
     return this.updateFlagState(
       environment,
       key,
@@ -432,7 +435,7 @@ export class FlagStore {
   }
 
   /** Undoes the kill switch: `enabled: true`. Idempotent. Clears a panic hold on this flag. */
-  revive(actor: Actor, environment: string, key: string, reason: string | null): StateWriteResult {
+  revive(actor: Actor, environment: string, key: string, reason: string | null): Promise<StateWriteResult> {
     return this.updateFlagState(
       environment,
       key,
@@ -448,25 +451,25 @@ export class FlagStore {
    * saving each one's exact state so `reviveAll` can restore it. Flags already off are left alone (and so are
    * restored "exactly" by doing nothing).
    */
-  killAll(
+  async killAll(
     actor: Actor,
     environment: string,
     options: { reason: string | null; except: string[] },
-  ): { killed: string[]; spared: string[]; environmentVersion: number } {
+  ): Promise<{ killed: string[]; spared: string[]; environmentVersion: number }> {
     const except = new Set(options.except);
-    const { value, versions } = this.writer.write(actor, (w) => {
-      if (!this.stmts.envExists.get(environment)) throw problem('not-found', `No environment "${environment}".`);
+    const { value, versions } = await this.writer.write(actor, async (w) => {
+      if (!(await w.tx.get(SQL.envExists, [environment]))) throw problem('not-found', `No environment "${environment}".`);
       const killed: string[] = [];
       const spared: string[] = [];
-      for (const row of this.stmts.statesOfEnv.all(environment)) {
-        if (row.archived === 1) continue;
+      for (const row of await w.tx.all<StateRow & { archived: number | boolean }>(SQL.statesOfEnv, [environment])) {
+        if (bool(row.archived)) continue;
         const stored = JSON.parse(row.state) as StoredFlagState;
         if (!stored.enabled) continue;
         if (except.has(row.flag)) {
           spared.push(row.flag);
           continue;
         }
-        this.mutateState(
+        await this.mutateState(
           w,
           environment,
           row.flag,
@@ -484,34 +487,34 @@ export class FlagStore {
         after: { killed, spared },
         reason: options.reason,
       });
-      return { killed, spared };
+      return { killed, spared, version: await this.envVersion(w.tx, environment) };
     });
-    return { ...value, environmentVersion: versions.get(environment) ?? this.envVersion(environment) };
+    return { killed: value.killed, spared: value.spared, environmentVersion: versions.get(environment) ?? value.version };
   }
 
   /** Restores every flag held by `killAll` to exactly the state it had before, in one transaction. */
-  reviveAll(actor: Actor, environment: string, reason: string | null): { revived: string[]; environmentVersion: number } {
-    const { value, versions } = this.writer.write(actor, (w) => {
-      if (!this.stmts.envExists.get(environment)) throw problem('not-found', `No environment "${environment}".`);
+  async reviveAll(actor: Actor, environment: string, reason: string | null): Promise<{ revived: string[]; environmentVersion: number }> {
+    const { value, versions } = await this.writer.write(actor, async (w) => {
+      if (!(await w.tx.get(SQL.envExists, [environment]))) throw problem('not-found', `No environment "${environment}".`);
       const revived: string[] = [];
-      for (const row of this.stmts.statesOfEnv.all(environment)) {
-        if (row.panic_saved_state === null || row.archived === 1) continue;
+      for (const row of await w.tx.all<StateRow & { archived: number | boolean }>(SQL.statesOfEnv, [environment])) {
+        if (row.panic_saved_state === null || bool(row.archived)) continue;
         const saved = JSON.parse(row.panic_saved_state) as StoredFlagState;
-        this.mutateState(w, environment, row.flag, () => ({ state: saved, killedAt: null, killReason: null, panicSavedState: null }), reason, {
+        await this.mutateState(w, environment, row.flag, () => ({ state: saved, killedAt: null, killReason: null, panicSavedState: null }), reason, {
           action: 'flag.revive-all',
         });
         revived.push(row.flag);
       }
       w.audit({ action: 'environment.revive-all', resourceType: 'environment', resourceKey: environment, environment, after: { revived }, reason });
-      return { revived };
+      return { revived, version: await this.envVersion(w.tx, environment) };
     });
-    return { ...value, environmentVersion: versions.get(environment) ?? this.envVersion(environment) };
+    return { revived: value.revived, environmentVersion: versions.get(environment) ?? value.version };
   }
 
   /** Flags (in any environment, archived or not) whose state references the segment. */
-  usingSegment(segmentKey: string): { flag: string; environment: string }[] {
+  async usingSegment(segmentKey: string, sql: Sql = this.store): Promise<{ flag: string; environment: string }[]> {
     const out: { flag: string; environment: string }[] = [];
-    for (const s of this.stmts.allStates.all()) {
+    for (const s of await sql.all<StateRow>(SQL.statesOf)) {
       const st = JSON.parse(s.state) as StoredFlagState;
       if (st.rules.some((r) => r.conditions.some((c) => 'segment' in c && c.segment === segmentKey)))
         out.push({ flag: s.flag, environment: s.environment });
@@ -519,9 +522,29 @@ export class FlagStore {
     return out;
   }
 
-  private envVersion(environment: string): number {
-    return this.stmts.envVersion.get(environment)?.version ?? 0;
+  private async envVersion(sql: Sql, environment: string): Promise<number> {
+    const row = await sql.get<{ version: number }>(SQL.envVersion, [environment]);
+    return row ? Number(row.version) : 0;
   }
+}
+
+function resourceOf(row: FlagRow, environments: Record<string, EnvironmentSummary>): FlagResource {
+  return {
+    key: row.key,
+    kind: row.kind,
+    variants: JSON.parse(row.variants) as FlagDefinition['variants'],
+    description: row.description,
+    tags: JSON.parse(row.tags) as string[],
+    archived: bool(row.archived),
+    revision: Number(row.revision),
+    createdAt: apiTime(Number(row.created_at)),
+    updatedAt: apiTime(Number(row.updated_at)),
+    environments,
+  };
+}
+
+function nullableNumber(v: number | string | null): number | null {
+  return v === null ? null : Number(v);
 }
 
 function validation(issues: ProblemIssue[]) {

@@ -1,10 +1,10 @@
 /** Segments (cohorts), shared by all environments: every change reaches every environment's SDKs. */
-import type Database from 'better-sqlite3';
 import type { Segment } from '@aviary/sdk/core';
 import { problem } from '../errors.js';
 import { apiTime } from '../openapi/time.js';
 import { validateSegment } from './core-api.js';
 import { checkPrecondition } from './flag-store.js';
+import type { Sql, StorePort } from './port.js';
 import type { Actor, Writer } from './writer.js';
 
 /** A segment as the admin API shows it. */
@@ -28,15 +28,25 @@ interface SegmentRow {
   updated_at: number;
 }
 
+const SQL = {
+  one: 'SELECT * FROM segments WHERE key = ?',
+  all: 'SELECT * FROM segments ORDER BY key',
+  insert: `INSERT INTO segments (key, description, included, excluded, rules, revision, created_at, updated_at)
+    VALUES (?, ?, ?, ?, ?, 1, ?, ?)`,
+  update: `UPDATE segments SET description = ?, included = ?, excluded = ?, rules = ?, revision = revision + 1, updated_at = ?
+    WHERE key = ?`,
+  delete: 'DELETE FROM segments WHERE key = ?',
+};
+
 const toResource = (r: SegmentRow): SegmentResource => ({
   key: r.key,
   description: r.description,
   included: JSON.parse(r.included) as string[],
   excluded: JSON.parse(r.excluded) as string[],
   rules: JSON.parse(r.rules) as Segment['rules'],
-  revision: r.revision,
-  createdAt: apiTime(r.created_at),
-  updatedAt: apiTime(r.updated_at),
+  revision: Number(r.revision),
+  createdAt: apiTime(Number(r.created_at)),
+  updatedAt: apiTime(Number(r.updated_at)),
 });
 
 const audited = (s: SegmentResource) => ({
@@ -52,35 +62,18 @@ const audited = (s: SegmentResource) => ({
 const READ_ONLY = ['revision', 'createdAt', 'updatedAt'];
 
 export class SegmentStore {
-  private readonly stmts;
-
   constructor(
-    sqlite: Database.Database,
+    private readonly store: StorePort,
     private readonly writer: Writer,
-    /** Flags whose state references a segment (in any environment). */
-    private readonly usage: (segmentKey: string) => { flag: string; environment: string }[],
-  ) {
-    this.stmts = {
-      one: sqlite.prepare<[string], SegmentRow>('SELECT * FROM segments WHERE key = ?'),
-      all: sqlite.prepare<[], SegmentRow>('SELECT * FROM segments ORDER BY key'),
-      insert: sqlite.prepare(
-        `INSERT INTO segments (key, description, included, excluded, rules, revision, created_at, updated_at)
-         VALUES (@key, @description, @included, @excluded, @rules, 1, @now, @now)`,
-      ),
-      update: sqlite.prepare(
-        `UPDATE segments SET description = @description, included = @included, excluded = @excluded, rules = @rules,
-         revision = revision + 1, updated_at = @now WHERE key = @key`,
-      ),
-      delete: sqlite.prepare('DELETE FROM segments WHERE key = ?'),
-    };
+    private readonly usage: (segmentKey: string, sql: Sql) => Promise<{ flag: string; environment: string }[]>,
+  ) {}
+
+  async list(): Promise<SegmentResource[]> {
+    return (await this.store.all<SegmentRow>(SQL.all)).map(toResource);
   }
 
-  list(): SegmentResource[] {
-    return this.stmts.all.all().map(toResource);
-  }
-
-  get(key: string): SegmentResource | null {
-    const row = this.stmts.one.get(key);
+  async get(key: string): Promise<SegmentResource | null> {
+    const row = await this.store.get<SegmentRow>(SQL.one, [key]);
     return row ? toResource(row) : null;
   }
 
@@ -104,48 +97,57 @@ export class SegmentStore {
   }
 
   /** Creates a segment; 409 when the key exists. */
-  create(actor: Actor, input: unknown): SegmentResource {
+  async create(actor: Actor, input: unknown): Promise<SegmentResource> {
     const seg = this.validate(input);
-    return this.writer.write(actor, (w) => {
-      if (this.stmts.one.get(seg.key)) throw problem('conflict', `Segment "${seg.key}" already exists.`);
-      this.stmts.insert.run(this.params(seg, w.now));
-      const created = toResource(this.stmts.one.get(seg.key)!);
+    const { value } = await this.writer.write(actor, async (w) => {
+      if (await w.tx.get(SQL.one, [seg.key])) throw problem('conflict', `Segment "${seg.key}" already exists.`);
+      await w.tx.run(SQL.insert, insertParams(seg, w.now));
+      const created = toResource((await w.tx.get<SegmentRow>(SQL.one, [seg.key]))!);
       w.audit({ action: 'segment.create', resourceType: 'segment', resourceKey: seg.key, after: audited(created) });
       w.touchSegment(seg.key);
       return created;
-    }).value;
+    });
+    return value;
   }
 
   /** Replaces a segment (creating it if absent). Returns the segment and whether it was created. */
-  put(actor: Actor, key: string, input: unknown, ifMatch?: string[]): { segment: SegmentResource; created: boolean } {
+  async put(actor: Actor, key: string, input: unknown, ifMatch?: string[]): Promise<{ segment: SegmentResource; created: boolean }> {
     const seg = this.validate(input, key);
-    return this.writer.write(actor, (w) => {
-      const row = this.stmts.one.get(key);
+    const { value } = await this.writer.write(actor, async (w) => {
+      const row = await w.tx.get<SegmentRow>(SQL.one, [key]);
       if (!row) {
         if (ifMatch !== undefined && !ifMatch.includes('*')) checkPrecondition(ifMatch, '', `Segment "${key}"`);
-        this.stmts.insert.run(this.params(seg, w.now));
-        const created = toResource(this.stmts.one.get(key)!);
+        await w.tx.run(SQL.insert, insertParams(seg, w.now));
+        const created = toResource((await w.tx.get<SegmentRow>(SQL.one, [key]))!);
         w.audit({ action: 'segment.create', resourceType: 'segment', resourceKey: key, after: audited(created) });
         w.touchSegment(key);
         return { segment: created, created: true };
       }
       checkPrecondition(ifMatch, `r${row.revision}`, `Segment "${key}"`);
       const before = toResource(row);
-      this.stmts.update.run(this.params(seg, w.now));
-      const after = toResource(this.stmts.one.get(key)!);
+      await w.tx.run(SQL.update, [
+        seg.description ?? '',
+        JSON.stringify(seg.included),
+        JSON.stringify(seg.excluded),
+        JSON.stringify(seg.rules),
+        w.now,
+        key,
+      ]);
+      const after = toResource((await w.tx.get<SegmentRow>(SQL.one, [key]))!);
       w.audit({ action: 'segment.update', resourceType: 'segment', resourceKey: key, before: audited(before), after: audited(after) });
       w.touchSegment(key);
       return { segment: after, created: false };
-    }).value;
+    });
+    return value;
   }
 
   /** Deletes a segment; 409 naming the flags (and environments) whose rules still use it. */
-  delete(actor: Actor, key: string, ifMatch?: string[]): SegmentResource {
-    return this.writer.write(actor, (w) => {
-      const row = this.stmts.one.get(key);
+  async delete(actor: Actor, key: string, ifMatch?: string[]): Promise<SegmentResource> {
+    const { value } = await this.writer.write(actor, async (w) => {
+      const row = await w.tx.get<SegmentRow>(SQL.one, [key]);
       if (!row) throw problem('not-found', `No segment "${key}".`);
       checkPrecondition(ifMatch, `r${row.revision}`, `Segment "${key}"`);
-      const users = this.usage(key);
+      const users = await this.usage(key, w.tx);
       if (users.length) {
         const flags = [...new Set(users.map((u) => u.flag))].sort();
         throw problem(
@@ -157,21 +159,15 @@ export class SegmentStore {
         );
       }
       const before = toResource(row);
-      this.stmts.delete.run(key);
+      await w.tx.run(SQL.delete, [key]);
       w.audit({ action: 'segment.delete', resourceType: 'segment', resourceKey: key, before: audited(before) });
       w.touchSegment(key);
       return before;
-    }).value;
+    });
+    return value;
   }
+}
 
-  private params(seg: Segment, now: number) {
-    return {
-      key: seg.key,
-      description: seg.description ?? '',
-      included: JSON.stringify(seg.included),
-      excluded: JSON.stringify(seg.excluded),
-      rules: JSON.stringify(seg.rules),
-      now,
-    };
-  }
+function insertParams(seg: Segment, now: number) {
+  return [seg.key, seg.description ?? '', JSON.stringify(seg.included), JSON.stringify(seg.excluded), JSON.stringify(seg.rules), now, now];
 }

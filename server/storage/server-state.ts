@@ -8,22 +8,27 @@
  * not stop cleanly, it moves every environment's version forward by a gap larger than anything that could have been
  * seen but lost: every SDK then finds its version missing from the change log and takes a fresh snapshot.
  */
-import type Database from 'better-sqlite3';
 import { apiTime } from '../openapi/time.js';
 import type { Writer } from './writer.js';
+import type { StorePort } from './port.js';
 
 /** Versions skipped after an unclean stop (more than the commits of any fsync window; see the file comment). */
 export const UNCLEAN_STOP_VERSION_GAP = 1000;
 
-/** Marks the database as in use; if it already was, applies the version gap (audited). Returns whether it did. */
-export function markRunning(sqlite: Database.Database, writer: Writer, now: number): { recovered: boolean } {
-  const read = sqlite.prepare<[string], { value: string }>('SELECT value FROM server_state WHERE key = ?');
-  const previous = read.get('running');
+/**
+ * Marks the database as in use; if it already was, applies the version gap (audited). Returns whether it did.
+ * SQLite only: on PostgreSQL a commit is durable before it is acknowledged or streamed, and many replicas are "running"
+ * at once, so there is nothing to recover.
+ */
+export async function markRunning(store: StorePort, writer: Writer, now: number): Promise<{ recovered: boolean }> {
+  if (store.dialect !== 'sqlite') return { recovered: false };
+  const read = 'SELECT value FROM server_state WHERE key = ?';
+  const previous = await store.get<{ value: string }>(read, ['running']);
   // Set by `aviary restore` (backup.ts), beside 'running': the database was replaced by a backup.
-  const restored = read.get('restored_from');
-  const { value } = writer.write({ tokenId: null, name: 'system' }, (w) => {
+  const restored = await store.get<{ value: string }>(read, ['restored_from']);
+  const { value } = await writer.write({ tokenId: null, name: 'system' }, async (w) => {
     if (previous) {
-      sqlite.prepare('UPDATE environments SET version = version + ?').run(UNCLEAN_STOP_VERSION_GAP);
+      await w.tx.run('UPDATE environments SET version = version + ?', [UNCLEAN_STOP_VERSION_GAP]);
       w.audit({
         action: 'server.recover',
         resourceType: 'server',
@@ -37,17 +42,16 @@ export function markRunning(sqlite: Database.Database, writer: Writer, now: numb
           ? 'the database was restored from a backup; SDKs will resync from a snapshot'
           : 'the previous server process did not stop cleanly; SDKs will resync from a snapshot',
       });
-      if (restored) sqlite.prepare("DELETE FROM server_state WHERE key = 'restored_from'").run();
+      if (restored) await w.tx.run("DELETE FROM server_state WHERE key = 'restored_from'");
     }
-    sqlite
-      .prepare("INSERT INTO server_state (key, value) VALUES ('running', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-      .run(String(now));
+    await w.tx.run("INSERT INTO server_state (key, value) VALUES ('running', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [String(now)]);
     return { recovered: previous !== undefined };
   });
   return value;
 }
 
 /** Marks a clean stop (call after the last write, before closing the database). */
-export function markStopped(sqlite: Database.Database): void {
-  sqlite.prepare("DELETE FROM server_state WHERE key = 'running'").run();
+export async function markStopped(store: StorePort): Promise<void> {
+  if (store.dialect !== 'sqlite') return;
+  await store.run("DELETE FROM server_state WHERE key = 'running'");
 }

@@ -1,8 +1,9 @@
 /**
  * Reading what SDKs see: one environment's snapshot, one flag's config, and the change log since a version.
- * Raw prepared statements: these run on every SDK poll and inside every write transaction.
+ * The writer reads through these inside its transaction; replicas read whole snapshots at boot and on a resync
+ * (live-state.ts keeps them in memory after that).
  */
-import type Database from 'better-sqlite3';
+import type { Sql, StorePort } from './port.js';
 import type { EnvironmentSnapshot, FlagConfig, FlagDefinition, FlagState, Segment } from '@aviary/sdk/core';
 import type { Change, Delta } from '@aviary/sdk/protocol';
 import type { StoredFlagState } from './schema.js';
@@ -26,33 +27,13 @@ interface SegmentRow {
 }
 
 const FLAG_COLUMNS = 'f.key, f.kind, f.variants, f.description, f.tags, s.state, s.version';
-
-const cache = new WeakMap<Database.Database, ReturnType<typeof prepare>>();
-
-function prepare(sqlite: Database.Database) {
-  return {
-    flag: sqlite.prepare<[string, string], FlagRow>(
-      `SELECT ${FLAG_COLUMNS} FROM flags f JOIN flag_states s ON s.flag = f.key
-       WHERE s.environment = ? AND f.key = ? AND f.archived = 0`,
-    ),
-    flags: sqlite.prepare<[string], FlagRow>(
-      `SELECT ${FLAG_COLUMNS} FROM flags f JOIN flag_states s ON s.flag = f.key
-       WHERE s.environment = ? AND f.archived = 0 ORDER BY f.key`,
-    ),
-    segment: sqlite.prepare<[string], SegmentRow>('SELECT key, description, included, excluded, rules FROM segments WHERE key = ?'),
-    segments: sqlite.prepare<[], SegmentRow>('SELECT key, description, included, excluded, rules FROM segments ORDER BY key'),
-    envVersion: sqlite.prepare<[string], { version: number }>('SELECT version FROM environments WHERE key = ?'),
-    changes: sqlite.prepare<[string, number], { version: number; changes: string }>(
-      'SELECT version, changes FROM change_log WHERE environment = ? AND version > ? ORDER BY version',
-    ),
-  };
-}
-
-function stmts(sqlite: Database.Database) {
-  let s = cache.get(sqlite);
-  if (!s) cache.set(sqlite, (s = prepare(sqlite)));
-  return s;
-}
+const FLAG_SQL = `SELECT ${FLAG_COLUMNS} FROM flags f JOIN flag_states s ON s.flag = f.key
+  WHERE s.environment = ? AND f.key = ? AND NOT f.archived`;
+const FLAGS_SQL = `SELECT ${FLAG_COLUMNS} FROM flags f JOIN flag_states s ON s.flag = f.key
+  WHERE s.environment = ? AND NOT f.archived ORDER BY f.key`;
+const SEGMENT_SQL = 'SELECT key, description, included, excluded, rules FROM segments WHERE key = ?';
+const SEGMENTS_SQL = 'SELECT key, description, included, excluded, rules FROM segments ORDER BY key';
+const VERSION_SQL = 'SELECT version FROM environments WHERE key = ?';
 
 /** Combines a stored state and its version column into the wire FlagState. */
 export function toFlagState(state: StoredFlagState, version: number): FlagState {
@@ -73,7 +54,7 @@ function flagFromRow(row: FlagRow): FlagConfig {
     variants: JSON.parse(row.variants) as FlagConfig['variants'],
     ...(row.description ? { description: row.description } : {}),
     tags: JSON.parse(row.tags) as string[],
-    state: toFlagState(JSON.parse(row.state) as StoredFlagState, row.version),
+    state: toFlagState(JSON.parse(row.state) as StoredFlagState, Number(row.version)),
   };
 }
 
@@ -88,54 +69,71 @@ function segmentFromRow(row: SegmentRow): Segment {
 }
 
 /** One flag as SDKs of `environment` see it, or null when it does not exist there or is archived. */
-export function readFlagConfig(sqlite: Database.Database, environment: string, key: string): FlagConfig | null {
-  const row = stmts(sqlite).flag.get(environment, key);
+export async function readFlagConfig(sql: Sql, environment: string, key: string): Promise<FlagConfig | null> {
+  const row = await sql.get<FlagRow>(FLAG_SQL, [environment, key]);
   return row ? flagFromRow(row) : null;
 }
 
 /** One segment, or null. */
-export function readSegment(sqlite: Database.Database, key: string): Segment | null {
-  const row = stmts(sqlite).segment.get(key);
+export async function readSegment(sql: Sql, key: string): Promise<Segment | null> {
+  const row = await sql.get<SegmentRow>(SEGMENT_SQL, [key]);
   return row ? segmentFromRow(row) : null;
 }
 
 /** All segments. */
-export function readSegments(sqlite: Database.Database): Segment[] {
-  return stmts(sqlite).segments.all().map(segmentFromRow);
+export async function readSegments(sql: Sql): Promise<Segment[]> {
+  return (await sql.all<SegmentRow>(SEGMENTS_SQL)).map(segmentFromRow);
 }
 
 /** The environment's current version, or null when the environment does not exist. */
-export function readEnvironmentVersion(sqlite: Database.Database, environment: string): number | null {
-  return stmts(sqlite).envVersion.get(environment)?.version ?? null;
+export async function readEnvironmentVersion(sql: Sql, environment: string): Promise<number | null> {
+  const row = await sql.get<{ version: number }>(VERSION_SQL, [environment]);
+  return row ? Number(row.version) : null;
 }
 
 /**
  * The environment's snapshot (non-archived flags with their state there, all segments, the version), read in one
- * transaction so the version matches the data. Null when the environment does not exist.
+ * read-only transaction so the version matches the data, with the newest `recent` change-log deltas (oldest first,
+ * contiguous up to the version) so SDKs can resume from a version they had. Null when the environment does not exist.
  */
-export function readSnapshot(sqlite: Database.Database, environment: string): EnvironmentSnapshot | null {
-  const s = stmts(sqlite);
-  const read = sqlite.transaction((): EnvironmentSnapshot | null => {
-    const v = s.envVersion.get(environment);
-    if (!v) return null;
-    return { environment, version: v.version, flags: s.flags.all(environment).map(flagFromRow), segments: s.segments.all().map(segmentFromRow) };
-  });
-  return sqlite.inTransaction ? read() : read.deferred();
+export function readSnapshot(
+  store: StorePort,
+  environment: string,
+  recent = 0,
+): Promise<{ snapshot: EnvironmentSnapshot; deltas: Delta[] } | null> {
+  return store.transaction(
+    async (tx) => {
+      const version = await readEnvironmentVersion(tx, environment);
+      if (version === null) return null;
+      const flags = (await tx.all<FlagRow>(FLAGS_SQL, [environment])).map(flagFromRow);
+      const segments = await readSegments(tx);
+      const rows =
+        recent > 0
+          ? await tx.all<{ version: number; changes: string }>(
+              'SELECT version, changes FROM change_log WHERE environment = ? AND version > ? AND version <= ? ORDER BY version',
+              [environment, version - recent, version],
+            )
+          : [];
+      // Only a contiguous run ending at the version can serve resumes.
+      let deltas = rows.map((r) => ({ version: Number(r.version), changes: JSON.parse(r.changes) as Change[] }));
+      for (let i = deltas.length - 1; i > 0; i--) {
+        if (deltas[i - 1]!.version !== deltas[i]!.version - 1) {
+          deltas = deltas.slice(i);
+          break;
+        }
+      }
+      if (deltas.length && deltas[deltas.length - 1]!.version !== version) deltas = [];
+      return { snapshot: { environment, version, flags, segments }, deltas };
+    },
+    { readOnly: true },
+  );
 }
 
-/**
- * The deltas after `version`, in order; `[]` when the caller is current; null when the change log no longer reaches
- * back that far (or `version` is ahead of the server, e.g. after a restore from backup): the caller needs a snapshot.
- */
-export function readChangesSince(sqlite: Database.Database, environment: string, version: number): Delta[] | null {
-  const s = stmts(sqlite);
-  const read = sqlite.transaction((): Delta[] | null => {
-    const current = s.envVersion.get(environment)?.version;
-    if (current === undefined || !Number.isInteger(version) || version < 0 || version > current) return null;
-    if (version === current) return [];
-    const rows = s.changes.all(environment, version);
-    if (rows[0]?.version !== version + 1 || rows.length !== current - version) return null;
-    return rows.map((r) => ({ version: r.version, changes: JSON.parse(r.changes) as Change[] }));
-  });
-  return sqlite.inTransaction ? read() : read.deferred();
+/** The change-log deltas of `environment` after `version`, in order (what a replica reads when it follows the log). */
+export async function readChangeLog(sql: Sql, environment: string, after: number, limit = 1000): Promise<Delta[]> {
+  const rows = await sql.all<{ version: number; changes: string }>(
+    'SELECT version, changes FROM change_log WHERE environment = ? AND version > ? ORDER BY version LIMIT ?',
+    [environment, after, limit],
+  );
+  return rows.map((r) => ({ version: Number(r.version), changes: JSON.parse(r.changes) as Change[] }));
 }
