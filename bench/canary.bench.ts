@@ -16,6 +16,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { SqlitePort } from '../server/storage/sqlite-port.js';
 import { buildApp } from '../server/app.js';
 import { medianP90, seededRandom, simulateCanary, type Scenario } from '../server/canary/simulation.js';
 import { DEFAULT_GUARD } from '../server/canary/document.js';
@@ -298,7 +299,7 @@ async function ingestBench() {
       );
     }
     // Every acknowledged flush was counted exactly once.
-    const counted = (app.sqlite.prepare('SELECT COUNT(*) AS n FROM sdk_reports').get() as { n: number }).n;
+    const counted = ((app.store as SqlitePort).sqlite.prepare('SELECT COUNT(*) AS n FROM sdk_reports').get() as { n: number }).n;
     // Histogram values carry their series name (`_sum`, `_count`, `_bucket`) at run time; prom-client's type omits it.
     const batch = ((await app.prometheus.registry.getSingleMetric('aviary_metrics_batch_seconds')?.get())?.values ?? []) as Array<{
       metricName?: string;
@@ -311,7 +312,7 @@ async function ingestBench() {
     console.log(
       `  ingest batches: ${count.toLocaleString('en')}, mean commit ${((sum / Math.max(1, count)) * 1000).toFixed(2)} ms, ${pct(under5 / Math.max(1, count))} under 5 ms`,
     );
-    const rows = app.sqlite.prepare("SELECT SUM(evaluations) AS e FROM metrics_minute WHERE flag = 'bench-0' AND variant = 'on'").get() as {
+    const rows = (app.store as SqlitePort).sqlite.prepare("SELECT SUM(evaluations) AS e FROM metrics_minute WHERE flag = 'bench-0' AND variant = 'on'").get() as {
       e: number;
     };
     console.log(

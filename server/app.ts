@@ -23,8 +23,9 @@
  *   write (admin writes and SDK metrics reports do it in an onSend hook). Checkpoints run on a worker (storage/checkpointer.ts);
  *   an unclean stop moves environment versions forward at the next boot (storage/server-state.ts).
  */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
-import type Database from 'better-sqlite3';
 import type { Delta } from '@aviary/sdk/protocol';
 import type { EnvironmentSnapshot } from '@aviary/sdk/core';
 import { adminAuthHook, sdkAuthHook } from './auth/hooks.js';
@@ -56,22 +57,27 @@ import { setupCanaries, type CanaryOptions } from './canary/canary-setup.js';
 import { canaryRoutes } from './canary/canary-routes.js';
 import { DEFAULT_EVALUATION_TIME, EvaluationTimeBudget, type EvaluationTimeLimits } from './limits/evaluation-time.js';
 import { ChangeFeed } from './storage/change-feed.js';
-import { openDatabase, type AviaryDb, type OpenDatabase } from './storage/db.js';
+import { ChangeFollower } from './storage/change-follower.js';
 import { EnvironmentStore } from './storage/environment-store.js';
 import { AuditStore } from './storage/audit-store.js';
 import { FlagStore } from './storage/flag-store.js';
+import { LiveState } from './storage/live-state.js';
+import type { StorePort } from './storage/port.js';
 import { SegmentStore } from './storage/segment-store.js';
-import { Checkpointer } from './storage/checkpointer.js';
 import { markRunning, markStopped } from './storage/server-state.js';
-import { readChangesSince, readEnvironmentVersion, readSnapshot } from './storage/snapshot.js';
+import { openSqlite } from './storage/sqlite-port.js';
 import { Writer, type Actor, DEFAULT_CHANGE_LOG_LIMIT } from './storage/writer.js';
+import { SingleProcessDuties, type Duties } from './cluster/duties.js';
+import { LeaseDuties } from './cluster/leases.js';
 
 /** Options of {@link buildApp}. */
 export interface BuildAppOptions {
-  /** SQLite file to open (and migrate). Ignored when `database` is given. */
+  /** SQLite file to open (and migrate). Ignored when `store` is given. */
   dbPath?: string;
-  /** An already open (and migrated) database. The app closes it on `app.close()` either way. */
-  database?: OpenDatabase;
+  /** An already open (and migrated) store: SQLite (`openSqlite`) or PostgreSQL (`openPostgres`). The app closes it. */
+  store?: StorePort;
+  /** Replicas on PostgreSQL: how often to poll the change log in case a notification was lost, lease timings. */
+  replica?: { pollMs?: number; leaseMs?: number; id?: string };
   /** Accepted as an admin token (`AVIARY_ADMIN_TOKEN`). */
   adminToken?: string;
   /** Environment key → SDK key (`AVIARY_SDK_KEY_<ENV>`). */
@@ -128,8 +134,16 @@ export interface Receipts {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    db: AviaryDb;
-    sqlite: Database.Database;
+    /** The database (store port: server/storage/port.ts). */
+    store: StorePort;
+    /** This replica's in-memory snapshots of every environment (server/storage/live-state.ts). */
+    live: LiveState;
+    /** How committed changes reach this replica (server/storage/change-follower.ts). */
+    follower: ChangeFollower;
+    /** Which background duties this replica owns (server/cluster/). */
+    duties: Duties;
+    /** This replica's id (leases, its row of connected SDKs). */
+    replicaId: string;
     writer: Writer;
     stores: Stores;
     snapshots: Snapshots;
@@ -151,7 +165,7 @@ declare module 'fastify' {
 
 /** Builds the app: opens/migrates the database, boots defaults and tokens, registers every route plugin. */
 export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyInstance> {
-  const database = options.database ?? openDatabase(options.dbPath ?? './data/aviary.db');
+  const store = options.store ?? openSqlite(options.dbPath ?? './data/aviary.db');
   const now = options.now ?? Date.now;
   const loggerOption = options.logger ?? false;
   const isLoggerInstance = typeof loggerOption === 'object' && loggerOption !== null && 'child' in loggerOption;
@@ -175,49 +189,65 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     frameworkErrors: problemFrameworkErrors,
   });
 
+  const changeLogLimit = options.changeLogLimit ?? DEFAULT_CHANGE_LOG_LIMIT;
   const feed = new ChangeFeed();
-  const writer = new Writer(database.db, database.sqlite, feed, now, options.changeLogLimit ?? DEFAULT_CHANGE_LOG_LIMIT, app.log);
-  const environments = new EnvironmentStore(database.sqlite, writer, feed);
-  const tokens = new TokenStore(database.sqlite, writer, feed, now);
-  const flags = new FlagStore(database.sqlite, writer);
-  const segments = new SegmentStore(database.sqlite, writer, (key) => flags.usingSegment(key));
-  const audit = new AuditStore(database.sqlite);
+  const live = new LiveState(store, changeLogLimit);
+  const follower = new ChangeFollower(store, live, feed, app.log, now);
+  const writer = new Writer(store, (events) => follower.publish(events), now, changeLogLimit);
+  const environments = new EnvironmentStore(store, writer, feed, (env) => live.load(env));
+  const tokens = new TokenStore(store, writer, feed, now);
+  const flags = new FlagStore(store, writer);
+  const segments = new SegmentStore(store, writer, (key, sql) => flags.usingSegment(key, sql));
+  const audit = new AuditStore(store);
+  const replicaId = options.replica?.id ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  const duties: Duties =
+    store.dialect === 'postgres'
+      ? new LeaseDuties(store, { log: app.log, holder: replicaId, ...(options.replica?.leaseMs ? { leaseMs: options.replica.leaseMs } : {}) })
+      : new SingleProcessDuties();
 
-  const checkpointer = Checkpointer.start(database.sqlite, app.log);
   let boot: BootInfo;
   try {
-    environments.ensureDefaults();
-    if (markRunning(database.sqlite, writer, now()).recovered) {
+    await environments.ensureDefaults();
+    if ((await markRunning(store, writer, now())).recovered) {
       app.log.warn('the previous server process did not stop cleanly: environment versions moved forward so every SDK resyncs');
     }
-    boot = tokens.bootstrap({
+    boot = await tokens.bootstrap({
       adminToken: options.adminToken,
       sdkKeys: options.sdkKeys ?? {},
-      environments: environments.list().map((e) => e.key),
+      environments: (await environments.list()).map((e) => e.key),
     });
+    await follower.loadAll();
+    await follower.follow(options.replica?.pollMs ?? 2000);
+    await tokens.follow();
   } catch (err) {
     // A configuration error (an SDK key for an unknown environment, say): release the database before failing.
-    await checkpointer?.stop();
-    database.close();
+    await follower.close();
+    await store.close();
     throw err;
   }
 
-  app.decorate('db', database.db);
-  app.decorate('sqlite', database.sqlite);
+  app.decorate('store', store);
+  app.decorate('live', live);
+  app.decorate('follower', follower);
+  app.decorate('duties', duties);
+  app.decorate('replicaId', replicaId);
   app.decorate('writer', writer);
   app.decorate('changeFeed', feed);
   app.decorate('now', now);
   app.decorate('boot', boot);
   app.decorate('stores', { environments, tokens, flags, segments, audit } satisfies Stores);
   app.decorate('snapshots', {
-    get: (env: string) => readSnapshot(database.sqlite, env),
-    version: (env: string) => readEnvironmentVersion(database.sqlite, env),
-    changesSince: (env: string, version: number) => readChangesSince(database.sqlite, env, version),
+    get: (env: string) => live.get(env),
+    version: (env: string) => live.version(env),
+    changesSince: (env: string, version: number) => live.changesSince(env, version),
   } satisfies Snapshots);
   app.decorate('auth', createAuthenticator(tokens, feed));
   app.decorate('evaluationTime', new EvaluationTimeBudget({ ...DEFAULT_EVALUATION_TIME, ...options.evaluationTime }));
   app.decorateRequest('actor', undefined);
   app.decorateRequest('sdk', undefined);
+  // Background duties start once the server is ready and are given up first on close, so another replica takes over.
+  app.addHook('onReady', async () => duties.start());
+  app.addHook('preClose', async () => duties.stop());
 
   // Bodies are JSON (and form bodies on the kill switches): fastify's default text/plain parser would hand a string to
   // the validator, answering 400 "must be object" where a wrong media type deserves 415.
@@ -234,10 +264,9 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   });
   await app.register(openapiRoute);
   app.addHook('onClose', async () => {
-    writer.close();
-    await checkpointer?.stop();
-    if (database.sqlite.open) markStopped(database.sqlite);
-    database.close();
+    await follower.close();
+    await markStopped(store).catch((err: unknown) => app.log.warn({ err }, 'cannot record the clean stop'));
+    await store.close();
   });
   // Metrics ingestion and canaries: the guard runs after every ingest batch that touched a flag.
   setupMetrics(app, options.metrics ?? {}, (touched) => app.canaries.outcomesArrived(touched));

@@ -25,6 +25,12 @@ export interface ServerConfig {
   host: string;
   port: number;
   dbPath: string;
+  /** `AVIARY_DATABASE_URL`: PostgreSQL (replicas, CONTRACT §9); wins over `AVIARY_DB` when both are set. */
+  databaseUrl?: string;
+  /** `AVIARY_DB_TIMEOUT_MS`: how long a request waits for the database before answering 503. Default 5000. */
+  dbTimeoutMs: number;
+  /** `AVIARY_REPLICA_POLL_MS`: how often a replica polls the change log in case a notification was lost. Default 2000. */
+  replicaPollMs: number;
   /** `AVIARY_ADMIN_TOKEN`, accepted as an admin token when set. */
   adminToken?: string;
   /** `AVIARY_SDK_KEY_<ENV>`: environment key (lower-cased, `_` → `-`) → SDK key. */
@@ -126,10 +132,17 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   if (!Number.isFinite(shutdownTimeoutMs) || shutdownTimeoutMs < 0) {
     throw new Error(`AVIARY_SHUTDOWN_TIMEOUT_MS must be a non-negative number, got ${JSON.stringify(env.AVIARY_SHUTDOWN_TIMEOUT_MS)}`);
   }
+  const databaseUrl = env.AVIARY_DATABASE_URL || undefined;
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new Error('AVIARY_DATABASE_URL must be a postgres:// URL (postgres://user:password@host:port/database)');
+  }
   return {
     host: env.AVIARY_HOST || '127.0.0.1',
     port,
     dbPath: env.AVIARY_DB || './data/aviary.db',
+    ...(databaseUrl ? { databaseUrl } : {}),
+    dbTimeoutMs: positive(env, 'AVIARY_DB_TIMEOUT_MS', 5000),
+    replicaPollMs: positive(env, 'AVIARY_REPLICA_POLL_MS', 2000),
     ...(adminToken ? { adminToken } : {}),
     sdkKeys,
     logLevel: env.AVIARY_LOG_LEVEL || 'info',

@@ -217,6 +217,9 @@ export function problemForError(error: FastifyError, instance: string | undefine
  * transactions are all-or-nothing), so a retry is safe. Answers the detail and the seconds to wait, or null.
  */
 export function storageUnavailable(error: unknown): { detail: string; retryAfterSeconds: number } | null {
+  if (error instanceof Error && error.name === 'DatabaseUnavailableError') {
+    return { detail: 'The database does not answer; nothing was changed. Retry shortly (any replica).', retryAfterSeconds: 2 };
+  }
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code !== 'string') return null;
   if (code === 'SQLITE_FULL' || code === 'ENOSPC')

@@ -5,8 +5,10 @@
 import { buildApp } from './app.js';
 import { readConfig, type ServerConfig } from './config.js';
 import { loggerOptions } from './ops/logging.js';
-import { openDatabase, type OpenDatabase } from './storage/db.js';
 import { DatabaseLockedError } from './storage/db-lock.js';
+import type { StorePort } from './storage/port.js';
+import { openPostgres } from './storage/postgres-port.js';
+import { openSqlite } from './storage/sqlite-port.js';
 
 async function main(): Promise<void> {
   let config: ServerConfig;
@@ -16,15 +18,19 @@ async function main(): Promise<void> {
     process.stderr.write(`aviary: ${(err as Error).message}\n`);
     process.exit(2);
   }
-  let database: OpenDatabase;
+  let store: StorePort;
   try {
-    database = openDatabase(config.dbPath);
+    store = config.databaseUrl
+      ? await openPostgres(config.databaseUrl, { timeoutMs: config.dbTimeoutMs })
+      : openSqlite(config.dbPath);
   } catch (err) {
-    process.stderr.write(`aviary: ${bootFailure(config.dbPath, err)}\n`);
+    const where = config.databaseUrl ? redactUrl(config.databaseUrl) : config.dbPath;
+    process.stderr.write(`aviary: ${config.databaseUrl ? `cannot open the database ${where}: ${(err as Error).message}` : bootFailure(where, err)}\n`);
     process.exit(err instanceof DatabaseLockedError ? 3 : 1);
   }
   const app = await buildApp({
-    database,
+    store,
+    replica: { pollMs: config.replicaPollMs },
     ...(config.adminToken ? { adminToken: config.adminToken } : {}),
     sdkKeys: config.sdkKeys,
     logger: loggerOptions(config.logLevel),
@@ -54,8 +60,7 @@ async function main(): Promise<void> {
     app.log.info({ signal }, 'shutting down: draining in-flight requests');
     const timer = setTimeout(() => {
       app.log.error('drain timed out; closing the database and exiting');
-      database.close();
-      process.exit(1);
+      void store.close().finally(() => process.exit(1));
     }, config.shutdownTimeoutMs);
     timer.unref();
     app.close().then(
@@ -70,7 +75,18 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
 
   const address = await app.listen({ host: config.host, port: config.port });
-  app.log.info({ address, db: config.dbPath }, 'aviary listening');
+  app.log.info({ address, db: config.databaseUrl ? redactUrl(config.databaseUrl) : config.dbPath }, 'aviary listening');
+}
+
+/** The URL without its password, for logs and messages. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres://…';
+  }
 }
 
 /** Why the database at `path` could not be opened, in words an operator can act on (the file is always named). */

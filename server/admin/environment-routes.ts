@@ -6,18 +6,18 @@ import { routeSchema } from '../openapi/validation.js';
 
 export const environmentRoutes: FastifyPluginAsync = async (app) => {
   app.get<RouteOf<'listEnvironments'>>('/environments', { schema: routeSchema('listEnvironments') }, async () => ({
-    environments: app.stores.environments.list(),
+    environments: await app.stores.environments.list(),
   }));
 
   app.post<RouteOf<'createEnvironment'>>('/environments', { schema: routeSchema('createEnvironment') }, async (request, reply) => {
     const { key, name = key } = request.body;
-    const created = app.stores.environments.create(request.actor!, { key, name });
+    const created = await app.stores.environments.create(request.actor!, { key, name });
     if (!created) throw problem('conflict', `Environment "${key}" already exists.`);
     return reply.header('location', `/api/v1/environments/${key}`).code(201).send(created);
   });
 
   app.get<RouteOf<'getEnvironment'>>('/environments/:env', { schema: routeSchema('getEnvironment') }, async (request) => {
-    const env = app.stores.environments.get(request.params.env);
+    const env = await app.stores.environments.get(request.params.env);
     if (!env) throw problem('not-found', `No environment "${request.params.env}".`);
     return env;
   });

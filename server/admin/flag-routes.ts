@@ -18,11 +18,11 @@ export const flagRoutes: FastifyPluginAsync = async (app) => {
     if ((enabled !== undefined || killed !== undefined) && environment === undefined) {
       issues.push({ path: '/query/environment', message: 'is required with "enabled" or "killed"' });
     }
-    if (environment !== undefined && !app.stores.environments.get(environment))
+    if (environment !== undefined && !(await app.stores.environments.get(environment)))
       issues.push({ path: '/query/environment', message: `no environment "${environment}"` });
     if (issues.length) throw validationError(issues);
     return {
-      flags: app.stores.flags.list({
+      flags: await app.stores.flags.list({
         ...(tag !== undefined ? { tag } : {}),
         ...(archived !== undefined ? { archived } : {}),
         ...(q !== undefined ? { q } : {}),
@@ -34,7 +34,7 @@ export const flagRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.post<RouteOf<'createFlag'>>('/flags', { schema: routeSchema('createFlag') }, async (request, reply) => {
-    const flag = app.stores.flags.create(request.actor!, request.body);
+    const flag = await app.stores.flags.create(request.actor!, request.body);
     return reply
       .header('etag', `"${flagETag(flag.revision)}"`)
       .header('location', `/api/v1/flags/${flag.key}`)
@@ -43,7 +43,7 @@ export const flagRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.get<RouteOf<'getFlag'>>('/flags/:key', { schema: routeSchema('getFlag') }, async (request, reply) => {
-    const flag = app.stores.flags.get(request.params.key);
+    const flag = await app.stores.flags.get(request.params.key);
     if (!flag) throw problem('not-found', `No flag "${request.params.key}".`);
     return reply
       .header('etag', `"${flagETag(flag.revision)}"`)
@@ -52,7 +52,7 @@ export const flagRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.patch<RouteOf<'updateFlag'>>('/flags/:key', { schema: routeSchema('updateFlag') }, async (request, reply) => {
-    const flag = app.stores.flags.patch(request.actor!, request.params.key, request.body, parseIfMatch(request.headers['if-match']));
+    const flag = await app.stores.flags.patch(request.actor!, request.params.key, request.body, parseIfMatch(request.headers['if-match']));
     return reply
       .header('etag', `"${flagETag(flag.revision)}"`)
       .code(200)
@@ -60,8 +60,8 @@ export const flagRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.delete<RouteOf<'deleteFlag'>>('/flags/:key', { schema: routeSchema('deleteFlag') }, async (request, reply) => {
-    if (!app.stores.flags.get(request.params.key)) throw problem('not-found', `No flag "${request.params.key}".`);
-    const flag = app.stores.flags.archive(request.actor!, request.params.key, parseIfMatch(request.headers['if-match']));
+    if (!(await app.stores.flags.get(request.params.key))) throw problem('not-found', `No flag "${request.params.key}".`);
+    const flag = await app.stores.flags.archive(request.actor!, request.params.key, parseIfMatch(request.headers['if-match']));
     return reply
       .header('etag', `"${flagETag(flag.revision)}"`)
       .code(200)

@@ -37,8 +37,9 @@ function parseFormBody(_request: unknown, body: string | Buffer, done: (err: Err
 }
 
 export const flagStateRoutes: FastifyPluginAsync = async (app) => {
-  const requireEnv = (env: string) => {
-    if (!app.stores.environments.get(env)) throw problem('not-found', `No environment "${env}".`);
+  // This replica's live state answers at once; the database only for an environment it has not heard of yet.
+  const requireEnv = async (env: string) => {
+    if (app.snapshots.version(env) === null && !(await app.stores.environments.get(env))) throw problem('not-found', `No environment "${env}".`);
   };
 
   /** Kill/revive answer: the state, whether it changed, the environment version that carries it, and delivery. */
@@ -52,9 +53,9 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
 
   app.get<RouteOf<'getFlagState'>>('/flags/:key/environments/:env', { schema: routeSchema('getFlagState') }, async (request, reply) => {
     const { key, env } = request.params;
-    if (!app.stores.flags.get(key)) throw problem('not-found', `No flag "${key}".`);
-    requireEnv(env);
-    const state = app.stores.flags.getState(env, key);
+    if (!(await app.stores.flags.get(key))) throw problem('not-found', `No flag "${key}".`);
+    await requireEnv(env);
+    const state = await app.stores.flags.getState(env, key);
     if (!state) throw problem('not-found', `Flag "${key}" has no state in "${env}".`);
     return reply
       .header('etag', `"${stateETag(state.version)}"`)
@@ -64,9 +65,9 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
 
   app.put<RouteOf<'putFlagState'>>('/flags/:key/environments/:env', { schema: routeSchema('putFlagState') }, async (request, reply) => {
     const { key, env } = request.params;
-    requireEnv(env);
+    await requireEnv(env);
     const { reason = null, ...state } = request.body;
-    const result = app.stores.flags.putState(request.actor!, env, key, state, parseIfMatch(request.headers['if-match']), reason);
+    const result = await app.stores.flags.putState(request.actor!, env, key, state, parseIfMatch(request.headers['if-match']), reason);
     return reply
       .header('etag', `"${stateETag(result.state.version)}"`)
       .code(200)
@@ -81,7 +82,7 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
 
     switches.post<RouteOf<'killFlag'>>('/flags/:key/environments/:env/kill', { schema: routeSchema('killFlag') }, async (request, reply) => {
       const { key, env } = request.params;
-      const result = app.stores.flags.kill(request.actor!, env, key, request.body?.reason ?? null);
+      const result = await app.stores.flags.kill(request.actor!, env, key, request.body?.reason ?? null);
       // On stable storage now, on this thread: under SDK load an fsync on the thread pool is followed by a wait for the
       // event loop to come back round, and that wait (not the disk) dominated the kill's latency (bench:server).
       if (result.changed) app.writer.durableSync();
@@ -94,7 +95,7 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
 
     switches.post<RouteOf<'reviveFlag'>>('/flags/:key/environments/:env/revive', { schema: routeSchema('reviveFlag') }, async (request, reply) => {
       const { key, env } = request.params;
-      const result = app.stores.flags.revive(request.actor!, env, key, request.body?.reason ?? null);
+      const result = await app.stores.flags.revive(request.actor!, env, key, request.body?.reason ?? null);
       if (result.changed) app.writer.durableSync();
       const body = await switchResult(env, result, request.query.waitMs);
       return reply
@@ -108,12 +109,12 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
       const except = request.body?.except ?? [];
       // Keys the schema let through (they match the key pattern) must also name flags: a typo must not leave a flag on.
       const issues: ProblemIssue[] = [];
-      except.forEach((k, i) => {
-        if (!app.stores.flags.get(k)) issues.push({ path: `/except/${i}`, message: `no flag "${k}"` });
-      });
+      for (const [i, k] of except.entries()) {
+        if (!(await app.stores.flags.get(k))) issues.push({ path: `/except/${i}`, message: `no flag "${k}"` });
+      }
       if (issues.length) throw validationError(issues);
-      requireEnv(env);
-      const result = app.stores.flags.killAll(request.actor!, env, { reason: request.body?.reason ?? null, except });
+      await requireEnv(env);
+      const result = await app.stores.flags.killAll(request.actor!, env, { reason: request.body?.reason ?? null, except });
       // The panic button is as urgent as one kill switch: fsync now rather than after the event loop comes back round.
       app.writer.durableSync();
       return result;
@@ -121,8 +122,8 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
 
     switches.post<RouteOf<'reviveAll'>>('/environments/:env/revive-all', { schema: routeSchema('reviveAll') }, async (request) => {
       const { env } = request.params;
-      requireEnv(env);
-      const result = app.stores.flags.reviveAll(request.actor!, env, request.body?.reason ?? null);
+      await requireEnv(env);
+      const result = await app.stores.flags.reviveAll(request.actor!, env, request.body?.reason ?? null);
       app.writer.durableSync();
       return result;
     });

@@ -6,21 +6,21 @@ import type { RouteOf } from '../openapi/route-types.js';
 import { routeSchema } from '../openapi/validation.js';
 
 export const segmentRoutes: FastifyPluginAsync = async (app) => {
-  app.get<RouteOf<'listSegments'>>('/segments', { schema: routeSchema('listSegments') }, async () => ({ segments: app.stores.segments.list() }));
+  app.get<RouteOf<'listSegments'>>('/segments', { schema: routeSchema('listSegments') }, async () => ({ segments: await app.stores.segments.list() }));
 
   app.post<RouteOf<'createSegment'>>('/segments', { schema: routeSchema('createSegment') }, async (request, reply) => {
-    const segment = app.stores.segments.create(request.actor!, request.body);
+    const segment = await app.stores.segments.create(request.actor!, request.body);
     return reply.header('etag', `"r${segment.revision}"`).header('location', `/api/v1/segments/${segment.key}`).code(201).send(segment);
   });
 
   app.get<RouteOf<'getSegment'>>('/segments/:key', { schema: routeSchema('getSegment') }, async (request, reply) => {
-    const segment = app.stores.segments.get(request.params.key);
+    const segment = await app.stores.segments.get(request.params.key);
     if (!segment) throw problem('not-found', `No segment "${request.params.key}".`);
     return reply.header('etag', `"r${segment.revision}"`).code(200).send(segment);
   });
 
   app.put<RouteOf<'putSegment'>>('/segments/:key', { schema: routeSchema('putSegment') }, async (request, reply) => {
-    const { segment, created } = app.stores.segments.put(request.actor!, request.params.key, request.body, parseIfMatch(request.headers['if-match']));
+    const { segment, created } = await app.stores.segments.put(request.actor!, request.params.key, request.body, parseIfMatch(request.headers['if-match']));
     return reply
       .header('etag', `"r${segment.revision}"`)
       .code(created ? 201 : 200)
@@ -28,7 +28,7 @@ export const segmentRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.delete<RouteOf<'deleteSegment'>>('/segments/:key', { schema: routeSchema('deleteSegment') }, async (request, reply) => {
-    app.stores.segments.delete(request.actor!, request.params.key, parseIfMatch(request.headers['if-match']));
+    await app.stores.segments.delete(request.actor!, request.params.key, parseIfMatch(request.headers['if-match']));
     return reply.code(204).send();
   });
 };

@@ -5,7 +5,7 @@ import type { RouteOf } from '../openapi/route-types.js';
 import { routeSchema } from '../openapi/validation.js';
 
 export const tokenRoutes: FastifyPluginAsync = async (app) => {
-  app.get<RouteOf<'listTokens'>>('/tokens', { schema: routeSchema('listTokens') }, async () => ({ tokens: app.stores.tokens.list() }));
+  app.get<RouteOf<'listTokens'>>('/tokens', { schema: routeSchema('listTokens') }, async () => ({ tokens: await app.stores.tokens.list() }));
 
   app.post<RouteOf<'createToken'>>('/tokens', { schema: routeSchema('createToken') }, async (request, reply) => {
     // The schema has checked the fields one by one; what is left is how they combine, and what exists.
@@ -14,14 +14,14 @@ export const tokenRoutes: FastifyPluginAsync = async (app) => {
     if (name.trim().length === 0) issues.push({ path: '/name', message: 'must not be blank' });
     if (kind === 'sdk') {
       if (typeof environment !== 'string') issues.push({ path: '/environment', message: 'is required for SDK tokens' });
-      else if (!app.stores.environments.get(environment)) issues.push({ path: '/environment', message: `no environment "${environment}"` });
+      else if (!(await app.stores.environments.get(environment))) issues.push({ path: '/environment', message: `no environment "${environment}"` });
     } else if (environment !== undefined && environment !== null) {
       issues.push({ path: '/environment', message: 'admin tokens are not scoped to an environment' });
     }
     // CONTRACT §16: an SDK key is server-side (secret) unless created with clientSide: true (public, for browsers).
     if (clientSide === true && kind !== 'sdk') issues.push({ path: '/clientSide', message: 'only SDK keys are client-side or server-side' });
     if (issues.length) throw validationError(issues);
-    const created = app.stores.tokens.create(request.actor!, {
+    const created = await app.stores.tokens.create(request.actor!, {
       kind,
       environment: kind === 'sdk' ? (environment ?? null) : null,
       name,
@@ -32,21 +32,21 @@ export const tokenRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.get<RouteOf<'getToken'>>('/tokens/:id', { schema: routeSchema('getToken') }, async (request) => {
-    const token = app.stores.tokens.get(request.params.id);
+    const token = await app.stores.tokens.get(request.params.id);
     if (!token) throw problem('not-found', `No token "${request.params.id}".`);
     return token;
   });
 
   app.delete<RouteOf<'deleteToken'>>('/tokens/:id', { schema: routeSchema('deleteToken') }, async (request) => {
     const { id } = request.params;
-    const token = app.stores.tokens.get(id);
+    const token = await app.stores.tokens.get(id);
     if (!token) throw problem('not-found', `No token "${id}".`);
     if (token.configured && token.revokedAt === null) {
       throw problem('conflict', `Token "${token.name}" comes from the server's environment variables; unset the variable and restart to revoke it.`);
     }
-    if (token.kind === 'admin' && token.revokedAt === null && app.stores.tokens.activeAdminCount() <= 1) {
+    if (token.kind === 'admin' && token.revokedAt === null && (await app.stores.tokens.activeAdminCount()) <= 1) {
       throw problem('conflict', 'This is the last active admin token; create another admin token before revoking it.');
     }
-    return app.stores.tokens.revoke(request.actor!, id, request.body?.reason ?? null)!;
+    return (await app.stores.tokens.revoke(request.actor!, id, request.body?.reason ?? null))!;
   });
 };

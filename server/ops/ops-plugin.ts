@@ -13,10 +13,19 @@ import { problemDocument, sendProblem } from '../errors.js';
 import { AuthFailureLimiter, type AuthFailureLimiterOptions } from '../rate-limit/auth-failure-limiter.js';
 import type { AuthFailureEvent } from '../storage/change-feed.js';
 import { MIGRATIONS_FOLDER } from '../storage/db.js';
+import { readSnapshot } from '../storage/snapshot.js';
+import { SqlitePort } from '../storage/sqlite-port.js';
 import { createServerMetrics, type ServerMetrics } from './prometheus.js';
 import { registerHistogram } from './request-metrics.js';
 import type { RequestLogController } from './request-log.js';
-import { FSYNC_BUCKETS } from '../storage/wal-sync.js';
+import { FSYNC_BUCKETS, type FsyncStats } from '../storage/wal-sync.js';
+
+const EMPTY_FSYNC_STATS: FsyncStats = { counts: new Array<number>(FSYNC_BUCKETS.length + 1).fill(0), sum: 0, count: 0 };
+
+/** Where a dialect's migrations live (migrations/sqlite, migrations/postgres). */
+function migrationsFolder(dialect: 'sqlite' | 'postgres'): string {
+  return dialect === 'sqlite' ? MIGRATIONS_FOLDER : join(MIGRATIONS_FOLDER, '..', 'postgres');
+}
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -47,23 +56,23 @@ export interface OpsOptions {
   requestLog?: RequestLogController;
 }
 
-/** The `when` of the newest migration in `migrations/meta/_journal.json`: the database must have applied it. */
-function latestMigration(): number {
-  const journal = JSON.parse(readFileSync(join(MIGRATIONS_FOLDER, 'meta', '_journal.json'), 'utf8')) as {
+/** The `when` of the newest migration in the dialect's `meta/_journal.json`: the database must have applied it. */
+function latestMigration(dialect: 'sqlite' | 'postgres'): number {
+  const journal = JSON.parse(readFileSync(join(migrationsFolder(dialect), 'meta', '_journal.json'), 'utf8')) as {
     entries: { when: number }[];
   };
   return Math.max(0, ...journal.entries.map((e) => e.when));
 }
 
 const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, options) => {
-  const metrics = createServerMetrics(app.sqlite);
+  const metrics = createServerMetrics(() => app.live.environments().map((env) => app.live.get(env)!));
   const limiter = new AuthFailureLimiter({ now: app.now, ...options.authFailures });
   registerHistogram(
     metrics.registry,
     'aviary_wal_fsync_seconds',
     "Duration of each WAL fsync that acknowledged writes wait for (kill switches included): the disk's share of write latency.",
     FSYNC_BUCKETS,
-    () => app.writer.fsyncStats,
+    () => (app.store instanceof SqlitePort ? app.store.fsyncStats : EMPTY_FSYNC_STATS),
   );
   app.decorate('prometheus', metrics);
   app.decorate('authLimiter', limiter);
@@ -93,21 +102,27 @@ const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, opti
 
   app.get('/healthz', async () => ({ status: 'ok' as const }));
 
-  const required = latestMigration();
+  const required = latestMigration(app.store.dialect);
   const READ_CHECK_MS = 1000;
+  const PING_MS = 1000;
   const lastReadCheck: { at: number; error: unknown } = { at: -Infinity, error: null };
   app.get('/readyz', async (request, reply) => {
     const instance = '/readyz';
-    if (!app.sqlite.open) {
+    try {
+      await app.store.ping(PING_MS);
+    } catch (err) {
+      request.log.warn({ err }, 'readiness: the database does not answer');
       return sendProblem(
         reply,
-        problemDocument('unavailable', 'The database is not open.', { instance, extensions: { checks: { database: 'closed' } } }),
+        problemDocument('unavailable', 'The database does not answer; connected SDKs keep their flags, writes are refused until it is back.', {
+          instance,
+          extensions: { checks: { database: 'unreachable' } },
+        }),
       );
     }
     let applied = 0;
     try {
-      const row = app.sqlite.prepare('SELECT max(created_at) AS at FROM __drizzle_migrations').get() as { at: number | null } | undefined;
-      applied = row?.at ?? 0;
+      applied = (await app.store.latestMigration()) ?? 0;
     } catch (err) {
       request.log.warn({ err }, 'readiness: cannot read the migrations table');
       return sendProblem(
@@ -127,12 +142,16 @@ const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, opti
         }),
       );
     }
-    // Ready means able to serve flags: read what SDKs and the console read (every environment's snapshot), at most
-    // once per READ_CHECK_MS whatever the probe rate, so a damaged table is not reported ready.
+    // Ready means able to serve flags: read what SDKs and the console read (every environment's snapshot, from the
+    // database) and check this replica holds every environment, at most once per READ_CHECK_MS whatever the probe
+    // rate, so a damaged table is not reported ready.
     if (app.now() - lastReadCheck.at >= READ_CHECK_MS) {
       lastReadCheck.at = app.now();
       try {
-        for (const env of app.stores.environments.list()) app.snapshots.get(env.key);
+        for (const env of await app.stores.environments.list()) {
+          await readSnapshot(app.store, env.key);
+          if (!app.live.has(env.key)) await app.follower.syncAll();
+        }
         lastReadCheck.error = null;
       } catch (err) {
         lastReadCheck.error = err;

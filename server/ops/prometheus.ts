@@ -3,7 +3,7 @@
  * one, so several apps in one process (tests, benchmarks) do not collide; other plugins add their own metrics to
  * `app.prometheus.registry`.
  */
-import type Database from 'better-sqlite3';
+import type { EnvironmentSnapshot } from '@aviary/sdk/core';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { RequestMetrics } from './request-metrics.js';
 
@@ -19,10 +19,10 @@ export interface ServerMetrics {
 }
 
 /**
- * Creates the registry and the server's metrics. `sqlite` is read at scrape time for `aviary_flags` (flag counts per
+ * Creates the registry and the server's metrics. `snapshots` (this replica's live state) is read at scrape time for `aviary_flags` (flag counts per
  * environment and kill-switch state), so the gauge is always what the database says, with no bookkeeping on writes.
  */
-export function createServerMetrics(sqlite: Database.Database): ServerMetrics {
+export function createServerMetrics(snapshots: () => EnvironmentSnapshot[]): ServerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'aviary_' });
   const requests = new RequestMetrics(registry, [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]);
@@ -37,14 +37,6 @@ export function createServerMetrics(sqlite: Database.Database): ServerMetrics {
     help: 'Requests refused with 429 because their client address failed authentication too often.',
     registers: [registry],
   });
-  const countFlags = sqlite.prepare<[], { environment: string; enabled: number; n: number }>(
-    `SELECT fs.environment AS environment, CASE WHEN json_extract(fs.state, '$.enabled') THEN 1 ELSE 0 END AS enabled,
-            count(*) AS n
-       FROM flag_states fs JOIN flags f ON f.key = fs.flag
-      WHERE f.archived = 0
-      GROUP BY 1, 2`,
-  );
-  const listEnvironments = sqlite.prepare<[], { key: string }>('SELECT key FROM environments');
   new Gauge({
     name: 'aviary_flags',
     help: 'Flags (not archived) per environment, by kill-switch state (enabled="false": killed).',
@@ -52,14 +44,12 @@ export function createServerMetrics(sqlite: Database.Database): ServerMetrics {
     registers: [registry],
     collect() {
       this.reset();
-      if (!sqlite.open) return;
       // Environments without flags report 0 rather than vanishing from dashboards.
-      for (const { key } of listEnvironments.all()) {
-        this.set({ environment: key, enabled: 'true' }, 0);
-        this.set({ environment: key, enabled: 'false' }, 0);
-      }
-      for (const row of countFlags.all()) {
-        this.set({ environment: row.environment, enabled: row.enabled ? 'true' : 'false' }, row.n);
+      for (const snapshot of snapshots()) {
+        let enabled = 0;
+        for (const f of snapshot.flags) if (f.state.enabled) enabled++;
+        this.set({ environment: snapshot.environment, enabled: 'true' }, enabled);
+        this.set({ environment: snapshot.environment, enabled: 'false' }, snapshot.flags.length - enabled);
       }
     },
   });

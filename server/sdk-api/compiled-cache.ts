@@ -21,8 +21,13 @@ export class CompiledEnvironmentCache {
       if (delta.version === cached.version + 1) this.cache.set(environment, applyChanges(cached, delta.changes, delta.version));
       else this.cache.delete(environment);
     };
+    const onReset = ({ environment }: { environment: string }) => void this.cache.delete(environment);
     feed.on('change', onChange);
-    this.unsubscribe = () => feed.off('change', onChange);
+    feed.on('environment.reset', onReset);
+    this.unsubscribe = () => {
+      feed.off('change', onChange);
+      feed.off('environment.reset', onReset);
+    };
   }
 
   /** The compiled environment, or null when it does not exist. */

@@ -60,6 +60,8 @@ export interface StorePort extends Sql {
   listen(channel: string, onMessage: (payload: string) => void, onListen?: () => void): Promise<Subscription>;
   /** Resolves once everything committed so far is on stable storage (SQLite WAL fsync; PostgreSQL: at once). */
   durable(): Promise<void>;
+  /** `durable()` on the calling thread, where the adapter has such a thing (SQLite: the kill switches use it). */
+  durableSync?(): void;
   /** Rejects unless the database answers within `timeoutMs`. */
   ping(timeoutMs: number): Promise<void>;
   /** The newest applied migration's timestamp, or null when none (readiness). */

@@ -76,6 +76,14 @@ export class Writer {
   }
 
   /**
+   * `durable()` on the calling thread where the adapter can (SQLite: blocks the loop for one fsync): for the kill
+   * switches, so their answer does not also wait for the loop to come back round under SDK load.
+   */
+  durableSync(): void {
+    this.store.durableSync?.();
+  }
+
+  /**
    * Runs `fn` in one transaction (on PostgreSQL under the cluster-wide write lock, so writes from every replica are
    * serialized like SQLite's). If `fn` throws, nothing is written. Never nest: pass the WriteContext down instead.
    */

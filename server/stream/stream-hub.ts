@@ -36,6 +36,13 @@ export interface HubOptions {
   hydrationsPerMinute?: number;
   hydrationBurst?: number;
   now?: () => number;
+  /**
+   * Called when an SDK resumes from a version this replica has not applied yet (it came from a replica that is ahead):
+   * the follower catches up now; the SDK waits for that version (at most `aheadWaitMs`, then it gets a snapshot).
+   */
+  behind?: (environment: string) => void;
+  /** Default 2,000 ms. */
+  aheadWaitMs?: number;
 }
 
 /** Connections' (key, address) buckets kept at most; past this the oldest are forgotten (fail open, bounded memory). */
@@ -138,6 +145,8 @@ class Channel {
    */
   floor = Infinity;
   behind = 0;
+  /** Connections that resumed from a version ahead of this replica's, waiting for it to catch up. */
+  readonly ahead = new Map<Connection, { lastVersion: number; timer: NodeJS.Timeout }>();
   constructor(
     readonly environment: string,
     public version: number,
@@ -150,7 +159,11 @@ function quantile(sorted: number[], q: number): number | null {
 }
 
 export class StreamHub {
+  /** Called when an environment's SDKs change (one connected, acknowledged, left): replicas publish their list. */
+  onActivity: ((environment: string) => void) | null = null;
   private readonly channels = new Map<string, Channel>();
+  private readonly behindHook: ((environment: string) => void) | undefined;
+  private readonly aheadWaitMs: number;
   private readonly heartbeatMs: number;
   private readonly maxBuffered: number;
   private readonly helloTimeoutMs: number;
@@ -174,6 +187,8 @@ export class StreamHub {
     this.hydrationsPerMinute = options.hydrationsPerMinute ?? 120;
     this.hydrationBurst = options.hydrationBurst ?? 1000;
     this.now = options.now ?? Date.now;
+    this.behindHook = options.behind;
+    this.aheadWaitMs = options.aheadWaitMs ?? 2000;
     this.timer = setInterval(() => this.heartbeat(), this.heartbeatMs);
     this.timer.unref();
   }
@@ -233,7 +248,25 @@ export class StreamHub {
       ch.latencies.delete(oldest);
     }
     const frame = frameOf(encodeMessage({ type: 'delta', version: delta.version, prev, changes: delta.changes }));
-    for (const conn of ch.conns) if (conn.phase === Phase.Live && this.send(conn, frame)) this.stats.deltasSent++;
+    for (const conn of ch.conns) if (conn.phase === Phase.Live && !ch.ahead.has(conn) && this.send(conn, frame)) this.stats.deltasSent++;
+    for (const [conn, wait] of ch.ahead) {
+      if (wait.lastVersion > ch.version) continue;
+      clearTimeout(wait.timer);
+      ch.ahead.delete(conn);
+      this.start(conn, wait.lastVersion);
+    }
+  }
+
+  /**
+   * This replica reloaded an environment instead of following its log delta by delta (change-follower.ts): every
+   * subscriber gets the new snapshot (not counted against its hydration allowance: the server caused it).
+   */
+  reset(environment: string): void {
+    const ch = this.channels.get(environment);
+    if (!ch) return;
+    ch.hydrate = null;
+    ch.version = Math.max(ch.version, this.source.version(environment) ?? ch.version);
+    for (const conn of ch.conns) if (conn.phase === Phase.Live) this.sendHydrate(conn, false);
   }
 
   /** Closes every stream opened with a revoked token. */
@@ -383,6 +416,7 @@ export class StreamHub {
       conn.sdkVersion = m.sdkVersion;
       conn.app = m.app;
       conn.phase = Phase.Live;
+      this.onActivity?.(conn.channel.environment);
       if (conn.appliedVersion < conn.channel.floor) conn.channel.behind++;
       this.start(conn, m.lastVersion ?? since);
       return;
@@ -418,6 +452,18 @@ export class StreamHub {
   /** Resumes from `lastVersion` when the change log still reaches back that far; otherwise hydrates. */
   private start(conn: Connection, lastVersion: number | undefined): void {
     const ch = conn.channel;
+    if (lastVersion !== undefined && lastVersion > ch.version && !ch.ahead.has(conn)) {
+      // The SDK saw a version this replica has not applied yet (its last replica was ahead): wait for it rather than
+      // hand it an older snapshot, which would undo what it already serves (a kill switch, say).
+      const timer = setTimeout(() => {
+        ch.ahead.delete(conn);
+        if (conn.socket.readyState === OPEN) this.sendHydrate(conn);
+      }, this.aheadWaitMs);
+      timer.unref();
+      ch.ahead.set(conn, { lastVersion, timer });
+      this.behindHook?.(ch.environment);
+      return;
+    }
     if (lastVersion !== undefined && lastVersion <= ch.version) {
       const deltas = this.source.changesSince(ch.environment, lastVersion);
       if (deltas) {
@@ -454,9 +500,9 @@ export class StreamHub {
     return 0;
   }
 
-  private sendHydrate(conn: Connection): void {
+  private sendHydrate(conn: Connection, metered = true): void {
     const ch = conn.channel;
-    const waitMs = this.hydrationWait(conn);
+    const waitMs = metered ? this.hydrationWait(conn) : 0;
     if (waitMs > 0) {
       this.stats.hydrationsRefused++;
       if (conn.socket.readyState === OPEN) {
@@ -504,6 +550,18 @@ export class StreamHub {
       }
     }
     if (before < ch.floor && version >= ch.floor && --ch.behind <= 0) this.checkWaiters(ch);
+    this.onActivity?.(ch.environment);
+  }
+
+  /** Apply latencies (ms) this replica measured for `version`, and when it saw the version committed (epoch ms). */
+  latencies(environment: string, version: number): { committedAt: number | null; latencies: readonly number[] } {
+    const ch = this.channels.get(environment);
+    return { committedAt: ch?.commits.get(version) ?? null, latencies: ch?.latencies.get(version) ?? [] };
+  }
+
+  /** The environments with open streams. */
+  environments(): string[] {
+    return [...this.channels.keys()];
   }
 
   /** Resolves waiters whose version every live connection has applied. O(connections): runs when `behind` hits 0. */
@@ -570,7 +628,13 @@ export class StreamHub {
     if (conn.helloTimer) clearTimeout(conn.helloTimer);
     const ch = conn.channel;
     ch.conns.delete(conn);
+    const wait = ch.ahead.get(conn);
+    if (wait) {
+      clearTimeout(wait.timer);
+      ch.ahead.delete(conn);
+    }
     this.checkWaiters(ch);
+    if (conn.sdkId) this.onActivity?.(ch.environment);
     if (ch.conns.size === 0 && ch.waiters.size === 0) this.channels.delete(ch.environment);
   }
 }

@@ -11,6 +11,8 @@ import { CloseCode, KEY_PROTOCOL_PREFIX, STREAM_PROTOCOL } from '@aviary/sdk/pro
 import { adminAuthHook, authFailureLimitHook } from '../auth/hooks.js';
 import { problem, PROBLEM_BASE, problemDocument, sendProblem } from '../errors.js';
 import { apiTime, apiTimeOrNull } from '../openapi/time.js';
+import type { Receipts } from '../app.js';
+import { ClusterPresence } from '../cluster/presence.js';
 import { StreamHub, type HubOptions } from './stream-hub.js';
 
 declare module 'fastify' {
@@ -30,19 +32,30 @@ function isUpgrade(headers: IncomingMessage['headers']): boolean {
 }
 
 const plugin: FastifyPluginAsync<StreamPluginOptions> = async (app: FastifyInstance, options) => {
-  const hub = new StreamHub(app.snapshots, { now: app.now, ...options });
+  const hub = new StreamHub(app.snapshots, { now: app.now, behind: (env) => void app.follower.catchUp(env), ...options });
   app.decorate('streamHub', hub);
-  if (!app.hasDecorator('receipts'))
-    app.decorate('receipts', { waitFor: (env: string, version: number, timeoutMs: number) => hub.waitFor(env, version, timeoutMs) });
-  else app.receipts = { waitFor: (env, version, timeoutMs) => hub.waitFor(env, version, timeoutMs) };
+  // Replicas (PostgreSQL): receipts and the SDK list cover the SDKs of every replica (server/cluster/presence.ts).
+  const presence = app.store.dialect === 'postgres' ? new ClusterPresence(app.store, hub, app.replicaId, { log: app.log }) : null;
+  const receipts: Receipts = {
+    waitFor: (env: string, version: number, timeoutMs: number) => (presence ? presence.waitFor(env, version, timeoutMs) : hub.waitFor(env, version, timeoutMs)),
+  };
+  if (!app.hasDecorator('receipts')) app.decorate('receipts', receipts);
+  else app.receipts = receipts;
+  if (presence) {
+    app.addHook('onReady', async () => presence.start());
+    app.addHook('preClose', async () => presence.stop());
+  }
 
   const onChange = ({ environment, delta }: { environment: string; delta: Parameters<StreamHub['publish']>[1] }) => hub.publish(environment, delta);
   const onRevoked = ({ tokenId }: { tokenId: string }) => hub.revokeToken(tokenId);
+  const onReset = ({ environment }: { environment: string }) => hub.reset(environment);
   app.changeFeed.on('change', onChange);
   app.changeFeed.on('token.revoked', onRevoked);
+  app.changeFeed.on('environment.reset', onReset);
   app.addHook('preClose', async () => {
     app.changeFeed.off('change', onChange);
     app.changeFeed.off('token.revoked', onRevoked);
+    app.changeFeed.off('environment.reset', onReset);
     await hub.close();
   });
 
@@ -121,7 +134,7 @@ const plugin: FastifyPluginAsync<StreamPluginOptions> = async (app: FastifyInsta
       return {
         environment: env,
         version,
-        items: hub.list(env).map((s) => ({ ...s, connectedAt: apiTime(s.connectedAt), appliedAt: apiTimeOrNull(s.appliedAt) })),
+        items: (presence ? await presence.list(env) : hub.list(env)).map((s) => ({ ...s, connectedAt: apiTime(s.connectedAt), appliedAt: apiTimeOrNull(s.appliedAt) })),
       };
     });
   });

@@ -17,7 +17,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import type Database from 'better-sqlite3';
 import { buildApp, type BuildAppOptions } from '../../server/app.js';
+import { SqlitePort } from '../../server/storage/sqlite-port.js';
 
 export interface TestServer {
   url: string;
@@ -30,7 +32,7 @@ export interface TestServer {
   restart(): Promise<TestServer>;
 }
 
-export interface StartServerOptions extends Omit<BuildAppOptions, 'dbPath' | 'database' | 'adminToken' | 'sdkKeys'> {
+export interface StartServerOptions extends Omit<BuildAppOptions, 'dbPath' | 'store' | 'adminToken' | 'sdkKeys'> {
   /** Reuse a database file (e.g. to test persistence); default: a fresh temp file. */
   dbPath?: string;
 }
@@ -123,4 +125,10 @@ export function api(srv: Pick<TestServer, 'url' | 'adminToken'>) {
     put: <T = any>(path: string, body?: unknown, o: Opts = {}) => request<T>(srv, 'PUT', path, { ...o, ...(body !== undefined ? { body } : {}) }),
     patch: <T = any>(path: string, body?: unknown, o: Opts = {}) => request<T>(srv, 'PATCH', path, { ...o, ...(body !== undefined ? { body } : {}) }),
   };
+}
+
+/** The raw write connection of an app on SQLite (for tests that inspect or damage the file on purpose). */
+export function sqliteOf(app: FastifyInstance): Database.Database {
+  if (!(app.store instanceof SqlitePort)) throw new Error('this app does not run on SQLite');
+  return app.store.sqlite;
 }

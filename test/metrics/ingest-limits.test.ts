@@ -7,7 +7,7 @@
 import { createClient, type AviaryClient } from '@aviary/sdk';
 import type { MetricsReport, VariantStats } from '@aviary/sdk/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
-import { api, request, startServer, type StartServerOptions, type TestServer } from '../helpers/server.js';
+import { api, request, startServer, type StartServerOptions, type TestServer, sqliteOf } from '../helpers/server.js';
 import { booleanFlag, setState } from '../stream/fixtures.js';
 
 let srv: TestServer;
@@ -33,7 +33,7 @@ const row = (flag: string, variant: string | null, extra: Partial<VariantStats> 
   ...extra,
 });
 const send = (token: string, body: MetricsReport) => request(srv, 'POST', '/sdk/v1/metrics', { body, token });
-const count = (sql: string, ...args: unknown[]) => (srv.app.sqlite.prepare(sql).get(...args) as { n: number }).n;
+const count = (sql: string, ...args: unknown[]) => (sqliteOf(srv.app).prepare(sql).get(...args) as { n: number }).n;
 
 async function clientSideKey(env = 'production'): Promise<string> {
   const res = await api(srv).post('/api/v1/tokens', { kind: 'sdk', environment: env, name: 'browser', clientSide: true });
@@ -194,13 +194,13 @@ describe('retention', () => {
     expect((await send(srv.sdkKeys.production, { sdkId: 'r', seq: 1, stats: [row('checkout', 'on')] })).status).toBe(200);
     // What the issue's floods left behind, stored before these limits: far-future minutes of a real flag, and
     // minutes of flags that never existed (in several environments, more rows than one retention step deletes).
-    const insert = srv.app.sqlite.prepare('INSERT INTO metrics_minute (environment, flag, variant, minute, evaluations) VALUES (?, ?, ?, ?, 1)');
+    const insert = sqliteOf(srv.app).prepare('INSERT INTO metrics_minute (environment, flag, variant, minute, evaluations) VALUES (?, ?, ?, ?, 1)');
     for (let i = 0; i < 2_500; i++) insert.run('production', 'checkout', 'on', Date.UTC(3000, 0, 1) + i * 60_000);
     for (let i = 0; i < 3_000; i++)
       insert.run(i % 2 ? 'staging' : 'production', `ghost-${i % 7}`, 'on', minuteNow() - (i % 50) * 60_000 - Math.floor(i / 350) * 3_600_000);
     expect(count('SELECT count(*) AS n FROM metrics_minute')).toBe(5_501);
     expect(srv.app.metrics.prune()).toBe(5_500);
-    expect(srv.app.sqlite.prepare('SELECT flag, minute FROM metrics_minute').all()).toEqual([{ flag: 'checkout', minute: minuteNow() }]);
+    expect(sqliteOf(srv.app).prepare('SELECT flag, minute FROM metrics_minute').all()).toEqual([{ flag: 'checkout', minute: minuteNow() }]);
   });
 });
 

@@ -1,7 +1,7 @@
 import type { MetricsReport } from '@aviary/sdk/protocol';
 import { latencyBucket } from '@aviary/sdk/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { api, request, startServer, type TestServer } from '../helpers/server.js';
+import { api, request, startServer, type TestServer, sqliteOf } from '../helpers/server.js';
 
 let srv: TestServer;
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
@@ -180,14 +180,14 @@ describe('POST /sdk/v1/metrics', () => {
 describe('a batch that fails to commit', () => {
   it('is not acknowledged, counts nothing, and its retry is counted once', async () => {
     // A real SQLite failure inside the batch transaction (as a full disk would raise), on this connection only.
-    srv.app.sqlite.exec(`CREATE TEMP TRIGGER metrics_fail BEFORE INSERT ON metrics_minute WHEN NEW.flag = 'checkout'
+    sqliteOf(srv.app).exec(`CREATE TEMP TRIGGER metrics_fail BEFORE INSERT ON metrics_minute WHEN NEW.flag = 'checkout'
       BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END`);
     const r = report('sdk-f', 1, [{ flag: 'checkout', variant: 'on', minute: T0, evaluations: 9, outcomes: 3, errors: 1 }]);
     const failed = await post(r);
     expect(failed.status).toBe(503);
     expect(failed.headers.get('retry-after')).toBe('1');
     expect(failed.headers.get('content-type')).toContain('application/problem+json');
-    srv.app.sqlite.exec('DROP TRIGGER metrics_fail');
+    sqliteOf(srv.app).exec('DROP TRIGGER metrics_fail');
     const retried = await post(r);
     expect(retried.body).toEqual({ accepted: true, duplicate: false });
     expect((await post(r)).body).toEqual({ accepted: true, duplicate: true });

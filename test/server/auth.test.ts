@@ -1,6 +1,6 @@
 import { Agent, request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, startServer, type TestServer } from '../helpers/server.js';
+import { api, startServer, type TestServer, sqliteOf } from '../helpers/server.js';
 import { apiTimeMs } from '../helpers/time.js';
 
 let srv: TestServer;
@@ -73,7 +73,7 @@ describe('tokens', () => {
     expect(JSON.stringify(listed.body)).not.toContain(token);
 
     // only a hash is stored
-    const stored = srv.app.sqlite.prepare('SELECT * FROM tokens WHERE id = ?').get(id) as Record<string, unknown>;
+    const stored = sqliteOf(srv.app).prepare('SELECT * FROM tokens WHERE id = ?').get(id) as Record<string, unknown>;
     expect(JSON.stringify(stored)).not.toContain(token.slice(created.body.prefix.length));
     expect(stored.hash).toMatch(/^[0-9a-f]{64}$/);
 

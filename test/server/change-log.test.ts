@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChangeEvent } from '../../server/storage/change-feed.js';
-import { api, startServer, type TestServer } from '../helpers/server.js';
+import { api, startServer, type TestServer, sqliteOf } from '../helpers/server.js';
 
 let srv: TestServer;
 let a: ReturnType<typeof api>;
@@ -39,7 +39,7 @@ describe('change log and change feed', () => {
     expect(srv.app.snapshots.changesSince('production', current - 6)).toBeNull();
     expect(srv.app.snapshots.changesSince('production', current + 1)).toBeNull();
     expect(srv.app.snapshots.changesSince('nope', 0)).toBeNull();
-    const rows = srv.app.sqlite.prepare("SELECT count(*) AS n FROM change_log WHERE environment = 'production'").get() as { n: number };
+    const rows = sqliteOf(srv.app).prepare("SELECT count(*) AS n FROM change_log WHERE environment = 'production'").get() as { n: number };
     expect(rows.n).toBe(5);
   });
 

@@ -1,12 +1,12 @@
 import { statSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { api, startServer } from '../helpers/server.js';
+import { api, startServer, sqliteOf } from '../helpers/server.js';
 
 describe('WAL checkpoints', () => {
   it('happen on the worker thread: the serving connection never checkpoints, yet the database file catches up', async () => {
     const srv = await startServer();
     try {
-      expect(srv.app.sqlite.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
+      expect(sqliteOf(srv.app).pragma('wal_autocheckpoint', { simple: true })).toBe(0);
       const a = api(srv);
       await new Promise((r) => setTimeout(r, 1200)); // let boot writes settle into the file
       const before = statSync(srv.dbPath).size;

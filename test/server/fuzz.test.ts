@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bodySchema, type JsonObject } from '../../server/openapi/spec.js';
-import { api, startServer, type TestServer } from '../helpers/server.js';
+import { api, startServer, type TestServer, sqliteOf } from '../helpers/server.js';
 
 const KEY_PATTERN = /^[a-z0-9][a-z0-9._-]{0,127}$/;
 
@@ -330,7 +330,7 @@ function attackArb(): fc.Arbitrary<Attack> {
 
 /** Everything the server stores, except the informational last-used time of tokens. */
 function fingerprint(): string {
-  const { sqlite } = srv.app;
+  const sqlite = sqliteOf(srv.app);
   const tables = sqlite
     .prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
     .all()

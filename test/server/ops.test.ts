@@ -5,7 +5,7 @@ import { WebSocket } from 'ws';
 import { loggerOptions, redactUrl } from '../../server/ops/logging.js';
 import { parseTrustProxy } from '../../server/config.js';
 import { AuthFailureLimiter } from '../../server/rate-limit/auth-failure-limiter.js';
-import { api, request, startServer, type TestServer } from '../helpers/server.js';
+import { api, request, startServer, type TestServer, sqliteOf } from '../helpers/server.js';
 
 /** The value of one sample line of a Prometheus text exposition, or undefined when the series is absent. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
@@ -39,7 +39,7 @@ describe('health and readiness', () => {
 
   it('is not ready (503 problem) when the database lacks the latest migration', async () => {
     srv = await startServer();
-    srv.app.sqlite.prepare('DELETE FROM __drizzle_migrations').run();
+    sqliteOf(srv.app).prepare('DELETE FROM __drizzle_migrations').run();
     const ready = await request(srv, 'GET', '/readyz', { token: null });
     expect(ready.status).toBe(503);
     expect(ready.headers.get('content-type')).toMatch(/^application\/problem\+json/);
@@ -55,7 +55,7 @@ describe('honest readiness and storage errors', () => {
     srv = await startServer({ now: () => t });
     await api(srv).post('/api/v1/flags', { key: 'checkout', kind: 'boolean' });
     expect((await request(srv, 'GET', '/readyz', { token: null })).status).toBe(200);
-    srv.app.sqlite.prepare("UPDATE flag_states SET state = '{not json'").run();
+    sqliteOf(srv.app).prepare("UPDATE flag_states SET state = '{not json'").run();
     expect((await request(srv, 'GET', '/sdk/v1/flags', { token: srv.sdkKeys.production })).status).toBe(500);
     t += 1000;
     const ready = await request(srv, 'GET', '/readyz', { token: null });
@@ -66,8 +66,8 @@ describe('honest readiness and storage errors', () => {
   it('a full database answers a write with 503 and Retry-After, and changes nothing', async () => {
     srv = await startServer();
     const before = (await api(srv).get('/api/v1/environments')).body;
-    const pages = srv.app.sqlite.pragma('page_count', { simple: true }) as number;
-    srv.app.sqlite.pragma(`max_page_count = ${pages}`);
+    const pages = sqliteOf(srv.app).pragma('page_count', { simple: true }) as number;
+    sqliteOf(srv.app).pragma(`max_page_count = ${pages}`);
     let res = await api(srv).post('/api/v1/flags', { key: 'f-0', kind: 'boolean', description: 'x'.repeat(3000) });
     for (let i = 1; res.status === 201 && i < 200; i++)
       res = await api(srv).post('/api/v1/flags', { key: `f-${i}`, kind: 'boolean', description: 'x'.repeat(3000) });
@@ -123,29 +123,22 @@ describe('Prometheus metrics', () => {
     expect(sample(text, 'aviary_process_cpu_seconds_total')).toBeGreaterThan(0);
   });
 
-  it('reports flags per environment and kill-switch state from the database', async () => {
+  it('reports flags per environment and kill-switch state (archived flags not counted)', async () => {
     srv = await startServer();
-    const { sqlite } = srv.app;
-    const now = Date.now();
-    const state = (enabled: boolean) => JSON.stringify({ enabled, offVariant: 'off', targets: [], rules: [], fallthrough: { variant: 'on' } });
-    const variants = JSON.stringify([
-      { key: 'on', value: true },
-      { key: 'off', value: false },
-    ]);
-    const insertFlag = sqlite.prepare('INSERT INTO flags (key, kind, variants, created_at, updated_at, archived) VALUES (?, ?, ?, ?, ?, ?)');
-    const insertState = sqlite.prepare('INSERT INTO flag_states (environment, flag, state, updated_at) VALUES (?, ?, ?, ?)');
-    insertFlag.run('a', 'boolean', variants, now, now, 0);
-    insertFlag.run('b', 'boolean', variants, now, now, 0);
-    insertFlag.run('gone', 'boolean', variants, now, now, 1);
-    insertState.run('production', 'a', state(true), now);
-    insertState.run('production', 'b', state(false), now);
-    insertState.run('staging', 'a', state(true), now);
-    insertState.run('production', 'gone', state(true), now);
+    const a = api(srv);
+    for (const key of ['a', 'b', 'gone']) await a.post('/api/v1/flags', { key, kind: 'boolean' });
+    // New flags start disabled everywhere; turn some on.
+    for (const [flag, env] of [['a', 'production'], ['gone', 'production'], ['a', 'staging']] as const) {
+      expect((await a.post(`/api/v1/flags/${flag}/environments/${env}/revive`, {})).status).toBe(200);
+    }
+    expect((await a.delete('/api/v1/flags/gone')).status).toBe(200);
     const text = await (await fetch(`${srv.url}/metrics`)).text();
     expect(sample(text, 'aviary_flags', { environment: 'production', enabled: 'true' })).toBe(1);
     expect(sample(text, 'aviary_flags', { environment: 'production', enabled: 'false' })).toBe(1);
     expect(sample(text, 'aviary_flags', { environment: 'staging', enabled: 'true' })).toBe(1);
+    expect(sample(text, 'aviary_flags', { environment: 'staging', enabled: 'false' })).toBe(1);
     expect(sample(text, 'aviary_flags', { environment: 'development', enabled: 'true' })).toBe(0);
+    expect(sample(text, 'aviary_flags', { environment: 'development', enabled: 'false' })).toBe(2);
   });
 });
 
