@@ -21,8 +21,12 @@ export interface OpenDatabase {
   close(): void;
 }
 
-/** Where the generated SQL migrations live (repo root `migrations/`). */
-export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', import.meta.url));
+/**
+ * Where the generated SQLite migrations live (repo root `migrations/sqlite/`; PostgreSQL's are in `migrations/postgres/`).
+ * Moving them from `migrations/` kept existing databases valid: drizzle records each migration's SHA-256 of the SQL
+ * text and its journal `when`, neither of which depends on the folder.
+ */
+export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations/sqlite', import.meta.url));
 
 /**
  * Opens (creating if needed) the SQLite file at `path` and applies pending migrations.
