@@ -2,26 +2,33 @@
  * buildApp(options): the configured fastify instance, for main.ts and for tests.
  *
  * What other parts of the server can rely on (stable; ask in a code comment if you need a change):
- * - `app.db` (drizzle, schema in server/storage/schema.ts) and `app.sqlite` (raw better-sqlite3): one connection;
- *   keep transaction bodies synchronous. Write SDK-visible data only through `app.writer.write(actor, w => ...)`
- *   (server/storage/writer.ts): it audits, bumps the environment version, appends the change log, emits the feed.
- * - `app.stores`: environments, tokens, flags, segments, audit (server/storage/*-store.ts, server/auth/token-store.ts).
+ * - `app.store`: the database behind the store port (server/storage/port.ts): SQLite by default, PostgreSQL for
+ *   replicas. Write SDK-visible data only through `await app.writer.write(actor, async (w) => ...)` (statements on
+ *   `w.tx`; server/storage/writer.ts): it audits, bumps the environment version, appends the change log, notifies
+ *   the other replicas, and after COMMIT feeds this replica's live state and change feed.
+ * - `app.stores`: environments, tokens, flags, segments, audit (server/storage/*-store.ts, server/auth/token-store.ts);
+ *   every method is async except token authentication (in memory).
  * - `app.snapshots.get(env)` → EnvironmentSnapshot | null, `app.snapshots.version(env)`, and
- *   `app.snapshots.changesSince(env, version)` → Delta[] | null (null: the change log no longer reaches back; resync).
- * - `app.changeFeed` (server/storage/change-feed.ts): 'change' { environment, delta } after every commit, in commit
- *   order; 'token.revoked' { tokenId }; 'auth.failure' { ip, scope, reason }; 'environment.created'.
+ *   `app.snapshots.changesSince(env, version)` → Delta[] | null (null: no longer held; resync): synchronous, from this
+ *   replica's live state (`app.live`, server/storage/live-state.ts), never the database.
+ * - `app.changeFeed` (server/storage/change-feed.ts): 'change' { environment, delta } after every commit (this
+ *   replica's or another's), in version order; 'environment.reset'; 'token.revoked' { tokenId }; 'auth.failure'
+ *   { ip, scope, reason }; 'environment.created'.
+ * - `app.follower` (server/storage/change-follower.ts): `catchUp(env)` reads what this replica has not seen yet.
+ * - `app.duties.owns(duty)` / `app.duties.fence(tx, duty)`: background duties run on one replica (server/cluster/).
  * - `app.auth.admin(request)` / `app.auth.sdk(request)` → principal or a problem error (server/auth/authenticate.ts);
  *   hooks `adminAuthHook` / `sdkAuthHook` in server/auth/hooks.ts set `request.actor` / `request.sdk`. SDK keys may
  *   also arrive as websocket subprotocol `aviary-sdk-key.<key>`.
- * - `app.stores.flags.updateFlagState(env, flagKey, mutate, actor, reason)`: one transaction with audit, change log,
- *   version bump (what the canary guard drives, actor { tokenId: null, name: 'canary-guard' }).
- * - `app.receipts`: optional, decorated by the stream hub (`waitFor(env, version, timeoutMs)`); the kill route awaits
- *   it when present to report delivery.
- * - Errors: throw `problem(kind, detail)` / `validationError(issues)` from server/errors.ts.
+ * - `app.stores.flags.updateFlagState(env, flagKey, mutate, actor, reason, { guard })`: one transaction with audit,
+ *   change log, version bump (what the canary guard drives, actor { tokenId: null, name: 'canary-guard' }).
+ * - `app.receipts`: decorated by the stream plugin (`waitFor(env, version, timeoutMs)`, across replicas on
+ *   PostgreSQL); the kill route awaits it to report delivery.
+ * - Errors: throw `problem(kind, detail)` / `validationError(issues)` from server/errors.ts; a
+ *   `DatabaseUnavailableError` from the port becomes 503 with Retry-After.
  * - `app.now()`: the injected clock.
- * - Durability: the connection runs with synchronous=NORMAL; `await app.writer.durable()` before acknowledging a
- *   write (admin writes and SDK metrics reports do it in an onSend hook). Checkpoints run on a worker (storage/checkpointer.ts);
- *   an unclean stop moves environment versions forward at the next boot (storage/server-state.ts).
+ * - Durability: `await app.writer.durable()` before acknowledging a write (admin writes and SDK metrics reports do it
+ *   in an onSend hook): on SQLite the WAL fsync (synchronous=NORMAL, checkpoints on a worker, an unclean stop moves
+ *   versions forward at the next boot: storage/server-state.ts); on PostgreSQL a commit is already durable.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';

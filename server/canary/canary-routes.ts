@@ -32,19 +32,19 @@ export async function canaryRoutes(app: FastifyInstance): Promise<void> {
 
   app.put<RouteOf<'putCanary'>>(path, { schema: routeSchema('putCanary') }, async (request, reply) => {
     const { env, key } = request.params;
-    const { run, created } = app.canaries.put(env, key, request.body, actorOf(request));
-    return reply.code(created ? 201 : 200).send(app.canaries.statusOf(env, key, run));
+    const { run, created } = await app.canaries.put(env, key, request.body, actorOf(request));
+    return reply.code(created ? 201 : 200).send(await app.canaries.statusOf(env, key, run));
   });
 
   app.delete<RouteOf<'deleteCanary'>>(path, { schema: routeSchema('deleteCanary') }, async (request, reply) => {
-    app.canaries.remove(request.params.env, request.params.key, actorOf(request));
+    await app.canaries.remove(request.params.env, request.params.key, actorOf(request));
     return reply.code(204).send();
   });
 
   for (const [action, operationId] of Object.entries(ACTIONS) as Array<[ManualAction, (typeof ACTIONS)[ManualAction]]>) {
     app.post<RouteOf<typeof operationId>>(`${path}/${action}`, { schema: routeSchema(operationId) }, async (request) => {
       const { env, key } = request.params;
-      const run = app.canaries.manual(env, key, action, actorOf(request), request.body?.reason);
+      const run = await app.canaries.manual(env, key, action, actorOf(request), request.body?.reason);
       return app.canaries.statusOf(env, key, run);
     });
   }

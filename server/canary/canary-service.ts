@@ -4,20 +4,28 @@
  * one write transaction that stores the run, changes the flag state through the flag store (validated, audited,
  * versioned, streamed) and records the evidence in the audit entry.
  *
+ * Replicas: the guard (its timer, and its run after an ingest batch) runs only on the replica that owns the
+ * `canary-guard` duty (server/cluster/duties.ts), and every write it makes is fenced: the transaction first checks
+ * that this replica still holds the duty, so a replica that lost it (paused, partitioned) changes nothing. Operator
+ * actions (start, pause, resume, advance, roll back, promote, delete) run on whichever replica gets the request.
+ * Every transition is decided inside its write transaction, on what that transaction reads (the run, the flag state,
+ * the evidence), so a guard run and an operator action (or two guard runs) never act on each other's stale view.
+ *
  * The clock is injected (`now`): stage clocks are stored timestamps, so a restart resumes where it stopped.
  */
-import type Database from 'better-sqlite3';
 import type { FlagState, SparseHistogram } from '@aviary/sdk/core';
+import { LeaseLostError, type Duties } from '../cluster/duties.js';
 import { problem } from '../errors.js';
 import type { MetricsStore } from '../metrics/metrics-store.js';
 import type { IngestInstruments } from '../metrics/prometheus.js';
+import { bool, type Sql, type StorePort } from '../storage/port.js';
 import type { StoredFlagState } from '../storage/schema.js';
 import { readFlagConfig } from '../storage/snapshot.js';
 import type { Actor, WriteContext, Writer } from '../storage/writer.js';
 import { CanaryStore } from './canary-store.js';
 import { percentAt, validateCanaryDocument, type CanaryDocument, type CanaryInput } from './document.js';
 import { decide } from './evidence.js';
-import { clientCaps, type EvidenceStore } from './evidence-store.js';
+import type { EvidenceStore } from './evidence-store.js';
 import { isDrifted, operatorExposure, renderFlagState, type ExposureIssue } from './flag-render.js';
 import {
   CanaryConflict,
@@ -50,22 +58,24 @@ export interface FlagStateMutator {
     mutate: (current: FlagState, now: number) => { state: StoredFlagState } | null,
     reason: string | null,
     options?: { action?: string },
-  ): unknown;
+  ): Promise<unknown>;
 }
 
 /** Options of {@link CanaryService}. */
 export interface CanaryServiceOptions {
-  sqlite: Database.Database;
+  store: StorePort;
   writer: Writer;
   flags: FlagStateMutator;
   metrics: MetricsStore;
   /** Where ingest records the guard's evidence (server/canary/evidence-store.ts). */
   evidence: EvidenceStore;
+  /** Whether this replica runs the guard now, and the fence of its writes. */
+  duties: Pick<Duties, 'owns' | 'fence'>;
   now: () => number;
   instruments?: IngestInstruments;
   /** How often the timer checks holds and hand edits (ms). Default 1,000. */
   tickMs?: number;
-  log?: { error: (obj: unknown, msg: string) => void };
+  log?: { error: (obj: unknown, msg: string) => void; warn: (obj: unknown, msg: string) => void };
 }
 
 /** `GET .../canary`: the document, where the canary stands and the live comparison. */
@@ -111,49 +121,63 @@ function storedOf(s: FlagState): StoredFlagState {
   return { enabled: s.enabled, offVariant: s.offVariant, targets: s.targets, rules: s.rules, fallthrough: s.fallthrough };
 }
 
+/** What a guard run (or an operator action) decided: the run before, the transition, and the comparison behind it. */
+interface Plan {
+  before: CanaryRun;
+  t: Transition;
+  evidence: Comparison | null;
+}
+
+/** A guard run's finding: a plan to write, or nothing to write (`run`: the canary as it stands). */
+type Finding = { plan: Plan; run?: undefined } | { plan: null; run: CanaryRun | null };
+
 export class CanaryService {
   readonly store: CanaryStore;
   private timer: ReturnType<typeof setInterval> | null = null;
   private readonly dirty = new Set<string>();
   private dirtyScheduled: ReturnType<typeof setImmediate> | null = null;
-  private readonly segmentExists;
-  private readonly tokenName;
+  /** Guard work runs one piece at a time (timer ticks and post-ingest runs alike); `stop` waits for it. */
+  private chain: Promise<unknown> = Promise.resolve();
+  private ticking = false;
+  private stopped = false;
 
   constructor(private readonly o: CanaryServiceOptions) {
-    this.store = new CanaryStore(o.sqlite);
-    const seg = o.sqlite.prepare<[string], { one: number }>('SELECT 1 AS one FROM segments WHERE key = ?');
-    this.segmentExists = (key: string) => seg.get(key) !== undefined;
-    this.tokenName = o.sqlite.prepare<[string], { name: string; client_side: number }>('SELECT name, client_side FROM tokens WHERE id = ?');
-    for (const { environment, flag, run } of this.store.active()) this.track(environment, flag, run);
-    o.evidence.collectStale();
+    this.store = new CanaryStore(o.store);
   }
 
-  /** Keeps the evidence store recording for the run's current window (or stops it once the run is over). */
-  private track(environment: string, flag: string, run: CanaryRun): void {
-    const doc = run.document;
-    this.o.evidence.setTarget(
-      environment,
-      flag,
-      isActive(run.state) ? { windowStartedAt: run.windowStartedAt, canary: doc.canary, control: doc.control, ...clientCaps(doc.guard) } : null,
-    );
-  }
-
-  /** Starts the timer (hold expiry, hand edits, and canaries that resumed after a restart). */
+  /** Starts the timer (hold expiry, hand edits, and canaries that resumed after a restart or a takeover). */
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => this.tick(), this.o.tickMs ?? 1000);
+    this.stopped = false;
+    this.timer = setInterval(() => {
+      if (this.ticking) return;
+      this.ticking = true;
+      void this.tick().finally(() => (this.ticking = false));
+    }, this.o.tickMs ?? 1000);
     this.timer.unref();
   }
 
-  stop(): void {
+  /** Stops the timer and waits for the guard work under way. */
+  async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     if (this.dirtyScheduled) clearImmediate(this.dirtyScheduled);
     this.timer = null;
     this.dirtyScheduled = null;
+    this.dirty.clear();
+    await this.chain;
   }
 
-  /** Called after each metrics batch: guard the flags that got outcomes, once per event-loop turn. */
+  /** Runs `fn` after the guard work queued before it (errors are logged, never thrown). */
+  private serially(fn: () => Promise<unknown>): Promise<void> {
+    const next = this.chain.then(() => this.safely(fn));
+    this.chain = next;
+    return next;
+  }
+
+  /** Called after each metrics batch: guard the flags that got outcomes, once per event-loop turn (guard's owner only). */
   outcomesArrived(touched: Array<{ environment: string; flag: string }>): void {
+    if (this.stopped || !this.o.duties.owns('canary-guard')) return;
     for (const t of touched) this.dirty.add(`${t.environment}\u0000${t.flag}`);
     if (!this.dirtyScheduled && this.dirty.size > 0) {
       this.dirtyScheduled = setImmediate(() => {
@@ -162,24 +186,32 @@ export class CanaryService {
         this.dirty.clear();
         for (const k of keys) {
           const [environment, flag] = k.split('\u0000') as [string, string];
-          this.safely(() => this.guard(environment, flag));
+          void this.serially(() => this.guard(environment, flag));
         }
       });
     }
   }
 
-  /** Runs the guard for every active canary (the timer's job; tests call it with an injected clock). */
-  tick(): void {
-    for (const { environment, flag } of this.store.active()) this.safely(() => this.guard(environment, flag));
-    // Evidence of windows that closed, a chunk per tick.
-    this.safely(() => this.o.evidence.pruneChunk());
+  /**
+   * Runs the guard for every active canary and prunes a chunk of evidence of closed windows (the timer's job; tests
+   * call it with an injected clock). Only on the replica that owns the `canary-guard` duty; resolves when done.
+   */
+  tick(): Promise<void> {
+    if (!this.o.duties.owns('canary-guard')) return Promise.resolve();
+    return this.serially(async () => {
+      for (const { environment, flag } of await this.store.active()) await this.safely(() => this.guard(environment, flag));
+      // Evidence of windows that closed, a chunk per tick.
+      await this.safely(() => this.o.evidence.pruneChunk());
+    });
   }
 
-  private safely(fn: () => void): void {
+  private async safely(fn: () => Promise<unknown>): Promise<void> {
     try {
-      fn();
+      await fn();
     } catch (err) {
-      (this.o.log ?? console).error({ err }, 'canary guard failed');
+      // Another replica took the duty over: it guards from now on; this one's decision was not written.
+      if (err instanceof LeaseLostError) (this.o.log ?? console).warn({ err }, 'canary guard: the duty moved to another replica');
+      else (this.o.log ?? console).error({ err }, 'canary guard failed');
     }
   }
 
@@ -188,64 +220,100 @@ export class CanaryService {
    * its first minute), taken when the window opens and kept with the run, so that no report arriving later (minutes
    * can be labelled in the past) can move it once the window's data exists.
    */
-  private referenceFor(environment: string, flag: string, run: CanaryRun): SparseHistogram {
+  private referenceFor(sql: Sql, environment: string, flag: string, run: CanaryRun): Promise<SparseHistogram> {
     const windowMinute = Math.floor(run.windowStartedAt / MINUTE) * MINUTE;
-    return this.o.metrics.variantHistogram(environment, flag, run.document.control, windowMinute - REFERENCE_MS, windowMinute);
+    return this.o.metrics.variantHistogram(environment, flag, run.document.control, windowMinute - REFERENCE_MS, windowMinute, sql);
   }
 
-  private comparisonOf(environment: string, flag: string, run: CanaryRun): Comparison {
+  private async comparisonOf(sql: Sql, environment: string, flag: string, run: CanaryRun): Promise<Comparison> {
     const doc = run.document;
     // The evidence recorded for this window (a few rows, whatever the window's length), split by key kind.
-    const evidence = this.o.evidence.read(environment, flag, run.windowStartedAt, doc);
-    return decide(evidence, doc, doc.guard, testAlpha(doc.guard, doc.stages.length), run.reference ?? this.referenceFor(environment, flag, run));
+    const evidence = await this.o.evidence.read(environment, flag, run.windowStartedAt, doc, sql);
+    return decide(
+      evidence,
+      doc,
+      doc.guard,
+      testAlpha(doc.guard, doc.stages.length),
+      run.reference ?? (await this.referenceFor(sql, environment, flag, run)),
+    );
   }
 
   /**
-   * One guard run: pause on a hand edit, else compare and apply the verdict (rollback on regression, advance when
-   * healthy and held long enough). Returns the run after it.
+   * What one guard run decides with what `sql` shows: pause on a hand edit, else compare and apply the verdict
+   * (rollback on regression, advance when healthy and held long enough); a changed verdict alone is stored too.
    */
-  guard(environment: string, flag: string): CanaryRun | null {
-    const run = this.store.get(environment, flag);
-    if (!run || !isActive(run.state)) return run;
-    const now = this.o.now();
-    const config = readFlagConfig(this.o.sqlite, environment, flag);
-    if (!config) return run;
-    if (run.state === 'running' && isDrifted(config.state, run, flag)) {
-      return this.apply(environment, flag, run, onDrift(run, now), GUARD_ACTOR, null);
-    }
+  private async judge(sql: Sql, environment: string, flag: string, now: number): Promise<Finding> {
+    const run = await this.store.get(environment, flag, sql);
+    if (!run || !isActive(run.state)) return { plan: null, run };
+    const config = await readFlagConfig(sql, environment, flag);
+    if (!config) return { plan: null, run };
+    if (run.state === 'running' && isDrifted(config.state, run, flag)) return { plan: { before: run, t: onDrift(run, now), evidence: null } };
     const exposed = operatorExposure(config.state, run.document.canary);
     if (run.state === 'running' && exposed.length > 0) {
-      return this.apply(
-        environment,
-        flag,
-        run,
-        onExposure(
-          run,
-          now,
-          exposed.map((e) => `${e.path}: ${e.message}`),
-        ),
-        GUARD_ACTOR,
-        null,
-      );
+      return {
+        plan: {
+          before: run,
+          t: onExposure(
+            run,
+            now,
+            exposed.map((e) => `${e.path}: ${e.message}`),
+          ),
+          evidence: null,
+        },
+      };
     }
-    const comparison = this.comparisonOf(environment, flag, run);
+    const comparison = await this.comparisonOf(sql, environment, flag, run);
     const t = onGuard(run, comparison, now);
-    if (t.action) return this.apply(environment, flag, run, t, GUARD_ACTOR, comparison);
+    if (t.action) return { plan: { before: run, t, evidence: comparison } };
     // Only a change of verdict is stored (not every batch's numbers): GET computes the live comparison anyway.
-    if (run.lastDecision?.decision !== comparison.decision) {
-      this.o.writer.write(GUARD_ACTOR, () => this.store.save(environment, flag, t.run));
-    }
-    return t.run;
+    if (run.lastDecision?.decision !== comparison.decision) return { plan: { before: run, t, evidence: null } };
+    return { plan: null, run: t.run };
   }
 
-  /** Stores a transition, re-renders the flag state when it changed, and audits it with its evidence. */
-  private apply(environment: string, flag: string, before: CanaryRun, t: Transition, actor: Actor, evidence: Comparison | null): CanaryRun {
+  /**
+   * One guard run. Decided first on a plain read (most runs change nothing and write nothing); when there is
+   * something to write, decided again inside the fenced write transaction, on what it reads, and written there.
+   * Returns the run after it.
+   */
+  async guard(environment: string, flag: string): Promise<CanaryRun | null> {
+    const now = this.o.now();
+    const first = await this.judge(this.o.store, environment, flag, now);
+    if (!first.plan) return first.run;
+    const { value } = await this.o.writer.write(GUARD_ACTOR, async (w) => {
+      await this.o.duties.fence(w.tx, 'canary-guard');
+      const found = await this.judge(w.tx, environment, flag, now);
+      if (!found.plan) return { run: found.run, t: null };
+      const { before, t, evidence } = found.plan;
+      if (!t.action) {
+        await this.store.save(w.tx, environment, flag, t.run);
+        return { run: t.run, t: null };
+      }
+      const applied = await this.applyIn(w, environment, flag, before, t, evidence);
+      return { run: applied.run, t: applied };
+    });
+    if (value.t) this.counted(value.t, GUARD_ACTOR);
+    return value.run;
+  }
+
+  /**
+   * Stores a transition inside the write `w`: re-renders the flag state when it changed, and audits it with its
+   * evidence. Answers the transition as stored (with its frozen reference, and a note on what the rollback could not
+   * take away).
+   */
+  private async applyIn(
+    w: WriteContext,
+    environment: string,
+    flag: string,
+    before: CanaryRun,
+    t: Transition,
+    evidence: Comparison | null,
+  ): Promise<Transition> {
     // A new comparison window freezes its tail-test reference now, before any of its data exists.
     if (t.action === 'canary.start' || t.run.windowStartedAt !== before.windowStartedAt)
-      t.run = { ...t.run, reference: this.referenceFor(environment, flag, t.run) };
+      t = { ...t, run: { ...t.run, reference: await this.referenceFor(w.tx, environment, flag, t.run) } };
     // A rollback cannot take away what the operator's own rules serve: say so where people look.
     if (t.run.state === 'rolled_back' && t.flagChanged) {
-      const config = readFlagConfig(this.o.sqlite, environment, flag);
+      const config = await readFlagConfig(w.tx, environment, flag);
       const exposed = config ? operatorExposure(config.state, t.run.document.canary) : [];
       if (exposed.length > 0)
         t = {
@@ -253,126 +321,134 @@ export class CanaryService {
           why: `${t.why}; note: "${t.run.document.canary}" is still served outside the canary (${exposed.map((e) => `${e.path}: ${e.message}`).join('; ')})`,
         };
     }
-    this.o.writer.write(actor, (w) => {
-      this.store.save(environment, flag, t.run);
-      const canary = {
-        state: t.run.state,
-        stage: t.run.stage,
-        percent: percentAt(t.run.document, t.run.stage),
-        ...(evidence
-          ? {
-              evidence: {
-                decision: evidence.decision,
-                why: evidence.why,
-                canary: evidence.canary,
-                control: evidence.control,
-                errorRate: evidence.errorRate,
-                latency: evidence.latency,
-                method: evidence.method,
-                ...(evidence.sources ? { sources: this.namedSources(evidence.sources) } : {}),
-              },
-            }
-          : {}),
-      };
-      if (t.flagChanged) {
-        this.o.flags.mutateState(
-          w,
-          environment,
-          flag,
-          (current) => {
-            const next = storedOf(renderFlagState(current, t.run, flag));
-            return JSON.stringify(next) === JSON.stringify(storedOf(current)) ? null : { state: next };
-          },
-          t.why,
-          { action: t.action ?? 'canary.update' },
-        );
-      }
-      // The canary's own entry: what it did and why, with the numbers, even when the flag state did not change.
-      w.audit({
-        action: t.action ?? 'canary.update',
-        resourceType: 'canary',
-        resourceKey: flag,
+    await this.store.save(w.tx, environment, flag, t.run);
+    const canary = {
+      state: t.run.state,
+      stage: t.run.stage,
+      percent: percentAt(t.run.document, t.run.stage),
+      ...(evidence
+        ? {
+            evidence: {
+              decision: evidence.decision,
+              why: evidence.why,
+              canary: evidence.canary,
+              control: evidence.control,
+              errorRate: evidence.errorRate,
+              latency: evidence.latency,
+              method: evidence.method,
+              ...(evidence.sources ? { sources: await this.namedSources(w.tx, evidence.sources) } : {}),
+            },
+          }
+        : {}),
+    };
+    if (t.flagChanged) {
+      const run = t.run;
+      await this.o.flags.mutateState(
+        w,
         environment,
-        before: { state: before.state, stage: before.stage, percent: percentAt(before.document, before.stage) },
-        after: canary,
-        reason: t.why,
-      });
+        flag,
+        (current) => {
+          const next = storedOf(renderFlagState(current, run, flag));
+          return JSON.stringify(next) === JSON.stringify(storedOf(current)) ? null : { state: next };
+        },
+        t.why,
+        { action: t.action ?? 'canary.update' },
+      );
+    }
+    // The canary's own entry: what it did and why, with the numbers, even when the flag state did not change.
+    w.audit({
+      action: t.action ?? 'canary.update',
+      resourceType: 'canary',
+      resourceKey: flag,
+      environment,
+      before: { state: before.state, stage: before.stage, percent: percentAt(before.document, before.stage) },
+      after: canary,
+      reason: t.why,
     });
-    this.track(environment, flag, t.run);
+    return t;
+  }
+
+  /** Counts a committed transition. */
+  private counted(t: Transition, actor: Actor): void {
     this.o.instruments?.canaryDecisions.inc({ action: t.action ?? 'canary.update', by: actor === GUARD_ACTOR ? 'guard' : 'operator' });
-    return t.run;
   }
 
   /** The evidence sources with each SDK key's name and kind, for the audit entry. */
-  private namedSources(sources: NonNullable<Comparison['sources']>) {
-    const named = (ids: string[]) =>
-      ids.map((id) => {
-        const t = this.tokenName.get(id);
-        return { id, name: t?.name ?? null, clientSide: t ? t.client_side === 1 : null };
-      });
+  private async namedSources(sql: Sql, sources: NonNullable<Comparison['sources']>) {
+    const named = async (ids: string[]) => {
+      const out: Array<{ id: string; name: string | null; clientSide: boolean | null }> = [];
+      for (const id of ids) {
+        const t = await sql.get<{ name: string; client_side: unknown }>('SELECT name, client_side FROM tokens WHERE id = ?', [id]);
+        out.push({ id, name: t?.name ?? null, clientSide: t ? bool(t.client_side) : null });
+      }
+      return out;
+    };
     return {
       ...sources,
-      server: { ...sources.server, keys: named(sources.server.keys) },
-      client: { ...sources.client, keys: named(sources.client.keys) },
+      server: { ...sources.server, keys: await named(sources.server.keys) },
+      client: { ...sources.client, keys: await named(sources.client.keys) },
     };
   }
 
-  /** Validates and starts a canary (PUT). Answers whether it was created (201) or replaced a finished one (200). */
-  put(environment: string, flag: string, body: CanaryInput, actor: Actor): { run: CanaryRun; created: boolean } {
-    const config = this.requireFlag(environment, flag);
-    const checked = validateCanaryDocument(body, config, this.segmentExists);
-    if (!checked.value) throw problem('validation', `${checked.issues[0]?.path || '/'}: ${checked.issues[0]?.message}`, { errors: checked.issues });
-    const existing = this.store.get(environment, flag);
-    if (existing && isActive(existing.state)) {
-      throw problem(
-        'conflict',
-        `A canary of "${flag}" is ${existing.state} in "${environment}"; roll it back, promote it or DELETE it before starting another.`,
-      );
-    }
-    this.refuseExposure(config.state, checked.value.canary, 'start');
-    const now = this.o.now();
-    const run = startRun(checked.value, now);
-    const stage = checked.value.stages[0]!;
-    this.apply(
-      environment,
-      flag,
-      run,
-      {
+  /**
+   * Validates and starts a canary (PUT). Answers whether it was created (201) or replaced a finished one (200).
+   * Checked and written in one transaction, so two starts cannot both pass the "no active canary" check.
+   */
+  async put(environment: string, flag: string, body: CanaryInput, actor: Actor): Promise<{ run: CanaryRun; created: boolean }> {
+    const { value } = await this.o.writer.write(actor, async (w) => {
+      const config = await this.requireFlag(w.tx, environment, flag);
+      const segments = new Set((await w.tx.all<{ key: string }>('SELECT key FROM segments')).map((r) => r.key));
+      const checked = validateCanaryDocument(body, config, (key) => segments.has(key));
+      if (!checked.value) throw problem('validation', `${checked.issues[0]?.path || '/'}: ${checked.issues[0]?.message}`, { errors: checked.issues });
+      const existing = await this.store.get(environment, flag, w.tx);
+      if (existing && isActive(existing.state)) {
+        throw problem(
+          'conflict',
+          `A canary of "${flag}" is ${existing.state} in "${environment}"; roll it back, promote it or DELETE it before starting another.`,
+        );
+      }
+      this.refuseExposure(config.state, checked.value.canary, 'start');
+      const run = startRun(checked.value, this.o.now());
+      const stage = checked.value.stages[0]!;
+      const t = await this.applyIn(
+        w,
+        environment,
+        flag,
         run,
-        action: 'canary.start',
-        why: `canary "${run.document.canary}" against "${run.document.control}" started at ${'segment' in stage ? `cohort "${stage.segment}"` : `${stage.percent}%`}`,
-        flagChanged: true,
-      },
-      actor,
-      null,
-    );
-    return { run, created: !existing };
+        {
+          run,
+          action: 'canary.start',
+          why: `canary "${run.document.canary}" against "${run.document.control}" started at ${'segment' in stage ? `cohort "${stage.segment}"` : `${stage.percent}%`}`,
+          flagChanged: true,
+        },
+        null,
+      );
+      return { t, created: !existing };
+    });
+    this.counted(value.t, actor);
+    return { run: value.t.run, created: value.created };
   }
 
-  /** A manual operation (POST .../canary/{action}). */
-  manual(environment: string, flag: string, action: ManualAction, actor: Actor, reason?: string): CanaryRun {
-    this.requireFlag(environment, flag);
-    const run = this.store.get(environment, flag);
-    if (!run) throw problem('not-found', `No canary of "${flag}" in "${environment}".`);
-    if (action === 'resume') {
-      const config = readFlagConfig(this.o.sqlite, environment, flag);
-      if (config) this.refuseExposure(config.state, run.document.canary, 'resume');
-    }
-    let t: Transition;
-    try {
-      t = onManual(run, action, this.o.now(), reason);
-    } catch (err) {
-      if (err instanceof CanaryConflict) throw problem('conflict', err.message);
-      throw err;
-    }
-    return this.apply(
-      environment,
-      flag,
-      run,
-      t,
-      actor,
-      action === 'rollback' || action === 'promote' || action === 'advance' ? this.comparisonOf(environment, flag, run) : null,
-    );
+  /** A manual operation (POST .../canary/{action}), decided and written in one transaction. */
+  async manual(environment: string, flag: string, action: ManualAction, actor: Actor, reason?: string): Promise<CanaryRun> {
+    const { value } = await this.o.writer.write(actor, async (w) => {
+      const config = await this.requireFlag(w.tx, environment, flag);
+      const run = await this.store.get(environment, flag, w.tx);
+      if (!run) throw problem('not-found', `No canary of "${flag}" in "${environment}".`);
+      if (action === 'resume') this.refuseExposure(config.state, run.document.canary, 'resume');
+      let t: Transition;
+      try {
+        t = onManual(run, action, this.o.now(), reason);
+      } catch (err) {
+        if (err instanceof CanaryConflict) throw problem('conflict', err.message);
+        throw err;
+      }
+      const evidence =
+        action === 'rollback' || action === 'promote' || action === 'advance' ? await this.comparisonOf(w.tx, environment, flag, run) : null;
+      return this.applyIn(w, environment, flag, run, t, evidence);
+    });
+    this.counted(value, actor);
+    return value.run;
   }
 
   /**
@@ -391,13 +467,13 @@ export class CanaryService {
   }
 
   /** Removes a canary (DELETE). The flag keeps its current state; the removal is audited. */
-  remove(environment: string, flag: string, actor: Actor): void {
-    this.requireFlag(environment, flag);
-    const run = this.store.get(environment, flag);
-    if (!run) throw problem('not-found', `No canary of "${flag}" in "${environment}".`);
-    this.o.evidence.setTarget(environment, flag, null);
-    this.o.writer.write(actor, (w) => {
-      this.store.delete(environment, flag);
+  async remove(environment: string, flag: string, actor: Actor): Promise<void> {
+    await this.o.writer.write(actor, async (w) => {
+      await this.requireFlag(w.tx, environment, flag);
+      const run = await this.store.get(environment, flag, w.tx);
+      if (!run) throw problem('not-found', `No canary of "${flag}" in "${environment}".`);
+      // Ingest stops recording its evidence with this commit; the guard's owner prunes what was recorded.
+      await this.store.delete(w.tx, environment, flag);
       w.audit({
         action: 'canary.delete',
         resourceType: 'canary',
@@ -411,15 +487,15 @@ export class CanaryService {
   }
 
   /** `GET .../canary`. */
-  status(environment: string, flag: string): CanaryStatus {
-    this.requireFlag(environment, flag);
-    const run = this.store.get(environment, flag);
+  async status(environment: string, flag: string): Promise<CanaryStatus> {
+    await this.requireFlag(this.o.store, environment, flag);
+    const run = await this.store.get(environment, flag);
     if (!run) throw problem('not-found', `No canary of "${flag}" in "${environment}".`);
     return this.statusOf(environment, flag, run);
   }
 
   /** The status document of a run (live comparison while it is active). */
-  statusOf(environment: string, flag: string, run: CanaryRun): CanaryStatus {
+  async statusOf(environment: string, flag: string, run: CanaryRun): Promise<CanaryStatus> {
     const now = this.o.now();
     const active = isActive(run.state);
     const cohorts = run.document.stages.slice(0, run.stage + 1).flatMap((s) => ('segment' in s ? [s.segment] : []));
@@ -435,22 +511,22 @@ export class CanaryService {
       pausedAt: run.pausedAt === null ? null : iso(run.pausedAt),
       holdRemainingSeconds: active ? Math.max(0, Math.ceil((holdExpiresAt(run) - (run.pausedAt ?? now)) / 1000)) : null,
       windowStartedAt: iso(run.windowStartedAt),
-      comparison: active ? { at: iso(now), ...this.comparisonOf(environment, flag, run) } : null,
+      comparison: active ? { at: iso(now), ...(await this.comparisonOf(this.o.store, environment, flag, run)) } : null,
       lastDecision: run.lastDecision ? { at: iso(run.lastDecision.at), decision: run.lastDecision.decision, why: run.lastDecision.why } : null,
       heldSeconds: Math.floor(heldMs(run, now) / 1000),
-      exposure: this.exposureOf(environment, flag, run, now),
+      exposure: await this.exposureOf(environment, flag, run, now),
     };
   }
 
-  private exposureOf(environment: string, flag: string, run: CanaryRun, now: number): CanaryExposure {
-    const config = readFlagConfig(this.o.sqlite, environment, flag);
+  private async exposureOf(environment: string, flag: string, run: CanaryRun, now: number): Promise<CanaryExposure> {
+    const config = await readFlagConfig(this.o.store, environment, flag);
     const outsideCanary = config ? operatorExposure(config.state, run.document.canary) : [];
     // Whole minutes only: the minute of the decision mixes traffic from before it.
     const from = Math.max(
       Math.floor((isActive(run.state) ? run.stageStartedAt : run.updatedAt) / MINUTE) * MINUTE + MINUTE,
       Math.floor(now / MINUTE) * MINUTE - 60 * MINUTE,
     );
-    const byVariant = this.o.metrics.evaluationsByVariant(environment, flag, from, now);
+    const byVariant = await this.o.metrics.evaluationsByVariant(environment, flag, from, now);
     let evaluations = 0;
     for (const n of byVariant.values()) evaluations += n;
     const canaryEvaluations = byVariant.get(run.document.canary) ?? 0;
@@ -460,10 +536,10 @@ export class CanaryService {
     };
   }
 
-  private requireFlag(environment: string, flag: string) {
-    const env = this.o.sqlite.prepare<[string], { key: string }>('SELECT key FROM environments WHERE key = ?').get(environment);
+  private async requireFlag(sql: Sql, environment: string, flag: string) {
+    const env = await sql.get<{ key: string }>('SELECT key FROM environments WHERE key = ?', [environment]);
     if (!env) throw problem('not-found', `No environment "${environment}".`);
-    const config = readFlagConfig(this.o.sqlite, environment, flag);
+    const config = await readFlagConfig(sql, environment, flag);
     if (!config) throw problem('not-found', `No flag "${flag}" in "${environment}".`);
     return config;
   }

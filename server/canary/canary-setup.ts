@@ -1,6 +1,8 @@
 /**
  * Wires the canary runtime into an app: decorates `app.canaries`, starts its timer when the server is ready and
  * stops it before close. Canaries that were running when the server stopped continue from their stored clocks.
+ * The guard runs only while this replica owns the `canary-guard` duty (`app.duties`); the timer keeps ticking on
+ * every replica so that a replica taking the duty over starts guarding within a tick.
  */
 import type { FastifyInstance } from 'fastify';
 import { CanaryService, type FlagStateMutator } from './canary-service.js';
@@ -18,14 +20,18 @@ declare module 'fastify' {
   }
 }
 
-/** Decorates `app.canaries`. Needs `app.metrics` (setupMetrics) and the flag store. Call before registering routes. */
+/**
+ * Decorates `app.canaries`. Needs `app.store`, `app.writer`, `app.duties`, `app.metrics` (setupMetrics) and the flag
+ * store. Call before registering routes.
+ */
 export function setupCanaries(app: FastifyInstance, flags: FlagStateMutator, options: CanaryOptions = {}): CanaryService {
   // Ingest records the guard's evidence for canary flags in its own batch transaction (exactly once per report).
-  const evidence = new EvidenceStore(app.sqlite, app.metrics.instruments);
+  const evidence = new EvidenceStore(app.store, app.metrics.instruments);
   app.metrics.ingester.evidence = evidence;
   const service = new CanaryService({
-    sqlite: app.sqlite,
+    store: app.store,
     writer: app.writer,
+    duties: app.duties,
     flags,
     metrics: app.metrics.store,
     evidence,

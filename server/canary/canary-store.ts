@@ -3,9 +3,9 @@
  * server resumes it from the stored timestamps: the hold clock (`stage_started_at`, `paused_at`) and the guard's
  * window (kept with the last verdict in `last_decision`, as `{ verdict, windowStartedAt, reference }`).
  */
-import type Database from 'better-sqlite3';
 import type { SparseHistogram } from '@aviary/sdk/core';
 import type { CanaryDocument } from './document.js';
+import type { Sql, StorePort } from '../storage/port.js';
 import type { CanaryRun, CanaryState, GuardVerdict } from './state-machine.js';
 
 interface CanaryRow {
@@ -13,12 +13,12 @@ interface CanaryRow {
   flag: string;
   document: string;
   state: CanaryState;
-  stage_index: number;
-  stage_started_at: number;
-  paused_at: number | null;
+  stage_index: number | string;
+  stage_started_at: number | string;
+  paused_at: number | string | null;
   last_decision: string | null;
-  created_at: number;
-  updated_at: number;
+  created_at: number | string;
+  updated_at: number | string;
 }
 
 interface StoredDecision {
@@ -33,67 +33,64 @@ function fromRow(row: CanaryRow): CanaryRun {
   return {
     document: JSON.parse(row.document) as CanaryDocument,
     state: row.state,
-    stage: row.stage_index,
-    stageStartedAt: row.stage_started_at,
-    windowStartedAt: decision.windowStartedAt ?? row.stage_started_at,
-    pausedAt: row.paused_at,
-    startedAt: row.created_at,
-    updatedAt: row.updated_at,
+    stage: Number(row.stage_index),
+    stageStartedAt: Number(row.stage_started_at),
+    windowStartedAt: decision.windowStartedAt ?? Number(row.stage_started_at),
+    pausedAt: row.paused_at === null ? null : Number(row.paused_at),
+    startedAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
     lastDecision: decision.verdict ?? null,
     ...(decision.reference !== undefined ? { reference: decision.reference } : {}),
   };
 }
 
+const SQL = {
+  get: 'SELECT * FROM canaries WHERE environment = ? AND flag = ?',
+  active: "SELECT * FROM canaries WHERE state IN ('running', 'paused') ORDER BY environment, flag",
+  upsert: `INSERT INTO canaries (environment, flag, document, state, stage_index, stage_started_at, paused_at, last_decision, created_at, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (environment, flag) DO UPDATE SET document = excluded.document, state = excluded.state,
+      stage_index = excluded.stage_index, stage_started_at = excluded.stage_started_at, paused_at = excluded.paused_at,
+      last_decision = excluded.last_decision, created_at = excluded.created_at, updated_at = excluded.updated_at`,
+  delete: 'DELETE FROM canaries WHERE environment = ? AND flag = ?',
+};
+
+/** Canary runs; every method reads or writes through `sql` (a transaction's statements, or the store itself). */
 export class CanaryStore {
-  private readonly stmts;
+  constructor(private readonly store: StorePort) {}
 
-  constructor(sqlite: Database.Database) {
-    this.stmts = {
-      get: sqlite.prepare<[string, string], CanaryRow>('SELECT * FROM canaries WHERE environment = ? AND flag = ?'),
-      active: sqlite.prepare<[], CanaryRow>("SELECT * FROM canaries WHERE state IN ('running', 'paused') ORDER BY environment, flag"),
-      upsert: sqlite.prepare(
-        `INSERT INTO canaries (environment, flag, document, state, stage_index, stage_started_at, paused_at, last_decision, created_at, updated_at)
-         VALUES (@environment, @flag, @document, @state, @stage, @stageStartedAt, @pausedAt, @lastDecision, @startedAt, @updatedAt)
-         ON CONFLICT (environment, flag) DO UPDATE SET document = excluded.document, state = excluded.state,
-           stage_index = excluded.stage_index, stage_started_at = excluded.stage_started_at, paused_at = excluded.paused_at,
-           last_decision = excluded.last_decision, created_at = excluded.created_at, updated_at = excluded.updated_at`,
-      ),
-      delete: sqlite.prepare<[string, string]>('DELETE FROM canaries WHERE environment = ? AND flag = ?'),
-    };
-  }
-
-  get(environment: string, flag: string): CanaryRun | null {
-    const row = this.stmts.get.get(environment, flag);
+  async get(environment: string, flag: string, sql: Sql = this.store): Promise<CanaryRun | null> {
+    const row = await sql.get<CanaryRow>(SQL.get, [environment, flag]);
     return row ? fromRow(row) : null;
   }
 
-  /** Running and paused canaries (what the scheduler watches). */
-  active(): Array<{ environment: string; flag: string; run: CanaryRun }> {
-    return this.stmts.active.all().map((row) => ({ environment: row.environment, flag: row.flag, run: fromRow(row) }));
+  /** Running and paused canaries (what the scheduler watches, and what ingest records evidence for). */
+  async active(sql: Sql = this.store): Promise<Array<{ environment: string; flag: string; run: CanaryRun }>> {
+    return (await sql.all<CanaryRow>(SQL.active)).map((row) => ({ environment: row.environment, flag: row.flag, run: fromRow(row) }));
   }
 
-  /** Stores the run (call inside the write transaction that applies its flag state). */
-  save(environment: string, flag: string, run: CanaryRun): void {
+  /** Stores the run (call with the write transaction that applies its flag state). */
+  async save(sql: Sql, environment: string, flag: string, run: CanaryRun): Promise<void> {
     const decision: StoredDecision = {
       verdict: run.lastDecision,
       windowStartedAt: run.windowStartedAt,
       ...(run.reference !== undefined ? { reference: run.reference } : {}),
     };
-    this.stmts.upsert.run({
+    await sql.run(SQL.upsert, [
       environment,
       flag,
-      document: JSON.stringify(run.document),
-      state: run.state,
-      stage: run.stage,
-      stageStartedAt: run.stageStartedAt,
-      pausedAt: run.pausedAt,
-      lastDecision: JSON.stringify(decision),
-      startedAt: run.startedAt,
-      updatedAt: run.updatedAt,
-    });
+      JSON.stringify(run.document),
+      run.state,
+      run.stage,
+      run.stageStartedAt,
+      run.pausedAt,
+      JSON.stringify(decision),
+      run.startedAt,
+      run.updatedAt,
+    ]);
   }
 
-  delete(environment: string, flag: string): boolean {
-    return this.stmts.delete.run(environment, flag).changes > 0;
+  async delete(sql: Sql, environment: string, flag: string): Promise<boolean> {
+    return (await sql.run(SQL.delete, [environment, flag])) > 0;
   }
 }

@@ -2,23 +2,29 @@
  * Batched, exactly-once ingestion of SDK metrics reports.
  *
  * Each request queues its report and waits; a batch (up to `maxBatchReports`, or whatever arrived within
- * `maxDelayMs`) is committed in ONE synchronous transaction: for every report, `INSERT OR IGNORE` its (sdkId, seq)
- * into `sdk_reports` (already there → a duplicate, not counted again), then the batch's rows are merged per
- * (environment, flag, variant, minute) and upserted. Only after COMMIT are the requests answered, so an acknowledged
- * report is on disk; a failed commit answers 503 and the SDK retries the same seq.
+ * `maxDelayMs`) is committed in ONE transaction: every report's (token, sdkId, seq) is inserted into `sdk_reports`
+ * with `ON CONFLICT DO NOTHING` (a key already there, or earlier in the same batch → a duplicate, not counted again;
+ * the primary key makes this exactly once however many replicas ingest), then the batch's rows are merged per
+ * (environment, flag, variant, minute) with the stored ones and upserted. Only after COMMIT are the requests
+ * answered, so an acknowledged report is stored; a failed commit answers 503 and the SDK retries the same seq.
  *
- * Why batches: one fsync per batch instead of per report, and short transactions. The next batch is started from
- * `setImmediate`, so admin writes and kills queued on the event loop run between two batches: a burst of flushes
- * delays a kill by at most one batch.
+ * On PostgreSQL every replica ingests: the transaction takes the `ingest` lock (port.ts), so two replicas' batches
+ * never read-merge-upsert the same minute rows at once (nothing is lost), while SDK-visible writes go on beside them.
+ * Statements carry many rows each (sql-lists.ts): a batch is a handful of round trips, not one per row.
+ *
+ * Why batches: one fsync per batch instead of per report, and short transactions. One batch is in flight at a time
+ * per replica, and the next is started from `setImmediate`, so admin writes and kills queued on the event loop run
+ * between two batches: a burst of flushes delays a kill by at most one batch.
  *
  * Exactly-once is per SDK key: the dedupe record is (token id, sdkId, seq), so a report sent with one key (another
  * environment's, or a public client-side one) can never make another key's report count as a duplicate. Each key
  * may hold only a share of the queue (`maxQueuedShare`): one key's flood gets 429s of its own, not everyone's 503s.
  */
-import type Database from 'better-sqlite3';
 import { mergeHistogram, type SparseHistogram } from '@aviary/sdk/core';
 import type { MetricsReport } from '@aviary/sdk/protocol';
+import type { SqlValue, StorePort, Tx } from '../storage/port.js';
 import { detachedInstruments, type IngestInstruments } from './prometheus.js';
+import { chunked, flat, keysWhere, valuesList } from './sql-lists.js';
 
 /** What a committed report produced. */
 export interface IngestReceipt {
@@ -49,10 +55,10 @@ export interface FreshReport {
 
 /**
  * Records canary evidence from the fresh reports of a batch (server/canary/evidence-store.ts). Called inside the
- * batch's transaction, synchronously, so evidence is counted exactly once with the report.
+ * batch's transaction (its statements only), so evidence is counted exactly once with the report.
  */
 export interface EvidenceRecorder {
-  record(reports: FreshReport[], now: number): void;
+  record(tx: Tx, reports: FreshReport[], now: number): Promise<void>;
 }
 
 /** Options of {@link MetricsIngester}. */
@@ -120,7 +126,8 @@ export class MetricsIngester {
   private timer: ReturnType<typeof setTimeout> | null = null;
   private immediate: ReturnType<typeof setImmediate> | null = null;
   private closed = false;
-  private readonly stmts;
+  /** The batch being committed (one at a time), or null. */
+  private inflight: Promise<void> | null = null;
   private readonly maxBatch: number;
   private readonly maxDelay: number;
   private readonly maxQueued: number;
@@ -136,7 +143,7 @@ export class MetricsIngester {
   evidence: EvidenceRecorder | null = null;
 
   constructor(
-    private readonly sqlite: Database.Database,
+    private readonly store: StorePort,
     private readonly options: MetricsIngesterOptions,
   ) {
     this.maxBatch = options.maxBatchReports ?? 256;
@@ -148,25 +155,6 @@ export class MetricsIngester {
     this.maxKeyReports = Math.max(1, Math.floor(this.maxQueued * share));
     this.maxKeyRows = Math.max(1, Math.floor(this.maxQueuedRows * share));
     this.m = options.instruments ?? detachedInstruments();
-    this.stmts = {
-      dedupe: sqlite.prepare('INSERT OR IGNORE INTO sdk_reports (token_id, sdk_id, seq, received_at) VALUES (?, ?, ?, ?)'),
-      read: sqlite.prepare<[string, string, string, number], { reasons: string | null; latency: string | null }>(
-        'SELECT reasons, latency FROM metrics_minute WHERE environment = ? AND flag = ? AND variant = ? AND minute = ?',
-      ),
-      // reasons/latency are JSON merged in JS; @reasons/@latency are null when this batch has none, keeping the stored value.
-      upsert: sqlite.prepare(
-        `INSERT INTO metrics_minute (environment, flag, variant, minute, evaluations, reasons, outcomes, errors, latency, value_sum, value_count)
-         VALUES (@environment, @flag, @variant, @minute, @evaluations, COALESCE(@reasons, '{}'), @outcomes, @errors, @latency, @valueSum, @valueCount)
-         ON CONFLICT (environment, flag, variant, minute) DO UPDATE SET
-           evaluations = evaluations + excluded.evaluations,
-           reasons = CASE WHEN @reasons IS NULL THEN reasons ELSE excluded.reasons END,
-           outcomes = outcomes + excluded.outcomes,
-           errors = errors + excluded.errors,
-           latency = CASE WHEN @latency IS NULL THEN latency ELSE excluded.latency END,
-           value_sum = value_sum + excluded.value_sum,
-           value_count = value_count + excluded.value_count`,
-      ),
-    };
   }
 
   /** Reports waiting for their batch. */
@@ -217,19 +205,22 @@ export class MetricsIngester {
     });
   }
 
-  /** Commits everything queued now (used at shutdown and by tests). */
-  drain(): void {
-    while (this.queue.length > 0) this.commitBatch();
+  /** Commits everything queued now (used at shutdown and by tests); resolves once nothing is queued or in flight. */
+  async drain(): Promise<void> {
+    while (this.inflight || this.queue.length > 0) {
+      if (this.inflight) await this.inflight;
+      else await this.startBatch();
+    }
   }
 
-  /** Refuses new reports and commits the queued ones. */
-  close(): void {
+  /** Refuses new reports and commits the queued ones (resolves once they are committed or failed). */
+  close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.immediate) clearImmediate(this.immediate);
     this.timer = null;
     this.immediate = null;
-    this.drain();
+    return this.drain();
   }
 
   private scheduleNow(): void {
@@ -237,18 +228,28 @@ export class MetricsIngester {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    if (!this.immediate) this.immediate = setImmediate(() => this.runBatch());
+    if (!this.immediate && !this.inflight) this.immediate = setImmediate(() => this.runBatch());
   }
 
   private runBatch(): void {
     this.timer = null;
     this.immediate = null;
-    this.commitBatch();
-    // Yield to the event loop before the next batch, so admin requests interleave with a burst.
-    if (this.queue.length > 0) this.scheduleNow();
+    if (this.inflight) return; // the batch in flight schedules the next one when it is done
+    void this.startBatch();
   }
 
-  private commitBatch(): void {
+  /** Takes the next batch off the queue and commits it; never rejects (a failure rejects the batch's reports). */
+  private startBatch(): Promise<void> {
+    const done = this.commitBatch().finally(() => {
+      this.inflight = null;
+      // Yield to the event loop before the next batch, so admin requests interleave with a burst.
+      if (this.queue.length > 0 && !this.closed) this.scheduleNow();
+    });
+    this.inflight = done;
+    return done;
+  }
+
+  private async commitBatch(): Promise<void> {
     // Up to maxBatch reports and about maxBatchRows rows (at least one report), so one transaction stays short.
     let take = 0;
     let rows = 0;
@@ -271,7 +272,7 @@ export class MetricsIngester {
     let results: boolean[];
     let touched: TouchedFlag[];
     try {
-      ({ results, touched } = this.sqlite.transaction(() => this.write(batch)).immediate());
+      ({ results, touched } = await this.store.transaction((tx) => this.write(tx, batch), { lock: 'ingest' }));
     } catch (err) {
       this.m.reports.inc({ result: 'failed' }, batch.length);
       for (const p of batch) p.reject(err);
@@ -293,16 +294,38 @@ export class MetricsIngester {
     }
   }
 
-  /** The transaction body: synchronous on purpose (see STYLE: an await would commit early). */
-  private write(batch: Pending[]): { results: boolean[]; touched: TouchedFlag[] } {
+  /**
+   * Which reports of the batch are fresh: their (token, sdkId, seq) is inserted now. One multi-row insert per chunk,
+   * `RETURNING` the keys it inserted (a conflict inserts nothing and returns nothing); of two equal keys in one batch
+   * only the first counts.
+   */
+  private async fresh(tx: Tx, batch: Pending[], now: number): Promise<boolean[]> {
+    const keyOf = (tokenId: string, sdkId: string, seq: number) => `${tokenId}\u0000${sdkId}\u0000${seq}`;
+    const unique = new Map<string, SqlValue[]>();
+    for (const { source, report } of batch) {
+      const key = keyOf(source.tokenId, report.sdkId, report.seq);
+      if (!unique.has(key)) unique.set(key, [source.tokenId, report.sdkId, report.seq, now]);
+    }
+    const inserted = new Set<string>();
+    for (const chunk of chunked([...unique.values()])) {
+      const rows = await tx.all<{ token_id: string; sdk_id: string; seq: number | string }>(
+        `INSERT INTO sdk_reports (token_id, sdk_id, seq, received_at) VALUES ${valuesList(4, chunk.length)}
+         ON CONFLICT DO NOTHING RETURNING token_id, sdk_id, seq`,
+        flat(chunk),
+      );
+      for (const r of rows) inserted.add(keyOf(r.token_id, r.sdk_id, Number(r.seq)));
+    }
+    return batch.map(({ source, report }) => inserted.delete(keyOf(source.tokenId, report.sdkId, report.seq)));
+  }
+
+  /** The transaction body: awaits only the transaction's own statements. */
+  private async write(tx: Tx, batch: Pending[]): Promise<{ results: boolean[]; touched: TouchedFlag[] }> {
     const now = this.options.now();
     const rows = new Map<string, RowAcc>();
-    const results: boolean[] = [];
+    const results = await this.fresh(tx, batch, now);
     const freshReports: FreshReport[] = [];
-    for (const { environment, source, report } of batch) {
-      const fresh = this.stmts.dedupe.run(source.tokenId, report.sdkId, report.seq, now).changes === 1;
-      results.push(fresh);
-      if (!fresh) continue;
+    batch.forEach(({ environment, source, report }, i) => {
+      if (!results[i]) return;
       if (this.evidence) freshReports.push({ environment, source, sdkId: report.sdkId, stats: report.stats });
       for (const s of report.stats) {
         const variant = s.variant ?? '';
@@ -335,38 +358,83 @@ export class MetricsIngester {
         }
         if (s.latency) mergeHistogram((acc.latency ??= {}), s.latency);
       }
-    }
+    });
     const touched = new Map<string, TouchedFlag>();
-    for (const r of rows.values()) {
+    // The JSON columns (reasons, latency) are merged here, so read the stored rows the batch has JSON for (under the
+    // ingest lock nobody else changes them before the upsert); the counters are added by the upsert itself.
+    const withJson = [...rows.values()].filter((r) => r.reasons || r.latency);
+    const stored = new Map<string, { reasons: string | null; latency: string | null }>();
+    for (const chunk of chunked(withJson)) {
+      const found = await tx.all<{
+        environment: string;
+        flag: string;
+        variant: string;
+        minute: number | string;
+        reasons: string | null;
+        latency: string | null;
+      }>(
+        `SELECT environment, flag, variant, minute, reasons, latency FROM metrics_minute WHERE ${keysWhere(ROW_KEY, chunk.length)}`,
+        flat(chunk.map((r) => [r.environment, r.flag, r.variant, r.minute])),
+      );
+      for (const f of found) stored.set(`${f.environment}\u0000${f.flag}\u0000${f.variant}\u0000${Number(f.minute)}`, f);
+    }
+    // Rows with JSON to write and rows without (which leave the stored JSON alone) are upserted by two statements.
+    const jsonRows: SqlValue[][] = [];
+    const plainRows: SqlValue[][] = [];
+    for (const [key, r] of rows) {
       let reasons = r.reasons;
       let latency = r.latency;
-      // Read the stored row only when this batch has JSON to merge into it.
       if (reasons || latency) {
-        const existing = this.stmts.read.get(r.environment, r.flag, r.variant, r.minute);
-        if (reasons && existing?.reasons) {
-          const stored = JSON.parse(existing.reasons) as Record<string, number>;
-          for (const [k, v] of Object.entries(reasons)) stored[k] = (stored[k] ?? 0) + v;
-          reasons = stored;
+        const existing = stored.get(key);
+        if (existing?.reasons) {
+          const merged = JSON.parse(existing.reasons) as Record<string, number>;
+          if (reasons) for (const [k, v] of Object.entries(reasons)) merged[k] = (merged[k] ?? 0) + v;
+          reasons = merged;
         }
-        if (latency && existing?.latency) latency = mergeHistogram(JSON.parse(existing.latency) as SparseHistogram, latency);
+        if (existing?.latency)
+          latency = latency
+            ? mergeHistogram(JSON.parse(existing.latency) as SparseHistogram, latency)
+            : (JSON.parse(existing.latency) as SparseHistogram);
+        jsonRows.push([
+          r.environment,
+          r.flag,
+          r.variant,
+          r.minute,
+          r.evaluations,
+          JSON.stringify(reasons ?? {}),
+          r.outcomes,
+          r.errors,
+          latency ? JSON.stringify(latency) : null,
+          r.valueSum,
+          r.valueCount,
+        ]);
+      } else {
+        plainRows.push([r.environment, r.flag, r.variant, r.minute, r.evaluations, '{}', r.outcomes, r.errors, null, r.valueSum, r.valueCount]);
       }
-      this.stmts.upsert.run({
-        environment: r.environment,
-        flag: r.flag,
-        variant: r.variant,
-        minute: r.minute,
-        evaluations: r.evaluations,
-        reasons: reasons ? JSON.stringify(reasons) : null,
-        outcomes: r.outcomes,
-        errors: r.errors,
-        latency: latency ? JSON.stringify(latency) : null,
-        valueSum: r.valueSum,
-        valueCount: r.valueCount,
-      });
       touched.set(`${r.environment}\u0000${r.flag}`, { environment: r.environment, flag: r.flag });
     }
-    if (this.evidence && freshReports.length > 0) this.evidence.record(freshReports, now);
+    for (const chunk of chunked(jsonRows)) await tx.run(upsert(chunk.length, true), flat(chunk));
+    for (const chunk of chunked(plainRows)) await tx.run(upsert(chunk.length, false), flat(chunk));
+    if (this.evidence && freshReports.length > 0) await this.evidence.record(tx, freshReports, now);
     this.m.rows.inc(rows.size);
     return { results, touched: [...touched.values()] };
   }
+}
+
+const ROW_KEY = ['environment', 'flag', 'variant', 'minute'] as const;
+
+/**
+ * Upserts `n` rows of (environment, flag, variant, minute, evaluations, reasons, outcomes, errors, latency,
+ * value_sum, value_count): counters are added to the stored ones; with `json`, reasons and latency are replaced by
+ * the given (already merged) values, else the stored ones are kept.
+ */
+function upsert(n: number, json: boolean): string {
+  return `INSERT INTO metrics_minute (environment, flag, variant, minute, evaluations, reasons, outcomes, errors, latency, value_sum, value_count)
+    VALUES ${valuesList(11, n)}
+    ON CONFLICT (environment, flag, variant, minute) DO UPDATE SET
+      evaluations = metrics_minute.evaluations + excluded.evaluations,
+      outcomes = metrics_minute.outcomes + excluded.outcomes,
+      errors = metrics_minute.errors + excluded.errors,
+      value_sum = metrics_minute.value_sum + excluded.value_sum,
+      value_count = metrics_minute.value_count + excluded.value_count${json ? ',\n      reasons = excluded.reasons,\n      latency = excluded.latency' : ''}`;
 }

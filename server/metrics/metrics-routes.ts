@@ -125,12 +125,10 @@ export async function metricsIngestRoutes(app: FastifyInstance): Promise<void> {
 
 /** `GET /flags/:key/environments/:env/metrics` under the admin prefix. */
 export async function metricsAdminRoutes(app: FastifyInstance): Promise<void> {
-  const flagExists = app.sqlite.prepare<[string], { one: number }>('SELECT 1 AS one FROM flags WHERE key = ?');
-  const envExists = app.sqlite.prepare<[string], { one: number }>('SELECT 1 AS one FROM environments WHERE key = ?');
   app.get<RouteOf<'getFlagMetrics'>>('/flags/:key/environments/:env/metrics', { schema: routeSchema('getFlagMetrics') }, async (request) => {
     const { key, env } = request.params;
-    if (!envExists.get(env)) throw problem('not-found', `No environment "${env}".`);
-    if (!flagExists.get(key)) throw problem('not-found', `No flag "${key}".`);
+    if (!(await app.store.get('SELECT 1 AS one FROM environments WHERE key = ?', [env]))) throw problem('not-found', `No environment "${env}".`);
+    if (!(await app.store.get('SELECT 1 AS one FROM flags WHERE key = ?', [key]))) throw problem('not-found', `No flag "${key}".`);
     // The schema has checked each parameter's form (times as RFC 3339 or epoch ms, `step` a whole number of minutes
     // in seconds); what is left is how they combine.
     const q = request.query;

@@ -2,6 +2,9 @@
  * Wires metrics ingestion into an app: decorates `app.metrics` (ingester, store, instruments), runs the retention
  * policy, and drains the ingestion queue before the server stops (every report acknowledged is committed; reports
  * arriving during shutdown get 503 and are retried by their SDK).
+ *
+ * Every replica ingests; retention runs only on the replica that owns the `retention` duty (`app.duties`, checked at
+ * each run), so replicas do not delete the same rows at once.
  */
 import type { FastifyInstance } from 'fastify';
 import { FlagCatalog } from './flag-catalog.js';
@@ -37,8 +40,11 @@ export interface MetricsRuntime {
   quotas: KeyQuotas;
   /** What one report may hold. */
   reportLimits: ReportLimits;
-  /** Applies the retention policy now, in one go (the timer does it in chunks); answers the per-minute rows deleted. */
-  prune(): number;
+  /**
+   * Applies the retention policy now, in one go (the timer does it in chunks, on the duty's owner only); resolves
+   * with the per-minute rows deleted.
+   */
+  prune(): Promise<number>;
 }
 
 declare module 'fastify' {
@@ -53,8 +59,8 @@ declare module 'fastify' {
  */
 export function setupMetrics(app: FastifyInstance, options: MetricsOptions = {}, onCommitted?: (touched: TouchedFlag[]) => void): MetricsRuntime {
   const instruments = createIngestInstruments(app.prometheus.registry);
-  const store = new MetricsStore(app.sqlite);
-  const catalog = new FlagCatalog(app.sqlite, app.changeFeed);
+  const store = new MetricsStore(app.store);
+  const catalog = new FlagCatalog(app.snapshots);
   const dedupeMs = (options.dedupeHours ?? 24) * 3_600_000;
   const reportLimits: ReportLimits = {
     maxFutureMs: options.reportLimits?.maxFutureMs ?? DEFAULT_REPORT_LIMITS.maxFutureMs,
@@ -70,7 +76,7 @@ export function setupMetrics(app: FastifyInstance, options: MetricsOptions = {},
     },
     app.now,
   );
-  const ingester = new MetricsIngester(app.sqlite, {
+  const ingester = new MetricsIngester(app.store, {
     now: app.now,
     instruments,
     ...(options.maxBatchReports ? { maxBatchReports: options.maxBatchReports } : {}),
@@ -85,32 +91,45 @@ export function setupMetrics(app: FastifyInstance, options: MetricsOptions = {},
   // One chunk per event-loop turn, so retention never holds up a kill or an ingest batch for long. Besides old
   // minutes: minutes beyond the clock-skew window (stored before it was enforced) and flags that no longer exist.
   const pruneStep = () => store.pruneChunk(app.now(), keepMs, dedupeMs, reportLimits.maxFutureMs);
-  const prune = () => {
-    let deleted = 0;
-    for (;;) {
-      const step = pruneStep();
-      deleted += step.minutes;
-      if (step.minutes === 0 && step.reports === 0 && !step.more) break;
-    }
-    instruments.retentionDeleted.inc(deleted);
-    return deleted;
+  let closed = false;
+  // One pass at a time (the store's orphan scan keeps a cursor): an explicit prune() waits for the timer's pass.
+  let passes: Promise<unknown> = Promise.resolve();
+  const serially = <T>(fn: () => Promise<T>): Promise<T> => {
+    const next = passes.then(fn, fn);
+    passes = next.catch(() => undefined);
+    return next;
   };
+  const prune = () =>
+    serially(async () => {
+      let deleted = 0;
+      for (;;) {
+        const step = await pruneStep();
+        deleted += step.minutes;
+        if (step.minutes === 0 && step.reports === 0 && !step.more) break;
+      }
+      instruments.retentionDeleted.inc(deleted);
+      return deleted;
+    });
   let pruning = false;
   const pruneInBackground = () => {
-    if (pruning || !app.sqlite.open) return;
+    if (pruning || closed || !app.duties.owns('retention')) return;
     pruning = true;
-    const step = () => {
+    void serially(async () => {
       try {
-        if (!app.sqlite.open) return void (pruning = false);
-        const r = pruneStep();
-        instruments.retentionDeleted.inc(r.minutes);
-        if (r.minutes > 0 || r.reports > 0 || r.more) return void setImmediate(step);
+        for (;;) {
+          // Checked before every step: a replica that lost the duty stops at once (another has taken it over).
+          if (closed || !app.duties.owns('retention')) break;
+          const r = await pruneStep();
+          instruments.retentionDeleted.inc(r.minutes);
+          if (r.minutes === 0 && r.reports === 0 && !r.more) break;
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
       } catch (err) {
         app.log.error({ err }, 'metrics retention failed');
+      } finally {
+        pruning = false;
       }
-      pruning = false;
-    };
-    step();
+    });
   };
   const runtime: MetricsRuntime = { ingester, store, instruments, prune, catalog, quotas, reportLimits };
   app.decorate('metrics', runtime);
@@ -120,8 +139,10 @@ export function setupMetrics(app: FastifyInstance, options: MetricsOptions = {},
   app.addHook('onReady', async () => pruneInBackground());
   // preClose runs while the database is still open: commit what was acknowledged-to-be before closing.
   app.addHook('preClose', async () => {
+    closed = true;
     clearInterval(timer);
-    ingester.close();
+    await ingester.close();
+    await passes;
     catalog.close();
   });
   return runtime;

@@ -217,3 +217,20 @@ export const serverState = pgTable('server_state', {
   key: text('key').primaryKey(),
   value: text('value').notNull(),
 });
+
+export const leases = pgTable('leases', {
+  duty: text('duty').primaryKey(),
+  holder: text('holder').notNull(),
+  expiresAt: int('expires_at').notNull(),
+});
+
+export const replicaSdks = pgTable(
+  'replica_sdks',
+  {
+    replica: text('replica').notNull(),
+    environment: text('environment').notNull(),
+    sdks: text('sdks').notNull(),
+    updatedAt: int('updated_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.replica, t.environment] })],
+);

@@ -247,3 +247,28 @@ export const serverState = sqliteTable('server_state', {
   key: text('key').primaryKey(),
   value: text('value').notNull(),
 });
+
+/**
+ * Replicas (PostgreSQL; on SQLite the table exists for parity and stays empty): one lease per background duty, held by
+ * one replica until `expires_at` (the database's clock, epoch ms). See server/cluster/leases.ts.
+ */
+export const leases = sqliteTable('leases', {
+  duty: text('duty').primaryKey(),
+  holder: text('holder').notNull(),
+  expiresAt: integer('expires_at').notNull(),
+});
+
+/**
+ * Replicas (PostgreSQL; empty on SQLite): the SDKs connected to each replica, per environment, as a JSON list, so
+ * receipts and the SDK list count every replica's SDKs. See server/cluster/presence.ts.
+ */
+export const replicaSdks = sqliteTable(
+  'replica_sdks',
+  {
+    replica: text('replica').notNull(),
+    environment: text('environment').notNull(),
+    sdks: text('sdks').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.replica, t.environment] })],
+);

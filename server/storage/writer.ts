@@ -8,6 +8,7 @@
  * Callers do not build deltas: they mark what they touched (`touchFlag`, `touchSegment`) and the writer reads the
  * committed-to-be rows inside the same transaction, so a delta always matches what a snapshot would show.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Change, Delta } from '@aviary/sdk/protocol';
 import type { JsonValue } from '@aviary/sdk/core';
 import type { ChangeEvent } from './change-feed.js';
@@ -62,6 +63,9 @@ const AUDIT_INSERT = `INSERT INTO audit_log (at, actor_token_id, actor_name, act
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 export class Writer {
+  /** Set while a write's callback runs: a write started from inside it would wait for itself (and could not be atomic). */
+  private readonly inside = new AsyncLocalStorage<true>();
+
   constructor(
     private readonly store: StorePort,
     /** Receives the committed deltas in commit order (the app feeds its live state and change feed). */
@@ -88,6 +92,9 @@ export class Writer {
    * serialized like SQLite's). If `fn` throws, nothing is written. Never nest: pass the WriteContext down instead.
    */
   async write<T>(actor: Actor, fn: (w: WriteContext) => Promise<T> | T): Promise<WriteResult<T>> {
+    // A nested write would queue behind its own transaction (or, if it ran, emit deltas of a transaction that may
+    // still roll back). Pass the outer WriteContext down instead (e.g. FlagStore.mutateState).
+    if (this.inside.getStore()) throw new Error('Writer.write cannot be nested in another write; pass the WriteContext down');
     const versions = new Map<string, number>();
     const events: ChangeEvent[] = [];
     const value = await this.store.transaction(
@@ -115,7 +122,7 @@ export class Writer {
           touchSegment: (segment) => void touchedSegments.add(segment),
           audit: (e) => void audits.push(e),
         };
-        const result = await fn(ctx);
+        const result = await this.inside.run(true, () => fn(ctx));
         for (const e of audits) {
           await tx.run(AUDIT_INSERT, [
             now,

@@ -37,8 +37,9 @@ export interface HubOptions {
   hydrationBurst?: number;
   now?: () => number;
   /**
-   * Called when an SDK resumes from a version this replica has not applied yet (it came from a replica that is ahead):
-   * the follower catches up now; the SDK waits for that version (at most `aheadWaitMs`, then it gets a snapshot).
+   * Replicas only: called when an SDK resumes from a version this replica has not applied yet (it came from a replica
+   * that is ahead): the follower catches up now; the SDK waits for that version (at most `aheadWaitMs`, then it gets a
+   * snapshot). Without it (one server), a version ahead of the server's is bogus and gets a snapshot at once.
    */
   behind?: (environment: string) => void;
   /** Default 2,000 ms. */
@@ -452,7 +453,7 @@ export class StreamHub {
   /** Resumes from `lastVersion` when the change log still reaches back that far; otherwise hydrates. */
   private start(conn: Connection, lastVersion: number | undefined): void {
     const ch = conn.channel;
-    if (lastVersion !== undefined && lastVersion > ch.version && !ch.ahead.has(conn)) {
+    if (this.behindHook && lastVersion !== undefined && lastVersion > ch.version && !ch.ahead.has(conn)) {
       // The SDK saw a version this replica has not applied yet (its last replica was ahead): wait for it rather than
       // hand it an older snapshot, which would undo what it already serves (a kill switch, say).
       const timer = setTimeout(() => {

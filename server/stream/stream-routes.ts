@@ -32,7 +32,11 @@ function isUpgrade(headers: IncomingMessage['headers']): boolean {
 }
 
 const plugin: FastifyPluginAsync<StreamPluginOptions> = async (app: FastifyInstance, options) => {
-  const hub = new StreamHub(app.snapshots, { now: app.now, behind: (env) => void app.follower.catchUp(env), ...options });
+  const hub = new StreamHub(app.snapshots, {
+    now: app.now,
+    ...(app.store.dialect === 'postgres' ? { behind: (env: string) => void app.follower.catchUp(env) } : {}),
+    ...options,
+  });
   app.decorate('streamHub', hub);
   // Replicas (PostgreSQL): receipts and the SDK list cover the SDKs of every replica (server/cluster/presence.ts).
   const presence = app.store.dialect === 'postgres' ? new ClusterPresence(app.store, hub, app.replicaId, { log: app.log }) : null;

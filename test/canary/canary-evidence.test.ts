@@ -178,7 +178,7 @@ describe('forged rollback', () => {
       );
     };
     await minuteOfTraffic();
-    srv.app.canaries.tick();
+    await srv.app.canaries.tick();
     // One minute of one key is one burst: its worst imaginable share is taken out, and nothing is left to decide on.
     let s = (await api(srv).get(path)).body;
     expect(s.state).toBe('running');
@@ -187,7 +187,7 @@ describe('forged rollback', () => {
     await minuteOfTraffic();
     clock! += 60_000;
     await minuteOfTraffic();
-    srv.app.canaries.tick();
+    await srv.app.canaries.tick();
     s = (await api(srv).get(path)).body;
     expect(s.state).toBe('rolled_back');
     const [entry] = (await api(srv).get('/api/v1/audit?resourceType=canary&action=canary.rollback')).body.entries;
@@ -259,7 +259,7 @@ describe('forged promotion', () => {
         })
       ).status,
     ).toBe(200);
-    srv.app.canaries.tick();
+    await srv.app.canaries.tick();
     const s = (await api(srv).get(path)).body;
     expect(s.state).toBe('rolled_back');
     expect(s.lastDecision.why).toMatch(/error rate 30\.00% on 400 outcomes/);

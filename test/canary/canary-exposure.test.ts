@@ -92,7 +92,7 @@ describe("the operator's own rules and a canary", () => {
     // Someone adds a hand-written rule serving the canary variant, keeping the canary's own fallthrough.
     const current = (await a.get(statePath)).body;
     expect((await a.put(statePath, { ...base, rules: [betaRule], fallthrough: current.fallthrough })).status).toBe(200);
-    srv.app.canaries.tick();
+    await srv.app.canaries.tick();
     const paused = (await a.get(canaryPath)).body;
     expect(paused.state).toBe('paused');
     expect(paused.exposure.outsideCanary).toEqual([{ path: '/rules/0', message: 'rule "beta" serves "on"' }]);
@@ -108,7 +108,7 @@ describe("the operator's own rules and a canary", () => {
       { variant: 'on', evaluations: 300, outcomes: 300, errors: 150 },
       { variant: 'off', evaluations: 300, outcomes: 300, errors: 3 },
     ]);
-    srv.app.canaries.tick();
+    await srv.app.canaries.tick();
     const rolledBack = (await a.get(canaryPath)).body;
     expect(rolledBack).toMatchObject({ state: 'rolled_back', percent: 0 });
     const entry = (await a.get('/api/v1/audit?resourceType=canary&action=canary.rollback')).body.entries[0];

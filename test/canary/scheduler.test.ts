@@ -51,10 +51,10 @@ describe('canary scheduler with an injected clock', () => {
     });
     await outcomes(1000, { on: 10, off: 10 });
     clock += 599_000;
-    srv.app.canaries.tick();
+    await srv.app.canaries.tick();
     expect((await api(srv).get(path)).body).toMatchObject({ stage: 0, holdRemainingSeconds: 1 });
     clock += 1_000;
-    srv.app.canaries.tick();
+    await srv.app.canaries.tick();
     const s = (await api(srv).get(path)).body;
     expect(s).toMatchObject({ state: 'running', stage: 1, percent: 60, holdRemainingSeconds: 600 });
     expect(s.stageStartedAt).toBe(new Date(clock).toISOString());
@@ -70,7 +70,7 @@ describe('canary scheduler with an injected clock', () => {
     });
     await outcomes(1000, { on: 0, off: 0 });
     clock += 86_400_000;
-    srv.app.canaries.tick();
+    await srv.app.canaries.tick();
     const s = (await api(srv).get(path)).body;
     expect(s.stage).toBe(0);
     expect(s.comparison.decision).toBe('insufficient');
@@ -117,10 +117,10 @@ describe('canary scheduler with an injected clock', () => {
     expect(resumed).toMatchObject({ state: 'running', stage: 0, heldSeconds: 100, holdRemainingSeconds: 500 });
     await outcomes(1000, { on: 5, off: 5 });
     clock += 499_000;
-    srv.app.canaries.tick();
+    await srv.app.canaries.tick();
     expect((await api(srv).get(path)).body.stage).toBe(0);
     clock += 1_000;
-    srv.app.canaries.tick();
+    await srv.app.canaries.tick();
     expect((await api(srv).get(path)).body.stage).toBe(1);
   });
 });

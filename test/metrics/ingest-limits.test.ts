@@ -199,7 +199,7 @@ describe('retention', () => {
     for (let i = 0; i < 3_000; i++)
       insert.run(i % 2 ? 'staging' : 'production', `ghost-${i % 7}`, 'on', minuteNow() - (i % 50) * 60_000 - Math.floor(i / 350) * 3_600_000);
     expect(count('SELECT count(*) AS n FROM metrics_minute')).toBe(5_501);
-    expect(srv.app.metrics.prune()).toBe(5_500);
+    expect(await srv.app.metrics.prune()).toBe(5_500);
     expect(sqliteOf(srv.app).prepare('SELECT flag, minute FROM metrics_minute').all()).toEqual([{ flag: 'checkout', minute: minuteNow() }]);
   });
 });

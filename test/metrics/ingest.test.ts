@@ -162,7 +162,7 @@ describe('POST /sdk/v1/metrics', () => {
   it('deletes minutes past retention', async () => {
     await post(report('sdk-r', 1, [{ flag: 'checkout', variant: 'on', minute: T0, evaluations: 7, outcomes: 0, errors: 0 }]));
     clock = T0 + 31 * 86_400_000;
-    expect(srv.app.metrics.prune()).toBe(1);
+    expect(await srv.app.metrics.prune()).toBe(1);
     const m = await api(srv).get(`/api/v1/flags/checkout/environments/production/metrics?from=${T0}&to=${T0 + 3_600_000}`);
     expect(m.body.totals).toEqual({});
   });

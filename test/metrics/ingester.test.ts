@@ -5,19 +5,19 @@ import type { MetricsReport } from '@aviary/sdk/protocol';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IngestKeyBusy, IngestUnavailable, MetricsIngester, type ReportSource, type TouchedFlag } from '../../server/metrics/metrics-ingester.js';
 import { MetricsStore } from '../../server/metrics/metrics-store.js';
-import { openDatabase, type OpenDatabase } from '../../server/storage/db.js';
+import { openSqlite, type SqlitePort } from '../../server/storage/sqlite-port.js';
 
 const MINUTE = Date.UTC(2026, 0, 1, 0, 0, 0);
 const KEY: ReportSource = { tokenId: 'key-a', clientSide: false };
 let dir: string;
-let db: OpenDatabase;
+let store: SqlitePort;
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'aviary-ingester-'));
-  db = openDatabase(join(dir, 'aviary.db'));
+  store = openSqlite(join(dir, 'aviary.db'));
 });
-afterEach(() => {
-  db.sqlite.close();
+afterEach(async () => {
+  await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -39,18 +39,18 @@ function report(seq: number, rows: number, flag = 'f'): MetricsReport {
 describe('metrics ingester', () => {
   it('keeps each transaction under maxBatchRows and still counts everything once', async () => {
     const batches: TouchedFlag[][] = [];
-    const ingester = new MetricsIngester(db.sqlite, { now: () => MINUTE, maxBatchRows: 100, maxDelayMs: 1, onCommitted: (t) => batches.push(t) });
+    const ingester = new MetricsIngester(store, { now: () => MINUTE, maxBatchRows: 100, maxDelayMs: 1, onCommitted: (t) => batches.push(t) });
     const receipts = await Promise.all(Array.from({ length: 10 }, (_, i) => ingester.submit('production', report(i + 1, 40), KEY)));
     expect(receipts.every((r) => r.accepted && !r.duplicate)).toBe(true);
     // 10 reports × 40 rows at ≤ 100 rows per transaction: at least 4 transactions.
     expect(batches.length).toBeGreaterThanOrEqual(4);
-    const [on, off] = new MetricsStore(db.sqlite).variantTotals('production', 'f', ['on', 'off'], MINUTE);
+    const [on, off] = await new MetricsStore(store).variantTotals('production', 'f', ['on', 'off'], MINUTE);
     expect(on.evaluations + off.evaluations).toBe(400);
-    ingester.close();
+    await ingester.close();
   });
 
   it('refuses reports beyond its queue bound instead of growing without limit', async () => {
-    const ingester = new MetricsIngester(db.sqlite, { now: () => MINUTE, maxQueuedReports: 2, maxQueuedShare: 1, maxDelayMs: 50 });
+    const ingester = new MetricsIngester(store, { now: () => MINUTE, maxQueuedReports: 2, maxQueuedShare: 1, maxDelayMs: 50 });
     const first = ingester.submit('production', report(1, 1), KEY);
     const second = ingester.submit('production', report(2, 1), KEY);
     await expect(ingester.submit('production', report(3, 1), KEY)).rejects.toBeInstanceOf(IngestUnavailable);
@@ -60,7 +60,7 @@ describe('metrics ingester', () => {
   });
 
   it("one key holds only its share of the queue; another key's reports are still taken", async () => {
-    const ingester = new MetricsIngester(db.sqlite, { now: () => MINUTE, maxQueuedReports: 8, maxQueuedShare: 0.25, maxDelayMs: 50 });
+    const ingester = new MetricsIngester(store, { now: () => MINUTE, maxQueuedReports: 8, maxQueuedShare: 0.25, maxDelayMs: 50 });
     const flood = [ingester.submit('production', report(1, 1), KEY), ingester.submit('production', report(2, 1), KEY)];
     const refused = ingester.submit('production', report(3, 1), KEY);
     await expect(refused).rejects.toBeInstanceOf(IngestKeyBusy);
@@ -74,11 +74,40 @@ describe('metrics ingester', () => {
     ]);
     // Once its reports are stored, the key may queue again.
     await expect(ingester.submit('production', report(3, 1), KEY)).resolves.toEqual({ accepted: true, duplicate: false });
-    ingester.close();
+    await ingester.close();
+  });
+
+  it('counts a report sent twice within one batch once', async () => {
+    const ingester = new MetricsIngester(store, { now: () => MINUTE, maxDelayMs: 50 });
+    const receipts = await Promise.all([ingester.submit('production', report(1, 2), KEY), ingester.submit('production', report(1, 2), KEY)]);
+    expect(receipts).toEqual([
+      { accepted: true, duplicate: false },
+      { accepted: true, duplicate: true },
+    ]);
+    const [on, off] = await new MetricsStore(store).variantTotals('production', 'f', ['on', 'off'], MINUTE);
+    expect(on.evaluations + off.evaluations).toBe(2);
+    await ingester.close();
+  });
+
+  it('merges reasons and latency into the stored minute, and keeps them when a later report has none', async () => {
+    const ingester = new MetricsIngester(store, { now: () => MINUTE, maxDelayMs: 1 });
+    const row = { flag: 'f', variant: 'on', minute: MINUTE, evaluations: 2, outcomes: 2, errors: 0 };
+    await ingester.submit('production', { sdkId: 'a', seq: 1, stats: [{ ...row, reasons: { fallthrough: 2 }, latency: { '10': 2 } }] }, KEY);
+    await ingester.submit(
+      'production',
+      { sdkId: 'a', seq: 2, stats: [{ ...row, reasons: { fallthrough: 1, rule: 1 }, latency: { '10': 1, '20': 1 } }] },
+      KEY,
+    );
+    await ingester.submit('production', { sdkId: 'a', seq: 3, stats: [row] }, KEY);
+    await ingester.submit('production', { sdkId: 'a', seq: 4, stats: [{ ...row, latency: { '20': 2 } }] }, KEY);
+    const totals = (await new MetricsStore(store).query('production', 'f', MINUTE, MINUTE + 60_000, 60_000)).totals.on!;
+    expect(totals).toMatchObject({ evaluations: 8, outcomes: 8, reasons: { fallthrough: 3, rule: 1 }, latencySamples: 6 });
+    expect(await new MetricsStore(store).variantHistogram('production', 'f', 'on', MINUTE, MINUTE + 60_000)).toEqual({ '10': 3, '20': 3 });
+    await ingester.close();
   });
 
   it('commits what is queued when it closes', async () => {
-    const ingester = new MetricsIngester(db.sqlite, { now: () => MINUTE, maxDelayMs: 10_000 });
+    const ingester = new MetricsIngester(store, { now: () => MINUTE, maxDelayMs: 10_000 });
     const pending = ingester.submit('production', report(1, 2), KEY);
     ingester.close();
     await expect(pending).resolves.toEqual({ accepted: true, duplicate: false });

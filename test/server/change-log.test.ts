@@ -66,11 +66,11 @@ describe('change log and change feed', () => {
 describe('writer', () => {
   it('refuses a nested write (its deltas could escape a transaction that later rolls back) and leaves nothing behind', async () => {
     const versionBefore = srv.app.snapshots.version('production');
-    expect(() =>
-      srv.app.writer.write({ tokenId: null, name: 'test' }, () => {
-        srv.app.stores.flags.kill({ tokenId: null, name: 'test' }, 'production', 'survives', 'nested');
+    await expect(
+      srv.app.writer.write({ tokenId: null, name: 'test' }, async () => {
+        await srv.app.stores.flags.kill({ tokenId: null, name: 'test' }, 'production', 'survives', 'nested');
       }),
-    ).toThrow(/nested/);
+    ).rejects.toThrow(/nested/);
     expect(srv.app.snapshots.version('production')).toBe(versionBefore);
   });
 });

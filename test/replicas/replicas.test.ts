@@ -1,0 +1,147 @@
+/**
+ * Replicas on one PostgreSQL (CONTRACT §9): real server processes, each on its own loopback address, a real
+ * PostgreSQL (test/helpers/postgres.ts), real SDKs over websockets, and a round-robin TCP proxy as the load balancer.
+ */
+import postgres from 'postgres';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createClient, type AviaryClient } from '@aviary/sdk';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { freePort, PROCESS_ADMIN_TOKEN, PROCESS_SDK_KEY, startServerProcess, type ServerProcess } from '../stream/server-process.js';
+
+let db: TestDatabase;
+const cleanups: Array<() => unknown> = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+async function replica(host: string): Promise<ServerProcess> {
+  const r = await startServerProcess(await freePort(), '', {
+    AVIARY_HOST: host,
+    AVIARY_DATABASE_URL: db.url,
+    AVIARY_REPLICA_POLL_MS: '500',
+    AVIARY_DB_TIMEOUT_MS: '2000',
+  });
+  cleanups.push(() => (r.child.exitCode === null ? r.crash() : undefined));
+  return r;
+}
+
+async function call(base: string, method: string, path: string, body?: unknown) {
+  const res = await fetch(base + path, {
+    method,
+    headers: { authorization: `Bearer ${PROCESS_ADMIN_TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? (JSON.parse(text) as any) : undefined };
+}
+
+function sdk(baseUrl: string): AviaryClient {
+  const c = createClient({ baseUrl, sdkKey: PROCESS_SDK_KEY, flushIntervalMs: 0, backoff: { initialMs: 100, maxMs: 500 } });
+  cleanups.push(() => c.close());
+  return c;
+}
+
+async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('replicas on one PostgreSQL', () => {
+  it('a write on replica A reaches an SDK on replica B; a kill receipt counts the SDKs of both', async () => {
+    const [a, b] = await Promise.all([replica('127.0.0.2'), replica('127.0.0.3')]);
+    expect((await call(a.url, 'POST', '/api/v1/flags', { key: 'checkout', kind: 'boolean' })).status).toBe(201);
+    expect((await call(a.url, 'POST', '/api/v1/flags/checkout/environments/production/revive', {})).status).toBe(200);
+    const onA = sdk(a.url);
+    const onB = sdk(b.url);
+    await Promise.all([onA.ready(), onB.ready()]);
+    await until(() => onB.variation('checkout', { key: 'u' }, false) && onA.variation('checkout', { key: 'u' }, false), 'both SDKs on');
+    // Both replicas list both SDKs.
+    await until(async () => (await call(b.url, 'GET', '/api/v1/environments/production/sdks')).body.items.length === 2, 'B lists 2 SDKs');
+    const kill = await call(a.url, 'POST', '/api/v1/flags/checkout/environments/production/kill?waitMs=5000', { reason: 'incident' });
+    expect(kill.status).toBe(200);
+    expect(kill.body.delivery).toMatchObject({ connected: 2, applied: 2, complete: true });
+    expect(onB.variation('checkout', { key: 'u' }, true)).toBe(false);
+    // The write on B is seen through A as well (any replica serves the whole API).
+    expect((await call(b.url, 'GET', '/api/v1/flags/checkout/environments/production')).body.enabled).toBe(false);
+  });
+
+  it('SIGKILL of a replica during a burst of writes: nothing acknowledged is lost, versions have no gaps, its SDKs move over and catch up', async () => {
+    const [a, b] = await Promise.all([replica('127.0.0.4'), replica('127.0.0.5')]);
+    const aPort = Number(new URL(a.url).port);
+    const bPort = Number(new URL(b.url).port);
+    const proxy: TcpProxy = await startTcpProxy([
+      { host: '127.0.0.4', port: aPort },
+      { host: '127.0.0.5', port: bPort },
+    ]);
+    cleanups.push(() => proxy.close());
+    const flags = Array.from({ length: 8 }, (_, i) => `f${i}`);
+    for (const key of flags) expect((await call(b.url, 'POST', '/api/v1/flags', { key, kind: 'boolean' })).status).toBe(201);
+    const clients = Array.from({ length: 6 }, () => sdk(proxy.url));
+    await Promise.all(clients.map((c) => c.ready()));
+
+    // Writes through both replicas; A is killed in the middle.
+    // Each write sets a unique description, so each acknowledged one can be found afterwards.
+    const acknowledged: string[] = [];
+    let killed = false;
+    const writer = async (base: string, name: string) => {
+      for (let i = 0; i < 40; i++) {
+        const flag = flags[i % flags.length]!;
+        const description = `${name}-${i}`;
+        try {
+          const res = await call(base, 'PATCH', `/api/v1/flags/${flag}`, { description });
+          if (res.status === 200) acknowledged.push(description);
+        } catch {
+          // a connection to the killed replica: not acknowledged
+        }
+      }
+    };
+    const burst = Promise.all([
+      writer(a.url, 'a'),
+      writer(b.url, 'b'),
+      (async () => {
+        await until(() => acknowledged.length >= 20, 'some writes');
+        await a.crash();
+        killed = true;
+      })(),
+    ]);
+    await burst;
+    expect(killed).toBe(true);
+    expect(acknowledged.length).toBeGreaterThan(20);
+
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    try {
+      // Gap-free versions, one change-log row per version, the environment's counter at the last one.
+      const rows = await sql<{ version: string }[]>`SELECT version FROM change_log WHERE environment = 'production' ORDER BY version`;
+      const versions = rows.map((r) => Number(r.version));
+      for (let i = 1; i < versions.length; i++) expect(versions[i]).toBe(versions[i - 1]! + 1);
+      const [env] = await sql<{ version: string }[]>`SELECT version FROM environments WHERE key = 'production'`;
+      expect(Number(env!.version)).toBe(versions[versions.length - 1]);
+      // Every acknowledged write is there, with its audit entry, and each audited write has its change-log row.
+      const audited = await sql<{ after: string }[]>`SELECT after FROM audit_log WHERE action = 'flag.update'`;
+      const written = new Set(audited.map((r) => (JSON.parse(r.after) as { description: string }).description));
+      for (const d of acknowledged) expect(written.has(d), d).toBe(true);
+      const [logged] = await sql<{ n: string }[]>`SELECT count(*) AS n FROM change_log WHERE environment = 'production' AND changes LIKE '%description%'`;
+      expect(Number(logged!.n)).toBeGreaterThanOrEqual(written.size);
+    } finally {
+      await sql.end();
+    }
+
+    // A kill through B while A is away reaches every SDK (those that were on A reconnected through the proxy to B).
+    const kill = await call(b.url, 'POST', '/api/v1/environments/production/kill-all?waitMs=8000', { reason: 'A is down' });
+    expect(kill.status).toBe(200);
+    await until(() => clients.every((c) => flags.every((f) => c.variation(f, { key: 'u' }, true) === false)), 'every SDK killed', 10_000);
+    const listed = await call(b.url, 'GET', '/api/v1/environments/production/sdks');
+    expect(listed.body.items.length).toBe(clients.length);
+  });
+});
