@@ -8,6 +8,8 @@ export default defineConfig({
   ssr: { resolve: { conditions: ['aviary-source'] } },
   test: {
     include: ['test/**/*.test.ts'],
+    // One PostgreSQL per run (embedded, or AVIARY_TEST_DATABASE_URL) with a migrated template: test/helpers/postgres.ts.
+    globalSetup: ['test/setup/postgres.ts'],
     environment: 'node',
     testTimeout: 30_000,
     hookTimeout: 30_000,
