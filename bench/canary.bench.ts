@@ -16,7 +16,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { SqlitePort } from '../server/storage/sqlite-port.js';
+import type { SqlitePort } from '../server/storage/sqlite-port.js';
 import { buildApp } from '../server/app.js';
 import { medianP90, seededRandom, simulateCanary, type Scenario } from '../server/canary/simulation.js';
 import { DEFAULT_GUARD } from '../server/canary/document.js';
@@ -312,7 +312,9 @@ async function ingestBench() {
     console.log(
       `  ingest batches: ${count.toLocaleString('en')}, mean commit ${((sum / Math.max(1, count)) * 1000).toFixed(2)} ms, ${pct(under5 / Math.max(1, count))} under 5 ms`,
     );
-    const rows = (app.store as SqlitePort).sqlite.prepare("SELECT SUM(evaluations) AS e FROM metrics_minute WHERE flag = 'bench-0' AND variant = 'on'").get() as {
+    const rows = (app.store as SqlitePort).sqlite
+      .prepare("SELECT SUM(evaluations) AS e FROM metrics_minute WHERE flag = 'bench-0' AND variant = 'on'")
+      .get() as {
       e: number;
     };
     console.log(

@@ -58,7 +58,8 @@ export interface paths {
          * Kill every flag of an environment (panic button)
          * @description Disables every enabled flag of the environment in one transaction, except those listed in `except`. The state of
          *     each flag before the panic is remembered, so that `revive-all` restores it exactly. Audited. The body may be a
-         *     form as well as JSON (`-d reason=… -d except=a,b`).
+         *     form as well as JSON (`-d reason=… -d except=a,b`). With `waitMs`, the response carries a delivery receipt for
+         *     the new version (counting the SDKs of every replica).
          */
         post: operations["killAll"];
         delete?: never;
@@ -81,7 +82,8 @@ export interface paths {
         put?: never;
         /**
          * Restore every flag killed by the last panic
-         * @description Restores each flag killed by `kill-all` exactly to its state before the panic. Audited.
+         * @description Restores each flag killed by `kill-all` exactly to its state before the panic. Audited. With `waitMs`, the
+         *     response carries a delivery receipt for the new version.
          */
         post: operations["reviveAll"];
         delete?: never;
@@ -1054,11 +1056,13 @@ export interface components {
             /** @description Enabled flags left on because they were listed in `except`. */
             spared: components["schemas"]["FlagKey"][];
             environmentVersion: number;
+            delivery?: components["schemas"]["DeliveryReceipt"];
         };
         ReviveAllResult: {
             /** @description The flags restored to their state before the panic. */
             revived: components["schemas"]["FlagKey"][];
             environmentVersion: number;
+            delivery?: components["schemas"]["DeliveryReceipt"];
         };
         SegmentRule: {
             id?: string;
@@ -1776,7 +1780,13 @@ export interface operations {
     };
     killAll: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description Wait up to this many milliseconds for the connected SDKs to acknowledge the new version before answering,
+                 *     so the receipt says whether the change is applied everywhere. Default 0 (answer at once).
+                 */
+                waitMs?: components["parameters"]["WaitMs"];
+            };
             header?: never;
             path: {
                 /** @description The environment key. */
@@ -1809,7 +1819,13 @@ export interface operations {
     };
     reviveAll: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description Wait up to this many milliseconds for the connected SDKs to acknowledge the new version before answering,
+                 *     so the receipt says whether the change is applied everywhere. Default 0 (answer at once).
+                 */
+                waitMs?: components["parameters"]["WaitMs"];
+            };
             header?: never;
             path: {
                 /** @description The environment key. */

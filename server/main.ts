@@ -20,12 +20,12 @@ async function main(): Promise<void> {
   }
   let store: StorePort;
   try {
-    store = config.databaseUrl
-      ? await openPostgres(config.databaseUrl, { timeoutMs: config.dbTimeoutMs })
-      : openSqlite(config.dbPath);
+    store = config.databaseUrl ? await openPostgres(config.databaseUrl, { timeoutMs: config.dbTimeoutMs }) : openSqlite(config.dbPath);
   } catch (err) {
     const where = config.databaseUrl ? redactUrl(config.databaseUrl) : config.dbPath;
-    process.stderr.write(`aviary: ${config.databaseUrl ? `cannot open the database ${where}: ${(err as Error).message}` : bootFailure(where, err)}\n`);
+    process.stderr.write(
+      `aviary: ${config.databaseUrl ? `cannot open the database ${where}: ${(err as Error).message}` : bootFailure(where, err)}\n`,
+    );
     process.exit(err instanceof DatabaseLockedError ? 3 : 1);
   }
   const app = await buildApp({

@@ -42,6 +42,12 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
     if (app.snapshots.version(env) === null && !(await app.stores.environments.get(env))) throw problem('not-found', `No environment "${env}".`);
   };
 
+  /** The panic button's answer, with a delivery receipt for its version when `waitMs` asks for one. */
+  const withDelivery = async <T extends { environmentVersion: number }>(env: string, result: T, waitMs: number | undefined) => {
+    if (waitMs === undefined || !app.receipts) return result;
+    return { ...result, delivery: (await app.receipts.waitFor(env, result.environmentVersion, waitMs)) as DeliveryReceipt };
+  };
+
   /** Kill/revive answer: the state, whether it changed, the environment version that carries it, and delivery. */
   const switchResult = async (env: string, result: StateWriteResult, waitMs: number | undefined): Promise<KillResult> => {
     const body: KillResult = { ...result.state, changed: result.changed, environmentVersion: result.environmentVersion };
@@ -117,7 +123,7 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
       const result = await app.stores.flags.killAll(request.actor!, env, { reason: request.body?.reason ?? null, except });
       // The panic button is as urgent as one kill switch: fsync now rather than after the event loop comes back round.
       app.writer.durableSync();
-      return result;
+      return withDelivery(env, result, request.query.waitMs);
     });
 
     switches.post<RouteOf<'reviveAll'>>('/environments/:env/revive-all', { schema: routeSchema('reviveAll') }, async (request) => {
@@ -125,7 +131,7 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
       await requireEnv(env);
       const result = await app.stores.flags.reviveAll(request.actor!, env, request.body?.reason ?? null);
       app.writer.durableSync();
-      return result;
+      return withDelivery(env, result, request.query.waitMs);
     });
   });
 };

@@ -6,7 +6,9 @@ import type { RouteOf } from '../openapi/route-types.js';
 import { routeSchema } from '../openapi/validation.js';
 
 export const segmentRoutes: FastifyPluginAsync = async (app) => {
-  app.get<RouteOf<'listSegments'>>('/segments', { schema: routeSchema('listSegments') }, async () => ({ segments: await app.stores.segments.list() }));
+  app.get<RouteOf<'listSegments'>>('/segments', { schema: routeSchema('listSegments') }, async () => ({
+    segments: await app.stores.segments.list(),
+  }));
 
   app.post<RouteOf<'createSegment'>>('/segments', { schema: routeSchema('createSegment') }, async (request, reply) => {
     const segment = await app.stores.segments.create(request.actor!, request.body);
@@ -20,7 +22,12 @@ export const segmentRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.put<RouteOf<'putSegment'>>('/segments/:key', { schema: routeSchema('putSegment') }, async (request, reply) => {
-    const { segment, created } = await app.stores.segments.put(request.actor!, request.params.key, request.body, parseIfMatch(request.headers['if-match']));
+    const { segment, created } = await app.stores.segments.put(
+      request.actor!,
+      request.params.key,
+      request.body,
+      parseIfMatch(request.headers['if-match']),
+    );
     return reply
       .header('etag', `"r${segment.revision}"`)
       .code(created ? 201 : 200)

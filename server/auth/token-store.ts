@@ -302,7 +302,16 @@ export class TokenStore {
       if (Number(admins?.n ?? 0) === 0) {
         generated = generateSecret('admin');
         const id = randomUUID();
-        await w.tx.run(SQL.insert, [id, 'admin', null, 'bootstrap', false, sha256(generated).toString('hex'), generated.slice(0, PREFIX_LENGTH), now]);
+        await w.tx.run(SQL.insert, [
+          id,
+          'admin',
+          null,
+          'bootstrap',
+          false,
+          sha256(generated).toString('hex'),
+          generated.slice(0, PREFIX_LENGTH),
+          now,
+        ]);
         w.audit({
           action: 'token.create',
           resourceType: 'token',

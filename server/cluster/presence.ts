@@ -1,8 +1,9 @@
 /**
  * Receipts across replicas (PostgreSQL). Each replica records the SDKs connected to it, per environment, in one row of
  * `replica_sdks` (replica, environment, sdks JSON, updated_at): written at most every `flushMs` while its SDKs change
- * (connect, acknowledge, leave) with a NOTIFY on `aviary_receipts`, and refreshed every `heartbeatMs`. Rows not
- * refreshed for `staleMs` belong to a replica that is gone and are ignored (and deleted by the next live replica).
+ * (connect, acknowledge, leave) with a NOTIFY on `aviary_receipts`, and refreshed every `heartbeatMs` (1 s). Rows not
+ * refreshed for `staleMs` (3.5 s) belong to a replica that is gone and are ignored (and deleted later), so a dead
+ * replica's SDKs stop counting within seconds; an SDK listed by two replicas (it moved) counts once, where it is now.
  *
  * A kill receipt (`?waitMs=`) on any replica then counts its own SDKs from memory and the others' from their rows,
  * re-reading them on each notification, so the answer covers every SDK connected to the cluster. Cost per replica:
@@ -45,8 +46,8 @@ export class ClusterPresence {
     private readonly options: PresenceOptions = {},
   ) {
     this.flushMs = options.flushMs ?? 20;
-    this.heartbeatMs = options.heartbeatMs ?? 5000;
-    this.staleMs = options.staleMs ?? 15_000;
+    this.heartbeatMs = options.heartbeatMs ?? 1000;
+    this.staleMs = options.staleMs ?? 3500;
   }
 
   async start(): Promise<void> {
@@ -104,13 +105,13 @@ export class ClusterPresence {
     }
   }
 
-  /** The SDKs connected to the other live replicas. */
+  /** The SDKs connected to the other live replicas (an SDK that moved between them: its newest connection). */
   async remote(env: string): Promise<ConnectedSdkInfo[]> {
     const rows = await this.store.all<{ sdks: string }>(
       `SELECT sdks FROM replica_sdks WHERE environment = ? AND replica <> ? AND updated_at > ${DB_NOW} - ?`,
       [env, this.replica, this.staleMs],
     );
-    const out: ConnectedSdkInfo[] = [];
+    const byId = new Map<string, ConnectedSdkInfo>();
     for (const row of rows) {
       for (const [id, appliedVersion, appliedAt, connectedAt, sdkVersion, appName, appVersion] of JSON.parse(row.sdks) as Packed[]) {
         const info: ConnectedSdkInfo = {
@@ -120,22 +121,33 @@ export class ClusterPresence {
           appliedVersion: appliedVersion >= 0 ? appliedVersion : null,
           appliedAt: appliedAt || null,
         };
-        if (appName !== null || appVersion !== null) info.app = { ...(appName !== null ? { name: appName } : {}), ...(appVersion !== null ? { version: appVersion } : {}) };
-        out.push(info);
+        if (appName !== null || appVersion !== null)
+          info.app = { ...(appName !== null ? { name: appName } : {}), ...(appVersion !== null ? { version: appVersion } : {}) };
+        const seen = byId.get(id);
+        if (!seen || seen.connectedAt < connectedAt) byId.set(id, info);
       }
     }
-    return out;
+    return [...byId.values()];
+  }
+
+  /** This replica's SDKs and the others' that are not connected here (an SDK that moved here counts once). */
+  private async all(env: string): Promise<{ local: ConnectedSdkInfo[]; remote: ConnectedSdkInfo[] }> {
+    const local = this.hub.list(env);
+    const here = new Set(local.map((s) => s.id));
+    const remote = (await this.remote(env).catch(() => [] as ConnectedSdkInfo[])).filter((s) => !here.has(s.id));
+    return { local, remote };
   }
 
   /** Every SDK connected to the cluster for `env`: this replica's, then the others'. */
   async list(env: string): Promise<ConnectedSdkInfo[]> {
-    return [...this.hub.list(env), ...(await this.remote(env).catch(() => []))];
+    const { local, remote } = await this.all(env);
+    return [...local, ...remote];
   }
 
   /** The receipt across replicas now. */
   async receipt(env: string, version: number): Promise<DeliveryReceipt> {
     const local = this.hub.receipt(env, version);
-    const remote = await this.remote(env).catch(() => [] as ConnectedSdkInfo[]);
+    const { remote } = await this.all(env);
     const { committedAt, latencies } = this.hub.latencies(env, version);
     const lat = [...latencies];
     let applied = local.applied;

@@ -234,7 +234,8 @@ export class FlagStore {
         w.now,
       ]);
       const state: StoredFlagState = defaultFlagState(def);
-      for (const env of await w.tx.all<{ key: string }>(SQL.envKeys)) await w.tx.run(SQL.insertState, [env.key, def.key, JSON.stringify(state), w.now]);
+      for (const env of await w.tx.all<{ key: string }>(SQL.envKeys))
+        await w.tx.run(SQL.insertState, [env.key, def.key, JSON.stringify(state), w.now]);
       const created = await this.resource(w.tx, (await w.tx.get<FlagRow>(SQL.flag, [def.key]))!);
       w.audit({ action: 'flag.create', resourceType: 'flag', resourceKey: def.key, after: definitionJson(created) });
       if (!created.archived) w.touchFlag(def.key);

@@ -44,7 +44,9 @@ export async function markRunning(store: StorePort, writer: Writer, now: number)
       });
       if (restored) await w.tx.run("DELETE FROM server_state WHERE key = 'restored_from'");
     }
-    await w.tx.run("INSERT INTO server_state (key, value) VALUES ('running', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [String(now)]);
+    await w.tx.run("INSERT INTO server_state (key, value) VALUES ('running', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [
+      String(now),
+    ]);
     return { recovered: previous !== undefined };
   });
   return value;

@@ -96,11 +96,7 @@ export async function readEnvironmentVersion(sql: Sql, environment: string): Pro
  * read-only transaction so the version matches the data, with the newest `recent` change-log deltas (oldest first,
  * contiguous up to the version) so SDKs can resume from a version they had. Null when the environment does not exist.
  */
-export function readSnapshot(
-  store: StorePort,
-  environment: string,
-  recent = 0,
-): Promise<{ snapshot: EnvironmentSnapshot; deltas: Delta[] } | null> {
+export function readSnapshot(store: StorePort, environment: string, recent = 0): Promise<{ snapshot: EnvironmentSnapshot; deltas: Delta[] } | null> {
   return store.transaction(
     async (tx) => {
       const version = await readEnvironmentVersion(tx, environment);

@@ -156,8 +156,14 @@ export class Writer {
           const bumped = await tx.get<{ version: number }>('UPDATE environments SET version = version + 1 WHERE key = ? RETURNING version', [env]);
           if (!bumped) continue; // environment does not exist: nothing for SDKs to see
           const version = Number(bumped.version);
-          await tx.run('INSERT INTO change_log (environment, version, changes, at) VALUES (?, ?, ?, ?)', [env, version, JSON.stringify(changes), now]);
-          if (version > this.changeLogLimit) await tx.run('DELETE FROM change_log WHERE environment = ? AND version <= ?', [env, version - this.changeLogLimit]);
+          await tx.run('INSERT INTO change_log (environment, version, changes, at) VALUES (?, ?, ?, ?)', [
+            env,
+            version,
+            JSON.stringify(changes),
+            now,
+          ]);
+          if (version > this.changeLogLimit)
+            await tx.run('DELETE FROM change_log WHERE environment = ? AND version <= ?', [env, version - this.changeLogLimit]);
           await tx.notify(CHANGES_CHANNEL, `${env}:${version}`);
           versions.set(env, version);
           events.push({ environment: env, delta: { version, changes } satisfies Delta });

@@ -41,7 +41,8 @@ const plugin: FastifyPluginAsync<StreamPluginOptions> = async (app: FastifyInsta
   // Replicas (PostgreSQL): receipts and the SDK list cover the SDKs of every replica (server/cluster/presence.ts).
   const presence = app.store.dialect === 'postgres' ? new ClusterPresence(app.store, hub, app.replicaId, { log: app.log }) : null;
   const receipts: Receipts = {
-    waitFor: (env: string, version: number, timeoutMs: number) => (presence ? presence.waitFor(env, version, timeoutMs) : hub.waitFor(env, version, timeoutMs)),
+    waitFor: (env: string, version: number, timeoutMs: number) =>
+      presence ? presence.waitFor(env, version, timeoutMs) : hub.waitFor(env, version, timeoutMs),
   };
   if (!app.hasDecorator('receipts')) app.decorate('receipts', receipts);
   else app.receipts = receipts;
@@ -138,7 +139,11 @@ const plugin: FastifyPluginAsync<StreamPluginOptions> = async (app: FastifyInsta
       return {
         environment: env,
         version,
-        items: (presence ? await presence.list(env) : hub.list(env)).map((s) => ({ ...s, connectedAt: apiTime(s.connectedAt), appliedAt: apiTimeOrNull(s.appliedAt) })),
+        items: (presence ? await presence.list(env) : hub.list(env)).map((s) => ({
+          ...s,
+          connectedAt: apiTime(s.connectedAt),
+          appliedAt: apiTimeOrNull(s.appliedAt),
+        })),
       };
     });
   });

@@ -294,7 +294,9 @@ describe('bounded guard work', () => {
     console.log(`after the far-future flood: canary GET ${getMs.toFixed(1)} ms, kill ${killMs.toFixed(1)} ms`);
     expect(getMs).toBeLessThan(1000);
     expect(killMs).toBeLessThan(1000);
-    const stored = sqliteOf(srv.app).prepare('SELECT count(*) AS n FROM metrics_minute WHERE minute > ?').get(Date.now() + 3_600_000) as { n: number };
+    const stored = sqliteOf(srv.app)
+      .prepare('SELECT count(*) AS n FROM metrics_minute WHERE minute > ?')
+      .get(Date.now() + 3_600_000) as { n: number };
     expect(stored.n).toBe(0);
   });
 });

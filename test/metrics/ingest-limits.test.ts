@@ -33,7 +33,12 @@ const row = (flag: string, variant: string | null, extra: Partial<VariantStats> 
   ...extra,
 });
 const send = (token: string, body: MetricsReport) => request(srv, 'POST', '/sdk/v1/metrics', { body, token });
-const count = (sql: string, ...args: unknown[]) => (sqliteOf(srv.app).prepare(sql).get(...args) as { n: number }).n;
+const count = (sql: string, ...args: unknown[]) =>
+  (
+    sqliteOf(srv.app)
+      .prepare(sql)
+      .get(...args) as { n: number }
+  ).n;
 
 async function clientSideKey(env = 'production'): Promise<string> {
   const res = await api(srv).post('/api/v1/tokens', { kind: 'sdk', environment: env, name: 'browser', clientSide: true });

@@ -92,16 +92,16 @@ describe('metrics ingester', () => {
   it('merges reasons and latency into the stored minute, and keeps them when a later report has none', async () => {
     const ingester = new MetricsIngester(store, { now: () => MINUTE, maxDelayMs: 1 });
     const row = { flag: 'f', variant: 'on', minute: MINUTE, evaluations: 2, outcomes: 2, errors: 0 };
-    await ingester.submit('production', { sdkId: 'a', seq: 1, stats: [{ ...row, reasons: { fallthrough: 2 }, latency: { '10': 2 } }] }, KEY);
+    await ingester.submit('production', { sdkId: 'a', seq: 1, stats: [{ ...row, reasons: { FALLTHROUGH: 2 }, latency: { '10': 2 } }] }, KEY);
     await ingester.submit(
       'production',
-      { sdkId: 'a', seq: 2, stats: [{ ...row, reasons: { fallthrough: 1, rule: 1 }, latency: { '10': 1, '20': 1 } }] },
+      { sdkId: 'a', seq: 2, stats: [{ ...row, reasons: { FALLTHROUGH: 1, RULE_MATCH: 1 }, latency: { '10': 1, '20': 1 } }] },
       KEY,
     );
     await ingester.submit('production', { sdkId: 'a', seq: 3, stats: [row] }, KEY);
     await ingester.submit('production', { sdkId: 'a', seq: 4, stats: [{ ...row, latency: { '20': 2 } }] }, KEY);
     const totals = (await new MetricsStore(store).query('production', 'f', MINUTE, MINUTE + 60_000, 60_000)).totals.on!;
-    expect(totals).toMatchObject({ evaluations: 8, outcomes: 8, reasons: { fallthrough: 3, rule: 1 }, latencySamples: 6 });
+    expect(totals).toMatchObject({ evaluations: 8, outcomes: 8, reasons: { FALLTHROUGH: 3, RULE_MATCH: 1 }, latencySamples: 6 });
     expect(await new MetricsStore(store).variantHistogram('production', 'f', 'on', MINUTE, MINUTE + 60_000)).toEqual({ '10': 3, '20': 3 });
     await ingester.close();
   });

@@ -131,7 +131,9 @@ describe('replicas on one PostgreSQL', () => {
       const audited = await sql<{ after: string }[]>`SELECT after FROM audit_log WHERE action = 'flag.update'`;
       const written = new Set(audited.map((r) => (JSON.parse(r.after) as { description: string }).description));
       for (const d of acknowledged) expect(written.has(d), d).toBe(true);
-      const [logged] = await sql<{ n: string }[]>`SELECT count(*) AS n FROM change_log WHERE environment = 'production' AND changes LIKE '%description%'`;
+      const [logged] = await sql<
+        { n: string }[]
+      >`SELECT count(*) AS n FROM change_log WHERE environment = 'production' AND changes LIKE '%description%'`;
       expect(Number(logged!.n)).toBeGreaterThanOrEqual(written.size);
     } finally {
       await sql.end();
@@ -140,8 +142,15 @@ describe('replicas on one PostgreSQL', () => {
     // A kill through B while A is away reaches every SDK (those that were on A reconnected through the proxy to B).
     const kill = await call(b.url, 'POST', '/api/v1/environments/production/kill-all?waitMs=8000', { reason: 'A is down' });
     expect(kill.status).toBe(200);
+    // The receipt waited for the SDKs that were on A to reach B (each counted once) and apply the kill.
+    expect(kill.body.delivery).toMatchObject({ connected: clients.length, applied: clients.length, complete: true });
     await until(() => clients.every((c) => flags.every((f) => c.variation(f, { key: 'u' }, true) === false)), 'every SDK killed', 10_000);
+    // B lists each SDK once: the dead replica's row stops counting within seconds.
+    await until(
+      async () => (await call(b.url, 'GET', '/api/v1/environments/production/sdks')).body.items.length === clients.length,
+      'B lists every SDK once',
+    );
     const listed = await call(b.url, 'GET', '/api/v1/environments/production/sdks');
-    expect(listed.body.items.length).toBe(clients.length);
+    expect(new Set(listed.body.items.map((s: { id: string }) => s.id)).size).toBe(clients.length);
   });
 });

@@ -133,7 +133,11 @@ describe('Prometheus metrics', () => {
     const a = api(srv);
     for (const key of ['a', 'b', 'gone']) await a.post('/api/v1/flags', { key, kind: 'boolean' });
     // New flags start disabled everywhere; turn some on.
-    for (const [flag, env] of [['a', 'production'], ['gone', 'production'], ['a', 'staging']] as const) {
+    for (const [flag, env] of [
+      ['a', 'production'],
+      ['gone', 'production'],
+      ['a', 'staging'],
+    ] as const) {
       expect((await a.post(`/api/v1/flags/${flag}/environments/${env}/revive`, {})).status).toBe(200);
     }
     expect((await a.delete('/api/v1/flags/gone')).status).toBe(200);
