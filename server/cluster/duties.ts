@@ -7,7 +7,8 @@
 import type { Tx } from '../storage/port.js';
 
 /** The background duties. */
-export type Duty = 'canary-guard' | 'retention';
+export const DUTIES = ['canary-guard', 'retention'] as const;
+export type Duty = (typeof DUTIES)[number];
 
 export interface Duties {
   /** True while this replica holds the duty's lease (on SQLite, one process: always). */

@@ -14,9 +14,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { StorePort, Tx } from '../storage/port.js';
-import { LeaseLostError, type Duties, type Duty } from './duties.js';
-
-const DUTIES: readonly Duty[] = ['canary-guard', 'retention'];
+import { DUTIES, LeaseLostError, type Duties, type Duty } from './duties.js';
 const DB_NOW = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
 
 export interface LeaseOptions {

@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
-import { register as globalRegistry } from 'prom-client';
+import { DUTIES } from '../cluster/duties.js';
+import { Gauge, register as globalRegistry } from 'prom-client';
 import { problemDocument, sendProblem } from '../errors.js';
 import { AuthFailureLimiter, type AuthFailureLimiterOptions } from '../rate-limit/auth-failure-limiter.js';
 import type { AuthFailureEvent } from '../storage/change-feed.js';
@@ -74,6 +75,24 @@ const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, opti
     FSYNC_BUCKETS,
     () => (app.store instanceof SqlitePort ? app.store.fsyncStats : EMPTY_FSYNC_STATS),
   );
+  // Which background duties this replica runs now (one replica each: server/cluster/), and how far it follows the log.
+  new Gauge({
+    name: 'aviary_background_duty',
+    help: 'Background duties this replica owns now (1) or not (0): canary guards, retention. Exactly one replica owns each.',
+    labelNames: ['duty'] as const,
+    registers: [metrics.registry],
+    collect() {
+      for (const duty of DUTIES) this.set({ duty }, app.duties.owns(duty) ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'aviary_replica_followed_versions',
+    help: 'Environment versions this replica applied from other replicas (PostgreSQL), since it started.',
+    registers: [metrics.registry],
+    collect() {
+      this.set(app.follower.followed);
+    },
+  });
   app.decorate('prometheus', metrics);
   app.decorate('authLimiter', limiter);
   const routeTable: RouteEntry[] = [];
