@@ -6,7 +6,7 @@
  *   replicas. Write SDK-visible data only through `await app.writer.write(actor, async (w) => ...)` (statements on
  *   `w.tx`; server/storage/writer.ts): it audits, bumps the environment version, appends the change log, notifies
  *   the other replicas, and after COMMIT feeds this replica's live state and change feed.
- * - `app.stores`: environments, tokens, flags, segments, audit (server/storage/*-store.ts, server/auth/token-store.ts);
+ * - `app.stores`: environments, tokens, flags (definitions), states (per environment, switches), segments, audit (server/storage/*-store.ts, server/auth/token-store.ts);
  *   every method is async except token authentication (in memory).
  * - `app.snapshots.get(env)` → EnvironmentSnapshot | null, `app.snapshots.version(env)`, and
  *   `app.snapshots.changesSince(env, version)` → Delta[] | null (null: no longer held; resync): synchronous, from this
@@ -19,7 +19,7 @@
  * - `app.auth.admin(request)` / `app.auth.sdk(request)` → principal or a problem error (server/auth/authenticate.ts);
  *   hooks `adminAuthHook` / `sdkAuthHook` in server/auth/hooks.ts set `request.actor` / `request.sdk`. SDK keys may
  *   also arrive as websocket subprotocol `aviary-sdk-key.<key>`.
- * - `app.stores.flags.updateFlagState(env, flagKey, mutate, actor, reason, { guard })`: one transaction with audit,
+ * - `app.stores.states.updateFlagState(env, flagKey, mutate, actor, reason, { guard })`: one transaction with audit,
  *   change log, version bump (what the canary guard drives, actor { tokenId: null, name: 'canary-guard' }).
  * - `app.receipts`: decorated by the stream plugin (`waitFor(env, version, timeoutMs)`, across replicas on
  *   PostgreSQL); the kill route awaits it to report delivery.
@@ -67,7 +67,8 @@ import { ChangeFeed } from './storage/change-feed.js';
 import { ChangeFollower } from './storage/change-follower.js';
 import { EnvironmentStore } from './storage/environment-store.js';
 import { AuditStore } from './storage/audit-store.js';
-import { FlagStore } from './storage/flag-store.js';
+import { FlagDefinitionStore } from './storage/flag-definition-store.js';
+import { FlagStateStore } from './storage/flag-state-store.js';
 import { LiveState } from './storage/live-state.js';
 import type { StorePort } from './storage/port.js';
 import { SegmentStore } from './storage/segment-store.js';
@@ -121,7 +122,10 @@ export interface BootInfo {
 export interface Stores {
   environments: EnvironmentStore;
   tokens: TokenStore;
-  flags: FlagStore;
+  /** Flag definitions (server/storage/flag-definition-store.ts). */
+  flags: FlagDefinitionStore;
+  /** Flag state per environment, kill switches, the panic button (server/storage/flag-state-store.ts). */
+  states: FlagStateStore;
   segments: SegmentStore;
   audit: AuditStore;
 }
@@ -203,8 +207,9 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const writer = new Writer(store, (events) => follower.publish(events), now, changeLogLimit);
   const environments = new EnvironmentStore(store, writer, feed, (env) => live.load(env));
   const tokens = new TokenStore(store, writer, feed, now);
-  const flags = new FlagStore(store, writer);
-  const segments = new SegmentStore(store, writer, (key, sql) => flags.usingSegment(key, sql));
+  const flags = new FlagDefinitionStore(store, writer);
+  const states = new FlagStateStore(store, writer);
+  const segments = new SegmentStore(store, writer, (key, sql) => states.usingSegment(key, sql));
   const audit = new AuditStore(store);
   const replicaId = options.replica?.id ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   const duties: Duties =
@@ -242,7 +247,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   app.decorate('changeFeed', feed);
   app.decorate('now', now);
   app.decorate('boot', boot);
-  app.decorate('stores', { environments, tokens, flags, segments, audit } satisfies Stores);
+  app.decorate('stores', { environments, tokens, flags, states, segments, audit } satisfies Stores);
   app.decorate('snapshots', {
     get: (env: string) => live.get(env),
     version: (env: string) => live.version(env),
@@ -277,7 +282,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   });
   // Metrics ingestion and canaries: the guard runs after every ingest batch that touched a flag.
   setupMetrics(app, options.metrics ?? {}, (touched) => app.canaries.outcomesArrived(touched));
-  setupCanaries(app, flags, options.canary ?? {});
+  setupCanaries(app, states, options.canary ?? {});
 
   // Before the admin routes: it decorates `receipts`, which the kill route awaits.
   await app.register(streamRoutes, options.stream ?? {});

@@ -5,7 +5,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { problem, validationError, type ProblemIssue } from '../errors.js';
-import { flagETag, parseIfMatch } from '../storage/flag-store.js';
+import { flagETag, ifMatch } from './preconditions.js';
 import type { RouteOf } from '../openapi/route-types.js';
 import { routeSchema } from '../openapi/validation.js';
 
@@ -52,7 +52,12 @@ export const flagRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.patch<RouteOf<'updateFlag'>>('/flags/:key', { schema: routeSchema('updateFlag') }, async (request, reply) => {
-    const flag = await app.stores.flags.patch(request.actor!, request.params.key, request.body, parseIfMatch(request.headers['if-match']));
+    const flag = await app.stores.flags.patch(
+      request.actor!,
+      request.params.key,
+      request.body,
+      ifMatch(request.headers['if-match'], flagETag, `Flag "${request.params.key}"`),
+    );
     return reply
       .header('etag', `"${flagETag(flag.revision)}"`)
       .code(200)
@@ -61,7 +66,11 @@ export const flagRoutes: FastifyPluginAsync = async (app) => {
 
   app.delete<RouteOf<'deleteFlag'>>('/flags/:key', { schema: routeSchema('deleteFlag') }, async (request, reply) => {
     if (!(await app.stores.flags.get(request.params.key))) throw problem('not-found', `No flag "${request.params.key}".`);
-    const flag = await app.stores.flags.archive(request.actor!, request.params.key, parseIfMatch(request.headers['if-match']));
+    const flag = await app.stores.flags.archive(
+      request.actor!,
+      request.params.key,
+      ifMatch(request.headers['if-match'], flagETag, `Flag "${request.params.key}"`),
+    );
     return reply
       .header('etag', `"${flagETag(flag.revision)}"`)
       .code(200)

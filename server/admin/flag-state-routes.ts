@@ -8,7 +8,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { components } from '../../openapi/types.js';
 import { problem, validationError, type ProblemIssue } from '../errors.js';
-import { parseIfMatch, stateETag, type StateWriteResult } from '../storage/flag-store.js';
+import type { StateWriteResult } from '../storage/flag-state-store.js';
+import { ifMatch, stateETag } from './preconditions.js';
 import type { RouteOf } from '../openapi/route-types.js';
 import { routeSchema } from '../openapi/validation.js';
 
@@ -61,7 +62,7 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
     const { key, env } = request.params;
     if (!(await app.stores.flags.get(key))) throw problem('not-found', `No flag "${key}".`);
     await requireEnv(env);
-    const state = await app.stores.flags.getState(env, key);
+    const state = await app.stores.states.getState(env, key);
     if (!state) throw problem('not-found', `Flag "${key}" has no state in "${env}".`);
     return reply
       .header('etag', `"${stateETag(state.version)}"`)
@@ -73,7 +74,8 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
     const { key, env } = request.params;
     await requireEnv(env);
     const { reason = null, ...state } = request.body;
-    const result = await app.stores.flags.putState(request.actor!, env, key, state, parseIfMatch(request.headers['if-match']), reason);
+    const precondition = ifMatch(request.headers['if-match'], stateETag, `The state of "${key}" in "${env}"`);
+    const result = await app.stores.states.putState(request.actor!, env, key, state, precondition, reason);
     return reply
       .header('etag', `"${stateETag(result.state.version)}"`)
       .code(200)
@@ -88,7 +90,7 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
 
     switches.post<RouteOf<'killFlag'>>('/flags/:key/environments/:env/kill', { schema: routeSchema('killFlag') }, async (request, reply) => {
       const { key, env } = request.params;
-      const result = await app.stores.flags.kill(request.actor!, env, key, request.body?.reason ?? null);
+      const result = await app.stores.states.kill(request.actor!, env, key, request.body?.reason ?? null);
       // On stable storage now, on this thread: under SDK load an fsync on the thread pool is followed by a wait for the
       // event loop to come back round, and that wait (not the disk) dominated the kill's latency (bench:server).
       if (result.changed) app.writer.durableSync();
@@ -101,7 +103,7 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
 
     switches.post<RouteOf<'reviveFlag'>>('/flags/:key/environments/:env/revive', { schema: routeSchema('reviveFlag') }, async (request, reply) => {
       const { key, env } = request.params;
-      const result = await app.stores.flags.revive(request.actor!, env, key, request.body?.reason ?? null);
+      const result = await app.stores.states.revive(request.actor!, env, key, request.body?.reason ?? null);
       if (result.changed) app.writer.durableSync();
       const body = await switchResult(env, result, request.query.waitMs);
       return reply
@@ -120,7 +122,7 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
       }
       if (issues.length) throw validationError(issues);
       await requireEnv(env);
-      const result = await app.stores.flags.killAll(request.actor!, env, { reason: request.body?.reason ?? null, except });
+      const result = await app.stores.states.killAll(request.actor!, env, { reason: request.body?.reason ?? null, except });
       // The panic button is as urgent as one kill switch: fsync now rather than after the event loop comes back round.
       app.writer.durableSync();
       return withDelivery(env, result, request.query.waitMs);
@@ -129,7 +131,7 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
     switches.post<RouteOf<'reviveAll'>>('/environments/:env/revive-all', { schema: routeSchema('reviveAll') }, async (request) => {
       const { env } = request.params;
       await requireEnv(env);
-      const result = await app.stores.flags.reviveAll(request.actor!, env, request.body?.reason ?? null);
+      const result = await app.stores.states.reviveAll(request.actor!, env, request.body?.reason ?? null);
       app.writer.durableSync();
       return withDelivery(env, result, request.query.waitMs);
     });

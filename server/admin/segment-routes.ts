@@ -1,7 +1,7 @@
 /** Segments: `GET|POST /api/v1/segments`, `GET|PUT|DELETE /api/v1/segments/{key}` (ETag "r<revision>", If-Match). */
 import type { FastifyPluginAsync } from 'fastify';
 import { problem } from '../errors.js';
-import { parseIfMatch } from '../storage/flag-store.js';
+import { ifMatch, segmentETag } from './preconditions.js';
 import type { RouteOf } from '../openapi/route-types.js';
 import { routeSchema } from '../openapi/validation.js';
 
@@ -26,7 +26,7 @@ export const segmentRoutes: FastifyPluginAsync = async (app) => {
       request.actor!,
       request.params.key,
       request.body,
-      parseIfMatch(request.headers['if-match']),
+      ifMatch(request.headers['if-match'], segmentETag, `Segment "${request.params.key}"`),
     );
     return reply
       .header('etag', `"r${segment.revision}"`)
@@ -35,7 +35,11 @@ export const segmentRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.delete<RouteOf<'deleteSegment'>>('/segments/:key', { schema: routeSchema('deleteSegment') }, async (request, reply) => {
-    await app.stores.segments.delete(request.actor!, request.params.key, parseIfMatch(request.headers['if-match']));
+    await app.stores.segments.delete(
+      request.actor!,
+      request.params.key,
+      ifMatch(request.headers['if-match'], segmentETag, `Segment "${request.params.key}"`),
+    );
     return reply.code(204).send();
   });
 };

@@ -11,6 +11,7 @@ import { hash, randomBytes, randomUUID } from 'node:crypto';
 import { apiTime, apiTimeOrNull } from '../openapi/time.js';
 import type { ChangeFeed } from '../storage/change-feed.js';
 import { bool, type StorePort } from '../storage/port.js';
+import type { TokenRow } from '../storage/rows.js';
 import type { Actor, Writer } from '../storage/writer.js';
 
 /** A token as the API shows it (never the secret or its hash). */
@@ -34,19 +35,6 @@ export interface TokenInfo {
   revokedAt: string | null;
   /** Set by `AVIARY_ADMIN_TOKEN` / `AVIARY_SDK_KEY_<ENV>`: managed by configuration, not the API. */
   configured: boolean;
-}
-
-interface TokenRow {
-  id: string;
-  kind: 'admin' | 'sdk';
-  environment: string | null;
-  name: string;
-  client_side: number | boolean;
-  hash: string;
-  prefix: string;
-  created_at: number;
-  last_used_at: number | null;
-  revoked_at: number | null;
 }
 
 /**

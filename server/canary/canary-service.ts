@@ -49,7 +49,7 @@ const REFERENCE_MS = 3_600_000;
 /** The system actor of automatic decisions. */
 export const GUARD_ACTOR: Actor = { tokenId: null, name: 'canary-guard' };
 
-/** What the service needs from the flag store (server/storage/flag-store.ts `mutateState`). */
+/** What the service needs from the flag store (server/storage/flag-state-store.ts `mutateState`). */
 export interface FlagStateMutator {
   mutateState(
     w: WriteContext,

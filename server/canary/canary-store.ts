@@ -6,20 +6,11 @@
 import type { SparseHistogram } from '@aviary/sdk/core';
 import type { CanaryDocument } from './document.js';
 import type { Sql, StorePort } from '../storage/port.js';
-import type { CanaryRun, CanaryState, GuardVerdict } from './state-machine.js';
+import type { RowOf } from '../storage/rows.js';
+import type { canaries } from '../storage/schema.js';
+import type { CanaryRun, GuardVerdict } from './state-machine.js';
 
-interface CanaryRow {
-  environment: string;
-  flag: string;
-  document: string;
-  state: CanaryState;
-  stage_index: number | string;
-  stage_started_at: number | string;
-  paused_at: number | string | null;
-  last_decision: string | null;
-  created_at: number | string;
-  updated_at: number | string;
-}
+type CanaryRow = RowOf<typeof canaries>;
 
 interface StoredDecision {
   verdict: GuardVerdict | null;

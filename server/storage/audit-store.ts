@@ -2,6 +2,7 @@
 import type { JsonValue } from '@aviary/sdk/core';
 import { apiTime } from '../openapi/time.js';
 import type { StorePort } from './port.js';
+import type { AuditRow } from './rows.js';
 
 /** One audit entry as the API shows it. */
 export interface AuditEntry {
@@ -33,20 +34,6 @@ export interface AuditFilter {
   /** Entries older than this cursor (from a previous page's `nextCursor`). */
   cursor?: number;
   limit?: number;
-}
-
-interface AuditRow {
-  id: number;
-  at: number;
-  actor_token_id: string | null;
-  actor_name: string;
-  action: string;
-  resource_type: string;
-  resource_key: string;
-  environment: string | null;
-  before: string | null;
-  after: string | null;
-  reason: string | null;
 }
 
 export const encodeCursor = (id: number) => Buffer.from(`a${id}`).toString('base64url');

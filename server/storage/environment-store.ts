@@ -4,6 +4,7 @@ import { defaultFlagState } from './core-api.js';
 import { apiTime } from '../openapi/time.js';
 import type { ChangeFeed } from './change-feed.js';
 import type { StorePort } from './port.js';
+import type { EnvironmentRow } from './rows.js';
 import type { StoredFlagState } from './schema.js';
 import { CHANGES_CHANNEL, type Actor, type Writer } from './writer.js';
 
@@ -17,13 +18,6 @@ export interface EnvironmentInfo {
   createdAt: string;
 }
 
-interface EnvRow {
-  key: string;
-  name: string;
-  version: number;
-  created_at: number;
-}
-
 /** Environments every installation has after its first boot. */
 export const DEFAULT_ENVIRONMENTS = [
   { key: 'development', name: 'Development' },
@@ -31,7 +25,12 @@ export const DEFAULT_ENVIRONMENTS = [
   { key: 'production', name: 'Production' },
 ] as const;
 
-const toInfo = (r: EnvRow): EnvironmentInfo => ({ key: r.key, name: r.name, version: Number(r.version), createdAt: apiTime(Number(r.created_at)) });
+const toInfo = (r: EnvironmentRow): EnvironmentInfo => ({
+  key: r.key,
+  name: r.name,
+  version: Number(r.version),
+  createdAt: apiTime(Number(r.created_at)),
+});
 
 const SQL = {
   all: 'SELECT key, name, version, created_at FROM environments',
@@ -56,13 +55,13 @@ export class EnvironmentStore {
       const i = DEFAULT_ENVIRONMENTS.findIndex((d) => d.key === key);
       return i < 0 ? DEFAULT_ENVIRONMENTS.length : i;
     };
-    const rows = await this.store.all<EnvRow>(SQL.all);
+    const rows = await this.store.all<EnvironmentRow>(SQL.all);
     rows.sort((a, b) => Number(a.created_at) - Number(b.created_at) || rank(a.key) - rank(b.key) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     return rows.map(toInfo);
   }
 
   async get(key: string): Promise<EnvironmentInfo | null> {
-    const row = await this.store.get<EnvRow>(SQL.one, [key]);
+    const row = await this.store.get<EnvironmentRow>(SQL.one, [key]);
     return row ? toInfo(row) : null;
   }
 
@@ -76,7 +75,7 @@ export class EnvironmentStore {
         const state: StoredFlagState = defaultFlagState(def);
         await w.tx.run(SQL.insertState, [input.key, f.key, JSON.stringify(state), w.now]);
       }
-      const created = toInfo((await w.tx.get<EnvRow>(SQL.one, [input.key]))!);
+      const created = toInfo((await w.tx.get<EnvironmentRow>(SQL.one, [input.key]))!);
       w.audit({ action: 'environment.create', resourceType: 'environment', resourceKey: input.key, environment: input.key, after: created });
       // Other replicas load it when they hear of version 0 (change-follower.ts).
       await w.tx.notify(CHANGES_CHANNEL, `${input.key}:0`);

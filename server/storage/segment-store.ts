@@ -3,8 +3,9 @@ import type { Segment } from '@aviary/sdk/core';
 import { problem } from '../errors.js';
 import { apiTime } from '../openapi/time.js';
 import { validateSegment } from './core-api.js';
-import { checkPrecondition } from './flag-store.js';
 import type { Sql, StorePort } from './port.js';
+import type { Precondition } from './preconditions.js';
+import type { SegmentRow } from './rows.js';
 import type { Actor, Writer } from './writer.js';
 
 /** A segment as the admin API shows it. */
@@ -15,17 +16,6 @@ export interface SegmentResource extends Segment {
   /** RFC 3339 (stored as epoch ms). */
   createdAt: string;
   updatedAt: string;
-}
-
-interface SegmentRow {
-  key: string;
-  description: string;
-  included: string;
-  excluded: string;
-  rules: string;
-  revision: number;
-  created_at: number;
-  updated_at: number;
 }
 
 const SQL = {
@@ -111,19 +101,19 @@ export class SegmentStore {
   }
 
   /** Replaces a segment (creating it if absent). Returns the segment and whether it was created. */
-  async put(actor: Actor, key: string, input: unknown, ifMatch?: string[]): Promise<{ segment: SegmentResource; created: boolean }> {
+  async put(actor: Actor, key: string, input: unknown, precondition?: Precondition): Promise<{ segment: SegmentResource; created: boolean }> {
     const seg = this.validate(input, key);
     const { value } = await this.writer.write(actor, async (w) => {
       const row = await w.tx.get<SegmentRow>(SQL.one, [key]);
       if (!row) {
-        if (ifMatch !== undefined && !ifMatch.includes('*')) checkPrecondition(ifMatch, '', `Segment "${key}"`);
+        precondition?.(null);
         await w.tx.run(SQL.insert, insertParams(seg, w.now));
         const created = toResource((await w.tx.get<SegmentRow>(SQL.one, [key]))!);
         w.audit({ action: 'segment.create', resourceType: 'segment', resourceKey: key, after: audited(created) });
         w.touchSegment(key);
         return { segment: created, created: true };
       }
-      checkPrecondition(ifMatch, `r${row.revision}`, `Segment "${key}"`);
+      precondition?.(Number(row.revision));
       const before = toResource(row);
       await w.tx.run(SQL.update, [
         seg.description ?? '',
@@ -142,11 +132,11 @@ export class SegmentStore {
   }
 
   /** Deletes a segment; 409 naming the flags (and environments) whose rules still use it. */
-  async delete(actor: Actor, key: string, ifMatch?: string[]): Promise<SegmentResource> {
+  async delete(actor: Actor, key: string, precondition?: Precondition): Promise<SegmentResource> {
     const { value } = await this.writer.write(actor, async (w) => {
       const row = await w.tx.get<SegmentRow>(SQL.one, [key]);
       if (!row) throw problem('not-found', `No segment "${key}".`);
-      checkPrecondition(ifMatch, `r${row.revision}`, `Segment "${key}"`);
+      precondition?.(Number(row.revision));
       const users = await this.usage(key, w.tx);
       if (users.length) {
         const flags = [...new Set(users.map((u) => u.flag))].sort();

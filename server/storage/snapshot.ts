@@ -4,27 +4,15 @@
  * (live-state.ts keeps them in memory after that).
  */
 import type { Sql, StorePort } from './port.js';
-import type { EnvironmentSnapshot, FlagConfig, FlagDefinition, FlagState, Segment } from '@aviary/sdk/core';
+import type * as Rows from './rows.js';
+import type { EnvironmentSnapshot, FlagConfig, FlagState, Segment } from '@aviary/sdk/core';
 import type { Change, Delta } from '@aviary/sdk/protocol';
 import type { StoredFlagState } from './schema.js';
 
-interface FlagRow {
-  key: string;
-  kind: FlagDefinition['kind'];
-  variants: string;
-  description: string;
-  tags: string;
-  state: string;
-  version: number;
-}
+/** A flag's definition joined with its state in one environment. */
+type FlagRow = Pick<Rows.FlagRow, 'key' | 'kind' | 'variants' | 'description' | 'tags'> & Pick<Rows.FlagStateRow, 'state' | 'version'>;
 
-interface SegmentRow {
-  key: string;
-  description: string;
-  included: string;
-  excluded: string;
-  rules: string;
-}
+type SegmentRow = Pick<Rows.SegmentRow, 'key' | 'description' | 'included' | 'excluded' | 'rules'>;
 
 const FLAG_COLUMNS = 'f.key, f.kind, f.variants, f.description, f.tags, s.state, s.version';
 const FLAG_SQL = `SELECT ${FLAG_COLUMNS} FROM flags f JOIN flag_states s ON s.flag = f.key

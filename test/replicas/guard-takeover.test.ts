@@ -68,7 +68,12 @@ describe('canary guard on replicas', () => {
     const base = { enabled: true, offVariant: 'off', targets: [], rules: [], fallthrough: { variant: 'off' } };
     expect((await call(survivor.url, 'PUT', '/api/v1/flags/checkout/environments/production', base)).status).toBe(200);
     const canaryPath = '/api/v1/flags/checkout/environments/production/canary';
-    const started = await call(owner.url, 'PUT', canaryPath, { control: 'off', canary: 'on', stages: [{ percent: 50 }, { percent: 100 }], stageDurationSeconds: 3600 });
+    const started = await call(owner.url, 'PUT', canaryPath, {
+      control: 'off',
+      canary: 'on',
+      stages: [{ percent: 50 }, { percent: 100 }],
+      stageDurationSeconds: 3600,
+    });
     expect(started.status).toBe(201);
 
     const clients: AviaryClient[] = [];

@@ -76,7 +76,9 @@ describe('PostgreSQL outage', () => {
       expect(client.variation('checkout', { key: 'u' }, false)).toBe(true);
       const snapshot = await fetch(`${b.url}/sdk/v1/flags`, { headers: { authorization: `Bearer ${PROCESS_SDK_KEY}` } });
       expect(snapshot.status).toBe(200);
-      expect(((await snapshot.json()) as { flags: { key: string; state: { enabled: boolean } }[] }).flags.find((f) => f.key === 'checkout')?.state.enabled).toBe(true);
+      expect(
+        ((await snapshot.json()) as { flags: { key: string; state: { enabled: boolean } }[] }).flags.find((f) => f.key === 'checkout')?.state.enabled,
+      ).toBe(true);
 
       await pg.start();
       await until(async () => (await call(a.url, 'GET', '/readyz')).status === 200, 'replica A ready again');

@@ -68,7 +68,7 @@ describe('writer', () => {
     const versionBefore = srv.app.snapshots.version('production');
     await expect(
       srv.app.writer.write({ tokenId: null, name: 'test' }, async () => {
-        await srv.app.stores.flags.kill({ tokenId: null, name: 'test' }, 'production', 'survives', 'nested');
+        await srv.app.stores.states.kill({ tokenId: null, name: 'test' }, 'production', 'survives', 'nested');
       }),
     ).rejects.toThrow(/nested/);
     expect(srv.app.snapshots.version('production')).toBe(versionBefore);

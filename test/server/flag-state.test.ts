@@ -317,7 +317,7 @@ describe('panic button', () => {
 describe('updateFlagState (used by the canary guard)', () => {
   it('applies a mutation with audit under a system actor and streams it', async () => {
     const feed = collect('production');
-    const result = await srv.app.stores.flags.updateFlagState(
+    const result = await srv.app.stores.states.updateFlagState(
       'production',
       'checkout',
       (cur) => ({ state: { enabled: cur.enabled, offVariant: cur.offVariant, targets: [], rules: [], fallthrough: { variant: 'off' } } }),
@@ -331,7 +331,7 @@ describe('updateFlagState (used by the canary guard)', () => {
     const audit = await a.get('/api/v1/audit?flag=checkout&action=canary.rollback');
     expect(audit.body.entries[0]).toMatchObject({ actor: { tokenId: null, name: 'canary-guard' }, reason: 'guard: error rate regression' });
     await expect(
-      srv.app.stores.flags.updateFlagState('production', 'checkout', (cur) => ({ state: { ...cur, offVariant: 'ghost' } }), {
+      srv.app.stores.states.updateFlagState('production', 'checkout', (cur) => ({ state: { ...cur, offVariant: 'ghost' } }), {
         tokenId: null,
         name: 'canary-guard',
       }),
