@@ -1,26 +1,31 @@
 /**
- * `npm run bench:reconnect`: a server dies under 1,000 connected SDKs and comes back; how long until every SDK serves
- * current flags again, and how the reconnects spread out.
+ * `npm run bench:reconnect`: a server dies under 1,000 connected SDKs; how long until every SDK serves current flags
+ * again, and how the reconnects spread out.
  *
  * Each round: a fresh database and server process (as `npm start` runs it, default configuration: the hydration
  * limits are the defaults, nothing raised), 1,000 SDK clients with default options in two child processes (one per
- * core), then the server is SIGKILLed (`kill` rounds) or sent SIGTERM (`term` rounds: it says goodbye to every stream
- * with its reconnect window) and restarted on the same port and database. As soon as it answers `/healthz` a flag is
- * changed. Measured per round:
+ * core), one flag. Then, by mode:
+ *  - `failover`: the SDKs reach the server through a TCP proxy standing in for a load balancer, and a second server
+ *    on a copy of the database (same data, same versions) stands in for another replica of a shared database. The
+ *    first server is SIGKILLed and the proxy sends new connections to the second at once.
+ *  - `kill`: SIGKILL, then the server is restarted on the same port and database.
+ *  - `term`: SIGTERM (the server says goodbye to every stream with its reconnect window), then restarted.
+ * As soon as a server is there again (the standby at once, a restarted one when it answers `/healthz`) a flag is
+ * changed through it. Measured per round:
  *  - time-to-current: from the flag change (the API call's start) until each SDK serves the new value;
- *  - reconnects: when each SDK was current again after its stream dropped (its `ready` event), from the moment the
- *    new server answered `/healthz`: p10–p90 spread, the busiest 100 ms (how many SDKs arrived in it), the last one;
+ *  - reconnects: when each SDK was current again after its stream dropped (its `ready` event), from the moment a
+ *    server was there again: p10–p90 spread, the busiest 100 ms (how many SDKs arrived in it), the last one;
  *  - connection attempts per SDK over the round (refused ones included).
- * A `kill` round also costs a snapshot per SDK: the boot after an unclean stop moves every version forward, so every
- * SDK hydrates (docs/operations.md), which is the heaviest reconnect a server sees.
+ * A `kill` round costs a snapshot per SDK: the boot after an unclean stop moves every version forward, so every SDK
+ * hydrates (docs/operations.md), all 1,000 from one address with one key, against the default snapshot limit.
  * Printed per round and as medians over the rounds. Times across processes use `performance.timeOrigin +
  * performance.now()` (one machine, one clock). Every phase is bounded; a hard limit kills everything.
- * Options: --sdks 1000 --rounds 3 (per mode) --modes kill,term
+ * Options: --sdks 1000 --rounds 3 (per mode) --modes failover,kill,term
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg } from 'node:os';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -130,11 +135,43 @@ interface RoundResult {
   missing: number;
 }
 
+/**
+ * A TCP proxy standing in for a load balancer: every new connection goes to `target`; when an upstream goes away, so
+ * does the client's connection through it (as a load balancer's would).
+ */
+async function tcpProxy(target: number): Promise<{ port: number; retarget(port: number): void; close(): void }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(target, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => {
+        sockets.delete(s);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    retarget: (port: number) => void (target = port),
+    close: () => {
+      server.close();
+      for (const s of sockets) s.destroy();
+    },
+  };
+}
+
 async function main(): Promise<void> {
   const SDKS = Number(arg('sdks', '1000'));
   const ROUNDS = Number(arg('rounds', '3'));
-  const modes = arg('modes', 'kill,term').split(',');
+  const modes = arg('modes', 'failover,kill,term').split(',');
   const { startServerProcess, freePort, PROCESS_SDK_KEY, PROCESS_ADMIN_TOKEN } = await import('../test/stream/server-process.js');
+  type ServerProcess = Awaited<ReturnType<typeof startServerProcess>>;
   const children: ChildProcess[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'aviary-reconnect-bench-'));
   const hardLimit = setTimeout(
@@ -150,30 +187,46 @@ async function main(): Promise<void> {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });
-  console.log(`bench:reconnect: ${SDKS} SDKs, ${ROUNDS} rounds of ${modes.join(' and ')}; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log(`bench:reconnect: ${SDKS} SDKs, ${ROUNDS} rounds of ${modes.join(', ')}; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  const env = { AVIARY_LOG_LEVEL: 'warn' };
+  const start = async (port: number, dbPath: string) => {
+    const s = await startServerProcess(port, dbPath, env);
+    children.push(s.child);
+    return s;
+  };
+  const admin = (server: ServerProcess, method: string, path: string, body?: unknown) =>
+    fetch(server.url + path, {
+      method,
+      headers: { authorization: `Bearer ${PROCESS_ADMIN_TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    }).then((res) => {
+      if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status}`);
+    });
+  const state = (enabled: boolean) => ({ enabled, offVariant: 'off', targets: [], rules: [], fallthrough: { variant: 'on' } });
 
   const results: RoundResult[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     for (const mode of modes) {
       const port = await freePort();
       const dbPath = join(dir, `round-${r}-${mode}.db`);
-      const env = { AVIARY_LOG_LEVEL: 'warn' };
-      let server = await startServerProcess(port, dbPath, env);
-      children.push(server.child);
-      const admin = (method: string, path: string, body?: unknown) =>
-        fetch(server.url + path, {
-          method,
-          headers: { authorization: `Bearer ${PROCESS_ADMIN_TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        }).then((res) => {
-          if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status}`);
-        });
-      const state = (enabled: boolean) => ({ enabled, offVariant: 'off', targets: [], rules: [], fallthrough: { variant: 'on' } });
-      await admin('POST', '/api/v1/flags', { key: 'f', kind: 'boolean' });
-      await admin('PUT', '/api/v1/flags/f/environments/production', state(true));
+      let server = await start(port, dbPath);
+      await admin(server, 'POST', '/api/v1/flags', { key: 'f', kind: 'boolean' });
+      await admin(server, 'PUT', '/api/v1/flags/f/environments/production', state(true));
+      // failover: a second server on a copy of the database (stopped cleanly first, so it is the same data at the same
+      // versions) stands in for another replica of one shared database; the SDKs reach the first one through the proxy.
+      let standby: ServerProcess | undefined;
+      let proxy: Awaited<ReturnType<typeof tcpProxy>> | undefined;
+      if (mode === 'failover') {
+        await server.stop();
+        copyFileSync(dbPath, `${dbPath}.standby`);
+        server = await start(port, dbPath);
+        standby = await start(await freePort(), `${dbPath}.standby`);
+        proxy = await tcpProxy(port);
+      }
+      const sdkUrl = proxy ? `http://127.0.0.1:${proxy.port}` : server.url;
 
       const workers = [0, 1].map((i) =>
-        fork(SELF, ['--role', 'sdk-clients', server.url, PROCESS_SDK_KEY, String(Math.floor(SDKS / 2) + (i === 0 ? SDKS % 2 : 0))], {
+        fork(SELF, ['--role', 'sdk-clients', sdkUrl, PROCESS_SDK_KEY, String(Math.floor(SDKS / 2) + (i === 0 ? SDKS % 2 : 0))], {
           execArgv: ['--import', 'tsx', '--conditions=aviary-source'],
           stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         }),
@@ -184,15 +237,18 @@ async function main(): Promise<void> {
       await Promise.all(workers.map((w) => request(w, { cmd: 'arm', expect: false }, 'armed')));
 
       const tDown = now();
-      if (mode === 'kill') await server.crash();
-      else await server.stop();
+      if (mode === 'term') await server.stop();
+      else await server.crash();
       const stopMs = now() - tDown;
       const exitCode = server.child.exitCode;
-      server = await startServerProcess(port, dbPath, env);
-      children.push(server.child);
+      if (standby) {
+        // The load balancer sends new connections to the replica still up (at once: a health check would add its interval).
+        proxy!.retarget(Number(new URL(standby.url).port));
+        server = standby;
+      } else server = await start(port, dbPath);
       const tUp = now();
       const tChange = now();
-      await admin('PUT', '/api/v1/flags/f/environments/production', state(false));
+      await admin(server, 'PUT', '/api/v1/flags/f/environments/production', state(false));
       const deadline = now() + 30_000;
       for (;;) {
         const counts = await Promise.all(workers.map((w) => request(w, { cmd: 'count' }, 'count')));
@@ -213,23 +269,29 @@ async function main(): Promise<void> {
       results.push(result);
       const a = result.arrivals;
       console.log(
-        `round ${r + 1} ${mode.padEnd(4)}: server down ${fmt(result.downMs)} ms (stopped in ${fmt(stopMs)} ms, exit ${exitCode}); time-to-current p50 ${fmt(median(result.toCurrent))} ms, ` +
-          `p99 ${fmt(quantile(result.toCurrent, 0.99))} ms, max ${fmt(Math.max(...result.toCurrent))} ms` +
+        `round ${r + 1} ${mode.padEnd(8)}: server down ${fmt(result.downMs)} ms (stopped in ${fmt(stopMs)} ms, exit ${exitCode}); ` +
+          `time-to-current p50 ${fmt(median(result.toCurrent))} ms, p99 ${fmt(quantile(result.toCurrent, 0.99))} ms, max ${fmt(Math.max(...result.toCurrent))} ms` +
           (result.missing ? ` (${result.missing} SDKs not current after 30 s)` : '') +
           `; reconnects after the server was back: p10 ${fmt(quantile(a, 0.1))} ms, p50 ${fmt(median(a))} ms, p90 ${fmt(quantile(a, 0.9))} ms, ` +
           `last ${fmt(Math.max(...a))} ms, busiest 100 ms ${busiest(a, 100)} SDKs; ${fmt(result.attempts, 2)} connection attempts per SDK`,
       );
       await sleep(300);
+      proxy?.close();
       await server.stop();
     }
   }
 
+  const names: { [mode: string]: string } = {
+    failover: 'SIGKILL, another replica up',
+    kill: 'SIGKILL + restart',
+    term: 'SIGTERM (goodbye) + restart',
+  };
   console.log(`\nmedians over ${ROUNDS} rounds per mode (${SDKS} SDKs; load average now ${loadavg().map((l) => l.toFixed(1)).join(' ')}):`);
   for (const mode of modes) {
     const rs = results.filter((x) => x.mode === mode);
     const m = (f: (x: RoundResult) => number) => fmt(median(rs.map(f)));
     console.log(
-      `  ${mode === 'kill' ? 'SIGKILL + restart' : 'SIGTERM (goodbye) + restart'}: server down ${m((x) => x.downMs)} ms; ` +
+      `  ${names[mode] ?? mode}: server down ${m((x) => x.downMs)} ms; ` +
         `time-to-current p50 ${m((x) => median(x.toCurrent))} ms, p99 ${m((x) => quantile(x.toCurrent, 0.99))} ms, max ${m((x) => Math.max(...x.toCurrent))} ms; ` +
         `reconnect spread p10–p90 ${m((x) => quantile(x.arrivals, 0.9) - quantile(x.arrivals, 0.1))} ms, ` +
         `busiest 100 ms ${m((x) => busiest(x.arrivals, 100))} SDKs, last ${m((x) => Math.max(...x.arrivals))} ms after the server was back; ` +
