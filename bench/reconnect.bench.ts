@@ -187,7 +187,11 @@ async function main(): Promise<void> {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });
-  console.log(`bench:reconnect: ${SDKS} SDKs, ${ROUNDS} rounds of ${modes.join(', ')}; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log(
+    `bench:reconnect: ${SDKS} SDKs, ${ROUNDS} rounds of ${modes.join(', ')}; load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
   const env = { AVIARY_LOG_LEVEL: 'warn' };
   const start = async (port: number, dbPath: string) => {
     const s = await startServerProcess(port, dbPath, env);
@@ -286,7 +290,11 @@ async function main(): Promise<void> {
     kill: 'SIGKILL + restart',
     term: 'SIGTERM (goodbye) + restart',
   };
-  console.log(`\nmedians over ${ROUNDS} rounds per mode (${SDKS} SDKs; load average now ${loadavg().map((l) => l.toFixed(1)).join(' ')}):`);
+  console.log(
+    `\nmedians over ${ROUNDS} rounds per mode (${SDKS} SDKs; load average now ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}):`,
+  );
   for (const mode of modes) {
     const rs = results.filter((x) => x.mode === mode);
     const m = (f: (x: RoundResult) => number) => fmt(median(rs.map(f)));

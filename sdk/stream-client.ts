@@ -244,7 +244,9 @@ export class StreamClient {
     if (final) this._stopped = true;
     if (final || code >= 4000)
       this._handlers.error(
-        new Error(`stream closed by server with ${code} (${e ? `${e.code}: ${e.message}` : reason || 'no reason given'}); ${final ? 'not ' : ''}reconnecting`),
+        new Error(
+          `stream closed by server with ${code} (${e ? `${e.code}: ${e.message}` : reason || 'no reason given'}); ${final ? 'not ' : ''}reconnecting`,
+        ),
         final,
       );
     this._scheduleReconnect(e);
