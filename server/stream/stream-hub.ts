@@ -176,7 +176,7 @@ export class StreamHub {
   private readonly now: () => number;
   private readonly timer: ReturnType<typeof setInterval>;
   /** Counters for /metrics and tests. */
-  readonly stats = { connections: 0, slowConsumersDropped: 0, resumes: 0, hydrates: 0, hydrationsRefused: 0, deltasSent: 0 };
+  readonly stats = { connections: 0, slowConsumersDropped: 0, resumes: 0, hydrates: 0, hydrationsRefused: 0, hydrationsRefunded: 0, deltasSent: 0 };
   private readonly hydrationsPerMinute: number;
   private readonly hydrationBurst: number;
   private readonly hydrationRefundAfterMs: number;
@@ -543,6 +543,7 @@ export class StreamHub {
     conn.hydratedAt = 0;
     const b = this.hydrationBuckets.get(bucketId(conn));
     if (b) b.tokens = Math.min(this.hydrationBurst, b.tokens + 1);
+    this.stats.hydrationsRefunded++;
   }
 
   private ack(conn: Connection, version: number): void {

@@ -118,13 +118,15 @@ describe('snapshot limit refunds', () => {
     await early.hello();
     expect(await early.closed).toBe(1013);
 
+    expect(srv.app.streamHub.stats.hydrationsRefunded).toBe(0);
     // Past 30 s the three settled connections give their snapshots back on the next heartbeat: three more fit.
     t += 2_000;
-    await new Promise((r) => setTimeout(r, 200));
+    await until(() => srv.app.streamHub.stats.hydrationsRefunded === 3, 'the refunds');
     const more = await streams(srv, 3);
     expect(more).toHaveLength(3);
     // Those three closed at once (a reconnect loop): nothing comes back for them, the bucket is empty.
     for (const r of more) r.close();
+    await until(() => srv.app.streamHub.count('production') === 3, 'the server seeing them close');
     t += 31_000;
     await new Promise((r) => setTimeout(r, 200));
     // 31 s of refill at one per minute is half a snapshot; the settled three were refunded once, not again.
@@ -132,6 +134,7 @@ describe('snapshot limit refunds', () => {
     cleanups.push(() => loop.close());
     await loop.hello();
     expect(await loop.closed).toBe(1013);
+    expect(srv.app.streamHub.stats.hydrationsRefunded).toBe(3);
     expect(settled.every((r) => r.closeCode === null)).toBe(true);
   });
 });
