@@ -1,14 +1,18 @@
 /**
- * Reconnect policy: capped exponential backoff with full jitter (AWS architecture blog, "Exponential Backoff And
- * Jitter"), reset once a connection has stayed up long enough to count as stable. Pure: the clock and the random
- * source are injected, so tests drive it without sleeping.
+ * Reconnect policy: jittered backoff whose windows grow by a third per failed attempt, up to a cap, reset once a
+ * connection has stayed up long enough to count as stable. Pure: the random source is injected and the clock is
+ * passed in, so tests drive it without sleeping. docs/stream-protocol.md ("Reconnect policy") has the numbers.
  */
 
 /** Tuning of the reconnect policy. */
 export interface BackoffOptions {
-  /** Upper bound of the first delay (ms). Default 500. */
+  /**
+   * Window of the first attempt after a stable connection was lost (or the first one failed), in ms: the attempt
+   * comes at a uniformly random moment within it, so a fleet that lost the same server spreads over it. Each further
+   * window is 4/3 of the one before. Default 2,000.
+   */
   initialMs?: number;
-  /** No delay exceeds this (ms). Default 30,000. */
+  /** No window exceeds this (ms). Default 30,000. */
   maxMs?: number;
   /** A connection that stayed up this long resets the attempt count (ms). Default 30,000. */
   stableAfterMs?: number;
@@ -30,13 +34,19 @@ export class Backoff {
   }
 
   /**
-   * The delay before the next attempt: uniform in [0, min(max, initial × 2^attempt)). Full jitter spreads a crowd of
-   * clients that lost the same server evenly over the window instead of bunching them at its edges.
+   * The delay before the next attempt. The n-th window is min(max, initial × (4/3)^n). The first delay (n = 0) is
+   * uniform over its whole window (full jitter): a crowd that lost its server at the same instant spreads evenly over
+   * it. Later ones are uniform over the upper half of theirs (equal jitter): a client whose attempts keep failing
+   * waits at least half a window each time, so a server that refuses or drops connections at once is not hammered,
+   * and the crowd stays spread. `windowMs` is the server's goodbye hint (`reconnectWindowMs`): it replaces the first
+   * window only, never a window that already grew after failures.
    */
-  next(): number {
-    const initial = Math.max(1, this._options.initialMs ?? 500);
-    const ceiling = Math.min(Math.max(initial, this._options.maxMs ?? 30_000), initial * 2 ** Math.min(this._attempt++, 30));
-    return Math.floor(this._random() * ceiling);
+  next(windowMs?: number): number {
+    const o = this._options;
+    const initial = Math.max(1, o.initialMs ?? 2_000);
+    const n = this._attempt++;
+    const w = Math.min(Math.max(initial, o.maxMs ?? 30_000), n ? initial * (4 / 3) ** n : (windowMs ?? initial));
+    return Math.floor((w * (n ? 1 + this._random() : 2 * this._random())) / 2);
   }
 
   /** The connection is up (it only counts as a success once it has been up `stableAfterMs`). */
@@ -45,7 +55,7 @@ export class Backoff {
   }
 
   /**
-   * The connection went down. If it had been up long enough, start over from the first delay; a server that
+   * The connection went down. If it had been up long enough, start over from the first window; a server that
    * accepts and then drops connections at once must not reset the backoff, or clients would hammer it.
    */
   disconnected(now: number): void {

@@ -29,7 +29,7 @@ export interface ClientOptions {
   offline?: boolean;
   /** `ready()` rejects after this long (ms). Default 10,000. */
   readyTimeoutMs?: number;
-  /** Reconnect backoff. Defaults: first delay up to 500 ms, at most 30 s, reset after 30 s of stable connection. */
+  /** Reconnect backoff. Defaults: first delay within 2 s, each window 4/3 of the last, at most 30 s, reset after 30 s of stable connection. */
   backoff?: BackoffOptions;
   /** WebSocket constructor. Default: the global `WebSocket`, else the `ws` package (Node 20). */
   WebSocket?: WebSocketConstructor;

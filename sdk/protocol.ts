@@ -118,6 +118,12 @@ export interface ErrorMessage {
   message: string;
   /** For retryable errors: reconnect no sooner than this. */
   retryAfterMs?: number;
+  /**
+   * Sent when the server shuts down (`going-away`, then close 1001): reconnect at a uniformly random moment within
+   * this many ms, so its whole fleet does not arrive at the other replicas (or the restarted server) at once. A
+   * client whose reconnects were already failing keeps its own, longer backoff. Older clients ignore it.
+   */
+  reconnectWindowMs?: number;
 }
 
 /** Everything the server sends on the stream. */
@@ -221,8 +227,8 @@ export function parseServerMessage(data: string): ParseResult<ServerMessage> {
   const type = m.type;
   const error = type === 'error' ? '' : problem(m);
   if (error !== '') return fail(error);
-  // Optional fields that do not make sense get their defaults: no retry hint, the default heartbeat.
-  if (!(m.retryAfterMs >= 0 && typeof m.retryAfterMs === 'number')) delete m.retryAfterMs;
+  // Optional fields that do not make sense get their defaults: no retry hints, the default heartbeat.
+  for (const k of ['retryAfterMs', 'reconnectWindowMs']) if (!(m[k] >= 0 && typeof m[k] === 'number')) delete m[k];
   if (type === 'hydrate' || type === 'resumed') m.heartbeatMs = typeof m.heartbeatMs === 'number' && m.heartbeatMs > 0 ? m.heartbeatMs : 15_000;
   return { ok: true, message: m as ServerMessage };
 }

@@ -12,6 +12,7 @@ import {
   parseServerMessage,
   type ClientMessage,
   type DeltaMessage,
+  type ErrorMessage,
   type HydrateMessage,
 } from './protocol.js';
 import type { WebSocketFactory } from './websocket-browser.js';
@@ -80,10 +81,10 @@ export class StreamClient {
   private _lastMessageAt = 0;
   /** Resyncs asked for since the last good snapshot or resume; while above 0, deltas are ignored. */
   private _resyncs = 0;
-  private _retryAfterMs = 0;
+  /** The server's explanation of the coming close (why, when to retry, over what window), if it gave one. */
+  private _error: ErrorMessage | undefined;
   private _stopped = false;
   private _up = false;
-  private _serverError: string | null = null;
   /** Counters for diagnostics and tests. */
   readonly stats = { connects: 0, resyncs: 0, garbled: 0, ignored: 0, gaps: 0 };
 
@@ -142,7 +143,8 @@ export class StreamClient {
     }
     this.stats.connects++;
     this._socket = socket;
-    this._resyncs = this._retryAfterMs = 0;
+    this._resyncs = 0;
+    this._error = undefined;
     this._armReadTimer(o.connectTimeoutMs ?? 10_000);
     // Undefined fields (no app, no version yet) are left out of the JSON.
     socket.onopen = () =>
@@ -164,8 +166,7 @@ export class StreamClient {
     const m = parsed.message;
     if (m.type === 'error') {
       // The close that follows decides what it means (final or not); keep the explanation for it.
-      this._retryAfterMs = m.retryAfterMs ?? this._retryAfterMs;
-      this._serverError = `${m.code}: ${m.message}`;
+      this._error = m;
       return;
     }
     const current = this._handlers.version();
@@ -238,13 +239,17 @@ export class StreamClient {
     this._backoff.disconnected(this._now());
     this._setUp(false);
     if (this._stopped) return;
-    const why = this._serverError ?? (reason || 'no reason given');
-    this._serverError = null;
+    const e = this._error;
     const final = isFinalCloseCode(code);
     if (final) this._stopped = true;
     if (final || code >= 4000)
-      this._handlers.error(new Error(`stream closed by server with ${code} (${why}); ${final ? 'not ' : ''}reconnecting`), final);
-    this._scheduleReconnect();
+      this._handlers.error(
+        new Error(
+          `stream closed by server with ${code} (${e ? `${e.code}: ${e.message}` : reason || 'no reason given'}); ${final ? 'not ' : ''}reconnecting`,
+        ),
+        final,
+      );
+    this._scheduleReconnect(e);
   }
 
   /** Closes a connection we gave up on without waiting for the closing handshake, then reconnects. */
@@ -260,9 +265,10 @@ export class StreamClient {
     this._onClose(s, code, reason);
   }
 
-  private _scheduleReconnect(): void {
+  /** After `goodbye`'s close: no sooner than its `retryAfterMs`, within its `reconnectWindowMs` if the backoff allows. */
+  private _scheduleReconnect(goodbye?: ErrorMessage): void {
     if (this._stopped || this._reconnectTimer) return;
-    const delay = Math.max(this._backoff.next(), this._retryAfterMs);
+    const delay = Math.max(this._backoff.next(goodbye?.reconnectWindowMs), goodbye?.retryAfterMs ?? 0);
     this._reconnectTimer = unref(
       setTimeout(() => {
         this._reconnectTimer = undefined;

@@ -31,10 +31,20 @@ export interface HubOptions {
    * bytes (hello, resync); past the bucket the connection is closed with 1013 and an `error` carrying `retryAfterMs`,
    * which SDKs honour before reconnecting (they keep serving the flags they have). The burst lets a fleet behind one
    * address (a NAT) start at once. Defaults 120 per minute (`AVIARY_STREAM_HYDRATIONS_PER_MINUTE`) and 1,000
-   * (`AVIARY_STREAM_HYDRATION_BURST`).
+   * (`AVIARY_STREAM_HYDRATION_BURST`). A snapshot whose connection then stays open `hydrationRefundAfterMs` (default
+   * 30,000) is given back: an SDK that settled is not a loop, and the fleet behind that address finds the whole burst
+   * again at the next restart or failover, however recently it connected.
    */
   hydrationsPerMinute?: number;
   hydrationBurst?: number;
+  hydrationRefundAfterMs?: number;
+  /**
+   * On shutdown every stream is told to reconnect at a uniformly random moment within a window (`going-away` with
+   * `reconnectWindowMs`, then close 1001), sized so that the fleet reaches the other replicas, or the restarted
+   * server, at about this many connections per second: open streams ÷ rate, kept within 0.5–4 s (the upper bound
+   * keeps every SDK current within 5 s of a replica's shutdown). Default 500.
+   */
+  reconnectsPerSecond?: number;
   now?: () => number;
   /**
    * Replicas only: called when an SDK resumes from a version this replica has not applied yet (it came from a replica
@@ -50,6 +60,9 @@ export interface HubOptions {
 const MAX_HYDRATION_BUCKETS = 50_000;
 /** WebSocket close code 1013, "try again later" (RFC 6455 registry): retryable, unlike 4001/4003. */
 const TRY_AGAIN_LATER = 1013;
+/** Bounds of the reconnect window a shutting-down server gives its streams (see `HubOptions.reconnectsPerSecond`). */
+const RECONNECT_WINDOW_MIN_MS = 500;
+const RECONNECT_WINDOW_MAX_MS = 4_000;
 
 /** How far one environment version has reached the SDKs connected to its stream. */
 export interface DeliveryReceipt {
@@ -116,6 +129,8 @@ class Connection {
   /** Start of the current resync window and the resyncs in it (a snapshot costs the server; bound it). */
   resyncWindow = 0;
   resyncs = 0;
+  /** When this connection was last sent a snapshot charged to its bucket, until it is refunded (0: none). */
+  hydratedAt = 0;
   helloTimer: ReturnType<typeof setTimeout> | null = null;
   constructor(
     readonly socket: WebSocket,
@@ -154,6 +169,9 @@ class Channel {
   ) {}
 }
 
+/** Hydrations are counted per SDK key and client address. */
+const bucketId = (conn: Connection): string => `${conn.tokenId}\n${conn.address}`;
+
 function quantile(sorted: number[], q: number): number | null {
   if (sorted.length === 0) return null;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? null;
@@ -172,9 +190,11 @@ export class StreamHub {
   private readonly now: () => number;
   private readonly timer: ReturnType<typeof setInterval>;
   /** Counters for /metrics and tests. */
-  readonly stats = { connections: 0, slowConsumersDropped: 0, resumes: 0, hydrates: 0, hydrationsRefused: 0, deltasSent: 0 };
+  readonly stats = { connections: 0, slowConsumersDropped: 0, resumes: 0, hydrates: 0, hydrationsRefused: 0, hydrationsRefunded: 0, deltasSent: 0 };
   private readonly hydrationsPerMinute: number;
   private readonly hydrationBurst: number;
+  private readonly hydrationRefundAfterMs: number;
+  private readonly reconnectsPerSecond: number;
   private readonly hydrationBuckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(
@@ -187,6 +207,8 @@ export class StreamHub {
     this.receiptVersions = options.receiptVersions ?? 64;
     this.hydrationsPerMinute = options.hydrationsPerMinute ?? 120;
     this.hydrationBurst = options.hydrationBurst ?? 1000;
+    this.hydrationRefundAfterMs = options.hydrationRefundAfterMs ?? 30_000;
+    this.reconnectsPerSecond = (options.reconnectsPerSecond ?? 0) > 0 ? options.reconnectsPerSecond! : 500;
     this.now = options.now ?? Date.now;
     this.behindHook = options.behind;
     this.aheadWaitMs = options.aheadWaitMs ?? 2000;
@@ -353,17 +375,38 @@ export class StreamHub {
   }
 
   /**
-   * Closes every stream (server shutdown): clients reconnect with backoff and resume. Each gets a close frame and up
-   * to `graceMs` to answer it; a client that stopped reading never will, and would hold the server's shutdown (its
-   * TCP connection open) until ws's own 30 s close timeout, so what is still open then is terminated.
+   * The window a shutting-down server gives its streams to reconnect in: its fleet ÷ `reconnectsPerSecond`, within
+   * 0.5–4 s (a fleet of 1,000 gets 2 s at the default rate).
+   */
+  reconnectWindowMs(): number {
+    const fleetMs = Math.round((this.count() * 1000) / this.reconnectsPerSecond);
+    return Math.min(RECONNECT_WINDOW_MAX_MS, Math.max(RECONNECT_WINDOW_MIN_MS, fleetMs));
+  }
+
+  /**
+   * Closes every stream (server shutdown): clients reconnect with backoff and resume. Each is first told over what
+   * window to spread its reconnect (`going-away`, `reconnectWindowMs`; older clients ignore it and use their own
+   * backoff), then gets a close frame and up to `graceMs` to answer it; a client that stopped reading never will, and
+   * would hold the server's shutdown (its TCP connection open) until ws's own 30 s close timeout, so what is still
+   * open then is terminated. (Upgrades that arrive meanwhile get fastify's 503: the server is closing.)
    */
   async close(graceMs = 1000): Promise<void> {
     clearInterval(this.timer);
+    const windowMs = this.reconnectWindowMs();
+    const goodbye = frameOf(
+      encodeMessage({
+        type: 'error',
+        code: 'going-away',
+        message: `The server is shutting down: reconnect within ${windowMs} ms (to another replica, or to this server when it is back).`,
+        reconnectWindowMs: windowMs,
+      }),
+    );
     const sockets: WebSocket[] = [];
     for (const ch of this.channels.values()) {
       for (const conn of ch.conns) {
         sockets.push(conn.socket);
         try {
+          if (conn.socket.readyState === OPEN) conn.socket.send(goodbye, TEXT_FRAME);
           conn.socket.close(CloseCode.GOING_AWAY, 'server shutting down');
         } catch {
           // already closed
@@ -483,7 +526,7 @@ export class StreamHub {
 
   /** Takes one hydration from the connection's (key, address) bucket; answers the ms to wait when there is none. */
   private hydrationWait(conn: Connection): number {
-    const id = `${conn.tokenId}\n${conn.address}`;
+    const id = bucketId(conn);
     const t = this.now();
     const perMs = this.hydrationsPerMinute / 60_000;
     let b = this.hydrationBuckets.get(id);
@@ -532,7 +575,22 @@ export class StreamHub {
       h = ch.hydrate = { version: snapshot.version, frame: frameOf(encodeMessage(message)) };
     }
     this.stats.hydrates++;
+    conn.hydratedAt = this.now();
     this.send(conn, h.frame);
+  }
+
+  /**
+   * Gives a connection's snapshot back to its bucket once the connection has stayed open `hydrationRefundAfterMs`
+   * since (checked on each heartbeat). A reconnect or resync loop never stays, so it still gets no more than the
+   * burst and the refill; a settled fleet leaves its whole burst for the next restart or failover. An address can
+   * hold at most burst + refill snapshots unrefunded, so refunds cap it at about burst ÷ refund delay per second.
+   */
+  private refundHydration(conn: Connection, t: number): void {
+    if (conn.hydratedAt === 0 || t - conn.hydratedAt < this.hydrationRefundAfterMs) return;
+    conn.hydratedAt = 0;
+    const b = this.hydrationBuckets.get(bucketId(conn));
+    if (b) b.tokens = Math.min(this.hydrationBurst, b.tokens + 1);
+    this.stats.hydrationsRefunded++;
   }
 
   private ack(conn: Connection, version: number): void {
@@ -602,6 +660,7 @@ export class StreamHub {
   }
 
   private heartbeat(): void {
+    const t = this.now();
     for (const ch of this.channels.values()) {
       const text = frameOf(encodeMessage({ type: 'heartbeat', version: ch.version }));
       for (const conn of ch.conns) {
@@ -613,6 +672,7 @@ export class StreamHub {
           continue;
         }
         conn.alive = false;
+        this.refundHydration(conn, t);
         try {
           conn.socket.ping();
         } catch {

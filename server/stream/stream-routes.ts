@@ -61,6 +61,11 @@ const plugin: FastifyPluginAsync<StreamPluginOptions> = async (app: FastifyInsta
     app.changeFeed.off('change', onChange);
     app.changeFeed.off('token.revoked', onRevoked);
     app.changeFeed.off('environment.reset', onReset);
+    // While it closes, fastify answers every request 503 before any hook runs. For an upgrade request (an SDK
+    // reconnecting at once after the goodbye) nothing ends the socket after that answer, and the client's FIN only
+    // half-closes it: the server's close would wait for it until the drain timeout, exit 1 and leave the database
+    // marked as uncleanly stopped. Listeners run in order, so this one ends the socket after the 503 is written.
+    app.server.on('upgrade', (_request, socket) => socket.end(() => socket.destroy()));
     await hub.close();
   });
 
