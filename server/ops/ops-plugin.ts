@@ -13,7 +13,7 @@ import { Gauge, register as globalRegistry } from 'prom-client';
 import { problemDocument, sendProblem } from '../errors.js';
 import { AuthFailureLimiter, type AuthFailureLimiterOptions } from '../rate-limit/auth-failure-limiter.js';
 import type { AuthFailureEvent } from '../storage/change-feed.js';
-import { MIGRATIONS_FOLDER } from '../storage/db.js';
+import { migrationsFolder } from '../storage/migrations.js';
 import { readSnapshot } from '../storage/snapshot.js';
 import { SqlitePort } from '../storage/sqlite-port.js';
 import { createServerMetrics, type ServerMetrics } from './prometheus.js';
@@ -22,11 +22,6 @@ import type { RequestLogController } from './request-log.js';
 import { FSYNC_BUCKETS, type FsyncStats } from '../storage/wal-sync.js';
 
 const EMPTY_FSYNC_STATS: FsyncStats = { counts: new Array<number>(FSYNC_BUCKETS.length + 1).fill(0), sum: 0, count: 0 };
-
-/** Where a dialect's migrations live (migrations/sqlite, migrations/postgres). */
-function migrationsFolder(dialect: 'sqlite' | 'postgres'): string {
-  return dialect === 'sqlite' ? MIGRATIONS_FOLDER : join(MIGRATIONS_FOLDER, '..', 'postgres');
-}
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -3,12 +3,12 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import * as schema from './schema.js';
 import { lockDatabase, type DatabaseLock } from './db-lock.js';
+import { migrationsFolder } from './migrations.js';
 
 /** The drizzle database with Aviary's schema. */
 export type AviaryDb = BetterSQLite3Database<typeof schema>;
@@ -26,7 +26,7 @@ export interface OpenDatabase {
  * Moving them from `migrations/` kept existing databases valid: drizzle records each migration's SHA-256 of the SQL
  * text and its journal `when`, neither of which depends on the folder.
  */
-export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations/sqlite', import.meta.url));
+export const MIGRATIONS_FOLDER = migrationsFolder('sqlite');
 
 /**
  * Opens (creating if needed) the SQLite file at `path` and applies pending migrations.

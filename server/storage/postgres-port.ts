@@ -23,10 +23,10 @@
  *   all or nothing, never part. Writers therefore take their versions from the counter row inside the transaction,
  *   and a client retrying such a write sees its effect (or applies it) like any other write.
  */
-import { fileURLToPath } from 'node:url';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import { migrate as drizzleMigrate } from 'drizzle-orm/postgres-js/migrator';
 import postgres from 'postgres';
+import { migrationsFolder } from './migrations.js';
 import {
   DatabaseUnavailableError,
   type SqlValue,
@@ -38,7 +38,7 @@ import {
 } from './port.js';
 
 /** Where drizzle-kit writes the PostgreSQL migrations (repo root `migrations/postgres/`). */
-export const POSTGRES_MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations/postgres', import.meta.url));
+export const POSTGRES_MIGRATIONS_FOLDER = migrationsFolder('postgres');
 
 /**
  * Advisory locks (two-key form: `pg_advisory_lock(ADVISORY_LOCK_CLASS, n)`): the class keeps Aviary's locks apart from

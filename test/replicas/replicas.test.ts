@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, type AviaryClient } from '@aviary/sdk';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { RawStream } from '../stream/fixtures.js';
 import { freePort, PROCESS_ADMIN_TOKEN, PROCESS_SDK_KEY, startServerProcess, type ServerProcess } from '../stream/server-process.js';
 
 let db: TestDatabase;
@@ -152,5 +153,34 @@ describe('replicas on one PostgreSQL', () => {
     );
     const listed = await call(b.url, 'GET', '/api/v1/environments/production/sdks');
     expect(new Set(listed.body.items.map((s: { id: string }) => s.id)).size).toBe(clients.length);
+  });
+
+  it('an SDK resuming on a replica that has not applied its version yet waits for it instead of going back to an older snapshot', async () => {
+    const [a, b] = await Promise.all([replica('127.0.0.10'), replica('127.0.0.11')]);
+    expect((await call(a.url, 'POST', '/api/v1/flags', { key: 'pay', kind: 'boolean' })).status).toBe(201);
+    const versionOf = async (r: ServerProcess) => ((await call(r.url, 'GET', '/api/v1/environments/production')).body as { version: number }).version;
+    const current = await versionOf(a);
+    await until(async () => (await versionOf(b)) === current, 'B at the current version');
+
+    // The SDK last applied version current+1 on A (A was a moment ahead of B); it reconnects to B.
+    const stream = new RawStream({ url: b.url }, PROCESS_SDK_KEY);
+    cleanups.push(() => stream.close());
+    await stream.hello(current + 1);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(stream.messages.filter((m) => m.type === 'hydrate')).toEqual([]);
+    // The write that made current+1 reaches B: the SDK is resumed where it was, never handed version `current`.
+    expect((await call(a.url, 'POST', '/api/v1/flags/pay/environments/production/revive', {})).status).toBe(200);
+    const resumed = await stream.next('resumed');
+    expect(resumed.version).toBe(current + 1);
+    expect(stream.messages.some((m) => m.type === 'hydrate')).toBe(false);
+
+    // A version no replica will ever reach (a confused client): a snapshot after the bounded wait.
+    const confused = new RawStream({ url: b.url }, PROCESS_SDK_KEY);
+    cleanups.push(() => confused.close());
+    const asked = Date.now();
+    await confused.hello(current + 50);
+    const hydrate = await confused.next('hydrate', 0, 5_000);
+    expect(hydrate.version).toBe(current + 1);
+    expect(Date.now() - asked).toBeGreaterThanOrEqual(1_500);
   });
 });
