@@ -3,8 +3,8 @@
  * kill, a segment, a canary, tokens, metrics, stream history), stopped, then moved by the CLI into the run's real
  * PostgreSQL and served from there by a real server: everything reads back the same through the HTTP API, the old
  * tokens work, an SDK resumes from the copied change log, and writes continue with the next version and audit id.
- * Refusals (a non-empty target, a file held by a running server, a file not stopped cleanly) and a failure half-way
- * change nothing on the target.
+ * Refusals (a non-empty target, a file held by a running server, a file not stopped cleanly or from an older Aviary)
+ * and a failure half-way change nothing on the target.
  *
  * The CLI runs through its bin shim (as `npx aviary` runs it in a checkout), not the esbuild bundle of run-cli.ts:
  * the bundle resolves the PostgreSQL migrations folder from its own location (postgres-port.ts uses import.meta.url),
@@ -330,6 +330,22 @@ describe('aviary migrate-store', () => {
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/^error: copying flag_states failed: .*foreign key/);
     expect(await fingerprint(fresh.url)).toEqual(was);
+  }, 60_000);
+
+  it('refuses a file an older Aviary wrote (a column missing), and a target that is not a postgres:// URL', async () => {
+    const older = await editedCopy(source.dbPath, 'older.db', (db) => {
+      db.exec('ALTER TABLE tokens DROP COLUMN client_side');
+    });
+    const fresh = await createTestDatabase();
+    cleanups.push(() => fresh.drop());
+    const run = await aviary(['migrate-store', '--from', older, '--to', fresh.url]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^error: \S+older\.db has no column tokens\.client_side: .*Start this version of the server on it once/);
+    expect(empty(await fingerprint(fresh.url))).toBe(true);
+
+    const usage = await aviary(['migrate-store', '--from', source.dbPath, '--to', 'mysql://db/aviary']);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toBe('error: --to must be a postgres:// URL (postgres://user:password@host:port/database)\n');
   }, 60_000);
 
   it('refuses a file whose server did not stop cleanly, and leaves SQLite-only markers behind otherwise', async () => {
