@@ -197,6 +197,37 @@ export function buildProgram(): Command {
       );
     });
 
+  program
+    .command('migrate-store')
+    .description('copy a stopped SQLite installation into an empty PostgreSQL database (one transaction, verified; see docs/operations.md)')
+    .requiredOption('--from <file>', 'the SQLite database file (its server must be stopped)')
+    .requiredOption('--to <url>', 'the PostgreSQL database, postgres://user:password@host:port/database (migrated here; must hold no Aviary data)')
+    .option('--timeout <seconds>', 'how long the copy may take: it is one transaction', '300')
+    .action(async (o: { from: string; to: string; timeout: string }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOptions>();
+      if (!/^postgres(ql)?:\/\//.test(o.to)) throw new UsageError('--to must be a postgres:// URL (postgres://user:password@host:port/database)');
+      const timeout = Number(o.timeout);
+      if (!Number.isFinite(timeout) || timeout <= 0 || timeout > 86_400) {
+        throw new UsageError(`--timeout must be a number of seconds from 1 to 86400, got ${JSON.stringify(o.timeout)}`);
+      }
+      const { migrateStore } = await import('../storage/migrate-store.js');
+      const r = await migrateStore(o.from, o.to, { timeoutMs: timeout * 1000 });
+      print(g, r, () =>
+        [
+          `migrated ${r.from} to ${r.to} in ${(r.ms / 1000).toFixed(2)} s (one transaction; row counts and versions checked on both sides)`,
+          '',
+          renderTable(
+            ['TABLE', 'ROWS'],
+            r.tables.map((t) => [t.table, String(t.rows)]),
+          ),
+          '',
+          `versions: ${versionsText(r.environments)}`,
+          `next audit id: ${r.nextAuditId}`,
+          ...(r.skipped.length ? [`left behind (SQLite-only server_state): ${r.skipped.join(', ')}`] : []),
+        ].join('\n'),
+      );
+    });
+
   const env = (c: Command) => c.addOption(new Option('-e, --env <environment>', 'environment').env('AVIARY_ENV').makeOptionMandatory());
 
   // ---- flags ----
