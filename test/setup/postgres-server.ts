@@ -97,7 +97,7 @@ export interface EmbeddedPostgresServer {
   dispose(): Promise<void>;
   /**
    * Milliseconds spent finding the binaries (as root under a private directory, the first start in a process also
-   * checks, and the first in a run makes, the copy the `postgres` user runs), in initdb and in the first start.
+   * checks the copy the `postgres` user runs, and makes it when there is none yet), in initdb and in the first start.
    */
   readonly timings: { binariesMs: number; initdbMs: number; startMs: number };
 }
