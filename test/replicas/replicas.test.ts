@@ -183,4 +183,44 @@ describe('replicas on one PostgreSQL', () => {
     expect(hydrate.version).toBe(current + 1);
     expect(Date.now() - asked).toBeGreaterThanOrEqual(1_500);
   });
+
+  it('metrics ingest works on every replica and counts a report once, whichever replicas it is sent to', async () => {
+    const [a, b] = await Promise.all([replica('127.0.0.12'), replica('127.0.0.13')]);
+    expect((await call(a.url, 'POST', '/api/v1/flags', { key: 'counted', kind: 'boolean' })).status).toBe(201);
+    await until(
+      async () =>
+        (
+          await fetch(`${b.url}/sdk/v1/flags`, { headers: { authorization: `Bearer ${PROCESS_SDK_KEY}` } }).then(
+            (r) => r.json() as Promise<{ flags: { key: string }[] }>,
+          )
+        ).flags.some((f) => f.key === 'counted'),
+      'B knows the flag',
+    );
+    const minute = Math.floor(Date.now() / 60_000) * 60_000;
+    const post = (base: string, sdkId: string, seq: number, evaluations: number) =>
+      fetch(`${base}/sdk/v1/metrics`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${PROCESS_SDK_KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          sdkId,
+          seq,
+          sdk: { name: 'test', version: '0' },
+          stats: [{ flag: 'counted', variant: 'on', minute, evaluations, outcomes: 0, errors: 0 }],
+        }),
+      }).then(async (r) => ({ status: r.status, body: (await r.json()) as { duplicate: boolean } }));
+    // The same report (sdkId, seq) sent to both replicas at once, and retried: counted once.
+    const answers = await Promise.all([
+      post(a.url, 'sdk-1', 1, 7),
+      post(b.url, 'sdk-1', 1, 7),
+      post(a.url, 'sdk-1', 1, 7),
+      post(b.url, 'sdk-1', 1, 7),
+    ]);
+    expect(answers.every((x) => x.status === 200)).toBe(true);
+    expect(answers.filter((x) => !x.body.duplicate)).toHaveLength(1);
+    // Different reports through different replicas all count, merged into the same minute.
+    const more = await Promise.all(Array.from({ length: 20 }, (_, i) => post(i % 2 ? a.url : b.url, `sdk-${2 + (i % 4)}`, 1 + Math.floor(i / 4), 1)));
+    expect(more.every((x) => x.status === 200 && !x.body.duplicate)).toBe(true);
+    const metrics = await call(b.url, 'GET', `/api/v1/flags/counted/environments/production/metrics?from=${minute}&to=${minute + 60_000}`);
+    expect(metrics.body.totals.on.evaluations).toBe(7 + 20);
+  });
 });
