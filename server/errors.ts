@@ -5,6 +5,7 @@
  */
 import createError, { type FastifyError } from '@fastify/error';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
+import { StoreError, type StoreErrorKind } from './storage/store-errors.js';
 
 /** Base of the problem type URIs. They identify the kind of problem; they are not fetched by clients. */
 export const PROBLEM_BASE = 'https://aviary.dev/problems/';
@@ -185,8 +186,23 @@ function kindForStatus(status: number): ProblemKind {
   }
 }
 
+const STORE_PROBLEMS: Record<StoreErrorKind, ProblemKind> = {
+  'not-found': 'not-found',
+  conflict: 'conflict',
+  'in-use': 'in-use',
+  invalid: 'validation',
+};
+
 /** The problem document for an error (5xx details are logged, never sent): what the fastify error handler sends. */
 export function problemForError(error: FastifyError, instance: string | undefined, log: Pick<FastifyBaseLogger, 'error'>): ProblemDocument {
+  if (error instanceof StoreError) {
+    // What a store refused, in HTTP terms (server/storage/store-errors.ts).
+    return problemDocument(STORE_PROBLEMS[error.kind], error.message, {
+      ...(error.issues.length ? { errors: error.issues } : {}),
+      ...(Object.keys(error.details).length ? { extensions: error.details } : {}),
+      ...(instance ? { instance } : {}),
+    });
+  }
   if (isAviaryError(error)) {
     if (error.statusCode && error.statusCode >= 500) log.error({ err: error }, 'request failed');
     return problemDocument(error.problem, error.message, {

@@ -4,7 +4,7 @@
  * the audit entry, the environment version bumps and the change-log rows. States live in flag-state-store.ts.
  */
 import type { FlagDefinition, JsonValue } from '@aviary/sdk/core';
-import { problem, validationError, type ProblemIssue } from '../errors.js';
+import { conflict, invalid, notFound, type StoreIssue } from './store-errors.js';
 import { apiTime, apiTimeOrNull } from '../openapi/time.js';
 import { defaultFlagState, validateFlagDefinition, validateFlagState } from './core-api.js';
 import { nullableNumber, segmentKeys } from './flag-state-store.js';
@@ -117,10 +117,10 @@ export class FlagDefinitionStore {
   /** Creates a flag (input validated by the core) with its default state in every environment. */
   async create(actor: Actor, input: unknown): Promise<FlagResource> {
     const v = validateFlagDefinition(input);
-    if (!v.ok) throw validationError(v.issues);
+    if (!v.ok) throw invalid(v.issues);
     const def = v.value;
     const { value } = await this.writer.write(actor, async (w) => {
-      if (await w.tx.get(SQL.flag, [def.key])) throw problem('conflict', `Flag "${def.key}" already exists.`);
+      if (await w.tx.get(SQL.flag, [def.key])) throw conflict(`Flag "${def.key}" already exists.`);
       await w.tx.run(SQL.insertFlag, [
         def.key,
         def.kind,
@@ -149,17 +149,17 @@ export class FlagDefinitionStore {
   async patch(actor: Actor, key: string, patch: Record<string, unknown>, precondition?: Precondition, action = 'flag.update'): Promise<FlagResource> {
     const { value } = await this.writer.write(actor, async (w) => {
       const row = await w.tx.get<FlagRow>(SQL.flag, [key]);
-      if (!row) throw problem('not-found', `No flag "${key}".`);
+      if (!row) throw notFound(`No flag "${key}".`);
       precondition?.(Number(row.revision));
       const before = await this.resource(w.tx, row);
-      const issues: ProblemIssue[] = [];
+      const issues: StoreIssue[] = [];
       if ('key' in patch && patch.key !== key) issues.push({ path: '/key', message: 'cannot be changed' });
       if ('kind' in patch && patch.kind !== row.kind) issues.push({ path: '/kind', message: 'cannot be changed; create a new flag' });
       for (const k of Object.keys(patch)) {
         if (!['key', 'kind', 'variants', 'description', 'tags', 'archived'].includes(k))
           issues.push({ path: `/${k}`, message: 'is not a known property' });
       }
-      if (issues.length) throw validationError(issues);
+      if (issues.length) throw invalid(issues);
       const merged = {
         key,
         kind: row.kind,
@@ -169,20 +169,19 @@ export class FlagDefinitionStore {
         archived: 'archived' in patch ? patch.archived : before.archived,
       };
       const v = validateFlagDefinition(merged);
-      if (!v.ok) throw validationError(v.issues);
+      if (!v.ok) throw invalid(v.issues);
       const def = v.value;
       if ('variants' in patch) {
         const segments = await segmentKeys(w.tx);
-        const broken: ProblemIssue[] = [];
+        const broken: StoreIssue[] = [];
         for (const s of await w.tx.all<FlagStateRow>(SQL.statesOfFlag, [key])) {
           const check = validateFlagState(JSON.parse(s.state), def, segments);
           if (!check.ok) for (const i of check.issues) broken.push({ path: `/environments/${s.environment}/state${i.path}`, message: i.message });
         }
         if (broken.length) {
-          throw problem(
-            'conflict',
+          throw conflict(
             `The new variants would break the state of flag "${key}" in ${new Set(broken.map((b) => b.path.split('/')[2])).size} environment(s); change those states first.`,
-            { errors: broken },
+            broken,
           );
         }
       }

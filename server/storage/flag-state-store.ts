@@ -5,7 +5,7 @@
  * callbacks run inside the transaction; the HTTP side of them lives in server/admin/preconditions.ts.
  */
 import type { FlagDefinition, FlagState, JsonValue } from '@aviary/sdk/core';
-import { problem, validationError } from '../errors.js';
+import { conflict, invalid, notFound } from './store-errors.js';
 import { apiTime, apiTimeOrNull } from '../openapi/time.js';
 import { validateFlagState } from './core-api.js';
 import { bool, type Sql, type StorePort } from './port.js';
@@ -130,18 +130,18 @@ export class FlagStateStore {
     options: StateWriteOptions = {},
   ): Promise<StateWriteResult> {
     const flag = await w.tx.get<FlagRow>(SQL.flag, [key]);
-    if (!flag) throw problem('not-found', `No flag "${key}".`);
-    if (!(await w.tx.get(SQL.envExists, [environment]))) throw problem('not-found', `No environment "${environment}".`);
+    if (!flag) throw notFound(`No flag "${key}".`);
+    if (!(await w.tx.get(SQL.envExists, [environment]))) throw notFound(`No environment "${environment}".`);
     const row = await w.tx.get<FlagStateRow>(SQL.state, [environment, key]);
-    if (!row) throw problem('not-found', `Flag "${key}" has no state in "${environment}".`);
+    if (!row) throw notFound(`Flag "${key}" has no state in "${environment}".`);
     options.precondition?.(Number(row.version));
-    if (bool(flag.archived)) throw problem('conflict', `Flag "${key}" is archived; un-archive it before changing its state.`);
+    if (bool(flag.archived)) throw conflict(`Flag "${key}" is archived; un-archive it before changing its state.`);
     const current = this.stateResource(row);
     const next = mutate(current, w.now);
     if (next === null) return { state: current, changed: false, environmentVersion: await this.envVersion(w.tx, environment) };
     // Defence in depth: whatever computed it (a route, the canary guard), no state SDKs cannot evaluate is stored.
     const check = validateFlagState(next.state, definitionOf(flag), await segmentKeys(w.tx));
-    if (!check.ok) throw validationError(check.issues);
+    if (!check.ok) throw invalid(check.issues);
     await w.tx.run(SQL.updateState, [
       JSON.stringify(check.value),
       next.killedAt !== undefined ? next.killedAt : nullableNumber(row.killed_at),
@@ -176,10 +176,10 @@ export class FlagStateStore {
     reason: string | null = null,
   ): Promise<StateWriteResult> {
     const flag = await this.store.get<FlagRow>(SQL.flag, [key]);
-    if (!flag) throw problem('not-found', `No flag "${key}".`);
+    if (!flag) throw notFound(`No flag "${key}".`);
     const body = stripReadOnly(input);
     const v = validateFlagState(body, definitionOf(flag), await segmentKeys(this.store));
-    if (!v.ok) throw validationError(v.issues);
+    if (!v.ok) throw invalid(v.issues);
     const state: StoredFlagState = v.value;
     return this.updateFlagState(
       environment,
@@ -232,7 +232,7 @@ export class FlagStateStore {
   ): Promise<{ killed: string[]; spared: string[]; environmentVersion: number }> {
     const except = new Set(options.except);
     const { value, versions } = await this.writer.write(actor, async (w) => {
-      if (!(await w.tx.get(SQL.envExists, [environment]))) throw problem('not-found', `No environment "${environment}".`);
+      if (!(await w.tx.get(SQL.envExists, [environment]))) throw notFound(`No environment "${environment}".`);
       const killed: string[] = [];
       const spared: string[] = [];
       for (const row of await w.tx.all<FlagStateRow & { archived: number | boolean }>(SQL.statesOfEnv, [environment])) {
@@ -269,7 +269,7 @@ export class FlagStateStore {
   /** Restores every flag held by `killAll` to exactly the state it had before, in one transaction. */
   async reviveAll(actor: Actor, environment: string, reason: string | null): Promise<{ revived: string[]; environmentVersion: number }> {
     const { value, versions } = await this.writer.write(actor, async (w) => {
-      if (!(await w.tx.get(SQL.envExists, [environment]))) throw problem('not-found', `No environment "${environment}".`);
+      if (!(await w.tx.get(SQL.envExists, [environment]))) throw notFound(`No environment "${environment}".`);
       const revived: string[] = [];
       for (const row of await w.tx.all<FlagStateRow & { archived: number | boolean }>(SQL.statesOfEnv, [environment])) {
         if (row.panic_saved_state === null || bool(row.archived)) continue;

@@ -1,11 +1,11 @@
 /** Segments (cohorts), shared by all environments: every change reaches every environment's SDKs. */
 import type { Segment } from '@aviary/sdk/core';
-import { problem } from '../errors.js';
 import { apiTime } from '../openapi/time.js';
 import { validateSegment } from './core-api.js';
 import type { Sql, StorePort } from './port.js';
 import type { Precondition } from './preconditions.js';
 import type { SegmentRow } from './rows.js';
+import { conflict, invalid, notFound, StoreError } from './store-errors.js';
 import type { Actor, Writer } from './writer.js';
 
 /** A segment as the admin API shows it. */
@@ -76,12 +76,9 @@ export class SegmentStore {
       body = copy;
     }
     const v = validateSegment(body);
-    if (!v.ok) {
-      const first = v.issues[0];
-      throw problem('validation', first ? `${first.path || '/'}: ${first.message}` : 'invalid segment', { errors: v.issues });
-    }
+    if (!v.ok) throw invalid(v.issues);
     if (key !== undefined && v.value.key !== key) {
-      throw problem('validation', '/key: must match the key in the path', { errors: [{ path: '/key', message: 'must match the key in the path' }] });
+      throw invalid([{ path: '/key', message: 'must match the key in the path' }]);
     }
     return v.value;
   }
@@ -90,7 +87,7 @@ export class SegmentStore {
   async create(actor: Actor, input: unknown): Promise<SegmentResource> {
     const seg = this.validate(input);
     const { value } = await this.writer.write(actor, async (w) => {
-      if (await w.tx.get(SQL.one, [seg.key])) throw problem('conflict', `Segment "${seg.key}" already exists.`);
+      if (await w.tx.get(SQL.one, [seg.key])) throw conflict(`Segment "${seg.key}" already exists.`);
       await w.tx.run(SQL.insert, insertParams(seg, w.now));
       const created = toResource((await w.tx.get<SegmentRow>(SQL.one, [seg.key]))!);
       w.audit({ action: 'segment.create', resourceType: 'segment', resourceKey: seg.key, after: audited(created) });
@@ -135,17 +132,16 @@ export class SegmentStore {
   async delete(actor: Actor, key: string, precondition?: Precondition): Promise<SegmentResource> {
     const { value } = await this.writer.write(actor, async (w) => {
       const row = await w.tx.get<SegmentRow>(SQL.one, [key]);
-      if (!row) throw problem('not-found', `No segment "${key}".`);
+      if (!row) throw notFound(`No segment "${key}".`);
       precondition?.(Number(row.revision));
       const users = await this.usage(key, w.tx);
       if (users.length) {
         const flags = [...new Set(users.map((u) => u.flag))].sort();
-        throw problem(
+        throw new StoreError(
           'in-use',
           `Segment "${key}" is used by flag${flags.length > 1 ? 's' : ''} ${flags.map((f) => `"${f}"`).join(', ')}; remove it from their rules first.`,
-          {
-            extensions: { flags, usages: users },
-          },
+          [],
+          { flags, usages: users },
         );
       }
       const before = toResource(row);

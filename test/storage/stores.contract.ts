@@ -29,7 +29,10 @@ export function storeContract(name: string, start: () => Promise<{ app: FastifyI
       const created = await flags.create(OPERATOR, { key: 'contract-flag', kind: 'boolean', variants, tags: ['t'] });
       expect(created).toMatchObject({ key: 'contract-flag', revision: 1, archived: false, tags: ['t'] });
       expect(Object.keys(created.environments).sort()).toEqual(['development', 'production', 'staging']);
-      await expect(flags.create(OPERATOR, { key: 'contract-flag', kind: 'boolean', variants })).rejects.toMatchObject({ statusCode: 409 });
+      await expect(flags.create(OPERATOR, { key: 'contract-flag', kind: 'boolean', variants })).rejects.toMatchObject({
+        name: 'StoreError',
+        kind: 'conflict',
+      });
       const refused = new Error('stale');
       await expect(
         flags.patch(OPERATOR, 'contract-flag', { description: 'x' }, (current) => {
@@ -45,7 +48,7 @@ export function storeContract(name: string, start: () => Promise<{ app: FastifyI
       expect(archived.archived).toBe(true);
       expect((await flags.list()).map((f) => f.key)).not.toContain('contract-flag');
       expect((await flags.list({ archived: 'all' })).map((f) => f.key)).toContain('contract-flag');
-      await expect(states.kill(OPERATOR, 'production', 'contract-flag', null)).rejects.toMatchObject({ statusCode: 409 });
+      await expect(states.kill(OPERATOR, 'production', 'contract-flag', null)).rejects.toMatchObject({ name: 'StoreError', kind: 'conflict' });
       const entries = (await audit.list({ flag: 'contract-flag' })).entries.map((e) => e.action);
       expect(entries).toEqual(['flag.archive', 'flag.update', 'flag.create']);
     });
@@ -111,7 +114,7 @@ export function storeContract(name: string, start: () => Promise<{ app: FastifyI
         rules: [{ id: 'r1', conditions: [{ segment: 'beta' }], serve: { variant: 'on' } }],
         fallthrough: { variant: 'off' },
       });
-      await expect(segments.delete(OPERATOR, 'beta')).rejects.toMatchObject({ statusCode: 409 });
+      await expect(segments.delete(OPERATOR, 'beta')).rejects.toMatchObject({ name: 'StoreError', kind: 'conflict' });
       await states.putState(OPERATOR, 'production', 'uses-beta', {
         enabled: true,
         offVariant: 'off',
