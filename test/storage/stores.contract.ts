@@ -114,7 +114,11 @@ export function storeContract(name: string, start: () => Promise<{ app: FastifyI
         rules: [{ id: 'r1', conditions: [{ segment: 'beta' }], serve: { variant: 'on' } }],
         fallthrough: { variant: 'off' },
       });
-      await expect(segments.delete(OPERATOR, 'beta')).rejects.toMatchObject({ name: 'StoreError', kind: 'conflict' });
+      await expect(segments.delete(OPERATOR, 'beta')).rejects.toMatchObject({
+        name: 'StoreError',
+        kind: 'in-use',
+        details: { flags: ['uses-beta'] },
+      });
       await states.putState(OPERATOR, 'production', 'uses-beta', {
         enabled: true,
         offVariant: 'off',
