@@ -75,10 +75,16 @@ async function relay(target: number): Promise<{ port: number; cut(): Promise<voi
 interface Answer {
   status: number;
   headers: Record<string, string | string[] | undefined>;
+  // biome-ignore lint/suspicious/noExplicitAny: answers of many shapes, read field by field by the checks below
   body: any;
 }
 /** An HTTP request from a chosen local address (so the load balancer sees distinct clients). */
-function call(base: string, method: string, path: string, opts: { token?: string; body?: unknown; from?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
+function call(
+  base: string,
+  method: string,
+  path: string,
+  opts: { token?: string; body?: unknown; from?: string; headers?: Record<string, string> } = {},
+): Promise<Answer> {
   const url = new URL(path, base);
   const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
   return new Promise((resolve, reject) => {
@@ -201,7 +207,10 @@ async function main(): Promise<void> {
     }
   }, 10_000);
   if (mode === 'haproxy') {
-    const up = await until(async () => [...(await stat()).entries()].filter(([k]) => /^aviary_api\/a\d$/.test(k)).every(([, v]) => v.status === 'UP'), 10_000);
+    const up = await until(
+      async () => [...(await stat()).entries()].filter(([k]) => /^aviary_api\/a\d$/.test(k)).every(([, v]) => v.status === 'UP'),
+      10_000,
+    );
     check(up !== null, 'HAProxy sees every replica ready (/readyz)');
   }
 
@@ -220,7 +229,10 @@ async function main(): Promise<void> {
   if (mode === 'haproxy') {
     const s = await stat();
     const spread = ['a1', 'a2', 'a3'].map((a) => s.get(`aviary_stream/${a}`)?.scur ?? 0);
-    check(spread.every((n) => n === 3), `leastconn spreads the streams 3/3/3: ${spread.join('/')}`);
+    check(
+      spread.every((n) => n === 3),
+      `leastconn spreads the streams 3/3/3: ${spread.join('/')}`,
+    );
   }
   const listed = await until(async () => (await call(lb, 'GET', '/api/v1/environments/production/sdks')).body?.items?.length === 9, 5000);
   check(listed !== null, 'any replica lists all 9 SDKs');
@@ -232,9 +244,14 @@ async function main(): Promise<void> {
 
   // 3. X-Forwarded-For: the replicas see each client's own address (AVIARY_TRUST_PROXY=loopback), never one a client wrote.
   let limited = 0;
-  for (let i = 0; i < 15; i++) if ((await call(lb, 'GET', '/api/v1/flags', { token: 'wrong-token-0123456789', from: '127.0.0.5' })).status === 429) limited++;
+  for (let i = 0; i < 15; i++)
+    if ((await call(lb, 'GET', '/api/v1/flags', { token: 'wrong-token-0123456789', from: '127.0.0.5' })).status === 429) limited++;
   const other = await call(lb, 'GET', '/api/v1/flags', { token: 'wrong-token-0123456789', from: '127.0.0.6' });
-  const framed = await call(lb, 'GET', '/api/v1/flags', { token: 'wrong-token-0123456789', from: '127.0.0.6', headers: { 'x-forwarded-for': '127.0.0.5' } });
+  const framed = await call(lb, 'GET', '/api/v1/flags', {
+    token: 'wrong-token-0123456789',
+    from: '127.0.0.6',
+    headers: { 'x-forwarded-for': '127.0.0.5' },
+  });
   check(
     limited > 0 && other.status === 401 && framed.status === 401,
     `failed-auth limit per client address behind the load balancer: 127.0.0.5 got ${limited}/15 × 429; 127.0.0.6 got ${other.status}; ` +
@@ -286,7 +303,9 @@ async function main(): Promise<void> {
     );
     const out = await until(async () => {
       const s = await stat();
-      return (s.get('aviary_api/a2')?.status ?? '').startsWith('DOWN') && s.get('aviary_stream/a2')?.scur === 0 && s.get('aviary_stream/a1')?.scur === 9;
+      return (
+        (s.get('aviary_api/a2')?.status ?? '').startsWith('DOWN') && s.get('aviary_stream/a2')?.scur === 0 && s.get('aviary_stream/a1')?.scur === 9
+      );
     }, 8000);
     check(out !== null, `HAProxy takes replica 2 out and its streams move to replica 1 (${Math.round(performance.now() - cutAt)} ms after the cut)`);
     const k2 = await call(lb, 'POST', '/api/v1/flags/checkout/environments/production/kill?waitMs=8000', { body: { reason: 'a2 cut off' } });
@@ -299,7 +318,10 @@ async function main(): Promise<void> {
     check(back !== null, `replica 2 is back in rotation after the cut heals (${back} ms)`);
     const caughtUp = await call(replicas[1]!.url, 'GET', '/sdk/v1/flags', { token: PROCESS_SDK_KEY });
     const flag = (caughtUp.body?.flags ?? []).find((f: { key: string }) => f.key === 'checkout');
-    check(flag?.state?.enabled === false, `replica 2 caught up by itself (it serves the kill made while it was cut off): enabled=${flag?.state?.enabled}`);
+    check(
+      flag?.state?.enabled === false,
+      `replica 2 caught up by itself (it serves the kill made while it was cut off): enabled=${flag?.state?.enabled}`,
+    );
 
     // 6. PostgreSQL down: no replica is ready; the backups still serve SDK reads from memory and the replicas answer writes.
     await pg.stop();
@@ -309,7 +331,10 @@ async function main(): Promise<void> {
     }, 8000);
     check(allDown !== null, `PostgreSQL stopped: HAProxy marks every replica not ready (${allDown} ms)`);
     const read = await call(lb, 'GET', '/sdk/v1/flags', { token: PROCESS_SDK_KEY });
-    check(read.status === 200, `SDK snapshot through the load balancer while PostgreSQL is down (served from memory by a backup entry): ${read.status}`);
+    check(
+      read.status === 200,
+      `SDK snapshot through the load balancer while PostgreSQL is down (served from memory by a backup entry): ${read.status}`,
+    );
     const w0 = performance.now();
     const w = await call(lb, 'POST', '/api/v1/flags/checkout/environments/production/revive', { body: {} });
     check(
@@ -322,7 +347,10 @@ async function main(): Promise<void> {
     }, 8000);
     check(streamsUp !== null && on(false), `SDKs keep their flags and stream from the backup entries: ${streamsUp} ms`);
     await pg.start();
-    const ready = await until(async () => (await statusOf('aviary_api/a1')).startsWith('UP') && (await statusOf('aviary_api/a2')).startsWith('UP'), 20_000);
+    const ready = await until(
+      async () => (await statusOf('aviary_api/a1')).startsWith('UP') && (await statusOf('aviary_api/a2')).startsWith('UP'),
+      20_000,
+    );
     check(ready !== null, `PostgreSQL back: every replica ready again (${ready} ms)`);
     const r2 = await call(lb, 'POST', '/api/v1/flags/checkout/environments/production/revive?waitMs=8000', { body: { reason: 'db back' } });
     check(
