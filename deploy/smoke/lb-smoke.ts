@@ -123,26 +123,29 @@ function call(
   });
 }
 
-/** HAProxy's view of one backend's servers (runtime API `show stat`): status and current sessions. */
-function haproxyStat(socketPath: string): Promise<Map<string, { status: string; scur: number }>> {
+/** Sends one command to HAProxy's runtime API; resolves with its answer. */
+function haproxyCommand(socketPath: string, command: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = connect(socketPath);
     let out = '';
     s.on('data', (d) => (out += d.toString()));
     s.on('error', reject);
-    s.on('end', () => {
-      const lines = out.trim().split('\n');
-      const head = lines[0]!.replace(/^# /, '').split(',');
-      const at = (name: string) => head.indexOf(name);
-      const map = new Map<string, { status: string; scur: number }>();
-      for (const line of lines.slice(1)) {
-        const f = line.split(',');
-        map.set(`${f[at('pxname')]}/${f[at('svname')]}`, { status: f[at('status')]!, scur: Number(f[at('scur')]) });
-      }
-      resolve(map);
-    });
-    s.end('show stat\n');
+    s.on('end', () => resolve(out));
+    s.end(`${command}\n`);
   });
+}
+
+/** HAProxy's view of every server (runtime API `show stat`): status and current sessions, by `backend/server`. */
+async function haproxyStat(socketPath: string): Promise<Map<string, { status: string; scur: number }>> {
+  const lines = (await haproxyCommand(socketPath, 'show stat')).trim().split('\n');
+  const head = lines[0]!.replace(/^# /, '').split(',');
+  const at = (name: string) => head.indexOf(name);
+  const map = new Map<string, { status: string; scur: number }>();
+  for (const line of lines.slice(1)) {
+    const f = line.split(',');
+    map.set(`${f[at('pxname')]}/${f[at('svname')]}`, { status: f[at('status')]!, scur: Number(f[at('scur')]) });
+  }
+  return map;
 }
 
 const children: ChildProcess[] = [];
@@ -160,18 +163,17 @@ async function main(): Promise<void> {
   const pgRelay = await relay(pg.port);
   const hosts = ['127.0.0.2', '127.0.0.3', '127.0.0.4'];
   const ports = await Promise.all(hosts.map(() => freePort()));
-  const started = await Promise.all(
-    hosts.map((host, i) => {
-      const url = new URL(dbUrl);
-      if (i === 1) url.port = String(pgRelay.port);
-      return startServerProcess(ports[i]!, '', {
-        AVIARY_HOST: host,
-        AVIARY_DATABASE_URL: url.toString(),
-        AVIARY_TRUST_PROXY: 'loopback',
-        AVIARY_AUTH_FAILURE_LIMIT: '3',
-      });
-    }),
-  );
+  const startReplica = (i: number) => {
+    const url = new URL(dbUrl);
+    if (i === 1) url.port = String(pgRelay.port);
+    return startServerProcess(ports[i]!, '', {
+      AVIARY_HOST: hosts[i]!,
+      AVIARY_DATABASE_URL: url.toString(),
+      AVIARY_TRUST_PROXY: 'loopback',
+      AVIARY_AUTH_FAILURE_LIMIT: '3',
+    });
+  };
+  const started = await Promise.all(hosts.map((_, i) => startReplica(i)));
   replicas.push(...started);
   log(`replicas: ${replicas.map((r) => r.url).join(' ')}`);
 
@@ -258,7 +260,68 @@ async function main(): Promise<void> {
       `127.0.0.6 claiming 127.0.0.5 got ${framed.status}`,
   );
 
-  // 4. SIGKILL replica 3: requests keep succeeding (refused connections are retried elsewhere), its SDKs move over.
+  // 4. Rolling restart of replica 3 (SIGTERM, then start it again): no request through the load balancer fails.
+  {
+    const stoppedAt = performance.now();
+    let failed = 0;
+    let sent = 0;
+    const failures: string[] = [];
+    const probe = (async () => {
+      while (performance.now() - stoppedAt < 4000) {
+        sent++;
+        try {
+          const r = await call(lb, sent % 2 ? 'GET' : 'PATCH', '/api/v1/flags/checkout', sent % 2 ? {} : { body: { description: `probe ${sent}` } });
+          if (r.status !== 200) {
+            failed++;
+            failures.push(`${sent % 2 ? 'GET' : 'PATCH'} ${r.status} ${JSON.stringify(r.body).slice(0, 160)}`);
+          }
+        } catch (err) {
+          failed++;
+          failures.push(`${sent % 2 ? 'GET' : 'PATCH'} ${String(err)}`);
+        }
+        await sleep(20);
+      }
+    })();
+    if (mode === 'haproxy') {
+      // The runtime API's drain (the gentle way to take a replica out first) reaches the stream backend that tracks it.
+      await haproxyCommand(adminSock, 'set server aviary_api/a3 state drain');
+      const s = await stat();
+      check(
+        s.get('aviary_api/a3')?.status === 'DRAIN' && s.get('aviary_stream/a3')?.status === 'DRAIN',
+        `drain through the runtime API: aviary_api/a3 ${s.get('aviary_api/a3')?.status}, aviary_stream/a3 ${s.get('aviary_stream/a3')?.status}`,
+      );
+      // Put it back: the SIGTERM below tries the harsher case, a replica stopped while still in rotation.
+      await haproxyCommand(adminSock, 'set server aviary_api/a3 state ready');
+    }
+    await replicas[2]!.stop();
+    // A receipt counts the SDKs connected now: those of the stopped replica count again once they have reconnected.
+    const inTransit = await call(lb, 'POST', '/api/v1/flags/checkout/environments/production/kill?waitMs=8000', { body: { reason: 'a3 stopping' } });
+    log(`a kill right after the SIGTERM: ${JSON.stringify(inTransit.body.delivery ?? inTransit.body)}`);
+    const relisted = await until(async () => (await call(lb, 'GET', '/api/v1/environments/production/sdks')).body?.items?.length === 9, 8000);
+    log(`all 9 SDKs listed again ${relisted} ms later`);
+    const r = await call(lb, 'POST', '/api/v1/flags/checkout/environments/production/revive?waitMs=8000', { body: { reason: 'a3 restarting' } });
+    check(
+      r.status === 200 && r.body.delivery?.connected === 9 && r.body.delivery?.applied === 9,
+      `SIGTERM of replica 3: its SDKs moved over and a revive reached all 9 (${Math.round(performance.now() - stoppedAt)} ms after the SIGTERM): ${JSON.stringify(r.body.delivery ?? r.body)}`,
+    );
+    await probe;
+    check(
+      failed === 0,
+      `GETs and PATCHes through the load balancer during the 4 s after the SIGTERM: ${sent - failed}/${sent} answered 200 ${failures.join('; ')}`,
+    );
+    replicas[2] = await startReplica(2);
+    if (mode === 'haproxy') {
+      const back = await until(async () => (await statusOf('aviary_api/a3')).startsWith('UP'), 10_000);
+      check(back !== null, `replica 3 restarted is back in rotation (${back} ms after it listens)`);
+    }
+    const k = await call(lb, 'POST', '/api/v1/flags/checkout/environments/production/kill?waitMs=5000', { body: { reason: 'a3 back' } });
+    check(
+      k.status === 200 && k.body.delivery?.applied === 9,
+      `a kill through the load balancer after the restart reached all 9: ${JSON.stringify(k.body.delivery ?? k.body)}`,
+    );
+  }
+
+  // 5. SIGKILL replica 3: requests keep succeeding (refused connections are retried elsewhere), its SDKs move over.
   const killedAt = performance.now();
   await replicas[2]!.crash();
   const markedDown = mode === 'haproxy' ? until(async () => (await statusOf('aviary_api/a3')).startsWith('DOWN'), 8000) : Promise.resolve(null);
@@ -289,7 +352,7 @@ async function main(): Promise<void> {
     check(down !== null, `HAProxy marks replica 3 DOWN (${down} ms after the SIGKILL)`);
   }
 
-  // 5. Cut replica 2 off from PostgreSQL (HAProxy only: nginx has no active health checks).
+  // 6. Cut replica 2 off from PostgreSQL (HAProxy only: nginx has no active health checks).
   if (mode === 'haproxy') {
     const cutAt = performance.now();
     await pgRelay.cut();
@@ -323,7 +386,7 @@ async function main(): Promise<void> {
       `replica 2 caught up by itself (it serves the kill made while it was cut off): enabled=${flag?.state?.enabled}`,
     );
 
-    // 6. PostgreSQL down: no replica is ready; the backups still serve SDK reads from memory and the replicas answer writes.
+    // 7. PostgreSQL down: no replica is ready; the backups still serve SDK reads from memory and the replicas answer writes.
     await pg.stop();
     const allDown = await until(async () => {
       const s = await stat();

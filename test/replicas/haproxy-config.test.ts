@@ -186,9 +186,14 @@ describe('deploy/haproxy.cfg', () => {
     // HAProxy gives up on it (a 504 would hide a kill that happened).
     expect(timeout('server')).toBeGreaterThan(longestAnswerMs());
     expect(timeout('client')).toBeGreaterThan(longestAnswerMs());
-    // Only refused connections are retried elsewhere: no retry-on that could replay a write a replica received.
-    expect(lines('defaults').some((l) => l[0] === 'retry-on')).toBe(false);
+    // Retries go to another replica. Beyond refused connections, only reads are retried: a write a replica may have
+    // received is never replayed (it could apply twice: two tokens, two audit entries).
     expect(option('defaults', 'option', 'redispatch')).toBeDefined();
+    const retryOn = option('defaults', 'retry-on')?.slice(1) ?? ['conn-failure'];
+    if (retryOn.some((r) => r !== 'conn-failure' && r !== 'none')) {
+      for (const backend of ['aviary_api', 'aviary_stream'])
+        expect(option(`backend ${backend}`, 'http-request', 'disable-l7-retry')).toEqual(['http-request', 'disable-l7-retry', 'unless', 'METH_GET']);
+    }
   });
 
   it('replaces what clients send as X-Forwarded-For with the address it sees', () => {
