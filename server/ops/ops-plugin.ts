@@ -52,7 +52,10 @@ export interface OpsOptions {
   requestLog?: RequestLogController;
 }
 
-/** The `when` of the newest migration in the dialect's `meta/_journal.json`: the database must have applied it. */
+/**
+ * The `when` of the newest migration in `migrations/sqlite/meta/_journal.json` or `migrations/postgres/meta/_journal.json`
+ * (the dialect's): the database must have applied it.
+ */
 function latestMigration(dialect: 'sqlite' | 'postgres'): number {
   const journal = JSON.parse(readFileSync(join(migrationsFolder(dialect), 'meta', '_journal.json'), 'utf8')) as {
     entries: { when: number }[];
