@@ -230,7 +230,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     });
     await follower.loadAll();
     await follower.follow(options.replica?.pollMs ?? 2000);
-    await tokens.follow();
+    await tokens.follow(options.replica?.pollMs ?? 2000);
   } catch (err) {
     // A configuration error (an SDK key for an unknown environment, say): release the database before failing.
     await follower.close();
@@ -276,6 +276,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   });
   await app.register(openapiRoute);
   app.addHook('onClose', async () => {
+    await tokens.close();
     await follower.close();
     await markStopped(store).catch((err: unknown) => app.log.warn({ err }, 'cannot record the clean stop'));
     await store.close();

@@ -4,13 +4,13 @@
  * Active tokens are cached in memory by the SHA-256 of their secret (never the secret itself), so authenticating a
  * request costs one SHA-256, one map lookup and no query (the SDK routes are the hot path). This replica's own
  * changes update the cache at once; on PostgreSQL, other replicas' changes arrive by NOTIFY on `aviary_tokens` (sent in
- * the writing transaction) and by the log follower's slow poll, and `refresh()` reloads the cache and closes the
+ * the writing transaction) and by a slow poll, and `refresh()` reloads the cache and closes the
  * streams of tokens revoked elsewhere.
  */
 import { hash, randomBytes, randomUUID } from 'node:crypto';
 import { apiTime, apiTimeOrNull } from '../openapi/time.js';
 import type { ChangeFeed } from '../storage/change-feed.js';
-import { bool, type StorePort } from '../storage/port.js';
+import { bool, type StorePort, type Subscription } from '../storage/port.js';
 import type { TokenRow } from '../storage/rows.js';
 import type { Actor, Writer } from '../storage/writer.js';
 
@@ -98,6 +98,8 @@ export class TokenStore {
   private readonly byHash = new Map<string, ActiveToken>();
   /** Hashes of revoked tokens (for a clearer 401 without a query). */
   private readonly revokedHashes = new Set<string>();
+  private subscription: Subscription | null = null;
+  private poll: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly store: StorePort,
@@ -126,14 +128,22 @@ export class TokenStore {
     for (const tokenId of revokedNow) this.feed.emit('token.revoked', { tokenId });
   }
 
-  /** Follows other replicas' token changes (PostgreSQL). */
-  async follow(): Promise<void> {
+  /**
+   * Follows other replicas' token changes (PostgreSQL): on each notification, after every (re-)LISTEN, and on a slow
+   * poll every `pollMs` (a lost notification must not keep a revoked token alive here for long). Stopped by `close()`.
+   */
+  async follow(pollMs: number): Promise<void> {
     if (this.store.dialect !== 'postgres') return;
-    await this.store.listen(
-      TOKENS_CHANNEL,
-      () => void this.refresh().catch(() => {}),
-      () => void this.refresh().catch(() => {}),
-    );
+    const refresh = () => void this.refresh().catch(() => {});
+    this.subscription = await this.store.listen(TOKENS_CHANNEL, refresh, refresh);
+    this.poll = setInterval(refresh, pollMs);
+    this.poll.unref();
+  }
+
+  /** Stops following (app close). */
+  async close(): Promise<void> {
+    if (this.poll) clearInterval(this.poll);
+    await this.subscription?.unlisten().catch(() => {});
   }
 
   private cache(row: TokenRow): void {

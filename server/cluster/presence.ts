@@ -1,7 +1,8 @@
 /**
  * Receipts across replicas (PostgreSQL). Each replica records the SDKs connected to it, per environment, in one row of
  * `replica_sdks` (replica, environment, sdks JSON, updated_at): written at most every `flushMs` while its SDKs change
- * (connect, acknowledge, leave) with a NOTIFY on `aviary_receipts`, and refreshed every `heartbeatMs` (1 s). Rows not
+ * (connect, acknowledge, leave) with a NOTIFY on `aviary_receipts`, and kept alive every `heartbeatMs` (1 s) by one
+ * small UPDATE of its rows' time. Rows not
  * refreshed for `staleMs` (3.5 s) belong to a replica that is gone and are ignored (and deleted later), so a dead
  * replica's SDKs stop counting within seconds; an SDK listed by two replicas (it moved) counts once, where it is now.
  *
@@ -27,6 +28,8 @@ export interface PresenceOptions {
 
 export class ClusterPresence {
   private readonly dirty = new Set<string>();
+  /** Environments whose row this replica has written (and keeps alive with the heartbeat). */
+  private readonly written = new Set<string>();
   private flushTimer: NodeJS.Timeout | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
@@ -57,13 +60,27 @@ export class ClusterPresence {
       for (const wake of this.wakers.get(env) ?? []) wake();
     });
     this.unlisten = () => sub.unlisten();
-    this.heartbeat = setInterval(() => {
-      for (const env of this.hub.environments()) this.dirty.add(env);
-      this.schedule();
-      // Rows of replicas that stopped refreshing them are gone for good.
-      void this.store.run(`DELETE FROM replica_sdks WHERE updated_at < ${DB_NOW} - ?`, [this.staleMs * 4]).catch(() => {});
-    }, this.heartbeatMs);
+    this.heartbeat = setInterval(() => void this.beat(), this.heartbeatMs);
     this.heartbeat.unref();
+  }
+
+  /**
+   * Keeps this replica's rows alive with one small UPDATE (the lists are rewritten only when its SDKs change); rows
+   * that went missing (removed as stale while the database was away) or failed to write are written again in full.
+   */
+  private async beat(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const refreshed = await this.store.run(`UPDATE replica_sdks SET updated_at = ${DB_NOW} WHERE replica = ?`, [this.replica]);
+      if (refreshed < this.written.size) for (const env of this.hub.environments()) this.dirty.add(env);
+      // Rows of replicas that stopped refreshing them are gone for good.
+      await this.store.run(`DELETE FROM replica_sdks WHERE updated_at < ${DB_NOW} - ?`, [this.staleMs * 4]);
+    } catch {
+      // The database is away: the rows are written again in full once it is back.
+      for (const env of this.hub.environments()) this.dirty.add(env);
+      this.written.clear();
+    }
+    if (this.dirty.size) this.schedule();
   }
 
   private markDirty(env: string): void {
@@ -98,8 +115,11 @@ export class ClusterPresence {
           await tx.notify(RECEIPTS_CHANNEL, `${this.replica}:${env}`);
         });
         this.writes++;
+        this.written.add(env);
       } catch (err) {
         // The database is away: the next heartbeat writes the row again.
+        this.dirty.add(env);
+        this.written.delete(env);
         this.options.log?.warn({ err, environment: env }, 'cannot record connected SDKs');
       }
     }

@@ -128,13 +128,15 @@ const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, opti
     try {
       await app.store.ping(PING_MS);
     } catch (err) {
-      request.log.warn({ err }, 'readiness: the database does not answer');
+      request.log.warn({ err }, 'readiness: the database cannot take writes');
+      const standby = err instanceof Error && /read-only standby/.test(err.message);
       return sendProblem(
         reply,
-        problemDocument('unavailable', 'The database does not answer; connected SDKs keep their flags, writes are refused until it is back.', {
-          instance,
-          extensions: { checks: { database: 'unreachable' } },
-        }),
+        problemDocument(
+          'unavailable',
+          `${standby ? 'The database is a read-only standby' : 'The database does not answer'}; connected SDKs keep their flags, writes are refused until it is back.`,
+          { instance, extensions: { checks: { database: standby ? 'read-only' : 'unreachable' } } },
+        ),
       );
     }
     let applied = 0;

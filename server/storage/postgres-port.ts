@@ -94,6 +94,7 @@ const SERVER_UNAVAILABLE = new Set([
   '57P03', // cannot_connect_now (starting up, shutting down, in recovery)
   '57P05', // idle_session_timeout
   '25P03', // idle_in_transaction_session_timeout
+  '25006', // read_only_sql_transaction: the URL reaches a read-only standby (after a failover, a stale DNS name)
   '53300', // too_many_connections
   '53100', // disk_full
   '53200', // out_of_memory
@@ -351,8 +352,10 @@ export class PostgresPort implements StorePort {
     return Promise.resolve();
   }
 
+  /** Answers within `timeoutMs`, and is the writable primary (a read-only standby could serve reads but no write). */
   async ping(timeoutMs: number): Promise<void> {
-    await this.statement('SELECT 1', [], timeoutMs);
+    const rows = await this.statement("SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on' AS standby", [], timeoutMs);
+    if (rows[0]?.standby === true) throw new DatabaseUnavailableError('the database is a read-only standby (or read-only); writes cannot be taken');
   }
 
   async latestMigration(): Promise<number | null> {
