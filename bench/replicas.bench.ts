@@ -26,7 +26,7 @@
  * --only failover` to rerun one phase).
  */
 import { type ChildProcess, fork } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -342,6 +342,32 @@ function cpuMs(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // After the command: state is field 3, utime 14, stime 15 (1-based over the whole line).
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+}
+
+/** /proc/<pid>/stat fields after the command (index 0 is field 3, the state). */
+function statFields(pid: number | string): string[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * CPU time (ms) of a PostgreSQL server so far: the postmaster, its exited children (cutime, cstime) and its live
+ * children (backends, WAL writer, checkpointer...). /proc/<pid>/stat is readable whoever runs them.
+ */
+function pgCpuMs(postmaster: number): number {
+  const pm = statFields(postmaster);
+  if (!pm) return NaN;
+  let ticks = Number(pm[11]) + Number(pm[12]) + Number(pm[13]) + Number(pm[14]);
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const f = statFields(d);
+    if (f && Number(f[1]) === postmaster) ticks += Number(f[11]) + Number(f[12]);
+  }
+  return (ticks * 1000) / CLK_TCK;
 }
 
 class PhaseTimeout extends Error {}
@@ -677,44 +703,61 @@ async function main(): Promise<void> {
       await changes(S.url, 10);
       await sleep(1000);
       const pids = { A: A.child.pid!, B: B.child.pid!, S: S.child.pid! };
-      const sample = () => ({ at: performance.now(), A: cpuMs(pids.A), B: cpuMs(pids.B), S: cpuMs(pids.S) });
-      const diff = (x: ReturnType<typeof sample>, y: ReturnType<typeof sample>) => ({ wall: y.at - x.at, A: y.A - x.A, B: y.B - x.B, S: y.S - x.S });
+      // PostgreSQL's side: its CPU (postmaster and children) and the WAL it writes, read on one connection of our own.
+      const { default: postgres } = await import('postgres');
+      const sql = postgres(db.url, { max: 1, onnotice: () => {}, fetch_types: false });
+      const [backend] = await sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+      const postmaster = Number(statFields(backend!.pid)?.[1]);
+      const walBytes = async () => {
+        const [row] = await sql<{ lsn: string }[]>`SELECT pg_current_wal_lsn()::text AS lsn`;
+        const [hi = '0', lo = '0'] = row!.lsn.split('/');
+        return Number((BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`));
+      };
+      type Sample = { at: number; A: number; B: number; S: number; PG: number; wal: number };
+      const sample = async (): Promise<Sample> => {
+        const wal = await walBytes();
+        return { at: performance.now(), A: cpuMs(pids.A), B: cpuMs(pids.B), S: cpuMs(pids.S), PG: pgCpuMs(postmaster), wal };
+      };
+      const diff = (x: Sample, y: Sample) => ({ wall: y.at - x.at, A: y.A - x.A, B: y.B - x.B, S: y.S - x.S, PG: y.PG - x.PG, wal: y.wal - x.wal });
       /** CHANGES changes through `base`, paced, then until every SDK of `group` applied them (or 500 ms more). */
       const changeWindow = async (base: string, group: string, windowMs: number) => {
         await both({ cmd: 'arm', group });
-        const x = sample();
+        const x = await sample();
         await changes(base, CHANGES);
         await waitFor(async () => (await counts(group)).times >= CLIENTS * CHANGES, 500);
         const rest = x.at + windowMs - performance.now();
         if (rest > 0) await sleep(rest);
-        const d = diff(x, sample());
+        const d = diff(x, await sample());
         const applied = (await counts(group)).times;
         await both({ cmd: 'collect', group });
         return { ...d, applied };
       };
       const windowMs = CHANGES * CHANGE_INTERVAL + 500;
-      const per = { B: [] as number[], A: [] as number[], S: [] as number[] };
-      const idle = { A: [] as number[], B: [] as number[], S: [] as number[] };
+      const per = { B: [] as number[], A: [] as number[], S: [] as number[], PG: [] as number[], wal: [] as number[] };
+      const idle = { A: [] as number[], B: [] as number[], S: [] as number[], PG: [] as number[], wal: [] as number[] };
       const applied: number[] = [];
       const per1000 = 1000 / CLIENTS;
       const cpuRounds = Math.max(2, Math.ceil(rounds / 2));
       for (let r = 0; r < cpuRounds; r++) {
         // Idle window: every SDK connected, no change. Its CPU per wall ms is subtracted from the change windows.
-        const x = sample();
+        const x = await sample();
         await sleep(windowMs);
-        const i = diff(x, sample());
-        const rate = { A: i.A / i.wall, B: i.B / i.wall, S: i.S / i.wall };
-        for (const k of ['A', 'B', 'S'] as const) idle[k].push(rate[k] * 1000);
+        const i = diff(x, await sample());
+        const rate = { A: i.A / i.wall, B: i.B / i.wall, S: i.S / i.wall, PG: i.PG / i.wall, wal: i.wal / i.wall };
+        for (const k of ['A', 'B', 'S', 'PG', 'wal'] as const) idle[k].push(rate[k] * 1000);
         const onB = await changeWindow(A.url, 'cpu', windowMs);
         const onS = await changeWindow(S.url, 'cpuS', windowMs);
         per.B.push(((onB.B - rate.B * onB.wall) / CHANGES) * per1000);
         per.A.push((onB.A - rate.A * onB.wall) / CHANGES);
         per.S.push(((onS.S - rate.S * onS.wall) / CHANGES) * per1000);
+        per.PG.push((onB.PG - rate.PG * onB.wall) / CHANGES);
+        per.wal.push((onB.wal - rate.wal * onB.wall) / CHANGES);
         applied.push(onB.applied, onS.applied);
         console.log(
           `round ${r}: through A: B ${fmt(onB.B)} ms CPU, A ${fmt(onB.A)} in ${fmt(onB.wall)} ms, ${onB.applied}/${CLIENTS * CHANGES} applied; ` +
             `on S: ${fmt(onS.S)} ms CPU in ${fmt(onS.wall)} ms, ${onS.applied} applied; idle (ms CPU/s) A ${fmt(rate.A * 1000)} B ${fmt(rate.B * 1000)} S ${fmt(rate.S * 1000)} ` +
-            `→ per change: B ${fmt(per.B[r]!, 2)}, A ${fmt(per.A[r]!, 2)}, S ${fmt(per.S[r]!, 2)} ms`,
+            `PG ${fmt(rate.PG * 1000)}, WAL ${fmt(rate.wal, 0)} KB/s → per change: B ${fmt(per.B[r]!, 2)}, A ${fmt(per.A[r]!, 2)}, S ${fmt(per.S[r]!, 2)}, ` +
+            `PG ${fmt(per.PG[r]!, 2)} ms, WAL ${fmt(per.wal[r]! / 1024, 1)} KiB`,
         );
       }
       const rows = await withAdmin(
@@ -738,17 +781,27 @@ async function main(): Promise<void> {
         `${fmt(median(per.A), 2)} ms (idles at ${fmt(median(idle.A), 1)} ms CPU/s)`,
         'comparison',
       ]);
+      results.push([
+        'PostgreSQL per change (both replicas’ statements: the write, log reads, receipts rows)',
+        `${fmt(median(per.PG), 2)} ms CPU, ${fmt(median(per.wal) / 1024, 1)} KiB WAL (idle: ${fmt(median(idle.PG), 1)} ms CPU/s, ` +
+          `${fmt(median(idle.wal) / 1024, 1)} KiB WAL/s, mostly each replica's receipts row rewritten every second)`,
+        'comparison',
+      ]);
       json.cpu = {
         followerMsPerChangePer1000Sdks: round(median(per.B), 2),
         sqliteMsPerChangePer1000Sdks: round(median(per.S), 2),
         writerMsPerChange: round(median(per.A), 2),
+        postgresMsPerChange: round(median(per.PG), 2),
+        walBytesPerChange: round(median(per.wal), 0),
+        walBytesPerSecondIdle: round(median(idle.wal), 0),
         rounds: { B: per.B.map((x) => round(x, 2)), S: per.S.map((x) => round(x, 2)), A: per.A.map((x) => round(x, 2)) },
-        idleMsPerSecond: { A: round(median(idle.A), 1), B: round(median(idle.B), 1), S: round(median(idle.S), 1) },
+        idleMsPerSecond: { A: round(median(idle.A), 1), B: round(median(idle.B), 1), S: round(median(idle.S), 1), PG: round(median(idle.PG), 1) },
         receiptsRowBytes: rowBytes,
         applied,
       };
       await both({ cmd: 'close', group: 'cpu' });
       await both({ cmd: 'close', group: 'cpuS' });
+      await sql.end({ timeout: 5 });
     });
 
     // ---- replica SIGKILL → its SDKs serve the new value from the other replica
