@@ -324,6 +324,8 @@ async function forkRole(role: string, args: string[] = []): Promise<ChildProcess
     execArgv: ['--import', 'tsx', '--conditions=aviary-source'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
+  // A send to a child that is gone (aborted run) fails the command that waits for its answer, not the process.
+  child.on('error', () => {});
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${role} did not start`)), 30_000);
     child.once('message', () => {
@@ -899,7 +901,7 @@ async function main(): Promise<void> {
     process.exitCode = 1;
   }
 
-  for (const w of workers) w.send({ id: -1, cmd: 'exit' });
+  for (const w of workers) if (w.connected) w.send({ id: -1, cmd: 'exit' });
   await sleep(300);
   await Promise.all([A, B, S].map((s) => (s.child.exitCode === null && s.child.signalCode === null ? s.stop() : undefined)));
   await db.drop().catch(() => {});
