@@ -19,16 +19,15 @@ export async function startTcpProxy(backends: { host: string; port: number }[]):
     sockets.add(client);
     client.once('close', () => sockets.delete(client));
     client.pause();
+    const first = next++;
     const tryBackend = (attempt: number) => {
       if (attempt >= backends.length) return void client.destroy();
-      const b = backends[next++ % backends.length]!;
+      const b = backends[(first + attempt) % backends.length]!;
       const upstream = connect(b.port, b.host);
       sockets.add(upstream);
       upstream.once('close', () => sockets.delete(upstream));
-      upstream.once('error', () => {
-        if (!upstream.readyState || upstream.connecting) tryBackend(attempt + 1);
-        else client.destroy();
-      });
+      // Removed on connect, so only a failed connect (a dead backend) gets here: try the next one.
+      upstream.once('error', () => tryBackend(attempt + 1));
       upstream.once('connect', () => {
         routed.push(`${b.host}:${b.port}`);
         upstream.removeAllListeners('error');
