@@ -74,7 +74,7 @@ import type { StorePort } from './storage/port.js';
 import { SegmentStore } from './storage/segment-store.js';
 import { markRunning, markStopped } from './storage/server-state.js';
 import { openSqlite } from './storage/sqlite-port.js';
-import { Writer, type Actor, DEFAULT_CHANGE_LOG_LIMIT } from './storage/writer.js';
+import { Writer, type Actor, DEFAULT_CHANGE_LOG_LIMIT, VERSION_GAP } from './storage/writer.js';
 import { SingleProcessDuties, type Duties } from './cluster/duties.js';
 import { LeaseDuties } from './cluster/leases.js';
 
@@ -204,7 +204,22 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const feed = new ChangeFeed();
   const live = new LiveState(store, changeLogLimit);
   const follower = new ChangeFollower(store, live, feed, app.log, now);
-  const writer = new Writer(store, (events) => follower.publish(events), now, changeLogLimit);
+  const writer = new Writer(store, (events) => follower.publish(events), now, changeLogLimit, (env) => live.version(env));
+  follower.recover = async (env, served) => {
+    await writer.write({ tokenId: null, name: 'system' }, async (w) => {
+      const moved = await w.tx.run('UPDATE environments SET version = ? WHERE key = ? AND version < ?', [served + VERSION_GAP, env, served]);
+      if (moved) {
+        w.audit({
+          action: 'server.recover',
+          resourceType: 'environment',
+          resourceKey: env,
+          environment: env,
+          after: { served, version: served + VERSION_GAP },
+          reason: 'the database was behind the versions this replica had served (a failover that lost commits?); versions moved past them so every SDK resyncs',
+        });
+      }
+    });
+  };
   const environments = new EnvironmentStore(store, writer, feed, (env) => live.load(env));
   const tokens = new TokenStore(store, writer, feed, now);
   const flags = new FlagDefinitionStore(store, writer);

@@ -12,7 +12,7 @@
 import type { ChangeEvent, ChangeFeed } from './change-feed.js';
 import type { LiveState } from './live-state.js';
 import type { StorePort, Subscription } from './port.js';
-import { readChangeLog } from './snapshot.js';
+import { readChangeLog, readEnvironmentVersion } from './snapshot.js';
 import { CHANGES_CHANNEL } from './writer.js';
 
 export interface FollowerLog {
@@ -31,6 +31,12 @@ export class ChangeFollower {
   lastSyncAt = 0;
   /** Versions applied from other replicas' writes (metrics). */
   followed = 0;
+
+  /**
+   * Called when the database is found behind what this replica served (a failover that lost commits): moves the
+   * environment's version past `served` (the app does it through the writer, audited).
+   */
+  recover: ((environment: string, served: number) => Promise<void>) | null = null;
 
   constructor(
     private readonly store: StorePort,
@@ -88,6 +94,11 @@ export class ChangeFollower {
         const held = this.live.version(r.key);
         if (held === null) await this.discovered(r.key);
         else if (Number(r.version) > held) await this.catchUp(r.key);
+        else if (Number(r.version) < held && this.recover) {
+          this.log.error({ environment: r.key, database: Number(r.version), served: held }, 'the database is behind what this replica served');
+          await this.recover(r.key, held);
+          await this.catchUp(r.key);
+        }
       }
     } catch (err) {
       if (!this.closed) this.log.warn({ err }, 'cannot read the change log; retrying');
@@ -122,7 +133,12 @@ export class ChangeFollower {
       const held = this.live.version(environment);
       if (held === null) return void (await this.discovered(environment));
       const deltas = await readChangeLog(this.store, environment, held);
-      if (deltas.length === 0) return;
+      if (deltas.length === 0) {
+        // Nothing logged after our version, yet the counter may be past it (versions were moved forward): reload.
+        const current = await readEnvironmentVersion(this.store, environment);
+        if (current !== null && current > held) await this.reload(environment);
+        return;
+      }
       for (const delta of deltas) {
         const event = { environment, delta };
         const result = this.live.apply(event);
@@ -131,13 +147,18 @@ export class ChangeFollower {
           this.emit(event);
         } else if (result === 'gap') {
           // The log no longer reaches back to this replica's version: start over from a snapshot.
-          await this.live.load(environment);
-          this.log.warn({ environment }, 'fell behind the change log; reloaded the environment');
-          this.feed.emit('environment.reset', { environment });
+          await this.reload(environment);
           return;
         }
       }
     }
+  }
+
+  /** Starts the environment over from a snapshot: whatever was built from its deltas is rebuilt, SDKs rehydrate. */
+  private async reload(environment: string): Promise<void> {
+    await this.live.load(environment);
+    this.log.warn({ environment }, 'could not follow the change log delta by delta; reloaded the environment');
+    this.feed.emit('environment.reset', { environment });
   }
 
   private async discovered(environment: string): Promise<void> {

@@ -9,11 +9,11 @@
  * seen but lost: every SDK then finds its version missing from the change log and takes a fresh snapshot.
  */
 import { apiTime } from '../openapi/time.js';
-import type { Writer } from './writer.js';
+import { VERSION_GAP, type Writer } from './writer.js';
 import type { StorePort } from './port.js';
 
 /** Versions skipped after an unclean stop (more than the commits of any fsync window; see the file comment). */
-export const UNCLEAN_STOP_VERSION_GAP = 1000;
+export const UNCLEAN_STOP_VERSION_GAP = VERSION_GAP;
 
 /**
  * Marks the database as in use; if it already was, applies the version gap (audited). Returns whether it did.

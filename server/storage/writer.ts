@@ -50,6 +50,9 @@ export interface WriteContext {
 /** How many change-log versions are kept per environment; older resumes get a fresh snapshot instead. */
 export const DEFAULT_CHANGE_LOG_LIMIT = 1000;
 
+/** Versions skipped when the database is found behind what was served (as after an unclean stop: server-state.ts). */
+export const VERSION_GAP = 1000;
+
 /** The channel on which every committed change is announced as `<environment>:<version>`. */
 export const CHANGES_CHANNEL = 'aviary_changes';
 
@@ -72,6 +75,8 @@ export class Writer {
     private readonly publish: (events: ChangeEvent[]) => void,
     private readonly now: () => number,
     private readonly changeLogLimit = DEFAULT_CHANGE_LOG_LIMIT,
+    /** The newest version of an environment this replica has already served (its live state), or null. */
+    private readonly served: (environment: string) => number | null = () => null,
   ) {}
 
   /** Resolves once everything committed so far is durable (await it before acknowledging a write). */
@@ -155,7 +160,26 @@ export class Writer {
           if (changes.length === 0) continue;
           const bumped = await tx.get<{ version: number }>('UPDATE environments SET version = version + 1 WHERE key = ? RETURNING version', [env]);
           if (!bumped) continue; // environment does not exist: nothing for SDKs to see
-          const version = Number(bumped.version);
+          let version = Number(bumped.version);
+          const served = this.served(env);
+          if (served !== null && version <= served) {
+            // The database is behind what this replica already served (a failover lost commits, a restore): never
+            // give a version number SDKs may hold to a different change. Jump past it; every SDK resyncs.
+            version = served + VERSION_GAP;
+            await tx.run('UPDATE environments SET version = ? WHERE key = ?', [version, env]);
+            await tx.run(AUDIT_INSERT, [
+              now,
+              null,
+              'system',
+              'server.recover',
+              'environment',
+              env,
+              env,
+              null,
+              JSON.stringify({ databaseVersion: Number(bumped.version) - 1, served, version }),
+              'the database was behind the versions this replica had served (a failover that lost commits?); versions moved past them so every SDK resyncs',
+            ]);
+          }
           await tx.run('INSERT INTO change_log (environment, version, changes, at) VALUES (?, ?, ?, ?)', [
             env,
             version,
