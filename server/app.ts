@@ -204,7 +204,13 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const feed = new ChangeFeed();
   const live = new LiveState(store, changeLogLimit);
   const follower = new ChangeFollower(store, live, feed, app.log, now);
-  const writer = new Writer(store, (events) => follower.publish(events), now, changeLogLimit, (env) => live.version(env));
+  const writer = new Writer(
+    store,
+    (events) => follower.publish(events),
+    now,
+    changeLogLimit,
+    (env) => live.version(env),
+  );
   follower.recover = async (env, served) => {
     await writer.write({ tokenId: null, name: 'system' }, async (w) => {
       const moved = await w.tx.run('UPDATE environments SET version = ? WHERE key = ? AND version < ?', [served + VERSION_GAP, env, served]);
@@ -215,7 +221,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
           resourceKey: env,
           environment: env,
           after: { served, version: served + VERSION_GAP },
-          reason: 'the database was behind the versions this replica had served (a failover that lost commits?); versions moved past them so every SDK resyncs',
+          reason:
+            'the database was behind the versions this replica had served (a failover that lost commits?); versions moved past them so every SDK resyncs',
         });
       }
     });

@@ -7,7 +7,7 @@ import { readConfig, type ServerConfig } from './config.js';
 import { loggerOptions } from './ops/logging.js';
 import { DatabaseLockedError } from './storage/db-lock.js';
 import type { StorePort } from './storage/port.js';
-import { openPostgres } from './storage/postgres-port.js';
+import { hidePassword, openPostgres } from './storage/postgres-port.js';
 import { openSqlite } from './storage/sqlite-port.js';
 
 async function main(): Promise<void> {
@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   try {
     store = config.databaseUrl ? await openPostgres(config.databaseUrl, { timeoutMs: config.dbTimeoutMs }) : openSqlite(config.dbPath);
   } catch (err) {
-    const where = config.databaseUrl ? redactUrl(config.databaseUrl) : config.dbPath;
+    const where = config.databaseUrl ? hidePassword(config.databaseUrl) : config.dbPath;
     process.stderr.write(
       `aviary: ${config.databaseUrl ? `cannot open the database ${where}: ${(err as Error).message}` : bootFailure(where, err)}\n`,
     );
@@ -75,18 +75,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
 
   const address = await app.listen({ host: config.host, port: config.port });
-  app.log.info({ address, db: config.databaseUrl ? redactUrl(config.databaseUrl) : config.dbPath }, 'aviary listening');
-}
-
-/** The URL without its password, for logs and messages. */
-function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return 'postgres://…';
-  }
+  app.log.info({ address, db: config.databaseUrl ? hidePassword(config.databaseUrl) : config.dbPath }, 'aviary listening');
 }
 
 /** Why the database at `path` could not be opened, in words an operator can act on (the file is always named). */

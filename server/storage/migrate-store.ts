@@ -22,7 +22,7 @@ import { getTableConfig as pgTableConfig, PgTable } from 'drizzle-orm/pg-core';
 import { getTableConfig as sqliteTableConfig, SQLiteTable } from 'drizzle-orm/sqlite-core';
 import { DatabaseLockedError, lockDatabase } from './db-lock.js';
 import type { SqlValue, Tx } from './port.js';
-import { openPostgres } from './postgres-port.js';
+import { hidePassword, openPostgres } from './postgres-port.js';
 import * as postgresSchema from './schema-postgres.js';
 import * as sqliteSchema from './schema.js';
 
@@ -107,17 +107,6 @@ function tablePlans(): TablePlan[] {
 }
 
 const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
-
-/** `url` with its password hidden, for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(an unparseable URL)';
-  }
-}
 
 /** A SQLite value as the PostgreSQL column of `kind` takes it; anything Aviary never writes there is refused. */
 function convert(value: unknown, table: string, column: string, kind: Kind): SqlValue {
@@ -213,7 +202,7 @@ const count = (n: unknown) => Number(n);
  */
 export async function migrateStore(from: string, to: string, options: { timeoutMs?: number } = {}): Promise<MigrateStoreResult> {
   const started = performance.now();
-  const target = redactUrl(to);
+  const target = hidePassword(to);
   if (!existsSync(from)) throw new MigrateStoreError(`no SQLite database at ${from}`);
   const plans = tablePlans();
   let lock: ReturnType<typeof lockDatabase>;

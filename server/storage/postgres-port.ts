@@ -415,3 +415,14 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
   if (options.migrate !== false) await migratePostgres(url, options);
   return new PostgresPort(url, options);
 }
+
+/** A database URL with its password hidden, for messages and logs. */
+export function hidePassword(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(an unparseable URL)';
+  }
+}

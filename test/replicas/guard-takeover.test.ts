@@ -6,7 +6,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, type AviaryClient } from '@aviary/sdk';
 import { seededRandom } from '../../server/canary/simulation.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
-import { freePort, PROCESS_ADMIN_TOKEN, PROCESS_SDK_KEY, startServerProcess, type ServerProcess } from '../stream/server-process.js';
+import { call, startReplica } from '../helpers/replicas.js';
+import { PROCESS_SDK_KEY, type ServerProcess } from '../stream/server-process.js';
 
 let db: TestDatabase;
 const cleanups: Array<() => unknown> = [];
@@ -22,19 +23,9 @@ afterAll(async () => {
 });
 
 async function replica(host: string): Promise<ServerProcess> {
-  const r = await startServerProcess(await freePort(), '', { AVIARY_HOST: host, AVIARY_DATABASE_URL: db.url, AVIARY_REPLICA_POLL_MS: '500' });
+  const r = await startReplica(db.url, host);
   cleanups.push(() => (r.child.exitCode === null ? r.crash() : undefined));
   return r;
-}
-
-async function call(base: string, method: string, path: string, body?: unknown) {
-  const res = await fetch(base + path, {
-    method,
-    headers: { authorization: `Bearer ${PROCESS_ADMIN_TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as any) : undefined };
 }
 
 /** Whether the replica owns the canary guard now (its /metrics says so). */

@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '@aviary/sdk';
 import { startEmbeddedPostgres, type EmbeddedPostgresServer, type TestDatabase } from '../helpers/postgres.js';
-import { freePort, PROCESS_ADMIN_TOKEN, PROCESS_SDK_KEY, startServerProcess, type ServerProcess } from '../stream/server-process.js';
+import { call, startReplica, until } from '../helpers/replicas.js';
+import { PROCESS_SDK_KEY, type ServerProcess } from '../stream/server-process.js';
 
 let pg: EmbeddedPostgresServer;
 let db: TestDatabase;
@@ -22,32 +23,9 @@ afterAll(async () => {
 });
 
 async function replica(host: string): Promise<ServerProcess> {
-  const r = await startServerProcess(await freePort(), '', {
-    AVIARY_HOST: host,
-    AVIARY_DATABASE_URL: db.url,
-    AVIARY_DB_TIMEOUT_MS: '1000',
-    AVIARY_REPLICA_POLL_MS: '500',
-  });
+  const r = await startReplica(db.url, host, { AVIARY_DB_TIMEOUT_MS: '1000' });
   replicas.push(r);
   return r;
-}
-
-async function call(base: string, method: string, path: string, body?: unknown) {
-  const res = await fetch(base + path, {
-    method,
-    headers: { authorization: `Bearer ${PROCESS_ADMIN_TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, body: text ? (JSON.parse(text) as any) : undefined };
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('PostgreSQL outage', () => {

@@ -8,7 +8,8 @@ import { createClient, type AviaryClient } from '@aviary/sdk';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { RawStream } from '../stream/fixtures.js';
-import { freePort, PROCESS_ADMIN_TOKEN, PROCESS_SDK_KEY, startServerProcess, type ServerProcess } from '../stream/server-process.js';
+import { call, startReplica, until } from '../helpers/replicas.js';
+import { PROCESS_SDK_KEY, type ServerProcess } from '../stream/server-process.js';
 
 let db: TestDatabase;
 const cleanups: Array<() => unknown> = [];
@@ -24,38 +25,15 @@ afterAll(async () => {
 });
 
 async function replica(host: string): Promise<ServerProcess> {
-  const r = await startServerProcess(await freePort(), '', {
-    AVIARY_HOST: host,
-    AVIARY_DATABASE_URL: db.url,
-    AVIARY_REPLICA_POLL_MS: '500',
-    AVIARY_DB_TIMEOUT_MS: '2000',
-  });
+  const r = await startReplica(db.url, host, { AVIARY_DB_TIMEOUT_MS: '2000' });
   cleanups.push(() => (r.child.exitCode === null ? r.crash() : undefined));
   return r;
-}
-
-async function call(base: string, method: string, path: string, body?: unknown) {
-  const res = await fetch(base + path, {
-    method,
-    headers: { authorization: `Bearer ${PROCESS_ADMIN_TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as any) : undefined };
 }
 
 function sdk(baseUrl: string): AviaryClient {
   const c = createClient({ baseUrl, sdkKey: PROCESS_SDK_KEY, flushIntervalMs: 0, backoff: { initialMs: 100, maxMs: 500 } });
   cleanups.push(() => c.close());
   return c;
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe('replicas on one PostgreSQL', () => {
