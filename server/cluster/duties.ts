@@ -1,5 +1,5 @@
 /**
- * Background duties (canary guards, retention; later schedules and webhook deliveries) run on exactly one replica at a
+ * Background duties (canary guards, retention, scheduled changes; later webhook deliveries) run on exactly one replica at a
  * time. `Duties` answers whether this replica owns one now, and fences writes made on a duty's behalf: `fence(tx, duty)`
  * inside the writing transaction fails it unless the lease is still this replica's, so a replica that lost its lease
  * (paused, partitioned) cannot act on stale judgement after another has taken over.
@@ -7,7 +7,7 @@
 import type { Tx } from '../storage/port.js';
 
 /** The background duties. */
-export const DUTIES = ['canary-guard', 'retention'] as const;
+export const DUTIES = ['canary-guard', 'retention', 'schedules'] as const;
 export type Duty = (typeof DUTIES)[number];
 
 export interface Duties {

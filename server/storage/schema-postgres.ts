@@ -30,6 +30,7 @@ export const environments = pgTable('environments', {
   name: text('name').notNull(),
   version: int('version').notNull().default(0),
   createdAt: int('created_at').notNull(),
+  requireApproval: boolean('require_approval').notNull().default(false),
 });
 
 export const flags = pgTable(
@@ -233,4 +234,74 @@ export const replicaSdks = pgTable(
     updatedAt: int('updated_at').notNull(),
   },
   (t) => [primaryKey({ columns: [t.replica, t.environment] })],
+);
+
+export const flagStateHistory = pgTable(
+  'flag_state_history',
+  {
+    environment: text('environment')
+      .notNull()
+      .references(() => environments.key, { onDelete: 'cascade' }),
+    flag: text('flag')
+      .notNull()
+      .references(() => flags.key, { onDelete: 'cascade' }),
+    version: int('version').notNull(),
+    state: text('state').$type<StoredFlagState>().notNull(),
+    at: int('at').notNull(),
+    actorTokenId: text('actor_token_id'),
+    actorName: text('actor_name').notNull(),
+    action: text('action').notNull(),
+    reason: text('reason'),
+  },
+  (t) => [primaryKey({ columns: [t.environment, t.flag, t.version] }), index('flag_state_history_at_idx').on(t.environment, t.flag, t.at)],
+);
+
+export const schedules = pgTable(
+  'schedules',
+  {
+    id: text('id').primaryKey(),
+    environment: text('environment')
+      .notNull()
+      .references(() => environments.key, { onDelete: 'cascade' }),
+    flag: text('flag')
+      .notNull()
+      .references(() => flags.key, { onDelete: 'cascade' }),
+    at: int('at').notNull(),
+    action: text('action', { enum: ['kill', 'revive', 'state'] }).notNull(),
+    state: text('state').$type<StoredFlagState>(),
+    reason: text('reason'),
+    status: text('status', { enum: ['pending', 'done', 'failed', 'cancelled'] }).notNull(),
+    error: text('error'),
+    authorTokenId: text('author_token_id'),
+    authorName: text('author_name').notNull(),
+    createdAt: int('created_at').notNull(),
+    updatedAt: int('updated_at').notNull(),
+    ranAt: int('ran_at'),
+  },
+  (t) => [index('schedules_due_idx').on(t.status, t.at), index('schedules_flag_idx').on(t.environment, t.flag)],
+);
+
+export const changeRequests = pgTable(
+  'change_requests',
+  {
+    id: text('id').primaryKey(),
+    environment: text('environment')
+      .notNull()
+      .references(() => environments.key, { onDelete: 'cascade' }),
+    flag: text('flag')
+      .notNull()
+      .references(() => flags.key, { onDelete: 'cascade' }),
+    baseVersion: int('base_version').notNull(),
+    state: text('state').$type<StoredFlagState>().notNull(),
+    reason: text('reason'),
+    status: text('status', { enum: ['pending', 'approved', 'rejected', 'applied'] }).notNull(),
+    authorTokenId: text('author_token_id'),
+    authorName: text('author_name').notNull(),
+    reviewerTokenId: text('reviewer_token_id'),
+    reviewerName: text('reviewer_name'),
+    reviewReason: text('review_reason'),
+    createdAt: int('created_at').notNull(),
+    updatedAt: int('updated_at').notNull(),
+  },
+  (t) => [index('change_requests_env_status_idx').on(t.environment, t.status)],
 );

@@ -16,6 +16,8 @@ export const environments = sqliteTable('environments', {
   name: text('name').notNull(),
   version: integer('version').notNull().default(0),
   createdAt: integer('created_at').notNull(),
+  /** Change requests (CONTRACT §11): state changes in this environment wait for another actor's approval. */
+  requireApproval: integer('require_approval', { mode: 'boolean' }).notNull().default(false),
 });
 
 /** A flag's definition, shared by all environments. `revision` is bumped on every definition change (ETag). */
@@ -271,4 +273,80 @@ export const replicaSdks = sqliteTable(
     updatedAt: integer('updated_at').notNull(),
   },
   (t) => [primaryKey({ columns: [t.replica, t.environment] })],
+);
+
+/**
+ * Every version a flag's state has had in an environment (CONTRACT §11 history, `?at=`, revert): written in the same
+ * transaction as the state itself, with who, when and why.
+ */
+export const flagStateHistory = sqliteTable(
+  'flag_state_history',
+  {
+    environment: text('environment')
+      .notNull()
+      .references(() => environments.key, { onDelete: 'cascade' }),
+    flag: text('flag')
+      .notNull()
+      .references(() => flags.key, { onDelete: 'cascade' }),
+    version: integer('version').notNull(),
+    state: text('state', { mode: 'json' }).$type<StoredFlagState>().notNull(),
+    at: integer('at').notNull(),
+    actorTokenId: text('actor_token_id'),
+    actorName: text('actor_name').notNull(),
+    action: text('action').notNull(),
+    reason: text('reason'),
+  },
+  (t) => [primaryKey({ columns: [t.environment, t.flag, t.version] }), index('flag_state_history_at_idx').on(t.environment, t.flag, t.at)],
+);
+
+/** Scheduled changes (CONTRACT §11): run once, through the writer, by the replica that owns the `schedules` duty. */
+export const schedules = sqliteTable(
+  'schedules',
+  {
+    id: text('id').primaryKey(),
+    environment: text('environment')
+      .notNull()
+      .references(() => environments.key, { onDelete: 'cascade' }),
+    flag: text('flag')
+      .notNull()
+      .references(() => flags.key, { onDelete: 'cascade' }),
+    at: integer('at').notNull(),
+    action: text('action', { enum: ['kill', 'revive', 'state'] }).notNull(),
+    state: text('state', { mode: 'json' }).$type<StoredFlagState>(),
+    reason: text('reason'),
+    status: text('status', { enum: ['pending', 'done', 'failed', 'cancelled'] }).notNull(),
+    error: text('error'),
+    authorTokenId: text('author_token_id'),
+    authorName: text('author_name').notNull(),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+    ranAt: integer('ran_at'),
+  },
+  (t) => [index('schedules_due_idx').on(t.status, t.at), index('schedules_flag_idx').on(t.environment, t.flag)],
+);
+
+/** Change requests (CONTRACT §11): a state change held for another actor's approval. */
+export const changeRequests = sqliteTable(
+  'change_requests',
+  {
+    id: text('id').primaryKey(),
+    environment: text('environment')
+      .notNull()
+      .references(() => environments.key, { onDelete: 'cascade' }),
+    flag: text('flag')
+      .notNull()
+      .references(() => flags.key, { onDelete: 'cascade' }),
+    baseVersion: integer('base_version').notNull(),
+    state: text('state', { mode: 'json' }).$type<StoredFlagState>().notNull(),
+    reason: text('reason'),
+    status: text('status', { enum: ['pending', 'approved', 'rejected', 'applied'] }).notNull(),
+    authorTokenId: text('author_token_id'),
+    authorName: text('author_name').notNull(),
+    reviewerTokenId: text('reviewer_token_id'),
+    reviewerName: text('reviewer_name'),
+    reviewReason: text('review_reason'),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [index('change_requests_env_status_idx').on(t.environment, t.status)],
 );
