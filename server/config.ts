@@ -31,6 +31,8 @@ export interface ServerConfig {
   dbTimeoutMs: number;
   /** `AVIARY_REPLICA_POLL_MS`: how often a replica polls the change log in case a notification was lost. Default 2000. */
   replicaPollMs: number;
+  /** `AVIARY_DB_POOL_SIZE`: PostgreSQL connections per replica (plus one for LISTEN). Default 10. */
+  dbPoolSize: number;
   /** `AVIARY_ADMIN_TOKEN`, accepted as an admin token when set. */
   adminToken?: string;
   /** `AVIARY_SDK_KEY_<ENV>`: environment key (lower-cased, `_` → `-`) → SDK key. */
@@ -143,6 +145,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     ...(databaseUrl ? { databaseUrl } : {}),
     dbTimeoutMs: positive(env, 'AVIARY_DB_TIMEOUT_MS', 5000),
     replicaPollMs: positive(env, 'AVIARY_REPLICA_POLL_MS', 2000),
+    dbPoolSize: positive(env, 'AVIARY_DB_POOL_SIZE', 10),
     ...(adminToken ? { adminToken } : {}),
     sdkKeys,
     logLevel: env.AVIARY_LOG_LEVEL || 'info',

@@ -20,7 +20,9 @@ async function main(): Promise<void> {
   }
   let store: StorePort;
   try {
-    store = config.databaseUrl ? await openPostgres(config.databaseUrl, { timeoutMs: config.dbTimeoutMs }) : openSqlite(config.dbPath);
+    store = config.databaseUrl
+      ? await openPostgres(config.databaseUrl, { timeoutMs: config.dbTimeoutMs, max: config.dbPoolSize })
+      : openSqlite(config.dbPath);
   } catch (err) {
     const where = config.databaseUrl ? hidePassword(config.databaseUrl) : config.dbPath;
     process.stderr.write(

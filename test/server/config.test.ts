@@ -21,6 +21,23 @@ describe('readConfig (CONTRACT §8)', () => {
     expect(config.sdkKeys).toEqual({ production: 'prod-key', 'eu-west': 'eu-key' });
   });
 
+  it('reads the PostgreSQL settings (CONTRACT §9): the URL wins over AVIARY_DB; timeouts, poll and pool are positive numbers', () => {
+    expect(readConfig({})).toMatchObject({ dbTimeoutMs: 5000, replicaPollMs: 2000, dbPoolSize: 10 });
+    expect(readConfig({}).databaseUrl).toBeUndefined();
+    const config = readConfig({
+      AVIARY_DB: './x.db',
+      AVIARY_DATABASE_URL: 'postgres://aviary:secret@db:5432/aviary',
+      AVIARY_DB_TIMEOUT_MS: '1500',
+      AVIARY_REPLICA_POLL_MS: '500',
+      AVIARY_DB_POOL_SIZE: '4',
+    });
+    expect(config).toMatchObject({ databaseUrl: 'postgres://aviary:secret@db:5432/aviary', dbTimeoutMs: 1500, replicaPollMs: 500, dbPoolSize: 4 });
+    expect(readConfig({ AVIARY_DATABASE_URL: 'postgresql://h/db' }).databaseUrl).toBe('postgresql://h/db');
+    expect(() => readConfig({ AVIARY_DATABASE_URL: 'mysql://h/db' })).toThrow(/AVIARY_DATABASE_URL/);
+    expect(() => readConfig({ AVIARY_DB_TIMEOUT_MS: '0' })).toThrow(/AVIARY_DB_TIMEOUT_MS/);
+    expect(() => readConfig({ AVIARY_DB_POOL_SIZE: 'many' })).toThrow(/AVIARY_DB_POOL_SIZE/);
+  });
+
   it('refuses a bad port, a short admin token and a bad shutdown timeout, naming the variable', () => {
     expect(() => readConfig({ AVIARY_PORT: 'http' })).toThrow(/AVIARY_PORT/);
     expect(() => readConfig({ AVIARY_PORT: '70000' })).toThrow(/AVIARY_PORT/);
