@@ -150,6 +150,22 @@ describe('stream delivery', () => {
     expect(c.status().stream!.garbled).toBe(0);
   });
 
+  it('kill-all and revive-all take ?waitMs too, answering once every connected SDK applied the panic (CONTRACT §9)', async () => {
+    await booleanFlag(srv, 'p1');
+    await booleanFlag(srv, 'p2');
+    const cs = [client(), client()];
+    await Promise.all(cs.map((c) => c.ready()));
+    const killed = await api(srv).post('/api/v1/environments/production/kill-all?waitMs=2000', { reason: 'panic' });
+    expect(killed.status).toBe(200);
+    expect(killed.body.delivery).toMatchObject({ version: killed.body.environmentVersion, connected: 2, applied: 2, complete: true });
+    for (const c of cs) expect(['p1', 'p2'].map((f) => c.variation(f, { key: 'x' }, true))).toEqual([false, false]);
+    const revived = await api(srv).post('/api/v1/environments/production/revive-all?waitMs=2000', {});
+    expect(revived.body.delivery).toMatchObject({ version: revived.body.environmentVersion, connected: 2, applied: 2, complete: true });
+    for (const c of cs) expect(['p1', 'p2'].map((f) => c.variation(f, { key: 'x' }, false))).toEqual([true, true]);
+    // Without waitMs the panic button answers as before, with no receipt.
+    expect((await api(srv).post('/api/v1/environments/production/kill-all', {})).body.delivery).toBeUndefined();
+  });
+
   it('answers a kill without ?waitMs at once, with the receipt as of now and where to follow it', async () => {
     await booleanFlag(srv, 'search');
     const c = client();
