@@ -523,7 +523,8 @@ export interface paths {
          * What changed between two versions of a flag's state
          * @description Every changed member of the state as a JSON pointer with its value before (in `from`) and after (in `to`).
          *     Objects are compared member by member, arrays element by element by index. `from` may be newer than `to`
-         *     (the diff then reads backwards). 404 when either version does not exist.
+         *     (the diff then reads backwards). Without `to`, the current version; without `from`, the one before `to`
+         *     (so no parameters: what the last write changed). 404 when either version does not exist.
          */
         get: operations["diffFlagStateVersions"];
         put?: never;
@@ -2852,11 +2853,11 @@ export interface operations {
     };
     diffFlagStateVersions: {
         parameters: {
-            query: {
-                /** @description The version to compare from. */
-                from: number;
-                /** @description The version to compare to. */
-                to: number;
+            query?: {
+                /** @description The version to compare from (default the one before `to`). */
+                from?: number;
+                /** @description The version to compare to (default the current one). */
+                to?: number;
             };
             header?: never;
             path: {

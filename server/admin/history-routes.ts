@@ -1,7 +1,7 @@
 /**
  * History of a flag's state per environment (CONTRACT §11):
  *   GET  /api/v1/flags/{key}/environments/{env}/history        (newest first, cursor pagination like the audit log)
- *   GET  /api/v1/flags/{key}/environments/{env}/history/diff   (?from=&to=: changed members as JSON pointers)
+ *   GET  /api/v1/flags/{key}/environments/{env}/history/diff   (?from=&to=, default the last write: changed members as JSON pointers)
  *   POST /api/v1/flags/{key}/environments/{env}/revert         ({ version, reason? }: that version's state as a new one)
  * `GET .../environments/{env}?at=` (the state at a time) lives with the state routes (flag-state-routes.ts).
  */
@@ -45,7 +45,13 @@ export const historyRoutes: FastifyPluginAsync = async (app) => {
     async (request) => {
       const { key, env } = request.params;
       await requireFlagAndEnv(key, env);
-      const diff = await app.stores.history.diff(env, key, request.query.from, request.query.to);
+      let to = request.query.to;
+      if (to === undefined) {
+        const current = await app.stores.states.getState(env, key);
+        if (!current) throw problem('not-found', `Flag "${key}" has no state in "${env}".`);
+        to = current.version;
+      }
+      const diff = await app.stores.history.diff(env, key, request.query.from ?? Math.max(to - 1, 1), to);
       if ('missing' in diff) throw problem('not-found', `Flag "${key}" has no version ${diff.missing} in "${env}".`);
       return diff;
     },

@@ -16,7 +16,7 @@ export interface StateChange {
   after?: JsonValue;
 }
 
-const escape = (token: string) => token.replace(/~/g, '~0').replace(/\//g, '~1');
+const pointerToken = (token: string) => token.replace(/~/g, '~0').replace(/\//g, '~1');
 
 const isObject = (v: JsonValue | undefined): v is { [k: string]: JsonValue } => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -43,7 +43,7 @@ function walk(a: JsonValue | undefined, b: JsonValue | undefined, path: string, 
   }
   if (isObject(a) && isObject(b)) {
     const keys = [...Object.keys(a), ...Object.keys(b).filter((k) => !Object.hasOwn(a, k))];
-    for (const k of keys) walk(Object.hasOwn(a, k) ? a[k] : undefined, Object.hasOwn(b, k) ? b[k] : undefined, `${path}/${escape(k)}`, out);
+    for (const k of keys) walk(Object.hasOwn(a, k) ? a[k] : undefined, Object.hasOwn(b, k) ? b[k] : undefined, `${path}/${pointerToken(k)}`, out);
     return;
   }
   if (a !== b) out.push({ op: 'replace', path, before: a, after: b });

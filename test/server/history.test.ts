@@ -190,7 +190,11 @@ describe('flag state history', () => {
     const missing = await a.get(`${base('colors')}/history/diff?from=1&to=9`);
     expect(missing.status).toBe(404);
     expect(missing.body.detail).toContain('no version 9');
-    expect((await a.get(`${base('colors')}/history/diff?from=1`)).status).toBe(400);
+    // Without parameters: what the last write changed; without `from`: from the version before `to`.
+    expect((await a.get(`${base('colors')}/history/diff`)).body).toEqual(d.body);
+    expect((await a.get(`${base('colors')}/history/diff?to=3`)).body).toEqual(d.body);
+    expect((await a.get(`${base('colors')}/history/diff?from=1`)).body.to.version).toBe(3);
+    expect((await a.get(`${base('colors')}/history/diff?from=x`)).status).toBe(400);
   });
 });
 
