@@ -49,3 +49,9 @@ export type TokenCreate = Schemas['TokenCreate'];
 export type TokenCreated = Schemas['TokenCreated'];
 export type ConnectedSdk = Schemas['ConnectedSdk'];
 export type ConnectedSdkList = Schemas['ConnectedSdkList'];
+// history (issue 14)
+export type HistoryEntry = Schemas['HistoryEntry'];
+export type HistoryPage = Schemas['HistoryPage'];
+export type HistoryDiff = Schemas['HistoryDiff'];
+export type StateChange = Schemas['StateChange'];
+export type RevertRequest = Schemas['RevertRequest'];

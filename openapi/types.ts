@@ -179,7 +179,13 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get a flag's state in an environment */
+        /**
+         * Get a flag's state in an environment
+         * @description With `at`, the state as it was at that time, from the history: its members and `version` are that version's,
+         *     `updatedAt` is when that version was written, `killedAt`/`killReason` say when and why the kill switch that
+         *     turned it off was thrown (null when it was on, or turned off by other writes), and there is no `ETag` (it is
+         *     not the current version). 404 when the flag had no state in that environment yet.
+         */
         get: operations["getFlagState"];
         /**
          * Replace a flag's state in an environment
@@ -468,6 +474,91 @@ export interface paths {
          * @description A segment that a flag uses cannot be deleted (409 `in-use`, naming the flags).
          */
         delete: operations["deleteSegment"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/flags/{key}/environments/{env}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flag key. */
+                key: components["parameters"]["FlagKey"];
+                /** @description The environment key. */
+                env: components["parameters"]["Env"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Every version of a flag's state in an environment, newest first
+         * @description One entry per version the state has had in this environment, from its first (the flag's or the environment's
+         *     creation; for states older than the history itself, the state they had when the history began, action
+         *     `flag-state.history-start`), each with who wrote it, when, with which action and why. Pass `nextCursor` as
+         *     `cursor` for the next (older) page.
+         */
+        get: operations["listFlagStateHistory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/flags/{key}/environments/{env}/history/diff": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flag key. */
+                key: components["parameters"]["FlagKey"];
+                /** @description The environment key. */
+                env: components["parameters"]["Env"];
+            };
+            cookie?: never;
+        };
+        /**
+         * What changed between two versions of a flag's state
+         * @description Every changed member of the state as a JSON pointer with its value before (in `from`) and after (in `to`).
+         *     Objects are compared member by member, arrays element by element by index. `from` may be newer than `to`
+         *     (the diff then reads backwards). Without `to`, the current version; without `from`, the one before `to`
+         *     (so no parameters: what the last write changed). 404 when either version does not exist.
+         */
+        get: operations["diffFlagStateVersions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/flags/{key}/environments/{env}/revert": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flag key. */
+                key: components["parameters"]["FlagKey"];
+                /** @description The environment key. */
+                env: components["parameters"]["Env"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Write an earlier version's state as a new version
+         * @description Takes the state of `version` from the history and writes it as a new version, audited as
+         *     `flag-state.revert` and streamed to SDKs like any write. Like a `PUT`: it ends a panic hold, and a kill when
+         *     the old state is enabled. 404 when there is no such version; 409 when the flag is archived, or when the old
+         *     state no longer validates (a segment or variant it names is gone; the issues say which). Honours `If-Match`
+         *     (412 when stale).
+         */
+        post: operations["revertFlagState"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1371,6 +1462,44 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /** @description One version of a flag's state in one environment. */
+        HistoryEntry: {
+            version: number;
+            at: components["schemas"]["DateTime"];
+            actor: components["schemas"]["Actor"];
+            /** @description The audit action that wrote it (`flag.create`, `environment.create`, `flag-state.update`, `flag.kill`, `flag-state.revert`, ...). */
+            action: string;
+            /** @description Why, as given with the write (absent when none was). */
+            reason?: string;
+            state: components["schemas"]["FlagState"];
+        };
+        HistoryPage: {
+            entries: components["schemas"]["HistoryEntry"][];
+            /** @description Pass as `cursor` for the next (older) page; null on the last page. */
+            nextCursor: string | null;
+        };
+        /** @description One changed member of a state. `before` is absent for `add`, `after` for `remove`. */
+        StateChange: {
+            /** @enum {string} */
+            op: "add" | "remove" | "replace";
+            /** @description A JSON pointer (RFC 6901) into the state, such as `/rules/0/serve/variant`. */
+            path: string;
+            /** @description The member's value in `from`. */
+            before?: unknown;
+            /** @description The member's value in `to`. */
+            after?: unknown;
+        };
+        HistoryDiff: {
+            from: components["schemas"]["HistoryEntry"];
+            to: components["schemas"]["HistoryEntry"];
+            changes: components["schemas"]["StateChange"][];
+        };
+        RevertRequest: {
+            /** @description The version whose state to write again. */
+            version: number;
+            /** @description Why, recorded in the audit log and the history. */
+            reason?: string;
+        };
         Actor: {
             /** @description The token's id (null for the system, e.g. the canary guard). */
             tokenId: string | null;
@@ -2055,7 +2184,10 @@ export interface operations {
     };
     getFlagState: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description A past time (RFC 3339 or epoch milliseconds). */
+                at?: components["schemas"]["TimeParameter"];
+            };
             header?: never;
             path: {
                 /** @description The flag key. */
@@ -2674,6 +2806,116 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    listFlagStateHistory: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `nextCursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path: {
+                /** @description The flag key. */
+                key: components["parameters"]["FlagKey"];
+                /** @description The environment key. */
+                env: components["parameters"]["Env"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of versions. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HistoryPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    diffFlagStateVersions: {
+        parameters: {
+            query?: {
+                /** @description The version to compare from (default the one before `to`). */
+                from?: number;
+                /** @description The version to compare to (default the current one). */
+                to?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The flag key. */
+                key: components["parameters"]["FlagKey"];
+                /** @description The environment key. */
+                env: components["parameters"]["Env"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The two versions and the changes between them. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HistoryDiff"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    revertFlagState: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `ETag` of the representation the change is based on; 412 when it is no longer current. */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @description The flag key. */
+                key: components["parameters"]["FlagKey"];
+                /** @description The environment key. */
+                env: components["parameters"]["Env"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RevertRequest"];
+            };
+        };
+        responses: {
+            /** @description The stored state (a new version). */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlagStateWriteResult"];
+                };
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];

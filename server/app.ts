@@ -48,6 +48,7 @@ import { flagRoutes } from './admin/flag-routes.js';
 import { flagStateRoutes } from './admin/flag-state-routes.js';
 import { segmentRoutes } from './admin/segment-routes.js';
 import { auditRoutes } from './admin/audit-routes.js';
+import { historyRoutes } from './admin/history-routes.js';
 import { snapshotRoutes } from './sdk-api/snapshot-routes.js';
 import { evaluateRoutes } from './sdk-api/evaluate-routes.js';
 import { sdkCors } from './sdk-api/cors.js';
@@ -67,6 +68,7 @@ import { ChangeFeed } from './storage/change-feed.js';
 import { ChangeFollower } from './storage/change-follower.js';
 import { EnvironmentStore } from './storage/environment-store.js';
 import { AuditStore } from './storage/audit-store.js';
+import { HistoryStore } from './storage/history-store.js';
 import { FlagDefinitionStore } from './storage/flag-definition-store.js';
 import { FlagStateStore } from './storage/flag-state-store.js';
 import { LiveState } from './storage/live-state.js';
@@ -128,6 +130,8 @@ export interface Stores {
   states: FlagStateStore;
   segments: SegmentStore;
   audit: AuditStore;
+  /** Every version of every flag state (server/storage/history-store.ts). */
+  history: HistoryStore;
 }
 
 /** Snapshot access decorated as `app.snapshots`. */
@@ -233,6 +237,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const states = new FlagStateStore(store, writer);
   const segments = new SegmentStore(store, writer, (key, sql) => states.usingSegment(key, sql));
   const audit = new AuditStore(store);
+  const history = new HistoryStore(store);
   const replicaId = options.replica?.id ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   const duties: Duties =
     store.dialect === 'postgres'
@@ -269,7 +274,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   app.decorate('changeFeed', feed);
   app.decorate('now', now);
   app.decorate('boot', boot);
-  app.decorate('stores', { environments, tokens, flags, states, segments, audit } satisfies Stores);
+  app.decorate('stores', { environments, tokens, flags, states, segments, audit, history } satisfies Stores);
   app.decorate('snapshots', {
     get: (env: string) => live.get(env),
     version: (env: string) => live.version(env),
@@ -334,6 +339,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       await admin.register(segmentRoutes);
       await admin.register(tokenRoutes);
       await admin.register(auditRoutes);
+      await admin.register(historyRoutes);
       await admin.register(metricsAdminRoutes);
       await admin.register(canaryRoutes);
     },

@@ -1,6 +1,6 @@
 /**
  * Per-environment flag state, kill switches and the panic button:
- *   GET|PUT /api/v1/flags/{key}/environments/{env}            (ETag "v<version>", If-Match honoured on PUT)
+ *   GET|PUT /api/v1/flags/{key}/environments/{env}            (ETag "v<version>", If-Match honoured on PUT; GET ?at= the past state)
  *   POST    /api/v1/flags/{key}/environments/{env}/kill|revive  (idempotent, no If-Match, optional { reason })
  *   POST    /api/v1/environments/{env}/kill-all                 ({ reason?, except?: [flagKeys] })
  *   POST    /api/v1/environments/{env}/revive-all               ({ reason? })
@@ -8,7 +8,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { components } from '../../openapi/types.js';
 import { problem, validationError, type ProblemIssue } from '../errors.js';
-import type { StateWriteResult } from '../storage/flag-state-store.js';
+import type { FlagStateResource, StateWriteResult } from '../storage/flag-state-store.js';
+import { parseTimeParameter } from '../openapi/time.js';
 import { ifMatch, stateETag } from './preconditions.js';
 import type { RouteOf } from '../openapi/route-types.js';
 import { routeSchema } from '../openapi/validation.js';
@@ -62,6 +63,21 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
     const { key, env } = request.params;
     if (!(await app.stores.flags.get(key))) throw problem('not-found', `No flag "${key}".`);
     await requireEnv(env);
+    if (request.query.at !== undefined) {
+      // The past state, from the history (history-store.ts); no ETag: it is not a version a write could be based on.
+      const past = await app.stores.history.stateAt(env, key, parseTimeParameter(request.query.at));
+      if (!past) throw problem('not-found', `Flag "${key}" had no state in "${env}" at ${request.query.at}.`);
+      const body: FlagStateResource = {
+        ...past.entry.state,
+        flag: key,
+        environment: env,
+        killedAt: past.killedAt,
+        killReason: past.killReason,
+        panicked: past.panicked,
+        updatedAt: past.entry.at,
+      };
+      return reply.code(200).send(body);
+    }
     const state = await app.stores.states.getState(env, key);
     if (!state) throw problem('not-found', `Flag "${key}" has no state in "${env}".`);
     return reply

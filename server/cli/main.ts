@@ -354,6 +354,71 @@ export function buildProgram(): Command {
     process.exitCode = deliveryExit(delivery);
   }
 
+  // ---- history (issue 14) ----
+  env(
+    flags
+      .command('history <key>')
+      .description("every version of a flag's state in an environment, newest first, with who, when and why")
+      .option('-l, --limit <n>', 'versions per page (1-500)', '20')
+      .option('--cursor <cursor>', 'the next page (printed after a full page)'),
+  ).action(async (key: string, o: { env: string; limit: string; cursor?: string }, cmd: Command) => {
+    const { api, g } = client(cmd);
+    const limit = Number(o.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 500)
+      throw new UsageError(`--limit must be a whole number from 1 to 500, got ${JSON.stringify(o.limit)}`);
+    const page = await api.get('/api/v1/flags/{key}/environments/{env}/history', {
+      params: { path: { key, env: o.env }, query: { limit, ...(o.cursor !== undefined ? { cursor: o.cursor } : {}) } },
+    });
+    print(g, page, () =>
+      [
+        renderTable(
+          ['VERSION', 'AT', 'ACTOR', 'ACTION', 'STATE', 'FALLTHROUGH', 'RULES', 'REASON'],
+          page.entries.map((e) => [
+            String(e.version),
+            formatTime(e.at),
+            e.actor.name,
+            e.action,
+            e.state.enabled ? 'on' : 'off',
+            describeServe(e.state.fallthrough),
+            String(e.state.rules.length),
+            e.reason ?? '',
+          ]),
+        ),
+        ...(page.nextCursor ? [`older versions: aviary flags history ${key} --env ${o.env} --cursor ${page.nextCursor}`] : []),
+      ].join('\n'),
+    );
+  });
+
+  env(
+    flags
+      .command('revert <key>')
+      .description("write an earlier version's state as a new version (audited), and wait for the SDKs to confirm")
+      .requiredOption('--version <n>', 'the version to go back to (see `aviary flags history`)')
+      .option('-r, --reason <text>', 'why (recorded in the audit log and the history)')
+      .option('-w, --wait <seconds>', 'how long to wait for delivery receipts', '10'),
+  ).action(async (key: string, o: { env: string; version: string; reason?: string; wait: string }, cmd: Command) => {
+    const version = Number(o.version);
+    if (!Number.isInteger(version) || version < 1)
+      throw new UsageError(`--version must be a version number (1 or more), got ${JSON.stringify(o.version)}`);
+    const waitMs = seconds(o.wait) * 1000;
+    const { api, g } = client(cmd);
+    const sentAt = Date.now();
+    const res = await api.post('/api/v1/flags/{key}/environments/{env}/revert', {
+      params: { path: { key, env: o.env } },
+      body: { version, ...(o.reason ? { reason: o.reason } : {}) },
+    });
+    const delivery = await awaitDelivery(api, o.env, res.environmentVersion, sentAt, waitMs, null);
+    print(g, { flag: key, environment: o.env, action: 'revert', revertedTo: version, state: res, receipt: delivery }, () =>
+      [
+        `reverted ${key} in ${o.env} to version ${version} (now version ${res.version})${o.reason ? ` (reason: ${o.reason})` : ''}: now ${
+          res.enabled ? `serving its targeting (fallthrough ${describeServe(res.fallthrough)})` : `serving "${res.offVariant}" to everyone`
+        }`,
+        ...deliveryLines(delivery),
+      ].join('\n'),
+    );
+    process.exitCode = deliveryExit(delivery);
+  });
+
   // ---- environments ----
   const envCmd = program.command('env').description('environment-wide actions');
   envCmd

@@ -7,6 +7,7 @@ import type { StorePort } from './port.js';
 import type { EnvironmentRow } from './rows.js';
 import type { StoredFlagState } from './schema.js';
 import { CHANGES_CHANNEL, type Actor, type Writer } from './writer.js';
+import { recordVersion } from './history-store.js';
 
 /** An environment as the API shows it. */
 export interface EnvironmentInfo {
@@ -74,6 +75,7 @@ export class EnvironmentStore {
         const def: FlagDefinition = { key: f.key, kind: f.kind, variants: JSON.parse(f.variants) as FlagDefinition['variants'] };
         const state: StoredFlagState = defaultFlagState(def);
         await w.tx.run(SQL.insertState, [input.key, f.key, JSON.stringify(state), w.now]);
+        await recordVersion(w, input.key, f.key, 1, state, 'environment.create', null);
       }
       const created = toInfo((await w.tx.get<EnvironmentRow>(SQL.one, [input.key]))!);
       w.audit({ action: 'environment.create', resourceType: 'environment', resourceKey: input.key, environment: input.key, after: created });

@@ -13,6 +13,7 @@ import type { Precondition } from './preconditions.js';
 import type { FlagRow, FlagStateRow } from './rows.js';
 import type { StoredFlagState } from './schema.js';
 import type { Actor, Writer } from './writer.js';
+import { recordVersion } from './history-store.js';
 
 /** A flag's state in one environment, as the API shows it in a flag listing. */
 export interface EnvironmentSummary {
@@ -132,8 +133,10 @@ export class FlagDefinitionStore {
         w.now,
       ]);
       const state: StoredFlagState = defaultFlagState(def);
-      for (const env of await w.tx.all<{ key: string }>(SQL.envKeys))
+      for (const env of await w.tx.all<{ key: string }>(SQL.envKeys)) {
         await w.tx.run(SQL.insertState, [env.key, def.key, JSON.stringify(state), w.now]);
+        await recordVersion(w, env.key, def.key, 1, state, 'flag.create', null);
+      }
       const created = await this.resource(w.tx, (await w.tx.get<FlagRow>(SQL.flag, [def.key]))!);
       w.audit({ action: 'flag.create', resourceType: 'flag', resourceKey: def.key, after: definitionJson(created) });
       if (!created.archived) w.touchFlag(def.key);

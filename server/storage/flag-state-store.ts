@@ -12,6 +12,7 @@ import { bool, type Sql, type StorePort } from './port.js';
 import type { Precondition } from './preconditions.js';
 import type { FlagRow, FlagStateRow } from './rows.js';
 import type { StoredFlagState } from './schema.js';
+import { historyVersion, recordVersion } from './history-store.js';
 import { toFlagState } from './snapshot.js';
 import type { Actor, WriteContext, Writer } from './writer.js';
 
@@ -152,8 +153,10 @@ export class FlagStateStore {
       key,
     ]);
     const after = this.stateResource((await w.tx.get<FlagStateRow>(SQL.state, [environment, key]))!);
+    const action = options.action ?? 'flag-state.update';
+    await recordVersion(w, environment, key, after.version, check.value, action, reason);
     w.audit({
-      action: options.action ?? 'flag-state.update',
+      action,
       resourceType: 'flag',
       resourceKey: key,
       environment,
@@ -194,6 +197,40 @@ export class FlagStateStore {
       reason,
       { action: 'flag-state.update', precondition },
     );
+  }
+
+  /**
+   * Writes version `version`'s state (from the history) as a new version, audited as `flag-state.revert`. Like a PUT:
+   * clears a panic hold, and ends a kill when the old state is enabled. A state that no longer validates (a segment or
+   * variant it names is gone) is refused as a conflict naming the issues.
+   */
+  async revert(
+    actor: Actor,
+    environment: string,
+    key: string,
+    version: number,
+    reason: string | null,
+    precondition?: Precondition,
+  ): Promise<StateWriteResult> {
+    const { value, versions } = await this.writer.write(actor, async (w) => {
+      const flag = await w.tx.get<FlagRow>(SQL.flag, [key]);
+      if (!flag) throw notFound(`No flag "${key}".`);
+      if (!(await w.tx.get(SQL.envExists, [environment]))) throw notFound(`No environment "${environment}".`);
+      const stored = await historyVersion(w.tx, environment, key, version);
+      if (!stored) throw notFound(`Flag "${key}" has no version ${version} in "${environment}".`);
+      const check = validateFlagState(stored, definitionOf(flag), await segmentKeys(w.tx));
+      if (!check.ok) throw conflict(`Version ${version} no longer validates (${invalid(check.issues).message}).`, check.issues);
+      const state = check.value;
+      return this.mutateState(
+        w,
+        environment,
+        key,
+        (cur) => ({ state, ...(state.enabled || cur.enabled ? { killedAt: null, killReason: null } : {}), panicSavedState: null }),
+        reason,
+        { action: 'flag-state.revert', precondition },
+      );
+    });
+    return { ...value, environmentVersion: versions.get(environment) ?? value.environmentVersion };
   }
 
   /** The kill switch: `enabled: false`. Idempotent: killing a disabled flag changes nothing. */

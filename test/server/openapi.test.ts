@@ -404,6 +404,31 @@ describe('real responses conform to the spec', () => {
     }
   });
 
+  it('history, the state at a time, diffs and revert (issue 14)', async () => {
+    const a = api(srv);
+    const path = '/api/v1/flags/hist/environments/production';
+    conforms('createFlag', await a.post('/api/v1/flags', { key: 'hist', kind: 'boolean' }));
+    const created = Date.now();
+    conforms('putFlagState', await a.put(path, { enabled: true, offVariant: 'off', fallthrough: { variant: 'on' }, reason: 'on' }));
+    conforms('killFlag', await a.post(`${path}/kill`, { reason: 'stop' }));
+    const page = await a.get(`${path}/history?limit=2`);
+    conforms('listFlagStateHistory', page);
+    conforms('listFlagStateHistory', await a.get(`${path}/history?cursor=${page.body.nextCursor}`));
+    conforms('listFlagStateHistory', await a.get(`${path}/history?cursor=zzz`));
+    conforms('listFlagStateHistory', await a.get('/api/v1/flags/none/environments/production/history'));
+    conforms('getFlagState', await a.get(`${path}?at=${Date.now()}`));
+    conforms('getFlagState', await a.get(`${path}?at=${created - 60_000}`));
+    conforms('diffFlagStateVersions', await a.get(`${path}/history/diff?from=1&to=3`));
+    conforms('diffFlagStateVersions', await a.get(`${path}/history/diff?from=1&to=30`));
+    conforms('diffFlagStateVersions', await a.get(`${path}/history/diff?from=0`));
+    conforms('revertFlagState', await a.post(`${path}/revert`, { version: 2, reason: 'back' }));
+    conforms('revertFlagState', await a.post(`${path}/revert`, { version: 20 }));
+    conforms('revertFlagState', await a.post(`${path}/revert`, { version: 1 }, { headers: { 'if-match': '"v1"' } }));
+    conforms('revertFlagState', await a.post(`${path}/revert`, {}));
+    conforms('deleteFlag', await a.delete('/api/v1/flags/hist'));
+    conforms('revertFlagState', await a.post(`${path}/revert`, { version: 1 }));
+  });
+
   it('operations routes', async () => {
     conforms('healthz', await request(srv, 'GET', '/healthz', { token: null }));
     conforms('readyz', await request(srv, 'GET', '/readyz', { token: null }));

@@ -176,4 +176,99 @@ export function storeContract(name: string, start: () => Promise<{ app: FastifyI
       expect(app.snapshots.version('production')).toBe(before);
     });
   });
+
+  // ---------------------------------------------------------------- history (issue 14)
+  describe(`history store contract: ${name}`, () => {
+    let app: FastifyInstance;
+    let close: () => Promise<void>;
+    beforeAll(async () => {
+      ({ app, close } = await start());
+    });
+    afterAll(async () => {
+      await close?.();
+    });
+
+    it('every version is recorded in its write, with actor, action and reason; pages newest first; ?at= and diffs read it', async () => {
+      const { flags, states, history } = app.stores;
+      const t0 = Date.now();
+      await flags.create(OPERATOR, { key: 'hist', kind: 'boolean', variants });
+      const t1 = Date.now();
+      await states.putState(
+        OPERATOR,
+        'production',
+        'hist',
+        { enabled: true, offVariant: 'off', fallthrough: { variant: 'on' } },
+        undefined,
+        'launch',
+      );
+      await states.kill({ tokenId: 'tok-1', name: 'oncall' }, 'production', 'hist', 'INC-1');
+      await states.kill(OPERATOR, 'production', 'hist', 'again'); // idempotent: no version
+      const all = await history.list('production', 'hist');
+      expect(all.nextCursor).toBeNull();
+      expect(all.entries.map((e) => [e.version, e.action, e.actor.name, e.reason ?? null])).toEqual([
+        [3, 'flag.kill', 'oncall', 'INC-1'],
+        [2, 'flag-state.update', 'contract', 'launch'],
+        [1, 'flag.create', 'contract', null],
+      ]);
+      expect(all.entries[0]!.actor.tokenId).toBe('tok-1');
+      expect(all.entries[0]!.state).toMatchObject({ enabled: false, fallthrough: { variant: 'on' }, version: 3 });
+      const current = (await states.getState('production', 'hist'))!;
+      expect(all.entries[0]!.state.version).toBe(current.version);
+
+      const page = await history.list('production', 'hist', { limit: 2 });
+      expect(page.entries.map((e) => e.version)).toEqual([3, 2]);
+      const rest = await history.list('production', 'hist', { cursor: 2, limit: 2 });
+      expect(rest).toEqual({ entries: [all.entries[2]], nextCursor: null });
+
+      expect(await history.at('production', 'hist', t0 - 1)).toBeNull();
+      expect((await history.at('production', 'hist', t1))!.version).toBeGreaterThanOrEqual(1);
+      expect((await history.stateAt('production', 'hist', Date.now()))!).toMatchObject({ killReason: 'INC-1', panicked: false });
+      const diff = await history.diff('production', 'hist', 1, 2);
+      expect('changes' in diff && diff.changes).toEqual([{ op: 'replace', path: '/enabled', before: false, after: true }]);
+      expect(await history.diff('production', 'hist', 1, 9)).toEqual({ missing: 9 });
+    });
+
+    it('revert writes an old version as a new one (audited); an unknown version or an archived flag is refused and nothing is written', async () => {
+      const { flags, states, history, audit } = app.stores;
+      await flags.create(OPERATOR, { key: 'rev', kind: 'boolean', variants });
+      await states.putState(OPERATOR, 'staging', 'rev', { enabled: true, offVariant: 'off', fallthrough: { variant: 'on' } });
+      await states.kill(OPERATOR, 'staging', 'rev', null);
+      const before = app.snapshots.version('staging')!;
+      const reverted = await states.revert(OPERATOR, 'staging', 'rev', 2, 'fixed');
+      expect(reverted).toMatchObject({ changed: true, state: { enabled: true, version: 4, killedAt: null } });
+      expect(reverted.environmentVersion).toBe(before + 1);
+      expect(app.snapshots.version('staging')).toBe(before + 1);
+      expect(await history.get('staging', 'rev', 4)).toMatchObject({ action: 'flag-state.revert', reason: 'fixed' });
+      expect((await audit.list({ flag: 'rev', action: 'flag-state.revert' })).entries).toHaveLength(1);
+
+      await expect(states.revert(OPERATOR, 'staging', 'rev', 42, null)).rejects.toMatchObject({ name: 'StoreError', kind: 'not-found' });
+      await flags.archive(OPERATOR, 'rev');
+      await expect(states.revert(OPERATOR, 'staging', 'rev', 1, null)).rejects.toMatchObject({ name: 'StoreError', kind: 'conflict' });
+      expect((await history.list('staging', 'rev')).entries[0]!.version).toBe(4);
+      expect((await states.getState('staging', 'rev'))!.version).toBe(4);
+
+      await flags.patch(OPERATOR, 'rev', { archived: false });
+      expect((await states.revert(OPERATOR, 'staging', 'rev', 1, null)).state).toMatchObject({ enabled: false, version: 5 });
+      expect((await history.list('staging', 'rev')).entries.map((e) => e.version)).toEqual([5, 4, 3, 2, 1]);
+    });
+
+    it('a new environment records version 1 of every flag; a write that throws records no version', async () => {
+      const { environments, history, states } = app.stores;
+      await environments.create(OPERATOR, { key: 'hist-env', name: 'H' });
+      expect((await history.list('hist-env', 'hist')).entries.map((e) => [e.version, e.action])).toEqual([[1, 'environment.create']]);
+      await expect(
+        app.writer.write(OPERATOR, async (w) => {
+          await states.mutateState(
+            w,
+            'hist-env',
+            'hist',
+            (cur) => ({ state: { enabled: true, offVariant: cur.offVariant, targets: [], rules: [], fallthrough: { variant: 'on' } } }),
+            null,
+          );
+          throw new Error('changed my mind');
+        }),
+      ).rejects.toThrow('changed my mind');
+      expect((await history.list('hist-env', 'hist')).entries.map((e) => e.version)).toEqual([1]);
+    });
+  });
 }

@@ -1,10 +1,12 @@
 /**
  * One flag: definition and variants, state in each environment with its kill switch, the targeting editor for the
  * selected environment with a live preview of re-assignment, and a warning when a change would move contexts out of
- * a running canary.
+ * a running canary. A History tab lists every version of the state in the selected environment, diffs two of them
+ * and reverts to one (components/flag-history.tsx).
  */
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import type { FlagDefinition, FlagState as CoreFlagState, Segment as CoreSegment } from '@aviary/sdk/core';
+import { FlagHistory } from '../components/flag-history.js';
 import { KillSwitch } from '../components/kill-switch.js';
 import { ServeEditor } from '../components/serve-editor.js';
 import { api, ApiError, errorText } from '../lib/api.js';
@@ -19,6 +21,7 @@ const clone = <T,>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 
 export function FlagPage({ flagKey, environment, environments }: { flagKey: string; environment: string; environments: string[] }) {
   const live = useLive();
+  const [tab, setTab] = useState<'targeting' | 'history'>('targeting');
   const path = { key: flagKey, env: environment };
   const flag = useResource(() => api.get('/api/v1/flags/{key}', { params: { path: { key: flagKey } } }), [flagKey, live.tick]);
   const canary = useResource(
@@ -132,7 +135,35 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
           this flag's targeting; edits that move contexts out of it are flagged below.
         </p>
       )}
-      {state ? (
+      <div role="tablist" aria-label={`${f.key} in ${environment}`} class="tabs">
+        {(['targeting', 'history'] as const).map((t) => (
+          <button
+            type="button"
+            role="tab"
+            key={t}
+            id={`tab-${t}`}
+            aria-selected={tab === t}
+            aria-controls={t === 'history' && tab === t ? 'panel-history' : undefined}
+            class={tab === t ? 'current' : ''}
+            onClick={() => setTab(t)}
+          >
+            {t === 'targeting' ? 'Targeting' : 'History'}
+          </button>
+        ))}
+      </div>
+      {tab === 'history' ? (
+        <div role="tabpanel" id="panel-history" aria-labelledby="tab-history">
+          <FlagHistory
+            key={environment}
+            flag={f.key}
+            environment={environment}
+            onReverted={() => {
+              flag.reload();
+              full.reload();
+            }}
+          />
+        </div>
+      ) : state ? (
         <TargetingEditor
           key={environment}
           flag={f}
