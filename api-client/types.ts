@@ -49,3 +49,6 @@ export type TokenCreate = Schemas['TokenCreate'];
 export type TokenCreated = Schemas['TokenCreated'];
 export type ConnectedSdk = Schemas['ConnectedSdk'];
 export type ConnectedSdkList = Schemas['ConnectedSdkList'];
+export type ChangeRequest = Schemas['ChangeRequest'];
+export type ChangeRequestStatus = Schemas['ChangeRequestStatus'];
+export type ChangeRequestDiffEntry = Schemas['ChangeRequestDiffEntry'];

@@ -62,11 +62,13 @@ import { setupMetrics, type MetricsOptions } from './metrics/metrics-setup.js';
 import { metricsAdminRoutes, metricsIngestRoutes } from './metrics/metrics-routes.js';
 import { setupCanaries, type CanaryOptions } from './canary/canary-setup.js';
 import { canaryRoutes } from './canary/canary-routes.js';
+import { changeRequestRoutes } from './change-requests/change-request-routes.js';
 import { DEFAULT_EVALUATION_TIME, EvaluationTimeBudget, type EvaluationTimeLimits } from './limits/evaluation-time.js';
 import { ChangeFeed } from './storage/change-feed.js';
 import { ChangeFollower } from './storage/change-follower.js';
 import { EnvironmentStore } from './storage/environment-store.js';
 import { AuditStore } from './storage/audit-store.js';
+import { ChangeRequestStore } from './storage/change-request-store.js';
 import { FlagDefinitionStore } from './storage/flag-definition-store.js';
 import { FlagStateStore } from './storage/flag-state-store.js';
 import { LiveState } from './storage/live-state.js';
@@ -128,6 +130,8 @@ export interface Stores {
   states: FlagStateStore;
   segments: SegmentStore;
   audit: AuditStore;
+  /** Change requests of environments that require approval (server/storage/change-request-store.ts). */
+  changeRequests: ChangeRequestStore;
 }
 
 /** Snapshot access decorated as `app.snapshots`. */
@@ -233,6 +237,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const states = new FlagStateStore(store, writer);
   const segments = new SegmentStore(store, writer, (key, sql) => states.usingSegment(key, sql));
   const audit = new AuditStore(store);
+  const changeRequests = new ChangeRequestStore(store, writer, states);
   const replicaId = options.replica?.id ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   const duties: Duties =
     store.dialect === 'postgres'
@@ -269,7 +274,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   app.decorate('changeFeed', feed);
   app.decorate('now', now);
   app.decorate('boot', boot);
-  app.decorate('stores', { environments, tokens, flags, states, segments, audit } satisfies Stores);
+  app.decorate('stores', { environments, tokens, flags, states, segments, audit, changeRequests } satisfies Stores);
   app.decorate('snapshots', {
     get: (env: string) => live.get(env),
     version: (env: string) => live.version(env),
@@ -336,6 +341,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       await admin.register(auditRoutes);
       await admin.register(metricsAdminRoutes);
       await admin.register(canaryRoutes);
+      await admin.register(changeRequestRoutes);
     },
     { prefix: '/api/v1' },
   );
