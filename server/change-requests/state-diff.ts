@@ -13,7 +13,7 @@ export interface DiffEntry {
   after?: unknown;
 }
 
-const escape = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~1');
+const pointerToken = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~1');
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The differences from `before` to `after`, in document order; empty when they are equal. */
@@ -32,7 +32,7 @@ export function diffJson(before: unknown, after: unknown, path = ''): DiffEntry[
   if (isObject(before) && isObject(after)) {
     const out: DiffEntry[] = [];
     for (const key of new Set([...Object.keys(before), ...Object.keys(after)])) {
-      const p = `${path}/${escape(key)}`;
+      const p = `${path}/${pointerToken(key)}`;
       if (!(key in after)) out.push({ op: 'remove', path: p, before: before[key] });
       else if (!(key in before)) out.push({ op: 'add', path: p, after: after[key] });
       else out.push(...diffJson(before[key], after[key], p));
