@@ -15,6 +15,7 @@ export {
   type Delivery,
   type FollowOptions,
 } from './delivery.js';
+export { describeDiff, isChangeRequest } from './change-requests.js';
 export { describeExposure } from './exposure.js';
 export { formatLocalTime, formatTime, timeMs, type ApiTime } from './time.js';
 export type * from './types.js';

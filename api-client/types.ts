@@ -55,3 +55,6 @@ export type HistoryPage = Schemas['HistoryPage'];
 export type HistoryDiff = Schemas['HistoryDiff'];
 export type StateChange = Schemas['StateChange'];
 export type RevertRequest = Schemas['RevertRequest'];
+export type ChangeRequest = Schemas['ChangeRequest'];
+export type ChangeRequestStatus = Schemas['ChangeRequestStatus'];
+export type ChangeRequestDiffEntry = Schemas['ChangeRequestDiffEntry'];

@@ -39,7 +39,13 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Rename an environment or turn change requests on or off
+         * @description With `requireApproval: true`, a `PUT` of a flag's state in this environment answers `202` with a pending
+         *     change request instead of writing it (see the change-requests operations). Kill, revive, kill-all, revive-all,
+         *     revert and canary rollbacks are never held. Audited as `environment.update`; SDKs see nothing of it.
+         */
+        patch: operations["updateEnvironment"];
         trace?: never;
     };
     "/api/v1/environments/{env}/kill-all": {
@@ -193,6 +199,11 @@ export interface paths {
          *     segments exist), so every stored state is one SDKs can evaluate. `version` and the other read-only members
          *     of a `GET` answer may be sent back and are ignored: the server assigns them. `reason` goes to the audit log.
          *     Honours `If-Match` (412 when stale).
+         *
+         *     In an environment that requires approval (`requireApproval`), a valid state is not written: the answer is
+         *     `202` with a pending change request holding it, based on the state's current version (a bad state is still
+         *     `400`, a stale `If-Match` still `412`). Nothing changes and nothing is streamed until the request is approved
+         *     by another actor and applied.
          */
         put: operations["putFlagState"];
         post?: never;
@@ -627,6 +638,120 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/change-requests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List change requests
+         * @description Newest first. Open requests (pending, approved) carry the diff against the flag's current state.
+         */
+        get: operations["listChangeRequests"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/change-requests/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The change request's id. */
+                id: components["parameters"]["ChangeRequestId"];
+            };
+            cookie?: never;
+        };
+        /** Get a change request */
+        get: operations["getChangeRequest"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/change-requests/{id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The change request's id. */
+                id: components["parameters"]["ChangeRequestId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve a pending change request
+         * @description Only a pending request can be approved, and only by another actor than its author (tokens are compared by
+         *     id): the author's own approval is `403` (problem type `forbidden`). Audited as `change-request.approve`.
+         */
+        post: operations["approveChangeRequest"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/change-requests/{id}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The change request's id. */
+                id: components["parameters"]["ChangeRequestId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reject a pending or approved change request
+         * @description Anyone may reject an open request, its author included (a withdrawal). Audited as `change-request.reject`.
+         */
+        post: operations["rejectChangeRequest"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/change-requests/{id}/apply": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The change request's id. */
+                id: components["parameters"]["ChangeRequestId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Apply an approved change request
+         * @description Writes the request's state as a new version of the flag's state (audited as `flag-state.update` and
+         *     `change-request.apply`, streamed to SDKs like any write), in one transaction that first checks the state is
+         *     still at the request's `baseVersion`. If it moved on, the answer is `409` with `baseVersion`,
+         *     `currentVersion` and `diff` (the current state against the request's state) and nothing changes; the
+         *     request stays approved. A request that is not approved is `409` too.
+         */
+        post: operations["applyChangeRequest"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/sdk/v1/flags": {
         parameters: {
             query?: never;
@@ -961,6 +1086,14 @@ export interface components {
             /** @description The environment's version counter, bumped by every change visible to SDKs. */
             version: number;
             createdAt: components["schemas"]["DateTime"];
+            /** @description A `PUT` of a flag's state becomes a change request that another actor approves. */
+            requireApproval: boolean;
+        };
+        EnvironmentUpdate: {
+            /** @description Display name. */
+            name?: string;
+            /** @description Hold state changes for another actor's approval (change requests). */
+            requireApproval?: boolean;
         };
         EnvironmentCreate: {
             key: components["schemas"]["EnvironmentKey"];
@@ -1684,6 +1817,72 @@ export interface components {
             errorCode: components["schemas"]["OfrepErrorCode"];
             errorDetails?: string;
         };
+        /**
+         * @description `pending` → `approved` → `applied`, or `rejected` from either of the first two.
+         * @enum {string}
+         */
+        ChangeRequestStatus: "pending" | "approved" | "rejected" | "applied";
+        ChangeRequestActor: {
+            /** @description The token's id (null for a system actor). */
+            tokenId: string | null;
+            name: string;
+        };
+        /** @description One difference between two states, at a JSON pointer into them. */
+        ChangeRequestDiffEntry: {
+            /** @enum {string} */
+            op: "add" | "remove" | "replace";
+            /** @description JSON pointer (`/rules/0/serve/variant`; `` for the whole state). */
+            path: string;
+            /** @description The value in the first state (absent for `add`). */
+            before?: unknown;
+            /** @description The value in the second state (absent for `remove`). */
+            after?: unknown;
+        };
+        /** @description The whole flag state a change request would write (what the `PUT` sent, validated). */
+        ChangeRequestState: {
+            enabled: boolean;
+            offVariant: components["schemas"]["VariantKey"];
+            targets: components["schemas"]["Target"][];
+            rules: components["schemas"]["Rule"][];
+            fallthrough: components["schemas"]["Serve"];
+        };
+        ChangeRequest: {
+            id: string;
+            status: components["schemas"]["ChangeRequestStatus"];
+            flag: components["schemas"]["FlagKey"];
+            environment: components["schemas"]["EnvironmentKey"];
+            /** @description The version of the flag's state the request was made against; `apply` needs the state still there. */
+            baseVersion: number;
+            state: components["schemas"]["ChangeRequestState"];
+            /** @description The author's reason (the `PUT`'s `reason`). */
+            reason: string | null;
+            author: components["schemas"]["ChangeRequestActor"];
+            /** @description Who approved or rejected it (null while pending). */
+            reviewer: components["schemas"]["ChangeRequestActor"] | null;
+            reviewReason: string | null;
+            createdAt: components["schemas"]["DateTime"];
+            updatedAt: components["schemas"]["DateTime"];
+            /** @description Open requests only (null once rejected or applied); the flag's state version now. */
+            currentVersion: number | null;
+            /** @description Open requests only (null once closed); what applying would change in the current state. */
+            diff: components["schemas"]["ChangeRequestDiffEntry"][] | null;
+        };
+        ChangeRequestList: {
+            changeRequests: components["schemas"]["ChangeRequest"][];
+        };
+        ChangeRequestApplyResult: {
+            changeRequest: components["schemas"]["ChangeRequest"];
+            state: components["schemas"]["FlagStateWriteResult"];
+        };
+        /**
+         * @description A problem document; when the flag's state moved past the request's base version it also carries
+         *     `baseVersion`, `currentVersion` and `diff` (the current state against the request's state).
+         */
+        ChangeRequestConflict: components["schemas"]["Problem"] & {
+            baseVersion?: number;
+            currentVersion?: number;
+            diff?: components["schemas"]["ChangeRequestDiffEntry"][];
+        };
         Health: {
             /** @enum {string} */
             status: "ok";
@@ -1811,6 +2010,8 @@ export interface components {
         WaitMs: number;
         /** @description Page size. */
         Limit: number;
+        /** @description The change request's id. */
+        ChangeRequestId: string;
         /** @description The `nextCursor` of the previous page. */
         Cursor: string;
     };
@@ -1820,6 +2021,8 @@ export interface components {
         ETag: string;
         /** @description Seconds to wait before trying again. */
         RetryAfter: number;
+        /** @description The change request's URL (`/api/v1/change-requests/{id}`). */
+        ChangeRequestLocation: string;
     };
     pathItems: never;
 }
@@ -1892,6 +2095,39 @@ export interface operations {
         requestBody?: never;
         responses: {
             /** @description The environment and its current version. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Environment"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    updateEnvironment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The environment key. */
+                env: components["parameters"]["Env"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EnvironmentUpdate"];
+                "application/merge-patch+json": components["schemas"]["EnvironmentUpdate"];
+            };
+        };
+        responses: {
+            /** @description The environment as it is now. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2245,6 +2481,16 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["FlagStateWriteResult"];
+                };
+            };
+            /** @description The environment requires approval; the state is held as a pending change request. */
+            202: {
+                headers: {
+                    Location: components["headers"]["ChangeRequestLocation"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeRequest"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3078,6 +3324,174 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    listChangeRequests: {
+        parameters: {
+            query?: {
+                /** @description Only this environment's requests. */
+                environment?: components["schemas"]["EnvironmentKey"];
+                /** @description Only requests in this status. */
+                status?: components["schemas"]["ChangeRequestStatus"];
+                /** @description Only this flag's requests. */
+                flag?: components["schemas"]["FlagKey"];
+                /** @description At most this many requests. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The change requests. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeRequestList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    getChangeRequest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The change request's id. */
+                id: components["parameters"]["ChangeRequestId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The change request (with its diff against the current state while it is open). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeRequest"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    approveChangeRequest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The change request's id. */
+                id: components["parameters"]["ChangeRequestId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ReasonRequest"];
+            };
+        };
+        responses: {
+            /** @description The approved request. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeRequest"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    rejectChangeRequest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The change request's id. */
+                id: components["parameters"]["ChangeRequestId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ReasonRequest"];
+            };
+        };
+        responses: {
+            /** @description The rejected request. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeRequest"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    applyChangeRequest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The change request's id. */
+                id: components["parameters"]["ChangeRequestId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ReasonRequest"];
+            };
+        };
+        responses: {
+            /** @description The applied request and the state it wrote. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeRequestApplyResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            /** @description The request is not approved, or the flag's state moved past its base version; nothing changed. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ChangeRequestConflict"];
+                };
+            };
             429: components["responses"]["TooManyRequests"];
         };
     };

@@ -63,12 +63,14 @@ import { setupMetrics, type MetricsOptions } from './metrics/metrics-setup.js';
 import { metricsAdminRoutes, metricsIngestRoutes } from './metrics/metrics-routes.js';
 import { setupCanaries, type CanaryOptions } from './canary/canary-setup.js';
 import { canaryRoutes } from './canary/canary-routes.js';
+import { changeRequestRoutes } from './change-requests/change-request-routes.js';
 import { DEFAULT_EVALUATION_TIME, EvaluationTimeBudget, type EvaluationTimeLimits } from './limits/evaluation-time.js';
 import { ChangeFeed } from './storage/change-feed.js';
 import { ChangeFollower } from './storage/change-follower.js';
 import { EnvironmentStore } from './storage/environment-store.js';
 import { AuditStore } from './storage/audit-store.js';
 import { HistoryStore } from './storage/history-store.js';
+import { ChangeRequestStore } from './storage/change-request-store.js';
 import { FlagDefinitionStore } from './storage/flag-definition-store.js';
 import { FlagStateStore } from './storage/flag-state-store.js';
 import { LiveState } from './storage/live-state.js';
@@ -132,6 +134,8 @@ export interface Stores {
   audit: AuditStore;
   /** Every version of every flag state (server/storage/history-store.ts). */
   history: HistoryStore;
+  /** Change requests of environments that require approval (server/storage/change-request-store.ts). */
+  changeRequests: ChangeRequestStore;
 }
 
 /** Snapshot access decorated as `app.snapshots`. */
@@ -238,6 +242,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const segments = new SegmentStore(store, writer, (key, sql) => states.usingSegment(key, sql));
   const audit = new AuditStore(store);
   const history = new HistoryStore(store);
+  const changeRequests = new ChangeRequestStore(store, writer, states);
   const replicaId = options.replica?.id ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   const duties: Duties =
     store.dialect === 'postgres'
@@ -274,7 +279,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   app.decorate('changeFeed', feed);
   app.decorate('now', now);
   app.decorate('boot', boot);
-  app.decorate('stores', { environments, tokens, flags, states, segments, audit, history } satisfies Stores);
+  app.decorate('stores', { environments, tokens, flags, states, segments, audit, history, changeRequests } satisfies Stores);
   app.decorate('snapshots', {
     get: (env: string) => live.get(env),
     version: (env: string) => live.version(env),
@@ -342,6 +347,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       await admin.register(historyRoutes);
       await admin.register(metricsAdminRoutes);
       await admin.register(canaryRoutes);
+      await admin.register(changeRequestRoutes);
     },
     { prefix: '/api/v1' },
   );

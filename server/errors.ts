@@ -191,6 +191,7 @@ const STORE_PROBLEMS: Record<StoreErrorKind, ProblemKind> = {
   conflict: 'conflict',
   'in-use': 'in-use',
   invalid: 'validation',
+  forbidden: 'forbidden',
 };
 
 /** The problem document for an error (5xx details are logged, never sent): what the fastify error handler sends. */

@@ -5,6 +5,7 @@ import { LiveContext, useLivePoller } from './lib/live.js';
 import { onLinkClick, useRoute } from './lib/router.js';
 import { getEnvironment, getToken, setEnvironment, setToken } from './lib/session.js';
 import { AuditPage } from './pages/audit-page.js';
+import { ChangeRequestsPage } from './pages/change-requests-page.js';
 import { CanaryPage } from './pages/canary-page.js';
 import { FlagPage } from './pages/flag-page.js';
 import { FlagsPage } from './pages/flags-page.js';
@@ -47,6 +48,7 @@ export function App() {
         </a>
         <nav aria-label="Main">
           {nav('/', 'Flags', route.page === 'flags' || route.page === 'flag' || route.page === 'canary')}
+          {nav('/change-requests', 'Change requests', route.page === 'change-requests')}
           {nav('/audit', 'Audit log', route.page === 'audit')}
           {nav('/segments', 'Segments', route.page === 'segments')}
           {nav('/tokens', 'Tokens', route.page === 'tokens')}
@@ -74,6 +76,7 @@ export function App() {
         {route.page === 'flag' && <FlagPage flagKey={route.key} environment={env} environments={live.environments.map((e) => e.key)} />}
         {route.page === 'canary' && <CanaryPage flagKey={route.key} environment={env} />}
         {route.page === 'audit' && <AuditPage environment={env} />}
+        {route.page === 'change-requests' && <ChangeRequestsPage environment={env} />}
         {route.page === 'segments' && <SegmentsPage />}
         {route.page === 'tokens' && <TokensPage environments={live.environments.map((e) => e.key)} />}
         {route.page === 'not-found' && <p>No such page.</p>}

@@ -1,4 +1,7 @@
-/** `GET|POST /api/v1/environments`, `GET /api/v1/environments/{env}`; the panic button lives in flag-state-routes. */
+/**
+ * `GET|POST /api/v1/environments`, `GET|PATCH /api/v1/environments/{env}` (PATCH: `name`, `requireApproval`); the panic
+ * button lives in flag-state-routes.
+ */
 import type { FastifyPluginAsync } from 'fastify';
 import { problem } from '../errors.js';
 import type { RouteOf } from '../openapi/route-types.js';
@@ -20,5 +23,10 @@ export const environmentRoutes: FastifyPluginAsync = async (app) => {
     const env = await app.stores.environments.get(request.params.env);
     if (!env) throw problem('not-found', `No environment "${request.params.env}".`);
     return env;
+  });
+
+  app.patch<RouteOf<'updateEnvironment'>>('/environments/:env', { schema: routeSchema('updateEnvironment') }, async (request) => {
+    const { name, requireApproval } = request.body;
+    return app.stores.environments.update(request.actor!, request.params.env, { name, requireApproval });
   });
 };

@@ -1,6 +1,8 @@
 /**
  * Per-environment flag state, kill switches and the panic button:
- *   GET|PUT /api/v1/flags/{key}/environments/{env}            (ETag "v<version>", If-Match honoured on PUT; GET ?at= the past state)
+ *   GET|PUT /api/v1/flags/{key}/environments/{env}            (ETag "v<version>", If-Match honoured on PUT; GET ?at= the past
+ *                                                              state; in an environment that requires approval a PUT
+ *                                                              answers 202 with a change request: change-request-store.ts)
  *   POST    /api/v1/flags/{key}/environments/{env}/kill|revive  (idempotent, no If-Match, optional { reason })
  *   POST    /api/v1/environments/{env}/kill-all                 ({ reason?, except?: [flagKeys] })
  *   POST    /api/v1/environments/{env}/revive-all               ({ reason? })
@@ -91,7 +93,9 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
     await requireEnv(env);
     const { reason = null, ...state } = request.body;
     const precondition = ifMatch(request.headers['if-match'], stateETag, `The state of "${key}" in "${env}"`);
-    const result = await app.stores.states.putState(request.actor!, env, key, state, precondition, reason);
+    const outcome = await app.stores.changeRequests.putOrRequest(request.actor!, env, key, state, precondition, reason);
+    if (outcome.request) return reply.header('location', `/api/v1/change-requests/${outcome.request.id}`).code(202).send(outcome.request);
+    const result = outcome.applied;
     return reply
       .header('etag', `"${stateETag(result.state.version)}"`)
       .code(200)

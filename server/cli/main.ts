@@ -12,6 +12,7 @@ import {
   appLabel,
   createApiClient,
   deliveryFromReceipt,
+  describeDiff,
   describeExposure,
   describeDelivery,
   followDelivery,
@@ -20,6 +21,8 @@ import {
   sdkLabel,
   type ApiClient,
   type CanaryStatus,
+  type ChangeRequest,
+  type ChangeRequestStatus,
   type Delivery,
   type EnvironmentSummary,
   type Flag,
@@ -552,6 +555,88 @@ export function buildProgram(): Command {
     );
   }
 
+  // ---- change requests ----
+  const requests = program.command('requests').description('change requests of environments that require approval');
+  const statuses = ['pending', 'approved', 'rejected', 'applied'] as const satisfies readonly ChangeRequestStatus[];
+  requests
+    .command('list')
+    .description('change requests, newest first, with what each would change in the current state')
+    .option('-e, --env <environment>', 'only this environment')
+    .addOption(new Option('-s, --status <status>', statuses.join(', ')).choices(statuses))
+    .option('-f, --flag <key>', 'only this flag')
+    .action(async (o: { env?: string; status?: ChangeRequestStatus; flag?: string }, cmd: Command) => {
+      const { api, g } = client(cmd);
+      const query = { ...(o.env ? { environment: o.env } : {}), ...(o.status ? { status: o.status } : {}), ...(o.flag ? { flag: o.flag } : {}) };
+      const list = (await api.get('/api/v1/change-requests', { params: { query } })).changeRequests;
+      print(g, list, () =>
+        list.length === 0
+          ? 'no change requests'
+          : renderTable(
+              ['ID', 'STATUS', 'FLAG', 'ENVIRONMENT', 'BASE', 'NOW', 'AUTHOR', 'REVIEWER', 'CREATED', 'CHANGES'],
+              list.map((r) => [
+                r.id,
+                r.status,
+                r.flag,
+                r.environment,
+                `v${r.baseVersion}`,
+                r.currentVersion === null ? '-' : `v${r.currentVersion}`,
+                r.author.name,
+                r.reviewer?.name ?? '-',
+                formatTime(r.createdAt),
+                r.diff === null ? '-' : String(r.diff.length),
+              ]),
+            ),
+      );
+    });
+  requests
+    .command('show <id>')
+    .description('one change request and its diff against the current state')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const { api, g } = client(cmd);
+      const r = await api.get('/api/v1/change-requests/{id}', { params: { path: { id } } });
+      print(g, r, () => describeRequest(r));
+    });
+  const reviews = {
+    approve: 'approve a pending request (another actor than its author)',
+    reject: 'reject (or, as its author, withdraw) an open request',
+  } as const;
+  for (const [action, what] of Object.entries(reviews) as Array<[keyof typeof reviews, string]>) {
+    requests
+      .command(`${action} <id>`)
+      .description(what)
+      .option('-r, --reason <text>', 'why (recorded in the audit log)')
+      .action(async (id: string, o: { reason?: string }, cmd: Command) => {
+        const { api, g } = client(cmd);
+        const init = { params: { path: { id } }, body: o.reason ? { reason: o.reason } : {} };
+        const r =
+          action === 'approve'
+            ? await api.post('/api/v1/change-requests/{id}/approve', init)
+            : await api.post('/api/v1/change-requests/{id}/reject', init);
+        print(g, r, () => describeRequest(r));
+      });
+  }
+  requests
+    .command('apply <id>')
+    .description("write an approved request's state (refused if the flag's state moved past its base version)")
+    .option('-r, --reason <text>', 'why (recorded in the audit log)')
+    .action(async (id: string, o: { reason?: string }, cmd: Command) => {
+      const { api, g } = client(cmd);
+      try {
+        const r = await api.post('/api/v1/change-requests/{id}/apply', { params: { path: { id } }, body: o.reason ? { reason: o.reason } : {} });
+        print(
+          g,
+          r,
+          () =>
+            `applied: ${r.changeRequest.flag} in ${r.changeRequest.environment} is now state version ${r.state.version} (environment version ${r.state.environmentVersion})`,
+        );
+      } catch (e) {
+        // The flag moved on: say what changed since, so the author can make a new request against it.
+        const diff = e instanceof ApiError && e.status === 409 ? (e.problem as { diff?: ChangeRequest['diff'] }).diff : undefined;
+        if (diff) err(['the current state differs from the request at:', ...describeDiff(diff).map((l) => `  ${l}`)].join('\n'));
+        throw e;
+      }
+    });
+
   // ---- tokens ----
   const tokens = program.command('tokens').description('admin tokens and SDK keys');
   tokens
@@ -667,6 +752,28 @@ function describeCanary(flag: string, env: string, c: CanaryStatus): string {
         [side('control', cmp.control), side('canary', cmp.canary)],
       ),
     );
+  }
+  return lines.join('\n');
+}
+
+function describeRequest(r: ChangeRequest): string {
+  const lines = [
+    renderPairs([
+      ['id', r.id],
+      ['status', r.status],
+      ['flag', r.flag],
+      ['environment', r.environment],
+      ['base version', `v${r.baseVersion}`],
+      ['current version', r.currentVersion === null ? '-' : `v${r.currentVersion}`],
+      ['author', r.author.name],
+      ['reason', r.reason ?? '-'],
+      ['reviewer', r.reviewer ? `${r.reviewer.name}${r.reviewReason ? ` (${r.reviewReason})` : ''}` : '-'],
+      ['created', formatTime(r.createdAt)],
+    ]),
+  ];
+  if (r.diff !== null) {
+    lines.push('', r.diff.length ? 'changes against the current state:' : 'no change against the current state');
+    lines.push(...describeDiff(r.diff).map((l) => `  ${l}`));
   }
   return lines.join('\n');
 }

@@ -3,7 +3,8 @@ import type { FlagDefinition } from '@aviary/sdk/core';
 import { defaultFlagState } from './core-api.js';
 import { apiTime } from '../openapi/time.js';
 import type { ChangeFeed } from './change-feed.js';
-import type { StorePort } from './port.js';
+import { bool, type StorePort } from './port.js';
+import { notFound } from './store-errors.js';
 import type { EnvironmentRow } from './rows.js';
 import type { StoredFlagState } from './schema.js';
 import { CHANGES_CHANNEL, type Actor, type Writer } from './writer.js';
@@ -17,6 +18,8 @@ export interface EnvironmentInfo {
   version: number;
   /** RFC 3339 (the API's form; stored as epoch ms). */
   createdAt: string;
+  /** State changes (PUT of a flag state) become change requests that another actor approves (change-request-store.ts). */
+  requireApproval: boolean;
 }
 
 /** Environments every installation has after its first boot. */
@@ -31,11 +34,13 @@ const toInfo = (r: EnvironmentRow): EnvironmentInfo => ({
   name: r.name,
   version: Number(r.version),
   createdAt: apiTime(Number(r.created_at)),
+  requireApproval: bool(r.require_approval),
 });
 
 const SQL = {
-  all: 'SELECT key, name, version, created_at FROM environments',
-  one: 'SELECT key, name, version, created_at FROM environments WHERE key = ?',
+  all: 'SELECT key, name, version, created_at, require_approval FROM environments',
+  one: 'SELECT key, name, version, created_at, require_approval FROM environments WHERE key = ?',
+  update: 'UPDATE environments SET name = ?, require_approval = ? WHERE key = ?',
   insert: 'INSERT INTO environments (key, name, version, created_at) VALUES (?, ?, 0, ?)',
   flags: 'SELECT key, kind, variants FROM flags',
   insertState: 'INSERT INTO flag_states (environment, flag, state, version, updated_at) VALUES (?, ?, ?, 1, ?)',
@@ -87,6 +92,26 @@ export class EnvironmentStore {
       await this.loaded(value.key);
       this.feed.emit('environment.created', { environment: value.key });
     }
+    return value;
+  }
+
+  /**
+   * Renames an environment or turns change requests on or off for it (audited as `environment.update`). Nothing SDKs
+   * see changes, so no version is bumped.
+   */
+  async update(actor: Actor, key: string, patch: { name?: string | undefined; requireApproval?: boolean | undefined }): Promise<EnvironmentInfo> {
+    const { value } = await this.writer.write(actor, async (w) => {
+      const row = await w.tx.get<EnvironmentRow>(SQL.one, [key]);
+      if (!row) throw notFound(`No environment "${key}".`);
+      const before = toInfo(row);
+      const name = patch.name ?? before.name;
+      const requireApproval = patch.requireApproval ?? before.requireApproval;
+      if (name === before.name && requireApproval === before.requireApproval) return before;
+      await w.tx.run(SQL.update, [name, requireApproval, key]);
+      const after = toInfo((await w.tx.get<EnvironmentRow>(SQL.one, [key]))!);
+      w.audit({ action: 'environment.update', resourceType: 'environment', resourceKey: key, environment: key, before, after });
+      return after;
+    });
     return value;
   }
 

@@ -169,6 +169,18 @@ export class FlagStateStore {
     return { state: after, changed: true, environmentVersion: await this.envVersion(w.tx, environment) };
   }
 
+  /**
+   * A state as a PUT sends it (read-only members ignored), validated by the core against the flag: what `putState`
+   * stores, and what a change request holds (change-request-store.ts). Throws `invalid` (with the issues) or `not-found`.
+   */
+  async validateInput(key: string, input: unknown, sql: Sql = this.store): Promise<StoredFlagState> {
+    const flag = await sql.get<FlagRow>(SQL.flag, [key]);
+    if (!flag) throw notFound(`No flag "${key}".`);
+    const v = validateFlagState(stripReadOnly(input), definitionOf(flag), await segmentKeys(sql));
+    if (!v.ok) throw invalid(v.issues);
+    return v.value;
+  }
+
   /** Replaces a flag's state in an environment (validated by the core). Clears any panic hold on it. */
   async putState(
     actor: Actor,
@@ -178,25 +190,8 @@ export class FlagStateStore {
     precondition?: Precondition,
     reason: string | null = null,
   ): Promise<StateWriteResult> {
-    const flag = await this.store.get<FlagRow>(SQL.flag, [key]);
-    if (!flag) throw notFound(`No flag "${key}".`);
-    const body = stripReadOnly(input);
-    const v = validateFlagState(body, definitionOf(flag), await segmentKeys(this.store));
-    if (!v.ok) throw invalid(v.issues);
-    const state: StoredFlagState = v.value;
-    return this.updateFlagState(
-      environment,
-      key,
-      (cur) => ({
-        state,
-        // Turning a killed flag back on by a PUT ends the kill; a PUT is an operator taking over from a panic.
-        ...(state.enabled ? { killedAt: null, killReason: null } : cur.enabled ? { killedAt: null, killReason: null } : {}),
-        panicSavedState: null,
-      }),
-      actor,
-      reason,
-      { action: 'flag-state.update', precondition },
-    );
+    const state = await this.validateInput(key, input);
+    return this.updateFlagState(environment, key, replaceWith(state), actor, reason, { action: 'flag-state.update', precondition });
   }
 
   /**
@@ -337,6 +332,16 @@ export class FlagStateStore {
     const row = await sql.get<{ version: number }>(SQL.envVersion, [environment]);
     return row ? Number(row.version) : 0;
   }
+}
+
+/** The mutation of a PUT: the whole state replaced; a PUT also ends a kill it turns on, and takes over from a panic hold. */
+export function replaceWith(state: StoredFlagState): StateMutation {
+  return (cur) => ({
+    state,
+    // Turning a killed flag back on by a PUT ends the kill; a PUT is an operator taking over from a panic.
+    ...(state.enabled ? { killedAt: null, killReason: null } : cur.enabled ? { killedAt: null, killReason: null } : {}),
+    panicSavedState: null,
+  });
 }
 
 export function nullableNumber(v: number | null): number | null {

@@ -6,7 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiError, UnreachableError, createApiClient, describeProblem, type ApiClient } from '@aviary/api-client';
+import { ApiError, UnreachableError, createApiClient, describeProblem, isChangeRequest, type ApiClient } from '@aviary/api-client';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 let srv: TestServer;
@@ -40,6 +40,7 @@ describe('the typed admin API client', () => {
       params: { path },
       body: { enabled: true, offVariant: 'off', fallthrough: { variant: 'on' } },
     });
+    if (isChangeRequest(on)) throw new Error('staging does not require approval');
     const killed = await api.post('/api/v1/flags/{key}/environments/{env}/kill', { params: { path, query: { waitMs: 0 } }, body: { reason: 'r' } });
     expect(killed).toMatchObject({
       flag: 'typed-flag',
@@ -89,6 +90,7 @@ describe('the typed admin API client', () => {
     expect(first.etag).toBe(`"v${first.data.version}"`);
     const body = { enabled: true, offVariant: 'off', fallthrough: { variant: 'on' } };
     const written = await api.put('/api/v1/flags/{key}/environments/{env}', { params: { path, header: { 'If-Match': first.etag! } }, body });
+    if (isChangeRequest(written)) throw new Error('production does not require approval');
     expect(written.version).toBe(first.data.version + 1);
     const stale = await api
       .put('/api/v1/flags/{key}/environments/{env}', { params: { path, header: { 'If-Match': first.etag! } }, body: { ...body, enabled: false } })

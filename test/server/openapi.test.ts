@@ -429,6 +429,39 @@ describe('real responses conform to the spec', () => {
     conforms('revertFlagState', await a.post(`${path}/revert`, { version: 1 }));
   });
 
+  it('change requests: approval on, a held PUT, approve, reject, apply, conflicts', async () => {
+    const a = api(srv);
+    const other = (await a.post('/api/v1/tokens', { kind: 'admin', name: 'openapi-reviewer' })).body.token as string;
+    const b = api({ url: srv.url, adminToken: other });
+    conforms('updateEnvironment', await a.patch('/api/v1/environments/qa', { requireApproval: true }));
+    conforms('updateEnvironment', await a.patch('/api/v1/environments/qa', {}));
+    conforms('updateEnvironment', await a.patch('/api/v1/environments/nope', { requireApproval: true }));
+    await a.post('/api/v1/flags', { key: 'held', kind: 'boolean' });
+    const state = { enabled: true, offVariant: 'off', fallthrough: { variant: 'on' } };
+    const held = await a.put('/api/v1/flags/held/environments/qa', state);
+    expect(held.status).toBe(202);
+    conforms('putFlagState', held);
+    conforms('getChangeRequest', await a.get(`/api/v1/change-requests/${held.body.id}`));
+    conforms('getChangeRequest', await a.get('/api/v1/change-requests/nope'));
+    conforms('listChangeRequests', await a.get('/api/v1/change-requests?environment=qa&status=pending'));
+    conforms('listChangeRequests', await a.get('/api/v1/change-requests?status=bogus'));
+    conforms('approveChangeRequest', await a.post(`/api/v1/change-requests/${held.body.id}/approve`));
+    conforms('applyChangeRequest', await a.post(`/api/v1/change-requests/${held.body.id}/apply`));
+    conforms('approveChangeRequest', await b.post(`/api/v1/change-requests/${held.body.id}/approve`, { reason: 'ok' }));
+    conforms('approveChangeRequest', await b.post(`/api/v1/change-requests/${held.body.id}/approve`));
+    conforms('applyChangeRequest', await a.post(`/api/v1/change-requests/${held.body.id}/apply`));
+    const second = await a.put('/api/v1/flags/held/environments/qa', { ...state, enabled: false });
+    const third = await a.put('/api/v1/flags/held/environments/qa', { ...state, fallthrough: { variant: 'off' } });
+    conforms('rejectChangeRequest', await a.post(`/api/v1/change-requests/${second.body.id}/reject`, { reason: 'withdrawn' }));
+    conforms('rejectChangeRequest', await a.post(`/api/v1/change-requests/${second.body.id}/reject`));
+    await b.post(`/api/v1/change-requests/${third.body.id}/approve`);
+    await a.post('/api/v1/flags/held/environments/qa/kill');
+    const moved = await a.post(`/api/v1/change-requests/${third.body.id}/apply`);
+    expect(moved.status).toBe(409);
+    conforms('applyChangeRequest', moved);
+    expect(exercised.get('applyChangeRequest')).toEqual(new Set([200, 409]));
+  });
+
   it('operations routes', async () => {
     conforms('healthz', await request(srv, 'GET', '/healthz', { token: null }));
     conforms('readyz', await request(srv, 'GET', '/readyz', { token: null }));
@@ -458,9 +491,9 @@ describe('real responses conform to the spec', () => {
 
   it('rejects a response that breaks the schema (the checks above can fail)', () => {
     const validate = ajv.compile(responseSchema('getEnvironment', 200)!);
-    expect(validate({ key: 'qa', name: 'QA', version: 1, createdAt: '2026-01-01T00:00:00.000Z' })).toBe(true);
-    expect(validate({ key: 'qa', name: 'QA', version: 1, createdAt: '2026-01-01' })).toBe(false);
-    expect(validate({ key: 'qa', name: 'QA', version: 1, createdAt: 1767225600000 })).toBe(false);
+    expect(validate({ key: 'qa', name: 'QA', version: 1, createdAt: '2026-01-01T00:00:00.000Z', requireApproval: false })).toBe(true);
+    expect(validate({ key: 'qa', name: 'QA', version: 1, createdAt: '2026-01-01', requireApproval: false })).toBe(false);
+    expect(validate({ key: 'qa', name: 'QA', version: 1, createdAt: 1767225600000, requireApproval: false })).toBe(false);
     expect(() => checkTimes('getEnvironment', { createdAt: 1767225600000 })).toThrow();
     expect(() => checkTimes('listAudit', { entries: [{ after: { killedAt: 1767225600000 } }] })).toThrow();
   });

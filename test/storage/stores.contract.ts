@@ -271,4 +271,81 @@ export function storeContract(name: string, start: () => Promise<{ app: FastifyI
       expect((await history.list('hist-env', 'hist')).entries.map((e) => e.version)).toEqual([1]);
     });
   });
+
+  describe(`store contract: ${name}: change requests`, () => {
+    let app: FastifyInstance;
+    let close: () => Promise<void>;
+    const AUTHOR: Actor = { tokenId: 'author-token', name: 'author' };
+    const REVIEWER: Actor = { tokenId: 'reviewer-token', name: 'reviewer' };
+    const ON = { enabled: true, offVariant: 'off', targets: [], rules: [], fallthrough: { variant: 'on' } };
+    beforeAll(async () => {
+      ({ app, close } = await start());
+      await app.stores.flags.create(OPERATOR, { key: 'cr-flag', kind: 'boolean', variants });
+      await app.stores.environments.update(OPERATOR, 'staging', { requireApproval: true });
+    });
+    afterAll(async () => {
+      await close?.();
+    });
+
+    it('requireApproval: stored as a boolean, read back, audited; other environments keep writing directly', async () => {
+      expect((await app.stores.environments.get('staging'))!.requireApproval).toBe(true);
+      expect((await app.stores.environments.list()).map((e) => [e.key, e.requireApproval])).toEqual([
+        ['development', false],
+        ['staging', true],
+        ['production', false],
+      ]);
+      const direct = await app.stores.changeRequests.putOrRequest(AUTHOR, 'production', 'cr-flag', ON, undefined, null);
+      expect(direct.applied).toMatchObject({ changed: true, state: { enabled: true, version: 2 } });
+      expect((await app.stores.audit.list({ environment: 'staging' })).entries[0]).toMatchObject({ action: 'environment.update' });
+    });
+
+    it('a held state: pending, nothing written, no version; approve by another actor only; apply under the base version', async () => {
+      const { changeRequests, states } = app.stores;
+      const before = app.snapshots.version('staging');
+      const held = await changeRequests.putOrRequest(AUTHOR, 'staging', 'cr-flag', ON, undefined, 'go');
+      expect(held.request).toMatchObject({ status: 'pending', baseVersion: 1, state: ON, reason: 'go', author: AUTHOR, currentVersion: 1 });
+      const id = held.request!.id;
+      expect(app.snapshots.version('staging')).toBe(before);
+      expect((await states.getState('staging', 'cr-flag'))!.version).toBe(1);
+      await expect(changeRequests.putOrRequest(AUTHOR, 'staging', 'cr-flag', { ...ON, offVariant: 'nope' }, undefined, null)).rejects.toMatchObject({
+        kind: 'invalid',
+      });
+      await expect(changeRequests.approve(AUTHOR, id, null)).rejects.toMatchObject({ name: 'StoreError', kind: 'forbidden' });
+      await expect(changeRequests.apply(AUTHOR, id, null)).rejects.toMatchObject({ kind: 'conflict' });
+      expect(await changeRequests.approve(REVIEWER, id, 'ok')).toMatchObject({ status: 'approved', reviewer: REVIEWER, reviewReason: 'ok' });
+      const { request, result } = await changeRequests.apply(AUTHOR, id, null);
+      expect(request.status).toBe('applied');
+      expect(result).toMatchObject({ changed: true, environmentVersion: before! + 1, state: { enabled: true, version: 2 } });
+      expect(app.snapshots.get('staging')!.flags.find((f) => f.key === 'cr-flag')!.state.enabled).toBe(true);
+      expect((await changeRequests.list({ environment: 'staging', status: 'applied' })).map((r) => r.id)).toEqual([id]);
+      const actions = (await app.stores.audit.list({ environment: 'staging', limit: 4 })).entries.map((e) => e.action);
+      expect(actions).toEqual(['change-request.apply', 'flag-state.update', 'change-request.approve', 'change-request.create']);
+    });
+
+    it('apply on a moved base refuses with the diff, atomically; reject closes a request', async () => {
+      const { changeRequests, states } = app.stores;
+      const held = await changeRequests.putOrRequest(AUTHOR, 'staging', 'cr-flag', { ...ON, fallthrough: { variant: 'off' } }, undefined, null);
+      const id = held.request!.id;
+      await changeRequests.approve(REVIEWER, id, null);
+      await states.kill(OPERATOR, 'staging', 'cr-flag', 'incident');
+      const version = app.snapshots.version('staging');
+      await expect(changeRequests.apply(REVIEWER, id, null)).rejects.toMatchObject({
+        kind: 'conflict',
+        details: {
+          baseVersion: 2,
+          currentVersion: 3,
+          diff: [
+            { op: 'replace', path: '/enabled', before: false, after: true },
+            { op: 'replace', path: '/fallthrough/variant', before: 'on', after: 'off' },
+          ],
+        },
+      });
+      expect(app.snapshots.version('staging')).toBe(version);
+      expect((await changeRequests.get(id))!.status).toBe('approved');
+      expect(await changeRequests.reject(AUTHOR, id, 'withdrawn')).toMatchObject({ status: 'rejected', reviewer: AUTHOR, diff: null });
+      await expect(changeRequests.reject(AUTHOR, id, null)).rejects.toMatchObject({ kind: 'conflict' });
+      expect(await changeRequests.get('missing')).toBeNull();
+      await expect(changeRequests.approve(REVIEWER, 'missing', null)).rejects.toMatchObject({ kind: 'not-found' });
+    });
+  });
 }

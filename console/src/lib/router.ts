@@ -11,6 +11,7 @@ export type Route =
   | { page: 'audit' }
   | { page: 'segments' }
   | { page: 'tokens' }
+  | { page: 'change-requests' }
   | { page: 'not-found' };
 
 export function parseRoute(path: string): Route {
@@ -19,7 +20,8 @@ export function parseRoute(path: string): Route {
   if (parts[0] === 'flags' && parts.length === 1) return { page: 'flags' };
   if (parts[0] === 'flags' && parts.length === 2) return { page: 'flag', key: parts[1]! };
   if (parts[0] === 'flags' && parts.length === 3 && parts[2] === 'canary') return { page: 'canary', key: parts[1]! };
-  if (parts.length === 1 && (parts[0] === 'audit' || parts[0] === 'segments' || parts[0] === 'tokens')) return { page: parts[0] };
+  if (parts.length === 1 && (parts[0] === 'audit' || parts[0] === 'segments' || parts[0] === 'tokens' || parts[0] === 'change-requests'))
+    return { page: parts[0] };
   return { page: 'not-found' };
 }
 

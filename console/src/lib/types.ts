@@ -5,6 +5,7 @@ export type {
   Canary,
   CanaryStage,
   CanaryStatus,
+  ChangeRequest,
   Condition,
   ConnectedSdkList,
   Environment,

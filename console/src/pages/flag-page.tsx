@@ -9,6 +9,7 @@ import type { FlagDefinition, FlagState as CoreFlagState, Segment as CoreSegment
 import { FlagHistory } from '../components/flag-history.js';
 import { KillSwitch } from '../components/kill-switch.js';
 import { ServeEditor } from '../components/serve-editor.js';
+import { isChangeRequest } from '@aviary/api-client';
 import { api, ApiError, errorText } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
 import { previewReassignment } from '../lib/preview.js';
@@ -207,6 +208,8 @@ function TargetingEditor({ flag, environment, state: resource, etag, segments, c
   const [saving, setSaving] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [saved, setSaved] = useState(false);
+  /** The id of the change request the last save became (the environment requires approval). */
+  const [requested, setRequested] = useState<string | null>(null);
   const [sampleAttrs, setSampleAttrs] = useState('{}');
   const variants = flag.variants.map((v) => v.key);
   const dirty = JSON.stringify(draft) !== JSON.stringify(base.state);
@@ -220,7 +223,10 @@ function TargetingEditor({ flag, environment, state: resource, etag, segments, c
     }
   }, [state.version, etag]);
 
-  useEffect(() => setSaved(false), [draft]);
+  useEffect(() => {
+    setSaved(false);
+    setRequested(null);
+  }, [draft]);
 
   const attrs = useMemo(() => {
     try {
@@ -258,11 +264,13 @@ function TargetingEditor({ flag, environment, state: resource, etag, segments, c
     try {
       // If-Match with the version we started from: a change made meanwhile elsewhere is a 412, not overwritten.
       const { version: _v, ...body } = draft;
-      await api.put('/api/v1/flags/{key}/environments/{env}', {
+      const answer = await api.put('/api/v1/flags/{key}/environments/{env}', {
         params: { path: { key: flag.key, env: environment }, header: base.etag ? { 'If-Match': base.etag } : {} },
         body,
       });
-      setSaved(true);
+      // An environment that requires approval holds the change: nothing is written until another actor approves it.
+      if (isChangeRequest(answer)) setRequested(answer.id);
+      else setSaved(true);
       live.refresh();
       onSaved();
     } catch (err) {
@@ -423,6 +431,15 @@ function TargetingEditor({ flag, environment, state: resource, etag, segments, c
           {saving ? 'Saving…' : preview && !('error' in preview) && preview.leavingCanary > 0 ? 'Save anyway' : 'Save targeting'}
         </button>
         {saved && <span role="status">Saved.</span>}
+        {requested && (
+          <span role="status" class="requested">
+            {environment} requires approval: your change is now a pending{' '}
+            <a href="/change-requests" onClick={onLinkClick}>
+              change request
+            </a>
+            . Nothing changes until another person approves and applies it.
+          </span>
+        )}
       </div>
     </form>
   );
