@@ -199,7 +199,7 @@ export class ScheduleStore {
       const { value } = await this.writer.write(actor, async (w): Promise<RunOutcome> => {
         await guard(w);
         const row = await w.tx.get<ScheduleRow>(SQL.get, [id]);
-        if (!row || row.status !== 'pending' || Number(row.at) > w.now) return { outcome: 'skipped' };
+        if (row?.status !== 'pending' || Number(row.at) > w.now) return { outcome: 'skipped' };
         const at = Number(row.at);
         const lateMs = Math.max(0, w.now - at);
         const late = lateMs > LATE_AFTER_MS;
@@ -239,7 +239,7 @@ export class ScheduleStore {
     const { value } = await this.writer.write(actor, async (w): Promise<RunOutcome> => {
       await guard(w);
       const row = await w.tx.get<ScheduleRow>(SQL.get, [id]);
-      if (!row || row.status !== 'pending') return { outcome: 'skipped' };
+      if (row?.status !== 'pending') return { outcome: 'skipped' };
       await w.tx.run(SQL.finish, ['failed', error, w.now, w.now, id]);
       const after = resourceOf((await w.tx.get<ScheduleRow>(SQL.get, [id]))!);
       w.audit({
