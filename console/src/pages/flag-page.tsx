@@ -6,6 +6,7 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import type { FlagDefinition, FlagState as CoreFlagState, Segment as CoreSegment } from '@aviary/sdk/core';
 import { KillSwitch } from '../components/kill-switch.js';
+import { SchedulesPanel } from '../components/schedules-panel.js';
 import { ServeEditor } from '../components/serve-editor.js';
 import { api, ApiError, errorText } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
@@ -132,6 +133,14 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
           this flag's targeting; edits that move contexts out of it are flagged below.
         </p>
       )}
+      <SchedulesPanel
+        flagKey={f.key}
+        environment={environment}
+        onChanged={() => {
+          flag.reload();
+          full.reload();
+        }}
+      />
       {state ? (
         <TargetingEditor
           key={environment}
