@@ -448,7 +448,7 @@ export interface paths {
                 key: components["parameters"]["FlagKey"];
                 /** @description The environment key. */
                 env: components["parameters"]["Env"];
-                /** @description The schedule's id. */
+                /** @description The schedule's id (a UUID). */
                 id: components["parameters"]["ScheduleId"];
             };
             cookie?: never;
@@ -1783,7 +1783,7 @@ export interface components {
         Limit: number;
         /** @description The `nextCursor` of the previous page. */
         Cursor: string;
-        /** @description The schedule's id. */
+        /** @description The schedule's id (a UUID). */
         ScheduleId: string;
     };
     requestBodies: never;
@@ -2663,7 +2663,7 @@ export interface operations {
                 key: components["parameters"]["FlagKey"];
                 /** @description The environment key. */
                 env: components["parameters"]["Env"];
-                /** @description The schedule's id. */
+                /** @description The schedule's id (a UUID). */
                 id: components["parameters"]["ScheduleId"];
             };
             cookie?: never;
@@ -2695,7 +2695,7 @@ export interface operations {
                 key: components["parameters"]["FlagKey"];
                 /** @description The environment key. */
                 env: components["parameters"]["Env"];
-                /** @description The schedule's id. */
+                /** @description The schedule's id (a UUID). */
                 id: components["parameters"]["ScheduleId"];
             };
             cookie?: never;
