@@ -422,6 +422,68 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/flags/{key}/environments/{env}/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flag key. */
+                key: components["parameters"]["FlagKey"];
+                /** @description The environment key. */
+                env: components["parameters"]["Env"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List a flag's scheduled changes in an environment
+         * @description Ordered by `at` (soonest first), then by id. `status` keeps only schedules in that status.
+         */
+        get: operations["listSchedules"];
+        put?: never;
+        /**
+         * Schedule a kill, a revive or a whole new state at a time
+         * @description The schedule runs once, within seconds of `at`, through the same writer as any change, audited with the
+         *     schedule as actor (`schedule:<id>`). A `state` is validated now like a `PUT` of the flag state, and again when
+         *     it runs: if it no longer validates then (a variant or segment it names is gone, the flag was archived), the
+         *     schedule ends `failed` with the reason and changes nothing. `at` may be at most 60 seconds in the past (a
+         *     schedule for "now" from a client whose clock is slightly ahead); such a schedule runs at once. A schedule whose
+         *     time passed while no server ran runs at the next boot, audited as late.
+         */
+        post: operations["createSchedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/flags/{key}/environments/{env}/schedules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flag key. */
+                key: components["parameters"]["FlagKey"];
+                /** @description The environment key. */
+                env: components["parameters"]["Env"];
+                /** @description The schedule's id (a UUID). */
+                id: components["parameters"]["ScheduleId"];
+            };
+            cookie?: never;
+        };
+        /** Get a scheduled change */
+        get: operations["getSchedule"];
+        put?: never;
+        post?: never;
+        /**
+         * Cancel a pending scheduled change
+         * @description Answers the schedule with `status` `cancelled`; 409 when it is no longer pending (done, failed, cancelled).
+         */
+        delete: operations["cancelSchedule"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/flags/{key}/environments/{env}/metrics": {
         parameters: {
             query?: never;
@@ -1660,6 +1722,43 @@ export interface components {
             /** @description Pass as `cursor` for the next (older) page; null on the last page. */
             nextCursor: string | null;
         };
+        /**
+         * @description `kill` (`enabled: false`), `revive` (`enabled: true`), or `state` (replace the whole state).
+         * @enum {string}
+         */
+        ScheduleAction: "kill" | "revive" | "state";
+        /** @enum {string} */
+        ScheduleStatus: "pending" | "done" | "failed" | "cancelled";
+        ScheduleCreate: {
+            /** @description When to run it, an RFC 3339 date-time (any offset) or epoch milliseconds. */
+            at: string | number;
+            action: components["schemas"]["ScheduleAction"];
+            /** @description The whole flag state to write, for `action` `state` (required then, refused otherwise). */
+            state?: components["schemas"]["FlagStateInput"];
+            /** @description Why; recorded in the audit log with the schedule and with the change it makes. */
+            reason?: string;
+        };
+        Schedule: {
+            id: string;
+            flag: components["schemas"]["FlagKey"];
+            environment: components["schemas"]["EnvironmentKey"];
+            at: components["schemas"]["DateTime"];
+            action: components["schemas"]["ScheduleAction"];
+            /** @description For `state`, the flag state it writes (as validated when scheduled; no `version` yet); null otherwise. */
+            state: components["schemas"]["FlagStateInput"] | null;
+            reason: string | null;
+            status: components["schemas"]["ScheduleStatus"];
+            /** @description Why it failed (`failed` only). */
+            error: string | null;
+            author: components["schemas"]["Actor"];
+            createdAt: components["schemas"]["DateTime"];
+            updatedAt: components["schemas"]["DateTime"];
+            /** @description When it ran (done or failed); null while pending or when cancelled. */
+            ranAt: components["schemas"]["DateTime"] | null;
+        };
+        ScheduleList: {
+            schedules: components["schemas"]["Schedule"][];
+        };
         /** @enum {string} */
         TokenKind: "admin" | "sdk";
         /** @description A token without its secret. */
@@ -2014,6 +2113,8 @@ export interface components {
         ChangeRequestId: string;
         /** @description The `nextCursor` of the previous page. */
         Cursor: string;
+        /** @description The schedule's id (a UUID). */
+        ScheduleId: string;
     };
     requestBodies: never;
     headers: {
@@ -2853,6 +2954,139 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CanaryStatus"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    listSchedules: {
+        parameters: {
+            query?: {
+                /** @description Only schedules in this status. */
+                status?: components["schemas"]["ScheduleStatus"];
+            };
+            header?: never;
+            path: {
+                /** @description The flag key. */
+                key: components["parameters"]["FlagKey"];
+                /** @description The environment key. */
+                env: components["parameters"]["Env"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The schedules. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    createSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flag key. */
+                key: components["parameters"]["FlagKey"];
+                /** @description The environment key. */
+                env: components["parameters"]["Env"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduleCreate"];
+            };
+        };
+        responses: {
+            /** @description The schedule, pending. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    getSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flag key. */
+                key: components["parameters"]["FlagKey"];
+                /** @description The environment key. */
+                env: components["parameters"]["Env"];
+                /** @description The schedule's id (a UUID). */
+                id: components["parameters"]["ScheduleId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The schedule. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    cancelSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flag key. */
+                key: components["parameters"]["FlagKey"];
+                /** @description The environment key. */
+                env: components["parameters"]["Env"];
+                /** @description The schedule's id (a UUID). */
+                id: components["parameters"]["ScheduleId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The cancelled schedule. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
                 };
             };
             400: components["responses"]["BadRequest"];

@@ -64,6 +64,8 @@ import { metricsAdminRoutes, metricsIngestRoutes } from './metrics/metrics-route
 import { setupCanaries, type CanaryOptions } from './canary/canary-setup.js';
 import { canaryRoutes } from './canary/canary-routes.js';
 import { changeRequestRoutes } from './change-requests/change-request-routes.js';
+import { setupSchedules, type ScheduleOptions } from './schedules/schedule-setup.js';
+import { scheduleRoutes } from './schedules/schedule-routes.js';
 import { DEFAULT_EVALUATION_TIME, EvaluationTimeBudget, type EvaluationTimeLimits } from './limits/evaluation-time.js';
 import { ChangeFeed } from './storage/change-feed.js';
 import { ChangeFollower } from './storage/change-follower.js';
@@ -106,6 +108,8 @@ export interface BuildAppOptions {
   metrics?: MetricsOptions;
   /** Canary guard timer (server/canary/canary-setup.ts). */
   canary?: CanaryOptions;
+  /** Scheduled changes: the runner's poll interval (server/schedules/schedule-setup.ts). */
+  schedules?: ScheduleOptions;
   /** Server-side evaluation time per SDK key (`AVIARY_EVAL_MS_PER_SECOND`; server/limits/evaluation-time.ts). */
   evaluationTime?: Partial<EvaluationTimeLimits>;
   /** Failed authentications per client address before failing requests get 429 (`AVIARY_AUTH_FAILURE_*`). */
@@ -316,6 +320,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   // Metrics ingestion and canaries: the guard runs after every ingest batch that touched a flag.
   setupMetrics(app, options.metrics ?? {}, (touched) => app.canaries.outcomesArrived(touched));
   setupCanaries(app, states, options.canary ?? {});
+  setupSchedules(app, states, options.schedules ?? {});
 
   // Before the admin routes: it decorates `receipts`, which the kill route awaits.
   await app.register(streamRoutes, options.stream ?? {});
@@ -348,6 +353,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       await admin.register(metricsAdminRoutes);
       await admin.register(canaryRoutes);
       await admin.register(changeRequestRoutes);
+      await admin.register(scheduleRoutes);
     },
     { prefix: '/api/v1' },
   );

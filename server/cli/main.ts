@@ -2,7 +2,7 @@
  * `aviary`: the command line for on-call engineers and release scripts. Reads `AVIARY_URL` and `AVIARY_TOKEN`
  * (or `--url`, `--token`), prints readable tables (or `--json`), and exits with the codes in exit-codes.ts.
  */
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
@@ -29,6 +29,7 @@ import {
   type FlagStateResource,
   type KillAllRequest,
   type KillResult,
+  type Schemas,
   type Serve,
   type SideSummary,
   type TokenKind,
@@ -636,6 +637,71 @@ export function buildProgram(): Command {
         throw e;
       }
     });
+  // ---- scheduled changes ----
+  const schedules = program.command('schedules').description('kills, revives and whole states scheduled for a time');
+  const flagOpt = (c: Command) => c.requiredOption('-f, --flag <key>', 'the flag');
+  env(flagOpt(schedules.command('list').description("a flag's scheduled changes in an environment, soonest first")))
+    .addOption(new Option('--status <status>', 'only schedules in this status').choices(['pending', 'done', 'failed', 'cancelled'] as const))
+    .action(async (o: { flag: string; env: string; status?: Schedule['status'] }, cmd: Command) => {
+      const { api, g } = client(cmd);
+      const list = (
+        await api.get('/api/v1/flags/{key}/environments/{env}/schedules', {
+          params: { path: { key: o.flag, env: o.env }, query: o.status ? { status: o.status } : {} },
+        })
+      ).schedules;
+      print(g, list, () =>
+        list.length === 0
+          ? `no scheduled changes of ${o.flag} in ${o.env}`
+          : renderTable(
+              ['ID', 'AT', 'ACTION', 'STATUS', 'RAN AT', 'BY', 'REASON / ERROR'],
+              list.map((s) => [s.id, formatTime(s.at), s.action, s.status, formatTime(s.ranAt), s.author.name, s.error ?? s.reason ?? '']),
+            ),
+      );
+    });
+  env(
+    schedules
+      .command('create <key>')
+      .description('schedule a kill, a revive or a whole new state (from a JSON file) of a flag at a time')
+      .requiredOption('--at <time>', 'when: an RFC 3339 time (2026-12-06T09:00:00Z), epoch milliseconds, or +30s / +10m / +2h from now')
+      .addOption(new Option('--action <action>', 'kill, revive or state').choices(['kill', 'revive', 'state'] as const).makeOptionMandatory())
+      .option('--state-file <file>', 'the flag state to write, as JSON (for --action state; - reads stdin)')
+      .option('-r, --reason <text>', 'why (recorded in the audit log)'),
+  ).action(async (key: string, o: { env: string; at: string; action: Schedule['action']; stateFile?: string; reason?: string }, cmd: Command) => {
+    if (o.action === 'state' && !o.stateFile) throw new UsageError('--action state needs --state-file <file>');
+    if (o.action !== 'state' && o.stateFile) throw new UsageError('--state-file is only for --action state');
+    const at = parseAt(o.at);
+    const state = o.stateFile ? readJsonFile(o.stateFile) : undefined;
+    const { api, g } = client(cmd);
+    const s = await api.post('/api/v1/flags/{key}/environments/{env}/schedules', {
+      params: { path: { key, env: o.env } },
+      body: {
+        at,
+        action: o.action,
+        ...(state !== undefined ? { state: state as Schemas['FlagStateInput'] } : {}),
+        ...(o.reason ? { reason: o.reason } : {}),
+      },
+    });
+    print(
+      g,
+      s,
+      () =>
+        `scheduled ${s.action} of ${key} in ${o.env} at ${formatTime(s.at)} (id ${s.id}; cancel with: aviary schedules cancel ${s.id} --flag ${key} --env ${o.env})`,
+    );
+  });
+  env(flagOpt(schedules.command('get <id>').description('one scheduled change'))).action(
+    async (id: string, o: { flag: string; env: string }, cmd: Command) => {
+      const { api, g } = client(cmd);
+      const s = await api.get('/api/v1/flags/{key}/environments/{env}/schedules/{id}', { params: { path: { key: o.flag, env: o.env, id } } });
+      print(g, s, () => describeSchedule(s));
+    },
+  );
+  env(flagOpt(schedules.command('cancel <id>').description('cancel a pending scheduled change'))).action(
+    async (id: string, o: { flag: string; env: string }, cmd: Command) => {
+      const { api, g } = client(cmd);
+      const s = await api.del('/api/v1/flags/{key}/environments/{env}/schedules/{id}', { params: { path: { key: o.flag, env: o.env, id } } });
+      print(g, s, () => `cancelled the ${s.action} of ${s.flag} in ${s.environment} due at ${formatTime(s.at)} (id ${s.id})`);
+    },
+  );
 
   // ---- tokens ----
   const tokens = program.command('tokens').description('admin tokens and SDK keys');
@@ -697,6 +763,44 @@ export function buildProgram(): Command {
     });
 
   return program;
+}
+
+type Schedule = Schemas['Schedule'];
+
+/** `--at`: RFC 3339 (sent as is: the server parses it), epoch milliseconds, or `+<n>s|m|h|d` from now. */
+function parseAt(v: string): string | number {
+  const rel = /^\+(\d+(?:\.\d+)?)(s|m|h|d)$/.exec(v.trim());
+  if (rel) {
+    const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 's' | 'm' | 'h' | 'd'];
+    return new Date(Date.now() + Number(rel[1]) * unit).toISOString();
+  }
+  if (/^\d{1,15}$/.test(v.trim())) return Number(v.trim());
+  return v.trim();
+}
+
+function readJsonFile(file: string): unknown {
+  const text = readFileSync(file === '-' ? 0 : file, 'utf8');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new UsageError(`${file}: not JSON (${(e as Error).message})`);
+  }
+}
+
+function describeSchedule(s: Schedule): string {
+  return renderPairs([
+    ['id', s.id],
+    ['flag', s.flag],
+    ['environment', s.environment],
+    ['at', formatTime(s.at)],
+    ['action', s.action],
+    ['status', s.status],
+    ['ran at', formatTime(s.ranAt)],
+    ['by', s.author.name],
+    ['reason', s.reason ?? '-'],
+    ...(s.error ? ([['error', s.error]] as Array<[string, string]>) : []),
+    ...(s.state ? ([['state', JSON.stringify(s.state)]] as Array<[string, string]>) : []),
+  ]);
 }
 
 function seconds(v: string): number {

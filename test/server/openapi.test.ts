@@ -404,6 +404,36 @@ describe('real responses conform to the spec', () => {
     }
   });
 
+  it('scheduled changes (issue 14)', async () => {
+    const a = api(srv);
+    await a.post('/api/v1/flags', { key: 'scheduled', kind: 'boolean' });
+    const base = '/api/v1/flags/scheduled/environments/production/schedules';
+    const created = await a.post(base, { at: new Date(Date.now() + 3_600_000).toISOString(), action: 'kill', reason: 'later' });
+    conforms('createSchedule', created);
+    conforms(
+      'createSchedule',
+      await a.post(base, {
+        at: Date.now() + 3_600_000,
+        action: 'state',
+        state: { enabled: true, offVariant: 'off', fallthrough: { variant: 'on' } },
+      }),
+    );
+    conforms('createSchedule', await a.post(base, { at: 'soon', action: 'kill' }));
+    conforms('createSchedule', await a.post('/api/v1/flags/nope/environments/production/schedules', { at: Date.now() + 60_000, action: 'kill' }));
+    conforms('listSchedules', await a.get(base));
+    conforms('listSchedules', await a.get(`${base}?status=never`));
+    conforms('getSchedule', await a.get(`${base}/${created.body.id}`));
+    conforms('getSchedule', await a.get(`${base}/nope`));
+    conforms('cancelSchedule', await a.delete(`${base}/${created.body.id}`));
+    conforms('cancelSchedule', await a.delete(`${base}/${created.body.id}`));
+    // A schedule that ran has a `ranAt`.
+    const due = await a.post(base, { at: Date.now(), action: 'revive' });
+    for (let i = 0; i < 100 && (await a.get(`${base}/${due.body.id}`)).body.status === 'pending'; i++) await new Promise((r) => setTimeout(r, 20));
+    const ran = await a.get(`${base}/${due.body.id}`);
+    expect(ran.body.status).toBe('done');
+    conforms('getSchedule', ran);
+  });
+
   it('history, the state at a time, diffs and revert (issue 14)', async () => {
     const a = api(srv);
     const path = '/api/v1/flags/hist/environments/production';

@@ -177,6 +177,95 @@ export function storeContract(name: string, start: () => Promise<{ app: FastifyI
     });
   });
 
+  describe(`store contract: ${name}: scheduled changes`, () => {
+    let app: FastifyInstance;
+    let close: () => Promise<void>;
+    // The app is never made ready here, so its runner does not start: these tests drive `run` themselves.
+    const noFence = async () => {};
+    beforeAll(async () => {
+      ({ app, close } = await start());
+      await app.stores.flags.create(OPERATOR, { key: 'sched', kind: 'boolean', variants });
+      await app.stores.states.revive(OPERATOR, 'production', 'sched', null);
+    });
+    afterAll(async () => {
+      await close?.();
+    });
+
+    it('create validates (flag, environment, time, state like a PUT), lists soonest first, audits; nothing is created on refusal', async () => {
+      const { store } = app.schedules;
+      const now = Date.now();
+      await expect(store.create(OPERATOR, 'production', 'missing', { at: now + 60_000, action: 'kill' })).rejects.toMatchObject({
+        kind: 'not-found',
+      });
+      await expect(store.create(OPERATOR, 'nowhere', 'sched', { at: now + 60_000, action: 'kill' })).rejects.toMatchObject({ kind: 'not-found' });
+      await expect(store.create(OPERATOR, 'production', 'sched', { at: now - 3_600_000, action: 'kill' })).rejects.toMatchObject({
+        kind: 'invalid',
+        issues: [{ path: '/at' }],
+      });
+      await expect(
+        store.create(OPERATOR, 'production', 'sched', {
+          at: now + 60_000,
+          action: 'state',
+          state: { enabled: true, offVariant: 'x', fallthrough: { variant: 'on' } },
+        }),
+      ).rejects.toMatchObject({ kind: 'invalid', issues: [{ path: '/state/offVariant' }] });
+      expect(await store.list('production', 'sched')).toEqual([]);
+      const later = await store.create(OPERATOR, 'production', 'sched', { at: now + 120_000, action: 'revive' });
+      const sooner = await store.create(OPERATOR, 'production', 'sched', {
+        at: now + 60_000,
+        action: 'state',
+        state: { enabled: true, offVariant: 'off', fallthrough: { variant: 'on' }, version: 99 },
+        reason: 'r',
+      });
+      expect(sooner).toMatchObject({ status: 'pending', action: 'state', reason: 'r', author: OPERATOR, ranAt: null, error: null });
+      expect(sooner.state).toEqual({ enabled: true, offVariant: 'off', targets: [], rules: [], fallthrough: { variant: 'on' } });
+      expect((await store.list('production', 'sched')).map((s) => s.id)).toEqual([sooner.id, later.id]);
+      expect(await store.get('production', 'sched', sooner.id)).toEqual(sooner);
+      expect(await store.get('staging', 'sched', sooner.id)).toBeNull();
+      expect(await store.nextAt()).toBe(Date.parse(sooner.at));
+      const cancelled = await store.cancel(OPERATOR, 'production', 'sched', later.id);
+      expect(cancelled.status).toBe('cancelled');
+      await expect(store.cancel(OPERATOR, 'production', 'sched', later.id)).rejects.toMatchObject({ kind: 'conflict' });
+      await store.cancel(OPERATOR, 'production', 'sched', sooner.id);
+      const actions = (await app.stores.audit.list({ flag: 'sched' })).entries.map((e) => e.action);
+      expect(actions.filter((a) => a === 'schedule.create')).toHaveLength(2);
+      expect(actions.filter((a) => a === 'schedule.cancel')).toHaveLength(2);
+    });
+
+    it('a due schedule runs once: concurrent runs apply it once, a failed fence changes nothing, a refused action ends failed', async () => {
+      const { store } = app.schedules;
+      const s = await store.create(OPERATOR, 'production', 'sched', { at: Date.now(), action: 'kill', reason: 'due' });
+      expect(await store.due(Date.now())).toContain(s.id);
+      const before = app.snapshots.version('production')!;
+      const lost = new Error('lease lost');
+      await expect(
+        store.run(s.id, async () => {
+          throw lost;
+        }),
+      ).rejects.toBe(lost);
+      expect((await store.get('production', 'sched', s.id))!.status).toBe('pending');
+      expect(app.snapshots.version('production')).toBe(before);
+      const outcomes = await Promise.all([store.run(s.id, noFence), store.run(s.id, noFence), store.run(s.id, noFence)]);
+      expect(outcomes.map((o) => o.outcome).sort()).toEqual(['done', 'skipped', 'skipped']);
+      expect(app.snapshots.version('production')).toBe(before + 1);
+      expect((await app.stores.states.getState('production', 'sched'))!.enabled).toBe(false);
+      expect(await store.due(Date.now())).not.toContain(s.id);
+      const kills = (await app.stores.audit.list({ flag: 'sched' })).entries.filter((e) => e.action === 'flag.kill');
+      expect(kills).toHaveLength(1);
+      expect(kills[0]!.actor).toEqual({ tokenId: null, name: `schedule:${s.id}` });
+
+      await app.stores.flags.create(OPERATOR, { key: 'sched-gone', kind: 'boolean', variants });
+      const doomed = await store.create(OPERATOR, 'production', 'sched-gone', { at: Date.now(), action: 'revive' });
+      await app.stores.flags.archive(OPERATOR, 'sched-gone');
+      const v = app.snapshots.version('production')!;
+      const failed = await store.run(doomed.id, noFence);
+      expect(failed).toMatchObject({ outcome: 'failed', schedule: { status: 'failed' } });
+      expect((await store.get('production', 'sched-gone', doomed.id))!.error).toMatch(/archived/);
+      expect(app.snapshots.version('production')).toBe(v);
+      expect((await store.run(doomed.id, noFence)).outcome).toBe('skipped');
+    });
+  });
+
   // ---------------------------------------------------------------- history (issue 14)
   describe(`history store contract: ${name}`, () => {
     let app: FastifyInstance;

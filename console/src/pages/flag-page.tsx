@@ -8,6 +8,7 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import type { FlagDefinition, FlagState as CoreFlagState, Segment as CoreSegment } from '@aviary/sdk/core';
 import { FlagHistory } from '../components/flag-history.js';
 import { KillSwitch } from '../components/kill-switch.js';
+import { SchedulesPanel } from '../components/schedules-panel.js';
 import { ServeEditor } from '../components/serve-editor.js';
 import { isChangeRequest } from '@aviary/api-client';
 import { api, ApiError, errorText } from '../lib/api.js';
@@ -136,6 +137,14 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
           this flag's targeting; edits that move contexts out of it are flagged below.
         </p>
       )}
+      <SchedulesPanel
+        flagKey={f.key}
+        environment={environment}
+        onChanged={() => {
+          flag.reload();
+          full.reload();
+        }}
+      />
       <div role="tablist" aria-label={`${f.key} in ${environment}`} class="tabs">
         {(['targeting', 'history'] as const).map((t) => (
           <button
