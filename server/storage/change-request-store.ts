@@ -10,7 +10,8 @@
  * button, revert and canary rollbacks never come here: they write through FlagStateStore directly.
  */
 import { randomUUID } from 'node:crypto';
-import { diffJson, type DiffEntry } from '../change-requests/state-diff.js';
+import type { JsonValue } from '@aviary/sdk/core';
+import { stateDiff, type StateChange } from './state-diff.js';
 import { apiTime } from '../openapi/time.js';
 import { replaceWith, type FlagStateStore, type StateWriteResult } from './flag-state-store.js';
 import { bool, type Sql, type StorePort } from './port.js';
@@ -48,7 +49,7 @@ export interface ChangeRequestInfo {
   /** Open requests only (null once rejected or applied): the flag's state version now. */
   currentVersion: number | null;
   /** Open requests only: what applying would change in the current state (JSON-pointer paths). */
-  diff: DiffEntry[] | null;
+  diff: StateChange[] | null;
 }
 
 /** What a PUT of a state did: applied at once, or held as a change request. */
@@ -218,7 +219,7 @@ export class ChangeRequestStore {
           `The state of "${row.flag}" in "${row.environment}" moved from version ${base} to ${current} since change request ${id} was made; ` +
             'make a new request against the current state.',
           [],
-          { baseVersion: base, currentVersion: current, diff: diffJson(now, JSON.parse(row.state)) },
+          { baseVersion: base, currentVersion: current, diff: stateDiff(now as unknown as JsonValue, JSON.parse(row.state) as JsonValue) },
         );
       };
       const label = `change request ${id}`;
@@ -263,12 +264,12 @@ export class ChangeRequestStore {
   private async info(sql: Sql, r: ChangeRequestRow): Promise<ChangeRequestInfo> {
     const state = JSON.parse(r.state) as StoredFlagState;
     let currentVersion: number | null = null;
-    let diff: DiffEntry[] | null = null;
+    let diff: StateChange[] | null = null;
     if (r.status === 'pending' || r.status === 'approved') {
       const now = await sql.get<FlagStateRow>(SQL.state, [r.environment, r.flag]);
       if (now) {
         currentVersion = Number(now.version);
-        diff = diffJson(JSON.parse(now.state), state);
+        diff = stateDiff(JSON.parse(now.state) as JsonValue, state as unknown as JsonValue);
       }
     }
     return {
