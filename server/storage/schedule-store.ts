@@ -15,7 +15,7 @@ import type { FlagState } from '@aviary/sdk/core';
 import { apiTime, apiTimeOrNull } from '../openapi/time.js';
 import { validateFlagState } from './core-api.js';
 import { definitionOf, segmentKeys, type FlagStateResource, type FlagStateStore, type StateMutation } from './flag-state-store.js';
-import type { StorePort, Sql } from './port.js';
+import { bool, type Sql, type StorePort } from './port.js';
 import type { FlagRow, RowOf } from './rows.js';
 import type * as schema from './schema.js';
 import type { StoredFlagState } from './schema.js';
@@ -68,6 +68,7 @@ export type RunOutcome =
 const SQL = {
   flag: 'SELECT * FROM flags WHERE key = ?',
   envExists: 'SELECT key FROM environments WHERE key = ?',
+  requiresApproval: 'SELECT require_approval FROM environments WHERE key = ?',
   get: 'SELECT * FROM schedules WHERE id = ?',
   list: 'SELECT * FROM schedules WHERE environment = ? AND flag = ? ORDER BY at, id',
   listStatus: 'SELECT * FROM schedules WHERE environment = ? AND flag = ? AND status = ? ORDER BY at, id',
@@ -89,6 +90,11 @@ export class ScheduleStore {
     private readonly states: FlagStateStore,
   ) {}
 
+  private async requiresApproval(sql: Sql, environment: string): Promise<boolean> {
+    const row = await sql.get<{ require_approval: number | boolean }>(SQL.requiresApproval, [environment]);
+    return row !== undefined && bool(row.require_approval);
+  }
+
   /** Creates a pending schedule (audited `schedule.create`). 404 unknown flag or environment; invalid input named by path. */
   async create(actor: Actor, environment: string, flag: string, input: ScheduleInput): Promise<ScheduleResource> {
     const { value } = await this.writer.write(actor, async (w) => {
@@ -100,6 +106,9 @@ export class ScheduleStore {
         throw invalid([{ path: '/at', message: `is in the past (${apiTime(input.at)}; at most ${PAST_GRACE_MS / 1000} s before now)` }]);
       let state: StoredFlagState | null = null;
       if (input.action === 'state') {
+        // A scheduled state would skip the environment's approval: state changes there go through change requests.
+        // (Kill and revive are never held, scheduled or not.)
+        if (await this.requiresApproval(w.tx, environment)) throw approvalRequired(environment);
         if (input.state === undefined) throw invalid([{ path: '/state', message: 'is required when action is "state"' }]);
         const body = stripReadOnly(input.state);
         if (body && typeof body === 'object' && 'reason' in body)
@@ -204,6 +213,8 @@ export class ScheduleStore {
         const lateMs = Math.max(0, w.now - at);
         const late = lateMs > LATE_AFTER_MS;
         const why = row.reason ?? `scheduled ${row.action} (${id})`;
+        // Approval was turned on after the schedule was made: its state is not applied without one.
+        if (row.action === 'state' && (await this.requiresApproval(w.tx, row.environment))) throw approvalRequired(row.environment);
         const result = await this.states.mutateState(
           w,
           row.environment,
@@ -328,4 +339,12 @@ function audited(s: ScheduleResource): Record<string, unknown> {
 
 function formatMs(ms: number): string {
   return ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : ms < 7_200_000 ? `${(ms / 60_000).toFixed(1)} min` : `${(ms / 3_600_000).toFixed(1)} h`;
+}
+
+/** A state change scheduled in an environment that requires approval (CONTRACT §11: state changes there are held). */
+function approvalRequired(environment: string): StoreError {
+  return new StoreError(
+    'conflict',
+    `Environment "${environment}" requires approval for state changes: propose the state as a change request (PUT the state) instead of scheduling it. Scheduled kills and revives are never held.`,
+  );
 }

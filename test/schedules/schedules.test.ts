@@ -175,6 +175,35 @@ describe('scheduled changes', () => {
     expect(failed.error).toMatch(/archived/);
   });
 
+  it('approval is not skipped by scheduling: a state schedule is refused where approval is required, and one made before fails; kills still run', async () => {
+    await flagOn('sched-approval');
+    const state = { enabled: true, offVariant: 'off', targets: [], rules: [], fallthrough: { variant: 'off' } };
+    const early = await a.post(`${base('sched-approval')}/schedules`, { at: Date.now() + 800, action: 'state', state });
+    expect(early.status).toBe(201);
+    expect((await a.patch('/api/v1/environments/production', { requireApproval: true })).status).toBe(200);
+    try {
+      const refused = await a.post(`${base('sched-approval')}/schedules`, { at: Date.now() + 500, action: 'state', state });
+      expect(refused.status).toBe(409);
+      expect(refused.body.detail).toMatch(/requires approval/);
+      const kill = await a.post(`${base('sched-approval')}/schedules`, { at: Date.now() + 300, action: 'kill' });
+      expect(kill.status).toBe(201);
+      const failed = await until(
+        async () => (await a.get(`${base('sched-approval')}/schedules/${early.body.id}`)).body,
+        (x) => x.status !== 'pending',
+      );
+      expect(failed).toMatchObject({ status: 'failed' });
+      expect(failed.error).toMatch(/requires approval/);
+      const killed = await until(
+        async () => (await a.get(`${base('sched-approval')}/schedules/${kill.body.id}`)).body,
+        (x) => x.status !== 'pending',
+      );
+      expect(killed.status).toBe('done');
+      expect((await a.get(base('sched-approval'))).body.enabled).toBe(false);
+    } finally {
+      await a.patch('/api/v1/environments/production', { requireApproval: false });
+    }
+  });
+
   it('bad input is a problem+json naming the field, and creates nothing', async () => {
     await flagOn('sched-bad');
     const cases: Array<[unknown, string, number]> = [
