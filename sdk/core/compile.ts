@@ -499,6 +499,9 @@ function compileInOrder(dirty: ReadonlyMap<string, FlagConfig>, flags: Map<strin
   const done = new Set<string>();
   const onStack = new Set<string>();
   const cycles = new Map<string, string>();
+  // New keys take their place in the given order (what `evaluateAll` and snapshots list), not the compile order; the
+  // placeholder is replaced before anything links to it (parents compile first, and cycle members become malformed).
+  for (const [key, config] of dirty) if (!flags.has(key)) flags.set(key, malformed(config, 'not compiled yet'));
   for (const root of dirty.keys()) {
     if (done.has(root)) continue;
     const stack = [{ key: root, deps: prerequisiteKeysOf(dirty.get(root)!), i: 0 }];
