@@ -324,7 +324,11 @@ export function compileTrustedFlag(
       const parent = typeof p?.flag === 'string' ? p.flag : bad('prerequisite flag', p?.flag);
       const variants = list(p.variants, 'prerequisite variants');
       if (!variants.every((v) => typeof v === 'string')) bad('prerequisite variants', variants);
-      return { _flag: flags.get(parent) ?? null, _variants: [...variants], _failed: detail(offIndex, { kind: 'PREREQUISITE_FAILED', prerequisiteKey: parent }) };
+      return {
+        _flag: flags.get(parent) ?? null,
+        _variants: [...variants],
+        _failed: detail(offIndex, { kind: 'PREREQUISITE_FAILED', prerequisiteKey: parent }),
+      };
     });
     const targets = new Map<string, number>();
     for (const t of list(state.targets ?? [], 'targets')) {
@@ -495,7 +499,11 @@ export function applyChangesWith(
  * a long chain cannot overflow the call stack). A flag on a cycle of dirty flags compiles to a malformed flag naming
  * the cycle; flags requiring it then fail their prerequisite.
  */
-function compileInOrder(dirty: ReadonlyMap<string, FlagConfig>, flags: Map<string, CompiledFlag>, compile: (config: FlagConfig) => CompiledFlag): void {
+function compileInOrder(
+  dirty: ReadonlyMap<string, FlagConfig>,
+  flags: Map<string, CompiledFlag>,
+  compile: (config: FlagConfig) => CompiledFlag,
+): void {
   const done = new Set<string>();
   const onStack = new Set<string>();
   const cycles = new Map<string, string>();

@@ -22,7 +22,11 @@ export type PrerequisiteListener = (flag: CompiledFlag, detail: EvaluationDetail
  */
 export const MAX_PREREQUISITE_DEPTH = 64;
 
-const MALFORMED: EvaluationDetail = Object.freeze({ value: null, reason: Object.freeze({ kind: 'ERROR', errorCode: 'MALFORMED_FLAG' }), errorCode: 'MALFORMED_FLAG' });
+const MALFORMED: EvaluationDetail = Object.freeze({
+  value: null,
+  reason: Object.freeze({ kind: 'ERROR', errorCode: 'MALFORMED_FLAG' }),
+  errorCode: 'MALFORMED_FLAG',
+});
 
 const EMPTY_CONTEXT: EvaluationContext = Object.freeze({});
 

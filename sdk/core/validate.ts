@@ -496,7 +496,13 @@ export function validateFlagState(
   });
   const fallthrough = validateServe(input['fallthrough'], '/fallthrough', issues, variantKeys);
   if (issues.list.length > 0) return { ok: false, issues: issues.list };
-  const value: Omit<FlagState, 'version'> = { enabled: enabled as boolean, offVariant: offVariant as string, targets, rules, fallthrough: fallthrough! };
+  const value: Omit<FlagState, 'version'> = {
+    enabled: enabled as boolean,
+    offVariant: offVariant as string,
+    targets,
+    rules,
+    fallthrough: fallthrough!,
+  };
   // Absent and empty mean the same; stored and streamed states carry the field only when it says something.
   if (prerequisites.length > 0) value.prerequisites = prerequisites;
   return { ok: true, value };
@@ -540,7 +546,8 @@ function validatePrerequisites(raw: unknown, self: string, issues: Issues, flags
       if (target === undefined) issues.add(fp, `unknown flag "${key as string}" (no live flag of that key in this environment)`);
       else {
         variants.forEach((v, j) => {
-          if (!target.variants.includes(v)) issues.add(at(vp, j), `"${v}" is not a variant of flag "${key as string}" (${target.variants.join(', ')})`);
+          if (!target.variants.includes(v))
+            issues.add(at(vp, j), `"${v}" is not a variant of flag "${key as string}" (${target.variants.join(', ')})`);
         });
         const cycle = pathTo(key as string, self, flags);
         if (cycle !== null) issues.add(fp, `would create a cycle: ${[self, ...cycle].join(' → ')}`);

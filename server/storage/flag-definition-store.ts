@@ -233,7 +233,10 @@ export class FlagDefinitionStore {
       for (const variant of d.variants) {
         if (variants.has(variant)) continue;
         breaking.add(d.flag);
-        broken.push({ path: '/variants', message: `flag "${d.flag}" requires variant "${variant}" in "${d.environment}" (its /prerequisites/${d.prerequisite})` });
+        broken.push({
+          path: '/variants',
+          message: `flag "${d.flag}" requires variant "${variant}" in "${d.environment}" (its /prerequisites/${d.prerequisite})`,
+        });
       }
     }
     if (broken.length) {

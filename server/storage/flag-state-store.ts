@@ -97,7 +97,10 @@ export async function prerequisiteFlags(sql: Sql, environment: string): Promise<
 }
 
 /** The live flags (in any environment) whose state requires `flagKey`, with where, and which entry. */
-export async function dependentsOf(sql: Sql, flagKey: string): Promise<{ flag: string; environment: string; prerequisite: number; variants: string[] }[]> {
+export async function dependentsOf(
+  sql: Sql,
+  flagKey: string,
+): Promise<{ flag: string; environment: string; prerequisite: number; variants: string[] }[]> {
   const out: { flag: string; environment: string; prerequisite: number; variants: string[] }[] = [];
   for (const s of await sql.all<FlagStateRow & { archived: number | boolean }>(SQL.liveStates)) {
     if (bool(s.archived) || s.flag === flagKey) continue;

@@ -59,7 +59,9 @@ describe('evaluation cases (test/cases/evaluation.json)', () => {
     const results = file.cases.map(
       (c) => c.expect as { reason: { kind: string; errorCode?: string; bucketByMissing?: boolean; inRollout?: boolean } },
     );
-    expect(new Set(results.map((r) => r.reason.kind))).toEqual(new Set(['OFF', 'TARGET_MATCH', 'RULE_MATCH', 'FALLTHROUGH', 'ERROR', 'PREREQUISITE_FAILED']));
+    expect(new Set(results.map((r) => r.reason.kind))).toEqual(
+      new Set(['OFF', 'TARGET_MATCH', 'RULE_MATCH', 'FALLTHROUGH', 'ERROR', 'PREREQUISITE_FAILED']),
+    );
     expect(new Set(results.map((r) => r.reason.errorCode).filter(Boolean))).toEqual(new Set(['WRONG_TYPE', 'FLAG_NOT_FOUND', 'MALFORMED_FLAG']));
     expect(results.some((r) => r.reason.bucketByMissing)).toBe(true);
     expect(results.some((r) => r.reason.inRollout)).toBe(true);

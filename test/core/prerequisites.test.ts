@@ -85,7 +85,10 @@ describe('a delta recompiles the flags requiring what it changed', () => {
 
   it('a segment change reaches the flags requiring a flag that uses it', () => {
     const seg = { key: 'beta', included: ['u'], excluded: [], rules: [] };
-    const uses = flag('uses-beta', [], { rules: [{ id: 'r', conditions: [{ segment: 'beta' }], serve: { variant: 'on' } }], fallthrough: { variant: 'off' } });
+    const uses = flag('uses-beta', [], {
+      rules: [{ id: 'r', conditions: [{ segment: 'beta' }], serve: { variant: 'on' } }],
+      fallthrough: { variant: 'off' },
+    });
     const e = compileEnvironment({ environment: 'e', version: 1, segments: [seg], flags: [uses, flag('child', ['uses-beta'])] });
     expect(value(e, 'child')).toMatchObject({ value: true });
     const next = applyChanges(e, [{ type: 'segment.upsert', segment: { ...seg, included: [] } }]);
@@ -148,13 +151,26 @@ describe('validateFlagState: prerequisites', () => {
   it('refuses bad shapes with their paths, with or without the flags', () => {
     expect(issues(state({}))).toEqual([{ path: '/prerequisites', message: 'must be an array, got object' }]);
     expect(issues(state([{ flag: 'Bad Key', variants: ['on'] }]))[0]!.path).toBe('/prerequisites/0/flag');
-    expect(issues(state([{ flag: 'child', variants: ['on'] }]))).toEqual([{ path: '/prerequisites/0/flag', message: 'a flag cannot require itself' }]);
-    expect(issues(state([{ flag: 'parent', variants: [] }]))).toEqual([{ path: '/prerequisites/0/variants', message: 'must list at least one variant' }]);
-    expect(issues(state([{ flag: 'parent', variants: ['on', 'on'] }]))).toEqual([{ path: '/prerequisites/0/variants', message: 'must not list a variant twice' }]);
-    expect(issues(state([{ flag: 'parent', variants: ['on'], extra: 1 }]))).toEqual([{ path: '/prerequisites/0/extra', message: 'is not a known property' }]);
-    expect(issues(state([{ flag: 'parent', variants: ['on'] }, { flag: 'parent', variants: ['off'] }]))).toEqual([
-      { path: '/prerequisites/1/flag', message: 'duplicates /prerequisites/0' },
+    expect(issues(state([{ flag: 'child', variants: ['on'] }]))).toEqual([
+      { path: '/prerequisites/0/flag', message: 'a flag cannot require itself' },
     ]);
+    expect(issues(state([{ flag: 'parent', variants: [] }]))).toEqual([
+      { path: '/prerequisites/0/variants', message: 'must list at least one variant' },
+    ]);
+    expect(issues(state([{ flag: 'parent', variants: ['on', 'on'] }]))).toEqual([
+      { path: '/prerequisites/0/variants', message: 'must not list a variant twice' },
+    ]);
+    expect(issues(state([{ flag: 'parent', variants: ['on'], extra: 1 }]))).toEqual([
+      { path: '/prerequisites/0/extra', message: 'is not a known property' },
+    ]);
+    expect(
+      issues(
+        state([
+          { flag: 'parent', variants: ['on'] },
+          { flag: 'parent', variants: ['off'] },
+        ]),
+      ),
+    ).toEqual([{ path: '/prerequisites/1/flag', message: 'duplicates /prerequisites/0' }]);
   });
 
   it('without the flags, an unknown flag or variant passes (evaluation fails it); with them, both are refused', () => {
@@ -168,9 +184,15 @@ describe('validateFlagState: prerequisites', () => {
   });
 
   it('refuses a cycle, naming its path', () => {
-    expect(issues(state([{ flag: 'parent', variants: ['on'] }, { flag: 'top', variants: ['on'] }]), flags)).toEqual([
-      { path: '/prerequisites/1/flag', message: 'would create a cycle: child → top → mid → child' },
-    ]);
+    expect(
+      issues(
+        state([
+          { flag: 'parent', variants: ['on'] },
+          { flag: 'top', variants: ['on'] },
+        ]),
+        flags,
+      ),
+    ).toEqual([{ path: '/prerequisites/1/flag', message: 'would create a cycle: child → top → mid → child' }]);
   });
 });
 
@@ -180,7 +202,14 @@ describe('the SDK evaluator counts prerequisite evaluations for the required fla
       environment: 'e',
       version: 1,
       segments: [],
-      flags: [flag('parent', [], { rules: [{ id: 'pro', conditions: [{ attribute: 'plan', op: 'in', values: ['pro'] }], serve: { variant: 'on' } }], fallthrough: { variant: 'off' } }), flag('child', ['parent']), flag('grandchild', ['child'])],
+      flags: [
+        flag('parent', [], {
+          rules: [{ id: 'pro', conditions: [{ attribute: 'plan', op: 'in', values: ['pro'] }], serve: { variant: 'on' } }],
+          fallthrough: { variant: 'off' },
+        }),
+        flag('child', ['parent']),
+        flag('grandchild', ['child']),
+      ],
     });
     ev.evaluate('grandchild', { key: 'u', plan: 'pro' }, false);
     ev.evaluate('grandchild', { key: 'u', plan: 'free' }, false);

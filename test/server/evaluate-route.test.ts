@@ -92,7 +92,16 @@ describe('answers equal the core, field for field, on the golden cases', () => {
     }
     // Every field an answer can carry went through the serializer at least once.
     expect([...topFields].sort()).toEqual(['errorCode', 'reason', 'value', 'variant']);
-    expect([...reasonFields].sort()).toEqual(['bucket', 'bucketByMissing', 'errorCode', 'inRollout', 'kind', 'prerequisiteKey', 'ruleId', 'ruleIndex']);
+    expect([...reasonFields].sort()).toEqual([
+      'bucket',
+      'bucketByMissing',
+      'errorCode',
+      'inRollout',
+      'kind',
+      'prerequisiteKey',
+      'ruleId',
+      'ruleIndex',
+    ]);
   });
 
   it('every flag at once, for every golden context: the whole answer', async () => {
