@@ -321,9 +321,9 @@ export function compileTrustedFlag(
       return { _rollout: rollout, _base: base, _detail: detail(offIndex, { ...base, bucketByMissing: true }) };
     };
     const prereqs = list(state.prerequisites ?? [], 'prerequisites').map((p): CompiledPrerequisite => {
-      const parent = typeof p?.flag === 'string' ? p.flag : bad('prerequisite flag', p?.flag);
-      const variants = list(p.variants, 'prerequisite variants');
-      if (!variants.every((v) => typeof v === 'string')) bad('prerequisite variants', variants);
+      const parent = typeof p?.flag === 'string' ? p.flag : bad('prerequisite', p);
+      const variants = list(p.variants, 'prerequisite');
+      if (!variants.every((v) => typeof v === 'string')) bad('prerequisite', p);
       return {
         _flag: flags.get(parent) ?? null,
         _variants: [...variants],
@@ -509,7 +509,7 @@ function compileInOrder(
   const cycles = new Map<string, string>();
   // New keys take their place in the given order (what `evaluateAll` and snapshots list), not the compile order; the
   // placeholder is replaced before anything links to it (parents compile first, and cycle members become malformed).
-  for (const [key, config] of dirty) if (!flags.has(key)) flags.set(key, malformed(config, 'not compiled yet'));
+  for (const [key, config] of dirty) if (!flags.has(key)) flags.set(key, malformed(config, ''));
   for (const root of dirty.keys()) {
     if (done.has(root)) continue;
     const stack = [{ key: root, deps: prerequisiteKeysOf(dirty.get(root)!), i: 0 }];

@@ -22,12 +22,6 @@ export type PrerequisiteListener = (flag: CompiledFlag, detail: EvaluationDetail
  */
 export const MAX_PREREQUISITE_DEPTH = 64;
 
-const MALFORMED: EvaluationDetail = Object.freeze({
-  value: null,
-  reason: Object.freeze({ kind: 'ERROR', errorCode: 'MALFORMED_FLAG' }),
-  errorCode: 'MALFORMED_FLAG',
-});
-
 const EMPTY_CONTEXT: EvaluationContext = Object.freeze({});
 
 /** Whether a flag of `kind` may answer a caller whose default is `defaultValue` (its JS type decides). */
@@ -73,7 +67,7 @@ function holds(p: CompiledPrerequisite, ctx: EvaluationContext, depth: number, o
   const parent = p._flag;
   if (parent === null || depth >= MAX_PREREQUISITE_DEPTH) return false;
   if (parent.error !== null) {
-    on?.(parent, MALFORMED);
+    on?.(parent, errorDetail(null, 'MALFORMED_FLAG'));
     return false;
   }
   const d = resolve(parent, ctx, depth + 1, on);
