@@ -905,6 +905,8 @@ export interface components {
             version: number;
             /** @description When the kill switch was thrown, or null. */
             killedAt: components["schemas"]["DateTime"] | null;
+            /** @description The flags this flag's state requires in that environment (its prerequisites' keys); absent when none. */
+            requires?: components["schemas"]["FlagKey"][];
         };
         FlagCreate: {
             key: components["schemas"]["FlagKey"];

@@ -20,6 +20,8 @@ export interface EnvironmentSummary {
   version: number;
   /** RFC 3339, like every time in these API shapes (stored as epoch ms). */
   killedAt: string | null;
+  /** The flags this flag's state requires there (its prerequisites' keys); absent when none. */
+  requires?: string[];
 }
 
 /** A flag as the admin API shows it. */
@@ -60,11 +62,15 @@ const SQL = {
   insertState: 'INSERT INTO flag_states (environment, flag, state, version, updated_at) VALUES (?, ?, ?, 1, ?)',
 };
 
-const summaryOf = (s: FlagStateRow): EnvironmentSummary => ({
-  enabled: (JSON.parse(s.state) as StoredFlagState).enabled,
-  version: Number(s.version),
-  killedAt: apiTimeOrNull(nullableNumber(s.killed_at)),
-});
+const summaryOf = (s: FlagStateRow): EnvironmentSummary => {
+  const state = JSON.parse(s.state) as StoredFlagState;
+  return {
+    enabled: state.enabled,
+    version: Number(s.version),
+    killedAt: apiTimeOrNull(nullableNumber(s.killed_at)),
+    ...(state.prerequisites?.length ? { requires: state.prerequisites.map((p) => p.flag) } : {}),
+  };
+};
 
 export class FlagDefinitionStore {
   constructor(

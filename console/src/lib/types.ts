@@ -24,5 +24,6 @@ export type {
   Token,
   TokenCreated,
   VariantTotals,
+  Prerequisite,
   Weight,
 } from '@aviary/api-client';
