@@ -348,7 +348,8 @@ export function nullableNumber(v: number | null): number | null {
   return v === null ? null : Number(v);
 }
 
-function storedOf(s: FlagState): StoredFlagState {
+/** The stored part of a state (what a write keeps; every field, prerequisites included). */
+export function storedOf(s: FlagState): StoredFlagState {
   return {
     enabled: s.enabled,
     offVariant: s.offVariant,

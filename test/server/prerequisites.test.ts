@@ -101,6 +101,25 @@ describe("writes are validated against the environment's flags", () => {
   });
 });
 
+describe('writes made for others keep the prerequisites', () => {
+  it('a canary renders its stages into the state without dropping them', async () => {
+    expect((await a.post('/api/v1/flags', { key: 'canaried', kind: 'boolean' })).status).toBe(201);
+    expect((await put('canaried', state([requires('loner')], { fallthrough: { variant: 'off' } }))).status).toBe(200);
+    const canary = { control: 'off', canary: 'on', stages: [{ percent: 10 }, { percent: 100 }], stageDurationSeconds: 3600 };
+    expect((await a.put('/api/v1/flags/canaried/environments/production/canary', canary)).status).toBe(201);
+    const after = (await a.get('/api/v1/flags/canaried/environments/production')).body;
+    expect(after.fallthrough).toMatchObject({
+      rollout: {
+        weights: [
+          { variant: 'on', percent: 10 },
+          { variant: 'off', percent: 90 },
+        ],
+      },
+    });
+    expect(after.prerequisites).toEqual([requires('loner')]);
+  });
+});
+
 describe('a required flag cannot go away under its dependents', () => {
   it('archiving it answers 409 naming them, and changes nothing', async () => {
     const res = await a.delete('/api/v1/flags/parent');
