@@ -495,46 +495,75 @@ export function applyChangesWith(
 }
 
 /**
- * Compiles `dirty` into `flags`, each flag after the dirty flags it requires (depth first, with an explicit stack so
- * a long chain cannot overflow the call stack). A flag on a cycle of dirty flags compiles to a malformed flag naming
- * the cycle; flags requiring it then fail their prerequisite.
+ * Compiles `dirty` into `flags`, each flag after the dirty flags it requires: Tarjan's strongly connected components
+ * (with an explicit stack, so a long chain cannot overflow the call stack) come out required-first. The members of a
+ * component that is a cycle (more than one flag, or a flag requiring itself) compile to malformed flags naming a
+ * cycle through each; flags requiring one then fail that prerequisite. Flags not in `dirty` are linked as they are.
  */
 function compileInOrder(
   dirty: ReadonlyMap<string, FlagConfig>,
   flags: Map<string, CompiledFlag>,
   compile: (config: FlagConfig) => CompiledFlag,
 ): void {
-  const done = new Set<string>();
+  const deps = (key: string) => prerequisiteKeysOf(dirty.get(key)!).filter((d) => dirty.has(d));
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
   const onStack = new Set<string>();
-  const cycles = new Map<string, string>();
   // New keys take their place in the given order (what `evaluateAll` and snapshots list), not the compile order; the
-  // placeholder is replaced before anything links to it (parents compile first, and cycle members become malformed).
+  // placeholder is replaced before anything links to it (required flags compile first, cycle members are malformed).
   for (const [key, config] of dirty) if (!flags.has(key)) flags.set(key, malformed(config, ''));
   for (const root of dirty.keys()) {
-    if (done.has(root)) continue;
-    const stack = [{ key: root, deps: prerequisiteKeysOf(dirty.get(root)!), i: 0 }];
-    onStack.add(root);
-    while (stack.length > 0) {
-      const top = stack[stack.length - 1]!;
+    if (index.has(root)) continue;
+    const work: { key: string; deps: string[]; i: number }[] = [];
+    const visit = (key: string) => {
+      index.set(key, index.size);
+      low.set(key, index.size - 1);
+      stack.push(key);
+      onStack.add(key);
+      work.push({ key, deps: deps(key), i: 0 });
+    };
+    visit(root);
+    while (work.length > 0) {
+      const top = work[work.length - 1]!;
       if (top.i < top.deps.length) {
         const d = top.deps[top.i++]!;
-        if (done.has(d) || !dirty.has(d)) continue;
-        if (onStack.has(d)) {
-          const from = stack.findIndex((s) => s.key === d);
-          const path = [...stack.slice(from).map((s) => s.key), d].join(' → ');
-          for (let j = from; j < stack.length; j++) if (!cycles.has(stack[j]!.key)) cycles.set(stack[j]!.key, path);
-          continue;
-        }
-        onStack.add(d);
-        stack.push({ key: d, deps: prerequisiteKeysOf(dirty.get(d)!), i: 0 });
+        if (!index.has(d)) visit(d);
+        else if (onStack.has(d)) low.set(top.key, Math.min(low.get(top.key)!, index.get(d)!));
         continue;
       }
-      stack.pop();
-      onStack.delete(top.key);
-      done.add(top.key);
-      const config = dirty.get(top.key)!;
-      const cycle = cycles.get(top.key);
-      flags.set(top.key, cycle === undefined ? compile(config) : malformed(config, `prerequisite cycle: ${cycle}`));
+      work.pop();
+      const parent = work[work.length - 1];
+      if (parent !== undefined) low.set(parent.key, Math.min(low.get(parent.key)!, low.get(top.key)!));
+      if (low.get(top.key) !== index.get(top.key)) continue;
+      const members = stack.splice(stack.lastIndexOf(top.key));
+      for (const m of members) onStack.delete(m);
+      const cyclic = members.length > 1 || top.deps.includes(top.key);
+      for (const m of members) {
+        const config = dirty.get(m)!;
+        flags.set(m, cyclic ? malformed(config, `prerequisite cycle: ${cycleThrough(m, new Set(members), deps).join(' → ')}`) : compile(config));
+      }
     }
   }
+}
+
+/** A shortest cycle from `key` back to itself within `members` (its strongly connected component). */
+function cycleThrough(key: string, members: ReadonlySet<string>, deps: (key: string) => string[]): string[] {
+  const from = new Map<string, string>();
+  const queue = [key];
+  for (let q = 0; q < queue.length; q++) {
+    for (const d of deps(queue[q]!)) {
+      if (!members.has(d)) continue;
+      if (d === key) {
+        const path = [key];
+        for (let c = queue[q]!; c !== key; c = from.get(c)!) path.splice(1, 0, c);
+        return [...path, key];
+      }
+      if (!from.has(d)) {
+        from.set(d, queue[q]!);
+        queue.push(d);
+      }
+    }
+  }
+  return [key, key];
 }

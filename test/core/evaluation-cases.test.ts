@@ -25,7 +25,7 @@ describe('evaluation cases (test/cases/evaluation.json)', () => {
     expect(broken).toEqual([
       ['malformed', expect.stringContaining('unknown segment "no-such-segment"')],
       ['pre-cycle-a', 'prerequisite cycle: pre-cycle-a → pre-cycle-b → pre-cycle-a'],
-      ['pre-cycle-b', 'prerequisite cycle: pre-cycle-a → pre-cycle-b → pre-cycle-a'],
+      ['pre-cycle-b', 'prerequisite cycle: pre-cycle-b → pre-cycle-a → pre-cycle-b'],
     ]);
   });
 

@@ -4,6 +4,7 @@
  * the SDK evaluator's counts of prerequisite evaluations. The evaluation order itself is pinned by the golden cases
  * (test/cases/evaluation.json).
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   applyChanges,
@@ -99,12 +100,82 @@ describe('a delta recompiles the flags requiring what it changed', () => {
 describe('cycles that reach compilation (the server refuses them) never loop or throw', () => {
   it('the members of a cycle are malformed, naming it; a flag requiring one fails its prerequisite', () => {
     const e = env([flag('a', ['b']), flag('b', ['c']), flag('c', ['a']), flag('d', ['a']), flag('self', ['self'])]);
-    for (const k of ['a', 'b', 'c']) expect(e.flags.get(k)!.error).toBe('prerequisite cycle: a → b → c → a');
+    // Each member names a cycle through itself.
+    expect(e.flags.get('a')!.error).toBe('prerequisite cycle: a → b → c → a');
+    expect(e.flags.get('b')!.error).toBe('prerequisite cycle: b → c → a → b');
+    expect(e.flags.get('c')!.error).toBe('prerequisite cycle: c → a → b → c');
     expect(e.flags.get('self')!.error).toBe('prerequisite cycle: self → self');
     expect(value(e, 'a')).toEqual({ value: false, reason: { kind: 'ERROR', errorCode: 'MALFORMED_FLAG' }, errorCode: 'MALFORMED_FLAG' });
     expect(value(e, 'd').reason).toEqual({ kind: 'PREREQUISITE_FAILED', prerequisiteKey: 'a' });
     // The flags keep the snapshot's order.
     expect([...e.flags.keys()]).toEqual(['a', 'b', 'c', 'd', 'self']);
+  });
+
+  it('every member of a cycle is malformed, however the search meets it (a member reached only through finished flags)', () => {
+    // r → a → r is found first; x → a reaches `a` after it finished, yet x → a → r → x is a cycle too.
+    const e = env([flag('r', ['a', 'x']), flag('a', ['r']), flag('x', ['a'])]);
+    expect(e.flags.get('x')!.error).toBe('prerequisite cycle: x → a → r → x');
+    expect(e.flags.get('r')!.error).toBe('prerequisite cycle: r → a → r');
+  });
+
+  it('agrees with a reference evaluator on random graphs and random deltas (cycles, missing flags, kills)', () => {
+    const keys = ['k0', 'k1', 'k2', 'k3', 'k4', 'k5'];
+    const node = fc.record({
+      enabled: fc.boolean(),
+      requires: fc.uniqueArray(fc.constantFrom(...keys, 'gone'), { maxLength: 3 }),
+      variants: fc.constantFrom(['on'], ['off'], ['on', 'off']),
+      serves: fc.constantFrom('on', 'off'),
+    });
+    type Node = { enabled: boolean; requires: string[]; variants: string[]; serves: string };
+    const config = (key: string, n: Node) =>
+      flag(key, [], {
+        enabled: n.enabled,
+        fallthrough: { variant: n.serves },
+        ...(n.requires.length ? { prerequisites: n.requires.map((f) => ({ flag: f, variants: n.variants })) } : {}),
+      });
+    /** §12 by the book: a flag that can reach itself is malformed; otherwise OFF, then prerequisites in order. */
+    const reference = (graph: Map<string, Node>, key: string): unknown => {
+      const reaches = (from: string, to: string, seen = new Set<string>()): boolean =>
+        (graph.get(from)?.requires ?? []).some((d) => {
+          if (d === to) return true;
+          if (seen.has(d)) return false;
+          seen.add(d);
+          return reaches(d, to, seen);
+        });
+      const n = graph.get(key)!;
+      if (reaches(key, key)) return { value: false, reason: { kind: 'ERROR', errorCode: 'MALFORMED_FLAG' }, errorCode: 'MALFORMED_FLAG' };
+      if (!n.enabled) return { value: false, variant: 'off', reason: { kind: 'OFF' } };
+      for (const d of n.requires) {
+        const p = graph.get(d);
+        const r = p === undefined ? null : (reference(graph, d) as { variant?: string });
+        if (p === undefined || !p.enabled || r?.variant === undefined || !n.variants.includes(r.variant))
+          return { value: false, variant: 'off', reason: { kind: 'PREREQUISITE_FAILED', prerequisiteKey: d } };
+      }
+      return { value: n.serves === 'on', variant: n.serves, reason: { kind: 'FALLTHROUGH' } };
+    };
+    fc.assert(
+      fc.property(
+        fc.tuple(...keys.map(() => node)),
+        fc.array(fc.tuple(fc.constantFrom(...keys), fc.option(node, { nil: null })), { maxLength: 6 }),
+        (nodes, deltas) => {
+          const graph = new Map(keys.map((k, i) => [k, nodes[i]!]));
+          let e = env([...graph].map(([k, n]) => config(k, n)));
+          for (const [k, n] of deltas) {
+            if (n === null) graph.delete(k);
+            else graph.set(k, n);
+            e = applyChanges(e, [n === null ? { type: 'flag.delete', key: k } : { type: 'flag.upsert', flag: config(k, n) }]);
+            // The same state compiled from scratch answers the same.
+            const fresh = env([...graph].map(([key, m]) => config(key, m)));
+            for (const key of graph.keys()) {
+              expect(value(e, key)).toEqual(reference(graph, key));
+              expect(value(fresh, key)).toEqual(value(e, key));
+            }
+          }
+          for (const key of graph.keys()) expect(value(e, key)).toEqual(reference(graph, key));
+        },
+      ),
+      { numRuns: 400 },
+    );
   });
 
   it('a delta that closes a cycle marks it, and one that breaks it heals every member', () => {
