@@ -177,7 +177,7 @@ export class FlagDefinitionStore {
       const v = validateFlagDefinition(merged);
       if (!v.ok) throw invalid(v.issues);
       const def = v.value;
-      await this.checkDependents(w.tx, key, before.archived, def);
+      if (def.archived === true || 'variants' in patch) await this.checkDependents(w.tx, key, before.archived, def);
       if ('variants' in patch) {
         const segments = await segmentKeys(w.tx);
         const broken: StoreIssue[] = [];

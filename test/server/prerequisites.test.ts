@@ -178,6 +178,15 @@ describe('evaluation on the server and in a connected SDK', () => {
     // The change event names the dependents too, so applications listening for them hear of it.
     expect(await changed).toEqual(['child', 'grandchild', 'parent']);
     expect(elapsed).toBeLessThan(2_000);
+    // The SDK counted each prerequisite evaluated on the way for its own flag, and the server took the new reason.
+    await c.flush();
+    const totals = async (key: string) => {
+      const m = (await a.get(`/api/v1/flags/${key}/environments/production/metrics`)).body.totals;
+      return Object.fromEntries(Object.entries(m).map(([variant, t]) => [variant, (t as { reasons: unknown }).reasons]));
+    };
+    expect(await totals('parent')).toEqual({ on: { FALLTHROUGH: 1 }, off: { OFF: 2 } });
+    expect(await totals('child')).toEqual({ on: { FALLTHROUGH: 1 }, off: { PREREQUISITE_FAILED: 2 } });
+    expect(await totals('grandchild')).toEqual({ on: { FALLTHROUGH: 1 }, off: { PREREQUISITE_FAILED: 1 } });
     // Server-side evaluation agrees.
     const ev = await a.post('/sdk/v1/evaluate', { context: { key: 'u' }, flags: ['child'] }, { token: srv.sdkKeys.production });
     expect(ev.body.flags.child).toEqual({ value: false, variant: 'off', reason: { kind: 'PREREQUISITE_FAILED', prerequisiteKey: 'parent' } });
