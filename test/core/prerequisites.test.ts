@@ -123,7 +123,7 @@ describe('cycles that reach compilation (the server refuses them) never loop or 
     const node = fc.record({
       enabled: fc.boolean(),
       requires: fc.uniqueArray(fc.constantFrom(...keys, 'gone'), { maxLength: 3 }),
-      variants: fc.constantFrom(['on'], ['off'], ['on', 'off']),
+      variants: fc.constantFrom<string[]>(['on'], ['off'], ['on', 'off']),
       serves: fc.constantFrom('on', 'off'),
     });
     type Node = { enabled: boolean; requires: string[]; variants: string[]; serves: string };
