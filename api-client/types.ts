@@ -24,6 +24,7 @@ export type Rule = Schemas['Rule'];
 export type Condition = Schemas['Condition'];
 export type Target = Schemas['Target'];
 export type Weight = Schemas['Weight'];
+export type Prerequisite = Schemas['Prerequisite'];
 export type Segment = Schemas['Segment'];
 export type SegmentInput = Schemas['SegmentInput'];
 export type DeliveryReceipt = Schemas['DeliveryReceipt'];

@@ -5,7 +5,10 @@
  *
  *   (a) boolean flag: one `in` rule on `plan`, then a 10% fallthrough rollout;
  *   (b) 20 rules (in / endsWith / semverGt / lt), the 20th a 500-key segment, then the 10% rollout;
- *   (c) flag (a) with non-ASCII context keys.
+ *   (c) flag (a) with non-ASCII context keys;
+ *   (d) a flag whose one prerequisite is flag (a) (served "on" where (a) serves "on"): aviary evaluates and counts
+ *       both flags; Unleash uses its own flag dependencies; flagd-core has no prerequisites, so it gets flag (a)'s
+ *       targeting inlined (the same answers, one flag's work).
  *
  * Each round runs every contender for a fixed time, in a rotating order; the table shows medians over rounds.
  * Then allocations: heap growth per evaluation over batches too small to trigger a scavenge (GC forced between
@@ -77,10 +80,15 @@ const bRules: Rule[] = [
   { id: 'cohort', conditions: [{ segment: 'cohort' }], serve: { variant: 'on' } },
 ];
 const flagB: FlagConfig = { ...flagA, key: 'flag-b', state: { ...flagA.state, rules: bRules } };
+const flagD: FlagConfig = {
+  ...flagA,
+  key: 'flag-d',
+  state: { ...flagA.state, prerequisites: [{ flag: 'flag-a', variants: ['on'] }], rules: [], fallthrough: { variant: 'on' } },
+};
 const snapshot: EnvironmentSnapshot = {
   environment: 'bench',
   version: 1,
-  flags: [flagA, flagB],
+  flags: [flagA, flagB, flagD],
   segments: [{ key: 'cohort', included: segmentKeys, excluded: [], rules: [] }],
 };
 
@@ -107,6 +115,12 @@ const flagdCondition = (c: Cond) => {
 const flagdConfig = {
   flags: {
     'flag-a': {
+      state: 'ENABLED',
+      variants: { on: true, off: false },
+      defaultVariant: 'off',
+      targeting: { if: [{ in: [{ var: 'plan' }, ['team', 'enterprise']] }, 'on', flagdFraction] },
+    },
+    'flag-d': {
       state: 'ENABLED',
       variants: { on: true, off: false },
       defaultVariant: 'off',
@@ -140,6 +154,7 @@ const unleashFeatures = [
     enabled: true,
     strategies: [rollout(100, 'flag-a', [{ contextName: 'plan', operator: 'IN', values: ['team', 'enterprise'] }]), rollout(10, 'flag-a')],
   },
+  { name: 'flag-d', enabled: true, dependencies: [{ feature: 'flag-a', enabled: true }], strategies: [rollout(100, 'flag-d')] },
   {
     name: 'flag-b',
     enabled: true,
@@ -184,6 +199,7 @@ const scenarios: Scenario[] = [
   { name: '(a) in rule + 10% rollout', flag: 'flag-a', ctx: asciiContexts },
   { name: '(b) 20 rules + 500-key segment', flag: 'flag-b', ctx: asciiContexts },
   { name: '(c) flag (a), non-ASCII keys', flag: 'flag-a', ctx: nonAsciiContexts },
+  { name: '(d) one-level prerequisite on (a)', flag: 'flag-d', ctx: asciiContexts },
 ];
 
 async function contenders(s: Scenario): Promise<{ name: string; run: Evaluate; close?: () => void }[]> {
@@ -283,7 +299,7 @@ for (const s of scenarios) {
   const cs = await contenders(s);
   // The contenders must serve the same thing wherever a rule decides (their rollout hashes differ, so only the
   // share of contexts placed in the 10% may differ).
-  const ruleDecides = (c: Ctx) => (s.flag === 'flag-a' ? c.plan === 'team' : segmentKeys.includes(c.key));
+  const ruleDecides = (c: Ctx) => (s.flag === 'flag-b' ? segmentKeys.includes(c.key) : c.plan === 'team');
   const onShare = cs.map((c) => {
     let on = 0;
     s.ctx.forEach((ctx, i) => {

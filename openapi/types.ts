@@ -1191,6 +1191,8 @@ export interface components {
             version: number;
             /** @description When the kill switch was thrown, or null. */
             killedAt: components["schemas"]["DateTime"] | null;
+            /** @description The flags this flag's state requires in that environment (its prerequisites' keys); absent when none. */
+            requires?: components["schemas"]["FlagKey"][];
         };
         FlagCreate: {
             key: components["schemas"]["FlagKey"];
@@ -1258,6 +1260,8 @@ export interface components {
             /** @description `false` is the kill switch: every evaluation serves `offVariant` with reason OFF. */
             enabled: boolean;
             offVariant: components["schemas"]["VariantKey"];
+            /** @description Flags this one requires (CONTRACT §12); absent when none. */
+            prerequisites?: components["schemas"]["Prerequisite"][];
             targets: components["schemas"]["Target"][];
             rules: components["schemas"]["Rule"][];
             fallthrough: components["schemas"]["Serve"];
@@ -1281,12 +1285,25 @@ export interface components {
             environmentVersion: number;
         };
         /**
+         * @description Another flag this flag requires: evaluated for the same context in the same environment, it must be on and
+         *     serve one of `variants`, otherwise this flag serves its `offVariant` with reason `PREREQUISITE_FAILED`.
+         */
+        Prerequisite: {
+            flag: components["schemas"]["FlagKey"];
+            variants: components["schemas"]["VariantKey"][];
+        };
+        /**
          * @description A flag state to store. The read-only members of a `GET` answer (`version`, `flag`, `environment`, `killedAt`,
          *     `killReason`, `panicked`, `updatedAt`, `environmentVersion`) may be sent back and are ignored.
          */
         FlagStateInput: {
             enabled: boolean;
             offVariant: components["schemas"]["VariantKey"];
+            /**
+             * @description Flags this one requires (CONTRACT §12). Each must be a live flag of the environment, each listed variant
+             *     one of its own, and no chain of prerequisites may lead back to this flag (400, the path of the entry).
+             */
+            prerequisites?: components["schemas"]["Prerequisite"][];
             targets?: components["schemas"]["Target"][];
             rules?: components["schemas"]["Rule"][];
             fallthrough: components["schemas"]["Serve"];
@@ -1618,6 +1635,7 @@ export interface components {
                 RULE_MATCH?: number;
                 FALLTHROUGH?: number;
                 ERROR?: number;
+                PREREQUISITE_FAILED?: number;
             };
             outcomes: number;
             errors: number;
@@ -1829,7 +1847,7 @@ export interface components {
             flags?: string[];
         };
         /** @enum {string} */
-        ReasonKind: "OFF" | "TARGET_MATCH" | "RULE_MATCH" | "FALLTHROUGH" | "ERROR";
+        ReasonKind: "OFF" | "TARGET_MATCH" | "RULE_MATCH" | "FALLTHROUGH" | "ERROR" | "PREREQUISITE_FAILED";
         /** @enum {string} */
         ErrorCode: "FLAG_NOT_FOUND" | "WRONG_TYPE" | "MALFORMED_FLAG" | "NOT_READY" | "GENERAL";
         EvaluationReason: {
@@ -1842,6 +1860,8 @@ export interface components {
             /** @constant */
             bucketByMissing?: true;
             errorCode?: components["schemas"]["ErrorCode"];
+            /** @description PREREQUISITE_FAILED only, the key of the first prerequisite that failed. */
+            prerequisiteKey?: string;
         };
         EvaluationResult: {
             value: components["schemas"]["JsonValue"];
@@ -1941,6 +1961,8 @@ export interface components {
         ChangeRequestState: {
             enabled: boolean;
             offVariant: components["schemas"]["VariantKey"];
+            /** @description Flags this one requires (CONTRACT §12); absent when none. */
+            prerequisites?: components["schemas"]["Prerequisite"][];
             targets: components["schemas"]["Target"][];
             rules: components["schemas"]["Rule"][];
             fallthrough: components["schemas"]["Serve"];

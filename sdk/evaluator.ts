@@ -6,7 +6,8 @@
  * bucket are shared frozen objects). Outcomes recorded with `track()` / `measure()` are aggregated per flag and
  * variant beside them: counts, errors, a latency histogram with the shared log-scale buckets (so reports from many
  * SDKs merge exactly) and the sum of numeric values. `drain` hands both over as the `VariantStats` of
- * `POST /sdk/v1/metrics`, one row per flag and variant.
+ * `POST /sdk/v1/metrics`, one row per flag and variant. A flag evaluated as another's prerequisite is counted too,
+ * with what it served (as LaunchDarkly records prerequisite evaluations): it was used to decide a result.
  */
 // Imported by file, not through core/index.ts: the SDK compiles flags the server already validated, so the
 // validator (and compile-checked.ts) must stay out of the browser bundle.
@@ -69,6 +70,16 @@ const json = (v: unknown) => JSON.stringify(v);
 
 /** One key per (flag, variant) pair; `variant` null is the caller's default (variant keys are never empty). */
 const pairId = (flag: string, variant: string | null) => flag + '\u0000' + (variant ?? '');
+
+/**
+ * Counts one evaluation. The result says which counter: the row of its variant (row 0 when it has none: the caller's
+ * default) and the column of its reason kind. Both lists are short and hold the very strings compilation put in the
+ * result, so the scans cost a few nanoseconds, and evaluation needs no side channel.
+ */
+function count(slot: Slot, d: EvaluationDetail<unknown>): void {
+  slot._counts[(slot._variantKeys.indexOf(d.variant!) + 1) * REASONS + REASON_KINDS.indexOf(d.reason.kind)]!++;
+  slot._dirty = true;
+}
 
 /**
  * Local evaluation with per-variant counting. Not thread-shared: one per client.
@@ -146,14 +157,16 @@ export class Evaluator {
       else this.droppedUnknownEvaluations++;
       return errorDetail(defaultValue, 'FLAG_NOT_FOUND');
     }
-    const d = evaluateFlag(slot._flag, context, defaultValue);
-    // The result says which counter: the row of its variant (row 0 when it has none: the caller's default) and the
-    // column of its reason kind. Both lists are short and hold the very strings compilation put in the result, so
-    // the scans cost a few nanoseconds, and evaluation needs no side channel.
-    slot._counts[(slot._variantKeys.indexOf(d.variant!) + 1) * REASONS + REASON_KINDS.indexOf(d.reason.kind)]!++;
-    slot._dirty = true;
+    const d = evaluateFlag(slot._flag, context, defaultValue, false, this._countPrerequisite);
+    count(slot, d);
     return d;
   }
+
+  /** Counts a flag evaluated as a prerequisite of the flag asked for (the core calls it only for flags that have some). */
+  private readonly _countPrerequisite = (flag: CompiledFlag, d: EvaluationDetail): void => {
+    const slot = this._slots.get(flag.key);
+    if (slot !== undefined) count(slot, d);
+  };
 
   /**
    * Evaluates without counting (e.g. to attribute an outcome to the variant a context gets); `anyKind` skips the

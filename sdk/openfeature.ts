@@ -58,6 +58,7 @@ export function toResolution<T>(d: EvaluationDetail<T>): ResolutionDetails<T> {
   if (r.ruleIndex !== undefined) flagMetadata.ruleIndex = r.ruleIndex;
   if (r.bucket !== undefined) flagMetadata.bucket = r.bucket;
   if (r.bucketByMissing) flagMetadata.bucketByMissing = true;
+  if (r.prerequisiteKey !== undefined) flagMetadata.prerequisiteKey = r.prerequisiteKey;
   const base = { value: d.value, flagMetadata, ...(d.variant !== undefined ? { variant: d.variant } : {}) };
   switch (r.kind) {
     case 'OFF':
@@ -68,6 +69,9 @@ export function toResolution<T>(d: EvaluationDetail<T>): ResolutionDetails<T> {
       return { ...base, reason: r.inRollout ? StandardResolutionReasons.SPLIT : StandardResolutionReasons.TARGETING_MATCH };
     case 'FALLTHROUGH':
       return { ...base, reason: r.inRollout ? StandardResolutionReasons.SPLIT : StandardResolutionReasons.DEFAULT };
+    case 'PREREQUISITE_FAILED':
+      // Not one of OpenFeature's standard reasons (its reason is an open string); LaunchDarkly's providers say the same.
+      return { ...base, reason: 'PREREQUISITE_FAILED' };
     case 'ERROR': {
       const code = d.errorCode ?? r.errorCode ?? 'GENERAL';
       return { ...base, reason: StandardResolutionReasons.ERROR, errorCode: ERROR_CODES[code] ?? ErrorCode.GENERAL, errorMessage: code };

@@ -39,10 +39,16 @@ export function compileSegment(segment: Segment, patternEngine?: PatternEngine):
 
 /**
  * Validates and compiles one flag against the environment's compiled segments (`matches` accelerated by
- * `patternEngine`, if given). Never throws: anything wrong yields a flag whose `error` is set, naming the failing
- * paths.
+ * `patternEngine`, if given), linking its prerequisites to the compiled `flags`. Never throws: anything wrong yields
+ * a flag whose `error` is set, naming the failing paths. A prerequisite naming a flag not in `flags` is no error
+ * here: it fails at evaluation (CONTRACT §12); the server refuses to store one.
  */
-export function compileFlag(config: FlagConfig, segments: ReadonlyMap<string, CompiledSegment>, patternEngine?: PatternEngine): CompiledFlag {
+export function compileFlag(
+  config: FlagConfig,
+  segments: ReadonlyMap<string, CompiledSegment>,
+  patternEngine?: PatternEngine,
+  flags?: ReadonlyMap<string, CompiledFlag>,
+): CompiledFlag {
   try {
     const def = validateFlagDefinition(config);
     if (!def.ok) return malformed(config, `invalid flag: ${issuesText(def.issues)}`);
@@ -55,7 +61,7 @@ export function compileFlag(config: FlagConfig, segments: ReadonlyMap<string, Co
       return malformed(config, `invalid state: ${why}${issuesText(st.issues)}`);
     }
     const version = typeof config.state.version === 'number' ? config.state.version : 0;
-    const compiled = compileTrustedFlag({ ...def.value, state: { ...st.value, version } }, segments, patternEngine);
+    const compiled = compileTrustedFlag({ ...def.value, state: { ...st.value, version } }, segments, patternEngine, flags);
     // Keep the config as given, so callers comparing or re-serving it see what they passed in.
     return compiled.error === null ? { ...compiled, config } : malformed(config, compiled.error);
   } catch (e) {
@@ -76,8 +82,8 @@ export function compileEnvironment(snapshot: EnvironmentSnapshot, options?: Comp
 
 /**
  * Applies changes in order, validating what it recompiles, and returns a new environment compiled with the same
- * pattern engine (the given one is left intact). Only an upserted flag and the flags referencing a changed or deleted
- * segment are recompiled. Never throws.
+ * pattern engine (the given one is left intact). Only an upserted flag, the flags referencing a changed or deleted
+ * segment, and the flags requiring any of those (or a deleted flag) are recompiled. Never throws.
  */
 export function applyChanges(env: CompiledEnvironment, changes: readonly Change[], version?: number): CompiledEnvironment {
   return applyChangesWith(env, changes, version, CHECKED);

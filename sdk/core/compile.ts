@@ -78,6 +78,18 @@ export interface CompiledRule {
 }
 
 /**
+ * A prerequisite linked to the compiled flag it names (null: no such flag in the environment, so it fails). Linking
+ * at compile time keeps evaluation free of lookups, and makes a cycle impossible to follow: a flag can only point at
+ * flags compiled before it (`applyChangesWith` compiles parents first and marks the members of a cycle malformed).
+ */
+export interface CompiledPrerequisite {
+  readonly _flag: CompiledFlag | null;
+  readonly _variants: readonly string[];
+  /** The frozen result when it fails: `offVariant`, PREREQUISITE_FAILED, `prerequisiteKey`. */
+  readonly _failed: EvaluationDetail;
+}
+
+/**
  * A flag ready to evaluate. Details that do not depend on the context's bucket are built once and frozen, so most
  * evaluations return a shared object; callers must not (and cannot) mutate them.
  */
@@ -90,11 +102,14 @@ export interface CompiledFlag {
   readonly variantKeys: readonly string[];
   /** Segments this flag references (so a segment change recompiles it). */
   readonly segmentKeys: readonly string[];
+  /** Flags this flag requires (so a change of one of them recompiles it, relinked to the new one). */
+  readonly prerequisiteKeys: readonly string[];
   /** Why the flag cannot be evaluated; set means every evaluation answers ERROR / MALFORMED_FLAG. */
   readonly error: string | null;
   /** Variant values (deep-frozen), in the flag's order. */
   readonly _values: readonly JsonValue[];
   readonly _enabled: boolean;
+  readonly _prereqs: readonly CompiledPrerequisite[];
   readonly _targets: ReadonlyMap<string, number>;
   readonly _rules: readonly CompiledRule[];
   readonly _fallthrough: CompiledServe | null;
@@ -215,9 +230,11 @@ export function malformed(config: FlagConfig, error: string): CompiledFlag {
     config,
     variantKeys: [],
     segmentKeys: segmentKeysOf(config),
+    prerequisiteKeys: prerequisiteKeysOf(config),
     error,
     _values: [],
     _enabled: false,
+    _prereqs: [],
     _targets: new Map(),
     _rules: [],
     _fallthrough: null,
@@ -237,6 +254,16 @@ export function segmentKeysOf(config: FlagConfig): string[] {
   return [...keys];
 }
 
+/** The flags a flag's state requires, read defensively (the flag may be malformed). */
+export function prerequisiteKeysOf(config: FlagConfig): string[] {
+  const pre: unknown = config?.state?.prerequisites;
+  const keys = new Set<string>();
+  for (const p of Array.isArray(pre) ? pre : []) if (typeof p?.flag === 'string') keys.add(p.flag);
+  return [...keys];
+}
+
+const NO_FLAGS: ReadonlyMap<string, CompiledFlag> = new Map();
+
 const KINDS: readonly string[] = ['boolean', 'string', 'number', 'json'];
 const BOOLEAN_VARIANTS = [
   { key: 'on', value: true },
@@ -249,10 +276,16 @@ function valueFits(kind: FlagKind, v: unknown): boolean {
 
 /**
  * Compiles one flag the server has validated against the environment's compiled segments (`matches` accelerated by
- * `patternEngine`, if given). Never throws: a flag not shaped as compilation needs (unknown variant, operator or
- * segment, values of the wrong type, ...) yields a flag whose `error` is set.
+ * `patternEngine`, if given), linking its prerequisites to the compiled `flags` (a prerequisite not among them fails
+ * at evaluation). Never throws: a flag not shaped as compilation needs (unknown variant, operator or segment, values
+ * of the wrong type, ...) yields a flag whose `error` is set.
  */
-export function compileTrustedFlag(config: FlagConfig, segments: ReadonlyMap<string, CompiledSegment>, patternEngine?: PatternEngine): CompiledFlag {
+export function compileTrustedFlag(
+  config: FlagConfig,
+  segments: ReadonlyMap<string, CompiledSegment>,
+  patternEngine?: PatternEngine,
+  flags: ReadonlyMap<string, CompiledFlag> = NO_FLAGS,
+): CompiledFlag {
   try {
     const { key, kind, state } = config;
     if (typeof key !== 'string' || !KINDS.includes(kind)) bad('key and kind', [key, kind]);
@@ -287,6 +320,16 @@ export function compileTrustedFlag(config: FlagConfig, segments: ReadonlyMap<str
       const rollout = { _bucketBy: bucketBy, _bucketer: new SaltedBucketer(salt), _ends: ends, _variants: weights.map((w) => indexOf(w.variant)) };
       return { _rollout: rollout, _base: base, _detail: detail(offIndex, { ...base, bucketByMissing: true }) };
     };
+    const prereqs = list(state.prerequisites ?? [], 'prerequisites').map((p): CompiledPrerequisite => {
+      const parent = typeof p?.flag === 'string' ? p.flag : bad('prerequisite', p);
+      const variants = list(p.variants, 'prerequisite');
+      if (!variants.every((v) => typeof v === 'string')) bad('prerequisite', p);
+      return {
+        _flag: flags.get(parent) ?? null,
+        _variants: [...variants],
+        _failed: detail(offIndex, { kind: 'PREREQUISITE_FAILED', prerequisiteKey: parent }),
+      };
+    });
     const targets = new Map<string, number>();
     for (const t of list(state.targets ?? [], 'targets')) {
       const i = indexOf(t.variant);
@@ -306,9 +349,11 @@ export function compileTrustedFlag(config: FlagConfig, segments: ReadonlyMap<str
       config,
       variantKeys,
       segmentKeys: segmentKeysOf(config),
+      prerequisiteKeys: prerequisiteKeysOf(config),
       error: null,
       _values: variantValues,
       _enabled: state.enabled,
+      _prereqs: prereqs,
       _targets: targets,
       _rules: rules,
       _fallthrough: compileServe(state.fallthrough, { kind: 'FALLTHROUGH' }),
@@ -322,7 +367,12 @@ export function compileTrustedFlag(config: FlagConfig, segments: ReadonlyMap<str
 
 /** How flags and segments are compiled: trusted (here) or validated first (`compile-checked.ts`). */
 export interface Compilers {
-  readonly flag: (config: FlagConfig, segments: ReadonlyMap<string, CompiledSegment>, patternEngine: PatternEngine | undefined) => CompiledFlag;
+  readonly flag: (
+    config: FlagConfig,
+    segments: ReadonlyMap<string, CompiledSegment>,
+    patternEngine: PatternEngine | undefined,
+    flags: ReadonlyMap<string, CompiledFlag>,
+  ) => CompiledFlag;
   readonly segment: (segment: Segment, patternEngine: PatternEngine | undefined) => CompiledSegment;
 }
 
@@ -367,8 +417,11 @@ export function applyTrustedChanges(env: CompiledEnvironment, changes: readonly 
 /**
  * Applies changes in order and returns a new environment (the given one is left intact, so a reader holding it
  * keeps a consistent view), compiled with the same pattern engine. Only what changed is recompiled: an upserted
- * flag, and every flag that references a changed or deleted segment. `version`, if given, becomes the new
- * environment's version. Never throws.
+ * flag, every flag that references a changed or deleted segment, and every flag that requires (directly or through
+ * other flags) one of those or a deleted flag, since a compiled flag links to the compiled flags it requires.
+ * Required flags are compiled before the flags requiring them; the members of a prerequisite cycle (which the server
+ * refuses to store) compile to malformed flags naming the cycle. `version`, if given, becomes the new environment's
+ * version. Never throws.
  */
 export function applyChangesWith(
   env: CompiledEnvironment,
@@ -384,6 +437,7 @@ export function applyChangesWith(
   const engine = env._patternEngine;
   const dirtyFlags = new Map<string, FlagConfig>();
   const dirtySegments = new Set<string>();
+  const deletedFlags: string[] = [];
   for (const ch of all) {
     switch (ch?.type) {
       case 'flag.upsert': {
@@ -394,6 +448,7 @@ export function applyChangesWith(
       case 'flag.delete':
         dirtyFlags.delete(ch.key);
         flags.delete(ch.key);
+        deletedFlags.push(ch.key);
         break;
       case 'segment.upsert': {
         const c = compilers.segment(ch.segment, engine);
@@ -408,7 +463,107 @@ export function applyChangesWith(
         dirtySegments.add(ch.key);
     }
   }
-  for (const f of flags.values()) if (!dirtyFlags.has(f.key) && f.segmentKeys.some((k) => dirtySegments.has(k))) dirtyFlags.set(f.key, f.config);
-  for (const [key, config] of dirtyFlags) flags.set(key, compilers.flag(config, segments, engine));
+  // One pass over the flags: those using a changed segment, and who requires whom (only when anyone requires anyone).
+  const dependents = new Map<string, string[]>();
+  const requires = (child: string, parents: readonly string[]) => {
+    for (const p of parents) {
+      const list = dependents.get(p);
+      if (list === undefined) dependents.set(p, [child]);
+      else list.push(child);
+    }
+  };
+  for (const f of flags.values()) {
+    if (dirtyFlags.has(f.key)) continue;
+    if (f.segmentKeys.some((k) => dirtySegments.has(k))) dirtyFlags.set(f.key, f.config);
+    requires(f.key, f.prerequisiteKeys);
+  }
+  for (const [key, config] of dirtyFlags) requires(key, prerequisiteKeysOf(config));
+  if (dependents.size > 0) {
+    const queue = [...dirtyFlags.keys(), ...deletedFlags];
+    for (let q = 0; q < queue.length; q++) {
+      for (const child of dependents.get(queue[q]!) ?? []) {
+        const f = flags.get(child);
+        if (f !== undefined && !dirtyFlags.has(child)) {
+          dirtyFlags.set(child, f.config);
+          queue.push(child);
+        }
+      }
+    }
+  }
+  compileInOrder(dirtyFlags, flags, (config) => compilers.flag(config, segments, engine, flags));
   return { environment: env.environment, version: version ?? env.version, flags, segments, _patternEngine: engine };
+}
+
+/**
+ * Compiles `dirty` into `flags`, each flag after the dirty flags it requires: Tarjan's strongly connected components
+ * (with an explicit stack, so a long chain cannot overflow the call stack) come out required-first. The members of a
+ * component that is a cycle (more than one flag, or a flag requiring itself) compile to malformed flags naming a
+ * cycle through each; flags requiring one then fail that prerequisite. Flags not in `dirty` are linked as they are.
+ */
+function compileInOrder(
+  dirty: ReadonlyMap<string, FlagConfig>,
+  flags: Map<string, CompiledFlag>,
+  compile: (config: FlagConfig) => CompiledFlag,
+): void {
+  const deps = (key: string) => prerequisiteKeysOf(dirty.get(key)!).filter((d) => dirty.has(d));
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  // New keys take their place in the given order (what `evaluateAll` and snapshots list), not the compile order; the
+  // placeholder is replaced before anything links to it (required flags compile first, cycle members are malformed).
+  for (const [key, config] of dirty) if (!flags.has(key)) flags.set(key, malformed(config, ''));
+  for (const root of dirty.keys()) {
+    if (index.has(root)) continue;
+    const work: { key: string; deps: string[]; i: number }[] = [];
+    const visit = (key: string) => {
+      index.set(key, index.size);
+      low.set(key, index.size - 1);
+      stack.push(key);
+      onStack.add(key);
+      work.push({ key, deps: deps(key), i: 0 });
+    };
+    visit(root);
+    while (work.length > 0) {
+      const top = work[work.length - 1]!;
+      if (top.i < top.deps.length) {
+        const d = top.deps[top.i++]!;
+        if (!index.has(d)) visit(d);
+        else if (onStack.has(d)) low.set(top.key, Math.min(low.get(top.key)!, index.get(d)!));
+        continue;
+      }
+      work.pop();
+      const parent = work[work.length - 1];
+      if (parent !== undefined) low.set(parent.key, Math.min(low.get(parent.key)!, low.get(top.key)!));
+      if (low.get(top.key) !== index.get(top.key)) continue;
+      const members = stack.splice(stack.lastIndexOf(top.key));
+      for (const m of members) onStack.delete(m);
+      const cyclic = members.length > 1 || top.deps.includes(top.key);
+      for (const m of members) {
+        const config = dirty.get(m)!;
+        flags.set(m, cyclic ? malformed(config, `prerequisite cycle: ${cycleThrough(m, new Set(members), deps).join(' → ')}`) : compile(config));
+      }
+    }
+  }
+}
+
+/** A shortest cycle from `key` back to itself within `members` (its strongly connected component). */
+function cycleThrough(key: string, members: ReadonlySet<string>, deps: (key: string) => string[]): string[] {
+  const from = new Map<string, string>();
+  const queue = [key];
+  for (let q = 0; q < queue.length; q++) {
+    for (const d of deps(queue[q]!)) {
+      if (!members.has(d)) continue;
+      if (d === key) {
+        const path = [key];
+        for (let c = queue[q]!; c !== key; c = from.get(c)!) path.splice(1, 0, c);
+        return [...path, key];
+      }
+      if (!from.has(d)) {
+        from.set(d, queue[q]!);
+        queue.push(d);
+      }
+    }
+  }
+  return [key, key];
 }

@@ -1,14 +1,26 @@
 /**
- * Evaluation (CONTRACT §2, fixed order): unknown flag → default (ERROR/FLAG_NOT_FOUND); the caller's default of
- * another kind → default (ERROR/WRONG_TYPE); a flag that could not compile → default (ERROR/MALFORMED_FLAG);
- * disabled → offVariant (OFF); context key in targets → TARGET_MATCH; first matching rule → RULE_MATCH; otherwise
- * FALLTHROUGH. Never throws.
+ * Evaluation (CONTRACT §2 and §12, fixed order): unknown flag → default (ERROR/FLAG_NOT_FOUND); the caller's default
+ * of another kind → default (ERROR/WRONG_TYPE); a flag that could not compile → default (ERROR/MALFORMED_FLAG);
+ * disabled → offVariant (OFF); a prerequisite that fails → offVariant (PREREQUISITE_FAILED, `prerequisiteKey`);
+ * context key in targets → TARGET_MATCH; first matching rule → RULE_MATCH; otherwise FALLTHROUGH. Never throws.
  */
-import { allHold, isScalar, type CompiledEnvironment, type CompiledFlag, type CompiledServe } from './compile.js';
+import { allHold, isScalar, type CompiledEnvironment, type CompiledFlag, type CompiledPrerequisite, type CompiledServe } from './compile.js';
 import type { ErrorCode, EvaluationContext, EvaluationDetail, FlagKind, JsonValue } from './types.js';
 
 /** Every reason kind, in a fixed order (the SDK's counters index them by it). */
-export const REASON_KINDS = ['OFF', 'TARGET_MATCH', 'RULE_MATCH', 'FALLTHROUGH', 'ERROR'] as const;
+export const REASON_KINDS = ['OFF', 'TARGET_MATCH', 'RULE_MATCH', 'FALLTHROUGH', 'ERROR', 'PREREQUISITE_FAILED'] as const;
+
+/**
+ * Told of each prerequisite evaluated on the way to a result (nested ones first), with the required flag and what it
+ * served: the SDK counts these as evaluations of that flag.
+ */
+export type PrerequisiteListener = (flag: CompiledFlag, detail: EvaluationDetail) => void;
+
+/**
+ * How deep prerequisites are followed. Compiled prerequisites cannot form a cycle (see `CompiledPrerequisite`); this
+ * bounds the work of a pathological chain: beyond it, a prerequisite fails.
+ */
+export const MAX_PREREQUISITE_DEPTH = 64;
 
 const EMPTY_CONTEXT: EvaluationContext = Object.freeze({});
 
@@ -47,8 +59,26 @@ function serve(flag: CompiledFlag, s: CompiledServe, ctx: EvaluationContext): Ev
   };
 }
 
-function resolve(flag: CompiledFlag, ctx: EvaluationContext): EvaluationDetail {
+/**
+ * Whether a prerequisite holds for `ctx`: its flag exists, can be evaluated, is not killed (so killing a flag always
+ * turns off the flags requiring it, whatever variants they accept) and serves one of the listed variants.
+ */
+function holds(p: CompiledPrerequisite, ctx: EvaluationContext, depth: number, on: PrerequisiteListener | undefined): boolean {
+  const parent = p._flag;
+  if (parent === null || depth >= MAX_PREREQUISITE_DEPTH) return false;
+  if (parent.error !== null) {
+    on?.(parent, errorDetail(null, 'MALFORMED_FLAG'));
+    return false;
+  }
+  const d = resolve(parent, ctx, depth + 1, on);
+  on?.(parent, d);
+  return parent._enabled && p._variants.includes(d.variant!);
+}
+
+function resolve(flag: CompiledFlag, ctx: EvaluationContext, depth: number, on: PrerequisiteListener | undefined): EvaluationDetail {
   if (!flag._enabled) return flag._offDetail!;
+  const pre = flag._prereqs;
+  for (let i = 0; i < pre.length; i++) if (!holds(pre[i]!, ctx, depth, on)) return pre[i]!._failed;
   const key = ctx.key;
   if (typeof key === 'string' && flag._targets.size > 0) {
     const t = flag._targets.get(key);
@@ -60,14 +90,20 @@ function resolve(flag: CompiledFlag, ctx: EvaluationContext): EvaluationDetail {
 }
 
 /**
- * Evaluates a compiled flag (see `evaluate`). `anyKind` skips the type check (for `evaluateAll`). Details without
- * a bucket are shared frozen objects.
+ * Evaluates a compiled flag (see `evaluate`). `anyKind` skips the type check (for `evaluateAll`); `onPrerequisite`
+ * hears each prerequisite evaluated. Details without a bucket are shared frozen objects.
  */
-export function evaluateFlag<T>(flag: CompiledFlag, context: EvaluationContext, defaultValue: T, anyKind = false): EvaluationDetail<T> {
+export function evaluateFlag<T>(
+  flag: CompiledFlag,
+  context: EvaluationContext,
+  defaultValue: T,
+  anyKind = false,
+  onPrerequisite?: PrerequisiteListener,
+): EvaluationDetail<T> {
   if (!anyKind && !kindAccepts(flag.kind, defaultValue)) return errorDetail(defaultValue, 'WRONG_TYPE');
   if (flag.error !== null) return errorDetail(defaultValue, 'MALFORMED_FLAG');
   try {
-    return resolve(flag, typeof context === 'object' && context !== null ? context : EMPTY_CONTEXT) as EvaluationDetail<T>;
+    return resolve(flag, typeof context === 'object' && context !== null ? context : EMPTY_CONTEXT, 0, onPrerequisite) as EvaluationDetail<T>;
   } catch {
     // Only a hostile context (a throwing getter or proxy) gets here.
     return errorDetail(defaultValue, 'GENERAL');

@@ -18,6 +18,7 @@ export {
   FLAG_KINDS,
   LIMITS,
   type ValidationResult,
+  type PrerequisiteFlags,
 } from './validate.js';
 export { defaultFlagState } from './defaults.js';
 export { compileEnvironment, compileFlag, compileSegment, applyChanges } from './compile-checked.js';
@@ -27,12 +28,14 @@ export {
   compileTrustedSegment,
   applyTrustedChanges,
   flagKeysUsingSegment,
+  prerequisiteKeysOf,
   type CompiledEnvironment,
   type CompiledFlag,
+  type CompiledPrerequisite,
   type CompiledSegment,
   type CompileOptions,
 } from './compile.js';
-export { evaluate, evaluateAll, evaluateFlag, kindAccepts, REASON_KINDS } from './evaluate.js';
+export { evaluate, evaluateAll, evaluateFlag, kindAccepts, REASON_KINDS, MAX_PREREQUISITE_DEPTH, type PrerequisiteListener } from './evaluate.js';
 export { lazyDfa } from './operators/pattern-dfa.js';
 export type { PatternEngine, ProgramView } from './operators/pattern.js';
 export { parseSemver, compareSemver, type SemVer } from './operators/semver.js';

@@ -128,11 +128,24 @@ export interface Target {
   keys: string[];
 }
 
+/**
+ * A flag another flag requires (CONTRACT §12): evaluated for the same context in the same environment, it must serve
+ * one of `variants`, otherwise the requiring flag serves its `offVariant` with reason PREREQUISITE_FAILED.
+ */
+export interface Prerequisite {
+  /** The required flag's key. */
+  flag: string;
+  /** The variants of that flag that satisfy the requirement (at least one). */
+  variants: string[];
+}
+
 /** A flag's state in one environment (fixed field names). */
 export interface FlagState {
   /** `false` is the kill switch: every evaluation serves `offVariant` with reason OFF. */
   enabled: boolean;
   offVariant: string;
+  /** Checked after the kill switch, before targets, in order: the first that fails decides (absent: none). */
+  prerequisites?: Prerequisite[];
   targets: Target[];
   rules: Rule[];
   fallthrough: Serve;
@@ -189,7 +202,7 @@ export interface Delta {
 }
 
 /** Why an evaluation returned what it did (fixed kinds, CONTRACT §2). */
-export type ReasonKind = 'OFF' | 'TARGET_MATCH' | 'RULE_MATCH' | 'FALLTHROUGH' | 'ERROR';
+export type ReasonKind = 'OFF' | 'TARGET_MATCH' | 'RULE_MATCH' | 'FALLTHROUGH' | 'ERROR' | 'PREREQUISITE_FAILED';
 
 /** Error codes carried by reason `ERROR`. */
 export type ErrorCode = 'FLAG_NOT_FOUND' | 'WRONG_TYPE' | 'MALFORMED_FLAG' | 'NOT_READY' | 'GENERAL';
@@ -207,6 +220,8 @@ export interface EvaluationReason {
   bucketByMissing?: true;
   /** ERROR only. */
   errorCode?: ErrorCode;
+  /** PREREQUISITE_FAILED only: the key of the first prerequisite that failed. */
+  prerequisiteKey?: string;
 }
 
 /** The result of an evaluation, shaped like OpenFeature's resolution details. */

@@ -15,6 +15,7 @@ import {
   type FlagState,
   type JsonValue,
   type Operator,
+  type Prerequisite,
   type Rollout,
   type Rule,
   type Segment,
@@ -48,7 +49,15 @@ export const LIMITS = {
   segmentKeys: 100_000,
   stringLength: 1024,
   jsonDepth: 32,
+  prerequisites: 100,
 } as const;
+
+/**
+ * The flags of one environment, as prerequisites are checked against them: each live flag's variant keys and the
+ * flags its current state requires. Without it, `validateFlagState` checks only the shape of `prerequisites` (a
+ * missing flag then fails at evaluation, as CONTRACT §12 says it must).
+ */
+export type PrerequisiteFlags = ReadonlyMap<string, { readonly variants: readonly string[]; readonly prerequisites: readonly string[] }>;
 
 const OPERATOR_SET: ReadonlySet<string> = new Set(OPERATORS);
 
@@ -431,6 +440,7 @@ export function validateFlagState(
   input: unknown,
   flag: FlagDefinition,
   segmentKeys: ReadonlySet<string>,
+  flags?: PrerequisiteFlags,
 ): ValidationResult<Omit<FlagState, 'version'>> {
   const issues = new Issues();
   if (!isRecord(input)) {
@@ -444,6 +454,8 @@ export function validateFlagState(
   if (typeof offVariant !== 'string' || !variantKeys.has(offVariant)) {
     issues.add('/offVariant', `must name a variant of the flag (${[...variantKeys].join(', ')}), got ${JSON.stringify(offVariant)}`);
   }
+
+  const prerequisites = validatePrerequisites(input['prerequisites'], flag.key, issues, flags);
 
   const targets: Target[] = [];
   const rawTargets = input['targets'] ?? [];
@@ -484,10 +496,87 @@ export function validateFlagState(
   });
   const fallthrough = validateServe(input['fallthrough'], '/fallthrough', issues, variantKeys);
   if (issues.list.length > 0) return { ok: false, issues: issues.list };
-  return {
-    ok: true,
-    value: { enabled: enabled as boolean, offVariant: offVariant as string, targets, rules, fallthrough: fallthrough! },
+  const value: Omit<FlagState, 'version'> = {
+    enabled: enabled as boolean,
+    offVariant: offVariant as string,
+    targets,
+    rules,
+    fallthrough: fallthrough!,
   };
+  // Absent and empty mean the same; stored and streamed states carry the field only when it says something.
+  if (prerequisites.length > 0) value.prerequisites = prerequisites;
+  return { ok: true, value };
+}
+
+/**
+ * `prerequisites` (CONTRACT §12): each `{ flag, variants }` names another flag (once) and a non-empty list of its
+ * variants. With `flags` (the server, on write), the flag must exist in the environment, the variants must be its
+ * own, and requiring it must not close a cycle (the issue names the path).
+ */
+function validatePrerequisites(raw: unknown, self: string, issues: Issues, flags: PrerequisiteFlags | undefined): Prerequisite[] {
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw)) {
+    issues.add('/prerequisites', `must be an array, got ${describeType(raw)}`);
+    return [];
+  }
+  if (raw.length > LIMITS.prerequisites) issues.add('/prerequisites', `must have at most ${LIMITS.prerequisites} entries`);
+  const out: Prerequisite[] = [];
+  const seen = new Map<string, number>();
+  raw.forEach((p, i) => {
+    const path = at('/prerequisites', i);
+    if (!isRecord(p)) {
+      issues.add(path, `must be an object { flag, variants }, got ${describeType(p)}`);
+      return;
+    }
+    for (const k of Object.keys(p)) if (k !== 'flag' && k !== 'variants') issues.add(at(path, k), 'is not a known property');
+    const key = p['flag'];
+    const fp = at(path, 'flag');
+    let keyOk = false;
+    if (typeof key !== 'string' || !KEY_PATTERN.test(key)) issues.add(fp, `is required and must match ${KEY_PATTERN.source}`);
+    else if (key === self) issues.add(fp, 'a flag cannot require itself');
+    else if (seen.has(key)) issues.add(fp, `duplicates /prerequisites/${seen.get(key)}`);
+    else keyOk = true;
+    if (typeof key === 'string') seen.set(key, i);
+    const vp = at(path, 'variants');
+    const variants = stringArray(p['variants'], vp, issues, LIMITS.variants, 'variant keys');
+    if (Array.isArray(p['variants']) && p['variants'].length === 0) issues.add(vp, 'must list at least one variant');
+    if (new Set(variants).size !== variants.length) issues.add(vp, 'must not list a variant twice');
+    if (keyOk && flags !== undefined) {
+      const target = flags.get(key as string);
+      if (target === undefined) issues.add(fp, `unknown flag "${key as string}" (no live flag of that key in this environment)`);
+      else {
+        variants.forEach((v, j) => {
+          if (!target.variants.includes(v))
+            issues.add(at(vp, j), `"${v}" is not a variant of flag "${key as string}" (${target.variants.join(', ')})`);
+        });
+        const cycle = pathTo(key as string, self, flags);
+        if (cycle !== null) issues.add(fp, `would create a cycle: ${[self, ...cycle].join(' → ')}`);
+      }
+    }
+    if (keyOk) out.push({ flag: key as string, variants });
+  });
+  return out;
+}
+
+/** A path of prerequisite edges from `from` to `to` in `flags` (`[from, …, to]`), or null; visits each flag once. */
+function pathTo(from: string, to: string, flags: PrerequisiteFlags): string[] | null {
+  const parent = new Map<string, string | null>([[from, null]]);
+  const queue = [from];
+  for (let q = 0; q < queue.length; q++) {
+    const k = queue[q]!;
+    if (k === to) {
+      const path: string[] = [];
+      for (let c: string | null = k; c !== null; c = parent.get(c)!) path.unshift(c);
+      return path;
+    }
+    for (const next of flags.get(k)?.prerequisites ?? []) {
+      if (!parent.has(next)) {
+        parent.set(next, k);
+        queue.push(next);
+      }
+    }
+  }
+  return null;
 }
 
 /**

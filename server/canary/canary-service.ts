@@ -21,6 +21,7 @@ import type { IngestInstruments } from '../metrics/prometheus.js';
 import { bool, type Sql, type StorePort } from '../storage/port.js';
 import type { StoredFlagState } from '../storage/schema.js';
 import { readFlagConfig } from '../storage/snapshot.js';
+import { storedOf } from '../storage/flag-state-store.js';
 import type { Actor, WriteContext, Writer } from '../storage/writer.js';
 import { CanaryStore } from './canary-store.js';
 import { percentAt, validateCanaryDocument, type CanaryDocument, type CanaryInput } from './document.js';
@@ -116,10 +117,6 @@ export interface CanaryExposure {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const MINUTE = 60_000;
-
-function storedOf(s: FlagState): StoredFlagState {
-  return { enabled: s.enabled, offVariant: s.offVariant, targets: s.targets, rules: s.rules, fallthrough: s.fallthrough };
-}
 
 /** What a guard run (or an operator action) decided: the run before, the transition, and the comparison behind it. */
 interface Plan {

@@ -285,6 +285,11 @@ export function buildProgram(): Command {
             ? [`${e}: killed at ${formatTime(s.killedAt)}${s.killReason ? ` (reason: ${s.killReason})` : ''}${s.panicked ? ', by kill-all' : ''}`]
             : [];
         });
+        // Prerequisites (CONTRACT §12): a line per environment whose state requires other flags.
+        const requires = envs.flatMap((e) => {
+          const pre = states[e]?.prerequisites ?? [];
+          return pre.length ? [`${e}: requires ${pre.map((p) => `${p.flag} (${p.variants.join(' or ')})`).join(', ')}`] : [];
+        });
         const lines = [
           renderPairs([
             ['flag', flag.key],
@@ -314,6 +319,7 @@ export function buildProgram(): Command {
               ];
             }),
           ),
+          ...(requires.length ? ['', ...requires] : []),
           ...(killed.length ? ['', ...killed] : []),
         ];
         return lines.join('\n');

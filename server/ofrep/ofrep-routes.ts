@@ -29,6 +29,8 @@ export function ofrepReason(d: EvaluationDetail): string {
       return r.inRollout ? 'SPLIT' : 'TARGETING_MATCH';
     case 'FALLTHROUGH':
       return r.inRollout ? 'SPLIT' : 'DEFAULT';
+    case 'PREREQUISITE_FAILED':
+      return 'PREREQUISITE_FAILED';
     default:
       return 'ERROR';
   }
@@ -74,6 +76,7 @@ function success(key: string, d: EvaluationDetail, version: number) {
   if (d.reason.ruleId !== undefined) metadata.ruleId = d.reason.ruleId;
   if (d.reason.bucket !== undefined) metadata.bucket = d.reason.bucket;
   if (d.reason.bucketByMissing) metadata.bucketByMissing = true;
+  if (d.reason.prerequisiteKey !== undefined) metadata.prerequisiteKey = d.reason.prerequisiteKey;
   return { key, value: d.value as JsonValue, reason: ofrepReason(d), ...(d.variant !== undefined ? { variant: d.variant } : {}), metadata };
 }
 

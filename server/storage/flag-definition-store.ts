@@ -4,10 +4,10 @@
  * the audit entry, the environment version bumps and the change-log rows. States live in flag-state-store.ts.
  */
 import type { FlagDefinition, JsonValue } from '@aviary/sdk/core';
-import { conflict, invalid, notFound, type StoreIssue } from './store-errors.js';
+import { conflict, invalid, notFound, StoreError, type StoreIssue } from './store-errors.js';
 import { apiTime, apiTimeOrNull } from '../openapi/time.js';
 import { defaultFlagState, validateFlagDefinition, validateFlagState } from './core-api.js';
-import { nullableNumber, segmentKeys } from './flag-state-store.js';
+import { dependentsOf, nullableNumber, segmentKeys } from './flag-state-store.js';
 import { bool, type Sql, type StorePort } from './port.js';
 import type { Precondition } from './preconditions.js';
 import type { FlagRow, FlagStateRow } from './rows.js';
@@ -21,6 +21,8 @@ export interface EnvironmentSummary {
   version: number;
   /** RFC 3339, like every time in these API shapes (stored as epoch ms). */
   killedAt: string | null;
+  /** The flags this flag's state requires there (its prerequisites' keys); absent when none. */
+  requires?: string[];
 }
 
 /** A flag as the admin API shows it. */
@@ -61,11 +63,15 @@ const SQL = {
   insertState: 'INSERT INTO flag_states (environment, flag, state, version, updated_at) VALUES (?, ?, ?, 1, ?)',
 };
 
-const summaryOf = (s: FlagStateRow): EnvironmentSummary => ({
-  enabled: (JSON.parse(s.state) as StoredFlagState).enabled,
-  version: Number(s.version),
-  killedAt: apiTimeOrNull(nullableNumber(s.killed_at)),
-});
+const summaryOf = (s: FlagStateRow): EnvironmentSummary => {
+  const state = JSON.parse(s.state) as StoredFlagState;
+  return {
+    enabled: state.enabled,
+    version: Number(s.version),
+    killedAt: apiTimeOrNull(nullableNumber(s.killed_at)),
+    ...(state.prerequisites?.length ? { requires: state.prerequisites.map((p) => p.flag) } : {}),
+  };
+};
 
 export class FlagDefinitionStore {
   constructor(
@@ -174,6 +180,7 @@ export class FlagDefinitionStore {
       const v = validateFlagDefinition(merged);
       if (!v.ok) throw invalid(v.issues);
       const def = v.value;
+      if (def.archived === true || 'variants' in patch) await this.checkDependents(w.tx, key, before.archived, def);
       if ('variants' in patch) {
         const segments = await segmentKeys(w.tx);
         const broken: StoreIssue[] = [];
@@ -210,6 +217,41 @@ export class FlagDefinitionStore {
       return after;
     });
     return value;
+  }
+
+  /**
+   * Refuses (409) to archive a flag live flags require (in any environment), or to take away a variant one of them
+   * requires of it (CONTRACT §12), naming them: their states would no longer be what was validated.
+   */
+  private async checkDependents(sql: Sql, key: string, wasArchived: boolean, def: FlagDefinition): Promise<void> {
+    if (wasArchived) return;
+    const dependents = await dependentsOf(sql, key);
+    if (dependents.length === 0) return;
+    const flags = [...new Set(dependents.map((d) => d.flag))].sort();
+    const named = `flag${flags.length > 1 ? 's' : ''} ${flags.map((f) => `"${f}"`).join(', ')}`;
+    if (def.archived === true) {
+      throw new StoreError('in-use', `Flag "${key}" is required by ${named}; remove it from their prerequisites first.`, [], {
+        flags,
+        usages: dependents.map(({ flag, environment }) => ({ flag, environment })),
+      });
+    }
+    const variants = new Set(def.variants.map((v) => v.key));
+    const broken: StoreIssue[] = [];
+    const breaking = new Set<string>();
+    for (const d of dependents) {
+      for (const variant of d.variants) {
+        if (variants.has(variant)) continue;
+        breaking.add(d.flag);
+        broken.push({
+          path: '/variants',
+          message: `flag "${d.flag}" requires variant "${variant}" in "${d.environment}" (its /prerequisites/${d.prerequisite})`,
+        });
+      }
+    }
+    if (broken.length) {
+      const who = [...breaking].sort().map((f) => `"${f}"`);
+      throw conflict(`The new variants would break the prerequisites of ${who.join(', ')} on flag "${key}"; change those first.`, broken);
+    }
   }
 
   /** Archives a flag (idempotent). */

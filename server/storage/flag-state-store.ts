@@ -4,7 +4,7 @@
  * entry, the environment version bump and the change-log row. Preconditions (If-Match) come in as `Precondition`
  * callbacks run inside the transaction; the HTTP side of them lives in server/admin/preconditions.ts.
  */
-import type { FlagDefinition, FlagState, JsonValue } from '@aviary/sdk/core';
+import type { FlagDefinition, FlagState, JsonValue, PrerequisiteFlags } from '@aviary/sdk/core';
 import { conflict, invalid, notFound } from './store-errors.js';
 import { apiTime, apiTimeOrNull } from '../openapi/time.js';
 import { validateFlagState } from './core-api.js';
@@ -62,9 +62,12 @@ const SQL = {
   state: 'SELECT * FROM flag_states WHERE environment = ? AND flag = ?',
   states: 'SELECT * FROM flag_states',
   statesOfEnv: 'SELECT s.*, f.archived FROM flag_states s JOIN flags f ON f.key = s.flag WHERE s.environment = ? ORDER BY s.flag',
+  liveStates: 'SELECT s.*, f.archived FROM flag_states s JOIN flags f ON f.key = s.flag ORDER BY s.flag, s.environment',
   updateState: `UPDATE flag_states SET state = ?, version = version + 1, killed_at = ?, kill_reason = ?, panic_saved_state = ?, updated_at = ?
     WHERE environment = ? AND flag = ?`,
   segmentKeys: 'SELECT key FROM segments',
+  liveFlagsOfEnv: `SELECT f.key, f.variants, s.state FROM flags f JOIN flag_states s ON s.flag = f.key
+    WHERE s.environment = ? AND NOT f.archived`,
   envVersion: 'SELECT version FROM environments WHERE key = ?',
 };
 
@@ -76,6 +79,37 @@ export function definitionOf(row: FlagRow): FlagDefinition {
 /** Every segment's key (states may reference only these). */
 export async function segmentKeys(sql: Sql): Promise<Set<string>> {
   return new Set((await sql.all<{ key: string }>(SQL.segmentKeys)).map((r) => r.key));
+}
+
+/**
+ * The live flags of one environment as prerequisites are checked against them (their variants, and the flags each
+ * one's state requires): prerequisites and their cycles are per environment, like states.
+ */
+export async function prerequisiteFlags(sql: Sql, environment: string): Promise<PrerequisiteFlags> {
+  const out = new Map<string, { variants: string[]; prerequisites: string[] }>();
+  for (const r of await sql.all<{ key: string; variants: string; state: string }>(SQL.liveFlagsOfEnv, [environment])) {
+    const state = JSON.parse(r.state) as StoredFlagState;
+    out.set(r.key, {
+      variants: (JSON.parse(r.variants) as FlagDefinition['variants']).map((v) => v.key),
+      prerequisites: (state.prerequisites ?? []).map((p) => p.flag),
+    });
+  }
+  return out;
+}
+
+/** The live flags (in any environment) whose state requires `flagKey`, with where, and which entry. */
+export async function dependentsOf(
+  sql: Sql,
+  flagKey: string,
+): Promise<{ flag: string; environment: string; prerequisite: number; variants: string[] }[]> {
+  const out: { flag: string; environment: string; prerequisite: number; variants: string[] }[] = [];
+  for (const s of await sql.all<FlagStateRow & { archived: number | boolean }>(SQL.liveStates)) {
+    if (bool(s.archived) || s.flag === flagKey) continue;
+    const pre = (JSON.parse(s.state) as StoredFlagState).prerequisites ?? [];
+    const i = pre.findIndex((p) => p.flag === flagKey);
+    if (i >= 0) out.push({ flag: s.flag, environment: s.environment, prerequisite: i, variants: pre[i]!.variants });
+  }
+  return out;
 }
 
 export class FlagStateStore {
@@ -141,7 +175,15 @@ export class FlagStateStore {
     const next = mutate(current, w.now);
     if (next === null) return { state: current, changed: false, environmentVersion: await this.envVersion(w.tx, environment) };
     // Defence in depth: whatever computed it (a route, the canary guard), no state SDKs cannot evaluate is stored.
-    const check = validateFlagState(next.state, definitionOf(flag), await segmentKeys(w.tx));
+    // Prerequisites are checked against the environment's flags (existence, variants, cycles) when they change; a
+    // write that keeps them (a kill, a revive, the canary guard) never waits for that read, nor fails on it.
+    const prereqsChanged = JSON.stringify(next.state.prerequisites ?? []) !== JSON.stringify(current.prerequisites ?? []);
+    const check = validateFlagState(
+      next.state,
+      definitionOf(flag),
+      await segmentKeys(w.tx),
+      prereqsChanged ? await prerequisiteFlags(w.tx, environment) : undefined,
+    );
     if (!check.ok) throw invalid(check.issues);
     await w.tx.run(SQL.updateState, [
       JSON.stringify(check.value),
@@ -348,8 +390,16 @@ export function nullableNumber(v: number | null): number | null {
   return v === null ? null : Number(v);
 }
 
-function storedOf(s: FlagState): StoredFlagState {
-  return { enabled: s.enabled, offVariant: s.offVariant, targets: s.targets, rules: s.rules, fallthrough: s.fallthrough };
+/** The stored part of a state (what a write keeps; every field, prerequisites included). */
+export function storedOf(s: FlagState): StoredFlagState {
+  return {
+    enabled: s.enabled,
+    offVariant: s.offVariant,
+    ...(s.prerequisites !== undefined && s.prerequisites.length > 0 ? { prerequisites: s.prerequisites } : {}),
+    targets: s.targets,
+    rules: s.rules,
+    fallthrough: s.fallthrough,
+  };
 }
 
 /** Read-only members a client may echo back from a GET; they are ignored on PUT. */

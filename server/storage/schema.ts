@@ -7,7 +7,7 @@
  */
 import { sql } from 'drizzle-orm';
 import { index, integer, primaryKey, real, sqliteTable, text } from 'drizzle-orm/sqlite-core';
-import type { JsonValue, Rule, SegmentRule, Serve, Target, Variant } from '@aviary/sdk/core';
+import type { JsonValue, Prerequisite, Rule, SegmentRule, Serve, Target, Variant } from '@aviary/sdk/core';
 import type { Change } from '@aviary/sdk/protocol';
 
 /** An environment. `version` is bumped inside every writing transaction that changes what its SDKs see. */
@@ -41,6 +41,8 @@ export const flags = sqliteTable(
 export interface StoredFlagState {
   enabled: boolean;
   offVariant: string;
+  /** CONTRACT §12; absent when the flag requires none. */
+  prerequisites?: Prerequisite[];
   targets: Target[];
   rules: Rule[];
   fallthrough: Serve;

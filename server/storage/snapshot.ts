@@ -28,6 +28,7 @@ export function toFlagState(state: StoredFlagState, version: number): FlagState 
   return {
     enabled: state.enabled,
     offVariant: state.offVariant,
+    ...(state.prerequisites !== undefined && state.prerequisites.length > 0 ? { prerequisites: state.prerequisites } : {}),
     targets: state.targets,
     rules: state.rules,
     fallthrough: state.fallthrough,

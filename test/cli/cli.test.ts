@@ -82,6 +82,23 @@ describe('aviary flags list', () => {
 });
 
 describe('aviary flags get', () => {
+  it('says which flags a state requires (prerequisites), per environment', async () => {
+    const before = await state('search.v2', 'staging');
+    await api.put('/api/v1/flags/{key}/environments/{env}', {
+      params: { path: { key: 'search.v2', env: 'staging' } },
+      body: { ...ON, prerequisites: [{ flag: 'new-checkout', variants: ['on', 'off'] }] },
+    });
+    const res = await runCli(['flags', 'get', 'search.v2'], env);
+    expect(res.code, res.stderr).toBe(0);
+    expect(lines(res.stdout)).toContain('staging: requires new-checkout (on or off)');
+    expect(res.stdout).not.toContain('production: requires');
+    const { enabled, offVariant, targets, rules, fallthrough } = before;
+    await api.put('/api/v1/flags/{key}/environments/{env}', {
+      params: { path: { key: 'search.v2', env: 'staging' } },
+      body: { enabled, offVariant, targets, rules, fallthrough },
+    });
+  });
+
   it("shows variants and each environment's full state, and the same state as JSON", async () => {
     const res = await runCli(['flags', 'get', 'search.v2', '--env', 'production'], env);
     expect(res.code, res.stderr).toBe(0);

@@ -28,6 +28,14 @@ const rollout = (on: number): FlagState => ({
 });
 
 describe('previewReassignment', () => {
+  it("shows the flag's own targeting, assuming its prerequisites hold (their states are not at hand)", () => {
+    const gated = { ...rollout(50), prerequisites: [{ flag: 'gate', variants: ['on'] }] };
+    const r = previewReassignment(flag, rollout(10), gated, [], { sample: 2000 });
+    expect(r.after['off']).toBeLessThan(1200);
+    expect(r.moved).toBeGreaterThan(0);
+    expect(r.transitions.map((t) => [t.from, t.to])).toEqual([['off', 'on']]);
+  });
+
   it('growing a rollout only moves contexts into the canary variant (ramp stability), in about the right number', () => {
     const p = previewReassignment(flag, rollout(10), rollout(25), [], { sample: 10_000, canaryVariant: 'on' });
     expect(p.sample).toBe(10_000);

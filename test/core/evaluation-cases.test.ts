@@ -20,9 +20,13 @@ describe('evaluation cases (test/cases/evaluation.json)', () => {
   const env = compileEnvironment(file.environment);
   const evaluator = new Evaluator(file.environment);
 
-  it('compiles every flag but the deliberately malformed one', () => {
-    const broken = [...env.flags.values()].filter((f) => f.error !== null).map((f) => f.key);
-    expect(broken).toEqual(['malformed']);
+  it('compiles every flag but the deliberately malformed one and the members of the prerequisite cycle', () => {
+    const broken = [...env.flags.values()].filter((f) => f.error !== null).map((f) => [f.key, f.error]);
+    expect(broken).toEqual([
+      ['malformed', expect.stringContaining('unknown segment "no-such-segment"')],
+      ['pre-cycle-a', 'prerequisite cycle: pre-cycle-a → pre-cycle-b → pre-cycle-a'],
+      ['pre-cycle-b', 'prerequisite cycle: pre-cycle-b → pre-cycle-a → pre-cycle-b'],
+    ]);
   });
 
   it.each(file.cases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
@@ -55,7 +59,9 @@ describe('evaluation cases (test/cases/evaluation.json)', () => {
     const results = file.cases.map(
       (c) => c.expect as { reason: { kind: string; errorCode?: string; bucketByMissing?: boolean; inRollout?: boolean } },
     );
-    expect(new Set(results.map((r) => r.reason.kind))).toEqual(new Set(['OFF', 'TARGET_MATCH', 'RULE_MATCH', 'FALLTHROUGH', 'ERROR']));
+    expect(new Set(results.map((r) => r.reason.kind))).toEqual(
+      new Set(['OFF', 'TARGET_MATCH', 'RULE_MATCH', 'FALLTHROUGH', 'ERROR', 'PREREQUISITE_FAILED']),
+    );
     expect(new Set(results.map((r) => r.reason.errorCode).filter(Boolean))).toEqual(new Set(['WRONG_TYPE', 'FLAG_NOT_FOUND', 'MALFORMED_FLAG']));
     expect(results.some((r) => r.reason.bucketByMissing)).toBe(true);
     expect(results.some((r) => r.reason.inRollout)).toBe(true);

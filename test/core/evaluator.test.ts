@@ -1,7 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { EnvironmentSnapshot, EvaluationContext, FlagConfig, PatternEngine } from '../../sdk/core/index.js';
+import {
+  evaluateFlag,
+  type EnvironmentSnapshot,
+  type EvaluationContext,
+  type EvaluationDetail,
+  type FlagConfig,
+  type PatternEngine,
+} from '../../sdk/core/index.js';
 import { Evaluator } from '../../sdk/evaluator.js';
 
 const bool = [
@@ -104,18 +111,25 @@ describe('Evaluator', () => {
     };
     const ev = new Evaluator(file.environment);
     const expected = new Map<string, { flag: string; variant: string | null; reasons: Record<string, number> }>();
+    const add = (flag: string, d: EvaluationDetail<unknown>) => {
+      const variant = d.variant ?? null;
+      const row = expected.get(`${flag}/${variant}`) ?? { flag, variant, reasons: {} };
+      row.reasons[d.reason.kind] = (row.reasons[d.reason.kind] ?? 0) + 1;
+      expected.set(`${flag}/${variant}`, row);
+    };
     for (let round = 0; round < 3; round++) {
       for (const c of file.cases) {
-        const d = ev.evaluate(c.flag, c.context, c.default);
-        const variant = d.variant ?? null;
-        const row = expected.get(`${c.flag}/${variant}`) ?? { flag: c.flag, variant, reasons: {} };
-        row.reasons[d.reason.kind] = (row.reasons[d.reason.kind] ?? 0) + 1;
-        expected.set(`${c.flag}/${variant}`, row);
+        add(c.flag, ev.evaluate(c.flag, c.context, c.default));
+        // Each prerequisite evaluated on the way counts for its own flag, with what it served (the core says which).
+        const flag = ev.environment.flags.get(c.flag);
+        if (flag) evaluateFlag(flag, c.context, c.default, false, (p, d) => add(p.key, d));
       }
     }
     const got = ev.drain(minute).map(({ flag, variant, reasons, evaluations }) => ({ flag, variant, reasons, evaluations }));
     const want = [...expected.values()].map((r) => ({ ...r, evaluations: Object.values(r.reasons).reduce((a, b) => a + b, 0) }));
-    expect(new Set(got.flatMap((r) => Object.keys(r.reasons!)))).toEqual(new Set(['OFF', 'TARGET_MATCH', 'RULE_MATCH', 'FALLTHROUGH', 'ERROR']));
+    expect(new Set(got.flatMap((r) => Object.keys(r.reasons!)))).toEqual(
+      new Set(['OFF', 'TARGET_MATCH', 'RULE_MATCH', 'FALLTHROUGH', 'ERROR', 'PREREQUISITE_FAILED']),
+    );
     expect(got).toHaveLength(want.length);
     expect(got).toEqual(expect.arrayContaining(want));
   });

@@ -130,9 +130,11 @@ const contexts: EvaluationContext[] = [
   })),
 ];
 
-it('loads the bundle bundle.mjs just built (the one whose size is reported), within the 10 KB gzipped budget', () => {
+// 11 KB since prerequisites (CONTRACT §12): linking, compile order and cycle marking, evaluation and their counts
+// added 816 bytes gzipped (10,215 → 11,031).
+it('loads the bundle bundle.mjs just built (the one whose size is reported), within the 11 KB gzipped budget', () => {
   expect(report.gzipBytes).toBeGreaterThan(1000);
-  expect(report.gzipBytes).toBeLessThanOrEqual(10 * 1024);
+  expect(report.gzipBytes).toBeLessThanOrEqual(11 * 1024);
   expect(bundled.SDK_VERSION).toBe(source.SDK_VERSION);
 });
 

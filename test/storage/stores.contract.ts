@@ -175,6 +175,43 @@ export function storeContract(name: string, start: () => Promise<{ app: FastifyI
       expect((await app.stores.audit.list({ limit: 1 })).entries[0]!.id).toBe(entries);
       expect(app.snapshots.version('production')).toBe(before);
     });
+
+    describe('prerequisites (CONTRACT §12)', () => {
+      const st = (prerequisites: { flag: string; variants: string[] }[] = []) => ({
+        enabled: true,
+        offVariant: 'off',
+        ...(prerequisites.length ? { prerequisites } : {}),
+        targets: [],
+        rules: [],
+        fallthrough: { variant: 'on' },
+      });
+
+      it('stores them, refuses cycles per environment and missing flags, refuses archiving a required flag', async () => {
+        const { flags, states } = app.stores;
+        for (const key of ['pq-parent', 'pq-child']) await flags.create(OPERATOR, { key, kind: 'boolean', variants });
+        const put = await states.putState(OPERATOR, 'production', 'pq-child', st([{ flag: 'pq-parent', variants: ['on'] }]));
+        expect(put.state.prerequisites).toEqual([{ flag: 'pq-parent', variants: ['on'] }]);
+        expect(app.snapshots.get('production')!.flags.find((f) => f.key === 'pq-child')!.state.prerequisites).toEqual([
+          { flag: 'pq-parent', variants: ['on'] },
+        ]);
+        await expect(states.putState(OPERATOR, 'production', 'pq-parent', st([{ flag: 'pq-child', variants: ['on'] }]))).rejects.toMatchObject({
+          name: 'StoreError',
+          kind: 'invalid',
+          issues: [{ path: '/prerequisites/0/flag', message: 'would create a cycle: pq-parent → pq-child → pq-parent' }],
+        });
+        // The same edge is no cycle in an environment where the child requires nothing.
+        await states.putState(OPERATOR, 'staging', 'pq-parent', st([{ flag: 'pq-child', variants: ['on'] }]));
+        await expect(states.putState(OPERATOR, 'production', 'pq-parent', st([{ flag: 'pq-nope', variants: ['on'] }]))).rejects.toMatchObject({
+          kind: 'invalid',
+          issues: [{ path: '/prerequisites/0/flag' }],
+        });
+        await expect(flags.archive(OPERATOR, 'pq-parent')).rejects.toMatchObject({ kind: 'in-use', details: { flags: ['pq-child'] } });
+        await expect(flags.archive(OPERATOR, 'pq-child')).rejects.toMatchObject({ kind: 'in-use', details: { flags: ['pq-parent'] } });
+        // A kill keeps them (the state is rewritten whole).
+        await states.kill(OPERATOR, 'production', 'pq-child', null);
+        expect((await states.getState('production', 'pq-child'))!.prerequisites).toEqual([{ flag: 'pq-parent', variants: ['on'] }]);
+      });
+    });
   });
 
   describe(`store contract: ${name}: scheduled changes`, () => {

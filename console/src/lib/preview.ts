@@ -42,8 +42,11 @@ export function previewReassignment(
   const segs = new Map<string, CompiledSegment>();
   for (const s of segments) segs.set(s.key, compileSegment(s));
   const def = { key: definition.key, kind: definition.kind, variants: definition.variants };
-  const a = compileFlag({ ...def, state: before } as FlagConfig, segs);
-  const b = compileFlag({ ...def, state: after } as FlagConfig, segs);
+  // Prerequisites are left out: the preview shows what the flag's own targeting does to contexts that pass them
+  // (the required flags' states in this environment are not at hand, and would fail every context if missing).
+  const own = ({ prerequisites: _p, ...s }: FlagState): FlagState => s;
+  const a = compileFlag({ ...def, state: own(before) } as FlagConfig, segs);
+  const b = compileFlag({ ...def, state: own(after) } as FlagConfig, segs);
   const keys = new Set<string>();
   for (let i = 0; i < options.sample; i++) keys.add(`sample-${i}`);
   for (const t of [...before.targets, ...after.targets]) for (const k of t.keys) keys.add(k);

@@ -28,5 +28,6 @@ export type {
   Token,
   TokenCreated,
   VariantTotals,
+  Prerequisite,
   Weight,
 } from '@aviary/api-client';

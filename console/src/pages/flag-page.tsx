@@ -1,8 +1,9 @@
 /**
- * One flag: definition and variants, state in each environment with its kill switch, the targeting editor for the
- * selected environment with a live preview of re-assignment, and a warning when a change would move contexts out of
- * a running canary. A History tab lists every version of the state in the selected environment, diffs two of them
- * and reverts to one (components/flag-history.tsx).
+ * One flag: definition and variants, state in each environment with its kill switch, the flags that require it, the
+ * targeting editor for the selected environment (prerequisites, targets, rules, fallthrough) with a live preview of
+ * re-assignment, and a warning when a change would move contexts out of a running canary. A History tab lists every
+ * version of the state in the selected environment, diffs two of them and reverts to one (components/flag-history.tsx);
+ * the scheduled changes of the flag in that environment are listed above it (components/schedules-panel.tsx).
  */
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import type { FlagDefinition, FlagState as CoreFlagState, Segment as CoreSegment } from '@aviary/sdk/core';
@@ -14,8 +15,8 @@ import { isChangeRequest } from '@aviary/api-client';
 import { api, ApiError, errorText } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
 import { previewReassignment } from '../lib/preview.js';
-import { canaryPath, onLinkClick } from '../lib/router.js';
-import type { Condition, Flag, FlagState, FlagStateResource, Rule, Segment } from '../lib/types.js';
+import { canaryPath, flagPath, onLinkClick } from '../lib/router.js';
+import type { Condition, Flag, FlagState, FlagStateResource, Prerequisite, Rule, Segment } from '../lib/types.js';
 import { useResource } from '../lib/use-resource.js';
 import { StateBadge } from './flags-page.js';
 
@@ -34,6 +35,8 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
     [flagKey, environment, live.tick],
   );
   const segments = useResource(() => api.get('/api/v1/segments'), [live.tick]);
+  // Every live flag: what a prerequisite may name, and (their `requires` per environment) which flags require this one.
+  const allFlags = useResource(() => api.get('/api/v1/flags'), [live.tick]);
   // The full state, with the ETag the editor sends back as If-Match (so a concurrent change is refused, not lost).
   const full = useResource(
     () => api.request('get', '/api/v1/flags/{key}/environments/{env}', { params: { path } }),
@@ -52,6 +55,8 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
   const envs = environments.length ? environments : Object.keys(f.environments);
   const c = canary.data;
   const canaryActive = c !== null && c !== undefined && (c.state === 'running' || c.state === 'paused');
+  const others = (allFlags.data?.flags ?? []).filter((o) => o.key !== f.key);
+  const requiredBy = others.filter((o) => o.environments[environment]?.requires?.includes(f.key)).map((o) => o.key);
 
   return (
     <section aria-labelledby="flag-title">
@@ -131,6 +136,26 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
           </table>
         </div>
       </div>
+      <section aria-labelledby="required-by-title">
+        <h2 id="required-by-title">Required by in {environment}</h2>
+        {requiredBy.length === 0 ? (
+          <p class="muted" data-testid="required-by">
+            No flag requires this one here.
+          </p>
+        ) : (
+          <p data-testid="required-by">
+            {requiredBy.map((k, i) => (
+              <span key={k}>
+                {i > 0 && ', '}
+                <a href={flagPath(k)} onClick={onLinkClick}>
+                  {k}
+                </a>
+              </span>
+            ))}{' '}
+            <span class="muted small">(killing this flag turns them off; it cannot be archived while they require it)</span>
+          </p>
+        )}
+      </section>
       {canaryActive && (
         <p class="notice" role="note">
           A canary is {c!.state} in {environment}: <strong>{c!.canary}</strong> against <strong>{c!.control}</strong> at {c!.percent}%. It manages
@@ -181,6 +206,7 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
           state={state}
           etag={full.data?.etag ?? null}
           segments={segments.data?.segments ?? []}
+          flags={others}
           canaryVariant={canaryActive ? c!.canary : undefined}
           onSaved={() => {
             flag.reload();
@@ -200,16 +226,26 @@ interface EditorProps {
   state: FlagStateResource;
   etag: string | null;
   segments: Segment[];
+  /** The other live flags (what a prerequisite may name). */
+  flags: Flag[];
   canaryVariant: string | undefined;
   onSaved: () => void;
 }
 
 /** The writable part of a state resource (what PUT takes). */
 function editable(s: FlagStateResource): FlagState {
-  return { enabled: s.enabled, offVariant: s.offVariant, targets: s.targets, rules: s.rules, fallthrough: s.fallthrough, version: s.version };
+  return {
+    enabled: s.enabled,
+    offVariant: s.offVariant,
+    ...(s.prerequisites?.length ? { prerequisites: s.prerequisites } : {}),
+    targets: s.targets,
+    rules: s.rules,
+    fallthrough: s.fallthrough,
+    version: s.version,
+  };
 }
 
-function TargetingEditor({ flag, environment, state: resource, etag, segments, canaryVariant, onSaved }: EditorProps) {
+function TargetingEditor({ flag, environment, state: resource, etag, segments, flags, canaryVariant, onSaved }: EditorProps) {
   const live = useLive();
   const state = useMemo(() => editable(resource), [resource]);
   const [base, setBase] = useState<{ state: FlagState; etag: string | null }>(() => ({ state: clone(state), etag }));
@@ -301,6 +337,17 @@ function TargetingEditor({ flag, environment, state: resource, etag, segments, c
         </select>
       </label>
 
+      <PrerequisitesEditor
+        prerequisites={draft.prerequisites ?? []}
+        flags={flags}
+        onChange={(list) =>
+          update((d) => {
+            if (list.length) d.prerequisites = list;
+            else delete d.prerequisites;
+          })
+        }
+      />
+
       <fieldset>
         <legend>Individual targets</legend>
         {variants.map((v) => {
@@ -371,6 +418,7 @@ function TargetingEditor({ flag, environment, state: resource, etag, segments, c
           <input value={sampleAttrs} onInput={(e) => setSampleAttrs((e.currentTarget as HTMLInputElement).value)} aria-invalid={attrs === null} />
         </label>
         {!dirty && <p class="muted">Change something to see how 10,000 sample contexts would be re-assigned.</p>}
+        {(draft.prerequisites?.length ?? 0) > 0 && <p class="muted small">The preview assumes the prerequisites hold.</p>}
         {preview && 'error' in preview && <p class="error">{preview.error}</p>}
         {preview && !('error' in preview) && (
           <div data-testid="preview">
@@ -451,6 +499,83 @@ function TargetingEditor({ flag, environment, state: resource, etag, segments, c
         )}
       </div>
     </form>
+  );
+}
+
+/**
+ * The flags this one requires here (CONTRACT §12): each row a flag and the variants of it that satisfy the
+ * requirement. The server refuses a missing flag, a foreign variant or a cycle, and the save shows its problem.
+ */
+function PrerequisitesEditor({
+  prerequisites,
+  flags,
+  onChange,
+}: {
+  prerequisites: Prerequisite[];
+  flags: Flag[];
+  onChange: (list: Prerequisite[]) => void;
+}) {
+  const set = (i: number, p: Prerequisite) => onChange(prerequisites.map((x, j) => (j === i ? p : x)));
+  const unused = flags.filter((f) => !prerequisites.some((p) => p.flag === f.key));
+  return (
+    <fieldset data-testid="prerequisites">
+      <legend>Prerequisites (flags that must serve one of the chosen variants first; otherwise the off variant is served)</legend>
+      {prerequisites.length === 0 && <p class="muted">None.</p>}
+      {prerequisites.map((p, i) => {
+        const target = flags.find((f) => f.key === p.flag);
+        return (
+          <div class="prerequisite" key={`${i}:${p.flag}`} data-testid={`prerequisite-${i}`}>
+            <label>
+              Flag{' '}
+              <select
+                aria-label={`Prerequisite ${i + 1} flag`}
+                value={p.flag}
+                onChange={(e) => {
+                  const key = (e.currentTarget as HTMLSelectElement).value;
+                  const next = flags.find((f) => f.key === key);
+                  set(i, { flag: key, variants: next ? [next.variants[0]!.key] : [] });
+                }}
+              >
+                {!target && <option value={p.flag}>{p.flag} (unknown)</option>}
+                {flags
+                  .filter((f) => f.key === p.flag || !prerequisites.some((q) => q.flag === f.key))
+                  .map((f) => (
+                    <option key={f.key} value={f.key}>
+                      {f.key}
+                    </option>
+                  ))}
+              </select>
+            </label>{' '}
+            <span class="muted small">serves</span>{' '}
+            {(target?.variants ?? p.variants.map((key) => ({ key }))).map((v) => (
+              <label key={v.key} class="inline">
+                <input
+                  type="checkbox"
+                  aria-label={`Prerequisite ${i + 1} accepts ${v.key}`}
+                  checked={p.variants.includes(v.key)}
+                  onChange={(e) => {
+                    const on = (e.currentTarget as HTMLInputElement).checked;
+                    const variants = on ? [...p.variants, v.key] : p.variants.filter((x) => x !== v.key);
+                    set(i, { ...p, variants });
+                  }}
+                />{' '}
+                {v.key}
+              </label>
+            ))}{' '}
+            <button type="button" onClick={() => onChange(prerequisites.filter((_, j) => j !== i))}>
+              Remove
+            </button>
+          </div>
+        );
+      })}
+      <button
+        type="button"
+        disabled={unused.length === 0}
+        onClick={() => onChange([...prerequisites, { flag: unused[0]!.key, variants: [unused[0]!.variants[0]!.key] }])}
+      >
+        Add prerequisite
+      </button>
+    </fieldset>
   );
 }
 
