@@ -13,13 +13,14 @@ import { randomUUID } from 'node:crypto';
 import type { JsonValue } from '@aviary/sdk/core';
 import { stateDiff, type StateChange } from './state-diff.js';
 import { apiTime } from '../openapi/time.js';
-import { replaceWith, type FlagStateStore, type StateWriteResult } from './flag-state-store.js';
+import { validateFlagState } from './core-api.js';
+import { definitionOf, prerequisiteFlags, replaceWith, segmentKeys, type FlagStateStore, type StateWriteResult } from './flag-state-store.js';
 import { bool, type Sql, type StorePort } from './port.js';
 import type { Precondition } from './preconditions.js';
-import type { FlagStateRow, RowOf } from './rows.js';
+import type { FlagRow, FlagStateRow, RowOf } from './rows.js';
 import type * as schema from './schema.js';
 import type { StoredFlagState } from './schema.js';
-import { conflict, forbidden, notFound, StoreError } from './store-errors.js';
+import { conflict, forbidden, invalid, notFound, StoreError } from './store-errors.js';
 import type { Actor, WriteContext, Writer } from './writer.js';
 
 type ChangeRequestRow = RowOf<typeof schema.changeRequests>;
@@ -121,6 +122,13 @@ export class ChangeRequestStore {
     if (!row) throw notFound(`Flag "${key}" has no state in "${environment}".`);
     precondition?.(Number(row.version));
     if (bool(flag.archived)) throw conflict(`Flag "${key}" is archived; un-archive it before changing its state.`);
+    // Refused now, as a direct PUT would be, rather than at apply: prerequisites naming a flag or variant the
+    // environment lacks, or closing a cycle there (checked again when applied, against the flags then).
+    if (state.prerequisites?.length) {
+      const def = (await w.tx.get<FlagRow>('SELECT * FROM flags WHERE key = ?', [key]))!;
+      const check = validateFlagState(state, definitionOf(def), await segmentKeys(w.tx), await prerequisiteFlags(w.tx, environment));
+      if (!check.ok) throw invalid(check.issues);
+    }
     const id = randomUUID();
     await w.tx.run(SQL.insert, [
       id,

@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import type { FlagState } from '@aviary/sdk/core';
 import { apiTime, apiTimeOrNull } from '../openapi/time.js';
 import { validateFlagState } from './core-api.js';
-import { definitionOf, segmentKeys, type FlagStateResource, type FlagStateStore, type StateMutation } from './flag-state-store.js';
+import { definitionOf, prerequisiteFlags, segmentKeys, type FlagStateResource, type FlagStateStore, type StateMutation } from './flag-state-store.js';
 import { bool, type Sql, type StorePort } from './port.js';
 import type { FlagRow, RowOf } from './rows.js';
 import type * as schema from './schema.js';
@@ -113,7 +113,10 @@ export class ScheduleStore {
         const body = stripReadOnly(input.state);
         if (body && typeof body === 'object' && 'reason' in body)
           throw invalid([{ path: '/state/reason', message: "is not part of a state: give the schedule's reason instead" }]);
-        const v = validateFlagState(body, definitionOf(flagRow), await segmentKeys(w.tx));
+        // Prerequisites are checked against the environment's flags now, as a PUT would (and again when it runs).
+        const prerequisites =
+          typeof body === 'object' && body !== null && 'prerequisites' in body ? await prerequisiteFlags(w.tx, environment) : undefined;
+        const v = validateFlagState(body, definitionOf(flagRow), await segmentKeys(w.tx), prerequisites);
         if (!v.ok) throw invalid(v.issues.map((i) => ({ path: `/state${i.path}`, message: i.message })));
         state = v.value;
       } else if (input.state !== undefined) {
