@@ -51,6 +51,11 @@ it('adds a prerequisite in the targeting editor, shows who requires a flag, and 
   expect((await stateOf('feature')).prerequisites).toEqual([{ flag: 'gate', variants: ['on'] }]);
 
   // The required flag's page names the flag requiring it.
+  // The flag list says it too, before anyone reaches for gate's kill switch.
+  await page.goto(srv.url + '/');
+  await expect.poll(() => page.locator('tr[data-flag="gate"] .required-by').textContent()).toBe('required by feature');
+  await expect.poll(() => page.locator('tr[data-flag="feature"] .requires').textContent()).toBe('requires gate');
+
   await page.goto(srv.url + '/flags/gate');
   await page.getByRole('heading', { name: 'Targeting in production' }).waitFor();
   await expect.poll(() => page.getByTestId('required-by').textContent()).toContain('feature');

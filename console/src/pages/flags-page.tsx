@@ -1,4 +1,7 @@
-/** Flag list: search, each flag's state in every environment, and the kill switch for the selected environment. */
+/**
+ * Flag list: search, each flag's state in every environment, the kill switch for the selected environment, and, there,
+ * which flags each one requires and is required by (CONTRACT §12: killing a flag turns off the flags that require it).
+ */
 import { useMemo, useState } from 'preact/hooks';
 import { ConnectedSdks } from '../components/connected-sdks.js';
 import { KillSwitch } from '../components/kill-switch.js';
@@ -21,6 +24,14 @@ export function FlagsPage({ environment, environments }: { environment: string; 
   const flags = useResource(() => api.get('/api/v1/flags'), [live.tick]);
   const shown = useMemo(() => (flags.data?.flags ?? []).filter((f) => matchesSearch(f, q.trim())), [flags.data, q]);
   const envs = environments.length ? environments : [environment];
+  // In the selected environment: the flags that require each flag (from every flag's `requires`).
+  const requiredBy = useMemo(() => {
+    const out = new Map<string, string[]>();
+    for (const f of flags.data?.flags ?? []) {
+      for (const r of f.environments[environment]?.requires ?? []) out.set(r, [...(out.get(r) ?? []), f.key]);
+    }
+    return out;
+  }, [flags.data, environment]);
 
   return (
     <section aria-labelledby="flags-title">
@@ -70,6 +81,12 @@ export function FlagsPage({ environment, environments }: { environment: string; 
                       </a>{' '}
                       <span class="kind">{f.kind}</span>
                       {f.description && <div class="muted small">{f.description}</div>}
+                      {(state?.requires?.length ?? 0) > 0 && <div class="muted small requires">requires {state!.requires!.join(', ')}</div>}
+                      {requiredBy.has(f.key) && (
+                        <div class="muted small required-by" title={`Killing ${f.key} in ${environment} turns these off too`}>
+                          required by {requiredBy.get(f.key)!.join(', ')}
+                        </div>
+                      )}
                     </th>
                     {envs.map((e) => (
                       <td key={e} class={e === environment ? 'env current' : 'env'}>
