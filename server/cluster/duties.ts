@@ -7,7 +7,7 @@
 import type { Tx } from '../storage/port.js';
 
 /** The background duties. */
-export const DUTIES = ['canary-guard', 'retention', 'schedules'] as const;
+export const DUTIES = ['canary-guard', 'retention', 'schedules', 'webhooks'] as const;
 export type Duty = (typeof DUTIES)[number];
 
 export interface Duties {

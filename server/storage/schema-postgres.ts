@@ -305,3 +305,75 @@ export const changeRequests = pgTable(
   },
   (t) => [index('change_requests_env_status_idx').on(t.environment, t.status)],
 );
+
+export const webhooks = pgTable('webhooks', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  url: text('url').notNull(),
+  events: text('events').$type<string[]>().notNull(),
+  environments: text('environments').$type<string[]>(),
+  secret: text('secret').notNull(),
+  format: text('format', { enum: ['standard', 'slack'] }).notNull().default('standard'),
+  enabled: boolean('enabled').notNull().default(true),
+  disabledReason: text('disabled_reason'),
+  failures: int('failures').notNull().default(0),
+  createdAt: int('created_at').notNull(),
+  updatedAt: int('updated_at').notNull(),
+});
+
+export const webhookEvents = pgTable(
+  'webhook_events',
+  {
+    id: text('id').primaryKey(),
+    type: text('type').notNull(),
+    environment: text('environment'),
+    flag: text('flag'),
+    payload: text('payload').$type<JsonValue>().notNull(),
+    createdAt: int('created_at').notNull(),
+  },
+  (t) => [index('webhook_events_created_idx').on(t.createdAt)],
+);
+
+export const webhookDeliveries = pgTable(
+  'webhook_deliveries',
+  {
+    id: text('id').primaryKey(),
+    webhookId: text('webhook_id')
+      .notNull()
+      .references(() => webhooks.id, { onDelete: 'cascade' }),
+    eventId: text('event_id')
+      .notNull()
+      .references(() => webhookEvents.id, { onDelete: 'cascade' }),
+    status: text('status', { enum: ['pending', 'delivered', 'failed'] }).notNull(),
+    attempts: int('attempts').notNull().default(0),
+    nextAttemptAt: int('next_attempt_at').notNull(),
+    lastStatusCode: int('last_status_code'),
+    lastError: text('last_error'),
+    lastLatencyMs: int('last_latency_ms'),
+    createdAt: int('created_at').notNull(),
+    updatedAt: int('updated_at').notNull(),
+    deliveredAt: int('delivered_at'),
+  },
+  (t) => [index('webhook_deliveries_due_idx').on(t.status, t.nextAttemptAt), index('webhook_deliveries_webhook_idx').on(t.webhookId, t.createdAt)],
+);
+
+export const triggers = pgTable(
+  'triggers',
+  {
+    id: text('id').primaryKey(),
+    environment: text('environment')
+      .notNull()
+      .references(() => environments.key, { onDelete: 'cascade' }),
+    flag: text('flag')
+      .notNull()
+      .references(() => flags.key, { onDelete: 'cascade' }),
+    action: text('action', { enum: ['kill', 'revive'] }).notNull(),
+    name: text('name').notNull(),
+    hash: text('hash').notNull(),
+    createdAt: int('created_at').notNull(),
+    authorName: text('author_name').notNull(),
+    lastFiredAt: int('last_fired_at'),
+    fired: int('fired').notNull().default(0),
+  },
+  (t) => [index('triggers_hash_idx').on(t.hash), index('triggers_flag_idx').on(t.environment, t.flag)],
+);

@@ -352,3 +352,88 @@ export const changeRequests = sqliteTable(
   },
   (t) => [index('change_requests_env_status_idx').on(t.environment, t.status)],
 );
+
+/** Outbound webhooks (CONTRACT §13): what to send where, signed per Standard Webhooks with `secret`. */
+export const webhooks = sqliteTable('webhooks', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  url: text('url').notNull(),
+  /** Event types subscribed to (JSON array). */
+  events: text('events', { mode: 'json' }).$type<string[]>().notNull(),
+  /** Environments (JSON array), or null for all. */
+  environments: text('environments', { mode: 'json' }).$type<string[]>(),
+  /** The signing secret (`whsec_...`): shown once, kept to sign each delivery. */
+  secret: text('secret').notNull(),
+  /** `standard` (the §13 JSON body) or `slack` (a Slack-compatible message). */
+  format: text('format', { enum: ['standard', 'slack'] }).notNull().default('standard'),
+  enabled: integer('enabled', { mode: 'boolean' }).notNull().default(true),
+  /** Why it was disabled (by an operator, or automatically after its failure budget). */
+  disabledReason: text('disabled_reason'),
+  /** Consecutive deliveries given up on (the failure budget). */
+  failures: integer('failures').notNull().default(0),
+  createdAt: integer('created_at').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+});
+
+/** The outbox: one row per event, written in the transaction of the change it describes. */
+export const webhookEvents = sqliteTable(
+  'webhook_events',
+  {
+    /** The `webhook-id` every delivery and retry of this event carries. */
+    id: text('id').primaryKey(),
+    type: text('type').notNull(),
+    environment: text('environment'),
+    flag: text('flag'),
+    /** The whole `{ type, timestamp, data }` body as sent (JSON). */
+    payload: text('payload', { mode: 'json' }).$type<JsonValue>().notNull(),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [index('webhook_events_created_idx').on(t.createdAt)],
+);
+
+/** One event to one webhook: its attempts, the next one, and how the last went (the delivery log). */
+export const webhookDeliveries = sqliteTable(
+  'webhook_deliveries',
+  {
+    id: text('id').primaryKey(),
+    webhookId: text('webhook_id')
+      .notNull()
+      .references(() => webhooks.id, { onDelete: 'cascade' }),
+    eventId: text('event_id')
+      .notNull()
+      .references(() => webhookEvents.id, { onDelete: 'cascade' }),
+    status: text('status', { enum: ['pending', 'delivered', 'failed'] }).notNull(),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: integer('next_attempt_at').notNull(),
+    lastStatusCode: integer('last_status_code'),
+    lastError: text('last_error'),
+    lastLatencyMs: integer('last_latency_ms'),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+    deliveredAt: integer('delivered_at'),
+  },
+  (t) => [index('webhook_deliveries_due_idx').on(t.status, t.nextAttemptAt), index('webhook_deliveries_webhook_idx').on(t.webhookId, t.createdAt)],
+);
+
+/** Triggers (CONTRACT §13): a URL with a secret that kills or revives one flag in one environment. */
+export const triggers = sqliteTable(
+  'triggers',
+  {
+    id: text('id').primaryKey(),
+    environment: text('environment')
+      .notNull()
+      .references(() => environments.key, { onDelete: 'cascade' }),
+    flag: text('flag')
+      .notNull()
+      .references(() => flags.key, { onDelete: 'cascade' }),
+    action: text('action', { enum: ['kill', 'revive'] }).notNull(),
+    name: text('name').notNull(),
+    /** SHA-256 of the secret in the URL (the secret itself is shown once). */
+    hash: text('hash').notNull(),
+    createdAt: integer('created_at').notNull(),
+    authorName: text('author_name').notNull(),
+    lastFiredAt: integer('last_fired_at'),
+    fired: integer('fired').notNull().default(0),
+  },
+  (t) => [index('triggers_hash_idx').on(t.hash), index('triggers_flag_idx').on(t.environment, t.flag)],
+);
