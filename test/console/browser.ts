@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
 export const SYSTEM_CHROMIUM = '/usr/bin/chromium';
 
@@ -38,6 +38,29 @@ export async function launchBrowser(): Promise<Browser> {
   // formats with it): the pages get the locale a real user's browser has.
   const env = { ...process.env, LANG: 'en_US.UTF-8', LC_ALL: 'en_US.UTF-8' };
   return chromium.launch({ executablePath: await chromiumExecutable(), headless: true, args: ARGS, env });
+}
+
+/**
+ * A console page signed in with the server's admin token, on the flag list; `errors` collects the page's uncaught
+ * errors and console errors (tests end with `expect(errors).toEqual([])`).
+ */
+export async function signedInPage(
+  browser: Browser,
+  srv: { url: string; adminToken: string },
+  viewport = { width: 1280, height: 800 },
+): Promise<{ page: Page; errors: string[] }> {
+  const errors: string[] = [];
+  const page = await browser.newPage({ viewport });
+  page.setDefaultTimeout(8000);
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text());
+  });
+  await page.goto(srv.url + '/');
+  await page.getByLabel('Admin token').fill(srv.adminToken);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('table.flags').waitFor();
+  return { page, errors };
 }
 
 const LOCK_STALE_MS = 60_000;

@@ -6,13 +6,13 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { api, startServer, type TestServer } from '../helpers/server.js';
-import { launchBrowser } from './browser.js';
+import { launchBrowser, signedInPage } from './browser.js';
 import { ensureConsoleBuilt } from './build-console.js';
 
 let srv: TestServer;
 let browser: Browser;
 let page: Page;
-const pageErrors: string[] = [];
+let pageErrors: string[] = [];
 
 const ON = { enabled: true, offVariant: 'off', targets: [], rules: [], fallthrough: { variant: 'on' } };
 const stateOf = async (flag: string) => (await api(srv).get(`/api/v1/flags/${flag}/environments/production`)).body;
@@ -25,13 +25,7 @@ beforeAll(async () => {
     expect((await api(srv).put(`/api/v1/flags/${key}/environments/production`, ON)).status).toBe(200);
   }
   browser = await launchBrowser();
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.setDefaultTimeout(8000);
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  await page.goto(srv.url + '/');
-  await page.getByLabel('Admin token').fill(srv.adminToken);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.locator('table.flags').waitFor();
+  ({ page, errors: pageErrors } = await signedInPage(browser, srv, { width: 1280, height: 900 }));
 }, 60_000);
 
 afterAll(async () => {

@@ -6,14 +6,14 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, type AviaryClient } from '@aviary/sdk';
 import { api, startServer, type TestServer } from '../helpers/server.js';
-import { launchBrowser } from './browser.js';
+import { launchBrowser, signedInPage } from './browser.js';
 import { ensureConsoleBuilt } from './build-console.js';
 
 let srv: TestServer;
 let browser: Browser;
 let page: Page;
 let sdk: AviaryClient;
-const pageErrors: string[] = [];
+let pageErrors: string[] = [];
 
 /** A `datetime-local` value (browser's zone: the page runs in the same process zone as this test) `ms` from now. */
 function localValue(ms: number): string {
@@ -31,16 +31,7 @@ beforeAll(async () => {
   sdk = createClient({ baseUrl: srv.url, sdkKey: srv.sdkKeys.production, flushIntervalMs: 0 });
   await sdk.ready();
   browser = await launchBrowser();
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.setDefaultTimeout(8000);
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) pageErrors.push(m.text());
-  });
-  await page.goto(srv.url + '/');
-  await page.getByLabel('Admin token').fill(srv.adminToken);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.locator('table.flags').waitFor();
+  ({ page, errors: pageErrors } = await signedInPage(browser, srv, { width: 1280, height: 900 }));
 }, 60_000);
 
 afterAll(async () => {
