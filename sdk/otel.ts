@@ -4,6 +4,7 @@
  * (as published in `@opentelemetry/semantic-conventions` 1.45: `feature_flag.key`, `feature_flag.provider.name`,
  * `feature_flag.result.variant`, `feature_flag.result.reason`, `feature_flag.context.id`, `error.type`,
  * `feature_flag.error.message`; `feature_flag.result.value` only when there is no variant, or when asked for).
+ * With a `logger` option it also emits them as OpenTelemetry events (log records), the form the conventions prefer.
  *
  * It speaks only `@opentelemetry/api` (an optional peer dependency, imported by this entry point alone, never by
  * `@aviary/sdk` or the browser bundle). Without an OpenTelemetry SDK registered there is no recording span, and the
@@ -12,7 +13,7 @@
  *
  *   OpenFeature.addHooks(new OpenTelemetryHook());
  */
-import { trace, type Attributes } from '@opentelemetry/api';
+import { context, trace, type Attributes, type Context } from '@opentelemetry/api';
 // Types from @openfeature/core, which both @openfeature/server-sdk and @openfeature/web-sdk bring.
 import type { BaseHook, EvaluationDetails, FlagValue, HookContext } from '@openfeature/core';
 
@@ -42,23 +43,43 @@ export interface OpenTelemetryHookOptions {
   includeValue?: boolean;
   /** Record `feature_flag.context.id` (the targeting key; default true). */
   includeContextId?: boolean;
+  /**
+   * Also emit each evaluation as an OpenTelemetry event (a log record named `feature_flag.evaluation`, the form the
+   * current conventions prefer) through this logger: `logs.getLogger('my-service')` from `@opentelemetry/api-logs`.
+   * Emitted for every evaluation, inside a span or not, with the active context (so it correlates with the span).
+   */
+  logger?: EventLogger;
+  /** Add the event to the active span (default true). */
+  spanEvents?: boolean;
+}
+
+/** The part of an `@opentelemetry/api-logs` `Logger` the hook uses (typed here: the hook does not import api-logs). */
+export interface EventLogger {
+  emit(record: { eventName: string; attributes: Attributes; context?: Context }): void;
 }
 
 /** An OpenFeature hook writing `feature_flag.evaluation` span events on the active span; see the module comment. */
 export class OpenTelemetryHook implements BaseHook<FlagValue, Record<string, unknown>, void, void> {
   private readonly includeValue: boolean;
   private readonly includeContextId: boolean;
+  private readonly logger: EventLogger | undefined;
+  private readonly spanEvents: boolean;
 
   constructor(options: OpenTelemetryHookOptions = {}) {
     this.includeValue = options.includeValue ?? false;
     this.includeContextId = options.includeContextId ?? true;
+    this.logger = options.logger;
+    this.spanEvents = options.spanEvents ?? true;
   }
 
   /** Runs after every evaluation, successful or not (OpenFeature's `finally` stage gets the final details). */
   finally(hookContext: Readonly<HookContext<FlagValue>>, details: EvaluationDetails<FlagValue>): void {
-    const span = trace.getActiveSpan();
-    if (!span?.isRecording()) return;
-    span.addEvent(FEATURE_FLAG_EVALUATION, evaluationAttributes(hookContext, details, this.includeValue, this.includeContextId));
+    const span = this.spanEvents ? trace.getActiveSpan() : undefined;
+    const onSpan = span?.isRecording() ? span : undefined;
+    if (onSpan === undefined && this.logger === undefined) return;
+    const attributes = evaluationAttributes(hookContext, details, this.includeValue, this.includeContextId);
+    onSpan?.addEvent(FEATURE_FLAG_EVALUATION, attributes);
+    this.logger?.emit({ eventName: FEATURE_FLAG_EVALUATION, attributes, context: context.active() });
   }
 }
 

@@ -131,7 +131,13 @@ describe('the packed SDK', () => {
       .trim()
       .split('\n')
       .map((u) => fileURLToPath(u));
-    expect(files.map((f) => relative(sdkDir, f))).toEqual(['dist/index.js', 'dist/openfeature.js', 'dist/otel.js', 'dist/core/index.js', 'dist/protocol.js']);
+    expect(files.map((f) => relative(sdkDir, f))).toEqual([
+      'dist/index.js',
+      'dist/openfeature.js',
+      'dist/otel.js',
+      'dist/core/index.js',
+      'dist/protocol.js',
+    ]);
     for (const f of files) expect(existsSync(f)).toBe(true);
 
     // Every package its code names is a dependency or a peer dependency (`ws` is imported through a variable, on

@@ -4,7 +4,7 @@
  * by `GET /api/v1/flags/{key}/environments/{env}/metrics` (what the canary guard reads).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { OpenFeature } from '@openfeature/server-sdk';
+import { OpenFeature, type TrackingEventDetails } from '@openfeature/server-sdk';
 import { AviaryProvider, toOutcome } from '@aviary/sdk/openfeature';
 import { api, startServer, type TestServer } from '../helpers/server.js';
 import { checkoutAndBanner } from '../stream/fixtures.js';
@@ -57,7 +57,8 @@ describe('AviaryProvider.track', () => {
 
   it('toOutcome keeps only well-typed error, latencyMs and value', () => {
     expect(toOutcome({ error: true, latencyMs: 12.5, value: 3, other: 'x' })).toEqual({ error: true, latencyMs: 12.5, value: 3 });
-    expect(toOutcome({ error: 1, latencyMs: Number.POSITIVE_INFINITY, value: '3' })).toEqual({});
+    // What plain JavaScript (or an untyped payload) may pass: a string value is not a number.
+    expect(toOutcome({ error: 1, latencyMs: Number.POSITIVE_INFINITY, value: '3' } as unknown as TrackingEventDetails)).toEqual({});
     expect(toOutcome({})).toEqual({});
   });
 });

@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { context, trace, type Attributes } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { InMemoryLogRecordExporter, LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { AlwaysOffSampler, BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { OpenFeature } from '@openfeature/server-sdk';
 import { AviaryProvider } from '@aviary/sdk/openfeature';
@@ -166,5 +167,51 @@ describe('OpenTelemetryHook', () => {
       span.end();
     });
     expect(unsampled.getFinishedSpans()).toEqual([]);
+  });
+
+  it('with a logger, also emits each evaluation as a feature_flag.evaluation event (log record) tied to the active span', async () => {
+    await setup();
+    const exporter = registerTracing();
+    const logs = new InMemoryLogRecordExporter();
+    const loggers = new LoggerProvider({ processors: [new SimpleLogRecordProcessor({ exporter: logs })] });
+    const flags = OpenFeature.getClient().addHooks(new OpenTelemetryHook({ logger: loggers.getLogger('checkout-service'), spanEvents: false }));
+
+    let spanId = '';
+    await trace.getTracer('test').startActiveSpan('GET /checkout', async (span) => {
+      spanId = span.spanContext().spanId;
+      expect(await flags.getBooleanValue('new-checkout', false, { targetingKey: 'vip' })).toBe(true);
+      span.end();
+    });
+    // Outside a span too: the event form does not need one.
+    expect(await flags.getStringValue('banner', 'd', { targetingKey: 'u' })).toBe('hello');
+
+    const records = logs.getFinishedLogRecords();
+    expect(records.map((r) => [r.eventName, r.attributes, r.spanContext?.spanId])).toEqual([
+      [
+        'feature_flag.evaluation',
+        {
+          'feature_flag.key': 'new-checkout',
+          'feature_flag.provider.name': 'aviary',
+          'feature_flag.result.variant': 'on',
+          'feature_flag.result.reason': 'targeting_match',
+          'feature_flag.context.id': 'vip',
+        },
+        spanId,
+      ],
+      [
+        'feature_flag.evaluation',
+        {
+          'feature_flag.key': 'banner',
+          'feature_flag.provider.name': 'aviary',
+          'feature_flag.result.variant': 'a',
+          'feature_flag.result.reason': 'default',
+          'feature_flag.context.id': 'u',
+        },
+        undefined,
+      ],
+    ]);
+    // spanEvents: false: the span carries none.
+    expect(events(exporter.getFinishedSpans()[0]!)).toEqual([]);
+    await loggers.shutdown();
   });
 });
