@@ -7,7 +7,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { OpenFeature, type TrackingEventDetails } from '@openfeature/server-sdk';
 import { AviaryProvider, toOutcome } from '@aviary/sdk/openfeature';
 import { api, startServer, type TestServer } from '../helpers/server.js';
-import { checkoutAndBanner } from '../stream/fixtures.js';
+import { seededRandom } from '../../server/canary/simulation.js';
+import { checkoutAndBanner, until } from '../stream/fixtures.js';
 
 let srv: TestServer | undefined;
 afterEach(async () => {
@@ -60,5 +61,48 @@ describe('AviaryProvider.track', () => {
     // What plain JavaScript (or an untyped payload) may pass: a string value is not a number.
     expect(toOutcome({ error: 1, latencyMs: Number.POSITIVE_INFINITY, value: '3' } as unknown as TrackingEventDetails)).toEqual({});
     expect(toOutcome({})).toEqual({});
+  });
+
+  it('feeds the canary guard: a canary whose variant fails more, as told only through OpenFeature, is rolled back', async () => {
+    srv = await startServer({ canary: { tickMs: 50 }, metrics: { maxDelayMs: 2 } });
+    const a = api(srv);
+    expect((await a.post('/api/v1/flags', { key: 'checkout', kind: 'boolean' })).status).toBe(201);
+    const off = { enabled: true, offVariant: 'off', targets: [], rules: [], fallthrough: { variant: 'off' } };
+    expect((await a.put('/api/v1/flags/checkout/environments/production', off)).status).toBe(200);
+    const canaryPath = '/api/v1/flags/checkout/environments/production/canary';
+    const canary = { control: 'off', canary: 'on', stages: [{ percent: 50 }, { percent: 100 }], stageDurationSeconds: 3600 };
+    expect((await a.put(canaryPath, canary)).status).toBe(201);
+
+    // Two services, each with its own provider (OpenFeature domains), using nothing but the OpenFeature API.
+    const providers = ['svc-a', 'svc-b'].map((domain) => {
+      const p = new AviaryProvider({ baseUrl: srv!.url, sdkKey: srv!.sdkKeys.production, flushIntervalMs: 0 });
+      return { domain, provider: p, flags: OpenFeature.getClient(domain) };
+    });
+    for (const { domain, provider } of providers) await OpenFeature.setProviderAndWait(domain, provider);
+    const users = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
+    const rollingOut = () =>
+      providers.every(({ provider }) => users(200, 'probe').some((key) => provider.client.variation('checkout', { key }, false)));
+    await until(rollingOut, 'the 50% rollout');
+
+    const rng = seededRandom(7);
+    const errorRate = { on: 0.05, off: 0.01 };
+    for (let round = 0; round < 20 && (await a.get(canaryPath)).body.state === 'running'; round++) {
+      for (const { domain, flags } of providers) {
+        for (const targetingKey of users(500, `${domain}-${round}`)) {
+          const on = await flags.getBooleanValue('checkout', false, { targetingKey });
+          flags.track('checkout', { targetingKey }, { error: rng() < (on ? errorRate.on : errorRate.off), latencyMs: 20 });
+        }
+      }
+      await Promise.all(providers.map(({ provider }) => provider.client.flush()));
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    // The guard decides on its own tick: poll its state for at most 5 s.
+    let state: { state: string; lastDecision?: { decision: string; why: string } } = (await a.get(canaryPath)).body;
+    for (const deadline = Date.now() + 5_000; state.state !== 'rolled_back' && Date.now() < deadline; ) {
+      await new Promise((r) => setTimeout(r, 50));
+      state = (await a.get(canaryPath)).body;
+    }
+    expect(state.state).toBe('rolled_back');
+    expect(state.lastDecision).toMatchObject({ decision: 'regression', why: expect.stringMatching(/error rate/) });
   });
 });
