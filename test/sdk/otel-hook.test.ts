@@ -9,6 +9,8 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { InMemoryLogRecordExporter, LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { AlwaysOffSampler, BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { OpenFeature } from '@openfeature/server-sdk';
+import { OpenFeature as WebOpenFeature } from '@openfeature/web-sdk';
+import { OFREPWebProvider } from '@openfeature/ofrep-web-provider';
 import { AviaryProvider } from '@aviary/sdk/openfeature';
 import { FEATURE_FLAG_EVALUATION, OpenTelemetryHook } from '@aviary/sdk/otel';
 import { api, startServer, type TestServer } from '../helpers/server.js';
@@ -19,6 +21,8 @@ let provider: BasicTracerProvider | undefined;
 afterEach(async () => {
   OpenFeature.clearHooks();
   await OpenFeature.close();
+  WebOpenFeature.clearHooks();
+  await WebOpenFeature.close();
   await srv?.close();
   srv = undefined;
   await provider?.shutdown();
@@ -213,5 +217,35 @@ describe('OpenTelemetryHook', () => {
     // spanEvents: false: the span carries none.
     expect(events(exporter.getFinishedSpans()[0]!)).toEqual([]);
     await loggers.shutdown();
+  });
+
+  it('works the same with @openfeature/web-sdk and another provider (the published OFREP web provider)', async () => {
+    srv = await startServer();
+    await checkoutAndBanner(srv);
+    const exporter = registerTracing();
+    WebOpenFeature.addHooks(new OpenTelemetryHook());
+    await WebOpenFeature.setContext({ targetingKey: 'vip' });
+    const ofrep = new OFREPWebProvider({
+      baseUrl: srv.url,
+      headers: [['Authorization', `Bearer ${srv.sdkKeys.production}`]],
+      pollInterval: 0,
+      cacheMode: 'disabled',
+    } as never);
+    expect(ofrep.metadata.name).not.toBe('aviary');
+    await WebOpenFeature.setProviderAndWait(ofrep);
+    const flags = WebOpenFeature.getClient();
+    trace.getTracer('test').startActiveSpan('click', (span) => {
+      expect(flags.getBooleanValue('new-checkout', false)).toBe(true);
+      span.end();
+    });
+    expect(events(exporter.getFinishedSpans()[0]!)).toEqual([
+      {
+        'feature_flag.key': 'new-checkout',
+        'feature_flag.provider.name': ofrep.metadata.name,
+        'feature_flag.result.variant': 'on',
+        'feature_flag.result.reason': 'targeting_match',
+        'feature_flag.context.id': 'vip',
+      },
+    ]);
   });
 });
