@@ -17,6 +17,7 @@ import {
   type TrackingEventDetails,
 } from '@openfeature/server-sdk';
 import { createClient, type AviaryClient, type ClientOptions } from './client.js';
+import type { Outcome } from './evaluator.js';
 import type { AttributeValue, ErrorCode as AviaryErrorCode, EvaluationContext, EvaluationDetail, JsonValue } from './core/types.js';
 
 const ERROR_CODES: Record<AviaryErrorCode, ErrorCode> = {
@@ -77,6 +78,15 @@ export function toResolution<T>(d: EvaluationDetail<T>): ResolutionDetails<T> {
       return { ...base, reason: StandardResolutionReasons.ERROR, errorCode: ERROR_CODES[code] ?? ErrorCode.GENERAL, errorMessage: code };
     }
   }
+}
+
+/** OpenFeature tracking details → an Aviary outcome (see `AviaryProvider.track`). */
+export function toOutcome(details: TrackingEventDetails): Outcome {
+  return {
+    ...(typeof details.error === 'boolean' ? { error: details.error } : {}),
+    ...(typeof details.latencyMs === 'number' && Number.isFinite(details.latencyMs) ? { latencyMs: details.latencyMs } : {}),
+    ...(typeof details.value === 'number' && Number.isFinite(details.value) ? { value: details.value } : {}),
+  };
 }
 
 function isClient(v: unknown): v is AviaryClient {
@@ -148,14 +158,15 @@ export class AviaryProvider implements Provider {
   }
 
   /**
-   * OpenFeature tracking as Aviary outcomes: the event name is the flag key whose served variant the outcome is
-   * attributed to; details may carry `error` (boolean), `latencyMs` (number) and `value` (number).
+   * OpenFeature tracking as Aviary outcomes, which feed the canary guard. An outcome belongs to a flag: it is
+   * attributed to the variant that flag serves `context` (evaluated again, not counted again). The flag is
+   * `details.flagKey` when it is a string, else the event name itself (`track('new-checkout', ctx, { error: true })`).
+   * Details: `error` (boolean: the work failed), `latencyMs` (number, milliseconds), `value` (number, OpenFeature's
+   * standard field: summed per variant). Other fields are ignored; a detail of the wrong type is left out, never
+   * coerced. Never throws.
    */
   track(trackingEventName: string, context: OFContext, details: TrackingEventDetails = {}): void {
-    this.client.track(trackingEventName, toAviaryContext(context), {
-      ...(typeof details.error === 'boolean' ? { error: details.error } : {}),
-      ...(typeof details.latencyMs === 'number' ? { latencyMs: details.latencyMs } : {}),
-      ...(typeof details.value === 'number' ? { value: details.value } : {}),
-    });
+    const flagKey = typeof details.flagKey === 'string' && details.flagKey !== '' ? details.flagKey : trackingEventName;
+    this.client.track(flagKey, toAviaryContext(context), toOutcome(details));
   }
 }

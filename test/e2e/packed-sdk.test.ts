@@ -106,7 +106,7 @@ describe('the packed SDK', () => {
   it('holds the compiled SDK with its typings, the browser bundle and the README, and nothing else', () => {
     expect(pack.tarball).toBe(join(work, 'pack', 'aviary-sdk-0.1.0.tgz'));
     for (const file of pack.files) expect(file).toMatch(/^(package\.json|README\.md|dist\/.+\.(js|d\.ts)|dist\/aviary\.browser\.js\.map)$/);
-    for (const entry of ['index', 'openfeature', 'protocol', 'core/index', 'client', 'websocket', 'websocket-browser']) {
+    for (const entry of ['index', 'openfeature', 'otel', 'protocol', 'core/index', 'client', 'websocket', 'websocket-browser']) {
       expect(pack.files).toContain(`dist/${entry}.js`);
       expect(pack.files).toContain(`dist/${entry}.d.ts`);
     }
@@ -123,7 +123,7 @@ describe('the packed SDK', () => {
     expect(Object.keys(pkg.dependencies).sort()).toEqual(['ws']);
     expect(pkg.scripts).toBeUndefined();
 
-    const specifiers = ['@aviary/sdk', '@aviary/sdk/openfeature', '@aviary/sdk/core', '@aviary/sdk/protocol'];
+    const specifiers = ['@aviary/sdk', '@aviary/sdk/openfeature', '@aviary/sdk/otel', '@aviary/sdk/core', '@aviary/sdk/protocol'];
     const script = `for (const s of ${JSON.stringify(specifiers)}) console.log(import.meta.resolve(s));`;
     const resolved = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: app, timeoutMs: 10_000 });
     expect(resolved.code, resolved.stderr).toBe(0);
@@ -131,7 +131,13 @@ describe('the packed SDK', () => {
       .trim()
       .split('\n')
       .map((u) => fileURLToPath(u));
-    expect(files.map((f) => relative(sdkDir, f))).toEqual(['dist/index.js', 'dist/openfeature.js', 'dist/core/index.js', 'dist/protocol.js']);
+    expect(files.map((f) => relative(sdkDir, f))).toEqual([
+      'dist/index.js',
+      'dist/openfeature.js',
+      'dist/otel.js',
+      'dist/core/index.js',
+      'dist/protocol.js',
+    ]);
     for (const f of files) expect(existsSync(f)).toBe(true);
 
     // Every package its code names is a dependency or a peer dependency (`ws` is imported through a variable, on
@@ -150,6 +156,7 @@ describe('the packed SDK', () => {
     const allowed = new Set([...Object.keys(pkg.dependencies), ...Object.keys(pkg.peerDependencies)]);
     expect([...imported].filter((s) => !allowed.has(s) && !s.startsWith('node:'))).toEqual([]);
     expect(imported).toContain('@openfeature/server-sdk');
+    expect(imported).toContain('@opentelemetry/api');
   });
 
   it('type-checks an app against its typings (strict, NodeNext, no DOM)', async () => {

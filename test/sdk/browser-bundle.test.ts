@@ -144,6 +144,12 @@ it('leaves the lazy DFA out: the browser client runs `matches` on the Pike VM un
   expect(paths.filter((p) => p.includes('pattern-dfa'))).toEqual([]);
 });
 
+it('leaves the OpenFeature provider and the OpenTelemetry hook out: they are entry points of their own', () => {
+  const paths = report.sources.map((s) => s.path);
+  expect(paths).toContain('sdk/client.ts');
+  expect(paths.filter((p) => p.includes('otel') || p.includes('openfeature') || p.includes('opentelemetry'))).toEqual([]);
+});
+
 it('evaluates every operator, segment, target and rollout exactly as the sources do', async () => {
   const a = bundled.createClient({ baseUrl: 'http://127.0.0.1:1', sdkKey: 'k', offline: true, bootstrap: snapshot });
   const b = source.createClient({ baseUrl: 'http://127.0.0.1:1', sdkKey: 'k', offline: true, bootstrap: snapshot });
