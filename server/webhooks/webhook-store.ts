@@ -202,7 +202,8 @@ function checkUrl(url: string, path = '/url'): void {
 
 function checkEvents(events: string[]): void {
   events.forEach((e, i) => {
-    if (!(WEBHOOK_EVENT_TYPES as readonly string[]).includes(e)) throw invalid([{ path: `/events/${i}`, message: `is not a known event type ("${e}")` }]);
+    if (!(WEBHOOK_EVENT_TYPES as readonly string[]).includes(e))
+      throw invalid([{ path: `/events/${i}`, message: `is not a known event type ("${e}")` }]);
   });
 }
 
@@ -325,7 +326,15 @@ export class WebhookStore {
       const payload: EventPayload = {
         type: TEST_EVENT_TYPE,
         timestamp: apiTime(now),
-        data: { environment: null, flag: null, actor: { tokenId: actor.tokenId, name: actor.name }, reason: 'a test event', version: null, before: null, after: null },
+        data: {
+          environment: null,
+          flag: null,
+          actor: { tokenId: actor.tokenId, name: actor.name },
+          reason: 'a test event',
+          version: null,
+          before: null,
+          after: null,
+        },
       };
       return insertEvent(tx, now, payload, [id]);
     });

@@ -182,7 +182,8 @@ export class WebhookWorker {
       await res.body?.cancel().catch(() => {});
       if (status < 200 || status >= 300) error = `answered ${status}`;
     } catch (err) {
-      error = err instanceof Error ? (err.name === 'TimeoutError' ? 'timed out' : String((err as { cause?: unknown }).cause ?? err.message)) : String(err);
+      error =
+        err instanceof Error ? (err.name === 'TimeoutError' ? 'timed out' : String((err as { cause?: unknown }).cause ?? err.message)) : String(err);
     }
     const latency = Math.round(performance.now() - started);
     try {
@@ -215,7 +216,9 @@ export class WebhookWorker {
           [giveUp ? 'failed' : 'pending', attempts, giveUp ? now : now + this.delays[attempts - 1]!, status, error, latency, now, c.id],
         );
         if (giveUp) {
-          const row = await tx.get<{ failures: number }>('UPDATE webhooks SET failures = failures + 1 WHERE id = ? RETURNING failures', [c.webhook_id]);
+          const row = await tx.get<{ failures: number }>('UPDATE webhooks SET failures = failures + 1 WHERE id = ? RETURNING failures', [
+            c.webhook_id,
+          ]);
           if (row && Number(row.failures) >= FAILURE_BUDGET)
             await tx.run('UPDATE webhooks SET enabled = ?, disabled_reason = ?, updated_at = ? WHERE id = ? AND enabled = ?', [
               false,

@@ -15,10 +15,14 @@ afterEach(async () => {
 async function setup(options: Parameters<typeof startServer>[0] = {}): Promise<{ srv: TestServer; rx: Receiver }> {
   const srv = await startServer({ webhooks: { pollMs: 50, retryDelaysMs: [50, 50, 50] }, ...options });
   const rx = await startReceiver();
-  cleanup.push(() => srv.close(), () => rx.close());
+  cleanup.push(
+    () => srv.close(),
+    () => rx.close(),
+  );
   expect((await api(srv).post('/api/v1/flags', { key: 'checkout-v2', kind: 'boolean' })).status).toBe(201);
   // New flags start off: turn it on where the tests kill it (before any webhook exists).
-  for (const env of ['production', 'staging']) expect((await api(srv).post(`/api/v1/flags/checkout-v2/environments/${env}/revive`, {})).status).toBe(200);
+  for (const env of ['production', 'staging'])
+    expect((await api(srv).post(`/api/v1/flags/checkout-v2/environments/${env}/revive`, {})).status).toBe(200);
   return { srv, rx };
 }
 
@@ -50,7 +54,12 @@ describe('outbound webhooks', () => {
       'webhook-signature': String(got!.headers['webhook-signature']),
     }) as any;
     expect(verified.type).toBe('flag.killed');
-    expect(verified.data).toMatchObject({ environment: 'production', flag: 'checkout-v2', reason: 'checkout 500s', actor: { name: expect.any(String) } });
+    expect(verified.data).toMatchObject({
+      environment: 'production',
+      flag: 'checkout-v2',
+      reason: 'checkout 500s',
+      actor: { name: expect.any(String) },
+    });
     expect(verified.data.version).toEqual(expect.any(Number));
     expect(verified.data.before.enabled).not.toBe(false);
     expect(verified.data.after.enabled).toBe(false);
@@ -123,7 +132,9 @@ describe('outbound webhooks', () => {
     expect(JSON.parse(rx.received[0]!.body).text).toMatch(/test event/);
     await a.post('/api/v1/flags/checkout-v2/environments/production/kill', { reason: 'checkout 500s' });
     await rx.waitFor(2);
-    expect(JSON.parse(rx.received[1]!.body)).toEqual({ text: `checkout-v2 killed in production by ${JSON.parse(rx.received[0]!.body).text.split(' by ')[1]}: checkout 500s` });
+    expect(JSON.parse(rx.received[1]!.body)).toEqual({
+      text: `checkout-v2 killed in production by ${JSON.parse(rx.received[0]!.body).text.split(' by ')[1]}: checkout 500s`,
+    });
     const patched = await a.patch(`/api/v1/webhooks/${hook.id}`, { name: 'renamed', events: ['flag.revived'] });
     expect(patched.body).toMatchObject({ name: 'renamed', events: ['flag.revived'] });
     expect((await a.delete(`/api/v1/webhooks/${hook.id}`)).status).toBe(204);
@@ -167,7 +178,10 @@ describe('outbound webhooks', () => {
     // The receiver is not listening yet: the first attempt fails.
     expect((await a.post('/api/v1/flags/checkout-v2/environments/production/kill', { reason: 'down' })).status).toBe(200);
     await waitUntil(async () => (await a.get(`/api/v1/webhooks/${hook.id}/deliveries`)).body.deliveries[0]?.attempts === 1);
-    expect((await a.get(`/api/v1/webhooks/${hook.id}/deliveries`)).body.deliveries[0]).toMatchObject({ status: 'pending', lastError: expect.any(String) });
+    expect((await a.get(`/api/v1/webhooks/${hook.id}/deliveries`)).body.deliveries[0]).toMatchObject({
+      status: 'pending',
+      lastError: expect.any(String),
+    });
     await proc.crash();
     const rx = await startReceiver(rxPort);
     cleanup.push(() => rx.close());
