@@ -2140,8 +2140,21 @@ export interface components {
             /** Format: date-time */
             updatedAt: string;
         };
-        WebhookCreated: components["schemas"]["Webhook"] & {
-            /** @description The signing secret (`whsec_` + base64), shown only here. */
+        WebhookCreated: {
+            id: string;
+            name: string;
+            url: string;
+            events: string[];
+            environments: string[] | null;
+            format: components["schemas"]["WebhookFormat"];
+            enabled: boolean;
+            disabledReason: string | null;
+            failures: number;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+            /** @description The signing secret (`whsec_` + base64 of 32 random bytes), shown only here. */
             secret: string;
         };
         WebhookList: {
@@ -4342,6 +4355,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookList"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
@@ -4396,6 +4410,7 @@ export interface operations {
                     "application/json": components["schemas"]["Webhook"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -4421,6 +4436,7 @@ export interface operations {
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -4481,6 +4497,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookDeliveryList"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -4508,6 +4525,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookDelivery"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
