@@ -1153,7 +1153,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Send a `webhook.test` event to this webhook (even if disabled or not subscribed) */
+        /** Send a `webhook.test` event to this webhook (subscribed or not; 409 if disabled) */
         post: operations["testWebhook"];
         delete?: never;
         options?: never;
@@ -4529,6 +4529,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
         };
     };

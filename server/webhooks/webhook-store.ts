@@ -7,7 +7,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { JsonValue } from '@aviary/sdk/core';
 import { apiTime, apiTimeOrNull } from '../openapi/time.js';
 import { bool, type Sql, type StorePort, type Tx } from '../storage/port.js';
-import { invalid, notFound } from '../storage/store-errors.js';
+import { conflict, invalid, notFound } from '../storage/store-errors.js';
 import type { Actor, AuditInput } from '../storage/writer.js';
 
 /** Event types a webhook may subscribe to (CONTRACT §13). */
@@ -318,9 +318,9 @@ export class WebhookStore {
     return row ? deliveryOf(row) : null;
   }
 
-  /** Queues a `webhook.test` event to this webhook only (sent even when disabled or not subscribed to anything). */
+  /** Queues a `webhook.test` event to this webhook only (subscribed or not). A disabled webhook receives nothing: 409. */
   async test(id: string, actor: Actor): Promise<DeliveryResource> {
-    await this.get(id);
+    if (!(await this.get(id)).enabled) throw conflict(`Webhook "${id}" is disabled: enable it to send a test event.`);
     const now = this.now();
     const deliveryId = await this.store.transaction(async (tx) => {
       const payload: EventPayload = {

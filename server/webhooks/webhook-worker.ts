@@ -4,7 +4,7 @@
  * ... RETURNING`, pushing their next attempt a lease ahead), so two replicas never send the same attempt, and a
  * crash mid-send only delays it until the lease ends: delivery is at least once. Each attempt is a signed `POST`
  * (Standard Webhooks, via the `standardwebhooks` package) carrying the event id as `webhook-id` on every retry,
- * with a 10 s timeout; its outcome is written (fenced) with the attempt count, status code, error and latency.
+ * with a 10 s timeout (deliveries of a disabled webhook wait, unsent, until it is enabled again); its outcome is written (fenced) with the attempt count, status code, error and latency.
  *
  * Retry schedule (`DEFAULT_RETRY_DELAYS_MS`): after 5 s, 15 s, 40 s (the first three within a minute), 5 min, 30 min,
  * 2 h, 6 h, 8 h and 8 h: 10 attempts over about 24.6 h, then the delivery is `failed` (given up). A webhook with
@@ -137,9 +137,10 @@ export class WebhookWorker {
         await this.o.duties.fence(tx, 'webhooks');
         const ids = await tx.all<{ id: string }>(
           `UPDATE webhook_deliveries SET next_attempt_at = ?, updated_at = ? WHERE id IN
-             (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ${BATCH})
+             (SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+               WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND w.enabled = ? ORDER BY d.next_attempt_at, d.id LIMIT ${BATCH})
              AND status = 'pending' RETURNING id`,
-          [now + LEASE_MS, now, now],
+          [now + LEASE_MS, now, now, true],
         );
         const out: Claimed[] = [];
         for (const { id } of ids) {

@@ -546,8 +546,9 @@ export function storeContract(name: string, start: () => Promise<{ app: FastifyI
       await app.stores.states.revive(OPERATOR, 'staging', 'hooked', null);
       expect(await store.deliveries(prod.id)).toHaveLength(1);
       expect((await store.deliveries(all.id)).map((x) => x.type)).toEqual(['flag.revived', 'flag.killed']);
-      const test = await store.test(off.id, OPERATOR);
-      expect(test).toMatchObject({ type: 'webhook.test', status: 'pending', webhookId: off.id });
+      await expect(store.test(off.id, OPERATOR)).rejects.toMatchObject({ kind: 'conflict' });
+      const test = await store.test(prod.id, OPERATOR);
+      expect(test).toMatchObject({ type: 'webhook.test', status: 'pending', webhookId: prod.id });
     });
   });
 }
