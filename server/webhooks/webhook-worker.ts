@@ -33,6 +33,14 @@ export interface WebhookWorkerOptions {
   log?: { error: (obj: unknown, msg: string) => void; warn: (obj: unknown, msg: string) => void };
 }
 
+/** The outcome of one attempt, to record. */
+interface Outcome {
+  c: Claimed;
+  status: number | null;
+  error: string | null;
+  latency: number;
+}
+
 interface Claimed extends DeliveryRow {
   type: string;
   payload: string;
@@ -73,6 +81,7 @@ export class WebhookWorker {
   private readonly pollMs: number;
   private readonly delays: number[];
   private readonly inFlight = new Set<Promise<void>>();
+  private batch: { items: Outcome[]; done: Promise<void> } | null = null;
 
   constructor(private readonly o: WebhookWorkerOptions) {
     this.pollMs = o.pollMs ?? 250;
@@ -188,46 +197,65 @@ export class WebhookWorker {
     }
     const latency = Math.round(performance.now() - started);
     try {
-      await this.record(c, status, error, latency);
+      await this.recordSoon({ c, status, error, latency });
     } catch (err) {
       // Lease lost or database away: the claim expires and another attempt is made (at least once).
       if (!(err instanceof LeaseLostError)) (this.o.log ?? console).error({ err, delivery: c.id }, 'webhooks: cannot record an attempt');
     }
   }
 
-  private async record(c: Claimed, status: number | null, error: string | null, latency: number): Promise<void> {
+  /**
+   * Outcomes settling together (a batch sent to several receivers) are recorded in one fenced transaction: fewer
+   * writes queued in front of the next kill on the single write connection.
+   */
+  private recordSoon(o: Outcome): Promise<void> {
+    if (!this.batch) {
+      const items: Outcome[] = [];
+      const done = new Promise<void>((r) => setImmediate(r)).then(() => {
+        this.batch = null;
+        return this.record(items);
+      });
+      this.batch = { items, done };
+    }
+    this.batch.items.push(o);
+    return this.batch.done;
+  }
+
+  private async record(items: Outcome[]): Promise<void> {
     const now = this.o.now();
-    const attempts = Number(c.attempts) + 1;
     await this.o.store.transaction(
       async (tx) => {
         await this.o.duties.fence(tx, 'webhooks');
-        if (error === null) {
-          await tx.run(
-            `UPDATE webhook_deliveries SET status = 'delivered', attempts = ?, last_status_code = ?, last_error = NULL, last_latency_ms = ?,
+        for (const { c, status, error, latency } of items) {
+          const attempts = Number(c.attempts) + 1;
+          if (error === null) {
+            await tx.run(
+              `UPDATE webhook_deliveries SET status = 'delivered', attempts = ?, last_status_code = ?, last_error = NULL, last_latency_ms = ?,
                updated_at = ?, delivered_at = ? WHERE id = ? AND status = 'pending'`,
-            [attempts, status, latency, now, now, c.id],
-          );
-          await tx.run('UPDATE webhooks SET failures = 0 WHERE id = ? AND failures <> 0', [c.webhook_id]);
-          return;
-        }
-        const giveUp = attempts > this.delays.length;
-        await tx.run(
-          `UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_status_code = ?, last_error = ?, last_latency_ms = ?,
+              [attempts, status, latency, now, now, c.id],
+            );
+            await tx.run('UPDATE webhooks SET failures = 0 WHERE id = ? AND failures <> 0', [c.webhook_id]);
+            continue;
+          }
+          const giveUp = attempts > this.delays.length;
+          await tx.run(
+            `UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_status_code = ?, last_error = ?, last_latency_ms = ?,
              updated_at = ? WHERE id = ? AND status = 'pending'`,
-          [giveUp ? 'failed' : 'pending', attempts, giveUp ? now : now + this.delays[attempts - 1]!, status, error, latency, now, c.id],
-        );
-        if (giveUp) {
-          const row = await tx.get<{ failures: number }>('UPDATE webhooks SET failures = failures + 1 WHERE id = ? RETURNING failures', [
-            c.webhook_id,
-          ]);
-          if (row && Number(row.failures) >= FAILURE_BUDGET)
-            await tx.run('UPDATE webhooks SET enabled = ?, disabled_reason = ?, updated_at = ? WHERE id = ? AND enabled = ?', [
-              false,
-              `disabled automatically: ${FAILURE_BUDGET} deliveries in a row were given up (last: ${error})`,
-              now,
+            [giveUp ? 'failed' : 'pending', attempts, giveUp ? now : now + this.delays[attempts - 1]!, status, error, latency, now, c.id],
+          );
+          if (giveUp) {
+            const row = await tx.get<{ failures: number }>('UPDATE webhooks SET failures = failures + 1 WHERE id = ? RETURNING failures', [
               c.webhook_id,
-              true,
             ]);
+            if (row && Number(row.failures) >= FAILURE_BUDGET)
+              await tx.run('UPDATE webhooks SET enabled = ?, disabled_reason = ?, updated_at = ? WHERE id = ? AND enabled = ?', [
+                false,
+                `disabled automatically: ${FAILURE_BUDGET} deliveries in a row were given up (last: ${error})`,
+                now,
+                c.webhook_id,
+                true,
+              ]);
+          }
         }
       },
       { lock: 'write' },
