@@ -66,6 +66,8 @@ import { canaryRoutes } from './canary/canary-routes.js';
 import { changeRequestRoutes } from './change-requests/change-request-routes.js';
 import { setupSchedules, type ScheduleOptions } from './schedules/schedule-setup.js';
 import { scheduleRoutes } from './schedules/schedule-routes.js';
+import { setupWebhooks, type WebhookOptions } from './webhooks/webhook-setup.js';
+import { webhookRoutes } from './webhooks/webhook-routes.js';
 import { DEFAULT_EVALUATION_TIME, EvaluationTimeBudget, type EvaluationTimeLimits } from './limits/evaluation-time.js';
 import { ChangeFeed } from './storage/change-feed.js';
 import { ChangeFollower } from './storage/change-follower.js';
@@ -110,6 +112,8 @@ export interface BuildAppOptions {
   canary?: CanaryOptions;
   /** Scheduled changes: the runner's poll interval (server/schedules/schedule-setup.ts). */
   schedules?: ScheduleOptions;
+  /** Outbound webhooks: worker poll, retry delays, request timeout (server/webhooks/webhook-setup.ts). */
+  webhooks?: WebhookOptions;
   /** Server-side evaluation time per SDK key (`AVIARY_EVAL_MS_PER_SECOND`; server/limits/evaluation-time.ts). */
   evaluationTime?: Partial<EvaluationTimeLimits>;
   /** Failed authentications per client address before failing requests get 429 (`AVIARY_AUTH_FAILURE_*`). */
@@ -321,6 +325,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   setupMetrics(app, options.metrics ?? {}, (touched) => app.canaries.outcomesArrived(touched));
   setupCanaries(app, states, options.canary ?? {});
   setupSchedules(app, states, options.schedules ?? {});
+  setupWebhooks(app, options.webhooks ?? {});
 
   // Before the admin routes: it decorates `receipts`, which the kill route awaits.
   await app.register(streamRoutes, options.stream ?? {});
@@ -354,6 +359,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       await admin.register(canaryRoutes);
       await admin.register(changeRequestRoutes);
       await admin.register(scheduleRoutes);
+      await admin.register(webhookRoutes);
     },
     { prefix: '/api/v1' },
   );

@@ -6,6 +6,7 @@ import { onLinkClick, useRoute } from './lib/router.js';
 import { getEnvironment, getToken, setEnvironment, setToken } from './lib/session.js';
 import { AuditPage } from './pages/audit-page.js';
 import { ChangeRequestsPage } from './pages/change-requests-page.js';
+import { WebhooksPage } from './pages/webhooks-page.js';
 import { CanaryPage } from './pages/canary-page.js';
 import { FlagPage } from './pages/flag-page.js';
 import { FlagsPage } from './pages/flags-page.js';
@@ -52,6 +53,7 @@ export function App() {
           {nav('/audit', 'Audit log', route.page === 'audit')}
           {nav('/segments', 'Segments', route.page === 'segments')}
           {nav('/tokens', 'Tokens', route.page === 'tokens')}
+          {nav('/webhooks', 'Webhooks', route.page === 'webhooks')}
         </nav>
         <div class="env">
           <label for="env-select">Environment</label>
@@ -79,6 +81,7 @@ export function App() {
         {route.page === 'change-requests' && <ChangeRequestsPage environment={env} />}
         {route.page === 'segments' && <SegmentsPage />}
         {route.page === 'tokens' && <TokensPage environments={live.environments.map((e) => e.key)} />}
+        {route.page === 'webhooks' && <WebhooksPage />}
         {route.page === 'not-found' && <p>No such page.</p>}
       </main>
     </LiveContext.Provider>

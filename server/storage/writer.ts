@@ -14,6 +14,7 @@ import type { JsonValue } from '@aviary/sdk/core';
 import type { ChangeEvent } from './change-feed.js';
 import type { StorePort, Tx } from './port.js';
 import { readFlagConfig, readSegment } from './snapshot.js';
+import type { OutboxHook } from '../webhooks/outbox.js';
 
 /** Who is writing: the token (id and name) or a system actor such as `canary-guard`. */
 export interface Actor {
@@ -66,6 +67,9 @@ const AUDIT_INSERT = `INSERT INTO audit_log (at, actor_token_id, actor_name, act
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 export class Writer {
+  /** The webhook outbox (server/webhooks/outbox.ts): records events of the audit entries in the same transaction. */
+  private outbox: OutboxHook | null = null;
+
   /** Set while a write's callback runs: a write started from inside it would wait for itself (and could not be atomic). */
   private readonly inside = new AsyncLocalStorage<true>();
 
@@ -78,6 +82,11 @@ export class Writer {
     /** The newest version of an environment this replica has already served (its live state), or null. */
     private readonly served: (environment: string) => number | null = () => null,
   ) {}
+
+  /** Installs the webhook outbox (once, at boot). */
+  setOutbox(outbox: OutboxHook): void {
+    this.outbox = outbox;
+  }
 
   /** Resolves once everything committed so far is durable (await it before acknowledging a write). */
   durable(): Promise<void> {
@@ -102,11 +111,13 @@ export class Writer {
     if (this.inside.getStore()) throw new Error('Writer.write cannot be nested in another write; pass the WriteContext down');
     const versions = new Map<string, number>();
     const events: ChangeEvent[] = [];
+    let queued = false;
     const value = await this.store.transaction(
       async (tx) => {
         // Cleared on every attempt: nothing from a rolled-back attempt may leak into the result.
         versions.clear();
         events.length = 0;
+        queued = false;
         const now = this.now();
         const allFlags = new Set<string>();
         const envFlags = new Map<string, Set<string>>();
@@ -192,11 +203,14 @@ export class Writer {
           versions.set(env, version);
           events.push({ environment: env, delta: { version, changes } satisfies Delta });
         }
+        // Webhook events announced by the audit entries, in this transaction (the outbox).
+        if (this.outbox && audits.length) queued = await this.outbox.record(tx, now, actor, audits, versions);
         return result;
       },
       { lock: 'write' },
     );
     if (events.length) this.publish(events);
+    if (queued) this.outbox?.committed();
     return { value, versions };
   }
 }

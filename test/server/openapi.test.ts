@@ -8,6 +8,7 @@ import { WebSocket } from 'ws';
 import { createClient } from '@aviary/sdk';
 import { loadSpec, responseSchema, SPEC_PATH, type JsonObject } from '../../server/openapi/spec.js';
 import { api, request, startServer, type ApiResponse, type TestServer } from '../helpers/server.js';
+import { startReceiver } from '../webhooks/receiver.js';
 import { ensureSdkBundle } from '../helpers/sdk-bundle.js';
 import { API_TIME } from '../helpers/time.js';
 
@@ -432,6 +433,31 @@ describe('real responses conform to the spec', () => {
     const ran = await a.get(`${base}/${due.body.id}`);
     expect(ran.body.status).toBe('done');
     conforms('getSchedule', ran);
+  });
+
+  it('outbound webhooks (issue 15)', async () => {
+    const a = api(srv);
+    const rx = await startReceiver();
+    try {
+      const created = await a.post('/api/v1/webhooks', { url: rx.url, events: ['flag.killed'], name: 'spec' });
+      conforms('createWebhook', created);
+      conforms('createWebhook', await a.post('/api/v1/webhooks', { url: 'ftp://x', events: ['flag.killed'] }));
+      conforms('listWebhooks', await a.get('/api/v1/webhooks'));
+      conforms('getWebhook', await a.get(`/api/v1/webhooks/${created.body.id}`));
+      conforms('getWebhook', await a.get('/api/v1/webhooks/nope'));
+      conforms('updateWebhook', await a.patch(`/api/v1/webhooks/${created.body.id}`, { name: 'renamed', environments: null }));
+      conforms('testWebhook', await a.post(`/api/v1/webhooks/${created.body.id}/test`));
+      await rx.waitFor(1);
+      const deliveries = `/api/v1/webhooks/${created.body.id}/deliveries`;
+      for (let i = 0; i < 100 && (await a.get(deliveries)).body.deliveries[0].status === 'pending'; i++) await new Promise((r) => setTimeout(r, 20));
+      const log = await a.get(deliveries);
+      expect(log.body.deliveries[0].deliveredAt).not.toBeNull();
+      conforms('listWebhookDeliveries', log);
+      conforms('deleteWebhook', await a.delete(`/api/v1/webhooks/${created.body.id}`));
+      conforms('deleteWebhook', await a.delete(`/api/v1/webhooks/${created.body.id}`));
+    } finally {
+      await rx.close();
+    }
   });
 
   it('history, the state at a time, diffs and revert (issue 14)', async () => {

@@ -474,4 +474,81 @@ export function storeContract(name: string, start: () => Promise<{ app: FastifyI
       await expect(changeRequests.approve(REVIEWER, 'missing', null)).rejects.toMatchObject({ kind: 'not-found' });
     });
   });
+
+  describe(`store contract: ${name}: webhooks`, () => {
+    let app: FastifyInstance;
+    let close: () => Promise<void>;
+    // Never made ready: the worker does not run, so the outbox rows stay as the writes left them.
+    beforeAll(async () => {
+      ({ app, close } = await start());
+      await app.stores.flags.create(OPERATOR, { key: 'hooked', kind: 'boolean', variants });
+      await app.stores.states.revive(OPERATOR, 'production', 'hooked', null);
+    });
+    afterAll(async () => {
+      await close?.();
+    });
+
+    it('CRUD: the secret is answered once, bad URLs and event types are refused, re-enabling resets the failures', async () => {
+      const { store } = app.webhooks;
+      await expect(store.create({ url: 'mailto:x@y', events: ['flag.killed'] })).rejects.toMatchObject({
+        kind: 'invalid',
+        issues: [{ path: '/url' }],
+      });
+      await expect(store.create({ url: 'http://127.0.0.1:9/x', events: ['flag.killed', 'nope'] })).rejects.toMatchObject({
+        kind: 'invalid',
+        issues: [{ path: '/events/1' }],
+      });
+      expect(await store.list()).toEqual([]);
+      const created = await store.create({ url: 'http://127.0.0.1:9/x', events: ['flag.killed'], environments: ['production'] });
+      expect(created.secret).toMatch(/^whsec_/);
+      expect(Buffer.from(created.secret.slice(6), 'base64')).toHaveLength(32);
+      const listed = await store.list();
+      expect(listed).toHaveLength(1);
+      expect(listed[0]).not.toHaveProperty('secret');
+      expect(listed[0]).toMatchObject({ enabled: true, environments: ['production'], events: ['flag.killed'], format: 'standard', failures: 0 });
+      expect(await store.update(created.id, { enabled: false })).toMatchObject({ enabled: false, disabledReason: 'disabled by an operator' });
+      expect(await store.update(created.id, { enabled: true, environments: null })).toMatchObject({
+        enabled: true,
+        disabledReason: null,
+        environments: null,
+      });
+      await store.delete(created.id);
+      await expect(store.get(created.id)).rejects.toMatchObject({ kind: 'not-found' });
+    });
+
+    it('the outbox: an event and one pending delivery per subscribed webhook commit with the change, or not at all', async () => {
+      const { store } = app.webhooks;
+      const prod = await store.create({ url: 'http://127.0.0.1:9/a', events: ['flag.killed'], environments: ['production'] });
+      const all = await store.create({ url: 'http://127.0.0.1:9/b', events: ['flag.killed', 'flag.revived'] });
+      const off = await store.create({ url: 'http://127.0.0.1:9/c', events: ['flag.killed'] });
+      await store.update(off.id, { enabled: false });
+      // A write that fails after the kill: rolled back, no event.
+      await expect(
+        app.writer.write(OPERATOR, async (w) => {
+          await app.stores.states.mutateState(w, 'production', 'hooked', (cur) => ({ state: { ...cur, enabled: false } as never }), 'x', {
+            action: 'flag.kill',
+          });
+          throw new Error('boom');
+        }),
+      ).rejects.toThrow('boom');
+      expect(await store.deliveries(prod.id)).toEqual([]);
+      await app.stores.states.kill(OPERATOR, 'production', 'hooked', 'incident 7');
+      const [d] = await store.deliveries(prod.id);
+      expect(d).toMatchObject({ status: 'pending', attempts: 0, type: 'flag.killed' });
+      expect(d!.payload).toMatchObject({
+        type: 'flag.killed',
+        data: { environment: 'production', flag: 'hooked', reason: 'incident 7', actor: { name: OPERATOR.name } },
+      });
+      expect((d!.payload as any).data.version).toBe(app.snapshots.version('production'));
+      expect((await store.deliveries(all.id)).map((x) => x.eventId)).toEqual([d!.eventId]);
+      expect(await store.deliveries(off.id)).toEqual([]);
+      // Staging: only the all-environments webhook.
+      await app.stores.states.revive(OPERATOR, 'staging', 'hooked', null);
+      expect(await store.deliveries(prod.id)).toHaveLength(1);
+      expect((await store.deliveries(all.id)).map((x) => x.type)).toEqual(['flag.revived', 'flag.killed']);
+      await expect(store.test(off.id, OPERATOR)).rejects.toMatchObject({ kind: 'conflict' });
+      const test = await store.test(prod.id, OPERATOR);
+      expect(test).toMatchObject({ type: 'webhook.test', status: 'pending', webhookId: prod.id });
+    });
+  });
 }

@@ -12,6 +12,7 @@ export type Route =
   | { page: 'segments' }
   | { page: 'tokens' }
   | { page: 'change-requests' }
+  | { page: 'webhooks' }
   | { page: 'not-found' };
 
 export function parseRoute(path: string): Route {
@@ -20,7 +21,10 @@ export function parseRoute(path: string): Route {
   if (parts[0] === 'flags' && parts.length === 1) return { page: 'flags' };
   if (parts[0] === 'flags' && parts.length === 2) return { page: 'flag', key: parts[1]! };
   if (parts[0] === 'flags' && parts.length === 3 && parts[2] === 'canary') return { page: 'canary', key: parts[1]! };
-  if (parts.length === 1 && (parts[0] === 'audit' || parts[0] === 'segments' || parts[0] === 'tokens' || parts[0] === 'change-requests'))
+  if (
+    parts.length === 1 &&
+    (parts[0] === 'audit' || parts[0] === 'segments' || parts[0] === 'tokens' || parts[0] === 'change-requests' || parts[0] === 'webhooks')
+  )
     return { page: parts[0] };
   return { page: 'not-found' };
 }
