@@ -66,6 +66,9 @@ import { canaryRoutes } from './canary/canary-routes.js';
 import { changeRequestRoutes } from './change-requests/change-request-routes.js';
 import { setupSchedules, type ScheduleOptions } from './schedules/schedule-setup.js';
 import { scheduleRoutes } from './schedules/schedule-routes.js';
+import { setupTriggers, type TriggerOptions } from './triggers/trigger-setup.js';
+import { triggerRoutes } from './triggers/trigger-routes.js';
+import { triggerHookRoutes } from './triggers/hook-routes.js';
 import { DEFAULT_EVALUATION_TIME, EvaluationTimeBudget, type EvaluationTimeLimits } from './limits/evaluation-time.js';
 import { ChangeFeed } from './storage/change-feed.js';
 import { ChangeFollower } from './storage/change-follower.js';
@@ -110,6 +113,8 @@ export interface BuildAppOptions {
   canary?: CanaryOptions;
   /** Scheduled changes: the runner's poll interval (server/schedules/schedule-setup.ts). */
   schedules?: ScheduleOptions;
+  /** Triggers: the per-trigger rate limit (server/triggers/trigger-setup.ts). */
+  triggers?: TriggerOptions;
   /** Server-side evaluation time per SDK key (`AVIARY_EVAL_MS_PER_SECOND`; server/limits/evaluation-time.ts). */
   evaluationTime?: Partial<EvaluationTimeLimits>;
   /** Failed authentications per client address before failing requests get 429 (`AVIARY_AUTH_FAILURE_*`). */
@@ -321,6 +326,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   setupMetrics(app, options.metrics ?? {}, (touched) => app.canaries.outcomesArrived(touched));
   setupCanaries(app, states, options.canary ?? {});
   setupSchedules(app, states, options.schedules ?? {});
+  setupTriggers(app, states, options.triggers ?? {});
 
   // Before the admin routes: it decorates `receipts`, which the kill route awaits.
   await app.register(streamRoutes, options.stream ?? {});
@@ -354,6 +360,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       await admin.register(canaryRoutes);
       await admin.register(changeRequestRoutes);
       await admin.register(scheduleRoutes);
+      await admin.register(triggerRoutes);
     },
     { prefix: '/api/v1' },
   );
@@ -377,6 +384,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   );
 
   await app.register(ofrepRoutes, { prefix: '/ofrep/v1' });
+  // Trigger URLs (no auth header: the secret in the path is the credential; any body): server/triggers/hook-routes.ts.
+  await app.register(triggerHookRoutes, { prefix: '/hooks/v1' });
   await app.register(sdkBundlePlugin);
   await app.register(consolePlugin);
 
