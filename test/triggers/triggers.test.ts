@@ -5,6 +5,7 @@
 import { request as httpRequest } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createClient, type AviaryClient } from '@aviary/sdk';
+import { loggerOptions } from '../../server/ops/logging.js';
 import { api, request, startServer, type TestServer } from '../helpers/server.js';
 
 let srv: TestServer;
@@ -318,6 +319,25 @@ describe('triggers', () => {
       expect(valid.body.changed).toBe(true);
     } finally {
       await own.close();
+    }
+  });
+
+  it('the secret never reaches the server log (the path is redacted)', async () => {
+    const lines: string[] = [];
+    const logged = await startServer({ logger: loggerOptions('trace', { write: (l: string) => void lines.push(l) }) });
+    try {
+      const o = api(logged);
+      await o.post('/api/v1/flags', { key: 'f', kind: 'boolean' });
+      const created = await o.post(`${base('f')}/triggers`, { action: 'kill', name: 'n' });
+      const path = new URL(created.body.url).pathname;
+      const secret = path.split('/').pop()!;
+      expect((await request(logged, 'POST', path, { token: null, body: '{}' })).status).toBe(200);
+      expect((await request(logged, 'POST', `${path}x`, { token: null })).status).toBe(404);
+      const log = lines.join('');
+      expect(log).toContain('/hooks/v1/triggers/[redacted]');
+      expect(log).not.toContain(secret);
+    } finally {
+      await logged.close();
     }
   });
 
