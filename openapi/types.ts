@@ -3373,6 +3373,15 @@ export interface operations {
                 };
             };
             404: components["responses"]["NotFound"];
+            /** @description The flag is archived (un-archive it before changing its state); nothing changed. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["TooManyRequests"];
         };

@@ -234,6 +234,13 @@ describe('triggers', () => {
       ['text', 'ALERT\u0000 disk\n\nfull', 'text/plain', 'ALERT disk full'],
       ['badjson', '{"title": ', 'application/json', '{"title":'],
       ['form', 'a=1&b=2', 'application/x-www-form-urlencoded', 'a=1&b=2'],
+      ['vendor', '{"title":"T"}', 'application/vnd.example+json; charset=utf-8', 'T'],
+      [
+        'pagerduty',
+        JSON.stringify({ event: { event_type: 'incident.triggered', data: { title: 'Checkout down' } } }),
+        'application/json',
+        'PagerDuty incident.triggered: Checkout down',
+      ],
     ];
     const client = await connect();
     for (const [name, body, type, reason] of cases) {
@@ -259,6 +266,17 @@ describe('triggers', () => {
     const res = await fire(t.path, 'b'.repeat(5000), 'text/plain');
     expect(res.status).toBe(200);
     expect((await a.get(base('long'))).body.killReason).toHaveLength(200);
+  });
+
+  it('a trigger of an archived flag answers 409 and changes nothing', async () => {
+    await newFlag('archived');
+    const t = await createTrigger('archived', 'kill', 'late');
+    expect((await a.patch('/api/v1/flags/archived', { archived: true })).status).toBe(200);
+    const res = await fire(t.path, '{}', 'application/json');
+    expect(res.status).toBe(409);
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect((await a.get(base('archived'))).body.enabled).toBe(true);
+    expect((await a.get(`${base('archived')}/triggers`)).body.triggers[0].fired).toBe(0);
   });
 
   it('a revive trigger revives the flag', async () => {
