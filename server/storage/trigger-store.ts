@@ -6,7 +6,7 @@
  *
  * Creating and deleting a trigger are writes through the Writer, audited (`trigger.create`, `trigger.delete`). Firing
  * one is a plain `FlagStateStore.kill`/`revive` with actor `trigger:<name>` (so it is audited, streamed and fsynced like
- * any kill switch, never held), followed by a bookkeeping update of `last_fired_at` and `fired` (not SDK-visible).
+ * any kill switch, never held), whose transaction also counts the firing (`last_fired_at`, `fired`).
  */
 import { hash, randomBytes, randomUUID } from 'node:crypto';
 import { apiTime, apiTimeOrNull } from '../openapi/time.js';
@@ -15,7 +15,7 @@ import type { Sql, StorePort } from './port.js';
 import type { RowOf } from './rows.js';
 import type * as schema from './schema.js';
 import { notFound } from './store-errors.js';
-import type { Actor, Writer } from './writer.js';
+import type { Actor, WriteContext, Writer } from './writer.js';
 
 export type TriggerRow = RowOf<typeof schema.triggers>;
 export type TriggerAction = TriggerRow['action'];
@@ -79,7 +79,6 @@ export class TriggerStore {
     private readonly store: StorePort,
     private readonly writer: Writer,
     private readonly states: FlagStateStore,
-    private readonly now: () => number,
   ) {}
 
   private async requireFlagEnv(sql: Sql, environment: string, flag: string): Promise<void> {
@@ -132,16 +131,17 @@ export class TriggerStore {
   }
 
   /**
-   * Performs the trigger's action as actor `trigger:<name>`, then records the firing. A trigger deleted since it was
-   * looked up still acts (its URL was valid when called); the bookkeeping update then changes no row.
+   * Performs the trigger's action as actor `trigger:<name>`, and records the firing (`fired`, `last_fired_at`) in the
+   * same transaction, which first re-reads the trigger: one deleted since it was looked up is `not-found` and nothing
+   * changes. A kill of a flag already off changes no state but still counts as a firing.
    */
   async fire(trigger: TriggerResource, reason: string | null): Promise<StateWriteResult> {
     const actor: Actor = { tokenId: null, name: `trigger:${trigger.name}` };
-    const result =
-      trigger.action === 'kill'
-        ? await this.states.kill(actor, trigger.environment, trigger.flag, reason)
-        : await this.states.revive(actor, trigger.environment, trigger.flag, reason);
-    await this.store.run(SQL.fired, [this.now(), trigger.id]);
-    return result;
+    const guard = async (w: WriteContext) => {
+      if ((await w.tx.run(SQL.fired, [w.now, trigger.id])) === 0) throw notFound('No trigger at this URL (it was deleted).');
+    };
+    return trigger.action === 'kill'
+      ? this.states.kill(actor, trigger.environment, trigger.flag, reason, { guard })
+      : this.states.revive(actor, trigger.environment, trigger.flag, reason, { guard });
   }
 }

@@ -47,8 +47,8 @@ declare module 'fastify' {
   }
 }
 
-/** Decorates `app.triggers`. Needs `app.store`, `app.writer`, `app.now`. Call before registering routes. */
+/** Decorates `app.triggers`. Needs `app.store`, `app.writer`. Call before registering routes. */
 export function setupTriggers(app: FastifyInstance, states: FlagStateStore, options: TriggerOptions = {}): void {
-  const store = new TriggerStore(app.store, app.writer, states, app.now);
+  const store = new TriggerStore(app.store, app.writer, states);
   app.decorate('triggers', { store, rateLimit: new TriggerRateLimit(Math.max(1, options.perMinute ?? 30)) });
 }

@@ -536,6 +536,10 @@ export function storeContract(name: string, start: () => Promise<{ app: FastifyI
       await expect(store.delete(OPERATOR, 'staging', 'trig', kill.trigger.id)).rejects.toMatchObject({ kind: 'not-found' });
       expect(await store.delete(OPERATOR, 'production', 'trig', kill.trigger.id)).toMatchObject({ id: kill.trigger.id, name: 'pager' });
       expect(await store.findBySecret(kill.secret)).toBeNull();
+      // A trigger looked up just before it was deleted does nothing when it fires.
+      const stateBefore = await app.stores.states.getState('production', 'trig');
+      await expect(store.fire(kill.trigger, 'late')).rejects.toMatchObject({ kind: 'not-found' });
+      expect(await app.stores.states.getState('production', 'trig')).toEqual(stateBefore);
       await expect(store.delete(OPERATOR, 'production', 'trig', kill.trigger.id)).rejects.toMatchObject({ kind: 'not-found' });
       const deleted = (await app.stores.audit.list({ resourceType: 'trigger', action: 'trigger.delete' })).entries;
       expect(deleted).toHaveLength(1);
