@@ -484,6 +484,95 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/flags/{key}/environments/{env}/triggers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flag key. */
+                key: components["parameters"]["FlagKey"];
+                /** @description The environment key. */
+                env: components["parameters"]["Env"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List a flag's triggers in an environment
+         * @description Oldest first. The secrets are never shown again (only their SHA-256 is stored).
+         */
+        get: operations["listTriggers"];
+        put?: never;
+        /**
+         * Create a trigger URL that kills or revives the flag
+         * @description Answers the trigger with its `url` ONCE: `<origin>/hooks/v1/triggers/<secret>`, the secret 32 random bytes
+         *     (base64url). The origin is the one this request reached, from its `Host` header and protocol (the
+         *     `X-Forwarded-Host`/`X-Forwarded-Proto` of a trusted proxy when `AVIARY_TRUST_PROXY` allows). Anything that can
+         *     POST to the URL (an Alertmanager, Grafana, Datadog or PagerDuty webhook) performs `action`, audited as
+         *     `trigger:<name>`.
+         */
+        post: operations["createTrigger"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/flags/{key}/environments/{env}/triggers/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flag key. */
+                key: components["parameters"]["FlagKey"];
+                /** @description The environment key. */
+                env: components["parameters"]["Env"];
+                /** @description The trigger's id (a UUID). */
+                id: components["parameters"]["TriggerId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete (revoke) a trigger
+         * @description Its URL answers 404 from now on. Answers the deleted trigger.
+         */
+        delete: operations["deleteTrigger"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/hooks/v1/triggers/{secret}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The trigger's secret, as in the URL `createTrigger` answered. */
+                secret: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Fire a trigger (kill or revive its flag)
+         * @description No `Authorization` header: the secret in the path is the credential. Takes any body or none, of any content
+         *     type, up to 1 MiB (Alertmanager, Grafana, Datadog and PagerDuty webhooks send JSON; it is never refused for
+         *     its shape). The action is a normal kill switch or revive through the writer, audited with actor
+         *     `trigger:<name>` and a reason summarizing the body (Alertmanager `status` and alert name, Grafana `title`,
+         *     Datadog `title`, PagerDuty event type and title, else the body's first 200 characters). A wrong or deleted
+         *     secret answers 404 and changes nothing; it counts as a failed authentication of the client address (too many
+         *     answer 429). One trigger fires at most 30 times a minute (then 429 with `Retry-After`).
+         */
+        post: operations["fireTrigger"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/flags/{key}/environments/{env}/metrics": {
         parameters: {
             query?: never;
@@ -1868,6 +1957,47 @@ export interface components {
         ScheduleList: {
             schedules: components["schemas"]["Schedule"][];
         };
+        /**
+         * @description `kill` (the kill switch: `enabled: false`) or `revive` (`enabled: true`).
+         * @enum {string}
+         */
+        TriggerAction: "kill" | "revive";
+        TriggerCreate: {
+            action: components["schemas"]["TriggerAction"];
+            /** @description What fires it (e.g. `alertmanager-checkout-errors`); the audit log names the trigger by it. */
+            name: string;
+        };
+        Trigger: {
+            id: string;
+            flag: components["schemas"]["FlagKey"];
+            environment: components["schemas"]["EnvironmentKey"];
+            action: components["schemas"]["TriggerAction"];
+            name: string;
+            createdAt: components["schemas"]["DateTime"];
+            /** @description Who created it (`tokenId` is not kept). */
+            author: components["schemas"]["Actor"];
+            /** @description When its URL last performed the action; null if never. */
+            lastFiredAt: components["schemas"]["DateTime"] | null;
+            /** @description How many times its URL performed the action. */
+            fired: number;
+        };
+        TriggerCreated: components["schemas"]["Trigger"] & {
+            /** @description `<origin>/hooks/v1/triggers/<secret>`: shown only in this answer. Keep it secret. */
+            url: string;
+        };
+        TriggerList: {
+            triggers: components["schemas"]["Trigger"][];
+        };
+        TriggerFireResult: {
+            /** @description The trigger's name. */
+            trigger: string;
+            flag: components["schemas"]["FlagKey"];
+            environment: components["schemas"]["EnvironmentKey"];
+            action: components["schemas"]["TriggerAction"];
+            /** @description False when the flag was already in that state (nothing was written). */
+            changed: boolean;
+            environmentVersion: number;
+        };
         /** @enum {string} */
         TokenKind: "admin" | "sdk";
         /** @description A token without its secret. */
@@ -2314,6 +2444,8 @@ export interface components {
         Cursor: string;
         /** @description The schedule's id (a UUID). */
         ScheduleId: string;
+        /** @description The trigger's id (a UUID). */
+        TriggerId: string;
     };
     requestBodies: never;
     headers: {
@@ -3293,6 +3425,141 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    listTriggers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flag key. */
+                key: components["parameters"]["FlagKey"];
+                /** @description The environment key. */
+                env: components["parameters"]["Env"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The triggers. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TriggerList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    createTrigger: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flag key. */
+                key: components["parameters"]["FlagKey"];
+                /** @description The environment key. */
+                env: components["parameters"]["Env"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TriggerCreate"];
+            };
+        };
+        responses: {
+            /** @description The trigger, with its URL (shown only now). */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TriggerCreated"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    deleteTrigger: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flag key. */
+                key: components["parameters"]["FlagKey"];
+                /** @description The environment key. */
+                env: components["parameters"]["Env"];
+                /** @description The trigger's id (a UUID). */
+                id: components["parameters"]["TriggerId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The deleted trigger. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Trigger"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    fireTrigger: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The trigger's secret, as in the URL `createTrigger` answered. */
+                secret: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "*/*": unknown;
+            };
+        };
+        responses: {
+            /** @description The action was performed (`changed` false when the flag was already in that state). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TriggerFireResult"];
+                };
+            };
+            404: components["responses"]["NotFound"];
+            /** @description The flag is archived (un-archive it before changing its state); nothing changed. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["TooManyRequests"];
         };
     };

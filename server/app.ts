@@ -68,6 +68,9 @@ import { setupSchedules, type ScheduleOptions } from './schedules/schedule-setup
 import { scheduleRoutes } from './schedules/schedule-routes.js';
 import { setupWebhooks, type WebhookOptions } from './webhooks/webhook-setup.js';
 import { webhookRoutes } from './webhooks/webhook-routes.js';
+import { setupTriggers, type TriggerOptions } from './triggers/trigger-setup.js';
+import { triggerRoutes } from './triggers/trigger-routes.js';
+import { triggerHookRoutes } from './triggers/hook-routes.js';
 import { DEFAULT_EVALUATION_TIME, EvaluationTimeBudget, type EvaluationTimeLimits } from './limits/evaluation-time.js';
 import { ChangeFeed } from './storage/change-feed.js';
 import { ChangeFollower } from './storage/change-follower.js';
@@ -114,6 +117,8 @@ export interface BuildAppOptions {
   schedules?: ScheduleOptions;
   /** Outbound webhooks: worker poll, retry delays, request timeout (server/webhooks/webhook-setup.ts). */
   webhooks?: WebhookOptions;
+  /** Triggers: the per-trigger rate limit (server/triggers/trigger-setup.ts). */
+  triggers?: TriggerOptions;
   /** Server-side evaluation time per SDK key (`AVIARY_EVAL_MS_PER_SECOND`; server/limits/evaluation-time.ts). */
   evaluationTime?: Partial<EvaluationTimeLimits>;
   /** Failed authentications per client address before failing requests get 429 (`AVIARY_AUTH_FAILURE_*`). */
@@ -326,6 +331,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   setupCanaries(app, states, options.canary ?? {});
   setupSchedules(app, states, options.schedules ?? {});
   setupWebhooks(app, options.webhooks ?? {});
+  setupTriggers(app, states, options.triggers ?? {});
 
   // Before the admin routes: it decorates `receipts`, which the kill route awaits.
   await app.register(streamRoutes, options.stream ?? {});
@@ -360,6 +366,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       await admin.register(changeRequestRoutes);
       await admin.register(scheduleRoutes);
       await admin.register(webhookRoutes);
+      await admin.register(triggerRoutes);
     },
     { prefix: '/api/v1' },
   );
@@ -383,6 +390,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   );
 
   await app.register(ofrepRoutes, { prefix: '/ofrep/v1' });
+  // Trigger URLs (no auth header: the secret in the path is the credential; any body): server/triggers/hook-routes.ts.
+  await app.register(triggerHookRoutes, { prefix: '/hooks/v1' });
   await app.register(sdkBundlePlugin);
   await app.register(consolePlugin);
 

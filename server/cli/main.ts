@@ -709,6 +709,44 @@ export function buildProgram(): Command {
     },
   );
 
+  // ---- triggers ----
+  const triggers = program.command('triggers').description('secret URLs that kill or revive a flag when an alert calls them');
+  env(flagOpt(triggers.command('list').description("a flag's triggers in an environment (never their URLs)"))).action(
+    async (o: { flag: string; env: string }, cmd: Command) => {
+      const { api, g } = client(cmd);
+      const list = (await api.get('/api/v1/flags/{key}/environments/{env}/triggers', { params: { path: { key: o.flag, env: o.env } } })).triggers;
+      print(g, list, () =>
+        list.length === 0
+          ? `no triggers of ${o.flag} in ${o.env}`
+          : renderTable(
+              ['ID', 'NAME', 'ACTION', 'LAST FIRED', 'FIRED', 'CREATED', 'BY'],
+              list.map((t) => [t.id, t.name, t.action, formatTime(t.lastFiredAt), String(t.fired), formatTime(t.createdAt), t.author.name]),
+            ),
+      );
+    },
+  );
+  env(
+    triggers
+      .command('create <key>')
+      .description('create a trigger; prints its URL once (point Alertmanager, Grafana or Datadog at it: docs/integrations.md)')
+      .addOption(new Option('--action <action>', 'kill or revive').choices(['kill', 'revive'] as const).makeOptionMandatory())
+      .requiredOption('-n, --name <name>', 'what fires it; the audit log names the trigger by it'),
+  ).action(async (key: string, o: { env: string; action: 'kill' | 'revive'; name: string }, cmd: Command) => {
+    const { api, g } = client(cmd);
+    const t = await api.post('/api/v1/flags/{key}/environments/{env}/triggers', {
+      params: { path: { key, env: o.env } },
+      body: { action: o.action, name: o.name },
+    });
+    print(g, t, () => `${t.url}\n(${t.action}s ${key} in ${o.env}; shown only now, keep it secret; id ${t.id})`);
+  });
+  env(flagOpt(triggers.command('delete <id>').description('delete (revoke) a trigger: its URL stops working'))).action(
+    async (id: string, o: { flag: string; env: string }, cmd: Command) => {
+      const { api, g } = client(cmd);
+      const t = await api.del('/api/v1/flags/{key}/environments/{env}/triggers/{id}', { params: { path: { key: o.flag, env: o.env, id } } });
+      print(g, t, () => `deleted the trigger ${t.name} (${t.action} ${t.flag} in ${t.environment}); its URL answers 404 from now on`);
+    },
+  );
+
   // ---- tokens ----
   const tokens = program.command('tokens').description('admin tokens and SDK keys');
   tokens

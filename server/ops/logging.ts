@@ -35,8 +35,15 @@ export const REDACT_PATHS = [
 
 const SECRET_QUERY_NAME = /token|key|secret|auth|password/i;
 
-/** A URL with the values of credential-like query parameters masked (`/x?token=abc` → `/x?token=[redacted]`). */
-export function redactUrl(url: string): string {
+/** A trigger URL's path carries its secret (server/triggers/hook-routes.ts). */
+const TRIGGER_PATH = /^(\/hooks\/v1\/triggers\/)[^/?#]+/;
+
+/**
+ * A URL with the values of credential-like query parameters masked (`/x?token=abc` → `/x?token=[redacted]`), and the
+ * secret of a trigger URL (`/hooks/v1/triggers/<secret>`) too.
+ */
+export function redactUrl(raw: string): string {
+  const url = raw.replace(TRIGGER_PATH, `$1${CENSOR}`);
   const q = url.indexOf('?');
   if (q < 0) return url;
   const query = url

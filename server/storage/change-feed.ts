@@ -20,7 +20,7 @@ export interface TokenRevokedEvent {
 export interface AuthFailureEvent {
   ip: string;
   reason: 'missing' | 'invalid' | 'revoked' | 'wrong-kind' | 'wrong-environment';
-  scope: 'admin' | 'sdk';
+  scope: 'admin' | 'sdk' | 'trigger';
 }
 
 /** Event map of the feed. */

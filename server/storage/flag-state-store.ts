@@ -270,27 +270,42 @@ export class FlagStateStore {
     return { ...value, environmentVersion: versions.get(environment) ?? value.environmentVersion };
   }
 
-  /** The kill switch: `enabled: false`. Idempotent: killing a disabled flag changes nothing. */
-  kill(actor: Actor, environment: string, key: string, reason: string | null): Promise<StateWriteResult> {
+  /**
+   * The kill switch: `enabled: false`. Idempotent: killing a disabled flag changes nothing. `guard` runs first inside
+   * the write (a trigger re-checks itself and counts the firing there: server/storage/trigger-store.ts).
+   */
+  kill(
+    actor: Actor,
+    environment: string,
+    key: string,
+    reason: string | null,
+    options: Pick<StateWriteOptions, 'guard'> = {},
+  ): Promise<StateWriteResult> {
     return this.updateFlagState(
       environment,
       key,
       (cur, now) => (cur.enabled ? { state: { ...storedOf(cur), enabled: false }, killedAt: now, killReason: reason } : null),
       actor,
       reason,
-      { action: 'flag.kill' },
+      { action: 'flag.kill', ...options },
     );
   }
 
-  /** Undoes the kill switch: `enabled: true`. Idempotent. Clears a panic hold on this flag. */
-  revive(actor: Actor, environment: string, key: string, reason: string | null): Promise<StateWriteResult> {
+  /** Undoes the kill switch: `enabled: true`. Idempotent. Clears a panic hold on this flag. `guard`: as for `kill`. */
+  revive(
+    actor: Actor,
+    environment: string,
+    key: string,
+    reason: string | null,
+    options: Pick<StateWriteOptions, 'guard'> = {},
+  ): Promise<StateWriteResult> {
     return this.updateFlagState(
       environment,
       key,
       (cur) => (cur.enabled ? null : { state: { ...storedOf(cur), enabled: true }, killedAt: null, killReason: null, panicSavedState: null }),
       actor,
       reason,
-      { action: 'flag.revive' },
+      { action: 'flag.revive', ...options },
     );
   }
 

@@ -18,7 +18,7 @@ const ajv = addFormats(new Ajv2020({ allErrors: true, strict: false }));
 const validators = new Map<string, ValidateFunction | null>();
 
 /** Routes outside the API that the spec does not describe: the console's static files. */
-const API_PREFIXES = ['/api/', '/sdk/', '/ofrep/'];
+const API_PREFIXES = ['/api/', '/sdk/', '/ofrep/', '/hooks/v1'];
 const OPS_ROUTES = ['/healthz', '/readyz', '/metrics', '/openapi.json'];
 const isApiRoute = (url: string) => API_PREFIXES.some((p) => url.startsWith(p)) || OPS_ROUTES.includes(url);
 
@@ -433,6 +433,27 @@ describe('real responses conform to the spec', () => {
     const ran = await a.get(`${base}/${due.body.id}`);
     expect(ran.body.status).toBe('done');
     conforms('getSchedule', ran);
+  });
+
+  it('triggers (issue 15)', async () => {
+    const a = api(srv);
+    await a.post('/api/v1/flags', { key: 'triggered', kind: 'boolean' });
+    const base = '/api/v1/flags/triggered/environments/production/triggers';
+    const created = await a.post(base, { action: 'kill', name: 'alertmanager' });
+    conforms('createTrigger', created);
+    conforms('createTrigger', await a.post(base, { action: 'explode', name: 'x' }));
+    conforms('createTrigger', await a.post('/api/v1/flags/nope/environments/production/triggers', { action: 'kill', name: 'x' }));
+    const hook = new URL(created.body.url).pathname;
+    conforms('fireTrigger', await request(srv, 'POST', hook, { token: null, body: '{"status":"firing","alerts":[]}' }));
+    conforms('fireTrigger', await request(srv, 'POST', '/hooks/v1/triggers/wrong', { token: null }));
+    conforms(
+      'fireTrigger',
+      await request(srv, 'POST', hook, { token: null, body: 'x'.repeat(1024 * 1024 + 1), headers: { 'content-type': 'text/plain' } }),
+    );
+    conforms('listTriggers', await a.get(base));
+    conforms('listTriggers', await a.get('/api/v1/flags/nope/environments/production/triggers'));
+    conforms('deleteTrigger', await a.delete(`${base}/${created.body.id}`));
+    conforms('deleteTrigger', await a.delete(`${base}/${created.body.id}`));
   });
 
   it('outbound webhooks (issue 15)', async () => {

@@ -296,5 +296,6 @@ describe('logging', () => {
     expect(redactUrl('/sdk/v1/stream?since=4&token=abc&apiKey=def')).toBe('/sdk/v1/stream?since=4&token=[redacted]&apiKey=[redacted]');
     expect(redactUrl('/api/v1/audit?flag=a&limit=5')).toBe('/api/v1/audit?flag=a&limit=5');
     expect(redactUrl('/x?%E0=1&auth')).toBe('/x?%E0=1&auth');
+    expect(redactUrl('/hooks/v1/triggers/Abc_-123?x=1')).toBe('/hooks/v1/triggers/[redacted]?x=1');
   });
 });

@@ -475,6 +475,78 @@ export function storeContract(name: string, start: () => Promise<{ app: FastifyI
     });
   });
 
+  describe(`store contract: ${name}: triggers`, () => {
+    let app: FastifyInstance;
+    let close: () => Promise<void>;
+    beforeAll(async () => {
+      ({ app, close } = await start());
+      await app.stores.flags.create(OPERATOR, { key: 'trig', kind: 'boolean', variants });
+      await app.stores.states.revive(OPERATOR, 'production', 'trig', null);
+    });
+    afterAll(async () => {
+      await close?.();
+    });
+
+    it('create stores only the SHA-256 of the secret, lists without it, finds by secret; unknown flag or environment refused; audited', async () => {
+      const { store } = app.triggers;
+      await expect(store.create(OPERATOR, 'production', 'missing', { action: 'kill', name: 'x' })).rejects.toMatchObject({ kind: 'not-found' });
+      await expect(store.create(OPERATOR, 'nowhere', 'trig', { action: 'kill', name: 'x' })).rejects.toMatchObject({ kind: 'not-found' });
+      const { trigger, secret } = await store.create(OPERATOR, 'production', 'trig', { action: 'kill', name: 'am' });
+      expect(secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      expect(trigger).toMatchObject({
+        flag: 'trig',
+        environment: 'production',
+        action: 'kill',
+        name: 'am',
+        fired: 0,
+        lastFiredAt: null,
+        author: { name: 'contract' },
+      });
+      const rows = await app.store.all<{ hash: string }>('SELECT hash FROM triggers');
+      expect(rows).toHaveLength(1);
+      expect(rows[0]!.hash).toMatch(/^[0-9a-f]{64}$/);
+      expect(rows[0]!.hash).not.toContain(secret);
+      expect(await store.list('production', 'trig')).toEqual([trigger]);
+      expect(await store.list('staging', 'trig')).toEqual([]);
+      await expect(store.list('production', 'missing')).rejects.toMatchObject({ kind: 'not-found' });
+      expect(await store.findBySecret(secret)).toEqual(trigger);
+      expect(await store.findBySecret(`${secret}x`)).toBeNull();
+      const audit = (await app.stores.audit.list({ resourceType: 'trigger' })).entries;
+      expect(audit.map((e) => e.action)).toEqual(['trigger.create']);
+      expect(audit[0]).toMatchObject({ resourceKey: trigger.id, environment: 'production' });
+    });
+
+    it('fire kills (then revives) as trigger:<name> with the reason, counts firings; delete revokes the secret and is audited', async () => {
+      const { store } = app.triggers;
+      const kill = await store.create(OPERATOR, 'production', 'trig', { action: 'kill', name: 'pager' });
+      const revive = await store.create(OPERATOR, 'production', 'trig', { action: 'revive', name: 'resolved' });
+      const before = await app.stores.states.getState('production', 'trig');
+      expect(before?.enabled).toBe(true);
+      const fired = await store.fire(kill.trigger, 'Alertmanager firing: X');
+      expect(fired.changed).toBe(true);
+      expect(fired.state).toMatchObject({ enabled: false, killReason: 'Alertmanager firing: X' });
+      expect((await store.fire(kill.trigger, null)).changed).toBe(false);
+      const killAudit = (await app.stores.audit.list({ flag: 'trig', action: 'flag.kill' })).entries[0];
+      expect(killAudit).toMatchObject({ actor: { tokenId: null, name: 'trigger:pager' }, reason: 'Alertmanager firing: X' });
+      const listed = (await store.list('production', 'trig')).find((t) => t.id === kill.trigger.id)!;
+      expect(listed.fired).toBe(2);
+      expect(listed.lastFiredAt).not.toBeNull();
+      expect((await store.fire(revive.trigger, null)).state.enabled).toBe(true);
+
+      await expect(store.delete(OPERATOR, 'staging', 'trig', kill.trigger.id)).rejects.toMatchObject({ kind: 'not-found' });
+      expect(await store.delete(OPERATOR, 'production', 'trig', kill.trigger.id)).toMatchObject({ id: kill.trigger.id, name: 'pager' });
+      expect(await store.findBySecret(kill.secret)).toBeNull();
+      // A trigger looked up just before it was deleted does nothing when it fires.
+      const stateBefore = await app.stores.states.getState('production', 'trig');
+      await expect(store.fire(kill.trigger, 'late')).rejects.toMatchObject({ kind: 'not-found' });
+      expect(await app.stores.states.getState('production', 'trig')).toEqual(stateBefore);
+      await expect(store.delete(OPERATOR, 'production', 'trig', kill.trigger.id)).rejects.toMatchObject({ kind: 'not-found' });
+      const deleted = (await app.stores.audit.list({ resourceType: 'trigger', action: 'trigger.delete' })).entries;
+      expect(deleted).toHaveLength(1);
+      expect(deleted[0]).toMatchObject({ resourceKey: kill.trigger.id, before: { name: 'pager' } });
+    });
+  });
+
   describe(`store contract: ${name}: webhooks`, () => {
     let app: FastifyInstance;
     let close: () => Promise<void>;

@@ -10,6 +10,7 @@ import type { FlagDefinition, FlagState as CoreFlagState, Segment as CoreSegment
 import { FlagHistory } from '../components/flag-history.js';
 import { KillSwitch } from '../components/kill-switch.js';
 import { SchedulesPanel } from '../components/schedules-panel.js';
+import { TriggersPanel } from '../components/triggers-panel.js';
 import { ServeEditor } from '../components/serve-editor.js';
 import { isChangeRequest } from '@aviary/api-client';
 import { api, ApiError, errorText } from '../lib/api.js';
@@ -170,6 +171,7 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
           full.reload();
         }}
       />
+      <TriggersPanel flagKey={f.key} environment={environment} />
       <div role="tablist" aria-label={`${f.key} in ${environment}`} class="tabs">
         {(['targeting', 'history'] as const).map((t) => (
           <button
