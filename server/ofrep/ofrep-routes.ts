@@ -2,7 +2,8 @@
  * OFREP, the OpenFeature Remote Evaluation Protocol (https://github.com/open-feature/protocol), with SDK-key auth:
  *   POST /ofrep/v1/evaluate/flags/{key}   one flag → 200 { key, value, reason, variant, metadata }
  *                                          | 404 { key, errorCode: FLAG_NOT_FOUND } | 400 { key, errorCode, errorDetails }
- *   POST /ofrep/v1/evaluate/flags          every flag → 200 { flags: [...] } with an ETag, 304 on If-None-Match
+ *   POST /ofrep/v1/evaluate/flags          every flag → 200 { flags: [...], eventStreams: [...] } with an ETag, 304 on If-None-Match
+ *   GET  /ofrep/v1/events?ticket=…         change events (SSE) for @openfeature/ofrep-web-provider (./ofrep-events.ts)
  * so the published OFREP providers work against Aviary unchanged. Evaluation is the shared core's; the flag's own
  * kind is served (OFREP providers check the type on their side and report TYPE_MISMATCH).
  */
@@ -14,6 +15,7 @@ import { problemDocument, problemErrorHandler, sendProblem } from '../errors.js'
 import { CONTEXT_LIMITS, contextBudgetProblem } from '../limits/context-budget.js';
 import { CompiledEnvironmentCache } from '../sdk-api/compiled-cache.js';
 import { sdkCors } from '../sdk-api/cors.js';
+import { eventStreamsFor, ofrepEventsRoutes } from './ofrep-events.js';
 
 type OfrepErrorCode = 'PARSE_ERROR' | 'TARGETING_KEY_MISSING' | 'INVALID_CONTEXT' | 'GENERAL' | 'FLAG_NOT_FOUND';
 
@@ -99,11 +101,20 @@ function matches(header: string | string[] | undefined, etag: string): boolean {
     .some((t) => t === etag || t === '*');
 }
 
+/**
+ * The OFREP routes: CORS for the whole prefix, then two contexts: evaluation (SDK key in `Authorization`, evaluation
+ * time budget) and change events (a ticket in the URL: EventSource sends no headers; server/ofrep/ofrep-events.ts).
+ */
 export const ofrepRoutes: FastifyPluginAsync = async (app) => {
+  // Before any auth hook: a browser's preflight carries no key (server/sdk-api/cors.ts).
+  await sdkCors(app);
+  await app.register(evaluationRoutes);
+  await app.register(ofrepEventsRoutes);
+};
+
+const evaluationRoutes: FastifyPluginAsync = async (app) => {
   const cache = new CompiledEnvironmentCache(app.snapshots, app.changeFeed);
   app.addHook('onClose', async () => cache.close());
-  // Before the auth hook: a browser's preflight carries no key (server/sdk-api/cors.ts).
-  await sdkCors(app);
   app.addHook('onRequest', sdkAuthHook);
 
   // The largest context within the evaluation budget (100 arrays of 100 numbers) is under 256 KiB of JSON; a larger
@@ -176,6 +187,11 @@ export const ofrepRoutes: FastifyPluginAsync = async (app) => {
         else flags.push(success(key, d, env.version));
       }
     });
-    return reply.header('etag', etag).header('cache-control', 'no-cache').send({ flags });
+    // Where the provider listens for changes (OFREP ADR-0008): it re-fetches on each event instead of polling.
+    const eventStreams = eventStreamsFor(app, app.prefix, request.sdk!.tokenId);
+    return reply
+      .header('etag', etag)
+      .header('cache-control', 'no-cache')
+      .send(eventStreams ? { flags, eventStreams } : { flags });
   });
 };
