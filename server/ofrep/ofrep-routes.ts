@@ -93,6 +93,18 @@ function bulkETag(environment: string, version: number, context: EvaluationConte
   return `"${environment}-${version}-${createHash('sha1').update(canonical).digest('base64url').slice(0, 16)}"`;
 }
 
+/** How long a bulk evaluation waits for this replica to reach the version a change event named. */
+const CATCH_UP_WAIT_MS = 2_000;
+
+/** The version in a `flagConfigEtag` (`"<environment>-<version>"`, server/ofrep/ofrep-events.ts) of this environment, or null. */
+function configVersion(etag: unknown, environment: string): number | null {
+  if (typeof etag !== 'string' || etag.length > 300) return null;
+  const prefix = `"${environment}-`;
+  if (!etag.startsWith(prefix) || !etag.endsWith('"')) return null;
+  const digits = etag.slice(prefix.length, -1);
+  return /^\d{1,15}$/.test(digits) ? Number(digits) : null;
+}
+
 function matches(header: string | string[] | undefined, etag: string): boolean {
   if (header === undefined) return false;
   return (Array.isArray(header) ? header.join(',') : header)
@@ -170,6 +182,14 @@ const evaluationRoutes: FastifyPluginAsync = async (app) => {
     const parsed = toContext(request.body);
     if (!parsed.ok) return failure(reply, 400, { errorCode: parsed.code, errorDetails: parsed.details });
     const environment = request.sdk!.environment;
+    // A change event from another replica names a version this one may not have applied yet: catch up first (at most
+    // 2 s), or the provider would get a 304 for the version before the change and miss it until the next event.
+    const wanted = configVersion((request.query as { flagConfigEtag?: unknown }).flagConfigEtag, environment);
+    if (wanted !== null && app.store.dialect === 'postgres' && wanted > (app.snapshots.version(environment) ?? 0)) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([app.follower.catchUp(environment), new Promise((r) => (timer = setTimeout(r, CATCH_UP_WAIT_MS)))]);
+      clearTimeout(timer);
+    }
     const env = cache.get(environment);
     if (!env) return failure(reply, 400, { errorCode: 'GENERAL', errorDetails: `Environment "${environment}" no longer exists.` });
     const etag = bulkETag(environment, env.version, parsed.context);
