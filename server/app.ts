@@ -380,6 +380,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   );
 
   app.decorate('ofrepEvents', new OfrepEventStreams(app, options.ofrepEvents ?? {}));
+  // Before fastify waits for open requests: an event stream never ends on its own.
+  app.addHook('preClose', async () => app.ofrepEvents.close());
   await app.register(ofrepRoutes, { prefix: '/ofrep/v1' });
   await app.register(sdkBundlePlugin);
   await app.register(consolePlugin);

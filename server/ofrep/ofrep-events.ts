@@ -48,6 +48,8 @@ export interface Subscriber {
   ip: string;
   environment: string;
   out: PassThrough;
+  /** The response's socket: destroyed after the stream's end on shutdown (it would otherwise idle in keep-alive). */
+  socket: import('node:net').Socket;
 }
 
 declare module 'fastify' {
@@ -131,7 +133,11 @@ export class OfrepEventStreams {
   close(): void {
     clearInterval(this.heartbeat);
     this.unsubscribe();
-    for (const subs of this.byEnvironment.values()) for (const s of subs) s.out.end();
+    for (const subs of this.byEnvironment.values())
+      for (const s of subs) {
+        s.out.once('end', () => setImmediate(() => s.socket.destroy()));
+        s.out.end();
+      }
     this.byEnvironment.clear();
     this.byToken.clear();
   }
@@ -157,7 +163,6 @@ export class OfrepEventStreams {
 /** `GET /events`: registered by ofrepRoutes in its own context (no SDK-key header hook: the ticket authenticates). */
 export const ofrepEventsRoutes: FastifyPluginAsync = async (app) => {
   const streams = app.ofrepEvents;
-  app.addHook('preClose', async () => streams.close());
   app.addHook('onRequest', authFailureLimitHook);
   app.get<{ Querystring: { ticket?: string } }>(EVENTS_PATH, async (request, reply) => {
     const ticket = request.query.ticket;
@@ -183,11 +188,16 @@ export const ofrepEventsRoutes: FastifyPluginAsync = async (app) => {
       );
     }
     const out = new PassThrough();
-    const s: Subscriber = { tokenId: token.id, ip: request.ip, environment: token.environment, out };
+    const s: Subscriber = { tokenId: token.id, ip: request.ip, environment: token.environment, out, socket: request.raw.socket };
     streams.add(s);
-    const done = () => streams.remove(s);
-    request.raw.once('close', done);
-    out.once('close', done);
+    // The response closes when the client goes away (or the stream ended): forget it, and drop what it had pending.
+    // Its socket too: a response that ended mid-stream leaves nothing to reuse the connection for.
+    reply.raw.once('close', () => {
+      streams.remove(s);
+      out.destroy();
+      request.raw.socket.destroy();
+    });
+    out.once('close', () => streams.remove(s));
     // Opens the stream at once (EventSource fires `open` on the headers; the comment flushes them through proxies).
     out.write(': connected\n\n');
     return reply
