@@ -33,7 +33,7 @@ export const REDACT_PATHS = [
   'req.body.token',
 ];
 
-const SECRET_QUERY_NAME = /token|key|secret|auth|password/i;
+const SECRET_QUERY_NAME = /token|key|secret|auth|password|ticket/i;
 
 /** A URL with the values of credential-like query parameters masked (`/x?token=abc` → `/x?token=[redacted]`). */
 export function redactUrl(url: string): string {

@@ -5,9 +5,11 @@
  * for the browser's) and with raw HTTP for auth, limits and revocation.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { get, type IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
 import { OpenFeature, ProviderEvents, type EventDetails } from '@openfeature/web-sdk';
 import { OFREPWebProvider } from '@openfeature/ofrep-web-provider';
+import { loggerOptions } from '../../server/ops/logging.js';
 import { api, startServer, type TestServer } from '../helpers/server.js';
 import { checkoutAndBanner, kill, revive, until } from '../stream/fixtures.js';
 
@@ -15,9 +17,9 @@ const require = createRequire(import.meta.url);
 const { EventSource: NodeEventSource } = require('launchdarkly-eventsource') as { EventSource: unknown };
 
 let srv: TestServer | undefined;
-const open: AbortController[] = [];
+const opened: IncomingMessage[] = [];
 afterEach(async () => {
-  for (const c of open.splice(0)) c.abort();
+  for (const m of opened.splice(0)) m.destroy();
   await OpenFeature.close();
   delete (globalThis as { EventSource?: unknown }).EventSource;
   await srv?.close();
@@ -41,29 +43,32 @@ async function streamUrl(s: TestServer, key = s.sdkKeys.production): Promise<str
   return s.url + body.eventStreams[0]!.endpoint.requestUri;
 }
 
-/** Opens a stream and collects its text. */
+/**
+ * Opens a stream and collects its text. (node:http, not fetch: after an aborted body undici opens a spare connection,
+ * which would hold the server's close until its timeout.)
+ */
 async function openStream(url: string, headers: Record<string, string> = {}) {
-  const ctl = new AbortController();
-  open.push(ctl);
-  const res = await fetch(url, { signal: ctl.signal, headers });
+  const msg = await new Promise<IncomingMessage>((resolve, reject) => get(url, { headers }, resolve).on('error', reject));
+  opened.push(msg);
   const state = { text: '', ended: false };
-  if (res.ok && res.body) {
-    void (async () => {
-      const decoder = new TextDecoder();
-      try {
-        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) state.text += decoder.decode(chunk, { stream: true });
-      } catch {
-        // aborted
-      }
-      state.ended = true;
-    })();
-  }
+  msg.setEncoding('utf8');
+  msg.on('data', (chunk: string) => (state.text += chunk));
+  msg.on('end', () => (state.ended = true));
+  msg.on('close', () => (state.ended = true));
+  const res = {
+    status: msg.statusCode!,
+    headers: { get: (name: string) => (msg.headers[name.toLowerCase()] as string | undefined) ?? null },
+    json: async () => {
+      await until(() => state.ended, 'the body');
+      return JSON.parse(state.text) as Record<string, unknown>;
+    },
+  };
   const events = () =>
     state.text
       .split('\n\n')
       .filter((b) => b.startsWith('data: '))
       .map((b) => JSON.parse(b.slice(6)) as { type: string; etag?: string });
-  return { res, state, events, close: () => ctl.abort() };
+  return { res, state, events, close: () => msg.destroy() };
 }
 
 describe('OFREP change events', () => {
@@ -162,6 +167,18 @@ describe('OFREP change events', () => {
     expect(other).not.toBe(good);
     const swapped = `${other.split('.')[0]}.${good.split('.')[1]}`;
     expect((await fetch(`${base}?ticket=${swapped}`)).status).toBe(401);
+  });
+
+  it('logs the stream URL with the ticket masked', async () => {
+    const lines: string[] = [];
+    srv = await startServer({ logger: loggerOptions('trace', { write: (line: string) => void lines.push(line) }), ofrepEvents: { perAddress: 1 } });
+    const url = await streamUrl(srv);
+    const ticket = new URL(url).searchParams.get('ticket')!;
+    expect((await openStream(url)).res.status).toBe(200);
+    // A request that completes (the second stream, over the limit) is logged with its URL.
+    expect((await openStream(url)).res.status).toBe(429);
+    await until(() => lines.join('').includes('/ofrep/v1/events?ticket=[redacted]'), 'the request log line');
+    expect(lines.join('')).not.toContain(ticket.split('.')[1]);
   });
 
   it('bounds open streams per key and address (429 with Retry-After), and frees the slot when one closes', async () => {
