@@ -313,9 +313,7 @@ export const webhooks = pgTable('webhooks', {
   events: text('events').$type<string[]>().notNull(),
   environments: text('environments').$type<string[]>(),
   secret: text('secret').notNull(),
-  format: text('format', { enum: ['standard', 'slack'] })
-    .notNull()
-    .default('standard'),
+  format: text('format', { enum: ['standard', 'slack'] }).notNull().default('standard'),
   enabled: boolean('enabled').notNull().default(true),
   disabledReason: text('disabled_reason'),
   failures: int('failures').notNull().default(0),

@@ -365,9 +365,7 @@ export const webhooks = sqliteTable('webhooks', {
   /** The signing secret (`whsec_...`): shown once, kept to sign each delivery. */
   secret: text('secret').notNull(),
   /** `standard` (the §13 JSON body) or `slack` (a Slack-compatible message). */
-  format: text('format', { enum: ['standard', 'slack'] })
-    .notNull()
-    .default('standard'),
+  format: text('format', { enum: ['standard', 'slack'] }).notNull().default('standard'),
   enabled: integer('enabled', { mode: 'boolean' }).notNull().default(true),
   /** Why it was disabled (by an operator, or automatically after its failure budget). */
   disabledReason: text('disabled_reason'),
