@@ -1072,9 +1072,36 @@ export interface paths {
         /**
          * OFREP bulk evaluation
          * @description Evaluates every flag of the SDK key's environment. The ETag identifies (environment version, context), so
-         *     a provider polling with `If-None-Match` gets 304 until a flag changes.
+         *     a provider polling with `If-None-Match` gets 304 until a flag changes. `eventStreams` names the change-event
+         *     stream (`GET /ofrep/v1/events`); the web provider passes an event's ETag back as `flagConfigEtag`.
          */
         post: operations["ofrepEvaluateFlags"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ofrep/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * OFREP change events (server-sent events)
+         * @description The stream the bulk evaluation advertises in `eventStreams` (OFREP ADR-0008, consumed by
+         *     `@openfeature/ofrep-web-provider` ≥ 0.4). After every committed change of the key's environment it sends
+         *     `data: {"type":"refetchEvaluation","etag":"\"<environment>-<version>\""}` and the provider re-fetches the bulk
+         *     evaluation; an SSE comment every 15 s keeps proxies from closing it. A browser's EventSource cannot send
+         *     headers, so the key's ticket rides in the URL (take the URL from `eventStreams`; the ticket opens this stream
+         *     only and dies with the key: a revoked key's streams end at once). Open streams are bounded per SDK key and client
+         *     address (20) and per SDK key (10,000): over either, 429.
+         */
+        get: operations["ofrepEvents"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -2152,10 +2179,23 @@ export interface components {
         };
         OfrepBulkEvaluationSuccess: {
             flags: (components["schemas"]["OfrepEvaluationSuccess"] | components["schemas"]["OfrepEvaluationFailure"])[];
+            /** @description The change-event stream to listen on instead of polling (`GET /ofrep/v1/events`). */
+            eventStreams?: components["schemas"]["OfrepEventStream"][];
         };
         OfrepBulkEvaluationFailure: {
             errorCode: components["schemas"]["OfrepErrorCode"];
             errorDetails?: string;
+        };
+        /** @description Where the provider listens for changes (OFREP ADR-0008); the origin is the provider's `baseUrl`. */
+        OfrepEventStream: {
+            /** @constant */
+            type: "sse";
+            endpoint: {
+                /** @description `/ofrep/v1/events?ticket=<ticket>`. */
+                requestUri: string;
+            };
+            /** @description Seconds a hidden page keeps the stream open. */
+            inactivityDelaySec?: number;
         };
         /**
          * @description `pending` → `approved` → `applied`, or `rejected` from either of the first two.
@@ -4510,6 +4550,43 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["TooManyRequests"];
+        };
+    };
+    ofrepEvents: {
+        parameters: {
+            query: {
+                /** @description The ticket from the bulk evaluation's `eventStreams[0].endpoint.requestUri`. */
+                ticket: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The event stream (it stays open). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /**
+             * @description Too many open streams for this key from this address (`limit: ofrep-streams-per-address`) or for this key
+             *     (`limit: ofrep-streams-per-key`), or too many failed authentications from this address.
+             */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     healthz: {

@@ -59,6 +59,7 @@ import { openapiRoute } from './openapi/openapi-route.js';
 import { installValidation } from './openapi/validation.js';
 import { streamRoutes, type StreamPluginOptions } from './stream/stream-routes.js';
 import { ofrepRoutes } from './ofrep/ofrep-routes.js';
+import { OfrepEventStreams, type OfrepEventsOptions } from './ofrep/ofrep-events.js';
 import { setupMetrics, type MetricsOptions } from './metrics/metrics-setup.js';
 import { metricsAdminRoutes, metricsIngestRoutes } from './metrics/metrics-routes.js';
 import { setupCanaries, type CanaryOptions } from './canary/canary-setup.js';
@@ -109,6 +110,8 @@ export interface BuildAppOptions {
   changeLogLimit?: number;
   /** Stream hub tuning (heartbeat interval, slow-consumer bound); tests shorten them. */
   stream?: StreamPluginOptions;
+  /** OFREP change events: heartbeat and per-key stream bounds (server/ofrep/ofrep-events.ts; tests shorten them). */
+  ofrepEvents?: OfrepEventsOptions;
   /** Metrics ingestion batching and retention (server/metrics/metrics-setup.ts). */
   metrics?: MetricsOptions;
   /** Canary guard timer (server/canary/canary-setup.ts). */
@@ -389,6 +392,9 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     { prefix: '/sdk/v1' },
   );
 
+  app.decorate('ofrepEvents', new OfrepEventStreams(app, options.ofrepEvents ?? {}));
+  // Before fastify waits for open requests: an event stream never ends on its own.
+  app.addHook('preClose', async () => app.ofrepEvents.close());
   await app.register(ofrepRoutes, { prefix: '/ofrep/v1' });
   // Trigger URLs (no auth header: the secret in the path is the credential; any body): server/triggers/hook-routes.ts.
   await app.register(triggerHookRoutes, { prefix: '/hooks/v1' });

@@ -7,7 +7,7 @@
  * the writing transaction) and by a slow poll, and `refresh()` reloads the cache and closes the
  * streams of tokens revoked elsewhere.
  */
-import { hash, randomBytes, randomUUID } from 'node:crypto';
+import { createHmac, hash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { apiTime, apiTimeOrNull } from '../openapi/time.js';
 import type { ChangeFeed } from '../storage/change-feed.js';
 import { bool, type StorePort, type Subscription } from '../storage/port.js';
@@ -173,6 +173,32 @@ export class TokenStore {
       this.store.run(SQL.touch, [now, row.id]).catch(() => {});
     }
     return active.info;
+  }
+
+  /**
+   * The OFREP change-events ticket of an active SDK key (server/ofrep/ofrep-events.ts): `<token id>.<HMAC-SHA256 of a
+   * fixed label, keyed by the key's stored hash>`. A browser's EventSource cannot send headers, so the event-stream URL
+   * carries this instead of the key: it opens that stream and nothing else, every replica can check it (the hash is in
+   * the shared database), and it dies with the key. Null for an unknown, revoked or non-SDK token.
+   */
+  eventsTicket(tokenId: string): string | null {
+    for (const active of this.byHash.values()) {
+      if (active.row.id !== tokenId || active.row.kind !== 'sdk') continue;
+      return `${tokenId}.${createHmac('sha256', active.row.hash).update('aviary-ofrep-events-v1').digest('base64url')}`;
+    }
+    return null;
+  }
+
+  /** The active SDK key a ticket from `eventsTicket` belongs to, or null (unknown, forged, or revoked since). */
+  authenticateTicket(ticket: string): Readonly<TokenInfo> | null {
+    if (ticket.length > 512) return null;
+    const dot = ticket.lastIndexOf('.');
+    if (dot <= 0) return null;
+    const expected = this.eventsTicket(ticket.slice(0, dot));
+    if (expected === null || expected.length !== ticket.length) return null;
+    if (!timingSafeEqual(Buffer.from(expected), Buffer.from(ticket))) return null;
+    for (const active of this.byHash.values()) if (active.row.id === ticket.slice(0, dot)) return this.used(active);
+    return null;
   }
 
   /** True when this secret belongs to a token that exists but was revoked (for a clearer 401). */

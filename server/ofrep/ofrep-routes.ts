@@ -2,7 +2,8 @@
  * OFREP, the OpenFeature Remote Evaluation Protocol (https://github.com/open-feature/protocol), with SDK-key auth:
  *   POST /ofrep/v1/evaluate/flags/{key}   one flag → 200 { key, value, reason, variant, metadata }
  *                                          | 404 { key, errorCode: FLAG_NOT_FOUND } | 400 { key, errorCode, errorDetails }
- *   POST /ofrep/v1/evaluate/flags          every flag → 200 { flags: [...] } with an ETag, 304 on If-None-Match
+ *   POST /ofrep/v1/evaluate/flags          every flag → 200 { flags: [...], eventStreams: [...] } with an ETag, 304 on If-None-Match
+ *   GET  /ofrep/v1/events?ticket=…         change events (SSE) for @openfeature/ofrep-web-provider (./ofrep-events.ts)
  * so the published OFREP providers work against Aviary unchanged. Evaluation is the shared core's; the flag's own
  * kind is served (OFREP providers check the type on their side and report TYPE_MISMATCH).
  */
@@ -14,6 +15,7 @@ import { problemDocument, problemErrorHandler, sendProblem } from '../errors.js'
 import { CONTEXT_LIMITS, contextBudgetProblem } from '../limits/context-budget.js';
 import { CompiledEnvironmentCache } from '../sdk-api/compiled-cache.js';
 import { sdkCors } from '../sdk-api/cors.js';
+import { eventStreamsFor, ofrepEventsRoutes } from './ofrep-events.js';
 
 type OfrepErrorCode = 'PARSE_ERROR' | 'TARGETING_KEY_MISSING' | 'INVALID_CONTEXT' | 'GENERAL' | 'FLAG_NOT_FOUND';
 
@@ -91,6 +93,18 @@ function bulkETag(environment: string, version: number, context: EvaluationConte
   return `"${environment}-${version}-${createHash('sha1').update(canonical).digest('base64url').slice(0, 16)}"`;
 }
 
+/** How long a bulk evaluation waits for this replica to reach the version a change event named. */
+const CATCH_UP_WAIT_MS = 2_000;
+
+/** The version in a `flagConfigEtag` (`"<environment>-<version>"`, server/ofrep/ofrep-events.ts) of this environment, or null. */
+function configVersion(etag: unknown, environment: string): number | null {
+  if (typeof etag !== 'string' || etag.length > 300) return null;
+  const prefix = `"${environment}-`;
+  if (!etag.startsWith(prefix) || !etag.endsWith('"')) return null;
+  const digits = etag.slice(prefix.length, -1);
+  return /^\d{1,15}$/.test(digits) ? Number(digits) : null;
+}
+
 function matches(header: string | string[] | undefined, etag: string): boolean {
   if (header === undefined) return false;
   return (Array.isArray(header) ? header.join(',') : header)
@@ -99,11 +113,20 @@ function matches(header: string | string[] | undefined, etag: string): boolean {
     .some((t) => t === etag || t === '*');
 }
 
+/**
+ * The OFREP routes: CORS for the whole prefix, then two contexts: evaluation (SDK key in `Authorization`, evaluation
+ * time budget) and change events (a ticket in the URL: EventSource sends no headers; server/ofrep/ofrep-events.ts).
+ */
 export const ofrepRoutes: FastifyPluginAsync = async (app) => {
+  // Before any auth hook: a browser's preflight carries no key (server/sdk-api/cors.ts).
+  await sdkCors(app);
+  await app.register(evaluationRoutes);
+  await app.register(ofrepEventsRoutes);
+};
+
+const evaluationRoutes: FastifyPluginAsync = async (app) => {
   const cache = new CompiledEnvironmentCache(app.snapshots, app.changeFeed);
   app.addHook('onClose', async () => cache.close());
-  // Before the auth hook: a browser's preflight carries no key (server/sdk-api/cors.ts).
-  await sdkCors(app);
   app.addHook('onRequest', sdkAuthHook);
 
   // The largest context within the evaluation budget (100 arrays of 100 numbers) is under 256 KiB of JSON; a larger
@@ -159,6 +182,14 @@ export const ofrepRoutes: FastifyPluginAsync = async (app) => {
     const parsed = toContext(request.body);
     if (!parsed.ok) return failure(reply, 400, { errorCode: parsed.code, errorDetails: parsed.details });
     const environment = request.sdk!.environment;
+    // A change event from another replica names a version this one may not have applied yet: catch up first (at most
+    // 2 s), or the provider would get a 304 for the version before the change and miss it until the next event.
+    const wanted = configVersion((request.query as { flagConfigEtag?: unknown }).flagConfigEtag, environment);
+    if (wanted !== null && app.store.dialect === 'postgres' && wanted > (app.snapshots.version(environment) ?? 0)) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([app.follower.catchUp(environment), new Promise((r) => (timer = setTimeout(r, CATCH_UP_WAIT_MS)))]);
+      clearTimeout(timer);
+    }
     const env = cache.get(environment);
     if (!env) return failure(reply, 400, { errorCode: 'GENERAL', errorDetails: `Environment "${environment}" no longer exists.` });
     const etag = bulkETag(environment, env.version, parsed.context);
@@ -176,6 +207,11 @@ export const ofrepRoutes: FastifyPluginAsync = async (app) => {
         else flags.push(success(key, d, env.version));
       }
     });
-    return reply.header('etag', etag).header('cache-control', 'no-cache').send({ flags });
+    // Where the provider listens for changes (OFREP ADR-0008): it re-fetches on each event instead of polling.
+    const eventStreams = eventStreamsFor(app, app.prefix, request.sdk!.tokenId);
+    return reply
+      .header('etag', etag)
+      .header('cache-control', 'no-cache')
+      .send(eventStreams ? { flags, eventStreams } : { flags });
   });
 };

@@ -33,7 +33,7 @@ export const REDACT_PATHS = [
   'req.body.token',
 ];
 
-const SECRET_QUERY_NAME = /token|key|secret|auth|password/i;
+const SECRET_QUERY_NAME = /token|key|secret|auth|password|ticket/i;
 
 /** A trigger URL's path carries its secret (server/triggers/hook-routes.ts). */
 const TRIGGER_PATH = /^(\/hooks\/v1\/triggers\/)[^/?#]+/;

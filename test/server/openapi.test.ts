@@ -310,6 +310,10 @@ describe('real responses conform to the spec', () => {
       }),
     );
     conforms('ofrepEvaluateFlags', await request(srv, 'POST', '/ofrep/v1/evaluate/flags', { token: key, body: { context: [] } }));
+    // OFREP change events (the 200 is a stream that stays open: test/e2e/ofrep-events.test.ts reads it).
+    expect(bulk.body.eventStreams[0].endpoint.requestUri).toMatch(/^\/ofrep\/v1\/events\?ticket=/);
+    conforms('ofrepEvents', await request(srv, 'GET', '/ofrep/v1/events', { token: null }));
+    conforms('ofrepEvents', await request(srv, 'GET', '/ofrep/v1/events?ticket=forged.x', { token: null }));
 
     const status = await new Promise<number>((resolve, reject) => {
       const ws = new WebSocket(`${srv.url.replace('http', 'ws')}/sdk/v1/stream`, ['aviary.v1'], { headers: { authorization: `Bearer ${key}` } });
