@@ -44,6 +44,8 @@ export interface TokenInfo {
 interface ActiveToken {
   row: TokenRow;
   info: Readonly<TokenInfo>;
+  /** The OFREP events ticket (SDK keys), computed once (it is asked for on every OFREP bulk evaluation). */
+  ticket?: string;
 }
 
 /** Ids of tokens that come from the process environment; stable so audit entries stay attributable. */
@@ -96,6 +98,8 @@ const SQL = {
 
 export class TokenStore {
   private readonly byHash = new Map<string, ActiveToken>();
+  /** The same active tokens by id (OFREP events tickets name the token). */
+  private readonly byId = new Map<string, ActiveToken>();
   /** Hashes of revoked tokens (for a clearer 401 without a query). */
   private readonly revokedHashes = new Set<string>();
   private subscription: Subscription | null = null;
@@ -116,6 +120,7 @@ export class TokenStore {
     const rows = await this.store.all<TokenRow>(SQL.all);
     const activeBefore = new Set([...this.byHash.values()].map((a) => a.row.id));
     this.byHash.clear();
+    this.byId.clear();
     this.revokedHashes.clear();
     const revokedNow: string[] = [];
     for (const row of rows) {
@@ -147,7 +152,9 @@ export class TokenStore {
   }
 
   private cache(row: TokenRow): void {
-    this.byHash.set(row.hash, { row, info: toInfo(row) });
+    const active: ActiveToken = { row, info: toInfo(row) };
+    this.byHash.set(row.hash, active);
+    this.byId.set(row.id, active);
   }
 
   /**
@@ -182,11 +189,10 @@ export class TokenStore {
    * the shared database), and it dies with the key. Null for an unknown, revoked or non-SDK token.
    */
   eventsTicket(tokenId: string): string | null {
-    for (const active of this.byHash.values()) {
-      if (active.row.id !== tokenId || active.row.kind !== 'sdk') continue;
-      return `${tokenId}.${createHmac('sha256', active.row.hash).update('aviary-ofrep-events-v1').digest('base64url')}`;
-    }
-    return null;
+    const active = this.byId.get(tokenId);
+    if (active === undefined || active.row.kind !== 'sdk') return null;
+    active.ticket ??= `${tokenId}.${createHmac('sha256', active.row.hash).update('aviary-ofrep-events-v1').digest('base64url')}`;
+    return active.ticket;
   }
 
   /** The active SDK key a ticket from `eventsTicket` belongs to, or null (unknown, forged, or revoked since). */
@@ -197,8 +203,8 @@ export class TokenStore {
     const expected = this.eventsTicket(ticket.slice(0, dot));
     if (expected === null || expected.length !== ticket.length) return null;
     if (!timingSafeEqual(Buffer.from(expected), Buffer.from(ticket))) return null;
-    for (const active of this.byHash.values()) if (active.row.id === ticket.slice(0, dot)) return this.used(active);
-    return null;
+    const active = this.byId.get(ticket.slice(0, dot));
+    return active === undefined ? null : this.used(active);
   }
 
   /** True when this secret belongs to a token that exists but was revoked (for a clearer 401). */
@@ -271,6 +277,7 @@ export class TokenStore {
       for (const [hash, active] of this.byHash) {
         if (active.row.id === id) {
           this.byHash.delete(hash);
+          this.byId.delete(id);
           this.revokedHashes.add(hash);
         }
       }

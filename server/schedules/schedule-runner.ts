@@ -9,6 +9,7 @@
  * boot (or after a takeover) and runs then, audited as late. Ticks run one at a time; `stop` waits for the one under way.
  */
 import { LeaseLostError, type Duties } from '../cluster/duties.js';
+import { Ticker } from '../cluster/ticker.js';
 import type { RunOutcome, ScheduleStore } from '../storage/schedule-store.js';
 
 export interface ScheduleRunnerOptions {
@@ -23,51 +24,34 @@ export interface ScheduleRunnerOptions {
 }
 
 export class ScheduleRunner {
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
-  private again = false;
-  private stopped = true;
+  private readonly ticker = new Ticker(() => this.tick());
   private readonly pollMs: number;
 
   constructor(private readonly o: ScheduleRunnerOptions) {
     this.pollMs = o.pollMs ?? 1000;
   }
 
+  private get stopped(): boolean {
+    return this.ticker.stopped;
+  }
+
   /** Starts ticking at once (schedules missed while no server ran are due now). */
   start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
-    this.wake();
+    this.ticker.start();
   }
 
   /** Stops the timer and waits for the tick under way. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    await this.running;
+  stop(): Promise<void> {
+    return this.ticker.stop();
   }
 
   /** Ticks now (or right after the tick under way): a schedule was created or its time may be near. */
   wake(): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    this.running = this.tick().finally(() => {
-      this.running = null;
-      if (this.again) {
-        this.again = false;
-        this.wake();
-      }
-    });
+    this.ticker.wake();
   }
 
-  /** One tick: run what is due (owner only), then arm the timer. Never throws. */
-  private async tick(): Promise<void> {
+  /** One tick: run what is due (owner only); answers the wait before the next. Never throws. */
+  private async tick(): Promise<number> {
     let nextAt: number | null = null;
     let failed = false;
     try {
@@ -80,7 +64,7 @@ export class ScheduleRunner {
           for (const id of due) {
             if (this.stopped) break;
             const outcome = await this.runOne(id);
-            if (outcome === 'lease-lost') return this.arm(null);
+            if (outcome === 'lease-lost') return this.delay(null);
             if (outcome === 'error') failed = true;
             else progressed = true;
           }
@@ -92,7 +76,7 @@ export class ScheduleRunner {
       (this.o.log ?? console).error({ err }, 'scheduled changes: tick failed');
     }
     // After an error, wait a whole poll before trying again (not a tight loop on a schedule that is already due).
-    this.arm(failed ? null : nextAt);
+    return this.delay(failed ? null : nextAt);
   }
 
   private async runOne(id: string): Promise<'ok' | 'error' | 'lease-lost'> {
@@ -112,10 +96,9 @@ export class ScheduleRunner {
     }
   }
 
-  private arm(nextAt: number | null): void {
-    if (this.stopped) return;
+  /** Until the next tick: the sooner of the next poll and the next pending `at`. */
+  private delay(nextAt: number | null): number {
     const untilNext = nextAt === null ? this.pollMs : Math.max(0, nextAt - this.o.now());
-    this.timer = setTimeout(() => this.wake(), Math.min(this.pollMs, untilNext));
-    this.timer.unref();
+    return Math.min(this.pollMs, untilNext);
   }
 }

@@ -14,6 +14,7 @@ import { Webhook } from 'standardwebhooks';
 import { LeaseLostError, type Duties } from '../cluster/duties.js';
 import type { StorePort } from '../storage/port.js';
 import type { DeliveryRow, EventPayload, WebhookFormat } from './webhook-store.js';
+import { Ticker } from '../cluster/ticker.js';
 
 export const DEFAULT_RETRY_DELAYS_MS = [5_000, 15_000, 40_000, 300_000, 1_800_000, 7_200_000, 21_600_000, 28_800_000, 28_800_000];
 /** Consecutive deliveries given up before a webhook is disabled. */
@@ -74,10 +75,10 @@ export function slackText(p: EventPayload): string {
 }
 
 export class WebhookWorker {
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
-  private again = false;
-  private stopped = true;
+  private readonly ticker = new Ticker(async () => {
+    await this.tick();
+    return this.pollMs;
+  });
   private readonly pollMs: number;
   private readonly delays: number[];
   private readonly inFlight = new Set<Promise<void>>();
@@ -89,38 +90,17 @@ export class WebhookWorker {
   }
 
   start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
-    this.wake();
+    this.ticker.start();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    await this.running;
+    await this.ticker.stop();
     await Promise.allSettled([...this.inFlight]);
   }
 
   /** Ticks now (or right after the tick under way): a commit created deliveries. */
   wake(): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    this.running = this.tick().finally(() => {
-      this.running = null;
-      if (this.again) {
-        this.again = false;
-        this.wake();
-      } else if (!this.stopped) {
-        this.timer = setTimeout(() => this.wake(), this.pollMs);
-        this.timer.unref();
-      }
-    });
+    this.ticker.wake();
   }
 
   private async tick(): Promise<void> {
