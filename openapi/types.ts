@@ -2026,7 +2026,7 @@ export interface components {
             environmentVersion: number;
         };
         /** @enum {string} */
-        TokenKind: "admin" | "sdk";
+        TokenKind: "admin" | "sdk" | "relay";
         /** @description A token without its secret. */
         Token: {
             id: string;

@@ -17,7 +17,7 @@ import type { Actor, Writer } from '../storage/writer.js';
 /** A token as the API shows it (never the secret or its hash). */
 export interface TokenInfo {
   id: string;
-  kind: 'admin' | 'sdk';
+  kind: 'admin' | 'sdk' | 'relay';
   /** SDK tokens only: the one environment they read. */
   environment: string | null;
   name: string;
@@ -77,7 +77,7 @@ function toInfo(row: TokenRow): TokenInfo {
 }
 
 /** A fresh secret: 32 random bytes, base64url, with a readable kind prefix (`avi_admin_…`, `avi_sdk_…`). */
-export function generateSecret(kind: 'admin' | 'sdk'): string {
+export function generateSecret(kind: 'admin' | 'sdk' | 'relay'): string {
   return `avi_${kind}_${randomBytes(32).toString('base64url')}`;
 }
 
@@ -225,7 +225,7 @@ export class TokenStore {
   /** Creates a token and returns it with its secret (the only time the secret exists outside the caller). */
   async create(
     actor: Actor,
-    input: { kind: 'admin' | 'sdk'; environment: string | null; name: string; clientSide?: boolean },
+    input: { kind: 'admin' | 'sdk' | 'relay'; environment: string | null; name: string; clientSide?: boolean },
   ): Promise<TokenInfo & { token: string }> {
     const secret = generateSecret(input.kind);
     const row: TokenRow = {
@@ -239,6 +239,10 @@ export class TokenStore {
       created_at: this.now(),
       last_used_at: null,
       revoked_at: null,
+      role: null,
+      environments: null,
+      expires_at: null,
+      replaced_by: null,
     };
     await this.writer.write(actor, async (w) => {
       row.created_at = w.now;

@@ -48,7 +48,7 @@ import { testAlpha, type Comparison } from './stats.js';
 const REFERENCE_MS = 3_600_000;
 
 /** The system actor of automatic decisions. */
-export const GUARD_ACTOR: Actor = { tokenId: null, name: 'canary-guard' };
+export const GUARD_ACTOR: Actor = { tokenId: null, name: 'canary-guard', kind: 'canary-guard' };
 
 /** What the service needs from the flag store (server/storage/flag-state-store.ts `mutateState`). */
 export interface FlagStateMutator {

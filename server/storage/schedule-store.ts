@@ -206,7 +206,7 @@ export class ScheduleStore {
    * the schedule stays pending for the next attempt.
    */
   async run(id: string, guard: (w: WriteContext) => Promise<void>): Promise<RunOutcome> {
-    const actor: Actor = { tokenId: null, name: `schedule:${id}` };
+    const actor: Actor = { tokenId: null, name: `schedule:${id}`, kind: 'schedule' };
     try {
       const { value } = await this.writer.write(actor, async (w): Promise<RunOutcome> => {
         await guard(w);

@@ -83,7 +83,7 @@ export const tokens = pgTable(
   'tokens',
   {
     id: text('id').primaryKey(),
-    kind: text('kind', { enum: ['admin', 'sdk'] }).notNull(),
+    kind: text('kind', { enum: ['admin', 'sdk', 'relay'] }).notNull(),
     environment: text('environment').references(() => environments.key, { onDelete: 'cascade' }),
     name: text('name').notNull(),
     clientSide: boolean('client_side').notNull().default(false),
@@ -92,6 +92,14 @@ export const tokens = pgTable(
     createdAt: int('created_at').notNull(),
     lastUsedAt: int('last_used_at'),
     revokedAt: int('revoked_at'),
+    /** Admin tokens (CONTRACT §14): `admin` | `editor` | `oncall` | `viewer`; null for SDK and relay keys. */
+    role: text('role'),
+    /** Admin (editor/oncall) and relay tokens: the environments they may change or read, as a JSON list; null: all. */
+    environments: text('environments'),
+    /** When the token stops working (epoch ms); null: never. Rotation sets it on the replaced token. */
+    expiresAt: int('expires_at'),
+    /** The token that replaced this one by rotation (its id). */
+    replacedBy: text('replaced_by'),
   },
   (t) => [index('tokens_hash_idx').on(t.hash)],
 );
@@ -103,6 +111,11 @@ export const auditLog = pgTable(
     at: int('at').notNull(),
     actorTokenId: text('actor_token_id'),
     actorName: text('actor_name').notNull(),
+    /** What kind of actor (CONTRACT §14): `token`, `person`, `schedule`, `trigger`, `canary-guard`, `system`. */
+    actorKind: text('actor_kind'),
+    /** A person signed in with OpenID Connect: the subject and email. */
+    actorSubject: text('actor_subject'),
+    actorEmail: text('actor_email'),
     action: text('action').notNull(),
     resourceType: text('resource_type').notNull(),
     resourceKey: text('resource_key').notNull(),
@@ -378,4 +391,62 @@ export const triggers = pgTable(
     fired: int('fired').notNull().default(0),
   },
   (t) => [index('triggers_hash_idx').on(t.hash), index('triggers_flag_idx').on(t.environment, t.flag)],
+);
+
+/** Console sessions of people signed in with OpenID Connect (CONTRACT §14). `id` is the SHA-256 of the cookie secret. */
+export const sessions = pgTable(
+  'sessions',
+  {
+    id: text('id').primaryKey(),
+    subject: text('subject').notNull(),
+    email: text('email'),
+    name: text('name'),
+    role: text('role').notNull(),
+    /** JSON list of environments the role may change; null: all. */
+    environments: text('environments'),
+    /** SHA-256 of the session's CSRF token. */
+    csrf: text('csrf').notNull(),
+    createdAt: int('created_at').notNull(),
+    lastSeenAt: int('last_seen_at').notNull(),
+    expiresAt: int('expires_at').notNull(),
+    revokedAt: int('revoked_at'),
+  },
+  (t) => [index('sessions_expires_idx').on(t.expiresAt)],
+);
+
+/** OpenID Connect sign-ins in progress: the authorization request's state, nonce and PKCE verifier, until the callback. */
+export const oidcLogins = pgTable('oidc_logins', {
+  state: text('state').primaryKey(),
+  nonce: text('nonce').notNull(),
+  codeVerifier: text('code_verifier').notNull(),
+  returnTo: text('return_to'),
+  createdAt: int('created_at').notNull(),
+});
+
+/** Metric batches forwarded by relays (CONTRACT §10), already counted: the key makes forwarding exactly-once. */
+export const relayBatches = pgTable(
+  'relay_batches',
+  {
+    tokenId: text('token_id').notNull(),
+    batchKey: text('batch_key').notNull(),
+    receivedAt: int('received_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tokenId, t.batchKey] }), index('relay_batches_received_idx').on(t.receivedAt)],
+);
+
+/**
+ * Flag lifecycle (CONTRACT §15): per flag, environment and served variant ('' for the caller's default), when SDKs
+ * first and last reported evaluating it, kept at metrics ingest. Not pruned by metrics retention.
+ */
+export const flagUsage = pgTable(
+  'flag_usage',
+  {
+    environment: text('environment').notNull(),
+    flag: text('flag').notNull(),
+    variant: text('variant').notNull(),
+    firstEvaluatedAt: int('first_evaluated_at').notNull(),
+    lastEvaluatedAt: int('last_evaluated_at').notNull(),
+    evaluations: int('evaluations').notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.environment, t.flag, t.variant] })],
 );

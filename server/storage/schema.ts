@@ -86,7 +86,7 @@ export const tokens = sqliteTable(
   'tokens',
   {
     id: text('id').primaryKey(),
-    kind: text('kind', { enum: ['admin', 'sdk'] }).notNull(),
+    kind: text('kind', { enum: ['admin', 'sdk', 'relay'] }).notNull(),
     environment: text('environment').references(() => environments.key, { onDelete: 'cascade' }),
     name: text('name').notNull(),
     /**
@@ -99,6 +99,14 @@ export const tokens = sqliteTable(
     createdAt: integer('created_at').notNull(),
     lastUsedAt: integer('last_used_at'),
     revokedAt: integer('revoked_at'),
+    /** Admin tokens (CONTRACT §14): `admin` | `editor` | `oncall` | `viewer`; null for SDK and relay keys. */
+    role: text('role'),
+    /** Admin (editor/oncall) and relay tokens: the environments they may change or read, as a JSON list; null: all. */
+    environments: text('environments'),
+    /** When the token stops working (epoch ms); null: never. Rotation sets it on the replaced token. */
+    expiresAt: integer('expires_at'),
+    /** The token that replaced this one by rotation (its id). */
+    replacedBy: text('replaced_by'),
   },
   (t) => [index('tokens_hash_idx').on(t.hash)],
 );
@@ -111,6 +119,11 @@ export const auditLog = sqliteTable(
     at: integer('at').notNull(),
     actorTokenId: text('actor_token_id'),
     actorName: text('actor_name').notNull(),
+    /** What kind of actor (CONTRACT §14): `token`, `person`, `schedule`, `trigger`, `canary-guard`, `system`. */
+    actorKind: text('actor_kind'),
+    /** A person signed in with OpenID Connect: the subject and email. */
+    actorSubject: text('actor_subject'),
+    actorEmail: text('actor_email'),
     action: text('action').notNull(),
     resourceType: text('resource_type').notNull(),
     resourceKey: text('resource_key').notNull(),
@@ -438,4 +451,62 @@ export const triggers = sqliteTable(
     fired: integer('fired').notNull().default(0),
   },
   (t) => [index('triggers_hash_idx').on(t.hash), index('triggers_flag_idx').on(t.environment, t.flag)],
+);
+
+/** Console sessions of people signed in with OpenID Connect (CONTRACT §14). `id` is the SHA-256 of the cookie secret. */
+export const sessions = sqliteTable(
+  'sessions',
+  {
+    id: text('id').primaryKey(),
+    subject: text('subject').notNull(),
+    email: text('email'),
+    name: text('name'),
+    role: text('role').notNull(),
+    /** JSON list of environments the role may change; null: all. */
+    environments: text('environments'),
+    /** SHA-256 of the session's CSRF token. */
+    csrf: text('csrf').notNull(),
+    createdAt: integer('created_at').notNull(),
+    lastSeenAt: integer('last_seen_at').notNull(),
+    expiresAt: integer('expires_at').notNull(),
+    revokedAt: integer('revoked_at'),
+  },
+  (t) => [index('sessions_expires_idx').on(t.expiresAt)],
+);
+
+/** OpenID Connect sign-ins in progress: the authorization request's state, nonce and PKCE verifier, until the callback. */
+export const oidcLogins = sqliteTable('oidc_logins', {
+  state: text('state').primaryKey(),
+  nonce: text('nonce').notNull(),
+  codeVerifier: text('code_verifier').notNull(),
+  returnTo: text('return_to'),
+  createdAt: integer('created_at').notNull(),
+});
+
+/** Metric batches forwarded by relays (CONTRACT §10), already counted: the key makes forwarding exactly-once. */
+export const relayBatches = sqliteTable(
+  'relay_batches',
+  {
+    tokenId: text('token_id').notNull(),
+    batchKey: text('batch_key').notNull(),
+    receivedAt: integer('received_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tokenId, t.batchKey] }), index('relay_batches_received_idx').on(t.receivedAt)],
+);
+
+/**
+ * Flag lifecycle (CONTRACT §15): per flag, environment and served variant ('' for the caller's default), when SDKs
+ * first and last reported evaluating it, kept at metrics ingest. Not pruned by metrics retention.
+ */
+export const flagUsage = sqliteTable(
+  'flag_usage',
+  {
+    environment: text('environment').notNull(),
+    flag: text('flag').notNull(),
+    variant: text('variant').notNull(),
+    firstEvaluatedAt: integer('first_evaluated_at').notNull(),
+    lastEvaluatedAt: integer('last_evaluated_at').notNull(),
+    evaluations: integer('evaluations').notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.environment, t.flag, t.variant] })],
 );

@@ -136,7 +136,7 @@ export class TriggerStore {
    * changes. A kill of a flag already off changes no state but still counts as a firing.
    */
   async fire(trigger: TriggerResource, reason: string | null): Promise<StateWriteResult> {
-    const actor: Actor = { tokenId: null, name: `trigger:${trigger.name}` };
+    const actor: Actor = { tokenId: null, name: `trigger:${trigger.name}`, kind: 'trigger' };
     const guard = async (w: WriteContext) => {
       if ((await w.tx.run(SQL.fired, [w.now, trigger.id])) === 0) throw notFound('No trigger at this URL (it was deleted).');
     };

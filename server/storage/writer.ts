@@ -16,10 +16,33 @@ import type { StorePort, Tx } from './port.js';
 import { readFlagConfig, readSegment } from './snapshot.js';
 import type { OutboxHook } from '../webhooks/outbox.js';
 
-/** Who is writing: the token (id and name) or a system actor such as `canary-guard`. */
+/** An admin role (CONTRACT §14). */
+export type Role = 'admin' | 'editor' | 'oncall' | 'viewer';
+
+/** What kind of actor a change comes from; written to `audit_log.actor_kind`. */
+export type ActorKind = 'token' | 'person' | 'schedule' | 'trigger' | 'canary-guard' | 'system';
+
+/**
+ * Who is writing: a token (id and name), a person signed in with OpenID Connect (subject, email), or a system actor
+ * such as `canary-guard`. `role` and `environments` are what the actor may do (CONTRACT §14); system actors have none
+ * and are not checked.
+ */
 export interface Actor {
   tokenId: string | null;
   name: string;
+  /** Defaults to `token` when `tokenId` is set, `system` otherwise. */
+  kind?: ActorKind;
+  /** A person's OpenID Connect subject and email. */
+  subject?: string | null;
+  email?: string | null;
+  role?: Role;
+  /** The environments an `editor`/`oncall` may change; null or absent: all. */
+  environments?: readonly string[] | null;
+}
+
+/** The audit kind of an actor. */
+export function actorKind(actor: Actor): ActorKind {
+  return actor.kind ?? (actor.tokenId !== null ? 'token' : 'system');
 }
 
 /** One audit entry to append. `before`/`after` are the resource's JSON before and after the write. */
@@ -63,8 +86,8 @@ export interface WriteResult<T> {
   versions: Map<string, number>;
 }
 
-const AUDIT_INSERT = `INSERT INTO audit_log (at, actor_token_id, actor_name, action, resource_type, resource_key, environment, before, after, reason)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+const AUDIT_INSERT = `INSERT INTO audit_log (at, actor_token_id, actor_name, actor_kind, actor_subject, actor_email, action, resource_type,
+  resource_key, environment, before, after, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 export class Writer {
   /** The webhook outbox (server/webhooks/outbox.ts): records events of the audit entries in the same transaction. */
@@ -144,6 +167,9 @@ export class Writer {
             now,
             actor.tokenId,
             actor.name,
+            actorKind(actor),
+            actor.subject ?? null,
+            actor.email ?? null,
             e.action,
             e.resourceType,
             e.resourceKey,
