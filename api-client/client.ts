@@ -50,7 +50,11 @@ export function describeProblem(p: Pick<Problem, 'status' | 'title' | 'detail' |
   // The detail often repeats the title; keep one of them.
   const text = head.length === 2 && head[1]!.startsWith(head[0]!) ? head[1]! : head.join(': ') || `HTTP ${p.status}`;
   const issues = (p.errors ?? []).map((e) => `${e.path || '/'}: ${e.message}`);
-  return issues.length ? `${text} (${issues.join('; ')})` : text;
+  if (!issues.length) return text;
+  // A validation problem's detail is its first issue: say each issue once.
+  if (typeof p.detail === 'string' && issues.includes(p.detail))
+    return `${typeof p.title === 'string' && p.title ? p.title : `HTTP ${p.status}`}: ${issues.join('; ')}`;
+  return `${text} (${issues.join('; ')})`;
 }
 
 /** The problem document of an error answer; a body that is not one (a proxy's HTML page) becomes a minimal one. */

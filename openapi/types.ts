@@ -3917,6 +3917,11 @@ export interface operations {
             query?: {
                 /** @description Only entries about this flag (its definition and its states). */
                 flag?: string;
+                /**
+                 * @description Only entries whose resource key contains this text, ignoring case (`checkout` finds `new-checkout` and
+                 *     `checkout-v2`, flags and segments alike).
+                 */
+                search?: string;
                 /** @description Only entries about this environment. */
                 environment?: string;
                 /** @description Only entries about this kind of resource (`flag`, `flag-state`, `segment`, `token`, `environment`, `canary`). */

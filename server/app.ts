@@ -41,7 +41,7 @@ import { TokenStore } from './auth/token-store.js';
 import type { TrustProxy } from './config.js';
 import { problemErrorHandler, problemFrameworkErrors, problemNotFoundHandler } from './errors.js';
 import { environmentRoutes } from './admin/environment-routes.js';
-import { consolePlugin } from './console/console-plugin.js';
+import { consolePlugin, type ConsolePluginOptions } from './console/console-plugin.js';
 import { sdkBundlePlugin } from './console/sdk-bundle-plugin.js';
 import { tokenRoutes } from './admin/token-routes.js';
 import { flagRoutes } from './admin/flag-routes.js';
@@ -130,6 +130,8 @@ export interface BuildAppOptions {
   slowRequestMs?: number;
   /** Proxies whose `X-Forwarded-For` entries are trusted (`AVIARY_TRUST_PROXY`, server/config.ts). Default: none. */
   trustProxy?: TrustProxy;
+  /** The web console: where its build is (tests serve a copy they rebuild). */
+  console?: ConsolePluginOptions;
 }
 
 /** What an app's boot produced, for main.ts to print. */
@@ -399,7 +401,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   // Trigger URLs (no auth header: the secret in the path is the credential; any body): server/triggers/hook-routes.ts.
   await app.register(triggerHookRoutes, { prefix: '/hooks/v1' });
   await app.register(sdkBundlePlugin);
-  await app.register(consolePlugin);
+  await app.register(consolePlugin, options.console ?? {});
 
   return app;
 }

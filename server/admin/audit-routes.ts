@@ -1,4 +1,4 @@
-/** `GET /api/v1/audit`: newest first; filters flag, environment, resourceType, action, from/to; cursor pagination. */
+/** `GET /api/v1/audit`: newest first; filters flag, search (key contains), environment, resourceType, action, from/to; cursor pagination. */
 import type { FastifyPluginAsync } from 'fastify';
 import { validationError } from '../errors.js';
 import type { RouteOf } from '../openapi/route-types.js';
@@ -9,9 +9,10 @@ import { decodeCursor, type AuditFilter } from '../storage/audit-store.js';
 export const auditRoutes: FastifyPluginAsync = async (app) => {
   app.get<RouteOf<'listAudit'>>('/audit', { schema: routeSchema('listAudit') }, async (request) => {
     // Types, lengths, the limit's range and the times' forms are the schema's; the cursor's meaning is ours.
-    const { flag, environment, resourceType, action, from, to, limit, cursor } = request.query;
+    const { flag, search, environment, resourceType, action, from, to, limit, cursor } = request.query;
     const filter: AuditFilter = {
       ...(flag !== undefined ? { flag } : {}),
+      ...(search !== undefined ? { search } : {}),
       ...(environment !== undefined ? { environment } : {}),
       ...(resourceType !== undefined ? { resourceType } : {}),
       ...(action !== undefined ? { action } : {}),

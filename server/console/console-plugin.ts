@@ -3,7 +3,6 @@
  * console's own client-side routes. The API's prefixes are never answered with the page: an unknown `/api/...` path
  * must stay a problem+json 404 for scripts, not 200 HTML.
  */
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,44 +41,60 @@ function setPageHeaders(reply: FastifyReply): FastifyReply {
   return reply.header('cache-control', 'no-cache').type('text/html; charset=utf-8');
 }
 
-/** The fastify plugin. Register it last-ish; it only adds GET routes outside the reserved prefixes. */
+/** Asset paths: only these extensions are files (flag keys in client-side routes may contain dots). */
+const ASSET = /\.(js|mjs|css|map|png|svg|ico|jpg|webp|woff2?|txt|webmanifest)$/i;
+
+/**
+ * The fastify plugin. Register it last-ish; it only adds GET routes outside the reserved prefixes.
+ *
+ * Everything is read from disk when asked for, not listed at boot: `npm run build` while the server runs replaces
+ * `index.html` and the hashed assets it names, and the next page load gets the new page and finds its new assets (a
+ * list of asset routes made at boot would answer 404 for them and leave a blank page). `@fastify/static` is used only
+ * for `reply.sendFile` (streaming, ranges, ETags, and no path escaping the root).
+ */
 export async function consolePlugin(app: FastifyInstance, opts: ConsolePluginOptions = {}): Promise<void> {
   const root = opts.root ?? DEFAULT_CONSOLE_ROOT;
   const indexPath = join(root, 'index.html');
-  const built = existsSync(indexPath);
 
-  if (built) {
-    await app.register(fastifyStatic, {
-      root,
-      prefix: '/',
-      // Routes per built file, so the fallback below stays the only wildcard and cannot shadow API routes.
-      wildcard: false,
-      index: false,
-      setHeaders(reply, filePath) {
-        for (const [k, v] of Object.entries(SECURITY_HEADERS)) reply.header(k, v);
-        // Vite puts content hashes in asset names: they never change, so browsers may keep them forever.
-        reply.header('cache-control', filePath.includes('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache');
-      },
-    });
-  }
+  await app.register(fastifyStatic, {
+    root,
+    serve: false,
+    index: false,
+    setHeaders(reply, filePath) {
+      for (const [k, v] of Object.entries(SECURITY_HEADERS)) reply.header(k, v);
+      // Vite puts content hashes in asset names: they never change, so browsers may keep them forever.
+      reply.header('cache-control', filePath.includes('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache');
+    },
+  });
 
   const page = async (reply: FastifyReply) => {
-    if (!built) {
+    let html: Buffer;
+    try {
+      // Read per request: a rebuilt console is served without a restart, and the file is small.
+      html = await readFile(indexPath);
+    } catch {
       return setPageHeaders(reply.code(503)).send(
-        '<!doctype html><meta charset="utf-8"><title>Aviary</title><p>The console is not built. Run <code>npm run build</code> and restart the server.</p>',
+        '<!doctype html><meta charset="utf-8"><title>Aviary</title><p>The console is not built. Run <code>npm run build</code> and reload.</p>',
       );
     }
-    // Read per request: a rebuilt console is served without a restart, and the file is small.
-    return setPageHeaders(reply).send(await readFile(indexPath));
+    return setPageHeaders(reply).send(html);
   };
 
   app.get('/', async (_req, reply) => page(reply));
   app.get('/*', async (req, reply) => {
     const path = req.url.split('?', 1)[0] ?? '';
-    // Unknown API paths, missing assets (an old tab asking for a previous build's file) and, before a build, every
-    // path but `/` get the server's own problem+json 404, not the page in disguise. (Flag keys may contain dots, so
-    // only asset extensions count as files.)
-    if (!built || isReservedPath(path) || /\.(js|mjs|css|map|png|svg|ico|jpg|webp|woff2?|txt|webmanifest)$/i.test(path)) return reply.callNotFound();
+    // Unknown API paths get the server's own problem+json 404, not the page in disguise.
+    if (isReservedPath(path)) return reply.callNotFound();
+    // A file of the current build, or the problem+json 404 (an old tab asking for a previous build's file).
+    if (ASSET.test(path)) {
+      let file: string;
+      try {
+        file = decodeURIComponent(path.slice(1));
+      } catch {
+        return reply.callNotFound();
+      }
+      return reply.sendFile(file);
+    }
     return page(reply);
   });
 }

@@ -27,6 +27,8 @@ export interface AuditFilter {
   resourceKey?: string;
   environment?: string;
   action?: string;
+  /** Resource keys containing this text, ignoring case. */
+  search?: string;
   /** Inclusive lower bound, epoch ms. */
   from?: number;
   /** Exclusive upper bound, epoch ms. */
@@ -52,6 +54,11 @@ export class AuditStore {
     if (filter.flag !== undefined) {
       where.push("resource_type = 'flag' AND resource_key = ?");
       params.push(filter.flag);
+    }
+    if (filter.search !== undefined) {
+      // A plain substring: LIKE's wildcards in the text are escaped, and case is ignored on both engines.
+      where.push("lower(resource_key) LIKE ? ESCAPE '\\'");
+      params.push(`%${filter.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
     }
     if (filter.resourceType !== undefined) {
       where.push('resource_type = ?');

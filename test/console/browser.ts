@@ -33,10 +33,14 @@ export function chromiumExecutable(): Promise<string> {
   return (executable ??= existsSync(SYSTEM_CHROMIUM) ? Promise.resolve(SYSTEM_CHROMIUM) : packagedChromium());
 }
 
-export async function launchBrowser(): Promise<Browser> {
-  // Under LANG=C the packaged headless shell reports navigator.language as `en-US@posix`, which Intl refuses (uPlot
-  // formats with it): the pages get the locale a real user's browser has.
-  const env = { ...process.env, LANG: 'en_US.UTF-8', LC_ALL: 'en_US.UTF-8' };
+/**
+ * Launches Chromium with a locale: by default the one a real user's browser has. Under `LANG=C` the packaged headless
+ * shell reports navigator.language as `en-US@posix`, which Intl refuses; `{ lang: 'C' }` gives a page exactly that
+ * (the console must cope: test/console/defects.browser.test.ts).
+ */
+export async function launchBrowser(options: { lang?: string } = {}): Promise<Browser> {
+  const lang = options.lang ?? 'en_US.UTF-8';
+  const env = { ...process.env, LANG: lang, LC_ALL: lang };
   return chromium.launch({ executablePath: await chromiumExecutable(), headless: true, args: ARGS, env });
 }
 

@@ -73,4 +73,20 @@ describe('audit log', () => {
     expect(cursor.status).toBe(400);
     expect(cursor.body.errors).toEqual([{ path: '/query/cursor', message: 'is not a cursor from a previous page' }]);
   });
+
+  it('search finds entries whose key contains the text, ignoring case, with LIKE wildcards taken literally', async () => {
+    for (const key of ['new-checkout', 'checkout-v2', 'check_out', 'pricing'])
+      expect((await a.post('/api/v1/flags', { key, kind: 'boolean' })).status).toBe(201);
+    const keys = async (q: string) =>
+      new Set(
+        ((await a.get(`/api/v1/audit?search=${encodeURIComponent(q)}&limit=500`)).body.entries as { resourceKey: string }[]).map(
+          (e) => e.resourceKey,
+        ),
+      );
+    expect(await keys('CHECKOUT')).toEqual(new Set(['new-checkout', 'checkout-v2']));
+    // `_` and `%` are characters, not wildcards.
+    expect(await keys('check_')).toEqual(new Set(['check_out']));
+    expect(await keys('%')).toEqual(new Set());
+    expect((await a.get('/api/v1/audit?search=')).status).toBe(400);
+  });
 });

@@ -2,12 +2,15 @@
  * A small uPlot line chart of per-variant series over time, with the same numbers in a table for screen readers
  * (and for anyone who wants the exact values).
  */
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type uPlot from 'uplot';
+import { ensureUsableLanguage } from '../lib/locale.js';
 
 // uPlot is loaded with the first chart: the incident path (sign in, find, kill) never waits for it.
 let loading: Promise<typeof uPlot> | null = null;
 function loadUPlot(): Promise<typeof uPlot> {
+  // uPlot formats numbers with navigator.language as it loads: make sure Intl accepts it first.
+  ensureUsableLanguage();
   loading ??= Promise.all([import('uplot'), import('uplot/dist/uPlot.min.css')]).then(([m]) => m.default);
   return loading;
 }
@@ -33,44 +36,50 @@ const COLOURS = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9
 
 export function TimeChart({ title, times, series, unit, format, window: win }: TimeChartProps) {
   const box = useRef<HTMLDivElement>(null);
+  const [failed, setFailed] = useState<string | null>(null);
   useEffect(() => {
     const el = box.current;
     if (!el || times.length === 0) return;
     let plot: uPlot | null = null;
     let stopped = false;
     const resize = () => plot?.setSize({ width: Math.max(280, Math.min(el.clientWidth, 900)), height: 220 });
-    void loadUPlot().then((UPlot) => {
-      if (stopped) return;
-      const width = Math.max(280, Math.min(el.clientWidth || 600, 900));
-      plot = new UPlot(
-        {
-          width,
-          height: 220,
-          series: [
-            {},
-            ...series.map((s, i) => ({
-              label: s.label,
-              stroke: COLOURS[i % COLOURS.length]!,
-              width: 2,
-              points: { show: true, size: 6 },
-              value: (_u: uPlot, v: number | null) => (v === null ? '–' : format(v)),
-            })),
-          ],
-          axes: [{}, { values: (_u: uPlot, vs: number[]) => vs.map((v) => format(v)), size: 60 }],
-          scales: {
-            x: {
-              time: true,
-              ...(win ? { range: (): uPlot.Range.MinMax => [Math.min(win[0], times[0]! - 60), Math.max(win[1], times.at(-1)! + 60)] } : {}),
+    loadUPlot()
+      .then((UPlot) => {
+        if (stopped) return;
+        const width = Math.max(280, Math.min(el.clientWidth || 600, 900));
+        plot = new UPlot(
+          {
+            width,
+            height: 220,
+            series: [
+              {},
+              ...series.map((s, i) => ({
+                label: s.label,
+                stroke: COLOURS[i % COLOURS.length]!,
+                width: 2,
+                points: { show: true, size: 6 },
+                value: (_u: uPlot, v: number | null) => (v === null ? '–' : format(v)),
+              })),
+            ],
+            axes: [{}, { values: (_u: uPlot, vs: number[]) => vs.map((v) => format(v)), size: 60 }],
+            scales: {
+              x: {
+                time: true,
+                ...(win ? { range: (): uPlot.Range.MinMax => [Math.min(win[0], times[0]! - 60), Math.max(win[1], times.at(-1)! + 60)] } : {}),
+              },
+              // Rates and latencies are compared against zero, not against each other's wiggles.
+              y: { range: (_u: uPlot, _min: number, max: number): uPlot.Range.MinMax => [0, max > 0 ? max * 1.15 : 1] },
             },
-            // Rates and latencies are compared against zero, not against each other's wiggles.
-            y: { range: (_u: uPlot, _min: number, max: number): uPlot.Range.MinMax => [0, max > 0 ? max * 1.15 : 1] },
           },
-        },
-        [times, ...series.map((s) => s.values)] as uPlot.AlignedData,
-        el,
-      );
-      window.addEventListener('resize', resize);
-    });
+          [times, ...series.map((s) => s.values)] as uPlot.AlignedData,
+          el,
+        );
+        window.addEventListener('resize', resize);
+      })
+      .catch((err: unknown) => {
+        // The numbers are all in the table below: say so instead of leaving an empty box.
+        if (!stopped) setFailed(err instanceof Error ? err.message : String(err));
+      });
     return () => {
       stopped = true;
       window.removeEventListener('resize', resize);
@@ -81,7 +90,13 @@ export function TimeChart({ title, times, series, unit, format, window: win }: T
   return (
     <figure class="chart" aria-label={title}>
       <figcaption>{title}</figcaption>
-      {times.length === 0 ? <p class="muted">No outcomes reported yet.</p> : <div ref={box} class="plot" aria-hidden="true" />}
+      {times.length === 0 ? (
+        <p class="muted">No outcomes reported yet.</p>
+      ) : failed !== null ? (
+        <p class="muted">The chart could not be drawn ({failed}); the numbers are in the table below.</p>
+      ) : (
+        <div ref={box} class="plot" aria-hidden="true" />
+      )}
       {times.length > 0 && (
         <details>
           <summary>Data ({unit})</summary>

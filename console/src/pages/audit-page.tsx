@@ -8,7 +8,14 @@ import type { AuditEntry } from '../lib/types.js';
 
 export function AuditPage({ environment }: { environment: string }) {
   const live = useLive();
+  // What is typed, and the filter applied 300 ms after the typing stops: the page's refreshes re-render the table,
+  // never the input (it is not bound to the applied filter), so nothing typed is erased.
+  const [typed, setTyped] = useState('');
   const [flag, setFlag] = useState('');
+  useEffect(() => {
+    const t = setTimeout(() => setFlag(typed.trim()), 300);
+    return () => clearTimeout(t);
+  }, [typed]);
   const [onlyEnv, setOnlyEnv] = useState(false);
   const [items, setItems] = useState<AuditEntry[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
@@ -17,7 +24,7 @@ export function AuditPage({ environment }: { environment: string }) {
   const page = (cursor: string | null) =>
     api.get('/api/v1/audit', {
       params: {
-        query: { limit: 50, ...(flag.trim() ? { flag: flag.trim() } : {}), ...(onlyEnv ? { environment } : {}), ...(cursor ? { cursor } : {}) },
+        query: { limit: 50, ...(flag ? { search: flag } : {}), ...(onlyEnv ? { environment } : {}), ...(cursor ? { cursor } : {}) },
       },
     });
 
@@ -53,7 +60,14 @@ export function AuditPage({ environment }: { environment: string }) {
         <h1 id="audit-title">Audit log</h1>
         <div class="row">
           <label>
-            Flag <input value={flag} size={18} onChange={(e) => setFlag((e.currentTarget as HTMLInputElement).value)} placeholder="any" />
+            Flag or key contains{' '}
+            <input
+              type="search"
+              defaultValue={typed}
+              size={18}
+              onInput={(e) => setTyped((e.currentTarget as HTMLInputElement).value)}
+              placeholder="any"
+            />
           </label>
           <label>
             <input type="checkbox" checked={onlyEnv} onChange={(e) => setOnlyEnv((e.currentTarget as HTMLInputElement).checked)} /> only {environment}
@@ -98,7 +112,9 @@ export function AuditPage({ environment }: { environment: string }) {
                       {e.resourceType} {e.resourceKey}
                     </span>
                   )}
-                  {e.environment && <span class="muted"> in {e.environment}</span>}
+                  {e.environment && !(e.resourceType === 'environment' && e.resourceKey === e.environment) && (
+                    <span class="muted"> in {e.environment}</span>
+                  )}
                 </td>
                 <td>{e.reason ?? ''}</td>
                 <td>
@@ -107,7 +123,7 @@ export function AuditPage({ environment }: { environment: string }) {
                       <summary>
                         {summarize(e)}
                         <span class="sr-only">
-                          {` of ${e.action} ${e.resourceKey}${e.environment ? ` in ${e.environment}` : ''}, ${formatLocalTime(e.at)}`}
+                          {` of ${e.action} ${e.resourceKey}${e.environment && e.environment !== e.resourceKey ? ` in ${e.environment}` : ''}, ${formatLocalTime(e.at)}`}
                         </span>
                       </summary>
                       <Diff before={e.before} after={e.after} />
@@ -161,8 +177,20 @@ function Diff({ before, after }: { before: unknown; after: unknown }) {
 function summarize(e: AuditEntry): string {
   const b = e.before,
     a = e.after;
-  if (b === null || b === undefined) return 'created';
-  if (a === null || a === undefined) return 'deleted';
+  const list = (v: unknown) => (Array.isArray(v) ? v.map(String) : []);
+  if (e.action === 'environment.kill-all' && isObj(a)) {
+    const killed = list(a['killed']);
+    const spared = list(a['spared']);
+    return `killed ${killed.length} flag${killed.length === 1 ? '' : 's'}${killed.length ? `: ${killed.join(', ')}` : ''}${spared.length ? `; spared ${spared.join(', ')}` : ''}`;
+  }
+  if (e.action === 'environment.revive-all' && isObj(a)) {
+    const revived = list(a['revived']);
+    return `revived ${revived.length} flag${revived.length === 1 ? '' : 's'}${revived.length ? `: ${revived.join(', ')}` : ''}`;
+  }
+  // Only a create has nothing before it and only a delete nothing after; other actions record what they did.
+  if ((b === null || b === undefined) && e.action.endsWith('.create')) return 'created';
+  if ((a === null || a === undefined) && e.action.endsWith('.delete')) return 'deleted';
+  if (b === null || b === undefined || a === null || a === undefined) return 'details';
   if (typeof a !== 'object' || typeof b !== 'object') return 'changed';
   const keys = new Set([...Object.keys(a as object), ...Object.keys(b as object)]);
   const changed = [...keys].filter(

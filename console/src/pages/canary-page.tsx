@@ -7,6 +7,7 @@ import { Modal } from '../components/modal.js';
 import { TimeChart } from '../components/time-chart.js';
 import { describeExposure, formatLocalTime, timeMs } from '@aviary/api-client';
 import { api, ApiError, errorText } from '../lib/api.js';
+import { canaryStateLabel } from '../lib/labels.js';
 import { useLive } from '../lib/live.js';
 import { seriesByVariant } from '../lib/metrics-series.js';
 import { flagPath, onLinkClick } from '../lib/router.js';
@@ -80,7 +81,7 @@ export function CanaryPage({ flagKey, environment }: { flagKey: string; environm
         <>
           <div class="canary-head">
             <span class={`badge state-${c.state}`} data-testid="canary-state">
-              {c.state.replace('_', ' ')}
+              {canaryStateLabel(c.state)}
             </span>
             <span>
               <strong>{c.canary}</strong> against <strong>{c.control}</strong>, now at <strong>{c.percent}%</strong> of traffic
@@ -293,8 +294,16 @@ function Controls({ c, path, onDone }: { c: CanaryStatus; path: CanaryPath; onDo
   const [reason, setReason] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  // As the API allows (server/canary/state-machine.ts): a rolled-back canary may still be promoted, for example when
+  // the regression turned out to be elsewhere.
   const available: Action[] =
-    c.state === 'running' ? ['pause', 'advance', 'rollback', 'promote'] : c.state === 'paused' ? ['resume', 'advance', 'rollback', 'promote'] : [];
+    c.state === 'running'
+      ? ['pause', 'advance', 'rollback', 'promote']
+      : c.state === 'paused'
+        ? ['resume', 'advance', 'rollback', 'promote']
+        : c.state === 'rolled_back'
+          ? ['promote']
+          : [];
   const run = async (e: Event) => {
     e.preventDefault();
     if (!action) return;
@@ -312,7 +321,7 @@ function Controls({ c, path, onDone }: { c: CanaryStatus; path: CanaryPath; onDo
       setBusy(false);
     }
   };
-  if (available.length === 0) return <p class="muted">This canary is {c.state.replace('_', ' ')}; nothing to steer.</p>;
+  if (available.length === 0) return <p class="muted">This canary is {canaryStateLabel(c.state)}; nothing to steer.</p>;
   return (
     <fieldset class="controls" aria-label="Canary controls">
       {available.map((a) => (

@@ -6,7 +6,7 @@
  * the scheduled changes of the flag in that environment are listed above it (components/schedules-panel.tsx).
  */
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import type { FlagDefinition, FlagState as CoreFlagState, Segment as CoreSegment } from '@aviary/sdk/core';
+import { validateFlagState, type FlagDefinition, type FlagState as CoreFlagState, type Segment as CoreSegment } from '@aviary/sdk/core';
 import { FlagHistory } from '../components/flag-history.js';
 import { KillSwitch } from '../components/kill-switch.js';
 import { SchedulesPanel } from '../components/schedules-panel.js';
@@ -15,11 +15,12 @@ import { ServeEditor } from '../components/serve-editor.js';
 import { isChangeRequest } from '@aviary/api-client';
 import { api, ApiError, errorText } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
-import { previewReassignment } from '../lib/preview.js';
+import { previewReassignment, type PreviewResult } from '../lib/preview.js';
 import { canaryPath, flagPath, onLinkClick } from '../lib/router.js';
 import type { Condition, Flag, FlagState, FlagStateResource, Prerequisite, Rule, Segment } from '../lib/types.js';
 import { useResource } from '../lib/use-resource.js';
 import { StateBadge } from './flags-page.js';
+import { canaryStateLabel } from '../lib/labels.js';
 
 const clone = <T,>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 
@@ -66,7 +67,7 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
           {f.key} <span class="kind">{f.kind}</span>
         </h1>
         <a href={canaryPath(f.key)} onClick={onLinkClick} class="button">
-          {c ? `Canary in ${environment}: ${c.state}` : `Canary in ${environment}`}
+          {c ? `Canary in ${environment}: ${canaryStateLabel(c.state)}` : `Canary in ${environment}`}
         </a>
       </div>
       {f.description && <p>{f.description}</p>}
@@ -159,8 +160,8 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
       </section>
       {canaryActive && (
         <p class="notice" role="note">
-          A canary is {c!.state} in {environment}: <strong>{c!.canary}</strong> against <strong>{c!.control}</strong> at {c!.percent}%. It manages
-          this flag's targeting; edits that move contexts out of it are flagged below.
+          A canary is {canaryStateLabel(c!.state)} in {environment}: <strong>{c!.canary}</strong> against <strong>{c!.control}</strong> at{' '}
+          {c!.percent}%. It manages this flag's targeting; edits that move contexts out of it are flagged below.
         </p>
       )}
       <SchedulesPanel
@@ -261,19 +262,15 @@ function TargetingEditor({ flag, environment, state: resource, etag, segments, f
   const variants = flag.variants.map((v) => v.key);
   const dirty = JSON.stringify(draft) !== JSON.stringify(base.state);
   // A change made elsewhere (another operator, the canary guard, a kill): adopt it unless we are mid-edit; then
-  // say so, and let If-Match refuse the save rather than overwrite it.
-  const changedElsewhere = state.version !== base.state.version;
+  // say so, and let If-Match refuse the save rather than overwrite it. Versions only grow: a page data refresh that
+  // still shows the version before our own save is older than the base, not a change elsewhere.
+  const changedElsewhere = state.version > base.state.version;
   useEffect(() => {
     if (changedElsewhere && !dirty) {
       setBase({ state: clone(state), etag });
       setDraft(clone(state));
     }
   }, [state.version, etag]);
-
-  useEffect(() => {
-    setSaved(false);
-    setRequested(null);
-  }, [draft]);
 
   const attrs = useMemo(() => {
     try {
@@ -284,8 +281,13 @@ function TargetingEditor({ flag, environment, state: resource, etag, segments, f
     }
   }, [sampleAttrs]);
 
-  const preview = useMemo(() => {
+  const preview = useMemo((): PreviewResult | { error: string } | { invalid: string[] } | null => {
     if (!dirty) return null;
+    // An invalid state (rollout percents not totalling 100, an unknown operator…) evaluates to the caller's default
+    // for everyone: say what is wrong, with the messages the server will give, instead of a preview of nonsense.
+    const { version: _v, ...candidate } = draft;
+    const checked = validateFlagState(candidate, flag as FlagDefinition, new Set(segments.map((x) => x.key)));
+    if (!checked.ok) return { invalid: checked.issues.map((i) => `${i.path || '/'}: ${i.message}`) };
     try {
       return previewReassignment(flag as FlagDefinition, base.state as CoreFlagState, draft as CoreFlagState, segments as CoreSegment[], {
         sample: 10_000,
@@ -297,12 +299,15 @@ function TargetingEditor({ flag, environment, state: resource, etag, segments, f
     }
   }, [draft, base, segments, attrs, canaryVariant, dirty]);
 
-  const update = (fn: (d: FlagState) => void) =>
+  const update = (fn: (d: FlagState) => void) => {
+    setSaved(false);
+    setRequested(null);
     setDraft((d) => {
       const n = clone(d);
       fn(n);
       return n;
     });
+  };
 
   const save = async (e: Event) => {
     e.preventDefault();
@@ -317,7 +322,13 @@ function TargetingEditor({ flag, environment, state: resource, etag, segments, f
       });
       // An environment that requires approval holds the change: nothing is written until another actor approves it.
       if (isChangeRequest(answer)) setRequested(answer.id);
-      else setSaved(true);
+      else {
+        // Our own save is the new base: what the server stored, its version and entity tag (the next save's If-Match).
+        const stored = editable(answer);
+        setBase({ state: clone(stored), etag: `"v${stored.version}"` });
+        setDraft(clone(stored));
+        setSaved(true);
+      }
       live.refresh();
       onSaved();
     } catch (err) {
@@ -422,7 +433,17 @@ function TargetingEditor({ flag, environment, state: resource, etag, segments, f
         {!dirty && <p class="muted">Change something to see how 10,000 sample contexts would be re-assigned.</p>}
         {(draft.prerequisites?.length ?? 0) > 0 && <p class="muted small">The preview assumes the prerequisites hold.</p>}
         {preview && 'error' in preview && <p class="error">{preview.error}</p>}
-        {preview && !('error' in preview) && (
+        {preview && 'invalid' in preview && (
+          <div class="warn" data-testid="preview-invalid">
+            <p>No preview: this state is not valid yet, and saving it will be refused.</p>
+            <ul>
+              {preview.invalid.map((m) => (
+                <li key={m}>{m}</li>
+              ))}
+            </ul>
+          </div>
+        )}
+        {preview && 'moved' in preview && (
           <div data-testid="preview">
             {preview.leavingCanary > 0 && (
               <p class="warn" role="alert" data-testid="canary-warning">
@@ -487,7 +508,7 @@ function TargetingEditor({ flag, environment, state: resource, etag, segments, f
           {changedElsewhere ? 'Discard and load the latest' : 'Discard changes'}
         </button>
         <button type="submit" disabled={!dirty || saving}>
-          {saving ? 'Saving…' : preview && !('error' in preview) && preview.leavingCanary > 0 ? 'Save anyway' : 'Save targeting'}
+          {saving ? 'Saving…' : preview && 'moved' in preview && preview.leavingCanary > 0 ? 'Save anyway' : 'Save targeting'}
         </button>
         {saved && <span role="status">Saved.</span>}
         {requested && (
