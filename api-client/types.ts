@@ -59,3 +59,5 @@ export type RevertRequest = Schemas['RevertRequest'];
 export type ChangeRequest = Schemas['ChangeRequest'];
 export type ChangeRequestStatus = Schemas['ChangeRequestStatus'];
 export type ChangeRequestDiffEntry = Schemas['ChangeRequestDiffEntry'];
+export type FlagExplanation = Schemas['FlagExplanation'];
+export type ExplainServe = Schemas['ExplainServe'];

@@ -213,6 +213,35 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/flags/{key}/environments/{env}/explain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flag key. */
+                key: components["parameters"]["FlagKey"];
+                /** @description The environment key. */
+                env: components["parameters"]["Env"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Why does this context get this variant?
+         * @description Evaluates the flag for `context` with the same evaluation core the SDKs run, on the server's current state of
+         *     the environment, and returns the whole decision: whether the flag is on (and killed, when and why), each
+         *     prerequisite and what its flag served, the target list, every rule with each condition's result, the bucket
+         *     against each rollout's ranges, and the result SDKs give. Every rule is shown, also those after the one that
+         *     decided. Changes nothing.
+         */
+        post: operations["explainFlag"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/flags/{key}/environments/{env}/kill": {
         parameters: {
             query?: never;
@@ -2089,6 +2118,77 @@ export interface components {
             flags: components["schemas"]["SdkFlag"][];
             segments: components["schemas"]["SdkSegment"][];
         };
+        ExplainRequest: {
+            context: components["schemas"]["EvaluationContext"];
+        };
+        /** @description Where a rollout placed the context (CONTRACT §3). */
+        ExplainRollout: {
+            bucketBy: string;
+            salt: string;
+            /** @description The context's value of `bucketBy`; absent when it has none (the rollout cannot place it). */
+            value?: components["schemas"]["JsonValue"];
+            bucket?: number;
+            /** @description Contexts whose bucket is in [fromBucket, toBucket) get the variant. */
+            ranges: {
+                variant: string;
+                fromBucket: number;
+                toBucket: number;
+                percent: number;
+            }[];
+            variant?: string;
+        };
+        /** @description What a rule or the fallthrough serves this context. */
+        ExplainServe: {
+            variant?: string;
+            rollout?: components["schemas"]["ExplainRollout"];
+        };
+        FlagExplanation: {
+            environment: components["schemas"]["EnvironmentKey"];
+            /** @description The environment version evaluated. */
+            version: number;
+            flag: components["schemas"]["FlagKey"];
+            /** @description What SDKs answer for this context (the caller's default is null here). */
+            result: components["schemas"]["EvaluationResult"];
+            /** @description Why the flag cannot be evaluated (every step is then empty). */
+            malformed?: string;
+            enabled: boolean;
+            /** @description Set when the kill switch (or the panic button) turned the flag off. */
+            killed: {
+                at: components["schemas"]["DateTime"];
+                reason: string | null;
+            } | null;
+            prerequisites: {
+                flag: string;
+                variants: string[];
+                missing: boolean;
+                off: boolean;
+                served?: components["schemas"]["EvaluationResult"];
+                holds: boolean;
+            }[];
+            target?: {
+                key: string;
+                variant: string;
+            };
+            rules: {
+                id: string;
+                index: number;
+                description?: string;
+                conditions: {
+                    condition: components["schemas"]["Condition"];
+                    /** @description The context's value of the attribute. */
+                    actual?: components["schemas"]["JsonValue"];
+                    /** @description Whether the condition held (after `negate`). */
+                    holds: boolean;
+                }[];
+                matches: boolean;
+                /** @description This rule served the context (it matched, and no earlier step decided). */
+                decided: boolean;
+                serve: components["schemas"]["ExplainServe"];
+            }[];
+            fallthrough: components["schemas"]["ExplainServe"];
+            /** @enum {string} */
+            decidedBy: "off" | "prerequisite" | "target" | "rule" | "fallthrough" | "error";
+        };
         EvaluateRequest: {
             context: components["schemas"]["EvaluationContext"];
             /** @description Flags to evaluate (default all). */
@@ -2971,6 +3071,40 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    explainFlag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flag key. */
+                key: components["parameters"]["FlagKey"];
+                /** @description The environment key. */
+                env: components["parameters"]["Env"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExplainRequest"];
+            };
+        };
+        responses: {
+            /** @description The decision, step by step. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlagExplanation"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
         };
     };

@@ -45,6 +45,7 @@ import { consolePlugin, type ConsolePluginOptions } from './console/console-plug
 import { sdkBundlePlugin } from './console/sdk-bundle-plugin.js';
 import { tokenRoutes } from './admin/token-routes.js';
 import { flagRoutes } from './admin/flag-routes.js';
+import { explainRoutes } from './admin/explain-routes.js';
 import { flagStateRoutes } from './admin/flag-state-routes.js';
 import { segmentRoutes } from './admin/segment-routes.js';
 import { auditRoutes } from './admin/audit-routes.js';
@@ -362,6 +363,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       await admin.register(environmentRoutes);
       await admin.register(flagRoutes);
       await admin.register(flagStateRoutes);
+      await admin.register(explainRoutes);
       await admin.register(segmentRoutes);
       await admin.register(tokenRoutes);
       await admin.register(auditRoutes);

@@ -36,6 +36,16 @@ export {
   type CompileOptions,
 } from './compile.js';
 export { evaluate, evaluateAll, evaluateFlag, kindAccepts, REASON_KINDS, MAX_PREREQUISITE_DEPTH, type PrerequisiteListener } from './evaluate.js';
+export {
+  explainFlag,
+  type FlagExplanation,
+  type RuleTrace,
+  type ConditionTrace,
+  type PrerequisiteTrace,
+  type RolloutTrace,
+  type RolloutRange,
+  type ServeTrace,
+} from './explain.js';
 export { lazyDfa } from './operators/pattern-dfa.js';
 export type { PatternEngine, ProgramView } from './operators/pattern.js';
 export { parseSemver, compareSemver, type SemVer } from './operators/semver.js';

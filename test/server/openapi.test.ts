@@ -225,6 +225,8 @@ describe('real responses conform to the spec', () => {
     );
     conforms('deleteSegment', await a.delete('/api/v1/segments/staff'));
 
+    conforms('explainFlag', await a.post('/api/v1/flags/checkout/environments/production/explain', { context: { key: 'u1', plan: 'pro' } }));
+    conforms('explainFlag', await a.post('/api/v1/flags/checkout/environments/production/explain', { context: { key: [{}] } }));
     conforms('killFlag', await a.post('/api/v1/flags/checkout/environments/production/kill', { reason: 'incident' }));
     conforms('killFlag', await a.post('/api/v1/flags/checkout/environments/production/kill?waitMs=20'));
     conforms('killFlag', await a.post('/api/v1/flags/checkout/environments/production/kill', { reason: 42 }));

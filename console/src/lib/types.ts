@@ -10,6 +10,8 @@ export type {
   ConnectedSdkList,
   Environment,
   EnvironmentSummary,
+  ExplainServe,
+  FlagExplanation,
   Flag,
   FlagMetrics,
   FlagState,

@@ -7,6 +7,7 @@
  */
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { validateFlagState, type FlagDefinition, type FlagState as CoreFlagState, type Segment as CoreSegment } from '@aviary/sdk/core';
+import { ExplainPanel } from '../components/explain-panel.js';
 import { FlagHistory } from '../components/flag-history.js';
 import { KillSwitch } from '../components/kill-switch.js';
 import { SchedulesPanel } from '../components/schedules-panel.js';
@@ -26,7 +27,7 @@ const clone = <T,>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 
 export function FlagPage({ flagKey, environment, environments }: { flagKey: string; environment: string; environments: string[] }) {
   const live = useLive();
-  const [tab, setTab] = useState<'targeting' | 'history'>('targeting');
+  const [tab, setTab] = useState<'targeting' | 'history' | 'explain'>('targeting');
   const path = { key: flagKey, env: environment };
   const flag = useResource(() => api.get('/api/v1/flags/{key}', { params: { path: { key: flagKey } } }), [flagKey, live.tick]);
   const canary = useResource(
@@ -174,22 +175,26 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
       />
       <TriggersPanel flagKey={f.key} environment={environment} />
       <div role="tablist" aria-label={`${f.key} in ${environment}`} class="tabs">
-        {(['targeting', 'history'] as const).map((t) => (
+        {(['targeting', 'history', 'explain'] as const).map((t) => (
           <button
             type="button"
             role="tab"
             key={t}
             id={`tab-${t}`}
             aria-selected={tab === t}
-            aria-controls={t === 'history' && tab === t ? 'panel-history' : undefined}
+            aria-controls={t !== 'targeting' && tab === t ? `panel-${t}` : undefined}
             class={tab === t ? 'current' : ''}
             onClick={() => setTab(t)}
           >
-            {t === 'targeting' ? 'Targeting' : 'History'}
+            {t === 'targeting' ? 'Targeting' : t === 'history' ? 'History' : 'Why this variant?'}
           </button>
         ))}
       </div>
-      {tab === 'history' ? (
+      {tab === 'explain' ? (
+        <div role="tabpanel" id="panel-explain" aria-labelledby="tab-explain">
+          <ExplainPanel key={environment} flag={f.key} environment={environment} />
+        </div>
+      ) : tab === 'history' ? (
         <div role="tabpanel" id="panel-history" aria-labelledby="tab-history">
           <FlagHistory
             key={environment}
