@@ -755,6 +755,34 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Follow every committed change (server-sent events)
+         * @description A `text/event-stream` that stays open and tells, within milliseconds, that something changed: the console
+         *     follows it instead of polling. Events: `hello` first (`{"versions":{"<env>":n},"heartbeatMs":15000}`), then
+         *     `change` after every committed change of any environment, on any replica
+         *     (`{"environment","version","flags":[keys],"segments":[keys]}`: keys only, re-read what you show), `reset` when
+         *     this replica reloaded an environment or one was created (`{"environment"}`: re-read it), and a
+         *     `: heartbeat` comment every `heartbeatMs`. Writes that change no environment version (tokens, webhooks,
+         *     triggers) are not announced. Send the admin token as `Authorization: Bearer` (read it with `fetch`, not
+         *     EventSource, which cannot send headers). At most 20 open streams per token (429 beyond); a revoked token's
+         *     streams end at once.
+         */
+        get: operations["adminEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/audit": {
         parameters: {
             query?: never;
@@ -4043,6 +4071,29 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    adminEvents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The event stream (it stays open). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
         };
     };

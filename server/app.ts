@@ -45,6 +45,7 @@ import { consolePlugin, type ConsolePluginOptions } from './console/console-plug
 import { sdkBundlePlugin } from './console/sdk-bundle-plugin.js';
 import { tokenRoutes } from './admin/token-routes.js';
 import { flagRoutes } from './admin/flag-routes.js';
+import { adminEventsRoutes, type AdminEventsOptions } from './admin/events-routes.js';
 import { explainRoutes } from './admin/explain-routes.js';
 import { flagStateRoutes } from './admin/flag-state-routes.js';
 import { segmentRoutes } from './admin/segment-routes.js';
@@ -131,6 +132,8 @@ export interface BuildAppOptions {
   slowRequestMs?: number;
   /** Proxies whose `X-Forwarded-For` entries are trusted (`AVIARY_TRUST_PROXY`, server/config.ts). Default: none. */
   trustProxy?: TrustProxy;
+  /** The admin event stream (`GET /api/v1/events`): heartbeat and bounds (server/admin/events-routes.ts). */
+  adminEvents?: AdminEventsOptions;
   /** The web console: where its build is (tests serve a copy they rebuild). */
   console?: ConsolePluginOptions;
 }
@@ -367,6 +370,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       await admin.register(segmentRoutes);
       await admin.register(tokenRoutes);
       await admin.register(auditRoutes);
+      await admin.register(adminEventsRoutes, options.adminEvents ?? {});
       await admin.register(historyRoutes);
       await admin.register(metricsAdminRoutes);
       await admin.register(canaryRoutes);

@@ -66,14 +66,29 @@ export function App() {
           </select>
         </div>
         <PanicButton environment={env} />
-        <span class={`live ${live.error ? 'down' : ''}`} role="status" title={live.error ?? 'Polling the server every 2 s'}>
-          {live.error ? 'offline' : live.lastOk ? 'live' : '…'}
+        <span
+          class={`live ${live.error ? 'down' : live.mode === 'poll' ? 'polling' : ''}`}
+          role="status"
+          title={
+            live.error ??
+            (live.mode === 'push' ? 'Following the server’s changes as they happen' : 'The change stream is down: polling the server every 2 s')
+          }
+        >
+          {live.error ? 'offline' : live.mode === 'push' ? 'live' : live.lastOk ? 'polling' : '…'}
         </span>
         <button type="button" class="link" onClick={signOut}>
           Sign out
         </button>
       </header>
-      <main id="main" tabIndex={-1}>
+      {live.error && (
+        <div class="stale-banner" id="stale-banner" role="alert">
+          <strong>The server cannot be reached</strong> ({live.error}).{' '}
+          {live.lastOk
+            ? `Everything below is as of ${new Date(live.lastOk).toLocaleTimeString()} and may be stale: kill switches and other changes cannot be sent until it answers. Retrying…`
+            : 'Nothing below is current: kill switches and other changes cannot be sent until it answers. Retrying…'}
+        </div>
+      )}
+      <main id="main" tabIndex={-1} data-stale={live.error ? 'true' : undefined} aria-describedby={live.error ? 'stale-banner' : undefined}>
         {route.page === 'flags' && <FlagsPage environment={env} environments={live.environments.map((e) => e.key)} />}
         {route.page === 'flag' && <FlagPage flagKey={route.key} environment={env} environments={live.environments.map((e) => e.key)} />}
         {route.page === 'canary' && <CanaryPage flagKey={route.key} environment={env} />}

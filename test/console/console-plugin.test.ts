@@ -39,9 +39,12 @@ describe('console plugin', () => {
     expect(js.status).toBe(200);
     expect(js.headers.get('content-type')).toMatch(/javascript/);
     expect(js.headers.get('cache-control')).toContain('immutable');
+    // Read it whole: an unread body holds the response (and the server's close) open.
+    expect((await js.text()).length).toBeGreaterThan(1000);
     const missing = await fetch(srv.url + '/assets/index-gone.js');
     expect(missing.status).toBe(404);
     expect(missing.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect((await missing.json()).status).toBe(404);
   });
 
   it('never shadows the API: unknown API paths stay problem+json 404s, real routes answer as before', async () => {

@@ -316,6 +316,8 @@ describe('real responses conform to the spec', () => {
     expect(bulk.body.eventStreams[0].endpoint.requestUri).toMatch(/^\/ofrep\/v1\/events\?ticket=/);
     conforms('ofrepEvents', await request(srv, 'GET', '/ofrep/v1/events', { token: null }));
     conforms('ofrepEvents', await request(srv, 'GET', '/ofrep/v1/events?ticket=forged.x', { token: null }));
+    // The admin event stream (its 200 stays open: test/server/admin-events.test.ts reads it).
+    conforms('adminEvents', await request(srv, 'GET', '/api/v1/events', { token: null }));
 
     const status = await new Promise<number>((resolve, reject) => {
       const ws = new WebSocket(`${srv.url.replace('http', 'ws')}/sdk/v1/stream`, ['aviary.v1'], { headers: { authorization: `Bearer ${key}` } });
