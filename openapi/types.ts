@@ -1457,6 +1457,22 @@ export interface components {
             killedAt: components["schemas"]["DateTime"] | null;
             /** @description The flags this flag's state requires in that environment (its prerequisites' keys); absent when none. */
             requires?: components["schemas"]["FlagKey"][];
+            /** @description What the state serves at a glance (the console's flag list shows it). */
+            serving: {
+                /** @description How many rules come before the fallthrough. */
+                rules: number;
+                /** @description How many context keys are individually targeted. */
+                targets: number;
+                fallthrough: components["schemas"]["Serve"];
+            };
+            /** @description The state's last change (from its history); absent for a state last changed before history existed. */
+            lastChange?: {
+                at: components["schemas"]["DateTime"];
+                /** @description The actor's name: a token, a person, a schedule, a trigger, the canary guard. */
+                by: string;
+                action: string;
+                reason: string | null;
+            };
         };
         FlagCreate: {
             key: components["schemas"]["FlagKey"];

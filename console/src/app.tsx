@@ -1,6 +1,6 @@
 /** The console shell: sign-in gate, header (environment switcher, panic button, live status), navigation, pages. */
 import { useEffect, useState } from 'preact/hooks';
-import { PanicButton } from './components/panic-button.js';
+import { PanicBanner, PanicButton, usePanic, type PanicMode } from './components/panic-button.js';
 import { LiveContext, useLivePoller } from './lib/live.js';
 import { onLinkClick, useRoute } from './lib/router.js';
 import { getEnvironment, getToken, setEnvironment, setToken } from './lib/session.js';
@@ -29,6 +29,8 @@ export function App() {
     if (live.environments.length && !live.environments.some((e) => e.key === env)) setEnv(live.environments.at(-1)!.key);
   }, [live.environments]);
   useEffect(() => setEnvironment(env), [env]);
+  const panic = usePanic(env, live.tick, signedIn);
+  const [panicMode, setPanicMode] = useState<PanicMode>('closed');
 
   if (!signedIn) return <SignIn onSignedIn={() => setSignedIn(true)} />;
 
@@ -65,7 +67,7 @@ export function App() {
             ))}
           </select>
         </div>
-        <PanicButton environment={env} />
+        <PanicButton environment={env} panic={panic} mode={panicMode} setMode={setPanicMode} />
         <span
           class={`live ${live.error ? 'down' : live.mode === 'poll' ? 'polling' : ''}`}
           role="status"
@@ -80,6 +82,7 @@ export function App() {
           Sign out
         </button>
       </header>
+      <PanicBanner environment={env} panic={panic} onRestore={() => setPanicMode('restore')} />
       {live.error && (
         <div class="stale-banner" id="stale-banner" role="alert">
           <strong>The server cannot be reached</strong> ({live.error}).{' '}

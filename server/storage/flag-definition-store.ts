@@ -23,6 +23,20 @@ export interface EnvironmentSummary {
   killedAt: string | null;
   /** The flags this flag's state requires there (its prerequisites' keys); absent when none. */
   requires?: string[];
+  /** What it serves at a glance: how many rules and targeted keys come first, and what everyone else gets. */
+  serving: { rules: number; targets: number; fallthrough: StoredFlagState['fallthrough'] };
+  /** The last change of this state: when, by whom, what and why (from its history); absent for states older than it. */
+  lastChange?: { at: string; by: string; action: string; reason: string | null };
+}
+
+/** The latest history entry of each state (its version is the state's): one PK lookup per state. */
+interface LastChangeRow {
+  environment: string;
+  flag: string;
+  at: number;
+  actor_name: string;
+  action: string;
+  reason: string | null;
 }
 
 /** A flag as the admin API shows it. */
@@ -60,18 +74,27 @@ const SQL = {
   envKeys: 'SELECT key FROM environments ORDER BY key',
   statesOfFlag: 'SELECT * FROM flag_states WHERE flag = ?',
   states: 'SELECT * FROM flag_states',
+  lastChanges: `SELECT h.environment, h.flag, h.at, h.actor_name, h.action, h.reason FROM flag_states s
+    JOIN flag_state_history h ON h.environment = s.environment AND h.flag = s.flag AND h.version = s.version`,
+  lastChangesOfFlag: `SELECT h.environment, h.flag, h.at, h.actor_name, h.action, h.reason FROM flag_states s
+    JOIN flag_state_history h ON h.environment = s.environment AND h.flag = s.flag AND h.version = s.version WHERE s.flag = ?`,
   insertState: 'INSERT INTO flag_states (environment, flag, state, version, updated_at) VALUES (?, ?, ?, 1, ?)',
 };
 
-const summaryOf = (s: FlagStateRow): EnvironmentSummary => {
+const summaryOf = (s: FlagStateRow, last: LastChangeRow | undefined): EnvironmentSummary => {
   const state = JSON.parse(s.state) as StoredFlagState;
   return {
     enabled: state.enabled,
     version: Number(s.version),
     killedAt: apiTimeOrNull(nullableNumber(s.killed_at)),
     ...(state.prerequisites?.length ? { requires: state.prerequisites.map((p) => p.flag) } : {}),
+    serving: { rules: state.rules.length, targets: state.targets.reduce((n, t) => n + t.keys.length, 0), fallthrough: state.fallthrough },
+    ...(last ? { lastChange: { at: apiTime(Number(last.at)), by: last.actor_name, action: last.action, reason: last.reason } } : {}),
   };
 };
+
+const lastKey = (environment: string, flag: string) => `${environment}\u0000${flag}`;
+const byState = (rows: LastChangeRow[]) => new Map(rows.map((r) => [lastKey(r.environment, r.flag), r]));
 
 export class FlagDefinitionStore {
   constructor(
@@ -81,7 +104,9 @@ export class FlagDefinitionStore {
 
   private async resource(sql: Sql, row: FlagRow): Promise<FlagResource> {
     const environments: Record<string, EnvironmentSummary> = {};
-    for (const s of await sql.all<FlagStateRow>(SQL.statesOfFlag, [row.key])) environments[s.environment] = summaryOf(s);
+    const last = byState(await sql.all<LastChangeRow>(SQL.lastChangesOfFlag, [row.key]));
+    for (const s of await sql.all<FlagStateRow>(SQL.statesOfFlag, [row.key]))
+      environments[s.environment] = summaryOf(s, last.get(lastKey(s.environment, s.flag)));
     return resourceOf(row, environments);
   }
 
@@ -94,15 +119,19 @@ export class FlagDefinitionStore {
     const q = filter.q?.toLowerCase();
     const archived = filter.archived ?? false;
     // Two reads in one view: the definitions and every state, grouped here (not one query per flag).
-    const { rows, states } = await this.store.transaction(
-      async (tx) => ({ rows: await tx.all<FlagRow>(SQL.flags), states: await tx.all<FlagStateRow>(SQL.states) }),
+    const { rows, states, lastChanges } = await this.store.transaction(
+      async (tx) => ({
+        rows: await tx.all<FlagRow>(SQL.flags),
+        states: await tx.all<FlagStateRow>(SQL.states),
+        lastChanges: byState(await tx.all<LastChangeRow>(SQL.lastChanges)),
+      }),
       { readOnly: true },
     );
     const byFlag = new Map<string, Record<string, EnvironmentSummary>>();
     for (const s of states) {
       let envs = byFlag.get(s.flag);
       if (!envs) byFlag.set(s.flag, (envs = {}));
-      envs[s.environment] = summaryOf(s);
+      envs[s.environment] = summaryOf(s, lastChanges.get(lastKey(s.environment, s.flag)));
     }
     const out: FlagResource[] = [];
     for (const row of rows) {

@@ -128,7 +128,7 @@ describe('incident console', () => {
     expect(sdk.variationDetail('new-checkout', { key: 'user-1' }, true).reason.kind).toBe('OFF');
 
     await dialog.getByRole('button', { name: 'Close' }).click();
-    await expect.poll(() => page.locator('tr[data-flag="new-checkout"] td.current').textContent()).toBe('killed');
+    await expect.poll(() => page.locator('tr[data-flag="new-checkout"] td.current .badge').textContent()).toBe('killed');
   });
 
   it('the audit view shows the kill with who, why and the change', async () => {
@@ -150,14 +150,14 @@ describe('incident console', () => {
   it('reflects a change made elsewhere without reloading', async () => {
     await page.getByRole('link', { name: 'Flags', exact: true }).click();
     await page.locator('tr[data-flag="dark-mode"]').waitFor();
-    expect(await page.locator('tr[data-flag="dark-mode"] td.current').textContent()).toBe('on');
+    expect(await page.locator('tr[data-flag="dark-mode"] td.current .badge').textContent()).toBe('on');
     const navigations: string[] = [];
     page.on('framenavigated', (f) => navigations.push(f.url()));
     expect((await api(srv).post('/api/v1/flags/dark-mode/environments/production/kill', { reason: 'from the CLI' })).status).toBe(200);
-    await expect.poll(() => page.locator('tr[data-flag="dark-mode"] td.current').textContent(), { timeout: 6000 }).toBe('killed');
+    await expect.poll(() => page.locator('tr[data-flag="dark-mode"] td.current .badge').textContent(), { timeout: 6000 }).toBe('killed');
     expect(navigations).toEqual([]);
     expect((await api(srv).post('/api/v1/flags/dark-mode/environments/production/revive', {})).status).toBe(200);
-    await expect.poll(() => page.locator('tr[data-flag="dark-mode"] td.current').textContent(), { timeout: 6000 }).toBe('on');
+    await expect.poll(() => page.locator('tr[data-flag="dark-mode"] td.current .badge').textContent(), { timeout: 6000 }).toBe('on');
   });
 
   it('panic kills every flag of the environment after a typed confirmation, and restore puts each back exactly', async () => {

@@ -33,8 +33,11 @@ async function follow(token: string) {
     const decoder = new TextDecoder();
     let buffer = '';
     try {
-      for await (const chunk of res.body) {
-        buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+      const reader = res.body.getReader();
+      for (;;) {
+        const { value, done: finished } = await reader.read();
+        if (finished) break;
+        buffer += decoder.decode(value, { stream: true });
         let i: number;
         while ((i = buffer.indexOf('\n\n')) >= 0) {
           const frame = buffer.slice(0, i);

@@ -1,44 +1,105 @@
 /**
- * The environment-wide panic button (kill-all) with a typed confirmation, and its restore (revive-all). The restore
- * stays offered after a panic until it is used, including after a reload (the audit log says a panic is active).
+ * The environment-wide panic button (kill-all) with a typed confirmation, the list of what it will kill and a way to
+ * spare flags (the API's `except`), and its restore (revive-all). While a panic holds, a banner says since when, by
+ * whom, why and what it killed, with the restore at hand; it stays until the restore, including after a reload (the
+ * audit log says a panic is active).
  */
 import { useEffect, useState } from 'preact/hooks';
+import { formatLocalTime } from '@aviary/api-client';
 import { api, errorText } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
-import type { KillAllResult, ReviveAllResult } from '../lib/types.js';
+import type { AuditEntry, Flag, KillAllResult, ReviveAllResult } from '../lib/types.js';
 import { DeliveryProgress } from './delivery-progress.js';
 import { Modal } from './modal.js';
 
 const isPanic = (action: string) => action === 'environment.kill-all';
 const isRestore = (action: string) => action === 'environment.revive-all';
 
-export function PanicButton({ environment }: { environment: string }) {
-  const live = useLive();
-  const [mode, setMode] = useState<'closed' | 'panic' | 'restore'>('closed');
-  const [confirmText, setConfirmText] = useState('');
-  const [reason, setReason] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const [result, setResult] = useState<
-    (({ kind: 'panic'; response: KillAllResult } | { kind: 'restore'; response: ReviveAllResult }) & { sentAt: number }) | null
-  >(null);
-  const [panicActive, setPanicActive] = useState(false);
-
+/** The panic holding an environment: its audit entry (who, when, why, what it killed), or null. */
+export function usePanic(environment: string, tick: number, enabled: boolean): AuditEntry | null {
+  const [panic, setPanic] = useState<AuditEntry | null>(null);
   // Whether the newest panic-related audit entry of this environment is a panic (then a restore is pending).
   useEffect(() => {
+    if (!enabled) return;
     let stopped = false;
     api
       .get('/api/v1/audit', { params: { query: { environment, resourceType: 'environment', limit: 20 } } })
       .then((page) => {
         if (stopped) return;
         const last = page.entries.find((e) => isPanic(e.action) || isRestore(e.action));
-        setPanicActive(last !== undefined && isPanic(last.action));
+        setPanic(last !== undefined && isPanic(last.action) ? last : null);
       })
       .catch(() => {});
     return () => {
       stopped = true;
     };
-  }, [environment, live.tick]);
+  }, [environment, tick, enabled]);
+  return panic;
+}
+
+export type PanicMode = 'closed' | 'panic' | 'restore';
+
+const killedBy = (entry: AuditEntry): string[] => {
+  const after = entry.after as { killed?: unknown } | null;
+  return Array.isArray(after?.killed) ? after.killed.map(String) : [];
+};
+
+/** The banner while `panic` holds `environment`. */
+export function PanicBanner({ environment, panic, onRestore }: { environment: string; panic: AuditEntry | null; onRestore: () => void }) {
+  if (!panic) return null;
+  const killed = killedBy(panic);
+  return (
+    <div class="panic-banner" role="alert" data-testid="panic-banner">
+      <strong>{environment} is in panic</strong> since {formatLocalTime(panic.at)}, by {panic.actor.name}
+      {panic.reason ? ` (${panic.reason})` : ''}: {killed.length} flag{killed.length === 1 ? '' : 's'} killed
+      {killed.length ? ` (${killed.join(', ')})` : ''}.{' '}
+      <button type="button" class="revive" onClick={onRestore}>
+        Restore every flag it killed
+      </button>
+    </div>
+  );
+}
+
+export function PanicButton({
+  environment,
+  panic,
+  mode,
+  setMode,
+}: {
+  environment: string;
+  panic: AuditEntry | null;
+  mode: PanicMode;
+  setMode: (m: PanicMode) => void;
+}) {
+  const live = useLive();
+  const [confirmText, setConfirmText] = useState('');
+  /** The flags a panic would kill now (on, live), and those the user spares. */
+  const [candidates, setCandidates] = useState<string[] | null>(null);
+  const [spared, setSpared] = useState<Set<string>>(new Set());
+  const [reason, setReason] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [result, setResult] = useState<
+    (({ kind: 'panic'; response: KillAllResult } | { kind: 'restore'; response: ReviveAllResult }) & { sentAt: number }) | null
+  >(null);
+  const panicActive = panic !== null;
+
+  // Opening the panic dialog lists what it would kill (the flags on in this environment).
+  useEffect(() => {
+    if (mode !== 'panic') return;
+    let stopped = false;
+    setCandidates(null);
+    setSpared(new Set());
+    api
+      .get('/api/v1/flags')
+      .then((r) => {
+        if (!stopped) setCandidates(r.flags.filter((f: Flag) => f.environments[environment]?.enabled).map((f: Flag) => f.key));
+      })
+      .catch((e: unknown) => !stopped && setError(errorText(e)));
+    return () => {
+      stopped = true;
+    };
+  }, [mode, environment]);
 
   const close = () => {
     setMode('closed');
@@ -55,13 +116,20 @@ export function PanicButton({ environment }: { environment: string }) {
     setError(null);
     const sentAt = Date.now();
     try {
-      const init = { params: { path: { env: environment } }, body: reason.trim() ? { reason: reason.trim() } : {} };
+      const why = reason.trim() ? { reason: reason.trim() } : {};
+      const path = { params: { path: { env: environment } } };
       setResult(
         mode === 'panic'
-          ? { kind: 'panic', response: await api.post('/api/v1/environments/{env}/kill-all', init), sentAt }
-          : { kind: 'restore', response: await api.post('/api/v1/environments/{env}/revive-all', init), sentAt },
+          ? {
+              kind: 'panic',
+              response: await api.post('/api/v1/environments/{env}/kill-all', {
+                ...path,
+                body: { ...why, ...(spared.size ? { except: [...spared] } : {}) },
+              }),
+              sentAt,
+            }
+          : { kind: 'restore', response: await api.post('/api/v1/environments/{env}/revive-all', { ...path, body: why }), sentAt },
       );
-      setPanicActive(mode === 'panic');
       live.refresh();
     } catch (err) {
       setError(errorText(err));
@@ -108,6 +176,35 @@ export function PanicButton({ environment }: { environment: string }) {
                   Every flag in <strong>{environment}</strong> will serve its off variant. Each flag's current state is remembered; <em>Restore</em>{' '}
                   puts every one back exactly.
                 </p>
+                {candidates === null ? (
+                  <p class="muted">Listing the flags that are on…</p>
+                ) : candidates.length === 0 ? (
+                  <p class="muted">No flag is on in {environment}: there is nothing to kill.</p>
+                ) : (
+                  <fieldset class="spare">
+                    <legend>
+                      Will kill {candidates.length - spared.size} of {candidates.length} flags that are on (tick a flag to spare it)
+                    </legend>
+                    {candidates.map((k) => (
+                      <label key={k} class="block">
+                        <input
+                          type="checkbox"
+                          checked={spared.has(k)}
+                          onChange={(e) => {
+                            const on = (e.currentTarget as HTMLInputElement).checked;
+                            setSpared((prev) => {
+                              const next = new Set(prev);
+                              if (on) next.add(k);
+                              else next.delete(k);
+                              return next;
+                            });
+                          }}
+                        />{' '}
+                        spare <code>{k}</code>
+                      </label>
+                    ))}
+                  </fieldset>
+                )}
                 <label for="panic-confirm">Type the environment name to confirm</label>
                 <input
                   id="panic-confirm"

@@ -82,6 +82,12 @@ export function FlagsPage({ environment, environments }: { environment: string; 
                       <span class="kind">{f.kind}</span>
                       {f.description && <div class="muted small">{f.description}</div>}
                       {(state?.requires?.length ?? 0) > 0 && <div class="muted small requires">requires {state!.requires!.join(', ')}</div>}
+                      {state?.lastChange && (
+                        <div class="muted small last-change" data-testid="last-change">
+                          {state.lastChange.action.replace(/^flag(-state)?\./, '')} {formatLocalTime(state.lastChange.at)} by {state.lastChange.by}
+                          {state.lastChange.reason ? `: ${state.lastChange.reason}` : ''}
+                        </div>
+                      )}
                       {requiredBy.has(f.key) && (
                         <div class="muted small required-by" title={`Killing ${f.key} in ${environment} turns these off too`}>
                           required by {requiredBy.get(f.key)!.join(', ')}
@@ -91,6 +97,11 @@ export function FlagsPage({ environment, environments }: { environment: string; 
                     {envs.map((e) => (
                       <td key={e} class={e === environment ? 'env current' : 'env'}>
                         <StateBadge summary={f.environments[e]} />
+                        {e === environment && f.environments[e] && servingText(f.environments[e]!) && (
+                          <div class="small serving" data-testid="serving">
+                            {servingText(f.environments[e]!)}
+                          </div>
+                        )}
                       </td>
                     ))}
                     <td>
@@ -114,6 +125,21 @@ export function FlagsPage({ environment, environments }: { environment: string; 
       )}
     </section>
   );
+}
+
+/** What an enabled state serves, in a few words: "on to everyone", "on 5% · off 95%", "2 rules, then off" (null when off: the badge says it). */
+export function servingText(summary: EnvironmentSummary): string | null {
+  if (!summary.enabled) return null;
+  const { rules, targets, fallthrough } = summary.serving;
+  const rest =
+    'variant' in fallthrough
+      ? fallthrough.variant
+      : fallthrough.rollout.weights
+          .filter((w) => w.percent > 0)
+          .map((w) => `${w.variant} ${w.percent}%`)
+          .join(' · ');
+  const first = [targets > 0 ? `${targets} targeted` : '', rules > 0 ? `${rules} rule${rules === 1 ? '' : 's'}` : ''].filter(Boolean).join(', ');
+  return first ? `${first}, then ${rest}` : 'variant' in fallthrough ? `${rest} to everyone` : rest;
 }
 
 /** "killed" only when a kill switch was thrown; a flag that was never turned on is just "off". */
