@@ -5,7 +5,7 @@
  * that the server accepted it and did what the command says.
  *
  * Commands: serve; backup; restore; flags list|get|kill|revive; env list|kill-all|revive-all|sdks;
- * canary status|advance|rollback|promote|pause|resume; tokens list|create|revoke.
+ * canary status|advance|rollback|promote|pause|resume; tokens list|create|revoke (roles and rotate: tokens-roles.test.ts).
  */
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
