@@ -2567,7 +2567,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The token may not use this route (an SDK key on the admin API, another environment's key, ...). */
+        /** @description The token may not use this route (an SDK key on the admin API, another environment's key, a role that does not allow this operation or environment, ...). */
         Forbidden: {
             headers: {
                 [name: string]: unknown;

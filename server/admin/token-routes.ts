@@ -47,7 +47,8 @@ export const tokenRoutes: FastifyPluginAsync = async (app) => {
     if (token.configured && token.revokedAt === null) {
       throw problem('conflict', `Token "${token.name}" comes from the server's environment variables; unset the variable and restart to revoke it.`);
     }
-    if (token.kind === 'admin' && token.revokedAt === null && (await app.stores.tokens.activeAdminCount()) <= 1) {
+    // Roles (issue 17): the last token with the admin role (editors, on-call and viewers cannot manage tokens).
+    if (token.kind === 'admin' && token.role === 'admin' && token.revokedAt === null && (await app.stores.tokens.activeAdminCount()) <= 1) {
       throw problem('conflict', 'This is the last active admin token; create another admin token before revoking it.');
     }
     return (await app.stores.tokens.revoke(request.actor!, id, request.body?.reason ?? null))!;

@@ -136,7 +136,9 @@ const SQL = {
     ON CONFLICT(id) DO UPDATE SET hash = excluded.hash, prefix = excluded.prefix, revoked_at = NULL`,
   revoke: 'UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL',
   touch: 'UPDATE tokens SET last_used_at = ? WHERE id = ?',
-  activeAdmins: "SELECT count(*) AS n FROM tokens WHERE kind = 'admin' AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+  // Tokens that can administer (role admin; null is admin), not revoked, not expired.
+  activeAdmins: `SELECT count(*) AS n FROM tokens WHERE kind = 'admin' AND (role IS NULL OR role = 'admin') AND revoked_at IS NULL
+    AND (expires_at IS NULL OR expires_at > ?)`,
 };
 
 export class TokenStore {

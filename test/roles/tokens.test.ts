@@ -3,6 +3,9 @@
  * the moment), last used, and rotation with a real SDK: the old key keeps streaming through the overlap, is closed
  * (4003) after it, and the new key works. On SQLite, and once on PostgreSQL across two replicas.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, type AviaryClient } from '@aviary/sdk';
@@ -173,6 +176,33 @@ describe('tokens on SQLite', () => {
     expect((await a.get('/api/v1/me', { token: old.token })).status).toBe(401);
     const me = await a.get('/api/v1/me', { token: rotated.body.token });
     expect(me.body).toMatchObject({ role: 'oncall', environments: ['production'] });
+  });
+});
+
+describe('the last admin', () => {
+  it('the last token with the admin role cannot be revoked, however many editors and viewers remain', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'aviary-roles-'));
+    const app = await buildApp({ dbPath: join(dir, 'aviary.db') });
+    try {
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      const srv = { url: `http://127.0.0.1:${(app.server.address() as { port: number }).port}`, adminToken: app.boot.generatedAdminToken! };
+      const a = api(srv);
+      const me = (await a.get('/api/v1/me')).body;
+      expect(me.role).toBe('admin');
+      const editor = (await a.post('/api/v1/tokens', { kind: 'admin', role: 'editor', name: 'ed' })).body;
+      await a.post('/api/v1/tokens', { kind: 'admin', role: 'viewer', name: 'v' });
+      expect(await app.stores.tokens.activeAdminCount()).toBe(1);
+      const refused = await a.delete(`/api/v1/tokens/${me.actor.tokenId}`);
+      expect(refused.status).toBe(409);
+      expect(refused.body.detail).toContain('last active admin token');
+      expect((await a.delete(`/api/v1/tokens/${editor.id}`)).status).toBe(200);
+      const second = (await a.post('/api/v1/tokens', { kind: 'admin', name: 'second admin' })).body;
+      expect(await app.stores.tokens.activeAdminCount()).toBe(2);
+      expect((await a.delete(`/api/v1/tokens/${second.id}`)).status).toBe(200);
+    } finally {
+      await app.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
