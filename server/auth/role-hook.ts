@@ -11,7 +11,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { problem } from '../errors.js';
-import { findOperation } from '../openapi/spec.js';
+import { findOperation, loadSpec, type LoadedSpec } from '../openapi/spec.js';
 import { decideRule, roleOf, ruleOf, scopeOf, type OperationRule } from './roles.js';
 
 declare module 'fastify' {
@@ -21,11 +21,12 @@ declare module 'fastify' {
   }
 }
 
-export function roleEnforcement(admin: FastifyInstance): void {
+/** `spec`: the OpenAPI document (tests pass their own). */
+export function roleEnforcement(admin: FastifyInstance, spec: LoadedSpec = loadSpec()): void {
   admin.addHook('onRoute', (route) => {
     const methods = (Array.isArray(route.method) ? route.method : [route.method]).map((m) => (m === 'HEAD' ? 'GET' : m));
     const rules = methods.map((m) => {
-      const op = findOperation(m, route.url);
+      const op = findOperation(m, route.url, spec);
       if (!op) throw new Error(`${m} ${route.url}: no operation in openapi/openapi.yaml, so no declared roles (x-aviary-roles)`);
       return ruleOf(op);
     });

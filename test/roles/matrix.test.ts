@@ -5,7 +5,11 @@
  * and every environment's version stay as they were). The declarations themselves are checked against §14 written
  * out independently below, and a route without a declaration fails at boot.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import Fastify from 'fastify';
+import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { roleEnforcement } from '../../server/auth/role-hook.js';
 import { decide, isAdminOperation, operationRules, ROLES, ruleOf, type Role } from '../../server/auth/roles.js';
@@ -207,5 +211,64 @@ describe('the matrix against the real server', () => {
     expect(out.body.detail).toContain('"staging"');
     const inside = await api(srv).post('/api/v1/flags/mx/environments/staging/kill', undefined, { token: scoped.token });
     expect(inside.status).toBe(200);
+  });
+});
+
+describe('where an operation names its environment', () => {
+  it('path, query, body: a limited editor is refused outside its environments, before the body is validated', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'aviary-roles-spec-'));
+    const file = join(dir, 'spec.yaml');
+    const op = (id: string, environment: string, extra: object = {}) => ({
+      operationId: id,
+      'x-aviary-roles': ['admin', 'editor'],
+      'x-aviary-environment': environment,
+      responses: { '200': { description: 'ok' } },
+      ...extra,
+    });
+    writeFileSync(
+      file,
+      stringify({
+        openapi: '3.1.0',
+        security: [{ adminToken: [] }],
+        paths: {
+          '/api/v1/things/{env}': { post: op('byPath', 'path') },
+          '/api/v1/things': { post: op('byQuery', 'query'), put: op('byBody', 'body'), delete: op('shared', 'none') },
+        },
+      }),
+    );
+    const spec = loadSpec(file);
+    const app = Fastify();
+    app.decorateRequest('actor', undefined);
+    app.addHook('onRequest', async (request) => {
+      request.actor = { tokenId: 't', name: 'scoped', role: 'editor', environments: ['staging'] };
+    });
+    await app.register(
+      async (admin) => {
+        roleEnforcement(admin, spec);
+        // The body schema would refuse anything: a refusal for the role comes first.
+        const strict = { schema: { body: { type: 'object', required: ['environment', 'never'] } } };
+        admin.post('/things/:env', async () => ({ ok: true }));
+        admin.post('/things', async () => ({ ok: true }));
+        admin.put('/things', strict, async () => ({ ok: true }));
+        admin.delete('/things', async () => ({ ok: true }));
+      },
+      { prefix: '/api/v1' },
+    );
+    const call = (method: 'POST' | 'PUT' | 'DELETE', url: string, body?: unknown) =>
+      app.inject({ method, url, ...(body !== undefined ? { payload: body as object } : {}) });
+    try {
+      expect((await call('POST', '/api/v1/things/staging')).statusCode).toBe(200);
+      expect((await call('POST', '/api/v1/things/production')).statusCode).toBe(403);
+      expect((await call('POST', '/api/v1/things?environment=staging')).statusCode).toBe(200);
+      expect((await call('POST', '/api/v1/things?environment=production')).statusCode).toBe(403);
+      expect((await call('POST', '/api/v1/things')).statusCode).toBe(403);
+      expect((await call('PUT', '/api/v1/things', { environment: 'production' })).statusCode).toBe(403);
+      expect((await call('PUT', '/api/v1/things', { environment: 'staging' })).statusCode).toBe(400);
+      expect((await call('PUT', '/api/v1/things', { environment: 'staging', never: 1 })).statusCode).toBe(200);
+      expect((await call('DELETE', '/api/v1/things')).statusCode).toBe(403);
+    } finally {
+      await app.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
