@@ -29,6 +29,7 @@ export type {
   SideSummary,
   Token,
   TokenCreated,
+  Role,
   VariantTotals,
   Prerequisite,
   Weight,
