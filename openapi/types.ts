@@ -258,6 +258,7 @@ export interface paths {
          *     prerequisite and what its flag served, the target list, every rule with each condition's result, the bucket
          *     against each rollout's ranges, and the result SDKs give. Every rule is shown, also those after the one that
          *     decided. Changes nothing.
+         *     Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
          */
         post: operations["explainFlag"];
         delete?: never;
@@ -834,6 +835,7 @@ export interface paths {
          *     triggers) are not announced. Send the admin token as `Authorization: Bearer` (read it with `fetch`, not
          *     EventSource, which cannot send headers). At most 20 open streams per token (429 beyond); a revoked token's
          *     streams end at once.
+         *     Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
          */
         get: operations["adminEvents"];
         put?: never;

@@ -34,6 +34,8 @@ const ENVIRONMENT_SOURCES: readonly EnvironmentSource[] = ['path', 'query', 'bod
 
 /** The OpenAPI extensions that declare an operation's rule. */
 export const ROLES_EXTENSION = 'x-aviary-roles';
+/** Marks a non-GET operation that changes nothing (a read with a body). */
+export const READ_EXTENSION = 'x-aviary-read';
 export const ENVIRONMENT_EXTENSION = 'x-aviary-environment';
 
 /** An operation's access rule, from its declaration in the OpenAPI document. */
@@ -64,7 +66,10 @@ export function ruleOf(op: SpecOperation): OperationRule {
   if (typeof environment !== 'string' || !(ENVIRONMENT_SOURCES as readonly string[]).includes(environment)) {
     throw new Error(`${where}: the OpenAPI document must declare ${ENVIRONMENT_EXTENSION} (one of ${ENVIRONMENT_SOURCES.join(', ')})`);
   }
-  return { operationId: op.operationId, roles: roles as Role[], environment: environment as EnvironmentSource, read: op.method === 'get' };
+  // A read is a GET, or an operation that takes a body but changes nothing and says so (`x-aviary-read: true`, e.g.
+  // explainFlag): every role its roles list names may call it, in any environment.
+  const read = op.method === 'get' || (op.operation as Record<string, unknown>)[READ_EXTENSION] === true;
+  return { operationId: op.operationId, roles: roles as Role[], environment: environment as EnvironmentSource, read };
 }
 
 let rulesCache: Map<string, OperationRule> | undefined;

@@ -34,11 +34,13 @@ const ADMIN_ONLY = new Set([
   'deleteTrigger',
 ]);
 const ONCALL_WRITES = new Set(['killFlag', 'reviveFlag', 'killAll', 'reviveAll', 'pauseCanary', 'rollbackCanary', 'revertFlagState']);
+/** Operations that use POST for a body but change nothing: reads, open to every role. */
+const READS_BY_POST = new Set(['explainFlag']);
 /** Writes that change what every environment shares (a scoped editor may not). */
 const SHARED = new Set(['createFlag', 'updateFlag', 'deleteFlag', 'createSegment', 'putSegment', 'deleteSegment']);
 
 function expectedRoles(op: SpecOperation): Role[] {
-  if (op.method === 'get') return [...ROLES];
+  if (op.method === 'get' || READS_BY_POST.has(op.operationId)) return [...ROLES];
   if (ADMIN_ONLY.has(op.operationId)) return ['admin'];
   if (ONCALL_WRITES.has(op.operationId)) return ['admin', 'editor', 'oncall'];
   return ['admin', 'editor'];
@@ -51,7 +53,8 @@ describe('the declarations', () => {
       const rule = ruleOf(op);
       expect([...rule.roles].sort(), op.operationId).toEqual(expectedRoles(op).sort());
       if (SHARED.has(op.operationId)) expect(rule.environment, op.operationId).toBe('none');
-      if (op.method !== 'get' && op.path.includes('{env}')) expect(rule.environment, op.operationId).toBe('path');
+      if (op.method !== 'get' && !READS_BY_POST.has(op.operationId) && op.path.includes('{env}'))
+        expect(rule.environment, op.operationId).toBe('path');
       // The description says it too, in words.
       expect(String(op.operation.description), op.operationId).toContain('Roles: ');
     }
@@ -148,6 +151,15 @@ describe('the matrix against the real server', () => {
     return JSON.stringify({ audit, versions });
   };
 
+  /** The event stream stays open: its status and headers, then it is closed. */
+  async function openStream(path: string, token: string) {
+    const controller = new AbortController();
+    const res = await fetch(srv.url + path, { headers: { authorization: `Bearer ${token}` }, signal: controller.signal });
+    const body = res.status === 200 ? null : await res.json();
+    controller.abort();
+    return { status: res.status, headers: res.headers, body };
+  }
+
   /** A concrete request for an operation: its path with parameters filled in, and a body. */
   function requestFor(op: SpecOperation, env: string): { path: string; body?: unknown } {
     const crEnv = op.path.startsWith('/api/v1/change-requests/{id}') ? env : null;
@@ -174,11 +186,15 @@ describe('the matrix against the real server', () => {
           const independent =
             expectedRoles(op).includes(caller.role) &&
             (op.method === 'get' ||
+              READS_BY_POST.has(op.operationId) ||
               caller.environments === null ||
               (env !== null && caller.environments.includes(env) && !SHARED.has(op.operationId)));
           expect(expected.allowed, `${op.operationId} ${caller.label} ${env}`).toBe(independent);
           const before = expected.allowed ? '' : fingerprint();
-          const res = await request(srv, op.method.toUpperCase(), path, { token: caller.token, ...(body !== undefined ? { body } : {}) });
+          const res =
+            op.operationId === 'adminEvents'
+              ? await openStream(path, caller.token)
+              : await request(srv, op.method.toUpperCase(), path, { token: caller.token, ...(body !== undefined ? { body } : {}) });
           const what = `${op.method.toUpperCase()} ${path} as ${caller.label}: ${res.status} ${JSON.stringify(res.body)}`;
           expect(res.status, what).not.toBe(401);
           if (expected.allowed) {
