@@ -36,6 +36,7 @@ import {
 } from '@aviary/api-client';
 import { ExitCode, EXIT_CODE_HELP } from './exit-codes.js';
 import { renderPairs, renderTable, safeText } from './table.js';
+import { registerScanCommand } from './scan.js';
 
 /** Raised for refused confirmations and bad combinations commander cannot see. */
 class UsageError extends Error {}
@@ -806,6 +807,7 @@ export function buildProgram(): Command {
       print(g, t, () => `revoked ${t.kind} token ${t.id} (${t.name}) at ${formatTime(t.revokedAt)}`);
     });
 
+  registerScanCommand(program);
   return program;
 }
 
