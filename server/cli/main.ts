@@ -37,6 +37,7 @@ import {
 import { ExitCode, EXIT_CODE_HELP } from './exit-codes.js';
 import { renderPairs, renderTable, safeText } from './table.js';
 import { registerScanCommand } from './scan.js';
+import { registerImportCommand } from './import-flagd.js';
 
 /** Raised for refused confirmations and bad combinations commander cannot see. */
 class UsageError extends Error {}
@@ -808,6 +809,7 @@ export function buildProgram(): Command {
     });
 
   registerScanCommand(program);
+  registerImportCommand(program);
   return program;
 }
 
