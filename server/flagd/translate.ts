@@ -143,7 +143,7 @@ class FlagTranslator {
   /** The attribute a `var` names, or null when `node` is not a `var`. */
   private attribute(node: Json, path: string): string | null {
     const o = opOf(node);
-    if (!o || o[0] !== 'var') return null;
+    if (o?.[0] !== 'var') return null;
     let name = o[1];
     if (Array.isArray(name)) {
       if (name.length !== 1)
@@ -384,7 +384,7 @@ function translateFlag(key: string, def: Json, evaluators: Record<string, Json>,
   /** Adds the rules of `node` evaluated under `guard` (a conjunction); returns the serve when the chain ends unconditionally. */
   const chain = (node: Json, at: string): AviaryServe => {
     const o = opOf(node);
-    if (!o || o[0] !== 'if') return serveOf(node, at);
+    if (o?.[0] !== 'if') return serveOf(node, at);
     const args = o[1];
     const ifAt = ptr(at, 'if');
     if (!Array.isArray(args) || args.length < 2) throw new Refused(ifAt, '`if` needs a condition and a value');
