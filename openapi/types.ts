@@ -1527,7 +1527,7 @@ export interface components {
         };
         /**
          * @description A flag state to store. The read-only members of a `GET` answer (`version`, `flag`, `environment`, `killedAt`,
-         *     `killReason`, `panicked`, `updatedAt`, `environmentVersion`) may be sent back and are ignored.
+         *     `killReason`, `panicked`, `updatedAt`, `environmentVersion`, `lifecycle`) may be sent back and are ignored.
          */
         FlagStateInput: {
             enabled: boolean;
@@ -1550,6 +1550,7 @@ export interface components {
             readonly panicked?: unknown;
             readonly updatedAt?: unknown;
             readonly environmentVersion?: unknown;
+            readonly lifecycle?: unknown;
         };
         ReasonRequest: {
             /** @description Why, recorded in the audit log. */
