@@ -1622,6 +1622,30 @@ export interface components {
                 action: string;
                 reason: string | null;
             };
+            /** @description The state's lifecycle from what SDKs reported (`GET` of flags only). */
+            lifecycle?: components["schemas"]["Lifecycle"];
+        };
+        /** @enum {string} */
+        LifecycleStatus: "new" | "active" | "launched" | "inactive";
+        /**
+         * @description A flag state's lifecycle, from the evaluations SDKs reported (the time of the evaluations, not of the report),
+         *     over a window of 7 days: `new` (the state exists for less than 7 days, since the later of the flag's and the
+         *     environment's creation, and was never evaluated), `active` (evaluated in the last 7 days), `launched`
+         *     (evaluated in the last 7 days, every evaluation of those 7 days served the same variant, and first evaluated
+         *     at least 7 days ago: ready to remove from code), `inactive` (not evaluated for 7 days, or never evaluated and
+         *     older than 7 days). Evaluations that served the caller's default (unknown flag, wrong type, not ready) count
+         *     as a value of their own: a flag serving them is never `launched`.
+         */
+        Lifecycle: {
+            status: components["schemas"]["LifecycleStatus"];
+            /** @description The latest evaluation SDKs reported, or null (never evaluated). */
+            lastEvaluatedAt: components["schemas"]["DateTime"] | null;
+            /** @description The first evaluation SDKs reported, or null. */
+            firstEvaluatedAt: components["schemas"]["DateTime"] | null;
+            /** @description `launched` only: the one variant served to every context. */
+            variant?: components["schemas"]["VariantKey"];
+            /** @description `launched` only: since when that variant alone has been served. */
+            since?: components["schemas"]["DateTime"];
         };
         FlagCreate: {
             key: components["schemas"]["FlagKey"];
@@ -1707,6 +1731,8 @@ export interface components {
             /** @description Held off by `kill-all`; `revive-all` restores it. */
             panicked: boolean;
             updatedAt: components["schemas"]["DateTime"];
+            /** @description The state's lifecycle from what SDKs reported (current state's `GET` only, not `?at=`). */
+            lifecycle?: components["schemas"]["Lifecycle"];
         };
         /** @description The stored state and the environment version that carries it. */
         FlagStateWriteResult: components["schemas"]["FlagStateResource"] & {
@@ -1723,7 +1749,7 @@ export interface components {
         };
         /**
          * @description A flag state to store. The read-only members of a `GET` answer (`version`, `flag`, `environment`, `killedAt`,
-         *     `killReason`, `panicked`, `updatedAt`, `environmentVersion`) may be sent back and are ignored.
+         *     `killReason`, `panicked`, `updatedAt`, `environmentVersion`, `lifecycle`) may be sent back and are ignored.
          */
         FlagStateInput: {
             enabled: boolean;
@@ -1746,6 +1772,7 @@ export interface components {
             readonly panicked?: unknown;
             readonly updatedAt?: unknown;
             readonly environmentVersion?: unknown;
+            readonly lifecycle?: unknown;
         };
         ReasonRequest: {
             /** @description Why, recorded in the audit log. */
@@ -3067,12 +3094,14 @@ export interface operations {
                 archived?: "true" | "false" | "all";
                 /** @description Case-insensitive substring of the key or description. */
                 q?: string;
-                /** @description With `enabled` or `killed`, the environment whose state is filtered on. */
+                /** @description With `enabled`, `killed` or `status`, the environment whose state is filtered on. */
                 environment?: string;
                 /** @description Only flags enabled (`true`) or disabled (`false`) in `environment`. */
                 enabled?: boolean;
                 /** @description Only flags whose kill switch is (`true`) or is not (`false`) thrown in `environment`. */
                 killed?: boolean;
+                /** @description Only flags whose lifecycle in `environment` has this status (requires `environment`). */
+                status?: components["schemas"]["LifecycleStatus"];
             };
             header?: never;
             path?: never;

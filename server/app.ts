@@ -65,6 +65,7 @@ import { streamRoutes, type StreamPluginOptions } from './stream/stream-routes.j
 import { ofrepRoutes } from './ofrep/ofrep-routes.js';
 import { OfrepEventStreams, type OfrepEventsOptions } from './ofrep/ofrep-events.js';
 import { setupMetrics, type MetricsOptions } from './metrics/metrics-setup.js';
+import { setupLifecycle } from './lifecycle/lifecycle-setup.js';
 import { metricsAdminRoutes, metricsIngestRoutes } from './metrics/metrics-routes.js';
 import { setupCanaries, type CanaryOptions } from './canary/canary-setup.js';
 import { canaryRoutes } from './canary/canary-routes.js';
@@ -339,6 +340,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   });
   // Metrics ingestion and canaries: the guard runs after every ingest batch that touched a flag.
   setupMetrics(app, options.metrics ?? {}, (touched) => app.canaries.outcomesArrived(touched));
+  // Flag lifecycle gauge (CONTRACT §15; flag_usage is kept by the ingester): server/lifecycle/.
+  setupLifecycle(app);
   setupCanaries(app, states, options.canary ?? {});
   setupSchedules(app, states, options.schedules ?? {});
   setupWebhooks(app, options.webhooks ?? {});

@@ -8,21 +8,24 @@ import { problem, validationError, type ProblemIssue } from '../errors.js';
 import { flagETag, ifMatch } from './preconditions.js';
 import type { RouteOf } from '../openapi/route-types.js';
 import { routeSchema } from '../openapi/validation.js';
+import { withLifecycle } from '../lifecycle/lifecycle-routes.js';
 
 export const flagRoutes: FastifyPluginAsync = async (app) => {
   app.get<RouteOf<'listFlags'>>('/flags', { schema: routeSchema('listFlags') }, async (request) => {
     // The schema has checked each parameter's type and values; what is left is how they combine.
-    const { tag, q, environment, enabled, killed } = request.query;
+    const { tag, q, environment, enabled, killed, status } = request.query;
     const archived = request.query.archived === undefined ? undefined : request.query.archived === 'all' ? 'all' : request.query.archived === 'true';
     const issues: ProblemIssue[] = [];
     if ((enabled !== undefined || killed !== undefined) && environment === undefined) {
       issues.push({ path: '/query/environment', message: 'is required with "enabled" or "killed"' });
     }
+    if (status !== undefined && environment === undefined) issues.push({ path: '/query/environment', message: 'is required with "status"' });
     if (environment !== undefined && !(await app.stores.environments.get(environment)))
       issues.push({ path: '/query/environment', message: `no environment "${environment}"` });
     if (issues.length) throw validationError(issues);
-    return {
-      flags: await app.stores.flags.list({
+    const flags = await withLifecycle(
+      app,
+      await app.stores.flags.list({
         ...(tag !== undefined ? { tag } : {}),
         ...(archived !== undefined ? { archived } : {}),
         ...(q !== undefined ? { q } : {}),
@@ -30,7 +33,8 @@ export const flagRoutes: FastifyPluginAsync = async (app) => {
         ...(enabled !== undefined ? { enabled } : {}),
         ...(killed !== undefined ? { killed } : {}),
       }),
-    };
+    );
+    return { flags: status === undefined ? flags : flags.filter((f) => f.environments[environment!]?.lifecycle?.status === status) };
   });
 
   app.post<RouteOf<'createFlag'>>('/flags', { schema: routeSchema('createFlag') }, async (request, reply) => {
@@ -43,8 +47,9 @@ export const flagRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.get<RouteOf<'getFlag'>>('/flags/:key', { schema: routeSchema('getFlag') }, async (request, reply) => {
-    const flag = await app.stores.flags.get(request.params.key);
-    if (!flag) throw problem('not-found', `No flag "${request.params.key}".`);
+    const found = await app.stores.flags.get(request.params.key);
+    if (!found) throw problem('not-found', `No flag "${request.params.key}".`);
+    const flag = (await withLifecycle(app, [found]))[0]!;
     return reply
       .header('etag', `"${flagETag(flag.revision)}"`)
       .code(200)

@@ -15,6 +15,7 @@ import { parseTimeParameter } from '../openapi/time.js';
 import { ifMatch, stateETag } from './preconditions.js';
 import type { RouteOf } from '../openapi/route-types.js';
 import { routeSchema } from '../openapi/validation.js';
+import { lifecycleOfState } from '../lifecycle/lifecycle-routes.js';
 
 type KillResult = components['schemas']['KillResult'];
 type DeliveryReceipt = components['schemas']['DeliveryReceipt'];
@@ -63,7 +64,8 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
 
   app.get<RouteOf<'getFlagState'>>('/flags/:key/environments/:env', { schema: routeSchema('getFlagState') }, async (request, reply) => {
     const { key, env } = request.params;
-    if (!(await app.stores.flags.get(key))) throw problem('not-found', `No flag "${key}".`);
+    const flag = await app.stores.flags.get(key);
+    if (!flag) throw problem('not-found', `No flag "${key}".`);
     await requireEnv(env);
     if (request.query.at !== undefined) {
       // The past state, from the history (history-store.ts); no ETag: it is not a version a write could be based on.
@@ -85,7 +87,7 @@ export const flagStateRoutes: FastifyPluginAsync = async (app) => {
     return reply
       .header('etag', `"${stateETag(state.version)}"`)
       .code(200)
-      .send(state);
+      .send({ ...state, lifecycle: await lifecycleOfState(app, flag, env) });
   });
 
   app.put<RouteOf<'putFlagState'>>('/flags/:key/environments/:env', { schema: routeSchema('putFlagState') }, async (request, reply) => {

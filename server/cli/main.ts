@@ -36,6 +36,8 @@ import {
 } from '@aviary/api-client';
 import { ExitCode, EXIT_CODE_HELP } from './exit-codes.js';
 import { renderPairs, renderTable, safeText } from './table.js';
+import { registerScanCommand } from './scan.js';
+import { registerImportCommand } from './import-flagd.js';
 
 /** Raised for refused confirmations and bad combinations commander cannot see. */
 class UsageError extends Error {}
@@ -834,6 +836,8 @@ export function buildProgram(): Command {
       print(g, t, () => `revoked ${t.kind} token ${t.id} (${t.name}) at ${formatTime(t.revokedAt)}`);
     });
 
+  registerScanCommand(program);
+  registerImportCommand(program);
   return program;
 }
 

@@ -25,6 +25,7 @@ import type { MetricsReport } from '@aviary/sdk/protocol';
 import type { SqlValue, StorePort, Tx } from '../storage/port.js';
 import { detachedInstruments, type IngestInstruments } from './prometheus.js';
 import { chunked, flat, keysWhere, valuesList } from './sql-lists.js';
+import { recordUsage } from '../lifecycle/usage-store.js';
 
 /** What a committed report produced. */
 export interface IngestReceipt {
@@ -416,6 +417,8 @@ export class MetricsIngester {
     for (const chunk of chunked(jsonRows)) await tx.run(upsert(chunk.length, true), flat(chunk));
     for (const chunk of chunked(plainRows)) await tx.run(upsert(chunk.length, false), flat(chunk));
     if (this.evidence && freshReports.length > 0) await this.evidence.record(tx, freshReports, now);
+    // Flag lifecycle (CONTRACT §15): one flag_usage upsert per (environment, flag, variant) of the batch.
+    await recordUsage(tx, rows.values(), now);
     this.m.rows.inc(rows.size);
     return { results, touched: [...touched.values()] };
   }

@@ -383,6 +383,13 @@ describe('real responses conform to the spec', () => {
     expect(metrics.body.totals.on.evaluations).toBe(10);
     conforms('getFlagMetrics', await a.get('/api/v1/flags/search/environments/production/metrics?from=soon'));
     conforms('getFlagMetrics', await a.get('/api/v1/flags/nope/environments/production/metrics'));
+    // Lifecycle (issue 16): the evaluations just reported show in the flag's and the state's answers.
+    const withUsage = await a.get('/api/v1/flags/search');
+    conforms('getFlag', withUsage);
+    expect(withUsage.body.environments.production.lifecycle.status).toBe('active');
+    conforms('getFlagState', await a.get('/api/v1/flags/search/environments/production'));
+    conforms('listFlags', await a.get('/api/v1/flags?environment=production&status=active'));
+    conforms('listFlags', await a.get('/api/v1/flags?status=active'));
   });
 
   it("a canary's measured exposure (needs whole minutes of reports: a server on a clock of its own)", async () => {

@@ -5,6 +5,7 @@
 import { useMemo, useState } from 'preact/hooks';
 import { ConnectedSdks } from '../components/connected-sdks.js';
 import { KillSwitch } from '../components/kill-switch.js';
+import { LIFECYCLE_STATUSES, LifecycleBadge, ReadyToRemove } from '../components/lifecycle.js';
 import { formatLocalTime } from '@aviary/api-client';
 import { api } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
@@ -21,7 +22,13 @@ export function matchesSearch(f: Flag, q: string): boolean {
 export function FlagsPage({ environment, environments }: { environment: string; environments: string[] }) {
   const live = useLive();
   const [q, setQ] = useState('');
-  const flags = useResource(() => api.get('/api/v1/flags'), [live.tick]);
+  // Lifecycle (issue 16): the status filter (the API's ?status=) and the "Ready to remove" view.
+  const [status, setStatus] = useState<'' | (typeof LIFECYCLE_STATUSES)[number]>('');
+  const [view, setView] = useState<'all' | 'ready'>('all');
+  const flags = useResource(
+    () => api.get('/api/v1/flags', status ? { params: { query: { environment, status } } } : {}),
+    [live.tick, status, environment],
+  );
   const shown = useMemo(() => (flags.data?.flags ?? []).filter((f) => matchesSearch(f, q.trim())), [flags.data, q]);
   const envs = environments.length ? environments : [environment];
   // In the selected environment: the flags that require each flag (from every flag's `requires`).
@@ -47,6 +54,25 @@ export function FlagsPage({ environment, environments }: { environment: string; 
             onInput={(e) => setQ((e.currentTarget as HTMLInputElement).value)}
           />
         </div>
+        <div class="search">
+          <label for="flag-status">Status in {environment}</label>
+          <select id="flag-status" value={status} onChange={(e) => setStatus((e.currentTarget as HTMLSelectElement).value as typeof status)}>
+            <option value="">any</option>
+            {LIFECYCLE_STATUSES.map((s) => (
+              <option key={s} value={s}>
+                {s}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div class="view-switch">
+          <button type="button" aria-pressed={view === 'all'} onClick={() => setView('all')}>
+            All flags
+          </button>
+          <button type="button" aria-pressed={view === 'ready'} onClick={() => setView('ready')}>
+            Ready to remove
+          </button>
+        </div>
       </div>
       <ConnectedSdks environment={environment} />
       {flags.error && (
@@ -54,8 +80,11 @@ export function FlagsPage({ environment, environments }: { environment: string; 
           {flags.error}
         </p>
       )}
-      {flags.data && shown.length === 0 && <p class="muted">{q ? `No flag matches “${q}”.` : 'No flags yet.'}</p>}
-      {shown.length > 0 && (
+      {view === 'ready' && flags.data && <ReadyToRemove flags={shown} environment={environment} />}
+      {view === 'all' && flags.data && shown.length === 0 && (
+        <p class="muted">{q ? `No flag matches “${q}”.` : status ? `No flag is ${status} in ${environment}.` : 'No flags yet.'}</p>
+      )}
+      {view === 'all' && shown.length > 0 && (
         <div class="table-wrap">
           <table class="flags">
             <caption class="sr-only">Flags and their state per environment</caption>
@@ -79,7 +108,7 @@ export function FlagsPage({ environment, environments }: { environment: string; 
                       <a href={flagPath(f.key)} onClick={onLinkClick}>
                         {f.key}
                       </a>{' '}
-                      <span class="kind">{f.kind}</span>
+                      <span class="kind">{f.kind}</span> <LifecycleBadge lifecycle={state?.lifecycle} />
                       {f.description && <div class="muted small">{f.description}</div>}
                       {(state?.requires?.length ?? 0) > 0 && <div class="muted small requires">requires {state!.requires!.join(', ')}</div>}
                       {state?.lastChange && (
