@@ -64,6 +64,7 @@ import { setupMetrics, type MetricsOptions } from './metrics/metrics-setup.js';
 import { metricsAdminRoutes, metricsIngestRoutes } from './metrics/metrics-routes.js';
 import { setupCanaries, type CanaryOptions } from './canary/canary-setup.js';
 import { canaryRoutes } from './canary/canary-routes.js';
+import { gitopsRoutes } from './gitops/gitops-routes.js';
 import { changeRequestRoutes } from './change-requests/change-request-routes.js';
 import { setupSchedules, type ScheduleOptions } from './schedules/schedule-setup.js';
 import { scheduleRoutes } from './schedules/schedule-routes.js';
@@ -370,6 +371,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       await admin.register(scheduleRoutes);
       await admin.register(webhookRoutes);
       await admin.register(triggerRoutes);
+      await admin.register(gitopsRoutes); // flags as code (server/gitops/)
     },
     { prefix: '/api/v1' },
   );
