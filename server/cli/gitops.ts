@@ -26,9 +26,15 @@ export const DEFAULT_SCHEMA_REF = './aviary.schema.json';
 
 const out = (s: string) => process.stdout.write(safeText(s.endsWith('\n') ? s : `${s}\n`));
 
+/**
+ * YAML 1.1 quoting on output (read back as 1.2): strings such as `on`, `off`, `yes` and ISO dates are quoted, so that
+ * no YAML tool (1.1 or 1.2) reads a variant key as a boolean or a date value as a timestamp.
+ */
+const YAML_OPTIONS = { version: '1.1', lineWidth: 0, aliasDuplicateObjects: false } as const;
+
 /** The document as YAML, with the schema comment first. Member order is the server's (stable, sorted). */
 export function toYaml(doc: unknown, schemaRef: string): string {
-  return `# yaml-language-server: $schema=${schemaRef}\n${YAML.stringify(doc, { lineWidth: 0, aliasDuplicateObjects: false })}`;
+  return `# yaml-language-server: $schema=${schemaRef}\n${YAML.stringify(doc, YAML_OPTIONS)}`;
 }
 
 function readDocument(file: string, deps: GitopsDeps): Schemas['AviaryDocument'] {

@@ -65,7 +65,16 @@ const byKey = <T extends { key: string }>(a: T, b: T) => (a.key < b.key ? -1 : a
 
 /** A segment in document order. */
 export function documentSegment(s: Segment & { description?: string }): DocumentSegment {
-  return { key: s.key, description: s.description ?? '', included: s.included, excluded: s.excluded, rules: s.rules };
+  return {
+    key: s.key,
+    description: s.description ?? '',
+    included: s.included,
+    excluded: s.excluded,
+    rules: s.rules.map((r) => ({
+      ...(r.id !== undefined ? { id: r.id } : {}),
+      conditions: r.conditions.map((c) => orderedCondition(c) as typeof c),
+    })),
+  };
 }
 
 /** A stored state (plus its bookkeeping) in document order. */
@@ -81,8 +90,45 @@ export function documentState(
     offVariant: stored.offVariant,
     ...(stored.prerequisites?.length ? { prerequisites: stored.prerequisites } : {}),
     targets: stored.targets,
-    rules: stored.rules,
-    fallthrough: stored.fallthrough,
+    rules: stored.rules.map(orderedRule),
+    fallthrough: orderedServe(stored.fallthrough),
+  };
+}
+
+type Rule = StoredFlagState['rules'][number];
+type Serve = StoredFlagState['fallthrough'];
+type Condition = Rule['conditions'][number];
+
+/** A rule's members in reading order: id, description, conditions, serve. */
+function orderedRule(r: Rule): Rule {
+  return {
+    id: r.id,
+    ...(r.description !== undefined ? { description: r.description } : {}),
+    conditions: r.conditions.map(orderedCondition),
+    serve: orderedServe(r.serve),
+  };
+}
+
+function orderedCondition(c: Condition): Condition {
+  if ('segment' in c) return { segment: c.segment, ...(c.negate !== undefined ? { negate: c.negate } : {}) };
+  return {
+    attribute: c.attribute,
+    op: c.op,
+    ...(c.values !== undefined ? { values: c.values } : {}),
+    ...(c.negate !== undefined ? { negate: c.negate } : {}),
+  } as Condition;
+}
+
+/** A serve's members in reading order: a variant, or a rollout's bucketBy, salt, then weights. */
+function orderedServe(s: Serve): Serve {
+  if ('variant' in s) return { variant: s.variant };
+  const r = s.rollout;
+  return {
+    rollout: {
+      ...(r.bucketBy !== undefined ? { bucketBy: r.bucketBy } : {}),
+      ...(r.salt !== undefined ? { salt: r.salt } : {}),
+      weights: r.weights.map((w) => ({ variant: w.variant, percent: w.percent })),
+    },
   };
 }
 
