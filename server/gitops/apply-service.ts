@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import type { FlagDefinition, JsonValue } from '@aviary/sdk/core';
 import { CanaryStore } from '../canary/canary-store.js';
 import { percentAt } from '../canary/document.js';
+import { CANARY_RULE_PREFIX } from '../canary/flag-render.js';
 import { apiTimeOrNull } from '../openapi/time.js';
 import { validateFlagDefinition, validateFlagState, validateSegment } from '../storage/core-api.js';
 import type { FlagDefinitionStore } from '../storage/flag-definition-store.js';
@@ -302,6 +303,12 @@ export class GitopsService {
         if (!current && row) throw notFound(`Flag "${f.key}" has no state in "${env}".`);
         const note = notes.get(`${env}\0${f.key}`);
         if (note && current) {
+          // The canary owns its cohort rules and the fallthrough. A file exported while it ran (it carries the
+          // `canary:` note) holds some earlier stage of them: not a change. Anything else the file changes is refused.
+          const operatorFields = stateDiff(operatorPart(current), operatorPart(normalizedState(desired, f, want, named))).filter(
+            (c) => !isDefaultedRemoval(c),
+          );
+          if (operatorFields.length === 0 && entry.canary !== undefined) continue;
           throw new StoreError(
             'conflict',
             `flag "${f.key}" in "${env}": its state is managed by a ${note.state} canary (${note.canary} at ${note.percent}%); ` +
@@ -411,9 +418,15 @@ export class GitopsService {
         documentState(JSON.parse(dst.state) as StoredFlagState) as unknown as JsonValue,
         documentState(source) as unknown as JsonValue,
       );
-      const note = (await this.canaryNotes(sql)).get(`${to}\0${key}`);
+      const notes = await this.canaryNotes(sql);
+      const note = notes.get(`${to}\0${key}`);
       if (note && fields.length) {
         throw conflict(`flag "${key}" in "${to}": its state is managed by a ${note.state} canary; promote, roll back or delete the canary first.`);
+      }
+      // A source mid-canary holds a stage of the canary, not a state to copy.
+      const sourceNote = notes.get(`${from}\0${key}`);
+      if (sourceNote && fields.length) {
+        throw conflict(`flag "${key}" in "${from}": its state is a ${sourceNote.state} canary's stage; promote it once the canary is finished.`);
       }
       const base = { fields, etag: `v${dst.version}` };
       if (!w || fields.length === 0) return { ...base, changed: false };
@@ -462,6 +475,12 @@ function normalizedSegment(s: DocumentSegment): JsonValue {
 function normalizedState(desired: StoredFlagState, f: DocumentFlag, def: FlagDefinition, segments: Set<string>): StoredFlagState {
   const v = validateFlagState(desired, { key: f.key, kind: def.kind, variants: def.variants }, segments);
   return v.ok ? v.value : desired;
+}
+
+/** A state without what a canary manages (its cohort rules, the fallthrough). */
+function operatorPart(s: StoredFlagState): JsonValue {
+  const { fallthrough: _managed, ...rest } = documentState({ ...s, rules: s.rules.filter((r) => !r.id.startsWith(CANARY_RULE_PREFIX)) });
+  return rest as unknown as JsonValue;
 }
 
 /** Empty optional lists in the stored shape vs absent in the document are not a change. */

@@ -183,14 +183,27 @@ describe('apply', () => {
     expect(await exportDoc()).toEqual(before.doc);
   });
 
-  it('refuses to change a state a running canary manages, naming it; leaving it as exported is fine', async () => {
+  it('refuses to change a state a running canary manages, naming it; a file exported during the canary still applies as it moves on', async () => {
     const doc = await exportDoc();
     const canaried = doc.flags.findIndex((f: { key: string }) => f.key === 'canaried');
-    doc.flags[canaried].environments.staging.fallthrough = { variant: 'on' };
-    const res = await plan(doc);
+    const entry = doc.flags[canaried].environments.staging;
+    expect(entry.canary).toMatchObject({ state: 'running', stage: 0 });
+    // The canary moves on after the export: the file's (earlier) stage is not a change.
+    expect((await a.post('/api/v1/flags/canaried/environments/staging/canary/advance', { reason: 'next' })).status).toBe(200);
+    expect((await state('canaried', 'staging')).fallthrough).toHaveProperty('rollout');
+    expect((await plan(doc)).body.changes).toEqual([]);
+    // Changing what the operator owns is refused, naming the entry.
+    const targeted = structuredClone(doc);
+    targeted.flags[canaried].environments.staging.targets = [{ variant: 'on', keys: ['vip'] }];
+    const res = await plan(targeted);
     expect(res.status).toBe(409);
     expect(res.body.detail).toMatch(/flag "canaried" in "staging": its state is managed by a running canary/);
     expect(res.body.entry).toBe(`/document/flags/${canaried}/environments/staging`);
+    // A file that does not know of the canary (no `canary:` note) and changes what it manages is refused too.
+    const unaware = structuredClone(doc);
+    delete unaware.flags[canaried].environments.staging.canary;
+    unaware.flags[canaried].environments.staging.fallthrough = { variant: 'on' };
+    expect((await plan(unaware)).status).toBe(409);
   });
 
   it('archives flags and deletes segments the document no longer holds, and refuses a duplicate key', async () => {
@@ -252,10 +265,13 @@ describe('promote', () => {
     expect((await a.post('/api/v1/flags/checkout/promote', { from: 'production', to: 'staging', dryRun: true })).body.changes).toEqual([]);
   });
 
-  it('refuses to overwrite a canary-managed state, and unknown environments', async () => {
+  it('refuses to overwrite a canary-managed state or copy one mid-canary, and unknown environments', async () => {
     const res = await a.post('/api/v1/flags/canaried/promote', { from: 'production', to: 'staging' });
     expect(res.status).toBe(409);
-    expect(res.body.detail).toContain('canary');
+    expect(res.body.detail).toContain('"canaried" in "staging": its state is managed by a running canary');
+    const from = await a.post('/api/v1/flags/canaried/promote', { from: 'staging', to: 'production' });
+    expect(from.status).toBe(409);
+    expect(from.body.detail).toContain("canary's stage");
     expect((await a.post('/api/v1/flags/checkout/promote', { from: 'production', to: 'nowhere' })).status).toBe(404);
     expect((await a.post('/api/v1/flags/checkout/promote', { from: 'production', to: 'production' })).status).toBe(400);
   });
