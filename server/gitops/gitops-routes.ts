@@ -30,6 +30,9 @@ async function inDocument<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** A whole configuration is bigger than one resource (the admin API's default body limit is fastify's 1 MiB). */
+export const APPLY_BODY_LIMIT = 32 * 1024 * 1024;
+
 export const gitopsRoutes: FastifyPluginAsync = async (app) => {
   const service = new GitopsService(app.store, app.writer, app.stores.flags, app.stores.states, app.stores.segments);
 
@@ -39,7 +42,7 @@ export const gitopsRoutes: FastifyPluginAsync = async (app) => {
     return reply.code(200).send(doc as never);
   });
 
-  app.post<RouteOf<'applyDocument'>>('/apply', { schema: routeSchema('applyDocument') }, async (request, reply) => {
+  app.post<RouteOf<'applyDocument'>>('/apply', { schema: routeSchema('applyDocument'), bodyLimit: APPLY_BODY_LIMIT }, async (request, reply) => {
     const { document, dryRun = false, reason = null } = request.body;
     const tags = parseIfMatch(request.headers['if-match']);
     const result = await inDocument(() =>

@@ -228,6 +228,15 @@ describe('apply', () => {
     expect(bad.body.errors[0].path).toBe(`/document/flags/${dup.flags.length - 1}/key`);
   });
 
+  it('takes a document larger than one resource body (over 1 MiB)', async () => {
+    const doc = await exportDoc();
+    doc.segments.push({ key: 'everyone', included: Array.from({ length: 90_000 }, (_, i) => `customer-${i}`), excluded: [], rules: [] });
+    expect(JSON.stringify(doc).length).toBeGreaterThan(1024 * 1024);
+    const res = await plan(doc);
+    expect(res.status, JSON.stringify(res.body).slice(0, 300)).toBe(200);
+    expect(res.body.changes.map((c: { action: string; key: string }) => `${c.action} ${c.key}`)).toEqual(['create everyone']);
+  });
+
   it('refuses a document that does not have the shape (400 naming the field)', async () => {
     const res = await a.post('/api/v1/apply', { document: { version: 1, flags: [{ key: 'x' }] }, dryRun: true });
     expect(res.status).toBe(400);
