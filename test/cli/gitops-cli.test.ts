@@ -53,6 +53,8 @@ describe('aviary export', () => {
     expect(text).toMatch(/canary:\n\s+state: running/);
     const only = YAML.parse(await exportYaml(['--env', 'production']));
     expect(Object.keys(only.flags[1].environments)).toEqual(['production']);
+    const two = YAML.parse(await exportYaml(['--env', 'staging', '--env', 'production']));
+    expect(Object.keys(two.flags[1].environments)).toEqual(['production', 'staging']);
     expect((await runCli(['export', '--env', 'nowhere'], env)).code).toBe(4);
   });
 });
