@@ -1483,6 +1483,84 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every segment, flag and flag state as one document
+         * @description The flags-as-code document (docs/flags-as-code.md; `aviary export` prints it as YAML), read in one consistent
+         *     view, sorted by key. Archived flags carry their definition only. Read-only notes: `killed` and `panicked` on a
+         *     state turned off by a kill switch or kill-all, `canary` on a state a running or paused canary manages.
+         *     Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
+         */
+        get: operations["exportDocument"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/apply": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Plan, and apply, a flags-as-code document (all or nothing)
+         * @description Computes what applying `document` changes (segments, flags and states: create, update, delete or archive,
+         *     field by field, each with the ETag it is based on) and, unless `dryRun`, applies all of it in ONE transaction
+         *     through the same validation as the individual routes: a bad entry anywhere changes nothing and the problem
+         *     names it (`errors[].path` points into `document`, `entry` is the entry's pointer). Each change is audited with
+         *     `reason`. Segments and flags missing from the document are deleted and archived; states of environments a
+         *     flag does not list are left alone. The answer's `fingerprint` (also its `ETag`) hashes the changes and their
+         *     ETags: send it as `If-Match` with the apply and it is refused with 412 (changing nothing) if anything the plan
+         *     touches changed since. A state a running canary manages, or one in an environment that requires approval,
+         *     cannot be changed here (409).
+         *     Roles: admin, editor; an editor limited to some environments may not apply (a file changes shared flags and segments) (`x-aviary-roles`).
+         */
+        post: operations["applyDocument"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/flags/{key}/promote": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flag key. */
+                key: components["parameters"]["FlagKey"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Copy a flag's state from one environment to another
+         * @description The field-level diff of the target state against the source's and, unless `dryRun`, the copy (audited
+         *     `flag-state.promote` with `reason`, streamed like any write). `If-Match`: the target state's ETag (`"v<version>"`,
+         *     also this answer's `ETag`). A target state a running canary manages is refused (409).
+         *     Roles: admin, editor; not an editor limited to some environments (use PUT on the target state) (`x-aviary-roles`).
+         */
+        post: operations["promoteFlag"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -2719,6 +2797,119 @@ export interface components {
             overlapSeconds?: number;
             /** @description When the new token expires (default never). */
             expiresAt?: components["schemas"]["DateTime"] | null;
+        };
+        /** @description The flags-as-code document (docs/flags-as-code.md). */
+        AviaryDocument: {
+            /** @description The format version: 1. */
+            version: number;
+            segments?: ({
+                key: string;
+            } & {
+                [key: string]: unknown;
+            })[];
+            flags?: components["schemas"]["DocumentFlag"][];
+        };
+        DocumentFlag: {
+            key: string;
+            /** @enum {string} */
+            kind: "boolean" | "string" | "number" | "json";
+            description?: string;
+            tags?: string[];
+            archived?: boolean;
+            variants?: {
+                [key: string]: unknown;
+            }[];
+            environments?: {
+                [key: string]: components["schemas"]["DocumentState"];
+            };
+        };
+        DocumentState: {
+            enabled: boolean;
+            /** @description Read-only (ignored by apply) - when and why the kill switch was thrown. */
+            killed?: {
+                at?: string;
+                reason?: string | null;
+            };
+            /** @description Read-only - held off by kill-all. */
+            panicked?: boolean;
+            /** @description Read-only - a running or paused canary manages this state. */
+            canary?: {
+                state?: string;
+                control?: string;
+                canary?: string;
+                stage?: number;
+                percent?: number;
+            };
+            offVariant: string;
+            prerequisites?: {
+                [key: string]: unknown;
+            }[];
+            targets?: {
+                [key: string]: unknown;
+            }[];
+            rules?: {
+                [key: string]: unknown;
+            }[];
+            fallthrough: {
+                [key: string]: unknown;
+            };
+        };
+        ApplyRequest: {
+            document: components["schemas"]["AviaryDocument"];
+            /**
+             * @description Plan only (the apply runs and is rolled back).
+             * @default false
+             */
+            dryRun: boolean;
+            /** @description Why, recorded with every change in the audit log. */
+            reason?: string;
+        };
+        PlanChange: {
+            /** @enum {string} */
+            action: "create" | "update" | "delete" | "archive" | "unarchive";
+            /** @enum {string} */
+            resource: "segment" | "flag" | "state";
+            key: string;
+            environment?: string;
+            /** @description The JSON pointer of the entry in the document. */
+            path: string;
+            /** @description The ETag the change is based on (null: a new resource). */
+            etag: string | null;
+            fields: components["schemas"]["StateChange"][];
+        };
+        ApplyResult: {
+            dryRun: boolean;
+            /** @description True when changes were written. */
+            applied: boolean;
+            /** @description Hash of the changes and their ETags: If-Match of the apply. */
+            fingerprint: string;
+            changes: components["schemas"]["PlanChange"][];
+            /** @description The new version of each environment the apply changed. */
+            versions: {
+                [key: string]: number;
+            };
+        };
+        PromoteRequest: {
+            /** @description The environment to copy from. */
+            from: string;
+            /** @description The environment to copy to. */
+            to: string;
+            /** @default false */
+            dryRun: boolean;
+            reason?: string;
+        };
+        PromoteResult: {
+            flag: string;
+            /** @description The environment copied from. */
+            source: string;
+            /** @description The environment copied to. */
+            target: string;
+            dryRun: boolean;
+            changed: boolean;
+            changes: components["schemas"]["StateChange"][];
+            /** @description The target state's ETag (after the copy). */
+            etag: string;
+            environmentVersion: number | null;
         };
     };
     responses: {
@@ -5358,6 +5549,107 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    exportDocument: {
+        parameters: {
+            query?: {
+                /** @description Only these environments' states (repeat the parameter); default every environment. */
+                environment?: string[];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The document. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AviaryDocument"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    applyDocument: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `ETag` of the representation the change is based on; 412 when it is no longer current. */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ApplyRequest"];
+            };
+        };
+        responses: {
+            /** @description The plan (and whether it was applied). */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApplyResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    promoteFlag: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `ETag` of the representation the change is based on; 412 when it is no longer current. */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @description The flag key. */
+                key: components["parameters"]["FlagKey"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PromoteRequest"];
+            };
+        };
+        responses: {
+            /** @description The diff, and whether the target changed. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromoteResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
             429: components["responses"]["TooManyRequests"];
         };
     };

@@ -69,6 +69,7 @@ import { setupLifecycle } from './lifecycle/lifecycle-setup.js';
 import { metricsAdminRoutes, metricsIngestRoutes } from './metrics/metrics-routes.js';
 import { setupCanaries, type CanaryOptions } from './canary/canary-setup.js';
 import { canaryRoutes } from './canary/canary-routes.js';
+import { gitopsRoutes } from './gitops/gitops-routes.js';
 import { changeRequestRoutes } from './change-requests/change-request-routes.js';
 import { setupSchedules, type ScheduleOptions } from './schedules/schedule-setup.js';
 import { scheduleRoutes } from './schedules/schedule-routes.js';
@@ -386,6 +387,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       await admin.register(webhookRoutes);
       await admin.register(triggerRoutes);
       await admin.register(meRoutes);
+      await admin.register(gitopsRoutes); // flags as code (server/gitops/)
     },
     { prefix: '/api/v1' },
   );

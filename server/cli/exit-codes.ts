@@ -17,6 +17,8 @@ export const ExitCode = {
   UNREACHABLE: 5,
   /** A kill or panic was applied, but not every connected SDK confirmed it within `--wait`. */
   UNCONFIRMED: 6,
+  /** `aviary plan`: applying the file would change something (0 means nothing would). */
+  CHANGES: 7,
 } as const;
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
@@ -30,4 +32,5 @@ Exit codes:
   3  authentication: no token, or the token was rejected (401/403)
   4  not found (flag, environment, canary, token)
   5  server unreachable (connection refused, timeout)
-  6  kill/panic applied, but not every connected SDK confirmed it within --wait`;
+  6  kill/panic applied, but not every connected SDK confirmed it within --wait
+  7  plan: applying the file would change something`;

@@ -35,6 +35,7 @@ import {
   type TokenKind,
 } from '@aviary/api-client';
 import { ExitCode, EXIT_CODE_HELP } from './exit-codes.js';
+import { registerGitops } from './gitops.js';
 import { renderPairs, renderTable, safeText } from './table.js';
 import { registerScanCommand } from './scan.js';
 import { registerImportCommand } from './import-flagd.js';
@@ -167,6 +168,15 @@ export function buildProgram(): Command {
       await import(entry);
       return new Promise<void>(() => {}); // the server owns the process from here
     });
+
+  // flags as code: export, plan, apply, promote (server/cli/gitops.ts)
+  registerGitops(program, {
+    client,
+    confirm,
+    usage: (m) => {
+      throw new UsageError(m);
+    },
+  });
 
   // ---- backup / restore (the SQLite store, on this machine) ----
   const dbOption = () => new Option('--db <path>', 'SQLite database file (AVIARY_DB)').env('AVIARY_DB').default('./data/aviary.db');

@@ -12,7 +12,7 @@ import { bool, type Sql, type StorePort } from './port.js';
 import type { Precondition } from './preconditions.js';
 import type { FlagRow, FlagStateRow } from './rows.js';
 import type { StoredFlagState } from './schema.js';
-import type { Actor, Writer } from './writer.js';
+import type { Actor, WriteContext, Writer } from './writer.js';
 import { recordVersion } from './history-store.js';
 
 /** A flag's state in one environment, as the API shows it in a flag listing. */
@@ -155,7 +155,13 @@ export class FlagDefinitionStore {
     const v = validateFlagDefinition(input);
     if (!v.ok) throw invalid(v.issues);
     const def = v.value;
-    const { value } = await this.writer.write(actor, async (w) => {
+    const { value } = await this.writer.write(actor, (w) => this.createIn(w, def));
+    return value;
+  }
+
+  /** `create` inside an existing write, with a definition the core already validated (flags as code: apply-service.ts). */
+  async createIn(w: WriteContext, def: FlagDefinition): Promise<FlagResource> {
+    {
       if (await w.tx.get(SQL.flag, [def.key])) throw conflict(`Flag "${def.key}" already exists.`);
       await w.tx.run(SQL.insertFlag, [
         def.key,
@@ -176,8 +182,7 @@ export class FlagDefinitionStore {
       w.audit({ action: 'flag.create', resourceType: 'flag', resourceKey: def.key, after: definitionJson(created) });
       if (!created.archived) w.touchFlag(def.key);
       return created;
-    });
-    return value;
+    }
   }
 
   /**
@@ -185,7 +190,19 @@ export class FlagDefinitionStore {
    * variants must keep every environment's state valid, otherwise 409 naming each state that would break.
    */
   async patch(actor: Actor, key: string, patch: Record<string, unknown>, precondition?: Precondition, action = 'flag.update'): Promise<FlagResource> {
-    const { value } = await this.writer.write(actor, async (w) => {
+    const { value } = await this.writer.write(actor, (w) => this.patchIn(w, key, patch, precondition, action));
+    return value;
+  }
+
+  /** `patch` inside an existing write (flags as code: apply-service.ts). */
+  async patchIn(
+    w: WriteContext,
+    key: string,
+    patch: Record<string, unknown>,
+    precondition?: Precondition,
+    action = 'flag.update',
+  ): Promise<FlagResource> {
+    {
       const row = await w.tx.get<FlagRow>(SQL.flag, [key]);
       if (!row) throw notFound(`No flag "${key}".`);
       precondition?.(Number(row.revision));
@@ -244,8 +261,7 @@ export class FlagDefinitionStore {
       // Archived flags are invisible to SDKs: archiving is a flag.delete, un-archiving an upsert.
       if (!(before.archived && after.archived)) w.touchFlag(key);
       return after;
-    });
-    return value;
+    }
   }
 
   /**

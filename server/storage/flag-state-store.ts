@@ -418,7 +418,17 @@ export function storedOf(s: FlagState): StoredFlagState {
 }
 
 /** Read-only members a client may echo back from a GET; they are ignored on PUT. */
-const READ_ONLY_STATE_FIELDS = ['version', 'flag', 'environment', 'killedAt', 'killReason', 'panicked', 'updatedAt', 'environmentVersion', 'lifecycle'];
+const READ_ONLY_STATE_FIELDS = [
+  'version',
+  'flag',
+  'environment',
+  'killedAt',
+  'killReason',
+  'panicked',
+  'updatedAt',
+  'environmentVersion',
+  'lifecycle',
+];
 
 function stripReadOnly(input: unknown): unknown {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) return input;

@@ -81,7 +81,17 @@ const SQL = {
 };
 
 /** Read-only members of a GET answer a client may echo back inside `state`; ignored like on PUT. */
-const READ_ONLY_STATE_FIELDS = new Set(['version', 'flag', 'environment', 'killedAt', 'killReason', 'panicked', 'updatedAt', 'environmentVersion', 'lifecycle']);
+const READ_ONLY_STATE_FIELDS = new Set([
+  'version',
+  'flag',
+  'environment',
+  'killedAt',
+  'killReason',
+  'panicked',
+  'updatedAt',
+  'environmentVersion',
+  'lifecycle',
+]);
 
 export class ScheduleStore {
   constructor(

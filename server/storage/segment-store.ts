@@ -6,7 +6,7 @@ import type { Sql, StorePort } from './port.js';
 import type { Precondition } from './preconditions.js';
 import type { SegmentRow } from './rows.js';
 import { conflict, invalid, notFound, StoreError } from './store-errors.js';
-import type { Actor, Writer } from './writer.js';
+import type { Actor, WriteContext, Writer } from './writer.js';
 
 /** A segment as the admin API shows it. */
 export interface SegmentResource extends Segment {
@@ -100,7 +100,18 @@ export class SegmentStore {
   /** Replaces a segment (creating it if absent). Returns the segment and whether it was created. */
   async put(actor: Actor, key: string, input: unknown, precondition?: Precondition): Promise<{ segment: SegmentResource; created: boolean }> {
     const seg = this.validate(input, key);
-    const { value } = await this.writer.write(actor, async (w) => {
+    const { value } = await this.writer.write(actor, (w) => this.putIn(w, key, seg, precondition));
+    return value;
+  }
+
+  /** Validates a segment body as `put` does (read-only members ignored, `key` must match); throws `invalid`. */
+  validateInput(key: string, input: unknown): Segment {
+    return this.validate(input, key);
+  }
+
+  /** `put` of a validated segment inside an existing write (flags as code: apply-service.ts). */
+  async putIn(w: WriteContext, key: string, seg: Segment, precondition?: Precondition): Promise<{ segment: SegmentResource; created: boolean }> {
+    {
       const row = await w.tx.get<SegmentRow>(SQL.one, [key]);
       if (!row) {
         precondition?.(null);
@@ -124,13 +135,18 @@ export class SegmentStore {
       w.audit({ action: 'segment.update', resourceType: 'segment', resourceKey: key, before: audited(before), after: audited(after) });
       w.touchSegment(key);
       return { segment: after, created: false };
-    });
-    return value;
+    }
   }
 
   /** Deletes a segment; 409 naming the flags (and environments) whose rules still use it. */
   async delete(actor: Actor, key: string, precondition?: Precondition): Promise<SegmentResource> {
-    const { value } = await this.writer.write(actor, async (w) => {
+    const { value } = await this.writer.write(actor, (w) => this.deleteIn(w, key, precondition));
+    return value;
+  }
+
+  /** `delete` inside an existing write (flags as code: apply-service.ts). */
+  async deleteIn(w: WriteContext, key: string, precondition?: Precondition): Promise<SegmentResource> {
+    {
       const row = await w.tx.get<SegmentRow>(SQL.one, [key]);
       if (!row) throw notFound(`No segment "${key}".`);
       precondition?.(Number(row.revision));
@@ -149,8 +165,7 @@ export class SegmentStore {
       w.audit({ action: 'segment.delete', resourceType: 'segment', resourceKey: key, before: audited(before) });
       w.touchSegment(key);
       return before;
-    });
-    return value;
+    }
   }
 }
 

@@ -554,6 +554,31 @@ describe('real responses conform to the spec', () => {
     expect(exercised.get('applyChangeRequest')).toEqual(new Set([200, 409]));
   });
 
+  // flags as code (issue 16): export, plan/apply, promote
+  it('flags as code: export, dry run, apply with a stale fingerprint, bad entries, promote', async () => {
+    const a = api(srv);
+    expect((await a.post('/api/v1/flags', { key: 'gitops-conf', kind: 'boolean' })).status).toBe(201);
+    const exported = await a.get('/api/v1/export');
+    conforms('exportDocument', exported);
+    conforms('exportDocument', await a.get('/api/v1/export?environment=nowhere'));
+    const doc = exported.body;
+    const dry = await a.post('/api/v1/apply', { document: doc, dryRun: true });
+    conforms('applyDocument', dry);
+    doc.flags.find((f: { key: string }) => f.key === 'gitops-conf').environments.production.fallthrough = { variant: 'on' };
+    conforms(
+      'applyDocument',
+      await a.post('/api/v1/apply', { document: doc, reason: 'conf' }, { headers: { 'if-match': `"${dry.body.fingerprint}"` } }),
+    );
+    conforms('applyDocument', await a.post('/api/v1/apply', { document: { version: 1, flags: [{ key: 'x' }] } }));
+    conforms('promoteFlag', await a.post('/api/v1/flags/gitops-conf/promote', { from: 'production', to: 'staging', dryRun: true }));
+    conforms('promoteFlag', await a.post('/api/v1/flags/gitops-conf/promote', { from: 'production', to: 'staging', reason: 'conf' }));
+    conforms(
+      'promoteFlag',
+      await a.post('/api/v1/flags/gitops-conf/promote', { from: 'production', to: 'staging' }, { headers: { 'if-match': '"v999"' } }),
+    );
+    conforms('promoteFlag', await a.post('/api/v1/flags/nope/promote', { from: 'production', to: 'staging' }));
+  });
+
   it('operations routes', async () => {
     conforms('healthz', await request(srv, 'GET', '/healthz', { token: null }));
     conforms('readyz', await request(srv, 'GET', '/readyz', { token: null }));

@@ -3,13 +3,15 @@
  * targeting editor for the selected environment (prerequisites, targets, rules, fallthrough) with a live preview of
  * re-assignment, and a warning when a change would move contexts out of a running canary. A History tab lists every
  * version of the state in the selected environment, diffs two of them and reverts to one (components/flag-history.tsx);
- * the scheduled changes of the flag in that environment are listed above it (components/schedules-panel.tsx).
+ * the scheduled changes of the flag in that environment are listed above it (components/schedules-panel.tsx); "Promote to…"
+ * copies this environment's state to another after showing the diff (components/promote-panel.tsx).
  */
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { validateFlagState, type FlagDefinition, type FlagState as CoreFlagState, type Segment as CoreSegment } from '@aviary/sdk/core';
 import { ExplainPanel } from '../components/explain-panel.js';
 import { FlagHistory } from '../components/flag-history.js';
 import { KillSwitch } from '../components/kill-switch.js';
+import { PromotePanel } from '../components/promote-panel.js';
 import { SchedulesPanel } from '../components/schedules-panel.js';
 import { TriggersPanel } from '../components/triggers-panel.js';
 import { ServeEditor } from '../components/serve-editor.js';
@@ -174,6 +176,15 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
         }}
       />
       <TriggersPanel flagKey={f.key} environment={environment} />
+      <PromotePanel
+        flag={f.key}
+        environment={environment}
+        environments={envs}
+        onDone={() => {
+          flag.reload();
+          full.reload();
+        }}
+      />
       <div role="tablist" aria-label={`${f.key} in ${environment}`} class="tabs">
         {(['targeting', 'history', 'explain'] as const).map((t) => (
           <button
