@@ -62,6 +62,7 @@ import { ofrepRoutes } from './ofrep/ofrep-routes.js';
 import { OfrepEventStreams, type OfrepEventsOptions } from './ofrep/ofrep-events.js';
 import { setupMetrics, type MetricsOptions } from './metrics/metrics-setup.js';
 import { metricsAdminRoutes, metricsIngestRoutes } from './metrics/metrics-routes.js';
+import { relayBatchRoutes } from './metrics/relay-batch-routes.js';
 import { setupCanaries, type CanaryOptions } from './canary/canary-setup.js';
 import { canaryRoutes } from './canary/canary-routes.js';
 import { changeRequestRoutes } from './change-requests/change-request-routes.js';
@@ -391,6 +392,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     },
     { prefix: '/sdk/v1' },
   );
+  // Relay metrics batches (issue 13, relayflow): a relay token, not an SDK key, so its own context and auth hook.
+  await app.register(relayBatchRoutes, { prefix: '/sdk/v1' });
 
   app.decorate('ofrepEvents', new OfrepEventStreams(app, options.ofrepEvents ?? {}));
   // Before fastify waits for open requests: an event stream never ends on its own.
