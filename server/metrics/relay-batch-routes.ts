@@ -135,7 +135,7 @@ export async function relayBatchRoutes(app: FastifyInstance): Promise<void> {
         if (keyIssues.length >= 20) return;
         const k = keys.get(e.key);
         const path = `/reports/${i}/key`;
-        if (!k || k.kind !== 'sdk') keyIssues.push({ path, message: `no SDK key "${e.key}"` });
+        if (k?.kind !== 'sdk') keyIssues.push({ path, message: `no SDK key "${e.key}"` });
         else if (k.environment !== e.environment)
           keyIssues.push({ path, message: `SDK key "${e.key}" reads environment "${k.environment}", not "${e.environment}"` });
       });
