@@ -72,6 +72,10 @@ describe('POST /sdk/v1/metrics/batch', () => {
     const direct = await request(srv, 'POST', '/sdk/v1/metrics', { token: srv.sdkKeys.production, body: report('a', 2, 1) });
     expect(direct.body).toEqual({ accepted: true, duplicate: true });
     expect(await totals()).toBe(13);
+    // Batch keys expire with report keys (the exactly-once horizon, 24 h by default).
+    clock += 25 * 3_600_000;
+    await srv.app.metrics.prune();
+    expect(await count('relay_batches')).toBe(0);
   });
 
   it('screens each report with its own key: rows of unknown flags are dropped, a client-side key keeps client-side limits', async () => {
