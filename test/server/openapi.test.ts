@@ -9,6 +9,7 @@ import { createClient } from '@aviary/sdk';
 import { loadSpec, responseSchema, SPEC_PATH, type JsonObject } from '../../server/openapi/spec.js';
 import { api, request, startServer, type ApiResponse, type TestServer } from '../helpers/server.js';
 import { startReceiver } from '../webhooks/receiver.js';
+import { createRelayTokenRow } from '../relay/relay-token.js';
 import { ensureSdkBundle } from '../helpers/sdk-bundle.js';
 import { API_TIME } from '../helpers/time.js';
 
@@ -378,6 +379,21 @@ describe('real responses conform to the spec', () => {
     conforms('getFlagMetrics', metrics);
     expect(metrics.body.totals.on.evaluations).toBe(10);
     conforms('getFlagMetrics', await a.get('/api/v1/flags/search/environments/production/metrics?from=soon'));
+    // Relay metrics batches (issue 13, relayflow).
+    {
+      const relay = await createRelayTokenRow(srv.app, ['production']);
+      const batch = (reports: unknown[], token = relay.token, headers: Record<string, string> = { 'idempotency-key': 'openapi:1' }) =>
+        request(srv, 'POST', '/sdk/v1/metrics/batch', { token, headers, body: { reports } });
+      const entry = { key: 'configured-sdk-production', environment: 'production', report: { ...report, sdkId: 'sdk-openapi-relay' } };
+      conforms('relayMetricsBatch', await batch([entry]));
+      conforms('relayMetricsBatch', await batch([entry]));
+      conforms(
+        'relayMetricsBatch',
+        await batch([{ ...entry, environment: 'staging', key: 'configured-sdk-staging' }], relay.token, { 'idempotency-key': 'openapi:2' }),
+      );
+      conforms('relayMetricsBatch', await batch([entry], relay.token, {}));
+      conforms('relayMetricsBatch', await batch([entry], key));
+    }
     conforms('getFlagMetrics', await a.get('/api/v1/flags/nope/environments/production/metrics'));
   });
 
