@@ -920,6 +920,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sdk/v1/relay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What a relay token covers
+         * @description For relay tokens only (`aviary relay` asks it at start): the relay's name and the environments it serves,
+         *     each with its current version. The relay then opens one `GET /sdk/v1/stream?environment=<env>` per
+         *     environment. SDK keys get 403. See docs/stream-protocol.md ("Relays").
+         */
+        get: operations["getRelayInfo"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/sdk/v1/stream": {
         parameters: {
             query?: never;
@@ -2111,6 +2133,8 @@ export interface components {
             revokedAt: components["schemas"]["DateTime"] | null;
             /** @description Set by `AVIARY_ADMIN_TOKEN` / `AVIARY_SDK_KEY_<ENV>`; managed by configuration, not the API. */
             configured: boolean;
+            /** @description Relay tokens (and scoped admin tokens) — the environments it covers; null for all. */
+            environments?: components["schemas"]["EnvironmentKey"][] | null;
         };
         TokenCreate: {
             kind: components["schemas"]["TokenKind"];
@@ -2122,11 +2146,25 @@ export interface components {
              *     key is server-side (secret), as are keys set by `AVIARY_SDK_KEY_<ENV>`.
              */
             clientSide?: boolean;
+            /**
+             * @description `relay`: the environments the relay serves (all when omitted or null). A relay token reads flags of
+             *     these environments (the SDK API with `?environment=`, the stream) and forwards metrics; it changes nothing.
+             */
+            environments?: components["schemas"]["EnvironmentKey"][] | null;
         };
         /** @description The new token with its secret, shown this once. */
         TokenCreated: components["schemas"]["Token"] & {
             /** @description The secret. Only in this response; the server keeps a hash. */
             token: string;
+        };
+        RelayInfo: {
+            /** @description The relay token's name (shown in `via` paths of SDKs behind it). */
+            name: string;
+            tokenId: string;
+            environments: {
+                key: components["schemas"]["EnvironmentKey"];
+                version: number;
+            }[];
         };
         /** @description A flag definition with its state in the snapshot's environment. */
         SdkFlag: {
@@ -4326,6 +4364,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    getRelayInfo: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The relay token's scope. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RelayInfo"];
+                };
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];

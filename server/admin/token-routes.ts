@@ -1,5 +1,5 @@
 /** `GET|POST /api/v1/tokens`, `GET|DELETE /api/v1/tokens/{id}`. */
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { problem, validationError, type ProblemIssue } from '../errors.js';
 import type { RouteOf } from '../openapi/route-types.js';
 import { routeSchema } from '../openapi/validation.js';
@@ -20,12 +20,19 @@ export const tokenRoutes: FastifyPluginAsync = async (app) => {
     }
     // CONTRACT §16: an SDK key is server-side (secret) unless created with clientSide: true (public, for browsers).
     if (clientSide === true && kind !== 'sdk') issues.push({ path: '/clientSide', message: 'only SDK keys are client-side or server-side' });
+    // relay: begin (issue 13) — a relay token covers the listed environments (all when omitted).
+    const environments = request.body.environments ?? null;
+    if (kind === 'relay') issues.push(...(await relayScopeIssues(app, environments)));
+    else if (kind === 'sdk' && environments !== null)
+      issues.push({ path: '/environments', message: 'SDK keys read one environment: use "environment"' });
+    // relay: end
     if (issues.length) throw validationError(issues);
     const created = await app.stores.tokens.create(request.actor!, {
       kind,
       environment: kind === 'sdk' ? (environment ?? null) : null,
       name,
       clientSide: clientSide === true,
+      ...(kind === 'relay' ? { environments } : {}),
     });
     // The secret is in this response and nowhere else: never cache it.
     return reply.header('cache-control', 'no-store').header('location', `/api/v1/tokens/${created.id}`).code(201).send(created);
@@ -50,3 +57,12 @@ export const tokenRoutes: FastifyPluginAsync = async (app) => {
     return (await app.stores.tokens.revoke(request.actor!, id, request.body?.reason ?? null))!;
   });
 };
+
+// relay: begin (issue 13)
+/** What is wrong with a relay token's scope: every environment listed must exist. */
+async function relayScopeIssues(app: FastifyInstance, environments: readonly string[] | null): Promise<ProblemIssue[]> {
+  if (environments === null) return [];
+  const known = new Set((await app.stores.environments.list()).map((e) => e.key));
+  return environments.flatMap((env, i) => (known.has(env) ? [] : [{ path: `/environments/${i}`, message: `no environment "${env}"` }]));
+}
+// relay: end

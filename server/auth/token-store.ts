@@ -13,6 +13,7 @@ import type { ChangeFeed } from '../storage/change-feed.js';
 import { bool, type StorePort, type Subscription } from '../storage/port.js';
 import type { TokenRow } from '../storage/rows.js';
 import type { Actor, Writer } from '../storage/writer.js';
+import { tokenEnvironments } from './stream-keys.js';
 
 /** A token as the API shows it (never the secret or its hash). */
 export interface TokenInfo {
@@ -35,6 +36,8 @@ export interface TokenInfo {
   revokedAt: string | null;
   /** Set by `AVIARY_ADMIN_TOKEN` / `AVIARY_SDK_KEY_<ENV>`: managed by configuration, not the API. */
   configured: boolean;
+  /** Relay tokens: the environments they serve; null: all (server/auth/stream-keys.ts). */
+  environments: string[] | null;
 }
 
 /**
@@ -73,6 +76,7 @@ function toInfo(row: TokenRow): TokenInfo {
     lastUsedAt: apiTimeOrNull(row.last_used_at === null ? null : Number(row.last_used_at)),
     revokedAt: apiTimeOrNull(row.revoked_at === null ? null : Number(row.revoked_at)),
     configured: isConfigured(row.id),
+    environments: tokenEnvironments(row),
   };
 }
 
@@ -89,6 +93,7 @@ const SQL = {
   one: 'SELECT * FROM tokens WHERE id = ?',
   insert: `INSERT INTO tokens (id, kind, environment, name, client_side, hash, prefix, created_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+  relayEnvironments: 'UPDATE tokens SET environments = ? WHERE id = ?',
   upsertConfigured: `INSERT INTO tokens (id, kind, environment, name, hash, prefix, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT(id) DO UPDATE SET hash = excluded.hash, prefix = excluded.prefix, revoked_at = NULL`,
   revoke: 'UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL',
@@ -225,7 +230,7 @@ export class TokenStore {
   /** Creates a token and returns it with its secret (the only time the secret exists outside the caller). */
   async create(
     actor: Actor,
-    input: { kind: 'admin' | 'sdk' | 'relay'; environment: string | null; name: string; clientSide?: boolean },
+    input: { kind: 'admin' | 'sdk' | 'relay'; environment: string | null; name: string; clientSide?: boolean; environments?: string[] | null },
   ): Promise<TokenInfo & { token: string }> {
     const secret = generateSecret(input.kind);
     const row: TokenRow = {
@@ -240,13 +245,16 @@ export class TokenStore {
       last_used_at: null,
       revoked_at: null,
       role: null,
-      environments: null,
+      environments: input.kind === 'relay' && input.environments ? JSON.stringify(input.environments) : null,
       expires_at: null,
       replaced_by: null,
     };
     await this.writer.write(actor, async (w) => {
       row.created_at = w.now;
       await w.tx.run(SQL.insert, [row.id, row.kind, row.environment, row.name, row.client_side, row.hash, row.prefix, row.created_at]);
+      // relay (issue 13): a relay token's scope; SDK keys and relay tokens reach relays as key changes.
+      if (row.environments !== null) await w.tx.run(SQL.relayEnvironments, [row.environments, row.id]);
+      w.touchToken(row.id);
       w.audit({ action: 'token.create', resourceType: 'token', resourceKey: row.id, environment: row.environment, after: toInfo(row) });
       await w.tx.notify(TOKENS_CHANNEL, row.id);
     });
@@ -264,6 +272,7 @@ export class TokenStore {
       if (!before) return null;
       if (before.revoked_at !== null) return toInfo(before);
       await w.tx.run(SQL.revoke, [w.now, id]);
+      w.touchToken(id);
       const after = (await w.tx.get<TokenRow>(SQL.one, [id]))!;
       w.audit({
         action: 'token.revoke',
@@ -321,6 +330,7 @@ export class TokenStore {
       for (const row of await w.tx.all<TokenRow>(SQL.all)) {
         if (isConfigured(row.id) && !wanted.has(row.id) && row.revoked_at === null) {
           await w.tx.run(SQL.revoke, [now, row.id]);
+          w.touchToken(row.id);
           w.audit({
             action: 'token.revoke',
             resourceType: 'token',
@@ -331,6 +341,9 @@ export class TokenStore {
         }
       }
       for (const [id, t] of wanted) {
+        // Relays learn a configured SDK key that is new or changed (a key change, versioned like any other).
+        const before = await w.tx.get<TokenRow>(SQL.one, [id]);
+        if (t.kind === 'sdk' && (!before || before.revoked_at !== null || before.hash !== sha256(t.secret).toString('hex'))) w.touchToken(id);
         await w.tx.run(SQL.upsertConfigured, [id, t.kind, t.environment, t.name, sha256(t.secret).toString('hex'), t.secret.slice(0, 4), now]);
       }
       const admins = await w.tx.get<{ n: number }>(SQL.activeAdmins);

@@ -166,6 +166,24 @@ export function buildProgram(): Command {
       return new Promise<void>(() => {}); // the server owns the process from here
     });
 
+  // ---- relay (issue 13): the relay tier, following an upstream server or relay ----
+  program
+    .command('relay')
+    .description('start a relay (same as `npm run relay`; AVIARY_UPSTREAM, AVIARY_RELAY_TOKEN, AVIARY_RELAY_CACHE apply)')
+    .option('--upstream <url>', 'the server or relay to follow (AVIARY_UPSTREAM)')
+    .option('--host <host>', 'listen address (AVIARY_HOST)')
+    .option('--port <port>', 'listen port (AVIARY_PORT)')
+    .option('--cache <dir>', 'disk cache directory (AVIARY_RELAY_CACHE)')
+    .action(async (o: { upstream?: string; host?: string; port?: string; cache?: string }) => {
+      if (o.upstream) process.env.AVIARY_UPSTREAM = o.upstream;
+      if (o.host) process.env.AVIARY_HOST = o.host;
+      if (o.port) process.env.AVIARY_PORT = o.port;
+      if (o.cache) process.env.AVIARY_RELAY_CACHE = o.cache;
+      const entry = '../relay/relay-main.js';
+      await import(entry);
+      return new Promise<void>(() => {}); // the relay owns the process from here
+    });
+
   // ---- backup / restore (the SQLite store, on this machine) ----
   const dbOption = () => new Option('--db <path>', 'SQLite database file (AVIARY_DB)').env('AVIARY_DB').default('./data/aviary.db');
   program
