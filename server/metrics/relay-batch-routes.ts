@@ -72,9 +72,7 @@ async function relayAuth(request: FastifyRequest): Promise<void> {
     return fail(revoked ? 'revoked' : 'invalid', problem('unauthorized', revoked ? 'This token has been revoked.' : 'Unknown token.'));
   }
   if (token.kind !== 'relay') return fail('wrong-kind', problem('forbidden', 'Only a relay token may forward metrics batches.'));
-  const row = await app.store.get<{ environments: string | null }>('SELECT environments FROM tokens WHERE id = ?', [token.id]);
-  const environments = row?.environments ? (JSON.parse(row.environments) as string[]) : null;
-  request.relay = { tokenId: token.id, environments };
+  request.relay = { tokenId: token.id, environments: token.environments };
 }
 
 export async function relayBatchRoutes(app: FastifyInstance): Promise<void> {

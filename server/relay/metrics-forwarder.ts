@@ -38,11 +38,6 @@ export interface ReportPrincipal {
   environment: string;
 }
 
-/** What the relay's `POST /sdk/v1/metrics` hands validated reports to. */
-export interface MetricsSink {
-  accept(principal: ReportPrincipal, report: MetricsReport): Promise<void>;
-}
-
 export interface MetricsForwarderOptions {
   /** Where the journal and batches live (e.g. `<AVIARY_RELAY_CACHE>/metrics`). */
   dir: string;
@@ -84,7 +79,7 @@ interface BatchFile {
 const SEGMENT = /^journal-(\d+)\.ndjson$/;
 const BATCH = /^batch-(\d+)\.json$/;
 
-export class MetricsForwarder implements MetricsSink {
+export class MetricsForwarder {
   readonly instanceId: string;
   private nextSeq: number;
   private segment: number;
@@ -196,9 +191,9 @@ export class MetricsForwarder implements MetricsSink {
     return n;
   }
 
-  /** Journals one SDK report; resolves once it is durable. */
-  accept(principal: ReportPrincipal, report: MetricsReport): Promise<void> {
-    return this.acceptMany([{ key: principal.tokenId, environment: principal.environment, report }]);
+  /** Journals one SDK report; resolves once it is durable (the relay's `MetricsSink`, server/relay/metrics-sink.ts). */
+  accept(principal: ReportPrincipal, report: MetricsReport): Promise<{ accepted: true }> {
+    return this.acceptMany([{ key: principal.tokenId, environment: principal.environment, report }]).then(() => ({ accepted: true as const }));
   }
 
   /** Journals reports (a downstream relay's batch, as one unit); resolves once all are durable. */

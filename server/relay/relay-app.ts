@@ -5,12 +5,13 @@
  * `UpstreamLink` per environment (server/relay/upstream.ts) and saved to the disk cache (server/relay/disk-cache.ts).
  * SDK keys are checked locally against the hashes upstream streamed; metric reports go to a `MetricsSink`.
  */
+import { join } from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { Gauge, type Registry } from 'prom-client';
 import { sdkAuthHook } from '../auth/hooks.js';
 import { createAuthenticator } from '../auth/authenticate.js';
 import type { Stores } from '../app.js';
-import { problemErrorHandler, problemFrameworkErrors, problemNotFoundHandler } from '../errors.js';
+import { problem, problemErrorHandler, problemFrameworkErrors, problemNotFoundHandler } from '../errors.js';
 import { DEFAULT_EVALUATION_TIME, EvaluationTimeBudget } from '../limits/evaluation-time.js';
 import { OfrepEventStreams } from '../ofrep/ofrep-events.js';
 import { ofrepRoutes } from '../ofrep/ofrep-routes.js';
@@ -27,7 +28,9 @@ import { streamRoutes, type StreamPluginOptions } from '../stream/stream-routes.
 import type { TrustProxy } from '../config.js';
 import { readCached, readScope, writeCached, writeScope } from './disk-cache.js';
 import { relayInfoRoute } from './relay-info-route.js';
-import { relayMetricsRoute, UpstreamPassThroughSink, type MetricsSink } from './metrics-sink.js';
+import { relayMetricsRoute, type MetricsSink } from './metrics-sink.js';
+import { relayBatchRoute } from './metrics-batch-route.js';
+import { ForwarderFull, MetricsForwarder, type MetricsForwarderOptions } from './metrics-forwarder.js';
 import { RelayState } from './relay-state.js';
 import { UpstreamLink } from './upstream.js';
 
@@ -46,8 +49,10 @@ export interface RelayOptions {
   trustProxy?: TrustProxy;
   authFailures?: { limit?: number; windowMs?: number };
   slowRequestMs?: number;
-  /** Where metric reports go (default: `UpstreamPassThroughSink`). */
+  /** Where metric reports go (default: a `MetricsForwarder` journalling in `<cacheDir>/metrics`). */
   metricsSink?: MetricsSink;
+  /** The metrics forwarder's period, batch and bound settings (relayflow; docs/relay.md). */
+  metrics?: Partial<Pick<MetricsForwarderOptions, 'periodMs' | 'maxPendingReports' | 'maxDiskBytes' | 'minBackoffMs' | 'maxBackoffMs'>>;
   /** Reconnect windows towards upstream (tests shorten them). */
   backoff?: { initialMs?: number; maxMs?: number };
 }
@@ -158,6 +163,25 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
       register: (registry) => registerRelayMetrics(registry, relayScope, state, links, () => app.streamHub),
     },
   });
+  // Metrics exactly once through relays (relayflow, server/relay/metrics-forwarder.ts): reports are journalled in the
+  // cache dir before the SDK is answered, and forwarded in batches with a persisted idempotency key.
+  const forwarder = options.metricsSink
+    ? null
+    : await MetricsForwarder.open({
+        dir: join(options.cacheDir, 'metrics'),
+        upstream: options.upstream,
+        relayToken: options.token,
+        registry: app.prometheus.registry,
+        onEvent: (e) => app.log.warn(e, e.kind === 'retry' ? 'metrics batch failed; retrying with the same key' : 'upstream refused a metrics batch'),
+        ...options.metrics,
+      });
+  const forwarderSink: MetricsSink = {
+    accept: (principal, report) =>
+      forwarder!.accept(principal, report).catch((err: unknown) => {
+        throw problem('unavailable', err instanceof ForwarderFull ? err.message : 'The report could not be journalled at the relay; retry it.');
+      }),
+  };
+  if (forwarder) app.addHook('onClose', async () => forwarder.close());
   await app.register(streamRoutes, options.stream ?? {});
   await app.register(
     async (sdk) => {
@@ -165,10 +189,25 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
       sdk.addHook('onRequest', sdkAuthHook);
       await sdk.register(snapshotRoutes);
       await sdk.register(evaluateRoutes);
-      await sdk.register(relayMetricsRoute, { sink: options.metricsSink ?? new UpstreamPassThroughSink(options.upstream, options.token) });
+      await sdk.register(relayMetricsRoute, { sink: options.metricsSink ?? forwarderSink });
     },
     { prefix: '/sdk/v1' },
   );
+  // Metrics batches from relays chained below this one (relayflow): journalled here, forwarded in this relay's batches.
+  if (forwarder) {
+    await app.register(
+      relayBatchRoute({
+        forwarder,
+        environments: () => relayScope.environments,
+        relayScope: (secret) => {
+          const info = state.authenticate(secret);
+          return info?.kind === 'relay' ? { tokenId: info.id, environments: info.environments } : null;
+        },
+        sdkKeyIds: (environment) => new Set(state.keys(environment).flatMap((k) => (k.kind === 'sdk' ? [k.id] : []))),
+      }),
+      { prefix: '/sdk/v1' },
+    );
+  }
   // Chained relays ask this one what their token covers, as they would ask a server.
   await app.register(relayInfoRoute, { prefix: '/sdk/v1', environments: () => relayScope.environments });
   app.decorate('ofrepEvents', new OfrepEventStreams(app, {}));
