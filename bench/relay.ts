@@ -106,9 +106,9 @@ function request(child: ChildProcess, message: object, type: string, timeoutMs =
   });
 }
 
-/** Starts a relay process (`npm run relay`'s entry) on `port`; resolves once `/readyz` answers 200. */
+/** Starts a relay process (`server/relay/relay-main.ts`, as `npm run relay` runs it) on `port`; resolves once `/readyz` answers 200. */
 async function startRelay(port: number, upstream: string, token: string, cache: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=aviary-source', join(ROOT, 'server/main.ts'), 'relay'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=aviary-source', join(ROOT, 'server/relay/relay-main.ts')], {
     cwd: ROOT,
     env: {
       ...process.env,
