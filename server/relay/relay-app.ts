@@ -272,6 +272,20 @@ function registerRelayMetrics(
     },
   });
   new Gauge({
+    name: 'aviary_relay_upstream_messages',
+    help: 'Relay: what its upstream streams delivered since it started, by kind (hydrate: a whole snapshot; resume: a reconnect answered with only what it missed; delta).',
+    labelNames: ['environment', 'kind'] as const,
+    registers: [registry],
+    collect() {
+      for (const env of scope.environments) {
+        const st = links.get(env)?.stats;
+        this.set({ environment: env, kind: 'hydrate' }, st?.hydrates ?? 0);
+        this.set({ environment: env, kind: 'resume' }, st?.resumes ?? 0);
+        this.set({ environment: env, kind: 'delta' }, st?.deltas ?? 0);
+      }
+    },
+  });
+  new Gauge({
     name: 'aviary_relay_connected_sdks',
     help: 'Relay: streams connected to it, per environment.',
     labelNames: ['environment'] as const,
