@@ -10,7 +10,7 @@ import { Gauge, type Registry } from 'prom-client';
 import { sdkAuthHook } from '../auth/hooks.js';
 import { createAuthenticator } from '../auth/authenticate.js';
 import type { Stores } from '../app.js';
-import { problemErrorHandler, problemFrameworkErrors, problemNotFoundHandler } from '../errors.js';
+import { problem, problemErrorHandler, problemFrameworkErrors, problemNotFoundHandler } from '../errors.js';
 import { DEFAULT_EVALUATION_TIME, EvaluationTimeBudget } from '../limits/evaluation-time.js';
 import { OfrepEventStreams } from '../ofrep/ofrep-events.js';
 import { ofrepRoutes } from '../ofrep/ofrep-routes.js';
@@ -133,7 +133,19 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
   app.decorate('changeFeed', feed);
   app.decorate('snapshots', state);
   app.decorate('now', now);
-  app.decorate('auth', createAuthenticator(state, feed));
+  // Until it holds every environment's keys, a relay cannot tell an unknown key from one it has not heard of yet: it
+  // answers 503 (stream: close 1013, retried) instead of a final 401/4001 that would stop an SDK for good.
+  const auth = createAuthenticator(state, feed);
+  const relayScopeForAuth = scope;
+  app.decorate('auth', {
+    ...auth,
+    sdk(request) {
+      const principal = auth.sdk(request);
+      if (principal instanceof Error && principal.statusCode === 401 && !relayScopeForAuth.environments.every((e) => state.has(e)))
+        return problem('unavailable', 'This relay has not received its keys from upstream yet; retry shortly.');
+      return principal;
+    },
+  });
   // The auth hooks and OFREP tickets read `stores.tokens` (authenticate, isRevoked, eventsTicket, authenticateTicket):
   // the relay answers them from the streamed hashes. It has no other store.
   app.decorate('stores', { tokens: state } as unknown as Stores);
