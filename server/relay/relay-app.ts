@@ -138,7 +138,19 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
   app.decorate('changeFeed', feed);
   app.decorate('snapshots', state);
   app.decorate('now', now);
-  app.decorate('auth', createAuthenticator(state, feed));
+  // Until it holds every environment's keys, a relay cannot tell an unknown key from one it has not heard of yet: it
+  // answers 503 (stream: close 1013, retried) instead of a final 401/4001 that would stop an SDK for good.
+  const auth = createAuthenticator(state, feed);
+  const relayScopeForAuth = scope;
+  app.decorate('auth', {
+    ...auth,
+    sdk(request) {
+      const principal = auth.sdk(request);
+      if (principal instanceof Error && principal.statusCode === 401 && !relayScopeForAuth.environments.every((e) => state.has(e)))
+        return problem('unavailable', 'This relay has not received its keys from upstream yet; retry shortly.');
+      return principal;
+    },
+  });
   // The auth hooks and OFREP tickets read `stores.tokens` (authenticate, isRevoked, eventsTicket, authenticateTicket):
   // the relay answers them from the streamed hashes. It has no other store.
   app.decorate('stores', { tokens: state } as unknown as Stores);
@@ -308,6 +320,20 @@ function registerRelayMetrics(
     registers: [registry],
     collect() {
       for (const env of scope.environments) this.set({ environment: env }, (links.get(env)?.lag().ms ?? 0) / 1000);
+    },
+  });
+  new Gauge({
+    name: 'aviary_relay_upstream_messages',
+    help: 'Relay: what its upstream streams delivered since it started, by kind (hydrate: a whole snapshot; resume: a reconnect answered with only what it missed; delta).',
+    labelNames: ['environment', 'kind'] as const,
+    registers: [registry],
+    collect() {
+      for (const env of scope.environments) {
+        const st = links.get(env)?.stats;
+        this.set({ environment: env, kind: 'hydrate' }, st?.hydrates ?? 0);
+        this.set({ environment: env, kind: 'resume' }, st?.resumes ?? 0);
+        this.set({ environment: env, kind: 'delta' }, st?.deltas ?? 0);
+      }
     },
   });
   new Gauge({

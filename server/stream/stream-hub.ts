@@ -579,9 +579,22 @@ export class StreamHub {
     const ch = conn.channel;
     const map = (conn.downstream ??= new Map());
     for (const id of m.remove) map.delete(id);
+    const t = this.now();
     for (const d of m.upsert) {
       if (d.appliedVersion !== null && d.appliedVersion > ch.version) d.appliedVersion = ch.version;
-      if (map.size < MAX_DOWNSTREAM_PER_RELAY || map.has(d.id)) map.set(d.id, d);
+      const before = map.get(d.id);
+      if (!before && map.size >= MAX_DOWNSTREAM_PER_RELAY) continue;
+      map.set(d.id, d);
+      // Receipt latencies on this server's clock: from the commit to the relay's report of the SDK's ack arriving.
+      const from = before?.appliedVersion ?? -1;
+      const to = d.appliedVersion ?? -1;
+      if (to > from)
+        for (const [v, committedAt] of ch.commits) {
+          if (v <= from || v > to || !before) continue;
+          let l = ch.latencies.get(v);
+          if (!l) ch.latencies.set(v, (l = []));
+          l.push(t - committedAt);
+        }
     }
     this.recount(ch);
     if (ch.behind === 0) this.checkWaiters(ch);

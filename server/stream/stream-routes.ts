@@ -111,6 +111,8 @@ const plugin: FastifyPluginAsync<StreamPluginOptions> = async (app: FastifyInsta
         // the upgrade, with a final close code (4001/4003) every client can see and will not retry.
         const principal = app.auth.sdk(request);
         if (principal instanceof Error) {
+          // A relay that has not heard its keys from upstream yet (server/relay/relay-app.ts): retry, not final.
+          if (principal.statusCode === 503) return hub.reject(socket, 1013, 'unavailable', principal.message);
           const forbidden = principal.statusCode === 403;
           hub.reject(socket, forbidden ? CloseCode.FORBIDDEN : CloseCode.UNAUTHORIZED, forbidden ? 'forbidden' : 'unauthorized', principal.message);
           return;

@@ -501,6 +501,16 @@ describe('real responses conform to the spec', () => {
     }
   });
 
+  it('relay tokens and GET /sdk/v1/relay (issue 13)', async () => {
+    const a = api(srv);
+    const relay = await a.post('/api/v1/tokens', { kind: 'relay', name: 'spec-relay', environments: ['production'] });
+    conforms('createToken', relay);
+    conforms('createToken', await a.post('/api/v1/tokens', { kind: 'relay', name: 'bad', environments: ['nope'] }));
+    conforms('getRelayInfo', await request(srv, 'GET', '/sdk/v1/relay', { token: relay.body.token }));
+    conforms('getRelayInfo', await request(srv, 'GET', '/sdk/v1/relay', { token: srv.sdkKeys.production }));
+    conforms('getRelayInfo', await request(srv, 'GET', '/sdk/v1/relay', { token: null }));
+  });
+
   it('history, the state at a time, diffs and revert (issue 14)', async () => {
     const a = api(srv);
     const path = '/api/v1/flags/hist/environments/production';
