@@ -1,7 +1,7 @@
 /**
  * The relay in-process against a real server (issue 13): the server's own SDK routes served by the relay (snapshot,
- * evaluate, OFREP), metric reports validated at the relay and passed upstream (counted once per `(sdkId, seq)`),
- * client-side keys' reports refused honestly (503), and `/readyz` 503 while it holds no snapshot.
+ * evaluate, OFREP), metric reports validated at the relay, journalled and forwarded upstream (counted once per
+ * `(key, sdkId, seq)`, client-side keys' reports counted as client-side), and `/readyz` 503 while it holds no snapshot.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,7 +22,7 @@ let dir: string;
 const clients: AviaryClient[] = [];
 
 async function startRelay(upstream: string, token: string): Promise<void> {
-  relay = await buildRelayApp({ upstream, token, cacheDir: join(dir, 'cache'), backoff: { initialMs: 100, maxMs: 500 } });
+  relay = await buildRelayApp({ upstream, token, cacheDir: join(dir, 'cache'), backoff: { initialMs: 100, maxMs: 500 }, metrics: { periodMs: 100 } });
   await relay.listen({ port: 0, host: '127.0.0.1' });
   const a = relay.server.address();
   relayUrl = `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`;
@@ -68,36 +68,44 @@ describe('relay app', () => {
     expect((await request({ url: relayUrl, adminToken: '' }, 'GET', '/api/v1/flags', { token: key })).status).toBe(404);
   });
 
-  it('passes SDK metric reports upstream, counted once; refuses a bad report and client-side keys’ reports', async () => {
+  it('forwards SDK metric reports upstream, counted once, client-side keys’ as client-side; refuses a bad report', async () => {
     await startRelay(srv.url, await relayToken());
+    const counted = async () =>
+      ((await api(srv).get('/api/v1/flags/checkout/environments/production/metrics')).body.totals.on?.evaluations as number) ?? 0;
+    const countedIs = async (n: number) => {
+      const deadline = Date.now() + 10_000;
+      while ((await counted()) !== n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(await counted()).toBe(n);
+    };
     // Connected at once, before the relay heard its keys: told to retry (1013), not refused for good.
     const c = createClient({ baseUrl: relayUrl, sdkKey: srv.sdkKeys.production, flushIntervalMs: 0, backoff: { initialMs: 100 } });
     clients.push(c);
     await c.ready();
     for (let i = 0; i < 50; i++) c.variation('checkout', { key: `u${i}` }, false);
     expect(await c.flush()).toBe(true);
-    const res = await api(srv).get('/api/v1/flags/checkout/environments/production/metrics');
-    expect(res.body.totals.on).toMatchObject({ evaluations: 50 });
+    await countedIs(50);
 
     const minute = Math.floor(Date.now() / 60_000) * 60_000;
     const report = { sdkId: 'retry-sdk', seq: 1, stats: [{ flag: 'checkout', variant: 'on', minute, evaluations: 7, outcomes: 0, errors: 0 }] };
     const at = { url: relayUrl, adminToken: '' };
     expect((await request(at, 'POST', '/sdk/v1/metrics', { token: srv.sdkKeys.production, body: report })).status).toBe(200);
+    // A retry after a lost answer is journalled again, and counted once upstream.
     const again = await request(at, 'POST', '/sdk/v1/metrics', { token: srv.sdkKeys.production, body: report });
-    expect(again.body).toMatchObject({ accepted: true, duplicate: true });
-    expect((await api(srv).get('/api/v1/flags/checkout/environments/production/metrics')).body.totals.on.evaluations).toBe(57);
+    expect(again.body).toMatchObject({ accepted: true });
+    await countedIs(57);
 
     const bad = await request(at, 'POST', '/sdk/v1/metrics', {
       token: srv.sdkKeys.production,
       body: { ...report, seq: 2, stats: [{ ...report.stats[0], flag: 'nope' }] },
     });
     expect(bad.status).toBe(400);
-    const clientKey = (await api(srv).post('/api/v1/tokens', { kind: 'sdk', environment: 'production', name: 'web', clientSide: true })).body.token;
-    await until(() => relay!.stores.tokens.authenticate(clientKey) !== null, 'the relay learned the client-side key');
-    const refused = await request(at, 'POST', '/sdk/v1/metrics', { token: clientKey, body: { ...report, sdkId: 'web-1' } });
-    expect(refused.status).toBe(503);
-    expect(refused.body.detail).toMatch(/metrics forwarding not configured/);
-    expect((await api(srv).get('/api/v1/flags/checkout/environments/production/metrics')).body.totals.on.evaluations).toBe(57);
+    const created = (await api(srv).post('/api/v1/tokens', { kind: 'sdk', environment: 'production', name: 'web', clientSide: true })).body;
+    await until(() => relay!.stores.tokens.authenticate(created.token) !== null, 'the relay learned the client-side key');
+    const web = await request(at, 'POST', '/sdk/v1/metrics', { token: created.token, body: { ...report, sdkId: 'web-1' } });
+    expect(web.status).toBe(200);
+    await countedIs(64);
+    // Attributed upstream to the client-side key itself (its evidence stays client-side), not to the relay.
+    expect(await srv.app.store.all('SELECT token_id FROM sdk_reports WHERE sdk_id = ?', ['web-1'])).toEqual([{ token_id: created.id }]);
   });
 
   it('is not ready (503) while it holds no snapshot, and says why', async () => {
