@@ -13,8 +13,9 @@
  * dropped).
  *
  * Files in `<dir>`: `instance-id`, `next-seq`, `journal-<segment>.ndjson` (appended), `batch-<seq>.json` (written
- * once, atomically). A batch names the segment it was cut from; at start, segments already cut are deleted and the
- * rest are cut into batches at once. Memory holds only the current segment's reports (a period's worth) and the
+ * once, atomically), `cut-<segment>.json` (a cut's marker, written after all its batches: the segments it consumed).
+ * At start, batches of a cut without its marker are deleted (they were never sent), segments a marker names are
+ * deleted, and the rest are cut into batches at once. Memory holds only the current segment's reports (a period's worth) and the
  * batch in flight; disk and the reports waiting are bounded (`maxPendingReports`, `maxDiskBytes`): beyond them
  * `accept()` refuses (`ForwarderFull`, counted as dropped `full`) and the relay answers 503, so the SDK keeps its
  * report and retries.
@@ -78,6 +79,7 @@ interface BatchFile {
 
 const SEGMENT = /^journal-(\d+)\.ndjson$/;
 const BATCH = /^batch-(\d+)\.json$/;
+const CUT = /^cut-(\d+)\.json$/;
 
 export class MetricsForwarder {
   readonly instanceId: string;
@@ -134,41 +136,47 @@ export class MetricsForwarder {
     const names = await readdir(dir);
     const batchSeqs = names.flatMap((n) => (BATCH.exec(n) ? [Number(BATCH.exec(n)![1])] : [])).sort((a, b) => a - b);
     const segments = names.flatMap((n) => (SEGMENT.exec(n) ? [Number(SEGMENT.exec(n)![1])] : [])).sort((a, b) => a - b);
+    // A cut is complete once its marker (`cut-<segment>`: the segments it consumed) exists; its segments can go.
+    const markers = names.filter((n) => CUT.test(n));
+    const consumed = new Set<number>();
+    for (const m of markers) for (const s of JSON.parse(await readFile(join(dir, m), 'utf8')) as number[]) consumed.add(s);
     const storedSeq = Number((await readFile(join(dir, 'next-seq'), 'utf8').catch(() => '0')).trim()) || 0;
     const nextSeq = Math.max(storedSeq, (batchSeqs.at(-1) ?? -1) + 1);
     const batches: { seq: number; reports: number; bytes: number }[] = [];
-    let cutUpTo = -1;
     for (const seq of batchSeqs) {
       const file = join(dir, `batch-${seq}.json`);
       const text = await readFile(file, 'utf8');
       const parsed = JSON.parse(text) as BatchFile;
-      cutUpTo = Math.max(cutUpTo, parsed.segment);
+      if (segments.includes(parsed.segment) && !consumed.has(parsed.segment)) {
+        // Part of a cut that did not finish (no marker): never sent (batches are sent only after the marker); its
+        // segment is still there and is cut again below.
+        await unlink(file);
+        continue;
+      }
       batches.push({ seq, reports: parsed.reports.length, bytes: Buffer.byteLength(text) });
     }
-    // Segments already cut into batches (a crash between writing the batches and deleting the segment) go; the rest
-    // are cut now.
+    // Segments already cut (a crash between the marker and deleting the segment) go; the rest are cut now.
     const recovered: ForwardedReport[] = [];
-    let lastSegment = -1;
+    const recoveredSegments: number[] = [];
     for (const s of segments) {
-      const file = join(dir, `journal-${s}.ndjson`);
-      lastSegment = Math.max(lastSegment, s);
-      if (s > cutUpTo) {
-        const text = await readFile(file, 'utf8');
-        // Only whole lines: a torn last line was never acknowledged (its fdatasync had not returned).
-        for (const line of text.split('\n')) {
-          if (!line) continue;
-          try {
-            recovered.push(JSON.parse(line) as ForwardedReport);
-          } catch {
-            // torn
-          }
+      if (consumed.has(s)) continue;
+      recoveredSegments.push(s);
+      const text = await readFile(join(dir, `journal-${s}.ndjson`), 'utf8');
+      // Only whole lines: a torn last line was never acknowledged (its fdatasync had not returned).
+      for (const line of text.split('\n')) {
+        if (!line) continue;
+        try {
+          recovered.push(JSON.parse(line) as ForwardedReport);
+        } catch {
+          // torn
         }
       }
     }
-    const f = new MetricsForwarder(options, instanceId, nextSeq, Math.max(lastSegment, cutUpTo) + 1);
+    const f = new MetricsForwarder(options, instanceId, nextSeq, Math.max(-1, ...segments, ...consumed) + 1);
     for (const b of batches) f.outbox.set(b.seq, { reports: b.reports, bytes: b.bytes });
-    if (recovered.length > 0) await f.writeBatches(recovered, lastSegment);
+    if (recovered.length > 0) await f.writeBatches(recovered, recoveredSegments);
     for (const s of segments) await unlink(join(dir, `journal-${s}.ndjson`)).catch(() => undefined);
+    for (const m of await readdir(dir)) if (CUT.test(m)) await unlink(join(dir, m));
     await syncDir(dir);
     f.fh = await open(join(dir, `journal-${f.segment}.ndjson`), 'a');
     f.gauge();
@@ -262,17 +270,22 @@ export class MetricsForwarder {
       await this.fh!.close();
       this.segment++;
       this.fh = await open(join(this.o.dir, `journal-${this.segment}.ndjson`), 'a');
-      await this.writeBatches(reports, segment);
+      await this.writeBatches(reports, [segment]);
       await unlink(join(this.o.dir, `journal-${segment}.ndjson`));
       await syncDir(this.o.dir);
+      await unlink(join(this.o.dir, `cut-${segment}.json`));
     };
     const next = this.chain.then(run);
     this.chain = next.catch(() => undefined);
     return next;
   }
 
-  /** Splits reports into batches within the limits, persists the next seq, then each batch file. */
-  private async writeBatches(reports: ForwardedReport[], segment: number): Promise<void> {
+  /**
+   * Splits reports (of `segments`) into batches within the limits, persists the next seq, then each batch file, then
+   * the cut's marker; only then are the batches handed to the sender, so a batch of an unfinished cut is never sent.
+   */
+  private async writeBatches(reports: ForwardedReport[], segments: number[]): Promise<void> {
+    const segment = Math.max(...segments);
     const groups: ForwardedReport[][] = [];
     let group: ForwardedReport[] = [];
     let rows = 0;
@@ -297,14 +310,19 @@ export class MetricsForwarder {
     this.nextSeq += groups.length;
     // The sequence is persisted before any batch with these numbers exists (and so before any is sent).
     await writeAtomically(this.o.dir, 'next-seq', String(this.nextSeq));
+    const sizes: number[] = [];
     for (let i = 0; i < groups.length; i++) {
       const seq = first + i;
       const body: BatchFile = { seq, segment, reports: groups[i]! };
       const text = JSON.stringify(body);
+      sizes.push(Buffer.byteLength(text));
       await writeAtomically(this.o.dir, `batch-${seq}.json`, text, false);
-      this.outbox.set(seq, { reports: groups[i]!.length, bytes: Buffer.byteLength(text) });
     }
     await syncDir(this.o.dir);
+    await writeAtomically(this.o.dir, `cut-${segment}.json`, JSON.stringify(segments));
+    for (let i = 0; i < groups.length; i++) {
+      this.outbox.set(first + i, { reports: groups[i]!.length, bytes: sizes[i]! });
+    }
     this.gauge();
   }
 

@@ -4,7 +4,7 @@
  * lost, the bounds while upstream is down, and batches upstream refuses for good.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -90,7 +90,8 @@ function spawnForwarder(upstream: string, start: number, count: number) {
     }
   });
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  // 'close', not 'exit': every line the process printed has been read by then.
+  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
   cleanups.push(async () => {
     child.kill('SIGKILL');
     await exited;
@@ -192,6 +193,36 @@ describe('MetricsForwarder', () => {
     const keys = (await srv.app.store.all<{ batch_key: string }>('SELECT batch_key FROM relay_batches ORDER BY received_at')).map((r) => r.batch_key);
     expect(keys).toEqual([`${instanceId}:${batch.seq}`, `${instanceId}:${batch.seq + 1}`]);
     expect((await upstreamView(srv, 'sdk-3')).evaluations).toBe(11);
+  });
+
+  it('a cut interrupted by a crash (some batch files written, no marker) is redone: nothing lost, nothing twice', async () => {
+    const fwd = await MetricsForwarder.open({ dir, upstream: srv.url, relayToken: relay.token, periodMs: 3_600_000, maxBatchReports: 2 });
+    await Promise.all(Array.from({ length: 5 }, (_, i) => fwd.accept({ tokenId: PROD, environment: 'production' }, report('sdk-6', i))));
+    const instanceId = fwd.instanceId;
+    await fwd.close();
+    // What a crash in the middle of cutting journal-0 leaves: its first batch file written, the next seq persisted,
+    // no marker, the segment still there.
+    expect(readdirSync(dir).filter((n) => n.startsWith('journal-'))).toEqual(['journal-0.ndjson']);
+    const lines = readFileSync(join(dir, 'journal-0.ndjson'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    writeFileSync(join(dir, 'batch-0.json'), JSON.stringify({ seq: 0, segment: 0, reports: lines.slice(0, 2) }));
+    writeFileSync(join(dir, 'next-seq'), '3');
+    const again = await MetricsForwarder.open({ dir, upstream: srv.url, relayToken: relay.token, periodMs: 3_600_000, maxBatchReports: 2 });
+    cleanups.push(() => again.close());
+    expect(again.pending).toBe(5);
+    await again.flush();
+    const view = await upstreamView(srv, 'sdk-6');
+    expect(view.seqs).toEqual([0, 1, 2, 3, 4]);
+    expect(view.evaluations).toBe(5);
+    const keys = (await srv.app.store.all<{ batch_key: string }>('SELECT batch_key FROM relay_batches ORDER BY batch_key')).map((r) => r.batch_key);
+    expect(keys).toEqual([`${instanceId}:3`, `${instanceId}:4`, `${instanceId}:5`]);
+    expect(
+      readdirSync(dir)
+        .filter((n) => !n.startsWith('journal-'))
+        .sort(),
+    ).toEqual(['instance-id', 'next-seq']);
   });
 
   it('holds at most its bound while upstream is down (refusals counted as drops); batches refused for good are dropped and counted', async () => {
