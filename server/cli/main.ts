@@ -529,18 +529,31 @@ export function buildProgram(): Command {
           : [
               `${body.items.filter((s) => s.appliedVersion !== null && s.appliedVersion >= body.version).length}/${body.items.length} SDKs on the latest version (${body.version}) of ${environment}`,
               '',
-              renderTable(
-                ['ID', 'APP', 'SDK', 'VIA', 'CONNECTED', 'APPLIED VERSION', 'APPLIED AT'],
-                body.items.map((s) => [
-                  s.id,
-                  appLabel(s) || '-',
-                  sdkLabel(s),
-                  s.via?.join(' > ') || '-',
-                  formatTime(s.connectedAt),
-                  s.appliedVersion === null ? '-' : String(s.appliedVersion),
-                  formatTime(s.appliedAt),
-                ]),
-              ),
+              // The relay path column (issue 13) only when some SDK is behind a relay.
+              body.items.some((s) => s.via)
+                ? renderTable(
+                    ['ID', 'APP', 'SDK', 'VIA', 'CONNECTED', 'APPLIED VERSION', 'APPLIED AT'],
+                    body.items.map((s) => [
+                      s.id,
+                      appLabel(s) || '-',
+                      sdkLabel(s),
+                      s.via?.join(' > ') || '-',
+                      formatTime(s.connectedAt),
+                      s.appliedVersion === null ? '-' : String(s.appliedVersion),
+                      formatTime(s.appliedAt),
+                    ]),
+                  )
+                : renderTable(
+                    ['ID', 'APP', 'SDK', 'CONNECTED', 'APPLIED VERSION', 'APPLIED AT'],
+                    body.items.map((s) => [
+                      s.id,
+                      appLabel(s) || '-',
+                      sdkLabel(s),
+                      formatTime(s.connectedAt),
+                      s.appliedVersion === null ? '-' : String(s.appliedVersion),
+                      formatTime(s.appliedAt),
+                    ]),
+                  ),
             ].join('\n'),
       );
     });
