@@ -2239,7 +2239,13 @@ export interface components {
             connectedAt: components["schemas"]["DateTime"];
             /** @description The last environment version the SDK acknowledged. */
             appliedVersion: number | null;
+            /** @description When the acknowledgement arrived (for an SDK behind relays, at the relay it is connected to). */
             appliedAt: components["schemas"]["DateTime"] | null;
+            /**
+             * @description SDKs behind relays only: the relays' names (their relay tokens' names), from the one nearest this
+             *     server to the one the SDK is connected to. Absent for SDKs connected to this server directly.
+             */
+            via?: string[];
         };
         ConnectedSdkList: {
             environment: components["schemas"]["EnvironmentKey"];

@@ -529,17 +529,31 @@ export function buildProgram(): Command {
           : [
               `${body.items.filter((s) => s.appliedVersion !== null && s.appliedVersion >= body.version).length}/${body.items.length} SDKs on the latest version (${body.version}) of ${environment}`,
               '',
-              renderTable(
-                ['ID', 'APP', 'SDK', 'CONNECTED', 'APPLIED VERSION', 'APPLIED AT'],
-                body.items.map((s) => [
-                  s.id,
-                  appLabel(s) || '-',
-                  sdkLabel(s),
-                  formatTime(s.connectedAt),
-                  s.appliedVersion === null ? '-' : String(s.appliedVersion),
-                  formatTime(s.appliedAt),
-                ]),
-              ),
+              // The relay path column (issue 13) only when some SDK is behind a relay.
+              body.items.some((s) => s.via)
+                ? renderTable(
+                    ['ID', 'APP', 'SDK', 'VIA', 'CONNECTED', 'APPLIED VERSION', 'APPLIED AT'],
+                    body.items.map((s) => [
+                      s.id,
+                      appLabel(s) || '-',
+                      sdkLabel(s),
+                      s.via?.join(' > ') || '-',
+                      formatTime(s.connectedAt),
+                      s.appliedVersion === null ? '-' : String(s.appliedVersion),
+                      formatTime(s.appliedAt),
+                    ]),
+                  )
+                : renderTable(
+                    ['ID', 'APP', 'SDK', 'CONNECTED', 'APPLIED VERSION', 'APPLIED AT'],
+                    body.items.map((s) => [
+                      s.id,
+                      appLabel(s) || '-',
+                      sdkLabel(s),
+                      formatTime(s.connectedAt),
+                      s.appliedVersion === null ? '-' : String(s.appliedVersion),
+                      formatTime(s.appliedAt),
+                    ]),
+                  ),
             ].join('\n'),
       );
     });
@@ -789,23 +803,32 @@ export function buildProgram(): Command {
         ),
       );
     });
-  const kinds = ['admin', 'sdk'] as const satisfies readonly TokenKind[];
+  const kinds = ['admin', 'sdk', 'relay'] as const satisfies readonly TokenKind[];
   tokens
     .command('create')
     .description('create a token; its secret is printed once')
     .addOption(new Option('-k, --kind <kind>', kinds.join(' or ')).choices(kinds).makeOptionMandatory())
     .requiredOption('-n, --name <name>', 'who or what uses it')
     .option('-e, --env <environment>', 'environment (sdk keys)')
-    .action(async (o: { kind: (typeof kinds)[number]; name: string; env?: string }, cmd: Command) => {
+    .option('--environments <list>', 'relay tokens: the environments the relay serves, comma-separated (default: all)')
+    .action(async (o: { kind: (typeof kinds)[number]; name: string; env?: string; environments?: string }, cmd: Command) => {
       if (o.kind === 'sdk' && !o.env) throw new UsageError('an sdk key reads one environment: pass --env');
+      if (o.environments !== undefined && o.kind !== 'relay') throw new UsageError('--environments is for relay tokens (--kind relay)');
       const { api, g } = client(cmd);
-      const t = await api.post('/api/v1/tokens', { body: { kind: o.kind, name: o.name, ...(o.env ? { environment: o.env } : {}) } });
+      const environments = o.environments
+        ?.split(',')
+        .map((e) => e.trim())
+        .filter((e) => e !== '');
+      const t = await api.post('/api/v1/tokens', {
+        body: { kind: o.kind, name: o.name, ...(o.env ? { environment: o.env } : {}), ...(environments ? { environments } : {}) },
+      });
       print(g, t, () =>
         [
           renderPairs([
             ['id', t.id],
             ['kind', t.kind],
             ...(t.environment !== null ? ([['environment', t.environment]] as Array<[string, string]>) : []),
+            ...(t.kind === 'relay' ? ([['environments', t.environments?.join(', ') ?? 'all']] as Array<[string, string]>) : []),
             ['name', t.name],
             ['token', t.token],
           ]),

@@ -3,10 +3,15 @@
  * order, gaps refused, keys learned and revoked with their streams), and the SDK ignoring change kinds it does not know.
  */
 import { hash } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { StreamKey } from '@aviary/sdk/core';
 import { parseClientMessage, parseServerMessage, parseSdks, SDKS_MESSAGE_LIMITS } from '@aviary/sdk/protocol';
 import { applyChanges, compileEnvironment } from '@aviary/sdk/core';
+import { readRelayConfig } from '../../server/config.js';
+import { readCached, readScope, writeCached, writeScope } from '../../server/relay/disk-cache.js';
 import { RelayState } from '../../server/relay/relay-state.js';
 import { ChangeFeed } from '../../server/storage/change-feed.js';
 
@@ -133,5 +138,39 @@ describe('the SDK and change kinds it does not know', () => {
     expect(env.version).toBe(2);
     // A malformed known change is still refused (the client resyncs).
     expect(parseServerMessage(JSON.stringify({ type: 'delta', version: 2, prev: 1, changes: [{ type: 'flag.delete' }] })).ok).toBe(false);
+  });
+});
+
+describe('relay configuration and disk cache', () => {
+  it('reads AVIARY_UPSTREAM, AVIARY_RELAY_TOKEN and AVIARY_RELAY_CACHE, naming a bad variable', () => {
+    const ok = readRelayConfig({ AVIARY_UPSTREAM: 'http://core:4242/', AVIARY_RELAY_TOKEN: 'avi_relay_0123456789abcdef', AVIARY_PORT: '4300' });
+    expect(ok).toMatchObject({ upstream: 'http://core:4242', cacheDir: './data/relay', host: '127.0.0.1', port: 4300 });
+    expect(
+      readRelayConfig({ AVIARY_UPSTREAM: 'https://x', AVIARY_RELAY_TOKEN: 'avi_relay_0123456789abcdef', AVIARY_RELAY_CACHE: '/var/cache/r' })
+        .cacheDir,
+    ).toBe('/var/cache/r');
+    expect(() => readRelayConfig({ AVIARY_RELAY_TOKEN: 'avi_relay_0123456789abcdef' })).toThrow(/AVIARY_UPSTREAM/);
+    expect(() => readRelayConfig({ AVIARY_UPSTREAM: 'ftp://x', AVIARY_RELAY_TOKEN: 'avi_relay_0123456789abcdef' })).toThrow(/AVIARY_UPSTREAM/);
+    expect(() => readRelayConfig({ AVIARY_UPSTREAM: 'http://x' })).toThrow(/AVIARY_RELAY_TOKEN/);
+  });
+
+  it('writes snapshots atomically (no temp file left), reads them back, and skips a damaged file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'aviary-relay-cache-'));
+    try {
+      const k = key('k1', 'secret');
+      await writeCached(dir, { snapshot: { ...snapshot(7) }, keys: [k], savedAt: 5 });
+      await writeCached(dir, { snapshot: { ...snapshot(8) }, keys: [k], savedAt: 6 });
+      writeFileSync(join(dir, 'staging.snapshot.json'), '{"format":1,"snapsh');
+      expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+      const damaged: string[] = [];
+      const read = await readCached(dir, (file) => damaged.push(file));
+      expect(read).toEqual([{ snapshot: snapshot(8), keys: [k], savedAt: 6 }]);
+      expect(damaged).toEqual(['staging.snapshot.json']);
+      await writeScope(dir, { name: 'edge', environments: ['production'] });
+      expect(await readScope(dir)).toEqual({ name: 'edge', environments: ['production'] });
+      expect(await readScope(join(dir, 'missing'))).toBeNull();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
