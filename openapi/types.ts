@@ -1058,6 +1058,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sdk/v1/relay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What a relay token covers
+         * @description For relay tokens only (`aviary relay` asks it at start): the relay's name and the environments it serves,
+         *     each with its current version. The relay then opens one `GET /sdk/v1/stream?environment=<env>` per
+         *     environment. SDK keys get 403. See docs/stream-protocol.md ("Relays").
+         */
+        get: operations["getRelayInfo"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/sdk/v1/stream": {
         parameters: {
             query?: never;
@@ -1125,6 +1147,40 @@ export interface paths {
          *     `queued-reports-per-key`, `queued-rows-per-key`; `allowance`), and the SDK retries the same report.
          */
         post: operations["sdkMetrics"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sdk/v1/metrics/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Forward a batch of SDK metrics reports (relays)
+         * @description A relay (or a chain of relays) forwards the original reports of its SDKs, each attributed to the SDK key it
+         *     came in with (`key`: that key's token id, which the relay knows from the key hashes it follows) and its
+         *     environment. Every key must be an SDK key of that environment, and the relay token must cover the
+         *     environment; otherwise the whole batch is refused (403, `errors` name the reports) and nothing is counted. A
+         *     report of a key revoked or expired since is not counted and is listed in `refused` (`limit: key-revoked`).
+         *
+         *     Each report is then counted exactly as if its SDK had sent it directly (`POST /sdk/v1/metrics`): the same
+         *     validation and row screening, the same per-key quotas (a key over one refuses the whole batch with 429 and
+         *     `Retry-After`; the relay retries it with the same `Idempotency-Key`), the same (key, `sdkId`, `seq`) dedupe,
+         *     and canary evidence from client-side keys stays client-side (CONTRACT §16).
+         *
+         *     `Idempotency-Key` (the relay's instance id and its period's sequence number) is recorded in the same
+         *     transaction as the counts: a replay of a committed key answers 200 with `replay: true` and counts nothing.
+         *     Bounded: at most 2,000 reports (400 naming `/reports`), 20,000 stats rows (413, `limit:
+         *     rows-per-batch`) and 16 MiB (413, `limit: bytes-per-batch`) per batch.
+         */
+        post: operations["relayMetricsBatch"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2191,6 +2247,35 @@ export interface components {
             };
             stats: components["schemas"]["VariantStats"][];
         };
+        RelayMetricsBatch: {
+            reports: {
+                /** @description The token id of the SDK key the report came in with. */
+                key: string;
+                environment: string;
+                report: components["schemas"]["MetricsReport"];
+            }[];
+        };
+        RelayMetricsBatchReceipt: {
+            accepted: boolean;
+            /** @description This Idempotency-Key had been committed before; nothing was counted again. */
+            replay: boolean;
+            /** @description Reports in the batch. */
+            reports: number;
+            /** @description Reports counted now (absent on a replay). */
+            counted?: number;
+            /** @description Reports whose (key, sdkId, seq) had been counted before (absent on a replay). */
+            duplicate?: number;
+            /** @description Reports with no countable row (final, like a 400 to a direct report), by index. */
+            refused?: {
+                index: number;
+                limit: string;
+                message: string;
+            }[];
+            /** @description Rows dropped by screening across the counted reports. */
+            droppedRows?: number;
+        } & {
+            [key: string]: unknown;
+        };
         MetricsReceipt: {
             /** @description The report is (or already was) counted. */
             accepted: boolean;
@@ -2377,7 +2462,7 @@ export interface components {
             configured: boolean;
             /** @description Admin tokens' role (tokens made before roles are `admin`); null for other kinds. */
             role: components["schemas"]["Role"] | null;
-            /** @description Admin tokens (editor, oncall) - the environments they may change; null all. */
+            /** @description Admin tokens (editor, oncall) - the environments they may change; relay tokens - the environments the relay serves; null all. */
             environments: string[] | null;
             /** @description When the token stops working (401, streams closed with 4003); null never. */
             expiresAt: components["schemas"]["DateTime"] | null;
@@ -2396,8 +2481,12 @@ export interface components {
             clientSide?: boolean;
             /** @description `admin` tokens only; default `admin`. */
             role?: components["schemas"]["Role"];
-            /** @description `editor`/`oncall` admin tokens only - the environments they may change (default all). */
-            environments?: components["schemas"]["EnvironmentKey"][];
+            /**
+             * @description `editor`/`oncall` admin tokens: the environments they may change (default all). `relay` tokens: the
+             *     environments the relay serves (all when omitted or null); a relay token reads flags of these environments
+             *     (the SDK API with `?environment=`, the stream) and forwards metrics, and changes nothing.
+             */
+            environments?: components["schemas"]["EnvironmentKey"][] | null;
             /** @description When the token stops working (in the future); default never. */
             expiresAt?: components["schemas"]["DateTime"] | null;
         };
@@ -2405,6 +2494,15 @@ export interface components {
         TokenCreated: components["schemas"]["Token"] & {
             /** @description The secret. Only in this response; the server keeps a hash. */
             token: string;
+        };
+        RelayInfo: {
+            /** @description The relay token's name (shown in `via` paths of SDKs behind it). */
+            name: string;
+            tokenId: string;
+            environments: {
+                key: components["schemas"]["EnvironmentKey"];
+                version: number;
+            }[];
         };
         /** @description A flag definition with its state in the snapshot's environment. */
         SdkFlag: {
@@ -2550,7 +2648,13 @@ export interface components {
             connectedAt: components["schemas"]["DateTime"];
             /** @description The last environment version the SDK acknowledged. */
             appliedVersion: number | null;
+            /** @description When the acknowledgement arrived (for an SDK behind relays, at the relay it is connected to). */
             appliedAt: components["schemas"]["DateTime"] | null;
+            /**
+             * @description SDKs behind relays only: the relays' names (their relay tokens' names), from the one nearest this
+             *     server to the one the SDK is connected to. Absent for SDKs connected to this server directly.
+             */
+            via?: string[];
         };
         ConnectedSdkList: {
             environment: components["schemas"]["EnvironmentKey"];
@@ -4888,6 +4992,29 @@ export interface operations {
             429: components["responses"]["TooManyRequests"];
         };
     };
+    getRelayInfo: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The relay token's scope. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RelayInfo"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
     sdkStream: {
         parameters: {
             query?: {
@@ -4989,6 +5116,56 @@ export interface operations {
              * @description This SDK key is over one of its quotas (`limit`, `allowance`), or too many failed authentications from
              *     this address; retry after `Retry-After`. Nothing was counted.
              */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    relayMetricsBatch: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The batch's key, unique per relay token (e.g. `<relay instance id>:<period seq>`), 1–200 characters. */
+                "Idempotency-Key": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RelayMetricsBatch"];
+            };
+        };
+        responses: {
+            /** @description The batch is committed (or already was: `replay` is true). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RelayMetricsBatchReceipt"];
+                };
+            };
+            /** @description The batch or one of its reports is malformed (`errors` name the fields). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            /** @description An attributed key is over one of its quotas (`limit`, `allowance`, `key`); retry after `Retry-After` with the same key. */
             429: {
                 headers: {
                     "Retry-After": components["headers"]["RetryAfter"];

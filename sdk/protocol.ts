@@ -3,9 +3,9 @@
  * environment goes through (`Change`, `Delta`) are the core's types (evaluation applies them), re-exported here
  * so that both sides import the wire format from one place.
  */
-import type { Change, EnvironmentSnapshot } from './core/types.js';
+import type { Change, EnvironmentSnapshot, StreamKey } from './core/types.js';
 
-export type { Change, Delta } from './core/types.js';
+export type { Change, Delta, StreamKey } from './core/types.js';
 
 /**
  * What an SDK instance sends to `POST /sdk/v1/metrics`. `sdkId` is random per SDK instance and `seq` increases by
@@ -84,6 +84,11 @@ export interface HydrateMessage {
   snapshot: EnvironmentSnapshot;
   /** The interval at which the server sends heartbeats, so the client can set its read timeout. */
   heartbeatMs: number;
+  /**
+   * Relay subscribers only (docs/stream-protocol.md, "Relays"): the keys that may read this environment (SDK keys,
+   * and relay tokens covering it), as stored hashes, so a relay checks them without a round trip. SDKs never get it.
+   */
+  keys?: StreamKey[];
 }
 
 /** One committed write. `prev` is the version it builds on: a client whose version differs has missed something. */
@@ -152,8 +157,37 @@ export interface ResyncMessage {
   reason: string;
 }
 
+/**
+ * A relay's SDKs (relay subscribers only): what the relay's own stream sees, sent upstream so that the upstream's
+ * receipts and SDK list include them. Incremental: `upsert` replaces those ids' entries, `remove` drops ids.
+ */
+export interface SdksMessage {
+  type: 'sdks';
+  upsert: DownstreamSdk[];
+  remove: string[];
+}
+
+/** One SDK behind a relay, as reported upstream. */
+export interface DownstreamSdk {
+  id: string;
+  sdkVersion: string;
+  app?: { name?: string; version?: string };
+  appliedVersion: number | null;
+  /** Epoch ms (the relay's clock), or null. */
+  appliedAt: number | null;
+  connectedAt: number;
+  /**
+   * Relays between the reporting relay and the SDK, nearest first ([] for the reporter's own SDKs). The upstream
+   * prepends the reporter's name, taken from its token, never from the message.
+   */
+  via: string[];
+}
+
+/** Bounds of one `sdks` message (it is hostile input for the upstream). */
+export const SDKS_MESSAGE_LIMITS = { bytes: 60_000, entries: 200, via: 8 } as const;
+
 /** Everything the client sends on the stream. */
-export type ClientMessage = HelloMessage | AckMessage | ResyncMessage;
+export type ClientMessage = HelloMessage | AckMessage | ResyncMessage | SdksMessage;
 
 /** The outcome of parsing: a message, or why it was rejected (parsing never throws). */
 export type ParseResult<T> = { ok: true; message: T } | { ok: false; error: string };
@@ -179,13 +213,16 @@ function fail(error: string): { ok: false; error: string } {
 // Just the shapes compilation relies on; the bodies are checked by the core when they are compiled.
 const isFlag = (f: unknown) => isObject(f) && isKey(f.key) && isObject(f.state) && Array.isArray(f.variants);
 const isSegment = (g: unknown) => isObject(g) && isKey(g.key);
+// A change of a kind this client does not know (a newer server's, or one meant for relays) parses and is ignored.
 const isChange = (c: unknown) =>
   isObject(c) &&
   (c.type === 'flag.upsert'
     ? isFlag(c.flag)
     : c.type === 'segment.upsert'
       ? isSegment(c.segment)
-      : (c.type === 'flag.delete' || c.type === 'segment.delete') && isKey(c.key));
+      : c.type === 'flag.delete' || c.type === 'segment.delete'
+        ? isKey(c.key)
+        : typeof c.type === 'string');
 
 /** Where `items` is not an array of what `ok` accepts (`path`, or `path/index` of the first bad one), or ''. */
 function badItem(items: unknown, ok: (v: unknown) => boolean, path: string): string {
@@ -235,7 +272,8 @@ export function parseServerMessage(data: string): ParseResult<ServerMessage> {
 
 /** Parses and validates a message from a client. Never throws. */
 export function parseClientMessage(data: string): ParseResult<ClientMessage> {
-  if (data.length > 4096) return fail('message too large');
+  if (data.length > 4096)
+    return data.length <= SDKS_MESSAGE_LIMITS.bytes && data.startsWith('{"type":"sdks"') ? parseSdks(data) : fail('message too large');
   const r = parseJson(data);
   if (!r.ok) return r;
   const m = r.message;
@@ -260,6 +298,8 @@ export function parseClientMessage(data: string): ParseResult<ClientMessage> {
       return { ok: true, message: { type: 'ack', version: m.version, appliedAt: m.appliedAt } };
     case 'resync':
       return { ok: true, message: { type: 'resync', reason: String(m.reason ?? '').slice(0, 256) } };
+    case 'sdks':
+      return parseSdks(data);
     default:
       return fail('/type');
   }
@@ -268,4 +308,44 @@ export function parseClientMessage(data: string): ParseResult<ClientMessage> {
 /** Serializes a message for the wire (both directions). */
 export function encodeMessage(message: ServerMessage | ClientMessage): string {
   return JSON.stringify(message);
+}
+
+const str = (v: unknown, max: number) => typeof v === 'string' && v.length > 0 && v.length <= max;
+
+/**
+ * Parses a relay's `sdks` report (hostile input: bounded in bytes, entries and path length; every field checked). Never
+ * throws. Only relay subscribers may send it; the hub refuses it from SDKs.
+ */
+export function parseSdks(data: string): ParseResult<SdksMessage> {
+  if (data.length > SDKS_MESSAGE_LIMITS.bytes) return fail('sdks: message too large');
+  const r = parseJson(data);
+  if (!r.ok) return r;
+  const m = r.message;
+  if (m.type !== 'sdks' || !Array.isArray(m.upsert) || !Array.isArray(m.remove)) return fail('sdks: upsert and remove must be arrays');
+  if (m.upsert.length + m.remove.length > SDKS_MESSAGE_LIMITS.entries) return fail(`sdks: more than ${SDKS_MESSAGE_LIMITS.entries} entries`);
+  const upsert: DownstreamSdk[] = [];
+  for (const [i, e] of (m.upsert as unknown[]).entries()) {
+    if (!isObject(e) || !str(e.id, 128) || typeof e.sdkVersion !== 'string' || e.sdkVersion.length > 64) return fail(`sdks/upsert/${i}`);
+    if (!(e.appliedVersion === null || isVersion(e.appliedVersion)) || !(e.appliedAt === null || isVersion(e.appliedAt)) || !isVersion(e.connectedAt))
+      return fail(`sdks/upsert/${i}`);
+    if (!Array.isArray(e.via) || e.via.length > SDKS_MESSAGE_LIMITS.via || !e.via.every((v: unknown) => str(v, 128)))
+      return fail(`sdks/upsert/${i}/via`);
+    const sdk: DownstreamSdk = {
+      id: e.id,
+      sdkVersion: e.sdkVersion,
+      appliedVersion: e.appliedVersion,
+      appliedAt: e.appliedAt,
+      connectedAt: e.connectedAt,
+      via: [...e.via],
+    };
+    if (isObject(e.app)) {
+      const app: { name?: string; version?: string } = {};
+      if (typeof e.app.name === 'string') app.name = e.app.name.slice(0, 128);
+      if (typeof e.app.version === 'string') app.version = e.app.version.slice(0, 64);
+      sdk.app = app;
+    }
+    upsert.push(sdk);
+  }
+  if (!m.remove.every((id: unknown) => str(id, 128))) return fail('sdks/remove');
+  return { ok: true, message: { type: 'sdks', upsert, remove: m.remove as string[] } };
 }

@@ -34,7 +34,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Delta } from '@aviary/sdk/protocol';
-import type { EnvironmentSnapshot } from '@aviary/sdk/core';
+import type { EnvironmentSnapshot, StreamKey } from '@aviary/sdk/core';
 import { adminAuthHook, sdkAuthHook } from './auth/hooks.js';
 import { createAuthenticator, type Authenticator, type SdkPrincipal } from './auth/authenticate.js';
 import { TokenStore } from './auth/token-store.js';
@@ -63,10 +63,12 @@ import { openapiRoute } from './openapi/openapi-route.js';
 import { installValidation } from './openapi/validation.js';
 import { streamRoutes, type StreamPluginOptions } from './stream/stream-routes.js';
 import { ofrepRoutes } from './ofrep/ofrep-routes.js';
+import { relayInfoRoute } from './relay/relay-info-route.js';
 import { OfrepEventStreams, type OfrepEventsOptions } from './ofrep/ofrep-events.js';
 import { setupMetrics, type MetricsOptions } from './metrics/metrics-setup.js';
 import { setupLifecycle } from './lifecycle/lifecycle-setup.js';
 import { metricsAdminRoutes, metricsIngestRoutes } from './metrics/metrics-routes.js';
+import { relayBatchRoutes } from './metrics/relay-batch-routes.js';
 import { setupCanaries, type CanaryOptions } from './canary/canary-setup.js';
 import { canaryRoutes } from './canary/canary-routes.js';
 import { gitopsRoutes } from './gitops/gitops-routes.js';
@@ -169,6 +171,8 @@ export interface Snapshots {
   get(environment: string): EnvironmentSnapshot | null;
   version(environment: string): number | null;
   changesSince(environment: string, version: number): Delta[] | null;
+  /** The keys relays check locally (relay stream audience only; issue 13). */
+  keys?(environment: string): StreamKey[];
 }
 
 /** Delivery receipts (decorated by the stream hub when it is registered). */
@@ -310,6 +314,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     get: (env: string) => live.get(env),
     version: (env: string) => live.version(env),
     changesSince: (env: string, version: number) => live.changesSince(env, version),
+    keys: (env: string) => live.keys(env),
   } satisfies Snapshots);
   app.decorate('auth', createAuthenticator(tokens, feed));
   app.decorate('evaluationTime', new EvaluationTimeBudget({ ...DEFAULT_EVALUATION_TIME, ...options.evaluationTime }));
@@ -409,7 +414,11 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     },
     { prefix: '/sdk/v1' },
   );
+  // Relay metrics batches (issue 13, relayflow): a relay token, not an SDK key, so its own context and auth hook.
+  await app.register(relayBatchRoutes, { prefix: '/sdk/v1' });
 
+  // relay: what a relay token covers (GET /sdk/v1/relay; server/relay/relay-info-route.ts).
+  await app.register(relayInfoRoute, { prefix: '/sdk/v1', environments: () => live.environments() });
   app.decorate('ofrepEvents', new OfrepEventStreams(app, options.ofrepEvents ?? {}));
   // Before fastify waits for open requests: an event stream never ends on its own.
   app.addHook('preClose', async () => app.ofrepEvents.close());

@@ -168,3 +168,45 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     ...setOnly('evaluationMsPerSecond', optionalPositive(env, 'AVIARY_EVAL_MS_PER_SECOND')),
   };
 }
+
+// relay: begin (issue 13)
+/** What `aviary relay` needs (CONTRACT §10). */
+export interface RelayConfig {
+  host: string;
+  port: number;
+  /** `AVIARY_UPSTREAM`: the URL of a server, replica or another relay. */
+  upstream: string;
+  /** `AVIARY_RELAY_TOKEN`: a relay token of that upstream. */
+  relayToken: string;
+  /** `AVIARY_RELAY_CACHE`: the disk cache directory. Default ./data/relay. */
+  cacheDir: string;
+  logLevel: string;
+  shutdownTimeoutMs: number;
+  trustProxy: TrustProxy;
+  authFailures: { limit: number; windowMs: number };
+  slowRequestMs: number;
+  hydrations: { burst: number; perMinute: number };
+}
+
+/** Reads the relay's configuration; throws a message naming the bad variable. */
+export function readRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
+  const upstream = env.AVIARY_UPSTREAM ?? '';
+  if (!/^https?:\/\/[^/\s]+/.test(upstream)) throw new Error('AVIARY_UPSTREAM must be the http(s):// URL of an Aviary server or relay');
+  const relayToken = env.AVIARY_RELAY_TOKEN ?? '';
+  if (relayToken.length < 16) throw new Error('AVIARY_RELAY_TOKEN must be set to a relay token (POST /api/v1/tokens {"kind":"relay"} upstream)');
+  const base = readConfig({ ...env, AVIARY_DATABASE_URL: '' });
+  return {
+    host: base.host,
+    port: base.port,
+    upstream: upstream.replace(/\/+$/, ''),
+    relayToken,
+    cacheDir: env.AVIARY_RELAY_CACHE || './data/relay',
+    logLevel: base.logLevel,
+    shutdownTimeoutMs: base.shutdownTimeoutMs,
+    trustProxy: base.trustProxy,
+    authFailures: base.authFailures,
+    slowRequestMs: base.slowRequestMs,
+    hydrations: base.hydrations,
+  };
+}
+// relay: end

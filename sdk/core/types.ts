@@ -193,7 +193,29 @@ export type Change =
   | { type: 'flag.upsert'; flag: FlagConfig }
   | { type: 'flag.delete'; key: string }
   | { type: 'segment.upsert'; segment: Segment }
-  | { type: 'segment.delete'; key: string };
+  | { type: 'segment.delete'; key: string }
+  // Relay audience only (docs/stream-protocol.md): the server never sends these to SDKs, and the core ignores them.
+  | { type: 'key.upsert'; key: StreamKey }
+  | { type: 'key.delete'; id: string };
+
+/**
+ * A credential a relay checks locally, as streamed to relays (never to SDKs): the SHA-256 (hex) of an SDK key or of
+ * a relay token covering the environment, never the secret.
+ */
+export interface StreamKey {
+  id: string;
+  kind: 'sdk' | 'relay';
+  /** SHA-256 of the secret, hex. */
+  hash: string;
+  /** Relay tokens: their name (the `via` path of receipts). */
+  name: string;
+  /** SDK keys only: a client-side (public) key. */
+  clientSide: boolean;
+  /** Epoch ms, or null: never expires. */
+  expiresAt: number | null;
+  /** Relay tokens: the environments they cover (null: all). SDK keys: their one environment. */
+  environments: string[] | null;
+}
 
 /** The changes one committed write made to one environment, and the environment version it produced. */
 export interface Delta {

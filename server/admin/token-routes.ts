@@ -22,6 +22,8 @@ export const tokenRoutes: FastifyPluginAsync = async (app) => {
     // CONTRACT §16: an SDK key is server-side (secret) unless created with clientSide: true (public, for browsers).
     if (clientSide === true && kind !== 'sdk') issues.push({ path: '/clientSide', message: 'only SDK keys are client-side or server-side' });
     const access = await tokenAccess(app, request.body, issues);
+    // relay (issue 13): a relay token covers the listed environments (all when omitted); each must exist.
+    if (kind === 'relay') issues.push(...(await relayScopeIssues(app, access.environments)));
     if (issues.length) throw validationError(issues);
     const created = await app.stores.tokens.create(request.actor!, {
       kind,
@@ -86,9 +88,11 @@ function futureTime(app: FastifyInstance, value: string | null | undefined, path
 /** Role, environments and expiry of a new token (CONTRACT §14), checked against its kind and the environments that exist. */
 async function tokenAccess(
   app: FastifyInstance,
-  body: { kind: string; role?: Role | undefined; environments?: string[] | undefined; expiresAt?: string | null | undefined },
+  request: { kind: string; role?: Role | undefined; environments?: string[] | null | undefined; expiresAt?: string | null | undefined },
   issues: ProblemIssue[],
 ): Promise<{ role: Role | null; environments: string[] | null; expiresAt: number | null }> {
+  // `environments: null` is "all", as when it is omitted.
+  const body = { ...request, environments: request.environments ?? undefined };
   const expiresAt = futureTime(app, body.expiresAt, '/expiresAt', issues);
   if (body.kind !== 'admin') {
     if (body.role !== undefined) issues.push({ path: '/role', message: 'only admin tokens have a role' });
@@ -107,3 +111,11 @@ async function tokenAccess(
   return { role, environments: body.environments ?? null, expiresAt };
 }
 // ---- end of roles and tokens ----
+// relay: begin (issue 13)
+/** What is wrong with a relay token's scope: every environment listed must exist. */
+async function relayScopeIssues(app: FastifyInstance, environments: readonly string[] | null): Promise<ProblemIssue[]> {
+  if (environments === null) return [];
+  const known = new Set((await app.stores.environments.list()).map((e) => e.key));
+  return environments.flatMap((env, i) => (known.has(env) ? [] : [{ path: `/environments/${i}`, message: `no environment "${env}"` }]));
+}
+// relay: end

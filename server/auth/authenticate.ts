@@ -19,6 +19,8 @@ export interface SdkPrincipal {
   environment: string;
   /** A client-side (public) key: what it reports is bounded as evidence (CONTRACT §16). */
   clientSide: boolean;
+  /** A relay token reading `environment` on behalf of the SDKs behind it: the relay's name (issue 13). */
+  relay?: string;
 }
 
 /** The bearer secret of a request, or undefined. */
@@ -46,9 +48,11 @@ export interface Authenticator {
   admin(request: FastifyRequest): Actor | AviaryError;
   /** The SDK principal, or a 401/403 problem. Usable from a websocket route's preValidation. */
   sdk(request: FastifyRequest): SdkPrincipal | AviaryError;
+  /** A relay token (GET /sdk/v1/relay), or a 401/403 problem. */
+  relay(request: FastifyRequest): Readonly<TokenInfo> | AviaryError;
 }
 
-export function createAuthenticator(tokens: TokenStore, feed: ChangeFeed): Authenticator {
+export function createAuthenticator(tokens: Pick<TokenStore, 'authenticate' | 'isRevoked' | 'isExpired'>, feed: ChangeFeed): Authenticator {
   // One principal per cached token info (which the store shares between requests): nothing allocated per request.
   const principals = new WeakMap<object, SdkPrincipal>();
   const fail = (request: FastifyRequest, scope: AuthFailureEvent['scope'], reason: AuthFailureEvent['reason'], err: AviaryError) => {
@@ -88,6 +92,22 @@ export function createAuthenticator(tokens: TokenStore, feed: ChangeFeed): Authe
     sdk(request) {
       const token = check(request, 'sdk', bearerSecret(request) ?? subprotocolSecret(request));
       if (token instanceof Error) return token;
+      // relay: begin (issue 13) — a relay token reads the environment named by `?environment=`, if in its scope.
+      if (token.kind === 'relay') {
+        const wanted = (request.query as Record<string, unknown> | undefined)?.environment;
+        const env = typeof wanted === 'string' ? wanted : token.environments?.length === 1 ? token.environments[0] : undefined;
+        if (env === undefined)
+          return fail(
+            request,
+            'sdk',
+            'wrong-environment',
+            problem('forbidden', 'A relay token names the environment it reads: add ?environment=<env>.'),
+          );
+        if (token.environments !== null && !token.environments.includes(env))
+          return fail(request, 'sdk', 'wrong-environment', problem('forbidden', `This relay token does not cover environment "${env}".`));
+        return { tokenId: token.id, environment: env, clientSide: false, relay: token.name };
+      }
+      // relay: end
       if (token.kind !== 'sdk' || !token.environment) {
         return fail(request, 'sdk', 'wrong-kind', problem('forbidden', 'Admin tokens cannot use the SDK API; use an SDK key of the environment.'));
       }
@@ -95,6 +115,12 @@ export function createAuthenticator(tokens: TokenStore, feed: ChangeFeed): Authe
       if (principal === undefined)
         principals.set(token, (principal = Object.freeze({ tokenId: token.id, environment: token.environment, clientSide: token.clientSide })));
       return principal;
+    },
+    relay(request) {
+      const token = check(request, 'sdk', bearerSecret(request));
+      if (token instanceof Error) return token;
+      if (token.kind !== 'relay') return fail(request, 'sdk', 'wrong-kind', problem('forbidden', 'Only relay tokens may ask what a relay serves.'));
+      return token;
     },
   };
 }

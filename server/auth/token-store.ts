@@ -13,6 +13,7 @@ import type { ChangeFeed } from '../storage/change-feed.js';
 import { bool, type SqlValue, type StorePort, type Subscription } from '../storage/port.js';
 import type { TokenRow } from '../storage/rows.js';
 import type { Actor, Role, Writer } from '../storage/writer.js';
+import { tokenEnvironments } from './stream-keys.js';
 
 /** A token as the API shows it (never the secret or its hash). */
 export interface TokenInfo {
@@ -82,16 +83,10 @@ function toInfo(row: TokenRow): TokenInfo {
     revokedAt: apiTimeOrNull(row.revoked_at === null ? null : Number(row.revoked_at)),
     configured: isConfigured(row.id),
     role: row.kind === 'admin' ? ((row.role as Role | null) ?? 'admin') : null,
-    environments: parseEnvironments(row.environments),
+    environments: tokenEnvironments(row),
     expiresAt: apiTimeOrNull(row.expires_at === null ? null : Number(row.expires_at)),
     replacedBy: row.replaced_by,
   };
-}
-
-function parseEnvironments(json: string | null): string[] | null {
-  if (json === null) return null;
-  const list: unknown = JSON.parse(json);
-  return Array.isArray(list) ? list.filter((e): e is string => typeof e === 'string') : null;
 }
 
 /** True when a token row has expired at `now` (epoch ms). */
@@ -132,6 +127,7 @@ const SQL = {
   insertFull: `INSERT INTO tokens (id, kind, environment, name, client_side, hash, prefix, created_at, role, environments, expires_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   replace: 'UPDATE tokens SET expires_at = ?, replaced_by = ? WHERE id = ? AND revoked_at IS NULL AND replaced_by IS NULL',
+  relayEnvironments: 'UPDATE tokens SET environments = ? WHERE id = ?',
   upsertConfigured: `INSERT INTO tokens (id, kind, environment, name, hash, prefix, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT(id) DO UPDATE SET hash = excluded.hash, prefix = excluded.prefix, revoked_at = NULL`,
   revoke: 'UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL',
@@ -355,6 +351,8 @@ export class TokenStore {
     await this.writer.write(actor, async (w) => {
       row.created_at = w.now;
       await w.tx.run(SQL.insertFull, insertValues(row));
+      // relay (issue 13): SDK keys and relay tokens reach relays as key changes.
+      w.touchToken(row.id);
       w.audit({ action: 'token.create', resourceType: 'token', resourceKey: row.id, environment: row.environment, after: toInfo(row) });
       await w.tx.notify(TOKENS_CHANNEL, row.id);
     });
@@ -399,6 +397,9 @@ export class TokenStore {
         await w.tx.run(SQL.insertFull, insertValues(row));
         const until = old.expires_at === null ? w.now + options.overlapMs : Math.min(Number(old.expires_at), w.now + options.overlapMs);
         await w.tx.run(SQL.replace, [until, row.id, old.id]);
+        // relay (issue 13): relays learn the new key and the old one's expiry as key changes.
+        w.touchToken(row.id);
+        w.touchToken(old.id);
         const after = (await w.tx.get<TokenRow>(SQL.one, [old.id]))!;
         w.audit({
           action: 'token.rotate',
@@ -436,6 +437,7 @@ export class TokenStore {
       if (!before) return null;
       if (before.revoked_at !== null) return toInfo(before);
       await w.tx.run(SQL.revoke, [w.now, id]);
+      w.touchToken(id);
       const after = (await w.tx.get<TokenRow>(SQL.one, [id]))!;
       w.audit({
         action: 'token.revoke',
@@ -493,6 +495,7 @@ export class TokenStore {
       for (const row of await w.tx.all<TokenRow>(SQL.all)) {
         if (isConfigured(row.id) && !wanted.has(row.id) && row.revoked_at === null) {
           await w.tx.run(SQL.revoke, [now, row.id]);
+          w.touchToken(row.id);
           w.audit({
             action: 'token.revoke',
             resourceType: 'token',
@@ -503,6 +506,9 @@ export class TokenStore {
         }
       }
       for (const [id, t] of wanted) {
+        // Relays learn a configured SDK key that is new or changed (a key change, versioned like any other).
+        const before = await w.tx.get<TokenRow>(SQL.one, [id]);
+        if (t.kind === 'sdk' && (!before || before.revoked_at !== null || before.hash !== sha256(t.secret).toString('hex'))) w.touchToken(id);
         await w.tx.run(SQL.upsertConfigured, [id, t.kind, t.environment, t.name, sha256(t.secret).toString('hex'), t.secret.slice(0, 4), now]);
       }
       const admins = await w.tx.get<{ n: number }>(SQL.activeAdmins, [now]);

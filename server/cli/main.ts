@@ -177,6 +177,23 @@ export function buildProgram(): Command {
       throw new UsageError(m);
     },
   });
+  // ---- relay (issue 13): the relay tier, following an upstream server or relay ----
+  program
+    .command('relay')
+    .description('start a relay (same as `npm run relay`; AVIARY_UPSTREAM, AVIARY_RELAY_TOKEN, AVIARY_RELAY_CACHE apply)')
+    .option('--upstream <url>', 'the server or relay to follow (AVIARY_UPSTREAM)')
+    .option('--host <host>', 'listen address (AVIARY_HOST)')
+    .option('--port <port>', 'listen port (AVIARY_PORT)')
+    .option('--cache <dir>', 'disk cache directory (AVIARY_RELAY_CACHE)')
+    .action(async (o: { upstream?: string; host?: string; port?: string; cache?: string }) => {
+      if (o.upstream) process.env.AVIARY_UPSTREAM = o.upstream;
+      if (o.host) process.env.AVIARY_HOST = o.host;
+      if (o.port) process.env.AVIARY_PORT = o.port;
+      if (o.cache) process.env.AVIARY_RELAY_CACHE = o.cache;
+      const entry = '../relay/relay-main.js';
+      await import(entry);
+      return new Promise<void>(() => {}); // the relay owns the process from here
+    });
 
   // ---- backup / restore (the SQLite store, on this machine) ----
   const dbOption = () => new Option('--db <path>', 'SQLite database file (AVIARY_DB)').env('AVIARY_DB').default('./data/aviary.db');
@@ -523,17 +540,31 @@ export function buildProgram(): Command {
           : [
               `${body.items.filter((s) => s.appliedVersion !== null && s.appliedVersion >= body.version).length}/${body.items.length} SDKs on the latest version (${body.version}) of ${environment}`,
               '',
-              renderTable(
-                ['ID', 'APP', 'SDK', 'CONNECTED', 'APPLIED VERSION', 'APPLIED AT'],
-                body.items.map((s) => [
-                  s.id,
-                  appLabel(s) || '-',
-                  sdkLabel(s),
-                  formatTime(s.connectedAt),
-                  s.appliedVersion === null ? '-' : String(s.appliedVersion),
-                  formatTime(s.appliedAt),
-                ]),
-              ),
+              // The relay path column (issue 13) only when some SDK is behind a relay.
+              body.items.some((s) => s.via)
+                ? renderTable(
+                    ['ID', 'APP', 'SDK', 'VIA', 'CONNECTED', 'APPLIED VERSION', 'APPLIED AT'],
+                    body.items.map((s) => [
+                      s.id,
+                      appLabel(s) || '-',
+                      sdkLabel(s),
+                      s.via?.join(' > ') || '-',
+                      formatTime(s.connectedAt),
+                      s.appliedVersion === null ? '-' : String(s.appliedVersion),
+                      formatTime(s.appliedAt),
+                    ]),
+                  )
+                : renderTable(
+                    ['ID', 'APP', 'SDK', 'CONNECTED', 'APPLIED VERSION', 'APPLIED AT'],
+                    body.items.map((s) => [
+                      s.id,
+                      appLabel(s) || '-',
+                      sdkLabel(s),
+                      formatTime(s.connectedAt),
+                      s.appliedVersion === null ? '-' : String(s.appliedVersion),
+                      formatTime(s.appliedAt),
+                    ]),
+                  ),
             ].join('\n'),
       );
     });
@@ -785,7 +816,7 @@ export function buildProgram(): Command {
         ),
       );
     });
-  const kinds = ['admin', 'sdk'] as const satisfies readonly TokenKind[];
+  const kinds = ['admin', 'sdk', 'relay'] as const satisfies readonly TokenKind[];
   tokens
     .command('create')
     .description('create a token; its secret is printed once')
@@ -794,7 +825,10 @@ export function buildProgram(): Command {
     .option('-e, --env <environment>', 'environment (sdk keys)')
     // ---- roles and tokens (issue 17) ----
     .addOption(new Option('--role <role>', 'admin tokens: what they may do (default admin)').choices(ROLE_NAMES))
-    .option('--environments <list>', 'editor/oncall tokens: the environments they may change, comma-separated (default all)')
+    .option(
+      '--environments <list>',
+      'editor/oncall tokens: the environments they may change; relay tokens: the environments the relay serves (comma-separated; default all)',
+    )
     .option('--expires <when>', 'when it stops working: RFC 3339, epoch ms, or +<n>s|m|h|d from now (default never)')
     .action(
       async (o: { kind: (typeof kinds)[number]; name: string; env?: string; role?: Role; environments?: string; expires?: string }, cmd: Command) => {

@@ -17,7 +17,8 @@ export const RECEIPTS_CHANNEL = 'aviary_receipts';
 const DB_NOW = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
 
 /** One SDK in a row: id, applied version (-1: none), applied at, connected at, SDK version, app name, app version. */
-type Packed = [string, number, number, number, string, string | null, string | null];
+// The 8th member (relay path of an SDK behind relays, issue 13) is absent in rows written before it.
+type Packed = [string, number, number, number, string, string | null, string | null, (string[] | null)?];
 
 export interface PresenceOptions {
   flushMs?: number;
@@ -104,7 +105,16 @@ export class ClusterPresence {
     for (const env of envs) {
       const sdks: Packed[] = this.hub
         .list(env)
-        .map((s) => [s.id, s.appliedVersion ?? -1, s.appliedAt ?? 0, s.connectedAt, s.sdk.version, s.app?.name ?? null, s.app?.version ?? null]);
+        .map((s) => [
+          s.id,
+          s.appliedVersion ?? -1,
+          s.appliedAt ?? 0,
+          s.connectedAt,
+          s.sdk.version,
+          s.app?.name ?? null,
+          s.app?.version ?? null,
+          s.via ?? null,
+        ]);
       try {
         await this.store.transaction(async (tx) => {
           await tx.run(
@@ -133,7 +143,7 @@ export class ClusterPresence {
     );
     const byId = new Map<string, ConnectedSdkInfo>();
     for (const row of rows) {
-      for (const [id, appliedVersion, appliedAt, connectedAt, sdkVersion, appName, appVersion] of JSON.parse(row.sdks) as Packed[]) {
+      for (const [id, appliedVersion, appliedAt, connectedAt, sdkVersion, appName, appVersion, via] of JSON.parse(row.sdks) as Packed[]) {
         const info: ConnectedSdkInfo = {
           id,
           sdk: { name: '@aviary/sdk', version: sdkVersion },
@@ -141,6 +151,7 @@ export class ClusterPresence {
           appliedVersion: appliedVersion >= 0 ? appliedVersion : null,
           appliedAt: appliedAt || null,
         };
+        if (Array.isArray(via)) info.via = via;
         if (appName !== null || appVersion !== null)
           info.app = { ...(appName !== null ? { name: appName } : {}), ...(appVersion !== null ? { version: appVersion } : {}) };
         const seen = byId.get(id);

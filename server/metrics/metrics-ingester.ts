@@ -100,10 +100,23 @@ export class IngestKeyBusy extends Error {
   }
 }
 
-interface Pending {
+/** One report to count: its environment, the SDK key it came in with, and the report. */
+export interface IngestItem {
   environment: string;
   source: ReportSource;
   report: MetricsReport;
+}
+
+/** A relay's forwarded batch (CONTRACT §10): the relay token and the batch's idempotency key. */
+export interface RelayBatchKey {
+  tokenId: string;
+  batchKey: string;
+}
+
+/** What a committed relay batch produced: a replay of a key already committed counts nothing. */
+export type RelayBatchResult = { replay: true } | { replay: false; fresh: boolean[] };
+
+interface Pending extends IngestItem {
   resolve: (r: IngestReceipt) => void;
   reject: (e: unknown) => void;
 }
@@ -224,6 +237,43 @@ export class MetricsIngester {
     return this.drain();
   }
 
+  /**
+   * Commits a relay's forwarded batch (server/metrics/relay-batch-routes.ts) in ONE transaction of its own: the batch
+   * key is inserted into `relay_batches` first (a key already there is a replay: nothing else is written), then the
+   * reports are counted exactly as direct ones (`sdk_reports` dedupe per original key, `metrics_minute`, canary
+   * evidence with each report's own key and side). Either all of it commits or none of it.
+   */
+  async commitRelayBatch(relay: RelayBatchKey, items: readonly IngestItem[]): Promise<RelayBatchResult> {
+    if (this.closed) throw new IngestUnavailable('the server is shutting down');
+    const started = performance.now();
+    const out = await this.store.transaction(
+      async (tx) => {
+        const claimed = await tx.all<{ token_id: string }>(
+          'INSERT INTO relay_batches (token_id, batch_key, received_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING token_id',
+          [relay.tokenId, relay.batchKey, this.options.now()],
+        );
+        if (claimed.length === 0) return { replay: true as const, touched: [] as TouchedFlag[] };
+        const { results, touched } = await this.write(tx, items);
+        return { replay: false as const, results, touched };
+      },
+      { lock: 'ingest' },
+    );
+    this.m.batchSeconds.observe((performance.now() - started) / 1000);
+    if (out.replay) {
+      this.m.reports.inc({ result: 'duplicate' }, items.length);
+      return { replay: true };
+    }
+    for (const fresh of out.results) this.m.reports.inc({ result: fresh ? 'counted' : 'duplicate' });
+    if (out.touched.length > 0 && this.options.onCommitted) {
+      try {
+        this.options.onCommitted(out.touched);
+      } catch {
+        // Committed; a listener's failure must not turn it into an error for the relay.
+      }
+    }
+    return { replay: false, fresh: out.results };
+  }
+
   private scheduleNow(): void {
     if (this.timer) {
       clearTimeout(this.timer);
@@ -300,7 +350,7 @@ export class MetricsIngester {
    * `RETURNING` the keys it inserted (a conflict inserts nothing and returns nothing); of two equal keys in one batch
    * only the first counts.
    */
-  private async fresh(tx: Tx, batch: Pending[], now: number): Promise<boolean[]> {
+  private async fresh(tx: Tx, batch: readonly IngestItem[], now: number): Promise<boolean[]> {
     const keyOf = (tokenId: string, sdkId: string, seq: number) => `${tokenId}\u0000${sdkId}\u0000${seq}`;
     const unique = new Map<string, SqlValue[]>();
     for (const { source, report } of batch) {
@@ -320,7 +370,7 @@ export class MetricsIngester {
   }
 
   /** The transaction body: awaits only the transaction's own statements. */
-  private async write(tx: Tx, batch: Pending[]): Promise<{ results: boolean[]; touched: TouchedFlag[] }> {
+  private async write(tx: Tx, batch: readonly IngestItem[]): Promise<{ results: boolean[]; touched: TouchedFlag[] }> {
     const now = this.options.now();
     const rows = new Map<string, RowAcc>();
     const results = await this.fresh(tx, batch, now);

@@ -119,6 +119,10 @@ const SQL = {
     AND NOT EXISTS (SELECT 1 FROM flags f JOIN environments e ON e.key = ? WHERE f.key = ?)`,
   deleteReports: `DELETE FROM sdk_reports WHERE (token_id, sdk_id, seq) IN
     (SELECT token_id, sdk_id, seq FROM sdk_reports WHERE received_at < ? LIMIT ?)`,
+  // Relay batch keys (relay-batch-routes.ts) are kept as long as report keys: a batch older than that holds only
+  // reports too old to count.
+  deleteRelayBatches: `DELETE FROM relay_batches WHERE (token_id, batch_key) IN
+    (SELECT token_id, batch_key FROM relay_batches WHERE received_at < ? LIMIT ?)`,
 };
 
 export class MetricsStore {
@@ -226,7 +230,8 @@ export class MetricsStore {
   ): Promise<{ minutes: number; reports: number; more: boolean }> {
     let minutes = await this.store.run(SQL.deleteMinutes, [now - keepMs, chunk]);
     if (Number.isFinite(maxFutureMs)) minutes += await this.store.run(SQL.deleteFuture, [now + maxFutureMs, chunk]);
-    const reports = await this.store.run(SQL.deleteReports, [now - dedupeMs, chunk]);
+    const reports =
+      (await this.store.run(SQL.deleteReports, [now - dedupeMs, chunk])) + (await this.store.run(SQL.deleteRelayBatches, [now - dedupeMs, chunk]));
     let cursor = this.orphanCursor ?? { environment: '', flag: '', inclusive: false };
     let more = true;
     for (let visited = 0; visited < 100 && minutes < chunk; visited++) {

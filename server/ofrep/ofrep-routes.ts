@@ -185,7 +185,7 @@ const evaluationRoutes: FastifyPluginAsync = async (app) => {
     // A change event from another replica names a version this one may not have applied yet: catch up first (at most
     // 2 s), or the provider would get a 304 for the version before the change and miss it until the next event.
     const wanted = configVersion((request.query as { flagConfigEtag?: unknown }).flagConfigEtag, environment);
-    if (wanted !== null && app.store.dialect === 'postgres' && wanted > (app.snapshots.version(environment) ?? 0)) {
+    if (wanted !== null && app.hasDecorator('follower') && app.store.dialect === 'postgres' && wanted > (app.snapshots.version(environment) ?? 0)) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([app.follower.catchUp(environment), new Promise((r) => (timer = setTimeout(r, CATCH_UP_WAIT_MS)))]);
       clearTimeout(timer);

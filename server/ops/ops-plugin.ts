@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import { DUTIES } from '../cluster/duties.js';
-import { Gauge, register as globalRegistry } from 'prom-client';
+import { Gauge, register as globalRegistry, type Registry } from 'prom-client';
+import type { EnvironmentSnapshot } from '@aviary/sdk/core';
 import { problemDocument, sendProblem } from '../errors.js';
 import { AuthFailureLimiter, type AuthFailureLimiterOptions } from '../rate-limit/auth-failure-limiter.js';
 import type { AuthFailureEvent } from '../storage/change-feed.js';
@@ -50,6 +51,18 @@ export interface OpsOptions {
   slowRequestMs?: number;
   /** The app's `logController`: it records the request metrics of every finished request. */
   requestLog?: RequestLogController;
+  /** Relay mode (`aviary relay`, server/relay/): no database; readiness and flag gauges come from the relay. */
+  relay?: RelayOps;
+}
+
+/** What the ops plugin asks a relay (server/relay/relay-app.ts). */
+export interface RelayOps {
+  /** The environments it serves, for `aviary_flags`. */
+  snapshots(): EnvironmentSnapshot[];
+  /** `/readyz`: 200 with `body` when it holds a snapshot of every environment in scope; otherwise 503 with `detail`. */
+  readiness(): { ready: boolean; detail: string; body: Record<string, unknown> };
+  /** Registers the relay's own metrics (upstream state, lag, connected SDKs). */
+  register(registry: Registry): void;
 }
 
 /**
@@ -64,7 +77,9 @@ function latestMigration(dialect: 'sqlite' | 'postgres'): number {
 }
 
 const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, options) => {
-  const metrics = createServerMetrics(() => app.live.environments().map((env) => app.live.get(env)!));
+  const relay = options.relay;
+  const metrics = createServerMetrics(relay ? () => relay.snapshots() : () => app.live.environments().map((env) => app.live.get(env)!));
+  relay?.register(metrics.registry);
   const limiter = new AuthFailureLimiter({ now: app.now, ...options.authFailures });
   registerHistogram(
     metrics.registry,
@@ -80,6 +95,7 @@ const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, opti
     labelNames: ['duty'] as const,
     registers: [metrics.registry],
     collect() {
+      if (relay) return;
       for (const duty of DUTIES) this.set({ duty }, app.duties.owns(duty) ? 1 : 0);
     },
   });
@@ -88,7 +104,7 @@ const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, opti
     help: 'Environment versions this replica applied from other replicas (PostgreSQL), since it started.',
     registers: [metrics.registry],
     collect() {
-      this.set(app.follower.followed);
+      if (!relay) this.set(app.follower.followed);
     },
   });
   app.decorate('prometheus', metrics);
@@ -119,12 +135,17 @@ const plugin: FastifyPluginAsync<OpsOptions> = async (app: FastifyInstance, opti
 
   app.get('/healthz', async () => ({ status: 'ok' as const }));
 
-  const required = latestMigration(app.store.dialect);
+  const required = relay ? 0 : latestMigration(app.store.dialect);
   const READ_CHECK_MS = 1000;
   const PING_MS = 1000;
   const lastReadCheck: { at: number; error: unknown } = { at: -Infinity, error: null };
   app.get('/readyz', async (request, reply) => {
     const instance = '/readyz';
+    if (relay) {
+      const r = relay.readiness();
+      if (r.ready) return r.body;
+      return sendProblem(reply, problemDocument('unavailable', r.detail, { instance, extensions: r.body }));
+    }
     try {
       await app.store.ping(PING_MS);
     } catch (err) {

@@ -4,17 +4,21 @@
  * server-side evaluation never wait for the database. It is loaded at boot and kept current by applying committed
  * changes in version order (the writer's own, and on PostgreSQL the other replicas' as the log follower reads them).
  */
-import type { EnvironmentSnapshot, FlagConfig, Segment } from '@aviary/sdk/core';
+import type { EnvironmentSnapshot, FlagConfig, Segment, StreamKey } from '@aviary/sdk/core';
 import type { Delta } from '@aviary/sdk/protocol';
 import type { ChangeEvent } from './change-feed.js';
 import type { StorePort } from './port.js';
 import { readSnapshot } from './snapshot.js';
+import type { TokenRow } from './rows.js';
+import { readsEnvironment, streamKeyOf, tokenActive } from '../auth/stream-keys.js';
 
 interface LiveEnvironment {
   environment: string;
   version: number;
   flags: Map<string, FlagConfig>;
   segments: Map<string, Segment>;
+  /** The keys relays check (SDK keys of the environment, relay tokens covering it), by token id: relay audience only. */
+  keys: Map<string, StreamKey>;
   /** Contiguous recent deltas, oldest first, ending at `version`. */
   deltas: Delta[];
   /** The snapshot object handed out until the next change (built on demand). */
@@ -37,6 +41,12 @@ export class LiveState {
       this.envs.delete(environment);
       return false;
     }
+    const keys = new Map<string, StreamKey>();
+    const now = Date.now();
+    for (const row of await this.store.all<TokenRow>("SELECT * FROM tokens WHERE kind IN ('sdk', 'relay') AND revoked_at IS NULL")) {
+      const key = streamKeyOf(row);
+      if (key && tokenActive(row, now) && readsEnvironment(row, environment)) keys.set(key.id, key);
+    }
     const current = this.envs.get(environment);
     // A load racing with applied changes must not move an environment backwards.
     if (current && current.version > read.snapshot.version) return true;
@@ -45,6 +55,7 @@ export class LiveState {
       version: read.snapshot.version,
       flags: new Map(read.snapshot.flags.map((f) => [f.key, f])),
       segments: new Map(read.snapshot.segments.map((s) => [s.key, s])),
+      keys,
       deltas: read.deltas,
       snapshot: read.snapshot,
     });
@@ -73,6 +84,12 @@ export class LiveState {
       };
     }
     return e.snapshot;
+  }
+
+  /** The keys relays check for this environment (relay audience only; never in SDK snapshots). */
+  keys(environment: string): StreamKey[] {
+    const e = this.envs.get(environment);
+    return e ? [...e.keys.values()] : [];
   }
 
   version(environment: string): number | null {
@@ -114,6 +131,12 @@ export class LiveState {
           break;
         case 'segment.delete':
           e.segments.delete(change.key);
+          break;
+        case 'key.upsert':
+          e.keys.set(change.key.id, change.key);
+          break;
+        case 'key.delete':
+          e.keys.delete(change.id);
           break;
       }
     }

@@ -14,6 +14,8 @@ import type { JsonValue } from '@aviary/sdk/core';
 import type { ChangeEvent } from './change-feed.js';
 import type { StorePort, Tx } from './port.js';
 import { readFlagConfig, readSegment } from './snapshot.js';
+import type { TokenRow } from './rows.js';
+import { readsEnvironment, streamKeyOf, tokenActive } from '../auth/stream-keys.js';
 import type { OutboxHook } from '../webhooks/outbox.js';
 
 /** An admin role (CONTRACT §14). */
@@ -67,6 +69,11 @@ export interface WriteContext {
   touchFlag(flag: string, environment?: string): void;
   /** A segment changed (or was deleted): every environment sees it. */
   touchSegment(segment: string): void;
+  /**
+   * An SDK key or relay token was created, revoked or changed: relays (and only relays) get a `key.upsert` or
+   * `key.delete` in every environment it reads, versioned and logged like any change (server/auth/stream-keys.ts).
+   */
+  touchToken(tokenId: string): void;
   /** Appends an audit entry (written in the same transaction). */
   audit(entry: AuditInput): void;
 }
@@ -145,6 +152,7 @@ export class Writer {
         const allFlags = new Set<string>();
         const envFlags = new Map<string, Set<string>>();
         const touchedSegments = new Set<string>();
+        const touchedTokens = new Set<string>();
         const audits: AuditInput[] = [];
         const ctx: WriteContext = {
           tx,
@@ -159,6 +167,7 @@ export class Writer {
             }
           },
           touchSegment: (segment) => void touchedSegments.add(segment),
+          touchToken: (tokenId) => void touchedTokens.add(tokenId),
           audit: (e) => void audits.push(e),
         };
         const result = await this.inside.run(true, () => fn(ctx));
@@ -179,12 +188,29 @@ export class Writer {
             e.reason ?? null,
           ]);
         }
+        // Key changes (relay audience): each touched SDK key or relay token, in every environment it reads.
+        const keyChanges = new Map<string, Change[]>();
+        if (touchedTokens.size) {
+          const allEnvs = (await tx.all<{ key: string }>('SELECT key FROM environments ORDER BY key')).map((r) => r.key);
+          for (const id of touchedTokens) {
+            const row = await tx.get<TokenRow>('SELECT * FROM tokens WHERE id = ?', [id]);
+            const key = row ? streamKeyOf(row) : null;
+            if (!row || !key) continue;
+            const change: Change = tokenActive(row, now) ? { type: 'key.upsert', key } : { type: 'key.delete', id };
+            for (const env of allEnvs) {
+              if (!readsEnvironment(row, env)) continue;
+              let list = keyChanges.get(env);
+              if (!list) keyChanges.set(env, (list = []));
+              list.push(change);
+            }
+          }
+        }
         const environments =
           allFlags.size || touchedSegments.size
             ? (await tx.all<{ key: string }>('SELECT key FROM environments ORDER BY key')).map((r) => r.key)
-            : [...envFlags.keys()].sort();
+            : [...new Set([...envFlags.keys(), ...keyChanges.keys()])].sort();
         for (const env of environments) {
-          const changes: Change[] = [];
+          const changes: Change[] = [...(keyChanges.get(env) ?? [])];
           for (const key of touchedSegments) {
             const segment = await readSegment(tx, key);
             changes.push(segment ? { type: 'segment.upsert', segment } : { type: 'segment.delete', key });
@@ -208,6 +234,9 @@ export class Writer {
               now,
               null,
               'system',
+              'system',
+              null,
+              null,
               'server.recover',
               'environment',
               env,

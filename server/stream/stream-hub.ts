@@ -5,8 +5,17 @@
  * keys, and keeps delivery receipts: which version each connected SDK has applied, and how fast.
  */
 import type { WebSocket } from 'ws';
-import type { EnvironmentSnapshot } from '@aviary/sdk/core';
-import { CloseCode, encodeMessage, parseClientMessage, type HelloMessage, type ServerMessage } from '@aviary/sdk/protocol';
+import type { EnvironmentSnapshot, StreamKey } from '@aviary/sdk/core';
+import {
+  CloseCode,
+  encodeMessage,
+  parseClientMessage,
+  type Change,
+  type DownstreamSdk,
+  type HelloMessage,
+  type ServerMessage,
+  type SdksMessage,
+} from '@aviary/sdk/protocol';
 import type { Delta } from '@aviary/sdk/protocol';
 
 /** Where the hub reads what SDKs see (app.snapshots). */
@@ -14,6 +23,25 @@ export interface HubSource {
   get(environment: string): EnvironmentSnapshot | null;
   version(environment: string): number | null;
   changesSince(environment: string, version: number): Delta[] | null;
+  /** The keys relay subscribers check locally (relay audience only; issue 13). */
+  keys?(environment: string): StreamKey[];
+}
+
+/** Who a stream is opened for: an SDK key of the environment, or a relay token (`relay`: its name). */
+export interface StreamPrincipal {
+  tokenId: string;
+  environment: string;
+  relay?: string | undefined;
+}
+
+/** SDKs one relay connection may report (its own and those behind it); past it, new ones are not counted. */
+const MAX_DOWNSTREAM_PER_RELAY = 100_000;
+
+/** Key changes are for relays only: the SDK form of a change list (the same array when there is none). */
+function sdkChanges(changes: Change[]): Change[] {
+  for (const c of changes)
+    if (c.type === 'key.upsert' || c.type === 'key.delete') return changes.filter((x) => x.type !== 'key.upsert' && x.type !== 'key.delete');
+  return changes;
 }
 
 export interface HubOptions {
@@ -86,6 +114,8 @@ export interface DeliveryReceipt {
 
 /** One connected SDK, as `GET /api/v1/environments/{env}/sdks` lists it. */
 export interface ConnectedSdkInfo {
+  /** SDKs behind relays: the relays from the one nearest this server to the one the SDK is connected to. */
+  via?: string[];
   id: string;
   app?: { name?: string; version?: string };
   sdk: { name: string; version: string };
@@ -132,6 +162,8 @@ class Connection {
   /** When this connection was last sent a snapshot charged to its bucket, until it is refunded (0: none). */
   hydratedAt = 0;
   helloTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Relay connections: the SDKs the relay reported (its own and those behind it), by SDK id. */
+  downstream: Map<string, DownstreamSdk> | null = null;
   constructor(
     readonly socket: WebSocket,
     readonly channel: Channel,
@@ -139,6 +171,8 @@ class Connection {
     readonly connectedAt: number,
     /** The client's address (fastify's `request.ip`): with the key, what hydrations are counted by. */
     readonly address: string,
+    /** A relay's name (the relay audience: key changes, hydrate with keys, may report SDKs), or null for an SDK. */
+    readonly relay: string | null = null,
   ) {}
 }
 
@@ -150,6 +184,10 @@ interface Waiter {
 class Channel {
   readonly conns = new Set<Connection>();
   hydrate: { version: number; frame: Frame } | null = null;
+  /** The relay form of the hydrate (with keys), built only when a relay asks. */
+  hydrateRelay: { version: number; frame: Frame } | null = null;
+  /** Relay connections (past hello or not): a delta's relay form is serialized only when there is one. */
+  relays = 0;
   /** version → commit time, for the last `receiptVersions` versions. */
   readonly commits = new Map<number, number>();
   /** version → apply latencies (ms) of the SDKs that acknowledged it. */
@@ -228,14 +266,15 @@ export class StreamHub {
    * Takes an authenticated websocket. Must be called synchronously from the route handler: the message listener is
    * attached here, before anything else can run, so no client message is lost.
    */
-  accept(socket: WebSocket, principal: { tokenId: string; environment: string }, since?: number, address = ''): void {
+  accept(socket: WebSocket, principal: StreamPrincipal, since?: number, address = ''): void {
     const ch = this.channel(principal.environment);
     if (!ch) {
       this.reject(socket, CloseCode.FORBIDDEN, 'environment-gone', `Environment "${principal.environment}" no longer exists.`);
       return;
     }
-    const conn = new Connection(socket, ch, principal.tokenId, this.now(), address);
+    const conn = new Connection(socket, ch, principal.tokenId, this.now(), address, principal.relay ?? null);
     ch.conns.add(conn);
+    if (conn.relay !== null) ch.relays++;
     this.stats.connections++;
     socket.on('message', (data, isBinary) => this.onMessage(conn, isBinary ? '' : data.toString(), since));
     socket.on('close', () => this.onClose(conn));
@@ -264,14 +303,24 @@ export class StreamHub {
     const prev = ch.version;
     ch.version = delta.version;
     ch.hydrate = null;
+    ch.hydrateRelay = null;
     ch.commits.set(delta.version, this.now());
     if (ch.commits.size > this.receiptVersions) {
       const oldest = ch.commits.keys().next().value as number;
       ch.commits.delete(oldest);
       ch.latencies.delete(oldest);
     }
-    const frame = frameOf(encodeMessage({ type: 'delta', version: delta.version, prev, changes: delta.changes }));
-    for (const conn of ch.conns) if (conn.phase === Phase.Live && !ch.ahead.has(conn) && this.send(conn, frame)) this.stats.deltasSent++;
+    // Serialized once per audience: SDKs never see key changes; the relay form is built only when relays listen.
+    const forSdks = sdkChanges(delta.changes);
+    const frame = frameOf(encodeMessage({ type: 'delta', version: delta.version, prev, changes: forSdks }));
+    const relayFrame =
+      ch.relays === 0
+        ? frame
+        : forSdks === delta.changes
+          ? frame
+          : frameOf(encodeMessage({ type: 'delta', version: delta.version, prev, changes: delta.changes }));
+    for (const conn of ch.conns)
+      if (conn.phase === Phase.Live && !ch.ahead.has(conn) && this.send(conn, conn.relay === null ? frame : relayFrame)) this.stats.deltasSent++;
     for (const [conn, wait] of ch.ahead) {
       if (wait.lastVersion > ch.version) continue;
       clearTimeout(wait.timer);
@@ -288,6 +337,7 @@ export class StreamHub {
     const ch = this.channels.get(environment);
     if (!ch) return;
     ch.hydrate = null;
+    ch.hydrateRelay = null;
     ch.version = Math.max(ch.version, this.source.version(environment) ?? ch.version);
     for (const conn of ch.conns) if (conn.phase === Phase.Live) this.sendHydrate(conn, false);
   }
@@ -313,6 +363,15 @@ export class StreamHub {
     if (ch) {
       for (const c of ch.conns) {
         if (c.phase !== Phase.Live) continue;
+        if (c.downstream !== null) {
+          // A relay is not an SDK: the SDKs it reported are counted instead (issue 13).
+          for (const d of c.downstream.values()) {
+            connected++;
+            if (d.appliedVersion !== null && d.appliedVersion >= version) applied++;
+          }
+          continue;
+        }
+        if (c.relay !== null) continue;
         connected++;
         if (c.appliedVersion >= version) applied++;
       }
@@ -362,6 +421,21 @@ export class StreamHub {
     const out: ConnectedSdkInfo[] = [];
     for (const c of ch.conns) {
       if (c.phase !== Phase.Live) continue;
+      if (c.relay !== null) {
+        for (const d of c.downstream?.values() ?? []) {
+          const info: ConnectedSdkInfo = {
+            id: d.id,
+            sdk: { name: '@aviary/sdk', version: d.sdkVersion },
+            connectedAt: d.connectedAt,
+            appliedVersion: d.appliedVersion,
+            appliedAt: d.appliedAt,
+            via: [c.relay, ...d.via],
+          };
+          if (d.app) info.app = d.app;
+          out.push(info);
+        }
+        continue;
+      }
       const info: ConnectedSdkInfo = {
         id: c.sdkId,
         sdk: { name: '@aviary/sdk', version: c.sdkVersion },
@@ -462,7 +536,7 @@ export class StreamHub {
       conn.app = m.app;
       conn.phase = Phase.Live;
       this.onActivity?.(conn.channel.environment);
-      if (conn.appliedVersion < conn.channel.floor) conn.channel.behind++;
+      if (conn.relay === null && conn.appliedVersion < conn.channel.floor) conn.channel.behind++;
       this.start(conn, m.lastVersion ?? since);
       return;
     }
@@ -491,7 +565,41 @@ export class StreamHub {
       case 'hello':
         this.reject(conn.socket, CloseCode.PROTOCOL_ERROR, 'repeated-hello', 'hello may be sent once.');
         return;
+      case 'sdks':
+        if (conn.relay === null) {
+          this.reject(conn.socket, CloseCode.PROTOCOL_ERROR, 'bad-message', 'Only relays report SDKs.');
+          return;
+        }
+        this.downstream(conn, m);
+        return;
     }
+  }
+
+  /** A relay's report of the SDKs behind it (bounded per connection); receipts and the SDK list count them. */
+  private downstream(conn: Connection, m: SdksMessage): void {
+    const ch = conn.channel;
+    const map = (conn.downstream ??= new Map());
+    for (const id of m.remove) map.delete(id);
+    const t = this.now();
+    for (const d of m.upsert) {
+      if (d.appliedVersion !== null && d.appliedVersion > ch.version) d.appliedVersion = ch.version;
+      const before = map.get(d.id);
+      if (!before && map.size >= MAX_DOWNSTREAM_PER_RELAY) continue;
+      map.set(d.id, d);
+      // Receipt latencies on this server's clock: from the commit to the relay's report of the SDK's ack arriving.
+      const from = before?.appliedVersion ?? -1;
+      const to = d.appliedVersion ?? -1;
+      if (to > from)
+        for (const [v, committedAt] of ch.commits) {
+          if (v <= from || v > to || !before) continue;
+          let l = ch.latencies.get(v);
+          if (!l) ch.latencies.set(v, (l = []));
+          l.push(t - committedAt);
+        }
+    }
+    this.recount(ch);
+    if (ch.behind === 0) this.checkWaiters(ch);
+    this.onActivity?.(ch.environment);
   }
 
   /** Resumes from `lastVersion` when the change log still reaches back that far; otherwise hydrates. */
@@ -514,7 +622,8 @@ export class StreamHub {
       if (deltas) {
         let prev = lastVersion;
         for (const d of deltas) {
-          if (!this.send(conn, encodeMessage({ type: 'delta', version: d.version, prev, changes: d.changes }))) return;
+          const changes = conn.relay === null ? sdkChanges(d.changes) : d.changes;
+          if (!this.send(conn, encodeMessage({ type: 'delta', version: d.version, prev, changes }))) return;
           prev = d.version;
         }
         this.stats.resumes++;
@@ -563,7 +672,8 @@ export class StreamHub {
       }
       return;
     }
-    let h = ch.hydrate;
+    const relay = conn.relay !== null;
+    let h = relay ? ch.hydrateRelay : ch.hydrate;
     if (!h || h.version !== ch.version) {
       const snapshot = this.source.get(ch.environment);
       if (!snapshot) {
@@ -573,7 +683,11 @@ export class StreamHub {
       // The snapshot is read synchronously, in the same tick as the feed, so it is exactly at ch.version.
       ch.version = Math.max(ch.version, snapshot.version);
       const message: ServerMessage = { type: 'hydrate', version: snapshot.version, snapshot, heartbeatMs: this.heartbeatMs };
-      h = ch.hydrate = { version: snapshot.version, frame: frameOf(encodeMessage(message)) };
+      // Relays also get the keys they check locally (the same version: read in the same tick).
+      if (relay) message.keys = this.source.keys?.(ch.environment) ?? [];
+      h = { version: snapshot.version, frame: frameOf(encodeMessage(message)) };
+      if (relay) ch.hydrateRelay = h;
+      else ch.hydrate = h;
     }
     this.stats.hydrates++;
     conn.hydratedAt = this.now();
@@ -602,6 +716,8 @@ export class StreamHub {
     const t = this.now();
     conn.appliedVersion = version;
     conn.appliedAt = t;
+    // A relay's own ack is not an SDK's receipt: its SDKs' are reported with `sdks` messages.
+    if (conn.relay !== null) return;
     for (const [v, committedAt] of ch.commits) {
       if (v > before && v <= version) {
         let l = ch.latencies.get(v);
@@ -628,7 +744,12 @@ export class StreamHub {
   private checkWaiters(ch: Channel): void {
     if (ch.waiters.size > 0) {
       let oldest = Infinity;
-      for (const c of ch.conns) if (c.phase === Phase.Live && c.appliedVersion < oldest) oldest = c.appliedVersion;
+      for (const c of ch.conns) {
+        if (c.phase !== Phase.Live) continue;
+        if (c.relay === null) {
+          if (c.appliedVersion < oldest) oldest = c.appliedVersion;
+        } else for (const d of c.downstream?.values() ?? []) oldest = Math.min(oldest, d.appliedVersion ?? -1);
+      }
       for (const w of [...ch.waiters]) if (w.version <= oldest) w.resolve();
     }
     this.recount(ch);
@@ -639,7 +760,13 @@ export class StreamHub {
     let floor = Infinity;
     for (const w of ch.waiters) if (w.version < floor) floor = w.version;
     let behind = 0;
-    if (floor !== Infinity) for (const c of ch.conns) if (c.phase === Phase.Live && c.appliedVersion < floor) behind++;
+    if (floor !== Infinity)
+      for (const c of ch.conns) {
+        if (c.phase !== Phase.Live) continue;
+        if (c.relay === null) {
+          if (c.appliedVersion < floor) behind++;
+        } else for (const d of c.downstream?.values() ?? []) if ((d.appliedVersion ?? -1) < floor) behind++;
+      }
     ch.floor = floor;
     ch.behind = behind;
   }
@@ -690,13 +817,14 @@ export class StreamHub {
     if (conn.helloTimer) clearTimeout(conn.helloTimer);
     const ch = conn.channel;
     ch.conns.delete(conn);
+    if (conn.relay !== null) ch.relays--;
     const wait = ch.ahead.get(conn);
     if (wait) {
       clearTimeout(wait.timer);
       ch.ahead.delete(conn);
     }
     this.checkWaiters(ch);
-    if (conn.sdkId) this.onActivity?.(ch.environment);
+    if (conn.sdkId || conn.downstream) this.onActivity?.(ch.environment);
     if (ch.conns.size === 0 && ch.waiters.size === 0) this.channels.delete(ch.environment);
   }
 }

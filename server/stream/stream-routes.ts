@@ -32,14 +32,16 @@ function isUpgrade(headers: IncomingMessage['headers']): boolean {
 }
 
 const plugin: FastifyPluginAsync<StreamPluginOptions> = async (app: FastifyInstance, options) => {
+  // A relay (server/relay/relay-app.ts) has no database: one process, no replicas.
+  const replicated = app.hasDecorator('store') && app.store.dialect === 'postgres';
   const hub = new StreamHub(app.snapshots, {
     now: app.now,
-    ...(app.store.dialect === 'postgres' ? { behind: (env: string) => void app.follower.catchUp(env) } : {}),
+    ...(replicated ? { behind: (env: string) => void app.follower.catchUp(env) } : {}),
     ...options,
   });
   app.decorate('streamHub', hub);
   // Replicas (PostgreSQL): receipts and the SDK list cover the SDKs of every replica (server/cluster/presence.ts).
-  const presence = app.store.dialect === 'postgres' ? new ClusterPresence(app.store, hub, app.replicaId, { log: app.log }) : null;
+  const presence = replicated ? new ClusterPresence(app.store, hub, app.replicaId, { log: app.log }) : null;
   const receipts: Receipts = {
     waitFor: (env: string, version: number, timeoutMs: number) =>
       presence ? presence.waitFor(env, version, timeoutMs) : hub.waitFor(env, version, timeoutMs),
@@ -109,6 +111,8 @@ const plugin: FastifyPluginAsync<StreamPluginOptions> = async (app: FastifyInsta
         // the upgrade, with a final close code (4001/4003) every client can see and will not retry.
         const principal = app.auth.sdk(request);
         if (principal instanceof Error) {
+          // A relay that has not heard its keys from upstream yet (server/relay/relay-app.ts): retry, not final.
+          if (principal.statusCode === 503) return hub.reject(socket, 1013, 'unavailable', principal.message);
           const forbidden = principal.statusCode === 403;
           hub.reject(socket, forbidden ? CloseCode.FORBIDDEN : CloseCode.UNAUTHORIZED, forbidden ? 'forbidden' : 'unauthorized', principal.message);
           return;

@@ -9,6 +9,7 @@ import { createClient } from '@aviary/sdk';
 import { loadSpec, responseSchema, SPEC_PATH, type JsonObject } from '../../server/openapi/spec.js';
 import { api, request, startServer, type ApiResponse, type TestServer } from '../helpers/server.js';
 import { startReceiver } from '../webhooks/receiver.js';
+import { createRelayTokenRow } from '../relay/relay-token.js';
 import { ensureSdkBundle } from '../helpers/sdk-bundle.js';
 import { API_TIME } from '../helpers/time.js';
 
@@ -382,6 +383,21 @@ describe('real responses conform to the spec', () => {
     conforms('getFlagMetrics', metrics);
     expect(metrics.body.totals.on.evaluations).toBe(10);
     conforms('getFlagMetrics', await a.get('/api/v1/flags/search/environments/production/metrics?from=soon'));
+    // Relay metrics batches (issue 13, relayflow).
+    {
+      const relay = await createRelayTokenRow(srv.app, ['production']);
+      const batch = (reports: unknown[], token = relay.token, headers: Record<string, string> = { 'idempotency-key': 'openapi:1' }) =>
+        request(srv, 'POST', '/sdk/v1/metrics/batch', { token, headers, body: { reports } });
+      const entry = { key: 'configured-sdk-production', environment: 'production', report: { ...report, sdkId: 'sdk-openapi-relay' } };
+      conforms('relayMetricsBatch', await batch([entry]));
+      conforms('relayMetricsBatch', await batch([entry]));
+      conforms(
+        'relayMetricsBatch',
+        await batch([{ ...entry, environment: 'staging', key: 'configured-sdk-staging' }], relay.token, { 'idempotency-key': 'openapi:2' }),
+      );
+      conforms('relayMetricsBatch', await batch([entry], relay.token, {}));
+      conforms('relayMetricsBatch', await batch([entry], key));
+    }
     conforms('getFlagMetrics', await a.get('/api/v1/flags/nope/environments/production/metrics'));
     // Lifecycle (issue 16): the evaluations just reported show in the flag's and the state's answers.
     const withUsage = await a.get('/api/v1/flags/search');
@@ -494,6 +510,16 @@ describe('real responses conform to the spec', () => {
     } finally {
       await rx.close();
     }
+  });
+
+  it('relay tokens and GET /sdk/v1/relay (issue 13)', async () => {
+    const a = api(srv);
+    const relay = await a.post('/api/v1/tokens', { kind: 'relay', name: 'spec-relay', environments: ['production'] });
+    conforms('createToken', relay);
+    conforms('createToken', await a.post('/api/v1/tokens', { kind: 'relay', name: 'bad', environments: ['nope'] }));
+    conforms('getRelayInfo', await request(srv, 'GET', '/sdk/v1/relay', { token: relay.body.token }));
+    conforms('getRelayInfo', await request(srv, 'GET', '/sdk/v1/relay', { token: srv.sdkKeys.production }));
+    conforms('getRelayInfo', await request(srv, 'GET', '/sdk/v1/relay', { token: null }));
   });
 
   it('history, the state at a time, diffs and revert (issue 14)', async () => {

@@ -5,6 +5,7 @@
 import { appLabel, formatLocalTime, sdkLabel } from '@aviary/api-client';
 import { api } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
+import { groupByRelay, pathLabel } from '../lib/relay-groups.js';
 import { useResource } from '../lib/use-resource.js';
 
 export function ConnectedSdks({ environment }: { environment: string }) {
@@ -34,19 +35,27 @@ export function ConnectedSdks({ environment }: { environment: string }) {
                 <th scope="col">Applied version</th>
               </tr>
             </thead>
-            <tbody>
-              {sdks.map((s) => (
-                <tr key={s.id}>
-                  <td>
-                    <code>{s.id}</code>
-                  </td>
-                  <td>{appLabel(s) || '–'}</td>
-                  <td>{sdkLabel(s)}</td>
-                  <td>{formatLocalTime(s.connectedAt)}</td>
-                  <td class={s.appliedVersion === version ? '' : 'error'}>{s.appliedVersion ?? '–'}</td>
+            {groupByRelay(sdks, version).map((g) => (
+              <tbody key={g.path.join('/')} data-testid="sdk-group" data-via={g.path.join(' → ')}>
+                {/* Relays and the SDKs behind them (issue 13): one group per relay path. */}
+                <tr class="sdk-group">
+                  <th scope="rowgroup" colSpan={5}>
+                    {pathLabel(g.path)}: {g.applied} of {g.sdks.length} on version {version}
+                  </th>
                 </tr>
-              ))}
-            </tbody>
+                {g.sdks.map((s) => (
+                  <tr key={s.id}>
+                    <td>
+                      <code>{s.id}</code>
+                    </td>
+                    <td>{appLabel(s) || '–'}</td>
+                    <td>{sdkLabel(s)}</td>
+                    <td>{formatLocalTime(s.connectedAt)}</td>
+                    <td class={s.appliedVersion === version ? '' : 'error'}>{s.appliedVersion ?? '–'}</td>
+                  </tr>
+                ))}
+              </tbody>
+            ))}
           </table>
         </div>
       )}

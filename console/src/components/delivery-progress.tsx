@@ -6,6 +6,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { deliveryFromReceipt, describeDelivery, followDelivery, isComplete, type Delivery, type DeliveryReceipt } from '@aviary/api-client';
 import { api, errorText } from '../lib/api.js';
+import { groupByRelay, pathLabel, type RelayGroup } from '../lib/relay-groups.js';
 
 const FOLLOW_MS = 15_000;
 
@@ -70,8 +71,37 @@ export function DeliveryProgress({ environment, version, receipt, sentAt }: Deli
           Not confirmed by: <code>{delivery.pending.join(', ')}</code>
         </p>
       )}
+      <RelayBreakdown environment={environment} version={version} applied={delivery.applied} />
       {following && <p class="muted">following acknowledgements…</p>}
       {note && <p class="error">{note}</p>}
     </div>
+  );
+}
+
+/**
+ * The receipt per relay (issue 13): when some SDKs are behind relays, how many behind each relay path have applied
+ * the version. Re-read whenever the overall count moves.
+ */
+function RelayBreakdown({ environment, version, applied }: { environment: string; version: number; applied: number }) {
+  const [groups, setGroups] = useState<RelayGroup[] | null>(null);
+  useEffect(() => {
+    let stopped = false;
+    api.get('/api/v1/environments/{env}/sdks', { params: { path: { env: environment } } }).then(
+      (list) => !stopped && setGroups(groupByRelay(list.items, version)),
+      () => undefined,
+    );
+    return () => {
+      stopped = true;
+    };
+  }, [environment, version, applied]);
+  if (!groups || groups.every((g) => g.path.length === 0)) return null;
+  return (
+    <ul class="relay-receipt" data-testid="delivery-relays">
+      {groups.map((g) => (
+        <li key={g.path.join('/')} data-via={g.path.join(' → ')}>
+          {pathLabel(g.path)}: {g.applied} of {g.sdks.length} applied
+        </li>
+      ))}
+    </ul>
   );
 }
