@@ -833,6 +833,8 @@ export function buildProgram(): Command {
     .action(
       async (o: { kind: (typeof kinds)[number]; name: string; env?: string; role?: Role; environments?: string; expires?: string }, cmd: Command) => {
         if (o.kind === 'sdk' && !o.env) throw new UsageError('an sdk key reads one environment: pass --env');
+        if (o.kind === 'sdk' && o.environments !== undefined)
+          throw new UsageError('--environments is for relay tokens and editor/oncall admin tokens; an sdk key reads one environment (--env)');
         const { api, g } = client(cmd);
         const environments = o.environments
           ?.split(',')
