@@ -45,9 +45,24 @@ export function authFailureLimitHook(request: FastifyRequest, reply: FastifyRepl
   if (!refusedForFailures(request, reply)) done();
 }
 
-/** Requires an admin token; sets `request.actor`. */
+/**
+ * Requires an admin token, or (when OpenID Connect is configured) a console session cookie, whose writes must carry
+ * the CSRF header (server/oidc/console-auth.ts); sets `request.actor`. A bearer token wins over a cookie.
+ */
 export function adminAuthHook(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
   if (refusedForFailures(request, reply)) return;
+  const consoleAuth = request.server.consoleAuth;
+  if (consoleAuth !== null && request.headers.authorization === undefined) {
+    const secret = consoleAuth.cookieSecret(request);
+    if (secret !== undefined) {
+      consoleAuth.actor(request, secret).then((result) => {
+        if (result instanceof Error) return done(result);
+        request.actor = result;
+        done();
+      }, done);
+      return;
+    }
+  }
   const result = request.server.auth.admin(request);
   if (result instanceof Error) return done(result);
   request.actor = result;
