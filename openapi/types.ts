@@ -11,10 +11,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List environments */
+        /**
+         * List environments
+         * @description Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
+         */
         get: operations["listEnvironments"];
         put?: never;
-        /** Create an environment */
+        /**
+         * Create an environment
+         * @description Roles: admin (`x-aviary-roles`).
+         */
         post: operations["createEnvironment"];
         delete?: never;
         options?: never;
@@ -32,7 +38,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get an environment */
+        /**
+         * Get an environment
+         * @description Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
+         */
         get: operations["getEnvironment"];
         put?: never;
         post?: never;
@@ -44,6 +53,7 @@ export interface paths {
          * @description With `requireApproval: true`, a `PUT` of a flag's state in this environment answers `202` with a pending
          *     change request instead of writing it (see the change-requests operations). Kill, revive, kill-all, revive-all,
          *     revert and canary rollbacks are never held. Audited as `environment.update`; SDKs see nothing of it.
+         *     Roles: admin (`x-aviary-roles`).
          */
         patch: operations["updateEnvironment"];
         trace?: never;
@@ -66,6 +76,7 @@ export interface paths {
          *     each flag before the panic is remembered, so that `revive-all` restores it exactly. Audited. The body may be a
          *     form as well as JSON (`-d reason=… -d except=a,b`). With `waitMs`, the response carries a delivery receipt for
          *     the new version (counting the SDKs of every replica).
+         *     Roles: admin, editor, oncall; an editor or oncall limited to some environments only in those (`x-aviary-roles`).
          */
         post: operations["killAll"];
         delete?: never;
@@ -90,6 +101,7 @@ export interface paths {
          * Restore every flag killed by the last panic
          * @description Restores each flag killed by `kill-all` exactly to its state before the panic. Audited. With `waitMs`, the
          *     response carries a delivery receipt for the new version.
+         *     Roles: admin, editor, oncall; an editor or oncall limited to some environments only in those (`x-aviary-roles`).
          */
         post: operations["reviveAll"];
         delete?: never;
@@ -111,6 +123,7 @@ export interface paths {
         /**
          * List the SDKs connected to an environment's stream
          * @description Each connected SDK with the last environment version it acknowledged (delivery receipts).
+         *     Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
          */
         get: operations["listConnectedSdks"];
         put?: never;
@@ -128,13 +141,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List flags */
+        /**
+         * List flags
+         * @description Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
+         */
         get: operations["listFlags"];
         put?: never;
         /**
          * Create a flag
          * @description Creates the flag with a default state in every environment (disabled, serving `offVariant`).
          *     A boolean flag created without variants gets `on`=true and `off`=false.
+         *     Roles: admin, editor; not an editor limited to some environments (this changes every environment) (`x-aviary-roles`).
          */
         post: operations["createFlag"];
         delete?: never;
@@ -153,7 +170,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get a flag */
+        /**
+         * Get a flag
+         * @description Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
+         */
         get: operations["getFlag"];
         put?: never;
         post?: never;
@@ -161,6 +181,7 @@ export interface paths {
          * Archive a flag
          * @description Archives the flag (idempotent): SDKs stop seeing it (they receive a `flag.delete`), its states and history
          *     are kept, and `PATCH {"archived": false}` brings it back. Honours `If-Match`.
+         *     Roles: admin, editor; not an editor limited to some environments (this changes every environment) (`x-aviary-roles`).
          */
         delete: operations["deleteFlag"];
         options?: never;
@@ -169,6 +190,7 @@ export interface paths {
          * Change a flag's definition
          * @description Changes the given fields of the definition (JSON merge semantics on the top-level fields). Honours
          *     `If-Match` (412 when stale). Setting `archived: true` archives the flag.
+         *     Roles: admin, editor; not an editor limited to some environments (this changes every environment) (`x-aviary-roles`).
          */
         patch: operations["updateFlag"];
         trace?: never;
@@ -191,6 +213,7 @@ export interface paths {
          *     `updatedAt` is when that version was written, `killedAt`/`killReason` say when and why the kill switch that
          *     turned it off was thrown (null when it was on, or turned off by other writes), and there is no `ETag` (it is
          *     not the current version). 404 when the flag had no state in that environment yet.
+         *     Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
          */
         get: operations["getFlagState"];
         /**
@@ -204,6 +227,7 @@ export interface paths {
          *     `202` with a pending change request holding it, based on the state's current version (a bad state is still
          *     `400`, a stale `If-Match` still `412`). Nothing changes and nothing is streamed until the request is approved
          *     by another actor and applied.
+         *     Roles: admin, editor; an editor or oncall limited to some environments only in those (`x-aviary-roles`).
          */
         put: operations["putFlagState"];
         post?: never;
@@ -232,6 +256,7 @@ export interface paths {
          * @description Sets `enabled: false` in one transaction: every evaluation serves `offVariant` with reason `OFF`.
          *     Idempotent, no `If-Match` needed. With `waitMs`, the response carries a delivery receipt for the new version.
          *     The body is optional, and may be a form (`curl -d reason=incident-42`) as well as JSON.
+         *     Roles: admin, editor, oncall; an editor or oncall limited to some environments only in those (`x-aviary-roles`).
          */
         post: operations["killFlag"];
         delete?: never;
@@ -256,7 +281,7 @@ export interface paths {
         put?: never;
         /**
          * Kill switch off
-         * @description Sets `enabled: true` in one transaction. Idempotent, no `If-Match` needed.
+         * @description Sets `enabled: true` in one transaction. Idempotent, no `If-Match` needed. Roles: admin, editor, oncall; an editor or oncall limited to some environments only in those (`x-aviary-roles`).
          */
         post: operations["reviveFlag"];
         delete?: never;
@@ -277,19 +302,24 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get a canary and its live comparison */
+        /**
+         * Get a canary and its live comparison
+         * @description Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
+         */
         get: operations["getCanary"];
         /**
          * Start (or replace) a canary
          * @description 409 when a canary of the flag is active, or when the flag's own state already serves the canary variant
          *     outside the canary (targets, rules, or `offVariant`; `errors` names each, under `/state`): that traffic is
          *     not a random sample, and a rollback could not take it away (docs/canary-analysis.md).
+         *     Roles: admin, editor; an editor or oncall limited to some environments only in those (`x-aviary-roles`).
          */
         put: operations["putCanary"];
         post?: never;
         /**
          * Delete a canary
          * @description Stops the canary and removes it; the flag keeps its current state.
+         *     Roles: admin, editor; an editor or oncall limited to some environments only in those (`x-aviary-roles`).
          */
         delete: operations["deleteCanary"];
         options?: never;
@@ -314,6 +344,7 @@ export interface paths {
         /**
          * Pause a canary
          * @description Holds the current stage; the guard keeps watching and still rolls back on a regression.
+         *     Roles: admin, editor, oncall; an editor or oncall limited to some environments only in those (`x-aviary-roles`).
          */
         post: operations["pauseCanary"];
         delete?: never;
@@ -339,6 +370,7 @@ export interface paths {
         /**
          * Resume a paused canary
          * @description The stage clock continues from where it was paused.
+         *     Roles: admin, editor; an editor or oncall limited to some environments only in those (`x-aviary-roles`).
          */
         post: operations["resumeCanary"];
         delete?: never;
@@ -364,6 +396,7 @@ export interface paths {
         /**
          * Advance a canary to its next stage now
          * @description Skips the rest of the hold time of the current stage.
+         *     Roles: admin, editor; an editor or oncall limited to some environments only in those (`x-aviary-roles`).
          */
         post: operations["advanceCanary"];
         delete?: never;
@@ -389,6 +422,7 @@ export interface paths {
         /**
          * Roll a canary back
          * @description All of the canary's traffic goes to `control` at once.
+         *     Roles: admin, editor, oncall; an editor or oncall limited to some environments only in those (`x-aviary-roles`).
          */
         post: operations["rollbackCanary"];
         delete?: never;
@@ -414,6 +448,7 @@ export interface paths {
         /**
          * Promote a canary
          * @description The canary variant is served to everyone; the canary is completed.
+         *     Roles: admin, editor; an editor or oncall limited to some environments only in those (`x-aviary-roles`).
          */
         post: operations["promoteCanary"];
         delete?: never;
@@ -437,6 +472,7 @@ export interface paths {
         /**
          * List a flag's scheduled changes in an environment
          * @description Ordered by `at` (soonest first), then by id. `status` keeps only schedules in that status.
+         *     Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
          */
         get: operations["listSchedules"];
         put?: never;
@@ -448,6 +484,7 @@ export interface paths {
          *     schedule ends `failed` with the reason and changes nothing. `at` may be at most 60 seconds in the past (a
          *     schedule for "now" from a client whose clock is slightly ahead); such a schedule runs at once. A schedule whose
          *     time passed while no server ran runs at the next boot, audited as late.
+         *     Roles: admin, editor; an editor or oncall limited to some environments only in those (`x-aviary-roles`).
          */
         post: operations["createSchedule"];
         delete?: never;
@@ -470,13 +507,17 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get a scheduled change */
+        /**
+         * Get a scheduled change
+         * @description Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
+         */
         get: operations["getSchedule"];
         put?: never;
         post?: never;
         /**
          * Cancel a pending scheduled change
          * @description Answers the schedule with `status` `cancelled`; 409 when it is no longer pending (done, failed, cancelled).
+         *     Roles: admin, editor; an editor or oncall limited to some environments only in those (`x-aviary-roles`).
          */
         delete: operations["cancelSchedule"];
         options?: never;
@@ -499,6 +540,7 @@ export interface paths {
         /**
          * List a flag's triggers in an environment
          * @description Oldest first. The secrets are never shown again (only their SHA-256 is stored).
+         *     Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
          */
         get: operations["listTriggers"];
         put?: never;
@@ -509,6 +551,7 @@ export interface paths {
          *     `X-Forwarded-Host`/`X-Forwarded-Proto` of a trusted proxy when `AVIARY_TRUST_PROXY` allows). Anything that can
          *     POST to the URL (an Alertmanager, Grafana, Datadog or PagerDuty webhook) performs `action`, audited as
          *     `trigger:<name>`.
+         *     Roles: admin (`x-aviary-roles`).
          */
         post: operations["createTrigger"];
         delete?: never;
@@ -537,6 +580,7 @@ export interface paths {
         /**
          * Delete (revoke) a trigger
          * @description Its URL answers 404 from now on. Answers the deleted trigger.
+         *     Roles: admin (`x-aviary-roles`).
          */
         delete: operations["deleteTrigger"];
         options?: never;
@@ -585,7 +629,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Evaluation counts and outcomes per variant over time */
+        /**
+         * Evaluation counts and outcomes per variant over time
+         * @description Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
+         */
         get: operations["getFlagMetrics"];
         put?: never;
         post?: never;
@@ -602,10 +649,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List segments */
+        /**
+         * List segments
+         * @description Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
+         */
         get: operations["listSegments"];
         put?: never;
-        /** Create a segment */
+        /**
+         * Create a segment
+         * @description Roles: admin, editor; not an editor limited to some environments (this changes every environment) (`x-aviary-roles`).
+         */
         post: operations["createSegment"];
         delete?: never;
         options?: never;
@@ -623,17 +676,22 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get a segment */
+        /**
+         * Get a segment
+         * @description Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
+         */
         get: operations["getSegment"];
         /**
          * Create or replace a segment
          * @description The `key` in the body, if given, must equal the path's. Honours `If-Match`.
+         *     Roles: admin, editor; not an editor limited to some environments (this changes every environment) (`x-aviary-roles`).
          */
         put: operations["putSegment"];
         post?: never;
         /**
          * Delete a segment
          * @description A segment that a flag uses cannot be deleted (409 `in-use`, naming the flags).
+         *     Roles: admin, editor; not an editor limited to some environments (this changes every environment) (`x-aviary-roles`).
          */
         delete: operations["deleteSegment"];
         options?: never;
@@ -659,6 +717,7 @@ export interface paths {
          *     creation; for states older than the history itself, the state they had when the history began, action
          *     `flag-state.history-start`), each with who wrote it, when, with which action and why. Pass `nextCursor` as
          *     `cursor` for the next (older) page.
+         *     Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
          */
         get: operations["listFlagStateHistory"];
         put?: never;
@@ -687,6 +746,7 @@ export interface paths {
          *     Objects are compared member by member, arrays element by element by index. `from` may be newer than `to`
          *     (the diff then reads backwards). Without `to`, the current version; without `from`, the one before `to`
          *     (so no parameters: what the last write changed). 404 when either version does not exist.
+         *     Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
          */
         get: operations["diffFlagStateVersions"];
         put?: never;
@@ -718,6 +778,7 @@ export interface paths {
          *     the old state is enabled. 404 when there is no such version; 409 when the flag is archived, or when the old
          *     state no longer validates (a segment or variant it names is gone; the issues say which). Honours `If-Match`
          *     (412 when stale).
+         *     Roles: admin, editor, oncall; an editor or oncall limited to some environments only in those (`x-aviary-roles`).
          */
         post: operations["revertFlagState"];
         delete?: never;
@@ -733,7 +794,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The audit log, newest first */
+        /**
+         * The audit log, newest first
+         * @description Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
+         */
         get: operations["listAudit"];
         put?: never;
         post?: never;
@@ -750,12 +814,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List tokens (never their secrets) */
+        /**
+         * List tokens (never their secrets)
+         * @description Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
+         */
         get: operations["listTokens"];
         put?: never;
         /**
          * Create an admin token or an SDK key
          * @description The secret is in this response only (`token`); the server stores a hash of it.
+         *     Roles: admin (`x-aviary-roles`).
          */
         post: operations["createToken"];
         delete?: never;
@@ -774,7 +842,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get a token (never its secret) */
+        /**
+         * Get a token (never its secret)
+         * @description Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
+         */
         get: operations["getToken"];
         put?: never;
         post?: never;
@@ -782,6 +853,7 @@ export interface paths {
          * Revoke a token
          * @description The token stops working at once; streams opened with it are closed. Tokens set by environment variables
          *     and the last active admin token cannot be revoked (409).
+         *     Roles: admin (`x-aviary-roles`).
          */
         delete: operations["deleteToken"];
         options?: never;
@@ -799,6 +871,7 @@ export interface paths {
         /**
          * List change requests
          * @description Newest first. Open requests (pending, approved) carry the diff against the flag's current state.
+         *     Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
          */
         get: operations["listChangeRequests"];
         put?: never;
@@ -819,7 +892,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get a change request */
+        /**
+         * Get a change request
+         * @description Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
+         */
         get: operations["getChangeRequest"];
         put?: never;
         post?: never;
@@ -845,6 +921,7 @@ export interface paths {
          * Approve a pending change request
          * @description Only a pending request can be approved, and only by another actor than its author (tokens are compared by
          *     id): the author's own approval is `403` (problem type `forbidden`). Audited as `change-request.approve`.
+         *     Roles: admin, editor; an editor or oncall limited to some environments only in those (`x-aviary-roles`).
          */
         post: operations["approveChangeRequest"];
         delete?: never;
@@ -868,6 +945,7 @@ export interface paths {
         /**
          * Reject a pending or approved change request
          * @description Anyone may reject an open request, its author included (a withdrawal). Audited as `change-request.reject`.
+         *     Roles: admin, editor; an editor or oncall limited to some environments only in those (`x-aviary-roles`).
          */
         post: operations["rejectChangeRequest"];
         delete?: never;
@@ -895,6 +973,7 @@ export interface paths {
          *     still at the request's `baseVersion`. If it moved on, the answer is `409` with `baseVersion`,
          *     `currentVersion` and `diff` (the current state against the request's state) and nothing changes; the
          *     request stays approved. A request that is not approved is `409` too.
+         *     Roles: admin, editor; an editor or oncall limited to some environments only in those (`x-aviary-roles`).
          */
         post: operations["applyChangeRequest"];
         delete?: never;
@@ -1193,7 +1272,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List outbound webhooks (never their secrets) */
+        /**
+         * List outbound webhooks (never their secrets)
+         * @description Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
+         */
         get: operations["listWebhooks"];
         put?: never;
         /**
@@ -1204,6 +1286,7 @@ export interface paths {
          *     30 min, 2 h, 6 h, 8 h and 8 h (10 attempts, about 24.6 h), then given up. A webhook whose deliveries are
          *     given up 5 times in a row is disabled automatically (`disabledReason`). `format: slack` sends
          *     `{ "text": "..." }` (a Slack incoming webhook) instead of the standard body.
+         *     Roles: admin (`x-aviary-roles`).
          */
         post: operations["createWebhook"];
         delete?: never;
@@ -1222,17 +1305,24 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** One webhook (without its secret) */
+        /**
+         * One webhook (without its secret)
+         * @description Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
+         */
         get: operations["getWebhook"];
         put?: never;
         post?: never;
-        /** Delete a webhook and its delivery log */
+        /**
+         * Delete a webhook and its delivery log
+         * @description Roles: admin (`x-aviary-roles`).
+         */
         delete: operations["deleteWebhook"];
         options?: never;
         head?: never;
         /**
          * Change a webhook's name, URL, events, environments, format or enabled
          * @description Re-enabling a webhook (`enabled true`) clears its failure count and `disabledReason`.
+         *     Roles: admin (`x-aviary-roles`).
          */
         patch: operations["updateWebhook"];
         trace?: never;
@@ -1247,7 +1337,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** The webhook's delivery log (newest first, at most 100) */
+        /**
+         * The webhook's delivery log (newest first, at most 100)
+         * @description Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
+         */
         get: operations["listWebhookDeliveries"];
         put?: never;
         post?: never;
@@ -1269,8 +1362,62 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Send a `webhook.test` event to this webhook (subscribed or not; 409 if disabled) */
+        /**
+         * Send a `webhook.test` event to this webhook (subscribed or not; 409 if disabled)
+         * @description Roles: admin (`x-aviary-roles`).
+         */
         post: operations["testWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Who is calling, with which role, and what they may call
+         * @description The caller (a token, or a person signed in to the console), its role, the environments an `editor`/`oncall`
+         *     may change (null: all) and `operations`: every operationId of this document the caller may call in at least
+         *     one environment (the console hides what is not in it).
+         *     Roles: every role (admin, editor, oncall, viewer) (`x-aviary-roles`).
+         */
+        get: operations["getMe"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tokens/{id}/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The token's id (not its secret). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate a token - a new secret, the old one working through an overlap
+         * @description Creates a new token of the same kind, name, environment, client side, role and environments, and answers it
+         *     with its secret ONCE (`token`). The old token keeps working for `overlapSeconds` (default 3600; 0 ends it
+         *     now) and then expires like any expired token: refused with 401, its SDK streams closed (code 4003). The old
+         *     token's `replacedBy` names the new one. Revoked, expired, already rotated and configured tokens cannot be
+         *     rotated (409). Audited (`token.rotate`).
+         *     Roles: admin (`x-aviary-roles`).
+         */
+        post: operations["rotateToken"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2061,6 +2208,14 @@ export interface components {
             revokedAt: components["schemas"]["DateTime"] | null;
             /** @description Set by `AVIARY_ADMIN_TOKEN` / `AVIARY_SDK_KEY_<ENV>`; managed by configuration, not the API. */
             configured: boolean;
+            /** @description Admin tokens' role (tokens made before roles are `admin`); null for other kinds. */
+            role: components["schemas"]["Role"] | null;
+            /** @description Admin tokens (editor, oncall) - the environments they may change; null all. */
+            environments: string[] | null;
+            /** @description When the token stops working (401, streams closed with 4003); null never. */
+            expiresAt: components["schemas"]["DateTime"] | null;
+            /** @description The token that replaced this one by rotation (`POST /api/v1/tokens/{id}/rotate`). */
+            replacedBy: string | null;
         };
         TokenCreate: {
             kind: components["schemas"]["TokenKind"];
@@ -2072,6 +2227,12 @@ export interface components {
              *     key is server-side (secret), as are keys set by `AVIARY_SDK_KEY_<ENV>`.
              */
             clientSide?: boolean;
+            /** @description `admin` tokens only; default `admin`. */
+            role?: components["schemas"]["Role"];
+            /** @description `editor`/`oncall` admin tokens only - the environments they may change (default all). */
+            environments?: components["schemas"]["EnvironmentKey"][];
+            /** @description When the token stops working (in the future); default never. */
+            expiresAt?: components["schemas"]["DateTime"] | null;
         };
         /** @description The new token with its secret, shown this once. */
         TokenCreated: components["schemas"]["Token"] & {
@@ -2368,6 +2529,36 @@ export interface components {
         };
         WebhookDeliveryList: {
             deliveries: components["schemas"]["WebhookDelivery"][];
+        };
+        /**
+         * @description `admin` everything; `editor` flags, segments, flag states, kill switches, canaries, schedules and change
+         *     requests; `oncall` reads, kill, revive, kill-all, revive-all, canary pause and rollback, revert; `viewer`
+         *     reads (CONTRACT §14). Each operation lists the roles it allows in `x-aviary-roles`.
+         * @enum {string}
+         */
+        Role: "admin" | "editor" | "oncall" | "viewer";
+        Me: {
+            actor: {
+                /** @enum {string} */
+                kind: "token" | "person";
+                name: string;
+                tokenId?: string;
+                subject?: string;
+                email?: string | null;
+                /** @description When the caller's token (or session) stops working; null never. */
+                expiresAt?: components["schemas"]["DateTime"] | null;
+            };
+            role: components["schemas"]["Role"];
+            /** @description The environments an `editor`/`oncall` may change; null all (reads are never limited). */
+            environments: string[] | null;
+            /** @description The operationIds the caller may call (in at least one environment), sorted. */
+            operations: string[];
+        };
+        TokenRotate: {
+            /** @description How long the old secret keeps working (default 3600, at most 30 days). */
+            overlapSeconds?: number;
+            /** @description When the new token expires (default never). */
+            expiresAt?: components["schemas"]["DateTime"] | null;
         };
     };
     responses: {
@@ -4880,6 +5071,62 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    getMe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Me"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    rotateToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The token's id (not its secret). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["TokenRotate"];
+            };
+        };
+        responses: {
+            /** @description The new token, with its secret. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenCreated"];
                 };
             };
             400: components["responses"]["BadRequest"];

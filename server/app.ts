@@ -44,6 +44,8 @@ import { environmentRoutes } from './admin/environment-routes.js';
 import { consolePlugin } from './console/console-plugin.js';
 import { sdkBundlePlugin } from './console/sdk-bundle-plugin.js';
 import { tokenRoutes } from './admin/token-routes.js';
+import { meRoutes } from './admin/me-routes.js';
+import { roleEnforcement } from './auth/role-hook.js';
 import { flagRoutes } from './admin/flag-routes.js';
 import { flagStateRoutes } from './admin/flag-state-routes.js';
 import { segmentRoutes } from './admin/segment-routes.js';
@@ -357,6 +359,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(
     async (admin) => {
       admin.addHook('onRequest', adminAuthHook);
+      // Roles (CONTRACT §14): every route's operation declares the roles it allows; checked before anything changes.
+      roleEnforcement(admin);
       // A write is acknowledged only once it is on stable storage (see server/storage/wal-sync.ts).
       admin.addHook('onSend', (request, _reply, payload, done) => {
         if (request.method === 'GET' || request.method === 'HEAD') return done(null, payload);
@@ -386,6 +390,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       await admin.register(scheduleRoutes);
       await admin.register(webhookRoutes);
       await admin.register(triggerRoutes);
+      await admin.register(meRoutes);
     },
     { prefix: '/api/v1' },
   );

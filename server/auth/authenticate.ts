@@ -66,11 +66,12 @@ export function createAuthenticator(tokens: TokenStore, feed: ChangeFeed): Authe
     const token = tokens.authenticate(secret);
     if (!token) {
       const revoked = tokens.isRevoked(secret);
+      const expired = !revoked && tokens.isExpired(secret);
       return fail(
         request,
         scope,
-        revoked ? 'revoked' : 'invalid',
-        problem('unauthorized', revoked ? 'This token has been revoked.' : 'Unknown token.'),
+        revoked || expired ? 'revoked' : 'invalid',
+        problem('unauthorized', revoked ? 'This token has been revoked.' : expired ? 'This token has expired.' : 'Unknown token.'),
       );
     }
     return token;
@@ -81,7 +82,8 @@ export function createAuthenticator(tokens: TokenStore, feed: ChangeFeed): Authe
       if (token instanceof Error) return token;
       if (token.kind !== 'admin')
         return fail(request, 'admin', 'wrong-kind', problem('forbidden', 'SDK keys cannot use the admin API; use an admin token.'));
-      return { tokenId: token.id, name: token.name };
+      // Role and scope (CONTRACT §14): enforced by server/auth/role-hook.ts.
+      return { tokenId: token.id, name: token.name, role: token.role ?? 'admin', environments: token.environments };
     },
     sdk(request) {
       const token = check(request, 'sdk', bearerSecret(request) ?? subprotocolSecret(request));

@@ -10,9 +10,9 @@
 import { createHmac, hash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { apiTime, apiTimeOrNull } from '../openapi/time.js';
 import type { ChangeFeed } from '../storage/change-feed.js';
-import { bool, type StorePort, type Subscription } from '../storage/port.js';
+import { bool, type SqlValue, type StorePort, type Subscription } from '../storage/port.js';
 import type { TokenRow } from '../storage/rows.js';
-import type { Actor, Writer } from '../storage/writer.js';
+import type { Actor, Role, Writer } from '../storage/writer.js';
 
 /** A token as the API shows it (never the secret or its hash). */
 export interface TokenInfo {
@@ -35,6 +35,14 @@ export interface TokenInfo {
   revokedAt: string | null;
   /** Set by `AVIARY_ADMIN_TOKEN` / `AVIARY_SDK_KEY_<ENV>`: managed by configuration, not the API. */
   configured: boolean;
+  /** Admin tokens: their role (CONTRACT §14; rows made before roles are `admin`); null for other kinds. */
+  role: Role | null;
+  /** Admin (editor/oncall) and relay tokens: the environments they may change or read; null: all. */
+  environments: string[] | null;
+  /** When the token stops working (RFC 3339); null: never. Rotation sets it on the replaced token. */
+  expiresAt: string | null;
+  /** The token that replaced this one by rotation. */
+  replacedBy: string | null;
 }
 
 /**
@@ -73,7 +81,39 @@ function toInfo(row: TokenRow): TokenInfo {
     lastUsedAt: apiTimeOrNull(row.last_used_at === null ? null : Number(row.last_used_at)),
     revokedAt: apiTimeOrNull(row.revoked_at === null ? null : Number(row.revoked_at)),
     configured: isConfigured(row.id),
+    role: row.kind === 'admin' ? ((row.role as Role | null) ?? 'admin') : null,
+    environments: parseEnvironments(row.environments),
+    expiresAt: apiTimeOrNull(row.expires_at === null ? null : Number(row.expires_at)),
+    replacedBy: row.replaced_by,
   };
+}
+
+function parseEnvironments(json: string | null): string[] | null {
+  if (json === null) return null;
+  const list: unknown = JSON.parse(json);
+  return Array.isArray(list) ? list.filter((e): e is string => typeof e === 'string') : null;
+}
+
+/** True when a token row has expired at `now` (epoch ms). */
+function expired(row: TokenRow, now: number): boolean {
+  return row.expires_at !== null && Number(row.expires_at) <= now;
+}
+
+/** Values for `SQL.insertFull`. */
+function insertValues(row: TokenRow): SqlValue[] {
+  return [
+    row.id,
+    row.kind,
+    row.environment,
+    row.name,
+    row.client_side,
+    row.hash,
+    row.prefix,
+    row.created_at,
+    row.role,
+    row.environments,
+    row.expires_at,
+  ];
 }
 
 /** A fresh secret: 32 random bytes, base64url, with a readable kind prefix (`avi_admin_…`, `avi_sdk_…`). */
@@ -89,11 +129,14 @@ const SQL = {
   one: 'SELECT * FROM tokens WHERE id = ?',
   insert: `INSERT INTO tokens (id, kind, environment, name, client_side, hash, prefix, created_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+  insertFull: `INSERT INTO tokens (id, kind, environment, name, client_side, hash, prefix, created_at, role, environments, expires_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  replace: 'UPDATE tokens SET expires_at = ?, replaced_by = ? WHERE id = ? AND revoked_at IS NULL AND replaced_by IS NULL',
   upsertConfigured: `INSERT INTO tokens (id, kind, environment, name, hash, prefix, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT(id) DO UPDATE SET hash = excluded.hash, prefix = excluded.prefix, revoked_at = NULL`,
   revoke: 'UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL',
   touch: 'UPDATE tokens SET last_used_at = ? WHERE id = ?',
-  activeAdmins: "SELECT count(*) AS n FROM tokens WHERE kind = 'admin' AND revoked_at IS NULL",
+  activeAdmins: "SELECT count(*) AS n FROM tokens WHERE kind = 'admin' AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
 };
 
 export class TokenStore {
@@ -102,6 +145,9 @@ export class TokenStore {
   private readonly byId = new Map<string, ActiveToken>();
   /** Hashes of revoked tokens (for a clearer 401 without a query). */
   private readonly revokedHashes = new Set<string>();
+  /** Hashes of expired tokens (for a clearer 401), and the timer that expires the next one (see `scheduleExpiry`). */
+  private readonly expiredHashes = new Set<string>();
+  private expiryTimer: NodeJS.Timeout | null = null;
   private subscription: Subscription | null = null;
   private poll: NodeJS.Timeout | null = null;
 
@@ -122,15 +168,50 @@ export class TokenStore {
     this.byHash.clear();
     this.byId.clear();
     this.revokedHashes.clear();
+    this.expiredHashes.clear();
     const revokedNow: string[] = [];
+    const now = this.now();
     for (const row of rows) {
-      if (row.revoked_at === null) this.cache(row);
+      if (row.revoked_at === null && !expired(row, now)) this.cache(row);
       else {
-        this.revokedHashes.add(row.hash);
+        (row.revoked_at === null ? this.expiredHashes : this.revokedHashes).add(row.hash);
         if (activeBefore.has(row.id)) revokedNow.push(row.id);
       }
     }
     for (const tokenId of revokedNow) this.feed.emit('token.revoked', { tokenId });
+    this.scheduleExpiry();
+  }
+
+  /**
+   * Expiry: every replica keeps its own timer for the next expiry among the tokens it caches (their `expires_at` is
+   * in the shared database, and rotation announces itself on the tokens channel), so no replica needs another's
+   * word. When it fires, expired tokens leave the cache and get `token.revoked`, which closes their SDK streams
+   * (4003) and OFREP event streams here. `authenticate` also checks the time, so a late timer lets nothing through.
+   */
+  private scheduleExpiry(): void {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = null;
+    let next = Number.POSITIVE_INFINITY;
+    for (const active of this.byId.values()) if (active.row.expires_at !== null) next = Math.min(next, Number(active.row.expires_at));
+    if (next === Number.POSITIVE_INFINITY) return;
+    // setTimeout holds at most 2^31-1 ms; a far expiry re-arms on the way.
+    const delay = Math.min(Math.max(0, next - this.now()), 86_400_000);
+    this.expiryTimer = setTimeout(() => this.expireDue(), delay);
+    this.expiryTimer.unref();
+  }
+
+  private expireDue(): void {
+    const now = this.now();
+    const due: string[] = [];
+    for (const [h, active] of this.byHash) {
+      if (!expired(active.row, now)) continue;
+      this.byHash.delete(h);
+      this.byId.delete(active.row.id);
+      this.expiredHashes.add(h);
+      due.push(active.row.id);
+    }
+    for (const tokenId of due) this.feed.emit('token.revoked', { tokenId });
+    this.scheduleExpiry();
   }
 
   /**
@@ -148,6 +229,8 @@ export class TokenStore {
   /** Stops following (app close). */
   async close(): Promise<void> {
     if (this.poll) clearInterval(this.poll);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = null;
     await this.subscription?.unlisten().catch(() => {});
   }
 
@@ -166,7 +249,12 @@ export class TokenStore {
     if (!secret || secret.length > 512) return null;
     // Hex straight from the one-shot hash (no Hash object, no Buffer): this runs on every SDK request.
     const active = this.byHash.get(hash('sha256', secret, 'hex'));
-    return active === undefined ? null : this.used(active);
+    if (active === undefined) return null;
+    if (active.row.expires_at !== null && Number(active.row.expires_at) <= this.now()) {
+      this.expireDue();
+      return null;
+    }
+    return this.used(active);
   }
 
   /** Records use (the last-used time, at most once a minute, in the background) and returns the token's shared info. */
@@ -204,13 +292,23 @@ export class TokenStore {
     if (expected === null || expected.length !== ticket.length) return null;
     if (!timingSafeEqual(Buffer.from(expected), Buffer.from(ticket))) return null;
     const active = this.byId.get(ticket.slice(0, dot));
-    return active === undefined ? null : this.used(active);
+    if (active === undefined || expired(active.row, this.now())) return null;
+    return this.used(active);
   }
 
   /** True when this secret belongs to a token that exists but was revoked (for a clearer 401). */
   isRevoked(secret: string): boolean {
     if (!secret || secret.length > 512) return false;
     return this.revokedHashes.has(sha256(secret).toString('hex'));
+  }
+
+  /** True when this secret belongs to a token that expired (or was rotated and its overlap ended). */
+  isExpired(secret: string): boolean {
+    if (!secret || secret.length > 512) return false;
+    const h = sha256(secret).toString('hex');
+    if (this.expiredHashes.has(h)) return true;
+    const active = this.byHash.get(h);
+    return active !== undefined && expired(active.row, this.now());
   }
 
   async list(): Promise<TokenInfo[]> {
@@ -225,7 +323,15 @@ export class TokenStore {
   /** Creates a token and returns it with its secret (the only time the secret exists outside the caller). */
   async create(
     actor: Actor,
-    input: { kind: 'admin' | 'sdk' | 'relay'; environment: string | null; name: string; clientSide?: boolean },
+    input: {
+      kind: 'admin' | 'sdk' | 'relay';
+      environment: string | null;
+      name: string;
+      clientSide?: boolean;
+      role?: Role | null;
+      environments?: readonly string[] | null;
+      expiresAt?: number | null;
+    },
   ): Promise<TokenInfo & { token: string }> {
     const secret = generateSecret(input.kind);
     const row: TokenRow = {
@@ -239,19 +345,83 @@ export class TokenStore {
       created_at: this.now(),
       last_used_at: null,
       revoked_at: null,
-      role: null,
-      environments: null,
-      expires_at: null,
+      role: input.kind === 'admin' ? (input.role ?? null) : null,
+      environments: input.environments ? JSON.stringify(input.environments) : null,
+      expires_at: input.expiresAt ?? null,
       replaced_by: null,
     };
     await this.writer.write(actor, async (w) => {
       row.created_at = w.now;
-      await w.tx.run(SQL.insert, [row.id, row.kind, row.environment, row.name, row.client_side, row.hash, row.prefix, row.created_at]);
+      await w.tx.run(SQL.insertFull, insertValues(row));
       w.audit({ action: 'token.create', resourceType: 'token', resourceKey: row.id, environment: row.environment, after: toInfo(row) });
       await w.tx.notify(TOKENS_CHANNEL, row.id);
     });
     this.cache(row);
+    this.scheduleExpiry();
     return { ...toInfo(row), token: secret };
+  }
+
+  /**
+   * Rotation: a new token like `id` (kind, name, environment, client side, role, environments) with a new secret, and
+   * the old one expiring `overlapMs` from now (or sooner, if it was to expire sooner), with `replaced_by` set. One
+   * transaction, audited as `token.rotate` on the old token and `token.create` on the new one. Null when `id` does
+   * not exist; `{ conflict }` when it cannot be rotated.
+   */
+  async rotate(
+    actor: Actor,
+    id: string,
+    options: { overlapMs: number; expiresAt?: number | null },
+  ): Promise<(TokenInfo & { token: string }) | null | { conflict: string }> {
+    const { value } = await this.writer.write(
+      actor,
+      async (w): Promise<null | { conflict: string } | { secret: string; row: TokenRow; old: TokenRow }> => {
+        const old = await w.tx.get<TokenRow>(SQL.one, [id]);
+        if (!old) return null;
+        if (isConfigured(old.id))
+          return { conflict: `Token "${old.name}" comes from the server's environment variables; change the variable and restart.` };
+        if (old.revoked_at !== null) return { conflict: `Token "${old.name}" is revoked.` };
+        if (expired(old, w.now)) return { conflict: `Token "${old.name}" has expired.` };
+        if (old.replaced_by !== null) return { conflict: `Token "${old.name}" was already rotated (replaced by ${old.replaced_by}).` };
+        const secret = generateSecret(old.kind);
+        const row: TokenRow = {
+          ...old,
+          id: randomUUID(),
+          hash: sha256(secret).toString('hex'),
+          prefix: secret.slice(0, PREFIX_LENGTH),
+          created_at: w.now,
+          last_used_at: null,
+          revoked_at: null,
+          expires_at: options.expiresAt ?? null,
+          replaced_by: null,
+        };
+        await w.tx.run(SQL.insertFull, insertValues(row));
+        const until = old.expires_at === null ? w.now + options.overlapMs : Math.min(Number(old.expires_at), w.now + options.overlapMs);
+        await w.tx.run(SQL.replace, [until, row.id, old.id]);
+        const after = (await w.tx.get<TokenRow>(SQL.one, [old.id]))!;
+        w.audit({
+          action: 'token.rotate',
+          resourceType: 'token',
+          resourceKey: old.id,
+          environment: old.environment,
+          before: toInfo(old),
+          after: toInfo(after),
+          reason: `replaced by ${row.id}; the old secret works until ${apiTime(until)}`,
+        });
+        w.audit({ action: 'token.create', resourceType: 'token', resourceKey: row.id, environment: row.environment, after: toInfo(row) });
+        await w.tx.notify(TOKENS_CHANNEL, row.id);
+        return { secret, row, old: after };
+      },
+    );
+    if (value === null || 'conflict' in value) return value;
+    // This replica's cache at once (the others hear of it by NOTIFY): the new token, and the old one with its expiry.
+    this.cache(value.row);
+    const active = this.byId.get(id);
+    if (active) {
+      active.row = value.old;
+      active.info = toInfo(value.old);
+    }
+    this.expireDue();
+    return { ...toInfo(value.row), token: value.secret };
   }
 
   /**
@@ -292,7 +462,7 @@ export class TokenStore {
 
   /** Number of active admin tokens (the API refuses to revoke the last one). */
   async activeAdminCount(): Promise<number> {
-    const row = await this.store.get<{ n: number }>(SQL.activeAdmins);
+    const row = await this.store.get<{ n: number }>(SQL.activeAdmins, [this.now()]);
     return Number(row?.n ?? 0);
   }
 
@@ -333,7 +503,7 @@ export class TokenStore {
       for (const [id, t] of wanted) {
         await w.tx.run(SQL.upsertConfigured, [id, t.kind, t.environment, t.name, sha256(t.secret).toString('hex'), t.secret.slice(0, 4), now]);
       }
-      const admins = await w.tx.get<{ n: number }>(SQL.activeAdmins);
+      const admins = await w.tx.get<{ n: number }>(SQL.activeAdmins, [now]);
       if (Number(admins?.n ?? 0) === 0) {
         generated = generateSecret('admin');
         const id = randomUUID();

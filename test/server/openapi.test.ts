@@ -570,6 +570,26 @@ describe('real responses conform to the spec', () => {
     expect(exercised.get('getSdkBrowserBundleSourceMap')).toEqual(new Set([200, 304]));
   });
 
+  // ---- roles and tokens (issue 17) ----
+  it('roles and tokens: me, create with role and expiry, rotate', async () => {
+    const a = api(srv);
+    conforms('getMe', await a.get('/api/v1/me'));
+    conforms('getMe', await request(srv, 'GET', '/api/v1/me', { token: null }));
+    const expiresAt = new Date(Date.now() + 3_600_000).toISOString();
+    const editor = await a.post('/api/v1/tokens', { kind: 'admin', role: 'editor', environments: ['staging'], name: 'ed', expiresAt });
+    conforms('createToken', editor);
+    conforms('getMe', await a.get('/api/v1/me', { token: editor.body.token }));
+    conforms('createToken', await a.post('/api/v1/tokens', { kind: 'admin', role: 'viewer', environments: ['staging'], name: 'v' }));
+    const rotated = await a.post(`/api/v1/tokens/${editor.body.id}/rotate`, { overlapSeconds: 60 });
+    conforms('rotateToken', rotated);
+    conforms('getToken', await a.get(`/api/v1/tokens/${editor.body.id}`));
+    conforms('rotateToken', await a.post(`/api/v1/tokens/${editor.body.id}/rotate`, {}));
+    conforms('rotateToken', await a.post('/api/v1/tokens/nope/rotate'));
+    conforms('rotateToken', await a.post(`/api/v1/tokens/${rotated.body.id}/rotate`, { overlapSeconds: -1 }));
+    conforms('rotateToken', await a.post(`/api/v1/tokens/${rotated.body.id}/rotate`, {}, { token: rotated.body.token }));
+  });
+  // ---- end of roles and tokens ----
+
   it('rejects a response that breaks the schema (the checks above can fail)', () => {
     const validate = ajv.compile(responseSchema('getEnvironment', 200)!);
     expect(validate({ key: 'qa', name: 'QA', version: 1, createdAt: '2026-01-01T00:00:00.000Z', requireApproval: false })).toBe(true);
