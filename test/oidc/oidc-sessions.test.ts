@@ -144,6 +144,27 @@ describe('OpenID Connect sign-in', () => {
     expect((await created.json()).entries[0].actor).toMatchObject({ kind: 'token', subject: null, email: null });
   });
 
+  it('the role from the group claim is enforced: an oncall person may kill in their environment, nothing else', async () => {
+    await createFlag('oidc-oncall');
+    const { session, csrf } = await signInWithoutBrowser(srv.url, 'olga');
+    const me = await (await fetch(`${srv.url}/api/v1/me`, { headers: withSession(session!) })).json();
+    expect(me).toMatchObject({ actor: { kind: 'person', subject: 'olga', email: 'olga@example.com' }, role: 'oncall', environments: ['production'] });
+    expect(me.operations).toContain('killFlag');
+    expect(me.operations).not.toContain('createFlag');
+    const create = await fetch(`${srv.url}/api/v1/flags`, {
+      method: 'POST',
+      headers: withSession(session!, csrf, { 'content-type': 'application/json' }),
+      body: JSON.stringify({ key: 'oidc-forbidden', kind: 'boolean' }),
+    });
+    expect(create.status).toBe(403);
+    expect((await create.json()).type).toContain('forbidden');
+    expect((await fetch(`${srv.url}/api/v1/flags/oidc-forbidden`, { headers: withSession(session!) })).status).toBe(404);
+    const staging = await fetch(`${srv.url}/api/v1/flags/oidc-oncall/environments/staging/kill`, { method: 'POST', headers: withSession(session!, csrf) });
+    expect(staging.status).toBe(403);
+    const production = await fetch(`${srv.url}/api/v1/flags/oidc-oncall/environments/production/kill`, { method: 'POST', headers: withSession(session!, csrf) });
+    expect(production.status).toBe(200);
+  });
+
   it('bearer tokens keep working next to sessions, and win over a cookie', async () => {
     const r = await fetch(`${srv.url}/api/v1/flags`, { headers: { authorization: `Bearer ${srv.adminToken}`, cookie: 'aviary_session=garbage' } });
     expect(r.status).toBe(200);
