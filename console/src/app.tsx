@@ -3,7 +3,9 @@ import { useEffect, useState } from 'preact/hooks';
 import { PanicButton } from './components/panic-button.js';
 import { LiveContext, useLivePoller } from './lib/live.js';
 import { onLinkClick, useRoute } from './lib/router.js';
-import { getEnvironment, getToken, setEnvironment, setToken } from './lib/session.js';
+import { ApiError } from './lib/api.js';
+import { fetchMe, MeContext, permissions, type Permissions } from './lib/me.js';
+import { getCsrf, getEnvironment, getToken, setEnvironment, setToken } from './lib/session.js';
 import { AuditPage } from './pages/audit-page.js';
 import { ChangeRequestsPage } from './pages/change-requests-page.js';
 import { WebhooksPage } from './pages/webhooks-page.js';
@@ -14,13 +16,39 @@ import { SegmentsPage } from './pages/segments-page.js';
 import { SignIn } from './pages/sign-in.js';
 import { TokensPage } from './pages/tokens-page.js';
 
+/** Ends an OpenID Connect session at the server (and, when the provider supports it, at the provider). */
+async function endSession(): Promise<void> {
+  const csrf = getCsrf();
+  const r = await fetch('/auth/logout', { method: 'POST', headers: csrf ? { 'x-aviary-csrf': csrf } : {} });
+  const { redirectTo } = r.ok ? ((await r.json()) as { redirectTo: string }) : { redirectTo: '/' };
+  location.assign(redirectTo);
+}
+
 export function App() {
-  const [signedIn, setSignedIn] = useState(getToken() !== null);
-  const signOut = () => {
+  // Signed in with a token (sessionStorage) or a console session (its readable CSRF cookie says one may exist).
+  const [signedIn, setSignedIn] = useState(getToken() !== null || getCsrf() !== null);
+  const [perms, setPerms] = useState<Permissions | null>(null);
+  const signedOut = () => {
     setToken(null);
+    setPerms(null);
     setSignedIn(false);
   };
-  const live = useLivePoller(signedIn, signOut);
+  const signOut = () => {
+    if (getToken() !== null || perms?.me?.actor.kind !== 'person') return signedOut();
+    void endSession();
+  };
+  const live = useLivePoller(signedIn, signedOut);
+  useEffect(() => {
+    if (!signedIn) return;
+    fetchMe().then(
+      (me) => setPerms(permissions(me)),
+      (e: unknown) => {
+        if (e instanceof ApiError && (e.status === 401 || e.status === 403)) signedOut();
+        // Unreachable: keep the console up (the live indicator says offline); nothing is shown that needs a role.
+        else setPerms(permissions(null));
+      },
+    );
+  }, [signedIn]);
   const route = useRoute();
   const [env, setEnv] = useState<string>(getEnvironment() ?? 'production');
 
@@ -31,6 +59,8 @@ export function App() {
   useEffect(() => setEnvironment(env), [env]);
 
   if (!signedIn) return <SignIn onSignedIn={() => setSignedIn(true)} />;
+  if (perms === null) return <p class="muted">Loading…</p>;
+  const me = perms.me;
 
   const nav = (href: string, label: string, active: boolean) => (
     <a href={href} onClick={onLinkClick} aria-current={active ? 'page' : undefined}>
@@ -39,51 +69,59 @@ export function App() {
   );
 
   return (
-    <LiveContext.Provider value={live}>
-      <a class="skip" href="#main">
-        Skip to content
-      </a>
-      <header class="top">
-        <a class="brand" href="/" onClick={onLinkClick}>
-          Aviary
+    <MeContext.Provider value={perms}>
+      <LiveContext.Provider value={live}>
+        <a class="skip" href="#main">
+          Skip to content
         </a>
-        <nav aria-label="Main">
-          {nav('/', 'Flags', route.page === 'flags' || route.page === 'flag' || route.page === 'canary')}
-          {nav('/change-requests', 'Change requests', route.page === 'change-requests')}
-          {nav('/audit', 'Audit log', route.page === 'audit')}
-          {nav('/segments', 'Segments', route.page === 'segments')}
-          {nav('/tokens', 'Tokens', route.page === 'tokens')}
-          {nav('/webhooks', 'Webhooks', route.page === 'webhooks')}
-        </nav>
-        <div class="env">
-          <label for="env-select">Environment</label>
-          <select id="env-select" value={env} onChange={(e) => setEnv((e.currentTarget as HTMLSelectElement).value)}>
-            {(live.environments.length ? live.environments : [{ key: env, version: 0 }]).map((e) => (
-              <option value={e.key} key={e.key}>
-                {e.key}
-              </option>
-            ))}
-          </select>
-        </div>
-        <PanicButton environment={env} />
-        <span class={`live ${live.error ? 'down' : ''}`} role="status" title={live.error ?? 'Polling the server every 2 s'}>
-          {live.error ? 'offline' : live.lastOk ? 'live' : '…'}
-        </span>
-        <button type="button" class="link" onClick={signOut}>
-          Sign out
-        </button>
-      </header>
-      <main id="main" tabIndex={-1}>
-        {route.page === 'flags' && <FlagsPage environment={env} environments={live.environments.map((e) => e.key)} />}
-        {route.page === 'flag' && <FlagPage flagKey={route.key} environment={env} environments={live.environments.map((e) => e.key)} />}
-        {route.page === 'canary' && <CanaryPage flagKey={route.key} environment={env} />}
-        {route.page === 'audit' && <AuditPage environment={env} />}
-        {route.page === 'change-requests' && <ChangeRequestsPage environment={env} />}
-        {route.page === 'segments' && <SegmentsPage />}
-        {route.page === 'tokens' && <TokensPage environments={live.environments.map((e) => e.key)} />}
-        {route.page === 'webhooks' && <WebhooksPage />}
-        {route.page === 'not-found' && <p>No such page.</p>}
-      </main>
-    </LiveContext.Provider>
+        <header class="top">
+          <a class="brand" href="/" onClick={onLinkClick}>
+            Aviary
+          </a>
+          <nav aria-label="Main">
+            {nav('/', 'Flags', route.page === 'flags' || route.page === 'flag' || route.page === 'canary')}
+            {nav('/change-requests', 'Change requests', route.page === 'change-requests')}
+            {nav('/audit', 'Audit log', route.page === 'audit')}
+            {nav('/segments', 'Segments', route.page === 'segments')}
+            {perms.can('listTokens') && nav('/tokens', 'Tokens', route.page === 'tokens')}
+            {perms.can('listWebhooks') && nav('/webhooks', 'Webhooks', route.page === 'webhooks')}
+          </nav>
+          <div class="env">
+            <label for="env-select">Environment</label>
+            <select id="env-select" value={env} onChange={(e) => setEnv((e.currentTarget as HTMLSelectElement).value)}>
+              {(live.environments.length ? live.environments : [{ key: env, version: 0 }]).map((e) => (
+                <option value={e.key} key={e.key}>
+                  {e.key}
+                </option>
+              ))}
+            </select>
+          </div>
+          {(perms.can('killAll', env) || perms.can('reviveAll', env)) && <PanicButton environment={env} />}
+          <span class={`live ${live.error ? 'down' : ''}`} role="status" title={live.error ?? 'Polling the server every 2 s'}>
+            {live.error ? 'offline' : live.lastOk ? 'live' : '…'}
+          </span>
+          {me && (
+            <span class="who" title={me.actor.email ?? me.actor.subject ?? me.actor.name}>
+              <span class="who-name">{me.actor.name}</span> <span class="who-role">{me.role}</span>
+              {me.environments && <span class="muted"> ({me.environments.join(', ')})</span>}
+            </span>
+          )}
+          <button type="button" class="link" onClick={signOut}>
+            Sign out
+          </button>
+        </header>
+        <main id="main" tabIndex={-1}>
+          {route.page === 'flags' && <FlagsPage environment={env} environments={live.environments.map((e) => e.key)} />}
+          {route.page === 'flag' && <FlagPage flagKey={route.key} environment={env} environments={live.environments.map((e) => e.key)} />}
+          {route.page === 'canary' && <CanaryPage flagKey={route.key} environment={env} />}
+          {route.page === 'audit' && <AuditPage environment={env} />}
+          {route.page === 'change-requests' && <ChangeRequestsPage environment={env} />}
+          {route.page === 'segments' && <SegmentsPage />}
+          {route.page === 'tokens' && <TokensPage environments={live.environments.map((e) => e.key)} />}
+          {route.page === 'webhooks' && <WebhooksPage />}
+          {route.page === 'not-found' && <p>No such page.</p>}
+        </main>
+      </LiveContext.Provider>
+    </MeContext.Provider>
   );
 }

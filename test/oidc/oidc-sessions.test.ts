@@ -159,9 +159,15 @@ describe('OpenID Connect sign-in', () => {
     expect(create.status).toBe(403);
     expect((await create.json()).type).toContain('forbidden');
     expect((await fetch(`${srv.url}/api/v1/flags/oidc-forbidden`, { headers: withSession(session!) })).status).toBe(404);
-    const staging = await fetch(`${srv.url}/api/v1/flags/oidc-oncall/environments/staging/kill`, { method: 'POST', headers: withSession(session!, csrf) });
+    const staging = await fetch(`${srv.url}/api/v1/flags/oidc-oncall/environments/staging/kill`, {
+      method: 'POST',
+      headers: withSession(session!, csrf),
+    });
     expect(staging.status).toBe(403);
-    const production = await fetch(`${srv.url}/api/v1/flags/oidc-oncall/environments/production/kill`, { method: 'POST', headers: withSession(session!, csrf) });
+    const production = await fetch(`${srv.url}/api/v1/flags/oidc-oncall/environments/production/kill`, {
+      method: 'POST',
+      headers: withSession(session!, csrf),
+    });
     expect(production.status).toBe(200);
   });
 

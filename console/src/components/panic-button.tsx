@@ -2,6 +2,7 @@
  * The environment-wide panic button (kill-all) with a typed confirmation, and its restore (revive-all). The restore
  * stays offered after a panic until it is used, including after a reload (the audit log says a panic is active).
  */
+import { useCan } from '../lib/me.js';
 import { useEffect, useState } from 'preact/hooks';
 import { api, errorText } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
@@ -14,6 +15,7 @@ const isRestore = (action: string) => action === 'environment.revive-all';
 
 export function PanicButton({ environment }: { environment: string }) {
   const live = useLive();
+  const can = useCan();
   const [mode, setMode] = useState<'closed' | 'panic' | 'restore'>('closed');
   const [confirmText, setConfirmText] = useState('');
   const [reason, setReason] = useState('');
@@ -72,14 +74,16 @@ export function PanicButton({ environment }: { environment: string }) {
 
   return (
     <div class="panic">
-      {panicActive && (
+      {panicActive && can('reviveAll', environment) && (
         <button type="button" class="revive" onClick={() => setMode('restore')}>
           Restore {environment}
         </button>
       )}
-      <button type="button" class="kill" onClick={() => setMode('panic')}>
-        Panic: kill all in {environment}
-      </button>
+      {can('killAll', environment) && (
+        <button type="button" class="kill" onClick={() => setMode('panic')}>
+          Panic: kill all in {environment}
+        </button>
+      )}
       <Modal
         title={mode === 'panic' ? `Kill every flag in ${environment}` : `Restore ${environment}`}
         open={mode !== 'closed'}

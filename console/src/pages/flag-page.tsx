@@ -5,6 +5,7 @@
  * version of the state in the selected environment, diffs two of them and reverts to one (components/flag-history.tsx);
  * the scheduled changes of the flag in that environment are listed above it (components/schedules-panel.tsx).
  */
+import { useCan } from '../lib/me.js';
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import type { FlagDefinition, FlagState as CoreFlagState, Segment as CoreSegment } from '@aviary/sdk/core';
 import { FlagHistory } from '../components/flag-history.js';
@@ -249,6 +250,7 @@ function editable(s: FlagStateResource): FlagState {
 
 function TargetingEditor({ flag, environment, state: resource, etag, segments, flags, canaryVariant, onSaved }: EditorProps) {
   const live = useLive();
+  const can = useCan();
   const state = useMemo(() => editable(resource), [resource]);
   const [base, setBase] = useState<{ state: FlagState; etag: string | null }>(() => ({ state: clone(state), etag }));
   const [draft, setDraft] = useState<FlagState>(() => clone(state));
@@ -475,31 +477,35 @@ function TargetingEditor({ flag, environment, state: resource, etag, segments, f
           {error}
         </p>
       )}
-      <div class="actions">
-        <button
-          type="button"
-          disabled={!(dirty || changedElsewhere) || saving}
-          onClick={() => {
-            setBase({ state: clone(state), etag });
-            setDraft(clone(state));
-          }}
-        >
-          {changedElsewhere ? 'Discard and load the latest' : 'Discard changes'}
-        </button>
-        <button type="submit" disabled={!dirty || saving}>
-          {saving ? 'Saving…' : preview && !('error' in preview) && preview.leavingCanary > 0 ? 'Save anyway' : 'Save targeting'}
-        </button>
-        {saved && <span role="status">Saved.</span>}
-        {requested && (
-          <span role="status" class="requested">
-            {environment} requires approval: your change is now a pending{' '}
-            <a href="/change-requests" onClick={onLinkClick}>
-              change request
-            </a>
-            . Nothing changes until another person approves and applies it.
-          </span>
-        )}
-      </div>
+      {!can('putFlagState', environment) ? (
+        <p class="muted">Your role cannot change targeting in {environment}.</p>
+      ) : (
+        <div class="actions">
+          <button
+            type="button"
+            disabled={!(dirty || changedElsewhere) || saving}
+            onClick={() => {
+              setBase({ state: clone(state), etag });
+              setDraft(clone(state));
+            }}
+          >
+            {changedElsewhere ? 'Discard and load the latest' : 'Discard changes'}
+          </button>
+          <button type="submit" disabled={!dirty || saving}>
+            {saving ? 'Saving…' : preview && !('error' in preview) && preview.leavingCanary > 0 ? 'Save anyway' : 'Save targeting'}
+          </button>
+          {saved && <span role="status">Saved.</span>}
+          {requested && (
+            <span role="status" class="requested">
+              {environment} requires approval: your change is now a pending{' '}
+              <a href="/change-requests" onClick={onLinkClick}>
+                change request
+              </a>
+              . Nothing changes until another person approves and applies it.
+            </span>
+          )}
+        </div>
+      )}
     </form>
   );
 }

@@ -1,4 +1,5 @@
 /** Tokens: admin tokens and SDK keys. A new secret is shown once, right after creation; revoking asks first. */
+import { useCan } from '../lib/me.js';
 import { useState } from 'preact/hooks';
 import { Modal } from '../components/modal.js';
 import { formatLocalTime } from '@aviary/api-client';
@@ -8,6 +9,7 @@ import type { Token, TokenCreated } from '../lib/types.js';
 import { useResource } from '../lib/use-resource.js';
 
 export function TokensPage({ environments }: { environments: string[] }) {
+  const can = useCan();
   const live = useLive();
   const list = useResource(() => api.get('/api/v1/tokens'), [live.tick]);
   const [kind, setKind] = useState<'admin' | 'sdk'>('sdk');
@@ -46,38 +48,40 @@ export function TokensPage({ environments }: { environments: string[] }) {
   return (
     <section aria-labelledby="tokens-title">
       <h1 id="tokens-title">Tokens</h1>
-      <form class="row editor" onSubmit={create} aria-label="Create a token">
-        <label>
-          Kind{' '}
-          <select value={kind} onChange={(e) => setKind((e.currentTarget as HTMLSelectElement).value as 'admin' | 'sdk')}>
-            <option value="sdk">SDK key</option>
-            <option value="admin">admin token</option>
-          </select>
-        </label>
-        {kind === 'sdk' && (
+      {can('createToken') && (
+        <form class="row editor" onSubmit={create} aria-label="Create a token">
           <label>
-            Environment{' '}
-            <select value={env} onChange={(e) => setEnv((e.currentTarget as HTMLSelectElement).value)}>
-              {environments.map((x) => (
-                <option key={x}>{x}</option>
-              ))}
+            Kind{' '}
+            <select value={kind} onChange={(e) => setKind((e.currentTarget as HTMLSelectElement).value as 'admin' | 'sdk')}>
+              <option value="sdk">SDK key</option>
+              <option value="admin">admin token</option>
             </select>
           </label>
-        )}
-        <label>
-          Name{' '}
-          <input
-            value={name}
-            required
-            maxLength={200}
-            onInput={(e) => setName((e.currentTarget as HTMLInputElement).value)}
-            placeholder="checkout-service"
-          />
-        </label>
-        <button type="submit" disabled={name.trim() === ''}>
-          Create
-        </button>
-      </form>
+          {kind === 'sdk' && (
+            <label>
+              Environment{' '}
+              <select value={env} onChange={(e) => setEnv((e.currentTarget as HTMLSelectElement).value)}>
+                {environments.map((x) => (
+                  <option key={x}>{x}</option>
+                ))}
+              </select>
+            </label>
+          )}
+          <label>
+            Name{' '}
+            <input
+              value={name}
+              required
+              maxLength={200}
+              onInput={(e) => setName((e.currentTarget as HTMLInputElement).value)}
+              placeholder="checkout-service"
+            />
+          </label>
+          <button type="submit" disabled={name.trim() === ''}>
+            Create
+          </button>
+        </form>
+      )}
       {created && (
         <div class="secret" role="alert" data-testid="new-secret">
           <p>
@@ -125,7 +129,7 @@ export function TokensPage({ environments }: { environments: string[] }) {
                 <td>
                   {t.revokedAt !== null ? (
                     <span class="badge off">revoked</span>
-                  ) : (
+                  ) : !can('deleteToken') ? null : (
                     <button type="button" class="link" onClick={() => setRevoking(t)} aria-label={`Revoke ${t.name}`}>
                       Revoke
                     </button>
