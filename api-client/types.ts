@@ -48,6 +48,8 @@ export type Token = Schemas['Token'];
 export type TokenKind = Schemas['TokenKind'];
 export type TokenCreate = Schemas['TokenCreate'];
 export type TokenCreated = Schemas['TokenCreated'];
+export type Role = Schemas['Role'];
+export type Me = Schemas['Me'];
 export type ConnectedSdk = Schemas['ConnectedSdk'];
 export type ConnectedSdkList = Schemas['ConnectedSdkList'];
 // history (issue 14)

@@ -150,3 +150,22 @@ function listRoles(roles: readonly Role[]): string {
 function listEnvironments(scope: readonly string[]): string {
   return scope.length === 0 ? 'no environment' : scope.map((e) => `"${e}"`).join(', ');
 }
+
+/**
+ * The roles table of docs/api.md (between `<!-- roles:begin -->` and `<!-- roles:end -->`), generated from the
+ * document's declarations; test/roles/docs.test.ts checks the doc holds exactly this.
+ */
+export function rolesTable(spec: LoadedSpec = loadSpec()): string {
+  const mark = (rule: OperationRule, role: Role) => {
+    if (!rule.roles.includes(role)) return '–';
+    if (rule.read || (role !== 'editor' && role !== 'oncall')) return 'yes';
+    return rule.environment === 'none' ? 'yes (unscoped only)' : 'yes (in scope)';
+  };
+  const rows = spec.operations
+    .filter((op) => isAdminOperation(op, spec))
+    .map((op) => {
+      const rule = ruleOf(op);
+      return `| \`${op.operationId}\` | \`${op.method.toUpperCase()} ${op.path}\` | ${ROLES.map((r) => mark(rule, r)).join(' | ')} | ${rule.read ? '–' : rule.environment} |`;
+    });
+  return ['| Operation | Route | admin | editor | oncall | viewer | Environment from |', '|---|---|---|---|---|---|---|', ...rows].join('\n');
+}

@@ -757,15 +757,17 @@ export function buildProgram(): Command {
       const list = (await api.get('/api/v1/tokens')).tokens;
       print(g, list, () =>
         renderTable(
-          ['ID', 'KIND', 'ENVIRONMENT', 'NAME', 'PREFIX', 'CREATED', 'LAST USED', 'REVOKED'],
+          ['ID', 'KIND', 'ROLE', 'ENVIRONMENT', 'NAME', 'PREFIX', 'CREATED', 'LAST USED', 'EXPIRES', 'REVOKED'],
           list.map((t) => [
             t.id,
             t.kind,
-            t.environment ?? '-',
+            t.role ?? '-',
+            t.environment ?? t.environments?.join(',') ?? '-',
             t.name,
             t.prefix,
             formatTime(t.createdAt),
             formatTime(t.lastUsedAt),
+            formatTime(t.expiresAt),
             formatTime(t.revokedAt),
           ]),
         ),
@@ -778,24 +780,50 @@ export function buildProgram(): Command {
     .addOption(new Option('-k, --kind <kind>', kinds.join(' or ')).choices(kinds).makeOptionMandatory())
     .requiredOption('-n, --name <name>', 'who or what uses it')
     .option('-e, --env <environment>', 'environment (sdk keys)')
-    .action(async (o: { kind: (typeof kinds)[number]; name: string; env?: string }, cmd: Command) => {
-      if (o.kind === 'sdk' && !o.env) throw new UsageError('an sdk key reads one environment: pass --env');
+    // ---- roles and tokens (issue 17) ----
+    .addOption(new Option('--role <role>', 'admin tokens: what they may do (default admin)').choices(ROLE_NAMES))
+    .option('--environments <list>', 'editor/oncall tokens: the environments they may change, comma-separated (default all)')
+    .option('--expires <when>', 'when it stops working: RFC 3339, epoch ms, or +<n>s|m|h|d from now (default never)')
+    .action(
+      async (o: { kind: (typeof kinds)[number]; name: string; env?: string; role?: Role; environments?: string; expires?: string }, cmd: Command) => {
+        if (o.kind === 'sdk' && !o.env) throw new UsageError('an sdk key reads one environment: pass --env');
+        const { api, g } = client(cmd);
+        const environments = o.environments
+          ?.split(',')
+          .map((e) => e.trim())
+          .filter((e) => e !== '');
+        const body = {
+          kind: o.kind,
+          name: o.name,
+          ...(o.env ? { environment: o.env } : {}),
+          ...(o.role ? { role: o.role } : {}),
+          ...(environments ? { environments } : {}),
+          ...(o.expires ? { expiresAt: expiryTime(o.expires) } : {}),
+        };
+        const t = await api.post('/api/v1/tokens', { body });
+        print(g, t, () => describeNewToken(t));
+      },
+    );
+  tokens
+    .command('rotate <id>')
+    .description('a new secret for a token (printed once); the old one keeps working through the overlap, then expires')
+    .option('--overlap <seconds>', 'how long the old secret keeps working (default 3600; 0 ends it now)')
+    .option('--expires <when>', 'when the new token stops working: RFC 3339, epoch ms, or +<n>s|m|h|d (default never)')
+    .action(async (id: string, o: { overlap?: string; expires?: string }, cmd: Command) => {
+      let overlapSeconds: number | undefined;
+      if (o.overlap !== undefined) {
+        overlapSeconds = Number(o.overlap);
+        if (!/^\d+$/.test(o.overlap.trim())) throw new UsageError('--overlap: a whole number of seconds');
+      }
       const { api, g } = client(cmd);
-      const t = await api.post('/api/v1/tokens', { body: { kind: o.kind, name: o.name, ...(o.env ? { environment: o.env } : {}) } });
-      print(g, t, () =>
-        [
-          renderPairs([
-            ['id', t.id],
-            ['kind', t.kind],
-            ...(t.environment !== null ? ([['environment', t.environment]] as Array<[string, string]>) : []),
-            ['name', t.name],
-            ['token', t.token],
-          ]),
-          '',
-          'The token is shown only now: store it in your secret manager.',
-        ].join('\n'),
-      );
+      const t = await api.post('/api/v1/tokens/{id}/rotate', {
+        params: { path: { id } },
+        body: { ...(overlapSeconds !== undefined ? { overlapSeconds } : {}), ...(o.expires ? { expiresAt: expiryTime(o.expires) } : {}) },
+      });
+      const old = await api.get('/api/v1/tokens/{id}', { params: { path: { id } } });
+      print(g, t, () => `${describeNewToken(t)}\nThe old secret (${old.prefix}…) works until ${formatTime(old.expiresAt)}.`);
     });
+  // ---- end of roles and tokens ----
   tokens
     .command('revoke <id>')
     .description('revoke a token (its streams close, its requests fail)')
@@ -810,6 +838,37 @@ export function buildProgram(): Command {
 }
 
 type Schedule = Schemas['Schedule'];
+
+// ---- roles and tokens (issue 17) ----
+type Role = Schemas['Role'];
+const ROLE_NAMES = ['admin', 'editor', 'oncall', 'viewer'] as const satisfies readonly Role[];
+
+/** `--expires`: like `--at`, sent as RFC 3339. */
+function expiryTime(v: string): string {
+  const at = parseAt(v);
+  const ms = typeof at === 'number' ? at : Date.parse(at);
+  if (!Number.isFinite(ms)) throw new UsageError(`--expires: "${v}" is not RFC 3339, epoch milliseconds or +<n>s|m|h|d`);
+  return new Date(ms).toISOString();
+}
+
+/** A new token with its secret (create, rotate). */
+function describeNewToken(t: Schemas['TokenCreated']): string {
+  return [
+    renderPairs([
+      ['id', t.id],
+      ['kind', t.kind],
+      ...(t.environment !== null ? ([['environment', t.environment]] as Array<[string, string]>) : []),
+      ...(t.role !== null ? ([['role', t.role]] as Array<[string, string]>) : []),
+      ...(t.environments !== null ? ([['environments', t.environments.join(',')]] as Array<[string, string]>) : []),
+      ...(t.expiresAt !== null ? ([['expires', formatTime(t.expiresAt)]] as Array<[string, string]>) : []),
+      ['name', t.name],
+      ['token', t.token],
+    ]),
+    '',
+    'The token is shown only now: store it in your secret manager.',
+  ].join('\n');
+}
+// ---- end of roles and tokens ----
 
 /** `--at`: RFC 3339 (sent as is: the server parses it), epoch milliseconds, or `+<n>s|m|h|d` from now. */
 function parseAt(v: string): string | number {

@@ -5,7 +5,7 @@
  * that the server accepted it and did what the command says.
  *
  * Commands: serve; backup; restore; flags list|get|kill|revive; env list|kill-all|revive-all|sdks;
- * canary status|advance|rollback|promote|pause|resume; tokens list|create|revoke.
+ * canary status|advance|rollback|promote|pause|resume; tokens list|create|revoke (roles and rotate: tokens-roles.test.ts).
  */
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -311,9 +311,9 @@ describe('aviary tokens', () => {
 
     const listed = await runCli(['tokens', 'list'], env);
     expect(listed.code, listed.stderr).toBe(0);
-    expect(lines(listed.stdout)[0]).toMatch(/^ID\s+KIND\s+ENVIRONMENT\s+NAME\s+PREFIX\s+CREATED\s+LAST USED\s+REVOKED$/);
+    expect(lines(listed.stdout)[0]).toMatch(/^ID\s+KIND\s+ROLE\s+ENVIRONMENT\s+NAME\s+PREFIX\s+CREATED\s+LAST USED\s+EXPIRES\s+REVOKED$/);
     expect(lineOf(listed.stdout, t.id)).toMatch(
-      new RegExp(`^${t.id}\\s+sdk\\s+staging\\s+ci-key\\s+${stored.prefix}\\s+${formatTime(stored.createdAt)}\\s+\\S+\\s+-$`),
+      new RegExp(`^${t.id}\\s+sdk\\s+-\\s+staging\\s+ci-key\\s+${stored.prefix}\\s+${formatTime(stored.createdAt)}\\s+\\S+\\s+-\\s+-$`),
     );
     expect(listed.stdout).not.toContain(t.token);
     const json = await runCli(['--json', 'tokens', 'list'], env);

@@ -27,6 +27,7 @@ export type {
   SideSummary,
   Token,
   TokenCreated,
+  Role,
   VariantTotals,
   Prerequisite,
   Weight,
