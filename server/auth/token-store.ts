@@ -210,7 +210,7 @@ export class TokenStore {
       this.expiredHashes.add(h);
       due.push(active.row.id);
     }
-    for (const tokenId of due) this.feed.emit('token.revoked', { tokenId });
+    for (const tokenId of due) this.feed.emit('token.revoked', { tokenId, expired: true });
     this.scheduleExpiry();
   }
 

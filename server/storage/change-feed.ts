@@ -14,6 +14,8 @@ export interface ChangeEvent {
 /** A token was revoked: streams authenticated with it should close. */
 export interface TokenRevokedEvent {
   tokenId: string;
+  /** The token expired (or its rotation overlap ended) rather than being revoked. */
+  expired?: boolean;
 }
 
 /** A request failed authentication (for rate limiting and metrics; never carries the presented secret). */

@@ -293,11 +293,12 @@ export class StreamHub {
   }
 
   /** Closes every stream opened with a revoked token. */
-  revokeToken(tokenId: string): void {
+  revokeToken(tokenId: string, expired = false): void {
     for (const ch of this.channels.values()) {
       for (const conn of ch.conns) {
         if (conn.tokenId === tokenId) {
-          this.reject(conn.socket, CloseCode.FORBIDDEN, 'revoked', 'This SDK key has been revoked.');
+          if (expired) this.reject(conn.socket, CloseCode.FORBIDDEN, 'expired', 'This SDK key has expired.');
+          else this.reject(conn.socket, CloseCode.FORBIDDEN, 'revoked', 'This SDK key has been revoked.');
           this.onClose(conn);
         }
       }

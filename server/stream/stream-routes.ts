@@ -52,7 +52,7 @@ const plugin: FastifyPluginAsync<StreamPluginOptions> = async (app: FastifyInsta
   }
 
   const onChange = ({ environment, delta }: { environment: string; delta: Parameters<StreamHub['publish']>[1] }) => hub.publish(environment, delta);
-  const onRevoked = ({ tokenId }: { tokenId: string }) => hub.revokeToken(tokenId);
+  const onRevoked = ({ tokenId, expired }: { tokenId: string; expired?: boolean }) => hub.revokeToken(tokenId, expired === true);
   const onReset = ({ environment }: { environment: string }) => hub.reset(environment);
   app.changeFeed.on('change', onChange);
   app.changeFeed.on('token.revoked', onRevoked);

@@ -9,5 +9,7 @@ it('docs/api.md holds the roles table generated from openapi/openapi.yaml', () =
   expect(m, 'docs/api.md has the roles markers').not.toBeNull();
   // On failure, paste the expected table (below) between the markers.
   expect(m![1]).toBe(rolesTable());
-  expect(rolesTable()).toContain('| `killFlag` | `POST /api/v1/flags/{key}/environments/{env}/kill` | yes | yes (in scope) | yes (in scope) | – | path |');
+  expect(rolesTable()).toContain(
+    '| `killFlag` | `POST /api/v1/flags/{key}/environments/{env}/kill` | yes | yes (in scope) | yes (in scope) | – | path |',
+  );
 });

@@ -103,6 +103,7 @@ describe('tokens on SQLite', () => {
     expect(c.status().connected).toBe(true);
     await until(() => errors.some((e) => /4003/.test(e.message)), 'the expired key’s stream closed with 4003', 5000);
     expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(expiresAt));
+    expect(errors.find((e) => /4003/.test(e.message))!.message).toMatch(/expired/);
     expect(c.status().connected).toBe(false);
     expect(c.variation('search', { key: 'u' }, false)).toBe(true);
     const refused = await a.get('/api/v1/flags', { token: admin.token });
