@@ -56,6 +56,13 @@ export class ConsoleAuth {
   async actor(request: FastifyRequest, secret: string): Promise<Actor | AviaryError> {
     const session = await this.sessions.find(secret);
     if (!session) {
+      // An address over its failed-authentication limit (server/auth/hooks.ts) is refused like one sending bad tokens.
+      const limiter = request.server.authLimiter;
+      const waitMs = limiter.size === 0 ? 0 : limiter.blockedForMs(request.ip);
+      if (waitMs > 0) {
+        request.server.prometheus.authRateLimited.inc();
+        return problem('too-many-requests', `Too many failed authentications from this address; retry in ${Math.ceil(waitMs / 1000)} s.`);
+      }
       this.feed.emit('auth.failure', { ip: request.ip, scope: 'admin', reason: 'invalid' });
       return problem('unauthorized', 'Your console session has ended (signed out or expired); sign in again.');
     }

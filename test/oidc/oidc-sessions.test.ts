@@ -219,3 +219,32 @@ describe('OpenID Connect sign-in', () => {
     }
   });
 });
+
+describe('failed-authentication limit with console sessions', () => {
+  let limited: TestServer;
+  beforeAll(async () => {
+    limited = await startServer({
+      oidc: op.settings({ roleMap: 'aviary-admins=admin,sre=oncall:production' }),
+      authFailures: { limit: 3, windowMs: 60_000 },
+    });
+    // The provider's client now redirects to this server (the first one's tests are done).
+    op.registerClient(limited.url);
+  });
+  afterAll(async () => {
+    await limited?.close();
+  });
+
+  it('an address over the limit is refused (429) for unknown cookies, but a signed-in person keeps working', async () => {
+    const { session, csrf } = await signInWithoutBrowser(limited.url, 'olga');
+    for (let i = 0; i < 3; i++)
+      expect((await fetch(`${limited.url}/api/v1/flags`, { headers: { cookie: `aviary_session=guess-${i}` } })).status).toBe(401);
+    const blocked = await fetch(`${limited.url}/api/v1/flags`, { headers: { cookie: 'aviary_session=guess-4' } });
+    expect(blocked.status).toBe(429);
+    expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await fetch(`${limited.url}/api/v1/flags`, { headers: { authorization: 'Bearer wrong-token-0123456789' } })).status).toBe(429);
+    // The person signed in before is not locked out of the kill switch by others' failures.
+    expect((await fetch(`${limited.url}/api/v1/flags`, { headers: withSession(session!) })).status).toBe(200);
+    const kill = await fetch(`${limited.url}/api/v1/environments/production/kill-all`, { method: 'POST', headers: withSession(session!, csrf) });
+    expect(kill.status).toBe(200);
+  });
+});
