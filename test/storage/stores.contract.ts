@@ -290,7 +290,7 @@ export function storeContract(name: string, start: () => Promise<{ app: FastifyI
       expect(await store.due(Date.now())).not.toContain(s.id);
       const kills = (await app.stores.audit.list({ flag: 'sched' })).entries.filter((e) => e.action === 'flag.kill');
       expect(kills).toHaveLength(1);
-      expect(kills[0]!.actor).toEqual({ tokenId: null, name: `schedule:${s.id}` });
+      expect(kills[0]!.actor).toEqual({ tokenId: null, name: `schedule:${s.id}`, kind: 'schedule', subject: null, email: null });
 
       await app.stores.flags.create(OPERATOR, { key: 'sched-gone', kind: 'boolean', variants });
       const doomed = await store.create(OPERATOR, 'production', 'sched-gone', { at: Date.now(), action: 'revive' });
