@@ -80,6 +80,11 @@ export interface ApiClientOptions {
   token: () => string | null;
   /** Per-request timeout in milliseconds (default 10 s). */
   timeoutMs?: number;
+  /**
+   * The console's CSRF token when signed in with OpenID Connect (a session cookie, no token): sent as `X-Aviary-CSRF`
+   * on every write (CONTRACT §14; server/oidc/console-auth.ts).
+   */
+  csrf?: () => string | null;
 }
 
 type Method = Extract<HttpMethod, 'get' | 'put' | 'post' | 'delete' | 'patch'>;
@@ -131,6 +136,8 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
     fetch: async (request: Request) => {
       const token = opts.token();
       if (token) request.headers.set('authorization', `Bearer ${token}`);
+      const csrf = request.method !== 'GET' && request.method !== 'HEAD' ? opts.csrf?.() : null;
+      if (csrf) request.headers.set('x-aviary-csrf', csrf);
       try {
         return await fetch(request, { signal: AbortSignal.timeout(timeoutMs) });
       } catch (e) {

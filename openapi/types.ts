@@ -2341,7 +2341,7 @@ export interface components {
         AuditEntry: {
             id: number;
             at: components["schemas"]["DateTime"];
-            actor: components["schemas"]["Actor"];
+            actor: components["schemas"]["AuditActor"];
             /** @description What was done (`flag.create`, `flag.state.update`, `flag.kill`, `segment.delete`, ...). */
             action: string;
             /** @description `flag`, `flag-state`, `segment`, `token`, `environment`, `canary`, ... */
@@ -2353,6 +2353,19 @@ export interface components {
             /** @description The changed resource after (null on delete). */
             after: unknown;
             reason: string | null;
+        };
+        /** @description Who made the change. A person signed in to the console with OpenID Connect has kind `person`, no token, and their subject and email. */
+        AuditActor: {
+            /** @description The admin token's id (kind `token`); null for people and the server's own actors. */
+            tokenId: string | null;
+            /** @description The token's name, the person's name (or email, or subject), or the component (`canary-guard`, `schedule`, ...). */
+            name: string;
+            /** @enum {string} */
+            kind: "token" | "person" | "schedule" | "trigger" | "canary-guard" | "system";
+            /** @description A person's OpenID Connect subject (`sub` claim) at the configured issuer. */
+            subject: string | null;
+            /** @description A person's email, as the identity provider gave it. */
+            email: string | null;
         };
         AuditPage: {
             entries: components["schemas"]["AuditEntry"][];

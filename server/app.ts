@@ -80,6 +80,10 @@ import { webhookRoutes } from './webhooks/webhook-routes.js';
 import { setupTriggers, type TriggerOptions } from './triggers/trigger-setup.js';
 import { triggerRoutes } from './triggers/trigger-routes.js';
 import { triggerHookRoutes } from './triggers/hook-routes.js';
+import { ConsoleAuth } from './oidc/console-auth.js';
+import { oidcRoutes } from './oidc/oidc-routes.js';
+import type { OidcSettings } from './oidc/oidc-settings.js';
+import { SessionStore } from './oidc/session-store.js';
 import { DEFAULT_EVALUATION_TIME, EvaluationTimeBudget, type EvaluationTimeLimits } from './limits/evaluation-time.js';
 import { ChangeFeed } from './storage/change-feed.js';
 import { ChangeFollower } from './storage/change-follower.js';
@@ -142,6 +146,8 @@ export interface BuildAppOptions {
   adminEvents?: AdminEventsOptions;
   /** The web console: where its build is (tests serve a copy they rebuild). */
   console?: ConsolePluginOptions;
+  /** OpenID Connect sign-in for the console (`AVIARY_OIDC_*`, server/oidc/). Default: off (admin tokens only). */
+  oidc?: OidcSettings;
 }
 
 /** What an app's boot produced, for main.ts to print. */
@@ -203,6 +209,8 @@ declare module 'fastify' {
     receipts?: Receipts;
     /** One evaluation-time allowance per SDK key, shared by `POST /sdk/v1/evaluate` and OFREP. */
     evaluationTime: EvaluationTimeBudget;
+    /** Console sessions of people signed in with OpenID Connect (server/oidc/); null when OIDC is not configured. */
+    consoleAuth: ConsoleAuth | null;
   }
   interface FastifyRequest {
     /** Set by adminAuthHook. */
@@ -317,6 +325,14 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     keys: (env: string) => live.keys(env),
   } satisfies Snapshots);
   app.decorate('auth', createAuthenticator(tokens, feed));
+  const consoleAuth = options.oidc
+    ? new ConsoleAuth(
+        new SessionStore(store, now, { idleMs: options.oidc.sessionIdleMs, maxMs: options.oidc.sessionMaxMs }),
+        feed,
+        options.oidc.publicUrl.startsWith('https:'),
+      )
+    : null;
+  app.decorate('consoleAuth', consoleAuth);
   app.decorate('evaluationTime', new EvaluationTimeBudget({ ...DEFAULT_EVALUATION_TIME, ...options.evaluationTime }));
   app.decorateRequest('actor', undefined);
   app.decorateRequest('sdk', undefined);
@@ -425,6 +441,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(ofrepRoutes, { prefix: '/ofrep/v1' });
   // Trigger URLs (no auth header: the secret in the path is the credential; any body): server/triggers/hook-routes.ts.
   await app.register(triggerHookRoutes, { prefix: '/hooks/v1' });
+  // Console sign-in with OpenID Connect (`/auth/...`; server/oidc/oidc-routes.ts).
+  await app.register(oidcRoutes, { settings: options.oidc ?? null, consoleAuth });
   await app.register(sdkBundlePlugin);
   await app.register(consolePlugin, options.console ?? {});
 

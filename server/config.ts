@@ -4,6 +4,8 @@
  * `process.env`; everything else takes its settings as options (buildApp's, in server/app.ts).
  */
 import { isIP } from 'node:net';
+import { parseDefaultRole, parseRoleMap } from './oidc/claim-mapping.js';
+import type { OidcSettings } from './oidc/oidc-settings.js';
 
 /**
  * fastify's `trustProxy`: `false` (use the socket's address), the addresses (and CIDR ranges, or proxy-addr's names
@@ -60,6 +62,48 @@ export interface ServerConfig {
   };
   /** `AVIARY_EVAL_MS_PER_SECOND`: server-side evaluation time per SDK key per second, when set. */
   evaluationMsPerSecond?: number;
+  /** OpenID Connect sign-in for the console, when `AVIARY_OIDC_ISSUER`, `_CLIENT_ID` and `_CLIENT_SECRET` are set. */
+  oidc?: OidcSettings;
+}
+
+/**
+ * OpenID Connect settings (docs/operations.md, "Signing in with OpenID Connect"): undefined unless the issuer, the
+ * client id and the client secret are all set; setting only some of them is an error, not a silent fallback.
+ */
+export function readOidcConfig(env: NodeJS.ProcessEnv): OidcSettings | undefined {
+  const names = ['AVIARY_OIDC_ISSUER', 'AVIARY_OIDC_CLIENT_ID', 'AVIARY_OIDC_CLIENT_SECRET'] as const;
+  const set = names.filter((n) => env[n]);
+  if (set.length === 0) return undefined;
+  if (set.length < names.length)
+    throw new Error(`${names.filter((n) => !env[n]).join(' and ')} must be set too (OpenID Connect sign-in needs all of ${names.join(', ')})`);
+  const url = (name: string, raw: string | undefined) => {
+    try {
+      const u = new URL(raw ?? '');
+      if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new Error();
+      return u;
+    } catch {
+      throw new Error(`${name} must be an http(s) URL, got ${JSON.stringify(raw)}`);
+    }
+  };
+  const issuer = url('AVIARY_OIDC_ISSUER', env.AVIARY_OIDC_ISSUER);
+  if (!env.AVIARY_PUBLIC_URL)
+    throw new Error('AVIARY_PUBLIC_URL must be set with OpenID Connect (the redirect URI is <AVIARY_PUBLIC_URL>/auth/oidc/callback)');
+  const publicUrl = url('AVIARY_PUBLIC_URL', env.AVIARY_PUBLIC_URL);
+  const rules = parseRoleMap(env.AVIARY_OIDC_ROLE_MAP ?? '');
+  const defaultRole = parseDefaultRole(env.AVIARY_OIDC_DEFAULT_ROLE);
+  if (rules.length === 0 && defaultRole === null)
+    throw new Error('AVIARY_OIDC_ROLE_MAP or AVIARY_OIDC_DEFAULT_ROLE must be set: otherwise nobody could sign in');
+  return {
+    issuer: issuer.href.replace(/\/$/, ''),
+    clientId: env.AVIARY_OIDC_CLIENT_ID as string,
+    clientSecret: env.AVIARY_OIDC_CLIENT_SECRET as string,
+    publicUrl: publicUrl.origin + publicUrl.pathname.replace(/\/+$/, ''),
+    scopes: env.AVIARY_OIDC_SCOPES?.trim() || 'openid email profile',
+    displayName: env.AVIARY_OIDC_NAME?.trim() || issuer.host,
+    mapping: { claim: env.AVIARY_OIDC_ROLE_CLAIM?.trim() || 'groups', rules, defaultRole },
+    sessionIdleMs: positive(env, 'AVIARY_SESSION_IDLE_MINUTES', 60) * 60_000,
+    sessionMaxMs: positive(env, 'AVIARY_SESSION_MAX_HOURS', 12) * 3_600_000,
+  };
 }
 
 /** A positive number from `name`, or undefined when unset; throws naming the variable otherwise. */
@@ -134,6 +178,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   if (!Number.isFinite(shutdownTimeoutMs) || shutdownTimeoutMs < 0) {
     throw new Error(`AVIARY_SHUTDOWN_TIMEOUT_MS must be a non-negative number, got ${JSON.stringify(env.AVIARY_SHUTDOWN_TIMEOUT_MS)}`);
   }
+  const oidc = readOidcConfig(env);
   const databaseUrl = env.AVIARY_DATABASE_URL || undefined;
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw new Error('AVIARY_DATABASE_URL must be a postgres:// URL (postgres://user:password@host:port/database)');
@@ -166,6 +211,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
       ...setOnly('maxCountClientSide', optionalPositive(env, 'AVIARY_METRICS_MAX_ROW_COUNT_CLIENT_SIDE')),
     },
     ...setOnly('evaluationMsPerSecond', optionalPositive(env, 'AVIARY_EVAL_MS_PER_SECOND')),
+    ...(oidc ? { oidc } : {}),
   };
 }
 

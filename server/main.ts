@@ -46,6 +46,7 @@ async function main(): Promise<void> {
       keyQuotas: config.metricsLimits,
     },
     ...(config.evaluationMsPerSecond !== undefined ? { evaluationTime: { msPerSecond: config.evaluationMsPerSecond } } : {}),
+    ...(config.oidc ? { oidc: config.oidc } : {}),
   });
   if (app.boot.generatedAdminToken) {
     // Printed once, on the boot that created it, outside the structured log so it never lands in log storage.

@@ -25,6 +25,9 @@ function refusedForFailures(request: FastifyRequest, reply: FastifyReply): boole
   // (configured ones at least 16 characters), and a blocked address pays one hash per guess, nothing more.
   const secret = bearerSecret(request) ?? subprotocolSecret(request);
   if (secret !== undefined && request.server.stores.tokens.authenticate(secret) !== null) return false;
+  // A console session cookie (and no token) is checked in the admin hook, which refuses an unknown one with 429 here
+  // too (server/oidc/console-auth.ts): a person signed in must not be locked out of a kill switch either.
+  if (secret === undefined && request.server.consoleAuth?.cookieSecret(request) !== undefined) return false;
   request.server.prometheus.authRateLimited.inc();
   const seconds = Math.ceil(waitMs / 1000);
   reply.header('retry-after', String(seconds));
@@ -45,9 +48,28 @@ export function authFailureLimitHook(request: FastifyRequest, reply: FastifyRepl
   if (!refusedForFailures(request, reply)) done();
 }
 
-/** Requires an admin token; sets `request.actor`. */
+/**
+ * Requires an admin token, or (when OpenID Connect is configured) a console session cookie, whose writes must carry
+ * the CSRF header (server/oidc/console-auth.ts); sets `request.actor`. A bearer token wins over a cookie.
+ */
 export function adminAuthHook(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
   if (refusedForFailures(request, reply)) return;
+  const consoleAuth = request.server.consoleAuth;
+  if (consoleAuth !== null && request.headers.authorization === undefined) {
+    const secret = consoleAuth.cookieSecret(request);
+    if (secret !== undefined) {
+      consoleAuth.actor(request, secret).then((result) => {
+        if (result instanceof Error) {
+          if (result.problem === 'too-many-requests')
+            reply.header('retry-after', String(Math.max(1, Math.ceil(request.server.authLimiter.blockedForMs(request.ip) / 1000))));
+          return done(result);
+        }
+        request.actor = result;
+        done();
+      }, done);
+      return;
+    }
+  }
   const result = request.server.auth.admin(request);
   if (result instanceof Error) return done(result);
   request.actor = result;

@@ -16,7 +16,7 @@ export interface ConsolePluginOptions {
 }
 
 /** Paths owned by the API and operations routes; the console's fallback never answers them. */
-export const RESERVED_PREFIXES = ['/api', '/sdk', '/ofrep', '/healthz', '/readyz', '/metrics', '/openapi.json'] as const;
+export const RESERVED_PREFIXES = ['/api', '/sdk', '/ofrep', '/auth', '/healthz', '/readyz', '/metrics', '/openapi.json'] as const;
 
 /** True when `url` (path plus optional query) belongs to a reserved prefix, as a whole path segment. */
 export function isReservedPath(url: string): boolean {

@@ -3,13 +3,14 @@ import type { JsonValue } from '@aviary/sdk/core';
 import { apiTime } from '../openapi/time.js';
 import type { StorePort } from './port.js';
 import type { AuditRow } from './rows.js';
+import type { ActorKind } from './writer.js';
 
 /** One audit entry as the API shows it. */
 export interface AuditEntry {
   id: number;
   /** RFC 3339 (stored as epoch ms). */
   at: string;
-  actor: { tokenId: string | null; name: string };
+  actor: AuditActor;
   action: string;
   resourceType: string;
   resourceKey: string;
@@ -17,6 +18,19 @@ export interface AuditEntry {
   before: JsonValue | null;
   after: JsonValue | null;
   reason: string | null;
+}
+
+/**
+ * Who made an audited change (CONTRACT §14): a token (id and name), a person signed in with OpenID Connect (subject
+ * and email), or the schedule runner, a trigger, the canary guard or the system. Rows written before these columns
+ * existed read as `token` when they name a token, else `system`.
+ */
+export interface AuditActor {
+  tokenId: string | null;
+  name: string;
+  kind: ActorKind;
+  subject: string | null;
+  email: string | null;
 }
 
 /** Filters of the audit listing. */
@@ -99,7 +113,13 @@ export class AuditStore {
       entries: page.map((r) => ({
         id: Number(r.id),
         at: apiTime(Number(r.at)),
-        actor: { tokenId: r.actor_token_id, name: r.actor_name },
+        actor: {
+          tokenId: r.actor_token_id,
+          name: r.actor_name,
+          kind: (r.actor_kind as ActorKind | null) ?? (r.actor_token_id !== null ? 'token' : 'system'),
+          subject: r.actor_subject,
+          email: r.actor_email,
+        },
         action: r.action,
         resourceType: r.resource_type,
         resourceKey: r.resource_key,

@@ -77,7 +77,7 @@ describe('scheduled changes', () => {
     expect(state).toMatchObject({ enabled: false, killReason: 'end of promo' });
     const audit = (await a.get('/api/v1/audit?flag=sched-kill&environment=production')).body.entries;
     const kill = audit.find((e: { action: string }) => e.action === 'flag.kill');
-    expect(kill.actor).toEqual({ tokenId: null, name: `schedule:${created.body.id}` });
+    expect(kill.actor).toEqual({ tokenId: null, name: `schedule:${created.body.id}`, kind: 'schedule', subject: null, email: null });
     expect(kill.reason).toBe('end of promo');
     const run = audit.find((e: { action: string }) => e.action === 'schedule.run');
     expect(run.after).toMatchObject({ status: 'done', changed: true, late: false });

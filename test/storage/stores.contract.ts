@@ -6,6 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Actor } from '../../server/storage/writer.js';
+import { csrfMatches, LOGIN_TTL_MS, SessionStore, sessionActor } from '../../server/oidc/session-store.js';
 
 const OPERATOR: Actor = { tokenId: null, name: 'contract' };
 const variants = [
@@ -289,7 +290,7 @@ export function storeContract(name: string, start: () => Promise<{ app: FastifyI
       expect(await store.due(Date.now())).not.toContain(s.id);
       const kills = (await app.stores.audit.list({ flag: 'sched' })).entries.filter((e) => e.action === 'flag.kill');
       expect(kills).toHaveLength(1);
-      expect(kills[0]!.actor).toEqual({ tokenId: null, name: `schedule:${s.id}` });
+      expect(kills[0]!.actor).toEqual({ tokenId: null, name: `schedule:${s.id}`, kind: 'schedule', subject: null, email: null });
 
       await app.stores.flags.create(OPERATOR, { key: 'sched-gone', kind: 'boolean', variants });
       const doomed = await store.create(OPERATOR, 'production', 'sched-gone', { at: Date.now(), action: 'revive' });
@@ -621,6 +622,65 @@ export function storeContract(name: string, start: () => Promise<{ app: FastifyI
       await expect(store.test(off.id, OPERATOR)).rejects.toMatchObject({ kind: 'conflict' });
       const test = await store.test(prod.id, OPERATOR);
       expect(test).toMatchObject({ type: 'webhook.test', status: 'pending', webhookId: prod.id });
+    });
+  });
+  describe(`store contract: ${name}: console sessions (OpenID Connect)`, () => {
+    let app: FastifyInstance;
+    let close: () => Promise<void>;
+    let clock = 1_800_000_000_000;
+    let sessions: SessionStore;
+    beforeAll(async () => {
+      ({ app, close } = await start());
+      sessions = new SessionStore(app.store, () => clock, { idleMs: 60 * 60_000, maxMs: 8 * 3_600_000 });
+    });
+    afterAll(async () => {
+      await close?.();
+    });
+
+    it('a sign-in in progress is taken once, and not after ten minutes', async () => {
+      await sessions.saveLogin({ state: 's1', nonce: 'n1', codeVerifier: 'v1', returnTo: '/flags/x' });
+      await sessions.saveLogin({ state: 's2', nonce: 'n2', codeVerifier: 'v2', returnTo: null });
+      expect(await sessions.takeLogin('s1')).toEqual({ state: 's1', nonce: 'n1', codeVerifier: 'v1', returnTo: '/flags/x' });
+      expect(await sessions.takeLogin('s1')).toBeNull();
+      clock += LOGIN_TTL_MS + 1;
+      expect(await sessions.takeLogin('s2')).toBeNull();
+      expect(await sessions.takeLogin('unknown')).toBeNull();
+    });
+
+    it('a session is found by its secret only (stored hashed), ends when idle, at its lifetime, or revoked; names the person in the audit log', async () => {
+      const person = { subject: 'sub-1', email: 'p@example.com', name: 'P. Erson', role: 'oncall' as const, environments: ['production'] };
+      const { secret, csrf } = await sessions.create(person);
+      const found = await sessions.find(secret);
+      expect(found).toMatchObject({ ...person });
+      expect(csrfMatches(csrf, found!.csrf)).toBe(true);
+      expect(csrfMatches('nope', found!.csrf)).toBe(false);
+      expect(await app.store.get('SELECT id FROM sessions WHERE id = ?', [secret])).toBeUndefined();
+
+      // A person's write is audited with kind, subject and email.
+      await app.writer.write(sessionActor(found!), (w) => {
+        w.audit({ action: 'test.person', resourceType: 'test', resourceKey: 'x' });
+      });
+      const entry = (await app.stores.audit.list({ action: 'test.person' })).entries[0];
+      expect(entry?.actor).toEqual({ tokenId: null, name: 'P. Erson', kind: 'person', subject: 'sub-1', email: 'p@example.com' });
+
+      const start = clock;
+      clock = start + 59 * 60_000;
+      expect(await sessions.find(secret)).not.toBeNull();
+      clock = start + 59 * 60_000 + 60 * 60_000;
+      expect(await sessions.find(secret)).toBeNull();
+
+      clock = start;
+      const revoked = await sessions.create(person);
+      await sessions.revoke((await sessions.find(revoked.secret))!.id);
+      expect(await sessions.find(revoked.secret)).toBeNull();
+
+      const long = await sessions.create(person);
+      for (let t = start; t < start + 8 * 3_600_000; t += 30 * 60_000) {
+        clock = t;
+        expect(await sessions.find(long.secret)).not.toBeNull();
+      }
+      clock = start + 8 * 3_600_000;
+      expect(await sessions.find(long.secret)).toBeNull();
     });
   });
 }

@@ -3,6 +3,7 @@
  * which action and why), the diff between any two selected versions (the API's, as JSON pointers), and a Revert
  * button per version that asks for confirmation, writes that version's state as a new one and follows its delivery.
  */
+import { useCan } from '../lib/me.js';
 import { useEffect, useState } from 'preact/hooks';
 import { formatLocalTime, formatTime } from '@aviary/api-client';
 import { api, errorText } from '../lib/api.js';
@@ -25,6 +26,7 @@ function summary(e: HistoryEntry): string {
 const json = (v: unknown) => (v === undefined ? '—' : JSON.stringify(v));
 
 export function FlagHistory({ flag, environment, onReverted }: { flag: string; environment: string; onReverted: () => void }) {
+  const can = useCan();
   const live = useLive();
   const path = { key: flag, env: environment };
   // Older pages the person asked for, appended to the newest page (which follows live changes).
@@ -136,7 +138,7 @@ export function FlagHistory({ flag, environment, onReverted }: { flag: string; e
                 />
               </td>
               <td>
-                {e.version !== current && (
+                {e.version !== current && can('revertFlagState', environment) && (
                   <button type="button" aria-label={`Revert ${flag} in ${environment} to v${e.version}`} onClick={() => setReverting(e)}>
                     Revert
                   </button>

@@ -2,6 +2,7 @@
  * The kill switch of one flag in one environment: asks for a reason, kills, then shows delivery progress. Revive
  * uses the same flow (a reason is optional there: undoing a kill is the safe direction).
  */
+import { useCan } from '../lib/me.js';
 import { useState } from 'preact/hooks';
 import { api, errorText } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
@@ -21,6 +22,7 @@ export interface KillSwitchProps {
 
 export function KillSwitch({ flag, environment, enabled, killed = true, onDone, compact }: KillSwitchProps) {
   const live = useLive();
+  const can = useCan();
   const [open, setOpen] = useState(false);
   const [reason, setReason] = useState('');
   const [busy, setBusy] = useState(false);
@@ -60,6 +62,8 @@ export function KillSwitch({ flag, environment, enabled, killed = true, onDone, 
   };
 
   const back = killed ? 'Revive' : 'Turn on';
+  // Hidden, not disabled, when the role may not throw this switch (the dialog stays while it shows a result).
+  if (!open && !can(enabled ? 'killFlag' : 'reviveFlag', environment)) return null;
   const buttonLabel = enabled ? `Kill ${flag} in ${environment}` : `${back} ${flag} in ${environment}`;
   const title = killing ? `Kill ${flag} in ${environment}` : `${back} ${flag} in ${environment}`;
   return (

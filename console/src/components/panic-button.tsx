@@ -4,6 +4,7 @@
  * whom, why and what it killed, with the restore at hand; it stays until the restore, including after a reload (the
  * audit log says a panic is active).
  */
+import { useCan } from '../lib/me.js';
 import { useEffect, useState } from 'preact/hooks';
 import { formatLocalTime } from '@aviary/api-client';
 import { api, errorText } from '../lib/api.js';
@@ -45,7 +46,7 @@ const killedBy = (entry: AuditEntry): string[] => {
 };
 
 /** The banner while `panic` holds `environment`. */
-export function PanicBanner({ environment, panic, onRestore }: { environment: string; panic: AuditEntry | null; onRestore: () => void }) {
+export function PanicBanner({ environment, panic, onRestore }: { environment: string; panic: AuditEntry | null; onRestore: (() => void) | null }) {
   if (!panic) return null;
   const killed = killedBy(panic);
   return (
@@ -53,9 +54,11 @@ export function PanicBanner({ environment, panic, onRestore }: { environment: st
       <strong>{environment} is in panic</strong> since {formatLocalTime(panic.at)}, by {panic.actor.name}
       {panic.reason ? ` (${panic.reason})` : ''}: {killed.length} flag{killed.length === 1 ? '' : 's'} killed
       {killed.length ? ` (${killed.join(', ')})` : ''}.{' '}
-      <button type="button" class="revive" onClick={onRestore}>
-        Restore every flag it killed
-      </button>
+      {onRestore && (
+        <button type="button" class="revive" onClick={onRestore}>
+          Restore every flag it killed
+        </button>
+      )}
     </div>
   );
 }
@@ -72,6 +75,7 @@ export function PanicButton({
   setMode: (m: PanicMode) => void;
 }) {
   const live = useLive();
+  const can = useCan();
   const [confirmText, setConfirmText] = useState('');
   /** The flags a panic would kill now (on, live), and those the user spares. */
   const [candidates, setCandidates] = useState<string[] | null>(null);
@@ -140,14 +144,16 @@ export function PanicButton({
 
   return (
     <div class="panic">
-      {panicActive && (
+      {panicActive && can('reviveAll', environment) && (
         <button type="button" class="revive" onClick={() => setMode('restore')}>
           Restore {environment}
         </button>
       )}
-      <button type="button" class="kill" onClick={() => setMode('panic')}>
-        Panic: kill all in {environment}
-      </button>
+      {can('killAll', environment) && (
+        <button type="button" class="kill" onClick={() => setMode('panic')}>
+          Panic: kill all in {environment}
+        </button>
+      )}
       <Modal
         title={mode === 'panic' ? `Kill every flag in ${environment}` : `Restore ${environment}`}
         open={mode !== 'closed'}

@@ -3,6 +3,7 @@
  * each), a form to schedule a kill or a revive at a local date and time, and a cancel button on pending ones.
  * The list follows the live tick, so a schedule that runs shows `done` (and the kill switch above flips) on its own.
  */
+import { useCan } from '../lib/me.js';
 import { useState } from 'preact/hooks';
 import { formatLocalTime, type Schemas } from '@aviary/api-client';
 import { api, errorText } from '../lib/api.js';
@@ -18,6 +19,7 @@ function localInputValue(ms: number): string {
 }
 
 export function SchedulesPanel({ flagKey, environment, onChanged }: { flagKey: string; environment: string; onChanged: () => void }) {
+  const can = useCan();
   const live = useLive();
   const path = { key: flagKey, env: environment };
   const list = useResource(
@@ -95,7 +97,7 @@ export function SchedulesPanel({ flagKey, environment, onChanged }: { flagKey: s
                 <td>{s.author.name}</td>
                 <td>{s.error ? <span class="error">{s.error}</span> : (s.reason ?? '')}</td>
                 <td>
-                  {s.status === 'pending' && (
+                  {s.status === 'pending' && can('cancelSchedule', environment) && (
                     <button type="button" onClick={() => void cancel(s)} aria-label={`Cancel the ${s.action} at ${formatLocalTime(s.at)}`}>
                       Cancel
                     </button>
@@ -106,29 +108,31 @@ export function SchedulesPanel({ flagKey, environment, onChanged }: { flagKey: s
           </tbody>
         </table>
       )}
-      <form class="schedule-form" onSubmit={create} aria-label="Schedule a change">
-        <label>
-          Action{' '}
-          <select value={action} onChange={(e) => setAction((e.currentTarget as HTMLSelectElement).value as 'kill' | 'revive')}>
-            <option value="kill">kill</option>
-            <option value="revive">revive</option>
-          </select>
-        </label>{' '}
-        <label>
-          At <input type="datetime-local" step={1} required value={when} onInput={(e) => setWhen((e.currentTarget as HTMLInputElement).value)} />
-        </label>{' '}
-        <label>
-          Reason <input type="text" maxLength={1000} value={reason} onInput={(e) => setReason((e.currentTarget as HTMLInputElement).value)} />
-        </label>{' '}
-        <button type="submit" disabled={busy}>
-          Schedule
-        </button>
-        {error && (
-          <p class="error" role="alert">
-            {error}
-          </p>
-        )}
-      </form>
+      {can('createSchedule', environment) && (
+        <form class="schedule-form" onSubmit={create} aria-label="Schedule a change">
+          <label>
+            Action{' '}
+            <select value={action} onChange={(e) => setAction((e.currentTarget as HTMLSelectElement).value as 'kill' | 'revive')}>
+              <option value="kill">kill</option>
+              <option value="revive">revive</option>
+            </select>
+          </label>{' '}
+          <label>
+            At <input type="datetime-local" step={1} required value={when} onInput={(e) => setWhen((e.currentTarget as HTMLInputElement).value)} />
+          </label>{' '}
+          <label>
+            Reason <input type="text" maxLength={1000} value={reason} onInput={(e) => setReason((e.currentTarget as HTMLInputElement).value)} />
+          </label>{' '}
+          <button type="submit" disabled={busy}>
+            Schedule
+          </button>
+          {error && (
+            <p class="error" role="alert">
+              {error}
+            </p>
+          )}
+        </form>
+      )}
     </section>
   );
 }

@@ -3,6 +3,7 @@
  * a form to create one, whose URL is shown once with a copy button (the server keeps only a hash), and delete (which
  * revokes the URL) after confirmation. docs/integrations.md says where to paste the URL.
  */
+import { useCan } from '../lib/me.js';
 import { useState } from 'preact/hooks';
 import { formatLocalTime, type Schemas } from '@aviary/api-client';
 import { api, errorText } from '../lib/api.js';
@@ -13,6 +14,7 @@ type Trigger = Schemas['Trigger'];
 type TriggerCreated = Schemas['TriggerCreated'];
 
 export function TriggersPanel({ flagKey, environment }: { flagKey: string; environment: string }) {
+  const can = useCan();
   const live = useLive();
   const path = { key: flagKey, env: environment };
   const list = useResource(() => api.get('/api/v1/flags/{key}/environments/{env}/triggers', { params: { path } }), [flagKey, environment, live.tick]);
@@ -94,9 +96,11 @@ export function TriggersPanel({ flagKey, environment }: { flagKey: string; envir
                   {formatLocalTime(t.createdAt)} <span class="muted small">by {t.author.name}</span>
                 </td>
                 <td>
-                  <button type="button" onClick={() => void remove(t)} aria-label={`Delete the trigger ${t.name}`}>
-                    Delete
-                  </button>
+                  {can('deleteTrigger', environment) && (
+                    <button type="button" onClick={() => void remove(t)} aria-label={`Delete the trigger ${t.name}`}>
+                      Delete
+                    </button>
+                  )}
                 </td>
               </tr>
             ))}
@@ -120,34 +124,36 @@ export function TriggersPanel({ flagKey, environment }: { flagKey: string; envir
           </div>
         </div>
       )}
-      <form class="trigger-form" onSubmit={create} aria-label="Create a trigger">
-        <label>
-          Trigger action{' '}
-          <select value={action} onChange={(e) => setAction((e.currentTarget as HTMLSelectElement).value as 'kill' | 'revive')}>
-            <option value="kill">kill</option>
-            <option value="revive">revive</option>
-          </select>
-        </label>{' '}
-        <label>
-          Trigger name{' '}
-          <input
-            type="text"
-            required
-            maxLength={200}
-            placeholder="alertmanager-checkout-errors"
-            value={name}
-            onInput={(e) => setName((e.currentTarget as HTMLInputElement).value)}
-          />
-        </label>{' '}
-        <button type="submit" disabled={busy}>
-          Create trigger
-        </button>
-        {error && (
-          <p class="error" role="alert">
-            {error}
-          </p>
-        )}
-      </form>
+      {can('createTrigger', environment) && (
+        <form class="trigger-form" onSubmit={create} aria-label="Create a trigger">
+          <label>
+            Trigger action{' '}
+            <select value={action} onChange={(e) => setAction((e.currentTarget as HTMLSelectElement).value as 'kill' | 'revive')}>
+              <option value="kill">kill</option>
+              <option value="revive">revive</option>
+            </select>
+          </label>{' '}
+          <label>
+            Trigger name{' '}
+            <input
+              type="text"
+              required
+              maxLength={200}
+              placeholder="alertmanager-checkout-errors"
+              value={name}
+              onInput={(e) => setName((e.currentTarget as HTMLInputElement).value)}
+            />
+          </label>{' '}
+          <button type="submit" disabled={busy}>
+            Create trigger
+          </button>
+          {error && (
+            <p class="error" role="alert">
+              {error}
+            </p>
+          )}
+        </form>
+      )}
     </section>
   );
 }

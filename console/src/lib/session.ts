@@ -25,3 +25,12 @@ export function getEnvironment(): string | null {
 export function setEnvironment(env: string): void {
   sessionStorage.setItem(ENV_KEY, env);
 }
+
+/**
+ * The CSRF token of an OpenID Connect console session: the server sets it in a cookie the page may read (the session
+ * cookie itself is HttpOnly) and requires it back in a header on every write.
+ */
+export function getCsrf(): string | null {
+  const m = /(?:^|;\s*)(?:__Host-)?aviary_csrf=([^;]+)/.exec(document.cookie);
+  return m?.[1] ?? null;
+}

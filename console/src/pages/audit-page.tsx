@@ -98,7 +98,9 @@ export function AuditPage({ environment }: { environment: string }) {
                 <td>
                   <time dateTime={formatTime(e.at)}>{formatLocalTime(e.at)}</time>
                 </td>
-                <td>{e.actor.name}</td>
+                <td class="who">
+                  <Who actor={e.actor} />
+                </td>
                 <td>
                   <code>{e.action}</code>
                 </td>
@@ -197,4 +199,30 @@ function summarize(e: AuditEntry): string {
     (k) => k !== 'version' && JSON.stringify((a as Record<string, unknown>)[k]) !== JSON.stringify((b as Record<string, unknown>)[k]),
   );
   return changed.length ? changed.join(', ') : 'no change';
+}
+
+const KIND_LABEL: Record<AuditEntry['actor']['kind'], string> = {
+  token: 'token',
+  person: 'person',
+  schedule: 'schedule',
+  trigger: 'trigger',
+  'canary-guard': 'canary guard',
+  system: 'system',
+};
+
+/** Who made a change: the person (name, email, OpenID subject), or the token, schedule, trigger or canary guard. */
+function Who({ actor }: { actor: AuditEntry['actor'] }) {
+  if (actor.kind === 'person') {
+    return (
+      <span title={`OpenID Connect subject ${actor.subject ?? '?'}`}>
+        {actor.name}
+        {actor.email && actor.email !== actor.name && <span class="muted small"> {actor.email}</span>}
+      </span>
+    );
+  }
+  return (
+    <span>
+      {actor.name} <span class="badge">{KIND_LABEL[actor.kind]}</span>
+    </span>
+  );
 }

@@ -2,6 +2,7 @@
  * A canary: stage timeline, per-variant error rate and p95 latency over time (from the metrics route, i.e. the SDKs'
  * own outcomes), the guard's latest decision with its evidence, and the controls.
  */
+import { useCan } from '../lib/me.js';
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { Modal } from '../components/modal.js';
 import { TimeChart } from '../components/time-chart.js';
@@ -27,6 +28,7 @@ const ACTIONS: Record<Action, { label: string; what: string; danger?: boolean }>
 };
 
 export function CanaryPage({ flagKey, environment }: { flagKey: string; environment: string }) {
+  const can = useCan();
   const live = useLive();
   // The path parameters of every canary and metrics call of this page.
   const path = useMemo(() => ({ key: flagKey, env: environment }), [flagKey, environment]);
@@ -76,7 +78,7 @@ export function CanaryPage({ flagKey, environment }: { flagKey: string; environm
           {canary.error}
         </p>
       )}
-      {canary.data === null && flag.data && <StartCanary flag={flag.data} path={path} onStarted={canary.reload} />}
+      {canary.data === null && flag.data && can('putCanary', environment) && <StartCanary flag={flag.data} path={path} onStarted={canary.reload} />}
       {c && (
         <>
           <div class="canary-head">
@@ -290,13 +292,14 @@ const send: Record<Action, (path: CanaryPath, body: { reason?: string }) => Prom
 
 function Controls({ c, path, onDone }: { c: CanaryStatus; path: CanaryPath; onDone: () => void }) {
   const live = useLive();
+  const can = useCan();
   const [action, setAction] = useState<Action | null>(null);
   const [reason, setReason] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   // As the API allows (server/canary/state-machine.ts): a rolled-back canary may still be promoted, for example when
   // the regression turned out to be elsewhere.
-  const available: Action[] =
+  const possible: Action[] =
     c.state === 'running'
       ? ['pause', 'advance', 'rollback', 'promote']
       : c.state === 'paused'
@@ -304,6 +307,8 @@ function Controls({ c, path, onDone }: { c: CanaryStatus; path: CanaryPath; onDo
         : c.state === 'rolled_back'
           ? ['promote']
           : [];
+  // Only what the role may do (an oncall person: pause and rollback).
+  const available = possible.filter((a) => can(`${a}Canary`, path.env));
   const run = async (e: Event) => {
     e.preventDefault();
     if (!action) return;
@@ -321,7 +326,8 @@ function Controls({ c, path, onDone }: { c: CanaryStatus; path: CanaryPath; onDo
       setBusy(false);
     }
   };
-  if (available.length === 0) return <p class="muted">This canary is {canaryStateLabel(c.state)}; nothing to steer.</p>;
+  if (possible.length === 0) return <p class="muted">This canary is {canaryStateLabel(c.state)}; nothing to steer.</p>;
+  if (available.length === 0) return null;
   return (
     <fieldset class="controls" aria-label="Canary controls">
       {available.map((a) => (

@@ -3,6 +3,7 @@
  * each would change in the flag's current state (and a warning when the flag moved past the request's base), and
  * approve / reject / apply. Closed requests are shown on demand.
  */
+import { useCan } from '../lib/me.js';
 import { useState } from 'preact/hooks';
 import { formatLocalTime, formatTime } from '@aviary/api-client';
 import { api, errorText } from '../lib/api.js';
@@ -14,6 +15,7 @@ import { useResource } from '../lib/use-resource.js';
 const show = (v: unknown) => (v === undefined ? '' : JSON.stringify(v));
 
 export function ChangeRequestsPage({ environment }: { environment: string }) {
+  const can = useCan();
   const live = useLive();
   const [showClosed, setShowClosed] = useState(false);
   const [busy, setBusy] = useState<string | null>(null);
@@ -58,15 +60,17 @@ export function ChangeRequestsPage({ environment }: { environment: string }) {
       <div class="page-head">
         <h1 id="cr-title">Change requests in {environment}</h1>
         <div class="row">
-          <label>
-            <input
-              type="checkbox"
-              checked={env.data?.requireApproval ?? false}
-              disabled={env.data === null}
-              onChange={(e) => void setApproval((e.currentTarget as HTMLInputElement).checked)}
-            />{' '}
-            Require approval for targeting changes in {environment}
-          </label>
+          {can('updateEnvironment', environment) && (
+            <label>
+              <input
+                type="checkbox"
+                checked={env.data?.requireApproval ?? false}
+                disabled={env.data === null}
+                onChange={(e) => void setApproval((e.currentTarget as HTMLInputElement).checked)}
+              />{' '}
+              Require approval for targeting changes in {environment}
+            </label>
+          )}
           <label>
             <input type="checkbox" checked={showClosed} onChange={(e) => setShowClosed((e.currentTarget as HTMLInputElement).checked)} /> show
             rejected and applied
@@ -139,19 +143,21 @@ export function ChangeRequestsPage({ environment }: { environment: string }) {
           )}
           {(r.status === 'pending' || r.status === 'approved') && (
             <div class="row">
-              {r.status === 'pending' && (
+              {r.status === 'pending' && can('approveChangeRequest', environment) && (
                 <button type="button" disabled={busy !== null} onClick={() => void act(r, 'approve')}>
                   Approve
                 </button>
               )}
-              {r.status === 'approved' && (
+              {r.status === 'approved' && can('applyChangeRequest', environment) && (
                 <button type="button" disabled={busy !== null} onClick={() => void act(r, 'apply')}>
                   Apply
                 </button>
               )}
-              <button type="button" disabled={busy !== null} onClick={() => void act(r, 'reject')}>
-                Reject
-              </button>
+              {can('rejectChangeRequest', environment) && (
+                <button type="button" disabled={busy !== null} onClick={() => void act(r, 'reject')}>
+                  Reject
+                </button>
+              )}
             </div>
           )}
         </article>

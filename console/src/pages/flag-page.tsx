@@ -6,6 +6,7 @@
  * the scheduled changes of the flag in that environment are listed above it (components/schedules-panel.tsx); "Promote to…"
  * copies this environment's state to another after showing the diff (components/promote-panel.tsx).
  */
+import { useCan } from '../lib/me.js';
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { validateFlagState, type FlagDefinition, type FlagState as CoreFlagState, type Segment as CoreSegment } from '@aviary/sdk/core';
 import { ExplainPanel } from '../components/explain-panel.js';
@@ -29,6 +30,7 @@ const clone = <T,>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 
 export function FlagPage({ flagKey, environment, environments }: { flagKey: string; environment: string; environments: string[] }) {
   const live = useLive();
+  const canDo = useCan();
   const [tab, setTab] = useState<'targeting' | 'history' | 'explain'>('targeting');
   const path = { key: flagKey, env: environment };
   const flag = useResource(() => api.get('/api/v1/flags/{key}', { params: { path: { key: flagKey } } }), [flagKey, live.tick]);
@@ -176,15 +178,17 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
         }}
       />
       <TriggersPanel flagKey={f.key} environment={environment} />
-      <PromotePanel
-        flag={f.key}
-        environment={environment}
-        environments={envs}
-        onDone={() => {
-          flag.reload();
-          full.reload();
-        }}
-      />
+      {canDo('promoteFlag') && (
+        <PromotePanel
+          flag={f.key}
+          environment={environment}
+          environments={envs}
+          onDone={() => {
+            flag.reload();
+            full.reload();
+          }}
+        />
+      )}
       <div role="tablist" aria-label={`${f.key} in ${environment}`} class="tabs">
         {(['targeting', 'history', 'explain'] as const).map((t) => (
           <button
@@ -266,6 +270,7 @@ function editable(s: FlagStateResource): FlagState {
 
 function TargetingEditor({ flag, environment, state: resource, etag, segments, flags, canaryVariant, onSaved }: EditorProps) {
   const live = useLive();
+  const can = useCan();
   const state = useMemo(() => editable(resource), [resource]);
   const [base, setBase] = useState<{ state: FlagState; etag: string | null }>(() => ({ state: clone(state), etag }));
   const [draft, setDraft] = useState<FlagState>(() => clone(state));
@@ -512,31 +517,35 @@ function TargetingEditor({ flag, environment, state: resource, etag, segments, f
           {error}
         </p>
       )}
-      <div class="actions">
-        <button
-          type="button"
-          disabled={!(dirty || changedElsewhere) || saving}
-          onClick={() => {
-            setBase({ state: clone(state), etag });
-            setDraft(clone(state));
-          }}
-        >
-          {changedElsewhere ? 'Discard and load the latest' : 'Discard changes'}
-        </button>
-        <button type="submit" disabled={!dirty || saving}>
-          {saving ? 'Saving…' : preview && 'moved' in preview && preview.leavingCanary > 0 ? 'Save anyway' : 'Save targeting'}
-        </button>
-        {saved && <span role="status">Saved.</span>}
-        {requested && (
-          <span role="status" class="requested">
-            {environment} requires approval: your change is now a pending{' '}
-            <a href="/change-requests" onClick={onLinkClick}>
-              change request
-            </a>
-            . Nothing changes until another person approves and applies it.
-          </span>
-        )}
-      </div>
+      {!can('putFlagState', environment) ? (
+        <p class="muted">Your role cannot change targeting in {environment}.</p>
+      ) : (
+        <div class="actions">
+          <button
+            type="button"
+            disabled={!(dirty || changedElsewhere) || saving}
+            onClick={() => {
+              setBase({ state: clone(state), etag });
+              setDraft(clone(state));
+            }}
+          >
+            {changedElsewhere ? 'Discard and load the latest' : 'Discard changes'}
+          </button>
+          <button type="submit" disabled={!dirty || saving}>
+            {saving ? 'Saving…' : preview && 'moved' in preview && preview.leavingCanary > 0 ? 'Save anyway' : 'Save targeting'}
+          </button>
+          {saved && <span role="status">Saved.</span>}
+          {requested && (
+            <span role="status" class="requested">
+              {environment} requires approval: your change is now a pending{' '}
+              <a href="/change-requests" onClick={onLinkClick}>
+                change request
+              </a>
+              . Nothing changes until another person approves and applies it.
+            </span>
+          )}
+        </div>
+      )}
     </form>
   );
 }

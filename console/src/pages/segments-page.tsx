@@ -1,4 +1,5 @@
 /** Segments (cohorts shared by all environments): list, create, edit, delete (a segment in use cannot be deleted). */
+import { useCan } from '../lib/me.js';
 import { useState } from 'preact/hooks';
 import { api, errorText } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
@@ -12,6 +13,7 @@ const lines = (s: string) =>
     .filter(Boolean);
 
 export function SegmentsPage() {
+  const can = useCan();
   const live = useLive();
   const list = useResource(() => api.get('/api/v1/segments'), [live.tick]);
   const [editing, setEditing] = useState<Segment | 'new' | null>(null);
@@ -33,9 +35,11 @@ export function SegmentsPage() {
     <section aria-labelledby="segments-title">
       <div class="page-head">
         <h1 id="segments-title">Segments</h1>
-        <button type="button" onClick={() => setEditing('new')}>
-          New segment
-        </button>
+        {can('putSegment') && (
+          <button type="button" onClick={() => setEditing('new')}>
+            New segment
+          </button>
+        )}
       </div>
       {(error ?? list.error) && (
         <p class="error" role="alert">
@@ -77,12 +81,16 @@ export function SegmentsPage() {
                 <td>{s.excluded.length}</td>
                 <td>{s.rules.length}</td>
                 <td class="row">
-                  <button type="button" onClick={() => setEditing(s)} aria-label={`Edit segment ${s.key}`}>
-                    Edit
-                  </button>
-                  <button type="button" class="link" onClick={() => remove(s.key)} aria-label={`Delete segment ${s.key}`}>
-                    Delete
-                  </button>
+                  {can('putSegment') && (
+                    <button type="button" onClick={() => setEditing(s)} aria-label={`Edit segment ${s.key}`}>
+                      Edit
+                    </button>
+                  )}
+                  {can('deleteSegment') && (
+                    <button type="button" class="link" onClick={() => remove(s.key)} aria-label={`Delete segment ${s.key}`}>
+                      Delete
+                    </button>
+                  )}
                 </td>
               </tr>
             ))}

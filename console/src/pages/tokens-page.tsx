@@ -2,6 +2,7 @@
  * Tokens: admin tokens (with a role and, for editors and on-call, environments) and SDK keys, their expiry and last
  * use. A new secret is shown once, right after creation or rotation; revoking and rotating ask first.
  */
+import { useCan } from '../lib/me.js';
 import { useState } from 'preact/hooks';
 import { Modal } from '../components/modal.js';
 import { formatLocalTime } from '@aviary/api-client';
@@ -11,6 +12,7 @@ import type { Role, Token, TokenCreated } from '../lib/types.js';
 import { useResource } from '../lib/use-resource.js';
 
 export function TokensPage({ environments }: { environments: string[] }) {
+  const can = useCan();
   const live = useLive();
   const list = useResource(() => api.get('/api/v1/tokens'), [live.tick]);
   const [kind, setKind] = useState<'admin' | 'sdk'>('sdk');
@@ -82,69 +84,71 @@ export function TokensPage({ environments }: { environments: string[] }) {
   return (
     <section aria-labelledby="tokens-title">
       <h1 id="tokens-title">Tokens</h1>
-      <form class="row editor" onSubmit={create} aria-label="Create a token">
-        <label>
-          Kind{' '}
-          <select value={kind} onChange={(e) => setKind((e.currentTarget as HTMLSelectElement).value as 'admin' | 'sdk')}>
-            <option value="sdk">SDK key</option>
-            <option value="admin">admin token</option>
-          </select>
-        </label>
-        {kind === 'sdk' && (
+      {can('createToken') && (
+        <form class="row editor" onSubmit={create} aria-label="Create a token">
           <label>
-            Environment{' '}
-            <select value={env} onChange={(e) => setEnv((e.currentTarget as HTMLSelectElement).value)}>
+            Kind{' '}
+            <select value={kind} onChange={(e) => setKind((e.currentTarget as HTMLSelectElement).value as 'admin' | 'sdk')}>
+              <option value="sdk">SDK key</option>
+              <option value="admin">admin token</option>
+            </select>
+          </label>
+          {kind === 'sdk' && (
+            <label>
+              Environment{' '}
+              <select value={env} onChange={(e) => setEnv((e.currentTarget as HTMLSelectElement).value)}>
+                {environments.map((x) => (
+                  <option key={x}>{x}</option>
+                ))}
+              </select>
+            </label>
+          )}
+          {kind === 'admin' && (
+            <label>
+              Role{' '}
+              <select value={role} onChange={(e) => setRole((e.currentTarget as HTMLSelectElement).value as Role)}>
+                {ROLE_NAMES.map((r) => (
+                  <option key={r}>{r}</option>
+                ))}
+              </select>
+            </label>
+          )}
+          {scoped && (
+            <fieldset class="row">
+              <legend>May change (none checked: all)</legend>
               {environments.map((x) => (
-                <option key={x}>{x}</option>
+                <label key={x}>
+                  <input
+                    type="checkbox"
+                    checked={scope.includes(x)}
+                    onChange={(e) => {
+                      const on = (e.currentTarget as HTMLInputElement).checked;
+                      setScope(on ? [...scope, x] : scope.filter((y) => y !== x));
+                    }}
+                  />{' '}
+                  {x}
+                </label>
               ))}
-            </select>
-          </label>
-        )}
-        {kind === 'admin' && (
+            </fieldset>
+          )}
           <label>
-            Role{' '}
-            <select value={role} onChange={(e) => setRole((e.currentTarget as HTMLSelectElement).value as Role)}>
-              {ROLE_NAMES.map((r) => (
-                <option key={r}>{r}</option>
-              ))}
-            </select>
+            Expires <input type="datetime-local" value={expires} onInput={(e) => setExpires((e.currentTarget as HTMLInputElement).value)} />
           </label>
-        )}
-        {scoped && (
-          <fieldset class="row">
-            <legend>May change (none checked: all)</legend>
-            {environments.map((x) => (
-              <label key={x}>
-                <input
-                  type="checkbox"
-                  checked={scope.includes(x)}
-                  onChange={(e) => {
-                    const on = (e.currentTarget as HTMLInputElement).checked;
-                    setScope(on ? [...scope, x] : scope.filter((y) => y !== x));
-                  }}
-                />{' '}
-                {x}
-              </label>
-            ))}
-          </fieldset>
-        )}
-        <label>
-          Expires <input type="datetime-local" value={expires} onInput={(e) => setExpires((e.currentTarget as HTMLInputElement).value)} />
-        </label>
-        <label>
-          Name{' '}
-          <input
-            value={name}
-            required
-            maxLength={200}
-            onInput={(e) => setName((e.currentTarget as HTMLInputElement).value)}
-            placeholder="checkout-service"
-          />
-        </label>
-        <button type="submit" disabled={name.trim() === ''}>
-          Create
-        </button>
-      </form>
+          <label>
+            Name{' '}
+            <input
+              value={name}
+              required
+              maxLength={200}
+              onInput={(e) => setName((e.currentTarget as HTMLInputElement).value)}
+              placeholder="checkout-service"
+            />
+          </label>
+          <button type="submit" disabled={name.trim() === ''}>
+            Create
+          </button>
+        </form>
+      )}
       {created && (
         <div class="secret" role="alert" data-testid="new-secret">
           <p>
@@ -201,14 +205,16 @@ export function TokensPage({ environments }: { environments: string[] }) {
                   ) : (
                     <>
                       {t.replacedBy !== null && <span class="badge">rotated</span>}{' '}
-                      {t.replacedBy === null && !t.configured && (
+                      {t.replacedBy === null && !t.configured && can('rotateToken') && (
                         <button type="button" class="link" onClick={() => setRotating(t)} aria-label={`Rotate ${t.name}`}>
                           Rotate
                         </button>
                       )}{' '}
-                      <button type="button" class="link" onClick={() => setRevoking(t)} aria-label={`Revoke ${t.name}`}>
-                        Revoke
-                      </button>
+                      {can('deleteToken') && (
+                        <button type="button" class="link" onClick={() => setRevoking(t)} aria-label={`Revoke ${t.name}`}>
+                          Revoke
+                        </button>
+                      )}
                     </>
                   )}
                 </td>

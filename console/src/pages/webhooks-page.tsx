@@ -2,6 +2,7 @@
  * Outbound webhooks (CONTRACT §13): the list, a form to create one (its signing secret shown once, right after
  * creation), enable / disable, a test event, and each webhook's delivery log (attempts, last status, error, latency).
  */
+import { useCan } from '../lib/me.js';
 import { useState } from 'preact/hooks';
 import { formatLocalTime } from '@aviary/api-client';
 import { api, errorText } from '../lib/api.js';
@@ -62,6 +63,7 @@ function DeliveryLog({ id, tick }: { id: string; tick: number }) {
 }
 
 export function WebhooksPage() {
+  const can = useCan();
   const live = useLive();
   const [tick, setTick] = useState(0);
   const list = useResource(() => api.get('/api/v1/webhooks'), [live.tick, tick]);
@@ -101,48 +103,50 @@ export function WebhooksPage() {
   return (
     <section aria-labelledby="webhooks-title">
       <h1 id="webhooks-title">Webhooks</h1>
-      <form class="editor" onSubmit={create} aria-label="Create a webhook">
-        <div class="row">
-          <label>
-            URL{' '}
-            <input
-              type="url"
-              value={url}
-              required
-              maxLength={2000}
-              onInput={(e) => setUrl((e.currentTarget as HTMLInputElement).value)}
-              placeholder="https://example.com/hooks/aviary"
-            />
-          </label>
-          <label>
-            Webhook name{' '}
-            <input value={name} maxLength={200} onInput={(e) => setName((e.currentTarget as HTMLInputElement).value)} placeholder="ops channel" />
-          </label>
-          <label>
-            Format{' '}
-            <select value={format} onChange={(e) => setFormat((e.currentTarget as HTMLSelectElement).value as 'standard' | 'slack')}>
-              <option value="standard">standard (signed JSON)</option>
-              <option value="slack">Slack message</option>
-            </select>
-          </label>
-        </div>
-        <fieldset>
-          <legend>Events</legend>
-          {EVENT_TYPES.map((t) => (
-            <label key={t} class="small">
+      {can('createWebhook') && (
+        <form class="editor" onSubmit={create} aria-label="Create a webhook">
+          <div class="row">
+            <label>
+              URL{' '}
               <input
-                type="checkbox"
-                checked={events.includes(t)}
-                onChange={(e) => setEvents((cur) => ((e.currentTarget as HTMLInputElement).checked ? [...cur, t] : cur.filter((x) => x !== t)))}
-              />{' '}
-              {t}{' '}
+                type="url"
+                value={url}
+                required
+                maxLength={2000}
+                onInput={(e) => setUrl((e.currentTarget as HTMLInputElement).value)}
+                placeholder="https://example.com/hooks/aviary"
+              />
             </label>
-          ))}
-        </fieldset>
-        <button type="submit" disabled={url.trim() === '' || events.length === 0}>
-          Create webhook
-        </button>
-      </form>
+            <label>
+              Webhook name{' '}
+              <input value={name} maxLength={200} onInput={(e) => setName((e.currentTarget as HTMLInputElement).value)} placeholder="ops channel" />
+            </label>
+            <label>
+              Format{' '}
+              <select value={format} onChange={(e) => setFormat((e.currentTarget as HTMLSelectElement).value as 'standard' | 'slack')}>
+                <option value="standard">standard (signed JSON)</option>
+                <option value="slack">Slack message</option>
+              </select>
+            </label>
+          </div>
+          <fieldset>
+            <legend>Events</legend>
+            {EVENT_TYPES.map((t) => (
+              <label key={t} class="small">
+                <input
+                  type="checkbox"
+                  checked={events.includes(t)}
+                  onChange={(e) => setEvents((cur) => ((e.currentTarget as HTMLInputElement).checked ? [...cur, t] : cur.filter((x) => x !== t)))}
+                />{' '}
+                {t}{' '}
+              </label>
+            ))}
+          </fieldset>
+          <button type="submit" disabled={url.trim() === '' || events.length === 0}>
+            Create webhook
+          </button>
+        </form>
+      )}
       {created && (
         <div class="secret" role="alert" data-testid="new-secret">
           <p>
@@ -172,19 +176,23 @@ export function WebhooksPage() {
           </p>
           {w.disabledReason && <p class="warn">{w.disabledReason}</p>}
           <div class="row">
-            <button
-              type="button"
-              onClick={() => void act(() => api.patch('/api/v1/webhooks/{id}', { params: { path: { id: w.id } }, body: { enabled: !w.enabled } }))}
-            >
-              {w.enabled ? `Disable ${w.name}` : `Enable ${w.name}`}
-            </button>
-            <button
-              type="button"
-              disabled={!w.enabled}
-              onClick={() => void act(() => api.post('/api/v1/webhooks/{id}/test', { params: { path: { id: w.id } } }))}
-            >
-              Send test event to {w.name}
-            </button>
+            {can('updateWebhook') && (
+              <button
+                type="button"
+                onClick={() => void act(() => api.patch('/api/v1/webhooks/{id}', { params: { path: { id: w.id } }, body: { enabled: !w.enabled } }))}
+              >
+                {w.enabled ? `Disable ${w.name}` : `Enable ${w.name}`}
+              </button>
+            )}
+            {can('testWebhook') && (
+              <button
+                type="button"
+                disabled={!w.enabled}
+                onClick={() => void act(() => api.post('/api/v1/webhooks/{id}/test', { params: { path: { id: w.id } } }))}
+              >
+                Send test event to {w.name}
+              </button>
+            )}
             <button type="button" onClick={() => setOpen(open === w.id ? null : w.id)} aria-expanded={open === w.id}>
               Deliveries of {w.name}
             </button>
