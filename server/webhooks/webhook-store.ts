@@ -357,12 +357,23 @@ export class WebhookStore {
 }
 
 /** Inserts one outbox event and a pending delivery (due now) per webhook; answers the last delivery's id. */
+let deliverySeq = 0;
+
+/**
+ * A delivery id that sorts in creation order within this process, also for deliveries made in the same millisecond
+ * (the delivery log lists newest first by `created_at`, then id): the time, a counter, then randomness.
+ */
+function deliveryId(now: number): string {
+  deliverySeq = (deliverySeq + 1) % 36 ** 4;
+  return `${now.toString(36).padStart(9, '0')}-${deliverySeq.toString(36).padStart(4, '0')}-${randomUUID()}`;
+}
+
 export async function insertEvent(tx: Tx, now: number, payload: EventPayload, webhookIds: string[]): Promise<string> {
   const eventId = `msg_${randomUUID()}`;
   await tx.run(SQL.insertEvent, [eventId, payload.type, payload.data.environment, payload.data.flag, JSON.stringify(payload), now]);
   let last = '';
   for (const webhookId of webhookIds) {
-    last = randomUUID();
+    last = deliveryId(now);
     await tx.run(SQL.insertDelivery, [last, webhookId, eventId, now, now, now]);
   }
   return last;
