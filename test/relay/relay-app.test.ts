@@ -119,4 +119,25 @@ describe('relay app', () => {
     // It cannot tell an unknown key from one it has not heard of yet: 503 (retry), never a final 401.
     expect((await request({ url: relayUrl, adminToken: '' }, 'GET', '/sdk/v1/flags', { token: srv.sdkKeys.production })).status).toBe(503);
   });
+
+  it('a key rotated upstream: the relay learns the new key, serves the old one through the overlap and closes its streams after', async () => {
+    await startRelay(srv.url, await relayToken());
+    const old = (await api(srv).post('/api/v1/tokens', { kind: 'sdk', environment: 'production', name: 'web' })).body;
+    await until(() => relay!.stores.tokens.authenticate(old.token) !== null, 'the relay learned the key');
+    const errors: Error[] = [];
+    const c = createClient({ baseUrl: relayUrl, sdkKey: old.token, flushIntervalMs: 0 });
+    c.on('error', (e) => errors.push(e));
+    clients.push(c);
+    await c.ready();
+    const rotated = await api(srv).post(`/api/v1/tokens/${old.id}/rotate`, { overlapSeconds: 1 });
+    expect(rotated.status).toBe(201);
+    // The rotation reaches the relay as key changes: the new key works there, the old one still does.
+    await until(() => relay!.stores.tokens.authenticate(rotated.body.token) !== null, 'the relay learned the new key');
+    expect(relay!.stores.tokens.authenticate(old.token)).not.toBeNull();
+    expect(c.status().connected).toBe(true);
+    // After the overlap the relay's own timer closes the old key's stream (4003) and refuses it.
+    await until(() => errors.some((e) => /4003/.test(e.message)), 'the old key’s stream at the relay closed after the overlap', 5000);
+    expect((await request({ url: relayUrl, adminToken: '' }, 'GET', '/sdk/v1/flags', { token: old.token })).status).toBe(401);
+    expect((await request({ url: relayUrl, adminToken: '' }, 'GET', '/sdk/v1/flags', { token: rotated.body.token })).status).toBe(200);
+  });
 });
