@@ -2,7 +2,8 @@
  * Flags end to end in the console (issue 18, item 1), in headless Chromium against the real server, the real console
  * build and a real SDK: a flag created from the flag list with typed variants and given its first targeting without
  * typing JSON; an invalid create shows the API's own message next to the field and creates nothing; the definition
- * edited with If-Match (a concurrent edit is refused and says so); archive and un-archive; actions hidden from a
+ * edited with If-Match (a concurrent edit is refused and says so); archive (refused, naming the flag that requires it,
+ * when one does) and un-archive; actions hidden from a
  * role that cannot take them.
  */
 import type { Browser, Locator, Page } from 'playwright-core';
@@ -270,17 +271,50 @@ describe('flags end to end in the console', () => {
     expect(errors).toEqual([]);
   });
 
-  it('hides creating, editing and archiving from a viewer', async () => {
-    const viewer = (await api(srv).post('/api/v1/tokens', { kind: 'admin', role: 'viewer', name: 'looker' })).body;
-    const { page: p, errors: viewerErrors } = await signedInPage(browser, { url: srv.url, adminToken: viewer.token });
-    await p.getByRole('heading', { name: 'Flags', exact: true }).waitFor();
-    await p.locator(`tr[data-flag="${FLAG}"]`).waitFor();
-    expect(await p.getByRole('button', { name: 'New flag' }).count()).toBe(0);
-    await p.goto(srv.url + `/flags/${FLAG}`);
-    await p.getByRole('heading', { name: 'Variants' }).waitFor();
-    for (const name of ['Edit definition', 'Archive flag', 'Un-archive flag']) expect(await p.getByRole('button', { name }).count()).toBe(0);
-    await p.close();
-    expect(viewerErrors).toEqual([]);
+  it('refuses to archive a flag another flag requires, naming it, and archives nothing', async () => {
+    const a = api(srv);
+    expect((await a.post('/api/v1/flags', { key: 'gate', kind: 'boolean' })).status).toBe(201);
+    const requires = await a.put('/api/v1/flags/pricing/environments/production', {
+      enabled: true,
+      offVariant: 'off',
+      prerequisites: [{ flag: 'gate', variants: ['on'] }],
+      targets: [],
+      rules: [],
+      fallthrough: { variant: 'on' },
+    });
+    expect(requires.status, JSON.stringify(requires.body)).toBe(200);
+    const revision = (await a.get('/api/v1/flags/gate')).body.revision;
+    await page.goto(srv.url + '/flags/gate');
+    await page.getByRole('button', { name: 'Archive flag' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Archive gate' });
+    await dialog.getByRole('button', { name: 'Archive', exact: true }).click();
+    const alert = dialog.getByRole('alert');
+    await alert.waitFor();
+    expect(await alert.textContent()).toContain('Flag "gate" is required by flag "pricing"');
+    expect((await a.get('/api/v1/flags/gate')).body).toMatchObject({ archived: false, revision });
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    expect(errors).toEqual([]);
+  });
+
+  it('shows creating, editing and archiving only to roles that may: hidden from a viewer, an oncall and an editor scoped to an environment', async () => {
+    const a = api(srv);
+    const tokens = {
+      viewer: (await a.post('/api/v1/tokens', { kind: 'admin', role: 'viewer', name: 'looker' })).body.token,
+      oncall: (await a.post('/api/v1/tokens', { kind: 'admin', role: 'oncall', name: 'pager' })).body.token,
+      scoped: (await a.post('/api/v1/tokens', { kind: 'admin', role: 'editor', environments: ['staging'], name: 'stager' })).body.token,
+      editor: (await a.post('/api/v1/tokens', { kind: 'admin', role: 'editor', name: 'maker' })).body.token,
+    };
+    for (const [who, token] of Object.entries(tokens)) {
+      const { page: p, errors: theirErrors } = await signedInPage(browser, { url: srv.url, adminToken: token });
+      await p.locator(`tr[data-flag="${FLAG}"]`).waitFor();
+      const expected = who === 'editor' ? 1 : 0;
+      expect(await p.getByRole('button', { name: 'New flag' }).count(), who).toBe(expected);
+      await p.goto(srv.url + `/flags/${FLAG}`);
+      await p.getByRole('heading', { name: 'Variants' }).waitFor();
+      for (const name of ['Edit definition', 'Archive flag']) expect(await p.getByRole('button', { name }).count(), `${who}: ${name}`).toBe(expected);
+      await p.close();
+      expect(theirErrors).toEqual([]);
+    }
     expect(errors).toEqual([]);
   });
 });
