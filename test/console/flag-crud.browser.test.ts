@@ -135,6 +135,39 @@ describe('flags end to end in the console', () => {
     expect(Math.abs(counts.calm! / 4000 - 0.5)).toBeLessThan(0.03);
   });
 
+  it('creates number and boolean flags with typed values: numbers as numbers, the boolean preset on/off', async () => {
+    for (const [key, kind] of [
+      ['max-items', 'number'],
+      ['dark-mode', 'boolean'],
+    ] as const) {
+      await page.goto(srv.url + '/');
+      await page.getByRole('button', { name: 'New flag' }).click();
+      const dialog = page.getByRole('dialog', { name: 'New flag' });
+      await dialog.getByLabel('Key', { exact: true }).fill(key);
+      await dialog.getByLabel('Kind').selectOption(kind);
+      if (kind === 'number') {
+        await dialog.getByRole('textbox', { name: 'Variant 1 key' }).fill('small');
+        await dialog.getByRole('spinbutton', { name: 'Variant 1 value' }).fill('3');
+        await dialog.getByRole('button', { name: 'Add variant' }).click();
+        await dialog.getByRole('textbox', { name: 'Variant 2 key' }).fill('large');
+        await dialog.getByRole('spinbutton', { name: 'Variant 2 value' }).fill('12.5');
+      } else {
+        expect(await dialog.getByRole('combobox', { name: 'Variant 1 value' }).inputValue()).toBe('true');
+        expect(await dialog.getByRole('combobox', { name: 'Variant 2 value' }).inputValue()).toBe('false');
+      }
+      await dialog.getByRole('button', { name: 'Create flag' }).click();
+      await page.getByRole('heading', { name: `${key} ${kind}` }).waitFor();
+    }
+    expect((await api(srv).get('/api/v1/flags/max-items')).body.variants).toEqual([
+      { key: 'small', value: 3 },
+      { key: 'large', value: 12.5 },
+    ]);
+    expect((await api(srv).get('/api/v1/flags/dark-mode')).body.variants).toEqual([
+      { key: 'on', value: true },
+      { key: 'off', value: false },
+    ]);
+  });
+
   it("an invalid create shows the API's message next to the field and creates nothing", async () => {
     const before = (await api(srv).get('/api/v1/flags?archived=all')).body.flags.length;
     await page.goto(srv.url + '/');
