@@ -10,6 +10,7 @@ import { useCan } from '../lib/me.js';
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { validateFlagState, type FlagDefinition, type FlagState as CoreFlagState, type Segment as CoreSegment } from '@aviary/sdk/core';
 import { ExplainPanel } from '../components/explain-panel.js';
+import { FlagDefinitionActions } from '../components/flag-definition-editor.js';
 import { FlagHistory } from '../components/flag-history.js';
 import { KillSwitch } from '../components/kill-switch.js';
 import { PromotePanel } from '../components/promote-panel.js';
@@ -85,6 +86,13 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
           ))}
         </p>
       )}
+      <FlagDefinitionActions
+        flag={f}
+        onChanged={() => {
+          flag.reload();
+          full.reload();
+        }}
+      />
       <div class="grid2">
         <div>
           <h2 id="variants-title">Variants</h2>

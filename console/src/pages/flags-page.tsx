@@ -5,6 +5,7 @@
 import { useMemo, useState } from 'preact/hooks';
 import { ConnectedSdks } from '../components/connected-sdks.js';
 import { KillSwitch } from '../components/kill-switch.js';
+import { NewFlagButton } from '../components/new-flag.js';
 import { LIFECYCLE_STATUSES, LifecycleBadge, ReadyToRemove } from '../components/lifecycle.js';
 import { formatLocalTime } from '@aviary/api-client';
 import { api } from '../lib/api.js';
@@ -25,9 +26,14 @@ export function FlagsPage({ environment, environments }: { environment: string; 
   // Lifecycle (issue 16): the status filter (the API's ?status=) and the "Ready to remove" view.
   const [status, setStatus] = useState<'' | (typeof LIFECYCLE_STATUSES)[number]>('');
   const [view, setView] = useState<'all' | 'ready'>('all');
+  // Archived flags (invisible to SDKs) are listed, marked, only with "Show archived" (the API's ?archived=all).
+  const [withArchived, setWithArchived] = useState(false);
   const flags = useResource(
-    () => api.get('/api/v1/flags', status ? { params: { query: { environment, status } } } : {}),
-    [live.tick, status, environment],
+    () =>
+      api.get('/api/v1/flags', {
+        params: { query: { ...(status ? { environment, status } : {}), ...(withArchived ? { archived: 'all' as const } : {}) } },
+      }),
+    [live.tick, status, environment, withArchived],
   );
   const shown = useMemo(() => (flags.data?.flags ?? []).filter((f) => matchesSearch(f, q.trim())), [flags.data, q]);
   const envs = environments.length ? environments : [environment];
@@ -65,6 +71,11 @@ export function FlagsPage({ environment, environments }: { environment: string; 
             ))}
           </select>
         </div>
+        <label class="inline">
+          <input type="checkbox" checked={withArchived} onChange={(e) => setWithArchived((e.currentTarget as HTMLInputElement).checked)} /> Show
+          archived
+        </label>
+        <NewFlagButton />
         <div class="view-switch">
           <button type="button" aria-pressed={view === 'all'} onClick={() => setView('all')}>
             All flags
@@ -109,6 +120,7 @@ export function FlagsPage({ environment, environments }: { environment: string; 
                         {f.key}
                       </a>{' '}
                       <span class="kind">{f.kind}</span> <LifecycleBadge lifecycle={state?.lifecycle} />
+                      {f.archived && <span class="badge muted">archived</span>}
                       {f.description && <div class="muted small">{f.description}</div>}
                       {(state?.requires?.length ?? 0) > 0 && <div class="muted small requires">requires {state!.requires!.join(', ')}</div>}
                       {state?.lastChange && (
@@ -134,7 +146,7 @@ export function FlagsPage({ environment, environments }: { environment: string; 
                       </td>
                     ))}
                     <td>
-                      {state && (
+                      {state && !f.archived && (
                         <KillSwitch
                           flag={f.key}
                           environment={environment}
