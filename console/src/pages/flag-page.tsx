@@ -13,6 +13,7 @@ import { ExplainPanel } from '../components/explain-panel.js';
 import { FlagHistory } from '../components/flag-history.js';
 import { KillSwitch } from '../components/kill-switch.js';
 import { PromotePanel } from '../components/promote-panel.js';
+import { CompareEnvironments } from '../components/compare-environments.js';
 import { SchedulesPanel } from '../components/schedules-panel.js';
 import { TriggersPanel } from '../components/triggers-panel.js';
 import { ServeEditor } from '../components/serve-editor.js';
@@ -189,6 +190,15 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
           }}
         />
       )}
+      <CompareEnvironments
+        flag={f.key}
+        environment={environment}
+        environments={envs}
+        onCopied={() => {
+          flag.reload();
+          full.reload();
+        }}
+      />
       <div role="tablist" aria-label={`${f.key} in ${environment}`} class="tabs">
         {(['targeting', 'history', 'explain'] as const).map((t) => (
           <button
