@@ -2,7 +2,8 @@
  * "Compare environments" on the flag page in headless Chromium against a real server and the real console build: the
  * flag's state in every environment side by side, the cells that differ from the selected environment marked (in text
  * too), and "Copy … to …": the diff first (nothing written), then the audited copy, which the API and a connected SDK
- * of the target environment then show.
+ * of the target environment then show. Also the receipts by app (issue 18, item 4): the kill receipt and the connected
+ * SDK list name SDKs by app name and version, grouped by app, the SDK instance ids in the title.
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -119,5 +120,52 @@ describe('compare environments in the console', () => {
     expect(await viewer.page.getByRole('button', { name: /^Copy / }).count()).toBe(0);
     await viewer.page.close();
     expect(viewer.errors).toEqual([]);
+  });
+});
+
+describe('receipts by app', () => {
+  it('the kill receipt and the SDK list group SDKs by app name and version, instance ids in the title', async () => {
+    const prod = (app: { name: string; version: string }) =>
+      createClient({ baseUrl: srv.url, sdkKey: srv.sdkKeys.production, flushIntervalMs: 0, app });
+    const storefront = [1, 2, 3].map(() => prod({ name: 'storefront', version: '4.2.0' }));
+    const checkout = prod({ name: 'checkout', version: '1.10.0' });
+    const all = [...storefront, checkout];
+    try {
+      await Promise.all(all.map((c) => c.ready()));
+      await page.goto(`${srv.url}/`);
+      const list = page.getByTestId('connected-sdks');
+      await expect.poll(() => list.locator('summary').textContent()).toMatch(/^4 of 4 connected SDKs on the latest version/);
+      await list.locator('summary').click();
+      const apps = list.getByTestId('sdk-app');
+      expect((await apps.allInnerTexts()).map((t) => t.replace(/\s+/g, ' ').trim())).toEqual([
+        expect.stringMatching(/^checkout 1\.10\.0: 1 of 1 on version \d+$/),
+        expect.stringMatching(/^storefront 4\.2\.0: 3 of 3 on version \d+$/),
+      ]);
+      const storefrontTitle = (await apps.nth(1).locator('th').getAttribute('title'))!;
+      for (const c of storefront) expect(storefrontTitle).toContain(c.sdkId);
+      expect(storefrontTitle).not.toContain(checkout.sdkId);
+      expect(await list.locator(`td[title="SDK instance ${checkout.sdkId}"]`).textContent()).toBe('checkout 1.10.0');
+      // Instance ids are in titles only, not in the text.
+      expect(await list.textContent()).not.toContain(checkout.sdkId);
+
+      await page.getByRole('button', { name: 'Kill banner in production' }).click();
+      const dialog = page.getByRole('dialog', { name: 'Kill banner in production' });
+      await dialog.getByLabel('Reason').fill('INC-18: receipts by app');
+      await dialog.getByRole('button', { name: 'Kill flag' }).click();
+      await expect.poll(() => dialog.getByTestId('delivery-text').textContent(), { timeout: 10_000 }).toMatch(/^4\/4 SDKs applied version \d+/);
+      const receipt = dialog.getByTestId('delivery-apps').locator('li');
+      await expect
+        .poll(async () => (await receipt.allInnerTexts()).map((t) => t.trim()))
+        .toEqual(['checkout 1.10.0: 1 of 1 applied', 'storefront 4.2.0: 3 of 3 applied']);
+      const title = (await receipt.nth(1).getAttribute('title'))!;
+      for (const c of storefront) expect(title).toContain(c.sdkId);
+      // No relays here: no per-relay list.
+      expect(await dialog.getByTestId('delivery-relays').count()).toBe(0);
+      for (const c of all) expect(c.variation('banner', { key: 'u', country: 'NL' }, true)).toBe(false);
+      await dialog.getByRole('button', { name: 'Close' }).click();
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await Promise.all(all.map((c) => c.close()));
+    }
   });
 });
