@@ -4,9 +4,18 @@
  * `GET .../sdks` until every SDK has confirmed or 15 s have passed.
  */
 import { useEffect, useState } from 'preact/hooks';
-import { deliveryFromReceipt, describeDelivery, followDelivery, isComplete, type Delivery, type DeliveryReceipt } from '@aviary/api-client';
+import {
+  deliveryFromReceipt,
+  describeDelivery,
+  followDelivery,
+  isComplete,
+  type ConnectedSdk,
+  type Delivery,
+  type DeliveryReceipt,
+} from '@aviary/api-client';
 import { api, errorText } from '../lib/api.js';
-import { groupByRelay, pathLabel, type RelayGroup } from '../lib/relay-groups.js';
+import { appOf, groupByApp, instancesTitle } from '../lib/app-groups.js';
+import { groupByRelay, pathLabel } from '../lib/relay-groups.js';
 
 const FOLLOW_MS = 15_000;
 
@@ -66,12 +75,7 @@ export function DeliveryProgress({ environment, version, receipt, sentAt }: Deli
         </span>
         <progress max={Math.max(1, delivery.connected)} value={delivery.connected === 0 ? 1 : delivery.applied} />
       </label>
-      {!done && !following && delivery.pending.length > 0 && (
-        <p>
-          Not confirmed by: <code>{delivery.pending.join(', ')}</code>
-        </p>
-      )}
-      <RelayBreakdown environment={environment} version={version} applied={delivery.applied} />
+      <SdkBreakdown environment={environment} version={version} applied={delivery.applied} pending={!done && !following ? delivery.pending : []} />
       {following && <p class="muted">following acknowledgements…</p>}
       {note && <p class="error">{note}</p>}
     </div>
@@ -79,29 +83,60 @@ export function DeliveryProgress({ environment, version, receipt, sentAt }: Deli
 }
 
 /**
- * The receipt per relay (issue 13): when some SDKs are behind relays, how many behind each relay path have applied
- * the version. Re-read whenever the overall count moves.
+ * The receipt per app (issue 18) and per relay (issue 13): how many SDKs of each app name and version have applied
+ * the version ("storefront 4.2.0: 3 of 3 applied", the SDK instance ids in the title), and, when some SDKs are behind
+ * relays, how many behind each relay path. Re-read whenever the overall count moves. SDKs that have not confirmed
+ * when following stops are named by app, their instance id in the title.
  */
-function RelayBreakdown({ environment, version, applied }: { environment: string; version: number; applied: number }) {
-  const [groups, setGroups] = useState<RelayGroup[] | null>(null);
+function SdkBreakdown({ environment, version, applied, pending }: { environment: string; version: number; applied: number; pending: string[] }) {
+  const [sdks, setSdks] = useState<ConnectedSdk[] | null>(null);
   useEffect(() => {
     let stopped = false;
     api.get('/api/v1/environments/{env}/sdks', { params: { path: { env: environment } } }).then(
-      (list) => !stopped && setGroups(groupByRelay(list.items, version)),
+      (list) => !stopped && setSdks(list.items),
       () => undefined,
     );
     return () => {
       stopped = true;
     };
-  }, [environment, version, applied]);
-  if (!groups || groups.every((g) => g.path.length === 0)) return null;
+  }, [environment, version, applied, pending.length]);
+  const byId = new Map((sdks ?? []).map((s) => [s.id, s]));
+  const relays = sdks ? groupByRelay(sdks, version) : [];
+  const apps = sdks ? groupByApp(sdks, version) : [];
   return (
-    <ul class="relay-receipt" data-testid="delivery-relays">
-      {groups.map((g) => (
-        <li key={g.path.join('/')} data-via={g.path.join(' → ')}>
-          {pathLabel(g.path)}: {g.applied} of {g.sdks.length} applied
-        </li>
-      ))}
-    </ul>
+    <>
+      {pending.length > 0 && (
+        <p data-testid="delivery-pending">
+          Not confirmed by:{' '}
+          {pending.map((id, i) => {
+            const s = byId.get(id);
+            return (
+              <span key={id}>
+                {i > 0 && ', '}
+                <span title={`SDK instance ${id}`}>{s ? appOf(s) : <code>{id}</code>}</span>
+              </span>
+            );
+          })}
+        </p>
+      )}
+      {apps.length > 0 && (
+        <ul class="app-receipt" data-testid="delivery-apps" aria-label="Applied, by app">
+          {apps.map((g) => (
+            <li key={g.label} title={instancesTitle(g)}>
+              {g.label}: {g.applied} of {g.sdks.length} applied
+            </li>
+          ))}
+        </ul>
+      )}
+      {relays.some((g) => g.path.length > 0) && (
+        <ul class="relay-receipt" data-testid="delivery-relays">
+          {relays.map((g) => (
+            <li key={g.path.join('/')} data-via={g.path.join(' → ')}>
+              {pathLabel(g.path)}: {g.applied} of {g.sdks.length} applied
+            </li>
+          ))}
+        </ul>
+      )}
+    </>
   );
 }

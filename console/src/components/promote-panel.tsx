@@ -47,7 +47,19 @@ export function PromotePanel({
   );
 }
 
-function PromoteDialog({ flag, from, to, onClose, onDone }: { flag: string; from: string; to: string; onClose: () => void; onDone: () => void }) {
+export function PromoteDialog({
+  flag,
+  from,
+  to,
+  onClose,
+  onDone,
+}: {
+  flag: string;
+  from: string;
+  to: string;
+  onClose: () => void;
+  onDone: () => void;
+}) {
   const live = useLive();
   const [preview, setPreview] = useState<{ data: PromoteResult; etag: string } | null>(null);
   const [loading, setLoading] = useState(false);

@@ -29,12 +29,19 @@ export interface TimeChartProps {
   format: (v: number) => string;
   /** The time window to show (epoch seconds), so a single minute of data sits at its time, not mid-axis. */
   window?: [number, number];
+  /** Vertical markers (epoch seconds), e.g. when each canary stage started: a line with its label over the plot. */
+  marks?: ChartMark[];
+}
+
+export interface ChartMark {
+  at: number;
+  label: string;
 }
 
 // Distinguishable for common colour-vision deficiencies (Okabe–Ito), dark enough on white.
 const COLOURS = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9'];
 
-export function TimeChart({ title, times, series, unit, format, window: win }: TimeChartProps) {
+export function TimeChart({ title, times, series, unit, format, window: win, marks = [] }: TimeChartProps) {
   const box = useRef<HTMLDivElement>(null);
   const [failed, setFailed] = useState<string | null>(null);
   useEffect(() => {
@@ -51,6 +58,8 @@ export function TimeChart({ title, times, series, unit, format, window: win }: T
           {
             width,
             height: 220,
+            // Marks are elements in uPlot's overlay (`u.over`), placed at their time on every redraw (resize, zoom).
+            hooks: { draw: [(u: uPlot) => placeMarks(u, marks)] },
             series: [
               {},
               ...series.map((s, i) => ({
@@ -85,7 +94,7 @@ export function TimeChart({ title, times, series, unit, format, window: win }: T
       window.removeEventListener('resize', resize);
       plot?.destroy();
     };
-  }, [times, series, win?.[0], win?.[1]]);
+  }, [times, series, win?.[0], win?.[1], marks.map((m) => `${m.at}:${m.label}`).join()]);
 
   return (
     <figure class="chart" aria-label={title}>
@@ -96,6 +105,9 @@ export function TimeChart({ title, times, series, unit, format, window: win }: T
         <p class="muted">The chart could not be drawn ({failed}); the numbers are in the table below.</p>
       ) : (
         <div ref={box} class="plot" aria-hidden="true" />
+      )}
+      {times.length > 0 && marks.length > 0 && (
+        <p class="sr-only">Stages started: {marks.map((m) => `${m.label} at ${new Date(m.at * 1000).toLocaleTimeString()}`).join('; ')}.</p>
       )}
       {times.length > 0 && (
         <details>
@@ -131,4 +143,22 @@ export function TimeChart({ title, times, series, unit, format, window: win }: T
       )}
     </figure>
   );
+}
+
+/** Draws the marks as absolutely placed lines in the plot's overlay; a mark outside the x range is hidden. */
+function placeMarks(u: uPlot, marks: ChartMark[]): void {
+  for (const old of u.over.querySelectorAll('.chart-mark')) old.remove();
+  const [min, max] = [u.scales.x!.min ?? -Infinity, u.scales.x!.max ?? Infinity];
+  for (const m of marks) {
+    if (m.at < min || m.at > max) continue;
+    const el = document.createElement('div');
+    el.className = 'chart-mark';
+    el.style.left = `${u.valToPos(m.at, 'x')}px`;
+    el.title = `${m.label} from ${new Date(m.at * 1000).toLocaleTimeString()}`;
+    el.dataset.stage = m.label;
+    const label = document.createElement('span');
+    label.textContent = m.label;
+    el.append(label);
+    u.over.append(el);
+  }
 }

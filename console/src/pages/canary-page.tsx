@@ -11,6 +11,7 @@ import { api, ApiError, errorText } from '../lib/api.js';
 import { canaryStateLabel } from '../lib/labels.js';
 import { useLive } from '../lib/live.js';
 import { seriesByVariant } from '../lib/metrics-series.js';
+import { stageLabel, stageStarts } from '../lib/canary-stages.js';
 import { flagPath, onLinkClick } from '../lib/router.js';
 import type { Canary, CanaryStage, CanaryStatus, Flag, SideSummary } from '../lib/types.js';
 import { useResource } from '../lib/use-resource.js';
@@ -46,10 +47,23 @@ export function CanaryPage({ flagKey, environment }: { flagKey: string; environm
         .catch((e: unknown) => (e instanceof ApiError && e.status === 404 ? null : Promise.reject(e))),
     [path, live.tick, chartTick],
   );
-  const metrics = useResource(
+  // Per minute (the finest step the metrics API has: SDKs report per minute), from a minute before the canary started
+  // (at most a day back) or the last hour, whichever is longer, so stages of a few minutes each get their own points.
+  const startedAt = canary.data?.startedAt;
+  const metrics = useResource(() => {
+    const now = Date.now();
+    const started = startedAt ? timeMs(startedAt) - 60_000 : now;
+    const from = Math.max(now - 24 * 3600_000, Math.min(now - 3600_000, started));
+    return api.get('/api/v1/flags/{key}/environments/{env}/metrics', { params: { path, query: { from: new Date(from).toISOString(), step: 60 } } });
+  }, [path, live.tick, chartTick, startedAt]);
+  // When each stage started, for the charts' boundaries: the canary's own audit entries (start, advances; `search` is
+  // a substring of the key, so the exact key is checked below).
+  const audit = useResource(
     () =>
-      api.get('/api/v1/flags/{key}/environments/{env}/metrics', { params: { path, query: { from: new Date(Date.now() - 3600_000).toISOString() } } }),
-    [path, live.tick, chartTick],
+      startedAt
+        ? api.get('/api/v1/audit', { params: { query: { search: flagKey, environment, resourceType: 'canary', from: startedAt, limit: 500 } } })
+        : Promise.resolve(null),
+    [path, live.tick, startedAt, canary.data?.stage, canary.data?.state],
   );
   const flag = useResource(() => api.get('/api/v1/flags/{key}', { params: { path: { key: flagKey } } }), [flagKey]);
 
@@ -57,6 +71,16 @@ export function CanaryPage({ flagKey, environment }: { flagKey: string; environm
   const variants = c ? [c.control, c.canary] : [];
   const series = useMemo(() => (metrics.data && c ? seriesByVariant(metrics.data, variants) : null), [metrics.data, c?.control, c?.canary]);
   // From the canary's start (or the hour's start, for older canaries) to now.
+  const marks = useMemo(
+    () =>
+      c
+        ? stageStarts(
+            c,
+            (audit.data?.entries ?? []).filter((e) => e.resourceKey === flagKey && e.environment === environment),
+          )
+        : [],
+    [c, audit.data],
+  );
   const win = useMemo((): [number, number] | undefined => {
     if (!c || !metrics.data) return undefined;
     const from = Math.max(timeMs(metrics.data.from), timeMs(c.startedAt) - 60_000);
@@ -106,6 +130,7 @@ export function CanaryPage({ flagKey, environment }: { flagKey: string; environm
                 series={variants.map((v) => ({ label: v, values: series.errorRate[v] ?? [] }))}
                 format={pct}
                 window={win}
+                marks={marks}
               />
               <TimeChart
                 title="p95 latency"
@@ -114,12 +139,13 @@ export function CanaryPage({ flagKey, environment }: { flagKey: string; environm
                 series={variants.map((v) => ({ label: v, values: series.p95[v] ?? [] }))}
                 format={ms}
                 window={win}
+                marks={marks}
               />
             </div>
           )}
           {metrics.data && (
             <table class="totals" data-testid="totals">
-              <caption>Last hour, all stages</caption>
+              <caption>Since {formatLocalTime(metrics.data.from)}, all stages</caption>
               <thead>
                 <tr>
                   <th scope="col">Variant</th>
@@ -150,10 +176,6 @@ export function CanaryPage({ flagKey, environment }: { flagKey: string; environm
       )}
     </section>
   );
-}
-
-function stageLabel(s: CanaryStage): string {
-  return 'segment' in s ? `cohort “${s.segment}”` : `${s.percent}%`;
 }
 
 function Timeline({ stages, current, state }: { stages: CanaryStage[]; current: number; state: string }) {
@@ -372,12 +394,61 @@ function Controls({ c, path, onDone }: { c: CanaryStatus; path: CanaryPath; onDo
   );
 }
 
+/**
+ * The guard settings of the Canary schema (openapi.yaml `CanaryGuard`, docs/canary-analysis.md), each with the
+ * server's default: a field left empty is not sent, and the server applies that default.
+ */
+const GUARD_FIELDS = [
+  {
+    key: 'maxErrorRateIncrease',
+    label: 'Max error-rate increase (percentage points)',
+    // The API takes an absolute rate (0.01); people think in points (1).
+    toApi: (v: number) => v / 100,
+    placeholder: '1',
+    step: 'any',
+    hint: 'Default 1 point (0.01): roll back when the canary’s error rate is significantly more than this above the control’s.',
+  },
+  {
+    key: 'maxLatencyIncreasePercent',
+    label: 'Max latency increase (%)',
+    toApi: (v: number) => v,
+    placeholder: '20',
+    step: 'any',
+    hint: 'Default 20 %: roll back when the canary is significantly slower than the control by more than this (mean and p95).',
+  },
+  {
+    key: 'minSamples',
+    label: 'Minimum samples per side',
+    toApi: (v: number) => v,
+    placeholder: '500',
+    step: '1',
+    hint: 'Default 500: the guard decides nothing (no rollback, no advance) before each side has this many outcomes.',
+  },
+  {
+    key: 'confidence',
+    label: 'Confidence',
+    toApi: (v: number) => v,
+    placeholder: '0.95',
+    step: 'any',
+    hint: 'Default 0.95: the chance of no false rollback over the whole canary (0.5 to 0.9999; higher waits for more evidence).',
+  },
+] as const;
+
+type GuardKey = (typeof GUARD_FIELDS)[number]['key'];
+
 function StartCanary({ flag, path, onStarted }: { flag: Flag; path: CanaryPath; onStarted: () => void }) {
   const variants = flag.variants.map((v) => v.key);
   const [control, setControl] = useState(variants.includes('off') ? 'off' : (variants[0] ?? ''));
   const [canaryV, setCanary] = useState(variants.includes('on') ? 'on' : (variants[1] ?? variants[0] ?? ''));
   const [stages, setStages] = useState('1, 5, 25, 50, 100');
   const [duration, setDuration] = useState('1800');
+  const [bucketBy, setBucketBy] = useState('');
+  const [guard, setGuard] = useState<Record<GuardKey, string>>({
+    maxErrorRateIncrease: '',
+    maxLatencyIncreasePercent: '',
+    minSamples: '',
+    confidence: '',
+  });
   const [error, setError] = useState<string | null>(null);
   const submit = async (e: Event) => {
     e.preventDefault();
@@ -387,7 +458,17 @@ function StartCanary({ flag, path, onStarted }: { flag: Flag; path: CanaryPath; 
       .map((s) => s.trim())
       .filter(Boolean)
       .map((s) => (s.startsWith('segment:') ? { segment: s.slice(8) } : { percent: Number(s) }));
-    const doc: Canary = { control, canary: canaryV, stages: parsed, stageDurationSeconds: Number(duration) };
+    // Only the settings the user gave: the server fills in the rest with its defaults (and validates what is sent).
+    const guardDoc: Record<string, number> = {};
+    for (const f of GUARD_FIELDS) if (guard[f.key].trim() !== '') guardDoc[f.key] = f.toApi(Number(guard[f.key]));
+    const doc: Canary = {
+      control,
+      canary: canaryV,
+      stages: parsed,
+      ...(duration.trim() !== '' ? { stageDurationSeconds: Number(duration) } : {}),
+      ...(bucketBy.trim() ? { bucketBy: bucketBy.trim() } : {}),
+      ...(Object.keys(guardDoc).length ? { guard: guardDoc } : {}),
+    };
     try {
       await api.put('/api/v1/flags/{key}/environments/{env}/canary', { params: { path }, body: doc });
       onStarted();
@@ -422,8 +503,51 @@ function StartCanary({ flag, path, onStarted }: { flag: Flag; path: CanaryPath; 
       </label>
       <label>
         Hold each stage (seconds){' '}
-        <input type="number" min={0} value={duration} onInput={(e) => setDuration((e.currentTarget as HTMLInputElement).value)} />
+        <input
+          type="number"
+          min={0}
+          value={duration}
+          placeholder="1800"
+          aria-describedby="hint-duration"
+          onInput={(e) => setDuration((e.currentTarget as HTMLInputElement).value)}
+        />
       </label>
+      <span class="hint muted small" id="hint-duration">
+        {' '}
+        Default 1800 (30 minutes): a stage advances only after this long and while the guard finds it healthy.
+      </span>
+      <label class="block">
+        Bucket by (context attribute)
+        <input
+          value={bucketBy}
+          placeholder="key"
+          aria-describedby="hint-bucketBy"
+          onInput={(e) => setBucketBy((e.currentTarget as HTMLInputElement).value)}
+        />
+      </label>
+      <span class="hint muted small" id="hint-bucketBy">
+        Default <code>key</code>: which attribute the percent stages split traffic by.
+      </span>
+      <fieldset class="guard-fields">
+        <legend>Guard (empty fields use the default)</legend>
+        {GUARD_FIELDS.map((f) => (
+          <div key={f.key}>
+            <label for={`guard-${f.key}`}>{f.label}</label>
+            <input
+              id={`guard-${f.key}`}
+              type="number"
+              step={f.step}
+              placeholder={f.placeholder}
+              aria-describedby={`hint-${f.key}`}
+              value={guard[f.key]}
+              onInput={(e) => setGuard({ ...guard, [f.key]: (e.currentTarget as HTMLInputElement).value })}
+            />
+            <span class="hint" id={`hint-${f.key}`}>
+              {f.hint}
+            </span>
+          </div>
+        ))}
+      </fieldset>
       {error && (
         <p class="error" role="alert">
           {error}

@@ -14,6 +14,7 @@ import { FlagDefinitionActions } from '../components/flag-definition-editor.js';
 import { FlagHistory } from '../components/flag-history.js';
 import { KillSwitch } from '../components/kill-switch.js';
 import { PromotePanel } from '../components/promote-panel.js';
+import { CompareEnvironments } from '../components/compare-environments.js';
 import { SchedulesPanel } from '../components/schedules-panel.js';
 import { TriggersPanel } from '../components/triggers-panel.js';
 import { ServeEditor } from '../components/serve-editor.js';
@@ -197,6 +198,15 @@ export function FlagPage({ flagKey, environment, environments }: { flagKey: stri
           }}
         />
       )}
+      <CompareEnvironments
+        flag={f.key}
+        environment={environment}
+        environments={envs}
+        onCopied={() => {
+          flag.reload();
+          full.reload();
+        }}
+      />
       <div role="tablist" aria-label={`${f.key} in ${environment}`} class="tabs">
         {(['targeting', 'history', 'explain'] as const).map((t) => (
           <button
