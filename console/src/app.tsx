@@ -6,15 +6,18 @@ import { onLinkClick, useRoute } from './lib/router.js';
 import { ApiError } from './lib/api.js';
 import { fetchMe, MeContext, permissions, type Permissions } from './lib/me.js';
 import { getCsrf, getEnvironment, getToken, setEnvironment, setToken } from './lib/session.js';
-import { AuditPage } from './pages/audit-page.js';
-import { ChangeRequestsPage } from './pages/change-requests-page.js';
-import { WebhooksPage } from './pages/webhooks-page.js';
-import { CanaryPage } from './pages/canary-page.js';
+import { lazy } from './lib/lazy.js';
 import { FlagPage } from './pages/flag-page.js';
 import { FlagsPage } from './pages/flags-page.js';
-import { SegmentsPage } from './pages/segments-page.js';
 import { SignIn } from './pages/sign-in.js';
-import { TokensPage } from './pages/tokens-page.js';
+
+// Off the incident path: loaded when first opened (console/src/lib/lazy.tsx).
+const AuditPage = lazy(() => import('./pages/audit-page.js').then((m) => m.AuditPage));
+const ChangeRequestsPage = lazy(() => import('./pages/change-requests-page.js').then((m) => m.ChangeRequestsPage));
+const WebhooksPage = lazy(() => import('./pages/webhooks-page.js').then((m) => m.WebhooksPage));
+const CanaryPage = lazy(() => import('./pages/canary-page.js').then((m) => m.CanaryPage));
+const SegmentsPage = lazy(() => import('./pages/segments-page.js').then((m) => m.SegmentsPage));
+const TokensPage = lazy(() => import('./pages/tokens-page.js').then((m) => m.TokensPage));
 
 /** Ends an OpenID Connect session at the server (and, when the provider supports it, at the provider). */
 async function endSession(): Promise<void> {
