@@ -11,6 +11,7 @@ import { createClient, type AviaryClient } from '@aviary/sdk';
 import { api, startServer, type TestServer } from '../helpers/server.js';
 import { launchBrowser, signedInPage } from './browser.js';
 import { ensureConsoleBuilt } from './build-console.js';
+import { shot } from './screenshots.js';
 
 let srv: TestServer;
 let browser: Browser;
@@ -62,6 +63,7 @@ describe('compare environments in the console', () => {
     await page.goto(`${srv.url}/flags/banner`);
     await page.getByRole('button', { name: 'Compare environments' }).click();
     await page.getByRole('table', { name: TABLE }).waitFor();
+    await shot(page, 'compare');
 
     // production (the selected environment) against staging and development.
     const stagingRule = await cell(page, 'Rule nl', 'staging');

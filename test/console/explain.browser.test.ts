@@ -10,6 +10,7 @@ import { bucket } from '@aviary/sdk/core';
 import { api, startServer, type TestServer } from '../helpers/server.js';
 import { launchBrowser, signedInPage } from './browser.js';
 import { ensureConsoleBuilt } from './build-console.js';
+import { shot } from './screenshots.js';
 
 let srv: TestServer;
 let browser: Browser;
@@ -84,6 +85,7 @@ describe('why this variant?', () => {
     expect(sdk.variation('new-checkout', { key: 'acme-admin', plan: 'team', seats: 12 }, false)).toBe(true);
     const rule = page.locator('tr[data-rule="pro-plans"]');
     expect(await rule.getAttribute('class')).toBe('decided');
+    await shot(page, 'explain', true);
     expect((await rule.locator('li').allTextContents()).map((t) => t.replace(/\s+/g, ' ').trim())).toEqual([
       '✓ plan is one of "pro", "team" ("team")',
       '✓ seats ≥ 5 (12)',

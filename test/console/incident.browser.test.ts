@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, startServer, type TestServer } from '../helpers/server.js';
 import { launchBrowser, signedInPage } from './browser.js';
 import { ensureConsoleBuilt } from './build-console.js';
+import { shot } from './screenshots.js';
 
 let srv: TestServer;
 let browser: Browser;
@@ -63,6 +64,7 @@ describe('incident view', () => {
     expect(await row('checkout').getByTestId('serving').textContent()).toBe('on 5% · off 95%');
     expect(await row('search').getByTestId('serving').textContent()).toBe('on to everyone');
     expect(await row('banner').getByTestId('serving').textContent()).toBe('1 rule, then off');
+    await shot(page, 'flags-serving');
     expect(await row('checkout').getByTestId('last-change').textContent()).toMatch(/^update .+ by AVIARY_ADMIN_TOKEN: ramp to 5%$/);
     expect(errors).toEqual([]);
   });
@@ -89,6 +91,7 @@ describe('incident view', () => {
     expect((await banner.textContent())?.replace(/\s+/g, ' ')).toMatch(
       /^production is in panic since .+, by AVIARY_ADMIN_TOKEN \(INC-12: bad deploy\): 3 flags killed \(.*checkout.*\)\./,
     );
+    await shot(page, 'panic-banner');
     // It stays after a reload: the audit log says the panic holds.
     await page.reload();
     await banner.waitFor();
