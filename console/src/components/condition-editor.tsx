@@ -287,7 +287,7 @@ function Chips({
         </span>
       ))}
       <input
-        aria-label={`Condition ${n} value`}
+        aria-label={`Add a value to condition ${n}`}
         aria-invalid={bad !== null || invalid}
         placeholder={PLACEHOLDER[type]}
         size={14}
