@@ -222,4 +222,41 @@ describe('condition editor', () => {
     expect(await rule.getByRole('list', { name: /Problems with condition/ }).count()).toBe(0);
     expect(errors).toEqual([]);
   });
+
+  it('types values: a number among the strings of "is one of", numbers for ≥ (text that is not one is refused), and the SDK does not coerce', async () => {
+    const rule = page.getByRole('group', { name: 'Rule 1: rule-1' });
+    await rule.getByLabel('Condition 1 value type').selectOption({ label: 'number' });
+    await chip(rule.getByLabel('Add a value to condition 1'), '3');
+    expect(await rule.locator('.chip').filter({ hasText: '3 (number)' }).count()).toBe(1);
+    await rule.getByRole('button', { name: 'Add condition' }).click();
+    await rule.getByLabel('Condition 5 attribute').fill('seats');
+    await rule.getByLabel('Condition 5 operator').selectOption({ label: '≥ (number)' });
+    expect(await rule.getByLabel('Condition 5 value type').count()).toBe(0);
+    await chip(rule.getByLabel('Add a value to condition 5'), 'five');
+    await rule.getByText('"five" is not a number').waitFor();
+    await rule.getByLabel('Add a value to condition 5').fill('');
+    await chip(rule.getByLabel('Add a value to condition 5'), '5');
+    // exists takes no values: switching to it drops them and offers no value input.
+    await rule.getByRole('button', { name: 'Add condition' }).click();
+    await rule.getByLabel('Condition 6 attribute').fill('email');
+    await rule.getByLabel('Condition 6 operator').selectOption({ label: 'exists' });
+    expect(await rule.getByLabel('Add a value to condition 6').count()).toBe(0);
+    await page.getByRole('button', { name: 'Save targeting' }).click();
+    await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
+    const stored = (await api(srv).get(STATE)).body as { rules: Array<{ conditions: unknown[] }> };
+    expect(stored.rules[0]!.conditions).toEqual([
+      { attribute: 'plan', op: 'in', values: ['pro', 'team', 3] },
+      expected[1],
+      expected[2],
+      expected[3],
+      { attribute: 'seats', op: 'gte', values: [5] },
+      { attribute: 'email', op: 'exists' },
+    ]);
+    const base = { key: 'u-2', plan: 3, appVersion: '2.1.0', email: 'a@acme.example', country: 'NL', seats: 5 };
+    await expect.poll(() => sdk.variation('new-checkout', base, false), { timeout: 5000 }).toBe(true);
+    expect(sdk.variation('new-checkout', { ...base, plan: '3' }, false)).toBe(false);
+    expect(sdk.variation('new-checkout', { ...base, seats: 4 }, false)).toBe(false);
+    expect(sdk.variation('new-checkout', { ...base, seats: '5' }, false)).toBe(false);
+    expect(errors).toEqual([]);
+  });
 });
