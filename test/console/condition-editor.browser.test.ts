@@ -259,4 +259,41 @@ describe('condition editor', () => {
     expect(sdk.variation('new-checkout', { ...base, seats: '5' }, false)).toBe(false);
     expect(errors).toEqual([]);
   });
+
+  it("edits a segment's rules with the same editor (no segment conditions in them), with the API's messages, and the SDK follows", async () => {
+    const base = { key: 'u-3', plan: 'pro', appVersion: '2.1.0', email: 'x@other.example', country: 'NL', seats: 5 };
+    expect(sdk.variation('new-checkout', base, false)).toBe(true);
+    await page.getByRole('link', { name: 'Segments' }).click();
+    await page.getByRole('button', { name: 'Edit segment dutch' }).click();
+    const rule = page.getByRole('group', { name: 'Segment rule 1', exact: true });
+    expect(await rule.getByLabel('Condition 1 attribute').inputValue()).toBe('country');
+    expect(await rule.locator('.chip').allTextContents()).toEqual(['NL×']);
+    expect(await rule.getByRole('button', { name: 'Add segment condition' }).count()).toBe(0);
+    expect(await page.locator('form.editor').getByText(/JSON/).count()).toBe(0);
+    await rule.getByRole('button', { name: 'Add condition' }).click();
+    await rule.getByLabel('Condition 2 attribute').fill('email');
+    await rule.getByLabel('Condition 2 operator').selectOption({ label: 'matches (regular expression)' });
+    await chip(rule.getByLabel('Add a value to condition 2'), '@acme\\.(example');
+    const problems = rule.getByRole('list', { name: 'Problems with condition 2' });
+    await problems.waitFor();
+    const message = ((await problems.textContent()) ?? '').trim();
+    expect(message).toMatch(/^\/rules\/0\/conditions\/1\/values\/0: /);
+    await page.getByRole('button', { name: 'Save segment' }).click();
+    expect(await page.locator('form.editor p.error[role="alert"]').textContent()).toContain(message);
+    await rule.getByRole('button', { name: 'Remove value @acme\\.(example from condition 2' }).click();
+    await chip(rule.getByLabel('Add a value to condition 2'), '@acme\\.example$');
+    expect(await rule.getByRole('list', { name: /Problems with condition/ }).count()).toBe(0);
+    await page.getByRole('button', { name: 'Save segment' }).click();
+    await page.getByRole('button', { name: 'Edit segment dutch' }).waitFor();
+    const stored = (await api(srv).get('/api/v1/segments/dutch')).body as { rules: Array<{ conditions: unknown[] }> };
+    expect(stored.rules.map((r) => r.conditions)).toEqual([
+      [
+        { attribute: 'country', op: 'in', values: ['NL'] },
+        { attribute: 'email', op: 'matches', values: ['@acme\\.example$'] },
+      ],
+    ]);
+    await expect.poll(() => sdk.variation('new-checkout', base, false), { timeout: 5000 }).toBe(false);
+    expect(sdk.variation('new-checkout', { ...base, email: 'x@acme.example' }, false)).toBe(true);
+    expect(errors).toEqual([]);
+  });
 });

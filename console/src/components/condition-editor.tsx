@@ -42,10 +42,12 @@ export interface ConditionEditorProps {
   /** The id of a `<datalist>` of attribute suggestions. */
   attributeList: string;
   issues: ConditionIssue[];
+  /** Segment rules may not reference segments: no "Add segment condition" then. */
+  allowSegments?: boolean;
   onChange: (conditions: Condition[]) => void;
 }
 
-export function ConditionEditor({ label, conditions, segments, attributeList, issues, onChange }: ConditionEditorProps) {
+export function ConditionEditor({ label, conditions, segments, attributeList, issues, allowSegments = true, onChange }: ConditionEditorProps) {
   const set = (i: number, c: Condition) => onChange(conditions.map((x, j) => (j === i ? c : x)));
   const move = (i: number, delta: number) => {
     const next = [...conditions];
@@ -112,9 +114,11 @@ export function ConditionEditor({ label, conditions, segments, attributeList, is
         <button type="button" onClick={() => onChange([...conditions, { attribute: '', op: 'in', values: [] }])}>
           Add condition
         </button>
-        <button type="button" disabled={segments.length === 0} onClick={() => onChange([...conditions, { segment: segments[0]!.key }])}>
-          Add segment condition
-        </button>
+        {allowSegments && (
+          <button type="button" disabled={segments.length === 0} onClick={() => onChange([...conditions, { segment: segments[0]!.key }])}>
+            Add segment condition
+          </button>
+        )}
       </div>
     </fieldset>
   );
