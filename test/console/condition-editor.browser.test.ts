@@ -252,6 +252,10 @@ describe('condition editor', () => {
       { attribute: 'seats', op: 'gte', values: [5] },
       { attribute: 'email', op: 'exists' },
     ]);
+    // Opened again, a condition offers the type of its last value.
+    await page.reload();
+    await page.getByRole('group', { name: 'Rule 1: rule-1' }).getByLabel('Condition 1 value type').waitFor();
+    expect(await page.getByRole('group', { name: 'Rule 1: rule-1' }).getByLabel('Condition 1 value type').inputValue()).toBe('number');
     const base = { key: 'u-2', plan: 3, appVersion: '2.1.0', email: 'a@acme.example', country: 'NL', seats: 5 };
     await expect.poll(() => sdk.variation('new-checkout', base, false), { timeout: 5000 }).toBe(true);
     expect(sdk.variation('new-checkout', { ...base, plan: '3' }, false)).toBe(false);

@@ -193,8 +193,10 @@ function AttributeRow({
 }) {
   const types = valueTypes(c.op);
   const [chosen, setChosen] = useState<ValueType | null>(null);
-  const type = chosen !== null && types.includes(chosen) ? chosen : types[0];
   const values = c.values ?? [];
+  // The chosen type, else that of the last value (a stored rule of numbers opens on "number"), else the operator's first.
+  const last = values.length > 0 ? typeOf(values[values.length - 1]!, c.op) : undefined;
+  const type = chosen !== null && types.includes(chosen) ? chosen : last !== undefined && types.includes(last) ? last : types[0];
   return (
     <>
       <input
