@@ -1,7 +1,7 @@
 /** The targeting preview the console shows: what a change does to contexts, computed with the SDKs' own core. */
 import { describe, expect, it } from 'vitest';
 import type { FlagDefinition, FlagState } from '@aviary/sdk/core';
-import { percentSum, previewReassignment } from '../../console/src/lib/preview.js';
+import { percentSum, previewReassignment, sampleAttributes } from '../../console/src/lib/preview.js';
 
 const flag: FlagDefinition = {
   key: 'new-checkout',
@@ -79,6 +79,51 @@ describe('previewReassignment', () => {
     const inside = previewReassignment(flag, before, after, [segment], { sample: 100, attributes: { email: 'a@acme.com' } });
     expect(inside.moved).toBe(101);
     expect(inside.after).toEqual({ on: 101 });
+  });
+
+  it('spreads sample attributes by share, deterministically and independently per attribute, so rules on them match that share', () => {
+    const pro: FlagState = {
+      ...rollout(0),
+      rules: [{ id: 'pro', conditions: [{ attribute: 'plan', op: 'in', values: ['pro'] }], serve: { variant: 'on' } }],
+    };
+    const distributions = [
+      {
+        attribute: 'plan',
+        values: [
+          { value: 'pro', percent: 30 },
+          { value: 'free', percent: 70 },
+        ],
+      },
+      { attribute: 'beta', values: [{ value: true, percent: 50 }] },
+    ];
+    const r = previewReassignment(flag, rollout(0), pro, [], { sample: 10_000, distributions });
+    expect(r.moved).toBeGreaterThan(2800);
+    expect(r.moved).toBeLessThan(3200);
+    expect(previewReassignment(flag, rollout(0), pro, [], { sample: 10_000, distributions })).toEqual(r);
+    const spread = sampleAttributes(distributions);
+    expect(spread('sample-7')).toEqual(spread('sample-7'));
+    const plans = { pro: 0, free: 0 } as Record<string, number>;
+    let beta = 0;
+    let proAndBeta = 0;
+    for (let i = 0; i < 10_000; i++) {
+      const a = spread(`sample-${i}`);
+      plans[a['plan'] as string]!++;
+      // Shares under 100% leave the rest without the attribute.
+      if (a['beta'] === true) beta++;
+      else expect('beta' in a).toBe(false);
+      if (a['beta'] === true && a['plan'] === 'pro') proAndBeta++;
+    }
+    expect(plans['pro']! + plans['free']!).toBe(10_000);
+    expect(Math.abs(beta - 5000)).toBeLessThan(250);
+    // Independent: about half of the pro contexts are in beta.
+    expect(Math.abs(proAndBeta - plans['pro']! / 2)).toBeLessThan(150);
+    // A rule on a share of 0% matches nobody; constant attributes still apply, the distributions win over them.
+    const none = previewReassignment(flag, rollout(0), pro, [], {
+      sample: 1000,
+      attributes: { plan: 'pro' },
+      distributions: [{ attribute: 'plan', values: [{ value: 'free', percent: 100 }] }],
+    });
+    expect(none.moved).toBe(0);
   });
 
   it('sums percents to three decimals without floating-point noise', () => {

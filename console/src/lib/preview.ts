@@ -3,8 +3,8 @@
  * is what will happen, bucket for bucket), over a sample of synthetic contexts plus every targeted key.
  * Pure: no DOM, no network; unit-tested in test/console/preview.test.ts.
  */
-import { compileFlag, compileSegment, evaluateFlag } from '@aviary/sdk/core';
-import type { AttributeValue, CompiledSegment, FlagConfig, FlagDefinition, FlagState, Segment } from '@aviary/sdk/core';
+import { compileFlag, compileSegment, evaluateFlag, SaltedBucketer } from '@aviary/sdk/core';
+import type { AttributeScalar, AttributeValue, CompiledSegment, FlagConfig, FlagDefinition, FlagState, Segment } from '@aviary/sdk/core';
 
 /** What a change does to a sample of contexts. */
 export interface PreviewResult {
@@ -26,11 +26,51 @@ export interface PreviewOptions {
   sample: number;
   /** Attributes given to every synthetic context (so rules on them can match). */
   attributes?: Record<string, AttributeValue>;
+  /** Attributes whose values are spread over the synthetic contexts by share ("plan: pro 30%, free 70%"). */
+  distributions?: AttributeDistribution[];
   /** The variant a running canary rolls out; contexts leaving it are counted. */
   canaryVariant?: string;
 }
 
+/**
+ * One attribute of the sample contexts: each synthetic context gets one of `values` with the probability of its
+ * percent; when the percents total less than 100, the rest of the contexts lack the attribute.
+ */
+export interface AttributeDistribution {
+  attribute: string;
+  values: Array<{ value: AttributeScalar; percent: number }>;
+}
+
 const DEFAULT = '(default)';
+
+/**
+ * A function giving each context key its attributes from the distributions: deterministic (a key always gets the same
+ * values) and independent across attributes, by hashing the key with a salt per attribute, the contract's bucketing
+ * (so the shares come out as exactly as a rollout's would).
+ */
+export function sampleAttributes(distributions: AttributeDistribution[]): (key: string) => Record<string, AttributeValue> {
+  const pickers = distributions
+    .filter((d) => d.attribute !== '' && d.values.length > 0)
+    .map((d) => {
+      const hasher = new SaltedBucketer(`aviary-preview:${d.attribute}`);
+      // Consecutive bucket ranges, round(percent × 1000) wide, as rollout weights take them.
+      let end = 0;
+      const ranges = d.values.map((v) => ({
+        value: v.value,
+        end: (end += Math.round((Number.isFinite(v.percent) ? Math.max(0, v.percent) : 0) * 1000)),
+      }));
+      return { attribute: d.attribute, hasher, ranges };
+    });
+  return (key) => {
+    const out: Record<string, AttributeValue> = {};
+    for (const p of pickers) {
+      const b = p.hasher.bucket(key);
+      const hit = p.ranges.find((r) => b < r.end);
+      if (hit) out[p.attribute] = hit.value;
+    }
+    return out;
+  };
+}
 
 export function previewReassignment(
   definition: FlagDefinition,
@@ -53,8 +93,9 @@ export function previewReassignment(
   const result: PreviewResult = { sample: keys.size, before: {}, after: {}, moved: 0, transitions: [], leavingCanary: 0, leavingExamples: [] };
   const trans = new Map<string, number>();
   const attrs = options.attributes ?? {};
+  const spread = sampleAttributes(options.distributions ?? []);
   for (const key of keys) {
-    const ctx = { ...attrs, key };
+    const ctx = { ...attrs, ...spread(key), key };
     const va = evaluateFlag(a, ctx, null, true).variant ?? DEFAULT;
     const vb = evaluateFlag(b, ctx, null, true).variant ?? DEFAULT;
     result.before[va] = (result.before[va] ?? 0) + 1;

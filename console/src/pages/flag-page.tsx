@@ -9,6 +9,13 @@
 import { useCan } from '../lib/me.js';
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { validateFlagState, type FlagDefinition, type FlagState as CoreFlagState, type Segment as CoreSegment } from '@aviary/sdk/core';
+import {
+  attributesUsed,
+  ConditionEditor,
+  type ConditionIssue,
+  type SampleAttribute,
+  SampleAttributesEditor,
+} from '../components/condition-editor.js';
 import { ExplainPanel } from '../components/explain-panel.js';
 import { FlagDefinitionActions } from '../components/flag-definition-editor.js';
 import { FlagHistory } from '../components/flag-history.js';
@@ -23,7 +30,7 @@ import { api, ApiError, errorText } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
 import { previewReassignment, type PreviewResult } from '../lib/preview.js';
 import { canaryPath, flagPath, onLinkClick } from '../lib/router.js';
-import type { Condition, Flag, FlagState, FlagStateResource, Prerequisite, Rule, Segment } from '../lib/types.js';
+import type { Flag, FlagState, FlagStateResource, Prerequisite, Rule, Segment } from '../lib/types.js';
 import { useResource } from '../lib/use-resource.js';
 import { StateBadge } from './flags-page.js';
 import { canaryStateLabel } from '../lib/labels.js';
@@ -297,7 +304,7 @@ function TargetingEditor({ flag, environment, state: resource, etag, segments, f
   const [saved, setSaved] = useState(false);
   /** The id of the change request the last save became (the environment requires approval). */
   const [requested, setRequested] = useState<string | null>(null);
-  const [sampleAttrs, setSampleAttrs] = useState('{}');
+  const [samples, setSamples] = useState<SampleAttribute[]>([]);
   const variants = flag.variants.map((v) => v.key);
   const dirty = JSON.stringify(draft) !== JSON.stringify(base.state);
   // A change made elsewhere (another operator, the canary guard, a kill): adopt it unless we are mid-edit; then
@@ -311,32 +318,30 @@ function TargetingEditor({ flag, environment, state: resource, etag, segments, f
     }
   }, [state.version, etag]);
 
-  const attrs = useMemo(() => {
-    try {
-      const v: unknown = JSON.parse(sampleAttrs);
-      return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, string>) : null;
-    } catch {
-      return null;
-    }
-  }, [sampleAttrs]);
+  // The validator's issues (the messages the server will give), shown in the preview and next to each condition.
+  const checked = useMemo(() => {
+    const { version: _v, ...candidate } = draft;
+    return validateFlagState(candidate, flag as FlagDefinition, new Set(segments.map((x) => x.key)));
+  }, [draft, flag, segments]);
+  const issues = checked.ok ? [] : checked.issues;
+  // Attribute suggestions: those the flag's rules and the segments' rules already use.
+  const attributeNames = useMemo(() => attributesUsed([...draft.rules, ...segments.flatMap((x) => x.rules)]), [draft.rules, segments]);
 
   const preview = useMemo((): PreviewResult | { error: string } | { invalid: string[] } | null => {
     if (!dirty) return null;
     // An invalid state (rollout percents not totalling 100, an unknown operator…) evaluates to the caller's default
     // for everyone: say what is wrong, with the messages the server will give, instead of a preview of nonsense.
-    const { version: _v, ...candidate } = draft;
-    const checked = validateFlagState(candidate, flag as FlagDefinition, new Set(segments.map((x) => x.key)));
     if (!checked.ok) return { invalid: checked.issues.map((i) => `${i.path || '/'}: ${i.message}`) };
     try {
       return previewReassignment(flag as FlagDefinition, base.state as CoreFlagState, draft as CoreFlagState, segments as CoreSegment[], {
         sample: 10_000,
-        attributes: attrs ?? {},
+        distributions: samples.map((x) => ({ attribute: x.attribute.trim(), values: x.values })),
         ...(canaryVariant !== undefined ? { canaryVariant } : {}),
       });
     } catch (e) {
       return { error: errorText(e) };
     }
-  }, [draft, base, segments, attrs, canaryVariant, dirty]);
+  }, [draft, base, segments, samples, canaryVariant, dirty, checked]);
 
   const update = (fn: (d: FlagState) => void) => {
     setSaved(false);
@@ -426,6 +431,11 @@ function TargetingEditor({ flag, environment, state: resource, etag, segments, f
         })}
       </fieldset>
 
+      <datalist id="attribute-names">
+        {attributeNames.map((a) => (
+          <option key={a} value={a} />
+        ))}
+      </datalist>
       <fieldset>
         <legend>Rules (first match serves)</legend>
         {draft.rules.length === 0 && <p class="muted">No rules.</p>}
@@ -437,6 +447,10 @@ function TargetingEditor({ flag, environment, state: resource, etag, segments, f
             count={draft.rules.length}
             variants={variants}
             segments={segments}
+            attributeList="attribute-names"
+            issues={issues
+              .filter((x) => x.path.startsWith(`/rules/${i}/conditions`))
+              .map((x) => ({ path: x.path.slice(`/rules/${i}/conditions`.length), message: x.message, full: x.path }))}
             onChange={(nr) => update((d) => (d.rules[i] = nr))}
             onMove={(delta) =>
               update((d) => {
@@ -465,10 +479,7 @@ function TargetingEditor({ flag, environment, state: resource, etag, segments, f
 
       <section class="preview" aria-labelledby="preview-title" aria-live="polite">
         <h3 id="preview-title">Preview</h3>
-        <label class="block">
-          Attributes of the sample contexts (JSON), so rules on them can match
-          <input value={sampleAttrs} onInput={(e) => setSampleAttrs((e.currentTarget as HTMLInputElement).value)} aria-invalid={attrs === null} />
-        </label>
+        <SampleAttributesEditor attributes={samples} attributeList="attribute-names" onChange={setSamples} />
         {!dirty && <p class="muted">Change something to see how 10,000 sample contexts would be re-assigned.</p>}
         {(draft.prerequisites?.length ?? 0) > 0 && <p class="muted small">The preview assumes the prerequisites hold.</p>}
         {preview && 'error' in preview && <p class="error">{preview.error}</p>}
@@ -651,19 +662,16 @@ interface RuleEditorProps {
   count: number;
   variants: string[];
   segments: Segment[];
+  /** The id of the `<datalist>` of attribute suggestions. */
+  attributeList: string;
+  /** The validator's issues about this rule's conditions. */
+  issues: ConditionIssue[];
   onChange: (r: Rule) => void;
   onMove: (delta: number) => void;
   onRemove: () => void;
 }
 
-function RuleEditor({ rule, index, count, variants, segments, onChange, onMove, onRemove }: RuleEditorProps) {
-  const [text, setText] = useState(JSON.stringify(rule.conditions, null, 1));
-  const [bad, setBad] = useState<string | null>(null);
-  const inSegments = rule.conditions.filter((c): c is Extract<Condition, { segment: string }> => 'segment' in c).map((c) => c.segment);
-  const setConditions = (conditions: Condition[]) => {
-    setText(JSON.stringify(conditions, null, 1));
-    onChange({ ...rule, conditions });
-  };
+function RuleEditor({ rule, index, count, variants, segments, attributeList, issues, onChange, onMove, onRemove }: RuleEditorProps) {
   return (
     <fieldset class="rule" aria-label={`Rule ${index + 1}: ${rule.id}`}>
       <div class="row">
@@ -680,45 +688,14 @@ function RuleEditor({ rule, index, count, variants, segments, onChange, onMove, 
           Remove
         </button>
       </div>
-      <label class="block">
-        Conditions (JSON; all must hold), e.g. <code>{'{"attribute":"country","op":"in","values":["NL"]}'}</code>
-        <textarea
-          rows={3}
-          value={text}
-          aria-invalid={bad !== null}
-          onInput={(e) => setText((e.currentTarget as HTMLTextAreaElement).value)}
-          onBlur={() => {
-            try {
-              const v: unknown = JSON.parse(text);
-              if (!Array.isArray(v)) throw new Error('must be a JSON array of conditions');
-              setBad(null);
-              onChange({ ...rule, conditions: v as Condition[] });
-            } catch (err) {
-              setBad(errorText(err));
-            }
-          }}
-        />
-      </label>
-      {bad && <p class="error">{bad}</p>}
-      <label>
-        In segment{' '}
-        <select
-          value=""
-          onChange={(e) => {
-            const k = (e.currentTarget as HTMLSelectElement).value;
-            if (k) setConditions([...rule.conditions, { segment: k }]);
-          }}
-        >
-          <option value="">add a segment condition…</option>
-          {segments
-            .filter((s) => !inSegments.includes(s.key))
-            .map((s) => (
-              <option key={s.key} value={s.key}>
-                {s.key}
-              </option>
-            ))}
-        </select>
-      </label>
+      <ConditionEditor
+        label={`Rule ${index + 1}`}
+        conditions={rule.conditions}
+        segments={segments}
+        attributeList={attributeList}
+        issues={issues}
+        onChange={(conditions) => onChange({ ...rule, conditions })}
+      />
       <ServeEditor
         id={`rule-${index}`}
         label={`Rule ${rule.id} serves`}

@@ -1,9 +1,16 @@
-/** Segments (cohorts shared by all environments): list, create, edit, delete (a segment in use cannot be deleted). */
+/**
+ * Segments (cohorts shared by all environments): list, create, edit (rules with the condition editor of
+ * components/condition-editor.tsx), delete (a segment in use cannot be deleted).
+ */
 import { useCan } from '../lib/me.js';
-import { useState } from 'preact/hooks';
+import { useMemo, useState } from 'preact/hooks';
+import { validateSegment } from '@aviary/sdk/core';
+import { attributesUsed, ConditionEditor } from '../components/condition-editor.js';
 import { api, errorText } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
 import type { Segment, SegmentInput } from '../lib/types.js';
+
+type SegmentRule = NonNullable<SegmentInput['rules']>[number];
 import { useResource } from '../lib/use-resource.js';
 
 const lines = (s: string) =>
@@ -107,23 +114,24 @@ function SegmentForm({ segment, onDone, onCancel }: { segment: Segment | null; o
   const [description, setDescription] = useState(segment?.description ?? '');
   const [included, setIncluded] = useState((segment?.included ?? []).join('\n'));
   const [excluded, setExcluded] = useState((segment?.excluded ?? []).join('\n'));
-  const [rules, setRules] = useState(JSON.stringify(segment?.rules ?? [], null, 1));
+  const [rules, setRules] = useState<SegmentRule[]>(segment?.rules ?? []);
   const [error, setError] = useState<string | null>(null);
+  // The rules' conditions are edited like a flag rule's (no segment conditions: membership stays one level deep), with
+  // the validator's messages (the API's) next to each condition.
+  const issues = useMemo(() => {
+    const checked = validateSegment({ key: key.trim() || 'x', description, included: [], excluded: [], rules });
+    return checked.ok ? [] : checked.issues;
+  }, [key, description, rules]);
+  const attributes = useMemo(() => attributesUsed(rules), [rules]);
+  const setRule = (i: number, r: SegmentRule) => setRules(rules.map((x, j) => (j === i ? r : x)));
   const submit = async (e: Event) => {
     e.preventDefault();
     setError(null);
-    // The rules are the operator's JSON, unchecked here: the server validates them (and names the field it refuses).
-    let parsedRules: SegmentInput['rules'];
-    try {
-      parsedRules = JSON.parse(rules) as SegmentInput['rules'];
-    } catch (err) {
-      return setError(`Rules: ${errorText(err)}`);
-    }
     try {
       const k = key.trim();
       await api.put('/api/v1/segments/{key}', {
         params: { path: { key: k } },
-        body: { key: k, description, included: lines(included), excluded: lines(excluded), rules: parsedRules },
+        body: { key: k, description, included: lines(included), excluded: lines(excluded), rules },
       });
       onDone();
     } catch (err) {
@@ -149,10 +157,36 @@ function SegmentForm({ segment, onDone, onCancel }: { segment: Segment | null; o
           <textarea rows={3} value={excluded} onInput={(e) => setExcluded((e.currentTarget as HTMLTextAreaElement).value)} />
         </label>
       </div>
-      <label class="block">
-        Rules (JSON), e.g. <code>{'[{"conditions":[{"attribute":"email","op":"endsWith","values":["@acme.com"]}]}]'}</code>
-        <textarea rows={3} value={rules} onInput={(e) => setRules((e.currentTarget as HTMLTextAreaElement).value)} />
-      </label>
+      <fieldset>
+        <legend>Rules (a context not excluded is in when any rule matches)</legend>
+        <datalist id="segment-attribute-names">
+          {attributes.map((a) => (
+            <option key={a} value={a} />
+          ))}
+        </datalist>
+        {rules.length === 0 && <p class="muted">No rules: only the included keys are in.</p>}
+        {rules.map((r, i) => (
+          <fieldset class="rule" key={i} aria-label={`Segment rule ${i + 1}`}>
+            <ConditionEditor
+              label={`Segment rule ${i + 1}`}
+              conditions={r.conditions}
+              segments={[]}
+              allowSegments={false}
+              attributeList="segment-attribute-names"
+              issues={issues
+                .filter((x) => x.path.startsWith(`/rules/${i}/conditions`))
+                .map((x) => ({ path: x.path.slice(`/rules/${i}/conditions`.length), message: x.message, full: x.path }))}
+              onChange={(conditions) => setRule(i, { ...r, conditions: conditions as SegmentRule['conditions'] })}
+            />
+            <button type="button" class="link" onClick={() => setRules(rules.filter((_, j) => j !== i))} aria-label={`Remove segment rule ${i + 1}`}>
+              Remove rule
+            </button>
+          </fieldset>
+        ))}
+        <button type="button" onClick={() => setRules([...rules, { conditions: [{ attribute: '', op: 'in', values: [] }] }])}>
+          Add segment rule
+        </button>
+      </fieldset>
       {error && (
         <p class="error" role="alert">
           {error}
