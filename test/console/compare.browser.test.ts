@@ -63,6 +63,7 @@ describe('compare environments in the console', () => {
     await page.goto(`${srv.url}/flags/banner`);
     await page.getByRole('button', { name: 'Compare environments' }).click();
     await page.getByRole('table', { name: TABLE }).waitFor();
+    await page.getByRole('table', { name: TABLE }).scrollIntoViewIfNeeded();
     await shot(page, 'compare');
 
     // production (the selected environment) against staging and development.

@@ -91,10 +91,11 @@ describe('incident view', () => {
     expect((await banner.textContent())?.replace(/\s+/g, ' ')).toMatch(
       /^production is in panic since .+, by AVIARY_ADMIN_TOKEN \(INC-12: bad deploy\): 3 flags killed \(.*checkout.*\)\./,
     );
-    await shot(page, 'panic-banner');
     // It stays after a reload: the audit log says the panic holds.
     await page.reload();
     await banner.waitFor();
+    await row('checkout').waitFor();
+    await shot(page, 'panic-banner');
     await banner.getByRole('button', { name: 'Restore every flag it killed' }).click();
     const restore = page.getByRole('dialog', { name: 'Restore production' });
     await restore.getByRole('button', { name: 'Restore' }).click();
