@@ -2978,6 +2978,12 @@ export interface components {
              * @default false
              */
             dryRun: boolean;
+            /**
+             * @description Archive the flags and delete the segments the document does not list (true when omitted: the document is the
+             *     whole configuration). `false` applies the document on top of what exists and leaves the rest alone
+             *     (`aviary import` uses it: the imported flags in one transaction, nothing else touched).
+             */
+            prune?: boolean;
             /** @description Why, recorded with every change in the audit log. */
             reason?: string;
         };

@@ -86,22 +86,22 @@ export function registerImportCommand(program: Command): void {
         if (g.json) out(JSON.stringify({ ...summary, flags: t.flags }, null, 2));
         else out(`would create ${t.flags.length} flag(s) in ${envs.join(', ')}:\n${t.flags.map(describeFlag).join('\n')}`);
       } else {
-        const created: string[] = [];
-        try {
-          for (const f of t.flags) {
-            await api.post('/api/v1/flags', { body: { key: f.key, kind: f.kind, variants: f.variants as never, description: f.description } });
-            created.push(f.key);
-            for (const env of envs) {
-              await api.put('/api/v1/flags/{key}/environments/{env}', {
-                params: { path: { key: f.key, env } },
-                body: { ...f.state, reason: o.reason } as never,
-              });
-            }
-          }
-        } catch (e) {
-          process.stderr.write(`stopped part-way; created before the error: ${created.join(', ') || 'none'}\n`);
-          throw e;
-        }
+        // One flags-as-code apply (docs/flags-as-code.md) that lists only the imported flags and prunes nothing: every
+        // flag and state in one transaction, all of them or none (a refusal names the entry and changes nothing).
+        const document = {
+          version: 1,
+          flags: t.flags.map((f) => ({
+            key: f.key,
+            kind: f.kind,
+            description: f.description,
+            variants: f.variants,
+            environments: Object.fromEntries(envs.map((env) => [env, f.state])),
+          })),
+        };
+        await api.post('/api/v1/apply', {
+          body: { document: document as never, dryRun: false, prune: false, ...(o.reason ? { reason: o.reason } : {}) },
+        });
+        const created = t.flags.map((f) => f.key);
         if (g.json) out(JSON.stringify(summary, null, 2));
         else out(`imported ${created.length} flag(s) into ${envs.join(', ')}: ${created.join(', ')}`);
       }

@@ -176,7 +176,7 @@ export class GitopsService {
 
   /** What applying `doc` would change (computed in a transaction that is rolled back; same checks as an apply). */
   async plan(actor: Actor, doc: AviaryDocument): Promise<PlanResult> {
-    return this.apply(actor, doc, { dryRun: true, reason: null });
+    return this.apply(actor, doc, { dryRun: true, reason: null, prune: true });
   }
 
   /**
@@ -187,11 +187,18 @@ export class GitopsService {
   async apply(
     actor: Actor,
     doc: AviaryDocument,
-    options: { dryRun: boolean; reason: string | null; ifMatch?: string[]; onMismatch?: (current: PlanResult) => Error },
+    options: {
+      dryRun: boolean;
+      reason: string | null;
+      /** Archive the flags and delete the segments the document does not list (default). False: leave them alone. */
+      prune?: boolean;
+      ifMatch?: string[];
+      onMismatch?: (current: PlanResult) => Error;
+    },
   ): Promise<PlanResult & { versions: Record<string, number> }> {
     try {
       const { value, versions } = await this.writer.write(actor, async (w) => {
-        const plan = await this.computePlan(w.tx, doc);
+        const plan = await this.computePlan(w.tx, doc, options.prune ?? true);
         if (options.ifMatch && !options.ifMatch.includes('*') && !options.ifMatch.includes(plan.fingerprint)) {
           throw options.onMismatch ? options.onMismatch(plan) : conflict('The server changed since the plan; plan again.');
         }
@@ -216,7 +223,7 @@ export class GitopsService {
   }
 
   /** The changes, in the order they are carried out: segments in, flags in, states, flags archived, segments out. */
-  private async computePlan(sql: Sql, doc: AviaryDocument): Promise<PlanResult> {
+  private async computePlan(sql: Sql, doc: AviaryDocument, prune: boolean): Promise<PlanResult> {
     if (doc.version !== DOCUMENT_VERSION) throw invalid([{ path: '/version', message: `must be ${DOCUMENT_VERSION}` }]);
     const docSegments = doc.segments ?? [];
     const docFlags = doc.flags ?? [];
@@ -246,7 +253,8 @@ export class GitopsService {
     });
     const named = new Set(docSegments.map((s) => s.key));
     for (const [key, row] of segRows) {
-      if (!named.has(key)) segOut.push({ action: 'delete', resource: 'segment', key, path: '/segments', etag: `r${row.revision}`, fields: [] });
+      if (prune && !named.has(key))
+        segOut.push({ action: 'delete', resource: 'segment', key, path: '/segments', etag: `r${row.revision}`, fields: [] });
     }
 
     docFlags.forEach((f, i) => {
@@ -338,7 +346,7 @@ export class GitopsService {
     });
     const flagNamed = new Set(docFlags.map((f) => f.key));
     for (const [key, row] of flagRows) {
-      if (!flagNamed.has(key) && !bool(row.archived)) {
+      if (prune && !flagNamed.has(key) && !bool(row.archived)) {
         flagOut.push({
           action: 'archive',
           resource: 'flag',

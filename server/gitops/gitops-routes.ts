@@ -43,12 +43,13 @@ export const gitopsRoutes: FastifyPluginAsync = async (app) => {
   });
 
   app.post<RouteOf<'applyDocument'>>('/apply', { schema: routeSchema('applyDocument'), bodyLimit: APPLY_BODY_LIMIT }, async (request, reply) => {
-    const { document, dryRun = false, reason = null } = request.body;
+    const { document, dryRun = false, reason = null, prune = true } = request.body;
     const tags = parseIfMatch(request.headers['if-match']);
     const result = await inDocument(() =>
       service.apply(request.actor!, document as unknown as AviaryDocument, {
         dryRun,
         reason,
+        prune,
         ...(tags ? { ifMatch: tags } : {}),
         onMismatch: (current) =>
           problem(

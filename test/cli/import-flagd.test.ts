@@ -120,6 +120,22 @@ describe('aviary import --from flagd', () => {
     expect(JSON.stringify(audit.body)).toContain('imported from flagd');
   });
 
+  it('is all or nothing: when the server refuses one state (an environment that requires approval), no flag is created', async () => {
+    const a = api(srv);
+    expect((await a.post('/api/v1/environments', { key: 'audited', name: 'Audited' })).status).toBe(201);
+    expect((await a.patch('/api/v1/environments/audited', { requireApproval: true })).status).toBe(200);
+    const before = await flagKeys();
+    const versions = (await a.get('/api/v1/environments')).body.environments;
+    const file = join(srv.dir, 'atomic.json');
+    const flag = { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'on' };
+    writeFileSync(file, JSON.stringify({ flags: { 'atomic-a': flag, 'atomic-b': flag } }));
+    const r = await runCli(['import', '--from', 'flagd', '--env', 'staging', '--env', 'audited', file], env);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/approval/);
+    expect(await flagKeys()).toEqual(before);
+    expect((await a.get('/api/v1/environments')).body.environments).toEqual(versions);
+  });
+
   it('the imported flags evaluate as the flagd testbed expects', async () => {
     client = createClient({ baseUrl: srv.url, sdkKey: srv.sdkKeys.production, flushIntervalMs: 0 });
     await client.ready();

@@ -228,6 +228,36 @@ describe('apply', () => {
     expect(bad.body.errors[0].path).toBe(`/document/flags/${dup.flags.length - 1}/key`);
   });
 
+  it('with prune: false applies the document on top of what exists: what it does not list is left alone', async () => {
+    const before = (await exportDoc()).flags.map((f: { key: string }) => f.key);
+    const archivedBefore = (await exportDoc()).flags.filter((f: { archived?: boolean }) => f.archived).map((f: { key: string }) => f.key);
+    const doc = {
+      version: 1,
+      flags: [
+        {
+          key: 'added-on-top',
+          kind: 'boolean',
+          environments: { staging: { enabled: true, offVariant: 'off', fallthrough: { variant: 'on' } } },
+        },
+      ],
+    };
+    const dry = await a.post('/api/v1/apply', { document: doc, dryRun: true, prune: false });
+    expect(dry.status, JSON.stringify(dry.body)).toBe(200);
+    expect(dry.body.changes.map((c: { action: string; resource: string; key: string }) => `${c.action} ${c.resource} ${c.key}`)).toEqual([
+      'create flag added-on-top',
+      'create state added-on-top',
+    ]);
+    // The same document pruning (the default) would archive every other flag: refused here, since the scenario's
+    // flags include one a canary manages and ones other flags require.
+    expect((await a.post('/api/v1/apply', { document: doc, dryRun: true })).status).not.toBe(200);
+    const res = await a.post('/api/v1/apply', { document: doc, prune: false, reason: 'on top' });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const after = (await exportDoc()).flags;
+    expect(after.map((f: { key: string }) => f.key).sort()).toEqual([...before, 'added-on-top'].sort());
+    expect(after.filter((f: { archived?: boolean }) => f.archived).map((f: { key: string }) => f.key)).toEqual(archivedBefore);
+    expect((await a.get('/api/v1/flags/added-on-top/environments/staging')).body.enabled).toBe(true);
+  });
+
   it('takes a document larger than one resource body (over 1 MiB)', async () => {
     const doc = await exportDoc();
     doc.segments.push({ key: 'everyone', included: Array.from({ length: 90_000 }, (_, i) => `customer-${i}`), excluded: [], rules: [] });
