@@ -418,7 +418,7 @@ export function storedOf(s: FlagState): StoredFlagState {
 }
 
 /** Read-only members a client may echo back from a GET; they are ignored on PUT. */
-const READ_ONLY_STATE_FIELDS = [
+const READ_ONLY_STATE_FIELDS = new Set([
   'version',
   'flag',
   'environment',
@@ -428,12 +428,13 @@ const READ_ONLY_STATE_FIELDS = [
   'updatedAt',
   'environmentVersion',
   'lifecycle',
-];
+]);
 
-function stripReadOnly(input: unknown): unknown {
+/** A state input without the read-only members of a GET answer (a PUT, a schedule's `state`, take it echoed back). */
+export function stripReadOnly(input: unknown): unknown {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) return input;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(input)) if (!READ_ONLY_STATE_FIELDS.includes(k)) out[k] = v;
+  for (const [k, v] of Object.entries(input)) if (!READ_ONLY_STATE_FIELDS.has(k)) out[k] = v;
   return out;
 }
 

@@ -14,7 +14,15 @@ import { randomUUID } from 'node:crypto';
 import type { FlagState } from '@aviary/sdk/core';
 import { apiTime, apiTimeOrNull } from '../openapi/time.js';
 import { validateFlagState } from './core-api.js';
-import { definitionOf, prerequisiteFlags, segmentKeys, type FlagStateResource, type FlagStateStore, type StateMutation } from './flag-state-store.js';
+import {
+  definitionOf,
+  prerequisiteFlags,
+  segmentKeys,
+  stripReadOnly,
+  type FlagStateResource,
+  type FlagStateStore,
+  type StateMutation,
+} from './flag-state-store.js';
 import { bool, type Sql, type StorePort } from './port.js';
 import type { FlagRow, RowOf } from './rows.js';
 import type * as schema from './schema.js';
@@ -79,19 +87,6 @@ const SQL = {
   due: "SELECT id FROM schedules WHERE status = 'pending' AND at <= ? ORDER BY at, id LIMIT ?",
   next: "SELECT min(at) AS at FROM schedules WHERE status = 'pending'",
 };
-
-/** Read-only members of a GET answer a client may echo back inside `state`; ignored like on PUT. */
-const READ_ONLY_STATE_FIELDS = new Set([
-  'version',
-  'flag',
-  'environment',
-  'killedAt',
-  'killReason',
-  'panicked',
-  'updatedAt',
-  'environmentVersion',
-  'lifecycle',
-]);
 
 export class ScheduleStore {
   constructor(
@@ -319,13 +314,6 @@ function storedOf(s: FlagStateResource): StoredFlagState {
     ...stored
   } = s as FlagStateResource & FlagState;
   return stored as StoredFlagState;
-}
-
-function stripReadOnly(input: unknown): unknown {
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) return input;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(input)) if (!READ_ONLY_STATE_FIELDS.has(k)) out[k] = v;
-  return out;
 }
 
 export function resourceOf(row: ScheduleRow): ScheduleResource {
