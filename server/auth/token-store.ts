@@ -7,7 +7,8 @@
  * the writing transaction) and by a slow poll, and `refresh()` reloads the cache and closes the
  * streams of tokens revoked elsewhere.
  */
-import { createHmac, hash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, randomUUID } from 'node:crypto';
+import { eventsTicketOf, ticketTokenId } from './events-ticket.js';
 import { apiTime, apiTimeOrNull } from '../openapi/time.js';
 import type { ChangeFeed } from '../storage/change-feed.js';
 import { bool, type SqlValue, type StorePort, type Subscription } from '../storage/port.js';
@@ -277,19 +278,14 @@ export class TokenStore {
   eventsTicket(tokenId: string): string | null {
     const active = this.byId.get(tokenId);
     if (active === undefined || active.row.kind !== 'sdk') return null;
-    active.ticket ??= `${tokenId}.${createHmac('sha256', active.row.hash).update('aviary-ofrep-events-v1').digest('base64url')}`;
+    active.ticket ??= eventsTicketOf(tokenId, active.row.hash);
     return active.ticket;
   }
 
   /** The active SDK key a ticket from `eventsTicket` belongs to, or null (unknown, forged, or revoked since). */
   authenticateTicket(ticket: string): Readonly<TokenInfo> | null {
-    if (ticket.length > 512) return null;
-    const dot = ticket.lastIndexOf('.');
-    if (dot <= 0) return null;
-    const expected = this.eventsTicket(ticket.slice(0, dot));
-    if (expected === null || expected.length !== ticket.length) return null;
-    if (!timingSafeEqual(Buffer.from(expected), Buffer.from(ticket))) return null;
-    const active = this.byId.get(ticket.slice(0, dot));
+    const tokenId = ticketTokenId(ticket, (id) => this.eventsTicket(id));
+    const active = tokenId === null ? undefined : this.byId.get(tokenId);
     if (active === undefined || expired(active.row, this.now())) return null;
     return this.used(active);
   }

@@ -35,6 +35,22 @@ export const RELAY_BATCH_LIMITS = {
 
 const BATCH_KEY = /^[A-Za-z0-9._:-]{1,200}$/;
 
+/**
+ * What every receiver of a relay batch (the server, and a relay for the relays below it) checks first: the
+ * `Idempotency-Key` header's form and the stats rows over all reports. Answers the batch key; throws the problem.
+ */
+export function checkRelayBatch(idempotencyKey: unknown, reports: ReadonlyArray<{ report: { stats: readonly unknown[] } }>): string {
+  if (typeof idempotencyKey !== 'string' || !BATCH_KEY.test(idempotencyKey))
+    throw validationError([{ path: '/headers/idempotency-key', message: 'required: 1–200 characters of A–Z a–z 0–9 . _ : -' }]);
+  let rows = 0;
+  for (const e of reports) rows += e.report.stats.length;
+  if (rows > RELAY_BATCH_LIMITS.rows)
+    throw problem('payload-too-large', `A relay batch holds at most ${RELAY_BATCH_LIMITS.rows} stats rows (this one ${rows}); split it.`, {
+      extensions: { limit: 'rows-per-batch', allowance: RELAY_BATCH_LIMITS.rows },
+    });
+  return idempotencyKey;
+}
+
 /** The relay a batch request comes from: its token id and the environments it covers (null: all). */
 interface RelayPrincipal {
   tokenId: string;
@@ -98,18 +114,8 @@ export async function relayBatchRoutes(app: FastifyInstance): Promise<void> {
     },
     async (request, reply: FastifyReply) => {
       const relay = request.relay!;
-      const batchKey = request.headers['idempotency-key'];
-      if (typeof batchKey !== 'string' || !BATCH_KEY.test(batchKey))
-        throw validationError([{ path: '/headers/idempotency-key', message: 'required: 1–200 characters of A–Z a–z 0–9 . _ : -' }]);
       const entries = request.body.reports;
-      let rows = 0;
-      for (const e of entries) rows += e.report.stats.length;
-      if (rows > RELAY_BATCH_LIMITS.rows)
-        throw tooLarge(
-          'rows-per-batch',
-          RELAY_BATCH_LIMITS.rows,
-          `A relay batch holds at most ${RELAY_BATCH_LIMITS.rows} stats rows (this one ${rows}); split it.`,
-        );
+      const batchKey = checkRelayBatch(request.headers['idempotency-key'], entries);
       // Environments the token covers.
       const outside = entries.findIndex((e) => relay.environments !== null && !relay.environments.includes(e.environment));
       if (outside >= 0)

@@ -13,7 +13,7 @@ import type { MetricsReport } from '@aviary/sdk/protocol';
 import { bearerSecret } from '../auth/authenticate.js';
 import { authFailureLimitHook } from '../auth/hooks.js';
 import { problem, validationError } from '../errors.js';
-import { RELAY_BATCH_LIMITS } from '../metrics/relay-batch-routes.js';
+import { checkRelayBatch, RELAY_BATCH_LIMITS } from '../metrics/relay-batch-routes.js';
 import { reportProblems } from '../metrics/report-validation.js';
 import type { RouteOf } from '../openapi/route-types.js';
 import { routeSchema } from '../openapi/validation.js';
@@ -29,8 +29,6 @@ export interface RelayBatchRouteOptions {
   sdkKeyIds(environment: string): ReadonlySet<string>;
 }
 
-const BATCH_KEY = /^[A-Za-z0-9._:-]{1,200}$/;
-
 export function relayBatchRoute(options: RelayBatchRouteOptions) {
   return async (app: FastifyInstance): Promise<void> => {
     app.addHook('onRequest', authFailureLimitHook);
@@ -42,16 +40,8 @@ export function relayBatchRoute(options: RelayBatchRouteOptions) {
         if (!secret) throw problem('unauthorized', 'Send a relay token as "Authorization: Bearer <token>".');
         const relay = options.relayScope(secret);
         if (!relay) throw problem('unauthorized', 'Unknown relay token.');
-        const batchKey = request.headers['idempotency-key'];
-        if (typeof batchKey !== 'string' || !BATCH_KEY.test(batchKey))
-          throw validationError([{ path: '/headers/idempotency-key', message: 'required: 1–200 characters of A–Z a–z 0–9 . _ : -' }]);
         const entries = request.body.reports;
-        let rows = 0;
-        for (const e of entries) rows += e.report.stats.length;
-        if (rows > RELAY_BATCH_LIMITS.rows)
-          throw problem('payload-too-large', `A relay batch holds at most ${RELAY_BATCH_LIMITS.rows} stats rows (this one ${rows}); split it.`, {
-            extensions: { limit: 'rows-per-batch', allowance: RELAY_BATCH_LIMITS.rows },
-          });
+        checkRelayBatch(request.headers['idempotency-key'], entries);
         const mine = options.environments();
         const ids = new Map<string, ReadonlySet<string>>();
         const keyIn = (env: string, id: string) => {

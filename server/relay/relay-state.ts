@@ -8,11 +8,13 @@
  * Every applied delta is emitted on the relay's change feed ('change'), a snapshot replacing the state
  * ('environment.reset'), a key that no environment holds any more ('token.revoked': its streams close at once, 4003).
  */
-import { createHmac, hash, timingSafeEqual } from 'node:crypto';
-import type { EnvironmentSnapshot, FlagConfig, Segment, StreamKey } from '@aviary/sdk/core';
+import { hash } from 'node:crypto';
+import { eventsTicketOf, ticketTokenId } from '../auth/events-ticket.js';
+import type { EnvironmentSnapshot, StreamKey } from '@aviary/sdk/core';
 import type { Delta } from '@aviary/sdk/protocol';
 import type { TokenInfo } from '../auth/token-store.js';
 import type { ChangeFeed } from '../storage/change-feed.js';
+import { applyDelta, deltasSince, holdSnapshot, snapshotOf, type HeldEnvironment } from '../storage/held-environment.js';
 
 /** Where an environment's state came from: upstream's stream, or the relay's disk cache (upstream not reached yet). */
 export type SnapshotSource = 'upstream' | 'cache';
@@ -25,13 +27,7 @@ export interface CachedEnvironment {
   savedAt: number;
 }
 
-interface RelayEnvironment {
-  version: number;
-  flags: Map<string, FlagConfig>;
-  segments: Map<string, Segment>;
-  keys: Map<string, StreamKey>;
-  deltas: Delta[];
-  snapshot: EnvironmentSnapshot | null;
+interface RelayEnvironment extends HeldEnvironment {
   source: SnapshotSource;
 }
 
@@ -42,8 +38,6 @@ interface KeyEntry {
   environments: Set<string>;
   ticket?: string;
 }
-
-const byKey = (a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 
 export class RelayState {
   private readonly envs = new Map<string, RelayEnvironment>();
@@ -77,9 +71,7 @@ export class RelayState {
 
   get(environment: string): EnvironmentSnapshot | null {
     const e = this.envs.get(environment);
-    if (!e) return null;
-    e.snapshot ??= { environment, version: e.version, flags: [...e.flags.values()].sort(byKey), segments: [...e.segments.values()].sort(byKey) };
-    return e.snapshot;
+    return e ? snapshotOf(e) : null;
   }
 
   version(environment: string): number | null {
@@ -93,11 +85,7 @@ export class RelayState {
 
   changesSince(environment: string, version: number): Delta[] | null {
     const e = this.envs.get(environment);
-    if (!e || !Number.isInteger(version) || version < 0 || version > e.version) return null;
-    if (version === e.version) return [];
-    const first = e.deltas[0];
-    if (!first || first.version > version + 1) return null;
-    return e.deltas.slice(version + 1 - first.version);
+    return e ? deltasSince(e, version) : null;
   }
 
   /** What the disk cache writes for an environment. */
@@ -113,15 +101,7 @@ export class RelayState {
   hydrate(snapshot: EnvironmentSnapshot, keys: StreamKey[], source: SnapshotSource): void {
     const env = snapshot.environment;
     const before = this.envs.get(env);
-    this.envs.set(env, {
-      version: snapshot.version,
-      flags: new Map(snapshot.flags.map((f) => [f.key, f])),
-      segments: new Map(snapshot.segments.map((s) => [s.key, s])),
-      keys: new Map(keys.map((k) => [k.id, k])),
-      deltas: [],
-      snapshot,
-      source,
-    });
+    this.envs.set(env, { ...holdSnapshot(snapshot, keys, []), source });
     const gone = before ? [...before.keys.keys()].filter((id) => !keys.some((k) => k.id === id)) : [];
     for (const k of keys) this.addKey(env, k);
     for (const id of gone) this.removeKey(env, id);
@@ -140,36 +120,9 @@ export class RelayState {
     if (!e) return 'gap';
     if (delta.version <= e.version) return 'old';
     if (prev !== e.version) return 'gap';
-    const removed: string[] = [];
-    for (const change of delta.changes) {
-      switch (change.type) {
-        case 'flag.upsert':
-          e.flags.set(change.flag.key, change.flag);
-          break;
-        case 'flag.delete':
-          e.flags.delete(change.key);
-          break;
-        case 'segment.upsert':
-          e.segments.set(change.segment.key, change.segment);
-          break;
-        case 'segment.delete':
-          e.segments.delete(change.key);
-          break;
-        case 'key.upsert':
-          e.keys.set(change.key.id, change.key);
-          this.addKey(environment, change.key);
-          break;
-        case 'key.delete':
-          e.keys.delete(change.id);
-          removed.push(change.id);
-          break;
-      }
-    }
-    e.version = delta.version;
-    e.snapshot = null;
+    const { upserted, removed } = applyDelta(e, delta, this.keep);
+    for (const key of upserted) this.addKey(environment, key);
     e.source = 'upstream';
-    e.deltas.push(delta);
-    if (e.deltas.length > this.keep) e.deltas.splice(0, e.deltas.length - this.keep);
     this.feed.emit('change', { environment, delta });
     // After the delta went out: its streams close once the key is gone from every environment (a kill's latency).
     for (const id of removed) this.removeKey(environment, id);
@@ -261,18 +214,13 @@ export class RelayState {
   eventsTicket(tokenId: string): string | null {
     const entry = this.byId.get(tokenId);
     if (entry?.key.kind !== 'sdk') return null;
-    entry.ticket ??= `${tokenId}.${createHmac('sha256', entry.key.hash).update('aviary-ofrep-events-v1').digest('base64url')}`;
+    entry.ticket ??= eventsTicketOf(tokenId, entry.key.hash);
     return entry.ticket;
   }
 
   authenticateTicket(ticket: string): Readonly<TokenInfo> | null {
-    if (ticket.length > 512) return null;
-    const dot = ticket.lastIndexOf('.');
-    if (dot <= 0) return null;
-    const expected = this.eventsTicket(ticket.slice(0, dot));
-    if (expected === null || expected.length !== ticket.length) return null;
-    if (!timingSafeEqual(Buffer.from(expected), Buffer.from(ticket))) return null;
-    return this.byId.get(ticket.slice(0, dot))?.info ?? null;
+    const tokenId = ticketTokenId(ticket, (id) => this.eventsTicket(id));
+    return tokenId === null ? null : (this.byId.get(tokenId)?.info ?? null);
   }
 }
 

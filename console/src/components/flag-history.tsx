@@ -9,6 +9,7 @@ import { formatLocalTime, formatTime } from '@aviary/api-client';
 import { api, errorText } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
 import type { FlagStateWriteResult, HistoryDiff, HistoryEntry } from '../lib/types.js';
+import { DiffTable } from './diff-table.js';
 import { useResource } from '../lib/use-resource.js';
 import { DeliveryProgress } from './delivery-progress.js';
 import { Modal } from './modal.js';
@@ -22,8 +23,6 @@ function summary(e: HistoryEntry): string {
     'variant' in s.fallthrough ? s.fallthrough.variant : s.fallthrough.rollout.weights.map((w) => `${w.variant} ${w.percent}%`).join(' / ');
   return `${s.enabled ? 'on' : `off (${s.offVariant})`}, ${s.rules.length} rule${s.rules.length === 1 ? '' : 's'}, fallthrough ${serve}`;
 }
-
-const json = (v: unknown) => (v === undefined ? '—' : JSON.stringify(v));
 
 export function FlagHistory({ flag, environment, onReverted }: { flag: string; environment: string; onReverted: () => void }) {
   const can = useCan();
@@ -168,30 +167,13 @@ export function FlagHistory({ flag, environment, onReverted }: { flag: string; e
           {diff.changes.length === 0 ? (
             <p class="muted">No change: the two versions hold the same state.</p>
           ) : (
-            <table aria-labelledby="diff-title" class="diff">
-              <thead>
-                <tr>
-                  <th scope="col">Member</th>
-                  <th scope="col">Before (v{diff.from.version})</th>
-                  <th scope="col">After (v{diff.to.version})</th>
-                </tr>
-              </thead>
-              <tbody>
-                {diff.changes.map((c) => (
-                  <tr key={c.path} class={c.op}>
-                    <th scope="row">
-                      <code>{c.path}</code>
-                    </th>
-                    <td>
-                      <code>{json(c.before)}</code>
-                    </td>
-                    <td>
-                      <code>{json(c.after)}</code>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+            <DiffTable
+              aria-labelledby="diff-title"
+              changes={diff.changes}
+              before={`Before (v${diff.from.version})`}
+              after={`After (v${diff.to.version})`}
+              missing="—"
+            />
           )}
         </>
       )}

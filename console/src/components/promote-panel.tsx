@@ -5,13 +5,12 @@
  */
 import { useEffect, useState } from 'preact/hooks';
 import type { Schemas } from '@aviary/api-client';
+import { DiffTable } from './diff-table.js';
 import { api, errorText } from '../lib/api.js';
 import { useLive } from '../lib/live.js';
 import { Modal } from './modal.js';
 
 type PromoteResult = Schemas['PromoteResult'];
-
-const json = (v: unknown) => (v === undefined ? '' : JSON.stringify(v));
 
 export function PromotePanel({
   flag,
@@ -126,30 +125,7 @@ export function PromoteDialog({
             </p>
           )}
           {changes.length > 0 && (
-            <table aria-label={`Changes to ${flag} in ${to}`} class="diff">
-              <thead>
-                <tr>
-                  <th scope="col">Member</th>
-                  <th scope="col">Now in {to}</th>
-                  <th scope="col">From {from}</th>
-                </tr>
-              </thead>
-              <tbody>
-                {changes.map((c) => (
-                  <tr key={c.path} class={c.op}>
-                    <th scope="row">
-                      <code>{c.path}</code>
-                    </th>
-                    <td>
-                      <code>{json(c.before)}</code>
-                    </td>
-                    <td>
-                      <code>{json(c.after)}</code>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+            <DiffTable aria-label={`Changes to ${flag} in ${to}`} changes={changes} before={`Now in ${to}`} after={`From ${from}`} missing="" />
           )}
           {changes.length > 0 && (
             <>
